@@ -1,0 +1,348 @@
+/* frontend.h — the frontend layer: everything that reads the user's files.
+ *
+ * Sections, one per file:
+ *   archive.c  the zip layer (libzip + a read-only mapping of the file)
+ *   pickle.c   the protocol-2 pickle VM → a value tree
+ *   tsparse.c  TorchScript source → AST
+ *   schema.c   ATen schemas (schemas.def) → canonical IR ops
+ *   import.c   new-format archives → module tree (fe_module)
+ *   lower.c    module tree + AST → graph IR
+ *
+ * All memory comes from the caller's arena; all user-facing errors go to the
+ * caller's nn_diag with the archive entry and line. Nothing here exits.
+ */
+#ifndef NNCC_FRONTEND_H
+#define NNCC_FRONTEND_H
+
+#include "../common/common.h"
+
+#include <stdbool.h>
+
+/* ====================================================================== */
+/* archive.c — the zip layer                                              */
+/* ====================================================================== */
+
+typedef struct fe_archive fe_archive;
+
+typedef struct fe_entry {
+  const char *name;     /* full name inside the zip, e.g. "model/data.pkl" */
+  const char *relname;  /* name with the top folder removed, e.g. "data.pkl" */
+  uint64_t size;        /* uncompressed size (from the central directory) */
+  uint64_t csize;       /* compressed size */
+  int method;           /* 0 stored, 8 deflated, else unsupported */
+  uint64_t data_offset; /* offset of the entry's data in the file */
+  uint32_t crc;         /* CRC-32 from the central directory */
+} fe_entry;
+
+/* Opens a zip archive. On failure reports a located error to d (e.g.
+ * "PATH: not a zip archive", "PATH: truncated archive: ...") and returns
+ * NULL. The file is mapped read-only for the archive's lifetime. */
+fe_archive *fe_archive_open(const char *path, nn_diag *d);
+/* Same over a caller-owned buffer (kept alive by the caller); `label` names
+ * it in messages. Used by fuzzers and tests. */
+fe_archive *fe_archive_open_mem(const void *data, size_t size,
+                                const char *label, nn_diag *d);
+void fe_archive_close(fe_archive *a);
+
+const char *fe_archive_path(const fe_archive *a);   /* path or label */
+/* The top folder including the trailing '/', e.g. "model_jit/"; "" when
+ * entries have no common top folder. */
+const char *fe_archive_prefix(const fe_archive *a);
+int fe_archive_count(const fe_archive *a);
+const fe_entry *fe_archive_entry(const fe_archive *a, int i);
+/* Finds an entry by its name relative to the top folder; NULL if absent. */
+const fe_entry *fe_archive_find(const fe_archive *a, const char *relname);
+/* Reads a whole entry (inflating if needed) into arena memory with a
+ * terminating NUL byte not counted in *size. Verifies the CRC. Returns 0, or
+ * -1 after reporting an error naming the entry. */
+int fe_archive_read(fe_archive *a, const fe_entry *e, nn_arena *arena,
+                    const void **data, size_t *size, nn_diag *d);
+/* Points at a stored entry's bytes inside the mapping, no copy. Returns -1
+ * (after reporting) if the entry is compressed or out of bounds. */
+int fe_archive_map(fe_archive *a, const fe_entry *e, const void **data,
+                   size_t *size, nn_diag *d);
+/* The whole mapped file (for first-bytes sniffing). */
+const unsigned char *fe_archive_bytes(const fe_archive *a, size_t *size);
+
+/* ====================================================================== */
+/* pickle.c — protocol-2 pickle VM                                        */
+/* ====================================================================== */
+
+typedef enum fe_pkind {
+  FE_PV_NONE,
+  FE_PV_BOOL,
+  FE_PV_INT,
+  FE_PV_FLOAT,
+  FE_PV_STR,    /* unicode string (also Python 2 BINSTRING) */
+  FE_PV_BYTES,  /* raw bytes (BINBYTES) */
+  FE_PV_TUPLE,
+  FE_PV_LIST,
+  FE_PV_DICT,   /* also OrderedDict; keys in insertion order */
+  FE_PV_TENSOR,
+  FE_PV_STORAGE,/* a storage reference (from BINPERSID) not yet a tensor */
+  FE_PV_GLOBAL, /* a known GLOBAL not yet applied (class or function) */
+  FE_PV_OBJECT, /* a module/class instance: class name + state */
+  FE_PV_DEVICE, /* torch.device("cpu") */
+} fe_pkind;
+
+typedef struct fe_pval fe_pval;
+
+/* A storage referenced by a persistent id. */
+typedef struct fe_storage {
+  const char *key;      /* persistent-id key, e.g. "0" or "140234" */
+  const char *location; /* "cpu", "cuda:0" */
+  nn_dtype dtype;       /* from torch.<X>Storage */
+  int64_t numel;        /* elements in the storage */
+  const void *data;     /* bytes, or NULL when not resolved */
+  size_t nbytes;        /* bytes available at data */
+} fe_storage;
+
+typedef struct fe_tensor {
+  nn_dtype dtype;        /* element type */
+  int rank;              /* number of dims */
+  int64_t *sizes;        /* rank sizes */
+  int64_t *strides;      /* rank strides, in elements */
+  int64_t offset;        /* storage offset, in elements */
+  fe_storage *storage;   /* shared by views of one storage */
+  bool requires_grad;    /* as pickled */
+  int64_t legacy_id;     /* build_tensor_from_id(N) in legacy archives, else -1 */
+} fe_tensor;
+
+struct fe_pval {
+  fe_pkind kind;
+  union {
+    bool b;            /* BOOL */
+    int64_t i;         /* INT (values beyond int64 are rejected) */
+    double f;          /* FLOAT */
+    struct {
+      const char *s;   /* NUL-terminated (may also contain NULs for bytes) */
+      size_t len;
+    } str;             /* STR, BYTES */
+    struct {
+      fe_pval **items;
+      int n;
+    } seq;             /* TUPLE, LIST */
+    struct {
+      fe_pval **keys;
+      fe_pval **vals;
+      int n;
+    } dict;            /* DICT */
+    fe_tensor *tensor; /* TENSOR */
+    fe_storage *storage; /* STORAGE */
+    struct {
+      const char *module; /* e.g. "__torch__.torch.nn.modules.conv" */
+      const char *name;   /* e.g. "Conv2d" */
+      fe_pval *state;     /* BUILD argument (usually a DICT), or NULL */
+    } obj;             /* GLOBAL, OBJECT */
+    const char *device; /* DEVICE: "cpu", "cuda:0" */
+  } u;
+};
+
+/* Resolves a storage key to bytes; returns 0 or -1 after reporting. */
+typedef int (*fe_storage_fn)(void *ctx, fe_storage *s, nn_diag *d);
+
+typedef struct fe_pickle_opts {
+  const char *label;          /* entry name for messages, e.g. "m/data.pkl" */
+  fe_storage_fn load_storage; /* may be NULL: storages stay unresolved */
+  void *ctx;                  /* for load_storage */
+  /* Which module prefixes are classes whose instances become FE_PV_OBJECT
+   * (default when NULL: "__torch__." and "__main__."). */
+  const char *const *class_prefixes;
+} fe_pickle_opts;
+
+/* Runs one pickle from buf[0..len). *consumed (may be NULL) gets the bytes
+ * read up to and including STOP, so back-to-back pickles (legacy torch.save)
+ * can be read in turn. Returns the value, or NULL after reporting an error
+ * such as "m/data.pkl: byte 123: unknown global 'os.system'". */
+fe_pval *fe_unpickle(const void *buf, size_t len, const fe_pickle_opts *o,
+                     nn_arena *arena, nn_diag *d, size_t *consumed);
+
+/* Helpers for walking value trees; NULL when absent / wrong kind. */
+fe_pval *fe_pdict_get(const fe_pval *dict, const char *key);
+const char *fe_pkind_name(fe_pkind k);
+/* Debug dump of a value tree (used by tests and `nncc inspect`). */
+void fe_pval_print(nn_buf *b, const fe_pval *v, int indent);
+
+/* ====================================================================== */
+/* tsparse.c — TorchScript source → AST                                   */
+/* ====================================================================== */
+
+typedef enum fe_ekind {
+  FE_E_NAME,      /* x, self, torch, inf, nan */
+  FE_E_INT,       /* 3 */
+  FE_E_FLOAT,     /* 1., 1e-05 */
+  FE_E_STR,       /* "a\n" (escapes decoded) */
+  FE_E_TRUE,
+  FE_E_FALSE,
+  FE_E_NONE,
+  FE_E_ATTR,      /* a.name */
+  FE_E_CALL,      /* f(args, kw=v) */
+  FE_E_SUBSCRIPT, /* a[i], List[int], a[1:2] (slice items are FE_E_SLICE) */
+  FE_E_SLICE,     /* lo:hi:step inside a subscript; missing parts NULL */
+  FE_E_LIST,      /* [a, b] */
+  FE_E_TUPLE,     /* (a,) (a, b) and bare a, b */
+  FE_E_DICT,      /* {k: v} */
+  FE_E_UNARY,     /* -x, +x, not x, ~x */
+  FE_E_BINARY,    /* a + b, a == b, a and b, a is not b, a in b */
+  FE_E_TERNARY,   /* a if c else b */
+} fe_ekind;
+
+typedef struct fe_expr fe_expr;
+struct fe_expr {
+  fe_ekind kind;
+  nn_loc loc;        /* where the expression starts */
+  union {
+    const char *name;   /* NAME */
+    int64_t i;          /* INT */
+    double f;           /* FLOAT */
+    struct {
+      const char *s;
+      size_t len;
+    } str;              /* STR */
+    struct {
+      fe_expr *obj;
+      const char *name;
+    } attr;             /* ATTR */
+    struct {
+      fe_expr *fn;
+      fe_expr **args;
+      int nargs;
+      const char **kwnames; /* nkw names */
+      fe_expr **kwargs;     /* nkw values */
+      int nkw;
+    } call;             /* CALL */
+    struct {
+      fe_expr *obj;
+      fe_expr **idx;    /* one per comma-separated index */
+      int nidx;
+    } sub;              /* SUBSCRIPT */
+    struct {
+      fe_expr *lo, *hi, *step;
+    } slice;            /* SLICE */
+    struct {
+      fe_expr **items;
+      int n;
+    } seq;              /* LIST, TUPLE */
+    struct {
+      fe_expr **keys, **vals;
+      int n;
+    } dict;             /* DICT */
+    struct {
+      const char *op;   /* "-", "+", "not", "~" */
+      fe_expr *a;
+    } unary;            /* UNARY */
+    struct {
+      const char *op;   /* "+", "-", "*", "/", "//", "%", "**", "==", "!=",
+                           "<", "<=", ">", ">=", "and", "or", "is",
+                           "is not", "in", "not in", "&", "|", "^", "<<", ">>" */
+      fe_expr *a, *b;
+    } binary;           /* BINARY */
+    struct {
+      fe_expr *cond, *then, *els;
+    } ternary;          /* TERNARY: then if cond else els */
+  } u;
+};
+
+typedef enum fe_skind {
+  FE_S_EXPR,      /* expression statement */
+  FE_S_ASSIGN,    /* t1 = t2 = value; targets may be tuples (a, b, = e) */
+  FE_S_AUGASSIGN, /* a += e */
+  FE_S_ANNASSIGN, /* x : T  or  x : T = v  (also __annotations__["0"] = T) */
+  FE_S_RETURN,    /* return e (value may be NULL) */
+  FE_S_IF,        /* if c: body elif ... else: body (elif nests an IF) */
+  FE_S_FOR,       /* for target in iter: body */
+  FE_S_WHILE,     /* while c: body */
+  FE_S_PASS,
+  FE_S_BREAK,
+  FE_S_CONTINUE,
+  FE_S_RAISE,     /* raise e */
+  FE_S_ASSERT,    /* assert c, msg */
+  FE_S_DEL,       /* del a */
+  FE_S_GLOBAL,    /* global a (parsed, ignored) */
+  FE_S_IMPORT,    /* import a.b / from a import b (parsed, ignored) */
+  FE_S_DEF,       /* def name(params) -> T: body */
+  FE_S_CLASS,     /* class Name(Bases): body */
+} fe_skind;
+
+typedef struct fe_stmt fe_stmt;
+typedef struct fe_block {
+  fe_stmt **stmts;
+  int n;
+} fe_block;
+
+typedef struct fe_param {
+  const char *name;   /* "self", "x" */
+  fe_expr *type;      /* annotation or NULL */
+  fe_expr *deflt;     /* default value or NULL */
+  nn_loc loc;
+} fe_param;
+
+struct fe_stmt {
+  fe_skind kind;
+  nn_loc loc;
+  union {
+    fe_expr *expr;      /* EXPR, RETURN, RAISE, DEL */
+    struct {
+      fe_expr **targets; /* ntargets (chained a = b = v) */
+      int ntargets;
+      fe_expr *value;
+    } assign;           /* ASSIGN */
+    struct {
+      fe_expr *target;
+      const char *op;   /* "+=", "-=", ... */
+      fe_expr *value;
+    } aug;              /* AUGASSIGN */
+    struct {
+      fe_expr *target;  /* NAME, or SUBSCRIPT for __annotations__["0"] */
+      fe_expr *type;
+      fe_expr *value;   /* may be NULL */
+    } ann;              /* ANNASSIGN; `__annotations__["0"] = T` is parsed
+                           as ASSIGN and left to the importer */
+    struct {
+      fe_expr *cond;
+      fe_block then;
+      fe_block els;     /* empty if no else */
+    } if_;              /* IF */
+    struct {
+      fe_expr *target;
+      fe_expr *iter;
+      fe_block body;
+    } for_;             /* FOR */
+    struct {
+      fe_expr *cond;
+      fe_block body;
+    } while_;           /* WHILE */
+    struct {
+      fe_expr *cond;
+      fe_expr *msg;     /* may be NULL */
+    } assert_;          /* ASSERT */
+    struct {
+      const char *name;
+      fe_param *params;
+      int nparams;
+      fe_expr *ret;     /* return annotation or NULL */
+      fe_block body;
+    } def;              /* DEF */
+    struct {
+      const char *name;
+      fe_expr **bases;
+      int nbases;
+      fe_block body;
+    } class_;           /* CLASS */
+    struct {
+      const char *text; /* the dotted name(s) as written */
+    } import;           /* IMPORT, GLOBAL */
+  } u;
+};
+
+/* Parses a whole code file. `file` is the entry name used in locations.
+ * Returns the top-level statements, or an empty block with errors reported
+ * ("m/code/__torch__/a.py:3:7: expected ':' after ..."); check d->errors. */
+fe_block fe_parse(const char *src, size_t len, const char *file,
+                  nn_arena *arena, nn_diag *d);
+/* Prints an AST back as source-like text (for tests and debugging). The
+ * output is stable: one statement per line, two-space indents. */
+void fe_block_print(nn_buf *b, const fe_block *blk, int indent);
+void fe_expr_print(nn_buf *b, const fe_expr *e);
+
+#endif

@@ -1,0 +1,73 @@
+/* passes.h — the pass layer: IR → IR transformations and the pipeline.
+ *
+ * Sections, one per file:
+ *   pipeline.c      the ordered pass list, --print-after, input specs
+ *   canonicalize.c  in-place → pure, eval-mode identities, DCE, CSE
+ *   shapes.c        dtype and dims of every value; folds shape arithmetic
+ *
+ * Passes never call the frontend; they report problems with the user's model
+ * through nn_diag at the node's source location and return the number of
+ * errors (0 = success).
+ */
+#ifndef NNCC_PASSES_H
+#define NNCC_PASSES_H
+
+#include "../ir/ir.h"
+
+/* One dim of an --input spec: "224", "b", "b=1..32". */
+typedef struct pass_dimspec {
+  const char *name; /* symbolic name, or NULL for a number */
+  int64_t value;    /* the number when name is NULL */
+  int64_t lo, hi;   /* range when has_range */
+  bool has_range;
+} pass_dimspec;
+
+/* --input NAME:DTYPE[DIMS] */
+typedef struct pass_input_spec {
+  const char *name;    /* the forward() parameter name */
+  nn_dtype dtype;      /* element type */
+  int rank;            /* number of dims */
+  pass_dimspec *dims;  /* rank dims */
+  /* Scalar inputs ("incr:float", "n:int") have rank -1 and kind set. */
+  ir_tkind kind;       /* IR_T_TENSOR, or IR_T_INT/IR_T_FLOAT/IR_T_BOOL */
+} pass_input_spec;
+
+/* Parses "x:f32[1,3,224,224]", "ids:i64[b=1..32,s]", "incr:float".
+ * Returns 0, or -1 with a message in err ("expected ':' after the input
+ * name in 'x[1,2]'"). */
+int pass_parse_input_spec(const char *text, nn_arena *arena,
+                          pass_input_spec *out, char *err, size_t errlen);
+
+/* ---- passes ------------------------------------------------------------ */
+
+/* in-place → pure where no alias observes it; eval-mode identities removed;
+ * CSE of constants and pure ops; DCE. */
+int pass_canonicalize(ir_graph *g, nn_diag *d);
+/* Dead-code elimination alone (used by other passes). */
+void pass_dce(ir_graph *g);
+/* Static shape inference: every input must have a spec (matched by name).
+ * Sets every value's type; folds size/int/list arithmetic to constants;
+ * reports shape errors at the node's location. */
+int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
+                nn_diag *d);
+
+/* ---- pipeline ---------------------------------------------------------- */
+
+typedef struct pass_opts {
+  const pass_input_spec *inputs; /* --input specs */
+  int ninputs;
+  const char *print_after;       /* pass name, or NULL */
+  bool print_after_all;
+  unsigned print_flags;          /* IR_PRINT_* */
+  FILE *dump;                    /* where dumps go (stdout) */
+  bool verify_each;              /* run ir_verify after every pass */
+  const char *stop_after;        /* pass name to stop after, or NULL */
+} pass_opts;
+
+/* Names of the passes in order, NULL-terminated ("canonicalize", "shapes").
+ * The frontend's own step is called "import". */
+extern const char *const pass_names[];
+/* Runs the pipeline; returns the error count. */
+int pass_pipeline_run(ir_graph *g, const pass_opts *o, nn_diag *d);
+
+#endif

@@ -1,0 +1,2 @@
+#include "common/common.h"
+int main(void) { return 0; }
