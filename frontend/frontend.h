@@ -145,22 +145,39 @@ typedef struct fe_pickle_opts {
   const char *label;          /* entry name for messages, e.g. "m/data.pkl" */
   fe_storage_fn load_storage; /* may be NULL: storages stay unresolved */
   void *ctx;                  /* for load_storage */
-  /* Which module prefixes are classes whose instances become FE_PV_OBJECT
-   * (default when NULL: "__torch__." and "__main__."). */
+  /* Which module prefixes are classes whose instances become FE_PV_OBJECT:
+   * a NULL-terminated list (default when NULL: "__torch__." and "__main__.";
+   * a prefix ending in '.' also admits the bare module, e.g. "__main__"). */
   const char *const *class_prefixes;
 } fe_pickle_opts;
 
 /* Runs one pickle from buf[0..len). *consumed (may be NULL) gets the bytes
- * read up to and including STOP, so back-to-back pickles (legacy torch.save)
- * can be read in turn. Returns the value, or NULL after reporting an error
- * such as "m/data.pkl: byte 123: unknown global 'os.system'". */
+ * read up to and including STOP (0 on failure), so back-to-back pickles
+ * (legacy torch.save) can be read in turn. Returns the value, or NULL after
+ * reporting one error such as "m/data.pkl: byte 123: unknown global
+ * 'os.system' (refusing to execute pickled code)"; N is the opcode's offset.
+ * The result is a DAG (memoized values are shared, e.g. one fe_storage per
+ * key), never cyclic, at most 1000 containers deep. Notes:
+ * - integers beyond int64 are refused ("integer too large"); this includes
+ *   the legacy torch.save magic number, which callers recognise by its 15
+ *   bytes (FORMATS.md §1) and skip;
+ * - BUILD on a dict (an OrderedDict's `_metadata` attribute) is dropped;
+ *   duplicate dict keys are kept, fe_pdict_get returns the last;
+ * - a legacy view persistent id (view_key, offset, size) yields tensors on
+ *   the root storage with the view offset added to their offset. */
 fe_pval *fe_unpickle(const void *buf, size_t len, const fe_pickle_opts *o,
                      nn_arena *arena, nn_diag *d, size_t *consumed);
 
 /* Helpers for walking value trees; NULL when absent / wrong kind. */
 fe_pval *fe_pdict_get(const fe_pval *dict, const char *key);
 const char *fe_pkind_name(fe_pkind k);
-/* Debug dump of a value tree (used by tests and `nncc inspect`). */
+/* Debug dump of a value tree (used by tests and `nncc inspect`): one line
+ * per value, `indent` spaces first, items of tuples/lists/dicts/objects two
+ * more. Scalars: None True 42 1.5 -0.0 inf "text" b"\x00". Containers:
+ * tuple(N) / list(N) / dict(N) with `key: value` lines, `object mod.Name`
+ * with a `state: ...` line. Tensors: `tensor f32[13, 1] strides [1, 1]
+ * offset 0 storage "0" (cpu, 13 elems)` [+ ` legacy_id N`, ` requires_grad`].
+ * Stops after 64 levels ("...") and 100000 lines. */
 void fe_pval_print(nn_buf *b, const fe_pval *v, int indent);
 
 /* ====================================================================== */
@@ -234,7 +251,8 @@ struct fe_expr {
     struct {
       const char *op;   /* "+", "-", "*", "/", "//", "%", "**", "==", "!=",
                            "<", "<=", ">", ">=", "and", "or", "is",
-                           "is not", "in", "not in", "&", "|", "^", "<<", ">>" */
+                           "is not", "in", "not in", "&", "|", "^", "<<", ">>",
+                           "@" */
       fe_expr *a, *b;
     } binary;           /* BINARY */
     struct {
@@ -341,8 +359,128 @@ struct fe_stmt {
 fe_block fe_parse(const char *src, size_t len, const char *file,
                   nn_arena *arena, nn_diag *d);
 /* Prints an AST back as source-like text (for tests and debugging). The
- * output is stable: one statement per line, two-space indents. */
+ * output is stable: one statement per line, two spaces per `indent` level;
+ * binary operators fully parenthesized (format: tsparse.c's header). */
 void fe_block_print(nn_buf *b, const fe_block *blk, int indent);
 void fe_expr_print(nn_buf *b, const fe_expr *e);
+
+/* ====================================================================== */
+/* schema.c — ATen schemas (schemas.def) → canonical IR ops               */
+/* ====================================================================== */
+
+#include "../ir/ir.h"
+
+/* Coarse argument types, enough to pick an overload and build operands. */
+typedef enum fe_atype {
+  FE_AT_TENSOR,      /* Tensor, Tensor(a!) */
+  FE_AT_TENSOR_LIST, /* Tensor[], Tensor?[] */
+  FE_AT_INT,         /* int, SymInt */
+  FE_AT_INT_LIST,    /* int[], int[N], SymInt[] */
+  FE_AT_FLOAT,       /* float */
+  FE_AT_FLOAT_LIST,  /* float[] */
+  FE_AT_BOOL,        /* bool */
+  FE_AT_BOOL_LIST,   /* bool[] */
+  FE_AT_SCALAR,      /* Scalar, number */
+  FE_AT_STR,         /* str */
+  FE_AT_DEVICE,      /* Device */
+  FE_AT_ENUM,        /* ScalarType, Layout, MemoryFormat (ints in code) */
+  FE_AT_ANY,         /* t: a generic element (list ops) */
+  FE_AT_ANY_LIST,    /* t[]: a list of anything */
+  FE_AT_OTHER,       /* Generator, Dimname, ...: only None accepted */
+} fe_atype;
+
+typedef struct fe_sparam {
+  const char *name;    /* argument name */
+  fe_atype type;       /* coarse type */
+  int list_len;        /* N of int[N], else 0 */
+  bool optional;       /* T? (None accepted) */
+  bool kwonly;         /* after '*' */
+  const char *deflt;   /* default literal text, or NULL if required */
+} fe_sparam;
+
+typedef struct fe_smap {
+  int param;           /* index into params, or -1 for a literal */
+  const char *literal; /* the literal text when param is -1 */
+} fe_smap;
+
+typedef struct fe_schema {
+  const char *qualname; /* "aten::conv2d" */
+  ir_op op;             /* canonical op */
+  const char *sig;      /* the signature text as written in schemas.def */
+  fe_sparam *params;
+  int nparams;
+  fe_smap *map;         /* ir_ops[op].nin items */
+  int nmap;
+} fe_schema;
+
+/* All rows with this qualname, in file order (NULL, *n = 0 if none). The
+ * table is parsed once, on first use; a malformed row is an internal error. */
+const fe_schema *const *fe_schemas_for(const char *qualname, int *n);
+/* Every row, for --list-aten and docs. */
+const fe_schema *fe_schema_at(int i); /* NULL past the end */
+/* The supported qualified name closest to `qualname` (edit distance), for
+ * "did you mean" hints; NULL if nothing is close. */
+const char *fe_schema_nearest(const char *qualname);
+
+/* ====================================================================== */
+/* import.c — TorchScript archives → fe_model                              */
+/* ====================================================================== */
+
+typedef enum fe_format {
+  FE_FMT_TORCHSCRIPT,     /* data.pkl + constants.pkl + code/ (1.3–2.x) */
+  FE_FMT_LEGACY,          /* model.json (1.0–1.2) */
+  FE_FMT_TORCHSAVE_ZIP,   /* torch.save zip: data.pkl only */
+} fe_format;
+
+/* One parsed code file. */
+typedef struct fe_code {
+  const char *entry;    /* full entry name, used in locations */
+  const char *module;   /* its module qualifier, e.g. "__torch__.torch.nn.modules.conv" */
+  const char *src;      /* the text */
+  size_t len;
+  fe_block ast;         /* parsed top-level statements */
+  const char **lines;   /* line starts, for carets */
+  int nlines;
+} fe_code;
+
+/* A class or function found in code/. */
+typedef struct fe_def {
+  const char *qualname; /* "__torch__.torch.nn.modules.conv.Conv2d" */
+  const fe_stmt *stmt;  /* FE_S_CLASS or FE_S_DEF */
+  const fe_code *code;  /* the file it is in */
+} fe_def;
+
+typedef struct fe_model {
+  fe_archive *archive;
+  const char *path;       /* the file as named by the user */
+  fe_format format;
+  int64_t version;        /* `version` entry, -1 if absent */
+  const char *producer;   /* producer info when known, else NULL */
+  fe_pval *root;          /* the root module object (FE_PV_OBJECT) */
+  fe_pval *constants;     /* constants.pkl tuple, or NULL */
+  NN_VEC(fe_code *) codes;
+  NN_VEC(fe_def) defs;
+  int64_t op_version_set; /* from the code header, -1 if absent */
+} fe_model;
+
+/* Opens and reads a model archive: sniffs the format, unpickles data.pkl and
+ * constants.pkl (tensors resolved to mapped bytes), parses every code file.
+ * Returns NULL after reporting errors. */
+fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d);
+void fe_model_close(fe_model *m);
+const fe_def *fe_find_def(const fe_model *m, const char *qualname);
+/* Source-line lookup over the model's code files (an nn_source_fn). */
+const char *fe_model_source_line(void *model, const char *file, int line,
+                                 size_t *len);
+
+/* ====================================================================== */
+/* lower.c — module tree + code → graph IR                                 */
+/* ====================================================================== */
+
+/* Lowers root.forward into one graph: submodule methods and functions are
+ * inlined, attributes become weights and constants, calls map through the
+ * schema table. Reports every unsupported op (all of them) and other
+ * problems; returns NULL when any error was reported. */
+ir_graph *fe_lower(fe_model *m, nn_arena *arena, nn_diag *d);
 
 #endif

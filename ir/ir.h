@@ -295,6 +295,10 @@ void ir_print(nn_buf *b, const ir_graph *g, unsigned flags);
  * Returns NULL after reporting located errors. */
 ir_graph *ir_parse(const char *text, size_t len, const char *file,
                    nn_arena *arena, nn_diag *d);
+/* The numbering ir_print uses: num[v] = N of the "%N" it prints for value
+ * v, or -1 when v is not printed (a result of a dead node). num must have
+ * g->values.len entries. verify.c names values the same way. */
+void ir_number_values(const ir_graph *g, int32_t *num);
 
 /* ====================================================================== */
 /* verify.c                                                               */

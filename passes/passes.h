@@ -62,11 +62,16 @@ typedef struct pass_opts {
   FILE *dump;                    /* where dumps go (stdout) */
   bool verify_each;              /* run ir_verify after every pass */
   const char *stop_after;        /* pass name to stop after, or NULL */
+  const char *passes;            /* comma-separated pass list replacing the
+                                    default pipeline ("none" = no pass), or
+                                    NULL for the default */
 } pass_opts;
 
 /* Names of the passes in order, NULL-terminated ("canonicalize", "shapes").
  * The frontend's own step is called "import". */
 extern const char *const pass_names[];
+/* Checks a --passes list; returns 0 or -1 with a message in err. */
+int pass_check_list(const char *list, char *err, size_t errlen);
 /* Runs the pipeline; returns the error count. */
 int pass_pipeline_run(ir_graph *g, const pass_opts *o, nn_diag *d);
 

@@ -1,2 +1,535 @@
+/* nncc.c — the command-line driver.
+ *
+ *   nncc MODEL.pt --emit=ir [--input NAME:DTYPE[DIMS]]... [pipeline flags]
+ *   nncc FILE.nnir --emit=ir [--passes=LIST]       (textual IR in, for tests)
+ *   nncc inspect MODEL.pt
+ *   nncc --list-aten | --list-ops | --help | --version
+ *
+ * The whole compile is one readable function: import → lower → pipeline →
+ * emit. Exit codes (DESIGN.md §8): 0 ok, 1 the model can't be compiled,
+ * 2 bad command line, 3 internal error.
+ */
 #include "common/common.h"
-int main(void) { return 0; }
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "passes/passes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef NNCC_VERSION
+#define NNCC_VERSION "0.0.0"
+#endif
+#ifndef NNCC_LLVM_VERSION
+#define NNCC_LLVM_VERSION "unknown"
+#endif
+
+enum { EXIT_OK = 0, EXIT_MODEL = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+static void internal_exit(void) { _exit(EXIT_INTERNAL); }
+
+static void usage(FILE *f) {
+  fputs(
+      "usage: nncc MODEL.pt [options]         compile a traced TorchScript model\n"
+      "       nncc inspect MODEL.pt           describe an archive\n"
+      "       nncc FILE.nnir [options]        run passes over textual IR\n"
+      "\n"
+      "options:\n"
+      "  --input NAME:DTYPE[DIMS]   shape of a forward() input, one per input;\n"
+      "                             DTYPE is f32 f16 bf16 f64 i64 i32 i16 i8 u8 bool,\n"
+      "                             a dim is a number (symbolic dims come later);\n"
+      "                             scalar inputs are NAME:int, NAME:float, NAME:bool\n"
+      "  --emit=ir                  print the IR after the pipeline to stdout (or -o FILE)\n"
+      "  -o FILE                    output file\n"
+      "  --print-after=PASS         print the IR after PASS (import, canonicalize,\n"
+      "                             shapes, cleanup)\n"
+      "  --print-after-all          print the IR after every pass\n"
+      "  --stop-after=PASS          stop the pipeline after PASS\n"
+      "  --passes=LIST              run these passes instead of the default\n"
+      "                             pipeline (comma-separated, or none)\n"
+      "  --print-loc                show source locations and module scopes in IR dumps\n"
+      "  --verify-each              run the IR verifier after every pass\n"
+      "  -Werror                    treat warnings as errors\n"
+      "  --list-aten                list the supported TorchScript ops and the IR op\n"
+      "                             each becomes\n"
+      "  --list-ops                 list the IR ops\n"
+      "  --version                  print the version\n"
+      "  -h, --help                 print this help\n",
+      f);
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "nncc: error: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(run 'nncc --help' for usage)\n");
+  return EXIT_USAGE;
+}
+
+typedef struct options {
+  const char *model;     /* input file */
+  const char *out;       /* -o */
+  const char *emit;      /* --emit */
+  NN_VEC(pass_input_spec) inputs;
+  pass_opts po;
+  bool print_loc;
+  bool werror;
+} options;
+
+/* Matches "--name=value" or "--name value"; advances *i for the latter. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name) {
+  size_t n = strlen(name);
+  if (strncmp(argv[*i], name, n)) return NULL;
+  if (argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (argv[*i][n] == 0) {
+    if (*i + 1 >= argc) return "";
+    return argv[++*i];
+  }
+  return NULL;
+}
+
+static int list_aten(void) {
+  const char *last = "";
+  for (int i = 0; fe_schema_at(i); i++) {
+    const fe_schema *s = fe_schema_at(i);
+    if (!strcmp(s->qualname, last)) continue;
+    last = s->qualname;
+    printf("%s %s\n", s->qualname, ir_ops[s->op].name);
+    const char *colon = strstr(s->qualname, "::");
+    const char *name = colon ? colon + 2 : s->qualname;
+    size_t n = strlen(name);
+    bool dunder = n > 4 && name[0] == '_' && name[1] == '_';
+    bool scalar_op = ir_ops[s->op].fusion == IR_FUSE_META;
+    int nrows;
+    char inplace[256];
+    snprintf(inplace, sizeof inplace, "%s_", s->qualname);
+    if (!dunder && !scalar_op && !fe_schemas_for(inplace, &nrows))
+      printf("%s %s\n", inplace, ir_ops[s->op].name);
+  }
+  return EXIT_OK;
+}
+
+static int list_ops(void) {
+  for (int i = 0; i < NN_OP_COUNT; i++)
+    printf("%-24s %-12s %s\n", ir_ops[i].name, ir_fusion_name(ir_ops[i].fusion), ir_ops[i].doc);
+  return EXIT_OK;
+}
+
+/* ---- inspect ------------------------------------------------------------------ */
+
+typedef struct op_count {
+  const char *qualname;
+  int count;
+  nn_loc first;
+} op_count;
+
+typedef NN_VEC(op_count) op_counts;
+
+static void count_call(nn_arena *a, op_counts *oc, const char *q, nn_loc loc) {
+  for (int i = 0; i < oc->len; i++)
+    if (!strcmp(oc->data[i].qualname, q)) {
+      oc->data[i].count++;
+      return;
+    }
+  op_count c = {q, 1, loc};
+  NN_PUSH(a, *oc, c);
+}
+
+/* Dotted name of an attribute chain, or NULL. */
+static const char *dotted(nn_arena *a, const fe_expr *e) {
+  if (e->kind == FE_E_NAME) return e->u.name;
+  if (e->kind != FE_E_ATTR) return NULL;
+  const char *o = dotted(a, e->u.attr.obj);
+  return o ? nn_sprintf(a, "%s.%s", o, e->u.attr.name) : NULL;
+}
+
+static void scan_expr(nn_arena *a, op_counts *oc, const fe_expr *e);
+
+static void scan_exprs(nn_arena *a, op_counts *oc, fe_expr *const *v, int n) {
+  for (int i = 0; i < n; i++)
+    if (v[i]) scan_expr(a, oc, v[i]);
+}
+
+static void scan_expr(nn_arena *a, op_counts *oc, const fe_expr *e) {
+  switch (e->kind) {
+  case FE_E_CALL: {
+    const char *q = dotted(a, e->u.call.fn);
+    if (q && !strncmp(q, "torch.", 6) && !strchr(q + 6, '.') && strcmp(q, "torch.device"))
+      count_call(a, oc, nn_sprintf(a, "aten::%s", q + 6), e->loc);
+    else if (q && !strncmp(q, "ops.", 4)) {
+      const char *dot = strchr(q + 4, '.');
+      if (dot)
+        count_call(a, oc, nn_sprintf(a, "%.*s::%s", (int)(dot - q - 4), q + 4, dot + 1), e->loc);
+    } else if (q && (!strcmp(q, "int") || !strcmp(q, "float") || !strcmp(q, "bool")))
+      count_call(a, oc, !strcmp(q, "int") ? "aten::Int" : !strcmp(q, "float") ? "aten::Float" : "aten::Bool", e->loc);
+    scan_expr(a, oc, e->u.call.fn);
+    scan_exprs(a, oc, e->u.call.args, e->u.call.nargs);
+    scan_exprs(a, oc, e->u.call.kwargs, e->u.call.nkw);
+    break;
+  }
+  case FE_E_ATTR: scan_expr(a, oc, e->u.attr.obj); break;
+  case FE_E_SUBSCRIPT:
+    scan_expr(a, oc, e->u.sub.obj);
+    scan_exprs(a, oc, e->u.sub.idx, e->u.sub.nidx);
+    break;
+  case FE_E_LIST: case FE_E_TUPLE: scan_exprs(a, oc, e->u.seq.items, e->u.seq.n); break;
+  case FE_E_UNARY: scan_expr(a, oc, e->u.unary.a); break;
+  case FE_E_BINARY:
+    scan_expr(a, oc, e->u.binary.a);
+    scan_expr(a, oc, e->u.binary.b);
+    break;
+  case FE_E_TERNARY:
+    scan_expr(a, oc, e->u.ternary.cond);
+    scan_expr(a, oc, e->u.ternary.then);
+    scan_expr(a, oc, e->u.ternary.els);
+    break;
+  default: break;
+  }
+}
+
+static void scan_block(nn_arena *a, op_counts *oc, const fe_block *b) {
+  for (int i = 0; i < b->n; i++) {
+    const fe_stmt *s = b->stmts[i];
+    switch (s->kind) {
+    case FE_S_EXPR: case FE_S_RETURN: case FE_S_RAISE:
+      if (s->u.expr) scan_expr(a, oc, s->u.expr);
+      break;
+    case FE_S_ASSIGN: scan_expr(a, oc, s->u.assign.value); break;
+    case FE_S_AUGASSIGN: scan_expr(a, oc, s->u.aug.value); break;
+    case FE_S_ANNASSIGN:
+      if (s->u.ann.value) scan_expr(a, oc, s->u.ann.value);
+      break;
+    case FE_S_IF:
+      scan_expr(a, oc, s->u.if_.cond);
+      scan_block(a, oc, &s->u.if_.then);
+      scan_block(a, oc, &s->u.if_.els);
+      break;
+    case FE_S_FOR:
+      scan_expr(a, oc, s->u.for_.iter);
+      scan_block(a, oc, &s->u.for_.body);
+      break;
+    case FE_S_WHILE:
+      scan_expr(a, oc, s->u.while_.cond);
+      scan_block(a, oc, &s->u.while_.body);
+      break;
+    case FE_S_DEF: scan_block(a, oc, &s->u.def.body); break;
+    case FE_S_CLASS: scan_block(a, oc, &s->u.class_.body); break;
+    default: break;
+    }
+  }
+}
+
+static bool op_supported(nn_arena *a, const char *q) {
+  int n;
+  if (fe_schemas_for(q, &n)) return true;
+  size_t l = strlen(q);
+  if (l > 1 && q[l - 1] == '_') return fe_schemas_for(nn_strndup(a, q, l - 1), &n) != NULL;
+  return false;
+}
+
+typedef struct tally {
+  int64_t elems;  /* tensor elements */
+  int64_t bytes;  /* tensor bytes */
+  int tensors;    /* tensor count */
+} tally;
+
+static int64_t numel_of(const fe_tensor *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++) n *= t->sizes[i];
+  return n;
+}
+
+/* Prints the module tree; returns the totals of the subtree. */
+static tally print_modules(const fe_pval *obj, const char *path, int depth, nn_arena *a) {
+  tally own = {0}, total = {0};
+  const fe_pval *st = obj->u.obj.state;
+  if (st && st->kind == FE_PV_DICT)
+    for (int i = 0; i < st->u.dict.n; i++) {
+      const fe_pval *v = st->u.dict.vals[i];
+      if (v->kind == FE_PV_TENSOR) {
+        own.elems += numel_of(v->u.tensor);
+        own.bytes += numel_of(v->u.tensor) * (int64_t)nn_dtype_size(v->u.tensor->dtype);
+        own.tensors++;
+      }
+    }
+  printf("  %*s%-*s %-28s %10lld params\n", depth * 2, "", 30 - depth * 2,
+         *path ? path : "(root)", obj->u.obj.name, (long long)own.elems);
+  total = own;
+  if (st && st->kind == FE_PV_DICT)
+    for (int i = 0; i < st->u.dict.n; i++) {
+      const fe_pval *v = st->u.dict.vals[i];
+      const fe_pval *k = st->u.dict.keys[i];
+      if (v->kind != FE_PV_OBJECT || k->kind != FE_PV_STR || depth > 64) continue;
+      const char *name = k->u.str.s;
+      tally t = print_modules(v, *path ? nn_sprintf(a, "%s.%s", path, name) : name, depth + 1, a);
+      total.elems += t.elems;
+      total.bytes += t.bytes;
+      total.tensors += t.tensors;
+    }
+  return total;
+}
+
+static int cmd_inspect(int argc, char **argv) {
+  if (argc != 1) return usage_error("inspect takes one MODEL.pt argument%s", "");
+  const char *path = argv[0];
+  nn_arena *arena = nn_arena_new();
+  nn_diag d;
+  nn_diag_init(&d, stderr);
+  fe_model *m = fe_import(path, arena, &d);
+  if (!m) {
+    nn_arena_free(arena);
+    return EXIT_MODEL;
+  }
+  d.source = fe_model_source_line;
+  d.source_ctx = m;
+  printf("archive: %s\n", path);
+  printf("format: TorchScript (torch.jit.save, PyTorch 1.3 or newer), file version %lld\n",
+         (long long)m->version);
+  printf("top folder: %s\n", fe_archive_prefix(m->archive));
+  if (m->op_version_set >= 0) printf("op_version_set: %lld\n", (long long)m->op_version_set);
+  printf("entries: %d, code files: %d\n", fe_archive_count(m->archive), m->codes.len);
+  printf("root module: %s.%s\n", m->root->u.obj.module, m->root->u.obj.name);
+  printf("modules:\n");
+  tally t = print_modules(m->root, "", 0, arena);
+  printf("parameters and buffers: %d tensors, %lld elements, %lld bytes\n", t.tensors,
+         (long long)t.elems, (long long)t.bytes);
+
+  /* Inputs: the root forward's parameters. */
+  const fe_def *def = fe_find_def(m, nn_sprintf(arena, "%s.%s", m->root->u.obj.module, m->root->u.obj.name));
+  const fe_stmt *fwd = NULL;
+  if (def && def->stmt->kind == FE_S_CLASS)
+    for (int i = 0; i < def->stmt->u.class_.body.n; i++) {
+      const fe_stmt *s = def->stmt->u.class_.body.stmts[i];
+      if (s->kind == FE_S_DEF && !strcmp(s->u.def.name, "forward")) fwd = s;
+    }
+  if (fwd) {
+    printf("inputs:\n");
+    for (int i = 1; i < fwd->u.def.nparams; i++) {
+      nn_buf b = {0};
+      if (fwd->u.def.params[i].type) fe_expr_print(&b, fwd->u.def.params[i].type);
+      printf("  %s: %s\n", fwd->u.def.params[i].name, b.data ? b.data : "Tensor");
+      nn_buf_free(&b);
+    }
+  } else {
+    printf("inputs: none (the root module has no forward method)\n");
+  }
+
+  op_counts oc = {0};
+  for (int i = 0; i < m->codes.len; i++) scan_block(arena, &oc, &m->codes.data[i]->ast);
+  int unsupported = 0;
+  printf("ops used (%d kinds):\n", oc.len);
+  for (int i = 0; i < oc.len; i++) {
+    bool ok = op_supported(arena, oc.data[i].qualname);
+    unsupported += !ok;
+    printf("  %-32s %5d  %s\n", oc.data[i].qualname, oc.data[i].count,
+           ok ? "supported" : "NOT SUPPORTED");
+  }
+  if (unsupported) printf("%d op kinds are not supported\n", unsupported);
+  fe_model_close(m);
+  nn_arena_free(arena);
+  return EXIT_OK;
+}
+
+/* ---- compile ------------------------------------------------------------------- */
+
+static bool ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && !strcmp(s + a - b, suf);
+}
+
+static ir_graph *load_ir_text(const char *path, nn_arena *arena, nn_diag *d) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    nn_error(d, (nn_loc){path, 0, 0}, "cannot open: %s", strerror(errno));
+    return NULL;
+  }
+  nn_buf b = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) nn_buf_putn(&b, chunk, n);
+  fclose(f);
+  ir_graph *g = ir_parse(b.data ? b.data : "", b.len, path, arena, d);
+  nn_buf_free(&b);
+  return g;
+}
+
+/* Without --input the static shape pass can't run: list the inputs and
+ * show the flag. */
+static void report_missing_inputs(const ir_graph *g, const options *o, nn_diag *d) {
+  nn_buf names = {0};
+  int missing = 0;
+  for (int i = 0; i < g->inputs.len; i++) {
+    const char *nm = g->input_names.data[i];
+    bool have = false;
+    for (int k = 0; k < o->inputs.len; k++) have |= !strcmp(o->inputs.data[k].name, nm);
+    if (have) continue;
+    nn_buf_printf(&names, "%s%s", missing++ ? ", " : "", nm);
+  }
+  if (!missing) return;
+  if (missing == 1)
+    nn_error(d, (nn_loc){o->model, 0, 0},
+             "input '%s' has no shape; pass --input %s:DTYPE[DIMS]", names.data, names.data);
+  else
+    nn_error(d, (nn_loc){o->model, 0, 0},
+             "inputs %s have no shape; pass one --input NAME:DTYPE[DIMS] per input", names.data);
+  nn_buf ex = {0};
+  for (int i = 0; i < g->inputs.len; i++) {
+    const ir_type *t = ir_vtype(g, g->inputs.data[i]);
+    const char *nm = g->input_names.data[i];
+    if (t->kind == IR_T_TENSOR)
+      nn_buf_printf(&ex, " --input %s:f32[1,3,224,224]", nm);
+    else
+      nn_buf_printf(&ex, " --input %s:%s", nm, t->kind == IR_T_INT ? "int" : t->kind == IR_T_BOOL ? "bool" : "float");
+  }
+  nn_note(d, (nn_loc){0}, "for example: nncc %s --emit=ir%s", o->model, ex.data);
+  nn_buf_free(&ex);
+  nn_buf_free(&names);
+}
+
+static int write_output(const options *o, const char *text, size_t len, nn_diag *d) {
+  if (!o->out || !strcmp(o->out, "-")) {
+    fwrite(text, 1, len, stdout);
+    return 0;
+  }
+  /* Write to a temporary file and rename, so a failure leaves no output. */
+  char *tmp = malloc(strlen(o->out) + 16);
+  sprintf(tmp, "%s.tmpXXXXXX", o->out);
+  int fd = mkstemp(tmp);
+  FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+  bool ok = f && fwrite(text, 1, len, f) == len;
+  if (f && fclose(f)) ok = false;
+  if (ok && rename(tmp, o->out)) ok = false;
+  if (!ok) {
+    unlink(tmp);
+    nn_error(d, (nn_loc){o->out, 0, 0}, "cannot write the output file");
+  }
+  free(tmp);
+  return ok ? 0 : -1;
+}
+
+static int compile(options *o) {
+  nn_arena *arena = nn_arena_new();
+  nn_diag d;
+  nn_diag_init(&d, stderr);
+  d.werror = o->werror;
+  int rc = EXIT_MODEL;
+  fe_model *m = NULL;
+  ir_graph *g;
+
+  if (ends_with(o->model, ".nnir")) {
+    g = load_ir_text(o->model, arena, &d);
+  } else {
+    m = fe_import(o->model, arena, &d);
+    if (!m) goto done;
+    d.source = fe_model_source_line;
+    d.source_ctx = m;
+    g = fe_lower(m, arena, &d);
+  }
+  if (!g || d.errors) goto done;
+  if (o->po.verify_each && ir_verify(g, &d)) goto done;
+  if (o->po.print_after_all || (o->po.print_after && !strcmp(o->po.print_after, "import"))) {
+    nn_buf b = {0};
+    ir_print(&b, g, o->po.print_flags);
+    printf("// IR after import\n%s", b.data ? b.data : "");
+    nn_buf_free(&b);
+  }
+  bool stop_import = o->po.stop_after && !strcmp(o->po.stop_after, "import");
+  bool runs_shapes = !o->po.passes || strstr(o->po.passes, "shapes");
+  if (!stop_import && runs_shapes) {
+    report_missing_inputs(g, o, &d);
+    if (d.errors) goto done;
+  }
+  if (!stop_import) {
+    o->po.inputs = o->inputs.data;
+    o->po.ninputs = o->inputs.len;
+    if (pass_pipeline_run(g, &o->po, &d) || d.errors) goto done;
+  }
+  nn_buf b = {0};
+  ir_print(&b, g, o->po.print_flags);
+  int w = write_output(o, b.data ? b.data : "", b.len, &d);
+  nn_buf_free(&b);
+  rc = w ? EXIT_MODEL : EXIT_OK;
+done:
+  if (m) fe_model_close(m);
+  nn_arena_free(arena);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  nn_fatal_hook = internal_exit;
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);
+
+  static options o;
+  nn_arena *arena = nn_arena_new(); /* lives until exit: holds option values */
+  o.po.dump = stdout;
+  o.emit = NULL;
+  char err[512];
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return EXIT_OK;
+    }
+    if (!strcmp(a, "--version")) {
+      printf("nncc %s (LLVM %s; NVRTC: not used by this build)\n", NNCC_VERSION, NNCC_LLVM_VERSION);
+      return EXIT_OK;
+    }
+    if (!strcmp(a, "--list-aten")) return list_aten();
+    if (!strcmp(a, "--list-ops")) return list_ops();
+    if ((v = opt_value(argc, argv, &i, "--input"))) {
+      pass_input_spec spec;
+      if (pass_parse_input_spec(v, arena, &spec, err, sizeof err))
+        return usage_error("--input: %s", err);
+      for (int k = 0; k < o.inputs.len; k++)
+        if (!strcmp(o.inputs.data[k].name, spec.name))
+          return usage_error("--input '%s' given twice", spec.name);
+      NN_PUSH(arena, o.inputs, spec);
+    } else if ((v = opt_value(argc, argv, &i, "--emit"))) {
+      o.emit = v;
+    } else if ((v = opt_value(argc, argv, &i, "-o"))) {
+      if (!*v) return usage_error("-o needs a file name%s", "");
+      o.out = v;
+    } else if ((v = opt_value(argc, argv, &i, "--print-after"))) {
+      if (strcmp(v, "import") && pass_check_list(v, err, sizeof err))
+        return usage_error("--print-after: %s", err);
+      o.po.print_after = v;
+    } else if (!strcmp(a, "--print-after-all")) {
+      o.po.print_after_all = true;
+    } else if ((v = opt_value(argc, argv, &i, "--stop-after"))) {
+      if (strcmp(v, "import") && pass_check_list(v, err, sizeof err))
+        return usage_error("--stop-after: %s", err);
+      o.po.stop_after = v;
+    } else if ((v = opt_value(argc, argv, &i, "--passes"))) {
+      if (pass_check_list(v, err, sizeof err)) return usage_error("--passes: %s", err);
+      o.po.passes = v;
+    } else if (!strcmp(a, "--print-loc")) {
+      o.po.print_flags |= IR_PRINT_LOC | IR_PRINT_SCOPE;
+    } else if (!strcmp(a, "--verify-each")) {
+      o.po.verify_each = true;
+    } else if (!strcmp(a, "-Werror")) {
+      o.werror = true;
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error("unknown option '%s'", a);
+    } else if (o.model) {
+      return usage_error("more than one model given ('%s')", a);
+    } else {
+      o.model = a;
+    }
+  }
+  if (!o.model) return usage_error("no model given%s", "");
+  if (!o.emit || strcmp(o.emit, "ir")) {
+    fprintf(stderr,
+            "nncc: error: %s%s: this build of nncc compiles to IR only; use --emit=ir "
+            "(native code generation is the LLVM backend's job)\n",
+            o.emit ? "--emit=" : "no --emit given", o.emit ? o.emit : "");
+    return EXIT_USAGE;
+  }
+  int rc = compile(&o);
+  nn_arena_free(arena);
+  return rc;
+}

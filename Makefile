@@ -1,0 +1,48 @@
+# nncc — thin wrapper over CMake. The two commands of the README:
+#   make demo   install what is missing, build, compile the bundled example
+#   make test   install what is missing, build, run the whole test suite
+#               (a normal build, then an ASan+UBSan build of the same tests)
+# Other targets: make build, make deps, make clean.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Debian packages: to build, and additionally to test (reference outputs
+# and the model zoo come from PyTorch itself).
+BUILD_PKGS = cmake make gcc pkg-config llvm-dev libzip-dev libcjson-dev
+TEST_PKGS  = python3 python3-torch python3-torchvision python3-numpy unzip
+
+.PHONY: all build demo test test-fast deps deps-test clean
+
+all: build
+
+deps:
+	@sh tools/ensure-packages.sh $(BUILD_PKGS)
+
+deps-test:
+	@sh tools/ensure-packages.sh $(BUILD_PKGS) $(TEST_PKGS)
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@sh examples/demo.sh $(BUILD)/nncc
+
+test: deps-test $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DNNCC_SANITIZE=ON
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -E '^zoo$$'
+
+# The suite without the sanitizer build, for quick iterations.
+test-fast: deps-test $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

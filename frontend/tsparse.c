@@ -1,0 +1,1739 @@
+/* tsparse.c — TorchScript source → AST.
+ *
+ * TorchScript archives carry their code as Python source written by
+ * PyTorch's python_print (FORMATS.md §4, §5). This file reads that Python
+ * subset in two steps. The lexer turns the whole file into a token array
+ * first, with Python's layout rules: INDENT/DEDENT tokens from leading
+ * spaces (any consistent width; a tab in indentation is an error), no
+ * NEWLINE inside (), [] and {}, backslash continuation, comments, blank
+ * lines, CRLF. A lexing error becomes a final ERR token carrying its
+ * message, so errors are still reported in source order: the parser reports
+ * it when it reaches it. The parser is recursive descent with Python's
+ * precedence; it stops at the first error (reported located through
+ * nn_error and unwound with longjmp) and fe_parse then returns an empty
+ * block.
+ *
+ * Choices worth knowing when reading the AST:
+ * - A minus directly before a number literal folds into the literal: `-1`
+ *   is FE_E_INT -1, `-0.` is FE_E_FLOAT -0.0, and `-9223372036854775808`
+ *   is FE_E_INT INT64_MIN (the only place 2^63 is accepted; bare it is
+ *   "integer literal too large"). Not folded when the literal is followed by
+ *   `**` or a postfix (`-2 ** 2` is -(2 ** 2)), nor for the int 0 (`-0`
+ *   stays unary so it prints back the same). `-inf` stays
+ *   FE_E_UNARY("-", NAME inf); lowering folds it.
+ * - Integer literals are decimal, 0x, 0o or 0b; floats use strtod.
+ * - Strings: '…', "…", triple-quoted, optional r/b/u prefixes; escapes
+ *   \n \t \r \a \b \f \v \\ \' \" \xHH and octal \ooo give one byte each,
+ *   \uXXXX and \UXXXXXXXX give UTF-8; unknown escapes keep the backslash.
+ *   Adjacent strings concatenate.
+ * - Parenthesized expressions give the inner node (no paren node).
+ * - Decorators (`@torch.jit.export`) are parsed and dropped.
+ * - IMPORT keeps the whole statement as text ("import a.b as c",
+ *   "from a import b"); GLOBAL keeps its names ("a, b").
+ * - Chained comparisons (`a < b < c`), lambdas, comprehensions, star
+ *   arguments, with/try are rejected with an error.
+ * - Nesting (brackets, operator chains, postfix chains, blocks) is capped at
+ *   TS_MAX_DEPTH levels, so the AST height is bounded for every recursive
+ *   consumer.
+ * - Every node's loc is its first token (1-based line and byte column).
+ *
+ * The printer (fe_block_print, fe_expr_print) writes a canonical form used
+ * by tests: one statement per line, two spaces per `indent` level; binary
+ * operators and ternaries fully parenthesized "(a + b)", "(a if c else b)";
+ * unary operators bare ("-x", "not x") unless that would change the parse;
+ * calls `f(a, b, k=v)`; tuples "(a, b)" "(a,)" "()"; strings in double
+ * quotes with \\ \" \n \t \r and other control and non-ASCII bytes as
+ * three-digit octal escapes; floats with %.17g plus "." when the text would
+ * read as an integer (non-finite values as float("inf") etc.); elif printed
+ * as else: + nested if; `else:` only when the else block is non-empty;
+ * def headers on one line "def f(self: T, x: Tensor=None) -> Tensor:";
+ * annotated assignments "x : T = v".
+ */
+#include "frontend.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TS_MAX_DEPTH = 200 }; /* max nesting of expressions and blocks */
+
+/* ====================================================================== */
+/* Lexer                                                                  */
+/* ====================================================================== */
+
+typedef enum tkind {
+  TK_EOF,
+  TK_NEWLINE,
+  TK_INDENT,
+  TK_DEDENT,
+  TK_NAME,
+  TK_KW,    /* a reserved word; text is its spelling */
+  TK_INT,
+  TK_FLOAT,
+  TK_STR,
+  TK_OP,    /* text is a static spelling from ts_ops */
+  TK_ERR,   /* a lexing error; text is the message */
+} tkind;
+
+typedef struct token {
+  tkind kind;
+  nn_loc loc;         /* first byte of the token */
+  const char *text;   /* NAME/KW spelling, OP spelling, ERR message */
+  const char *src;    /* raw source span, for messages */
+  size_t srclen;      /* bytes in src */
+  uint64_t u;         /* INT value, at most 2^63 */
+  double f;           /* FLOAT value */
+  const char *s;      /* STR decoded bytes (NUL-terminated) */
+  size_t slen;        /* STR length */
+} token;
+
+typedef struct lexer {
+  const char *src;    /* the file */
+  size_t len;         /* its length */
+  size_t pos;         /* next byte */
+  int line;           /* line of pos, 1-based */
+  size_t line_start;  /* offset of the first byte of that line */
+  const char *file;   /* for locations */
+  nn_arena *arena;    /* tokens and decoded strings */
+  NN_VEC(token) toks; /* output */
+  NN_VEC(int) indents;/* open indentation widths; indents.data[0] == 0 */
+  int brackets;       /* open (, [, { */
+  bool failed;        /* an ERR token was emitted */
+} lexer;
+
+/* Operators, longest spellings first so the first match is the longest. */
+static const char *const ts_ops[] = {
+    "**=", "//=", ">>=", "<<=", "->", "**", "//", "==", "!=", "<=", ">=",
+    "<<",  ">>",  "+=",  "-=",  "*=", "/=", "%=", "&=", "|=", "^=", "@=",
+    "+",   "-",   "*",   "/",   "%",  "@",  "<",  ">",  "=",  ",",  ":",
+    ".",   "(",   ")",   "[",   "]",  "{",  "}",  "&",  "|",  "^",  "~",
+    ";",
+};
+
+static const char *const ts_keywords[] = {
+    "False", "None",   "True",  "and",    "as",       "assert", "async",
+    "await", "break",  "class", "continue", "def",    "del",    "elif",
+    "else",  "except", "finally", "for",  "from",     "global", "if",
+    "import", "in",    "is",    "lambda", "nonlocal", "not",    "or",
+    "pass",  "raise",  "return", "try",   "while",    "with",   "yield",
+};
+
+static int lx_at(const lexer *l, size_t i) {
+  return i < l->len ? (unsigned char)l->src[i] : -1;
+}
+
+static nn_loc lx_loc(const lexer *l, size_t pos) {
+  nn_loc loc = {l->file, l->line, (int)(pos - l->line_start) + 1};
+  return loc;
+}
+
+static token *lx_push(lexer *l, tkind kind, nn_loc loc, size_t start,
+                      size_t end) {
+  token t = {0};
+  t.kind = kind;
+  t.loc = loc;
+  t.src = l->src + start;
+  t.srclen = end - start;
+  NN_PUSH(l->arena, l->toks, t);
+  return &l->toks.data[l->toks.len - 1];
+}
+
+/* Records a lexing error as the last token; lexing stops. */
+static void lx_error(lexer *l, nn_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void lx_error(lexer *l, nn_loc loc, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  token *t = lx_push(l, TK_ERR, loc, l->pos, l->pos);
+  t->text = nn_strdup(l->arena, msg);
+  l->failed = true;
+}
+
+static bool is_newline(int c) { return c == '\n' || c == '\r'; }
+static bool is_ident_start(int c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+static bool is_digit(int c) { return c >= '0' && c <= '9'; }
+static bool is_ident_char(int c) { return is_ident_start(c) || is_digit(c); }
+static int hex_value(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Consumes "\n", "\r\n" or "\r" at pos and starts the next line. */
+static void lx_newline(lexer *l) {
+  int c = lx_at(l, l->pos++);
+  if (c == '\r' && lx_at(l, l->pos) == '\n') l->pos++;
+  l->line++;
+  l->line_start = l->pos;
+}
+
+typedef NN_VEC(char) char_vec;
+
+static void put_utf8(lexer *l, char_vec *out, uint32_t cp) {
+  if (cp < 0x80) {
+    NN_PUSH(l->arena, *out, (char)cp);
+  } else if (cp < 0x800) {
+    NN_PUSH(l->arena, *out, (char)(0xC0 | (cp >> 6)));
+    NN_PUSH(l->arena, *out, (char)(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    NN_PUSH(l->arena, *out, (char)(0xE0 | (cp >> 12)));
+    NN_PUSH(l->arena, *out, (char)(0x80 | ((cp >> 6) & 0x3F)));
+    NN_PUSH(l->arena, *out, (char)(0x80 | (cp & 0x3F)));
+  } else {
+    NN_PUSH(l->arena, *out, (char)(0xF0 | (cp >> 18)));
+    NN_PUSH(l->arena, *out, (char)(0x80 | ((cp >> 12) & 0x3F)));
+    NN_PUSH(l->arena, *out, (char)(0x80 | ((cp >> 6) & 0x3F)));
+    NN_PUSH(l->arena, *out, (char)(0x80 | (cp & 0x3F)));
+  }
+}
+
+/* Decodes one escape; pos is just after the backslash. Returns false after
+ * reporting an error. */
+static bool lx_escape(lexer *l, char_vec *out, nn_loc bs_loc) {
+  int c = lx_at(l, l->pos);
+  switch (c) {
+  case 'n': NN_PUSH(l->arena, *out, '\n'); l->pos++; return true;
+  case 't': NN_PUSH(l->arena, *out, '\t'); l->pos++; return true;
+  case 'r': NN_PUSH(l->arena, *out, '\r'); l->pos++; return true;
+  case 'a': NN_PUSH(l->arena, *out, '\a'); l->pos++; return true;
+  case 'b': NN_PUSH(l->arena, *out, '\b'); l->pos++; return true;
+  case 'f': NN_PUSH(l->arena, *out, '\f'); l->pos++; return true;
+  case 'v': NN_PUSH(l->arena, *out, '\v'); l->pos++; return true;
+  case '\\': case '\'': case '"':
+    NN_PUSH(l->arena, *out, (char)c);
+    l->pos++;
+    return true;
+  case '\n': case '\r': /* backslash-newline: continues the string */
+    lx_newline(l);
+    return true;
+  case 'x': case 'u': case 'U': {
+    int n = c == 'x' ? 2 : c == 'u' ? 4 : 8;
+    uint32_t v = 0;
+    for (int i = 1; i <= n; i++) {
+      int h = hex_value(lx_at(l, l->pos + (size_t)i));
+      if (h < 0) {
+        lx_error(l, bs_loc, "invalid \\%c escape: expected %d hex digits", c, n);
+        return false;
+      }
+      v = v * 16 + (uint32_t)h;
+    }
+    l->pos += (size_t)n + 1;
+    if (c == 'x') {
+      NN_PUSH(l->arena, *out, (char)v);
+    } else if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+      lx_error(l, bs_loc, "invalid \\%c escape: not a code point", c);
+      return false;
+    } else {
+      put_utf8(l, out, v);
+    }
+    return true;
+  }
+  default:
+    if (c >= '0' && c <= '7') {
+      unsigned v = 0;
+      for (int i = 0; i < 3 && lx_at(l, l->pos) >= '0' && lx_at(l, l->pos) <= '7'; i++)
+        v = v * 8 + (unsigned)(l->src[l->pos++] - '0');
+      if (v > 0xFF) {
+        lx_error(l, bs_loc, "octal escape out of range");
+        return false;
+      }
+      NN_PUSH(l->arena, *out, (char)v);
+      return true;
+    }
+    if (c == 'N') {
+      lx_error(l, bs_loc, "unsupported escape '\\N'");
+      return false;
+    }
+    /* Unknown escape (or end of input): keep the backslash, as Python does;
+     * the loop then sees the next byte normally. */
+    NN_PUSH(l->arena, *out, '\\');
+    return true;
+  }
+}
+
+/* Lexes a string starting at pos (after any prefix letters). */
+static void lx_string(lexer *l, size_t start, nn_loc loc, bool raw) {
+  char q = l->src[l->pos];
+  bool triple = lx_at(l, l->pos + 1) == q && lx_at(l, l->pos + 2) == q;
+  l->pos += triple ? 3 : 1;
+  char_vec out = {0};
+  for (;;) {
+    int c = lx_at(l, l->pos);
+    if (c < 0 || (!triple && is_newline(c))) {
+      lx_error(l, loc, triple ? "unterminated triple-quoted string"
+                              : "unterminated string");
+      return;
+    }
+    if (c == q && (!triple || (lx_at(l, l->pos + 1) == q &&
+                               lx_at(l, l->pos + 2) == q))) {
+      l->pos += triple ? 3 : 1;
+      break;
+    }
+    if (is_newline(c)) { /* inside a triple-quoted string */
+      lx_newline(l);
+      NN_PUSH(l->arena, out, '\n');
+      continue;
+    }
+    if (c == '\\') {
+      nn_loc bs = lx_loc(l, l->pos);
+      l->pos++;
+      if (raw) {
+        NN_PUSH(l->arena, out, '\\');
+        int d = lx_at(l, l->pos);
+        if (d == q || d == '\\') {
+          NN_PUSH(l->arena, out, (char)d);
+          l->pos++;
+        }
+        continue;
+      }
+      if (!lx_escape(l, &out, bs)) return;
+      continue;
+    }
+    NN_PUSH(l->arena, out, (char)c);
+    l->pos++;
+  }
+  token *t = lx_push(l, TK_STR, loc, start, l->pos);
+  char *s = nn_alloc(l->arena, (size_t)out.len + 1);
+  if (out.len) memcpy(s, out.data, (size_t)out.len);
+  t->s = s;
+  t->slen = (size_t)out.len;
+}
+
+/* Lexes a number literal at pos. */
+static void lx_number(lexer *l) {
+  size_t start = l->pos;
+  nn_loc loc = lx_loc(l, start);
+  int c = lx_at(l, l->pos), c1 = lx_at(l, l->pos + 1);
+  bool is_float = false, too_large = false;
+  uint64_t u = 0;
+  const uint64_t limit = (uint64_t)1 << 63;
+  if (c == '0' && c1 > 0 && strchr("xXoObB", c1)) {
+    int base = (c1 == 'x' || c1 == 'X') ? 16 : (c1 == 'o' || c1 == 'O') ? 8 : 2;
+    l->pos += 2;
+    size_t digits = 0;
+    for (;;) {
+      int h = hex_value(lx_at(l, l->pos));
+      if (h < 0 || h >= base) break;
+      if (u > (UINT64_MAX - (uint64_t)h) / (uint64_t)base) too_large = true;
+      u = u * (uint64_t)base + (uint64_t)h;
+      l->pos++;
+      digits++;
+    }
+    if (digits == 0 || is_ident_char(lx_at(l, l->pos))) {
+      lx_error(l, loc, "invalid number literal");
+      return;
+    }
+  } else {
+    while (is_digit(lx_at(l, l->pos))) l->pos++;
+    if (lx_at(l, l->pos) == '.') {
+      is_float = true;
+      l->pos++;
+      while (is_digit(lx_at(l, l->pos))) l->pos++;
+    }
+    int e = lx_at(l, l->pos);
+    if (e == 'e' || e == 'E') {
+      size_t k = l->pos + 1;
+      if (lx_at(l, k) == '+' || lx_at(l, k) == '-') k++;
+      if (!is_digit(lx_at(l, k))) {
+        lx_error(l, loc, "invalid number literal: missing exponent digits");
+        return;
+      }
+      is_float = true;
+      l->pos = k;
+      while (is_digit(lx_at(l, l->pos))) l->pos++;
+    }
+    if (is_ident_char(lx_at(l, l->pos))) {
+      lx_error(l, loc, "invalid number literal");
+      return;
+    }
+    if (!is_float) {
+      bool nonzero = false;
+      for (size_t i = start; i < l->pos; i++) {
+        uint64_t d = (uint64_t)(l->src[i] - '0');
+        if (d) nonzero = true;
+        if (u > (UINT64_MAX - d) / 10) too_large = true;
+        u = u * 10 + d;
+      }
+      if (l->src[start] == '0' && nonzero) {
+        lx_error(l, loc, "invalid number literal: leading zeros");
+        return;
+      }
+    }
+  }
+  if (is_float) {
+    token *t = lx_push(l, TK_FLOAT, loc, start, l->pos);
+    t->f = strtod(nn_strndup(l->arena, l->src + start, l->pos - start), NULL);
+    return;
+  }
+  if (too_large || u > limit) {
+    l->pos = start;
+    lx_error(l, loc, "integer literal too large");
+    return;
+  }
+  token *t = lx_push(l, TK_INT, loc, start, l->pos);
+  t->u = u;
+}
+
+/* Measures the indentation of the line starting at pos and emits INDENT or
+ * DEDENT tokens. Returns false when the line is blank or a comment (it is
+ * then consumed) or on error. */
+static bool lx_indent(lexer *l) {
+  size_t p = l->pos;
+  int width = 0;
+  size_t tab = (size_t)-1;
+  for (;; p++) {
+    int c = lx_at(l, p);
+    if (c == ' ') width++;
+    else if (c == '\f') width = 0;
+    else if (c == '\t') { if (tab == (size_t)-1) tab = p; }
+    else break;
+  }
+  int c = lx_at(l, p);
+  if (c < 0) { /* trailing whitespace at end of file */
+    l->pos = p;
+    return false;
+  }
+  if (c == '#' || is_newline(c)) {
+    while (lx_at(l, p) >= 0 && !is_newline(lx_at(l, p))) p++;
+    l->pos = p;
+    if (p < l->len) lx_newline(l);
+    return false;
+  }
+  if (tab != (size_t)-1) {
+    l->pos = tab;
+    lx_error(l, lx_loc(l, tab), "tab character in indentation");
+    return false;
+  }
+  l->pos = p;
+  nn_loc loc = lx_loc(l, p);
+  int top = l->indents.data[l->indents.len - 1];
+  if (width > top) {
+    NN_PUSH(l->arena, l->indents, width);
+    lx_push(l, TK_INDENT, loc, p, p);
+  } else if (width < top) {
+    while (l->indents.len > 1 && l->indents.data[l->indents.len - 1] > width) {
+      l->indents.len--;
+      lx_push(l, TK_DEDENT, loc, p, p);
+    }
+    if (l->indents.data[l->indents.len - 1] != width) {
+      lx_error(l, loc, "inconsistent dedent");
+      return false;
+    }
+  }
+  return true;
+}
+
+static void lx_all(lexer *l) {
+  NN_PUSH(l->arena, l->indents, 0);
+  bool line_start = true;
+  while (!l->failed) {
+    if (line_start && l->brackets == 0) {
+      if (!lx_indent(l)) {
+        if (l->failed || l->pos >= l->len) break;
+        continue;
+      }
+      line_start = false;
+    }
+    int c = lx_at(l, l->pos);
+    if (c == ' ' || c == '\t' || c == '\f') {
+      l->pos++;
+      continue;
+    }
+    if (c < 0) break;
+    size_t start = l->pos;
+    nn_loc loc = lx_loc(l, start);
+    if (c == '#') {
+      while (lx_at(l, l->pos) >= 0 && !is_newline(lx_at(l, l->pos))) l->pos++;
+      continue;
+    }
+    if (is_newline(c)) {
+      if (l->brackets == 0) {
+        lx_push(l, TK_NEWLINE, loc, start, start);
+        line_start = true;
+      }
+      lx_newline(l);
+      continue;
+    }
+    if (c == '\\') {
+      if (is_newline(lx_at(l, l->pos + 1))) {
+        l->pos++;
+        lx_newline(l);
+        continue;
+      }
+      lx_error(l, loc, "unexpected '\\' (a line continuation must end the line)");
+      break;
+    }
+    if (is_ident_start(c)) {
+      while (is_ident_char(lx_at(l, l->pos))) l->pos++;
+      size_t n = l->pos - start;
+      int q = lx_at(l, l->pos);
+      if (n <= 2 && (q == '"' || q == '\'') &&
+          strspn(l->src + start, "rRbBuU") >= n) {
+        bool raw = memchr(l->src + start, 'r', n) || memchr(l->src + start, 'R', n);
+        lx_string(l, start, loc, raw);
+        continue;
+      }
+      const char *text = nn_strndup(l->arena, l->src + start, n);
+      tkind kind = TK_NAME;
+      for (int i = 0; i < NN_ARRAY_LEN(ts_keywords); i++)
+        if (strcmp(text, ts_keywords[i]) == 0) kind = TK_KW;
+      lx_push(l, kind, loc, start, l->pos)->text = text;
+      continue;
+    }
+    if (is_digit(c) || (c == '.' && is_digit(lx_at(l, l->pos + 1)))) {
+      lx_number(l);
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      lx_string(l, start, loc, false);
+      continue;
+    }
+    const char *op = NULL;
+    for (int i = 0; i < NN_ARRAY_LEN(ts_ops) && !op; i++) {
+      size_t n = strlen(ts_ops[i]);
+      if (l->len - l->pos >= n && memcmp(l->src + l->pos, ts_ops[i], n) == 0)
+        op = ts_ops[i];
+    }
+    if (!op) {
+      if (c > 32 && c < 127)
+        lx_error(l, loc, "unexpected character '%c'", c);
+      else
+        lx_error(l, loc, "unexpected byte 0x%02x", (unsigned)c);
+      break;
+    }
+    l->pos += strlen(op);
+    if (strchr("([{", op[0]) && op[1] == 0) l->brackets++;
+    if (strchr(")]}", op[0]) && op[1] == 0 && l->brackets > 0) l->brackets--;
+    lx_push(l, TK_OP, loc, start, l->pos)->text = op;
+  }
+  nn_loc end = lx_loc(l, l->pos);
+  if (!l->failed && l->brackets == 0) {
+    if (l->toks.len > 0 &&
+        l->toks.data[l->toks.len - 1].kind != TK_NEWLINE &&
+        l->toks.data[l->toks.len - 1].kind != TK_DEDENT)
+      lx_push(l, TK_NEWLINE, end, l->pos, l->pos);
+    for (; l->indents.len > 1; l->indents.len--)
+      lx_push(l, TK_DEDENT, end, l->pos, l->pos);
+  }
+  lx_push(l, TK_EOF, end, l->pos, l->pos);
+}
+
+/* ====================================================================== */
+/* Parser                                                                 */
+/* ====================================================================== */
+
+typedef struct parser {
+  const token *t;     /* tokens, ending in EOF (maybe after an ERR) */
+  int n;              /* number of tokens */
+  int i;              /* next token */
+  nn_arena *a;        /* where the AST goes */
+  nn_diag *d;         /* where the error goes */
+  int depth;          /* current nesting, capped at TS_MAX_DEPTH */
+  jmp_buf fail;       /* where the first error unwinds to */
+} parser;
+
+typedef struct stmt_vec {
+  fe_stmt **data;
+  int len, cap;
+} stmt_vec;
+typedef struct expr_vec {
+  fe_expr **data;
+  int len, cap;
+} expr_vec;
+
+static const token *peek(const parser *p) { return &p->t[p->i]; }
+static const token *peek2(const parser *p) {
+  return &p->t[p->i + 1 < p->n ? p->i + 1 : p->n - 1];
+}
+static const token *next(parser *p) {
+  const token *t = &p->t[p->i];
+  if (t->kind != TK_EOF && t->kind != TK_ERR) p->i++;
+  return t;
+}
+static bool is_op(const token *t, const char *op) {
+  return t->kind == TK_OP && strcmp(t->text, op) == 0;
+}
+static bool is_kw(const token *t, const char *kw) {
+  return t->kind == TK_KW && strcmp(t->text, kw) == 0;
+}
+
+/* How a token reads in "but found ..." messages. */
+static const char *tok_desc(parser *p, const token *t) {
+  switch (t->kind) {
+  case TK_EOF: return "end of file";
+  case TK_NEWLINE: return "end of line";
+  case TK_INDENT: return "indent";
+  case TK_DEDENT: return "dedent";
+  case TK_STR: return "a string literal";
+  default: {
+    int n = t->srclen > 40 ? 40 : (int)t->srclen;
+    return nn_sprintf(p->a, "'%.*s%s'", n, t->src, t->srclen > 40 ? "..." : "");
+  }
+  }
+}
+
+/* Reports an error located at loc and unwinds. */
+static _Noreturn void fail_at(parser *p, nn_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static _Noreturn void fail_at(parser *p, nn_loc loc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  nn_vreport(p->d, "error", loc, fmt, ap);
+  va_end(ap);
+  p->d->errors++;
+  longjmp(p->fail, 1);
+}
+
+/* Reports "<what> but found <t>" at t and unwinds; when t is a lexing
+ * error, reports that error instead. */
+static _Noreturn void fail_tok(parser *p, const token *t, const char *what) {
+  if (t->kind == TK_ERR) fail_at(p, t->loc, "%s", t->text);
+  fail_at(p, t->loc, "%s but found %s", what, tok_desc(p, t));
+}
+
+static void expect_op(parser *p, const char *op, const char *context) {
+  if (is_op(peek(p), op)) {
+    next(p);
+    return;
+  }
+  fail_tok(p, peek(p),
+           nn_sprintf(p->a, "expected '%s'%s%s", op, context ? " " : "",
+                      context ? context : ""));
+}
+
+static void expect_kw(parser *p, const char *kw, const char *context) {
+  if (is_kw(peek(p), kw)) {
+    next(p);
+    return;
+  }
+  fail_tok(p, peek(p), nn_sprintf(p->a, "expected '%s' %s", kw, context));
+}
+
+static const char *expect_name(parser *p, const char *what) {
+  const token *t = peek(p);
+  if (t->kind != TK_NAME) fail_tok(p, t, what);
+  next(p);
+  return t->text;
+}
+
+/* One more level of nesting at t; callers restore p->depth when done. */
+static void enter(parser *p, const token *t) {
+  if (++p->depth > TS_MAX_DEPTH)
+    fail_at(p, t->loc, "nesting too deep (more than %d levels)", TS_MAX_DEPTH);
+}
+
+static fe_expr *new_expr(parser *p, fe_ekind kind, nn_loc loc) {
+  fe_expr *e = nn_alloc(p->a, sizeof *e);
+  e->kind = kind;
+  e->loc = loc;
+  return e;
+}
+
+static fe_expr *new_binary(parser *p, const char *op, fe_expr *a, fe_expr *b,
+                           nn_loc loc) {
+  fe_expr *e = new_expr(p, FE_E_BINARY, loc);
+  e->u.binary.op = op;
+  e->u.binary.a = a;
+  e->u.binary.b = b;
+  return e;
+}
+
+/* True when t can begin an expression (used after a trailing comma). */
+static bool starts_expr(const token *t) {
+  switch (t->kind) {
+  case TK_NAME: case TK_INT: case TK_FLOAT: case TK_STR: return true;
+  case TK_KW:
+    return is_kw(t, "True") || is_kw(t, "False") || is_kw(t, "None") ||
+           is_kw(t, "not");
+  case TK_OP:
+    return is_op(t, "(") || is_op(t, "[") || is_op(t, "{") || is_op(t, "-") ||
+           is_op(t, "+") || is_op(t, "~");
+  default: return false;
+  }
+}
+
+static fe_expr *parse_test(parser *p);
+static fe_expr *parse_binlevel(parser *p, int level);
+static fe_expr *parse_factor(parser *p);
+
+/* Items of a bracketed display up to `close` (consumed). The opening
+ * bracket has been consumed; *trailing is set when a comma follows the last
+ * item. */
+static expr_vec parse_items(parser *p, const char *close, bool *trailing) {
+  expr_vec v = {0};
+  *trailing = false;
+  while (!is_op(peek(p), close)) {
+    NN_PUSH(p->a, v, parse_test(p));
+    *trailing = false;
+    if (!is_op(peek(p), ",")) break;
+    next(p);
+    *trailing = true;
+  }
+  expect_op(p, close, NULL);
+  return v;
+}
+
+static fe_expr *parse_atom(parser *p) {
+  const token *t = peek(p);
+  fe_expr *e;
+  switch (t->kind) {
+  case TK_NAME:
+    next(p);
+    e = new_expr(p, FE_E_NAME, t->loc);
+    e->u.name = t->text;
+    return e;
+  case TK_INT:
+    if (t->u > (uint64_t)INT64_MAX) fail_at(p, t->loc, "integer literal too large");
+    next(p);
+    e = new_expr(p, FE_E_INT, t->loc);
+    e->u.i = (int64_t)t->u;
+    return e;
+  case TK_FLOAT:
+    next(p);
+    e = new_expr(p, FE_E_FLOAT, t->loc);
+    e->u.f = t->f;
+    return e;
+  case TK_STR: {
+    size_t total = 0;
+    int k = p->i;
+    for (; p->t[k].kind == TK_STR; k++) total += p->t[k].slen;
+    char *s = nn_alloc(p->a, total + 1), *w = s;
+    for (; peek(p)->kind == TK_STR; next(p)) {
+      if (peek(p)->slen) memcpy(w, peek(p)->s, peek(p)->slen);
+      w += peek(p)->slen;
+    }
+    e = new_expr(p, FE_E_STR, t->loc);
+    e->u.str.s = s;
+    e->u.str.len = total;
+    return e;
+  }
+  case TK_KW:
+    if (is_kw(t, "True") || is_kw(t, "False") || is_kw(t, "None")) {
+      next(p);
+      return new_expr(p,
+                      is_kw(t, "True")    ? FE_E_TRUE
+                      : is_kw(t, "False") ? FE_E_FALSE
+                                          : FE_E_NONE,
+                      t->loc);
+    }
+    break;
+  case TK_OP:
+    if (is_op(t, "(")) {
+      next(p);
+      if (is_op(peek(p), ")")) {
+        next(p);
+        return new_expr(p, FE_E_TUPLE, t->loc);
+      }
+      fe_expr *first = parse_test(p);
+      if (!is_op(peek(p), ",")) {
+        expect_op(p, ")", NULL);
+        return first;
+      }
+      next(p);
+      bool trailing;
+      expr_vec v = parse_items(p, ")", &trailing);
+      e = new_expr(p, FE_E_TUPLE, t->loc);
+      e->u.seq.n = v.len + 1;
+      e->u.seq.items = nn_alloc(p->a, sizeof(fe_expr *) * (size_t)(v.len + 1));
+      e->u.seq.items[0] = first;
+      for (int i = 0; i < v.len; i++) e->u.seq.items[i + 1] = v.data[i];
+      return e;
+    }
+    if (is_op(t, "[")) {
+      next(p);
+      bool trailing;
+      expr_vec v = parse_items(p, "]", &trailing);
+      e = new_expr(p, FE_E_LIST, t->loc);
+      e->u.seq.items = v.data;
+      e->u.seq.n = v.len;
+      return e;
+    }
+    if (is_op(t, "{")) {
+      next(p);
+      expr_vec keys = {0}, vals = {0};
+      while (!is_op(peek(p), "}")) {
+        NN_PUSH(p->a, keys, parse_test(p));
+        expect_op(p, ":", "in dict literal");
+        NN_PUSH(p->a, vals, parse_test(p));
+        if (!is_op(peek(p), ",")) break;
+        next(p);
+      }
+      expect_op(p, "}", NULL);
+      e = new_expr(p, FE_E_DICT, t->loc);
+      e->u.dict.keys = keys.data;
+      e->u.dict.vals = vals.data;
+      e->u.dict.n = keys.len;
+      return e;
+    }
+    break;
+  default:
+    break;
+  }
+  fail_tok(p, t, "expected expression");
+}
+
+/* One subscript item: an expression or a slice lo:hi:step. */
+static fe_expr *parse_subscript_item(parser *p) {
+  const token *start = peek(p);
+  fe_expr *lo = NULL;
+  if (!is_op(start, ":")) {
+    lo = parse_test(p);
+    if (!is_op(peek(p), ":")) return lo;
+  }
+  next(p); /* ':' */
+  fe_expr *e = new_expr(p, FE_E_SLICE, start->loc);
+  e->u.slice.lo = lo;
+  const token *t = peek(p);
+  if (!is_op(t, ":") && !is_op(t, ",") && !is_op(t, "]"))
+    e->u.slice.hi = parse_test(p);
+  if (is_op(peek(p), ":")) {
+    next(p);
+    t = peek(p);
+    if (!is_op(t, ",") && !is_op(t, "]")) e->u.slice.step = parse_test(p);
+  }
+  return e;
+}
+
+/* Call arguments after '(' up to and including ')'. */
+static void parse_call_args(parser *p, fe_expr *call) {
+  expr_vec args = {0}, kwargs = {0};
+  NN_VEC(const char *) kwnames = {0};
+  while (!is_op(peek(p), ")")) {
+    const token *t = peek(p);
+    if (t->kind == TK_NAME && is_op(peek2(p), "=")) {
+      next(p);
+      next(p);
+      NN_PUSH(p->a, kwnames, t->text);
+      NN_PUSH(p->a, kwargs, parse_test(p));
+    } else {
+      if (kwargs.len) fail_at(p, t->loc, "positional argument follows keyword argument");
+      NN_PUSH(p->a, args, parse_test(p));
+    }
+    if (!is_op(peek(p), ",")) break;
+    next(p);
+  }
+  expect_op(p, ")", NULL);
+  call->u.call.args = args.data;
+  call->u.call.nargs = args.len;
+  call->u.call.kwnames = kwnames.data;
+  call->u.call.kwargs = kwargs.data;
+  call->u.call.nkw = kwargs.len;
+}
+
+static fe_expr *parse_postfix(parser *p) {
+  int saved = p->depth;
+  nn_loc start = peek(p)->loc;
+  fe_expr *e = parse_atom(p);
+  for (;;) {
+    const token *t = peek(p);
+    if (is_op(t, ".")) {
+      enter(p, t);
+      next(p);
+      const token *n = peek(p);
+      if (n->kind != TK_NAME && n->kind != TK_KW)
+        fail_tok(p, n, "expected attribute name after '.'");
+      next(p);
+      fe_expr *a = new_expr(p, FE_E_ATTR, start);
+      a->u.attr.obj = e;
+      a->u.attr.name = n->text;
+      e = a;
+    } else if (is_op(t, "(")) {
+      enter(p, t);
+      next(p);
+      fe_expr *c = new_expr(p, FE_E_CALL, start);
+      c->u.call.fn = e;
+      parse_call_args(p, c);
+      e = c;
+    } else if (is_op(t, "[")) {
+      enter(p, t);
+      next(p);
+      expr_vec idx = {0};
+      for (;;) {
+        NN_PUSH(p->a, idx, parse_subscript_item(p));
+        if (!is_op(peek(p), ",")) break;
+        next(p);
+        if (is_op(peek(p), "]")) break;
+      }
+      expect_op(p, "]", NULL);
+      fe_expr *s = new_expr(p, FE_E_SUBSCRIPT, start);
+      s->u.sub.obj = e;
+      s->u.sub.idx = idx.data;
+      s->u.sub.nidx = idx.len;
+      e = s;
+    } else {
+      break;
+    }
+  }
+  p->depth = saved;
+  return e;
+}
+
+static fe_expr *parse_power(parser *p) {
+  nn_loc start = peek(p)->loc;
+  fe_expr *a = parse_postfix(p);
+  if (!is_op(peek(p), "**")) return a;
+  int saved = p->depth;
+  enter(p, next(p));
+  fe_expr *b = parse_factor(p);
+  p->depth = saved;
+  return new_binary(p, "**", a, b, start);
+}
+
+/* Unary -, +, ~; a minus right before a number literal folds into it. */
+static fe_expr *parse_factor(parser *p) {
+  const token *t = peek(p);
+  const char *op = is_op(t, "-") ? "-" : is_op(t, "+") ? "+" : is_op(t, "~") ? "~" : NULL;
+  if (!op) return parse_power(p);
+  int saved = p->depth;
+  enter(p, t);
+  next(p);
+  const token *lit = peek(p), *after = peek2(p);
+  /* (-0 as an int would lose its minus sign in print; keep it unary.) */
+  if (op[0] == '-' && ((lit->kind == TK_INT && lit->u != 0) || lit->kind == TK_FLOAT) &&
+      !is_op(after, "**") && !is_op(after, "(") && !is_op(after, "[") &&
+      !is_op(after, ".")) {
+    next(p);
+    fe_expr *e;
+    if (lit->kind == TK_INT) {
+      e = new_expr(p, FE_E_INT, t->loc);
+      e->u.i = lit->u == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)lit->u;
+    } else {
+      e = new_expr(p, FE_E_FLOAT, t->loc);
+      e->u.f = -lit->f;
+    }
+    p->depth = saved;
+    return e;
+  }
+  fe_expr *e = new_expr(p, FE_E_UNARY, t->loc);
+  e->u.unary.op = op;
+  e->u.unary.a = parse_factor(p);
+  p->depth = saved;
+  return e;
+}
+
+/* Left-associative binary levels, loosest first: | ^ & shifts + * ... */
+static const char *const ts_binlevels[][6] = {
+    {"|"}, {"^"}, {"&"}, {"<<", ">>"}, {"+", "-"}, {"*", "/", "//", "%", "@"},
+};
+
+static fe_expr *parse_binlevel(parser *p, int level) {
+  if (level == NN_ARRAY_LEN(ts_binlevels)) return parse_factor(p);
+  nn_loc start = peek(p)->loc;
+  int saved = p->depth;
+  fe_expr *a = parse_binlevel(p, level + 1);
+  for (;;) {
+    const char *op = NULL;
+    for (int i = 0; i < 6 && ts_binlevels[level][i]; i++)
+      if (is_op(peek(p), ts_binlevels[level][i])) op = ts_binlevels[level][i];
+    if (!op) break;
+    enter(p, next(p));
+    fe_expr *b = parse_binlevel(p, level + 1);
+    a = new_binary(p, op, a, b, start);
+  }
+  p->depth = saved;
+  return a;
+}
+
+/* The comparison operator at the next token(s), or NULL; *ntok gets how
+ * many tokens it spans. */
+static const char *cmp_op(const parser *p, int *ntok) {
+  const token *t = peek(p), *t2 = peek2(p);
+  static const char *const ops[] = {"==", "!=", "<", "<=", ">", ">="};
+  *ntok = 1;
+  for (int i = 0; i < NN_ARRAY_LEN(ops); i++)
+    if (is_op(t, ops[i])) return ops[i];
+  if (is_kw(t, "in")) return "in";
+  if (is_kw(t, "is")) {
+    if (is_kw(t2, "not")) {
+      *ntok = 2;
+      return "is not";
+    }
+    return "is";
+  }
+  if (is_kw(t, "not") && is_kw(t2, "in")) {
+    *ntok = 2;
+    return "not in";
+  }
+  return NULL;
+}
+
+static fe_expr *parse_comparison(parser *p) {
+  nn_loc start = peek(p)->loc;
+  fe_expr *a = parse_binlevel(p, 0);
+  int ntok;
+  const char *op = cmp_op(p, &ntok);
+  if (!op) return a;
+  int saved = p->depth;
+  enter(p, peek(p));
+  for (int i = 0; i < ntok; i++) next(p);
+  fe_expr *b = parse_binlevel(p, 0);
+  if (cmp_op(p, &ntok))
+    fail_at(p, peek(p)->loc, "chained comparisons are not supported");
+  p->depth = saved;
+  return new_binary(p, op, a, b, start);
+}
+
+static fe_expr *parse_not(parser *p) {
+  const token *t = peek(p);
+  if (!is_kw(t, "not")) return parse_comparison(p);
+  int saved = p->depth;
+  enter(p, t);
+  next(p);
+  fe_expr *e = new_expr(p, FE_E_UNARY, t->loc);
+  e->u.unary.op = "not";
+  e->u.unary.a = parse_not(p);
+  p->depth = saved;
+  return e;
+}
+
+static fe_expr *parse_and_or(parser *p, bool is_or) {
+  nn_loc start = peek(p)->loc;
+  int saved = p->depth;
+  const char *kw = is_or ? "or" : "and";
+  fe_expr *a = is_or ? parse_and_or(p, false) : parse_not(p);
+  while (is_kw(peek(p), kw)) {
+    enter(p, next(p));
+    fe_expr *b = is_or ? parse_and_or(p, false) : parse_not(p);
+    a = new_binary(p, kw, a, b, start);
+  }
+  p->depth = saved;
+  return a;
+}
+
+/* test: or_test ['if' or_test 'else' test] */
+static fe_expr *parse_test(parser *p) {
+  const token *t = peek(p);
+  int saved = p->depth;
+  enter(p, t);
+  fe_expr *e = parse_and_or(p, true);
+  if (is_kw(peek(p), "if")) {
+    next(p);
+    fe_expr *cond = parse_and_or(p, true);
+    expect_kw(p, "else", "in conditional expression");
+    fe_expr *els = parse_test(p);
+    fe_expr *te = new_expr(p, FE_E_TERNARY, t->loc);
+    te->u.ternary.cond = cond;
+    te->u.ternary.then = e;
+    te->u.ternary.els = els;
+    e = te;
+  }
+  p->depth = saved;
+  return e;
+}
+
+/* A comma-separated list of `item`s; a tuple when a comma appears (a
+ * trailing comma is allowed). `for_target` parses items at the | level so
+ * that `in` ends the list. */
+static fe_expr *parse_exprlist(parser *p, bool for_target) {
+  nn_loc start = peek(p)->loc;
+  fe_expr *first = for_target ? parse_binlevel(p, 0) : parse_test(p);
+  if (!is_op(peek(p), ",")) return first;
+  expr_vec v = {0};
+  NN_PUSH(p->a, v, first);
+  while (is_op(peek(p), ",")) {
+    next(p);
+    if (!starts_expr(peek(p))) break;
+    NN_PUSH(p->a, v, for_target ? parse_binlevel(p, 0) : parse_test(p));
+  }
+  fe_expr *e = new_expr(p, FE_E_TUPLE, start);
+  e->u.seq.items = v.data;
+  e->u.seq.n = v.len;
+  return e;
+}
+
+static const char *ekind_desc(const fe_expr *e) {
+  switch (e->kind) {
+  case FE_E_CALL: return "function call";
+  case FE_E_INT: case FE_E_FLOAT: case FE_E_STR: case FE_E_TRUE:
+  case FE_E_FALSE: case FE_E_NONE: return "literal";
+  case FE_E_UNARY: case FE_E_BINARY: return "operator";
+  case FE_E_TERNARY: return "conditional expression";
+  case FE_E_DICT: return "dict literal";
+  case FE_E_SLICE: return "slice";
+  default: return "expression";
+  }
+}
+
+/* Checks that e can be assigned to (names, attributes, subscripts, tuples
+ * and lists of those). */
+static void check_target(parser *p, const fe_expr *e, bool allow_seq) {
+  if (e->kind == FE_E_NAME || e->kind == FE_E_ATTR || e->kind == FE_E_SUBSCRIPT)
+    return;
+  if (allow_seq && (e->kind == FE_E_TUPLE || e->kind == FE_E_LIST)) {
+    for (int i = 0; i < e->u.seq.n; i++) check_target(p, e->u.seq.items[i], true);
+    return;
+  }
+  fail_at(p, e->loc, "cannot assign to %s", ekind_desc(e));
+}
+
+static fe_stmt *new_stmt(parser *p, fe_skind kind, nn_loc loc) {
+  fe_stmt *s = nn_alloc(p->a, sizeof *s);
+  s->kind = kind;
+  s->loc = loc;
+  return s;
+}
+
+static const char *const ts_augops[] = {"+=", "-=", "*=", "/=", "//=", "%=",
+                                        "**=", "&=", "|=", "^=", "<<=", ">>=",
+                                        "@="};
+
+/* Expression statement or assignment of any form. */
+static fe_stmt *parse_expr_stmt(parser *p) {
+  const token *start = peek(p);
+  fe_expr *e = parse_exprlist(p, false);
+  const token *t = peek(p);
+  if (is_op(t, ":")) {
+    if (e->kind != FE_E_NAME && e->kind != FE_E_ATTR && e->kind != FE_E_SUBSCRIPT)
+      fail_at(p, e->loc, "illegal target for annotation");
+    next(p);
+    fe_stmt *s = new_stmt(p, FE_S_ANNASSIGN, start->loc);
+    s->u.ann.target = e;
+    s->u.ann.type = parse_test(p);
+    if (is_op(peek(p), "=")) {
+      next(p);
+      s->u.ann.value = parse_exprlist(p, false);
+    }
+    return s;
+  }
+  for (int i = 0; i < NN_ARRAY_LEN(ts_augops); i++) {
+    if (!is_op(t, ts_augops[i])) continue;
+    check_target(p, e, false);
+    next(p);
+    fe_stmt *s = new_stmt(p, FE_S_AUGASSIGN, start->loc);
+    s->u.aug.target = e;
+    s->u.aug.op = ts_augops[i];
+    s->u.aug.value = parse_exprlist(p, false);
+    return s;
+  }
+  if (is_op(t, "=")) {
+    expr_vec targets = {0};
+    fe_expr *value = e;
+    while (is_op(peek(p), "=")) {
+      check_target(p, value, true);
+      NN_PUSH(p->a, targets, value);
+      next(p);
+      value = parse_exprlist(p, false);
+    }
+    fe_stmt *s = new_stmt(p, FE_S_ASSIGN, start->loc);
+    s->u.assign.targets = targets.data;
+    s->u.assign.ntargets = targets.len;
+    s->u.assign.value = value;
+    return s;
+  }
+  fe_stmt *s = new_stmt(p, FE_S_EXPR, start->loc);
+  s->u.expr = e;
+  return s;
+}
+
+/* Appends s to an arena string under construction (arena memory, so an
+ * error unwinding through the parser leaks nothing). */
+static void cv_put(parser *p, char_vec *v, const char *s) {
+  for (; *s; s++) NN_PUSH(p->a, *v, *s);
+}
+
+static const char *cv_str(parser *p, const char_vec *v) {
+  return nn_strndup(p->a, v->data ? v->data : "", (size_t)v->len);
+}
+
+/* A dotted module name (with leading dots for `from`), appended to v. */
+static void parse_dotted(parser *p, char_vec *v, bool allow_dots) {
+  bool dots = false;
+  if (allow_dots)
+    while (is_op(peek(p), ".")) {
+      next(p);
+      cv_put(p, v, ".");
+      dots = true;
+    }
+  if (dots && is_kw(peek(p), "import")) return; /* from . import x */
+  cv_put(p, v, expect_name(p, "expected module name"));
+  while (is_op(peek(p), ".")) {
+    next(p);
+    cv_put(p, v, ".");
+    cv_put(p, v, expect_name(p, "expected name after '.'"));
+  }
+}
+
+static void parse_as_name(parser *p, char_vec *v) {
+  if (!is_kw(peek(p), "as")) return;
+  next(p);
+  cv_put(p, v, " as ");
+  cv_put(p, v, expect_name(p, "expected name after 'as'"));
+}
+
+static fe_stmt *parse_import(parser *p) {
+  const token *t = next(p);
+  fe_stmt *s = new_stmt(p, FE_S_IMPORT, t->loc);
+  char_vec v = {0};
+  if (is_kw(t, "import")) {
+    cv_put(p, &v, "import ");
+    for (;;) {
+      parse_dotted(p, &v, false);
+      parse_as_name(p, &v);
+      if (!is_op(peek(p), ",")) break;
+      next(p);
+      cv_put(p, &v, ", ");
+    }
+  } else {
+    cv_put(p, &v, "from ");
+    parse_dotted(p, &v, true);
+    expect_kw(p, "import", "after module name");
+    cv_put(p, &v, " import ");
+    if (is_op(peek(p), "*")) {
+      next(p);
+      cv_put(p, &v, "*");
+    } else {
+      bool paren = is_op(peek(p), "(");
+      if (paren) next(p);
+      for (;;) {
+        cv_put(p, &v, expect_name(p, "expected name to import"));
+        parse_as_name(p, &v);
+        if (!is_op(peek(p), ",")) break;
+        next(p);
+        if (paren && is_op(peek(p), ")")) break;
+        cv_put(p, &v, ", ");
+      }
+      if (paren) expect_op(p, ")", NULL);
+    }
+  }
+  s->u.import.text = cv_str(p, &v);
+  return s;
+}
+
+/* One small statement (no compound, no trailing newline). */
+static fe_stmt *parse_small(parser *p) {
+  const token *t = peek(p);
+  if (t->kind == TK_KW) {
+    static const struct { const char *kw; fe_skind kind; } simple[] = {
+        {"pass", FE_S_PASS}, {"break", FE_S_BREAK}, {"continue", FE_S_CONTINUE}};
+    for (int i = 0; i < NN_ARRAY_LEN(simple); i++)
+      if (is_kw(t, simple[i].kw)) {
+        next(p);
+        return new_stmt(p, simple[i].kind, t->loc);
+      }
+    if (is_kw(t, "return") || is_kw(t, "raise") || is_kw(t, "del")) {
+      next(p);
+      fe_stmt *s = new_stmt(p, is_kw(t, "return") ? FE_S_RETURN
+                               : is_kw(t, "raise") ? FE_S_RAISE
+                                                   : FE_S_DEL,
+                            t->loc);
+      if (starts_expr(peek(p)) || s->kind == FE_S_DEL)
+        s->u.expr = s->kind == FE_S_RAISE ? parse_test(p) : parse_exprlist(p, false);
+      return s;
+    }
+    if (is_kw(t, "assert")) {
+      next(p);
+      fe_stmt *s = new_stmt(p, FE_S_ASSERT, t->loc);
+      s->u.assert_.cond = parse_test(p);
+      if (is_op(peek(p), ",")) {
+        next(p);
+        s->u.assert_.msg = parse_test(p);
+      }
+      return s;
+    }
+    if (is_kw(t, "global")) {
+      next(p);
+      fe_stmt *s = new_stmt(p, FE_S_GLOBAL, t->loc);
+      char_vec v = {0};
+      for (;;) {
+        cv_put(p, &v, expect_name(p, "expected name after 'global'"));
+        if (!is_op(peek(p), ",")) break;
+        next(p);
+        cv_put(p, &v, ", ");
+      }
+      s->u.import.text = cv_str(p, &v);
+      return s;
+    }
+    if (is_kw(t, "import") || is_kw(t, "from")) return parse_import(p);
+  }
+  return parse_expr_stmt(p);
+}
+
+/* Small statements separated by ';' up to the end of the line. */
+static void parse_simple_line(parser *p, stmt_vec *out) {
+  for (;;) {
+    NN_PUSH(p->a, *out, parse_small(p));
+    if (!is_op(peek(p), ";")) break;
+    next(p);
+    if (peek(p)->kind == TK_NEWLINE) break;
+  }
+  if (peek(p)->kind != TK_NEWLINE) fail_tok(p, peek(p), "expected end of line");
+  next(p);
+}
+
+static void parse_stmt(parser *p, stmt_vec *out);
+
+/* The body after ':' — statements on the same line, or an indented block. */
+static fe_block parse_suite(parser *p) {
+  stmt_vec v = {0};
+  int saved = p->depth;
+  enter(p, peek(p));
+  if (peek(p)->kind == TK_NEWLINE) {
+    next(p);
+    if (peek(p)->kind != TK_INDENT) fail_tok(p, peek(p), "expected an indented block");
+    next(p);
+    while (peek(p)->kind != TK_DEDENT && peek(p)->kind != TK_EOF)
+      parse_stmt(p, &v);
+    next(p);
+  } else {
+    parse_simple_line(p, &v);
+  }
+  p->depth = saved;
+  fe_block b = {v.data, v.len};
+  return b;
+}
+
+/* if / elif: the keyword is the next token. */
+static fe_stmt *parse_if(parser *p) {
+  const token *t = next(p);
+  int saved = p->depth;
+  enter(p, t);
+  fe_stmt *s = new_stmt(p, FE_S_IF, t->loc);
+  s->u.if_.cond = parse_test(p);
+  expect_op(p, ":", is_kw(t, "if") ? "after if condition" : "after elif condition");
+  s->u.if_.then = parse_suite(p);
+  if (is_kw(peek(p), "elif")) {
+    s->u.if_.els.stmts = nn_alloc(p->a, sizeof(fe_stmt *));
+    s->u.if_.els.stmts[0] = parse_if(p);
+    s->u.if_.els.n = 1;
+  } else if (is_kw(peek(p), "else")) {
+    next(p);
+    expect_op(p, ":", "after 'else'");
+    s->u.if_.els = parse_suite(p);
+  }
+  p->depth = saved;
+  return s;
+}
+
+static fe_stmt *parse_def(parser *p) {
+  const token *t = next(p);
+  fe_stmt *s = new_stmt(p, FE_S_DEF, t->loc);
+  s->u.def.name = expect_name(p, "expected function name after 'def'");
+  expect_op(p, "(", "after function name");
+  NN_VEC(fe_param) params = {0};
+  while (!is_op(peek(p), ")")) {
+    fe_param prm = {0};
+    prm.loc = peek(p)->loc;
+    prm.name = expect_name(p, "expected parameter name");
+    if (is_op(peek(p), ":")) {
+      next(p);
+      prm.type = parse_test(p);
+    }
+    if (is_op(peek(p), "=")) {
+      next(p);
+      prm.deflt = parse_test(p);
+    }
+    NN_PUSH(p->a, params, prm);
+    if (!is_op(peek(p), ",")) break;
+    next(p);
+  }
+  expect_op(p, ")", "after parameters");
+  s->u.def.params = params.data;
+  s->u.def.nparams = params.len;
+  if (is_op(peek(p), "->")) {
+    next(p);
+    s->u.def.ret = parse_test(p);
+  }
+  expect_op(p, ":", "after function header");
+  s->u.def.body = parse_suite(p);
+  return s;
+}
+
+static fe_stmt *parse_class(parser *p) {
+  const token *t = next(p);
+  fe_stmt *s = new_stmt(p, FE_S_CLASS, t->loc);
+  s->u.class_.name = expect_name(p, "expected class name after 'class'");
+  if (is_op(peek(p), "(")) {
+    next(p);
+    bool trailing;
+    expr_vec v = parse_items(p, ")", &trailing);
+    s->u.class_.bases = v.data;
+    s->u.class_.nbases = v.len;
+  }
+  expect_op(p, ":", "after class header");
+  s->u.class_.body = parse_suite(p);
+  return s;
+}
+
+static void parse_stmt(parser *p, stmt_vec *out) {
+  const token *t = peek(p);
+  if (t->kind == TK_INDENT) fail_at(p, t->loc, "unexpected indent");
+  if (t->kind == TK_NEWLINE) { /* only after an ERR-free ';' edge; skip */
+    next(p);
+    return;
+  }
+  if (is_op(t, "@")) {
+    while (is_op(peek(p), "@")) { /* decorators: parsed and dropped */
+      next(p);
+      parse_test(p);
+      if (peek(p)->kind != TK_NEWLINE)
+        fail_tok(p, peek(p), "expected end of line after decorator");
+      next(p);
+    }
+    if (!is_kw(peek(p), "def") && !is_kw(peek(p), "class"))
+      fail_tok(p, peek(p), "expected 'def' or 'class' after decorator");
+    t = peek(p);
+  }
+  if (t->kind == TK_KW) {
+    fe_stmt *s = NULL;
+    if (is_kw(t, "if")) {
+      s = parse_if(p);
+    } else if (is_kw(t, "while")) {
+      next(p);
+      s = new_stmt(p, FE_S_WHILE, t->loc);
+      s->u.while_.cond = parse_test(p);
+      expect_op(p, ":", "after while condition");
+      s->u.while_.body = parse_suite(p);
+    } else if (is_kw(t, "for")) {
+      next(p);
+      s = new_stmt(p, FE_S_FOR, t->loc);
+      s->u.for_.target = parse_exprlist(p, true);
+      check_target(p, s->u.for_.target, true);
+      expect_kw(p, "in", "after for target");
+      s->u.for_.iter = parse_exprlist(p, false);
+      expect_op(p, ":", "after for iterable");
+      s->u.for_.body = parse_suite(p);
+    } else if (is_kw(t, "def")) {
+      s = parse_def(p);
+    } else if (is_kw(t, "class")) {
+      s = parse_class(p);
+    } else if (is_kw(t, "with") || is_kw(t, "try") || is_kw(t, "async") ||
+               is_kw(t, "nonlocal")) {
+      fail_at(p, t->loc, "'%s' statements are not supported", t->text);
+    }
+    if (s) {
+      NN_PUSH(p->a, *out, s);
+      return;
+    }
+  }
+  parse_simple_line(p, out);
+}
+
+fe_block fe_parse(const char *src, size_t len, const char *file,
+                  nn_arena *arena, nn_diag *d) {
+  fe_block empty = {NULL, 0};
+  lexer l = {0};
+  l.src = src ? src : "";
+  l.len = src ? len : 0;
+  l.line = 1;
+  l.file = nn_strdup(arena, file ? file : "<input>");
+  l.arena = arena;
+  lx_all(&l);
+
+  parser p = {0};
+  p.t = l.toks.data;
+  p.n = l.toks.len;
+  p.a = arena;
+  p.d = d;
+  stmt_vec v = {0};
+  if (setjmp(p.fail)) return empty;
+  while (peek(&p)->kind != TK_EOF) parse_stmt(&p, &v);
+  if (l.failed) /* the parser stops at ERR only through fail_tok */
+    fail_tok(&p, &l.toks.data[l.toks.len - 2], "unexpected input");
+  fe_block b = {v.data, v.len};
+  return b;
+}
+
+/* ====================================================================== */
+/* Printer                                                                */
+/* ====================================================================== */
+
+static void print_str(nn_buf *b, const char *s, size_t len) {
+  nn_buf_putn(b, "\"", 1);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+    case '\\': nn_buf_putn(b, "\\\\", 2); break;
+    case '"': nn_buf_putn(b, "\\\"", 2); break;
+    case '\n': nn_buf_putn(b, "\\n", 2); break;
+    case '\t': nn_buf_putn(b, "\\t", 2); break;
+    case '\r': nn_buf_putn(b, "\\r", 2); break;
+    default:
+      if (c < 0x20 || c >= 0x7F)
+        nn_buf_printf(b, "\\%03o", c);
+      else
+        nn_buf_putn(b, (const char *)&c, 1);
+    }
+  }
+  nn_buf_putn(b, "\"", 1);
+}
+
+static void print_float(nn_buf *b, double f) {
+  if (isnan(f)) {
+    nn_buf_printf(b, "float(\"nan\")");
+    return;
+  }
+  if (isinf(f)) {
+    nn_buf_printf(b, "float(\"%sinf\")", f < 0 ? "-" : "");
+    return;
+  }
+  char tmp[64];
+  snprintf(tmp, sizeof tmp, "%.17g", f);
+  nn_buf_printf(b, "%s", tmp);
+  if (strspn(tmp, "-0123456789") == strlen(tmp)) nn_buf_putn(b, ".", 1);
+}
+
+/* Finite floats print as numbers; the others as calls float("inf"). */
+static bool is_negative_literal(const fe_expr *e) {
+  return (e->kind == FE_E_INT && e->u.i < 0) ||
+         (e->kind == FE_E_FLOAT && isfinite(e->u.f) && signbit(e->u.f));
+}
+
+static void print_paren(nn_buf *b, const fe_expr *e, bool wrap) {
+  if (wrap) nn_buf_putn(b, "(", 1);
+  fe_expr_print(b, e);
+  if (wrap) nn_buf_putn(b, ")", 1);
+}
+
+/* The object of a postfix (.name, call, subscript): numbers and unary
+ * operators need parentheses there. */
+static void print_postfix_obj(nn_buf *b, const fe_expr *e) {
+  print_paren(b, e, e->kind == FE_E_INT || e->kind == FE_E_UNARY ||
+                        (e->kind == FE_E_FLOAT && isfinite(e->u.f)));
+}
+
+static void print_list(nn_buf *b, fe_expr *const *items, int n) {
+  for (int i = 0; i < n; i++) {
+    if (i) nn_buf_putn(b, ", ", 2);
+    fe_expr_print(b, items[i]);
+  }
+}
+
+void fe_expr_print(nn_buf *b, const fe_expr *e) {
+  if (!e) {
+    nn_buf_printf(b, "<null>");
+    return;
+  }
+  switch (e->kind) {
+  case FE_E_NAME: nn_buf_printf(b, "%s", e->u.name); break;
+  case FE_E_INT: nn_buf_printf(b, "%lld", (long long)e->u.i); break;
+  case FE_E_FLOAT: print_float(b, e->u.f); break;
+  case FE_E_STR: print_str(b, e->u.str.s, e->u.str.len); break;
+  case FE_E_TRUE: nn_buf_printf(b, "True"); break;
+  case FE_E_FALSE: nn_buf_printf(b, "False"); break;
+  case FE_E_NONE: nn_buf_printf(b, "None"); break;
+  case FE_E_ATTR:
+    print_postfix_obj(b, e->u.attr.obj);
+    nn_buf_printf(b, ".%s", e->u.attr.name);
+    break;
+  case FE_E_CALL:
+    print_postfix_obj(b, e->u.call.fn);
+    nn_buf_putn(b, "(", 1);
+    print_list(b, e->u.call.args, e->u.call.nargs);
+    for (int i = 0; i < e->u.call.nkw; i++) {
+      if (i || e->u.call.nargs) nn_buf_putn(b, ", ", 2);
+      nn_buf_printf(b, "%s=", e->u.call.kwnames[i]);
+      fe_expr_print(b, e->u.call.kwargs[i]);
+    }
+    nn_buf_putn(b, ")", 1);
+    break;
+  case FE_E_SUBSCRIPT:
+    print_postfix_obj(b, e->u.sub.obj);
+    nn_buf_putn(b, "[", 1);
+    print_list(b, e->u.sub.idx, e->u.sub.nidx);
+    nn_buf_putn(b, "]", 1);
+    break;
+  case FE_E_SLICE:
+    if (e->u.slice.lo) fe_expr_print(b, e->u.slice.lo);
+    nn_buf_putn(b, ":", 1);
+    if (e->u.slice.hi) fe_expr_print(b, e->u.slice.hi);
+    if (e->u.slice.step) {
+      nn_buf_putn(b, ":", 1);
+      fe_expr_print(b, e->u.slice.step);
+    }
+    break;
+  case FE_E_LIST:
+    nn_buf_putn(b, "[", 1);
+    print_list(b, e->u.seq.items, e->u.seq.n);
+    nn_buf_putn(b, "]", 1);
+    break;
+  case FE_E_TUPLE:
+    nn_buf_putn(b, "(", 1);
+    print_list(b, e->u.seq.items, e->u.seq.n);
+    if (e->u.seq.n == 1) nn_buf_putn(b, ",", 1);
+    nn_buf_putn(b, ")", 1);
+    break;
+  case FE_E_DICT:
+    nn_buf_putn(b, "{", 1);
+    for (int i = 0; i < e->u.dict.n; i++) {
+      if (i) nn_buf_putn(b, ", ", 2);
+      fe_expr_print(b, e->u.dict.keys[i]);
+      nn_buf_putn(b, ": ", 2);
+      fe_expr_print(b, e->u.dict.vals[i]);
+    }
+    nn_buf_putn(b, "}", 1);
+    break;
+  case FE_E_UNARY: {
+    const fe_expr *a = e->u.unary.a;
+    bool is_not = strcmp(e->u.unary.op, "not") == 0;
+    nn_buf_printf(b, "%s%s", e->u.unary.op, is_not ? " " : "");
+    /* "-not x" would not parse. */
+    print_paren(b, a, !is_not && a->kind == FE_E_UNARY &&
+                          strcmp(a->u.unary.op, "not") == 0);
+    break;
+  }
+  case FE_E_BINARY: {
+    const char *op = e->u.binary.op;
+    bool logic = strcmp(op, "and") == 0 || strcmp(op, "or") == 0;
+    bool pow = strcmp(op, "**") == 0;
+    const fe_expr *a = e->u.binary.a, *c = e->u.binary.b;
+    /* `not x` binds looser than everything but and/or; a unary or negative
+     * base of ** would bind looser than the **. */
+    bool wrap_a = (a->kind == FE_E_UNARY && !strcmp(a->u.unary.op, "not") && !logic) ||
+                  (pow && (a->kind == FE_E_UNARY || is_negative_literal(a)));
+    bool wrap_c = c->kind == FE_E_UNARY && !strcmp(c->u.unary.op, "not") && !logic;
+    nn_buf_putn(b, "(", 1);
+    print_paren(b, a, wrap_a);
+    nn_buf_printf(b, " %s ", op);
+    print_paren(b, c, wrap_c);
+    nn_buf_putn(b, ")", 1);
+    break;
+  }
+  case FE_E_TERNARY:
+    nn_buf_putn(b, "(", 1);
+    fe_expr_print(b, e->u.ternary.then);
+    nn_buf_printf(b, " if ");
+    fe_expr_print(b, e->u.ternary.cond);
+    nn_buf_printf(b, " else ");
+    fe_expr_print(b, e->u.ternary.els);
+    nn_buf_putn(b, ")", 1);
+    break;
+  }
+}
+
+static void put_indent(nn_buf *b, int indent) {
+  for (int i = 0; i < indent; i++) nn_buf_putn(b, "  ", 2);
+}
+
+/* A nested block; an empty one prints as `pass` so the text stays valid. */
+static void print_body(nn_buf *b, const fe_block *blk, int indent) {
+  if (blk->n == 0) {
+    put_indent(b, indent);
+    nn_buf_printf(b, "pass\n");
+    return;
+  }
+  fe_block_print(b, blk, indent);
+}
+
+static void print_stmt(nn_buf *b, const fe_stmt *s, int indent) {
+  put_indent(b, indent);
+  switch (s->kind) {
+  case FE_S_EXPR:
+    fe_expr_print(b, s->u.expr);
+    break;
+  case FE_S_ASSIGN:
+    for (int i = 0; i < s->u.assign.ntargets; i++) {
+      fe_expr_print(b, s->u.assign.targets[i]);
+      nn_buf_printf(b, " = ");
+    }
+    fe_expr_print(b, s->u.assign.value);
+    break;
+  case FE_S_AUGASSIGN:
+    fe_expr_print(b, s->u.aug.target);
+    nn_buf_printf(b, " %s ", s->u.aug.op);
+    fe_expr_print(b, s->u.aug.value);
+    break;
+  case FE_S_ANNASSIGN:
+    fe_expr_print(b, s->u.ann.target);
+    nn_buf_printf(b, " : ");
+    fe_expr_print(b, s->u.ann.type);
+    if (s->u.ann.value) {
+      nn_buf_printf(b, " = ");
+      fe_expr_print(b, s->u.ann.value);
+    }
+    break;
+  case FE_S_RETURN:
+  case FE_S_RAISE:
+  case FE_S_DEL:
+    nn_buf_printf(b, "%s", s->kind == FE_S_RETURN  ? "return"
+                           : s->kind == FE_S_RAISE ? "raise"
+                                                   : "del");
+    if (s->u.expr) {
+      nn_buf_putn(b, " ", 1);
+      fe_expr_print(b, s->u.expr);
+    }
+    break;
+  case FE_S_IF:
+    nn_buf_printf(b, "if ");
+    fe_expr_print(b, s->u.if_.cond);
+    nn_buf_printf(b, ":\n");
+    print_body(b, &s->u.if_.then, indent + 1);
+    if (s->u.if_.els.n) {
+      put_indent(b, indent);
+      nn_buf_printf(b, "else:\n");
+      fe_block_print(b, &s->u.if_.els, indent + 1);
+    }
+    return;
+  case FE_S_FOR:
+    nn_buf_printf(b, "for ");
+    fe_expr_print(b, s->u.for_.target);
+    nn_buf_printf(b, " in ");
+    fe_expr_print(b, s->u.for_.iter);
+    nn_buf_printf(b, ":\n");
+    print_body(b, &s->u.for_.body, indent + 1);
+    return;
+  case FE_S_WHILE:
+    nn_buf_printf(b, "while ");
+    fe_expr_print(b, s->u.while_.cond);
+    nn_buf_printf(b, ":\n");
+    print_body(b, &s->u.while_.body, indent + 1);
+    return;
+  case FE_S_PASS: nn_buf_printf(b, "pass"); break;
+  case FE_S_BREAK: nn_buf_printf(b, "break"); break;
+  case FE_S_CONTINUE: nn_buf_printf(b, "continue"); break;
+  case FE_S_ASSERT:
+    nn_buf_printf(b, "assert ");
+    fe_expr_print(b, s->u.assert_.cond);
+    if (s->u.assert_.msg) {
+      nn_buf_printf(b, ", ");
+      fe_expr_print(b, s->u.assert_.msg);
+    }
+    break;
+  case FE_S_GLOBAL: nn_buf_printf(b, "global %s", s->u.import.text); break;
+  case FE_S_IMPORT: nn_buf_printf(b, "%s", s->u.import.text); break;
+  case FE_S_DEF:
+    nn_buf_printf(b, "def %s(", s->u.def.name);
+    for (int i = 0; i < s->u.def.nparams; i++) {
+      const fe_param *prm = &s->u.def.params[i];
+      nn_buf_printf(b, "%s%s", i ? ", " : "", prm->name);
+      if (prm->type) {
+        nn_buf_printf(b, ": ");
+        fe_expr_print(b, prm->type);
+      }
+      if (prm->deflt) {
+        nn_buf_printf(b, "=");
+        fe_expr_print(b, prm->deflt);
+      }
+    }
+    nn_buf_printf(b, ")");
+    if (s->u.def.ret) {
+      nn_buf_printf(b, " -> ");
+      fe_expr_print(b, s->u.def.ret);
+    }
+    nn_buf_printf(b, ":\n");
+    print_body(b, &s->u.def.body, indent + 1);
+    return;
+  case FE_S_CLASS:
+    nn_buf_printf(b, "class %s", s->u.class_.name);
+    if (s->u.class_.nbases) {
+      nn_buf_putn(b, "(", 1);
+      print_list(b, s->u.class_.bases, s->u.class_.nbases);
+      nn_buf_putn(b, ")", 1);
+    }
+    nn_buf_printf(b, ":\n");
+    print_body(b, &s->u.class_.body, indent + 1);
+    return;
+  }
+  nn_buf_putn(b, "\n", 1);
+}
+
+void fe_block_print(nn_buf *b, const fe_block *blk, int indent) {
+  for (int i = 0; i < blk->n; i++) print_stmt(b, blk->stmts[i], indent);
+}

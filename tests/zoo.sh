@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# zoo.sh - the model zoo test: nncc imports every zoo model with the right
+# ops, infers the traced output shapes, and round-trips the final IR.
+#
+# Run by CTest with NNCC (the nncc binary), NNCC_SRC (the repository),
+# NNCC_BUILD (the build folder) and NNCC_PYTHON (a python3 that may lack
+# torch). The zoo is built with PyTorch into $NNCC_BUILD/zoo, and rebuilt
+# only when it is missing or when make_zoo.py or the torch/torchvision
+# versions changed (a hash stamp in the zoo folder records them). Without
+# a python that imports torch and torchvision the test is skipped (77).
+#
+# By hand:  NNCC=build/nncc NNCC_BUILD=build bash tests/zoo.sh [NAME,...]
+set -u
+
+src="${NNCC_SRC:-$(cd "$(dirname "$0")/.." && pwd)}"
+zoo="${NNCC_BUILD:-${TMPDIR:-/tmp}}/zoo"
+only="${1:-}"
+
+if [ -z "${NNCC:-}" ] || [ ! -x "$NNCC" ]; then
+  echo "zoo.sh: error: NNCC must name the nncc binary (got '${NNCC:-}')" >&2
+  exit 1
+fi
+
+# The first python3 on PATH may lack torch: try the configured one, then
+# Debian's, then PATH's.
+py=""
+versions=""
+for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
+  [ -n "$cand" ] || continue
+  if versions=$("$cand" -c 'import torch, torchvision
+print(torch.__version__, torchvision.__version__)' 2>/dev/null); then
+    py="$cand"
+    break
+  fi
+done
+if [ -z "$py" ]; then
+  echo "skipped: no python3 that imports torch and torchvision" \
+       "(tried NNCC_PYTHON='${NNCC_PYTHON:-}', /usr/bin/python3, python3)"
+  exit 77
+fi
+
+"$py" "$src/tests/zoo/check_zoo.py" --self-test || exit 1
+
+stamp=$( { cat "$src/tests/zoo/make_zoo.py"; echo "$py $versions"; } \
+         | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$zoo/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  echo "building the zoo in $zoo (torch $versions)"
+  tmp="$zoo.tmp.$$"
+  rm -rf "$tmp"
+  if ! "$py" "$src/tests/zoo/make_zoo.py" "$tmp"; then
+    rm -rf "$tmp"
+    echo "zoo.sh: error: make_zoo.py failed" >&2
+    exit 1
+  fi
+  echo "$stamp" > "$tmp/.stamp"
+  rm -rf "$zoo"
+  mv "$tmp" "$zoo"
+fi
+
+if [ -n "$only" ]; then
+  exec "$py" "$src/tests/zoo/check_zoo.py" --nncc "$NNCC" --zoo "$zoo" \
+       --only "$only"
+fi
+exec "$py" "$src/tests/zoo/check_zoo.py" --nncc "$NNCC" --zoo "$zoo"
