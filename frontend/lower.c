@@ -991,7 +991,23 @@ static lval *eval_call(lower *L, const fe_expr *e) {
   /* Builtins that only shape the code, not the computation. */
   if (!strcmp(q, "annotate") || !strcmp(q, "unchecked_cast")) {
     if (e->u.call.nargs != 2) goto bad_arity;
-    return eval(L, e->u.call.args[1]);
+    lval *v = eval(L, e->u.call.args[1]);
+    /* The printer writes aten::ScalarImplicit (and Int/FloatImplicit) of a
+     * 0-dim tensor as annotate(number, t): keep that conversion. */
+    const fe_expr *ty = e->u.call.args[0];
+    if (v->kind == LV_VALUE && ir_vtype(L->g, v->v)->kind == IR_T_TENSOR &&
+        ty->kind == FE_E_NAME) {
+      const char *conv = !strcmp(ty->u.name, "number") ? "aten::ScalarImplicit"
+                         : !strcmp(ty->u.name, "float") ? "aten::FloatImplicit"
+                         : !strcmp(ty->u.name, "int")   ? "aten::IntImplicit"
+                                                        : NULL;
+      if (conv) {
+        lval *args[1] = {v};
+        callargs ca = {.pos = args, .npos = 1};
+        return call_op(L, conv, &ca, e->loc);
+      }
+    }
+    return v;
   }
   if (!strcmp(q, "uninitialized")) return lv_none(L);
   if (!strcmp(q, "getattr")) {

@@ -51,6 +51,9 @@ typedef struct kval {
   int nsrc;               /* element count of src */
   const ir_type **pieces; /* tensor list: the exact type of each element */
   int npieces;            /* element count of pieces */
+  bool wrapped;           /* a 0-dim CONSTANTS.cN tensor: the tracer's
+                             record of a Python number, which promotes like
+                             a number, not like a 0-dim tensor */
 } kval;
 
 typedef struct sh {
@@ -459,6 +462,20 @@ static nn_dtype prom_result(const prom *p) {
   if (p->unknown)
     return NN_DT_UNKNOWN;
   return combine(p->tier[2], combine(p->tier[1], p->tier[0]));
+}
+
+/* Adds operand i of the current node, treating a wrapped number as the
+ * Python scalar it was traced from. */
+static kval *K(sh *s, ir_value v);
+static const ir_type *scalar(sh *s, ir_tkind k);
+static void prom_operand(sh *s, prom *p, ir_value v) {
+  const ir_type *t = ir_vtype(s->g, v);
+  if (t->kind == IR_T_TENSOR && t->dtype != NN_DT_UNKNOWN && K(s, v)->wrapped) {
+    int c = category(t->dtype);
+    prom_add(p, scalar(s, c == 2 ? IR_T_FLOAT : c == 1 ? IR_T_INT : IR_T_BOOL));
+    return;
+  }
+  prom_add(p, t);
 }
 
 /* ---- folding known numbers -------------------------------------------- */
@@ -990,8 +1007,8 @@ static void r_binary(sh *s) {
     return;
   }
   prom p = {0};
-  prom_add(&p, ta);
-  prom_add(&p, tb);
+  prom_operand(s, &p, IN(s, ia));
+  prom_operand(s, &p, IN(s, ib));
   nn_dtype dt = prom_result(&p);
   if (is_bool_result(ar))
     dt = NN_DT_BOOL;
@@ -1021,8 +1038,8 @@ static void r_where(sh *s) {
     return;
   }
   prom p = {0};
-  prom_add(&p, TY(s, 1));
-  prom_add(&p, TY(s, 2));
+  prom_operand(s, &p, IN(s, 1));
+  prom_operand(s, &p, IN(s, 2));
   set(s, 0, tensor(s, prom_result(&p), r2, d2));
 }
 
@@ -1053,7 +1070,7 @@ static void r_clamp(sh *s) {
   prom_add(&p, x);
   for (int i = 1; i < 3; i++)
     if (!is_none(s, i))
-      prom_add(&p, TY(s, i));
+      prom_operand(s, &p, IN(s, i));
   set(s, 0, tensor(s, prom_result(&p), x->rank, x->dims));
 }
 
@@ -2442,13 +2459,36 @@ static void r_constant(sh *s) {
 }
 
 /* weight: typed by the importer; typed from the weight record if not. */
+/* A 0-dim weight's value is known at compile time (CONSTANTS.cN scalars of
+ * traced shape arithmetic, e.g. the 2 in a channel-shuffle view). */
+static void weight_value(const ir_weight *w, kval *k) {
+  if (w->rank != 0 || !w->data) return;
+  size_t es = nn_dtype_size(w->dtype);
+  if (w->offset < 0 || (size_t)(w->offset + 1) * es > w->nbytes) return;
+  const unsigned char *p = (const unsigned char *)w->data + (size_t)w->offset * es;
+  ir_const c = {0};
+  switch (w->dtype) {
+  case NN_DT_I64: { int64_t v; memcpy(&v, p, 8); c.kind = IR_C_INT; c.i = v; break; }
+  case NN_DT_I32: { int32_t v; memcpy(&v, p, 4); c.kind = IR_C_INT; c.i = v; break; }
+  case NN_DT_F64: { double v; memcpy(&v, p, 8); c.kind = IR_C_FLOAT; c.f = v; break; }
+  case NN_DT_F32: { float v; memcpy(&v, p, 4); c.kind = IR_C_FLOAT; c.f = v; break; }
+  case NN_DT_BOOL: c.kind = IR_C_BOOL; c.i = p[0] != 0; break;
+  default: return;
+  }
+  k->known = true;
+  k->tensor = true;
+  k->c = c;
+  k->wrapped = !strncmp(w->name, "CONSTANTS.", 10);
+}
+
 static void r_weight(sh *s) {
   ir_node *n = N(s);
-  if (ir_vtype(s->g, n->out[0])->kind != IR_T_UNKNOWN)
-    return;
   if (n->weight < 0 || n->weight >= s->g->weights.len)
     return;
   const ir_weight *w = &s->g->weights.data[n->weight];
+  weight_value(w, K(s, n->out[0]));
+  if (ir_vtype(s->g, n->out[0])->kind != IR_T_UNKNOWN)
+    return;
   if (w->rank < 0 || (w->rank > 0 && !w->sizes))
     return;
   ir_dim *o = dims_new(s, w->rank);

@@ -270,6 +270,21 @@ static tally print_modules(const fe_pval *obj, const char *path, int depth, nn_a
   return total;
 }
 
+/* The archive itself doesn't name its producer; the format version and
+ * entries that only some releases write narrow it down (FORMATS.md §3, §8). */
+static const char *producer_of(const fe_model *m) {
+  if (fe_archive_find(m->archive, "bytecode.pkl")) return "PyTorch lite interpreter (bytecode.pkl present)";
+  if (fe_archive_find(m->archive, ".data/version") ||
+      fe_archive_find(m->archive, ".data/serialization_id"))
+    return "PyTorch 1.13 or newer (.data/ entries)";
+  switch (m->version) {
+  case 1: return "PyTorch 1.3-1.4 (format version 1)";
+  case 2: return "PyTorch 1.4-1.5 (format version 2)";
+  case 3: return "PyTorch 1.6 or newer (format version 3)";
+  default: return m->version > 3 ? "PyTorch 1.7 or newer" : "unknown (no version entry)";
+  }
+}
+
 static int cmd_inspect(int argc, char **argv) {
   if (argc != 1) return usage_error("inspect takes one MODEL.pt argument%s", "");
   const char *path = argv[0];
@@ -284,8 +299,9 @@ static int cmd_inspect(int argc, char **argv) {
   d.source = fe_model_source_line;
   d.source_ctx = m;
   printf("archive: %s\n", path);
-  printf("format: TorchScript (torch.jit.save, PyTorch 1.3 or newer), file version %lld\n",
+  printf("format: TorchScript archive (torch.jit.save), file format version %lld\n",
          (long long)m->version);
+  printf("producer: %s\n", producer_of(m));
   printf("top folder: %s\n", fe_archive_prefix(m->archive));
   if (m->op_version_set >= 0) printf("op_version_set: %lld\n", (long long)m->op_version_set);
   printf("entries: %d, code files: %d\n", fe_archive_count(m->archive), m->codes.len);
