@@ -15,6 +15,7 @@
 #define NNCC_FRONTEND_H
 
 #include "../common/common.h"
+#include "../ir/ir.h"
 
 #include <stdbool.h>
 
@@ -368,7 +369,6 @@ void fe_expr_print(nn_buf *b, const fe_expr *e);
 /* schema.c — ATen schemas (schemas.def) → canonical IR ops               */
 /* ====================================================================== */
 
-#include "../ir/ir.h"
 
 /* Coarse argument types, enough to pick an overload and build operands. */
 typedef enum fe_atype {

@@ -472,17 +472,14 @@ done:
   return rc;
 }
 
-int main(int argc, char **argv) {
-  nn_fatal_hook = internal_exit;
-  if (argc < 2) {
-    usage(stderr);
-    return EXIT_USAGE;
-  }
-  if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);
-
+/* Parses the command line into o (option values live in arena) and
+ * compiles; returns the exit code. */
+static int cmd_compile(int argc, char **argv, nn_arena *arena) {
   static options o;
-  nn_arena *arena = nn_arena_new(); /* lives until exit: holds option values */
   o.po.dump = stdout;
+#ifndef NDEBUG
+  o.po.verify_each = true; /* debug builds check the IR after every pass */
+#endif
   o.emit = NULL;
   char err[512];
   for (int i = 1; i < argc; i++) {
@@ -545,7 +542,18 @@ int main(int argc, char **argv) {
             o.emit ? "--emit=" : "no --emit given", o.emit ? o.emit : "");
     return EXIT_USAGE;
   }
-  int rc = compile(&o);
+  return compile(&o);
+}
+
+int main(int argc, char **argv) {
+  nn_fatal_hook = internal_exit;
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);
+  nn_arena *arena = nn_arena_new();
+  int rc = cmd_compile(argc, argv, arena);
   nn_arena_free(arena);
   return rc;
 }
