@@ -3,7 +3,9 @@
  * Sections, one per file:
  *   archive.c  the zip layer (libzip + a read-only mapping of the file)
  *   pickle.c   the protocol-2 pickle VM → a value tree
+ *              (pickle_print.c prints the tree: fe_pval_print)
  *   tsparse.c  TorchScript source → AST
+ *              (tsprint.c prints the AST: fe_block_print, fe_expr_print)
  *   schema.c   ATen schemas (schemas.def) → canonical IR ops
  *   import.c   new-format archives → module tree (fe_module)
  *   lower.c    module tree + AST → graph IR
@@ -361,7 +363,7 @@ fe_block fe_parse(const char *src, size_t len, const char *file,
                   nn_arena *arena, nn_diag *d);
 /* Prints an AST back as source-like text (for tests and debugging). The
  * output is stable: one statement per line, two spaces per `indent` level;
- * binary operators fully parenthesized (format: tsparse.c's header). */
+ * binary operators fully parenthesized (format: tsprint.c's header). */
 void fe_block_print(nn_buf *b, const fe_block *blk, int indent);
 void fe_expr_print(nn_buf *b, const fe_expr *e);
 

@@ -565,16 +565,6 @@ static int prec(const ir_graph *g, ir_dim d) {
   }
 }
 
-static bool is_ident(const char *s) {
-  if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-    return false;
-  for (s++; *s; s++)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-          (*s >= '0' && *s <= '9') || *s == '_'))
-      return false;
-  return true;
-}
-
 static void print_rec(nn_buf *b, const ir_graph *g, ir_dim d);
 
 static void print_operand(nn_buf *b, const ir_graph *g, ir_dim d, bool paren) {
@@ -624,26 +614,7 @@ static void print_rec(nn_buf *b, const ir_graph *g, ir_dim d) {
   switch (e->kind) {
   case IR_DK_UNKNOWN: nn_buf_putn(b, "?", 1); return;
   case IR_DK_CONST: nn_buf_printf(b, "%lld", (long long)e->c); return;
-  case IR_DK_SYM:
-    if (is_ident(e->name)) {
-      nn_buf_printf(b, "%s", e->name);
-    } else { /* quoted: same escapes as strings in print.c */
-      nn_buf_putn(b, "\"", 1);
-      for (const unsigned char *s = (const unsigned char *)e->name; *s; s++) {
-        if (*s == '"' || *s == '\\')
-          nn_buf_printf(b, "\\%c", *s);
-        else if (*s == '\n')
-          nn_buf_putn(b, "\\n", 2);
-        else if (*s == '\t')
-          nn_buf_putn(b, "\\t", 2);
-        else if (*s < 0x20 || *s >= 0x7f)
-          nn_buf_printf(b, "\\x%02x", *s);
-        else
-          nn_buf_putn(b, (const char *)s, 1);
-      }
-      nn_buf_putn(b, "\"", 1);
-    }
-    return;
+  case IR_DK_SYM: ir_print_name(b, e->name); return;
   case IR_DK_ADD:
     print_operand(b, g, e->a, false);
     if (negative_term(g, e->b)) {

@@ -291,6 +291,10 @@ enum {
 /* Prints the graph. Values are renumbered %0, %1, ... in print order
  * (inputs first), so print(parse(print(g))) == print(g) byte for byte. */
 void ir_print(nn_buf *b, const ir_graph *g, unsigned flags);
+/* Prints a name bare when it is an identifier ([A-Za-z_][A-Za-z0-9_]*),
+ * else as a quoted string with the escapes of string literals. Graph and
+ * input names print this way, and so do symbolic dims (dims.c). */
+void ir_print_name(nn_buf *b, const char *s);
 /* Parses text written by ir_print. `file` names the text in errors.
  * Returns NULL after reporting located errors. */
 ir_graph *ir_parse(const char *text, size_t len, const char *file,

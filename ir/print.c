@@ -97,7 +97,7 @@ static bool ident_like(const char *s) {
   return true;
 }
 
-static void print_name(nn_buf *b, const char *s) {
+void ir_print_name(nn_buf *b, const char *s) {
   if (ident_like(s))
     nn_buf_printf(b, "%s", s);
   else
@@ -261,7 +261,7 @@ void ir_print(nn_buf *b, const ir_graph *g, unsigned flags) {
   if (!num) nn_internal_error(__FILE__, __LINE__, "out of memory");
   ir_number_values(g, num);
   nn_buf_putn(b, "graph ", 6);
-  print_name(b, g->name ? g->name : "");
+  ir_print_name(b, g->name ? g->name : "");
   nn_buf_putn(b, "(", 1);
   for (int i = 0; i < g->inputs.len; i++) {
     if (i) nn_buf_putn(b, ", ", 2);
@@ -269,7 +269,7 @@ void ir_print(nn_buf *b, const ir_graph *g, unsigned flags) {
     const char *name = i < g->input_names.len ? g->input_names.data[i] : NULL;
     if (name) {
       nn_buf_putn(b, " ", 1);
-      print_name(b, name);
+      ir_print_name(b, name);
     }
     nn_buf_putn(b, ": ", 2);
     print_vtype(b, g, g->inputs.data[i]);

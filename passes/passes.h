@@ -4,6 +4,7 @@
  *   pipeline.c      the ordered pass list, --print-after, input specs
  *   canonicalize.c  in-place → pure, eval-mode identities, DCE, CSE
  *   shapes.c        dtype and dims of every value; folds shape arithmetic
+ *                   (its rules: shapes_math.c, shapes_layout.c, shapes_meta.c)
  *
  * Passes never call the frontend; they report problems with the user's model
  * through nn_diag at the node's source location and return the number of

@@ -7,14 +7,13 @@
  * broken round trip) is a bug and aborts.
  *
  * Built with -fsanitize=fuzzer it is a libFuzzer target. Built with
- * -DNNCC_FUZZ_STANDALONE it is a plain program for CI:
+ * -DNNCC_FUZZ_STANDALONE it is a plain program for CI (driver.h):
  *
  *   fuzz_irparse [-n N] FILE...
  *
  * runs every FILE as is, then N (default 2000) variants of each — byte
  * overwrites with IR punctuation or random bytes, truncations, deletions
- * and duplicated slices — from a fixed-seed xorshift generator, so every
- * run tests the same inputs.
+ * and duplicated slices.
  */
 #include "ir/ir.h"
 
@@ -60,80 +59,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef NNCC_FUZZ_STANDALONE
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static uint32_t next_rand(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (uint32_t)(rng >> 17);
-}
+#include "driver.h"
 
-/* One variant of src (len bytes) into dst (capacity cap); returns its size. */
-static size_t mutate(const uint8_t *src, size_t len, uint8_t *dst, size_t cap) {
-  static const char alphabet[] = "%=(),:[]{}<>*+-/?\"\\ \n0123456789.abefgilnoprstux";
-  size_t n = len < cap ? len : cap;
-  memcpy(dst, src, n);
-  int edits = 1 + (int)(next_rand() % 4);
-  for (int e = 0; e < edits && n > 0; e++) {
-    size_t at = next_rand() % n;
-    switch (next_rand() % 5) {
-    case 0: dst[at] = (uint8_t)alphabet[next_rand() % (sizeof alphabet - 1)]; break;
-    case 1: dst[at] = (uint8_t)next_rand(); break;
-    case 2: n = at; break; /* truncate */
-    case 3: { /* delete a slice */
-      size_t k = 1 + next_rand() % 8;
-      if (at + k > n) k = n - at;
-      memmove(dst + at, dst + at + k, n - at - k);
-      n -= k;
-      break;
-    }
-    default: { /* duplicate a slice */
-      size_t k = 1 + next_rand() % 16;
-      if (at + k > n) k = n - at;
-      if (n + k > cap) break;
-      memmove(dst + at + k, dst + at, n - at);
-      n += k;
-      break;
-    }
-    }
-  }
-  return n;
-}
+/* IR punctuation, digits and the letters of keywords and dtypes. */
+static const char irparse_dict[] =
+    "%=(),:[]{}<>*+-/?\"\\ \n0123456789.abefgilnoprstux";
 
 int main(int argc, char **argv) {
-  long per_file = 2000;
-  int first = 1;
-  if (argc > 2 && strcmp(argv[1], "-n") == 0) {
-    per_file = strtol(argv[2], NULL, 10);
-    first = 3;
-  }
-  for (int i = first; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    if (!f) {
-      fprintf(stderr, "fuzz_irparse: cannot open %s\n", argv[i]);
-      return 2;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *src = malloc((size_t)size + 1);
-    size_t len = fread(src, 1, (size_t)size, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(src, len);
-    size_t cap = len + 64;
-    for (long m = 0; m < per_file; m++) {
-      uint8_t *dst = malloc(cap);
-      size_t n = mutate(src, len, dst, cap);
-      /* A heap block of exactly n bytes, so ASan catches reads past it. */
-      uint8_t *exact = malloc(n ? n : 1);
-      memcpy(exact, dst, n);
-      LLVMFuzzerTestOneInput(exact, n);
-      free(exact);
-      free(dst);
-    }
-    free(src);
-  }
-  printf("fuzz_irparse: %d file(s), %ld variants each: ok\n", argc - first, per_file);
-  return 0;
+  static const fuzz_target t = {
+      .name = "fuzz_irparse",
+      .default_n = 2000,
+      .kinds = FUZZ_SET_DICT | FUZZ_SET_RANDOM | FUZZ_TRUNCATE |
+               FUZZ_DELETE_RUN | FUZZ_DUP_SLICE,
+      .dict = (const uint8_t *)irparse_dict,
+      .ndict = sizeof irparse_dict - 1,
+  };
+  return fuzz_main(&t, argc, argv);
 }
+
 #endif

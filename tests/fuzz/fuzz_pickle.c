@@ -6,12 +6,12 @@
  * must cope with whatever the VM builds), and then unpickles what follows the
  * first STOP, as the legacy torch.save reader does.
  *
- * Built with -DNNCC_FUZZ_STANDALONE it gets its own main(): every file named
- * on the command line is run as is and then through a fixed number of
- * deterministic mutations (xorshift-driven byte flips, truncations,
- * insertions of opcode bytes, chunk copies), so CI can run it without
+ * Built with -DNNCC_FUZZ_STANDALONE it gets the main() of driver.h: every
+ * file named on the command line is run as is and then as N (default 2000)
+ * deterministic variants (bit flips, truncations, insertions and overwrites
+ * of opcode bytes, random bytes, deleted runs), so CI can run it without
  * libFuzzer:
- *   fuzz_pickle [-n MUTATIONS_PER_FILE] FILE...
+ *   fuzz_pickle [-n N] FILE...
  */
 #include "frontend/frontend.h"
 
@@ -81,18 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef NNCC_FUZZ_STANDALONE
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t xorshift(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
-}
+#include "driver.h"
 
 /* Bytes worth inserting: opcodes and small lengths. */
-static const uint8_t interesting[] = {
+static const uint8_t pickle_dict[] = {
     '(', '.', '0', '1', '2', 'F', 'I', 'J', 'K', 'L', 'M', 'N', 'P', 'Q', 'R',
     'S', 'T', 'U', 'V', 'X', 'a', 'b', 'c', 'd', '}', 'e', 'g', 'h', 'j', 'l',
     ']', 'p', 'q', 'r', 's', 't', ')', 'u', 'G', 'B', 'C', 0x80, 0x81, 0x85,
@@ -100,77 +92,16 @@ static const uint8_t interesting[] = {
     0x92, 0x93, 0x94, 0x95, 0x00, 0x01, 0x7f, 0xff, '\n',
 };
 
-/* Writes a mutation of in[0..n) into out (room for n + 4 bytes); returns
- * its length. */
-static size_t mutate(const uint8_t *in, size_t n, uint8_t *out) {
-  memcpy(out, in, n);
-  int rounds = 1 + (int)(xorshift() % 4);
-  for (int r = 0; r < rounds; r++) {
-    size_t at = n ? (size_t)(xorshift() % n) : 0;
-    switch (xorshift() % 6) {
-    case 0: /* flip a bit */
-      if (n) out[at] ^= (uint8_t)(1u << (xorshift() % 8));
-      break;
-    case 1: /* truncate */
-      n = at;
-      break;
-    case 2: /* insert an interesting byte (at most 4 rounds: room enough) */
-      memmove(out + at + 1, out + at, n - at);
-      out[at] = interesting[xorshift() % sizeof interesting];
-      n++;
-      break;
-    case 3: /* overwrite with an interesting byte */
-      if (n) out[at] = interesting[xorshift() % sizeof interesting];
-      break;
-    case 4: /* overwrite with a random byte */
-      if (n) out[at] = (uint8_t)xorshift();
-      break;
-    default: { /* delete a short run */
-      size_t k = 1 + (size_t)(xorshift() % 8);
-      if (at + k > n) k = n - at;
-      memmove(out + at, out + at + k, n - at - k);
-      n -= k;
-    }
-    }
-  }
-  return n;
-}
-
 int main(int argc, char **argv) {
-  long per_file = 2000;
-  int files = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-      per_file = strtol(argv[++i], NULL, 10);
-      continue;
-    }
-    FILE *f = fopen(argv[i], "rb");
-    if (!f) {
-      fprintf(stderr, "fuzz_pickle: cannot open %s\n", argv[i]);
-      return 1;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n + 1);
-    uint8_t *mut = malloc(2 * (size_t)n + 64);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, got);
-    for (long k = 0; k < per_file; k++) {
-      size_t m = mutate(buf, got, mut);
-      /* an exactly-sized copy so sanitizers see reads past the end */
-      uint8_t *exact = malloc(m ? m : 1);
-      memcpy(exact, mut, m);
-      LLVMFuzzerTestOneInput(exact, m);
-      free(exact);
-    }
-    free(buf);
-    free(mut);
-    files++;
-  }
-  printf("fuzz_pickle: %d files, %ld mutations each, no crash\n", files, per_file);
-  return 0;
+  static const fuzz_target t = {
+      .name = "fuzz_pickle",
+      .default_n = 2000,
+      .kinds = FUZZ_FLIP_BIT | FUZZ_TRUNCATE | FUZZ_INSERT_DICT |
+               FUZZ_SET_DICT | FUZZ_SET_RANDOM | FUZZ_DELETE_RUN,
+      .dict = pickle_dict,
+      .ndict = sizeof pickle_dict,
+  };
+  return fuzz_main(&t, argc, argv);
 }
 
 #endif

@@ -7,11 +7,12 @@
  * printer adds parentheses).
  *
  * Built with -fsanitize=fuzzer this is a libFuzzer target. Built with
- * -DNNCC_FUZZ_STANDALONE it has a main() that runs every file named on the
- * command line plus deterministic mutations of it (byte flips, truncations,
- * duplicated and deleted lines, inserted brackets) — so CI can run it
- * without libFuzzer:
- *   fuzz_tsparse [-n MUTATIONS] file.py...
+ * -DNNCC_FUZZ_STANDALONE it has the main() of driver.h, which runs every
+ * file named on the command line plus N (default 2000) deterministic
+ * variants of it (random bytes, truncations, inserted and overwritten
+ * token characters, and through the hook below duplicated and deleted
+ * lines) — so CI can run it without libFuzzer:
+ *   fuzz_tsparse [-n N] file.py...
  */
 #include "frontend/frontend.h"
 
@@ -65,17 +66,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
 }
 
 #ifdef NNCC_FUZZ_STANDALONE
-
-static uint64_t rng_state;
-static uint64_t rng(void) { /* xorshift64 */
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return rng_state;
-}
+#include "driver.h"
 
 /* Offset of line k of s (n bytes); *end gets the offset just past it. */
-static size_t line_start(const char *s, size_t n, size_t k, size_t *end) {
+static size_t line_start(const uint8_t *s, size_t n, size_t k, size_t *end) {
   size_t line = 0, i = 0, start = 0;
   for (; i < n && line < k; i++)
     if (s[i] == '\n') {
@@ -88,90 +82,36 @@ static size_t line_start(const char *s, size_t n, size_t k, size_t *end) {
   return start;
 }
 
-/* Writes one mutation of src (n bytes) into dst (capacity >= 2n + 16);
- * returns its length. */
-static size_t mutate(const char *src, size_t n, char *dst) {
-  static const char interesting[] = "()[]{}:,.=\n \t\"'\\#-+*0123456789eax_";
-  memcpy(dst, src, n);
-  size_t len = n;
-  int rounds = 1 + (int)(rng() % 4);
-  for (int r = 0; r < rounds; r++) {
-    switch (rng() % 6) {
-    case 0: /* flip a byte */
-      if (len) dst[rng() % len] = (char)(rng() & 0xFF);
-      break;
-    case 1: /* set a byte to a token-ish character */
-      if (len) dst[rng() % len] = interesting[rng() % (sizeof interesting - 1)];
-      break;
-    case 2: /* truncate */
-      if (len) len = rng() % len;
-      break;
-    case 3: { /* duplicate a line (if room) */
-      size_t lines = 1;
-      for (size_t i = 0; i < len; i++) lines += dst[i] == '\n';
-      size_t e, s = line_start(dst, len, rng() % lines, &e);
-      if (len + (e - s) > 2 * n + 16) break;
-      memmove(dst + e + (e - s), dst + e, len - e);
-      memcpy(dst + e, dst + s, e - s);
-      len += e - s;
-      break;
-    }
-    case 4: { /* delete a line */
-      size_t lines = 1;
-      for (size_t i = 0; i < len; i++) lines += dst[i] == '\n';
-      size_t e, s = line_start(dst, len, rng() % lines, &e);
-      memmove(dst + s, dst + e, len - e);
-      len -= e - s;
-      break;
-    }
-    case 5: /* insert a byte */
-      if (len < 2 * n + 16) {
-        size_t at = len ? rng() % (len + 1) : 0;
-        memmove(dst + at + 1, dst + at, len - at);
-        dst[at] = interesting[rng() % (sizeof interesting - 1)];
-        len++;
-      }
-      break;
-    }
+/* The line mutations: kind 0 duplicates a random line (when there is
+ * room), kind 1 deletes one. */
+static size_t line_hook(int kind, uint8_t *buf, size_t len, size_t cap) {
+  size_t lines = 1;
+  for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
+  size_t e, s = line_start(buf, len, (size_t)(fuzz_rand() % lines), &e);
+  if (kind == 0) {
+    if (len + (e - s) > cap) return len;
+    memmove(buf + e + (e - s), buf + e, len - e);
+    memcpy(buf + e, buf + s, e - s);
+    return len + (e - s);
   }
-  return len;
+  memmove(buf + s, buf + e, len - e);
+  return len - (e - s);
 }
 
+static const char tsparse_dict[] = "()[]{}:,.=\n \t\"'\\#-+*0123456789eax_";
+
 int main(int argc, char **argv) {
-  int mutations = 2000, files = 0;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-      mutations = atoi(argv[++i]);
-      continue;
-    }
-    FILE *f = fopen(argv[i], "rb");
-    if (!f) {
-      fprintf(stderr, "fuzz_tsparse: cannot open %s\n", argv[i]);
-      return 2;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *src = malloc((size_t)n + 1);
-    char *dst = malloc(2 * (size_t)n + 16);
-    if (!src || !dst || fread(src, 1, (size_t)n, f) != (size_t)n) {
-      fprintf(stderr, "fuzz_tsparse: cannot read %s\n", argv[i]);
-      return 2;
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput((const unsigned char *)src, (size_t)n);
-    rng_state = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-    for (int k = 0; k < mutations; k++) {
-      size_t len = mutate(src, (size_t)n, dst);
-      LLVMFuzzerTestOneInput((const unsigned char *)dst, len);
-    }
-    free(src);
-    free(dst);
-    files++;
-  }
-  printf("fuzz_tsparse: %d files, %d mutations each, no failures\n", files,
-         mutations);
-  return 0;
+  static const fuzz_target t = {
+      .name = "fuzz_tsparse",
+      .default_n = 2000,
+      .kinds = FUZZ_SET_RANDOM | FUZZ_SET_DICT | FUZZ_TRUNCATE |
+               FUZZ_INSERT_DICT,
+      .dict = (const uint8_t *)tsparse_dict,
+      .ndict = sizeof tsparse_dict - 1,
+      .nhooks = 2,
+      .hook = line_hook,
+  };
+  return fuzz_main(&t, argc, argv);
 }
 
 #endif
