@@ -6,7 +6,7 @@
 # NNCC_BUILD (the build folder) and NNCC_PYTHON (a python3 that may lack
 # torch). The zoo is built with PyTorch into $NNCC_BUILD/zoo, and rebuilt
 # only when it is missing or when make_zoo.py or the torch/torchvision
-# versions changed (a hash stamp in the zoo folder records them). Without
+# versions changed (tests/zoo/ensure_zoo.sh, shared with e2e.sh). Without
 # a python that imports torch and torchvision the test is skipped (77).
 #
 # By hand:  NNCC=build/nncc NNCC_BUILD=build bash tests/zoo.sh [NAME,...]
@@ -41,21 +41,7 @@ fi
 
 "$py" "$src/tests/zoo/check_zoo.py" --self-test || exit 1
 
-stamp=$( { cat "$src/tests/zoo/make_zoo.py"; echo "$py $versions"; } \
-         | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$zoo/.stamp" 2>/dev/null)" != "$stamp" ]; then
-  echo "building the zoo in $zoo (torch $versions)"
-  tmp="$zoo.tmp.$$"
-  rm -rf "$tmp"
-  if ! "$py" "$src/tests/zoo/make_zoo.py" "$tmp"; then
-    rm -rf "$tmp"
-    echo "zoo.sh: error: make_zoo.py failed" >&2
-    exit 1
-  fi
-  echo "$stamp" > "$tmp/.stamp"
-  rm -rf "$zoo"
-  mv "$tmp" "$zoo"
-fi
+bash "$src/tests/zoo/ensure_zoo.sh" "$py" "$zoo" || exit 1
 
 if [ -n "$only" ]; then
   exec "$py" "$src/tests/zoo/check_zoo.py" --nncc "$NNCC" --zoo "$zoo" \

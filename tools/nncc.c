@@ -13,6 +13,8 @@
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
+#include "backends/backend.h"
+#include "nncc_run.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,7 +34,9 @@ static void internal_exit(void) { _exit(EXIT_INTERNAL); }
 
 static void usage(FILE *f) {
   fputs(
-      "usage: nncc MODEL.pt [options]         compile a traced TorchScript model\n"
+      "usage: nncc MODEL.pt -o OUT.so [options]   compile a traced TorchScript model\n"
+      "       nncc run OUT.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
+      "                [--threads N] [--bench N]  run a compiled model on .npy inputs\n"
       "       nncc inspect MODEL.pt           describe an archive\n"
       "       nncc FILE.nnir [options]        run passes over textual IR\n"
       "\n"
@@ -41,8 +45,12 @@ static void usage(FILE *f) {
       "                             DTYPE is f32 f16 bf16 f64 i64 i32 i16 i8 u8 bool,\n"
       "                             a dim is a number (symbolic dims come later);\n"
       "                             scalar inputs are NAME:int, NAME:float, NAME:bool\n"
-      "  --emit=ir                  print the IR after the pipeline to stdout (or -o FILE)\n"
-      "  -o FILE                    output file\n"
+      "  -o FILE                    output file (a model.so unless --emit says otherwise)\n"
+      "  --emit=KIND                so (default with -o), obj (the object file),\n"
+      "                             llvm (optimized LLVM IR), kernels (the scheduled\n"
+      "                             loop nests), ir (the graph IR; stdout without -o)\n"
+      "  -O0 .. -O3                 optimization level (default -O2)\n"
+      "  --mcpu=NAME                target CPU for code generation (default: this host)\n"
       "  --print-after=PASS         print the IR after PASS (import, canonicalize,\n"
       "                             shapes, cleanup)\n"
       "  --print-after-all          print the IR after every pass\n"
@@ -75,6 +83,8 @@ typedef struct options {
   pass_opts po;
   bool print_loc;
   bool werror;
+  int opt_level;         /* -O0..-O3 */
+  const char *mcpu;      /* --mcpu */
 } options;
 
 /* Matches "--name=value" or "--name value"; advances *i for the latter. */
@@ -424,6 +434,48 @@ static int write_output(const options *o, const char *text, size_t len, nn_diag 
   return ok ? 0 : -1;
 }
 
+/* "dir/resnet18.pt" → "resnet18": the name recorded in the model.so. */
+static const char *model_name(const char *path, nn_arena *arena) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  const char *dot = strrchr(base, '.');
+  return nn_strndup(arena, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+}
+
+/* The last stage: print the IR, or generate code and write obj/llvm/so. */
+static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d) {
+  const char *kind = o->emit ? o->emit : "so";
+  nn_buf b = {0};
+  int w = -1;
+  if (!strcmp(kind, "ir")) {
+    ir_print(&b, g, o->po.print_flags);
+    w = write_output(o, b.data ? b.data : "", b.len, d);
+    nn_buf_free(&b);
+    return w ? EXIT_MODEL : EXIT_OK;
+  }
+  be_program *p = be_schedule(g, arena, d);
+  if (!p) return EXIT_MODEL;
+  if (!strcmp(kind, "kernels")) {
+    be_program_print(&b, p);
+    w = write_output(o, b.data ? b.data : "", b.len, d);
+    nn_buf_free(&b);
+    return w ? EXIT_MODEL : EXIT_OK;
+  }
+  llvm_opts lo = {.opt_level = o->opt_level, .mcpu = o->mcpu};
+  llvm_result r = {0};
+  if (llvm_compile(p, &lo, !strcmp(kind, "llvm"), &r, d)) return EXIT_MODEL;
+  if (!strcmp(kind, "llvm")) {
+    w = write_output(o, r.ir_text ? r.ir_text : "", r.ir_text ? strlen(r.ir_text) : 0, d);
+  } else if (!strcmp(kind, "obj")) {
+    w = write_output(o, r.obj, r.obj_size, d);
+  } else {
+    artifact_opts ao = {.out = o->out, .cc = getenv("CC"), .model_name = model_name(o->model, arena)};
+    w = artifact_link(p, &r, &ao, d);
+  }
+  llvm_result_free(&r);
+  return w ? EXIT_MODEL : EXIT_OK;
+}
+
 static int compile(options *o) {
   nn_arena *arena = nn_arena_new();
   nn_diag d;
@@ -461,11 +513,7 @@ static int compile(options *o) {
     o->po.ninputs = o->inputs.len;
     if (pass_pipeline_run(g, &o->po, &d) || d.errors) goto done;
   }
-  nn_buf b = {0};
-  ir_print(&b, g, o->po.print_flags);
-  int w = write_output(o, b.data ? b.data : "", b.len, &d);
-  nn_buf_free(&b);
-  rc = w ? EXIT_MODEL : EXIT_OK;
+  rc = emit(o, g, arena, &d);
 done:
   if (m) fe_model_close(m);
   nn_arena_free(arena);
@@ -481,6 +529,7 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
   o.po.verify_each = true; /* debug builds check the IR after every pass */
 #endif
   o.emit = NULL;
+  o.opt_level = 2;
   char err[512];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -511,6 +560,11 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
       if (strcmp(v, "import") && pass_check_list(v, err, sizeof err))
         return usage_error("--print-after: %s", err);
       o.po.print_after = v;
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+      o.opt_level = a[2] - '0';
+    } else if ((v = opt_value(argc, argv, &i, "--mcpu"))) {
+      if (!*v) return usage_error("--mcpu needs a CPU name%s", "");
+      o.mcpu = v;
     } else if (!strcmp(a, "--print-after-all")) {
       o.po.print_after_all = true;
     } else if ((v = opt_value(argc, argv, &i, "--stop-after"))) {
@@ -535,13 +589,15 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
     }
   }
   if (!o.model) return usage_error("no model given%s", "");
-  if (!o.emit || strcmp(o.emit, "ir")) {
-    fprintf(stderr,
-            "nncc: error: %s%s: this build of nncc compiles to IR only; use --emit=ir "
-            "(native code generation is the LLVM backend's job)\n",
-            o.emit ? "--emit=" : "no --emit given", o.emit ? o.emit : "");
-    return EXIT_USAGE;
-  }
+  static const char *const kinds[] = {"ir", "so", "obj", "llvm", "kernels"};
+  bool known = !o.emit;
+  for (int k = 0; k < NN_ARRAY_LEN(kinds); k++) known |= o.emit && !strcmp(o.emit, kinds[k]);
+  if (!known) return usage_error("unknown --emit kind '%s' (one of ir, so, obj, llvm, kernels)", o.emit);
+  bool binary = !o.emit || !strcmp(o.emit, "so") || !strcmp(o.emit, "obj");
+  if (!o.out && binary)
+    return usage_error("no output file: pass -o OUT.so (or --emit=ir to print the IR)%s", "");
+  if (o.out && !strcmp(o.out, "-") && (!o.emit || !strcmp(o.emit, "so")))
+    return usage_error("a shared object can't be written to stdout%s", "");
   return compile(&o);
 }
 
@@ -552,6 +608,7 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "run")) return nncc_cmd_run(argc - 2, argv + 2);
   nn_arena *arena = nn_arena_new();
   int rc = cmd_compile(argc, argv, arena);
   nn_arena_free(arena);

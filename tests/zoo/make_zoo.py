@@ -20,6 +20,12 @@ against:
                 code/ spells out
   torch_version the torch that wrote the archive
 
+Next to them go the example inputs the model was traced with,
+OUTDIR/<name>.in<i>.npy (one per forward() parameter, in order), and what
+the traced module computes for them, OUTDIR/<name>.out<j>.npy (one per
+output tensor, tuples and lists flattened in order; floating outputs are
+stored as float32): the references for the end-to-end tests.
+
 Before writing the json the script reads the saved archive back: the
 parameter names of the top-level forward() in code/__torch__/ must equal
 the traced graph's input names, and the reloaded module must have the same
@@ -41,6 +47,8 @@ import sys
 import time
 import warnings
 import zipfile
+
+import numpy as np
 
 
 def _reexec_with_torch():
@@ -325,6 +333,23 @@ class TensorOps(nn.Module):
             lo - hi, squeezed, flat, pos, last)
 
 
+class ListOut(nn.Module):
+  """A multi-head model whose forward returns a Python list of tensors (the
+  trace ends in prim::ListConstruct rather than a tuple): a shared trunk,
+  two linear heads and a softmax of the first head."""
+
+  def __init__(self):
+    super().__init__()
+    self.trunk = nn.Linear(16, 32)
+    self.heads = nn.ModuleList([nn.Linear(32, 4), nn.Linear(32, 3)])
+
+  def forward(self, x):
+    h = F.relu(self.trunk(x))
+    outs = [head(h) for head in self.heads]
+    outs.append(torch.softmax(outs[0], dim=-1))
+    return outs
+
+
 # ---------------------------------------------------------------------------
 # The zoo
 # ---------------------------------------------------------------------------
@@ -379,6 +404,9 @@ MODELS = [
   ("tensor_ops", TensorOps, [("i64", [2, 3]), ("f32", [2, 3, 4])],
    "repeat, tril, stack, cat, expand, permute, chunk, squeeze, flatten, "
    "ones/zeros/arange, masked_fill, reshape, view, slice/select"),
+  ("list_out", ListOut, [("f32", [3, 16])],
+   "a list of three tensors as the output (prim::ListConstruct), linear "
+   "heads, softmax"),
 ]
 
 DTYPE_NAMES = {
@@ -491,6 +519,18 @@ def saved_forward_params(path, qualname):
   return re.findall(r",\s*(\w+)\s*:", f.group(1))
 
 
+def save_arrays(outdir, name, inputs, outs):
+  """The example inputs as <name>.in<i>.npy and the traced module's outputs
+  as <name>.out<j>.npy (floating outputs as float32)."""
+  for i, t in enumerate(inputs):
+    np.save(os.path.join(outdir, "%s.in%d.npy" % (name, i)), t.numpy())
+  for j, t in enumerate(outs):
+    a = t.detach().numpy()
+    if t.is_floating_point():
+      a = a.astype(np.float32)
+    np.save(os.path.join(outdir, "%s.out%d.npy" % (name, j)), a)
+
+
 def fmt_type(dt, shape):
   return "%s[%s]" % (dt, ",".join(str(d) for d in shape))
 
@@ -521,6 +561,7 @@ def build(name, ctor, specs, outdir):
     outs = flatten_outputs(traced(*inputs))
   pt_path = os.path.join(outdir, name + ".pt")
   torch.jit.save(traced, pt_path)  # the json, written last, marks success
+  save_arrays(outdir, name, inputs, outs)
 
   ops = count_ops(traced)
   names = input_names(traced.graph)

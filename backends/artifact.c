@@ -1,0 +1,262 @@
+/* artifact.c — linking model.so (backend.h "artifact.c").
+ *
+ * The inputs: the generated object (llvm_result), the weights blob and the
+ * description of the inputs/outputs (be_program), and the model runtime
+ * object embedded in nncc itself (runtime/abi.h, nncc_embedded_model_rt).
+ * In a private temporary directory (mkdtemp) we write
+ *   model.o      the generated code
+ *   model_rt.o   the embedded model runtime
+ *   weights.bin  the weights blob          ┐ pulled into data.o by
+ *   meta.bin     the metadata blob (abi.h) ┘ data.s through .incbin
+ *   data.s       assembler: the two blobs in read-only sections, the
+ *                weights 64-byte aligned (no giant LLVM constant)
+ *   exports.map  a version script exporting nncc_model_v1 only
+ * then run `$CC -c data.s` and
+ *   $CC -shared -o OUT.tmp-PID model.o data.o model_rt.o -Wl,--version-script=...
+ *       -Wl,--build-id=none -Wl,--no-undefined -Wl,-z,noexecstack -lm -lpthread
+ * and rename OUT.tmp-PID to OUT, so a failure never leaves OUT behind.
+ *
+ * Determinism: the same inputs give the same bytes. Nothing variable goes
+ * in: no build id, data.s names itself with a fixed `.file` so the temporary
+ * directory's name is not recorded, and ld writes no timestamps.
+ * The compiler's output is captured and shown in the error when it fails.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../runtime/abi.h"
+#include "backend.h"
+
+extern char **environ;
+
+#ifndef NNCC_VERSION
+#define NNCC_VERSION "0.0.0"
+#endif
+#ifndef NNCC_LLVM_VERSION
+#define NNCC_LLVM_VERSION "?"
+#endif
+
+static const nn_loc no_loc = {0};
+
+/* ---- the metadata blob ------------------------------------------------------- */
+
+typedef NN_VEC(unsigned char) bytevec;
+
+static void put_le(nn_arena *a, bytevec *v, uint64_t x, int bytes) {
+  for (int i = 0; i < bytes; i++) NN_PUSH(a, *v, (unsigned char)(x >> (8 * i)));
+}
+
+static void put_str(nn_arena *a, bytevec *v, const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  put_le(a, v, n, 4);
+  for (size_t i = 0; i < n; i++) NN_PUSH(a, *v, (unsigned char)s[i]);
+}
+
+static void put_ios(nn_arena *a, bytevec *v, const be_io *ios, int n) {
+  put_le(a, v, (uint64_t)n, 4);
+  for (int i = 0; i < n; i++) {
+    put_str(a, v, ios[i].name);
+    put_le(a, v, (uint64_t)ios[i].dtype, 4);
+    put_le(a, v, (uint64_t)ios[i].rank, 4);
+    for (int k = 0; k < ios[i].rank; k++) put_le(a, v, (uint64_t)ios[i].dims[k], 8);
+  }
+}
+
+/* Builds the metadata blob (format in runtime/abi.h). */
+static bytevec build_meta(const be_program *p, const llvm_result *r,
+                          const artifact_opts *o) {
+  nn_arena *a = p->arena;
+  bytevec v = {0};
+  for (int i = 0; i < 8; i++) NN_PUSH(a, v, (unsigned char)NNCC_META_MAGIC[i]);
+  put_le(a, &v, NNCC_META_VERSION, 4);
+  put_le(a, &v, 0, 4); /* total length, patched below */
+  put_str(a, &v, "nncc " NNCC_VERSION " (LLVM " NNCC_LLVM_VERSION ")");
+  put_str(a, &v, o->model_name ? o->model_name : "");
+  put_str(a, &v, "cpu");
+  put_str(a, &v, r->cpu ? r->cpu : "");
+  put_str(a, &v, r->features ? r->features : "");
+  put_le(a, &v, p->workspace_bytes, 8);
+  put_le(a, &v, (uint64_t)p->weights.len, 8);
+  put_ios(a, &v, p->inputs.data, p->inputs.len);
+  put_ios(a, &v, p->outputs.data, p->outputs.len);
+  for (int i = 0; i < 4; i++) v.data[12 + i] = (unsigned char)((unsigned)v.len >> (8 * i));
+  return v;
+}
+
+/* ---- files and processes ----------------------------------------------------- */
+
+static int write_file(const char *path, const void *data, size_t n, nn_diag *d) {
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    nn_error(d, no_loc, "can't create '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  int ok = (n == 0 || fwrite(data, 1, n, f) == n);
+  if (fclose(f) != 0) ok = 0;
+  if (!ok) {
+    nn_error(d, no_loc, "can't write '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Runs argv with stdout and stderr going to `log`. Returns 0 when the
+ * command exits with status 0; otherwise reports an error showing the
+ * command's output. */
+static int run_cmd(char **argv, const char *log, const char *what, nn_diag *d) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    nn_error(d, no_loc, "can't run the C compiler '%s' to %s: %s", argv[0], what, strerror(rc));
+    return -1;
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) {
+      nn_error(d, no_loc, "waiting for '%s': %s", argv[0], strerror(errno));
+      return -1;
+    }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+  char out[2048] = "";
+  FILE *f = fopen(log, "rb");
+  if (f) {
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    while (n && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = 0;
+    fclose(f);
+  }
+  nn_buf cmd = {0};
+  for (int i = 0; argv[i]; i++) nn_buf_printf(&cmd, "%s%s", i ? " " : "", argv[i]);
+  nn_error(d, no_loc, "the C compiler '%s' failed to %s (%s %d)\n  command: %s%s%s", argv[0],
+           what, WIFEXITED(status) ? "exit status" : "signal",
+           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), cmd.data,
+           *out ? "\n" : "", out);
+  nn_buf_free(&cmd);
+  return -1;
+}
+
+/* Splits $CC ("ccache gcc -m64") on spaces into argv[0..n); returns n. */
+static int split_cc(nn_arena *a, const char *cc, char **argv, int max) {
+  char *s = nn_strdup(a, cc);
+  int n = 0;
+  for (char *tok = strtok(s, " \t"); tok && n < max; tok = strtok(NULL, " \t"))
+    argv[n++] = tok;
+  return n;
+}
+
+static const char *data_asm =
+    "# nncc model data: the weights blob and the model description.\n"
+    "\t.file\t\"nncc_data.s\"\n"
+    "\t.section\t.rodata.nncc_weights,\"a\"\n"
+    "\t.balign\t64\n"
+    "\t.globl\tnncc_weights\n"
+    "\t.hidden\tnncc_weights\n"
+    "\t.type\tnncc_weights, \"object\"\n"
+    "nncc_weights:\n"
+    "\t.incbin\t\"%s/weights.bin\"\n"
+    "\t.size\tnncc_weights, . - nncc_weights\n"
+    "\t.byte\t0\n" /* a distinct address even when there are no weights */
+    "\t.section\t.rodata.nncc_meta,\"a\"\n"
+    "\t.balign\t8\n"
+    "\t.globl\tnncc_meta\n"
+    "\t.hidden\tnncc_meta\n"
+    "\t.globl\tnncc_meta_end\n"
+    "\t.hidden\tnncc_meta_end\n"
+    "nncc_meta:\n"
+    "\t.incbin\t\"%s/meta.bin\"\n"
+    "nncc_meta_end:\n"
+    "\t.section\t.note.GNU-stack,\"\",\"progbits\"\n";
+
+/* ---- linking ------------------------------------------------------------------- */
+
+int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts *o,
+                  nn_diag *d) {
+  NN_ASSERT(p && r && o && o->out);
+  nn_arena *a = p->arena;
+  if (!r->obj || !r->obj_size) {
+    nn_error(d, no_loc, "no object code to link");
+    return -1;
+  }
+  const char *tmproot = getenv("TMPDIR");
+  if (!tmproot || !*tmproot) tmproot = "/tmp";
+  char *dir = nn_sprintf(a, "%s/nncc-link-XXXXXX", tmproot);
+  if (!mkdtemp(dir)) {
+    nn_error(d, no_loc, "can't create a temporary directory in '%s': %s", tmproot,
+             strerror(errno));
+    return -1;
+  }
+  static const char *const files[] = {"model.o", "model_rt.o", "weights.bin", "meta.bin",
+                                       "data.s",  "data.o",     "exports.map", "cc.log"};
+#define TMP(name) nn_sprintf(a, "%s/%s", dir, name)
+  char *out_tmp = nn_sprintf(a, "%s.tmp-%ld", o->out, (long)getpid());
+  int rc = -1;
+  bytevec meta = build_meta(p, r, o);
+  if (write_file(TMP("model.o"), r->obj, r->obj_size, d) ||
+      write_file(TMP("model_rt.o"), nncc_embedded_model_rt, nncc_embedded_model_rt_size, d) ||
+      write_file(TMP("weights.bin"), p->weights.data, (size_t)p->weights.len, d) ||
+      write_file(TMP("meta.bin"), meta.data, (size_t)meta.len, d))
+    goto done;
+  char *s = nn_sprintf(a, data_asm, dir, dir);
+  if (write_file(TMP("data.s"), s, strlen(s), d)) goto done;
+  s = "{\n  global: " NNCC_ENTRY_SYMBOL ";\n  local: *;\n};\n";
+  if (write_file(TMP("exports.map"), s, strlen(s), d)) goto done;
+
+  const char *cc = o->cc && *o->cc ? o->cc : "cc";
+  char *argv[64];
+  int n = split_cc(a, cc, argv, 32);
+  if (n == 0) {
+    nn_error(d, no_loc, "the C compiler command is empty");
+    goto done;
+  }
+  int base = n;
+  argv[n++] = "-c";
+  argv[n++] = "-o";
+  argv[n++] = TMP("data.o");
+  argv[n++] = TMP("data.s");
+  argv[n] = NULL;
+  if (run_cmd(argv, TMP("cc.log"), "assemble the model data", d)) goto done;
+
+  n = base;
+  argv[n++] = "-shared";
+  argv[n++] = "-o";
+  argv[n++] = out_tmp;
+  argv[n++] = TMP("model.o");
+  argv[n++] = TMP("data.o");
+  argv[n++] = TMP("model_rt.o");
+  argv[n++] = nn_sprintf(a, "-Wl,--version-script=%s/exports.map", dir);
+  argv[n++] = "-Wl,--build-id=none";
+  argv[n++] = "-Wl,--no-undefined";
+  argv[n++] = "-Wl,-z,noexecstack";
+  argv[n++] = "-Wl,-z,relro";
+  argv[n++] = "-Wl,-z,now";
+  argv[n++] = "-lm";
+  argv[n++] = "-lpthread";
+  argv[n] = NULL;
+  if (run_cmd(argv, TMP("cc.log"), "link the model", d)) {
+    unlink(out_tmp);
+    goto done;
+  }
+  if (rename(out_tmp, o->out) != 0) {
+    nn_error(d, no_loc, "can't rename '%s' to '%s': %s", out_tmp, o->out, strerror(errno));
+    unlink(out_tmp);
+    goto done;
+  }
+  rc = 0;
+done:
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) unlink(TMP(files[i]));
+  rmdir(dir);
+#undef TMP
+  return rc;
+}

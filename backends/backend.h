@@ -1,0 +1,114 @@
+/* backend.h — from a shaped graph to a model.so.
+ *
+ * Sections, one per file:
+ *   schedule.c        graph → be_program: storage for every tensor value
+ *                     (views share their input's buffer), weights laid out
+ *                     in one 64-byte-aligned blob, every node lowered to
+ *                     kernels (kernel.h) in program order
+ *   llvm/llvm_*.c     be_program → LLVM module (one function per kernel plus
+ *                     nncc_graph_run), optimized for the target, emitted as
+ *                     an object file
+ *   artifact.c        object + weights + metadata + the model runtime →
+ *                     model.so, linked with the system C compiler
+ *
+ * The generated graph function has the C signature
+ *   int nncc_graph_run(void *const *inputs, void *const *outputs,
+ *                      unsigned char *workspace,
+ *                      const unsigned char *weights, void *pool);
+ * and each kernel function
+ *   void kN(void *const *slots, int64_t begin, int64_t end);
+ * When a kernel's root is a single KS_PARALLEL loop over [0, n) with a
+ * constant n, the loop runs over [begin, end) and the graph function calls
+ *   nncc_rt_parallel_for(pool, kN, slots, n)
+ * (runtime/model_rt.c); otherwise kN is called once with (0, 1).
+ */
+#ifndef NNCC_BACKEND_H
+#define NNCC_BACKEND_H
+
+#include "kernel.h"
+
+typedef enum be_bufkind {
+  BE_BUF_INPUT,     /* graph input `index` (caller's memory, read only) */
+  BE_BUF_OUTPUT,    /* graph output `index` (caller's memory) */
+  BE_BUF_WEIGHT,    /* `offset` bytes into the weights blob (read only) */
+  BE_BUF_WORKSPACE, /* `offset` bytes into the session's workspace */
+} be_bufkind;
+
+typedef struct be_buf {
+  be_bufkind kind;
+  nn_dtype dtype;   /* element type */
+  int64_t elems;    /* element count */
+  int32_t index;    /* INPUT/OUTPUT: which */
+  uint64_t offset;  /* WEIGHT/WORKSPACE: byte offset, a multiple of 64 */
+} be_buf;
+
+typedef struct be_step {
+  kernel *k;        /* the kernel */
+  be_bufid *slots;  /* program buffer bound to each kernel slot */
+  ir_nodeid node;   /* the IR node it came from */
+} be_step;
+
+typedef struct be_io {
+  const char *name; /* forward() parameter name, or "output_N" */
+  nn_dtype dtype;
+  int rank;
+  const int64_t *dims;
+} be_io;
+
+typedef struct be_program {
+  nn_arena *arena;
+  ir_graph *g;                  /* the graph it was scheduled from */
+  NN_VEC(be_buf) bufs;          /* by be_bufid */
+  NN_VEC(be_step) steps;        /* in execution order */
+  NN_VEC(be_io) inputs;         /* graph inputs */
+  NN_VEC(be_io) outputs;        /* graph outputs */
+  uint64_t workspace_bytes;     /* session workspace size */
+  NN_VEC(unsigned char) weights;/* the weights blob (parts 64-aligned) */
+} be_program;
+
+/* Schedules a shaped graph (every tensor dim constant). Returns NULL after
+ * reporting errors (e.g. an op with no code generation yet). */
+be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d);
+/* Human-readable dump: buffers, then each step's kernel (--emit=kernels). */
+void be_program_print(nn_buf *b, const be_program *p);
+/* Runs a program with the reference interpreter (tests): inputs/outputs are
+ * contiguous arrays in graph order. Returns 0 or -1. */
+int be_interp(const be_program *p, void *const *inputs, void *const *outputs);
+
+/* ---- llvm/ --------------------------------------------------------------- */
+
+typedef struct llvm_opts {
+  int opt_level;          /* 0..3 */
+  const char *mcpu;       /* CPU name ("native" = host, the default) */
+  const char *triple;     /* target triple, NULL = host */
+} llvm_opts;
+
+typedef struct llvm_result {
+  void *obj;              /* the object file bytes (malloc'd) */
+  size_t obj_size;
+  char *ir_text;          /* textual LLVM IR when asked for (malloc'd) */
+  char *cpu;              /* the resolved CPU name (malloc'd) */
+  char *features;         /* the target features it needs, "+avx2,+fma,..." */
+} llvm_result;
+
+/* Generates and optimizes the module, then emits an object. want_ir keeps
+ * the optimized IR text too. Returns 0 or -1 after reporting. */
+int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
+                 llvm_result *r, nn_diag *d);
+void llvm_result_free(llvm_result *r);
+
+/* ---- artifact.c ---------------------------------------------------------- */
+
+typedef struct artifact_opts {
+  const char *out;        /* OUT.so */
+  const char *cc;         /* linker driver: $CC or "cc" */
+  const char *model_name; /* recorded in the metadata */
+} artifact_opts;
+
+/* Links model.so from the object, the weights blob, the metadata and the
+ * embedded model runtime. Writes to a temporary file and renames it, so a
+ * failure leaves no OUT.so. Same inputs → byte-identical output. */
+int artifact_link(const be_program *p, const llvm_result *r,
+                  const artifact_opts *o, nn_diag *d);
+
+#endif

@@ -1,0 +1,222 @@
+/* kernel.h — the loop-nest form every backend lowers (DESIGN.md §6).
+ *
+ * A scheduled op (or, once fusion exists, a fused group) becomes one or more
+ * *kernels*. A kernel is a small imperative program over int64 loop
+ * variables: nested FOR loops, scalar temporaries, and STOREs of scalar
+ * expressions into buffers, plus one coarse statement, GEMM, that each
+ * backend implements with its own blocked microkernel. The LLVM backend
+ * turns this form into LLVM IR; the CUDA backend will print it as CUDA C;
+ * kernel_interp.c executes it directly (tests, and a reference for both).
+ *
+ * Sections, one per file:
+ *   kernel.c        building kernels (expressions, statements), printing
+ *   kernel_ops.c    IR node → kernels, per op family (elementwise, broadcast,
+ *                   injective, reductions, pooling, normalization, ...)
+ *   kernel_gemm.c   IR node → kernels for gemm-like ops (linear, matmul,
+ *                   addmm, bmm, convolution through im2col or directly)
+ *   kernel_interp.c the reference interpreter
+ *
+ * Buffers are flat arrays of one dtype, indexed in elements. A kernel names
+ * its buffers by slot (0..nbufs-1); the schedule binds slots to the graph's
+ * storage (inputs, outputs, weights, workspace). All index arithmetic is
+ * int64; a kernel never allocates memory.
+ */
+#ifndef NNCC_KERNEL_H
+#define NNCC_KERNEL_H
+
+#include "../ir/ir.h"
+
+typedef int32_t kx_id; /* expression id in k->exprs; -1 = none */
+typedef int32_t ks_id; /* statement id in k->stmts */
+
+typedef enum kx_op {
+  KX_CONST,  /* i (integers, bools) or f (floats), of dtype */
+  KX_VAR,    /* the current value of variable `var` (loop index or temp) */
+  KX_LOAD,   /* buffer `buf` at element index a (an I64 expression) */
+  /* unary, operand a */
+  KX_NEG, KX_NOT, KX_ABS, KX_EXP, KX_LOG, KX_LOG1P, KX_SQRT, KX_RSQRT,
+  KX_TANH, KX_ERF, KX_SIN, KX_COS, KX_FLOOR, KX_CEIL, KX_ROUND /* half to even */,
+  KX_CAST,   /* a converted to dtype (float→int truncates; →bool is != 0) */
+  /* binary, operands a b, same dtype (result dtype = operands' dtype) */
+  KX_ADD, KX_SUB, KX_MUL, KX_DIV /* ints: truncating */, KX_FLOORDIV, KX_MOD
+  /* floor semantics like Python for ints and floats */, KX_MIN, KX_MAX, KX_POW,
+  /* comparisons and logic: result dtype BOOL */
+  KX_EQ, KX_NE, KX_LT, KX_LE, KX_GT, KX_GE, KX_AND, KX_OR,
+  KX_SELECT, /* a (bool) ? b : c */
+  KX_OP_COUNT
+} kx_op;
+
+typedef struct kx {
+  kx_op op;
+  nn_dtype dtype; /* result type */
+  kx_id a, b, c;  /* operands, -1 when unused */
+  int64_t i;      /* CONST of an integer/bool dtype */
+  double f;       /* CONST of a float dtype */
+  int32_t var;    /* VAR */
+  int32_t buf;    /* LOAD */
+} kx;
+
+typedef enum ks_kind {
+  KS_FOR,    /* for var in [lo, hi): body */
+  KS_LET,    /* var = val (declares or overwrites a scalar temporary) */
+  KS_STORE,  /* buf[idx] = val */
+  KS_IF,     /* if cond: body (else: els) */
+  KS_GEMM,   /* see ks_gemm */
+} ks_kind;
+
+/* FOR flags. */
+enum {
+  KS_PARALLEL = 1 << 0, /* iterations are independent; the backend may split
+                           them across threads (used on the outermost loop) */
+  KS_VECTOR = 1 << 1,   /* iterations are independent and the innermost
+                           loop: vectorize */
+  KS_REDUCE = 1 << 2,   /* carries a reduction through a LET variable */
+};
+
+/* C[c_off + m*ldc + n] (= or +=) alpha * sum_k A[a_off + m*a_rs + k*a_cs] *
+ * B[b_off + k*b_rs + n*b_cs] (+ beta-scaled bias[bias_off + n*bias_cs +
+ * m*bias_rs]) for m < M, n < N. Offsets are expressions (so a loop around
+ * the GEMM can walk a batch or conv groups); sizes and strides are
+ * compile-time constants. All buffers are F32 for now. */
+typedef struct ks_gemm {
+  int32_t a, b, c;           /* buffer slots */
+  kx_id a_off, b_off, c_off; /* element offsets (I64 expressions) */
+  int64_t m, n, k;           /* sizes */
+  int64_t a_rs, a_cs;        /* A strides (row = m, col = k) */
+  int64_t b_rs, b_cs;        /* B strides (row = k, col = n) */
+  int64_t ldc;               /* C row stride (column stride 1) */
+  float alpha;               /* scale of the product */
+  int32_t bias;              /* buffer slot of a bias, or -1 */
+  kx_id bias_off;            /* its offset */
+  int64_t bias_rs, bias_cs;  /* bias strides over m and n (0 = broadcast) */
+  float beta;                /* scale of the bias */
+  bool accumulate;           /* C += ... instead of C = ... */
+  bool b_is_weight;          /* B is a compile-time constant (may be packed) */
+} ks_gemm;
+
+typedef struct ks {
+  ks_kind kind;
+  int32_t var;         /* FOR, LET */
+  kx_id lo, hi;        /* FOR bounds (I64) */
+  unsigned flags;      /* FOR: KS_* */
+  ks_id *body;         /* FOR, IF: statements */
+  int nbody;
+  ks_id *els;          /* IF: else statements */
+  int nels;
+  kx_id cond;          /* IF */
+  int32_t buf;         /* STORE */
+  kx_id idx, val;      /* STORE index, value; LET value */
+  ks_gemm gemm;        /* GEMM */
+} ks;
+
+typedef struct kbuf {
+  nn_dtype dtype;      /* element type */
+  bool written;        /* the kernel stores into it */
+  int64_t elems;       /* elements the kernel may touch (for checks) */
+  const char *name;    /* for printing, e.g. "x", "out", "w" */
+} kbuf;
+
+typedef struct kernel {
+  nn_arena *arena;
+  const char *name;    /* e.g. "k12_convolution" (unique per program) */
+  NN_VEC(kbuf) bufs;   /* slots */
+  NN_VEC(nn_dtype) vars; /* variable types (loop vars are I64) */
+  NN_VEC(kx) exprs;
+  NN_VEC(ks) stmts;
+  NN_VEC(ks_id) root;  /* top-level statements, in order */
+  nn_loc loc;          /* source of the op, for profiling and errors */
+  /* building state (kernel.c): the FOR/IF statements not yet ended,
+   * innermost last; an IF whose else branch is open is stored as -(id+1) */
+  NN_VEC(ks_id) open;
+} kernel;
+
+/* ---- kernel.c: building ------------------------------------------------- */
+
+kernel *k_new(nn_arena *a, const char *name);
+int32_t k_buf(kernel *k, nn_dtype dt, int64_t elems, bool written, const char *name);
+int32_t k_var(kernel *k, nn_dtype dt);
+kx_id k_const_i(kernel *k, nn_dtype dt, int64_t v);
+kx_id k_const_f(kernel *k, nn_dtype dt, double v);
+kx_id k_i64(kernel *k, int64_t v); /* I64 constant */
+kx_id k_varref(kernel *k, int32_t var);
+kx_id k_load(kernel *k, int32_t buf, kx_id idx);
+kx_id k_un(kernel *k, kx_op op, kx_id a);
+kx_id k_bin(kernel *k, kx_op op, kx_id a, kx_id b); /* folds I64 constants */
+kx_id k_select(kernel *k, kx_id c, kx_id a, kx_id b);
+kx_id k_cast(kernel *k, nn_dtype dt, kx_id a); /* no-op when already dt */
+/* Statements are appended to the innermost open block: the root, or the
+ * body of the last k_for_begin/k_if_begin not yet ended. */
+int32_t k_for_begin(kernel *k, kx_id lo, kx_id hi, unsigned flags); /* returns the loop var */
+void k_for_end(kernel *k);
+void k_if_begin(kernel *k, kx_id cond);
+void k_else(kernel *k);
+void k_if_end(kernel *k);
+void k_let(kernel *k, int32_t var, kx_id val);
+void k_store(kernel *k, int32_t buf, kx_id idx, kx_id val);
+void k_gemm(kernel *k, const ks_gemm *g);
+/* Prints a kernel as readable pseudo-code (tests, --emit=kernels). */
+void k_print(nn_buf *b, const kernel *k);
+
+/* ---- kernel_ops.c / kernel_gemm.c: lowering IR nodes ---------------------- */
+
+/* What a node's lowering needs to know and may ask for. The schedule fills
+ * the value→slot mapping: `slot_of(v)` returns which *program buffer* holds
+ * value v; the lowering creates kernels whose buffer slots it binds with
+ * kl_bind(). Shapes are the node's static types (every dim constant). */
+typedef struct kl_ctx kl_ctx;
+
+/* A program buffer id (graph-level storage), see backend.h. */
+typedef int32_t be_bufid;
+
+/* Creates a kernel for the node being lowered and registers it in order. */
+kernel *kl_kernel(kl_ctx *c, const char *what);
+/* Binds kernel slot `slot` to program buffer b. Every slot must be bound. */
+void kl_bind(kl_ctx *c, kernel *k, int32_t slot, be_bufid b);
+/* The program buffer holding tensor value v (input, weight, workspace...). */
+be_bufid kl_value_buf(kl_ctx *c, ir_value v);
+/* A fresh workspace buffer of `elems` elements, live for this node only. */
+be_bufid kl_scratch(kl_ctx *c, nn_dtype dt, int64_t elems);
+/* A new compile-time constant buffer (e.g. a pre-packed weight): the bytes
+ * are copied into the weights blob. */
+be_bufid kl_const_buf(kl_ctx *c, nn_dtype dt, const void *data, int64_t elems);
+/* The bytes of a weight value (for compile-time packing), or NULL. */
+const void *kl_weight_data(kl_ctx *c, ir_value v);
+ir_graph *kl_graph(kl_ctx *c);
+nn_arena *kl_arena(kl_ctx *c);
+nn_diag *kl_diag(kl_ctx *c);
+
+/* Static shape of a tensor value: fills dims (up to 16) and returns rank, or
+ * -1 after reporting an error when a dim is not constant. */
+int kl_shape(kl_ctx *c, ir_value v, int64_t *dims);
+
+/* Lowers node n (any op whose fusion class is not META or VIEW) into kernels
+ * that write its result(s) into kl_value_buf(out). Returns 0, or -1 after
+ * reporting a located error ("code generation for op X is not supported").
+ * Dispatches to the family lowerings below. */
+int kl_lower_node(kl_ctx *c, ir_nodeid n);
+/* Families (kernel_ops.c, kernel_gemm.c); return 1 if they handled the op,
+ * 0 if not theirs, -1 on error. */
+int kl_lower_elementwise(kl_ctx *c, ir_nodeid n);
+int kl_lower_gemm(kl_ctx *c, ir_nodeid n);
+/* kernel_gemm.c: rewrites every KS_GEMM of k, in place, into an equivalent
+ * blocked loop nest (for backends without a native GEMM microkernel):
+ * macro tiles of C (the outermost loop; KS_PARALLEL when the GEMM was k's
+ * only root statement), K blocks, MR-row register tiles whose innermost
+ * loop is a KS_VECTOR loop of constant trip count over contiguous columns
+ * of C and B. C itself is the accumulator. Uses new variables; k must be
+ * complete (no open block). */
+void k_expand_gemms(kernel *k);
+/* Writes piece `piece` of a chunk/split/unbind node into program buffer
+ * dst (kernel_ops.c; the schedule calls it where the list is unpacked).
+ * Returns 0 or -1 after reporting. */
+int kl_lower_piece(kl_ctx *c, ir_nodeid split_node, int piece, be_bufid dst);
+/* The node being lowered. */
+ir_nodeid kl_node(kl_ctx *c);
+
+/* ---- kernel_interp.c ------------------------------------------------------ */
+
+/* Runs a kernel with slot pointers bufs[0..nbufs). Returns 0, or -1 on an
+ * out-of-bounds access (checked against kbuf.elems). */
+int k_interp(const kernel *k, void *const *bufs);
+
+#endif

@@ -1,0 +1,469 @@
+/* kernel_interp.c — the reference interpreter for kernels (kernel.h).
+ *
+ * k_interp walks a kernel's statements and evaluates expressions
+ * recursively. It is the executable definition of the kernel form: the
+ * LLVM and CUDA translations must agree with it, tests compare against it,
+ * and the CUDA backend uses it to emulate kernels on the CPU. Clarity comes
+ * first; it only needs to be fast enough for test-sized models.
+ *
+ * Semantics:
+ *  - Loop variables are I64. A FOR evaluates lo and hi once, on entry, and
+ *    runs var = lo, lo+1, ..., hi-1 (nothing when hi <= lo). Flags do not
+ *    change the meaning (iterations run in order).
+ *  - Scalars are held per their dtype: integers and bools as int64 (wrapped
+ *    to the dtype's width after every operation, bools 0/1), floats as
+ *    double holding a value representable in the dtype.
+ *  - Float ops compute in the expression's dtype: f32 math in float (expf,
+ *    tanhf, ...; + - * / sqrt done in double and rounded once, which is
+ *    exact), f64 in double, f16/bf16 in f32 and rounded to the dtype
+ *    (round to nearest even).
+ *  - Integer ops compute in int64 (wrapping, no undefined behaviour):
+ *    DIV truncates, FLOORDIV and MOD follow Python (floor; the remainder
+ *    has the sign of the divisor); division or remainder by zero gives 0.
+ *    Float FLOORDIV is floor(a / b); float MOD is fmod(a, b) moved into the
+ *    divisor's sign. POW on ints is exact repeated squaring (a negative
+ *    exponent gives 1/a truncated: 0 unless a is 1 or -1).
+ *  - MIN/MAX on floats propagate NaN (like torch.maximum); ROUND is half
+ *    to even; NOT gives bool (a == 0); ABS/NEG of ints wrap.
+ *  - CAST float -> int truncates toward zero (NaN gives 0, out of range
+ *    saturates before wrapping to the width); anything -> bool is != 0;
+ *    int -> float rounds to nearest.
+ *  - Comparisons compare the operands' values and give bool; AND/OR take
+ *    nonzero as true. SELECT evaluates only the chosen operand (a
+ *    translation may evaluate both, so lowerings keep both safe).
+ *  - LOAD/STORE indices are checked against kbuf.elems: an access out of
+ *    bounds stops the kernel with an error on stderr naming the kernel,
+ *    the buffer and the index, and k_interp returns -1. Nothing is written
+ *    out of bounds.
+ *  - GEMM follows the definition in kernel.h with f32 arithmetic (the
+ *    products summed in order over k in float).
+ */
+#include "kernel.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef union kval {
+  int64_t i; /* integer and bool dtypes */
+  double f;  /* float dtypes */
+} kval;
+
+typedef struct ist {
+  const kernel *k;    /* the kernel being run */
+  void *const *bufs;  /* slot pointers */
+  kval *vars;         /* current variable values */
+  bool err;           /* an access failed: stop */
+} ist;
+
+/* ---- f16 / bf16 --------------------------------------------------------- */
+
+static uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff,
+           man = x & 0x7fffff;
+  if (exp == 0xff) /* inf, nan */
+    return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
+  int e = (int)exp - 127 + 15;
+  if (e >= 31)
+    return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) { /* subnormal or zero */
+    if (e < -10)
+      return (uint16_t)sign;
+    man |= 0x800000;
+    int shift = 14 - e;
+    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1),
+             half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1)))
+      h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+    h++; /* may carry into the exponent, up to inf: correct */
+  return (uint16_t)(sign | h);
+}
+
+static float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
+           man = h & 0x3ff, x;
+  if (exp == 0x1f) {
+    x = sign | 0x7f800000 | (man << 13);
+  } else if (exp == 0) {
+    if (!man) {
+      x = sign;
+    } else {
+      int e = -1;
+      do {
+        man <<= 1;
+        e++;
+      } while (!(man & 0x400));
+      x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+  } else {
+    x = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+static uint16_t f32_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffff) > 0x7f800000)
+    return (uint16_t)((x >> 16) | 0x40);
+  uint32_t rounding = 0x7fff + ((x >> 16) & 1);
+  return (uint16_t)((x + rounding) >> 16);
+}
+
+static float bf16_to_f32(uint16_t h) {
+  uint32_t x = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+/* Rounds x to a value representable in float dtype dt. */
+static double rnd(nn_dtype dt, double x) {
+  switch (dt) {
+  case NN_DT_F32: return (float)x;
+  case NN_DT_F16: return f16_to_f32(f32_to_f16((float)x));
+  case NN_DT_BF16: return bf16_to_f32(f32_to_bf16((float)x));
+  default: return x;
+  }
+}
+
+/* Wraps an int64 to an integer dtype's width (bool: 0/1). */
+static int64_t wrap(nn_dtype dt, int64_t v) {
+  switch (dt) {
+  case NN_DT_I32: return (int32_t)(uint32_t)(uint64_t)v;
+  case NN_DT_I16: return (int16_t)(uint16_t)(uint64_t)v;
+  case NN_DT_I8: return (int8_t)(uint8_t)(uint64_t)v;
+  case NN_DT_U8: return (uint8_t)(uint64_t)v;
+  case NN_DT_BOOL: return v != 0;
+  default: return v;
+  }
+}
+
+/* ---- memory --------------------------------------------------------------- */
+
+static bool check(ist *s, int32_t buf, int64_t idx, const char *what) {
+  const kbuf *b = &s->k->bufs.data[buf];
+  if (idx >= 0 && idx < b->elems && s->bufs[buf])
+    return true;
+  if (!s->err)
+    fprintf(stderr,
+            "nncc: kernel %s: %s of buffer '%s' at index %lld is out of "
+            "bounds (%lld elements)\n",
+            s->k->name, what, b->name, (long long)idx, (long long)b->elems);
+  s->err = true;
+  return false;
+}
+
+static kval load(ist *s, int32_t buf, int64_t idx) {
+  kval v = {0};
+  if (!check(s, buf, idx, "load"))
+    return v;
+  const void *p = s->bufs[buf];
+  switch (s->k->bufs.data[buf].dtype) {
+  case NN_DT_F32: v.f = ((const float *)p)[idx]; break;
+  case NN_DT_F64: v.f = ((const double *)p)[idx]; break;
+  case NN_DT_F16: v.f = f16_to_f32(((const uint16_t *)p)[idx]); break;
+  case NN_DT_BF16: v.f = bf16_to_f32(((const uint16_t *)p)[idx]); break;
+  case NN_DT_I64: v.i = ((const int64_t *)p)[idx]; break;
+  case NN_DT_I32: v.i = ((const int32_t *)p)[idx]; break;
+  case NN_DT_I16: v.i = ((const int16_t *)p)[idx]; break;
+  case NN_DT_I8: v.i = ((const int8_t *)p)[idx]; break;
+  case NN_DT_U8: v.i = ((const uint8_t *)p)[idx]; break;
+  case NN_DT_BOOL: v.i = ((const uint8_t *)p)[idx] != 0; break;
+  default: NN_UNREACHABLE();
+  }
+  return v;
+}
+
+static void store(ist *s, int32_t buf, int64_t idx, kval v) {
+  if (!check(s, buf, idx, "store"))
+    return;
+  void *p = s->bufs[buf];
+  switch (s->k->bufs.data[buf].dtype) {
+  case NN_DT_F32: ((float *)p)[idx] = (float)v.f; break;
+  case NN_DT_F64: ((double *)p)[idx] = v.f; break;
+  case NN_DT_F16: ((uint16_t *)p)[idx] = f32_to_f16((float)v.f); break;
+  case NN_DT_BF16: ((uint16_t *)p)[idx] = f32_to_bf16((float)v.f); break;
+  case NN_DT_I64: ((int64_t *)p)[idx] = v.i; break;
+  case NN_DT_I32: ((int32_t *)p)[idx] = (int32_t)v.i; break;
+  case NN_DT_I16: ((int16_t *)p)[idx] = (int16_t)v.i; break;
+  case NN_DT_I8: ((int8_t *)p)[idx] = (int8_t)v.i; break;
+  case NN_DT_U8: ((uint8_t *)p)[idx] = (uint8_t)v.i; break;
+  case NN_DT_BOOL: ((uint8_t *)p)[idx] = v.i != 0; break;
+  default: NN_UNREACHABLE();
+  }
+}
+
+/* ---- expressions ------------------------------------------------------------ */
+
+static int64_t i_floordiv(int64_t a, int64_t b) {
+  if (b == 0)
+    return 0;
+  if (a == INT64_MIN && b == -1)
+    return INT64_MIN;
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0)))
+    q--;
+  return q;
+}
+
+static int64_t i_mod(int64_t a, int64_t b) {
+  if (b == 0 || b == -1)
+    return 0;
+  int64_t r = a % b;
+  if (r != 0 && ((r < 0) != (b < 0)))
+    r += b;
+  return r;
+}
+
+static int64_t i_pow(int64_t a, int64_t e) {
+  if (e < 0)
+    return a == 1 ? 1 : a == -1 ? (e % 2 ? -1 : 1) : 0;
+  uint64_t r = 1, base = (uint64_t)a;
+  while (e) {
+    if (e & 1)
+      r *= base;
+    base *= base;
+    e >>= 1;
+  }
+  return (int64_t)r;
+}
+
+static int64_t f_to_i(double f) {
+  if (f != f)
+    return 0;
+  if (f >= 9223372036854775807.0)
+    return INT64_MAX;
+  if (f <= -9223372036854775808.0)
+    return INT64_MIN;
+  return (int64_t)f;
+}
+
+static double f_unary(kx_op op, nn_dtype dt, double x) {
+  bool d = dt == NN_DT_F64;
+  float f = (float)x;
+  switch (op) {
+  case KX_NEG: return -x;
+  case KX_ABS: return fabs(x);
+  case KX_EXP: return d ? exp(x) : expf(f);
+  case KX_LOG: return d ? log(x) : logf(f);
+  case KX_LOG1P: return d ? log1p(x) : log1pf(f);
+  case KX_SQRT: return sqrt(x);
+  case KX_RSQRT: return d ? 1.0 / sqrt(x) : 1.0f / sqrtf(f);
+  case KX_TANH: return d ? tanh(x) : tanhf(f);
+  case KX_ERF: return d ? erf(x) : erff(f);
+  case KX_SIN: return d ? sin(x) : sinf(f);
+  case KX_COS: return d ? cos(x) : cosf(f);
+  case KX_FLOOR: return floor(x);
+  case KX_CEIL: return ceil(x);
+  case KX_ROUND: return nearbyint(x); /* default mode: half to even */
+  default: NN_UNREACHABLE();
+  }
+}
+
+static double f_binary(kx_op op, nn_dtype dt, double a, double b) {
+  bool d = dt == NN_DT_F64;
+  switch (op) {
+  case KX_ADD: return a + b;
+  case KX_SUB: return a - b;
+  case KX_MUL: return a * b;
+  case KX_DIV: return a / b;
+  case KX_FLOORDIV: return floor(rnd(dt, a / b));
+  case KX_MOD: {
+    double r = d ? fmod(a, b) : fmodf((float)a, (float)b);
+    if (r != 0 && ((r < 0) != (b < 0)))
+      r += b;
+    return r;
+  }
+  case KX_MIN: return a != a || b != b ? NAN : a < b ? a : b;
+  case KX_MAX: return a != a || b != b ? NAN : a > b ? a : b;
+  case KX_POW: return d ? pow(a, b) : powf((float)a, (float)b);
+  default: NN_UNREACHABLE();
+  }
+}
+
+static int64_t i_binary(kx_op op, int64_t a, int64_t b) {
+  uint64_t ua = (uint64_t)a, ub = (uint64_t)b;
+  switch (op) {
+  case KX_ADD: return (int64_t)(ua + ub);
+  case KX_SUB: return (int64_t)(ua - ub);
+  case KX_MUL: return (int64_t)(ua * ub);
+  case KX_DIV:
+    if (b == 0)
+      return 0;
+    return a == INT64_MIN && b == -1 ? INT64_MIN : a / b;
+  case KX_FLOORDIV: return i_floordiv(a, b);
+  case KX_MOD: return i_mod(a, b);
+  case KX_MIN: return a < b ? a : b;
+  case KX_MAX: return a > b ? a : b;
+  case KX_POW: return i_pow(a, b);
+  default: NN_UNREACHABLE();
+  }
+}
+
+static kval ev(ist *s, kx_id id) {
+  const kx *e = &s->k->exprs.data[id];
+  kval r = {0};
+  bool fl = nn_dtype_is_float(e->dtype);
+  switch (e->op) {
+  case KX_CONST:
+    if (fl)
+      r.f = e->f;
+    else
+      r.i = e->i;
+    return r;
+  case KX_VAR:
+    return s->vars[e->var];
+  case KX_LOAD:
+    return load(s, e->buf, ev(s, e->a).i);
+  case KX_CAST: {
+    nn_dtype from = s->k->exprs.data[e->a].dtype;
+    kval a = ev(s, e->a);
+    bool ffl = nn_dtype_is_float(from);
+    if (e->dtype == NN_DT_BOOL)
+      r.i = ffl ? a.f != 0 : a.i != 0;
+    else if (fl)
+      r.f = rnd(e->dtype, ffl ? a.f : (double)a.i);
+    else
+      r.i = wrap(e->dtype, ffl ? f_to_i(a.f) : a.i);
+    return r;
+  }
+  case KX_NOT: {
+    kval a = ev(s, e->a);
+    r.i = nn_dtype_is_float(s->k->exprs.data[e->a].dtype) ? a.f == 0 : a.i == 0;
+    return r;
+  }
+  case KX_SELECT:
+    return ev(s, e->a).i ? ev(s, e->b) : ev(s, e->c);
+  case KX_EQ: case KX_NE: case KX_LT: case KX_LE: case KX_GT: case KX_GE:
+  case KX_AND: case KX_OR: {
+    bool ofl = nn_dtype_is_float(s->k->exprs.data[e->a].dtype);
+    kval a = ev(s, e->a), b = ev(s, e->b);
+    double x = ofl ? a.f : 0, y = ofl ? b.f : 0;
+    int64_t p = a.i, q = b.i;
+    switch (e->op) {
+    case KX_EQ: r.i = ofl ? x == y : p == q; break;
+    case KX_NE: r.i = ofl ? x != y : p != q; break;
+    case KX_LT: r.i = ofl ? x < y : p < q; break;
+    case KX_LE: r.i = ofl ? x <= y : p <= q; break;
+    case KX_GT: r.i = ofl ? x > y : p > q; break;
+    case KX_GE: r.i = ofl ? x >= y : p >= q; break;
+    case KX_AND: r.i = (ofl ? x != 0 : p != 0) && (ofl ? y != 0 : q != 0); break;
+    default: r.i = (ofl ? x != 0 : p != 0) || (ofl ? y != 0 : q != 0); break;
+    }
+    return r;
+  }
+  default:
+    break;
+  }
+  if (e->op >= KX_NEG && e->op <= KX_ROUND) {
+    kval a = ev(s, e->a);
+    if (fl) {
+      r.f = rnd(e->dtype, f_unary(e->op, e->dtype, a.f));
+    } else if (e->op == KX_NEG) {
+      r.i = wrap(e->dtype, (int64_t)(0 - (uint64_t)a.i));
+    } else if (e->op == KX_ABS) {
+      r.i = wrap(e->dtype, a.i < 0 ? (int64_t)(0 - (uint64_t)a.i) : a.i);
+    } else if (e->op == KX_FLOOR || e->op == KX_CEIL || e->op == KX_ROUND) {
+      r.i = a.i;
+    } else { /* transcendental on an int: through double, truncated */
+      r.i = wrap(e->dtype, f_to_i(f_unary(e->op, NN_DT_F64, (double)a.i)));
+    }
+    return r;
+  }
+  NN_ASSERT(e->op >= KX_ADD && e->op <= KX_POW);
+  kval a = ev(s, e->a), b = ev(s, e->b);
+  if (fl)
+    r.f = rnd(e->dtype, f_binary(e->op, e->dtype, a.f, b.f));
+  else
+    r.i = wrap(e->dtype, i_binary(e->op, a.i, b.i));
+  return r;
+}
+
+/* ---- statements -------------------------------------------------------------- */
+
+static void run_gemm(ist *s, const ks_gemm *g) {
+  int64_t ao = ev(s, g->a_off).i, bo = ev(s, g->b_off).i,
+          co = ev(s, g->c_off).i;
+  int64_t biaso = g->bias >= 0 ? ev(s, g->bias_off).i : 0;
+  for (int64_t m = 0; m < g->m && !s->err; m++)
+    for (int64_t n = 0; n < g->n && !s->err; n++) {
+      float acc = 0;
+      for (int64_t k = 0; k < g->k && !s->err; k++) {
+        float x = (float)load(s, g->a, ao + m * g->a_rs + k * g->a_cs).f;
+        float y = (float)load(s, g->b, bo + k * g->b_rs + n * g->b_cs).f;
+        acc += x * y;
+      }
+      float v = g->alpha * acc;
+      if (g->bias >= 0)
+        v += g->beta *
+             (float)load(s, g->bias, biaso + n * g->bias_cs + m * g->bias_rs).f;
+      int64_t ci = co + m * g->ldc + n;
+      if (g->accumulate)
+        v += (float)load(s, g->c, ci).f;
+      if (s->err)
+        return;
+      kval out = {.f = v};
+      store(s, g->c, ci, out);
+    }
+}
+
+static void run_block(ist *s, const ks_id *ids, int n);
+
+static void run_stmt(ist *s, ks_id id) {
+  const ks *st = &s->k->stmts.data[id];
+  switch (st->kind) {
+  case KS_FOR: {
+    int64_t lo = ev(s, st->lo).i, hi = ev(s, st->hi).i;
+    for (int64_t i = lo; i < hi && !s->err; i++) {
+      s->vars[st->var].i = i;
+      run_block(s, st->body, st->nbody);
+    }
+    return;
+  }
+  case KS_LET: {
+    kval v = ev(s, st->val);
+    if (!s->err)
+      s->vars[st->var] = v;
+    return;
+  }
+  case KS_STORE: {
+    int64_t idx = ev(s, st->idx).i;
+    kval v = ev(s, st->val);
+    if (!s->err)
+      store(s, st->buf, idx, v);
+    return;
+  }
+  case KS_IF:
+    if (ev(s, st->cond).i)
+      run_block(s, st->body, st->nbody);
+    else
+      run_block(s, st->els, st->nels);
+    return;
+  case KS_GEMM:
+    run_gemm(s, &st->gemm);
+    return;
+  }
+}
+
+static void run_block(ist *s, const ks_id *ids, int n) {
+  for (int i = 0; i < n && !s->err; i++)
+    run_stmt(s, ids[i]);
+}
+
+int k_interp(const kernel *k, void *const *bufs) {
+  ist s = {.k = k, .bufs = bufs};
+  s.vars = calloc((size_t)k->vars.len + 1, sizeof *s.vars);
+  NN_ASSERT(s.vars);
+  run_block(&s, k->root.data, k->root.len);
+  free(s.vars);
+  return s.err ? -1 : 0;
+}

@@ -1,0 +1,599 @@
+/* llvm_codegen.c — a be_program as one LLVM module, optimized, as an object.
+ *
+ * llvm_compile() checks the program's bindings, translates every kernel once
+ * (in order of first use, so the output is deterministic), adds
+ *   i32 nncc_graph_run(i8 **inputs, i8 **outputs, i8 *workspace,
+ *                      i8 *weights, i8 *pool)
+ * which, for each step, fills a stack array with the step's slot pointers
+ * and calls the kernel (directly over (0, 1), or through
+ * nncc_rt_parallel_for when its root is a parallel loop, see backend.h),
+ * then runs LLVM's -O<n> pipeline tuned for the target machine and emits a
+ * position-independent object into memory.
+ *
+ * Aliasing. A kernel's slot may be marked noalias unless some step binds it
+ * to memory that overlaps another slot of the same step while either of the
+ * two is written. Read-only slots bound to the same buffer keep noalias
+ * (noalias only constrains memory that is modified). Overlap is decided on
+ * byte ranges for weights and workspace, on the index for inputs and
+ * outputs; distinct graph inputs/outputs are taken to be distinct memory,
+ * as the public API requires of callers.
+ *
+ * Kernels containing KS_GEMM are copied into scratch memory and expanded
+ * into loops by k_expand_gemms() (kernel_gemm.c); the program itself is
+ * never modified.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/IPO.h>
+#include <llvm-c/Transforms/InstCombine.h>
+#include <llvm-c/Transforms/PassManagerBuilder.h>
+#include <llvm-c/Transforms/Scalar.h>
+#include <llvm-c/Transforms/Vectorize.h>
+
+#include "llvm_internal.h"
+
+static char *xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *r = malloc(n);
+  NN_ASSERT(r);
+  memcpy(r, s, n);
+  return r;
+}
+
+/* ---- checking the program ------------------------------------------------ */
+
+/* Byte size of buffer b's elements, saturating instead of overflowing. */
+static uint64_t buf_bytes(const be_buf *b) {
+  uint64_t es = nn_dtype_size(b->dtype);
+  if (b->elems <= 0 || es == 0)
+    return 0;
+  if ((uint64_t)b->elems > UINT64_MAX / es)
+    return UINT64_MAX;
+  return (uint64_t)b->elems * es;
+}
+
+static bool fits(uint64_t off, uint64_t size, uint64_t limit) {
+  return off <= limit && size <= limit - off;
+}
+
+/* Checks that every buffer lies inside its storage and every step binds
+ * each slot of its kernel to a buffer of the slot's dtype and size. */
+static bool check_program(const be_program *p, nn_diag *d) {
+  nn_loc none = {0};
+  for (int i = 0; i < p->bufs.len; i++) {
+    const be_buf *b = &p->bufs.data[i];
+    if (nn_dtype_size(b->dtype) == 0 || b->elems < 0) {
+      nn_error(d, none, "buffer b%d has an invalid dtype or size", i);
+      return false;
+    }
+    switch (b->kind) {
+    case BE_BUF_INPUT:
+    case BE_BUF_OUTPUT: {
+      int n = b->kind == BE_BUF_INPUT ? p->inputs.len : p->outputs.len;
+      if (b->index < 0 || b->index >= n) {
+        nn_error(d, none, "buffer b%d names graph %s %d of %d", i,
+                 b->kind == BE_BUF_INPUT ? "input" : "output", b->index, n);
+        return false;
+      }
+      break;
+    }
+    case BE_BUF_WEIGHT:
+    case BE_BUF_WORKSPACE: {
+      uint64_t limit = b->kind == BE_BUF_WEIGHT ? (uint64_t)p->weights.len
+                                                : p->workspace_bytes;
+      if (!fits(b->offset, buf_bytes(b), limit)) {
+        nn_error(d, none,
+                 "buffer b%d (%" PRIu64 " bytes at %" PRIu64
+                 ") lies outside the %s (%" PRIu64 " bytes)",
+                 i, buf_bytes(b), b->offset,
+                 b->kind == BE_BUF_WEIGHT ? "weights" : "workspace", limit);
+        return false;
+      }
+      break;
+    }
+    default:
+      nn_error(d, none, "buffer b%d has unknown kind %d", i, (int)b->kind);
+      return false;
+    }
+  }
+  for (int s = 0; s < p->steps.len; s++) {
+    const be_step *st = &p->steps.data[s];
+    const kernel *k = st->k;
+    if (!k || !k->name || !k->name[0]) {
+      nn_error(d, none, "step %d has no kernel", s);
+      return false;
+    }
+    if (k->bufs.len > 0 && !st->slots) {
+      nn_error(d, k->loc, "step %d (%s) has no slot bindings", s, k->name);
+      return false;
+    }
+    for (int i = 0; i < k->bufs.len; i++) {
+      be_bufid id = st->slots[i];
+      const kbuf *kb = &k->bufs.data[i];
+      if (id < 0 || id >= p->bufs.len) {
+        nn_error(d, k->loc, "step %d (%s): slot %d is bound to no buffer", s,
+                 k->name, i);
+        return false;
+      }
+      const be_buf *b = &p->bufs.data[id];
+      if (b->dtype != kb->dtype || kb->elems > b->elems) {
+        nn_error(d, k->loc,
+                 "step %d (%s): slot %d (%s[%" PRId64
+                 "]) does not fit buffer b%d (%s[%" PRId64 "])",
+                 s, k->name, i, nn_dtype_name(kb->dtype), kb->elems, id,
+                 nn_dtype_name(b->dtype), b->elems);
+        return false;
+      }
+      if (kb->written &&
+          (b->kind == BE_BUF_INPUT || b->kind == BE_BUF_WEIGHT)) {
+        nn_error(d, k->loc, "step %d (%s): slot %d writes read-only buffer b%d",
+                 s, k->name, i, id);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+/* Whether buffers x and y may share bytes. */
+static bool may_overlap(const be_program *p, be_bufid x, be_bufid y) {
+  if (x == y)
+    return true;
+  const be_buf *a = &p->bufs.data[x], *b = &p->bufs.data[y];
+  if (a->kind != b->kind)
+    return false;
+  if (a->kind == BE_BUF_INPUT || a->kind == BE_BUF_OUTPUT)
+    return a->index == b->index;
+  uint64_t na = buf_bytes(a), nb = buf_bytes(b);
+  if (na == 0 || nb == 0)
+    return false;
+  return a->offset < b->offset + nb && b->offset < a->offset + na;
+}
+
+/* ---- kernels ------------------------------------------------------------- */
+
+/* One translated kernel. */
+typedef struct kfun {
+  const kernel *k; /* as in the program */
+  LLVMValueRef fn; /* its entry function */
+  bool *noalias;   /* per slot */
+  bool parallel;   /* root parallel loop over [0, n) */
+  int64_t n;
+} kfun;
+
+static bool has_gemm(const kernel *k) {
+  for (int i = 0; i < k->stmts.len; i++)
+    if (k->stmts.data[i].kind == KS_GEMM)
+      return true;
+  return false;
+}
+
+/* Whether every GEMM of k names f32 slots and i64 offsets that exist, so
+ * that k_expand_gemms can rely on them. */
+static bool gemms_valid(const kernel *k, nn_diag *d) {
+  for (int i = 0; i < k->stmts.len; i++) {
+    const ks *s = &k->stmts.data[i];
+    if (s->kind != KS_GEMM)
+      continue;
+    const ks_gemm *g = &s->gemm;
+    int32_t slots[4] = {g->a, g->b, g->c, g->bias};
+    kx_id offs[4] = {g->a_off, g->b_off, g->c_off,
+                     g->bias >= 0 ? g->bias_off : 0};
+    bool ok = g->m >= 0 && g->n >= 0 && g->k >= 0;
+    for (int j = 0; j < 4 && ok; j++) {
+      if (j == 3 && g->bias < 0)
+        continue;
+      ok = slots[j] >= 0 && slots[j] < k->bufs.len &&
+           k->bufs.data[slots[j]].dtype == NN_DT_F32 && offs[j] >= 0 &&
+           offs[j] < k->exprs.len && k->exprs.data[offs[j]].dtype == NN_DT_I64;
+    }
+    if (!ok) {
+      nn_error(d, k->loc, "kernel %s: statement %d: malformed GEMM", k->name,
+               i);
+      return false;
+    }
+  }
+  return true;
+}
+
+#define COPY_VEC(a, dst, src)                                                  \
+  do {                                                                         \
+    (dst).len = (dst).cap = (src).len;                                         \
+    (dst).data = nn_alloc((a), sizeof(*(src).data) * (size_t)((src).len + 1)); \
+    if ((src).len)                                                             \
+      memcpy((dst).data, (src).data, sizeof(*(src).data) * (size_t)(src).len); \
+  } while (0)
+
+/* A copy of a statement block with the capacity kernel.c's block growth
+ * assumes (4, then powers of two), so appending to it stays in bounds. */
+static ks_id *copy_block(nn_arena *a, const ks_id *ids, int n) {
+  size_t cap = 4;
+  while (cap < (size_t)n)
+    cap *= 2;
+  ks_id *b = nn_alloc(a, sizeof(ks_id) * cap);
+  memcpy(b, ids, sizeof(ks_id) * (size_t)n);
+  return b;
+}
+
+/* A deep copy of k in arena a (so that expanding it leaves k unchanged). */
+static kernel *copy_kernel(nn_arena *a, const kernel *k) {
+  kernel *c = nn_alloc(a, sizeof *c);
+  *c = *k;
+  c->arena = a;
+  COPY_VEC(a, c->bufs, k->bufs);
+  COPY_VEC(a, c->vars, k->vars);
+  COPY_VEC(a, c->exprs, k->exprs);
+  COPY_VEC(a, c->stmts, k->stmts);
+  COPY_VEC(a, c->root, k->root);
+  c->open.data = NULL;
+  c->open.len = c->open.cap = 0;
+  for (int i = 0; i < c->stmts.len; i++) {
+    ks *s = &c->stmts.data[i];
+    if (s->nbody > 0 && s->body)
+      s->body = copy_block(a, s->body, s->nbody);
+    if (s->nels > 0 && s->els)
+      s->els = copy_block(a, s->els, s->nels);
+  }
+  return c;
+}
+
+/* Translates every distinct kernel of the program, in step order. Fills
+ * *out (one entry per distinct kernel) and step_fun[s] (index into it). */
+static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out,
+                         int *nout, int *step_fun) {
+  kfun *fs = nn_alloc(lm->arena, sizeof(kfun) * (size_t)(p->steps.len + 1));
+  int nf = 0;
+  for (int s = 0; s < p->steps.len; s++) {
+    const kernel *k = p->steps.data[s].k;
+    int f = 0;
+    while (f < nf && fs[f].k != k)
+      f++;
+    step_fun[s] = f;
+    if (f == nf) {
+      fs[nf].k = k;
+      fs[nf].noalias =
+          nn_alloc(lm->arena, sizeof(bool) * (size_t)(k->bufs.len + 1));
+      for (int i = 0; i < k->bufs.len; i++)
+        fs[nf].noalias[i] = true;
+      nf++;
+    }
+    /* drop noalias on slots that may overlap a written slot in this step */
+    const be_bufid *sl = p->steps.data[s].slots;
+    for (int i = 0; i < k->bufs.len; i++)
+      for (int j = i + 1; j < k->bufs.len; j++)
+        if ((k->bufs.data[i].written || k->bufs.data[j].written) &&
+            may_overlap(p, sl[i], sl[j]))
+          fs[f].noalias[i] = fs[f].noalias[j] = false;
+  }
+  for (int f = 0; f < nf; f++) {
+    const kernel *k = fs[f].k;
+    if (has_gemm(k) && k->open.len == 0) {
+      if (!gemms_valid(k, lm->d))
+        return false;
+      kernel *x = copy_kernel(lm->arena, k);
+      k_expand_gemms(x);
+      k = x;
+    }
+    fs[f].parallel = llvm_kernel_parallel(k, &fs[f].n);
+    fs[f].fn = llvm_kernel_emit(lm, k, fs[f].noalias);
+    if (!fs[f].fn)
+      return false;
+  }
+  *out = fs;
+  *nout = nf;
+  return true;
+}
+
+/* ---- the graph function -------------------------------------------------- */
+
+static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
+                       const int *step_fun) {
+  LLVMBuilderRef b = lm->b;
+  LLVMTypeRef ps[5] = {lm->t_pptr, lm->t_pptr, lm->t_ptr, lm->t_ptr, lm->t_ptr};
+  LLVMValueRef fn = LLVMAddFunction(lm->mod, "nncc_graph_run",
+                                    LLVMFunctionType(lm->t_i32, ps, 5, 0));
+  unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(lm->ctx, nounwind, 0));
+  LLVMValueRef inputs = LLVMGetParam(fn, 0), outputs = LLVMGetParam(fn, 1);
+  LLVMValueRef workspace = LLVMGetParam(fn, 2), weights = LLVMGetParam(fn, 3),
+               pool = LLVMGetParam(fn, 4);
+
+  /* void nncc_rt_parallel_for(void *pool, void (*fn)(...), void *const *slots,
+   * int64_t n) */
+  LLVMTypeRef pf_ps[4] = {lm->t_ptr, LLVMPointerType(lm->t_kfn, 0), lm->t_pptr,
+                          lm->t_i64};
+  LLVMTypeRef pf_ty = LLVMFunctionType(lm->t_void, pf_ps, 4, 0);
+  LLVMValueRef pf = NULL;
+
+  LLVMPositionBuilderAtEnd(b,
+                           LLVMAppendBasicBlockInContext(lm->ctx, fn, "entry"));
+  int maxslots = 1;
+  for (int s = 0; s < p->steps.len; s++)
+    if (p->steps.data[s].k->bufs.len > maxslots)
+      maxslots = p->steps.data[s].k->bufs.len;
+  LLVMTypeRef arr_ty = LLVMArrayType(lm->t_ptr, (unsigned)maxslots);
+  LLVMValueRef arr = LLVMBuildAlloca(b, arr_ty, "slots");
+  LLVMValueRef zero = LLVMConstInt(lm->t_i64, 0, 0);
+  LLVMValueRef first[2] = {zero, zero};
+  LLVMValueRef slots = LLVMBuildInBoundsGEP2(b, arr_ty, arr, first, 2, "");
+
+  for (int s = 0; s < p->steps.len; s++) {
+    const be_step *st = &p->steps.data[s];
+    const kfun *f = &fs[step_fun[s]];
+    for (int i = 0; i < st->k->bufs.len; i++) {
+      const be_buf *bb = &p->bufs.data[st->slots[i]];
+      LLVMValueRef ptr;
+      if (bb->kind == BE_BUF_INPUT || bb->kind == BE_BUF_OUTPUT) {
+        LLVMValueRef idx =
+            LLVMConstInt(lm->t_i64, (unsigned long long)bb->index, 0);
+        LLVMValueRef base = bb->kind == BE_BUF_INPUT ? inputs : outputs;
+        ptr = LLVMBuildLoad2(
+            b, lm->t_ptr,
+            LLVMBuildInBoundsGEP2(b, lm->t_ptr, base, &idx, 1, ""), "");
+      } else {
+        LLVMValueRef off = LLVMConstInt(lm->t_i64, bb->offset, 0);
+        ptr = LLVMBuildInBoundsGEP2(
+            b, lm->t_i8, bb->kind == BE_BUF_WEIGHT ? weights : workspace, &off,
+            1, "");
+      }
+      LLVMValueRef idx = LLVMConstInt(lm->t_i64, (unsigned long long)i, 0);
+      LLVMBuildStore(b, ptr,
+                     LLVMBuildInBoundsGEP2(b, lm->t_ptr, slots, &idx, 1, ""));
+    }
+    if (f->parallel && f->n > 1) {
+      if (!pf)
+        pf = LLVMAddFunction(lm->mod, "nncc_rt_parallel_for", pf_ty);
+      LLVMValueRef args[4] = {
+          pool, f->fn, slots,
+          LLVMConstInt(lm->t_i64, (unsigned long long)f->n, 1)};
+      LLVMBuildCall2(b, pf_ty, pf, args, 4, "");
+    } else {
+      /* a parallel loop of at most one iteration runs inline over [0, n) */
+      int64_t end = f->parallel ? f->n : 1;
+      LLVMValueRef args[3] = {
+          slots, zero, LLVMConstInt(lm->t_i64, (unsigned long long)end, 1)};
+      LLVMBuildCall2(b, lm->t_kfn, f->fn, args, 3, "");
+    }
+  }
+  LLVMBuildRet(b, LLVMConstInt(lm->t_i32, 0, 0));
+}
+
+/* ---- target and pipeline ------------------------------------------------- */
+
+/* Creates the target machine for o; fills r->cpu and r->features. */
+static LLVMTargetMachineRef make_target(const llvm_opts *o, llvm_result *r,
+                                        char **triple_out, nn_diag *d) {
+  static bool native_ready, all_ready;
+  nn_loc none = {0};
+  if (!native_ready) {
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    native_ready = true;
+  }
+  char *host = LLVMGetDefaultTargetTriple();
+  char *triple;
+  bool is_host = true;
+  if (o->triple && o->triple[0]) {
+    char *want = LLVMNormalizeTargetTriple(o->triple);
+    char *have = LLVMNormalizeTargetTriple(host);
+    is_host = strcmp(want, have) == 0;
+    LLVMDisposeMessage(have);
+    LLVMDisposeMessage(want);
+    triple = xstrdup(o->triple);
+    if (!is_host && !all_ready) {
+      LLVMInitializeAllTargetInfos();
+      LLVMInitializeAllTargets();
+      LLVMInitializeAllTargetMCs();
+      LLVMInitializeAllAsmPrinters();
+      all_ready = true;
+    }
+  } else {
+    triple = xstrdup(host);
+  }
+  LLVMDisposeMessage(host);
+
+  LLVMTargetRef target;
+  char *err = NULL;
+  if (LLVMGetTargetFromTriple(triple, &target, &err)) {
+    nn_error(d, none, "unknown target triple '%s': %s", triple,
+             err ? err : "?");
+    LLVMDisposeMessage(err);
+    free(triple);
+    return NULL;
+  }
+  if (!o->mcpu || !o->mcpu[0] || strcmp(o->mcpu, "native") == 0) {
+    if (is_host) {
+      char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+      r->cpu = xstrdup(cpu);
+      r->features = xstrdup(feat);
+      LLVMDisposeMessage(cpu);
+      LLVMDisposeMessage(feat);
+    } else {
+      r->cpu = xstrdup("generic");
+      r->features = xstrdup("");
+    }
+  } else {
+    r->cpu = xstrdup(o->mcpu);
+    r->features = xstrdup("");
+  }
+  static const LLVMCodeGenOptLevel levels[4] = {
+      LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
+      LLVMCodeGenLevelAggressive};
+  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
+      target, triple, r->cpu, r->features, levels[o->opt_level], LLVMRelocPIC,
+      LLVMCodeModelDefault);
+  if (!tm) {
+    nn_error(d, none, "cannot create a target machine for '%s' (cpu '%s')",
+             triple, r->cpu);
+    free(triple);
+    return NULL;
+  }
+  *triple_out = triple;
+  return tm;
+}
+
+/* Runs the -O<level> pipeline with the target's cost model. At -O0 only
+ * the always-inliner runs (kernel bodies fold into their entries). */
+static void optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level) {
+  LLVMPassManagerRef mpm = LLVMCreatePassManager();
+  LLVMAddAnalysisPasses(tm, mpm);
+  if (level == 0) {
+    LLVMAddAlwaysInlinerPass(mpm);
+    LLVMRunPassManager(mpm, m);
+    LLVMDisposePassManager(mpm);
+    return;
+  }
+  LLVMPassManagerBuilderRef pmb = LLVMPassManagerBuilderCreate();
+  LLVMPassManagerBuilderSetOptLevel(pmb, (unsigned)level);
+  LLVMPassManagerBuilderSetSizeLevel(pmb, 0);
+  LLVMPassManagerBuilderUseInlinerWithThreshold(pmb, level >= 3 ? 250 : 225);
+  LLVMPassManagerRef fpm = LLVMCreateFunctionPassManagerForModule(m);
+  LLVMAddAnalysisPasses(tm, fpm);
+  LLVMPassManagerBuilderPopulateFunctionPassManager(pmb, fpm);
+  LLVMPassManagerBuilderPopulateModulePassManager(pmb, mpm);
+  if (level >= 2) {
+    /* the builder's default leaves straight-line vectorization off */
+    LLVMAddSLPVectorizePass(mpm);
+    LLVMAddEarlyCSEPass(mpm);
+    LLVMAddInstructionCombiningPass(mpm);
+    LLVMAddCFGSimplificationPass(mpm);
+  }
+  LLVMInitializeFunctionPassManager(fpm);
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+    if (!LLVMIsDeclaration(f))
+      LLVMRunFunctionPassManager(fpm, f);
+  LLVMFinalizeFunctionPassManager(fpm);
+  LLVMRunPassManager(mpm, m);
+  LLVMDisposePassManager(fpm);
+  LLVMDisposePassManager(mpm);
+  LLVMPassManagerBuilderDispose(pmb);
+}
+
+/* LLVM's diagnostics: errors are kept for the caller to report; warnings
+ * and remarks (e.g. "loop not vectorized" for a hinted loop that holds a
+ * libm call) are dropped instead of going to stderr. */
+static void on_llvm_diag(LLVMDiagnosticInfoRef di, void *ctx) {
+  char **first_error = ctx;
+  if (LLVMGetDiagInfoSeverity(di) != LLVMDSError || *first_error)
+    return;
+  char *msg = LLVMGetDiagInfoDescription(di);
+  *first_error = xstrdup(msg ? msg : "?");
+  LLVMDisposeMessage(msg);
+}
+
+/* ---- entry points -------------------------------------------------------- */
+
+int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
+                 llvm_result *r, nn_diag *d) {
+  nn_loc none = {0};
+  memset(r, 0, sizeof *r);
+  llvm_opts defaults = {.opt_level = 2};
+  if (!o)
+    o = &defaults;
+  if (o->opt_level < 0 || o->opt_level > 3) {
+    nn_error(d, none, "optimization level %d is not in 0..3", o->opt_level);
+    return -1;
+  }
+  if (!check_program(p, d))
+    return -1;
+
+  char *triple = NULL;
+  LLVMTargetMachineRef tm = make_target(o, r, &triple, d);
+  if (!tm) {
+    llvm_result_free(r);
+    return -1;
+  }
+
+  llvm_mod lm = {.d = d, .arena = nn_arena_new()};
+  lm.ctx = LLVMContextCreate();
+  char *llvm_error = NULL;
+  LLVMContextSetDiagnosticHandler(lm.ctx, on_llvm_diag, &llvm_error);
+  lm.mod = LLVMModuleCreateWithNameInContext("nncc", lm.ctx);
+  LLVMSetSourceFileName(lm.mod, "model", 5);
+  LLVMSetTarget(lm.mod, triple);
+  LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(lm.mod, dl);
+  lm.b = LLVMCreateBuilderInContext(lm.ctx);
+  lm.t_void = LLVMVoidTypeInContext(lm.ctx);
+  lm.t_i1 = LLVMInt1TypeInContext(lm.ctx);
+  lm.t_i8 = LLVMInt8TypeInContext(lm.ctx);
+  lm.t_i16 = LLVMInt16TypeInContext(lm.ctx);
+  lm.t_i32 = LLVMInt32TypeInContext(lm.ctx);
+  lm.t_i64 = LLVMInt64TypeInContext(lm.ctx);
+  lm.t_f32 = LLVMFloatTypeInContext(lm.ctx);
+  lm.t_f64 = LLVMDoubleTypeInContext(lm.ctx);
+  lm.t_ptr = LLVMPointerType(lm.t_i8, 0);
+  lm.t_pptr = LLVMPointerType(lm.t_ptr, 0);
+  LLVMTypeRef kps[3] = {lm.t_pptr, lm.t_i64, lm.t_i64};
+  lm.t_kfn = LLVMFunctionType(lm.t_void, kps, 3, 0);
+
+  int rc = -1;
+  kfun *fs = NULL;
+  int nf = 0;
+  int *step_fun = nn_alloc(lm.arena, sizeof(int) * (size_t)(p->steps.len + 1));
+  if (!emit_kernels(&lm, p, &fs, &nf, step_fun))
+    goto done;
+  emit_graph(&lm, p, fs, step_fun);
+
+  char *err = NULL;
+  if (LLVMVerifyModule(lm.mod, LLVMReturnStatusAction, &err)) {
+    nn_error(d, none, "internal: the generated LLVM module is invalid: %s",
+             err ? err : "?");
+    LLVMDisposeMessage(err);
+    goto done;
+  }
+  LLVMDisposeMessage(err);
+  optimize(lm.mod, tm, o->opt_level);
+
+  if (want_ir) {
+    char *ir = LLVMPrintModuleToString(lm.mod);
+    r->ir_text = xstrdup(ir);
+    LLVMDisposeMessage(ir);
+  }
+  LLVMMemoryBufferRef obj = NULL;
+  err = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, lm.mod, LLVMObjectFile, &err,
+                                          &obj)) {
+    nn_error(d, none, "LLVM could not emit the object: %s", err ? err : "?");
+    LLVMDisposeMessage(err);
+    goto done;
+  }
+  if (llvm_error) {
+    nn_error(d, none, "LLVM: %s", llvm_error);
+    LLVMDisposeMemoryBuffer(obj);
+    goto done;
+  }
+  r->obj_size = LLVMGetBufferSize(obj);
+  r->obj = malloc(r->obj_size ? r->obj_size : 1);
+  NN_ASSERT(r->obj);
+  memcpy(r->obj, LLVMGetBufferStart(obj), r->obj_size);
+  LLVMDisposeMemoryBuffer(obj);
+  rc = 0;
+
+done:
+  LLVMDisposeBuilder(lm.b);
+  LLVMDisposeModule(lm.mod);
+  LLVMDisposeTargetData(dl);
+  LLVMContextDispose(lm.ctx);
+  LLVMDisposeTargetMachine(tm);
+  nn_arena_free(lm.arena);
+  free(triple);
+  free(llvm_error);
+  if (rc != 0)
+    llvm_result_free(r);
+  return rc;
+}
+
+void llvm_result_free(llvm_result *r) {
+  free(r->obj);
+  free(r->ir_text);
+  free(r->cpu);
+  free(r->features);
+  memset(r, 0, sizeof *r);
+}

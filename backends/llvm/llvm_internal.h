@@ -1,0 +1,112 @@
+/* llvm_internal.h — what the files of the LLVM backend share.
+ *
+ * Files:
+ *   llvm_kernel.c   one kernel (kernel.h) → two LLVM functions: an internal
+ *                   body `kN.body(T0 *noalias s0, ..., i64 begin, i64 end)`
+ *                   that holds the translated loop nest, and the entry
+ *                   `kN(i8 **slots, i64 begin, i64 end)` that loads the slot
+ *                   pointers and calls the body (which the inliner folds
+ *                   back in, turning the noalias parameters into scoped alias
+ *                   metadata on every access)
+ *   llvm_numeric.c  scalar building blocks: dtype → LLVM types, f16/bf16
+ *                   conversions, intrinsic and libm calls
+ *   llvm_codegen.c  the program: kernels in step order, nncc_graph_run, the
+ *                   target machine, the optimization pipeline, the object
+ *
+ * Numeric conventions of the generated code (those of kernel_interp.c):
+ *   - registers hold f16 and bf16 values as `float` that are exactly
+ *     representable in the narrow type; every operation producing f16/bf16
+ *     rounds its float result to nearest-even in the narrow type. Memory
+ *     holds them as i16 bit patterns, converted with integer code (no
+ *     libcalls, vectorizable).
+ *   - bool is i1 in registers and i8 (0/1) in memory.
+ *   - float min/max propagate NaN (like torch.minimum/maximum), built from
+ *     compares and selects rather than llvm.minnum/maxnum.
+ *   - integer division or modulo by zero yields 0 (never a trap); float →
+ *     int truncates into i64 saturating (NaN → 0), then wraps to the width.
+ *   - math functions of integers go through double.
+ */
+#ifndef NNCC_LLVM_INTERNAL_H
+#define NNCC_LLVM_INTERNAL_H
+
+#include <llvm-c/Core.h>
+
+#include "../backend.h"
+
+/* Module-wide state shared by the translation of all kernels. */
+typedef struct llvm_mod {
+  LLVMContextRef ctx; /* owns every type and constant below */
+  LLVMModuleRef mod;  /* the module being built */
+  LLVMBuilderRef b;   /* the one instruction builder */
+  nn_diag *d;         /* where errors go */
+  nn_arena *arena;    /* scratch memory of this compilation */
+  LLVMTypeRef t_void, t_i1, t_i8, t_i16, t_i32, t_i64, t_f32, t_f64;
+  LLVMTypeRef t_ptr;  /* i8*, the generic pointer */
+  LLVMTypeRef t_pptr; /* i8**, the slot array */
+  LLVMTypeRef t_kfn;  /* void (i8**, i64, i64), a kernel entry */
+} llvm_mod;
+
+/* The translation state of one kernel (llvm_kernel.c). */
+typedef struct kctx {
+  llvm_mod *lm;            /* the module */
+  const kernel *k;         /* the kernel being translated */
+  LLVMBuilderRef b;        /* lm->b */
+  LLVMValueRef fn;         /* the body function */
+  LLVMValueRef *slot;      /* typed base pointer of each slot */
+  LLVMValueRef *var_mem;   /* an alloca per variable (LET temporaries) */
+  LLVMValueRef *var_loop;  /* a variable's loop index phi while in its loop */
+  LLVMValueRef *cache;     /* expression values of the current statement */
+  int *cache_epoch;        /* statement number each cache entry belongs to */
+  int epoch;               /* the current statement number */
+  LLVMValueRef begin, end; /* the body's range parameters */
+  ks_id par_root;          /* root loop that runs over [begin, end), or -1 */
+  int depth;               /* expression recursion depth */
+  bool failed;             /* an error was reported; stop emitting */
+} kctx;
+
+/* ---- llvm_numeric.c ------------------------------------------------------ */
+
+bool llvm_is_fp(nn_dtype t);       /* f32, f64, f16, bf16 */
+bool llvm_is_narrow(nn_dtype t);   /* f16, bf16 */
+bool llvm_is_unsigned(nn_dtype t); /* u8, bool */
+/* Register / in-memory LLVM type of a dtype; NULL when it has none. */
+LLVMTypeRef llvm_reg_type(llvm_mod *lm, nn_dtype t);
+LLVMTypeRef llvm_mem_type(llvm_mod *lm, nn_dtype t);
+/* f16/bf16 bit patterns (i16) ↔ float, rounding to nearest even. */
+LLVMValueRef llvm_f16_to_f32(kctx *c, LLVMValueRef h);
+LLVMValueRef llvm_f32_to_f16(kctx *c, LLVMValueRef f);
+LLVMValueRef llvm_bf16_to_f32(kctx *c, LLVMValueRef h);
+LLVMValueRef llvm_f32_to_bf16(kctx *c, LLVMValueRef f);
+/* Rounds a float register value to dtype t's precision (f16/bf16 only). */
+LLVMValueRef llvm_narrow(kctx *c, nn_dtype t, LLVMValueRef v);
+/* Attributes by name on a function, or on its parameter i. */
+void llvm_fn_attr(llvm_mod *lm, LLVMValueRef fn, const char *name);
+void llvm_param_attr(llvm_mod *lm, LLVMValueRef fn, unsigned i,
+                     const char *name);
+/* Calls intrinsic `name` overloaded on type ty (llvm_intrin), on the
+ * operand's type (llvm_intrin1), or on result and operand types
+ * (llvm_intrin_conv, e.g. llvm.fptosi.sat). */
+LLVMValueRef llvm_intrin(kctx *c, const char *name, LLVMTypeRef ty,
+                         LLVMValueRef *args, int n);
+LLVMValueRef llvm_intrin1(kctx *c, const char *name, LLVMValueRef a);
+LLVMValueRef llvm_intrin_conv(kctx *c, const char *name, LLVMTypeRef to,
+                              LLVMValueRef a);
+/* Calls libm's float (fname) or double (dname) function of one argument. */
+LLVMValueRef llvm_libm1(kctx *c, const char *fname, const char *dname,
+                        LLVMValueRef a);
+/* The integer power helper function for type ty; *fty gets its type. */
+LLVMValueRef llvm_ipow_fn(kctx *c, LLVMTypeRef ty, bool uns, LLVMTypeRef *fty);
+
+/* ---- llvm_kernel.c ------------------------------------------------------- */
+
+/* When k's root is exactly one KS_PARALLEL FOR over [0, n) with constant n,
+ * stores n and returns true (the loop then runs over [begin, end)). */
+bool llvm_kernel_parallel(const kernel *k, int64_t *n);
+
+/* Translates kernel k into the module: returns the entry function `k->name`
+ * (internal linkage), or NULL after reporting an error at k->loc.
+ * noalias[i] says slot i may be marked noalias (see llvm_codegen.c). */
+LLVMValueRef llvm_kernel_emit(llvm_mod *lm, const kernel *k,
+                              const bool *noalias);
+
+#endif

@@ -1,0 +1,122 @@
+/* abi.h — the contract between a model.so and the code that loads it.
+ *
+ * A model.so made by nncc holds four parts (backends/artifact.c links them):
+ *   1. the generated code (an LLVM object) defining
+ *        int nncc_graph_run(void *const *inputs, void *const *outputs,
+ *                           unsigned char *workspace,
+ *                           const unsigned char *weights, void *pool);
+ *      which returns 0 on success, and calling nncc_rt_parallel_for below;
+ *   2. a data object: the weights blob (symbol nncc_weights, 64-byte
+ *      aligned, read only) and the metadata blob (nncc_meta .. nncc_meta_end,
+ *      format below);
+ *   3. the model runtime (runtime/model_rt.c + runtime/pool.c), compiled
+ *      once when nncc is built and embedded in the nncc binary;
+ *   4. nothing else: it needs only libc, libm, libpthread (and libdl).
+ * Exactly one symbol is exported:
+ *        const nncc_model_desc *nncc_model_v1(void);
+ * It returns the model's description (parsed from the metadata blob once,
+ * thread-safely), or NULL when the metadata blob is malformed. The
+ * description lives until the .so is unloaded.
+ *
+ * The runtime library (runtime/loader.c, session.c) only talks to a model
+ * through this descriptor, so a model.so keeps working with newer runtimes
+ * as long as NNCC_ABI_VERSION does not change. Rules for changing it: new
+ * fields are appended to nncc_model_desc (struct_size tells which exist);
+ * a change to the meaning of an existing field bumps NNCC_ABI_VERSION and
+ * the entry point name (nncc_model_v2).
+ *
+ * Metadata blob (all integers little-endian; "str" = u32 length + that many
+ * bytes, no NUL; the blob is 8-byte aligned in the .so):
+ *   char[8]  magic "NNCCMETA"
+ *   u32      format version (NNCC_META_VERSION)
+ *   u32      total blob length in bytes, header included
+ *   str      compiler        e.g. "nncc 0.1.0 (LLVM 14.0.6)"
+ *   str      model name      e.g. "model_jit"
+ *   str      target          "cpu"
+ *   str      cpu             the LLVM CPU name the code was tuned for
+ *   str      features        LLVM target features, "+avx2,+fma,..."
+ *   u64      workspace bytes per session
+ *   u64      weights bytes
+ *   u32      number of inputs, then per input:  io
+ *   u32      number of outputs, then per output: io
+ * where io = str name, u32 dtype (nncc_dtype numbering), u32 rank (<= 16),
+ * then rank × i64 dims.
+ */
+#ifndef NNCC_ABI_H
+#define NNCC_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NNCC_ABI_VERSION 1
+#define NNCC_META_MAGIC "NNCCMETA"
+#define NNCC_META_VERSION 1
+#define NNCC_META_MAX_RANK 16
+#define NNCC_ENTRY_SYMBOL "nncc_model_v1"
+
+/* One input or output of the model. */
+typedef struct nncc_model_io {
+  const char *name;    /* NUL-terminated */
+  int32_t dtype;       /* nncc_dtype / nn_dtype numbering */
+  int32_t rank;        /* 0..NNCC_META_MAX_RANK */
+  const int64_t *dims; /* rank sizes */
+} nncc_model_io;
+
+/* What nncc_model_v1() returns. Every pointer lives until dlclose. */
+typedef struct nncc_model_desc {
+  uint32_t abi_version;     /* NNCC_ABI_VERSION */
+  uint32_t struct_size;     /* sizeof(nncc_model_desc) of the model's build */
+  const char *compiler;     /* the compiler's version string */
+  const char *model_name;   /* from artifact_opts.model_name */
+  const char *target;       /* "cpu" */
+  const char *cpu;          /* LLVM CPU name */
+  const char *features;     /* LLVM target features ("+avx2,+fma,...") */
+  uint64_t workspace_bytes; /* per session */
+  uint64_t weights_bytes;   /* size of the embedded weights blob */
+  int32_t ninputs;          /* inputs[0..ninputs) */
+  int32_t noutputs;         /* outputs[0..noutputs) */
+  const nncc_model_io *inputs;
+  const nncc_model_io *outputs;
+  /* Returns 0 when this CPU has every feature in `features` that the model
+   * runtime knows how to test; otherwise writes a message ("this CPU lacks
+   * avx512f, avx512bw ...") into msg[0..cap) and returns -1. */
+  int (*check_cpu)(char *msg, size_t cap);
+  /* A new session: a 64-byte aligned workspace and a thread pool of
+   * nthreads threads, the caller included (nthreads >= 1). NULL when out of
+   * memory or a thread can't be started. */
+  void *(*session_new)(int nthreads);
+  void (*session_free)(void *session);
+  /* Runs nncc_graph_run with the session's workspace and pool. inputs and
+   * outputs are data pointers in the model's order, already validated by
+   * the caller. Returns 0 or the graph function's non-zero status. */
+  int (*run)(void *session, void *const *inputs, void *const *outputs);
+} nncc_model_desc;
+
+typedef const nncc_model_desc *(*nncc_model_entry_fn)(void);
+
+/* ---- inside model.so: the generated code's view of the runtime ----------- */
+
+/* A kernel: processes iterations [begin, end) of its parallel loop. */
+typedef void (*nncc_rt_kernel_fn)(void *const *slots, int64_t begin, int64_t end);
+
+/* Runs fn over [0, n): splits the range into min(n, threads) contiguous
+ * chunks, one per pool thread (the caller runs the first), and returns when
+ * all are done. With a NULL pool, one thread or n <= 1 it calls fn(slots, 0,
+ * n) directly. A pool is used by one thread at a time. (runtime/pool.c) */
+void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots,
+                          int64_t n);
+
+typedef struct rt_pool rt_pool;
+/* A pool of nthreads threads counting the caller (nthreads - 1 workers are
+ * started); NULL when a thread can't be started or memory is short. */
+rt_pool *rt_pool_new(int nthreads);
+void rt_pool_free(rt_pool *p);
+
+/* ---- the embedded model runtime (generated when nncc is built) ----------- */
+
+/* The relocatable object of model_rt.c + pool.c, linked into every model.so
+ * by artifact.c. Defined in a file generated by runtime/CMakeLists.txt. */
+extern const unsigned char nncc_embedded_model_rt[];
+extern const size_t nncc_embedded_model_rt_size;
+
+#endif

@@ -1,0 +1,207 @@
+/* nncc.h — the public C API for running models compiled by nncc.
+ *
+ * A compiled model is a shared object (model.so) made by
+ * `nncc MODEL.pt -o model.so`. This API loads it, describes its inputs and
+ * outputs, and runs it:
+ *
+ *   nncc_model *m; nncc_session *s; char *err = NULL;
+ *   if (nncc_model_open("model.so", &m, &err) != NNCC_OK) { ...; nncc_free_message(err); }
+ *   nncc_session_create(m, 0, &s, &err);        // 0 = one thread per core
+ *   nncc_tensor in = {x_data, NNCC_DTYPE_F32, 4, x_dims, 0};
+ *   nncc_tensor out = {y_data, NNCC_DTYPE_F32, 2, y_dims, 0};
+ *   nncc_session_run(s, &in, 1, &out, 1, &err);
+ *   nncc_session_destroy(s); nncc_model_close(m);
+ *
+ * Conventions (as in LLVM-C):
+ * - Handles are opaque. Every *_open / *_create has one *_close / *_destroy.
+ * - Functions that can fail return an nncc_status and, when `err` is not
+ *   NULL, store a malloc'd message in *err on failure (NULL on success);
+ *   free it with nncc_free_message(). Nothing in this API aborts or exits
+ *   on bad input.
+ * - Enum values are numbered explicitly and never change meaning; new values
+ *   are only appended.
+ * - Tensors are contiguous, row-major (C order), in host memory, owned by
+ *   the caller. Outputs are allocated by the caller with the size that
+ *   nncc_model_output() describes.
+ *
+ * Threads: an nncc_model is immutable after nncc_model_open and may be used
+ * from any number of threads at once. An nncc_session owns its workspace and
+ * thread pool and is used by one thread at a time; run as many sessions
+ * concurrently as you like (one per thread is the usual pattern).
+ *
+ * Link with libnncc_runtime (and -ldl -lpthread on older C libraries).
+ */
+#ifndef NNCC_H
+#define NNCC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes (numbered; never reorder) ------------------------------ */
+
+typedef enum nncc_status {
+  NNCC_OK = 0,
+  NNCC_ERR_INVALID_ARG = 1,     /* a NULL handle/pointer, an index out of range */
+  NNCC_ERR_IO = 2,              /* a file can't be opened, read or written */
+  NNCC_ERR_LOAD = 3,            /* dlopen failed, or the file is no nncc model */
+  NNCC_ERR_ABI = 4,             /* the model was built for another ABI version */
+  NNCC_ERR_UNSUPPORTED_CPU = 5, /* this CPU lacks a feature the model needs */
+  NNCC_ERR_ARITY = 6,           /* wrong number of inputs or outputs */
+  NNCC_ERR_DTYPE = 7,           /* a tensor's dtype differs from the model's */
+  NNCC_ERR_SHAPE = 8,           /* a tensor's rank or a dim differs */
+  NNCC_ERR_OUT_OF_MEMORY = 9,   /* an allocation or a thread creation failed */
+  NNCC_ERR_RUNTIME = 10,        /* the model's code reported a failure */
+  NNCC_ERR_FORMAT = 11,         /* a malformed or unsupported file (.npy) */
+} nncc_status;
+
+/* "ok", "invalid argument", ...; never NULL (unknown codes give "unknown
+ * status"). The string is static. */
+const char *nncc_status_string(nncc_status s);
+
+/* Frees a message returned through an `err` out-parameter (NULL is fine). */
+void nncc_free_message(char *message);
+
+/* The runtime library's version, e.g. "0.1.0". Static string. */
+const char *nncc_version(void);
+
+/* ---- element types (numbered; never reorder) ----------------------------- */
+
+typedef enum nncc_dtype {
+  NNCC_DTYPE_UNKNOWN = 0,
+  NNCC_DTYPE_F32 = 1,
+  NNCC_DTYPE_F16 = 2,
+  NNCC_DTYPE_BF16 = 3,
+  NNCC_DTYPE_F64 = 4,
+  NNCC_DTYPE_I64 = 5,
+  NNCC_DTYPE_I32 = 6,
+  NNCC_DTYPE_I16 = 7,
+  NNCC_DTYPE_I8 = 8,
+  NNCC_DTYPE_U8 = 9,
+  NNCC_DTYPE_BOOL = 10, /* one byte, 0 or 1 */
+} nncc_dtype;
+
+/* Bytes per element (0 for an unknown dtype). */
+size_t nncc_dtype_size(nncc_dtype t);
+/* "f32", "f16", "bf16", "f64", "i64", "i32", "i16", "i8", "u8", "bool";
+ * "?" for an unknown dtype. Static string. */
+const char *nncc_dtype_name(nncc_dtype t);
+
+/* ---- tensors --------------------------------------------------------------- */
+
+/* The largest rank a tensor may have. */
+#define NNCC_MAX_RANK 16
+
+/* nncc_tensor.flags */
+enum {
+  NNCC_TENSOR_HOST = 0, /* data is host memory (the only kind so far); other
+                           bits are reserved for device memory and must be 0 */
+};
+
+/* A contiguous row-major tensor. The struct and everything it points to
+ * belong to the caller; nncc never keeps the pointers past the call. */
+typedef struct nncc_tensor {
+  void *data;          /* first element */
+  nncc_dtype dtype;    /* element type */
+  int32_t rank;        /* number of dims, 0..NNCC_MAX_RANK (0 = scalar) */
+  const int64_t *dims; /* rank sizes (may be NULL when rank is 0) */
+  uint32_t flags;      /* NNCC_TENSOR_*; 0 for host memory */
+} nncc_tensor;
+
+/* Element count of t (1 for a scalar); 0 when t is NULL. */
+int64_t nncc_tensor_elems(const nncc_tensor *t);
+
+/* ---- models ------------------------------------------------------------------ */
+
+typedef struct nncc_model nncc_model;
+
+/* Describes one input or output. The pointers stay valid until the model is
+ * closed. A dim is >= 0; -1 is reserved for dims chosen at run time. */
+typedef struct nncc_io_info {
+  const char *name;    /* forward() parameter name, or "output_N" */
+  nncc_dtype dtype;    /* element type */
+  int32_t rank;        /* number of dims */
+  const int64_t *dims; /* rank sizes */
+} nncc_io_info;
+
+/* Loads a compiled model. On success *model is a new handle (close it with
+ * nncc_model_close). Fails cleanly with NNCC_ERR_LOAD (no such file, not a
+ * shared object, not an nncc model, malformed description), NNCC_ERR_ABI
+ * (built for another ABI version) or NNCC_ERR_UNSUPPORTED_CPU (the message
+ * names the missing CPU features). */
+nncc_status nncc_model_open(const char *path, nncc_model **model, char **err);
+/* Unloads a model. Every session of it must have been destroyed first.
+ * NULL is fine. */
+void nncc_model_close(nncc_model *model);
+
+/* Counts of inputs and outputs (0 for a NULL model). */
+int32_t nncc_model_num_inputs(const nncc_model *model);
+int32_t nncc_model_num_outputs(const nncc_model *model);
+/* Describes input/output i. NNCC_ERR_INVALID_ARG for a bad index or NULL. */
+nncc_status nncc_model_input(const nncc_model *model, int32_t i, nncc_io_info *info);
+nncc_status nncc_model_output(const nncc_model *model, int32_t i, nncc_io_info *info);
+
+/* Strings recorded at compile time; owned by the model, valid until it is
+ * closed; "" when absent or for a NULL model. */
+const char *nncc_model_compiler(const nncc_model *model); /* "nncc 0.1.0 (LLVM 14.0.6)" */
+const char *nncc_model_name(const nncc_model *model);     /* e.g. "model_jit" */
+const char *nncc_model_target(const nncc_model *model);   /* "cpu" */
+const char *nncc_model_cpu(const nncc_model *model);      /* e.g. "skylake" */
+const char *nncc_model_features(const nncc_model *model); /* "+avx2,+fma,..." */
+/* Bytes of workspace each session allocates; bytes of embedded weights. */
+uint64_t nncc_model_workspace_bytes(const nncc_model *model);
+uint64_t nncc_model_weights_bytes(const nncc_model *model);
+
+/* ---- sessions ---------------------------------------------------------------- */
+
+typedef struct nncc_session nncc_session;
+
+/* Creates a session: a workspace and a pool of nthreads threads (the calling
+ * thread counts as one; nthreads <= 0 means one per online CPU). The model
+ * must outlive the session. */
+nncc_status nncc_session_create(const nncc_model *model, int nthreads,
+                                nncc_session **session, char **err);
+/* Frees a session (NULL is fine). Not while a run is in progress. */
+void nncc_session_destroy(nncc_session *session);
+/* The number of threads the session runs with (>= 1; 0 for NULL). */
+int nncc_session_threads(const nncc_session *session);
+
+/* Runs the model once. inputs[0..ninputs) and outputs[0..noutputs) follow
+ * the model's order; every count, dtype, rank and dim must equal the
+ * model's (else NNCC_ERR_ARITY / NNCC_ERR_DTYPE / NNCC_ERR_SHAPE with a
+ * message naming the tensor and the dim). Output memory is written, input
+ * memory only read; they must not overlap. Use a session from one thread at
+ * a time. */
+nncc_status nncc_session_run(nncc_session *session, const nncc_tensor *inputs,
+                             size_t ninputs, const nncc_tensor *outputs,
+                             size_t noutputs, char **err);
+
+/* ---- .npy files (NumPy format 1.0/2.0/3.0, little-endian, C order) ---------- */
+
+/* Reads a .npy file into one malloc'd block holding the nncc_tensor, its dims
+ * and its data (64-byte aligned); free it with nncc_tensor_free. Supported
+ * dtypes: f32 f64 f16 i64 i32 i16 i8 u8 bool. NNCC_ERR_IO when the file
+ * can't be read, NNCC_ERR_FORMAT when it is malformed or unsupported
+ * (Fortran order, big-endian, another dtype). */
+nncc_status nncc_npy_read(const char *path, nncc_tensor **tensor, char **err);
+/* The same from bytes in memory (the bytes are copied). */
+nncc_status nncc_npy_parse(const void *bytes, size_t size, nncc_tensor **tensor,
+                           char **err);
+/* Writes t as a .npy file (format 1.0, the header NumPy's np.save writes).
+ * NNCC_ERR_FORMAT for a dtype .npy can't hold (bf16). */
+nncc_status nncc_npy_write(const char *path, const nncc_tensor *t, char **err);
+/* Frees a tensor made by nncc_npy_read/parse or nncc_tensor_alloc (NULL is
+ * fine). */
+void nncc_tensor_free(nncc_tensor *t);
+/* Allocates a zeroed tensor (struct, dims and 64-byte aligned data in one
+ * block) shaped like info; NULL when out of memory or info is invalid. */
+nncc_tensor *nncc_tensor_alloc(nncc_dtype dtype, int32_t rank, const int64_t *dims);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

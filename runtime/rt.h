@@ -1,0 +1,28 @@
+/* rt.h — internals shared by the files of libnncc_runtime (loader.c,
+ * session.c, npy.c). Applications use include/nncc.h only.
+ */
+#ifndef NNCC_RT_H
+#define NNCC_RT_H
+
+#include "abi.h"
+#include "include/nncc.h"
+
+/* An open model: the dlopen handle and the model's descriptor. */
+struct nncc_model {
+  void *dl;                  /* dlopen handle; NULL for rt_model_from_desc */
+  const nncc_model_desc *d;  /* owned by the .so */
+};
+
+/* Stores a malloc'd printf-style message in *err (when err is not NULL) and
+ * returns st, so callers can write `return rt_fail(err, NNCC_ERR_X, ...)`. */
+nncc_status rt_fail(char **err, nncc_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Makes a model handle from a descriptor: checks the ABI version, that the
+ * description is well formed, and the CPU's features. `dl` (may be NULL) is
+ * the handle nncc_model_close will dlclose. Used by nncc_model_open and by
+ * tests that build descriptors by hand. On failure dl is NOT closed. */
+nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
+                               nncc_model **model, char **err);
+
+#endif

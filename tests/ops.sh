@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# ops.sh - the single-op test: every case of tests/ops/make_ops.py is
+# compiled by nncc into a .so, run with `nncc run` and compared with
+# PyTorch's outputs (tests/ops/check_ops.py; see tests/ops/README.md).
+#
+# Run by CTest with NNCC (the nncc binary), NNCC_SRC (the repository),
+# NNCC_BUILD (the build folder) and NNCC_PYTHON (a python3 that may lack
+# torch). The cases are generated with PyTorch into $NNCC_BUILD/ops, again
+# only when make_ops.py or the torch version changed (a hash stamp in that
+# folder). Without a python that imports torch and numpy the test is
+# skipped (77).
+#
+# By hand:  NNCC=build/nncc NNCC_BUILD=build bash tests/ops.sh [SUBSTR]
+set -u
+
+src="${NNCC_SRC:-$(cd "$(dirname "$0")/.." && pwd)}"
+ops="${NNCC_BUILD:-${TMPDIR:-/tmp}}/ops"
+only="${1:-}"
+
+if [ -z "${NNCC:-}" ] || [ ! -x "$NNCC" ]; then
+  echo "ops.sh: error: NNCC must name the nncc binary (got '${NNCC:-}')" >&2
+  exit 1
+fi
+
+# The first python3 on PATH may lack torch: try the configured one, then
+# Debian's, then PATH's.
+py=""
+version=""
+for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
+  [ -n "$cand" ] || continue
+  if version=$("$cand" -c 'import torch, numpy
+print(torch.__version__, numpy.__version__)' 2>/dev/null); then
+    py="$cand"
+    break
+  fi
+done
+if [ -z "$py" ]; then
+  echo "skipped: no python3 that imports torch and numpy" \
+       "(tried NNCC_PYTHON='${NNCC_PYTHON:-}', /usr/bin/python3, python3)"
+  exit 77
+fi
+
+stamp=$( { cat "$src/tests/ops/make_ops.py"; echo "$py $version"; } \
+         | sha256sum | cut -d' ' -f1)
+mkdir -p "$(dirname "$ops")"
+exec 9>"$ops.lock"
+flock 9
+if [ "$(cat "$ops/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  echo "generating the op cases in $ops (torch $version)"
+  tmp="$ops.tmp.$$"
+  rm -rf "$tmp"
+  if ! "$py" "$src/tests/ops/make_ops.py" "$tmp"; then
+    rm -rf "$tmp"
+    echo "ops.sh: error: make_ops.py failed" >&2
+    exit 1
+  fi
+  echo "$stamp" > "$tmp/.stamp"
+  rm -rf "$ops"
+  mv "$tmp" "$ops"
+fi
+exec 9>&-
+
+if [ -n "$only" ]; then
+  exec "$py" "$src/tests/ops/check_ops.py" --nncc "$NNCC" --dir "$ops" \
+       --only "$only"
+fi
+exec "$py" "$src/tests/ops/check_ops.py" --nncc "$NNCC" --dir "$ops"

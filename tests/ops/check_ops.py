@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""check_ops.py - compile every single-op case with nncc, run it, compare.
+
+Usage: check_ops.py --nncc PATH --dir OUTDIR [--only SUBSTR] [--jobs N]
+                    [--keep] [--timeout S]
+
+OUTDIR is what make_ops.py wrote: per case <case>.pt, <case>.json,
+<case>.in<i>.npy and <case>.out<j>.npy. For each case this script runs
+
+  nncc <case>.pt -o <case>.so --input FLAG...
+  nncc run <case>.so NAME=<case>.in<i>.npy... --out-dir <case>.out/
+
+and compares every DIR/output_<j>.npy with <case>.out<j>.npy (see
+compare() for the rule). It prints one PASS or FAIL line per case, in
+table order, and ends with the line "ops: N passed, M failed"; the exit
+status is 0 only when every case passes. Compiles run in parallel (2 jobs
+by default). Needs numpy (the script re-runs itself under
+/usr/bin/python3 when the first python3 lacks it); torch is not needed.
+
+The compile-run-compare steps are shared with tests/e2e/run_e2e.py.
+"""
+
+import argparse
+import concurrent.futures
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def _reexec_with_numpy():
+  """The first python3 on PATH may lack numpy; restart under one that has it."""
+  if os.environ.get("NNCC_CHECK_REEXEC"):
+    return
+  for cand in (os.environ.get("NNCC_PYTHON"), "/usr/bin/python3"):
+    if not cand or not os.path.exists(cand):
+      continue
+    if os.path.realpath(cand) == os.path.realpath(sys.executable):
+      continue
+    os.environ["NNCC_CHECK_REEXEC"] = "1"
+    os.execv(cand, [cand, os.path.abspath(sys.argv[0])] + sys.argv[1:])
+
+
+try:
+  import numpy as np
+except ImportError:
+  if __name__ == "__main__":
+    _reexec_with_numpy()
+  sys.stderr.write("error: numpy is needed (tried %s, NNCC_PYTHON, "
+                   "/usr/bin/python3)\n" % sys.executable)
+  sys.exit(2)
+
+DEFAULT_TOL = 1e-4
+
+
+def compare(ref, got, tol=DEFAULT_TOL):
+  """Checks one output against its reference. Returns (ok, err, why):
+  floats must have the same dtype and shape, non-finite values (inf, nan)
+  in the same places, and max|got - ref| <= tol * max(1, max|ref|) over
+  the finite ones; integers and bools must be equal. err is the max
+  absolute error (None where it does not apply)."""
+  if got.dtype != ref.dtype:
+    return False, None, "dtype %s, expected %s" % (got.dtype, ref.dtype)
+  if got.shape != ref.shape:
+    return False, None, "shape %s, expected %s" % (list(got.shape),
+                                                    list(ref.shape))
+  if not np.issubdtype(ref.dtype, np.floating):
+    bad = np.count_nonzero(got != ref)
+    if bad:
+      at = tuple(int(i) for i in np.argwhere(got != ref)[0])
+      return False, None, ("%d of %d elements differ; first at %s: %s, "
+                           "expected %s" % (bad, ref.size, list(at),
+                                            got[at], ref[at]))
+    return True, 0.0, ""
+  ref64 = ref.astype(np.float64)
+  got64 = got.astype(np.float64)
+  fin = np.isfinite(ref64)
+  same_special = np.where(fin, np.isfinite(got64),
+                          (np.isnan(ref64) & np.isnan(got64)) |
+                          (ref64 == got64))
+  if not same_special.all():
+    at = tuple(int(i) for i in np.argwhere(~same_special)[0])
+    return False, None, ("inf/nan mismatch at %s: %s, expected %s"
+                         % (list(at), got64[at], ref64[at]))
+  if not fin.any():
+    return True, 0.0, ""
+  diff = np.abs(got64[fin] - ref64[fin])
+  err = float(diff.max())
+  bound = tol * max(1.0, float(np.abs(ref64[fin]).max()))
+  if err > bound:
+    return False, err, "max abs error %.3g > %.3g" % (err, bound)
+  return True, err, ""
+
+
+def run_cmd(cmd, timeout):
+  """Runs cmd; returns (exit code or None on timeout, combined output)."""
+  try:
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+  except subprocess.TimeoutExpired:
+    return None, "timed out after %ss" % timeout
+  except OSError as e:
+    return 127, str(e)
+  return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+def last_lines(text, n=3):
+  lines = [l for l in text.strip().splitlines() if l.strip()]
+  return " | ".join(lines[-n:]) if lines else "(no output)"
+
+
+def check_model(nncc, pt, info, inputs, refs, work, tol, timeout,
+                named=True):
+  """Compiles pt with info's --input flags into work/, runs it on the input
+  files and compares with the reference files. Returns a dict: ok, stage
+  (compile, run, compare), why, err (worst absolute error), compile_s."""
+  res = {"ok": False, "stage": "compile", "why": "", "err": None,
+         "compile_s": None}
+  os.makedirs(work, exist_ok=True)
+  so = os.path.join(work, info["name"] + ".so")
+  outdir = os.path.join(work, info["name"] + ".out")
+  shutil.rmtree(outdir, ignore_errors=True)
+  os.makedirs(outdir)
+  cmd = [nncc, pt, "-o", so]
+  for i in info["inputs"]:
+    cmd += ["--input", i["flag"]]
+  t0 = time.time()
+  rc, out = run_cmd(cmd, timeout)
+  res["compile_s"] = time.time() - t0
+  if rc != 0:
+    res["why"] = "compile exit %s: %s" % (rc, last_lines(out))
+    return res
+  if not os.path.isfile(so):
+    res["why"] = "compile exited 0 but wrote no %s" % so
+    return res
+  res["stage"] = "run"
+  cmd = [nncc, "run", so]
+  for i, path in zip(info["inputs"], inputs):
+    cmd.append("%s=%s" % (i["name"], path) if named else path)
+  cmd += ["--out-dir", outdir]
+  rc, out = run_cmd(cmd, timeout)
+  if rc != 0:
+    res["why"] = "run exit %s: %s" % (rc, last_lines(out))
+    return res
+  res["stage"] = "compare"
+  written = sorted(os.listdir(outdir))
+  expected = ["output_%d.npy" % j for j in range(len(refs))]
+  extra = [w for w in written if w not in expected]
+  missing = [e for e in expected if e not in written]
+  if missing or extra:
+    res["why"] = "outputs written %s, expected %s" % (written, expected)
+    return res
+  worst = 0.0
+  whys = []
+  for j, ref_path in enumerate(refs):
+    try:
+      got = np.load(os.path.join(outdir, expected[j]), allow_pickle=False)
+    except Exception as e:  # a malformed .npy is a failure, not a crash
+      whys.append("output_%d: unreadable .npy: %s" % (j, e))
+      continue
+    ref = np.load(ref_path, allow_pickle=False)
+    ok, err, why = compare(ref, got, tol)
+    if err is not None:
+      worst = max(worst, err)
+    if not ok:
+      whys.append("output_%d: %s" % (j, why))
+  res["err"] = worst
+  if whys:
+    res["why"] = "; ".join(whys)
+    return res
+  res["ok"] = True
+  return res
+
+
+def case_files(d, name, info):
+  inputs = [os.path.join(d, "%s.in%d.npy" % (name, i))
+            for i in range(len(info["inputs"]))]
+  refs = [os.path.join(d, "%s.out%d.npy" % (name, j))
+          for j in range(len(info["outputs"]))]
+  return inputs, refs
+
+
+def main(argv):
+  ap = argparse.ArgumentParser(description="Check nncc on single-op cases.")
+  ap.add_argument("--nncc", required=True)
+  ap.add_argument("--dir", required=True, help="make_ops.py's OUTDIR")
+  ap.add_argument("--only", help="only cases whose name contains this")
+  ap.add_argument("--jobs", type=int, default=2)
+  ap.add_argument("--timeout", type=float, default=120,
+                  help="seconds per nncc command")
+  ap.add_argument("--keep", action="store_true",
+                  help="keep the .so files and outputs (printed path)")
+  args = ap.parse_args(argv)
+
+  cases = []
+  for path in sorted(glob.glob(os.path.join(args.dir, "*.json"))):
+    with open(path) as fp:
+      info = json.load(fp)
+    if args.only and args.only not in info["name"]:
+      continue
+    cases.append(info)
+  if not cases:
+    print("check_ops.py: error: no cases in %s" % args.dir, file=sys.stderr)
+    return 2
+
+  work = tempfile.mkdtemp(prefix="nncc-ops-")
+
+  def one(info):
+    name = info["name"]
+    inputs, refs = case_files(args.dir, name, info)
+    return check_model(args.nncc, os.path.join(args.dir, name + ".pt"), info,
+                       inputs, refs, os.path.join(work, name),
+                       info.get("tol", DEFAULT_TOL), args.timeout)
+
+  passed = failed = 0
+  with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+    futures = [pool.submit(one, info) for info in cases]
+    for info, fut in zip(cases, futures):
+      r = fut.result()
+      if r["ok"]:
+        passed += 1
+        print("PASS %-24s err=%.2g" % (info["name"], r["err"]), flush=True)
+      else:
+        failed += 1
+        print("FAIL %-24s %s" % (info["name"], r["why"]), flush=True)
+  if args.keep:
+    print("kept the work folder %s" % work)
+  else:
+    shutil.rmtree(work, ignore_errors=True)
+  print("ops: %d passed, %d failed" % (passed, failed))
+  return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,563 @@
+#!/usr/bin/env python3
+"""make_ops.py - build the single-op test table for nncc's backend.
+
+Usage: make_ops.py OUTDIR [--only SUBSTR] [--list]
+
+Every case is a tiny nn.Module that calls one op (or one op plus the view
+or cast it needs to be observable), traced with torch.jit.trace on fixed
+example inputs and saved as OUTDIR/<case>.pt. Next to it go
+
+  <case>.in<i>.npy    the example inputs, in forward() order
+  <case>.out<j>.npy   what the traced module computes for them (tuples
+                      flattened in order)
+  <case>.json         name, covers (what the case exercises), inputs (name,
+                      dtype, shape, flag: the ready-made --input value),
+                      outputs (dtype, shape) and tol, the relative
+                      tolerance check_ops.py applies to floating outputs
+
+Cases are generated from the CASES table at the bottom. Each one seeds
+torch from its own name (module weights and inputs alike), so adding or
+removing a case changes no other case's files. Inputs are spelled as
+"KIND[DIMS]": f32 (standard normal), pos (uniform in [0.5, 2.5), for log,
+sqrt and pow), i64<HIGH (integers in [0, HIGH)), bool (a random mask).
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import warnings
+import zlib
+
+
+def _reexec_with_torch():
+  """The first python3 on PATH may lack torch; restart under one that has it."""
+  if os.environ.get("NNCC_OPS_REEXEC"):
+    return
+  for cand in (os.environ.get("NNCC_PYTHON"), "/usr/bin/python3"):
+    if not cand or not os.path.exists(cand):
+      continue
+    if os.path.realpath(cand) == os.path.realpath(sys.executable):
+      continue
+    os.environ["NNCC_OPS_REEXEC"] = "1"
+    os.execv(cand, [cand, os.path.abspath(__file__)] + sys.argv[1:])
+
+
+try:
+  import numpy as np
+  import torch
+  import torch.nn as nn
+  import torch.nn.functional as F
+except ImportError:
+  _reexec_with_torch()
+  sys.stderr.write("make_ops.py: error: no python with torch and numpy "
+                   "(tried %s, NNCC_PYTHON, /usr/bin/python3)\n" % sys.executable)
+  sys.exit(2)
+
+
+DEFAULT_TOL = 1e-4
+
+DTYPE_NAMES = {
+  torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16",
+  torch.float64: "f64", torch.int64: "i64", torch.int32: "i32",
+  torch.int16: "i16", torch.int8: "i8", torch.uint8: "u8", torch.bool: "bool",
+}
+
+
+# ---------------------------------------------------------------------------
+# Wrappers: the traced module's forward() names its inputs x, y, z
+# ---------------------------------------------------------------------------
+
+class Fn1(nn.Module):
+  def __init__(self, fn, **mods):
+    super().__init__()
+    self.fn = fn
+    for k, m in mods.items():
+      setattr(self, k, m)
+
+  def forward(self, x):
+    return self.fn(self, x)
+
+
+class Fn2(Fn1):
+  def forward(self, x, y):
+    return self.fn(self, x, y)
+
+
+class Fn3(Fn1):
+  def forward(self, x, y, z):
+    return self.fn(self, x, y, z)
+
+
+WRAPPERS = {1: Fn1, 2: Fn2, 3: Fn3}
+
+
+def f(fn, **mods):
+  """A case body from a function of the inputs (and of submodules, reached
+  through the first argument, the wrapper module)."""
+  return ("fn", fn, mods)
+
+
+def m(ctor, init=None):
+  """A case body from an nn.Module constructor; init(module) may then set
+  buffers (e.g. random running statistics)."""
+  return ("mod", ctor, init)
+
+
+def random_bn(bn):
+  with torch.no_grad():
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.normal_()
+    bn.bias.normal_()
+
+
+def random_ln(ln):
+  with torch.no_grad():
+    ln.weight.normal_()
+    ln.bias.normal_()
+
+
+# ---------------------------------------------------------------------------
+# The table: (name, body, input specs, covers[, tol])
+# ---------------------------------------------------------------------------
+
+X = "f32[2,3,17]"
+P = "pos[2,3,17]"
+
+CASES = [
+  # conv2d
+  ("conv_3x3", m(lambda: nn.Conv2d(3, 8, 3)), ["f32[1,3,17,17]"],
+   "conv2d 3x3, no padding"),
+  ("conv_s2_p1", m(lambda: nn.Conv2d(3, 16, 3, stride=2, padding=1)),
+   ["f32[1,3,33,33]"], "conv2d stride 2, padding 1"),
+  ("conv_stem_7x7", m(lambda: nn.Conv2d(3, 8, 7, stride=2, padding=3)),
+   ["f32[1,3,33,33]"], "conv2d 7x7 stride 2 padding 3 (resnet stem)"),
+  ("conv_dilation2", m(lambda: nn.Conv2d(4, 8, 3, padding=2, dilation=2)),
+   ["f32[1,4,17,17]"], "conv2d dilation 2"),
+  ("conv_groups2", m(lambda: nn.Conv2d(4, 8, 3, padding=1, groups=2)),
+   ["f32[2,4,7,7]"], "grouped conv2d, batch 2"),
+  ("conv_depthwise", m(lambda: nn.Conv2d(8, 8, 3, padding=1, groups=8)),
+   ["f32[1,8,17,17]"], "depthwise conv2d 3x3"),
+  ("conv_depthwise_5x5_s2",
+   m(lambda: nn.Conv2d(8, 8, 5, stride=2, padding=2, groups=8)),
+   ["f32[1,8,33,33]"], "depthwise conv2d 5x5 stride 2"),
+  ("conv_depthwise_mult2", m(lambda: nn.Conv2d(4, 8, 3, groups=4)),
+   ["f32[1,4,7,7]"], "depthwise conv2d with channel multiplier 2"),
+  ("conv_1x1_nobias", m(lambda: nn.Conv2d(16, 7, 1, bias=False)),
+   ["f32[1,16,7,7]"], "pointwise conv2d without bias"),
+  ("conv_rect", m(lambda: nn.Conv2d(3, 5, (3, 1), stride=(2, 1),
+                                    padding=(1, 0))),
+   ["f32[1,3,17,7]"], "conv2d with a 3x1 kernel and per-axis stride/padding"),
+  ("conv_batch3_k7_s3", m(lambda: nn.Conv2d(1, 3, 7, stride=3)),
+   ["f32[3,1,33,33]"], "conv2d batch 3, one input channel, stride 3"),
+  ("conv_1x1_input", m(lambda: nn.Conv2d(3, 4, 3, padding=1)),
+   ["f32[1,3,1,1]"], "conv2d on a 1x1 image (all padding)"),
+
+  # linear / addmm / matmul / bmm
+  ("linear_2d", m(lambda: nn.Linear(17, 33)), ["f32[3,17]"], "linear"),
+  ("linear_3d", m(lambda: nn.Linear(7, 5)), ["f32[2,3,7]"],
+   "linear on a 3-d input"),
+  ("linear_nobias_1out", m(lambda: nn.Linear(33, 1, bias=False)),
+   ["f32[1,33]"], "linear without bias, one output feature"),
+  ("addmm", f(lambda s, b, x, w: torch.addmm(b, x, w)),
+   ["f32[5]", "f32[3,7]", "f32[7,5]"], "addmm with a broadcast bias"),
+  ("addmm_alpha_beta",
+   f(lambda s, b, x, w: torch.addmm(b, x, w, beta=0.5, alpha=2.0)),
+   ["f32[3,5]", "f32[3,7]", "f32[7,5]"], "addmm with beta and alpha"),
+  ("mm", f(lambda s, x, y: torch.mm(x, y)), ["f32[1,33]", "f32[33,17]"],
+   "mm"),
+  ("matmul_2d", f(lambda s, x, y: torch.matmul(x, y)),
+   ["f32[3,7]", "f32[7,5]"], "matmul 2-d"),
+  ("matmul_bcast", f(lambda s, x, y: torch.matmul(x, y)),
+   ["f32[2,1,3,7]", "f32[4,7,5]"], "matmul with broadcast batch dims"),
+  ("matmul_mat_vec", f(lambda s, x, y: torch.matmul(x, y)),
+   ["f32[3,7]", "f32[7]"], "matmul matrix x vector"),
+  ("matmul_vec_batch", f(lambda s, x, y: torch.matmul(x, y)),
+   ["f32[7]", "f32[2,7,5]"], "matmul vector x batched matrix"),
+  ("matmul_3d_2d", f(lambda s, x, y: torch.matmul(x, y)),
+   ["f32[2,3,17]", "f32[17,33]"], "matmul 3-d x 2-d"),
+  ("matmul_transposed", f(lambda s, x, y: torch.matmul(x, y.transpose(-1, -2))),
+   ["f32[2,3,7]", "f32[2,5,7]"], "matmul with a transposed operand"),
+  ("bmm", f(lambda s, x, y: torch.bmm(x, y)), ["f32[4,3,7]", "f32[4,7,5]"],
+   "bmm"),
+
+  # batch_norm (eval)
+  ("batchnorm2d", m(lambda: nn.BatchNorm2d(7).eval(), random_bn),
+   ["f32[2,7,3,3]"], "batch_norm eval with running stats, 4-d"),
+  ("batchnorm1d", m(lambda: nn.BatchNorm1d(17).eval(), random_bn),
+   ["f32[3,17]"], "batch_norm eval, 2-d"),
+  ("batchnorm1d_3d", m(lambda: nn.BatchNorm1d(5).eval(), random_bn),
+   ["f32[2,5,7]"], "batch_norm eval, 3-d"),
+
+  # activations
+  ("relu", f(lambda s, x: F.relu(x)), [X], "relu"),
+  ("relu_inplace", f(lambda s, x: F.relu(x * 1.0, inplace=True)), [X],
+   "relu_ (in place)"),
+  ("relu6", f(lambda s, x: F.relu6(x * 4)), [X], "relu6"),
+  ("hardtanh", f(lambda s, x: F.hardtanh(x, -0.5, 1.5)), [X], "hardtanh"),
+  ("sigmoid", f(lambda s, x: torch.sigmoid(x * 3)), [X], "sigmoid"),
+  ("tanh", f(lambda s, x: torch.tanh(x * 2)), [X], "tanh"),
+  ("gelu_erf", f(lambda s, x: F.gelu(x * 2)), [X], "gelu (erf form)"),
+  ("gelu_tanh", f(lambda s, x: F.gelu(x * 2, approximate="tanh")), [X],
+   "gelu (tanh approximation)"),
+  ("silu", f(lambda s, x: F.silu(x * 2)), [X], "silu"),
+  ("hardswish", f(lambda s, x: F.hardswish(x * 3)), [X], "hardswish"),
+  ("hardsigmoid", f(lambda s, x: F.hardsigmoid(x * 3)), [X], "hardsigmoid"),
+
+  # elementwise arithmetic
+  ("add", f(lambda s, x, y: x + y), [X, X], "add, same shapes"),
+  ("add_bcast", f(lambda s, x, y: x + y), ["f32[3,1,7]", "f32[5,1]"],
+   "add broadcasting both operands"),
+  ("add_alpha", f(lambda s, x, y: torch.add(x, y, alpha=2)), [X, "f32[17]"],
+   "add with alpha"),
+  ("add_scalar", f(lambda s, x: x + 3.5), [X], "add a scalar"),
+  ("add_0dim", f(lambda s, x, y: x + y), [X, "f32[]"],
+   "add a 0-dim tensor input"),
+  ("add_inplace", f(lambda s, x, y: (x * 1.0).add_(y)), [X, "f32[1,3,1]"],
+   "add_ (in place) with broadcasting"),
+  ("add_int", f(lambda s, x, y: x + y), ["i64<100[3,7]", "i64<100[7]"],
+   "add on int64"),
+  ("add_mixed", f(lambda s, x, y: x + y), ["f32[3,7]", "i64<10[3,7]"],
+   "add f32 + i64 (type promotion)"),
+  ("sub", f(lambda s, x, y: x - y), [X, X], "sub"),
+  ("sub_bcast", f(lambda s, x, y: x - y), ["f32[2,3,7]", "f32[7]"],
+   "sub with broadcasting"),
+  ("sub_scalar", f(lambda s, x: x - 0.25), [X], "sub a scalar"),
+  ("mul", f(lambda s, x, y: x * y), [X, X], "mul"),
+  ("mul_bcast", f(lambda s, x, y: x * y), ["f32[1,3,1,1]", "f32[2,3,7,7]"],
+   "mul broadcasting a per-channel scale"),
+  ("mul_scalar", f(lambda s, x: x * -1.75), [X], "mul by a scalar"),
+  ("mul_int_scalar", f(lambda s, x: x * 3), ["i64<100[3,7]"],
+   "mul int64 by an int scalar"),
+  ("div", f(lambda s, x, y: x / y), [X, P], "div"),
+  ("div_bcast", f(lambda s, x, y: x / y), ["f32[2,3,7]", "pos[3,1]"],
+   "div with broadcasting"),
+  ("div_scalar", f(lambda s, x: x / 7.0), [X], "div by a scalar"),
+  ("scalar_div", f(lambda s, x: 2.0 / x), [P], "scalar / tensor"),
+  ("pow_2", f(lambda s, x: x ** 2), [X], "pow by an int scalar"),
+  ("pow_half", f(lambda s, x: x ** 0.5), [P], "pow by a float scalar"),
+  ("pow_tensor", f(lambda s, x, y: torch.pow(x, y)), [P, "f32[17]"],
+   "pow tensor ** tensor with broadcasting"),
+  ("rsub_scalar", f(lambda s, x: 1.0 - x), [X], "rsub (scalar - tensor)"),
+  ("rsub_tensor", f(lambda s, x, y: torch.rsub(x, y, alpha=2)), [X, X],
+   "rsub of two tensors with alpha"),
+  ("neg", f(lambda s, x: -x), [X], "neg"),
+  ("exp", f(lambda s, x: torch.exp(x)), [X], "exp"),
+  ("log", f(lambda s, x: torch.log(x)), [P], "log"),
+  ("sqrt", f(lambda s, x: torch.sqrt(x)), [P], "sqrt"),
+
+
+  # pooling
+  ("maxpool_2", f(lambda s, x: F.max_pool2d(x, 2)), ["f32[1,3,17,17]"],
+   "max_pool2d 2x2 (odd input size)"),
+  ("maxpool_3_s2_p1", f(lambda s, x: F.max_pool2d(x, 3, 2, 1)),
+   ["f32[1,4,33,33]"], "max_pool2d 3x3 stride 2 padding 1"),
+  ("maxpool_ceil", f(lambda s, x: F.max_pool2d(x, 3, 2, ceil_mode=True)),
+   ["f32[1,3,17,17]"], "max_pool2d ceil_mode"),
+  ("avgpool_2", f(lambda s, x: F.avg_pool2d(x, 2, 2)), ["f32[2,3,7,7]"],
+   "avg_pool2d 2x2"),
+  ("avgpool_3_p1", f(lambda s, x: F.avg_pool2d(x, 3, 1, 1)),
+   ["f32[1,3,7,7]"], "avg_pool2d padding counted"),
+  ("avgpool_3_p1_exclude",
+   f(lambda s, x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)),
+   ["f32[1,3,7,7]"], "avg_pool2d padding not counted"),
+  ("avgpool_ceil", f(lambda s, x: F.avg_pool2d(x, 2, 2, ceil_mode=True)),
+   ["f32[1,3,7,7]"], "avg_pool2d ceil_mode"),
+  ("adaptive_avg_1", f(lambda s, x: F.adaptive_avg_pool2d(x, 1)),
+   ["f32[2,8,7,7]"], "adaptive_avg_pool2d to 1x1"),
+  ("adaptive_avg_2x3", f(lambda s, x: F.adaptive_avg_pool2d(x, (2, 3))),
+   ["f32[1,3,7,7]"], "adaptive_avg_pool2d to 2x3 (uneven windows)"),
+
+  # reductions
+  ("mean_last", f(lambda s, x: x.mean(-1)), [X], "mean over the last dim"),
+  ("mean_hw_keepdim", f(lambda s, x: x.mean([2, 3], keepdim=True)),
+   ["f32[2,3,7,7]"], "mean over [2,3] keepdim"),
+  ("mean_all", f(lambda s, x: x.mean()), [X], "mean of everything"),
+  ("sum_dim1", f(lambda s, x: x.sum(1)), [X], "sum over dim 1"),
+  ("sum_all", f(lambda s, x: torch.sum(x)), ["f32[33,17]"],
+   "sum of everything"),
+
+  ("sum_int", f(lambda s, x: x.sum(0)), ["i64<100[7,3]"], "sum of int64"),
+  ("max_dim", f(lambda s, x: torch.max(x, 1)), [X],
+   "max over a dim: values and indices"),
+  ("max_all", f(lambda s, x: torch.max(x)), [X], "max of everything"),
+  ("argmax_last", f(lambda s, x: torch.argmax(x, -1)), [X],
+   "argmax over the last dim"),
+  ("argmax_keepdim", f(lambda s, x: torch.argmax(x, 1, keepdim=True)), [X],
+   "argmax keepdim"),
+
+  # softmax
+  ("softmax_last", f(lambda s, x: F.softmax(x * 3, dim=-1)), [X],
+   "softmax over the last dim"),
+  ("softmax_dim1", f(lambda s, x: F.softmax(x, dim=1)), ["f32[2,7,3,3]"],
+   "softmax over channels of a 4-d tensor"),
+  ("log_softmax_last", f(lambda s, x: F.log_softmax(x * 3, dim=-1)), [X],
+   "log_softmax over the last dim"),
+
+
+  # layer_norm
+  ("layernorm_last", m(lambda: nn.LayerNorm(33), random_ln), ["f32[2,7,33]"],
+   "layer_norm over the last dim"),
+  ("layernorm_2dims", m(lambda: nn.LayerNorm([7, 33], eps=1e-12), random_ln),
+   ["f32[2,7,33]"], "layer_norm over two dims, eps 1e-12"),
+  ("layernorm_noaffine", f(lambda s, x: F.layer_norm(x, (17,))), [X],
+   "layer_norm without weight and bias"),
+
+  # embedding / index / gather / one_hot
+  ("embedding", m(lambda: nn.Embedding(50, 17)), ["i64<50[2,7]"],
+   "embedding"),
+  ("embedding_padding_idx", m(lambda: nn.Embedding(10, 3, padding_idx=0)),
+   ["i64<10[17]"], "embedding with padding_idx"),
+  ("index_rows", f(lambda s, x, i: x[i]), ["f32[7,3]", "i64<7[5]"],
+   "index (tensor of row ids)"),
+  ("index_cols", f(lambda s, x, i: x[:, i]), ["f32[3,7]", "i64<7[2,5]"],
+   "index on dim 1 with a 2-d index"),
+  ("gather_dim1", f(lambda s, x, i: torch.gather(x, 1, i)),
+   ["f32[3,7]", "i64<7[3,4]"], "gather over dim 1"),
+  ("gather_dim0", f(lambda s, x, i: torch.gather(x, 0, i)),
+   ["f32[5,3]", "i64<5[2,3]"], "gather over dim 0"),
+  ("one_hot", f(lambda s, i: F.one_hot(i, 5)), ["i64<5[7]"], "one_hot"),
+  ("one_hot_float", f(lambda s, i, x: F.one_hot(i, 4).float() * x),
+   ["i64<4[3,2]", "f32[3,2,4]"], "one_hot cast to float and used"),
+
+  # views and copies
+  ("view", f(lambda s, x: x.view(6, 17)), [X], "view"),
+  ("view_infer", f(lambda s, x: x.view(-1, 3, 1)), [X], "view with -1"),
+  ("reshape_transposed", f(lambda s, x: x.transpose(1, 2).reshape(2, -1)),
+   [X], "reshape of a non-contiguous tensor"),
+  ("flatten_1", f(lambda s, x: torch.flatten(x, 1)), ["f32[2,3,7,7]"],
+   "flatten from dim 1"),
+  ("flatten_all", f(lambda s, x: x.flatten()), [X], "flatten everything"),
+  ("squeeze_dim", f(lambda s, x: x.squeeze(1)), ["f32[3,1,7]"],
+   "squeeze one dim"),
+  ("squeeze_all", f(lambda s, x: x.squeeze()), ["f32[1,3,1,7]"],
+   "squeeze every size-1 dim"),
+
+  ("unsqueeze_last", f(lambda s, x: x.unsqueeze(-1) * 2), [X],
+   "unsqueeze(-1)"),
+  ("permute", f(lambda s, x: x.permute(0, 2, 3, 1)), ["f32[2,3,5,7]"],
+   "permute NCHW to NHWC"),
+  ("transpose", f(lambda s, x: x.transpose(0, 2)), [X], "transpose"),
+  ("transpose_contiguous",
+   f(lambda s, x: x.transpose(1, 2).contiguous() + 1), [X],
+   "transpose then contiguous"),
+  ("t", f(lambda s, x: x.t()), ["f32[3,17]"], "t()"),
+  ("expand", f(lambda s, x: x.expand(3, 7)), ["f32[3,1]"], "expand"),
+  ("expand_new_dim", f(lambda s, x: x.expand(2, -1, -1)), ["f32[3,7]"],
+   "expand with a new leading dim and -1"),
+  ("expand_as", f(lambda s, x, y: x.expand_as(y) + y),
+   ["f32[1,7]", "f32[3,7]"], "expand_as"),
+  ("repeat", f(lambda s, x: x.repeat(2, 3)), ["f32[3,7]"], "repeat"),
+  ("repeat_new_dims", f(lambda s, x: x.repeat(2, 1, 1)), ["i64<100[3,7]"],
+   "repeat adding a dim, int64"),
+
+  # slice / select / chunk / cat / stack
+  ("slice", f(lambda s, x: x[:, 1:5]), ["f32[3,17]"], "slice"),
+  ("slice_step", f(lambda s, x: x[:, ::2]), ["f32[3,17]"], "slice step 2"),
+  ("slice_negative", f(lambda s, x: x[..., -3:]), [X], "slice from -3"),
+  ("slice_2dims", f(lambda s, x: x[1:, 2:9:3]), ["f32[3,17]"],
+   "slices on two dims"),
+  ("select", f(lambda s, x: x[1]), [X], "select dim 0"),
+  ("select_negative", f(lambda s, x: x[:, -1]), [X], "select index -1"),
+  ("select_token0", f(lambda s, x: x[:, 0] * 2), ["f32[2,7,33]"],
+   "select token 0 (BERT pooler)"),
+  ("chunk_3", f(lambda s, x: x.chunk(3, dim=-1)), ["f32[2,7]"],
+   "chunk into 3 uneven parts (tuple output)"),
+  ("chunk_2", f(lambda s, x: x.chunk(2, dim=1)), ["f32[1,8,3,3]"],
+   "chunk over channels"),
+  ("cat_dim0", f(lambda s, x, y: torch.cat([x, y], 0)),
+   ["f32[3,7]", "f32[1,7]"], "cat on dim 0"),
+  ("cat_last3", f(lambda s, x, y, z: torch.cat([x, y, z], -1)),
+   ["f32[2,3,1]", "f32[2,3,17]", "f32[2,3,7]"], "cat of three on dim -1"),
+  ("cat_int", f(lambda s, x, y: torch.cat([x, y], 1)),
+   ["i64<100[2,3]", "i64<100[2,5]"], "cat on int64"),
+  ("stack_0", f(lambda s, x, y: torch.stack([x, y])), [X, X],
+   "stack on dim 0"),
+  ("stack_last", f(lambda s, x, y: torch.stack([x, y], -1)),
+   ["f32[3,7]", "f32[3,7]"], "stack on dim -1"),
+
+  # tril / ones / zeros / arange
+  ("tril", f(lambda s, x: torch.tril(x)), ["f32[7,7]"], "tril"),
+  ("tril_diag_neg", f(lambda s, x: torch.tril(x, -1)), ["f32[3,5,7]"],
+   "tril diagonal -1, batched, non-square"),
+  ("ones_from_size", f(lambda s, x: torch.ones(x.size(0), x.size(1)) + x),
+   ["f32[3,7]"], "ones from runtime sizes"),
+  ("zeros_from_size", f(lambda s, x: torch.zeros(x.size()) - x), [X],
+   "zeros from size()"),
+  ("zeros_like", f(lambda s, x: torch.zeros_like(x) + 2), [X], "zeros_like"),
+
+  ("arange_size", f(lambda s, x: torch.arange(x.size(1)) + x),
+   ["f32[2,7]"], "arange(size) broadcast-added to f32"),
+  ("arange_start_step", f(lambda s, x: torch.arange(1, 17, 3) * x),
+   ["i64<10[6]"], "arange(start, end, step), int64"),
+  ("arange_float", f(lambda s, x: torch.arange(0.0, 1.0, 0.125) + x),
+   ["f32[8]"], "arange with float bounds"),
+
+  # casts
+  ("to_i64", f(lambda s, x: (x * 10).to(torch.int64)), [X],
+   "to(int64) truncates"),
+  ("to_f32", f(lambda s, x: x.to(torch.float32) / 3), ["i64<100[3,7]"],
+   "to(float32) of int64"),
+  ("float_of_bool", f(lambda s, x: (x > 0).float()), [X],
+   "comparison then float()"),
+  ("to_bool", f(lambda s, x: x.to(torch.bool)), ["i64<3[3,7]"],
+   "to(bool)"),
+  ("to_f64", f(lambda s, x: x.to(torch.float64)), [X], "to(float64)"),
+
+
+  # masked_fill and comparisons
+  ("masked_fill", f(lambda s, x, mask: x.masked_fill(mask, 0.5)),
+   ["f32[3,7]", "bool[3,7]"], "masked_fill with a bool input mask"),
+  ("masked_fill_bcast", f(lambda s, x, mask: x.masked_fill(mask, -1e4)),
+   ["f32[2,3,7]", "bool[1,7]"], "masked_fill with a broadcast mask"),
+  ("masked_fill_neg_inf",
+   f(lambda s, x: x.masked_fill(torch.tril(torch.ones(7, 7)) == 0,
+                                float("-inf"))),
+   ["f32[2,7,7]"], "masked_fill with -inf from a causal mask"),
+  ("causal_softmax",
+   f(lambda s, x: F.softmax(x.masked_fill(
+       torch.tril(torch.ones(x.size(-1), x.size(-1))) == 0, float("-inf")),
+       dim=-1)),
+   ["f32[2,7,7]"], "masked_fill -inf then softmax (causal attention)"),
+  ("compare_ops", f(lambda s, x, y: ((x > y), (x <= 0.5), (x == x), (x != y))),
+   [X, X], "gt / le / eq / ne producing bools"),
+  ("extended_mask",
+   f(lambda s, i: (1.0 - i.unsqueeze(1).unsqueeze(2).to(torch.float32))
+     * -10000.0),
+   ["i64<2[2,7]"], "BERT's extended attention mask: unsqueeze, to, rsub, mul"),
+]
+
+
+# ---------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------
+
+SPEC_RE = re.compile(r"^(f32|pos|bool|i64<(\d+))\[([\d,]*)\]$")
+
+
+def make_input(spec, gen):
+  mt = SPEC_RE.match(spec)
+  if not mt:
+    raise ValueError("bad input spec %r" % spec)
+  shape = [int(d) for d in mt.group(3).split(",") if d]
+  kind = mt.group(1)
+  if kind == "f32":
+    return torch.randn(shape, generator=gen)
+  if kind == "pos":
+    return torch.rand(shape, generator=gen) * 2.0 + 0.5
+  if kind == "bool":
+    return torch.rand(shape, generator=gen) < 0.5
+  return torch.randint(0, int(mt.group(2)), shape, generator=gen,
+                       dtype=torch.int64)
+
+
+def flatten_outputs(out):
+  if isinstance(out, torch.Tensor):
+    return [out]
+  if isinstance(out, (tuple, list)):
+    res = []
+    for o in out:
+      res.extend(flatten_outputs(o))
+    return res
+  raise TypeError("unexpected output type %r" % type(out))
+
+
+def input_names(graph):
+  return [re.sub(r"\.\d+$", "", v.debugName())
+          for i, v in enumerate(graph.inputs()) if i > 0]
+
+
+def fmt_type(dt, shape):
+  return "%s[%s]" % (dt, ",".join(str(d) for d in shape))
+
+
+def build(case, outdir):
+  name, body, specs, covers = case[:4]
+  tol = case[4] if len(case) > 4 else DEFAULT_TOL
+  seed = zlib.crc32(name.encode())
+  torch.manual_seed(seed)
+  if body[0] == "fn":
+    module = WRAPPERS[len(specs)](body[1], **body[2])
+  else:
+    module = body[1]()
+    if body[2]:
+      body[2](module)
+  module = module.eval()
+  gen = torch.Generator().manual_seed(seed)
+  inputs = [make_input(s, gen) for s in specs]
+  with torch.no_grad(), warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    traced = torch.jit.trace(module, tuple(inputs), check_trace=False)
+    outs = flatten_outputs(traced(*[t.clone() for t in inputs]))
+    expect = flatten_outputs(module(*[t.clone() for t in inputs]))
+  for a, b in zip(outs, expect):
+    if not torch.equal(a, b) and not (a.is_floating_point() and
+                                      torch.allclose(a, b, equal_nan=True)):
+      raise RuntimeError("the trace computes something else than eager mode")
+  names = input_names(traced.graph)
+  if len(names) != len(inputs):
+    raise RuntimeError("graph has %d inputs, expected %d"
+                       % (len(names), len(inputs)))
+  torch.jit.save(traced, os.path.join(outdir, name + ".pt"))
+  for i, t in enumerate(inputs):
+    np.save(os.path.join(outdir, "%s.in%d.npy" % (name, i)), t.numpy())
+  for j, t in enumerate(outs):
+    np.save(os.path.join(outdir, "%s.out%d.npy" % (name, j)), t.numpy())
+  info = {
+    "name": name,
+    "covers": covers,
+    "inputs": [{"name": n, "dtype": DTYPE_NAMES[t.dtype],
+                "shape": list(t.shape),
+                "flag": "%s:%s" % (n, fmt_type(DTYPE_NAMES[t.dtype], t.shape))}
+               for n, t in zip(names, inputs)],
+    "outputs": [{"dtype": DTYPE_NAMES[o.dtype], "shape": list(o.shape)}
+                for o in outs],
+    "tol": tol,
+  }
+  path = os.path.join(outdir, name + ".json")
+  with open(path + ".tmp", "w") as fp:
+    fp.write("{\n%s\n}\n" % ",\n".join(
+        " %s: %s" % (json.dumps(k), json.dumps(info[k])) for k in info))
+  os.replace(path + ".tmp", path)  # the json, written last, marks success
+  return info
+
+
+def main(argv):
+  ap = argparse.ArgumentParser(description="Build nncc's single-op tests.")
+  ap.add_argument("outdir", nargs="?")
+  ap.add_argument("--only", help="only cases whose name contains this")
+  ap.add_argument("--list", action="store_true", help="list the cases")
+  args = ap.parse_args(argv)
+  names = [c[0] for c in CASES]
+  dup = sorted({n for n in names if names.count(n) > 1})
+  if dup:
+    sys.stderr.write("make_ops.py: error: duplicate cases: %s\n" % dup)
+    return 2
+  wanted = [c for c in CASES if not args.only or args.only in c[0]]
+  if args.list:
+    for c in wanted:
+      print("%-24s %-28s %s" % (c[0], " ".join(c[2]), c[3]))
+    return 0
+  if not args.outdir:
+    ap.error("OUTDIR is required")
+  os.makedirs(args.outdir, exist_ok=True)
+  torch.set_num_threads(1)  # deterministic reductions
+  start = time.time()
+  failed = 0
+  for case in wanted:
+    try:
+      build(case, args.outdir)
+    except Exception as e:  # report and go on with the next case
+      failed += 1
+      print("%-24s FAILED: %s: %s" % (case[0], type(e).__name__, e),
+            flush=True)
+  print("built %d of %d op cases in %.1fs"
+        % (len(wanted) - failed, len(wanted), time.time() - start))
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
