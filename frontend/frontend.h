@@ -475,6 +475,14 @@ const fe_def *fe_find_def(const fe_model *m, const char *qualname);
 const char *fe_model_source_line(void *model, const char *file, int line,
                                  size_t *len);
 
+/* import_legacy.c: fills m (archive, path and diagnostics already set up by
+ * fe_import) from a legacy archive's model.json (PyTorch 1.0-1.2): the root
+ * object, `constants` (model.json's tensors, so CONSTANTS.cN is tensors[N]),
+ * version, producer ("pytorch 1.0 (model.json protoVersion 3)"), the code
+ * files and one synthetic class per module with methods (FORMATS.md §5).
+ * Returns 0, or -1 after reporting errors. */
+int fe_import_legacy(fe_model *m, nn_arena *arena, nn_diag *d);
+
 /* ====================================================================== */
 /* lower.c — module tree + code → graph IR                                 */
 /* ====================================================================== */
@@ -484,5 +492,44 @@ const char *fe_model_source_line(void *model, const char *file, int line,
  * schema table. Reports every unsupported op (all of them) and other
  * problems; returns NULL when any error was reported. */
 ir_graph *fe_lower(fe_model *m, nn_arena *arena, nn_diag *d);
+
+/* Scripted code has loops whose trip counts, and ifs whose conditions, are
+ * known only once shapes are (`for i in range(torch.size(x, 0))`). The
+ * driver can give the lowering a way to evaluate an int/bool value of the
+ * graph built so far (in practice: shape inference over the partial graph
+ * with the user's --input specs). Returns 0 and sets *out when v is known. */
+typedef int (*fe_resolve_fn)(void *ctx, ir_graph *g, ir_value v, ir_const *out);
+
+typedef struct fe_lower_opts {
+  fe_resolve_fn resolve; /* may be NULL: only literal trip counts unroll */
+  void *ctx;             /* for resolve */
+  int max_unroll;        /* total loop iterations allowed (0 = 10000) */
+} fe_lower_opts;
+
+ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena,
+                        nn_diag *d);
+
+/* ====================================================================== */
+/* weights.c — torch.save files                                           */
+/* ====================================================================== */
+
+/* Rebinds the model's parameters and buffers (the tensor attributes of its
+ * module tree, named by dotted path as in state_dict()) to the tensors of a
+ * torch.save file, zip form or legacy stream (FORMATS.md §6), before
+ * fe_lower. `key` (may be NULL) picks a state dict nested in a checkpoint
+ * dict, dots reaching into inner dicts ("net", "model.state_dict"). Names
+ * match exactly; shapes must be equal; float types convert to the model's
+ * float type and integers widen (converted data in the arena). strict:
+ * missing and unexpected keys are errors; otherwise warnings. Every problem
+ * is reported (one line each) before anything changes. Returns 0, or -1
+ * after reporting errors; the model is unchanged on failure. File bytes are
+ * read into the arena and live as long as it does. */
+int fe_weights_load(fe_model *m, const char *path, const char *key, bool strict,
+                    nn_arena *a, nn_diag *d);
+/* Same over a buffer the caller keeps alive as long as the arena; `label`
+ * names it in messages. Used by tests and fuzzers. */
+int fe_weights_load_mem(fe_model *m, const void *data, size_t size,
+                        const char *label, const char *key, bool strict,
+                        nn_arena *a, nn_diag *d);
 
 #endif

@@ -62,6 +62,10 @@ typedef struct frame {
   const char *path;      /* module path of self, for node scopes */
   lval *ret;             /* set by return */
   bool returned;         /* a return statement ran */
+  bool broke;            /* a break ran in the innermost loop */
+  bool continued;        /* a continue ran in the innermost loop */
+  int loops;             /* loops open in this frame (break/continue legal) */
+  bool poisoned;         /* an error left names unbound: stay quiet about them */
 } frame;
 
 typedef struct weight_memo {
@@ -77,12 +81,16 @@ typedef struct lower {
   frame *f;                   /* current frame */
   int depth;                  /* inlining depth */
   NN_VEC(weight_memo) weights;
+  fe_lower_opts opts;         /* resolver for shape-dependent control flow */
+  int64_t unrolled;           /* loop iterations unrolled so far */
 } lower;
 
 enum { MAX_INLINE_DEPTH = 256 };
 
 static lval *eval(lower *L, const fe_expr *e);
 static void exec_block(lower *L, const fe_block *b);
+static void exec_for(lower *L, const fe_stmt *s);
+static void exec_while(lower *L, const fe_stmt *s);
 
 /* ---- lvals --------------------------------------------------------------- */
 
@@ -613,12 +621,41 @@ static void type_results(lower *L, const ir_node *n) {
   }
 }
 
+/* Scalar ops on constants fold at once (scripted code: torch.ne(i, 0)
+ * on an unrolled loop index), so conditions built from them are known. */
+static lval *fold_binary(lower *L, const char *op, const lval *a, const lval *b);
+static lval *fold_scalar_op(lower *L, const fe_schema *s, lval **slots) {
+  static const struct {
+    ir_op op;       /* scalar op */
+    const char *py; /* the Python operator it computes */
+  } ops[] = {
+      {NN_OP_SCALAR_ADD, "+"}, {NN_OP_SCALAR_SUB, "-"}, {NN_OP_SCALAR_MUL, "*"},
+      {NN_OP_SCALAR_DIV, "/"}, {NN_OP_SCALAR_FLOORDIV, "//"}, {NN_OP_SCALAR_MOD, "%"},
+      {NN_OP_SCALAR_EQ, "=="}, {NN_OP_SCALAR_NE, "!="}, {NN_OP_SCALAR_LT, "<"},
+      {NN_OP_SCALAR_LE, "<="}, {NN_OP_SCALAR_GT, ">"}, {NN_OP_SCALAR_GE, ">="},
+  };
+  if (s->nmap != 2 || s->map[0].param < 0 || s->map[1].param < 0) return NULL;
+  const lval *a = slots[s->map[0].param], *b = slots[s->map[1].param];
+  if (!a || !b || a->kind != LV_CONST || b->kind != LV_CONST) return NULL;
+  for (int i = 0; i < NN_ARRAY_LEN(ops); i++)
+    if (ops[i].op == s->op) return fold_binary(L, ops[i].py, a, b);
+  return NULL;
+}
+
 static bool is_dunder(const char *name) {
   size_t n = strlen(name);
   return n > 4 && name[0] == '_' && name[1] == '_' && name[n - 1] == '_' && name[n - 2] == '_';
 }
 
 static lval *call_op(lower *L, const char *qualname, const callargs *a, nn_loc loc) {
+  /* len() of a compile-time list or tuple is a constant. */
+  if (!strcmp(qualname, "aten::len") && a->npos == 1 && a->nkw == 0) {
+    const lval *x = a->pos[0];
+    if (x->kind == LV_TUPLE) return lv_int(L, x->n);
+    if (x->kind == LV_CONST && (x->c.kind == IR_C_INTLIST || x->c.kind == IR_C_FLOATLIST ||
+                                x->c.kind == IR_C_BOOLLIST))
+      return lv_int(L, x->c.n);
+  }
   int nrows;
   bool inplace = false;
   const fe_schema *const *rows = fe_schemas_for(qualname, &nrows);
@@ -663,6 +700,8 @@ static lval *call_op(lower *L, const char *qualname, const callargs *a, nn_loc l
     nn_buf_free(&b);
     return lv_poison(L);
   }
+  lval *folded = fold_scalar_op(L, s, slots);
+  if (folded) return folded;
   int nin = s->nmap;
   ir_value *in = nn_alloc(L->arena, sizeof(ir_value) * (size_t)(nin + 1));
   for (int i = 0; i < nin; i++) {
@@ -776,6 +815,28 @@ static bool const_num(const lval *v, double *f, bool *isint, int64_t *i) {
     return true;
   }
   return false;
+}
+
+/* The compile-time value of a scalar: a constant, or a graph value the
+ * driver's resolver can evaluate (shape arithmetic once input shapes are
+ * known). */
+static bool known_scalar(lower *L, const lval *v, ir_const *out) {
+  if (v->kind == LV_CONST) {
+    *out = v->c;
+    return true;
+  }
+  if (v->kind != LV_VALUE || !L->opts.resolve) return false;
+  ir_tkind k = ir_vtype(L->g, v->v)->kind;
+  if (k != IR_T_INT && k != IR_T_BOOL && k != IR_T_FLOAT && k != IR_T_UNKNOWN) return false;
+  return L->opts.resolve(L->opts.ctx, L->g, v->v, out) == 0;
+}
+
+/* A condition's truth when known at compile time. */
+static bool known_truth(lower *L, const lval *v, bool *out) {
+  ir_const c;
+  if (!known_scalar(L, v, &c)) return false;
+  lval tmp = {.kind = LV_CONST, .c = c};
+  return const_truth(&tmp, out);
 }
 
 static int64_t floordiv64(int64_t a, int64_t b) {
@@ -1109,6 +1170,7 @@ static lval *eval(lower *L, const fe_expr *e) {
     };
     for (int i = 0; i < NN_ARRAY_LEN(quals); i++)
       if (!strcmp(n, quals[i])) return lv_qual(L, n);
+    if (L->f->poisoned) return lv_poison(L);
     nn_error(L->d, e->loc, "undefined name '%s'", n);
     return lv_poison(L);
   }
@@ -1136,7 +1198,7 @@ static lval *eval(lower *L, const fe_expr *e) {
     lval *c = eval(L, e->u.ternary.cond);
     bool t;
     if (c->kind == LV_POISON) return c;
-    if (const_truth(c, &t)) return eval(L, t ? e->u.ternary.then : e->u.ternary.els);
+    if (known_truth(L, c, &t)) return eval(L, t ? e->u.ternary.then : e->u.ternary.els);
     nn_error(L->d, e->loc, "a conditional expression on a run-time value is not supported");
     return lv_poison(L);
   }
@@ -1219,27 +1281,29 @@ static void exec_stmt(lower *L, const fe_stmt *s) {
     lval *c = eval(L, s->u.if_.cond);
     bool t;
     if (c->kind == LV_POISON) break;
-    if (const_truth(c, &t)) {
+    if (known_truth(L, c, &t)) {
       exec_block(L, t ? &s->u.if_.then : &s->u.if_.els);
       break;
     }
     nn_error(L->d, s->loc,
              "'if' on a value known only at run time is not supported (data-dependent control flow)");
+    L->f->poisoned = true;
     break;
   }
-  case FE_S_FOR:
-    nn_error(L->d, s->loc, "'for' loops are not supported yet");
-    break;
-  case FE_S_WHILE:
-    nn_error(L->d, s->loc, "'while' loops are not supported");
-    break;
+  case FE_S_FOR: exec_for(L, s); break;
+  case FE_S_WHILE: exec_while(L, s); break;
   case FE_S_PASS: case FE_S_IMPORT: case FE_S_GLOBAL: case FE_S_ASSERT: case FE_S_DEL:
     break;
   case FE_S_RAISE:
     nn_error(L->d, s->loc, "the model raises an exception on this path");
     break;
   case FE_S_BREAK: case FE_S_CONTINUE:
-    nn_error(L->d, s->loc, "'%s' outside a loop", s->kind == FE_S_BREAK ? "break" : "continue");
+    if (!L->f->loops) {
+      nn_error(L->d, s->loc, "'%s' outside a loop", s->kind == FE_S_BREAK ? "break" : "continue");
+      break;
+    }
+    if (s->kind == FE_S_BREAK) L->f->broke = true;
+    else L->f->continued = true;
     break;
   case FE_S_DEF: case FE_S_CLASS:
     nn_error(L->d, s->loc, "nested definitions are not supported");
@@ -1248,7 +1312,105 @@ static void exec_stmt(lower *L, const fe_stmt *s) {
 }
 
 static void exec_block(lower *L, const fe_block *b) {
-  for (int i = 0; i < b->n && !L->f->returned; i++) exec_stmt(L, b->stmts[i]);
+  for (int i = 0; i < b->n && !L->f->returned && !L->f->broke && !L->f->continued; i++)
+    exec_stmt(L, b->stmts[i]);
+}
+
+/* Runs one unrolled iteration; returns false when the loop must stop. */
+static bool run_iteration(lower *L, const fe_stmt *s, const fe_block *body) {
+  if (++L->unrolled > L->opts.max_unroll) {
+    nn_error(L->d, s->loc, "unrolling this loop exceeds %d iterations in total",
+             L->opts.max_unroll);
+    return false;
+  }
+  L->f->loops++;
+  exec_block(L, body);
+  L->f->loops--;
+  L->f->continued = false;
+  if (L->f->broke) {
+    L->f->broke = false;
+    return false;
+  }
+  return !L->f->returned;
+}
+
+/* for x in range(a[, b[, c]]) with known bounds, or over a tuple or a
+ * constant list: unrolled. Anything else depends on run-time data. */
+static void exec_for(lower *L, const fe_stmt *s) {
+  const fe_expr *it = s->u.for_.iter;
+  const fe_block *body = &s->u.for_.body;
+  if (it->kind == FE_E_CALL && it->u.call.fn->kind == FE_E_NAME &&
+      !strcmp(it->u.call.fn->u.name, "range") && !lookup(L, "range")) {
+    int n = it->u.call.nargs;
+    if (n < 1 || n > 3 || it->u.call.nkw) {
+      nn_error(L->d, it->loc, "range() takes 1 to 3 arguments");
+      return;
+    }
+    int64_t b[3] = {0, 0, 1};
+    for (int i = 0; i < n; i++) {
+      lval *v = eval(L, it->u.call.args[i]);
+      ir_const c;
+      if (v->kind == LV_POISON) return;
+      if (!known_scalar(L, v, &c) || c.kind != IR_C_INT) {
+        nn_error(L->d, it->u.call.args[i]->loc,
+                 "the trip count of this 'for' loop is not known at compile time%s",
+                 L->opts.resolve ? "" : " (pass --input shapes so it can be computed)");
+        L->f->poisoned = true;
+        return;
+      }
+      b[n == 1 ? 1 : i] = c.i;
+    }
+    if (b[2] == 0) {
+      nn_error(L->d, it->loc, "range() step is zero");
+      return;
+    }
+    for (int64_t i = b[0]; b[2] > 0 ? i < b[1] : i > b[1]; i += b[2]) {
+      assign_target(L, s->u.for_.target, lv_int(L, i));
+      if (!run_iteration(L, s, body)) break;
+    }
+    return;
+  }
+  lval *v = eval(L, it);
+  if (v->kind == LV_POISON) return;
+  if (v->kind == LV_TUPLE) {
+    for (int i = 0; i < v->n; i++) {
+      assign_target(L, s->u.for_.target, v->items[i]);
+      if (!run_iteration(L, s, body)) break;
+    }
+    return;
+  }
+  if (v->kind == LV_CONST && (v->c.kind == IR_C_INTLIST || v->c.kind == IR_C_FLOATLIST ||
+                              v->c.kind == IR_C_BOOLLIST)) {
+    for (int i = 0; i < v->c.n; i++) {
+      lval *x = v->c.kind == IR_C_FLOATLIST ? lv_float(L, v->c.floats[i])
+                : v->c.kind == IR_C_BOOLLIST ? lv_bool(L, v->c.ints[i] != 0)
+                                             : lv_int(L, v->c.ints[i]);
+      assign_target(L, s->u.for_.target, x);
+      if (!run_iteration(L, s, body)) break;
+    }
+    return;
+  }
+  nn_error(L->d, it->loc,
+           "'for' over a %s is not supported: only loops over range() with a "
+           "compile-time trip count, tuples and constant lists are unrolled",
+           lv_describe(L, v));
+}
+
+/* while c: unrolled while c is known at compile time. */
+static void exec_while(lower *L, const fe_stmt *s) {
+  for (;;) {
+    lval *c = eval(L, s->u.while_.cond);
+    bool t;
+    if (c->kind == LV_POISON) return;
+    if (!known_truth(L, c, &t)) {
+      nn_error(L->d, s->loc,
+               "'while' on a value known only at run time is not supported "
+               "(data-dependent control flow)");
+      L->f->poisoned = true;
+      return;
+    }
+    if (!t || !run_iteration(L, s, &s->u.while_.body)) return;
+  }
 }
 
 /* ---- the root ------------------------------------------------------------------- */
@@ -1316,7 +1478,14 @@ static void add_outputs(lower *L, const lval *v, nn_loc loc) {
 }
 
 ir_graph *fe_lower(fe_model *m, nn_arena *arena, nn_diag *d) {
+  return fe_lower_with(m, NULL, arena, d);
+}
+
+ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena,
+                        nn_diag *d) {
   lower L = {.m = m, .arena = arena, .d = d};
+  if (o) L.opts = *o;
+  if (L.opts.max_unroll <= 0) L.opts.max_unroll = 10000;
   const fe_pval *root = m->root;
   const char *cls = nn_sprintf(arena, "%s.%s", root->u.obj.module, root->u.obj.name);
   const fe_def *def = fe_find_def(m, cls);

@@ -476,6 +476,25 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d) {
   return w ? EXIT_MODEL : EXIT_OK;
 }
 
+/* Lets the lowering unroll loops and fold ifs that depend on shapes: runs
+ * shape inference over the graph built so far with the --input specs and
+ * reports whether v became a constant. Errors here are not reported: the
+ * full shapes pass reports them later, in context. */
+static int resolve_value(void *ctx, ir_graph *g, ir_value v, ir_const *out) {
+  const options *o = ctx;
+  if (!o->inputs.len) return -1;
+  FILE *null = fopen("/dev/null", "w");
+  if (!null) return -1;
+  nn_diag quiet;
+  nn_diag_init(&quiet, null);
+  pass_shapes(g, o->inputs.data, o->inputs.len, &quiet);
+  fclose(null);
+  const ir_const *c;
+  if (!ir_value_const(g, v, &c)) return -1;
+  *out = *c;
+  return 0;
+}
+
 static int compile(options *o) {
   nn_arena *arena = nn_arena_new();
   nn_diag d;
@@ -492,7 +511,8 @@ static int compile(options *o) {
     if (!m) goto done;
     d.source = fe_model_source_line;
     d.source_ctx = m;
-    g = fe_lower(m, arena, &d);
+    fe_lower_opts lo = {.resolve = resolve_value, .ctx = o};
+    g = fe_lower_with(m, &lo, arena, &d);
   }
   if (!g || d.errors) goto done;
   if (o->po.verify_each && ir_verify(g, &d)) goto done;
