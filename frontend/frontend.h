@@ -504,6 +504,8 @@ typedef struct fe_lower_opts {
   fe_resolve_fn resolve; /* may be NULL: only literal trip counts unroll */
   void *ctx;             /* for resolve */
   int max_unroll;        /* total loop iterations allowed (0 = 10000) */
+  int *half_upcasts;     /* out, may be NULL: f16/bf16 weights converted to
+                            f32 (the CPU backend computes in f32 for now) */
 } fe_lower_opts;
 
 ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena,

@@ -83,6 +83,7 @@ typedef struct lower {
   NN_VEC(weight_memo) weights;
   fe_lower_opts opts;         /* resolver for shape-dependent control flow */
   int64_t unrolled;           /* loop iterations unrolled so far */
+  int half_upcasts;           /* f16/bf16 weights computed in f32 */
 } lower;
 
 enum { MAX_INLINE_DEPTH = 256 };
@@ -198,6 +199,71 @@ static const ir_type *tensor_unknown(lower *L) {
   return ir_type_tensor(L->g, NN_DT_UNKNOWN, -1, NULL);
 }
 
+/* f16/bf16 → f32, rounding-free (every half value is a float). */
+static float half_to_float(uint16_t h, bool bf16) {
+  uint32_t bits;
+  if (bf16) {
+    bits = (uint32_t)h << 16;
+  } else {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0x1f) {
+      bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 0) {
+      if (man == 0) {
+        bits = sign;
+      } else { /* subnormal: normalize */
+        int e = -1;
+        do {
+          e++;
+          man <<= 1;
+        } while (!(man & 0x400));
+        bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+      }
+    } else {
+      bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+  }
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+/* A .half()-ed model: the CPU backend computes in f32 (until --precision
+ * fp16 exists), so f16/bf16 weights become contiguous f32 copies. Returns
+ * false when the tensor doesn't fit its storage. */
+static bool upcast_half(lower *L, ir_weight *w) {
+  int64_t n = 1;
+  for (int i = 0; i < w->rank; i++) n *= w->sizes[i];
+  bool bf16 = w->dtype == NN_DT_BF16;
+  float *out = nn_alloc(L->arena, sizeof(float) * (size_t)(n > 0 ? n : 1));
+  int64_t idx[64] = {0};
+  for (int64_t e = 0; e < n; e++) {
+    int64_t off = w->offset;
+    for (int i = 0; i < w->rank && i < 64; i++) {
+      int64_t stride = 1;
+      if (w->strides) stride = w->strides[i];
+      else
+        for (int j = i + 1; j < w->rank; j++) stride *= w->sizes[j];
+      off += idx[i] * stride;
+    }
+    if (!w->data || off < 0 || (uint64_t)(off + 1) * 2 > w->nbytes) return false;
+    uint16_t h;
+    memcpy(&h, (const unsigned char *)w->data + off * 2, 2);
+    out[e] = half_to_float(h, bf16);
+    for (int i = w->rank - 1; i >= 0; i--) {
+      if (++idx[i] < w->sizes[i]) break;
+      idx[i] = 0;
+    }
+  }
+  w->dtype = NN_DT_F32;
+  w->strides = NULL;
+  w->offset = 0;
+  w->data = out;
+  w->nbytes = sizeof(float) * (size_t)n;
+  L->half_upcasts++;
+  return true;
+}
+
 static ir_value weight_value(lower *L, const fe_tensor *t, const char *name,
                              nn_loc loc) {
   for (int i = 0; i < L->weights.len; i++)
@@ -212,6 +278,9 @@ static ir_value weight_value(lower *L, const fe_tensor *t, const char *name,
       .data = t->storage ? t->storage->data : NULL,
       .nbytes = t->storage ? t->storage->nbytes : 0,
   };
+  if ((w.dtype == NN_DT_F16 || w.dtype == NN_DT_BF16) && !upcast_half(L, &w)) {
+    nn_error(L->d, loc, "tensor '%s' does not fit in its storage", name);
+  }
   int32_t wi = ir_add_weight(L->g, &w);
   ir_nodeid n = append(L, NN_OP_WEIGHT, 0, NULL, 1, loc);
   ir_node *node = ir_node_get(L->g, n);
@@ -220,7 +289,7 @@ static ir_value weight_value(lower *L, const fe_tensor *t, const char *name,
   ir_dim dims[64];
   int rank = t->rank < 64 ? t->rank : 64;
   for (int i = 0; i < rank; i++) dims[i] = ir_dim_const(L->g, t->sizes[i]);
-  ir_set_type(L->g, v, ir_type_tensor(L->g, t->dtype, rank, dims));
+  ir_set_type(L->g, v, ir_type_tensor(L->g, w.dtype, rank, dims));
   weight_memo wm = {t, v};
   NN_PUSH(L->arena, L->weights, wm);
   return v;
@@ -1516,6 +1585,7 @@ ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena,
   lval *ret = inline_call(&L, fwd, self, "", &a, fwd->loc);
   L.f = &top;
   add_outputs(&L, ret, fwd->loc);
+  if (o && o->half_upcasts) *o->half_upcasts = L.half_upcasts;
   if (d->errors) return NULL;
   return L.g;
 }

@@ -46,6 +46,12 @@ static void usage(FILE *f) {
       "                             a dim is a number (symbolic dims come later);\n"
       "                             scalar inputs are NAME:int, NAME:float, NAME:bool\n"
       "  -o FILE                    output file (a model.so unless --emit says otherwise)\n"
+      "  --weights FILE             load the parameters and buffers from a torch.save\n"
+      "                             file (a state dict, names as in state_dict())\n"
+      "  --weights-key KEY          the state dict's entry in a checkpoint dict, e.g.\n"
+      "                             net or model.state_dict\n"
+      "  --no-strict                with --weights: load what matches; missing and\n"
+      "                             unexpected names are warnings, not errors\n"
       "  --emit=KIND                so (default with -o), obj (the object file),\n"
       "                             llvm (optimized LLVM IR), kernels (the scheduled\n"
       "                             loop nests), ir (the graph IR; stdout without -o)\n"
@@ -85,6 +91,9 @@ typedef struct options {
   bool werror;
   int opt_level;         /* -O0..-O3 */
   const char *mcpu;      /* --mcpu */
+  const char *weights;   /* --weights: a torch.save file, or NULL */
+  const char *weights_key; /* --weights-key */
+  bool no_strict;        /* --no-strict */
 } options;
 
 /* Matches "--name=value" or "--name value"; advances *i for the latter. */
@@ -495,6 +504,33 @@ static int resolve_value(void *ctx, ir_graph *g, ir_value v, ir_const *out) {
   return 0;
 }
 
+/* A .half()-ed model computes in f32 on the CPU for now: its weights were
+ * converted while lowering; f16/bf16 inputs are converted on entry. */
+static void cast_half_inputs(ir_graph *g, const options *o, int nweights, nn_diag *d) {
+  nn_warning(d, (nn_loc){o->model, 0, 0},
+             "%d f16/bf16 weight tensors: the CPU backend computes this model in f32 "
+             "and returns f32 outputs", nweights);
+  for (int i = 0; i < g->inputs.len && g->order.len; i++) {
+    const pass_input_spec *spec = NULL;
+    for (int k = 0; k < o->inputs.len; k++)
+      if (!strcmp(o->inputs.data[k].name, g->input_names.data[i])) spec = &o->inputs.data[k];
+    if (!spec || (spec->dtype != NN_DT_F16 && spec->dtype != NN_DT_BF16)) continue;
+    ir_value x = g->inputs.data[i];
+    ir_nodeid first = g->order.data[0];
+    ir_nodeid kc = ir_insert_before(g, first, NN_OP_CONSTANT, 0, NULL, 1, (nn_loc){0});
+    ir_node *c = ir_node_get(g, kc);
+    c->c = (ir_const){.kind = IR_C_INT, .i = nn_dtype_to_scalar_type(NN_DT_F32)};
+    c->scope = "";
+    ir_set_type(g, c->out[0], ir_type_scalar(g, IR_T_INT));
+    ir_value in[2] = {x, c->out[0]};
+    ir_nodeid kt = ir_insert_before(g, first, NN_OP_TO, 2, in, 1, (nn_loc){0});
+    ir_node_get(g, kt)->scope = "";
+    ir_value y = ir_node_get(g, kt)->out[0];
+    ir_replace_uses(g, x, y);
+    ir_node_get(g, kt)->in[0] = x; /* the cast itself still reads the input */
+  }
+}
+
 static int compile(options *o) {
   nn_arena *arena = nn_arena_new();
   nn_diag d;
@@ -511,8 +547,13 @@ static int compile(options *o) {
     if (!m) goto done;
     d.source = fe_model_source_line;
     d.source_ctx = m;
-    fe_lower_opts lo = {.resolve = resolve_value, .ctx = o};
+    if (o->weights &&
+        fe_weights_load(m, o->weights, o->weights_key, !o->no_strict, arena, &d))
+      goto done;
+    int half = 0;
+    fe_lower_opts lo = {.resolve = resolve_value, .ctx = o, .half_upcasts = &half};
     g = fe_lower_with(m, &lo, arena, &d);
+    if (g && half) cast_half_inputs(g, o, half, &d);
   }
   if (!g || d.errors) goto done;
   if (o->po.verify_each && ir_verify(g, &d)) goto done;
@@ -585,6 +626,14 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
     } else if ((v = opt_value(argc, argv, &i, "--mcpu"))) {
       if (!*v) return usage_error("--mcpu needs a CPU name%s", "");
       o.mcpu = v;
+    } else if ((v = opt_value(argc, argv, &i, "--weights"))) {
+      if (!*v) return usage_error("--weights needs a file name%s", "");
+      o.weights = v;
+    } else if ((v = opt_value(argc, argv, &i, "--weights-key"))) {
+      if (!*v) return usage_error("--weights-key needs a key%s", "");
+      o.weights_key = v;
+    } else if (!strcmp(a, "--no-strict")) {
+      o.no_strict = true;
     } else if (!strcmp(a, "--print-after-all")) {
       o.po.print_after_all = true;
     } else if ((v = opt_value(argc, argv, &i, "--stop-after"))) {
@@ -609,6 +658,10 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
     }
   }
   if (!o.model) return usage_error("no model given%s", "");
+  if ((o.weights_key || o.no_strict) && !o.weights)
+    return usage_error("%s needs --weights FILE", o.weights_key ? "--weights-key" : "--no-strict");
+  if (o.weights && ends_with(o.model, ".nnir"))
+    return usage_error("--weights applies to a TorchScript model, not to textual IR%s", "");
   static const char *const kinds[] = {"ir", "so", "obj", "llvm", "kernels"};
   bool known = !o.emit;
   for (int k = 0; k < NN_ARRAY_LEN(kinds); k++) known |= o.emit && !strcmp(o.emit, kinds[k]);
