@@ -142,6 +142,24 @@ static int64_t read_version(fe_model *m, nn_arena *arena, nn_diag *d) {
   return v;
 }
 
+/* Newer writers record the storage byte order (`byteorder`: "little" or
+ * "big"); a missing entry means little-endian. nncc reads tensor bytes in
+ * place, so only little-endian archives are accepted. */
+static int check_byteorder(fe_model *m, nn_arena *arena, nn_diag *d) {
+  const fe_entry *e = fe_archive_find(m->archive, "byteorder");
+  if (!e) return 0;
+  const void *data;
+  size_t size;
+  if (fe_archive_read(m->archive, e, arena, &data, &size, d)) return -1;
+  const char *s = data;
+  while (size && (s[size - 1] == '\n' || s[size - 1] == '\r')) size--;
+  if (size == 6 && !memcmp(s, "little", 6)) return 0;
+  nn_error(d, (nn_loc){e->name, 0, 0},
+           "the archive's tensors are stored %s; nncc reads only little-endian archives",
+           size == 3 && !memcmp(s, "big", 3) ? "big-endian" : "in an unknown byte order");
+  return -1;
+}
+
 fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d) {
   fe_archive *a = fe_archive_open(path, d);
   if (!a) return NULL;
@@ -157,11 +175,8 @@ fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d) {
   nn_loc at = {path, 0, 0};
 
   if (fe_archive_find(a, "model.json")) {
-    m->format = FE_FMT_LEGACY;
-    nn_error(d, at,
-             "this is a PyTorch 1.0-1.2 archive (model.json); that format is not "
-             "supported yet: re-save the model with torch.jit.save from PyTorch 1.3 or newer");
-    goto fail;
+    if (fe_import_legacy(m, arena, d)) goto fail;
+    return m;
   }
   if (!fe_archive_find(a, "constants.pkl")) {
     if (fe_archive_find(a, "data.pkl")) {
@@ -178,6 +193,7 @@ fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d) {
   m->format = FE_FMT_TORCHSCRIPT;
   m->version = read_version(m, arena, d);
   if (m->version == -2) goto fail;
+  if (check_byteorder(m, arena, d)) goto fail;
   int before = d->errors;
   m->root = read_pickle(m, "data.pkl", "data/", arena, d);
   if (!m->root) {

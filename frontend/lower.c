@@ -1053,7 +1053,8 @@ static lval *attr_of(lower *L, lval *obj, const char *name, nn_loc loc) {
       long idx = strtol(name + 1, &end, 10);
       const fe_pval *cs = L->m->constants;
       if (*end || !cs || cs->kind != FE_PV_TUPLE || idx < 0 || idx >= cs->u.seq.n) {
-        nn_error(L->d, loc, "CONSTANTS.%s does not exist in constants.pkl", name);
+        nn_error(L->d, loc, "CONSTANTS.%s does not exist in %s", name,
+                 L->m->format == FE_FMT_LEGACY ? "model.json's tensors" : "constants.pkl");
         return lv_poison(L);
       }
       lval *r = from_pval(L, cs->u.seq.items[idx], nn_sprintf(L->arena, "CONSTANTS.%s", name), loc);

@@ -31,9 +31,93 @@ check foo4_tuple_input tch-rs_foo4_v1_2019-12.pt --emit=ir
 check foo5_list_input tch-rs_foo5_v1_2019-12.pt --emit=ir
 check gotch_no_forward gotch_file_v2_cpp-save_2020.pt --emit=ir
 check gotch_inspect inspect gotch_file_v2_cpp-save_2020.pt
-check legacy_model_json tch-rs_foo_legacy_2019.pt --emit=ir
+# Legacy archives (model.json, PyTorch 1.0-1.2): the raw lowering, inspect,
+# and (below) a compile and run checked against what each model computes.
+for f in ocaml-torch_foo ocaml-torch_foo2 ocaml-torch_foo3; do
+  check "legacy_${f#ocaml-torch_}_ocaml_import" "${f}_legacy_2019-01.pt" --emit=ir --stop-after=import --print-loc
+  check "legacy_${f#ocaml-torch_}_ocaml_inspect" inspect "${f}_legacy_2019-01.pt"
+done
+# The scripted loop unrolls once x's shape is known.
+check legacy_foo3_ocaml_shapes ocaml-torch_foo3_legacy_2019-01.pt --emit=ir --input 'x:f32[3,4]'
+check legacy_foo3_tch_shapes tch-rs_foo3_legacy_2019.pt --emit=ir --input 'x:f32[3,4]'
+for f in tch-rs_foo tch-rs_foo1 tch-rs_foo2 tch-rs_foo3; do
+  check "legacy_${f#tch-rs_}_tch_import" "${f}_legacy_2019.pt" --emit=ir --stop-after=import --print-loc
+  check "legacy_${f#tch-rs_}_tch_inspect" inspect "${f}_legacy_2019.pt"
+done
 check pytorch1_container torch-js_test_model_PYTORCH1_2018-11.pt --emit=ir
 check torchsave_stream pickle-jl_linear_state_torchsave-legacy_2020.bin --emit=ir
 check torchsave_zip mlverse_state_dict_torchsave-zip_2020.pth --emit=ir
+
+# Compile a legacy fixture to a .so, run it on small inputs and compare the
+# outputs with numpy's value of what the fixtures README says it computes.
+# Needs a python3 with numpy; without one these checks are skipped.
+# XFAIL lists models expected to fail for a stated reason: a failure there
+# does not count, a pass says "XPASS" (take it off the list).
+XFAIL="" # names of run_check cases, space-separated
+npy=""
+for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
+  [ -n "$cand" ] || continue
+  if "$cand" -c 'import numpy' 2>/dev/null; then npy=$cand; break; fi
+done
+work=$(mktemp -d)
+trap 'rm -f "$tmp"; rm -rf "$work"' EXIT
+run_check() { # NAME FILE SHAPE EXPR: inputs x (and y) of SHAPE, outputs = EXPR
+  local name=$1 file=$2 shape=$3 expr=$4 w="$work/$1" why=""
+  mkdir -p "$w/out"
+  "$npy" - "$w" "$shape" <<'PY' || { echo "FAIL $name: could not write inputs"; fail=$((fail+1)); return; }
+import sys, numpy as np
+w, shape = sys.argv[1], tuple(int(s) for s in sys.argv[2].split(","))
+n = int(np.prod(shape))
+np.save(w + "/x.npy", (np.arange(n, dtype=np.float32) * 0.37 - 1.1).reshape(shape))
+np.save(w + "/y.npy", (np.cos(np.arange(n, dtype=np.float32)) * 1.5).astype(np.float32).reshape(shape))
+PY
+  local ins=("$w/x.npy") flags=(--input "x:f32[$shape]")
+  case $expr in *y*) ins+=("$w/y.npy"); flags+=(--input "y:f32[$shape]") ;; esac
+  if ! "$NNCC" "$file" -o "$w/m.so" "${flags[@]}" >"$w/log" 2>&1; then
+    why="compile: $(tail -n 3 "$w/log" | tr '\n' ' ')"
+  elif ! "$NNCC" run "$w/m.so" "${ins[@]}" --out-dir "$w/out" >"$w/log" 2>&1; then
+    why="run: $(tail -n 3 "$w/log" | tr '\n' ' ')"
+  else
+    why=$("$npy" - "$w" "$expr" <<'PY'
+import glob, sys, numpy as np
+w, expr = sys.argv[1], sys.argv[2]
+x = np.load(w + "/x.npy")
+y = np.load(w + "/y.npy")
+ref = eval(expr)
+ref = ref if isinstance(ref, tuple) else (ref,)
+got = sorted(glob.glob(w + "/out/output_*.npy"))
+if len(got) != len(ref):
+  print("%d outputs, expected %d" % (len(got), len(ref)))
+for j, (r, g) in enumerate(zip(ref, got)):
+  g = np.load(g)
+  if g.shape != r.shape or g.dtype != r.dtype:
+    print("output_%d is %s%s, expected %s%s" % (j, g.dtype, list(g.shape), r.dtype, list(r.shape)))
+  elif np.max(np.abs(g - r), initial=0) > 1e-5 * max(1, np.max(np.abs(r), initial=0)):
+    print("output_%d differs: %s, expected %s" % (j, g.tolist(), r.tolist()))
+PY
+)
+  fi
+  local xf=0
+  case " $XFAIL " in *" $name "*) xf=1 ;; esac
+  if [ -z "$why" ]; then
+    pass=$((pass+1))
+    if [ $xf = 1 ]; then echo "XPASS $name (take it off XFAIL)"; fi
+  elif [ $xf = 1 ]; then
+    echo "XFAIL $name: $why"
+  else
+    echo "FAIL $name: $why"; fail=$((fail+1))
+  fi
+}
+if [ -n "$npy" ]; then
+  run_check foo_ocaml ocaml-torch_foo_legacy_2019-01.pt 2,3 'x * 2 + y'
+  run_check foo2_ocaml ocaml-torch_foo2_legacy_2019-01.pt 2,3 '(x * 2 + y, x - y)'
+  run_check foo3_ocaml ocaml-torch_foo3_legacy_2019-01.pt 3,4 'np.prod(x, axis=0)'
+  run_check foo_tch tch-rs_foo_legacy_2019.pt 2,3 '2 * x + y + np.float32(42)'
+  run_check foo1_tch tch-rs_foo1_legacy_2019.pt 2,3 '2 * x + y'
+  run_check foo2_tch tch-rs_foo2_legacy_2019.pt 2,3 '(2 * x + y, x - y)'
+  run_check foo3_tch tch-rs_foo3_legacy_2019.pt 3,4 'np.prod(x, axis=0)'
+else
+  echo "legacy compile-and-run checks skipped: no python3 with numpy"
+fi
 echo "real: $pass passed, $fail failed"
 [ "$fail" = 0 ]

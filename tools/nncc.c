@@ -318,9 +318,15 @@ static int cmd_inspect(int argc, char **argv) {
   d.source = fe_model_source_line;
   d.source_ctx = m;
   printf("archive: %s\n", path);
-  printf("format: TorchScript archive (torch.jit.save), file format version %lld\n",
-         (long long)m->version);
-  printf("producer: %s\n", producer_of(m));
+  if (m->format == FE_FMT_LEGACY) {
+    printf("format: legacy TorchScript archive (model.json, PyTorch 1.0-1.2), version %lld\n",
+           (long long)m->version);
+    printf("producer: %s\n", m->producer ? m->producer : "unknown");
+  } else {
+    printf("format: TorchScript archive (torch.jit.save), file format version %lld\n",
+           (long long)m->version);
+    printf("producer: %s\n", producer_of(m));
+  }
   printf("top folder: %s\n", fe_archive_prefix(m->archive));
   if (m->op_version_set >= 0) printf("op_version_set: %lld\n", (long long)m->op_version_set);
   printf("entries: %d, code files: %d\n", fe_archive_count(m->archive), m->codes.len);
