@@ -62,7 +62,9 @@ typedef struct be_program {
   NN_VEC(be_step) steps;        /* in execution order */
   NN_VEC(be_io) inputs;         /* graph inputs */
   NN_VEC(be_io) outputs;        /* graph outputs */
-  uint64_t workspace_bytes;     /* session workspace size */
+  uint64_t workspace_bytes;     /* session workspace size (the arena) */
+  uint64_t arena_lower_bound_bytes; /* max live workspace bytes at any step */
+  uint64_t naive_bytes;         /* every workspace buffer in its own region */
   NN_VEC(unsigned char) weights;/* the weights blob (parts 64-aligned) */
 } be_program;
 

@@ -17,6 +17,7 @@
 #include "nncc_run.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,41 @@
 #endif
 
 enum { EXIT_OK = 0, EXIT_MODEL = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+/* What --stats FILE.json reports (DESIGN.md §8). */
+typedef struct stats {
+  double t0;                 /* when the current phase started (ms) */
+  const char *phase[8];      /* phase names, in order */
+  double ms[8];              /* their durations */
+  int nphases;
+  int ops_in, ops_out;       /* non-meta ops after import / after the passes */
+  int kernels;               /* scheduled kernels */
+  uint64_t arena_bytes, arena_lower_bound_bytes, naive_bytes, weights_bytes;
+  bool scheduled;            /* the backend ran (the memory numbers are real) */
+} stats;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Ends the running phase under `name` and starts the next. */
+static void phase_end(stats *st, const char *name) {
+  double t = now_ms();
+  if (st->nphases < NN_ARRAY_LEN(st->phase)) {
+    st->phase[st->nphases] = name;
+    st->ms[st->nphases++] = t - st->t0;
+  }
+  st->t0 = t;
+}
+
+static int count_ops(const ir_graph *g) {
+  int n = 0;
+  for (int i = 0; i < g->order.len; i++)
+    n += ir_ops[g->nodes.data[g->order.data[i]].op].fusion != IR_FUSE_META;
+  return n;
+}
 
 static void internal_exit(void) { _exit(EXIT_INTERNAL); }
 
@@ -57,6 +93,8 @@ static void usage(FILE *f) {
       "                             loop nests), ir (the graph IR; stdout without -o)\n"
       "  -O0 .. -O3                 optimization level (default -O2)\n"
       "  --mcpu=NAME                target CPU for code generation (default: this host)\n"
+      "  --stats FILE.json          write compile statistics: time per phase, ops in and\n"
+      "                             out, kernels, arena bytes and its lower bound\n"
       "  --print-after=PASS         print the IR after PASS (import, canonicalize,\n"
       "                             shapes, cleanup)\n"
       "  --print-after-all          print the IR after every pass\n"
@@ -94,6 +132,7 @@ typedef struct options {
   const char *weights;   /* --weights: a torch.save file, or NULL */
   const char *weights_key; /* --weights-key */
   bool no_strict;        /* --no-strict */
+  const char *stats;     /* --stats FILE.json */
 } options;
 
 /* Matches "--name=value" or "--name value"; advances *i for the latter. */
@@ -458,7 +497,7 @@ static const char *model_name(const char *path, nn_arena *arena) {
 }
 
 /* The last stage: print the IR, or generate code and write obj/llvm/so. */
-static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d) {
+static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stats *st) {
   const char *kind = o->emit ? o->emit : "so";
   nn_buf b = {0};
   int w = -1;
@@ -470,6 +509,13 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d) {
   }
   be_program *p = be_schedule(g, arena, d);
   if (!p) return EXIT_MODEL;
+  phase_end(st, "schedule");
+  st->scheduled = true;
+  st->kernels = p->steps.len;
+  st->arena_bytes = p->workspace_bytes;
+  st->arena_lower_bound_bytes = p->arena_lower_bound_bytes;
+  st->naive_bytes = p->naive_bytes;
+  st->weights_bytes = (uint64_t)p->weights.len;
   if (!strcmp(kind, "kernels")) {
     be_program_print(&b, p);
     w = write_output(o, b.data ? b.data : "", b.len, d);
@@ -479,6 +525,7 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d) {
   llvm_opts lo = {.opt_level = o->opt_level, .mcpu = o->mcpu};
   llvm_result r = {0};
   if (llvm_compile(p, &lo, !strcmp(kind, "llvm"), &r, d)) return EXIT_MODEL;
+  phase_end(st, "codegen");
   if (!strcmp(kind, "llvm")) {
     w = write_output(o, r.ir_text ? r.ir_text : "", r.ir_text ? strlen(r.ir_text) : 0, d);
   } else if (!strcmp(kind, "obj")) {
@@ -486,6 +533,7 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d) {
   } else {
     artifact_opts ao = {.out = o->out, .cc = getenv("CC"), .model_name = model_name(o->model, arena)};
     w = artifact_link(p, &r, &ao, d);
+    phase_end(st, "link");
   }
   llvm_result_free(&r);
   return w ? EXIT_MODEL : EXIT_OK;
@@ -537,6 +585,28 @@ static void cast_half_inputs(ir_graph *g, const options *o, int nweights, nn_dia
   }
 }
 
+static int write_stats(const options *o, const stats *st, nn_diag *d) {
+  FILE *f = fopen(o->stats, "w");
+  if (!f) {
+    nn_error(d, (nn_loc){o->stats, 0, 0}, "cannot write: %s", strerror(errno));
+    return -1;
+  }
+  double total = 0;
+  fprintf(f, "{\n  \"compile_ms\": {");
+  for (int i = 0; i < st->nphases; i++) {
+    fprintf(f, "%s\"%s\": %.3f", i ? ", " : "", st->phase[i], st->ms[i]);
+    total += st->ms[i];
+  }
+  fprintf(f, "%s\"total\": %.3f},\n", st->nphases ? ", " : "", total);
+  fprintf(f, "  \"ops_in\": %d,\n  \"ops_out\": %d,\n  \"kernels\": %d,\n", st->ops_in,
+          st->ops_out, st->kernels);
+  fprintf(f, "  \"arena_bytes\": %llu,\n  \"arena_lower_bound_bytes\": %llu,\n",
+          (unsigned long long)st->arena_bytes, (unsigned long long)st->arena_lower_bound_bytes);
+  fprintf(f, "  \"naive_bytes\": %llu,\n  \"weights_bytes\": %llu\n}\n",
+          (unsigned long long)st->naive_bytes, (unsigned long long)st->weights_bytes);
+  return fclose(f) ? -1 : 0;
+}
+
 static int compile(options *o) {
   nn_arena *arena = nn_arena_new();
   nn_diag d;
@@ -545,6 +615,7 @@ static int compile(options *o) {
   int rc = EXIT_MODEL;
   fe_model *m = NULL;
   ir_graph *g;
+  stats st = {.t0 = now_ms()};
 
   if (ends_with(o->model, ".nnir")) {
     g = load_ir_text(o->model, arena, &d);
@@ -562,6 +633,8 @@ static int compile(options *o) {
     if (g && half) cast_half_inputs(g, o, half, &d);
   }
   if (!g || d.errors) goto done;
+  phase_end(&st, "import");
+  st.ops_in = count_ops(g);
   if (o->po.verify_each && ir_verify(g, &d)) goto done;
   if (o->po.print_after_all || (o->po.print_after && !strcmp(o->po.print_after, "import"))) {
     nn_buf b = {0};
@@ -579,8 +652,11 @@ static int compile(options *o) {
     o->po.inputs = o->inputs.data;
     o->po.ninputs = o->inputs.len;
     if (pass_pipeline_run(g, &o->po, &d) || d.errors) goto done;
+    phase_end(&st, "passes");
   }
-  rc = emit(o, g, arena, &d);
+  st.ops_out = count_ops(g);
+  rc = emit(o, g, arena, &d, &st);
+  if (rc == EXIT_OK && o->stats && write_stats(o, &st, &d)) rc = EXIT_MODEL;
 done:
   if (m) fe_model_close(m);
   nn_arena_free(arena);
@@ -629,6 +705,9 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
       o.po.print_after = v;
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
       o.opt_level = a[2] - '0';
+    } else if ((v = opt_value(argc, argv, &i, "--stats"))) {
+      if (!*v) return usage_error("--stats needs a file name%s", "");
+      o.stats = v;
     } else if ((v = opt_value(argc, argv, &i, "--mcpu"))) {
       if (!*v) return usage_error("--mcpu needs a CPU name%s", "");
       o.mcpu = v;
