@@ -33,7 +33,8 @@
 
 /* Per-entry facts the public fe_entry does not carry. */
 typedef struct entry_extra {
-  uint16_t flags; /* general purpose bit flags from the central directory */
+  uint16_t flags;      /* general purpose bit flags from the central directory */
+  uint64_t header_off; /* offset of the entry's local header */
 } entry_extra;
 
 struct fe_archive {
@@ -262,6 +263,59 @@ static uint64_t local_data_offset(const fe_archive *a, const char *name,
 
 /* ---- building the entry table ----------------------------------------- */
 
+/* A byte range of the file owned by one entry (local header and data) or by
+ * the central directory (entry -1). */
+typedef struct span {
+  uint64_t start, end; /* [start, end) */
+  int entry;           /* index into a->entries, or -1 */
+} span;
+
+static int cmp_span(const void *x, const void *y) {
+  const span *s = x, *t = y;
+  if (s->start != t->start)
+    return s->start < t->start ? -1 : 1;
+  return (s->entry > t->entry) - (s->entry < t->entry);
+}
+
+/* Fails (after reporting) when two entries share bytes, or an entry runs
+ * into the central directory: two directory records pointing at one local
+ * header, or data that covers another entry's header. libzip reads such
+ * files without complaint, but no zip writer produces them and they let
+ * one archive show different contents to different readers. */
+static int check_overlaps(fe_archive *a, const cdir_info *ci, nn_diag *d) {
+  int n = a->count;
+  span *s = nn_alloc(a->arena, sizeof(span) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++)
+    s[i] = (span){a->extra[i].header_off,
+                  a->entries[i].data_offset + a->entries[i].csize, i};
+  s[n] = (span){ci->offset, ci->offset + ci->size, -1};
+  qsort(s, (size_t)n + 1, sizeof(span), cmp_span);
+  const span *far = NULL; /* the span reaching furthest so far */
+  for (int i = 0; i <= n; i++) {
+    if (s[i].start == s[i].end)
+      continue; /* an empty central directory */
+    if (far && far->end > s[i].start) {
+      const span *x = far->entry < s[i].entry ? far : &s[i];
+      const span *y = x == far ? &s[i] : far;
+      if (x->entry < 0)
+        nn_error(d, file_loc(a->path),
+                 "truncated or corrupt zip archive: entry '%s' overlaps the "
+                 "central directory",
+                 a->entries[y->entry].name);
+      else
+        nn_error(d, file_loc(a->path),
+                 "truncated or corrupt zip archive: entries '%s' and '%s' "
+                 "overlap (local headers at offsets %llu and %llu)",
+                 a->entries[x->entry].name, a->entries[y->entry].name,
+                 (unsigned long long)x->start, (unsigned long long)y->start);
+      return -1;
+    }
+    if (!far || s[i].end > far->end)
+      far = &s[i];
+  }
+  return 0;
+}
+
 /* Orders entries by relname; equal names keep archive order (all entries
  * are in one array, so comparing their addresses compares positions). */
 static int cmp_relname(const void *x, const void *y) {
@@ -330,6 +384,7 @@ static int load_entries(fe_archive *a, nn_diag *d) {
     e->method = st.comp_method;
     e->crc = st.crc;
     a->extra[i].flags = ce.flags;
+    a->extra[i].header_off = ce.header_off;
     e->data_offset = local_data_offset(a, e->name, ce.header_off, d);
     if (e->data_offset == UINT64_MAX)
       return -1;
@@ -342,6 +397,9 @@ static int load_entries(fe_archive *a, nn_diag *d) {
       return -1;
     }
   }
+
+  if (check_overlaps(a, &ci, d) != 0)
+    return -1;
 
   /* The top folder: the first entry's first path component, when every
    * entry shares it. */
@@ -385,8 +443,11 @@ static fe_archive *open_bytes(fe_archive *a, nn_diag *d) {
       zip_source_free(src);
   }
   if (!a->zip) {
+    /* libzip words a repeated name as "File already exists". */
     nn_error(d, file_loc(a->path), "truncated or corrupt zip archive: %s",
-             zip_error_strerror(&err));
+             zip_error_code_zip(&err) == ZIP_ER_EXISTS
+                 ? "two entries have the same name"
+                 : zip_error_strerror(&err));
     zip_error_fini(&err);
     goto fail;
   }

@@ -54,7 +54,8 @@ typedef enum gkind {
 typedef struct pv_node {
   fe_pval v;            /* the public value; must stay first */
   uint32_t stamp;       /* last graph walk that visited this node */
-  int32_t height;       /* nesting below this node (set by the depth check) */
+  int32_t height;       /* nesting below this node: a lower bound while the
+                           VM runs, exact after the depth check */
   gkind g;              /* GLOBAL: which known callable */
   nn_dtype storage_dt;  /* GLOBAL of kind G_STORAGE: its element type */
   int64_t view_offset;  /* STORAGE: first element of the view in the storage */
@@ -157,6 +158,12 @@ static fe_pval *new_seq(vm *m, fe_pkind k, fe_pval **items, int n) {
   v->u.seq.items = nn_alloc(m->arena, sizeof(fe_pval *) * (size_t)(cap ? cap : 1));
   if (n) memcpy(v->u.seq.items, items, sizeof(fe_pval *) * (size_t)n);
   v->u.seq.n = n;
+  int32_t h = 0;
+  for (int i = 0; i < n; i++)
+    if (node_of(items[i])->height > h) h = node_of(items[i])->height;
+  if (h >= FE_PICKLE_MAX_DEPTH)
+    return fail(m, "values nested more than %d levels deep", FE_PICKLE_MAX_DEPTH);
+  node_of(v)->height = h + 1;
   return v;
 }
 
@@ -164,6 +171,7 @@ static fe_pval *new_dict(vm *m) {
   fe_pval *v = new_val(m, FE_PV_DICT);
   v->u.dict.keys = nn_alloc(m->arena, sizeof(fe_pval *) * (size_t)cap_for(0));
   v->u.dict.vals = nn_alloc(m->arena, sizeof(fe_pval *) * (size_t)cap_for(0));
+  node_of(v)->height = 1;
   return v;
 }
 
@@ -197,9 +205,22 @@ static bool is_container(const fe_pval *v) {
 /* Before `item` is stored inside container `c`: fails if c is reachable from
  * item, which would make a cycle. The walks of one run share a budget
  * proportional to the input size so hostile input cannot make this
- * quadratic; real files stay far below it. */
+ * quadratic; real files stay far below it.
+ *
+ * Also keeps pv_node.height a lower bound of every container's nesting while
+ * the VM runs (containers only ever gain items, so a recorded height never
+ * exceeds the true one) and fails as soon as c would nest more than
+ * FE_PICKLE_MAX_DEPTH levels: a pickle building a million nested lists one
+ * APPEND at a time stops after a thousand short walks instead of walking
+ * ever deeper trees until the budget runs out. check_depth() recomputes the
+ * exact heights at the end. */
 static int check_acyclic(vm *m, fe_pval *c, fe_pval *item) {
   if (!is_container(item)) return 0;
+  int32_t h = node_of(item)->height;
+  if (h >= FE_PICKLE_MAX_DEPTH) {
+    fail(m, "values nested more than %d levels deep", FE_PICKLE_MAX_DEPTH);
+    return -1;
+  }
   m->stamp++;
   m->walk.len = 0;
   NN_PUSH(m->arena, m->walk, node_of(item));
@@ -218,6 +239,7 @@ static int check_acyclic(vm *m, fe_pval *c, fe_pval *item) {
     m->walk_budget--;
     walk_push_children(m, &n->v);
   }
+  if (h + 1 > node_of(c)->height) node_of(c)->height = h + 1;
   return 0;
 }
 
@@ -845,7 +867,14 @@ static fe_pval *rebuild_tensor(vm *m, fe_pval **a, int n, bool v2) {
     ovf |= __builtin_mul_overflow(t->sizes[i] - 1, t->strides[i], &step);
     ovf |= __builtin_add_overflow(last, step, &last);
   }
-  if (ovf || (empty ? off > numel : last >= numel)) {
+  /* Its element count times the element size must fit in int64 even when
+   * zero strides make it far bigger than the storage (an expanded tensor):
+   * everything downstream computes sizes in int64 bytes. */
+  int64_t bytes = (int64_t)nn_dtype_size(t->dtype);
+  bool huge = false;
+  for (int i = 0; i < t->rank && !empty; i++)
+    huge |= __builtin_mul_overflow(bytes, t->sizes[i], &bytes);
+  if (ovf || huge || (empty ? off > numel : last >= numel)) {
     char desc[200];
     size_t k = (size_t)snprintf(desc, sizeof desc, "[");
     for (int i = 0; i < t->rank; i++) {
@@ -857,6 +886,8 @@ static fe_pval *rebuild_tensor(vm *m, fe_pval **a, int n, bool v2) {
                             (long long)t->sizes[i]);
     }
     snprintf(desc + k, sizeof desc - k, "]");
+    if (huge && !ovf)
+      return fail(m, "tensor of size %s has more elements than fit in 2^63 bytes", desc);
     return fail(m, "tensor of size %s with offset %lld does not fit in storage \"%.100s\" "
                 "of %lld elements", desc, (long long)off, t->storage->key, (long long)numel);
   }

@@ -48,6 +48,12 @@
 #include <string.h>
 
 enum { TS_MAX_DEPTH = 200 }; /* max nesting of expressions and blocks */
+/* Lexing stops once the caller's arena holds this many bytes: a few KB of
+ * deflated code can inflate to megabytes of one-byte tokens, each of which
+ * costs about a hundred bytes of token and AST, so without a cap a small
+ * hostile archive could take any amount of memory. Real code files are
+ * orders of magnitude below it. */
+#define TS_ARENA_LIMIT ((size_t)256 << 20)
 
 /* ====================================================================== */
 /* Lexer                                                                  */
@@ -425,6 +431,12 @@ static void lx_all(lexer *l) {
   NN_PUSH(l->arena, l->indents, 0);
   bool line_start = true;
   while (!l->failed) {
+    if (nn_arena_bytes(l->arena) > TS_ARENA_LIMIT) {
+      lx_error(l, lx_loc(l, l->pos),
+               "code too large: reading it would take more than %zu MiB",
+               TS_ARENA_LIMIT >> 20);
+      break;
+    }
     if (line_start && l->brackets == 0) {
       if (!lx_indent(l)) {
         if (l->failed || l->pos >= l->len) break;
@@ -500,7 +512,12 @@ static void lx_all(lexer *l) {
       break;
     }
     l->pos += strlen(op);
-    if (strchr("([{", op[0]) && op[1] == 0) l->brackets++;
+    if (strchr("([{", op[0]) && op[1] == 0 && ++l->brackets > TS_MAX_DEPTH) {
+      /* The parser would stop here too; stopping now keeps a file of a
+       * million '(' from becoming a million tokens first. */
+      lx_error(l, loc, "nesting too deep (more than %d levels)", TS_MAX_DEPTH);
+      break;
+    }
     if (strchr(")]}", op[0]) && op[1] == 0 && l->brackets > 0) l->brackets--;
     lx_push(l, TK_OP, loc, start, l->pos)->text = op;
   }

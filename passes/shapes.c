@@ -1031,7 +1031,8 @@ int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
   /* walk a copy: folding may insert constants into the order */
   int n = g->order.len;
   ir_nodeid *order = nn_alloc(g->arena, sizeof *order * (size_t)(n + 1));
-  memcpy(order, g->order.data, sizeof *order * (size_t)n);
+  if (n > 0)
+    memcpy(order, g->order.data, sizeof *order * (size_t)n);
   const ir_type *unknown = ir_type_scalar(g, IR_T_UNKNOWN);
   for (int i = 0; i < n; i++) {
     if (order[i] < 0 || order[i] >= g->nodes.len)

@@ -9,7 +9,7 @@ set -u
 N=${NNCC_FUZZ_RUNS:-300}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/zip" "$work/pkl" "$work/py" "$work/ir"
+mkdir -p "$work/zip" "$work/pkl" "$work/py" "$work/ir" "$work/json"
 cp "$NNCC_SRC/examples/model_jit.pt" "$work/zip/"
 real=${NNCC_FIXTURES_REAL:-}
 if [ -n "$real" ] && [ -d "$real" ]; then
@@ -31,6 +31,8 @@ for i, path in enumerate(sorted(glob.glob(os.path.join(work, "zip", "*")))):
             open(os.path.join(work, "pkl", base), "wb").write(z.read(n))
         elif n.endswith(".py"):
             open(os.path.join(work, "py", base), "wb").write(z.read(n))
+        elif n.endswith("model.json"):
+            open(os.path.join(work, "json", base), "wb").write(z.read(n))
 PY
 cp "$NNCC_SRC"/tests/golden/*/*.nnir "$work/ir/"
 pass=0 fail=0
@@ -47,5 +49,7 @@ run fuzz_archive "$work/zip"
 run fuzz_pickle "$work/pkl"
 run fuzz_tsparse "$work/py"
 run fuzz_irparse "$work/ir"
+run fuzz_import "$work/zip"
+if ls "$work/json"/* >/dev/null 2>&1; then run fuzz_modeljson "$work/json"; fi
 echo "fuzz: $pass passed, $fail failed"
 [ "$fail" = 0 ]
