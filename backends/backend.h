@@ -5,6 +5,8 @@
  *                     (views share their input's buffer), weights laid out
  *                     in one 64-byte-aligned blob, every node lowered to
  *                     kernels (kernel.h) in program order
+ *   memplan.c         workspace planning: live ranges of workspace buffers
+ *                     over the steps, offsets packed into one arena
  *   llvm/llvm_*.c     be_program → LLVM module (one function per kernel plus
  *                     nncc_graph_run), optimized for the target, emitted as
  *                     an object file
@@ -76,6 +78,38 @@ void be_program_print(nn_buf *b, const be_program *p);
 /* Runs a program with the reference interpreter (tests): inputs/outputs are
  * contiguous arrays in graph order. Returns 0 or -1. */
 int be_interp(const be_program *p, void *const *inputs, void *const *outputs);
+
+/* ---- memplan.c ---------------------------------------------------------- */
+
+/* A workspace buffer as the planner sees it: a size and the inclusive range
+ * of steps during which its bytes must be kept. */
+typedef struct mp_block {
+  uint64_t size;    /* bytes, a multiple of 64 */
+  int32_t first;    /* first step that reads or writes it */
+  int32_t last;     /* last step that reads or writes it (>= first) */
+  uint64_t offset;  /* out: byte offset, a multiple of 64 */
+} mp_block;
+
+/* Assigns offsets so that blocks whose step ranges intersect never share a
+ * byte. Tries several greedy orders (by size, by start, by lifetime) with
+ * best-fit placement, keeps the smallest arena, then repairs it while it is
+ * above the lower bound (memplan.c). Returns the arena size
+ * (the largest offset + size, 0 when n == 0). Scratch from `a`. */
+uint64_t mp_assign(mp_block *b, int n, nn_arena *a);
+/* Max over steps of the summed sizes of the blocks live at that step: no
+ * assignment can use fewer bytes. */
+uint64_t mp_lower_bound(const mp_block *b, int n, nn_arena *a);
+/* Plans the workspace of a scheduled program: every BE_BUF_WORKSPACE buffer
+ * lives from the first step that binds it to the last (a buffer no later
+ * step reads dies at its writer; a node's scratch dies with the node);
+ * buffers no step binds are placed at offset 0. Sets every workspace
+ * buffer's offset, workspace_bytes (the arena), arena_lower_bound_bytes and
+ * naive_bytes. */
+void be_memplan(be_program *p);
+/* True when no two workspace buffers bound in overlapping step ranges share
+ * a byte and every workspace buffer lies inside workspace_bytes (tests and
+ * an internal check after planning). */
+bool be_memplan_ok(const be_program *p);
 
 /* ---- llvm/ --------------------------------------------------------------- */
 

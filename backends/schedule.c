@@ -8,8 +8,9 @@
  *    eval-mode identities alias their input's buffer: all buffers are
  *    contiguous row-major, so a view is the same bytes under another shape;
  *  - every other result gets its own workspace buffer (BE_BUF_WORKSPACE).
- *    Offsets are assigned naively, one region per buffer; memory planning
- *    (liveness, reuse) is the memplan pass's job.
+ *    Offsets are provisional (one region per buffer) until the steps are
+ *    complete; then be_memplan (memplan.c) packs the buffers whose live
+ *    ranges don't meet into shared bytes of one arena.
  *  - a workspace buffer holding a graph output becomes that output
  *    (BE_BUF_OUTPUT), so the producing kernel writes straight into the
  *    caller's memory; outputs that alias an input, a weight or another
@@ -350,7 +351,9 @@ be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d) {
     for (int k = 0; k < s->k->bufs.len; k++)
       NN_ASSERT(s->slots && s->slots[k] >= 0);
   }
-  return d->errors > errors0 ? NULL : p;
+  if (d->errors > errors0) return NULL;
+  be_memplan(p);
+  return p;
 }
 
 /* ---- printing and interpretation --------------------------------------- */
@@ -382,6 +385,10 @@ void be_program_print(nn_buf *b, const be_program *p) {
     nn_buf_printf(b, "\n");
     k_print(b, s->k);
   }
+  nn_buf_printf(b, "memory: arena %llu bytes, lower bound %llu, naive %llu\n",
+                (unsigned long long)p->workspace_bytes,
+                (unsigned long long)p->arena_lower_bound_bytes,
+                (unsigned long long)p->naive_bytes);
 }
 
 int be_interp(const be_program *p, void *const *inputs, void *const *outputs) {
