@@ -119,5 +119,47 @@ if [ -n "$npy" ]; then
 else
   echo "legacy compile-and-run checks skipped: no python3 with numpy"
 fi
+
+# The new-format fixtures, run against PyTorch itself (torch 1.13 loads
+# these 1.3/1.4 archives): inputs are written by the script, the reference
+# is torch.jit.load(FILE)(*inputs).
+tpy=""
+for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
+  [ -n "$cand" ] && "$cand" -c 'import torch, numpy' 2>/dev/null && { tpy=$cand; break; }
+done
+torch_check() { # NAME FILE INPUTS (python list of numpy arrays / floats) FLAGS...
+  local name=$1 file=$2 inputs=$3 w="$work/$1"; shift 3
+  mkdir -p "$w/out"
+  "$tpy" - "$w" "$file" "$inputs" <<'PY' || { echo "FAIL $name: reference"; fail=$((fail+1)); return; }
+import sys, numpy as np, torch
+w, f, spec = sys.argv[1], sys.argv[2], sys.argv[3]
+ins = eval(spec, {"np": np})
+args = []
+for i, a in enumerate(ins):
+    np.save("%s/in%d.npy" % (w, i), np.asarray(a))
+    args.append(torch.from_numpy(a) if isinstance(a, np.ndarray) else float(a))
+out = torch.jit.load(f)(*args)
+np.save(w + "/ref.npy", out.detach().numpy())
+PY
+  local files=("$w"/in*.npy)
+  if "$NNCC" "$file" -o "$w/m.so" "$@" >"$w/log" 2>&1 &&
+     "$NNCC" run "$w/m.so" "${files[@]}" --out-dir "$w/out" >>"$w/log" 2>&1 &&
+     "$tpy" - "$w" <<'PY'
+import sys, numpy as np
+w = sys.argv[1]
+a, b = np.load(w + "/out/output_0.npy"), np.load(w + "/ref.npy")
+sys.exit(0 if a.shape == b.shape and np.abs(a - b).max() <= 1e-5 * max(1, np.abs(b).max()) else 1)
+PY
+  then pass=$((pass+1)); else echo "FAIL $name"; cat "$w/log"; fail=$((fail+1)); fi
+}
+if [ -n "$tpy" ]; then
+  torch_check linreg_run xta0_linreg_v1_2020.pt \
+    '[np.linspace(-2, 2, 8, dtype=np.float32).reshape(8, 1)]' --input 'input:f32[8,1]'
+  torch_check javademo_run java-demo_demo-model_v1_2019-11.pt \
+    '[np.arange(15, dtype=np.float32).reshape(3, 5) * 0.5, np.float64(1.25)]' \
+    --input 'data:f32[3,5]' --input incr:float
+else
+  echo "new-format run checks skipped: no python3 with torch"
+fi
 echo "real: $pass passed, $fail failed"
 [ "$fail" = 0 ]
