@@ -13,7 +13,9 @@
  *   kernel_ops.c    IR node → kernels, per op family (elementwise, broadcast,
  *                   injective, reductions, pooling, normalization, ...)
  *   kernel_gemm.c   IR node → kernels for gemm-like ops (linear, matmul,
- *                   addmm, bmm, convolution through im2col or directly)
+ *                   addmm, bmm, convolution through im2col or directly),
+ *                   with an optional elementwise epilogue
+ *   kernel_fuse.c   a fused group of IR nodes → kernels
  *   kernel_interp.c the reference interpreter
  *
  * Buffers are flat arrays of one dtype, indexed in elements. A kernel names
@@ -92,6 +94,16 @@ typedef struct ks_gemm {
   float beta;                /* scale of the bias */
   bool accumulate;           /* C += ... instead of C = ... */
   bool b_is_weight;          /* B is a compile-time constant (may be packed) */
+  /* Epilogue (fused groups, kernel_fuse.c). When `epilogue` is set, the
+   * value v defined above for C[m, n] (after the last K block) is not
+   * stored as is: the F32 variable ep_acc is set to v, the I64 variable
+   * ep_idx to c_off + m*ldc + n, and the F32 expression ep (over those
+   * variables, loads of other buffers, constants and variables defined
+   * around the GEMM) is stored instead. ep never loads C. A zeroed ks_gemm
+   * has no epilogue. */
+  bool epilogue;             /* apply ep */
+  kx_id ep;                  /* the stored value */
+  int32_t ep_acc, ep_idx;    /* its input variables */
 } ks_gemm;
 
 typedef struct ks {
@@ -212,6 +224,56 @@ void k_expand_gemms(kernel *k);
 int kl_lower_piece(kl_ctx *c, ir_nodeid split_node, int piece, be_bufid dst);
 /* The node being lowered. */
 ir_nodeid kl_node(kl_ctx *c);
+
+/* ---- kernel_fuse.c: fused groups (passes/fuse.c decides them) ------------- */
+
+/* Lowers the fused group nodes[0..n) (program order; the members of one
+ * ir_node.group, verified by ir_verify) into kernels that write only the
+ * last member's result; no other member's result gets storage.
+ *  - elementwise/broadcast groups: ONE kernel, a loop nest over the
+ *    result's shape (a flat loop when every operand has that shape or one
+ *    element), each external operand loaded with its broadcast index, each
+ *    member computed by kl_scalar_op in order;
+ *  - a gemm-like first member: its own kernels (im2col, GEMM) with the
+ *    other members as the GEMM's epilogue (kl_lower_gemm_ep).
+ * A group whose members have no scalar form (tril, arange), or operands
+ * the scalar form does not take, is lowered member by member instead.
+ * Returns 0, or -1 after reporting. */
+int kl_lower_group(kl_ctx *c, const ir_nodeid *nodes, int n);
+
+/* kernel_ops.c: the scalar form of elementwise and broadcast ops, used by
+ * their own kernels and by fused groups alike. */
+/* Fills which[] (at most 4) with the node operand indices that node n
+ * reads as elements and returns their count, or -1 when n has no scalar
+ * form (not elementwise/broadcast, or index math such as tril, arange). */
+int kl_scalar_operands(kl_ctx *c, ir_nodeid n, int *which);
+/* A constant number as an element (i64, f64 or bool), or -1 when c is not
+ * a number. */
+kx_id kl_scalar_const(kernel *k, const ir_const *c);
+/* The result element of node n, cast to its result dtype, built in k from
+ * vals[i] = the element of operand which[i] in that operand's dtype (-1
+ * for a none operand). Returns -1 after reporting an error. */
+kx_id kl_scalar_op(kl_ctx *c, kernel *k, ir_nodeid n, const kx_id *vals);
+
+/* kernel_gemm.c: a gemm-like node lowered with an epilogue. */
+typedef struct kl_epilogue {
+  be_bufid out;     /* the buffer written instead of the node's result */
+  const char *name; /* kernel name suffix, e.g. "add_relu" */
+  /* Builds, in kernel k, the F32 value stored at element idx (an I64
+   * expression, the flat index into `out`) from the node's own F32 result
+   * acc, binding the slots it loads; -1 after reporting an error. Called
+   * once per kernel that writes `out`. */
+  kx_id (*build)(void *ctx, kernel *k, kx_id acc, kx_id idx);
+  void *ctx;        /* build's first argument */
+} kl_epilogue;
+/* Lowers gemm-like node n so that each element of its result goes through
+ * ep before it is stored into ep->out (the GEMM's C, or the direct
+ * depthwise convolution's output). `out` must not share memory with any
+ * buffer the epilogue loads: C is the accumulator across K blocks. build
+ * creates expressions and slots only, never statements. Returns 1, 0 when
+ * n is not an op kernel_gemm.c lowers (nothing emitted), or -1 after
+ * reporting. */
+int kl_lower_gemm_ep(kl_ctx *c, ir_nodeid n, const kl_epilogue *ep);
 
 /* ---- kernel_interp.c ------------------------------------------------------ */
 

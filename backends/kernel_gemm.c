@@ -20,11 +20,19 @@
  *               and a GEMM weight[Cout/g, Cin/g*kh*kw] @ col[.., Hout*Wout]
  *               per image and group.
  *
+ * Epilogues (kl_lower_gemm_ep). A fused group headed by a gemm-like op
+ * passes an epilogue builder: every kernel that writes the op's result
+ * writes the group's result buffer instead, each element going through the
+ * epilogue expression (ks_gemm.ep; for the direct depthwise convolution, a
+ * pass over each finished output row). The intermediate product never
+ * exists in memory.
+ *
  * Expansion (k_expand_gemms). Backends without a native GEMM rewrite each
  * KS_GEMM into a blocked loop nest whose innermost loop is a VECTOR loop
  * over a fixed number (NR) of contiguous columns of C and B, inside a loop
  * over k, inside register tiles of MR rows of C; see expand_gemm() for the
- * exact structure. The reference interpreter executes KS_GEMM directly.
+ * exact structure; an epilogue runs over each macro tile of C after its
+ * last K block. The reference interpreter executes KS_GEMM directly.
  */
 #include "kernel.h"
 
@@ -193,7 +201,28 @@ static void expand_gemv(gx *x, unsigned outer_flags) {
   kx_id init = init_val(x, V(k, m), I(k, 0));
   if (init >= 0)
     v = ADD(k, init, v);
-  k_store(k, g->c, c_idx(x, V(k, m), I(k, 0)), v);
+  kx_id idx = c_idx(x, V(k, m), I(k, 0));
+  if (g->epilogue) {
+    k_let(k, g->ep_acc, v);
+    k_let(k, g->ep_idx, idx);
+    v = g->ep;
+  }
+  k_store(k, g->c, idx, v);
+  k_for_end(k);
+}
+
+/* The epilogue over the macro tile rows [r0, r1) x columns [c0, c1) of C,
+ * once its last K block is done: C[m, n] = ep(C[m, n]). */
+static void emit_epilogue(gx *x, kx_id r0, kx_id r1, kx_id c0, kx_id c1) {
+  kernel *k = x->k;
+  const ks_gemm *g = &x->g;
+  int32_t m = k_for_begin(k, r0, r1, 0);
+  int32_t n = k_for_begin(k, c0, c1, KS_VECTOR);
+  kx_id idx = c_idx(x, V(k, m), V(k, n));
+  k_let(k, g->ep_idx, idx);
+  k_let(k, g->ep_acc, k_load(k, g->c, idx));
+  k_store(k, g->c, idx, g->ep);
+  k_for_end(k);
   k_for_end(k);
 }
 
@@ -239,16 +268,17 @@ static void expand_gemm(gx *x, unsigned outer_flags) {
   int32_t mb = let_i64(k, k_bin(k, KX_DIV, V(k, t), I(k, nnb)));
   int32_t nb = let_i64(k, k_bin(k, KX_MOD, V(k, t), I(k, nnb)));
 
+  /* the macro tile: rows [r0, r1), columns [c0, c1) */
+  kx_id r0 = MULC(k, V(k, mb), GEMM_MB);
+  kx_id r1 =
+      MINX(k, ADD(k, MULC(k, V(k, mb), GEMM_MB), I(k, GEMM_MB)), I(k, M));
+  kx_id c0 = MULC(k, V(k, nb), nbt * GEMM_NR);
+  kx_id c1 =
+      MINX(k, ADD(k, MULC(k, V(k, nb), nbt * GEMM_NR), I(k, nbt * GEMM_NR)),
+           I(k, N));
   /* init of the macro tile (nothing to do when accumulating without bias) */
   if (!g->accumulate || g->bias >= 0) {
-    kx_id r0 = MULC(k, V(k, mb), GEMM_MB);
-    kx_id r1 =
-        MINX(k, ADD(k, MULC(k, V(k, mb), GEMM_MB), I(k, GEMM_MB)), I(k, M));
     int32_t m = k_for_begin(k, r0, r1, 0);
-    kx_id c0 = MULC(k, V(k, nb), nbt * GEMM_NR);
-    kx_id c1 =
-        MINX(k, ADD(k, MULC(k, V(k, nb), nbt * GEMM_NR), I(k, nbt * GEMM_NR)),
-             I(k, N));
     int32_t n = k_for_begin(k, c0, c1, KS_VECTOR);
     k_store(k, g->c, c_idx(x, V(k, m), V(k, n)), init_val(x, V(k, m), V(k, n)));
     k_for_end(k);
@@ -294,6 +324,8 @@ static void expand_gemm(gx *x, unsigned outer_flags) {
       k_if_end(k);
   }
   k_for_end(k); /* kb */
+  if (g->epilogue)
+    emit_epilogue(x, r0, r1, c0, c1);
   k_for_end(k); /* t */
 }
 
@@ -395,6 +427,7 @@ typedef struct gspec {
   int64_t bdims[16];                                 /* batch sizes */
   int64_t astr[16], bstr[16], cstr[16], biasstr[16]; /* per batch dim */
   int64_t a0, b0, c0, bias0;                         /* base offsets */
+  const kl_epilogue *ep; /* applied to every element of C, or NULL */
 } gspec;
 
 static int64_t prod(const int64_t *d, int n) {
@@ -423,8 +456,17 @@ static kx_id batch_off(kernel *k, const gspec *s, int32_t bi,
   return e;
 }
 
-static void emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
-  kernel *k = kl_kernel(c, what);
+/* A kernel for the node being lowered, named after `what` and, with an
+ * epilogue, after the fused ops too ("conv_gemm_add_relu"). */
+static kernel *new_kernel(kl_ctx *c, const char *what, const kl_epilogue *ep) {
+  if (ep && ep->name && ep->name[0])
+    what = nn_sprintf(kl_arena(c), "%s_%s", what, ep->name);
+  return kl_kernel(c, what);
+}
+
+/* Emits the kernel; returns 0, or -1 when the epilogue failed (reported). */
+static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
+  kernel *k = new_kernel(c, what, s->ep);
   ks_gemm g = s->g;
   g.a = k_buf(k, NN_DT_F32, s->aelems, false, "a");
   g.b = k_buf(k, NN_DT_F32, s->belems, false, "b");
@@ -436,6 +478,14 @@ static void emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
   if (s->biasbuf >= 0) {
     g.bias = k_buf(k, NN_DT_F32, s->biaselems, false, "bias");
     kl_bind(c, k, g.bias, s->biasbuf);
+  }
+  if (s->ep) { /* expressions only: built before any statement */
+    g.epilogue = true;
+    g.ep_acc = k_var(k, NN_DT_F32);
+    g.ep_idx = k_var(k, NN_DT_I64);
+    g.ep = s->ep->build(s->ep->ctx, k, V(k, g.ep_acc), V(k, g.ep_idx));
+    if (g.ep < 0)
+      return -1;
   }
   int64_t nb = prod(s->bdims, s->nbatch);
   int32_t bi = -1;
@@ -456,6 +506,7 @@ static void emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
     k_gemm(k, &g);
   if (bi >= 0)
     k_for_end(k);
+  return 0;
 }
 
 /* ---- operands ------------------------------------------------------------ */
@@ -465,7 +516,13 @@ typedef struct lctx {
   ir_graph *g;
   ir_node *node;
   nn_loc loc;
+  const kl_epilogue *ep; /* fused epilogue, or NULL */
 } lctx;
+
+/* Where the node's result goes: its own buffer, or the fused group's. */
+static be_bufid result_buf(const lctx *l) {
+  return l->ep ? l->ep->out : kl_value_buf(l->c, l->node->out[0]);
+}
 
 static bool is_none(const lctx *l, ir_value v) {
   return v == IR_NOVAL || ir_vtype(l->g, v)->kind == IR_T_NONE;
@@ -558,7 +615,7 @@ static bool broadcasts_to(const int64_t *dims, int rank, const int64_t *target,
   return true;
 }
 
-static gspec gspec_new(void) {
+static gspec gspec_new(const kl_epilogue *ep) {
   gspec s;
   memset(&s, 0, sizeof s);
   s.biasbuf = -1;
@@ -566,6 +623,7 @@ static gspec gspec_new(void) {
   s.g.beta = 1.0f;
   s.g.bias = -1;
   s.g.a_off = s.g.b_off = s.g.c_off = s.g.bias_off = -1;
+  s.ep = ep;
   return s;
 }
 
@@ -625,7 +683,7 @@ static int lower_linear(const lctx *l) {
   int64_t K = wd[1], N = wd[0], M = prod(xd, xr - 1);
   if (prod(od, orank) != M * N)
     return shape_error(l, "result shape does not match");
-  gspec s = gspec_new();
+  gspec s = gspec_new(l->ep);
   s.g.m = M;
   s.g.n = N;
   s.g.k = K;
@@ -634,7 +692,7 @@ static int lower_linear(const lctx *l) {
   s.g.a_rs = K;
   s.g.a_cs = 1;
   transposed_b(l, w, N, K, &s);
-  s.cbuf = kl_value_buf(l->c, l->node->out[0]);
+  s.cbuf = result_buf(l);
   s.celems = M * N;
   s.g.ldc = N;
   if (!is_none(l, b)) {
@@ -648,8 +706,7 @@ static int lower_linear(const lctx *l) {
     s.g.bias_rs = 0;
     s.g.bias_cs = br == 1 && bd[0] == N && N > 1 ? 1 : 0;
   }
-  emit_gemm_kernel(l->c, "linear", &s);
-  return 1;
+  return emit_gemm_kernel(l->c, "linear", &s) < 0 ? -1 : 1;
 }
 
 /* ---- addmm / mm / bmm / baddbmm / matmul
@@ -724,7 +781,7 @@ static int batched_product(const lctx *l, ir_value a, const int64_t *ad, int ar,
   s->bbuf = kl_value_buf(l->c, b);
   s->belems = prod(bd, br);
   s->g.b_is_weight = kl_weight_data(l->c, b) != NULL;
-  s->cbuf = kl_value_buf(l->c, l->node->out[0]);
+  s->cbuf = result_buf(l);
   s->celems = cs;
   return 0;
 }
@@ -746,7 +803,7 @@ static int lower_matmul(const lctx *l) {
     return shape_error(l, "expects 3-d operands with equal batch");
   if (ar == 0 || br == 0)
     return shape_error(l, "expects operands of rank 1 or more");
-  gspec s = gspec_new();
+  gspec s = gspec_new(l->ep);
   if (ar == 1 && br == 1) { /* dot product */
     int64_t a2[2] = {1, ad[0]}, b2[2] = {bd[0], 1};
     if (batched_product(l, a, a2, 2, b, b2, 2, &s) < 0)
@@ -776,8 +833,7 @@ static int lower_matmul(const lctx *l) {
     if (set_addend(l, n->in[0], beta, &s) < 0)
       return -1;
   }
-  emit_gemm_kernel(l->c, ir_ops[op].name, &s);
-  return 1;
+  return emit_gemm_kernel(l->c, ir_ops[op].name, &s) < 0 ? -1 : 1;
 }
 
 /* ---- convolution -----------------------------------------------------------
@@ -791,6 +847,7 @@ typedef struct conv {
   int64_t sh, sw, ph, pw, dh, dw; /* stride, padding, dilation */
   int64_t groups;
   be_bufid x, wt, bias, out; /* program buffers (bias -1: none) */
+  const kl_epilogue *ep;     /* fused epilogue on out, or NULL */
 } conv;
 
 /* Valid output columns [lo, hi) of tap column j (a variable): those whose
@@ -825,8 +882,8 @@ static void store_zeros(kernel *k, int32_t buf, int32_t dst, kx_id lo,
  *       for i in [0, kh): ih = oh*sh - ph + i*dh; if 0 <= ih < H:
  *         for j in [0, kw): VECTOR for ow in the valid range of tap j:
  *           out[nc, oh, ow] += w[ch, i, j] * x[nc, ih, ow*sw - pw + j*dw] */
-static void conv_depthwise(kl_ctx *c, const conv *cv) {
-  kernel *k = kl_kernel(c, "conv_depthwise");
+static int conv_depthwise(kl_ctx *c, const conv *cv) {
+  kernel *k = new_kernel(c, "conv_depthwise", cv->ep);
   int64_t C = cv->cin, P = cv->hout * cv->wout;
   int32_t o = k_buf(k, NN_DT_F32, cv->n * C * P, true, "out");
   int32_t x = k_buf(k, NN_DT_F32, cv->n * C * cv->h * cv->w, false, "x");
@@ -843,6 +900,15 @@ static void conv_depthwise(kl_ctx *c, const conv *cv) {
           src = k_var(k, NN_DT_I64);
   int32_t lo = k_var(k, NN_DT_I64), hi = k_var(k, NN_DT_I64),
           wv = k_var(k, NN_DT_F32);
+  int32_t acc = -1, idx = -1;
+  kx_id e = -1;
+  if (cv->ep) { /* expressions only: built before any statement */
+    acc = k_var(k, NN_DT_F32);
+    idx = k_var(k, NN_DT_I64);
+    e = cv->ep->build(cv->ep->ctx, k, V(k, acc), V(k, idx));
+    if (e < 0)
+      return -1;
+  }
   int32_t nc = k_for_begin(k, I(k, 0), I(k, cv->n * C), KS_PARALLEL);
   int32_t ch = let_i64(k, k_bin(k, KX_MOD, V(k, nc), I(k, C)));
   int32_t oh = k_for_begin(k, I(k, 0), I(k, cv->hout), 0);
@@ -875,8 +941,16 @@ static void conv_depthwise(kl_ctx *c, const conv *cv) {
   k_for_end(k); /* j */
   k_if_end(k);
   k_for_end(k); /* i */
+  if (cv->ep) { /* the row is complete: out = ep(out) */
+    ow = k_for_begin(k, I(k, 0), I(k, cv->wout), KS_VECTOR);
+    k_let(k, idx, ADD(k, V(k, dst), V(k, ow)));
+    k_let(k, acc, k_load(k, o, V(k, idx)));
+    k_store(k, o, V(k, idx), e);
+    k_for_end(k);
+  }
   k_for_end(k); /* oh */
   k_for_end(k); /* nc */
+  return 0;
 }
 
 /* im2col of images [n0, n0+nimg) into col [nimg*G, Kc, P] where
@@ -938,11 +1012,11 @@ static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0,
 /* GEMMs out[n, g*Mg:(g+1)*Mg, :] = W_g [Mg, Kc] @ B_(n,g) [Kc, P] (+ bias)
  * for images [n0, n0+nimg) and every group; B is the im2col buffer
  * (b_is_col) or the input itself (1x1 convolutions). */
-static void conv_gemm(kl_ctx *c, const conv *cv, be_bufid bbuf, int64_t belems,
+static int conv_gemm(kl_ctx *c, const conv *cv, be_bufid bbuf, int64_t belems,
                       bool b_is_col, int64_t n0, int64_t nimg) {
   int64_t G = cv->groups, Cg = cv->cin / G, Mg = cv->cout / G;
   int64_t Kc = Cg * cv->kh * cv->kw, P = cv->hout * cv->wout;
-  gspec s = gspec_new();
+  gspec s = gspec_new(cv->ep);
   s.g.m = Mg;
   s.g.n = P;
   s.g.k = Kc;
@@ -976,7 +1050,7 @@ static void conv_gemm(kl_ctx *c, const conv *cv, be_bufid bbuf, int64_t belems,
     s.g.bias_rs = 1;
     s.g.bias_cs = 0;
   }
-  emit_gemm_kernel(c, "conv_gemm", &s);
+  return emit_gemm_kernel(c, "conv_gemm", &s);
 }
 
 static int lower_conv(const lctx *l) {
@@ -1049,7 +1123,8 @@ static int lower_conv(const lctx *l) {
         l, "output size does not match the convolution's parameters");
   cv.x = kl_value_buf(l->c, n->in[0]);
   cv.wt = kl_value_buf(l->c, n->in[1]);
-  cv.out = kl_value_buf(l->c, n->out[0]);
+  cv.out = result_buf(l);
+  cv.ep = l->ep;
   cv.bias = -1;
   if (!is_none(l, n->in[2])) {
     int br = tensor_shape(l, n->in[2], bd);
@@ -1063,10 +1138,10 @@ static int lower_conv(const lctx *l) {
   if (cv.n == 0 || P == 0 || cv.cout == 0)
     return 1;
   if (G == cv.cin && cv.cout == cv.cin) {
-    conv_depthwise(l->c, &cv);
+    return conv_depthwise(l->c, &cv);
   } else if (cv.kh == 1 && cv.kw == 1 && cv.sh == 1 && cv.sw == 1 &&
              cv.ph == 0 && cv.pw == 0) {
-    conv_gemm(l->c, &cv, cv.x, cv.n * cv.cin * P, false, 0, cv.n);
+    return conv_gemm(l->c, &cv, cv.x, cv.n * cv.cin * P, false, 0, cv.n);
   } else {
     int64_t per_img = cv.cin * cv.kh * cv.kw * P;
     int64_t chunk = IM2COL_MAX_ELEMS / (per_img ? per_img : 1);
@@ -1078,16 +1153,19 @@ static int lower_conv(const lctx *l) {
     for (int64_t n0 = 0; n0 < cv.n; n0 += chunk) {
       int64_t nimg = cv.n - n0 < chunk ? cv.n - n0 : chunk;
       conv_im2col(l->c, &cv, col, n0, nimg);
-      conv_gemm(l->c, &cv, col, chunk * per_img, true, n0, nimg);
+      if (conv_gemm(l->c, &cv, col, chunk * per_img, true, n0, nimg) < 0)
+        return -1;
     }
   }
   return 1;
 }
 
-int kl_lower_gemm(kl_ctx *c, ir_nodeid id) {
+/* Lowers node id (with epilogue ep, or NULL): 1, 0 when not gemm-like, -1
+ * after reporting. */
+static int lower_gemm_node(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   ir_graph *g = kl_graph(c);
   ir_node *node = ir_node_get(g, id);
-  lctx l = {.c = c, .g = g, .node = node, .loc = node->loc};
+  lctx l = {.c = c, .g = g, .node = node, .loc = node->loc, .ep = ep};
   switch (node->op) {
   case NN_OP_LINEAR:
     return lower_linear(&l) < 0 ? -1 : 1;
@@ -1102,4 +1180,13 @@ int kl_lower_gemm(kl_ctx *c, ir_nodeid id) {
   default:
     return 0;
   }
+}
+
+int kl_lower_gemm(kl_ctx *c, ir_nodeid id) {
+  return lower_gemm_node(c, id, NULL);
+}
+
+int kl_lower_gemm_ep(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
+  NN_ASSERT(ep && ep->build);
+  return lower_gemm_node(c, id, ep);
 }

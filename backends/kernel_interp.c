@@ -36,7 +36,8 @@
  *    the buffer and the index, and k_interp returns -1. Nothing is written
  *    out of bounds.
  *  - GEMM follows the definition in kernel.h with f32 arithmetic (the
- *    products summed in order over k in float).
+ *    products summed in order over k in float); an epilogue is evaluated
+ *    per element of C just before its store.
  */
 #include "kernel.h"
 
@@ -412,6 +413,13 @@ static void run_gemm(ist *s, const ks_gemm *g) {
       if (s->err)
         return;
       kval out = {.f = v};
+      if (g->epilogue) {
+        s->vars[g->ep_acc] = out;
+        s->vars[g->ep_idx].i = ci;
+        out = ev(s, g->ep);
+        if (s->err)
+          return;
+      }
       store(s, g->c, ci, out);
     }
 }

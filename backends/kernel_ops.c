@@ -10,7 +10,9 @@
  *    constant number operand becomes a constant; a non-constant scalar
  *    (an IR int/float) is read from its 1-element buffer. The value is
  *    computed in the node's result dtype (f16/bf16 in f32); comparisons in
- *    the promoted dtype of their operands (torch.result_type's rules).
+ *    the promoted dtype of their operands (torch.result_type's rules). The
+ *    scalar computation itself (map_scalar) is exported as kl_scalar_op()
+ *    for fused groups, so a fused and a standalone op compute alike.
  *  - injective (inj_*): a loop nest over the output, each element loaded
  *    from an index computed from the output coordinates (permute, expand,
  *    repeat, slice, select, flip, roll, pad, pixel_shuffle, upsample,
@@ -346,9 +348,7 @@ static int emap_begin(L *l, emap *m, ir_value out, int nops, const int *which,
     if (!e->present)
       continue;
     if (e->c) {
-      vals[i] = e->c->kind == IR_C_FLOAT  ? k_const_f(k, NN_DT_F64, e->c->f)
-                : e->c->kind == IR_C_BOOL ? k_const_i(k, NN_DT_BOOL, e->c->i)
-                                          : k_i64(k, e->c->i);
+      vals[i] = kl_scalar_const(k, e->c);
       continue;
     }
     kx_id idx;
@@ -428,11 +428,13 @@ static kx_id k_trunc(kernel *k, kx_id x) {
                   k_un(k, KX_FLOOR, x));
 }
 
-static int lower_map(L *l) {
-  const ir_node *n = l->n;
+/* The operands lower_map reads as elements: fills which[] (node operand
+ * indices, at most 4) and returns their count. */
+static int map_operands(const ir_node *n, int *which) {
   ir_op op = n->op;
-  int which[4] = {0, 1, 2, 3};
   int nops;
+  for (int i = 0; i < 4; i++)
+    which[i] = i;
   switch (op) {
   case NN_OP_ZEROS: case NN_OP_ONES: case NN_OP_ZEROS_LIKE:
   case NN_OP_ONES_LIKE:
@@ -457,6 +459,18 @@ static int lower_map(L *l) {
     nops = n->nin < 4 ? n->nin : 4;
     break;
   }
+  return nops;
+}
+
+/* The scalar computation of an elementwise/broadcast node: v[i] is the
+ * element of operand which[i] (map_operands) in that operand's own dtype,
+ * -1 for a none operand. Returns the result element cast to the node's
+ * result dtype, or -1 after reporting an error. */
+static kx_id map_scalar(L *l, kernel *k, const kx_id *v) {
+  const ir_node *n = l->n;
+  ir_op op = n->op;
+  int which[4];
+  int nops = map_operands(n, which);
   ir_value out = n->out[0];
   nn_dtype rdt = vdtype(l, out);
   nn_dtype cd = compute_dt(rdt);
@@ -470,11 +484,6 @@ static int lower_map(L *l) {
   bool cmp = op >= NN_OP_EQ && op <= NN_OP_GE;
   if (cmp)
     cd = compute_dt(result_type(l, 2, which));
-  emap m;
-  kx_id v[4];
-  if (emap_begin(l, &m, out, nops, which, v) < 0)
-    return -1;
-  kernel *k = m.k;
 #define C(x) k_const_f(k, cd, (x))
 #define A(i) k_cast(k, cd, v[i])
 #define BIN(o, a, b) k_bin(k, o, a, b)
@@ -609,6 +618,19 @@ static int lower_map(L *l) {
 #undef A
 #undef BIN
 #undef UN
+  return k_cast(k, rdt, r);
+}
+
+static int lower_map(L *l) {
+  int which[4];
+  int nops = map_operands(l->n, which);
+  emap m;
+  kx_id v[4];
+  if (emap_begin(l, &m, l->n->out[0], nops, which, v) < 0)
+    return -1;
+  kx_id r = map_scalar(l, m.k, v);
+  if (r < 0)
+    return -1;
   emap_end(&m, r);
   return 1;
 }
@@ -1791,6 +1813,39 @@ static int lower_pool(L *l) {
     k_store(k, is, oidx, k_varref(k, ai));
   nest_end(k, nl);
   return 1;
+}
+
+/* ---- the scalar form, shared with fused groups (kernel_fuse.c) ------------------- */
+
+int kl_scalar_operands(kl_ctx *c, ir_nodeid id, int *which) {
+  ir_graph *g = kl_graph(c);
+  const ir_node *n = ir_node_get(g, id);
+  switch (n->op) {
+  case NN_OP_ARANGE: case NN_OP_TRIL: case NN_OP_TRIU:
+    return -1; /* index math: lowered with their coordinates */
+  default:
+    break;
+  }
+  ir_fusion f = ir_ops[n->op].fusion;
+  if ((f != IR_FUSE_ELEMENTWISE && f != IR_FUSE_BROADCAST) || n->nout != 1 ||
+      ir_vtype(g, n->out[0])->kind != IR_T_TENSOR)
+    return -1;
+  return map_operands(n, which);
+}
+
+kx_id kl_scalar_const(kernel *k, const ir_const *c) {
+  switch (c->kind) {
+  case IR_C_FLOAT: return k_const_f(k, NN_DT_F64, c->f);
+  case IR_C_BOOL: return k_const_i(k, NN_DT_BOOL, c->i);
+  case IR_C_INT: return k_i64(k, c->i);
+  default: return -1;
+  }
+}
+
+kx_id kl_scalar_op(kl_ctx *c, kernel *k, ir_nodeid id, const kx_id *vals) {
+  L l = {.c = c, .g = kl_graph(c), .id = id, .a = kl_arena(c)};
+  l.n = ir_node_get(l.g, id);
+  return map_scalar(&l, k, vals);
 }
 
 /* ---- dispatch --------------------------------------------------------------------- */

@@ -336,8 +336,20 @@ be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d) {
     p->bufs.data[b].index = i;
     c.vbuf[g->inputs.data[i]] = b;
   }
-  for (int k = 0; k < g->order.len; k++)
-    if (lower_node(&c, g->order.data[k]) < 0 && d->errors > errors0 + 20) break;
+  for (int k = 0; k < g->order.len; k++) {
+    ir_nodeid id = g->order.data[k];
+    int32_t grp = ir_node_get(g, id)->group, r;
+    if (grp > 0) { /* a fused group (contiguous): lowered whole, here */
+      int e = k + 1;
+      while (e < g->order.len && ir_node_get(g, g->order.data[e])->group == grp) e++;
+      c.node = id;
+      r = kl_lower_group(&c, &g->order.data[k], e - k);
+      k = e - 1;
+    } else {
+      r = lower_node(&c, id);
+    }
+    if (r < 0 && d->errors > errors0 + 20) break;
+  }
   if (d->errors > errors0) return NULL;
   for (int j = 0; j < g->outputs.len; j++) {
     be_io io;

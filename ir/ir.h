@@ -211,6 +211,9 @@ typedef struct ir_node {
   int64_t index;      /* TUPLE_GET: the element index */
   nn_loc loc;         /* source location */
   const char *scope;  /* module path of the producing layer, "" for root */
+  int32_t group;      /* fused group (passes/fuse.c): 0 = not fused; nodes
+                         with the same positive id form one kernel (the
+                         invariant is stated at ir_verify) */
 } ir_node;
 
 typedef struct ir_valinfo {
@@ -310,8 +313,14 @@ void ir_number_values(const ir_graph *g, int32_t *num);
 
 /* Checks: operand/result counts match the op table; every operand is
  * defined before use in program order; each value has one definition;
- * outputs are defined; CONSTANT/WEIGHT attributes are valid. Reports each
- * problem through d as "verify: ..." naming the node, returns the count. */
+ * outputs are defined; CONSTANT/WEIGHT attributes are valid; fused groups
+ * are well formed: a group's members are contiguous in program order, each
+ * has one result; the first member's fusion class is ELEMENTWISE,
+ * BROADCAST, GEMM or INJECTIVE, the others' ELEMENTWISE or BROADCAST; every member but
+ * the last is used only by later members of its group (never by another
+ * node or as a graph output), so the last member's result is the one value
+ * that escapes. Reports each problem through d as "verify: ..." naming the
+ * node, returns the count. */
 int ir_verify(const ir_graph *g, nn_diag *d);
 
 #endif

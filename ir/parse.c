@@ -1,9 +1,9 @@
 /* parse.c — reading the textual IR back.
  *
  * The input is exactly what print.c writes (see the format there), with
- * optional loc(...) and scope(...) suffixes, blank lines, and comment lines
- * whose first non-blank characters are "//" (elsewhere "//" is the floor
- * division of dims). Line breaks are otherwise just white space.
+ * optional group(N), loc(...) and scope(...) suffixes (in that order),
+ * blank lines, and comment lines whose first non-blank characters are "//"
+ * (elsewhere "//" is the floor division of dims). Line breaks are otherwise just white space.
  *
  * The parser is a hand-written lexer plus recursive descent. It stops at the
  * first error, reported through nn_error as "FILE:LINE:COL: message" at the
@@ -13,11 +13,12 @@
  *
  * What the text maps to: the graph's inputs with their names and types;
  * one node per line in program order with its attributes (constant value,
- * weight, inplace, index), loc, scope and result types; the outputs. Value
- * numbers only name values inside the text: they must be defined before
- * use and only once, but need not be dense. A weight("name") node refers to
- * a weight of that name, created on first sight with the dtype and sizes of
- * the node's type (when it is a tensor of constant dims) and no data.
+ * weight, inplace, index), group, loc, scope and result types; the
+ * outputs. Value numbers only name values inside the text: they must be
+ * defined before use and only once, but need not be dense. A
+ * weight("name") node refers to a weight of that name, created on first
+ * sight with the dtype and sizes of the node's type (when it is a tensor of
+ * constant dims) and no data.
  * Nodes without a loc(...) get no location.
  */
 #include "ir.h"
@@ -694,6 +695,17 @@ static void parse_node(parser *p, const uint64_t *defs, int ndefs) {
               p->types.len);
   }
 
+  int32_t group = 0;
+  if (is_ident(p, "group")) {
+    next(p);
+    expect(p, '(');
+    int line = p->tok.line, col = p->tok.col;
+    int64_t gid = parse_int(p);
+    if (gid <= 0 || gid > INT32_MAX)
+      fail_at(p, line, col, "group id must be a positive 32-bit number");
+    group = (int32_t)gid;
+    expect(p, ')');
+  }
   nn_loc loc = {0};
   if (is_ident(p, "loc")) {
     next(p);
@@ -734,6 +746,7 @@ static void parse_node(parser *p, const uint64_t *defs, int ndefs) {
   n->flags = flags;
   n->index = index;
   n->scope = scope;
+  n->group = group;
   n->c = c;
   n->weight = weight;
   for (int i = 0; i < ndefs; i++) {

@@ -39,6 +39,8 @@
  *   for an unknown dim, "f32[*]" for unknown rank, "f32[]" for rank 0, "?"
  *   for an unknown dtype ("?[*]"); int float bool none str device unknown;
  *   "list<int>", "tuple<f32[1],int>".
+ * - A node of a fused group (passes/fuse.c) gets `  group(N)` after its
+ *   types, N renumbered 1, 2, ... in order of first appearance.
  * - IR_PRINT_LOC appends `  loc("file":line:col)` to nodes with a file;
  *   IR_PRINT_SCOPE appends `  scope("layer1.0")` to nodes with a non-empty
  *   scope.
@@ -204,8 +206,28 @@ static void print_vtype(nn_buf *b, const ir_graph *g, ir_value v) {
   ir_type_print(b, g, v >= 0 && v < g->values.len ? g->values.data[v].type : NULL);
 }
 
+/* Group ids print renumbered 1, 2, ... in order of first appearance, so
+ * the text does not depend on how the fusion pass counted. */
+typedef struct groupnum {
+  int32_t *orig; /* group ids seen, in order of first appearance */
+  int n, cap;
+} groupnum;
+
+static int32_t group_number(groupnum *gn, int32_t id) {
+  if (gn->n > 0 && gn->orig[gn->n - 1] == id) return gn->n; /* the usual case */
+  for (int i = 0; i < gn->n; i++)
+    if (gn->orig[i] == id) return i + 1;
+  if (gn->n == gn->cap) {
+    gn->cap = gn->cap ? gn->cap * 2 : 16;
+    gn->orig = realloc(gn->orig, sizeof *gn->orig * (size_t)gn->cap);
+    if (!gn->orig) nn_internal_error(__FILE__, __LINE__, "out of memory");
+  }
+  gn->orig[gn->n++] = id;
+  return gn->n;
+}
+
 static void print_node(nn_buf *b, const ir_graph *g, const int32_t *num,
-                       const ir_node *n, unsigned flags) {
+                       const ir_node *n, unsigned flags, groupnum *gn) {
   nn_buf_putn(b, "  ", 2);
   for (int i = 0; i < n->nout; i++) {
     if (i) nn_buf_putn(b, ", ", 2);
@@ -243,6 +265,7 @@ static void print_node(nn_buf *b, const ir_graph *g, const int32_t *num,
       print_vtype(b, g, n->out[i]);
     }
   }
+  if (n->group > 0) nn_buf_printf(b, "  group(%d)", group_number(gn, n->group));
   if ((flags & IR_PRINT_LOC) && n->loc.file) {
     nn_buf_putn(b, "  loc(", 6);
     print_string(b, n->loc.file);
@@ -280,12 +303,14 @@ void ir_print(nn_buf *b, const ir_graph *g, unsigned flags) {
     print_vtype(b, g, g->outputs.data[i]);
   }
   nn_buf_putn(b, ") {\n", 4);
+  groupnum gn = {0};
   for (int i = 0; i < g->order.len; i++) {
     ir_nodeid id = g->order.data[i];
     if (id < 0 || id >= g->nodes.len) continue;
     const ir_node *n = &g->nodes.data[id];
-    if (!(n->flags & IR_NF_DEAD)) print_node(b, g, num, n, flags);
+    if (!(n->flags & IR_NF_DEAD)) print_node(b, g, num, n, flags, &gn);
   }
+  free(gn.orig);
   nn_buf_putn(b, "  return", 8);
   for (int i = 0; i < g->outputs.len; i++) {
     nn_buf_putn(b, i ? ", " : " ", i ? 2 : 1);

@@ -10,7 +10,13 @@
  *   - CONSTANT nodes hold a well-formed constant typed as ir_const_type()
  *     says (or not typed yet); WEIGHT nodes name an existing weight whose
  *     dtype and sizes agree with a fully known tensor type;
- *   - graph inputs and outputs are valid values, outputs of live nodes.
+ *   - graph inputs and outputs are valid values, outputs of live nodes;
+ *   - fused groups (ir_node.group > 0) are contiguous runs of program order
+ *     whose members have one result each; the first member is
+ *     ELEMENTWISE, BROADCAST, GEMM or INJECTIVE, the others ELEMENTWISE or
+ *     BROADCAST;
+ *     a member's result is used by later members of the same group only,
+ *     except the last member's, which is the group's one escaping value.
  *
  * Each problem is one error "verify: node %N (op): ..." at the node's source
  * location, where %N is the node's first result as ir_print numbers it
@@ -221,6 +227,71 @@ static void check_node(vctx *c, ir_nodeid id, int at) {
   if (n->op == NN_OP_WEIGHT) check_weight(c, id, n);
 }
 
+/* Whether the member at position i of program order is followed by a
+ * member of the same group. */
+static bool group_continues(const ir_graph *g, int i) {
+  if (i + 1 >= g->order.len) return false;
+  ir_nodeid id = g->order.data[i], next = g->order.data[i + 1];
+  if (id < 0 || id >= g->nodes.len || next < 0 || next >= g->nodes.len) return false;
+  return g->nodes.data[id].group > 0 &&
+         g->nodes.data[next].group == g->nodes.data[id].group;
+}
+
+static int cmp_run(const void *a, const void *b) {
+  const int32_t *x = a, *y = b; /* {group id, position} */
+  return x[0] != y[0] ? (x[0] < y[0] ? -1 : 1) : (x[1] < y[1] ? -1 : x[1] > y[1]);
+}
+
+/* The group checks (see the file comment), linear in the graph's size plus
+ * a sort of the runs. Runs after the per-node checks, so positions are
+ * known; tolerates broken operands (already reported). */
+static void check_groups(vctx *c) {
+  const ir_graph *g = c->g;
+  int32_t *runs = malloc(sizeof *runs * 2 * (size_t)(g->order.len + 1));
+  if (!runs) nn_internal_error(__FILE__, __LINE__, "out of memory");
+  int nruns = 0;
+  for (int i = 0; i < g->order.len; i++) {
+    ir_nodeid id = g->order.data[i];
+    if (id < 0 || id >= g->nodes.len || c->pos[id] != i) continue;
+    const ir_node *n = &g->nodes.data[id];
+    if (n->group < 0) node_error(c, id, n, "negative group id %d", n->group);
+    /* operands: a non-last member's result may feed its own group only */
+    for (int k = 0; k < n->nin; k++) {
+      ir_value v = n->in[k];
+      if (!valid_value(g, v)) continue;
+      ir_nodeid d = g->values.data[v].def;
+      if (d < 0 || d >= g->nodes.len || c->pos[d] < 0) continue;
+      const ir_node *dn = &g->nodes.data[d];
+      if (dn->group > 0 && dn->group != n->group && group_continues(g, c->pos[d]))
+        node_error(c, d, dn, "result is used outside its group");
+    }
+    if (n->group <= 0) continue;
+    bool first = i == 0 || !group_continues(g, i - 1);
+    if (first) {
+      runs[2 * nruns] = n->group;
+      runs[2 * nruns + 1] = i;
+      nruns++;
+    }
+    ir_fusion f = (unsigned)n->op < NN_OP_COUNT ? ir_ops[n->op].fusion : IR_FUSE_OPAQUE;
+    bool ew = f == IR_FUSE_ELEMENTWISE || f == IR_FUSE_BROADCAST;
+    if (!(ew || (first && (f == IR_FUSE_GEMM || f == IR_FUSE_INJECTIVE))))
+      node_error(c, id, n, "an op of fusion class %s cannot be %s member of a group",
+                 ir_fusion_name(f), first ? "the first" : "a later");
+    if (n->nout != 1) node_error(c, id, n, "a group member must have one result");
+    if (n->nout >= 1 && group_continues(g, i))
+      for (int j = 0; j < g->outputs.len; j++)
+        if (g->outputs.data[j] == n->out[0])
+          node_error(c, id, n, "result is a graph output but not the last member of its group");
+  }
+  qsort(runs, (size_t)nruns, sizeof *runs * 2, cmp_run);
+  for (int r = 1; r < nruns; r++)
+    if (runs[2 * r] == runs[2 * r - 2]) {
+      ir_nodeid id = g->order.data[runs[2 * r + 1]];
+      node_error(c, id, &g->nodes.data[id], "group members are not contiguous in program order");
+    }
+  free(runs);
+}
+
 int ir_verify(const ir_graph *g, nn_diag *d) {
   vctx c = {g, d, NULL, NULL, 0};
   c.num = malloc(sizeof *c.num * (size_t)(g->values.len + 1));
@@ -263,6 +334,7 @@ int ir_verify(const ir_graph *g, nn_diag *d) {
     if (def >= 0 && (def >= g->nodes.len || c.pos[def] < 0))
       graph_error(&c, "output %d is defined by a removed node", i);
   }
+  check_groups(&c);
   free(c.num);
   free(c.pos);
   return c.errors;

@@ -5,6 +5,9 @@
  *   canonicalize.c  in-place → pure, eval-mode identities, DCE, CSE
  *   shapes.c        dtype and dims of every value; folds shape arithmetic
  *                   (its rules: shapes_math.c, shapes_layout.c, shapes_meta.c)
+ *   fold.c          batch_norm folded into the convolution/linear before it
+ *                   (else into a broadcast multiply-add)
+ *   fuse.c          fused groups: elementwise chains, gemm epilogues
  *
  * Passes never call the frontend; they report problems with the user's model
  * through nn_diag at the node's source location and return the number of
@@ -51,6 +54,17 @@ void pass_dce(ir_graph *g);
  * reports shape errors at the node's location. */
 int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
                 nn_diag *d);
+/* fold.c: eval-mode batch_norm right after a convolution or 2-d linear
+ * (the only use of its result) whose weight, bias and statistics are f32
+ * weights becomes new weights of that op; any other eval-mode batch_norm
+ * with f32 weight statistics becomes x * scale + shift (new [C,1,...]
+ * weights). Needs shapes. Never fails (returns 0); what does not qualify
+ * stays. */
+int pass_fold(ir_graph *g, nn_diag *d);
+/* fuse.c: sets ir_node.group (see the file comment for the rules) and
+ * reorders program order so that each group is contiguous. Needs shapes;
+ * run it last (a later CSE could merge nodes of two groups). Returns 0. */
+int pass_fuse(ir_graph *g, nn_diag *d);
 
 /* ---- pipeline ---------------------------------------------------------- */
 

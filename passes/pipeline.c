@@ -1,8 +1,12 @@
 /* pipeline.c — the pass pipeline, readable top to bottom, and the parser
  * for --input specs.
  *
- * The default pipeline is: canonicalize, shapes, cleanup (canonicalize
- * again, to merge and drop the shape arithmetic that shapes folded away). --passes=a,b replaces it (golden
+ * The default pipeline is: canonicalize, shapes, fold (batch_norm into the
+ * convolution before it; it needs the shapes of the weights), cleanup
+ * (canonicalize again, to merge and drop the shape arithmetic that shapes
+ * folded away and the weights fold replaced), fuse (last: it counts uses,
+ * so the dead shape arithmetic must be gone, and a later CSE could merge
+ * nodes of two groups). --passes=a,b replaces it (golden
  * tests run one pass at a time); --print-after/--print-after-all dump the IR
  * after a pass; --stop-after ends the pipeline early. The verifier runs
  * after every pass when verify_each is set (debug builds and tests).
@@ -29,6 +33,16 @@ static int run_shapes(ir_graph *g, const pass_opts *o, nn_diag *d) {
   return pass_shapes(g, o->inputs, o->ninputs, d);
 }
 
+static int run_fold(ir_graph *g, const pass_opts *o, nn_diag *d) {
+  (void)o;
+  return pass_fold(g, d);
+}
+
+static int run_fuse(ir_graph *g, const pass_opts *o, nn_diag *d) {
+  (void)o;
+  return pass_fuse(g, d);
+}
+
 static const struct {
   const char *name;                                       /* as in --passes */
   int (*run)(ir_graph *, const pass_opts *, nn_diag *);   /* returns errors */
@@ -36,10 +50,12 @@ static const struct {
 } passes[] = {
     {"canonicalize", run_canonicalize, true},
     {"shapes", run_shapes, true},
+    {"fold", run_fold, true},
     {"cleanup", run_cleanup, true},
+    {"fuse", run_fuse, true},
 };
 
-const char *const pass_names[] = {"canonicalize", "shapes", "cleanup", NULL};
+const char *const pass_names[] = {"canonicalize", "shapes", "fold", "cleanup", "fuse", NULL};
 
 static int find_pass(const char *name, size_t n) {
   for (int i = 0; i < NN_ARRAY_LEN(passes); i++)
@@ -53,7 +69,7 @@ int pass_check_list(const char *list, char *err, size_t errlen) {
     const char *e = strchr(p, ',');
     size_t n = e ? (size_t)(e - p) : strlen(p);
     if (find_pass(p, n) < 0) {
-      snprintf(err, errlen, "unknown pass '%.*s' (passes: canonicalize, shapes, cleanup)",
+      snprintf(err, errlen, "unknown pass '%.*s' (passes: canonicalize, shapes, fold, cleanup, fuse)",
                (int)n, p);
       return -1;
     }

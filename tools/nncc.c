@@ -96,7 +96,7 @@ static void usage(FILE *f) {
       "  --stats FILE.json          write compile statistics: time per phase, ops in and\n"
       "                             out, kernels, arena bytes and its lower bound\n"
       "  --print-after=PASS         print the IR after PASS (import, canonicalize,\n"
-      "                             shapes, cleanup)\n"
+      "                             shapes, fold, cleanup, fuse)\n"
       "  --print-after-all          print the IR after every pass\n"
       "  --stop-after=PASS          stop the pipeline after PASS\n"
       "  --passes=LIST              run these passes instead of the default\n"

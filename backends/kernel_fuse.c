@@ -1,0 +1,434 @@
+/* kernel_fuse.c — a fused group of IR nodes → kernels.
+ *
+ * passes/fuse.c marks groups (ir_node.group): runs of nodes in program order
+ * whose members' results, except the last one's, are used inside the group
+ * only. Here a group becomes kernels that store only the last member's
+ * result; the other members' results live in registers.
+ *
+ *  - Elementwise/broadcast groups become ONE kernel: a loop nest over the
+ *    result's shape (outermost PARALLEL, innermost VECTOR; a single flat
+ *    loop when every operand has that shape or one element), where each
+ *    operand from outside the group is loaded at its broadcast index and
+ *    every member is computed in order by kl_scalar_op() (kernel_ops.c),
+ *    the same scalar code its standalone kernel uses, so fusing never
+ *    changes a result bit.
+ *  - A group headed by a gemm-like op is lowered by kernel_gemm.c with the
+ *    rest of the group as the epilogue of each kernel writing the product
+ *    (kl_lower_gemm_ep): the epilogue builder below computes the members
+ *    from the product's element and the flat index of that element.
+ *  - A group headed by a concatenation of listed tensors is one kernel
+ *    over the rows of the result that reads each row from the input it
+ *    comes from (lower_cat_group); other injective heads, and gemm-like
+ *    ops kernel_gemm.c does not know, are lowered on their own and the
+ *    rest of the group is fused without them.
+ *
+ * The members all have the result's shape (the fusion pass groups only
+ * such nodes), so an operand's broadcast index follows from the result's
+ * coordinates. A group the scalar form cannot express (a member without
+ * one, an operand that is a string or a list) is lowered member by member
+ * through kl_lower_node, which gives every member's result storage again:
+ * slower, never wrong.
+ */
+#include "kernel.h"
+
+#include <string.h>
+
+#define MAXR 16     /* ranks supported (kl_shape's limit) */
+#define MAXSLOTS 48 /* distinct external operands per group kernel */
+
+/* A group being lowered. */
+typedef struct grp {
+  kl_ctx *c;
+  ir_graph *g;
+  const ir_nodeid *nodes; /* the members, in program order */
+  int n;                  /* member count */
+  bool head;              /* nodes[0] is gemm-like or injective: computed
+                             by its own code, the rest is fused onto it */
+  bool gemm;              /* nodes[0] is gemm-like */
+  int rank;               /* the result's shape */
+  int64_t od[MAXR];
+  int64_t ost[MAXR];      /* its contiguous strides */
+  bool flat;              /* every operand has the result's shape or one
+                             element: one flat loop, no index math */
+  /* while building one kernel: */
+  kernel *k;
+  kx_id flat_idx;         /* I64: flat index of the element computed */
+  const kx_id *iv;        /* coordinates (NULL: derive from flat_idx) */
+  ir_value slot_val[MAXSLOTS]; /* external operands loaded so far... */
+  int32_t slot[MAXSLOTS];      /* ...and their slots */
+  int nslots;
+} grp;
+
+static int64_t numel(int rank, const int64_t *d) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; i++) n *= d[i];
+  return n;
+}
+
+/* Static shape of an operand value (scalars: rank 0); -1 when it is not a
+ * tensor or number of static shape. Reports nothing. */
+static int operand_shape(grp *G, ir_value v, int64_t *dims) {
+  const ir_type *t = ir_vtype(G->g, v);
+  if (t->kind == IR_T_INT || t->kind == IR_T_FLOAT || t->kind == IR_T_BOOL) return 0;
+  if (t->kind != IR_T_TENSOR || t->rank < 0 || t->rank > MAXR) return -1;
+  for (int i = 0; i < t->rank; i++)
+    if (!ir_dim_is_const(G->g, t->dims[i], &dims[i])) return -1;
+  return t->rank;
+}
+
+/* Element dtype of a value's storage (as the schedule stores it). */
+static nn_dtype storage_dtype(grp *G, ir_value v) {
+  const ir_type *t = ir_vtype(G->g, v);
+  switch (t->kind) {
+  case IR_T_TENSOR: return t->dtype;
+  case IR_T_INT: case IR_T_BOOL: return NN_DT_I64;
+  case IR_T_FLOAT: return NN_DT_F64;
+  default: return NN_DT_UNKNOWN;
+  }
+}
+
+/* The member (index into G->nodes, < before) that defines v, or -1. */
+static int member_of(grp *G, ir_value v, int before) {
+  ir_nodeid def = G->g->values.data[v].def;
+  for (int i = 0; i < before; i++)
+    if (G->nodes[i] == def) return i;
+  return -1;
+}
+
+/* Whether the group can be lowered fused; fills the result shape and
+ * `flat`. Emits nothing and reports nothing: a false answer means "lower
+ * the members one by one", which reports any real error itself. */
+static bool check(grp *G) {
+  const ir_node *last = ir_node_get(G->g, G->nodes[G->n - 1]);
+  if (last->nout != 1) return false;
+  G->rank = operand_shape(G, last->out[0], G->od);
+  if (G->rank < 0 || ir_vtype(G->g, last->out[0])->kind != IR_T_TENSOR) return false;
+  int64_t s = 1;
+  for (int i = G->rank - 1; i >= 0; i--) {
+    G->ost[i] = s;
+    s *= G->od[i];
+  }
+  G->flat = true;
+  int external = 0;
+  for (int m = G->head ? 1 : 0; m < G->n; m++) {
+    ir_nodeid id = G->nodes[m];
+    const ir_node *n = ir_node_get(G->g, id);
+    int which[4];
+    int nops = kl_scalar_operands(G->c, id, which);
+    if (nops < 0) return false;
+    int64_t d[MAXR];
+    if (operand_shape(G, n->out[0], d) != G->rank ||
+        memcmp(d, G->od, sizeof *d * (size_t)G->rank))
+      return false;
+    /* a gemm epilogue stores into the gemm's F32 output */
+    if (G->gemm && ir_vtype(G->g, n->out[0])->dtype != NN_DT_F32) return false;
+    for (int i = 0; i < nops; i++) {
+      int j = which[i];
+      if (j >= n->nin) continue;
+      ir_value v = n->in[j];
+      const ir_type *t = ir_vtype(G->g, v);
+      if (t->kind == IR_T_NONE) continue;
+      if (member_of(G, v, m) >= 0) continue;
+      const ir_const *c;
+      if (ir_value_const(G->g, v, &c)) {
+        if (c->kind != IR_C_INT && c->kind != IR_C_FLOAT && c->kind != IR_C_BOOL) return false;
+        continue;
+      }
+      int r = operand_shape(G, v, d);
+      if (r < 0 || r > G->rank || storage_dtype(G, v) == NN_DT_UNKNOWN) return false;
+      for (int k = 0; k < r; k++) /* right-aligned broadcast */
+        if (d[k] != 1 && d[k] != G->od[G->rank - r + k]) return false;
+      int64_t e = numel(r, d);
+      if (e != 1 && !(r == G->rank && !memcmp(d, G->od, sizeof *d * (size_t)r)))
+        G->flat = false;
+      if (++external > MAXSLOTS) return false;
+    }
+  }
+  if (G->head) { /* the head's result has the group's shape, so its flat
+                   index (C's, for a gemm) is the result's */
+    const ir_node *h = ir_node_get(G->g, G->nodes[0]);
+    int64_t d[MAXR];
+    if (h->nout != 1 || (G->gemm && ir_vtype(G->g, h->out[0])->dtype != NN_DT_F32) ||
+        operand_shape(G, h->out[0], d) != G->rank ||
+        memcmp(d, G->od, sizeof *d * (size_t)G->rank))
+      return false;
+  }
+  return true;
+}
+
+/* Index of an operand of shape (r, d) at the current element: 0 for one
+ * element, the flat index for the result's own shape, else the sum of the
+ * result's coordinates times the operand's broadcast strides (coordinates
+ * from the loop variables, or divided out of the flat index). */
+static kx_id operand_index(grp *G, int r, const int64_t *d) {
+  kernel *k = G->k;
+  if (numel(r, d) == 1) return k_i64(k, 0);
+  if (r == G->rank && !memcmp(d, G->od, sizeof *d * (size_t)r)) return G->flat_idx;
+  int64_t cs[MAXR], s = 1;
+  for (int i = r - 1; i >= 0; i--) {
+    cs[i] = s;
+    s *= d[i];
+  }
+  kx_id e = k_i64(k, 0);
+  for (int i = 0; i < G->rank; i++) {
+    int j = i - (G->rank - r);
+    if (j < 0 || d[j] == 1) continue; /* broadcast: stride 0 */
+    kx_id coord = G->iv ? G->iv[i]
+                        : k_bin(k, KX_MOD, k_bin(k, KX_DIV, G->flat_idx, k_i64(k, G->ost[i])),
+                                k_i64(k, G->od[i]));
+    e = k_bin(k, KX_ADD, e, k_bin(k, KX_MUL, coord, k_i64(k, cs[j])));
+  }
+  return e;
+}
+
+/* The element of external operand v at the current element (a slot bound
+ * on first use). */
+static kx_id load_external(grp *G, ir_value v) {
+  kernel *k = G->k;
+  int64_t d[MAXR];
+  int r = operand_shape(G, v, d);
+  NN_ASSERT(r >= 0); /* check() */
+  int32_t slot = -1;
+  for (int i = 0; i < G->nslots; i++)
+    if (G->slot_val[i] == v) slot = G->slot[i];
+  if (slot < 0) {
+    NN_ASSERT(G->nslots < MAXSLOTS);
+    /* "a", "b", ... as kernel_ops names operands; "e0", "e1", ... in a
+     * gemm epilogue, whose kernel already has an "a" and a "b" */
+    const char *name = G->gemm ? nn_sprintf(kl_arena(G->c), "e%d", G->nslots)
+                               : nn_sprintf(kl_arena(G->c), "%c", 'a' + G->nslots % 26);
+    slot = k_buf(k, storage_dtype(G, v), numel(r, d), false, name);
+    kl_bind(G->c, k, slot, kl_value_buf(G->c, v));
+    G->slot_val[G->nslots] = v;
+    G->slot[G->nslots++] = slot;
+  }
+  return k_load(k, slot, operand_index(G, r, d));
+}
+
+/* Computes members [from, n) at the current element; `first` is the value
+ * of member from-1 when from > 0 (the gemm's product). Returns the last
+ * member's element (in its dtype), or -1 after reporting. */
+static kx_id compute(grp *G, int from, kx_id first) {
+  kx_id *val = nn_alloc(kl_arena(G->c), sizeof(kx_id) * (size_t)G->n);
+  if (from > 0) val[from - 1] = first;
+  for (int m = from; m < G->n; m++) {
+    ir_nodeid id = G->nodes[m];
+    const ir_node *n = ir_node_get(G->g, id);
+    int which[4];
+    int nops = kl_scalar_operands(G->c, id, which);
+    NN_ASSERT(nops >= 0 && nops <= 4); /* check() */
+    kx_id v[4];
+    for (int i = 0; i < nops; i++) {
+      int j = which[i];
+      v[i] = -1;
+      if (j >= n->nin || ir_vtype(G->g, n->in[j])->kind == IR_T_NONE) continue;
+      int def = member_of(G, n->in[j], m);
+      const ir_const *c;
+      if (def >= 0) v[i] = val[def];
+      else if (ir_value_const(G->g, n->in[j], &c)) v[i] = kl_scalar_const(G->k, c);
+      else v[i] = load_external(G, n->in[j]);
+    }
+    val[m] = kl_scalar_op(G->c, G->k, id, v);
+    if (val[m] < 0) return -1;
+  }
+  return val[G->n - 1];
+}
+
+/* The name of the fused ops [from, n), joined by '_'. */
+static const char *group_name(grp *G, int from) {
+  nn_buf b = {0};
+  for (int m = from; m < G->n; m++)
+    nn_buf_printf(&b, "%s%s", m > from ? "_" : "", ir_ops[ir_node_get(G->g, G->nodes[m])->op].name);
+  const char *s = nn_strdup(kl_arena(G->c), b.data ? b.data : "");
+  nn_buf_free(&b);
+  return s;
+}
+
+/* ---- elementwise groups --------------------------------------------------- */
+
+static int lower_elementwise(grp *G) {
+  ir_value out = ir_node_get(G->g, G->nodes[G->n - 1])->out[0];
+  kernel *k = G->k = kl_kernel(G->c, group_name(G, 0));
+  nn_dtype odt = storage_dtype(G, out);
+  int64_t total = numel(G->rank, G->od);
+  int32_t os = k_buf(k, odt, total, true, "out");
+  kl_bind(G->c, k, os, kl_value_buf(G->c, out));
+  /* loops: flat, or one per dim of size > 1 (first PARALLEL, last VECTOR) */
+  int nl = 0;
+  kx_id iv[MAXR];
+  if (G->flat) {
+    G->iv = NULL;
+    G->flat_idx = total == 1 ? k_i64(k, 0)
+                             : k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, total),
+                                                       KS_PARALLEL | KS_VECTOR));
+    nl = total == 1 ? 0 : 1;
+  } else {
+    int first = -1, last = -1;
+    for (int i = 0; i < G->rank; i++)
+      if (G->od[i] != 1) {
+        if (first < 0) first = i;
+        last = i;
+      }
+    kx_id idx = k_i64(k, 0);
+    for (int i = 0; i < G->rank; i++) {
+      if (G->od[i] == 1) {
+        iv[i] = k_i64(k, 0);
+        continue;
+      }
+      unsigned f = (i == first ? KS_PARALLEL : 0) | (i == last ? KS_VECTOR : 0);
+      iv[i] = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, G->od[i]), f));
+      idx = k_bin(k, KX_ADD, idx, k_bin(k, KX_MUL, iv[i], k_i64(k, G->ost[i])));
+      nl++;
+    }
+    G->iv = iv;
+    G->flat_idx = idx;
+  }
+  kx_id r = compute(G, 0, -1);
+  if (r < 0) return -1;
+  k_store(k, os, G->flat_idx, k_cast(k, odt, r));
+  while (nl-- > 0) k_for_end(k);
+  return 0;
+}
+
+/* ---- gemm groups -------------------------------------------------------------- */
+
+/* kl_epilogue.build: the members after the gemm, from its product `acc` at
+ * flat index idx of the result. */
+static kx_id build_epilogue(void *ctx, kernel *k, kx_id acc, kx_id idx) {
+  grp *G = ctx;
+  G->k = k;
+  G->flat_idx = idx;
+  G->iv = NULL;
+  G->nslots = 0; /* slots are per kernel */
+  kx_id r = compute(G, 1, acc);
+  return r < 0 ? -1 : k_cast(k, NN_DT_F32, r);
+}
+
+/* 1 done, 0 when kernel_gemm.c does not know the op (nothing emitted), -1
+ * after reporting. */
+static int lower_gemm_group(grp *G) {
+  ir_value out = ir_node_get(G->g, G->nodes[G->n - 1])->out[0];
+  kl_epilogue ep = {.out = kl_value_buf(G->c, out),
+                    .name = group_name(G, 1),
+                    .build = build_epilogue,
+                    .ctx = G};
+  return kl_lower_gemm_ep(G->c, G->nodes[0], &ep);
+}
+
+/* ---- concatenation groups ---------------------------------------------------- */
+
+/* cat(list_construct(x0, x1, ...), dim) followed by the rest of the group,
+ * as ONE kernel over the rows of the result (a row: all dims after `dim`):
+ *   PARALLEL for r in [0, pre*C):  p = r / C, c = r % C
+ *     if c < off1: VECTOR for q in [0, post): v = x0[(p*C0 + c)*post + q]
+ *     elif c < off2: ... x1 at c - off1 ...
+ *       out[r*post + q] = rest of the group(v)
+ * Returns 1 done, 0 when the head is not such a cat (nothing emitted), -1
+ * after reporting. */
+static int lower_cat_group(grp *G) {
+  const ir_node *h = ir_node_get(G->g, G->nodes[0]);
+  if (h->op != NN_OP_CAT || h->nin != 2) return 0;
+  ir_nodeid ldef = G->g->values.data[h->in[0]].def;
+  const ir_node *ln = ldef >= 0 ? ir_node_get(G->g, ldef) : NULL;
+  const ir_const *dc;
+  if (!ln || ln->op != NN_OP_LIST_CONSTRUCT || ln->nin < 1 || ln->nin > MAXSLOTS ||
+      !ir_value_const(G->g, h->in[1], &dc) || dc->kind != IR_C_INT)
+    return 0;
+  int64_t dim = dc->i < 0 ? dc->i + G->rank : dc->i;
+  if (dim < 0 || dim >= G->rank) return 0;
+  int d = (int)dim;
+  nn_dtype odt = ir_vtype(G->g, h->out[0])->dtype;
+  int64_t off[MAXSLOTS + 1];
+  off[0] = 0;
+  for (int i = 0; i < ln->nin; i++) {
+    int64_t pd[MAXR];
+    ir_value v = ln->in[i];
+    if (operand_shape(G, v, pd) != G->rank || ir_vtype(G->g, v)->kind != IR_T_TENSOR ||
+        ir_vtype(G->g, v)->dtype != odt)
+      return 0;
+    for (int k = 0; k < G->rank; k++)
+      if (k != d && pd[k] != G->od[k]) return 0;
+    off[i + 1] = off[i] + pd[d];
+  }
+  if (off[ln->nin] != G->od[d]) return 0;
+  int64_t pre = numel(d, G->od), C = G->od[d], post = numel(G->rank - d - 1, G->od + d + 1);
+
+  ir_value out = ir_node_get(G->g, G->nodes[G->n - 1])->out[0];
+  nn_dtype rdt = storage_dtype(G, out);
+  kernel *k = G->k = kl_kernel(G->c, nn_sprintf(kl_arena(G->c), "cat_%s", group_name(G, 1)));
+  G->nslots = 0;
+  int32_t os = k_buf(k, rdt, numel(G->rank, G->od), true, "out");
+  kl_bind(G->c, k, os, kl_value_buf(G->c, out));
+  int32_t xs[MAXSLOTS];
+  for (int i = 0; i < ln->nin; i++) {
+    xs[i] = k_buf(k, odt, (off[i + 1] - off[i]) * pre * post, false,
+                  nn_sprintf(kl_arena(G->c), "x%d", i));
+    kl_bind(G->c, k, xs[i], kl_value_buf(G->c, ln->in[i]));
+  }
+  if (pre * C * post == 0) return 1;
+  kx_id r = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, pre * C), KS_PARALLEL));
+  kx_id p = k_bin(k, KX_DIV, r, k_i64(k, C)), c = k_bin(k, KX_MOD, r, k_i64(k, C));
+  int nif = 0;
+  for (int i = 0; i < ln->nin; i++) {
+    int64_t ci = off[i + 1] - off[i];
+    if (ci == 0) continue;
+    bool last = off[i + 1] == C;
+    if (!last) {
+      k_if_begin(k, k_bin(k, KX_LT, c, k_i64(k, off[i + 1])));
+      nif++;
+    }
+    kx_id q = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, post), KS_VECTOR));
+    /* coordinates of the element: dims before d from p, d is c, after from q */
+    kx_id iv[MAXR];
+    int64_t inner = 1;
+    for (int j = d - 1; j >= 0; j--) {
+      iv[j] = k_bin(k, KX_MOD, k_bin(k, KX_DIV, p, k_i64(k, inner)), k_i64(k, G->od[j]));
+      inner *= G->od[j];
+    }
+    iv[d] = c;
+    inner = 1;
+    for (int j = G->rank - 1; j > d; j--) {
+      iv[j] = k_bin(k, KX_MOD, k_bin(k, KX_DIV, q, k_i64(k, inner)), k_i64(k, G->od[j]));
+      inner *= G->od[j];
+    }
+    G->iv = iv;
+    G->flat_idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, r, k_i64(k, post)), q);
+    kx_id src = k_bin(k, KX_ADD,
+                      k_bin(k, KX_MUL,
+                            k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, k_i64(k, ci)),
+                                  k_bin(k, KX_SUB, c, k_i64(k, off[i]))),
+                            k_i64(k, post)),
+                      q);
+    kx_id v = compute(G, 1, k_load(k, xs[i], src));
+    if (v < 0) return -1;
+    k_store(k, os, G->flat_idx, k_cast(k, rdt, v));
+    k_for_end(k);
+    if (!last) k_else(k);
+  }
+  while (nif-- > 0) k_if_end(k);
+  k_for_end(k);
+  return 1;
+}
+
+/* ---- entry ------------------------------------------------------------------ */
+
+int kl_lower_group(kl_ctx *c, const ir_nodeid *nodes, int n) {
+  NN_ASSERT(n >= 1);
+  grp G = {.c = c, .g = kl_graph(c), .nodes = nodes, .n = n};
+  ir_fusion f = ir_ops[ir_node_get(G.g, nodes[0])->op].fusion;
+  G.gemm = f == IR_FUSE_GEMM;
+  G.head = G.gemm || f == IR_FUSE_INJECTIVE;
+  if (G.head) {
+    if (n >= 2 && check(&G)) {
+      int r = G.gemm ? lower_gemm_group(&G) : lower_cat_group(&G);
+      if (r != 0) return r < 0 ? -1 : 0;
+    }
+    /* the head on its own (its result gets storage), the rest fused */
+    if (kl_lower_node(c, nodes[0]) < 0) return -1;
+    return n > 1 ? kl_lower_group(c, nodes + 1, n - 1) : 0;
+  }
+  if (n >= 2 && check(&G)) return lower_elementwise(&G);
+  for (int i = 0; i < n; i++)
+    if (kl_lower_node(c, nodes[i]) < 0) return -1;
+  return 0;
+}
