@@ -504,6 +504,12 @@ static void print_stmt(nn_buf *b, const kernel *k, ks_id id, int depth,
       print_gemm_operand(b, k, g->bias, g->bias_off, g->bias_rs, g->bias_cs);
     }
     nn_buf_printf(b, "%s\n", g->b_is_weight ? " (b is weight)" : "");
+    if (g->epilogue) {
+      indent(b, depth + 1);
+      nn_buf_printf(b, "epilogue v%d = C element, v%d = its index: store ", g->ep_acc, g->ep_idx);
+      print_expr(b, k, g->ep);
+      nn_buf_printf(b, "\n");
+    }
     return;
   }
   }

@@ -315,6 +315,35 @@ static void io_of(kl_ctx *c, ir_value v, const char *name, be_io *io) {
   io->dims = dims;
 }
 
+/* Steps whose kernels have the same code — everything k_print shows but
+ * the name: buffers with dtypes and sizes, loops, expressions, constants —
+ * share one kernel, so the backend compiles it once (the repeated blocks of
+ * resnet and densenet). Bindings stay per step. */
+static void share_kernels(be_program *p) {
+  int cap = 16;
+  while (cap < 2 * p->steps.len) cap *= 2;
+  const char **keys = nn_alloc(p->arena, sizeof(char *) * (size_t)cap);
+  kernel **vals = nn_alloc(p->arena, sizeof(kernel *) * (size_t)cap);
+  nn_buf b = {0};
+  for (int i = 0; i < p->steps.len; i++) {
+    b.len = 0;
+    k_print(&b, p->steps.data[i].k);
+    const char *sig = b.data ? strchr(b.data, '(') : NULL;
+    if (!sig) continue;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = sig; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    uint64_t j = h & (uint64_t)(cap - 1);
+    while (keys[j] && strcmp(keys[j], sig)) j = (j + 1) & (uint64_t)(cap - 1);
+    if (keys[j]) {
+      p->steps.data[i].k = vals[j];
+    } else {
+      keys[j] = nn_strdup(p->arena, sig);
+      vals[j] = p->steps.data[i].k;
+    }
+  }
+  nn_buf_free(&b);
+}
+
 be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d) {
   be_program *p = nn_alloc(arena, sizeof *p);
   p->arena = arena;
@@ -364,6 +393,7 @@ be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d) {
       NN_ASSERT(s->slots && s->slots[k] >= 0);
   }
   if (d->errors > errors0) return NULL;
+  share_kernels(p);
   be_memplan(p);
   return p;
 }
