@@ -2,20 +2,40 @@
  *
  * A session owns one pool; the generated graph function hands it to
  * nncc_rt_parallel_for for each parallel kernel. A pool of T threads has
- * T - 1 workers; the calling thread is the T-th. A job over [0, n) is cut
- * into c = min(T, n) contiguous chunks of near-equal size; chunk 0 runs on
- * the caller and chunk w on worker w (a static assignment: chunks are equal
- * and kernels are uniform, and it makes the split — and so any per-chunk
- * floating-point order — the same on every run).
+ * T - 1 workers; the calling thread is the T-th and works too.
  *
- * Hand-off: the caller publishes the job under the mutex and bumps `gen`;
- * workers spin briefly on `gen` (kernels come back to back, and a sleeping
- * thread takes tens of microseconds to wake), then sleep on `wake`. Each
- * participating worker decrements `pending` when its chunk is done; the
- * caller spins, then sleeps on `done`, until `pending` is 0. A new job can't
- * start before `pending` reaches 0, so a worker never sees a job change
- * under it; a worker that slept through a job it had no chunk of simply
- * copies the newest one.
+ * Splitting. A job over [0, n) is cut into p = min(n, 8 T) pieces of
+ * near-equal size, always the same for a given n (so results never depend
+ * on timing: iterations are independent, and each piece covers the same
+ * iterations on every run). The threads claim pieces one at a time from a
+ * shared counter until none is left, so a thread that is slowed down (by
+ * the OS, or by a piece that costs more, like a GEMM's edge tile) takes
+ * fewer pieces instead of making the others wait.
+ *
+ * Small kernels run inline. The pool knows only n, and the cost of an
+ * iteration differs by orders of magnitude between kernels, so it learns
+ * the cost: every call is timed, and a small table keyed by the kernel
+ * function keeps a running estimate of the kernel's single-thread time
+ * (for a split call, the calling thread's own time per piece times the
+ * pieces, so hand-off delays don't inflate it). A kernel seen for the first time
+ * runs inline (that measures it); afterwards it is split across the
+ * threads only when the estimate is at least RT_INLINE_NS, because handing
+ * work to a spinning worker costs about a microsecond of latency (and a
+ * sleeping one tens of microseconds) while splitting W of work saves at
+ * most W (1 - 1/T). Shapes are static, so a kernel's cost hardly changes
+ * from run to run and the decision settles after the first run.
+ *
+ * Hand-off. The caller publishes the job and bumps `gen`; workers spin on
+ * `gen` for up to RT_SPIN_NS (kernels come back to back, and a sleeping
+ * thread takes tens of microseconds to wake), then sleep on `wake`. Every
+ * worker joins every job it is woken for and decrements `left` when it
+ * finds no piece to claim; the caller, once out of pieces, spins and then
+ * sleeps on `done` until `left` is 0. A new job can't start before `left`
+ * reaches 0, so a worker never sees a job change under it. The mutex is
+ * taken only to sleep or to wake a sleeper: `sleeping` and `waiting` are
+ * checked after the counters they guard (sequentially consistent atomics
+ * on both sides), so no wake-up is lost. The counters each live on their
+ * own cache line so spinning threads don't slow the writers of the others.
  *
  * Compiled with -fvisibility=hidden into the embedded model runtime: none of
  * these symbols leave the model.so.
@@ -23,11 +43,17 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "abi.h"
 
-#define RT_SPIN 4000 /* busy-wait iterations before sleeping (~10-100 us) */
+#define RT_SPIN_NS 200000       /* busy-wait this long before sleeping */
+#define RT_INLINE_NS 6000.0     /* kernels estimated cheaper run inline */
+#define RT_PIECES_PER_THREAD 8  /* pieces per thread of a split job */
+#define RT_COST_SLOTS 256       /* cost table entries (a power of 2) */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define rt_relax() __builtin_ia32_pause()
@@ -41,92 +67,105 @@ typedef struct rt_job {
   nncc_rt_kernel_fn fn; /* the kernel */
   void *const *slots;   /* its buffers */
   int64_t n;            /* iterations */
-  int nchunks;          /* chunks this job is cut into (<= nthreads) */
+  int npieces;          /* pieces the job is cut into */
 } rt_job;
 
-typedef struct rt_worker {
-  rt_pool *pool;
-  int id; /* 1..nthreads-1; runs chunk `id` */
-} rt_worker;
+/* The learned single-thread cost of one kernel. */
+typedef struct rt_cost {
+  nncc_rt_kernel_fn fn; /* the kernel, NULL for an empty entry */
+  double ns;            /* running estimate of its single-thread time */
+} rt_cost;
 
 struct rt_pool {
   int nthreads;          /* including the caller */
   pthread_t *threads;    /* nthreads - 1 workers */
-  rt_worker *workers;    /* their arguments */
   int started;           /* workers actually started */
-  pthread_mutex_t mu;    /* guards job, stop, sleeping */
+  pthread_mutex_t mu;    /* taken to sleep on wake/done and to signal them */
   pthread_cond_t wake;   /* workers wait here for a new gen */
-  pthread_cond_t done;   /* the caller waits here for pending == 0 */
-  rt_job job;            /* the current job (written under mu) */
-  bool stop;             /* shutting down */
-  int sleeping;          /* workers blocked on wake */
-  atomic_ulong gen;      /* job generation, bumped per job */
-  atomic_int pending;    /* chunks of the current job not yet finished */
+  pthread_cond_t done;   /* the caller waits here for left == 0 */
+  rt_job job;            /* the current job (stable while left > 0) */
+  bool stop;             /* shutting down (under mu) */
+  rt_cost cost[RT_COST_SLOTS]; /* caller-only: learned kernel costs */
+  _Alignas(64) atomic_ulong gen; /* job generation, bumped per job */
+  _Alignas(64) atomic_int next;  /* next piece to claim */
+  _Alignas(64) atomic_int left;  /* workers not yet done with the job */
+  _Alignas(64) atomic_int sleeping; /* workers blocked (or about to) on wake */
+  atomic_int waiting;    /* the caller is blocked (or about to) on done */
 };
 
-/* Iterations [begin, end) of chunk c out of nchunks. */
-static void rt_chunk(int64_t n, int c, int nchunks, int64_t *begin, int64_t *end) {
-  int64_t q = n / nchunks, r = n % nchunks; /* the first r chunks get q + 1 */
-  *begin = q * c + (c < r ? c : r);
-  *end = *begin + q + (c < r ? 1 : 0);
+static uint64_t rt_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void rt_finish_chunk(rt_pool *p) {
-  if (atomic_fetch_sub(&p->pending, 1) == 1) {
-    pthread_mutex_lock(&p->mu);
-    pthread_cond_signal(&p->done);
-    pthread_mutex_unlock(&p->mu);
+/* Claims and runs pieces of the current job until none is left; returns
+ * how many it ran. */
+static int rt_work(rt_pool *p, const rt_job *job) {
+  int64_t q = job->n / job->npieces, r = job->n % job->npieces;
+  for (int ran = 0;; ran++) {
+    int c = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+    if (c >= job->npieces) return ran;
+    /* the first r pieces get q + 1 iterations */
+    int64_t begin = q * c + (c < r ? c : r);
+    job->fn(job->slots, begin, begin + q + (c < r ? 1 : 0));
   }
 }
 
 static void *rt_worker_main(void *arg) {
-  rt_worker *w = arg;
-  rt_pool *p = w->pool;
+  rt_pool *p = arg;
   unsigned long seen = 0;
   for (;;) {
-    for (int i = 0; i < RT_SPIN && atomic_load(&p->gen) == seen; i++) rt_relax();
-    pthread_mutex_lock(&p->mu);
-    while (!p->stop && atomic_load(&p->gen) == seen) {
-      p->sleeping++;
-      pthread_cond_wait(&p->wake, &p->mu);
-      p->sleeping--;
+    if (atomic_load(&p->gen) == seen) {
+      uint64_t t0 = rt_now_ns();
+      for (int i = 1; atomic_load(&p->gen) == seen; i++) {
+        rt_relax();
+        if (i % 256 == 0 && rt_now_ns() - t0 > RT_SPIN_NS) break;
+      }
     }
-    if (p->stop) {
+    if (atomic_load(&p->gen) == seen) {
+      pthread_mutex_lock(&p->mu);
+      atomic_fetch_add(&p->sleeping, 1);
+      while (!p->stop && atomic_load(&p->gen) == seen)
+        pthread_cond_wait(&p->wake, &p->mu);
+      atomic_fetch_sub(&p->sleeping, 1);
       pthread_mutex_unlock(&p->mu);
-      return NULL;
     }
-    rt_job job = p->job;
+    if (atomic_load(&p->gen) == seen) return NULL; /* stop */
     seen = atomic_load(&p->gen);
-    pthread_mutex_unlock(&p->mu);
-    if (w->id < job.nchunks) {
-      int64_t b, e;
-      rt_chunk(job.n, w->id, job.nchunks, &b, &e);
-      job.fn(job.slots, b, e);
-      rt_finish_chunk(p);
+    rt_job job = p->job;
+    rt_work(p, &job);
+    if (atomic_fetch_sub(&p->left, 1) == 1 && atomic_load(&p->waiting)) {
+      pthread_mutex_lock(&p->mu);
+      pthread_cond_signal(&p->done);
+      pthread_mutex_unlock(&p->mu);
     }
   }
 }
 
 rt_pool *rt_pool_new(int nthreads) {
   if (nthreads < 1) nthreads = 1;
-  rt_pool *p = calloc(1, sizeof *p);
+  size_t bytes = (sizeof(rt_pool) + 63) / 64 * 64;
+  rt_pool *p = aligned_alloc(64, bytes);
   if (!p) return NULL;
+  memset(p, 0, bytes);
   p->nthreads = nthreads;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->wake, NULL);
   pthread_cond_init(&p->done, NULL);
   atomic_init(&p->gen, 0);
-  atomic_init(&p->pending, 0);
+  atomic_init(&p->next, 0);
+  atomic_init(&p->left, 0);
+  atomic_init(&p->sleeping, 0);
+  atomic_init(&p->waiting, 0);
   if (nthreads > 1) {
     p->threads = calloc((size_t)nthreads - 1, sizeof *p->threads);
-    p->workers = calloc((size_t)nthreads - 1, sizeof *p->workers);
-    if (!p->threads || !p->workers) {
+    if (!p->threads) {
       rt_pool_free(p);
       return NULL;
     }
     for (int i = 0; i < nthreads - 1; i++) {
-      p->workers[i] = (rt_worker){p, i + 1};
-      if (pthread_create(&p->threads[i], NULL, rt_worker_main, &p->workers[i])) {
+      if (pthread_create(&p->threads[i], NULL, rt_worker_main, p)) {
         rt_pool_free(p);
         return NULL;
       }
@@ -147,34 +186,62 @@ void rt_pool_free(rt_pool *p) {
   pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->mu);
   free(p->threads);
-  free(p->workers);
   free(p);
+}
+
+/* Runs job over all threads of p and returns when every piece is done.
+ * Returns the job's single-thread time as the caller's own pieces imply it
+ * (their time, times the pieces per piece it ran), which leaves out the
+ * hand-off; -1 when the caller ran no piece. */
+static double rt_run_split(rt_pool *p, const rt_job *job) {
+  p->job = *job;
+  atomic_store(&p->next, 0);
+  atomic_store(&p->left, p->started);
+  atomic_fetch_add(&p->gen, 1);
+  if (atomic_load(&p->sleeping)) {
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+  }
+  uint64_t t0 = rt_now_ns();
+  int ran = rt_work(p, job);
+  double ns = ran ? (double)(rt_now_ns() - t0) * job->npieces / ran : -1;
+  for (int i = 0; i < 20000 && atomic_load(&p->left) != 0; i++) rt_relax();
+  if (atomic_load(&p->left) != 0) {
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->waiting, 1);
+    while (atomic_load(&p->left) != 0) pthread_cond_wait(&p->done, &p->mu);
+    atomic_store(&p->waiting, 0);
+    pthread_mutex_unlock(&p->mu);
+  }
+  return ns;
 }
 
 void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots,
                           int64_t n) {
   rt_pool *p = pool;
   if (n <= 0) return;
-  if (!p || p->nthreads <= 1 || n == 1) {
+  if (!p || p->started == 0 || n == 1) {
     fn(slots, 0, n);
     return;
   }
-  int nchunks = n < p->nthreads ? (int)n : p->nthreads;
-  pthread_mutex_lock(&p->mu);
-  p->job = (rt_job){fn, slots, n, nchunks};
-  atomic_store(&p->pending, nchunks - 1); /* the workers' chunks */
-  atomic_fetch_add(&p->gen, 1);
-  if (p->sleeping) pthread_cond_broadcast(&p->wake);
-  pthread_mutex_unlock(&p->mu);
-
-  int64_t b, e;
-  rt_chunk(n, 0, nchunks, &b, &e);
-  fn(slots, b, e);
-
-  for (int i = 0; i < RT_SPIN && atomic_load(&p->pending) != 0; i++) rt_relax();
-  if (atomic_load(&p->pending) != 0) {
-    pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+  uintptr_t h = ((uintptr_t)fn >> 4) * (uintptr_t)0x9e3779b97f4a7c15ull;
+  rt_cost *c = &p->cost[(h >> 24) & (RT_COST_SLOTS - 1)];
+  double ns;
+  if (c->fn == fn && c->ns >= RT_INLINE_NS) {
+    int64_t most = (int64_t)RT_PIECES_PER_THREAD * (p->started + 1);
+    rt_job job = {fn, slots, n, (int)(n < most ? n : most)};
+    ns = rt_run_split(p, &job);
+    if (ns < 0) return;
+  } else {
+    uint64_t t0 = rt_now_ns();
+    fn(slots, 0, n);
+    ns = (double)(rt_now_ns() - t0);
+  }
+  if (c->fn != fn) {
+    c->fn = fn;
+    c->ns = ns;
+  } else {
+    c->ns = 0.75 * c->ns + 0.25 * ns;
   }
 }

@@ -6,8 +6,10 @@
  * a run allocates nothing. nncc_session_run checks every tensor against the
  * model's description before the generated code sees it: the generated code
  * trusts its shapes completely, so this is the one place where bad input is
- * turned into an error instead of an out-of-bounds access.
+ * turned into an error instead of an out-of-bounds access. The checks are
+ * a few compares per tensor; messages are formatted only for a mismatch.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,9 +81,21 @@ static void rt_dims_str(char *buf, size_t cap, int32_t rank, const int64_t *dims
   if (rank == 0) snprintf(buf, cap, "[]");
 }
 
+/* Whether tensor t matches io exactly: the fast path of every run, with no
+ * formatting (rt_check_tensor explains a mismatch). */
+static bool rt_tensor_ok(const nncc_tensor *t, const nncc_model_io *io) {
+  if (t->flags != NNCC_TENSOR_HOST || !t->data || (int32_t)t->dtype != io->dtype ||
+      t->rank != io->rank || (t->rank > 0 && !t->dims))
+    return false;
+  for (int32_t k = 0; k < t->rank; k++)
+    if (t->dims[k] != io->dims[k]) return false;
+  return true;
+}
+
 /* Checks tensor t against io; `what` is "input" or "output". */
 static nncc_status rt_check_tensor(const nncc_tensor *t, const nncc_model_io *io,
                                    const char *what, size_t i, char **err) {
+  if (rt_tensor_ok(t, io)) return NNCC_OK;
   char want[256];
   rt_dims_str(want, sizeof want, io->rank, io->dims);
   if (t->flags != NNCC_TENSOR_HOST)

@@ -9,7 +9,7 @@
  *                   back in, turning the noalias parameters into scoped alias
  *                   metadata on every access)
  *   llvm_numeric.c  scalar building blocks: dtype → LLVM types, f16/bf16
- *                   conversions, intrinsic and libm calls
+ *                   conversions, intrinsic and libm calls, inline f32 math
  *   llvm_codegen.c  the program: kernels in step order, nncc_graph_run, the
  *                   target machine, the optimization pipeline, the object
  *
@@ -25,6 +25,10 @@
  *   - integer division or modulo by zero yields 0 (never a trap); float →
  *     int truncates into i64 saturating (NaN → 0), then wraps to the width.
  *   - math functions of integers go through double.
+ *   - exp, log, log1p, tanh and erf of f32 (so also f16/bf16) are inline
+ *     polynomial code (llvm_exp_f32...), a few ulp from the correctly
+ *     rounded result and vectorizable; sin, cos, pow and every f64
+ *     function are libm's (through intrinsics or calls).
  */
 #ifndef NNCC_LLVM_INTERNAL_H
 #define NNCC_LLVM_INTERNAL_H
@@ -96,6 +100,14 @@ LLVMValueRef llvm_libm1(kctx *c, const char *fname, const char *dname,
                         LLVMValueRef a);
 /* The integer power helper function for type ty; *fty gets its type. */
 LLVMValueRef llvm_ipow_fn(kctx *c, LLVMTypeRef ty, bool uns, LLVMTypeRef *fty);
+/* Inline f32 math (straight-line code: no calls, no branches), with IEEE
+ * special values (±0, ±inf, NaN, subnormals, overflow, underflow) handled
+ * like libm. Error bounds: tests/unit/test_vmath.c. */
+LLVMValueRef llvm_exp_f32(kctx *c, LLVMValueRef x);
+LLVMValueRef llvm_log_f32(kctx *c, LLVMValueRef x);
+LLVMValueRef llvm_log1p_f32(kctx *c, LLVMValueRef x);
+LLVMValueRef llvm_tanh_f32(kctx *c, LLVMValueRef x);
+LLVMValueRef llvm_erf_f32(kctx *c, LLVMValueRef x);
 
 /* ---- llvm_kernel.c ------------------------------------------------------- */
 

@@ -210,12 +210,13 @@ static LLVMValueRef expr_unary(kctx *c, const kx *e, LLVMValueRef a) {
     return convert(c, convert(c, x, NN_DT_F64, NN_DT_I64), NN_DT_I64, t);
   }
   LLVMValueRef v;
+  bool f32 = LLVMTypeOf(a) == c->lm->t_f32; /* f32, f16, bf16: inline math */
   switch (e->op) {
   case KX_EXP:
-    v = llvm_intrin1(c, "llvm.exp", a);
+    v = f32 ? llvm_exp_f32(c, a) : llvm_intrin1(c, "llvm.exp", a);
     break;
   case KX_LOG:
-    v = llvm_intrin1(c, "llvm.log", a);
+    v = f32 ? llvm_log_f32(c, a) : llvm_intrin1(c, "llvm.log", a);
     break;
   case KX_SQRT:
     v = llvm_intrin1(c, "llvm.sqrt", a);
@@ -231,13 +232,13 @@ static LLVMValueRef expr_unary(kctx *c, const kx *e, LLVMValueRef a) {
                       llvm_intrin1(c, "llvm.sqrt", a), "");
     break;
   case KX_LOG1P:
-    v = llvm_libm1(c, "log1pf", "log1p", a);
+    v = f32 ? llvm_log1p_f32(c, a) : llvm_libm1(c, "log1pf", "log1p", a);
     break;
   case KX_TANH:
-    v = llvm_libm1(c, "tanhf", "tanh", a);
+    v = f32 ? llvm_tanh_f32(c, a) : llvm_libm1(c, "tanhf", "tanh", a);
     break;
   case KX_ERF:
-    v = llvm_libm1(c, "erff", "erf", a);
+    v = f32 ? llvm_erf_f32(c, a) : llvm_libm1(c, "erff", "erf", a);
     break;
   default:
     NN_UNREACHABLE();

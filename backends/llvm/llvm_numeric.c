@@ -1,8 +1,10 @@
 /* llvm_numeric.c — the scalar building blocks of llvm_kernel.c: dtype →
  * LLVM type mapping, f16/bf16 conversions done with integer operations (no
- * libcalls, so loops holding them still vectorize), and calls to
- * intrinsics, libm and the integer power helper.
+ * libcalls, so loops holding them still vectorize), calls to intrinsics,
+ * libm and the integer power helper, and inline f32 exp/log/log1p/tanh/erf
+ * (polynomials, also vectorizable).
  */
+#include <math.h>
 #include <string.h>
 
 #include "llvm_internal.h"
@@ -273,4 +275,197 @@ LLVMValueRef llvm_ipow_fn(kctx *c, LLVMTypeRef ty, bool uns,
   LLVMBuildRet(b, r2);
   LLVMDisposeBuilder(b);
   return f;
+}
+
+/* ---- inline f32 math --------------------------------------------------------
+ *
+ * exp, log, log1p, tanh and erf of f32 (and of f16/bf16, which compute in
+ * f32) are emitted as straight-line IR — range reduction, a polynomial,
+ * selects for the special cases, no branches and no calls — so loops
+ * holding them (softmax, sigmoid, silu, gelu, tanh, log-softmax) still
+ * vectorize. f64 keeps libm. The polynomial coefficients come from
+ * tests/unit/vmath_fit.py (near-minimax fits rounded to f32); the forms and
+ * intervals are described there. tests/unit/test_vmath.c measures the
+ * error against libm in double precision over a sweep of every binade;
+ * the bounds it asserts are stated there (at most 1-3 ulp).
+ *
+ * Every polynomial is evaluated with Horner's rule in llvm.fmuladd, which
+ * becomes one FMA where the target has it. The constants that multiply an
+ * integer (ln 2 in exp and log) are split Cody-Waite style into a high part
+ * with 16 significant bits (so k * hi is exact for |k| < 256 even without
+ * FMA) and a low part. */
+
+static LLVMValueRef cf(kctx *c, double v) {
+  return LLVMConstReal(c->lm->t_f32, v);
+}
+
+static LLVMValueRef fmuladd(kctx *c, LLVMValueRef a, LLVMValueRef x,
+                            LLVMValueRef y) {
+  LLVMValueRef args[3] = {a, x, y};
+  return llvm_intrin(c, "llvm.fmuladd", c->lm->t_f32, args, 3);
+}
+
+/* coef[0] + coef[1] x + ... + coef[n-1] x^(n-1). */
+static LLVMValueRef poly(kctx *c, LLVMValueRef x, const float *coef, int n) {
+  LLVMValueRef r = cf(c, coef[n - 1]);
+  for (int i = n - 2; i >= 0; i--)
+    r = fmuladd(c, r, x, cf(c, coef[i]));
+  return r;
+}
+
+static LLVMValueRef fcmp(kctx *c, LLVMRealPredicate p, LLVMValueRef a,
+                         double v) {
+  return LLVMBuildFCmp(c->b, p, a, cf(c, v), "");
+}
+
+static LLVMValueRef sel(kctx *c, LLVMValueRef cond, LLVMValueRef a,
+                        LLVMValueRef b) {
+  return LLVMBuildSelect(c->b, cond, a, b, "");
+}
+
+#define LN2_HI 0x1.62e4p-1                /* ln 2, first 16 bits */
+#define LN2_LO 0x1.7f7d1cf79abcap-20      /* ln 2 - LN2_HI, as an f32 */
+
+/* e^r - 1 - r = r^2 q(r) on |r| <= ln(2)/2. */
+static const float exp_q[] = {0x1.fffffcp-2f, 0x1.555492p-3f, 0x1.5558aap-5f,
+                              0x1.123996p-7f, 0x1.6a563cp-10f};
+/* log(1 + f) - f = f^2 q(f) on sqrt(1/2) - 1 <= f < sqrt(2) - 1. */
+static const float log_q[] = {-0x1.fffff8p-2f, 0x1.55555p-2f,  -0x1.000438p-2f,
+                              0x1.99a428p-3f,  -0x1.542402p-3f, 0x1.226b2ap-3f,
+                              -0x1.0f4f0ep-3f, 0x1.087e6p-3f,   -0x1.383ebcp-4f};
+/* tanh(x) - x = x^3 q(x^2) on |x| <= TANH_T. */
+#define TANH_T 0.5625
+static const float tanh_q[] = {-0x1.555554p-2f, 0x1.111084p-3f, -0x1.b9f496p-5f,
+                               0x1.63cd7ep-6f,  -0x1.0d34d2p-7f, 0x1.1d3636p-9f};
+/* erf(x) - ERF_C x = x q(x^2) on |x| <= ERF_T; ERF_C is 2/sqrt(pi) in f32. */
+#define ERF_T 1.0
+#define ERF_C 0x1.20dd76p+0
+static const float erf_q[] = {-0x1.f7ff04p-25f, -0x1.812746p-2f, 0x1.ce2eeap-4f,
+                              -0x1.b8269cp-6f,  0x1.56041ap-8f,  -0x1.bafd0ep-11f,
+                              0x1.cd9f6ep-14f,  -0x1.2adf1cp-17f};
+/* -log(erfc(x)) = Q(x - 2) on ERF_T <= x <= 4 (erf rounds to 1 beyond). */
+static const float erf_tail[] = {
+    0x1.575b32p+2f,  0x1.1ac322p+2f,  0x1.d8f674p-1f,  0x1.0e2ddep-6f,
+    -0x1.d2b518p-9f, 0x1.526e74p-11f, -0x1.e962dp-13f, 0x1.326feap-14f,
+    0x1.913334p-14f, 0x1.33bc32p-18f, -0x1.3e201ap-16f};
+
+/* 2^k for an i32 k in [-126, 127], as a float. */
+static LLVMValueRef pow2i(kctx *c, LLVMValueRef k) {
+  LLVMValueRef e = LLVMBuildAdd(c->b, k, ci32(c, 127), "");
+  return LLVMBuildBitCast(c->b, LLVMBuildShl(c->b, e, ci32(c, 23), ""),
+                          c->lm->t_f32, "");
+}
+
+/* e^x: x = k ln2 + r with k = round(x / ln 2), e^r from the polynomial,
+ * then times 2^k in two steps (2^(k/2) first is exact, so the result is
+ * rounded once, also when it is subnormal). x is clamped to [-104, 89]
+ * first, where e^x is 0 and +inf in f32 (and NaN becomes 89, then is
+ * put back at the end). */
+LLVMValueRef llvm_exp_f32(kctx *c, LLVMValueRef x) {
+  LLVMBuilderRef b = c->b;
+  LLVMValueRef xc = sel(c, fcmp(c, LLVMRealOLT, x, 89.0), x, cf(c, 89.0));
+  xc = sel(c, fcmp(c, LLVMRealOGT, xc, -104.0), xc, cf(c, -104.0));
+  LLVMValueRef kf = llvm_intrin1(
+      c, "llvm.roundeven", LLVMBuildFMul(b, xc, cf(c, 0x1.715476p+0), ""));
+  LLVMValueRef r = fmuladd(c, kf, cf(c, -LN2_HI), xc);
+  r = fmuladd(c, kf, cf(c, -LN2_LO), r);
+  LLVMValueRef p = fmuladd(c, LLVMBuildFMul(b, r, r, ""),
+                           poly(c, r, exp_q, NN_ARRAY_LEN(exp_q)), r);
+  p = LLVMBuildFAdd(b, p, cf(c, 1.0), "");
+  LLVMValueRef k = LLVMBuildFPToSI(b, kf, c->lm->t_i32, "");
+  LLVMValueRef k1 = LLVMBuildAShr(b, k, ci32(c, 1), "");
+  LLVMValueRef k2 = LLVMBuildSub(b, k, k1, "");
+  p = LLVMBuildFMul(b, LLVMBuildFMul(b, p, pow2i(c, k1), ""), pow2i(c, k2), "");
+  return sel(c, fcmp(c, LLVMRealUNO, x, 0.0), x, p);
+}
+
+/* log(u) + tail for tail much smaller than the result (log1p's rounding
+ * correction; 0 for log). u = 2^e m with m in [sqrt(1/2), sqrt(2)) (read
+ * from the bits, subnormals scaled by 2^23 first), then
+ * log(u) = e ln2 + f + f^2 q(f) with f = m - 1 (exact), summed smallest
+ * terms first. Special values of u: 0 → -inf, +inf → +inf, negative or
+ * NaN → NaN. */
+static LLVMValueRef log_core(kctx *c, LLVMValueRef u, LLVMValueRef tail) {
+  LLVMBuilderRef b = c->b;
+  LLVMTypeRef i32 = c->lm->t_i32, f32 = c->lm->t_f32;
+  const uint32_t sqrt_half = 0x3f3504f3; /* f32 bits of sqrt(1/2) */
+  LLVMValueRef sub = fcmp(c, LLVMRealOLT, u, 0x1p-126);
+  LLVMValueRef us = sel(c, sub, LLVMBuildFMul(b, u, cf(c, 0x1p23), ""), u);
+  LLVMValueRef t = LLVMBuildSub(b, LLVMBuildBitCast(b, us, i32, ""),
+                                ci32(c, sqrt_half), "");
+  LLVMValueRef e = LLVMBuildAdd(b, LLVMBuildAShr(b, t, ci32(c, 23), ""),
+                                sel(c, sub, ci32(c, (uint32_t)-23), ci32(c, 0)),
+                                "");
+  LLVMValueRef m = LLVMBuildAdd(
+      b, LLVMBuildAnd(b, t, ci32(c, 0x7fffff), ""), ci32(c, sqrt_half), "");
+  LLVMValueRef f =
+      LLVMBuildFSub(b, LLVMBuildBitCast(b, m, f32, ""), cf(c, 1.0), "");
+  LLVMValueRef ef = LLVMBuildSIToFP(b, e, f32, "");
+  LLVMValueRef r = fmuladd(c, ef, cf(c, LN2_LO), tail);
+  r = fmuladd(c, LLVMBuildFMul(b, f, f, ""),
+              poly(c, f, log_q, NN_ARRAY_LEN(log_q)), r);
+  r = LLVMBuildFAdd(b, r, f, "");
+  r = fmuladd(c, ef, cf(c, LN2_HI), r);
+  r = sel(c, fcmp(c, LLVMRealOEQ, u, INFINITY), u, r);
+  r = sel(c, fcmp(c, LLVMRealOEQ, u, 0.0), cf(c, -INFINITY), r);
+  return sel(c, fcmp(c, LLVMRealULT, u, 0.0), cf(c, NAN), r);
+}
+
+LLVMValueRef llvm_log_f32(kctx *c, LLVMValueRef x) {
+  return log_core(c, x, cf(c, 0.0));
+}
+
+/* log(1 + x) = log(u) + d / u with u = fl(1 + x) and d = (1 + x) - u, the
+ * rounding error of u, computed exactly: x - (u - 1) when x <= 1 (u - 1 is
+ * exact there), 1 - (u - x) when x > 1. ±0 returns x (keeps the sign). */
+LLVMValueRef llvm_log1p_f32(kctx *c, LLVMValueRef x) {
+  LLVMBuilderRef b = c->b;
+  LLVMValueRef one = cf(c, 1.0);
+  LLVMValueRef u = LLVMBuildFAdd(b, x, one, "");
+  LLVMValueRef d_small =
+      LLVMBuildFSub(b, x, LLVMBuildFSub(b, u, one, ""), "");
+  LLVMValueRef d_big = LLVMBuildFSub(b, one, LLVMBuildFSub(b, u, x, ""), "");
+  LLVMValueRef d = sel(c, fcmp(c, LLVMRealOGT, x, 1.0), d_big, d_small);
+  LLVMValueRef r = log_core(c, u, LLVMBuildFDiv(b, d, u, ""));
+  return sel(c, fcmp(c, LLVMRealOEQ, x, 0.0), x, r);
+}
+
+/* tanh: x + x^3 q(x^2) for |x| < TANH_T; beyond, 1 - 2 / (e^(2|x|) + 1)
+ * (e^(2|x|) = inf gives exactly 1; NaN stays NaN), either with the sign of
+ * x. */
+LLVMValueRef llvm_tanh_f32(kctx *c, LLVMValueRef x) {
+  LLVMBuilderRef b = c->b;
+  LLVMValueRef a = llvm_intrin1(c, "llvm.fabs", x);
+  LLVMValueRef s = LLVMBuildFMul(b, x, x, "");
+  LLVMValueRef small =
+      fmuladd(c, LLVMBuildFMul(b, x, s, ""),
+              poly(c, s, tanh_q, NN_ARRAY_LEN(tanh_q)), x);
+  LLVMValueRef e = llvm_exp_f32(c, LLVMBuildFAdd(b, a, a, ""));
+  LLVMValueRef big = LLVMBuildFSub(
+      b, cf(c, 1.0),
+      LLVMBuildFDiv(b, cf(c, 2.0), LLVMBuildFAdd(b, e, cf(c, 1.0), ""), ""),
+      "");
+  LLVMValueRef args[2] = {sel(c, fcmp(c, LLVMRealOLT, a, TANH_T), small, big),
+                          x}; /* the sign also makes tanh(-0) = -0 */
+  return llvm_intrin(c, "llvm.copysign", c->lm->t_f32, args, 2);
+}
+
+/* erf: ERF_C x + x q(x^2) for |x| < ERF_T; beyond, 1 - e^-Q(|x| - 2) with
+ * |x| clamped to 4; either with the sign of x; NaN stays NaN. */
+LLVMValueRef llvm_erf_f32(kctx *c, LLVMValueRef x) {
+  LLVMBuilderRef b = c->b;
+  LLVMValueRef a = llvm_intrin1(c, "llvm.fabs", x);
+  LLVMValueRef s = LLVMBuildFMul(b, x, x, "");
+  LLVMValueRef small = fmuladd(
+      c, x, cf(c, ERF_C),
+      LLVMBuildFMul(b, x, poly(c, s, erf_q, NN_ARRAY_LEN(erf_q)), ""));
+  LLVMValueRef ac = sel(c, fcmp(c, LLVMRealOLT, a, 4.0), a, cf(c, 4.0));
+  LLVMValueRef q = poly(c, LLVMBuildFSub(b, ac, cf(c, 2.0), ""), erf_tail,
+                        NN_ARRAY_LEN(erf_tail));
+  LLVMValueRef big = LLVMBuildFSub(b, cf(c, 1.0),
+                                   llvm_exp_f32(c, LLVMBuildFNeg(b, q, "")), "");
+  LLVMValueRef args[2] = {sel(c, fcmp(c, LLVMRealOLT, a, ERF_T), small, big),
+                          x}; /* the sign also makes erf(-0) = -0 */
+  LLVMValueRef r = llvm_intrin(c, "llvm.copysign", c->lm->t_f32, args, 2);
+  return sel(c, fcmp(c, LLVMRealUNO, x, 0.0), x, r);
 }
