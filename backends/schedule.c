@@ -79,13 +79,22 @@ int kl_shape(kl_ctx *c, ir_value v, int64_t *dims) {
   return t->rank;
 }
 
+/* Element count of a tensor value; an error (and *ok false) when it, or
+ * its size in bytes, doesn't fit comfortably in int64 (2^62 bytes): every
+ * index the kernels compute stays far from overflow. */
 static int64_t value_elems(kl_ctx *c, ir_value v, bool *ok) {
   int64_t dims[16];
   int r = kl_shape(c, v, dims);
   *ok = r >= 0;
-  int64_t n = 1;
-  for (int i = 0; i < r; i++) n *= dims[i];
-  return n;
+  int64_t n = 1, bytes;
+  for (int i = 0; i < r && *ok; i++) *ok = !__builtin_mul_overflow(n, dims[i], &n);
+  size_t es = nn_dtype_size(ir_vtype(c->g, v)->dtype);
+  if (*ok && (__builtin_mul_overflow(n, (int64_t)(es ? es : 1), &bytes) ||
+              bytes > ((int64_t)1 << 62))) *ok = false;
+  if (!*ok && r >= 0)
+    nn_error(c->d, ir_node_get(c->g, c->node)->loc,
+             "a tensor of this shape is too large (more than 2^62 bytes)");
+  return *ok ? n : 0;
 }
 
 /* A weight as a contiguous row-major array in the arena, walking its

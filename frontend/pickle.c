@@ -850,6 +850,7 @@ static fe_pval *rebuild_tensor(vm *m, fe_pval **a, int n, bool v2) {
   if (!as_int(a[1], &off) || off < 0) return fail(m, "tensor offset is not a non-negative int");
   int rs, rt;
   if (!(t->sizes = int_seq(m, a[2], "size", &rs)) && m->failed) return NULL;
+  if (rs > 64) return fail(m, "tensor has %d dims (at most 64 are supported)", rs);
   if (!(t->strides = int_seq(m, a[3], "stride", &rt)) && m->failed) return NULL;
   if (rs != rt) return fail(m, "tensor has %d sizes but %d strides", rs, rt);
   t->rank = rs;
