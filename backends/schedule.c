@@ -363,6 +363,23 @@ be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d) {
   c.vdata = nn_alloc(arena, sizeof(void *) * (size_t)(g->values.len + 1));
   int errors0 = d->errors;
 
+  /* Generated code has static shapes for now: say so once, per input,
+   * rather than at every op a symbolic dim reaches. */
+  for (int i = 0; i < g->inputs.len; i++) {
+    const ir_type *t = ir_vtype(g, g->inputs.data[i]);
+    for (int k = 0; t->kind == IR_T_TENSOR && k < t->rank; k++) {
+      int64_t v;
+      if (ir_dim_is_const(g, t->dims[k], &v)) continue;
+      nn_buf dim = {0};
+      ir_dim_print(&dim, g, t->dims[k]);
+      nn_error(d, (nn_loc){0},
+               "input '%s': dim %d is symbolic (%s); code generation needs numbers for now "
+               "(symbolic dims work with --emit=ir)", g->input_names.data[i], k, dim.data);
+      nn_buf_free(&dim);
+      break;
+    }
+  }
+  if (d->errors > errors0) return NULL;
   for (int i = 0; i < g->inputs.len; i++) {
     be_io io;
     io_of(&c, g->inputs.data[i], g->input_names.data[i], &io);
