@@ -87,6 +87,15 @@ static nn_dtype storage_dtype(grp *G, ir_value v) {
   }
 }
 
+/* Whether v (a member of a gemm group) has the dtype of the gemm's result,
+ * and that is f32, f16 or bf16: what the GEMM's epilogue can store. */
+static bool gemm_dtype(grp *G, ir_value v) {
+  const ir_node *h = ir_node_get(G->g, G->nodes[0]);
+  nn_dtype dt = ir_vtype(G->g, h->out[0])->dtype;
+  return (dt == NN_DT_F32 || dt == NN_DT_F16 || dt == NN_DT_BF16) &&
+         ir_vtype(G->g, v)->dtype == dt;
+}
+
 /* The member (index into G->nodes, < before) that defines v, or -1. */
 static int member_of(grp *G, ir_value v, int before) {
   ir_nodeid def = G->g->values.data[v].def;
@@ -120,8 +129,9 @@ static bool check(grp *G) {
     if (operand_shape(G, n->out[0], d) != G->rank ||
         memcmp(d, G->od, sizeof *d * (size_t)G->rank))
       return false;
-    /* a gemm epilogue stores into the gemm's F32 output */
-    if (G->gemm && ir_vtype(G->g, n->out[0])->dtype != NN_DT_F32) return false;
+    /* a gemm epilogue stores into the gemm's output: every member has the
+     * gemm's float dtype (16-bit C is rounded from f32, kernel_gemm.c) */
+    if (G->gemm && !gemm_dtype(G, n->out[0])) return false;
     for (int i = 0; i < nops; i++) {
       int j = which[i];
       if (j >= n->nin) continue;
@@ -148,7 +158,7 @@ static bool check(grp *G) {
                    index (C's, for a gemm) is the result's */
     const ir_node *h = ir_node_get(G->g, G->nodes[0]);
     int64_t d[MAXR];
-    if (h->nout != 1 || (G->gemm && ir_vtype(G->g, h->out[0])->dtype != NN_DT_F32) ||
+    if (h->nout != 1 || (G->gemm && !gemm_dtype(G, h->out[0])) ||
         operand_shape(G, h->out[0], d) != G->rank ||
         memcmp(d, G->od, sizeof *d * (size_t)G->rank))
       return false;

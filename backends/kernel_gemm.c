@@ -116,21 +116,21 @@ static kx_id a_val(gx *x, kx_id m, kx_id kk) {
   kernel *k = x->k;
   kx_id idx = ADD(k, ADD(k, OFF(k, x->aoff, x->aoff_c), MULC(k, m, x->g.a_rs)),
                   MULC(k, kk, x->g.a_cs));
-  kx_id v = k_load(k, x->g.a, idx);
+  kx_id v = k_cast(k, NN_DT_F32, k_load(k, x->g.a, idx));
   return x->g.alpha == 1.0f ? v : MUL(k, F(k, x->g.alpha), v);
 }
 static kx_id b_val(gx *x, kx_id kk, kx_id n) {
   kernel *k = x->k;
   kx_id idx = ADD(k, ADD(k, OFF(k, x->boff, x->boff_c), MULC(k, kk, x->g.b_rs)),
                   MULC(k, n, x->g.b_cs));
-  return k_load(k, x->g.b, idx);
+  return k_cast(k, NN_DT_F32, k_load(k, x->g.b, idx));
 }
 static kx_id bias_val(gx *x, kx_id m, kx_id n) {
   kernel *k = x->k;
   kx_id idx =
       ADD(k, ADD(k, OFF(k, x->biasoff, x->biasoff_c), MULC(k, m, x->g.bias_rs)),
           MULC(k, n, x->g.bias_cs));
-  kx_id v = k_load(k, x->g.bias, idx);
+  kx_id v = k_cast(k, NN_DT_F32, k_load(k, x->g.bias, idx));
   return x->g.beta == 1.0f ? v : MUL(k, F(k, x->g.beta), v);
 }
 
@@ -188,10 +188,11 @@ static void expand_gemv(gx *x, unsigned outer_flags) {
   int32_t kk = k_for_begin(k, I(k, 0), I(k, g->k), KS_REDUCE);
   kx_id prod = MUL(
       k,
-      k_load(k, g->a,
-             ADD(k,
-                 ADD(k, OFF(k, x->aoff, x->aoff_c), MULC(k, V(k, m), g->a_rs)),
-                 MULC(k, V(k, kk), g->a_cs))),
+      k_cast(k, NN_DT_F32,
+             k_load(k, g->a,
+                    ADD(k,
+                        ADD(k, OFF(k, x->aoff, x->aoff_c), MULC(k, V(k, m), g->a_rs)),
+                        MULC(k, V(k, kk), g->a_cs)))),
       b_val(x, V(k, kk), I(k, 0)));
   k_let(k, acc, ADD(k, V(k, acc), prod));
   k_for_end(k);
@@ -428,6 +429,8 @@ typedef struct gspec {
   int64_t astr[16], bstr[16], cstr[16], biasstr[16]; /* per batch dim */
   int64_t a0, b0, c0, bias0;                         /* base offsets */
   const kl_epilogue *ep; /* applied to every element of C, or NULL */
+  nn_dtype dt;           /* dtype of A, B, bias and C (F32, F16 or BF16);
+                            products are accumulated in f32 all the same */
 } gspec;
 
 static int64_t prod(const int64_t *d, int n) {
@@ -464,22 +467,68 @@ static kernel *new_kernel(kl_ctx *c, const char *what, const kl_epilogue *ep) {
   return kl_kernel(c, what);
 }
 
-/* Emits the kernel; returns 0, or -1 when the epilogue failed (reported). */
+/* 16-bit C (s->dt F16/BF16): the second kernel, rounding the f32 products
+ * in acc into C through the epilogue:
+ *   [PARALLEL for bi in batch:] PARALLEL-or-serial for m: VECTOR for n:
+ *     out[c_off + m*ldc + n] = round(ep(acc[same index]))  */
+static int emit_round_kernel(kl_ctx *c, const gspec *s, be_bufid acc) {
+  kernel *k = new_kernel(c, "gemm_round", s->ep);
+  int32_t a = k_buf(k, NN_DT_F32, s->celems, false, "acc");
+  int32_t o = k_buf(k, s->dt, s->celems, true, "out");
+  kl_bind(c, k, a, acc);
+  kl_bind(c, k, o, s->cbuf);
+  int32_t ep_acc = -1, ep_idx = -1;
+  kx_id ep = -1;
+  if (s->ep) { /* expressions only: built before any statement */
+    ep_acc = k_var(k, NN_DT_F32);
+    ep_idx = k_var(k, NN_DT_I64);
+    ep = s->ep->build(s->ep->ctx, k, V(k, ep_acc), V(k, ep_idx));
+    if (ep < 0)
+      return -1;
+  }
+  int64_t nb = prod(s->bdims, s->nbatch);
+  int32_t bi = -1;
+  if (nb > 1)
+    bi = k_for_begin(k, I(k, 0), I(k, nb), KS_PARALLEL);
+  kx_id coff = bi >= 0 ? batch_off(k, s, bi, s->cstr, s->c0) : I(k, s->c0);
+  int32_t m = k_for_begin(k, I(k, 0), I(k, s->g.m), bi >= 0 ? 0 : KS_PARALLEL);
+  int32_t n = k_for_begin(k, I(k, 0), I(k, s->g.n), KS_VECTOR);
+  kx_id idx = ADD(k, ADD(k, coff, MULC(k, V(k, m), s->g.ldc)), V(k, n));
+  kx_id v = k_load(k, a, idx);
+  if (ep >= 0) {
+    k_let(k, ep_idx, idx);
+    k_let(k, ep_acc, v);
+    v = ep;
+  }
+  k_store(k, o, idx, k_cast(k, s->dt, v));
+  k_for_end(k);
+  k_for_end(k);
+  if (bi >= 0)
+    k_for_end(k);
+  return 0;
+}
+
+/* Emits the kernel(s); returns 0, or -1 when the epilogue failed
+ * (reported). Products are accumulated in f32: A, B and the bias are
+ * widened as they are loaded; a 16-bit C is accumulated in an f32 scratch
+ * of C's layout and rounded by a second kernel (emit_round_kernel). */
 static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
-  kernel *k = new_kernel(c, what, s->ep);
+  bool narrow = s->dt != NN_DT_F32;
+  kernel *k = new_kernel(c, what, narrow ? NULL : s->ep);
   ks_gemm g = s->g;
-  g.a = k_buf(k, NN_DT_F32, s->aelems, false, "a");
-  g.b = k_buf(k, NN_DT_F32, s->belems, false, "b");
-  g.c = k_buf(k, NN_DT_F32, s->celems, true, "out");
+  be_bufid cbuf = narrow ? kl_scratch(c, NN_DT_F32, s->celems) : s->cbuf;
+  g.a = k_buf(k, s->dt, s->aelems, false, "a");
+  g.b = k_buf(k, s->dt, s->belems, false, "b");
+  g.c = k_buf(k, NN_DT_F32, s->celems, true, narrow ? "acc" : "out");
   kl_bind(c, k, g.a, s->abuf);
   kl_bind(c, k, g.b, s->bbuf);
-  kl_bind(c, k, g.c, s->cbuf);
+  kl_bind(c, k, g.c, cbuf);
   g.bias = -1;
   if (s->biasbuf >= 0) {
-    g.bias = k_buf(k, NN_DT_F32, s->biaselems, false, "bias");
+    g.bias = k_buf(k, s->dt, s->biaselems, false, "bias");
     kl_bind(c, k, g.bias, s->biasbuf);
   }
-  if (s->ep) { /* expressions only: built before any statement */
+  if (s->ep && !narrow) { /* expressions only: built before any statement */
     g.epilogue = true;
     g.ep_acc = k_var(k, NN_DT_F32);
     g.ep_idx = k_var(k, NN_DT_I64);
@@ -506,6 +555,25 @@ static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
     k_gemm(k, &g);
   if (bi >= 0)
     k_for_end(k);
+  /* Backends take KS_GEMM with f32 operands only: a 16-bit GEMM is
+   * expanded here (the loads in the expansion widen A, B and the bias). */
+  if (narrow) {
+    k_expand_gemms(k);
+    /* the GEMM statement is no longer reachable; make it an inert LET so
+     * that no backend takes the kernel for one with a GEMM left */
+    int32_t dead = k_var(k, NN_DT_I64);
+    kx_id zero = I(k, 0);
+    for (int i = 0; i < k->stmts.len; i++)
+      if (k->stmts.data[i].kind == KS_GEMM) {
+        ks *st = &k->stmts.data[i];
+        memset(st, 0, sizeof *st);
+        st->kind = KS_LET;
+        st->var = dead;
+        st->val = zero;
+      }
+  }
+  if (narrow && nb > 0)
+    return emit_round_kernel(c, s, cbuf);
   return 0;
 }
 
@@ -517,6 +585,8 @@ typedef struct lctx {
   ir_node *node;
   nn_loc loc;
   const kl_epilogue *ep; /* fused epilogue, or NULL */
+  nn_dtype dt;           /* the node's float dtype: every tensor operand and
+                            the result have it (F32, F16 or BF16) */
 } lctx;
 
 /* Where the node's result goes: its own buffer, or the fused group's. */
@@ -528,15 +598,16 @@ static bool is_none(const lctx *l, ir_value v) {
   return v == IR_NOVAL || ir_vtype(l->g, v)->kind == IR_T_NONE;
 }
 
-/* Shape of an f32 tensor operand; -1 after reporting. */
+/* Shape of a tensor operand of the node's dtype; -1 after reporting. */
 static int tensor_shape(const lctx *l, ir_value v, int64_t *dims) {
   const ir_type *t = ir_vtype(l->g, v);
-  if (t->kind == IR_T_TENSOR && t->dtype != NN_DT_F32 &&
-      t->dtype != NN_DT_UNKNOWN) {
-    nn_error(
-        kl_diag(l->c), l->loc,
-        "'%s' on %s tensors is not supported by the CPU backend yet (only f32)",
-        ir_ops[l->node->op].name, nn_dtype_name(t->dtype));
+  if (t->kind == IR_T_TENSOR && t->dtype != NN_DT_UNKNOWN &&
+      ((l->dt != NN_DT_F32 && l->dt != NN_DT_F16 && l->dt != NN_DT_BF16) ||
+       t->dtype != l->dt)) {
+    nn_error(kl_diag(l->c), l->loc,
+             "'%s' on %s tensors with a %s result is not supported by the CPU "
+             "backend (f32, f16 or bf16 throughout)",
+             ir_ops[l->node->op].name, nn_dtype_name(t->dtype), nn_dtype_name(l->dt));
     return -1;
   }
   return kl_shape(l->c, v, dims);
@@ -615,9 +686,10 @@ static bool broadcasts_to(const int64_t *dims, int rank, const int64_t *target,
   return true;
 }
 
-static gspec gspec_new(const kl_epilogue *ep) {
+static gspec gspec_new(const kl_epilogue *ep, nn_dtype dt) {
   gspec s;
   memset(&s, 0, sizeof s);
+  s.dt = dt;
   s.biasbuf = -1;
   s.g.alpha = 1.0f;
   s.g.beta = 1.0f;
@@ -644,21 +716,22 @@ static void transposed_b(const lctx *l, ir_value w, int64_t N, int64_t K,
     s->g.b_is_weight = kl_weight_data(c, w) != NULL;
     return;
   }
-  const float *wd = kl_weight_data(c, w);
+  const unsigned char *wd = kl_weight_data(c, w);
+  size_t es = nn_dtype_size(s->dt);
   if (wd) {
     /* copy out first: kl_const_buf may move the blob wd points into */
-    float *t = nn_alloc(kl_arena(c), sizeof(float) * (size_t)(N * K));
+    unsigned char *t = nn_alloc(kl_arena(c), es * (size_t)(N * K));
     for (int64_t n = 0; n < N; n++)
       for (int64_t kk = 0; kk < K; kk++)
-        t[kk * N + n] = wd[n * K + kk];
-    s->bbuf = kl_const_buf(c, NN_DT_F32, t, N * K);
+        memcpy(t + (size_t)(kk * N + n) * es, wd + (size_t)(n * K + kk) * es, es);
+    s->bbuf = kl_const_buf(c, s->dt, t, N * K);
     s->g.b_is_weight = true;
     return;
   }
-  be_bufid wt = kl_scratch(c, NN_DT_F32, N * K);
+  be_bufid wt = kl_scratch(c, s->dt, N * K);
   kernel *k = kl_kernel(c, "pack_transpose");
-  int32_t dst = k_buf(k, NN_DT_F32, N * K, true, "wt");
-  int32_t src = k_buf(k, NN_DT_F32, N * K, false, "w");
+  int32_t dst = k_buf(k, s->dt, N * K, true, "wt");
+  int32_t src = k_buf(k, s->dt, N * K, false, "w");
   kl_bind(c, k, dst, wt);
   kl_bind(c, k, src, kl_value_buf(c, w));
   int32_t kk = k_for_begin(k, I(k, 0), I(k, K), KS_PARALLEL);
@@ -683,7 +756,7 @@ static int lower_linear(const lctx *l) {
   int64_t K = wd[1], N = wd[0], M = prod(xd, xr - 1);
   if (prod(od, orank) != M * N)
     return shape_error(l, "result shape does not match");
-  gspec s = gspec_new(l->ep);
+  gspec s = gspec_new(l->ep, l->dt);
   s.g.m = M;
   s.g.n = N;
   s.g.k = K;
@@ -803,7 +876,7 @@ static int lower_matmul(const lctx *l) {
     return shape_error(l, "expects 3-d operands with equal batch");
   if (ar == 0 || br == 0)
     return shape_error(l, "expects operands of rank 1 or more");
-  gspec s = gspec_new(l->ep);
+  gspec s = gspec_new(l->ep, l->dt);
   if (ar == 1 && br == 1) { /* dot product */
     int64_t a2[2] = {1, ad[0]}, b2[2] = {bd[0], 1};
     if (batched_product(l, a, a2, 2, b, b2, 2, &s) < 0)
@@ -848,6 +921,7 @@ typedef struct conv {
   int64_t groups;
   be_bufid x, wt, bias, out; /* program buffers (bias -1: none) */
   const kl_epilogue *ep;     /* fused epilogue on out, or NULL */
+  nn_dtype dt;               /* dtype of x, w, bias, out (f32 accumulation) */
 } conv;
 
 /* Valid output columns [lo, hi) of tap column j (a variable): those whose
@@ -869,10 +943,10 @@ static kx_id row_in_range(kernel *k, const conv *cv, int32_t ih) {
                k_bin(k, KX_LT, V(k, ih), I(k, cv->h)));
 }
 
-static void store_zeros(kernel *k, int32_t buf, int32_t dst, kx_id lo,
-                        kx_id hi) {
+static void store_zeros(kernel *k, int32_t buf, nn_dtype dt, int32_t dst,
+                        kx_id lo, kx_id hi) {
   int32_t ow = k_for_begin(k, lo, hi, KS_VECTOR);
-  k_store(k, buf, ADD(k, V(k, dst), V(k, ow)), F(k, 0.0));
+  k_store(k, buf, ADD(k, V(k, dst), V(k, ow)), k_const_f(k, dt, 0.0));
   k_for_end(k);
 }
 
@@ -885,15 +959,23 @@ static void store_zeros(kernel *k, int32_t buf, int32_t dst, kx_id lo,
 static int conv_depthwise(kl_ctx *c, const conv *cv) {
   kernel *k = new_kernel(c, "conv_depthwise", cv->ep);
   int64_t C = cv->cin, P = cv->hout * cv->wout;
-  int32_t o = k_buf(k, NN_DT_F32, cv->n * C * P, true, "out");
-  int32_t x = k_buf(k, NN_DT_F32, cv->n * C * cv->h * cv->w, false, "x");
-  int32_t w = k_buf(k, NN_DT_F32, C * cv->kh * cv->kw, false, "w");
-  kl_bind(c, k, o, cv->out);
+  /* 16-bit out: rows accumulate in an f32 scratch, rounded into out when
+   * complete (through the epilogue, if any). */
+  bool narrow = cv->dt != NN_DT_F32;
+  int32_t o = k_buf(k, NN_DT_F32, cv->n * C * P, true, narrow ? "acc" : "out");
+  int32_t x = k_buf(k, cv->dt, cv->n * C * cv->h * cv->w, false, "x");
+  int32_t w = k_buf(k, cv->dt, C * cv->kh * cv->kw, false, "w");
+  kl_bind(c, k, o, narrow ? kl_scratch(c, NN_DT_F32, cv->n * C * P) : cv->out);
   kl_bind(c, k, x, cv->x);
   kl_bind(c, k, w, cv->wt);
+  int32_t out = o;
+  if (narrow) {
+    out = k_buf(k, cv->dt, cv->n * C * P, true, "out");
+    kl_bind(c, k, out, cv->out);
+  }
   int32_t bias = -1;
   if (cv->bias >= 0) {
-    bias = k_buf(k, NN_DT_F32, C, false, "bias");
+    bias = k_buf(k, cv->dt, C, false, "bias");
     kl_bind(c, k, bias, cv->bias);
   }
   int32_t ih = k_var(k, NN_DT_I64), dst = k_var(k, NN_DT_I64),
@@ -902,10 +984,10 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
           wv = k_var(k, NN_DT_F32);
   int32_t acc = -1, idx = -1;
   kx_id e = -1;
-  if (cv->ep) { /* expressions only: built before any statement */
+  if (cv->ep || narrow) { /* expressions only: built before any statement */
     acc = k_var(k, NN_DT_F32);
     idx = k_var(k, NN_DT_I64);
-    e = cv->ep->build(cv->ep->ctx, k, V(k, acc), V(k, idx));
+    e = cv->ep ? cv->ep->build(cv->ep->ctx, k, V(k, acc), V(k, idx)) : V(k, acc);
     if (e < 0)
       return -1;
   }
@@ -915,7 +997,7 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   k_let(k, dst, ADD(k, MULC(k, V(k, nc), P), MULC(k, V(k, oh), cv->wout)));
   int32_t ow = k_for_begin(k, I(k, 0), I(k, cv->wout), KS_VECTOR);
   k_store(k, o, ADD(k, V(k, dst), V(k, ow)),
-          bias >= 0 ? k_load(k, bias, V(k, ch)) : F(k, 0.0));
+          bias >= 0 ? k_cast(k, NN_DT_F32, k_load(k, bias, V(k, ch))) : F(k, 0.0));
   k_for_end(k);
   int32_t i = k_for_begin(k, I(k, 0), I(k, cv->kh), 0);
   k_let(k, ih,
@@ -926,26 +1008,27 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   tap_range(k, cv, j, lo, hi);
   k_let(
       k, wv,
-      k_load(k, w,
-             ADD(k, MULC(k, ADD(k, MULC(k, V(k, ch), cv->kh), V(k, i)), cv->kw),
-                 V(k, j))));
+      k_cast(k, NN_DT_F32,
+             k_load(k, w,
+                    ADD(k, MULC(k, ADD(k, MULC(k, V(k, ch), cv->kh), V(k, i)), cv->kw),
+                        V(k, j)))));
   /* x index of ow = 0 (may be negative; only ow in [lo, hi) are read) */
   k_let(k, src,
         ADD(k, MULC(k, ADD(k, MULC(k, V(k, nc), cv->h), V(k, ih)), cv->w),
             ADD(k, I(k, -cv->pw), MULC(k, V(k, j), cv->dw))));
   ow = k_for_begin(k, V(k, lo), V(k, hi), KS_VECTOR);
   kx_id oidx = ADD(k, V(k, dst), V(k, ow));
-  kx_id xv = k_load(k, x, ADD(k, V(k, src), MULC(k, V(k, ow), cv->sw)));
+  kx_id xv = k_cast(k, NN_DT_F32, k_load(k, x, ADD(k, V(k, src), MULC(k, V(k, ow), cv->sw))));
   k_store(k, o, oidx, ADD(k, k_load(k, o, oidx), MUL(k, V(k, wv), xv)));
   k_for_end(k); /* ow */
   k_for_end(k); /* j */
   k_if_end(k);
   k_for_end(k); /* i */
-  if (cv->ep) { /* the row is complete: out = ep(out) */
+  if (cv->ep || narrow) { /* the row is complete: out = round(ep(acc)) */
     ow = k_for_begin(k, I(k, 0), I(k, cv->wout), KS_VECTOR);
     k_let(k, idx, ADD(k, V(k, dst), V(k, ow)));
     k_let(k, acc, k_load(k, o, V(k, idx)));
-    k_store(k, o, V(k, idx), e);
+    k_store(k, out, V(k, idx), k_cast(k, cv->dt, e));
     k_for_end(k);
   }
   k_for_end(k); /* oh */
@@ -966,8 +1049,8 @@ static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0,
   kernel *k = kl_kernel(c, "im2col");
   int64_t G = cv->groups, Cg = cv->cin / G, Kc = Cg * cv->kh * cv->kw;
   int64_t P = cv->hout * cv->wout;
-  int32_t o = k_buf(k, NN_DT_F32, nimg * G * Kc * P, true, "col");
-  int32_t x = k_buf(k, NN_DT_F32, cv->n * cv->cin * cv->h * cv->w, false, "x");
+  int32_t o = k_buf(k, cv->dt, nimg * G * Kc * P, true, "col");
+  int32_t x = k_buf(k, cv->dt, cv->n * cv->cin * cv->h * cv->w, false, "x");
   kl_bind(c, k, o, col);
   kl_bind(c, k, x, cv->x);
   int32_t ih = k_var(k, NN_DT_I64), dst = k_var(k, NN_DT_I64),
@@ -993,14 +1076,14 @@ static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0,
   k_let(k, src,
         ADD(k, MULC(k, ADD(k, MULC(k, V(k, plane), cv->h), V(k, ih)), cv->w),
             ADD(k, I(k, -cv->pw), MULC(k, V(k, j), cv->dw))));
-  store_zeros(k, o, dst, I(k, 0), V(k, lo));
+  store_zeros(k, o, cv->dt, dst, I(k, 0), V(k, lo));
   int32_t ow = k_for_begin(k, V(k, lo), V(k, hi), KS_VECTOR);
   k_store(k, o, ADD(k, V(k, dst), V(k, ow)),
           k_load(k, x, ADD(k, V(k, src), MULC(k, V(k, ow), cv->sw))));
   k_for_end(k);
-  store_zeros(k, o, dst, V(k, hi), I(k, cv->wout));
+  store_zeros(k, o, cv->dt, dst, V(k, hi), I(k, cv->wout));
   k_else(k);
-  store_zeros(k, o, dst, I(k, 0), I(k, cv->wout));
+  store_zeros(k, o, cv->dt, dst, I(k, 0), I(k, cv->wout));
   k_if_end(k);
   k_for_end(k); /* oh */
   k_for_end(k); /* r */
@@ -1016,7 +1099,7 @@ static int conv_gemm(kl_ctx *c, const conv *cv, be_bufid bbuf, int64_t belems,
                       bool b_is_col, int64_t n0, int64_t nimg) {
   int64_t G = cv->groups, Cg = cv->cin / G, Mg = cv->cout / G;
   int64_t Kc = Cg * cv->kh * cv->kw, P = cv->hout * cv->wout;
-  gspec s = gspec_new(cv->ep);
+  gspec s = gspec_new(cv->ep, cv->dt);
   s.g.m = Mg;
   s.g.n = P;
   s.g.k = Kc;
@@ -1125,6 +1208,7 @@ static int lower_conv(const lctx *l) {
   cv.wt = kl_value_buf(l->c, n->in[1]);
   cv.out = result_buf(l);
   cv.ep = l->ep;
+  cv.dt = l->dt;
   cv.bias = -1;
   if (!is_none(l, n->in[2])) {
     int br = tensor_shape(l, n->in[2], bd);
@@ -1149,7 +1233,7 @@ static int lower_conv(const lctx *l) {
       chunk = 1;
     if (chunk > cv.n)
       chunk = cv.n;
-    be_bufid col = kl_scratch(l->c, NN_DT_F32, chunk * per_img);
+    be_bufid col = kl_scratch(l->c, cv.dt, chunk * per_img);
     for (int64_t n0 = 0; n0 < cv.n; n0 += chunk) {
       int64_t nimg = cv.n - n0 < chunk ? cv.n - n0 : chunk;
       conv_im2col(l->c, &cv, col, n0, nimg);
@@ -1165,7 +1249,10 @@ static int lower_conv(const lctx *l) {
 static int lower_gemm_node(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   ir_graph *g = kl_graph(c);
   ir_node *node = ir_node_get(g, id);
-  lctx l = {.c = c, .g = g, .node = node, .loc = node->loc, .ep = ep};
+  const ir_type *rt = node->nout ? ir_vtype(g, node->out[0]) : NULL;
+  lctx l = {.c = c, .g = g, .node = node, .loc = node->loc, .ep = ep,
+            .dt = rt && rt->kind == IR_T_TENSOR && rt->dtype != NN_DT_UNKNOWN ? rt->dtype
+                                                                             : NN_DT_F32};
   switch (node->op) {
   case NN_OP_LINEAR:
     return lower_linear(&l) < 0 ? -1 : 1;

@@ -7,6 +7,7 @@
  *                   (its rules: shapes_math.c, shapes_layout.c, shapes_meta.c)
  *   fold.c          batch_norm folded into the convolution/linear before it
  *                   (else into a broadcast multiply-add)
+ *   fp16.c          --precision fp16|bf16: 16-bit values and weights
  *   fuse.c          fused groups: elementwise chains, gemm epilogues
  *
  * Passes never call the frontend; they report problems with the user's model
@@ -61,6 +62,12 @@ int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
  * weights). Needs shapes. Never fails (returns 0); what does not qualify
  * stays. */
 int pass_fold(ir_graph *g, nn_diag *d);
+/* fp16.c: with precision F16 or BF16, f32 tensors computed by ops off the
+ * deny list (see the file) become 16-bit, f32 weights become 16-bit
+ * weights (data converted into the arena), and `to` casts join the two;
+ * inputs and outputs keep their dtypes. Any other precision: a no-op.
+ * Needs shapes; run it before fuse. Returns 0. */
+int pass_fp16(ir_graph *g, nn_dtype precision, nn_diag *d);
 /* fuse.c: sets ir_node.group (see the file comment for the rules) and
  * reorders program order so that each group is contiguous. Needs shapes;
  * run it last (a later CSE could merge nodes of two groups). Returns 0. */
@@ -80,6 +87,8 @@ typedef struct pass_opts {
   const char *passes;            /* comma-separated pass list replacing the
                                     default pipeline ("none" = no pass), or
                                     NULL for the default */
+  nn_dtype precision;            /* --precision: F16/BF16 run the fp16 pass
+                                    (F32 or UNKNOWN: full precision) */
 } pass_opts;
 
 /* Names of the passes in order, NULL-terminated ("canonicalize", "shapes").

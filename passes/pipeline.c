@@ -4,7 +4,9 @@
  * The default pipeline is: canonicalize, shapes, fold (batch_norm into the
  * convolution before it; it needs the shapes of the weights), cleanup
  * (canonicalize again, to merge and drop the shape arithmetic that shapes
- * folded away and the weights fold replaced), fuse (last: it counts uses,
+ * folded away and the weights fold replaced), fp16 (16-bit values and
+ * weights with --precision fp16|bf16, a no-op otherwise; before fuse so the
+ * groups see the final dtypes), fuse (last: it counts uses,
  * so the dead shape arithmetic must be gone, and a later CSE could merge
  * nodes of two groups). --passes=a,b replaces it (golden
  * tests run one pass at a time); --print-after/--print-after-all dump the IR
@@ -38,6 +40,10 @@ static int run_fold(ir_graph *g, const pass_opts *o, nn_diag *d) {
   return pass_fold(g, d);
 }
 
+static int run_fp16(ir_graph *g, const pass_opts *o, nn_diag *d) {
+  return pass_fp16(g, o->precision, d);
+}
+
 static int run_fuse(ir_graph *g, const pass_opts *o, nn_diag *d) {
   (void)o;
   return pass_fuse(g, d);
@@ -52,10 +58,11 @@ static const struct {
     {"shapes", run_shapes, true},
     {"fold", run_fold, true},
     {"cleanup", run_cleanup, true},
+    {"fp16", run_fp16, true},
     {"fuse", run_fuse, true},
 };
 
-const char *const pass_names[] = {"canonicalize", "shapes", "fold", "cleanup", "fuse", NULL};
+const char *const pass_names[] = {"canonicalize", "shapes", "fold", "cleanup", "fp16", "fuse", NULL};
 
 static int find_pass(const char *name, size_t n) {
   for (int i = 0; i < NN_ARRAY_LEN(passes); i++)
@@ -69,7 +76,7 @@ int pass_check_list(const char *list, char *err, size_t errlen) {
     const char *e = strchr(p, ',');
     size_t n = e ? (size_t)(e - p) : strlen(p);
     if (find_pass(p, n) < 0) {
-      snprintf(err, errlen, "unknown pass '%.*s' (passes: canonicalize, shapes, fold, cleanup, fuse)",
+      snprintf(err, errlen, "unknown pass '%.*s' (passes: canonicalize, shapes, fold, cleanup, fp16, fuse)",
                (int)n, p);
       return -1;
     }

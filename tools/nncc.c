@@ -79,7 +79,8 @@ static void usage(FILE *f) {
       "options:\n"
       "  --input NAME:DTYPE[DIMS]   shape of a forward() input, one per input;\n"
       "                             DTYPE is f32 f16 bf16 f64 i64 i32 i16 i8 u8 bool,\n"
-      "                             a dim is a number (symbolic dims come later);\n"
+      "                             a dim is a number, or a name (symbolic: --emit=ir\n"
+      "                             only for now; code generation needs numbers);\n"
       "                             scalar inputs are NAME:int, NAME:float, NAME:bool\n"
       "  -o FILE                    output file (a model.so unless --emit says otherwise)\n"
       "  --weights FILE             load the parameters and buffers from a torch.save\n"
@@ -92,11 +93,14 @@ static void usage(FILE *f) {
       "                             llvm (optimized LLVM IR), kernels (the scheduled\n"
       "                             loop nests), ir (the graph IR; stdout without -o)\n"
       "  -O0 .. -O3                 optimization level (default -O2)\n"
+      "  --precision=P              fp32 (default), fp16 or bf16: values and weights\n"
+      "                             in 16 bits; softmax, norms, reductions, exp/log/pow\n"
+      "                             and the GEMM accumulation stay f32\n"
       "  --mcpu=NAME                target CPU for code generation (default: this host)\n"
       "  --stats FILE.json          write compile statistics: time per phase, ops in and\n"
       "                             out, kernels, arena bytes and its lower bound\n"
       "  --print-after=PASS         print the IR after PASS (import, canonicalize,\n"
-      "                             shapes, fold, cleanup, fuse)\n"
+      "                             shapes, fold, cleanup, fp16, fuse)\n"
       "  --print-after-all          print the IR after every pass\n"
       "  --stop-after=PASS          stop the pipeline after PASS\n"
       "  --passes=LIST              run these passes instead of the default\n"
@@ -344,6 +348,13 @@ static const char *producer_of(const fe_model *m) {
 }
 
 static int cmd_inspect(int argc, char **argv) {
+  if (argc == 1 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
+    puts("usage: nncc inspect MODEL.pt\n\n"
+         "Prints the archive's format and version, its likely producer, the module\n"
+         "tree with parameter counts, the parameters' total elements and bytes, the\n"
+         "forward() inputs, and every op the code uses with whether nncc supports it.");
+    return EXIT_OK;
+  }
   if (argc != 1) return usage_error("inspect takes one MODEL.pt argument%s", "");
   const char *path = argv[0];
   nn_arena *arena = nn_arena_new();
@@ -436,7 +447,42 @@ static ir_graph *load_ir_text(const char *path, nn_arena *arena, nn_diag *d) {
 
 /* Without --input the static shape pass can't run: list the inputs and
  * show the flag. */
+/* Does the pipeline as configured run `pass`? (--passes picks the list,
+ * --stop-after cuts it.) */
+static bool pipeline_runs(const options *o, const char *pass) {
+  const char *stop = o->po.stop_after;
+  if (stop && !strcmp(stop, "import")) return false;
+  if (o->po.passes) {
+    for (const char *p = o->po.passes; *p;) {
+      const char *e = strchr(p, ',');
+      size_t n = e ? (size_t)(e - p) : strlen(p);
+      if (strlen(pass) == n && !strncmp(p, pass, n)) return true;
+      if (stop && strlen(stop) == n && !strncmp(p, stop, n)) return false;
+      p += n + (e != NULL);
+    }
+    return false;
+  }
+  for (int i = 0; pass_names[i]; i++) {
+    if (!strcmp(pass_names[i], pass)) return true;
+    if (stop && !strcmp(pass_names[i], stop)) return false;
+  }
+  return false;
+}
+
 static void report_missing_inputs(const ir_graph *g, const options *o, nn_diag *d) {
+  /* An --input naming no input is the likelier mistake: say that first. */
+  for (int k = 0; k < o->inputs.len; k++) {
+    bool known = false;
+    for (int i = 0; i < g->inputs.len; i++) known |= !strcmp(o->inputs.data[k].name, g->input_names.data[i]);
+    if (known) continue;
+    nn_buf all = {0};
+    for (int i = 0; i < g->inputs.len; i++)
+      nn_buf_printf(&all, "%s%s", i ? ", " : "", g->input_names.data[i]);
+    nn_error(d, (nn_loc){0}, "--input names '%s', but the model's inputs are: %s",
+             o->inputs.data[k].name, all.data ? all.data : "(none)");
+    nn_buf_free(&all);
+    return;
+  }
   nn_buf names = {0};
   int missing = 0;
   for (int i = 0; i < g->inputs.len; i++) {
@@ -643,8 +689,8 @@ static int compile(options *o) {
     nn_buf_free(&b);
   }
   bool stop_import = o->po.stop_after && !strcmp(o->po.stop_after, "import");
-  bool runs_shapes = !o->po.passes || strstr(o->po.passes, "shapes");
-  if (!stop_import && runs_shapes) {
+  bool runs_shapes = pipeline_runs(o, "shapes");
+  if (runs_shapes) {
     report_missing_inputs(g, o, &d);
     if (d.errors) goto done;
   }
@@ -700,8 +746,9 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
       if (!*v) return usage_error("-o needs a file name%s", "");
       o.out = v;
     } else if ((v = opt_value(argc, argv, &i, "--print-after"))) {
-      if (strcmp(v, "import") && pass_check_list(v, err, sizeof err))
-        return usage_error("--print-after: %s", err);
+      if (strcmp(v, "import") && (!*v || strchr(v, ',') || pass_check_list(v, err, sizeof err)))
+        return usage_error("--print-after takes one pass name (import, canonicalize, shapes, "
+                           "fold, cleanup, fp16, fuse), not '%s'", v);
       o.po.print_after = v;
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
       o.opt_level = a[2] - '0';
@@ -722,10 +769,17 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
     } else if (!strcmp(a, "--print-after-all")) {
       o.po.print_after_all = true;
     } else if ((v = opt_value(argc, argv, &i, "--stop-after"))) {
-      if (strcmp(v, "import") && pass_check_list(v, err, sizeof err))
-        return usage_error("--stop-after: %s", err);
+      if (strcmp(v, "import") && (!*v || strchr(v, ',') || pass_check_list(v, err, sizeof err)))
+        return usage_error("--stop-after takes one pass name (import, canonicalize, shapes, "
+                           "fold, cleanup, fp16, fuse), not '%s'", v);
       o.po.stop_after = v;
+    } else if ((v = opt_value(argc, argv, &i, "--precision"))) {
+      if (!strcmp(v, "fp32")) o.po.precision = NN_DT_F32;
+      else if (!strcmp(v, "fp16")) o.po.precision = NN_DT_F16;
+      else if (!strcmp(v, "bf16")) o.po.precision = NN_DT_BF16;
+      else return usage_error("--precision: expected fp32, fp16 or bf16, not '%s'", v);
     } else if ((v = opt_value(argc, argv, &i, "--passes"))) {
+      if (!*v) return usage_error("--passes needs a list of passes, or none%s", "");
       if (pass_check_list(v, err, sizeof err)) return usage_error("--passes: %s", err);
       o.po.passes = v;
     } else if (!strcmp(a, "--print-loc")) {
@@ -751,6 +805,12 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
   bool known = !o.emit;
   for (int k = 0; k < NN_ARRAY_LEN(kinds); k++) known |= o.emit && !strcmp(o.emit, kinds[k]);
   if (!known) return usage_error("unknown --emit kind '%s' (one of ir, so, obj, llvm, kernels)", o.emit);
+  if (o.emit && strcmp(o.emit, "ir") && !pipeline_runs(&o, "shapes"))
+    return usage_error("--emit=%s needs the shapes pass; --stop-after/--passes leave it out "
+                       "(only --emit=ir can print such a graph)", o.emit);
+  if (!o.emit && o.out && !pipeline_runs(&o, "shapes"))
+    return usage_error("code generation needs the shapes pass; --stop-after/--passes leave it "
+                       "out (only --emit=ir can print such a graph)%s", "");
   bool binary = !o.emit || !strcmp(o.emit, "so") || !strcmp(o.emit, "obj");
   if (!o.out && binary)
     return usage_error("no output file: pass -o OUT.so (or --emit=ir to print the IR)%s", "");

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# fp16.sh - --precision fp16|bf16 end to end: zoo models compiled in fp32,
+# fp16 and bf16 run and match PyTorch's f32 result within the bounds stated
+# in tests/fp16/compare.py, and the 16-bit .so of a model dominated by its
+# weights is at most 55% of the fp32 one (weights stored in 16 bits).
+#
+# Run by CTest with NNCC, NNCC_SRC, NNCC_BUILD and NNCC_PYTHON like zoo.sh;
+# the zoo comes from tests/zoo/ensure_zoo.sh. Skipped (77) without a python
+# that imports torch and torchvision.
+#
+# By hand:  NNCC=build/nncc NNCC_BUILD=build bash tests/fp16.sh [NAME,...]
+set -u
+
+src="${NNCC_SRC:-$(cd "$(dirname "$0")/.." && pwd)}"
+build="${NNCC_BUILD:-${TMPDIR:-/tmp}}"
+zoo="$build/zoo"
+if [ -z "${NNCC:-}" ] || [ ! -x "$NNCC" ]; then
+  echo "fp16.sh: error: NNCC must name the nncc binary (got '${NNCC:-}')" >&2
+  exit 1
+fi
+py=""
+for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
+  [ -n "$cand" ] || continue
+  if "$cand" -c 'import torch, torchvision, numpy' 2>/dev/null; then py="$cand"; break; fi
+done
+[ -n "$py" ] || { echo "skipped: no python3 that imports torch and torchvision"; exit 77; }
+bash "$src/tests/zoo/ensure_zoo.sh" "$py" "$zoo" || exit 1
+
+# Models, and whether their .so must shrink to <= 55% (weights dominate:
+# mlp's 70 KB of weights are about 70% of its .so, so it is compiled and
+# checked for accuracy but not for size).
+models="${1:-convnet mlp resnet18 mobilenet_v2 bert}"
+models="${models//,/ }"
+sized=" convnet resnet18 mobilenet_v2 bert "
+
+out="$build/fp16"
+rm -rf "$out"
+mkdir -p "$out"
+pass=0 fail=0
+for m in $models; do
+  flags=$("$py" -c "import json, sys
+print(' '.join('--input=' + i['flag'] for i in json.load(open(sys.argv[1]))['inputs']))" \
+          "$zoo/$m.json") || { echo "FAIL $m: no $m.json"; fail=$((fail+1)); continue; }
+  ins=$(ls "$zoo/$m".in*.npy | sort -V)
+  declare -A size=()
+  for p in fp32 fp16 bf16; do
+    so="$out/$m.$p.so"
+    # shellcheck disable=SC2086
+    if ! "$NNCC" "$zoo/$m.pt" -o "$so" $flags --precision "$p" 2>"$out/$m.$p.err"; then
+      echo "FAIL $m $p: compile"; cat "$out/$m.$p.err"; fail=$((fail+1)); continue
+    fi
+    size[$p]=$(stat -c %s "$so")
+    # shellcheck disable=SC2086
+    if ! "$NNCC" run "$so" $ins --out-dir "$out/$m.$p.out" >"$out/$m.$p.log" 2>&1; then
+      echo "FAIL $m $p: run"; cat "$out/$m.$p.log"; fail=$((fail+1)); continue
+    fi
+    if "$py" "$src/tests/fp16/compare.py" "$zoo" "$m" "$p" "$out/$m.$p.out"; then
+      pass=$((pass+1))
+    else
+      echo "FAIL $m $p: accuracy"; fail=$((fail+1))
+    fi
+  done
+  for p in fp16 bf16; do
+    [ -n "${size[fp32]:-}" ] && [ -n "${size[$p]:-}" ] || continue
+    ratio=$(awk -v a="${size[$p]}" -v b="${size[fp32]}" 'BEGIN { printf "%.3f", a / b }')
+    if [[ "$sized" == *" $m "* ]]; then
+      if awk -v r="$ratio" 'BEGIN { exit !(r <= 0.55) }'; then
+        echo "$m $p .so ${size[$p]} / ${size[fp32]} bytes = $ratio (<= 0.55) ok"; pass=$((pass+1))
+      else
+        echo "FAIL $m $p .so ${size[$p]} / ${size[fp32]} bytes = $ratio (> 0.55)"; fail=$((fail+1))
+      fi
+    else
+      echo "$m $p .so ${size[$p]} / ${size[fp32]} bytes = $ratio (not checked)"
+    fi
+  done
+  unset size
+done
+echo "fp16: $pass passed, $fail failed"
+[ "$fail" = 0 ] && [ "$pass" -gt 0 ]
