@@ -57,81 +57,12 @@ typedef struct ist {
   bool err;           /* an access failed: stop */
 } ist;
 
-/* ---- f16 / bf16 --------------------------------------------------------- */
-
-static uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff,
-           man = x & 0x7fffff;
-  if (exp == 0xff) /* inf, nan */
-    return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
-  int e = (int)exp - 127 + 15;
-  if (e >= 31)
-    return (uint16_t)(sign | 0x7c00);
-  if (e <= 0) { /* subnormal or zero */
-    if (e < -10)
-      return (uint16_t)sign;
-    man |= 0x800000;
-    int shift = 14 - e;
-    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1),
-             half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1)))
-      h++;
-    return (uint16_t)(sign | h);
-  }
-  uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
-    h++; /* may carry into the exponent, up to inf: correct */
-  return (uint16_t)(sign | h);
-}
-
-static float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
-           man = h & 0x3ff, x;
-  if (exp == 0x1f) {
-    x = sign | 0x7f800000 | (man << 13);
-  } else if (exp == 0) {
-    if (!man) {
-      x = sign;
-    } else {
-      int e = -1;
-      do {
-        man <<= 1;
-        e++;
-      } while (!(man & 0x400));
-      x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-  } else {
-    x = sign | ((exp + 127 - 15) << 23) | (man << 13);
-  }
-  float f;
-  memcpy(&f, &x, 4);
-  return f;
-}
-
-static uint16_t f32_to_bf16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  if ((x & 0x7fffffff) > 0x7f800000)
-    return (uint16_t)((x >> 16) | 0x40);
-  uint32_t rounding = 0x7fff + ((x >> 16) & 1);
-  return (uint16_t)((x + rounding) >> 16);
-}
-
-static float bf16_to_f32(uint16_t h) {
-  uint32_t x = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &x, 4);
-  return f;
-}
-
 /* Rounds x to a value representable in float dtype dt. */
 static double rnd(nn_dtype dt, double x) {
   switch (dt) {
   case NN_DT_F32: return (float)x;
-  case NN_DT_F16: return f16_to_f32(f32_to_f16((float)x));
-  case NN_DT_BF16: return bf16_to_f32(f32_to_bf16((float)x));
+  case NN_DT_F16: return nn_f16_to_f32(nn_f32_to_f16((float)x));
+  case NN_DT_BF16: return nn_bf16_to_f32(nn_f32_to_bf16((float)x));
   default: return x;
   }
 }
@@ -171,8 +102,8 @@ static kval load(ist *s, int32_t buf, int64_t idx) {
   switch (s->k->bufs.data[buf].dtype) {
   case NN_DT_F32: v.f = ((const float *)p)[idx]; break;
   case NN_DT_F64: v.f = ((const double *)p)[idx]; break;
-  case NN_DT_F16: v.f = f16_to_f32(((const uint16_t *)p)[idx]); break;
-  case NN_DT_BF16: v.f = bf16_to_f32(((const uint16_t *)p)[idx]); break;
+  case NN_DT_F16: v.f = nn_f16_to_f32(((const uint16_t *)p)[idx]); break;
+  case NN_DT_BF16: v.f = nn_bf16_to_f32(((const uint16_t *)p)[idx]); break;
   case NN_DT_I64: v.i = ((const int64_t *)p)[idx]; break;
   case NN_DT_I32: v.i = ((const int32_t *)p)[idx]; break;
   case NN_DT_I16: v.i = ((const int16_t *)p)[idx]; break;
@@ -191,8 +122,8 @@ static void store(ist *s, int32_t buf, int64_t idx, kval v) {
   switch (s->k->bufs.data[buf].dtype) {
   case NN_DT_F32: ((float *)p)[idx] = (float)v.f; break;
   case NN_DT_F64: ((double *)p)[idx] = v.f; break;
-  case NN_DT_F16: ((uint16_t *)p)[idx] = f32_to_f16((float)v.f); break;
-  case NN_DT_BF16: ((uint16_t *)p)[idx] = f32_to_bf16((float)v.f); break;
+  case NN_DT_F16: ((uint16_t *)p)[idx] = nn_f32_to_f16((float)v.f); break;
+  case NN_DT_BF16: ((uint16_t *)p)[idx] = nn_f32_to_bf16((float)v.f); break;
   case NN_DT_I64: ((int64_t *)p)[idx] = v.i; break;
   case NN_DT_I32: ((int32_t *)p)[idx] = (int32_t)v.i; break;
   case NN_DT_I16: ((int16_t *)p)[idx] = (int16_t)v.i; break;

@@ -194,6 +194,75 @@ int nn_dtype_is_float(nn_dtype t) {
   return t == NN_DT_F32 || t == NN_DT_F16 || t == NN_DT_BF16 || t == NN_DT_F64;
 }
 
+/* ---- 16-bit floats ----------------------------------------------------- */
+
+uint16_t nn_f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff,
+           man = x & 0x7fffff;
+  if (exp == 0xff) /* inf, nan */
+    return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
+  int e = (int)exp - 127 + 15;
+  if (e >= 31)
+    return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) { /* subnormal or zero */
+    if (e < -10)
+      return (uint16_t)sign;
+    man |= 0x800000;
+    int shift = 14 - e;
+    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1),
+             half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1)))
+      h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+    h++; /* may carry into the exponent, up to inf: correct */
+  return (uint16_t)(sign | h);
+}
+
+float nn_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
+           man = h & 0x3ff, x;
+  if (exp == 0x1f) {
+    x = sign | 0x7f800000 | (man << 13);
+  } else if (exp == 0) {
+    if (!man) {
+      x = sign;
+    } else {
+      int e = -1;
+      do {
+        man <<= 1;
+        e++;
+      } while (!(man & 0x400));
+      x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+  } else {
+    x = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+uint16_t nn_f32_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffff) > 0x7f800000)
+    return (uint16_t)((x >> 16) | 0x40);
+  uint32_t rounding = 0x7fff + ((x >> 16) & 1);
+  return (uint16_t)((x + rounding) >> 16);
+}
+
+float nn_bf16_to_f32(uint16_t h) {
+  uint32_t x = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
 /* ---- diagnostics ------------------------------------------------------ */
 
 void nn_diag_init(nn_diag *d, FILE *out) {

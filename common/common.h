@@ -91,6 +91,15 @@ int64_t nn_dtype_to_scalar_type(nn_dtype t); /* -1 if none */
 nn_dtype nn_dtype_from_storage_name(const char *name);
 int nn_dtype_is_float(nn_dtype t);
 
+/* 16-bit floats: f32 → f16/bf16 round to nearest even (overflow to ±inf,
+ * NaN stays a quiet NaN); f16/bf16 → f32 is exact. The one definition the
+ * frontend, the passes and the kernel interpreter share (the LLVM backend
+ * generates the same arithmetic). */
+uint16_t nn_f32_to_f16(float f);
+float nn_f16_to_f32(uint16_t h);
+uint16_t nn_f32_to_bf16(float f);
+float nn_bf16_to_f32(uint16_t h);
+
 /* ---- diagnostics ------------------------------------------------------ */
 
 /* A place in the user's input. file is the archive entry (e.g.

@@ -199,35 +199,6 @@ static const ir_type *tensor_unknown(lower *L) {
   return ir_type_tensor(L->g, NN_DT_UNKNOWN, -1, NULL);
 }
 
-/* f16/bf16 → f32, rounding-free (every half value is a float). */
-static float half_to_float(uint16_t h, bool bf16) {
-  uint32_t bits;
-  if (bf16) {
-    bits = (uint32_t)h << 16;
-  } else {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f) {
-      bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp == 0) {
-      if (man == 0) {
-        bits = sign;
-      } else { /* subnormal: normalize */
-        int e = -1;
-        do {
-          e++;
-          man <<= 1;
-        } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
-      }
-    } else {
-      bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-  }
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
 /* A .half()-ed model: the CPU backend computes in f32 (until --precision
  * fp16 exists), so f16/bf16 weights become contiguous f32 copies. Returns
  * false when the tensor doesn't fit its storage. */
@@ -249,7 +220,7 @@ static bool upcast_half(lower *L, ir_weight *w) {
     if (!w->data || off < 0 || (uint64_t)(off + 1) * 2 > w->nbytes) return false;
     uint16_t h;
     memcpy(&h, (const unsigned char *)w->data + off * 2, 2);
-    out[e] = half_to_float(h, bf16);
+    out[e] = bf16 ? nn_bf16_to_f32(h) : nn_f16_to_f32(h);
     for (int i = w->rank - 1; i >= 0; i--) {
       if (++idx[i] < w->sizes[i]) break;
       idx[i] = 0;

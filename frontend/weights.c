@@ -464,54 +464,14 @@ static bool convertible_size(const fe_tensor *t) {
   return n <= cap;
 }
 
-static float f16_to_f32(uint16_t h) {
-  int e = (h >> 10) & 31, m = h & 1023;
-  float v = e == 0 ? ldexpf((float)m, -24)
-            : e == 31 ? (m ? NAN : INFINITY)
-                      : ldexpf((float)(m | 1024), e - 25);
-  return (h & 0x8000) ? -v : v;
-}
-
-/* Round to nearest, ties to even; overflow gives infinity. */
-static uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-  uint32_t ax = x & 0x7fffffff;
-  if (ax >= 0x7f800000) return sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0);
-  if (ax >= 0x477ff000) return sign | 0x7c00; /* >= 65520 */
-  if (ax < 0x38800000) {                       /* below 2^-14: subnormal half */
-    float v;
-    memcpy(&v, &ax, 4);
-    return sign | (uint16_t)lrintf(v * 16777216.0f);
-  }
-  uint32_t h = (((ax >> 23) - 112) << 10) | ((ax & 0x7fffff) >> 13);
-  uint32_t rest = ax & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
-  return sign | (uint16_t)h;
-}
-
-static float bf16_to_f32(uint16_t h) {
-  uint32_t x = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &x, 4);
-  return f;
-}
-
-static uint16_t f32_to_bf16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40);
-  return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
-}
 
 static double load_float(const unsigned char *p, nn_dtype t) {
   uint16_t h;
   float f;
   double g;
   switch (t) {
-  case NN_DT_F16: memcpy(&h, p, 2); return f16_to_f32(h);
-  case NN_DT_BF16: memcpy(&h, p, 2); return bf16_to_f32(h);
+  case NN_DT_F16: memcpy(&h, p, 2); return nn_f16_to_f32(h);
+  case NN_DT_BF16: memcpy(&h, p, 2); return nn_bf16_to_f32(h);
   case NN_DT_F32: memcpy(&f, p, 4); return f;
   case NN_DT_F64: memcpy(&g, p, 8); return g;
   default: NN_UNREACHABLE();
@@ -522,8 +482,8 @@ static void store_float(unsigned char *p, nn_dtype t, double v) {
   uint16_t h;
   float f = (float)v;
   switch (t) {
-  case NN_DT_F16: h = f32_to_f16(f); memcpy(p, &h, 2); return;
-  case NN_DT_BF16: h = f32_to_bf16(f); memcpy(p, &h, 2); return;
+  case NN_DT_F16: h = nn_f32_to_f16(f); memcpy(p, &h, 2); return;
+  case NN_DT_BF16: h = nn_f32_to_bf16(f); memcpy(p, &h, 2); return;
   case NN_DT_F32: memcpy(p, &f, 4); return;
   case NN_DT_F64: memcpy(p, &v, 8); return;
   default: NN_UNREACHABLE();

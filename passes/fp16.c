@@ -51,44 +51,6 @@ static bool keeps_types(ir_op op) {
          ir_ops[op].fusion == IR_FUSE_META;
 }
 
-/* ---- rounding ------------------------------------------------------------ */
-
-static uint32_t f32_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-
-/* f32 → IEEE binary16, round to nearest even; overflow to ±inf, NaN kept
- * quiet. */
-static uint16_t to_f16(float f) {
-  uint32_t u = f32_bits(f);
-  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
-  uint32_t exp = (u >> 23) & 0xff, man = u & 0x7fffff;
-  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
-  int e = (int)exp - 127 + 15;
-  if (e >= 31) return (uint16_t)(sign | 0x7c00);
-  if (e <= 0) { /* subnormal or zero */
-    if (e < -10) return sign;
-    man |= 0x800000;
-    int shift = 14 - e; /* 24-bit mantissa down to the subnormal grid */
-    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-  }
-  uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into inf */
-  return (uint16_t)(sign | h);
-}
-
-/* f32 → bfloat16, round to nearest even; NaN kept quiet. */
-static uint16_t to_bf16(float f) {
-  uint32_t u = f32_bits(f);
-  if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fff + ((u >> 16) & 1);
-  return (uint16_t)(u >> 16);
-}
-
 /* ---- the pass ------------------------------------------------------------ */
 
 typedef struct fctx {
@@ -180,7 +142,7 @@ static void convert_weight(fctx *f, ir_node *wn) {
       }
       /* outside the storage (a malformed archive): 0, as the backend does */
       float x = off >= 0 && (uint64_t)(off + 1) * 4 <= w->nbytes ? src[off] : 0.0f;
-      out[e] = f->lowp == NN_DT_F16 ? to_f16(x) : to_bf16(x);
+      out[e] = f->lowp == NN_DT_F16 ? nn_f32_to_f16(x) : nn_f32_to_bf16(x);
       for (int d = w->rank - 1; d >= 0; d--) { /* next index, row-major */
         if (++idx[d] < w->sizes[d]) break;
         idx[d] = 0;
