@@ -19,13 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* After shapes folded shape arithmetic into constants: merge the equal
- * constants and drop what no longer feeds an output. */
-static int run_cleanup(ir_graph *g, const pass_opts *o, nn_diag *d) {
-  (void)o;
-  return pass_canonicalize(g, d);
-}
-
+/* Also "cleanup": after shapes and fold, merge the equal constants and drop
+ * what no longer feeds an output. */
 static int run_canonicalize(ir_graph *g, const pass_opts *o, nn_diag *d) {
   (void)o;
   return pass_canonicalize(g, d);
@@ -49,20 +44,22 @@ static int run_fuse(ir_graph *g, const pass_opts *o, nn_diag *d) {
   return pass_fuse(g, d);
 }
 
+/* The default pipeline, in order; pass_names and messages derive from it. */
 static const struct {
   const char *name;                                       /* as in --passes */
   int (*run)(ir_graph *, const pass_opts *, nn_diag *);   /* returns errors */
-  bool in_default;                                        /* in the default pipeline */
 } passes[] = {
-    {"canonicalize", run_canonicalize, true},
-    {"shapes", run_shapes, true},
-    {"fold", run_fold, true},
-    {"cleanup", run_cleanup, true},
-    {"fp16", run_fp16, true},
-    {"fuse", run_fuse, true},
+    {"canonicalize", run_canonicalize},
+    {"shapes", run_shapes},
+    {"fold", run_fold},
+    {"cleanup", run_canonicalize},
+    {"fp16", run_fp16},
+    {"fuse", run_fuse},
 };
 
 const char *const pass_names[] = {"canonicalize", "shapes", "fold", "cleanup", "fp16", "fuse", NULL};
+_Static_assert(NN_ARRAY_LEN(pass_names) == NN_ARRAY_LEN(passes) + 1,
+               "pass_names lists the passes table");
 
 static int find_pass(const char *name, size_t n) {
   for (int i = 0; i < NN_ARRAY_LEN(passes); i++)
@@ -75,9 +72,15 @@ int pass_check_list(const char *list, char *err, size_t errlen) {
   for (const char *p = list; *p;) {
     const char *e = strchr(p, ',');
     size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (!n) {
+      snprintf(err, errlen, "empty pass name in '%s'", list);
+      return -1;
+    }
     if (find_pass(p, n) < 0) {
-      snprintf(err, errlen, "unknown pass '%.*s' (passes: canonicalize, shapes, fold, cleanup, fp16, fuse)",
-               (int)n, p);
+      int k = snprintf(err, errlen, "unknown pass '%.*s' (passes:", (int)n, p);
+      for (int i = 0; i < NN_ARRAY_LEN(passes) && k > 0 && (size_t)k < errlen; i++)
+        k += snprintf(err + k, errlen - (size_t)k, "%s%s", i ? ", " : " ", passes[i].name);
+      if (k > 0 && (size_t)k < errlen) snprintf(err + k, errlen - (size_t)k, ")");
       return -1;
     }
     p += n + (e != NULL);
@@ -119,7 +122,6 @@ int pass_pipeline_run(ir_graph *g, const pass_opts *o, nn_diag *d) {
     return 0;
   }
   for (int i = 0; i < NN_ARRAY_LEN(passes); i++) {
-    if (!passes[i].in_default) continue;
     int r = run_one(g, i, o, d);
     if (r) return r < 0 ? 0 : r;
   }
