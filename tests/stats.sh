@@ -8,7 +8,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$NNCC" "$NNCC_SRC/examples/model_jit.pt" -o "$work/m.so" --input 'x:f32[1,1,28,28]' \
   --stats "$work/stats.json" || exit 1
-python3 - "$work/stats.json" <<'PY'
+"$NNCC" inspect "$work/m.so" >"$work/inspect.txt" || exit 1
+python3 - "$work/stats.json" "$work/inspect.txt" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 n_pass = n_fail = 0
@@ -31,6 +32,13 @@ check(0 < s["kernels"], "kernels > 0")
 check(s["weights_bytes"] >= 4 * (4*9 + 4 + 8*36 + 8 + 392*32 + 32 + 320 + 10), "weights hold every parameter")
 check(s["arena_lower_bound_bytes"] <= s["arena_bytes"] <= max(s["naive_bytes"], s["arena_bytes"]),
       "lower bound <= arena <= naive")
+# nncc inspect OUT.so describes the same model through the runtime API.
+ins = open(sys.argv[2]).read().splitlines()
+check("name: model_jit" in ins, "inspect: the model name")
+check("  input 0: x: f32[1,1,28,28]" in ins, "inspect: the input")
+check("  output 0: output_0: f32[1,10]" in ins, "inspect: the output")
+check("workspace (arena): %d bytes per session" % s["arena_bytes"] in ins, "inspect: arena = --stats arena")
+check("weights: %d bytes" % s["weights_bytes"] in ins, "inspect: weights = --stats weights")
 print("stats: %d passed, %d failed" % (n_pass, n_fail))
 sys.exit(0 if n_fail == 0 else 1)
 PY

@@ -73,7 +73,7 @@ static void usage(FILE *f) {
       "usage: nncc MODEL.pt -o OUT.so [options]   compile a traced TorchScript model\n"
       "       nncc run OUT.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
       "                [--threads N] [--bench N]  run a compiled model on .npy inputs\n"
-      "       nncc inspect MODEL.pt           describe an archive\n"
+      "       nncc inspect MODEL.pt | OUT.so  describe an archive or a compiled model\n"
       "       nncc FILE.nnir [options]        run passes over textual IR\n"
       "\n"
       "options:\n"
@@ -347,16 +347,24 @@ static const char *producer_of(const fe_model *m) {
   }
 }
 
+static bool ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && !strcmp(s + a - b, suf);
+}
+
 static int cmd_inspect(int argc, char **argv) {
   if (argc == 1 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
-    puts("usage: nncc inspect MODEL.pt\n\n"
+    puts("usage: nncc inspect MODEL.pt | OUT.so\n\n"
          "Prints the archive's format and version, its likely producer, the module\n"
          "tree with parameter counts, the parameters' total elements and bytes, the\n"
-         "forward() inputs, and every op the code uses with whether nncc supports it.");
+         "forward() inputs, and every op the code uses with whether nncc supports it.\n"
+         "For a compiled OUT.so: its inputs and outputs, compiler, target, CPU\n"
+         "features, workspace and weights bytes.");
     return EXIT_OK;
   }
-  if (argc != 1) return usage_error("inspect takes one MODEL.pt argument%s", "");
+  if (argc != 1) return usage_error("inspect takes one MODEL.pt or OUT.so argument%s", "");
   const char *path = argv[0];
+  if (ends_with(path, ".so")) return nncc_inspect_so(path);
   nn_arena *arena = nn_arena_new();
   nn_diag d;
   nn_diag_init(&d, stderr);
@@ -424,10 +432,6 @@ static int cmd_inspect(int argc, char **argv) {
 
 /* ---- compile ------------------------------------------------------------------- */
 
-static bool ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && !strcmp(s + a - b, suf);
-}
 
 static ir_graph *load_ir_text(const char *path, nn_arena *arena, nn_diag *d) {
   FILE *f = fopen(path, "rb");

@@ -13,4 +13,9 @@
 
 int nncc_cmd_run(int argc, char **argv);
 
+/* `nncc inspect OUT.so` (tools/inspect_so.c): describes a compiled model
+ * through the runtime API. Returns the exit code (0, or 1 if it can't be
+ * loaded). */
+int nncc_inspect_so(const char *path);
+
 #endif

@@ -1,0 +1,55 @@
+/* inspect_so.c — `nncc inspect OUT.so`: what a compiled model is, read
+ * through the public runtime API (the same path an application takes):
+ * its inputs and outputs, the compiler that made it, target, CPU and
+ * required features, workspace (arena) and weights bytes.
+ */
+#include "nncc.h"
+#include "nncc_run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void print_io(const char *what, int32_t i, const nncc_io_info *io) {
+  printf("  %s %d: %s: %s[", what, i, io->name, nncc_dtype_name(io->dtype));
+  for (int32_t k = 0; k < io->rank; k++)
+    printf("%s%lld", k ? "," : "", (long long)io->dims[k]);
+  printf("]\n");
+}
+
+int nncc_inspect_so(const char *path) {
+  nncc_model *m = NULL;
+  char *err = NULL;
+  if (nncc_model_open(path, &m, &err) != NNCC_OK) {
+    fprintf(stderr, "nncc: error: %s\n", err ? err : path);
+    nncc_free_message(err);
+    return 1;
+  }
+  printf("model: %s\n", path);
+  printf("name: %s\n", nncc_model_name(m));
+  printf("compiler: %s\n", nncc_model_compiler(m));
+  printf("target: %s, cpu %s\n", nncc_model_target(m), nncc_model_cpu(m));
+  /* The features the code may use (LLVM also lists the ones it must not). */
+  printf("features:");
+  for (const char *f = nncc_model_features(m); *f;) {
+    const char *e = strchr(f, ',');
+    int n = e ? (int)(e - f) : (int)strlen(f);
+    if (*f == '+') printf(" %.*s", n - 1, f + 1);
+    f += n + (e != NULL);
+  }
+  printf("\n");
+  printf("workspace (arena): %llu bytes per session\n",
+         (unsigned long long)nncc_model_workspace_bytes(m));
+  printf("weights: %llu bytes\n", (unsigned long long)nncc_model_weights_bytes(m));
+  printf("inputs:\n");
+  for (int32_t i = 0; i < nncc_model_num_inputs(m); i++) {
+    nncc_io_info io;
+    if (nncc_model_input(m, i, &io) == NNCC_OK) print_io("input", i, &io);
+  }
+  printf("outputs:\n");
+  for (int32_t i = 0; i < nncc_model_num_outputs(m); i++) {
+    nncc_io_info io;
+    if (nncc_model_output(m, i, &io) == NNCC_OK) print_io("output", i, &io);
+  }
+  nncc_model_close(m);
+  return 0;
+}
