@@ -28,27 +28,17 @@ import os
 import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reexec import reexec  # noqa: E402
 import tempfile
 import time
-
-
-def _reexec_with_numpy():
-  """The first python3 on PATH may lack numpy; restart under one that has it."""
-  if os.environ.get("NNCC_CHECK_REEXEC"):
-    return
-  for cand in (os.environ.get("NNCC_PYTHON"), "/usr/bin/python3"):
-    if not cand or not os.path.exists(cand):
-      continue
-    if os.path.realpath(cand) == os.path.realpath(sys.executable):
-      continue
-    os.environ["NNCC_CHECK_REEXEC"] = "1"
-    os.execv(cand, [cand, os.path.abspath(sys.argv[0])] + sys.argv[1:])
 
 
 try:
   import numpy as np
 except ImportError:
-  _reexec_with_numpy()  # the running script: this one or run_e2e.py
+  reexec("NNCC_CHECK_REEXEC", sys.argv[0])  # the running script: this one or run_e2e.py
   sys.stderr.write("error: numpy is needed (tried %s, NNCC_PYTHON, "
                    "/usr/bin/python3)\n" % sys.executable)
   sys.exit(2)

@@ -44,24 +44,14 @@ import math
 import os
 import re
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from reexec import reexec  # noqa: E402
 import time
 import warnings
 import zipfile
 
 import numpy as np
-
-
-def _reexec_with_torch():
-  """The first python3 on PATH may lack torch; restart under one that has it."""
-  if os.environ.get("NNCC_ZOO_REEXEC"):
-    return
-  for cand in (os.environ.get("NNCC_PYTHON"), "/usr/bin/python3"):
-    if not cand or not os.path.exists(cand):
-      continue
-    if os.path.realpath(cand) == os.path.realpath(sys.executable):
-      continue
-    os.environ["NNCC_ZOO_REEXEC"] = "1"
-    os.execv(cand, [cand, os.path.abspath(__file__)] + sys.argv[1:])
 
 
 try:
@@ -70,7 +60,7 @@ try:
   import torch.nn.functional as F
   import torchvision
 except ImportError:
-  _reexec_with_torch()
+  reexec("NNCC_ZOO_REEXEC", __file__)
   sys.stderr.write("make_zoo.py: error: no python with torch and torchvision "
                    "(tried %s, NNCC_PYTHON, /usr/bin/python3)\n" % sys.executable)
   sys.exit(2)
