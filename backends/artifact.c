@@ -59,13 +59,76 @@ static void put_str(nn_arena *a, bytevec *v, const char *s) {
   for (size_t i = 0; i < n; i++) NN_PUSH(a, *v, (unsigned char)s[i]);
 }
 
-static void put_ios(nn_arena *a, bytevec *v, const be_io *ios, int n) {
+/* The dim expressions the metadata names, numbered in the order written
+ * (operands before their users). */
+typedef struct meta_exprs {
+  const be_program *p;
+  int32_t *index;      /* by ir_dim: expression number, -1 = not yet */
+  ir_dim *order;       /* by expression number: the dim */
+  int n;
+} meta_exprs;
+
+/* The expression number of d (a non-constant dim or any operand of one). */
+static int32_t expr_of(meta_exprs *m, ir_dim d) {
+  if (m->index[d] >= 0) return m->index[d];
+  const ir_dimexpr *e = ir_dim_get(m->p->g, d);
+  if (e->kind >= IR_DK_ADD) {
+    ir_dim a = e->a, b = e->b;
+    expr_of(m, a);
+    expr_of(m, b);
+  }
+  m->index[d] = m->n;
+  m->order[m->n++] = d;
+  return m->index[d];
+}
+
+static void put_exprs(nn_arena *a, bytevec *v, meta_exprs *m) {
+  const ir_graph *g = m->p->g;
+  put_le(a, v, (uint64_t)m->n, 4);
+  for (int i = 0; i < m->n; i++) {
+    const ir_dimexpr *e = ir_dim_get(g, m->order[i]);
+    nn_buf txt = {0};
+    ir_dim_print(&txt, g, m->order[i]);
+    put_str(a, v, txt.data ? txt.data : "");
+    nn_buf_free(&txt);
+    switch (e->kind) {
+    case IR_DK_CONST:
+      put_le(a, v, 0, 1);
+      put_le(a, v, (uint64_t)e->c, 8);
+      break;
+    case IR_DK_SYM: {
+      int s = 0;
+      while (s < m->p->syms.len && m->p->syms.data[s].dim != m->order[i]) s++;
+      NN_ASSERT(s < m->p->syms.len);
+      put_le(a, v, 1, 1);
+      put_le(a, v, (uint64_t)s, 4);
+      break;
+    }
+    default: {
+      int kind = e->kind == IR_DK_ADD ? 2 : e->kind == IR_DK_MUL ? 3 : e->kind == IR_DK_DIV ? 4
+                 : e->kind == IR_DK_FLOORDIV ? 5 : 6;
+      NN_ASSERT(e->kind >= IR_DK_ADD && e->kind <= IR_DK_MOD);
+      put_le(a, v, (uint64_t)kind, 1);
+      put_le(a, v, (uint64_t)m->index[e->a], 4);
+      put_le(a, v, (uint64_t)m->index[e->b], 4);
+    }
+    }
+  }
+}
+
+/* A dim as written in an io record: the number, or -1 - its expression. */
+static int64_t io_dim(meta_exprs *m, const be_io *io, int k) {
+  if (io->dims[k] >= 0) return io->dims[k];
+  return -1 - (int64_t)m->index[io->dims_d[k]];
+}
+
+static void put_ios(nn_arena *a, bytevec *v, meta_exprs *m, const be_io *ios, int n) {
   put_le(a, v, (uint64_t)n, 4);
   for (int i = 0; i < n; i++) {
     put_str(a, v, ios[i].name);
     put_le(a, v, (uint64_t)ios[i].dtype, 4);
     put_le(a, v, (uint64_t)ios[i].rank, 4);
-    for (int k = 0; k < ios[i].rank; k++) put_le(a, v, (uint64_t)ios[i].dims[k], 8);
+    for (int k = 0; k < ios[i].rank; k++) put_le(a, v, (uint64_t)io_dim(m, &ios[i], k), 8);
   }
 }
 
@@ -73,6 +136,7 @@ static void put_ios(nn_arena *a, bytevec *v, const be_io *ios, int n) {
 static bytevec build_meta(const be_program *p, const llvm_result *r,
                           const artifact_opts *o) {
   nn_arena *a = p->arena;
+  const ir_graph *g = p->g;
   bytevec v = {0};
   for (int i = 0; i < 8; i++) NN_PUSH(a, v, (unsigned char)NNCC_META_MAGIC[i]);
   put_le(a, &v, NNCC_META_VERSION, 4);
@@ -84,8 +148,72 @@ static bytevec build_meta(const be_program *p, const llvm_result *r,
   put_str(a, &v, r->features ? r->features : "");
   put_le(a, &v, p->workspace_bytes, 8);
   put_le(a, &v, (uint64_t)p->weights.len, 8);
-  put_ios(a, &v, p->inputs.data, p->inputs.len);
-  put_ios(a, &v, p->outputs.data, p->outputs.len);
+  put_le(a, &v, (uint64_t)p->syms.len, 4);
+  for (int i = 0; i < p->syms.len; i++) {
+    put_str(a, &v, p->syms.data[i].name);
+    put_le(a, &v, (uint64_t)p->syms.data[i].lo, 8);
+    put_le(a, &v, (uint64_t)p->syms.data[i].hi, 8);
+  }
+  /* every expression the rest names: io dims, checked dims, block sizes */
+  meta_exprs m = {.p = p};
+  int ndims = g && p->syms.len > 0 ? g->dims.len : 0;
+  m.index = nn_alloc(a, sizeof *m.index * (size_t)(ndims + 1));
+  m.order = nn_alloc(a, sizeof *m.order * (size_t)(ndims + 1));
+  for (int i = 0; i < ndims; i++) m.index[i] = -1;
+  NN_VEC(int32_t) checks = {0};
+  if (p->syms.len > 0) {
+    for (int i = 0; i < p->inputs.len + p->outputs.len; i++) {
+      const be_io *io = i < p->inputs.len ? &p->inputs.data[i] : &p->outputs.data[i - p->inputs.len];
+      for (int k = 0; k < io->rank; k++)
+        if (io->dims[k] < 0) expr_of(&m, io->dims_d[k]);
+    }
+    for (int i = 0; i < g->values.len; i++) {
+      const ir_type *t = g->values.data[i].type;
+      ir_nodeid def = g->values.data[i].def;
+      if (!t || t->kind != IR_T_TENSOR || t->rank <= 0) continue;
+      if (def >= 0 && (g->nodes.data[def].flags & IR_NF_DEAD)) continue;
+      for (int k = 0; k < t->rank; k++) {
+        if (ir_dim_is_const(g, t->dims[k], NULL) || t->dims[k] == IR_DIM_UNKNOWN) continue;
+        bool fresh = m.index[t->dims[k]] < 0;
+        int32_t x = expr_of(&m, t->dims[k]);
+        bool listed = false;
+        for (int j = 0; j < checks.len && !fresh && !listed; j++) listed = checks.data[j] == x;
+        if (!listed) NN_PUSH(a, checks, x);
+      }
+    }
+    for (int i = 0; i < p->dynblocks.len; i++) expr_of(&m, p->bufs.data[p->dynblocks.data[i].buf].elems_d);
+    for (int i = 0; i < g->guards.len; i++) {
+      expr_of(&m, g->guards.data[i].a);
+      expr_of(&m, g->guards.data[i].b);
+    }
+  }
+  put_exprs(a, &v, &m);
+  put_ios(a, &v, &m, p->inputs.data, p->inputs.len);
+  put_ios(a, &v, &m, p->outputs.data, p->outputs.len);
+  put_le(a, &v, (uint64_t)checks.len, 4);
+  for (int i = 0; i < checks.len; i++) put_le(a, &v, (uint64_t)checks.data[i], 4);
+  int nguards = p->syms.len > 0 ? g->guards.len : 0;
+  put_le(a, &v, (uint64_t)nguards, 4);
+  for (int i = 0; i < nguards; i++) {
+    const ir_guard *gd = &g->guards.data[i];
+    put_le(a, &v, (uint64_t)m.index[gd->a], 4);
+    put_le(a, &v, (uint64_t)m.index[gd->b], 4);
+    char where[512];
+    snprintf(where, sizeof where, "%s:%d:%d", gd->loc.file ? gd->loc.file : "?", gd->loc.line,
+             gd->loc.col);
+    put_str(a, &v, where);
+  }
+  put_le(a, &v, p->dynamic ? (uint64_t)p->bufs.len : 0, 4);
+  put_le(a, &v, p->dynamic ? (uint64_t)p->dynblocks.len : 0, 4);
+  for (int i = 0; p->dynamic && i < p->dynblocks.len; i++) {
+    const be_dynblock *b = &p->dynblocks.data[i];
+    const be_buf *x = &p->bufs.data[b->buf];
+    put_le(a, &v, (uint64_t)b->buf, 4);
+    put_le(a, &v, nn_dtype_size(x->dtype), 4);
+    put_le(a, &v, (uint64_t)m.index[x->elems_d], 4);
+    put_le(a, &v, (uint64_t)b->first, 4);
+    put_le(a, &v, (uint64_t)b->last, 4);
+  }
   for (int i = 0; i < 4; i++) v.data[12 + i] = (unsigned char)((unsigned)v.len >> (8 * i));
   return v;
 }

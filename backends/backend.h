@@ -28,18 +28,22 @@
 #define NNCC_BACKEND_H
 
 #include "kernel.h"
+#include "../runtime/plan.h"
 
 typedef enum be_bufkind {
   BE_BUF_INPUT,     /* graph input `index` (caller's memory, read only) */
   BE_BUF_OUTPUT,    /* graph output `index` (caller's memory) */
   BE_BUF_WEIGHT,    /* `offset` bytes into the weights blob (read only) */
   BE_BUF_WORKSPACE, /* `offset` bytes into the session's workspace */
+  BE_BUF_DIMS,      /* the run's dim values: one int64 per program symbol
+                       (be_program.syms), read only */
 } be_bufkind;
 
 typedef struct be_buf {
   be_bufkind kind;
   nn_dtype dtype;   /* element type */
-  int64_t elems;    /* element count */
+  int64_t elems;    /* element count; -1 when it depends on symbolic dims */
+  ir_dim elems_d;   /* element count as a dim of the graph (always set) */
   int32_t index;    /* INPUT/OUTPUT: which */
   uint64_t offset;  /* WEIGHT/WORKSPACE: byte offset, a multiple of 64 */
 } be_buf;
@@ -54,8 +58,24 @@ typedef struct be_io {
   const char *name; /* forward() parameter name, or "output_N" */
   nn_dtype dtype;
   int rank;
-  const int64_t *dims;
+  const int64_t *dims; /* -1 for a symbolic dim */
+  const ir_dim *dims_d; /* the dims as dims of the graph */
 } be_io;
+
+/* A symbolic dim of the inputs: its value comes from the input tensors at
+ * run time and must lie in [lo, hi]. */
+typedef struct be_sym {
+  const char *name; /* e.g. "b" */
+  ir_dim dim;       /* its IR_DK_SYM dim */
+  int64_t lo, hi;   /* declared range (1..INT64_MAX when none) */
+} be_sym;
+
+/* A workspace buffer of a dynamic program, planned at run time. */
+typedef struct be_dynblock {
+  be_bufid buf;     /* the workspace buffer (its elems_d and dtype) */
+  int32_t first;    /* first step binding it */
+  int32_t last;     /* last step binding it */
+} be_dynblock;
 
 typedef struct be_program {
   nn_arena *arena;
@@ -64,7 +84,14 @@ typedef struct be_program {
   NN_VEC(be_step) steps;        /* in execution order */
   NN_VEC(be_io) inputs;         /* graph inputs */
   NN_VEC(be_io) outputs;        /* graph outputs */
-  uint64_t workspace_bytes;     /* session workspace size (the arena) */
+  NN_VEC(be_sym) syms;          /* symbolic dims, in dims-buffer order */
+  be_bufid dims_buf;            /* the BE_BUF_DIMS buffer, -1 if no symbol */
+  uint64_t workspace_bytes;     /* session workspace size (the arena); 0
+                                   for a dynamic program */
+  bool dynamic;                 /* some dim is symbolic: workspace offsets
+                                   are planned at run time (dynblocks) */
+  NN_VEC(be_dynblock) dynblocks;/* dynamic: every workspace buffer a step
+                                   binds, with its live step range */
   uint64_t arena_lower_bound_bytes; /* max live workspace bytes at any step */
   uint64_t naive_bytes;         /* every workspace buffer in its own region */
   NN_VEC(unsigned char) weights;/* the weights blob (parts 64-aligned) */
@@ -78,27 +105,20 @@ void be_program_print(nn_buf *b, const be_program *p);
 /* Runs a program with the reference interpreter (tests): inputs/outputs are
  * contiguous arrays in graph order. Returns 0 or -1. */
 int be_interp(const be_program *p, void *const *inputs, void *const *outputs);
+/* The same for a dynamic program, with dims[i] the value of p->syms[i]
+ * (the caller checks them against the inputs): plans the workspace for
+ * these values, then interprets with bounds checks. */
+int be_interp_dims(const be_program *p, const int64_t *dims, void *const *inputs,
+                   void *const *outputs);
+/* The value of dim d of p's graph when p->syms[i] is dims[i] (floor
+ * semantics for // and %; 0 for division by zero); *ok false when d is
+ * unknown or names no program symbol. */
+int64_t be_dim_eval(const be_program *p, ir_dim d, const int64_t *dims, bool *ok);
 
 /* ---- memplan.c ---------------------------------------------------------- */
 
-/* A workspace buffer as the planner sees it: a size and the inclusive range
- * of steps during which its bytes must be kept. */
-typedef struct mp_block {
-  uint64_t size;    /* bytes, a multiple of 64 */
-  int32_t first;    /* first step that reads or writes it */
-  int32_t last;     /* last step that reads or writes it (>= first) */
-  uint64_t offset;  /* out: byte offset, a multiple of 64 */
-} mp_block;
-
-/* Assigns offsets so that blocks whose step ranges intersect never share a
- * byte. Tries several greedy orders (by size, by start, by lifetime) with
- * best-fit placement, keeps the smallest arena, then repairs it while it is
- * above the lower bound (memplan.c). Returns the arena size
- * (the largest offset + size, 0 when n == 0). Scratch from `a`. */
-uint64_t mp_assign(mp_block *b, int n, nn_arena *a);
-/* Max over steps of the summed sizes of the blocks live at that step: no
- * assignment can use fewer bytes. */
-uint64_t mp_lower_bound(const mp_block *b, int n, nn_arena *a);
+/* The placement core (mp_block, mp_assign, mp_lower_bound) is
+ * runtime/plan.h, shared with the model runtime. */
 /* Plans the workspace of a scheduled program: every BE_BUF_WORKSPACE buffer
  * lives from the first step that binds it to the last (a buffer no later
  * step reads dies at its writer; a node's scratch dies with the node);

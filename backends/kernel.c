@@ -19,6 +19,8 @@
  *     if COND: / else:
  *     gemm M=.. N=.. K=..: C[off; ldc] (= | +=) alpha * A[off; rs, cs] @
  *          B[off; rs, cs] [+ beta * BIAS[off; rs, cs]] [(b is weight)]
+ *                                       (sizes, strides and offsets are
+ *                                       expressions: numbers when static)
  *
  * Expressions: variables vN; loads BUF[IDX]; integer constants in decimal
  * (i64 bare, other dtypes as N:dtype, bools true/false); float constants
@@ -37,6 +39,7 @@ kernel *k_new(nn_arena *a, const char *name) {
   kernel *k = nn_alloc(a, sizeof *k);
   k->arena = a;
   k->name = nn_strdup(a, name ? name : "kernel");
+  k->dims_slot = -1;
   return k;
 }
 
@@ -296,9 +299,21 @@ void k_store(kernel *k, int32_t buf, kx_id idx, kx_id val) {
   append(k, push_stmt(k, s));
 }
 
+/* Whether e is an I64 expression of k. */
+static bool is_i64(const kernel *k, kx_id e) {
+  return e >= 0 && e < k->exprs.len && k->exprs.data[e].dtype == NN_DT_I64;
+}
+
 void k_gemm(kernel *k, const ks_gemm *g) {
   NN_ASSERT(g->a >= 0 && g->a < k->bufs.len && g->b >= 0 &&
             g->b < k->bufs.len && g->c >= 0 && g->c < k->bufs.len);
+  NN_ASSERT(is_i64(k, g->m) && is_i64(k, g->n) && is_i64(k, g->k) &&
+            is_i64(k, g->a_rs) && is_i64(k, g->a_cs) && is_i64(k, g->b_rs) &&
+            is_i64(k, g->b_cs) && is_i64(k, g->ldc) && is_i64(k, g->a_off) &&
+            is_i64(k, g->b_off) && is_i64(k, g->c_off));
+  NN_ASSERT(g->bias < 0 ||
+            (g->bias < k->bufs.len && is_i64(k, g->bias_off) &&
+             is_i64(k, g->bias_rs) && is_i64(k, g->bias_cs)));
   k->bufs.data[g->c].written = true;
   ks s = {.kind = KS_GEMM, .var = -1, .lo = -1, .hi = -1, .cond = -1,
           .idx = -1, .val = -1, .gemm = *g};
@@ -436,10 +451,14 @@ static void indent(nn_buf *b, int depth) {
 }
 
 static void print_gemm_operand(nn_buf *b, const kernel *k, int32_t buf,
-                               kx_id off, int64_t rs, int64_t cs) {
+                               kx_id off, kx_id rs, kx_id cs) {
   nn_buf_printf(b, "%s[", k->bufs.data[buf].name);
   print_expr(b, k, off);
-  nn_buf_printf(b, "; %lld, %lld]", (long long)rs, (long long)cs);
+  nn_buf_printf(b, "; ");
+  print_expr(b, k, rs);
+  nn_buf_printf(b, ", ");
+  print_expr(b, k, cs);
+  nn_buf_printf(b, "]");
 }
 
 static void print_block(nn_buf *b, const kernel *k, const ks_id *ids, int n,
@@ -491,11 +510,20 @@ static void print_stmt(nn_buf *b, const kernel *k, ks_id id, int depth,
     return;
   case KS_GEMM: {
     const ks_gemm *g = &s->gemm;
-    nn_buf_printf(b, "gemm M=%lld N=%lld K=%lld: %s[", (long long)g->m,
-                  (long long)g->n, (long long)g->k, k->bufs.data[g->c].name);
+    /* sizes and strides print as expressions: a constant reads as the
+     * bare number, e.g. "gemm M=64 N=1000 K=512" */
+    nn_buf_printf(b, "gemm M=");
+    print_expr(b, k, g->m);
+    nn_buf_printf(b, " N=");
+    print_expr(b, k, g->n);
+    nn_buf_printf(b, " K=");
+    print_expr(b, k, g->k);
+    nn_buf_printf(b, ": %s[", k->bufs.data[g->c].name);
     print_expr(b, k, g->c_off);
-    nn_buf_printf(b, "; %lld] %s %.9g * ", (long long)g->ldc,
-                  g->accumulate ? "+=" : "=", (double)g->alpha);
+    nn_buf_printf(b, "; ");
+    print_expr(b, k, g->ldc);
+    nn_buf_printf(b, "] %s %.9g * ", g->accumulate ? "+=" : "=",
+                  (double)g->alpha);
     print_gemm_operand(b, k, g->a, g->a_off, g->a_rs, g->a_cs);
     nn_buf_printf(b, " @ ");
     print_gemm_operand(b, k, g->b, g->b_off, g->b_rs, g->b_cs);

@@ -77,23 +77,28 @@ enum {
 
 /* C[c_off + m*ldc + n] (= or +=) alpha * sum_k A[a_off + m*a_rs + k*a_cs] *
  * B[b_off + k*b_rs + n*b_cs] (+ beta-scaled bias[bias_off + n*bias_cs +
- * m*bias_rs]) for m < M, n < N. Offsets are expressions (so a loop around
- * the GEMM can walk a batch or conv groups); sizes and strides are
- * compile-time constants. All buffers are F32 for now. */
+ * m*bias_rs]) for m < M, n < N. Offsets, sizes and strides are I64
+ * expressions of the kernel: constants when the shapes are static (the
+ * usual case, which backends specialize on), expressions over the run's
+ * dim values (kl_dimx) when a dim is symbolic. Offsets may use variables of
+ * loops around the GEMM (a batch, conv groups); sizes and strides never
+ * do. All buffers are F32 for now. */
 typedef struct ks_gemm {
   int32_t a, b, c;           /* buffer slots */
   kx_id a_off, b_off, c_off; /* element offsets (I64 expressions) */
-  int64_t m, n, k;           /* sizes */
-  int64_t a_rs, a_cs;        /* A strides (row = m, col = k) */
-  int64_t b_rs, b_cs;        /* B strides (row = k, col = n) */
-  int64_t ldc;               /* C row stride (column stride 1) */
+  kx_id m, n, k;             /* sizes (I64 expressions, >= 0 at run time) */
+  kx_id a_rs, a_cs;          /* A strides (row = m, col = k) */
+  kx_id b_rs, b_cs;          /* B strides (row = k, col = n) */
+  kx_id ldc;                 /* C row stride (column stride 1) */
   float alpha;               /* scale of the product */
   int32_t bias;              /* buffer slot of a bias, or -1 */
   kx_id bias_off;            /* its offset */
-  int64_t bias_rs, bias_cs;  /* bias strides over m and n (0 = broadcast) */
+  kx_id bias_rs, bias_cs;    /* bias strides over m and n (constant 0 =
+                                broadcast) */
   float beta;                /* scale of the bias */
   bool accumulate;           /* C += ... instead of C = ... */
-  bool b_is_weight;          /* B is a compile-time constant (may be packed) */
+  bool b_is_weight;          /* B is a compile-time constant (may be packed;
+                                its sizes and strides are then constants) */
   /* Epilogue (fused groups, kernel_fuse.c). When `epilogue` is set, the
    * value v defined above for C[m, n] (after the last K block) is not
    * stored as is: the F32 variable ep_acc is set to v, the I64 variable
@@ -124,7 +129,10 @@ typedef struct ks {
 typedef struct kbuf {
   nn_dtype dtype;      /* element type */
   bool written;        /* the kernel stores into it */
-  int64_t elems;       /* elements the kernel may touch (for checks) */
+  int64_t elems;       /* elements the kernel may touch (for checks); -1
+                          when the size depends on symbolic dims (the
+                          interpreter then checks against the bound
+                          program buffer's size at run time) */
   const char *name;    /* for printing, e.g. "x", "out", "w" */
 } kbuf;
 
@@ -137,6 +145,9 @@ typedef struct kernel {
   NN_VEC(ks) stmts;
   NN_VEC(ks_id) root;  /* top-level statements, in order */
   nn_loc loc;          /* source of the op, for profiling and errors */
+  int32_t dims_slot;   /* the slot bound to the run's dim values (an I64
+                          buffer, one element per symbol; kl_dimx creates
+                          it on first use), -1 when the kernel has none */
   /* building state (kernel.c): the FOR/IF statements not yet ended,
    * innermost last; an IF whose else branch is open is stored as -(id+1) */
   NN_VEC(ks_id) open;
@@ -198,8 +209,37 @@ nn_arena *kl_arena(kl_ctx *c);
 nn_diag *kl_diag(kl_ctx *c);
 
 /* Static shape of a tensor value: fills dims (up to 16) and returns rank, or
- * -1 after reporting an error when a dim is not constant. */
+ * -1 after reporting an error when a dim is not constant. Lowerings that
+ * handle symbolic dims use kl_shape_d instead. */
 int kl_shape(kl_ctx *c, ir_value v, int64_t *dims);
+
+/* ---- symbolic sizes ------------------------------------------------------
+ * A lowering computes sizes, strides and trip counts as ir_dim values (the
+ * graph's hash-consed dim expressions, ir.h): constants when the shape is
+ * static, polynomials/floor-divisions over the inputs' named dims ("b",
+ * "s") otherwise. Arithmetic goes through ir_dim_add/_sub/_mul/_floordiv/
+ * _mod (which fold constants, so a static model lowers exactly as with
+ * int64 arithmetic); equality is id equality (d1 == d2), and
+ * kl_dim_const() tells whether a dim is a known number. Only where a dim
+ * enters the kernel does it become an expression: kl_dimx(c, k, d) gives a
+ * constant for a constant dim, else arithmetic over loads of the run's dim
+ * values (one I64 slot per kernel, bound to the program's dims buffer). */
+/* Shape of a tensor value (any dims): fills dims (up to 16) and returns
+ * the rank, or -1 after reporting (not a tensor, unknown rank or dim). */
+int kl_shape_d(kl_ctx *c, ir_value v, ir_dim *dims);
+/* d as an I64 expression of kernel k. */
+kx_id kl_dimx(kl_ctx *c, kernel *k, ir_dim d);
+/* The dim holding the number v (ir_dim_const of the graph). */
+ir_dim kl_d(kl_ctx *c, int64_t v);
+/* True and *v set when d is a known number. */
+bool kl_dim_const(kl_ctx *c, ir_dim d, int64_t *v);
+/* Whether dims a and b are the same dim, or shape inference assumed them
+ * equal and recorded a guard that the runtime checks before every run (a
+ * flattened conv output with symbolic H, W meeting a linear layer's fixed
+ * features). A lowering may then use either; prefer the constant one. */
+bool kl_dims_agree(kl_ctx *c, ir_dim a, ir_dim b);
+/* A workspace buffer of `elems` elements (kl_scratch for any dim). */
+be_bufid kl_scratch_d(kl_ctx *c, nn_dtype dt, ir_dim elems);
 
 /* Lowers node n (any op whose fusion class is not META or VIEW) into kernels
  * that write its result(s) into kl_value_buf(out). Returns 0, or -1 after
@@ -215,8 +255,11 @@ int kl_lower_gemm(kl_ctx *c, ir_nodeid n);
  * macro tiles of C (the outermost loop; KS_PARALLEL when the GEMM was k's
  * only root statement), K blocks, MR-row register tiles whose innermost
  * loop is a KS_VECTOR loop of constant trip count over contiguous columns
- * of C and B. C itself is the accumulator. Uses new variables; k must be
- * complete (no open block). */
+ * of C and B (with a symbolic N, the column tail's loop runs N % NR times;
+ * with a symbolic M, the row tail is done a row at a time). C itself is
+ * the accumulator. Symbolic sizes and strides are read once per macro
+ * tile, into variables. With constant sizes the result is the same as
+ * ever. Uses new variables; k must be complete (no open block). */
 void k_expand_gemms(kernel *k);
 /* Writes piece `piece` of a chunk/split/unbind node into program buffer
  * dst (kernel_ops.c; the schedule calls it where the list is unpacked).
@@ -278,7 +321,10 @@ int kl_lower_gemm_ep(kl_ctx *c, ir_nodeid n, const kl_epilogue *ep);
 /* ---- kernel_interp.c ------------------------------------------------------ */
 
 /* Runs a kernel with slot pointers bufs[0..nbufs). Returns 0, or -1 on an
- * out-of-bounds access (checked against kbuf.elems). */
+ * out-of-bounds access (checked against kbuf.elems; a slot whose elems is
+ * -1 is checked against elems[slot] when elems is not NULL, else not at
+ * all). */
 int k_interp(const kernel *k, void *const *bufs);
+int k_interp_sized(const kernel *k, void *const *bufs, const int64_t *elems);
 
 #endif

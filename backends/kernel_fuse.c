@@ -24,7 +24,11 @@
  *
  * The members all have the result's shape (the fusion pass groups only
  * such nodes), so an operand's broadcast index follows from the result's
- * coordinates. A group the scalar form cannot express (a member without
+ * coordinates. Shapes are dims of the graph (ir_dim), possibly symbolic:
+ * an operand dim is broadcast when it is the number 1 and must otherwise
+ * be the result's dim itself (shape inference resolved broadcasting; a
+ * symbolic dim is never taken for 1); sizes and strides become kernel
+ * expressions through kl_dimx, numbers when static. A group the scalar form cannot express (a member without
  * one, an operand that is a string or a list) is lowered member by member
  * through kl_lower_node, which gives every member's result storage again:
  * slower, never wrong.
@@ -46,8 +50,8 @@ typedef struct grp {
                              by its own code, the rest is fused onto it */
   bool gemm;              /* nodes[0] is gemm-like */
   int rank;               /* the result's shape */
-  int64_t od[MAXR];
-  int64_t ost[MAXR];      /* its contiguous strides */
+  ir_dim od[MAXR];
+  ir_dim ost[MAXR];       /* its contiguous strides */
   bool flat;              /* every operand has the result's shape or one
                              element: one flat loop, no index math */
   /* while building one kernel: */
@@ -59,20 +63,32 @@ typedef struct grp {
   int nslots;
 } grp;
 
-static int64_t numel(int rank, const int64_t *d) {
-  int64_t n = 1;
-  for (int i = 0; i < rank; i++) n *= d[i];
+static ir_dim numel(grp *G, int rank, const ir_dim *d) {
+  ir_dim n = ir_dim_const(G->g, 1);
+  for (int i = 0; i < rank; i++) n = ir_dim_mul(G->g, n, d[i]);
   return n;
 }
 
-/* Static shape of an operand value (scalars: rank 0); -1 when it is not a
- * tensor or number of static shape. Reports nothing. */
-static int operand_shape(grp *G, ir_value v, int64_t *dims) {
+/* d is the number v */
+static bool dim_is(grp *G, ir_dim d, int64_t v) {
+  int64_t x;
+  return ir_dim_is_const(G->g, d, &x) && x == v;
+}
+
+static bool same_dims(int r, const ir_dim *a, const ir_dim *b) {
+  return !memcmp(a, b, sizeof *a * (size_t)r);
+}
+
+/* Shape of an operand value (scalars: rank 0); -1 when it is not a tensor
+ * or number, or a dim is unknown. Reports nothing. */
+static int operand_shape(grp *G, ir_value v, ir_dim *dims) {
   const ir_type *t = ir_vtype(G->g, v);
   if (t->kind == IR_T_INT || t->kind == IR_T_FLOAT || t->kind == IR_T_BOOL) return 0;
   if (t->kind != IR_T_TENSOR || t->rank < 0 || t->rank > MAXR) return -1;
-  for (int i = 0; i < t->rank; i++)
-    if (!ir_dim_is_const(G->g, t->dims[i], &dims[i])) return -1;
+  for (int i = 0; i < t->rank; i++) {
+    if (t->dims[i] == IR_DIM_UNKNOWN) return -1;
+    dims[i] = t->dims[i];
+  }
   return t->rank;
 }
 
@@ -112,11 +128,12 @@ static bool check(grp *G) {
   if (last->nout != 1) return false;
   G->rank = operand_shape(G, last->out[0], G->od);
   if (G->rank < 0 || ir_vtype(G->g, last->out[0])->kind != IR_T_TENSOR) return false;
-  int64_t s = 1;
+  ir_dim s = ir_dim_const(G->g, 1);
   for (int i = G->rank - 1; i >= 0; i--) {
     G->ost[i] = s;
-    s *= G->od[i];
+    s = ir_dim_mul(G->g, s, G->od[i]);
   }
+  if (s == IR_DIM_UNKNOWN) return false; /* too complex an expression */
   G->flat = true;
   int external = 0;
   for (int m = G->head ? 1 : 0; m < G->n; m++) {
@@ -125,9 +142,8 @@ static bool check(grp *G) {
     int which[4];
     int nops = kl_scalar_operands(G->c, id, which);
     if (nops < 0) return false;
-    int64_t d[MAXR];
-    if (operand_shape(G, n->out[0], d) != G->rank ||
-        memcmp(d, G->od, sizeof *d * (size_t)G->rank))
+    ir_dim d[MAXR];
+    if (operand_shape(G, n->out[0], d) != G->rank || !same_dims(G->rank, d, G->od))
       return false;
     /* a gemm epilogue stores into the gemm's output: every member has the
      * gemm's float dtype (16-bit C is rounded from f32, kernel_gemm.c) */
@@ -147,9 +163,8 @@ static bool check(grp *G) {
       int r = operand_shape(G, v, d);
       if (r < 0 || r > G->rank || storage_dtype(G, v) == NN_DT_UNKNOWN) return false;
       for (int k = 0; k < r; k++) /* right-aligned broadcast */
-        if (d[k] != 1 && d[k] != G->od[G->rank - r + k]) return false;
-      int64_t e = numel(r, d);
-      if (e != 1 && !(r == G->rank && !memcmp(d, G->od, sizeof *d * (size_t)r)))
+        if (!dim_is(G, d[k], 1) && d[k] != G->od[G->rank - r + k]) return false;
+      if (!dim_is(G, numel(G, r, d), 1) && !(r == G->rank && same_dims(r, d, G->od)))
         G->flat = false;
       if (++external > MAXSLOTS) return false;
     }
@@ -157,10 +172,9 @@ static bool check(grp *G) {
   if (G->head) { /* the head's result has the group's shape, so its flat
                    index (C's, for a gemm) is the result's */
     const ir_node *h = ir_node_get(G->g, G->nodes[0]);
-    int64_t d[MAXR];
+    ir_dim d[MAXR];
     if (h->nout != 1 || (G->gemm && !gemm_dtype(G, h->out[0])) ||
-        operand_shape(G, h->out[0], d) != G->rank ||
-        memcmp(d, G->od, sizeof *d * (size_t)G->rank))
+        operand_shape(G, h->out[0], d) != G->rank || !same_dims(G->rank, d, G->od))
       return false;
   }
   return true;
@@ -170,32 +184,39 @@ static bool check(grp *G) {
  * element, the flat index for the result's own shape, else the sum of the
  * result's coordinates times the operand's broadcast strides (coordinates
  * from the loop variables, or divided out of the flat index). */
-static kx_id operand_index(grp *G, int r, const int64_t *d) {
+static kx_id operand_index(grp *G, int r, const ir_dim *d) {
   kernel *k = G->k;
-  if (numel(r, d) == 1) return k_i64(k, 0);
-  if (r == G->rank && !memcmp(d, G->od, sizeof *d * (size_t)r)) return G->flat_idx;
-  int64_t cs[MAXR], s = 1;
+  if (dim_is(G, numel(G, r, d), 1)) return k_i64(k, 0);
+  if (r == G->rank && same_dims(r, d, G->od)) return G->flat_idx;
+  ir_dim cs[MAXR], s = ir_dim_const(G->g, 1);
   for (int i = r - 1; i >= 0; i--) {
     cs[i] = s;
-    s *= d[i];
+    s = ir_dim_mul(G->g, s, d[i]);
   }
   kx_id e = k_i64(k, 0);
   for (int i = 0; i < G->rank; i++) {
     int j = i - (G->rank - r);
-    if (j < 0 || d[j] == 1) continue; /* broadcast: stride 0 */
+    if (j < 0 || dim_is(G, d[j], 1)) continue; /* broadcast: stride 0 */
     kx_id coord = G->iv ? G->iv[i]
-                        : k_bin(k, KX_MOD, k_bin(k, KX_DIV, G->flat_idx, k_i64(k, G->ost[i])),
-                                k_i64(k, G->od[i]));
-    e = k_bin(k, KX_ADD, e, k_bin(k, KX_MUL, coord, k_i64(k, cs[j])));
+                        : k_bin(k, KX_MOD,
+                                k_bin(k, KX_DIV, G->flat_idx, kl_dimx(G->c, k, G->ost[i])),
+                                kl_dimx(G->c, k, G->od[i]));
+    e = k_bin(k, KX_ADD, e, k_bin(k, KX_MUL, coord, kl_dimx(G->c, k, cs[j])));
   }
   return e;
+}
+
+/* An element count for k_buf: the number, or -1 when symbolic. */
+static int64_t kelems(grp *G, ir_dim d) {
+  int64_t v;
+  return ir_dim_is_const(G->g, d, &v) ? v : -1;
 }
 
 /* The element of external operand v at the current element (a slot bound
  * on first use). */
 static kx_id load_external(grp *G, ir_value v) {
   kernel *k = G->k;
-  int64_t d[MAXR];
+  ir_dim d[MAXR];
   int r = operand_shape(G, v, d);
   NN_ASSERT(r >= 0); /* check() */
   int32_t slot = -1;
@@ -207,7 +228,7 @@ static kx_id load_external(grp *G, ir_value v) {
      * gemm epilogue, whose kernel already has an "a" and a "b" */
     const char *name = G->gemm ? nn_sprintf(kl_arena(G->c), "e%d", G->nslots)
                                : nn_sprintf(kl_arena(G->c), "%c", 'a' + G->nslots % 26);
-    slot = k_buf(k, storage_dtype(G, v), numel(r, d), false, name);
+    slot = k_buf(k, storage_dtype(G, v), kelems(G, numel(G, r, d)), false, name);
     kl_bind(G->c, k, slot, kl_value_buf(G->c, v));
     G->slot_val[G->nslots] = v;
     G->slot[G->nslots++] = slot;
@@ -260,34 +281,36 @@ static int lower_elementwise(grp *G) {
   ir_value out = ir_node_get(G->g, G->nodes[G->n - 1])->out[0];
   kernel *k = G->k = kl_kernel(G->c, group_name(G, 0));
   nn_dtype odt = storage_dtype(G, out);
-  int64_t total = numel(G->rank, G->od);
-  int32_t os = k_buf(k, odt, total, true, "out");
+  ir_dim total = numel(G, G->rank, G->od);
+  bool one = dim_is(G, total, 1);
+  int32_t os = k_buf(k, odt, kelems(G, total), true, "out");
   kl_bind(G->c, k, os, kl_value_buf(G->c, out));
-  /* loops: flat, or one per dim of size > 1 (first PARALLEL, last VECTOR) */
+  /* loops: flat, or one per dim that is not the number 1 (first PARALLEL,
+   * last VECTOR) */
   int nl = 0;
   kx_id iv[MAXR];
   if (G->flat) {
     G->iv = NULL;
-    G->flat_idx = total == 1 ? k_i64(k, 0)
-                             : k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, total),
-                                                       KS_PARALLEL | KS_VECTOR));
-    nl = total == 1 ? 0 : 1;
+    G->flat_idx = one ? k_i64(k, 0)
+                      : k_varref(k, k_for_begin(k, k_i64(k, 0), kl_dimx(G->c, k, total),
+                                                KS_PARALLEL | KS_VECTOR));
+    nl = one ? 0 : 1;
   } else {
     int first = -1, last = -1;
     for (int i = 0; i < G->rank; i++)
-      if (G->od[i] != 1) {
+      if (!dim_is(G, G->od[i], 1)) {
         if (first < 0) first = i;
         last = i;
       }
     kx_id idx = k_i64(k, 0);
     for (int i = 0; i < G->rank; i++) {
-      if (G->od[i] == 1) {
+      if (dim_is(G, G->od[i], 1)) {
         iv[i] = k_i64(k, 0);
         continue;
       }
       unsigned f = (i == first ? KS_PARALLEL : 0) | (i == last ? KS_VECTOR : 0);
-      iv[i] = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, G->od[i]), f));
-      idx = k_bin(k, KX_ADD, idx, k_bin(k, KX_MUL, iv[i], k_i64(k, G->ost[i])));
+      iv[i] = k_varref(k, k_for_begin(k, k_i64(k, 0), kl_dimx(G->c, k, G->od[i]), f));
+      idx = k_bin(k, KX_ADD, idx, k_bin(k, KX_MUL, iv[i], kl_dimx(G->c, k, G->ost[i])));
       nl++;
     }
     G->iv = iv;
@@ -348,67 +371,72 @@ static int lower_cat_group(grp *G) {
   if (dim < 0 || dim >= G->rank) return 0;
   int d = (int)dim;
   nn_dtype odt = ir_vtype(G->g, h->out[0])->dtype;
-  int64_t off[MAXSLOTS + 1];
-  off[0] = 0;
+  ir_dim off[MAXSLOTS + 1]; /* start of each input along d */
+  off[0] = ir_dim_const(G->g, 0);
   for (int i = 0; i < ln->nin; i++) {
-    int64_t pd[MAXR];
+    ir_dim pd[MAXR];
     ir_value v = ln->in[i];
     if (operand_shape(G, v, pd) != G->rank || ir_vtype(G->g, v)->kind != IR_T_TENSOR ||
         ir_vtype(G->g, v)->dtype != odt)
       return 0;
     for (int k = 0; k < G->rank; k++)
       if (k != d && pd[k] != G->od[k]) return 0;
-    off[i + 1] = off[i] + pd[d];
+    off[i + 1] = ir_dim_add(G->g, off[i], pd[d]);
   }
-  if (off[ln->nin] != G->od[d]) return 0;
-  int64_t pre = numel(d, G->od), C = G->od[d], post = numel(G->rank - d - 1, G->od + d + 1);
+  if (off[ln->nin] != G->od[d] || off[ln->nin] == IR_DIM_UNKNOWN) return 0;
+  ir_dim pre = numel(G, d, G->od), C = G->od[d], post = numel(G, G->rank - d - 1, G->od + d + 1);
+  ir_dim total = numel(G, G->rank, G->od);
+  if (pre == IR_DIM_UNKNOWN || post == IR_DIM_UNKNOWN || total == IR_DIM_UNKNOWN) return 0;
 
   ir_value out = ir_node_get(G->g, G->nodes[G->n - 1])->out[0];
   nn_dtype rdt = storage_dtype(G, out);
   kernel *k = G->k = kl_kernel(G->c, nn_sprintf(kl_arena(G->c), "cat_%s", group_name(G, 1)));
   G->nslots = 0;
-  int32_t os = k_buf(k, rdt, numel(G->rank, G->od), true, "out");
+  int32_t os = k_buf(k, rdt, kelems(G, total), true, "out");
   kl_bind(G->c, k, os, kl_value_buf(G->c, out));
   int32_t xs[MAXSLOTS];
   for (int i = 0; i < ln->nin; i++) {
-    xs[i] = k_buf(k, odt, (off[i + 1] - off[i]) * pre * post, false,
+    ir_dim ci = ir_dim_sub(G->g, off[i + 1], off[i]);
+    xs[i] = k_buf(k, odt, kelems(G, ir_dim_mul(G->g, ir_dim_mul(G->g, ci, pre), post)), false,
                   nn_sprintf(kl_arena(G->c), "x%d", i));
     kl_bind(G->c, k, xs[i], kl_value_buf(G->c, ln->in[i]));
   }
-  if (pre * C * post == 0) return 1;
-  kx_id r = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, pre * C), KS_PARALLEL));
-  kx_id p = k_bin(k, KX_DIV, r, k_i64(k, C)), c = k_bin(k, KX_MOD, r, k_i64(k, C));
+  if (dim_is(G, total, 0)) return 1;
+#define DX(dd) kl_dimx(G->c, k, (dd))
+  kx_id r = k_varref(k, k_for_begin(k, k_i64(k, 0), DX(ir_dim_mul(G->g, pre, C)), KS_PARALLEL));
+  kx_id p = k_bin(k, KX_DIV, r, DX(C)), c = k_bin(k, KX_MOD, r, DX(C));
   int nif = 0;
   for (int i = 0; i < ln->nin; i++) {
-    int64_t ci = off[i + 1] - off[i];
-    if (ci == 0) continue;
+    ir_dim ci = ir_dim_sub(G->g, off[i + 1], off[i]);
+    if (dim_is(G, ci, 0)) continue;
     bool last = off[i + 1] == C;
     if (!last) {
-      k_if_begin(k, k_bin(k, KX_LT, c, k_i64(k, off[i + 1])));
+      k_if_begin(k, k_bin(k, KX_LT, c, DX(off[i + 1])));
       nif++;
     }
-    kx_id q = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, post), KS_VECTOR));
+    kx_id q = k_varref(k, k_for_begin(k, k_i64(k, 0), DX(post), KS_VECTOR));
     /* coordinates of the element: dims before d from p, d is c, after from q */
     kx_id iv[MAXR];
-    int64_t inner = 1;
+    ir_dim inner = ir_dim_const(G->g, 1);
     for (int j = d - 1; j >= 0; j--) {
-      iv[j] = k_bin(k, KX_MOD, k_bin(k, KX_DIV, p, k_i64(k, inner)), k_i64(k, G->od[j]));
-      inner *= G->od[j];
+      iv[j] = k_bin(k, KX_MOD, k_bin(k, KX_DIV, p, DX(inner)), DX(G->od[j]));
+      inner = ir_dim_mul(G->g, inner, G->od[j]);
     }
     iv[d] = c;
-    inner = 1;
+    inner = ir_dim_const(G->g, 1);
     for (int j = G->rank - 1; j > d; j--) {
-      iv[j] = k_bin(k, KX_MOD, k_bin(k, KX_DIV, q, k_i64(k, inner)), k_i64(k, G->od[j]));
-      inner *= G->od[j];
+      iv[j] = k_bin(k, KX_MOD, k_bin(k, KX_DIV, q, DX(inner)), DX(G->od[j]));
+      inner = ir_dim_mul(G->g, inner, G->od[j]);
     }
     G->iv = iv;
-    G->flat_idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, r, k_i64(k, post)), q);
+    G->flat_idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, r, DX(post)), q);
     kx_id src = k_bin(k, KX_ADD,
                       k_bin(k, KX_MUL,
-                            k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, k_i64(k, ci)),
-                                  k_bin(k, KX_SUB, c, k_i64(k, off[i]))),
-                            k_i64(k, post)),
+                            k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, DX(ci)),
+                                  k_bin(k, KX_SUB, c, DX(off[i]))),
+                            DX(post)),
                       q);
+#undef DX
     kx_id v = compute(G, 1, k_load(k, xs[i], src));
     if (v < 0) return -1;
     k_store(k, os, G->flat_idx, k_cast(k, rdt, v));

@@ -20,6 +20,16 @@
  *               and a GEMM weight[Cout/g, Cin/g*kh*kw] @ col[.., Hout*Wout]
  *               per image and group.
  *
+ * Symbolic dims. Sizes, strides and offsets are computed as dims of the
+ * graph (ir_dim) and become kernel expressions (kl_dimx) where a kernel
+ * uses them: numbers for static shapes, so a static model lowers exactly
+ * as with integer arithmetic; loads of the run's dim values otherwise.
+ * What must be a number: a packed weight's N and K, a convolution's
+ * channels and kernel size (the weight's shape) and its parameters; batch
+ * rows, sequence lengths and spatial sizes may be symbolic. A convolution
+ * with a symbolic batch or size puts every image in one im2col buffer
+ * (the chunking by images needs numbers).
+ *
  * Epilogues (kl_lower_gemm_ep). A fused group headed by a gemm-like op
  * passes an epilogue builder: every kernel that writes the op's result
  * writes the group's result buffer instead, each element going through the
@@ -32,7 +42,9 @@
  * over a fixed number (NR) of contiguous columns of C and B, inside a loop
  * over k, inside register tiles of MR rows of C; see expand_gemm() for the
  * exact structure; an epilogue runs over each macro tile of C after its
- * last K block. The reference interpreter executes KS_GEMM directly.
+ * last K block. Symbolic sizes give the same structure with expressions
+ * (read once per macro tile) and run-time tails. The reference
+ * interpreter executes KS_GEMM directly.
  */
 #include "kernel.h"
 
@@ -60,7 +72,9 @@ enum {
 /* State while one KS_GEMM is expanded. */
 typedef struct gx {
   kernel *k;
-  ks_gemm g;                /* a copy of the statement being expanded */
+  ks_gemm g;                /* a copy of the statement being expanded; a
+                               size or stride that is not a constant is
+                               replaced by a variable holding it */
   int32_t aoff, boff, coff; /* I64 vars holding the operand offsets, or
                                -1 when the offset is the constant below */
   int32_t biasoff;          /* same for the bias */
@@ -79,6 +93,9 @@ static kx_id V(kernel *k, int32_t var) {
 static kx_id ADD(kernel *k, kx_id a, kx_id b) {
   return k_bin(k, KX_ADD, a, b);
 }
+static kx_id SUB(kernel *k, kx_id a, kx_id b) {
+  return k_bin(k, KX_SUB, a, b);
+}
 static kx_id MUL(kernel *k, kx_id a, kx_id b) {
   return k_bin(k, KX_MUL, a, b);
 }
@@ -94,12 +111,35 @@ static kx_id MAXX(kernel *k, kx_id a, kx_id b) {
 static kx_id F(kernel *k, double v) {
   return k_const_f(k, NN_DT_F32, v);
 }
+/* a // b and ceil(a / b) for a >= 0, b > 0 (fold when both are numbers) */
+static kx_id FDIV(kernel *k, kx_id a, kx_id b) {
+  return k_bin(k, KX_FLOORDIV, a, b);
+}
+static kx_id CEILDIV(kernel *k, kx_id a, kx_id b) {
+  return FDIV(k, ADD(k, a, SUB(k, b, I(k, 1))), b);
+}
+
+/* True and *v set when e is an I64 constant. */
+static bool is_num(const kernel *k, kx_id e, int64_t *v) {
+  const kx *x = &k->exprs.data[e];
+  if (x->op != KX_CONST || x->dtype != NN_DT_I64)
+    return false;
+  *v = x->i;
+  return true;
+}
 
 /* A fresh I64 variable set to e. */
 static int32_t let_i64(kernel *k, kx_id e) {
   int32_t v = k_var(k, NN_DT_I64);
   k_let(k, v, e);
   return v;
+}
+
+/* e itself when it is a constant, else a variable set to it here (sizes
+ * over the run's dims: loaded once, not in every inner iteration). */
+static kx_id hoist(kernel *k, kx_id e) {
+  int64_t v;
+  return is_num(k, e, &v) ? e : V(k, let_i64(k, e));
 }
 
 /* An offset: variable `var`, or constant c when var is -1. */
@@ -110,28 +150,44 @@ static kx_id OFF(kernel *k, int32_t var, int64_t c) {
 /* Element index of C[m, n], A[m, kk], B[kk, n], bias[m, n]. */
 static kx_id c_idx(gx *x, kx_id m, kx_id n) {
   kernel *k = x->k;
-  return ADD(k, ADD(k, OFF(k, x->coff, x->coff_c), MULC(k, m, x->g.ldc)), n);
+  return ADD(k, ADD(k, OFF(k, x->coff, x->coff_c), MUL(k, m, x->g.ldc)), n);
 }
 static kx_id a_val(gx *x, kx_id m, kx_id kk) {
   kernel *k = x->k;
-  kx_id idx = ADD(k, ADD(k, OFF(k, x->aoff, x->aoff_c), MULC(k, m, x->g.a_rs)),
-                  MULC(k, kk, x->g.a_cs));
+  kx_id idx = ADD(k, ADD(k, OFF(k, x->aoff, x->aoff_c), MUL(k, m, x->g.a_rs)),
+                  MUL(k, kk, x->g.a_cs));
   kx_id v = k_cast(k, NN_DT_F32, k_load(k, x->g.a, idx));
   return x->g.alpha == 1.0f ? v : MUL(k, F(k, x->g.alpha), v);
 }
 static kx_id b_val(gx *x, kx_id kk, kx_id n) {
   kernel *k = x->k;
-  kx_id idx = ADD(k, ADD(k, OFF(k, x->boff, x->boff_c), MULC(k, kk, x->g.b_rs)),
-                  MULC(k, n, x->g.b_cs));
+  kx_id idx = ADD(k, ADD(k, OFF(k, x->boff, x->boff_c), MUL(k, kk, x->g.b_rs)),
+                  MUL(k, n, x->g.b_cs));
   return k_cast(k, NN_DT_F32, k_load(k, x->g.b, idx));
 }
 static kx_id bias_val(gx *x, kx_id m, kx_id n) {
   kernel *k = x->k;
   kx_id idx =
-      ADD(k, ADD(k, OFF(k, x->biasoff, x->biasoff_c), MULC(k, m, x->g.bias_rs)),
-          MULC(k, n, x->g.bias_cs));
+      ADD(k, ADD(k, OFF(k, x->biasoff, x->biasoff_c), MUL(k, m, x->g.bias_rs)),
+          MUL(k, n, x->g.bias_cs));
   kx_id v = k_cast(k, NN_DT_F32, k_load(k, x->g.bias, idx));
   return x->g.beta == 1.0f ? v : MUL(k, F(k, x->g.beta), v);
+}
+
+/* Replaces the strides of x->g that are not constants by variables set
+ * here (at the top of a parallel iteration). */
+static void hoist_strides(gx *x) {
+  kernel *k = x->k;
+  ks_gemm *g = &x->g;
+  g->a_rs = hoist(k, g->a_rs);
+  g->a_cs = hoist(k, g->a_cs);
+  g->b_rs = hoist(k, g->b_rs);
+  g->b_cs = hoist(k, g->b_cs);
+  g->ldc = hoist(k, g->ldc);
+  if (g->bias >= 0) {
+    g->bias_rs = hoist(k, g->bias_rs);
+    g->bias_cs = hoist(k, g->bias_cs);
+  }
 }
 
 /* The value C[m, n] starts from before the products are accumulated:
@@ -150,15 +206,16 @@ static kx_id init_val(gx *x, kx_id m, kx_id n) {
 }
 
 /* The register tile: C[m0+i, n0+j] += alpha*A[m0+i, kk]*B[kk, n0+j] for
- * i < mr, j < nr, kk in [k0, k1), with m0, n0 given as expressions and
- * k0/k1 as variables:
+ * i < mr, j < nr, kk in [k0, k1), with m0, n0 and nr given as expressions
+ * (nr a constant but for the column tail of a symbolic N) and k0/k1 as
+ * variables:
  *   vm = m0; vn = n0
  *   for kk in [k0, k1):
  *     a_i = alpha * A[vm+i, kk]                 (i < mr)
  *     VECTOR for j in [0, nr):
  *       b = B[kk, vn+j]
  *       C[vm+i, vn+j] = C[vm+i, vn+j] + a_i*b   (i < mr)  */
-static void emit_tile(gx *x, kx_id m0, int mr, kx_id n0, int64_t nr, int32_t k0,
+static void emit_tile(gx *x, kx_id m0, int mr, kx_id n0, kx_id nr, int32_t k0,
                       int32_t k1) {
   kernel *k = x->k;
   k_let(k, x->vm, m0);
@@ -166,7 +223,7 @@ static void emit_tile(gx *x, kx_id m0, int mr, kx_id n0, int64_t nr, int32_t k0,
   int32_t kk = k_for_begin(k, V(k, k0), V(k, k1), 0);
   for (int i = 0; i < mr; i++)
     k_let(k, x->va[i], a_val(x, ADD(k, V(k, x->vm), I(k, i)), V(k, kk)));
-  int32_t j = k_for_begin(k, I(k, 0), I(k, nr), KS_VECTOR);
+  int32_t j = k_for_begin(k, I(k, 0), nr, KS_VECTOR);
   k_let(k, x->vb, b_val(x, V(k, kk), ADD(k, V(k, x->vn), V(k, j))));
   for (int i = 0; i < mr; i++) {
     kx_id idx =
@@ -183,16 +240,18 @@ static void expand_gemv(gx *x, unsigned outer_flags) {
   kernel *k = x->k;
   const ks_gemm *g = &x->g;
   int32_t acc = k_var(k, NN_DT_F32);
-  int32_t m = k_for_begin(k, I(k, 0), I(k, g->m), outer_flags);
+  int32_t m = k_for_begin(k, I(k, 0), g->m, outer_flags);
+  kx_id K = hoist(k, g->k);
+  hoist_strides(x);
   k_let(k, acc, F(k, 0.0));
-  int32_t kk = k_for_begin(k, I(k, 0), I(k, g->k), KS_REDUCE);
+  int32_t kk = k_for_begin(k, I(k, 0), K, KS_REDUCE);
   kx_id prod = MUL(
       k,
       k_cast(k, NN_DT_F32,
              k_load(k, g->a,
                     ADD(k,
-                        ADD(k, OFF(k, x->aoff, x->aoff_c), MULC(k, V(k, m), g->a_rs)),
-                        MULC(k, V(k, kk), g->a_cs)))),
+                        ADD(k, OFF(k, x->aoff, x->aoff_c), MUL(k, V(k, m), g->a_rs)),
+                        MUL(k, V(k, kk), g->a_cs)))),
       b_val(x, V(k, kk), I(k, 0)));
   k_let(k, acc, ADD(k, V(k, acc), prod));
   k_for_end(k);
@@ -227,56 +286,97 @@ static void emit_epilogue(gx *x, kx_id r0, kx_id r1, kx_id c0, kx_id c1) {
   k_for_end(k);
 }
 
+/* The macro tiling of an M x N product (sizes as expressions): nmb row
+ * blocks of MB rows, ct NR-column tiles grouped nbt at a time into nnb
+ * column blocks. nbt is NB/NR, lowered (down to 4) when M alone gives
+ * fewer than MIN_TILES macro tiles; for a symbolic M the same rule is an
+ * expression (with nbt >= ct it makes one column block whatever its
+ * value, so it needs no case for nmb >= MIN_TILES). */
+typedef struct tiling {
+  kx_id nmb, ct, nbt, nnb;
+} tiling;
+
+/* With `let`, the values that are not constants are set into variables
+ * here (as they are computed), so that later ones refer to them. */
+static tiling macro_tiling(kernel *k, kx_id M, kx_id N, bool let) {
+  tiling t;
+  t.nmb = CEILDIV(k, M, I(k, GEMM_MB));
+  t.ct = CEILDIV(k, N, I(k, GEMM_NR));
+  t.nbt = I(k, GEMM_NB / GEMM_NR);
+  int64_t nmb;
+  if (!is_num(k, t.nmb, &nmb) || nmb < GEMM_MIN_TILES) {
+    /* column blocks wanted; max(nmb, 1) keeps a symbolic M of 0 (a
+     * floor division) from dividing by zero */
+    kx_id want = CEILDIV(k, I(k, GEMM_MIN_TILES), MAXX(k, t.nmb, I(k, 1)));
+    if (let)
+      want = hoist(k, want);
+    kx_id c = CEILDIV(k, t.ct, want);
+    t.nbt = MINX(k, MAXX(k, c, I(k, 4)), t.nbt);
+  }
+  if (let)
+    t.nbt = hoist(k, t.nbt);
+  t.nnb = CEILDIV(k, t.ct, t.nbt);
+  if (let)
+    t.nnb = hoist(k, t.nnb);
+  return t;
+}
+
 /* Emits the loop nest for x->g at the current position of the builder:
  *
- *   [PARALLEL] for t in [0, nMB*nNB):          macro tile (mb, nb) = t / nNB, t
- * % nNB rows [r0, r1) = [mb*MB, min(r0+MB, M)), columns [c0, c1) likewise for m
- * in [r0, r1): VECTOR for n in [c0, c1): C[m, n] = init   (if any) for kb in
- * [0, ceil(K/KB)): k0 = kb*KB; k1 = min(k0+KB, K) for nt over the full
- * NR-column tiles of the macro tile: for mt over the full MR-row tiles: tile(MR
- * x NR) if the macro tile holds the M % MR tail rows: tile(M%MR x NR) if the
- * macro tile holds the N % NR tail columns: same with NR replaced by N % NR
+ *   [PARALLEL] for t in [0, nMB*nNB):          macro tile (mb, nb) =
+ *                                              (t / nNB, t % nNB)
+ *     [sizes and strides that are not constants: set once here]
+ *     rows [r0, r1) = [mb*MB, min(r0+MB, M)), columns [c0, c1) likewise
+ *     for m in [r0, r1): VECTOR for n in [c0, c1): C[m, n] = init  (if any)
+ *     for kb in [0, ceil(K/KB)):  k0 = kb*KB; k1 = min(k0+KB, K)
+ *       for nt over the full NR-column tiles of the macro tile:
+ *         for mt over the full MR-row tiles: tile(MR x NR)
+ *         if the macro tile holds the M % MR tail rows: tile(M%MR x NR)
+ *       if the macro tile holds the N % NR tail columns: same with NR
+ *         replaced by N % NR
+ *     [epilogue over the macro tile]
  *
- * Every VECTOR loop has a constant trip count (NR or N % NR), so the
- * innermost loop vectorizes without a remainder. */
+ * With static sizes every VECTOR loop has a constant trip count (NR or
+ * N % NR), so the innermost loop vectorizes without a remainder. With a
+ * symbolic M, the tail rows (M % MR of them, known at run time only) are
+ * done one row at a time, each a 1 x NR tile (still a vector loop over NR
+ * columns); with a symbolic N, the tail columns are one MR-row tile whose
+ * vector loop runs N % NR times. Symbolic sizes are the same expressions
+ * the static ones fold to. */
 static void expand_gemm(gx *x, unsigned outer_flags) {
   kernel *k = x->k;
-  const ks_gemm *g = &x->g;
-  int64_t M = g->m, N = g->n, K = g->k;
-  if (M <= 0 || N <= 0)
+  ks_gemm *g = &x->g;
+  int64_t mv, nv;
+  bool m_num = is_num(k, g->m, &mv), n_num = is_num(k, g->n, &nv);
+  if ((m_num && mv <= 0) || (n_num && nv <= 0))
     return;
-  if (N == 1) {
+  if (n_num && nv == 1) {
     expand_gemv(x, outer_flags);
     return;
   }
-  int64_t rt_full = M / GEMM_MR, mtail = M % GEMM_MR;
-  int64_t ct_full = N / GEMM_NR, ntail = N % GEMM_NR;
-  int64_t mbt = GEMM_MB / GEMM_MR; /* row tiles per macro tile */
-  int64_t nmb = (M + GEMM_MB - 1) / GEMM_MB;
-  int64_t ct = (N + GEMM_NR - 1) / GEMM_NR;
-  /* column tiles per macro tile: at most NB/NR, fewer (down to 4) when M
-   * alone gives too few macro tiles */
-  int64_t nbt = GEMM_NB / GEMM_NR;
-  if (nmb < GEMM_MIN_TILES) {
-    int64_t want = (GEMM_MIN_TILES + nmb - 1) / nmb; /* column blocks wanted */
-    int64_t t = (ct + want - 1) / want;
-    nbt = t < 4 ? 4 : t > nbt ? nbt : t;
-  }
-  int64_t nnb = (ct + nbt - 1) / nbt;
-  int64_t nkb = (K + GEMM_KB - 1) / GEMM_KB;
-
-  int32_t t = k_for_begin(k, I(k, 0), I(k, nmb * nnb), outer_flags);
-  int32_t mb = let_i64(k, k_bin(k, KX_DIV, V(k, t), I(k, nnb)));
-  int32_t nb = let_i64(k, k_bin(k, KX_MOD, V(k, t), I(k, nnb)));
+  const int64_t mbt = GEMM_MB / GEMM_MR; /* row tiles per macro tile */
+  tiling tl = macro_tiling(k, g->m, g->n, false);
+  int32_t t = k_for_begin(k, I(k, 0), MUL(k, tl.nmb, tl.nnb), outer_flags);
+  /* inside the parallel loop: the sizes (when symbolic) as variables, and
+   * the tiling again from them */
+  kx_id M = hoist(k, g->m), N = hoist(k, g->n), K = hoist(k, g->k);
+  tl = macro_tiling(k, M, N, true);
+  kx_id nbt = tl.nbt, nnb = tl.nnb;
+  kx_id rt_full = hoist(k, FDIV(k, M, I(k, GEMM_MR)));
+  kx_id ct_full = hoist(k, FDIV(k, N, I(k, GEMM_NR)));
+  kx_id ntail = hoist(k, k_bin(k, KX_MOD, N, I(k, GEMM_NR)));
+  int64_t mtail = 0;
+  bool mtail_num = is_num(k, k_bin(k, KX_MOD, M, I(k, GEMM_MR)), &mtail);
+  hoist_strides(x);
+  int32_t mb = let_i64(k, k_bin(k, KX_DIV, V(k, t), nnb));
+  int32_t nb = let_i64(k, k_bin(k, KX_MOD, V(k, t), nnb));
 
   /* the macro tile: rows [r0, r1), columns [c0, c1) */
   kx_id r0 = MULC(k, V(k, mb), GEMM_MB);
-  kx_id r1 =
-      MINX(k, ADD(k, MULC(k, V(k, mb), GEMM_MB), I(k, GEMM_MB)), I(k, M));
-  kx_id c0 = MULC(k, V(k, nb), nbt * GEMM_NR);
-  kx_id c1 =
-      MINX(k, ADD(k, MULC(k, V(k, nb), nbt * GEMM_NR), I(k, nbt * GEMM_NR)),
-           I(k, N));
+  kx_id r1 = MINX(k, ADD(k, MULC(k, V(k, mb), GEMM_MB), I(k, GEMM_MB)), M);
+  kx_id nbw = MULC(k, nbt, GEMM_NR); /* columns per block */
+  kx_id c0 = MUL(k, V(k, nb), nbw);
+  kx_id c1 = MINX(k, ADD(k, MUL(k, V(k, nb), nbw), nbw), N);
   /* init of the macro tile (nothing to do when accumulating without bias) */
   if (!g->accumulate || g->bias >= 0) {
     int32_t m = k_for_begin(k, r0, r1, 0);
@@ -286,37 +386,43 @@ static void expand_gemm(gx *x, unsigned outer_flags) {
     k_for_end(k);
   }
 
-  int32_t kb = k_for_begin(k, I(k, 0), I(k, nkb), 0);
+  int32_t kb = k_for_begin(k, I(k, 0), CEILDIV(k, K, I(k, GEMM_KB)), 0);
   int32_t k0 = let_i64(k, MULC(k, V(k, kb), GEMM_KB));
-  int32_t k1 = let_i64(k, MINX(k, ADD(k, V(k, k0), I(k, GEMM_KB)), I(k, K)));
+  int32_t k1 = let_i64(k, MINX(k, ADD(k, V(k, k0), I(k, GEMM_KB)), K));
   for (int pass = 0; pass < 2; pass++) {
-    int64_t nr = pass == 0 ? GEMM_NR : ntail;
-    if (nr == 0)
+    kx_id nr = pass == 0 ? I(k, GEMM_NR) : ntail;
+    int64_t nrv;
+    bool nr_num = is_num(k, nr, &nrv);
+    if (nr_num && nrv == 0)
       continue;
     int32_t nt = -1;
     if (pass == 0) {
-      kx_id lo = MULC(k, V(k, nb), nbt);
-      kx_id hi =
-          MINX(k, ADD(k, MULC(k, V(k, nb), nbt), I(k, nbt)), I(k, ct_full));
+      kx_id lo = MUL(k, V(k, nb), nbt);
+      kx_id hi = MINX(k, ADD(k, MUL(k, V(k, nb), nbt), nbt), ct_full);
       nt = k_for_begin(k, lo, MAXX(k, lo, hi), 0);
     } else {
-      k_if_begin(k, k_bin(k, KX_EQ, V(k, nb), I(k, ct_full / nbt)));
+      kx_id cond = k_bin(k, KX_EQ, V(k, nb), FDIV(k, ct_full, nbt));
+      if (!nr_num) /* a symbolic N may have no tail */
+        cond = k_bin(k, KX_AND, cond, k_bin(k, KX_GT, nr, I(k, 0)));
+      k_if_begin(k, cond);
     }
+    kx_id n0 = pass == 0 ? MULC(k, V(k, nt), GEMM_NR) : MULC(k, ct_full, GEMM_NR);
     {
       kx_id lo = MULC(k, V(k, mb), mbt);
-      kx_id hi =
-          MINX(k, ADD(k, MULC(k, V(k, mb), mbt), I(k, mbt)), I(k, rt_full));
+      kx_id hi = MINX(k, ADD(k, MULC(k, V(k, mb), mbt), I(k, mbt)), rt_full);
       int32_t mt = k_for_begin(k, lo, MAXX(k, lo, hi), 0);
-      kx_id n0 =
-          pass == 0 ? MULC(k, V(k, nt), GEMM_NR) : I(k, ct_full * GEMM_NR);
       emit_tile(x, MULC(k, V(k, mt), GEMM_MR), GEMM_MR, n0, nr, k0, k1);
       k_for_end(k);
     }
-    if (mtail) {
-      k_if_begin(k, k_bin(k, KX_EQ, V(k, mb), I(k, rt_full / mbt)));
-      kx_id n0 =
-          pass == 0 ? MULC(k, V(k, nt), GEMM_NR) : I(k, ct_full * GEMM_NR);
-      emit_tile(x, I(k, rt_full * GEMM_MR), (int)mtail, n0, nr, k0, k1);
+    if (!mtail_num || mtail) {
+      k_if_begin(k, k_bin(k, KX_EQ, V(k, mb), FDIV(k, rt_full, I(k, mbt))));
+      if (mtail_num) {
+        emit_tile(x, MULC(k, rt_full, GEMM_MR), (int)mtail, n0, nr, k0, k1);
+      } else { /* the tail rows one by one (none when MR divides M) */
+        int32_t r = k_for_begin(k, MULC(k, rt_full, GEMM_MR), M, 0);
+        emit_tile(x, V(k, r), 1, n0, nr, k0, k1);
+        k_for_end(k);
+      }
       k_if_end(k);
     }
     if (pass == 0)
@@ -417,44 +523,79 @@ void k_expand_gemms(kernel *k) {
 /* Lowering                                                               */
 /* ====================================================================== */
 
-/* One batched GEMM kernel: the template `g` (sizes, strides, alpha, beta,
- * bias strides over m/n) run for every index of a batch of `nbatch` dims;
- * each operand's offset is base + sum_d index_d * stride_d. */
+/* Sizes, strides and offsets are dims of the graph (ir_dim): constants for
+ * static shapes, expressions over the inputs' symbolic dims otherwise. They
+ * become kernel expressions (kl_dimx) only where a kernel uses them, so a
+ * static model lowers to exactly the kernels integer arithmetic gave. */
+
+/* dim arithmetic in the graph of c */
+static ir_dim DMUL(kl_ctx *c, ir_dim a, ir_dim b) {
+  return ir_dim_mul(kl_graph(c), a, b);
+}
+static ir_dim DMULC(kl_ctx *c, ir_dim a, int64_t b) {
+  return ir_dim_mul(kl_graph(c), a, kl_d(c, b));
+}
+/* d is the number v */
+static bool dim_is(kl_ctx *c, ir_dim d, int64_t v) {
+  int64_t x;
+  return kl_dim_const(c, d, &x) && x == v;
+}
+/* An element count for k_buf: the number, or -1 when symbolic. */
+static int64_t kelems(kl_ctx *c, ir_dim d) {
+  int64_t v;
+  return kl_dim_const(c, d, &v) ? v : -1;
+}
+/* d as an expression of kernel k */
+static kx_id DX(kl_ctx *c, kernel *k, ir_dim d) {
+  return kl_dimx(c, k, d);
+}
+
+/* One batched GEMM kernel: the template (sizes, strides, alpha, beta, bias
+ * strides over m/n) run for every index of a batch of `nbatch` dims; each
+ * operand's offset is base + sum_d index_d * stride_d. */
 typedef struct gspec {
-  ks_gemm g; /* template; slots and offsets are set here */
+  ir_dim m, n, k;                   /* sizes */
+  ir_dim a_rs, a_cs, b_rs, b_cs;    /* A and B strides */
+  ir_dim ldc;                       /* C row stride */
+  ir_dim bias_rs, bias_cs;          /* bias strides over m and n */
+  float alpha, beta;                /* scales of the product and the bias */
+  bool b_is_weight;                 /* B is a compile-time constant */
   be_bufid abuf, bbuf, cbuf, biasbuf; /* program buffers (biasbuf -1: none) */
-  int64_t aelems, belems, celems, biaselems;         /* their element counts */
-  int nbatch;                                        /* batch dims */
-  int64_t bdims[16];                                 /* batch sizes */
-  int64_t astr[16], bstr[16], cstr[16], biasstr[16]; /* per batch dim */
-  int64_t a0, b0, c0, bias0;                         /* base offsets */
+  ir_dim aelems, belems, celems, biaselems;         /* their element counts */
+  int nbatch;                                       /* batch dims */
+  ir_dim bdims[16];                                 /* batch sizes */
+  ir_dim astr[16], bstr[16], cstr[16], biasstr[16]; /* per batch dim */
+  ir_dim a0, b0, c0, bias0;                         /* base offsets */
   const kl_epilogue *ep; /* applied to every element of C, or NULL */
   nn_dtype dt;           /* dtype of A, B, bias and C (F32, F16 or BF16);
                             products are accumulated in f32 all the same */
 } gspec;
 
-static int64_t prod(const int64_t *d, int n) {
-  int64_t p = 1;
+static ir_dim prod(kl_ctx *c, const ir_dim *d, int n) {
+  ir_dim p = kl_d(c, 1);
   for (int i = 0; i < n; i++)
-    p *= d[i];
+    p = DMUL(c, p, d[i]);
   return p;
 }
 
 /* base + sum_d ((bi / inner_d) % bdims[d]) * str[d] for the batch index
  * variable bi. */
-static kx_id batch_off(kernel *k, const gspec *s, int32_t bi,
-                       const int64_t *str, int64_t base) {
-  kx_id e = I(k, base);
-  int64_t inner = 1;
+static kx_id batch_off(kl_ctx *c, kernel *k, const gspec *s, int32_t bi,
+                       const ir_dim *str, ir_dim base) {
+  kx_id e = DX(c, k, base);
+  ir_dim inner = kl_d(c, 1);
   for (int d = s->nbatch - 1; d >= 0; d--) {
-    if (str[d] != 0 && s->bdims[d] > 1) {
-      kx_id idx =
-          inner == 1 ? V(k, bi) : k_bin(k, KX_DIV, V(k, bi), I(k, inner));
+    int64_t bd;
+    bool single = kl_dim_const(c, s->bdims[d], &bd) && bd <= 1;
+    if (!dim_is(c, str[d], 0) && !single) {
+      kx_id idx = dim_is(c, inner, 1)
+                      ? V(k, bi)
+                      : k_bin(k, KX_DIV, V(k, bi), DX(c, k, inner));
       if (d > 0)
-        idx = k_bin(k, KX_MOD, idx, I(k, s->bdims[d]));
-      e = ADD(k, e, MULC(k, idx, str[d]));
+        idx = k_bin(k, KX_MOD, idx, DX(c, k, s->bdims[d]));
+      e = ADD(k, e, MUL(k, idx, DX(c, k, str[d])));
     }
-    inner *= s->bdims[d];
+    inner = DMUL(c, inner, s->bdims[d]);
   }
   return e;
 }
@@ -467,14 +608,27 @@ static kernel *new_kernel(kl_ctx *c, const char *what, const kl_epilogue *ep) {
   return kl_kernel(c, what);
 }
 
+/* The batch loop of a gspec: none when the batch is one product (or
+ * empty: *skip is then set), else a PARALLEL loop over it; returns its
+ * variable or -1. */
+static int32_t batch_loop(kl_ctx *c, kernel *k, const gspec *s, bool *skip) {
+  ir_dim nb = prod(c, s->bdims, s->nbatch);
+  int64_t v;
+  bool num = kl_dim_const(c, nb, &v);
+  *skip = num && v <= 0;
+  if (num && v <= 1)
+    return -1;
+  return k_for_begin(k, I(k, 0), DX(c, k, nb), KS_PARALLEL);
+}
+
 /* 16-bit C (s->dt F16/BF16): the second kernel, rounding the f32 products
  * in acc into C through the epilogue:
  *   [PARALLEL for bi in batch:] PARALLEL-or-serial for m: VECTOR for n:
  *     out[c_off + m*ldc + n] = round(ep(acc[same index]))  */
 static int emit_round_kernel(kl_ctx *c, const gspec *s, be_bufid acc) {
   kernel *k = new_kernel(c, "gemm_round", s->ep);
-  int32_t a = k_buf(k, NN_DT_F32, s->celems, false, "acc");
-  int32_t o = k_buf(k, s->dt, s->celems, true, "out");
+  int32_t a = k_buf(k, NN_DT_F32, kelems(c, s->celems), false, "acc");
+  int32_t o = k_buf(k, s->dt, kelems(c, s->celems), true, "out");
   kl_bind(c, k, a, acc);
   kl_bind(c, k, o, s->cbuf);
   int32_t ep_acc = -1, ep_idx = -1;
@@ -486,14 +640,12 @@ static int emit_round_kernel(kl_ctx *c, const gspec *s, be_bufid acc) {
     if (ep < 0)
       return -1;
   }
-  int64_t nb = prod(s->bdims, s->nbatch);
-  int32_t bi = -1;
-  if (nb > 1)
-    bi = k_for_begin(k, I(k, 0), I(k, nb), KS_PARALLEL);
-  kx_id coff = bi >= 0 ? batch_off(k, s, bi, s->cstr, s->c0) : I(k, s->c0);
-  int32_t m = k_for_begin(k, I(k, 0), I(k, s->g.m), bi >= 0 ? 0 : KS_PARALLEL);
-  int32_t n = k_for_begin(k, I(k, 0), I(k, s->g.n), KS_VECTOR);
-  kx_id idx = ADD(k, ADD(k, coff, MULC(k, V(k, m), s->g.ldc)), V(k, n));
+  bool skip;
+  int32_t bi = batch_loop(c, k, s, &skip);
+  kx_id coff = bi >= 0 ? batch_off(c, k, s, bi, s->cstr, s->c0) : DX(c, k, s->c0);
+  int32_t m = k_for_begin(k, I(k, 0), DX(c, k, s->m), bi >= 0 ? 0 : KS_PARALLEL);
+  int32_t n = k_for_begin(k, I(k, 0), DX(c, k, s->n), KS_VECTOR);
+  kx_id idx = ADD(k, ADD(k, coff, MUL(k, V(k, m), DX(c, k, s->ldc))), V(k, n));
   kx_id v = k_load(k, a, idx);
   if (ep >= 0) {
     k_let(k, ep_idx, idx);
@@ -515,19 +667,33 @@ static int emit_round_kernel(kl_ctx *c, const gspec *s, be_bufid acc) {
 static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
   bool narrow = s->dt != NN_DT_F32;
   kernel *k = new_kernel(c, what, narrow ? NULL : s->ep);
-  ks_gemm g = s->g;
-  be_bufid cbuf = narrow ? kl_scratch(c, NN_DT_F32, s->celems) : s->cbuf;
-  g.a = k_buf(k, s->dt, s->aelems, false, "a");
-  g.b = k_buf(k, s->dt, s->belems, false, "b");
-  g.c = k_buf(k, NN_DT_F32, s->celems, true, narrow ? "acc" : "out");
+  ks_gemm g;
+  memset(&g, 0, sizeof g);
+  be_bufid cbuf = narrow ? kl_scratch_d(c, NN_DT_F32, s->celems) : s->cbuf;
+  g.a = k_buf(k, s->dt, kelems(c, s->aelems), false, "a");
+  g.b = k_buf(k, s->dt, kelems(c, s->belems), false, "b");
+  g.c = k_buf(k, NN_DT_F32, kelems(c, s->celems), true, narrow ? "acc" : "out");
   kl_bind(c, k, g.a, s->abuf);
   kl_bind(c, k, g.b, s->bbuf);
   kl_bind(c, k, g.c, cbuf);
   g.bias = -1;
   if (s->biasbuf >= 0) {
-    g.bias = k_buf(k, s->dt, s->biaselems, false, "bias");
+    g.bias = k_buf(k, s->dt, kelems(c, s->biaselems), false, "bias");
     kl_bind(c, k, g.bias, s->biasbuf);
   }
+  g.alpha = s->alpha;
+  g.beta = s->beta;
+  g.b_is_weight = s->b_is_weight;
+  g.m = DX(c, k, s->m);
+  g.n = DX(c, k, s->n);
+  g.k = DX(c, k, s->k);
+  g.a_rs = DX(c, k, s->a_rs);
+  g.a_cs = DX(c, k, s->a_cs);
+  g.b_rs = DX(c, k, s->b_rs);
+  g.b_cs = DX(c, k, s->b_cs);
+  g.ldc = DX(c, k, s->ldc);
+  g.bias_rs = DX(c, k, s->bias_rs);
+  g.bias_cs = DX(c, k, s->bias_cs);
   if (s->ep && !narrow) { /* expressions only: built before any statement */
     g.epilogue = true;
     g.ep_acc = k_var(k, NN_DT_F32);
@@ -536,22 +702,20 @@ static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
     if (g.ep < 0)
       return -1;
   }
-  int64_t nb = prod(s->bdims, s->nbatch);
-  int32_t bi = -1;
-  if (nb > 1)
-    bi = k_for_begin(k, I(k, 0), I(k, nb), KS_PARALLEL);
+  bool skip;
+  int32_t bi = batch_loop(c, k, s, &skip);
   if (bi >= 0) {
-    g.a_off = batch_off(k, s, bi, s->astr, s->a0);
-    g.b_off = batch_off(k, s, bi, s->bstr, s->b0);
-    g.c_off = batch_off(k, s, bi, s->cstr, s->c0);
-    g.bias_off = g.bias >= 0 ? batch_off(k, s, bi, s->biasstr, s->bias0) : -1;
+    g.a_off = batch_off(c, k, s, bi, s->astr, s->a0);
+    g.b_off = batch_off(c, k, s, bi, s->bstr, s->b0);
+    g.c_off = batch_off(c, k, s, bi, s->cstr, s->c0);
+    g.bias_off = g.bias >= 0 ? batch_off(c, k, s, bi, s->biasstr, s->bias0) : -1;
   } else {
-    g.a_off = I(k, s->a0);
-    g.b_off = I(k, s->b0);
-    g.c_off = I(k, s->c0);
-    g.bias_off = g.bias >= 0 ? I(k, s->bias0) : -1;
+    g.a_off = DX(c, k, s->a0);
+    g.b_off = DX(c, k, s->b0);
+    g.c_off = DX(c, k, s->c0);
+    g.bias_off = g.bias >= 0 ? DX(c, k, s->bias0) : -1;
   }
-  if (nb > 0)
+  if (!skip)
     k_gemm(k, &g);
   if (bi >= 0)
     k_for_end(k);
@@ -572,7 +736,7 @@ static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
         st->val = zero;
       }
   }
-  if (narrow && nb > 0)
+  if (narrow && !skip)
     return emit_round_kernel(c, s, cbuf);
   return 0;
 }
@@ -598,8 +762,9 @@ static bool is_none(const lctx *l, ir_value v) {
   return v == IR_NOVAL || ir_vtype(l->g, v)->kind == IR_T_NONE;
 }
 
-/* Shape of a tensor operand of the node's dtype; -1 after reporting. */
-static int tensor_shape(const lctx *l, ir_value v, int64_t *dims) {
+/* Shape of a tensor operand of the node's dtype (dims may be symbolic);
+ * -1 after reporting. */
+static int tensor_shape(const lctx *l, ir_value v, ir_dim *dims) {
   const ir_type *t = ir_vtype(l->g, v);
   if (t->kind == IR_T_TENSOR && t->dtype != NN_DT_UNKNOWN &&
       ((l->dt != NN_DT_F32 && l->dt != NN_DT_F16 && l->dt != NN_DT_BF16) ||
@@ -610,7 +775,18 @@ static int tensor_shape(const lctx *l, ir_value v, int64_t *dims) {
              ir_ops[l->node->op].name, nn_dtype_name(t->dtype), nn_dtype_name(l->dt));
     return -1;
   }
-  return kl_shape(l->c, v, dims);
+  return kl_shape_d(l->c, v, dims);
+}
+
+/* "code generation for 'OP' with symbolic dim D is not supported yet" */
+static int sym_error(const lctx *l, ir_dim d) {
+  nn_buf b = {0};
+  ir_dim_print(&b, l->g, d);
+  nn_error(kl_diag(l->c), l->loc,
+           "code generation for '%s' with symbolic dim %s is not supported yet",
+           ir_ops[l->node->op].name, b.data ? b.data : "?");
+  nn_buf_free(&b);
+  return -1;
 }
 
 /* A number operand (int, float or bool constant). */
@@ -657,45 +833,70 @@ static int shape_error(const lctx *l, const char *why) {
   return -1;
 }
 
+/* Whether every dim of a gspec is known (an expression that outgrew the
+ * dim table's limits is unknown); reports when not. */
+static bool spec_dims_ok(const lctx *l, const gspec *s) {
+  const ir_dim one[] = {s->m, s->n, s->k, s->a_rs, s->a_cs, s->b_rs, s->b_cs,
+                        s->ldc, s->bias_rs, s->bias_cs, s->aelems, s->belems,
+                        s->celems, s->biaselems, s->a0, s->b0, s->c0, s->bias0};
+  bool ok = true;
+  for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
+    ok = ok && one[i] != IR_DIM_UNKNOWN;
+  for (int i = 0; i < s->nbatch; i++)
+    ok = ok && s->bdims[i] != IR_DIM_UNKNOWN && s->astr[i] != IR_DIM_UNKNOWN &&
+         s->bstr[i] != IR_DIM_UNKNOWN && s->cstr[i] != IR_DIM_UNKNOWN &&
+         s->biasstr[i] != IR_DIM_UNKNOWN;
+  if (!ok)
+    shape_error(l, "a size of the product is too complex an expression");
+  return ok;
+}
+
 /* Strides of a tensor of dims[rank] broadcast to `trank` dims (right
  * aligned): 0 for missing and size-1 dims. */
-static void bcast_strides(const int64_t *dims, int rank, int trank,
-                          int64_t *str) {
-  int64_t s = 1;
+static void bcast_strides(kl_ctx *c, const ir_dim *dims, int rank, int trank,
+                          ir_dim *str) {
+  ir_dim s = kl_d(c, 1);
   for (int i = trank - 1; i >= 0; i--) {
     int d = i - (trank - rank);
-    if (d < 0 || dims[d] == 1)
-      str[i] = 0;
+    if (d < 0 || dim_is(c, dims[d], 1))
+      str[i] = kl_d(c, 0);
     else {
       str[i] = s;
-      s *= dims[d];
+      s = DMUL(c, s, dims[d]);
     }
   }
 }
 
-/* Checks that dims[rank] broadcasts to target[trank]. */
-static bool broadcasts_to(const int64_t *dims, int rank, const int64_t *target,
-                          int trank) {
+/* Checks that dims[rank] broadcasts to target[trank] (each dim the number
+ * 1 or the target's dim itself). */
+static bool broadcasts_to(kl_ctx *c, const ir_dim *dims, int rank,
+                          const ir_dim *target, int trank) {
   if (rank > trank)
     return false;
   for (int i = 0; i < rank; i++) {
-    int64_t d = dims[i], t = target[trank - rank + i];
-    if (d != 1 && d != t)
+    ir_dim d = dims[i], t = target[trank - rank + i];
+    if (!dim_is(c, d, 1) && d != t)
       return false;
   }
   return true;
 }
 
-static gspec gspec_new(const kl_epilogue *ep, nn_dtype dt) {
+static gspec gspec_new(const lctx *l) {
   gspec s;
   memset(&s, 0, sizeof s);
-  s.dt = dt;
+  ir_dim zero = kl_d(l->c, 0);
+  s.m = s.n = s.k = s.a_rs = s.a_cs = s.b_rs = s.b_cs = s.ldc = zero;
+  s.bias_rs = s.bias_cs = zero;
+  s.aelems = s.belems = s.celems = s.biaselems = zero;
+  s.a0 = s.b0 = s.c0 = s.bias0 = zero;
+  for (int i = 0; i < 16; i++)
+    s.bdims[i] = s.astr[i] = s.bstr[i] = s.cstr[i] = s.biasstr[i] = zero;
+  s.dt = l->dt;
+  s.abuf = s.bbuf = s.cbuf = -1;
   s.biasbuf = -1;
-  s.g.alpha = 1.0f;
-  s.g.beta = 1.0f;
-  s.g.bias = -1;
-  s.g.a_off = s.g.b_off = s.g.c_off = s.g.bias_off = -1;
-  s.ep = ep;
+  s.alpha = 1.0f;
+  s.beta = 1.0f;
+  s.ep = l->ep;
   return s;
 }
 
@@ -704,82 +905,97 @@ static gspec gspec_new(const kl_epilogue *ep, nn_dtype dt) {
 
 /* B operand for x @ w^T with w [N, K]: w^T [K, N] with contiguous columns.
  * A weight is transposed at compile time; anything else by a kernel into a
- * scratch buffer. Sets bbuf, belems, b_rs, b_cs, b_is_weight. */
-static void transposed_b(const lctx *l, ir_value w, int64_t N, int64_t K,
-                         gspec *s) {
+ * scratch buffer. Sets bbuf, belems, b_rs, b_cs, b_is_weight. Returns 0,
+ * or -1 after reporting. */
+static int transposed_b(const lctx *l, ir_value w, ir_dim N, ir_dim K,
+                        gspec *s) {
   kl_ctx *c = l->c;
-  s->belems = N * K;
-  s->g.b_rs = N;
-  s->g.b_cs = 1;
-  if (N == 1) { /* w^T [K, 1] is w itself */
+  s->belems = DMUL(c, N, K);
+  s->b_rs = N;
+  s->b_cs = kl_d(c, 1);
+  if (dim_is(c, N, 1)) { /* w^T [K, 1] is w itself */
     s->bbuf = kl_value_buf(c, w);
-    s->g.b_is_weight = kl_weight_data(c, w) != NULL;
-    return;
+    s->b_is_weight = kl_weight_data(c, w) != NULL;
+    return 0;
   }
   const unsigned char *wd = kl_weight_data(c, w);
   size_t es = nn_dtype_size(s->dt);
   if (wd) {
+    int64_t Nv, Kv;
+    if (!kl_dim_const(c, N, &Nv))
+      return sym_error(l, N);
+    if (!kl_dim_const(c, K, &Kv))
+      return sym_error(l, K);
     /* copy out first: kl_const_buf may move the blob wd points into */
-    unsigned char *t = nn_alloc(kl_arena(c), es * (size_t)(N * K));
-    for (int64_t n = 0; n < N; n++)
-      for (int64_t kk = 0; kk < K; kk++)
-        memcpy(t + (size_t)(kk * N + n) * es, wd + (size_t)(n * K + kk) * es, es);
-    s->bbuf = kl_const_buf(c, s->dt, t, N * K);
-    s->g.b_is_weight = true;
-    return;
+    unsigned char *t = nn_alloc(kl_arena(c), es * (size_t)(Nv * Kv));
+    for (int64_t n = 0; n < Nv; n++)
+      for (int64_t kk = 0; kk < Kv; kk++)
+        memcpy(t + (size_t)(kk * Nv + n) * es, wd + (size_t)(n * Kv + kk) * es, es);
+    s->bbuf = kl_const_buf(c, s->dt, t, Nv * Kv);
+    s->b_is_weight = true;
+    return 0;
   }
-  be_bufid wt = kl_scratch(c, s->dt, N * K);
+  be_bufid wt = kl_scratch_d(c, s->dt, s->belems);
   kernel *k = kl_kernel(c, "pack_transpose");
-  int32_t dst = k_buf(k, s->dt, N * K, true, "wt");
-  int32_t src = k_buf(k, s->dt, N * K, false, "w");
+  int32_t dst = k_buf(k, s->dt, kelems(c, s->belems), true, "wt");
+  int32_t src = k_buf(k, s->dt, kelems(c, s->belems), false, "w");
   kl_bind(c, k, dst, wt);
   kl_bind(c, k, src, kl_value_buf(c, w));
-  int32_t kk = k_for_begin(k, I(k, 0), I(k, K), KS_PARALLEL);
-  int32_t n = k_for_begin(k, I(k, 0), I(k, N), KS_VECTOR);
-  k_store(k, dst, ADD(k, MULC(k, V(k, kk), N), V(k, n)),
-          k_load(k, src, ADD(k, MULC(k, V(k, n), K), V(k, kk))));
+  int32_t kk = k_for_begin(k, I(k, 0), DX(c, k, K), KS_PARALLEL);
+  int32_t n = k_for_begin(k, I(k, 0), DX(c, k, N), KS_VECTOR);
+  k_store(k, dst, ADD(k, MUL(k, V(k, kk), DX(c, k, N)), V(k, n)),
+          k_load(k, src, ADD(k, MUL(k, V(k, n), DX(c, k, K)), V(k, kk))));
   k_for_end(k);
   k_for_end(k);
   s->bbuf = wt;
-  s->g.b_is_weight = false;
+  s->b_is_weight = false;
+  return 0;
 }
 
 static int lower_linear(const lctx *l) {
-  int64_t xd[16], wd[16], bd[16], od[16];
+  kl_ctx *c = l->c;
+  ir_dim xd[16], wd[16], bd[16], od[16];
   ir_value x = l->node->in[0], w = l->node->in[1], b = l->node->in[2];
   int xr = tensor_shape(l, x, xd), wr = tensor_shape(l, w, wd);
   int orank = tensor_shape(l, l->node->out[0], od);
   if (xr < 0 || wr < 0 || orank < 0)
     return -1;
-  if (xr < 1 || wr != 2 || wd[1] != xd[xr - 1])
+  if (xr < 1 || wr != 2 || !kl_dims_agree(c, wd[1], xd[xr - 1]))
     return shape_error(l, "expects x[..., K] and w[N, K]");
-  int64_t K = wd[1], N = wd[0], M = prod(xd, xr - 1);
-  if (prod(od, orank) != M * N)
+  ir_dim K = wd[1], N = wd[0], M = prod(c, xd, xr - 1);
+  if (prod(c, od, orank) != DMUL(c, M, N))
     return shape_error(l, "result shape does not match");
-  gspec s = gspec_new(l->ep, l->dt);
-  s.g.m = M;
-  s.g.n = N;
-  s.g.k = K;
-  s.abuf = kl_value_buf(l->c, x);
-  s.aelems = M * K;
-  s.g.a_rs = K;
-  s.g.a_cs = 1;
-  transposed_b(l, w, N, K, &s);
+  gspec s = gspec_new(l);
+  s.m = M;
+  s.n = N;
+  s.k = K;
+  s.abuf = kl_value_buf(c, x);
+  s.aelems = DMUL(c, M, K);
+  s.a_rs = K;
+  s.a_cs = kl_d(c, 1);
+  if (transposed_b(l, w, N, K, &s) < 0)
+    return -1;
   s.cbuf = result_buf(l);
-  s.celems = M * N;
-  s.g.ldc = N;
+  s.celems = DMUL(c, M, N);
+  s.ldc = N;
   if (!is_none(l, b)) {
     int br = tensor_shape(l, b, bd);
     if (br < 0)
       return -1;
-    if (!broadcasts_to(bd, br, &N, 1))
+    if (!broadcasts_to(c, bd, br, &N, 1))
       return shape_error(l, "bias must have N elements");
-    s.biasbuf = kl_value_buf(l->c, b);
-    s.biaselems = prod(bd, br);
-    s.g.bias_rs = 0;
-    s.g.bias_cs = br == 1 && bd[0] == N && N > 1 ? 1 : 0;
+    s.biasbuf = kl_value_buf(c, b);
+    s.biaselems = prod(c, bd, br);
+    s.bias_rs = kl_d(c, 0);
+    /* a bias of N values (N > 1, or symbolic: then N values at run time
+     * too) has stride 1; one value is broadcast */
+    int64_t nv;
+    bool per_n = br == 1 && bd[0] == N && !(kl_dim_const(c, N, &nv) && nv <= 1);
+    s.bias_cs = kl_d(c, per_n ? 1 : 0);
   }
-  return emit_gemm_kernel(l->c, "linear", &s) < 0 ? -1 : 1;
+  if (!spec_dims_ok(l, &s))
+    return -1;
+  return emit_gemm_kernel(c, "linear", &s) < 0 ? -1 : 1;
 }
 
 /* ---- addmm / mm / bmm / baddbmm / matmul
@@ -790,81 +1006,86 @@ static int lower_linear(const lctx *l) {
 static int set_addend(const lctx *l, ir_value cv, double beta, gspec *s) {
   if (beta == 0.0)
     return 0; /* beta == 0 ignores c entirely */
-  int64_t cd[16], target[18], str[18];
+  ir_dim cd[16], target[18], str[18];
   int cr = tensor_shape(l, cv, cd);
   if (cr < 0)
     return -1;
   int tr = s->nbatch + 2;
-  memcpy(target, s->bdims, sizeof(int64_t) * (size_t)s->nbatch);
-  target[tr - 2] = s->g.m;
-  target[tr - 1] = s->g.n;
-  if (!broadcasts_to(cd, cr, target, tr))
+  memcpy(target, s->bdims, sizeof(ir_dim) * (size_t)s->nbatch);
+  target[tr - 2] = s->m;
+  target[tr - 1] = s->n;
+  if (!broadcasts_to(l->c, cd, cr, target, tr))
     return shape_error(
         l, "the added tensor does not broadcast to the product's shape");
-  bcast_strides(cd, cr, tr, str);
+  bcast_strides(l->c, cd, cr, tr, str);
   s->biasbuf = kl_value_buf(l->c, cv);
-  s->biaselems = prod(cd, cr);
-  memcpy(s->biasstr, str, sizeof(int64_t) * (size_t)s->nbatch);
-  s->g.bias_rs = str[tr - 2];
-  s->g.bias_cs = str[tr - 1];
-  s->g.beta = (float)beta;
+  s->biaselems = prod(l->c, cd, cr);
+  memcpy(s->biasstr, str, sizeof(ir_dim) * (size_t)s->nbatch);
+  s->bias_rs = str[tr - 2];
+  s->bias_cs = str[tr - 1];
+  s->beta = (float)beta;
   return 0;
 }
 
 /* a [batch_a..., M, K] @ b [batch_b..., K, N] with the batch dims
- * broadcast (either list may be empty). */
-static int batched_product(const lctx *l, ir_value a, const int64_t *ad, int ar,
-                           ir_value b, const int64_t *bd, int br, gspec *s) {
+ * broadcast (either list may be empty). A batch dim pair is the same dim,
+ * or one of them is the number 1 (shape inference resolved broadcasting;
+ * a symbolic dim is never taken for 1). */
+static int batched_product(const lctx *l, ir_value a, const ir_dim *ad, int ar,
+                           ir_value b, const ir_dim *bd, int br, gspec *s) {
+  kl_ctx *c = l->c;
   int nba = ar - 2, nbb = br - 2;
   int nb = nba > nbb ? nba : nbb;
   if (nb > 14)
     return shape_error(l, "too many batch dims");
-  int64_t M = ad[ar - 2], K = ad[ar - 1], N = bd[br - 1];
-  if (bd[br - 2] != K)
+  ir_dim M = ad[ar - 2], K = ad[ar - 1], N = bd[br - 1];
+  if (!kl_dims_agree(c, bd[br - 2], K))
     return shape_error(l, "inner dims of the product differ");
+  if (kl_dim_const(c, bd[br - 2], NULL)) K = bd[br - 2]; /* guarded equal */
   s->nbatch = nb;
   for (int i = 0; i < nb; i++) {
     int ia = i - (nb - nba), ib = i - (nb - nbb);
-    int64_t da = ia >= 0 ? ad[ia] : 1, db = ib >= 0 ? bd[ib] : 1;
-    if (da != db && da != 1 && db != 1)
+    ir_dim da = ia >= 0 ? ad[ia] : kl_d(c, 1), db = ib >= 0 ? bd[ib] : kl_d(c, 1);
+    if (!kl_dims_agree(c, da, db) && !dim_is(c, da, 1) && !dim_is(c, db, 1))
       return shape_error(l, "batch dims do not broadcast");
-    s->bdims[i] = da > db ? da : db;
+    s->bdims[i] = dim_is(c, da, 1) ? db : da;
   }
-  bcast_strides(ad, nba, nb, s->astr);
-  bcast_strides(bd, nbb, nb, s->bstr);
+  bcast_strides(c, ad, nba, nb, s->astr);
+  bcast_strides(c, bd, nbb, nb, s->bstr);
   for (int i = 0; i < nb; i++) {
-    s->astr[i] *= M * K;
-    s->bstr[i] *= K * N;
+    s->astr[i] = DMUL(c, s->astr[i], DMUL(c, M, K));
+    s->bstr[i] = DMUL(c, s->bstr[i], DMUL(c, K, N));
   }
-  int64_t cs = M * N;
+  ir_dim cs = DMUL(c, M, N);
   for (int i = nb - 1; i >= 0; i--) {
     s->cstr[i] = cs;
-    cs *= s->bdims[i];
+    cs = DMUL(c, cs, s->bdims[i]);
   }
-  s->g.m = M;
-  s->g.n = N;
-  s->g.k = K;
-  s->g.a_rs = K;
-  s->g.a_cs = 1;
-  s->g.b_rs = N;
-  s->g.b_cs = 1;
-  s->g.ldc = N;
-  s->abuf = kl_value_buf(l->c, a);
-  s->aelems = prod(ad, ar);
-  s->bbuf = kl_value_buf(l->c, b);
-  s->belems = prod(bd, br);
-  s->g.b_is_weight = kl_weight_data(l->c, b) != NULL;
+  s->m = M;
+  s->n = N;
+  s->k = K;
+  s->a_rs = K;
+  s->a_cs = kl_d(c, 1);
+  s->b_rs = N;
+  s->b_cs = kl_d(c, 1);
+  s->ldc = N;
+  s->abuf = kl_value_buf(c, a);
+  s->aelems = prod(c, ad, ar);
+  s->bbuf = kl_value_buf(c, b);
+  s->belems = prod(c, bd, br);
+  s->b_is_weight = kl_weight_data(c, b) != NULL;
   s->cbuf = result_buf(l);
   s->celems = cs;
   return 0;
 }
 
 static int lower_matmul(const lctx *l) {
+  kl_ctx *c = l->c;
   ir_node *n = l->node;
   ir_op op = n->op;
   bool addend = op == NN_OP_ADDMM || op == NN_OP_BADDBMM;
   ir_value a = n->in[addend ? 1 : 0], b = n->in[addend ? 2 : 1];
-  int64_t ad[16], bd[16], od[16];
+  ir_dim ad[16], bd[16], od[16];
   int ar = tensor_shape(l, a, ad), br = tensor_shape(l, b, bd);
   int orank = tensor_shape(l, n->out[0], od);
   if (ar < 0 || br < 0 || orank < 0)
@@ -872,51 +1093,56 @@ static int lower_matmul(const lctx *l) {
   if ((op == NN_OP_MM || op == NN_OP_ADDMM) && (ar != 2 || br != 2))
     return shape_error(l, "expects 2-d operands");
   if ((op == NN_OP_BMM || op == NN_OP_BADDBMM) &&
-      (ar != 3 || br != 3 || ad[0] != bd[0]))
+      (ar != 3 || br != 3 || !kl_dims_agree(c, ad[0], bd[0])))
     return shape_error(l, "expects 3-d operands with equal batch");
   if (ar == 0 || br == 0)
     return shape_error(l, "expects operands of rank 1 or more");
-  gspec s = gspec_new(l->ep, l->dt);
+  gspec s = gspec_new(l);
+  ir_dim one = kl_d(c, 1);
   if (ar == 1 && br == 1) { /* dot product */
-    int64_t a2[2] = {1, ad[0]}, b2[2] = {bd[0], 1};
+    ir_dim a2[2] = {one, ad[0]}, b2[2] = {bd[0], one};
     if (batched_product(l, a, a2, 2, b, b2, 2, &s) < 0)
       return -1;
   } else if (br == 1 || (br == 2 && ar > 2)) {
     /* b is a vector or a plain matrix: a's batch folds into M */
-    int64_t a2[2] = {prod(ad, ar - 1), ad[ar - 1]};
-    int64_t b2[2] = {bd[0], br == 1 ? 1 : bd[1]};
+    ir_dim a2[2] = {prod(c, ad, ar - 1), ad[ar - 1]};
+    ir_dim b2[2] = {bd[0], br == 1 ? one : bd[1]};
     if (batched_product(l, a, a2, 2, b, b2, 2, &s) < 0)
       return -1;
   } else if (ar == 1) { /* [K] @ [..., K, N]: a row vector */
-    int64_t a2[2] = {1, ad[0]};
+    ir_dim a2[2] = {one, ad[0]};
     if (batched_product(l, a, a2, 2, b, bd, br, &s) < 0)
       return -1;
   } else {
     if (batched_product(l, a, ad, ar, b, bd, br, &s) < 0)
       return -1;
   }
-  if (prod(od, orank) != s.celems)
+  if (prod(c, od, orank) != s.celems)
     return shape_error(l, "result shape does not match");
   if (addend) {
     double beta, alpha;
     if (scalar_arg(l, n->in[3], &beta) < 0 ||
         scalar_arg(l, n->in[4], &alpha) < 0)
       return -1;
-    s.g.alpha = (float)alpha;
+    s.alpha = (float)alpha;
     if (set_addend(l, n->in[0], beta, &s) < 0)
       return -1;
   }
-  return emit_gemm_kernel(l->c, ir_ops[op].name, &s) < 0 ? -1 : 1;
+  if (!spec_dims_ok(l, &s))
+    return -1;
+  return emit_gemm_kernel(c, ir_ops[op].name, &s) < 0 ? -1 : 1;
 }
 
 /* ---- convolution -----------------------------------------------------------
  */
 
-/* A 2-d convolution's geometry (1-d convolutions have H = kh = 1). */
+/* A 2-d convolution's geometry (1-d convolutions have H = kh = 1). The
+ * batch and the spatial sizes may be symbolic; channels, kernel size and
+ * the parameters are numbers. */
 typedef struct conv {
-  int64_t n, cin, h, w;           /* input */
-  int64_t cout, kh, kw;           /* weight [cout, cin/groups, kh, kw] */
-  int64_t hout, wout;             /* output spatial size */
+  ir_dim n, h, w;                 /* input batch and spatial size */
+  ir_dim hout, wout;              /* output spatial size (from the result) */
+  int64_t cin, cout, kh, kw;      /* weight [cout, cin/groups, kh, kw] */
   int64_t sh, sw, ph, pw, dh, dw; /* stride, padding, dilation */
   int64_t groups;
   be_bufid x, wt, bias, out; /* program buffers (bias -1: none) */
@@ -924,23 +1150,40 @@ typedef struct conv {
   nn_dtype dt;               /* dtype of x, w, bias, out (f32 accumulation) */
 } conv;
 
+/* The spatial sizes as expressions of a kernel: numbers, or (symbolic)
+ * variables set where conv_sizes was called. */
+typedef struct convx {
+  kx_id h, w, hout, wout, P; /* P = hout * wout */
+} convx;
+
+static convx conv_sizes(kl_ctx *c, kernel *k, const conv *cv) {
+  convx x;
+  x.h = hoist(k, DX(c, k, cv->h));
+  x.w = hoist(k, DX(c, k, cv->w));
+  x.hout = hoist(k, DX(c, k, cv->hout));
+  x.wout = hoist(k, DX(c, k, cv->wout));
+  x.P = MUL(k, x.hout, x.wout);
+  return x;
+}
+
 /* Valid output columns [lo, hi) of tap column j (a variable): those whose
  * input column ow*sw - pw + j*dw lies in [0, W). Sets the two variables. */
-static void tap_range(kernel *k, const conv *cv, int32_t j, int32_t lo,
-                      int32_t hi) {
+static void tap_range(kernel *k, const conv *cv, const convx *sz, int32_t j,
+                      int32_t lo, int32_t hi) {
   kx_id base = ADD(k, I(k, cv->pw), MULC(k, V(k, j), -cv->dw)); /* pw - j*dw */
   kx_id l = k_bin(k, KX_FLOORDIV, ADD(k, base, I(k, cv->sw - 1)), I(k, cv->sw));
-  k_let(k, lo, MINX(k, MAXX(k, l, I(k, 0)), I(k, cv->wout)));
-  kx_id h =
-      ADD(k, k_bin(k, KX_FLOORDIV, ADD(k, base, I(k, cv->w - 1)), I(k, cv->sw)),
-          I(k, 1));
-  k_let(k, hi, MAXX(k, MINX(k, h, I(k, cv->wout)), V(k, lo)));
+  k_let(k, lo, MINX(k, MAXX(k, l, I(k, 0)), sz->wout));
+  kx_id h = ADD(k,
+                k_bin(k, KX_FLOORDIV, ADD(k, base, SUB(k, sz->w, I(k, 1))),
+                      I(k, cv->sw)),
+                I(k, 1));
+  k_let(k, hi, MAXX(k, MINX(k, h, sz->wout), V(k, lo)));
 }
 
 /* ih = oh*sh - ph + i*dh, and the condition 0 <= ih < H. */
-static kx_id row_in_range(kernel *k, const conv *cv, int32_t ih) {
+static kx_id row_in_range(kernel *k, const convx *sz, int32_t ih) {
   return k_bin(k, KX_AND, k_bin(k, KX_GE, V(k, ih), I(k, 0)),
-               k_bin(k, KX_LT, V(k, ih), I(k, cv->h)));
+               k_bin(k, KX_LT, V(k, ih), sz->h));
 }
 
 static void store_zeros(kernel *k, int32_t buf, nn_dtype dt, int32_t dst,
@@ -958,19 +1201,22 @@ static void store_zeros(kernel *k, int32_t buf, nn_dtype dt, int32_t dst,
  *           out[nc, oh, ow] += w[ch, i, j] * x[nc, ih, ow*sw - pw + j*dw] */
 static int conv_depthwise(kl_ctx *c, const conv *cv) {
   kernel *k = new_kernel(c, "conv_depthwise", cv->ep);
-  int64_t C = cv->cin, P = cv->hout * cv->wout;
+  int64_t C = cv->cin;
+  ir_dim P = DMUL(c, cv->hout, cv->wout);
+  ir_dim oelems = DMUL(c, DMULC(c, cv->n, C), P);
+  ir_dim xelems = DMUL(c, DMUL(c, DMULC(c, cv->n, C), cv->h), cv->w);
   /* 16-bit out: rows accumulate in an f32 scratch, rounded into out when
    * complete (through the epilogue, if any). */
   bool narrow = cv->dt != NN_DT_F32;
-  int32_t o = k_buf(k, NN_DT_F32, cv->n * C * P, true, narrow ? "acc" : "out");
-  int32_t x = k_buf(k, cv->dt, cv->n * C * cv->h * cv->w, false, "x");
+  int32_t o = k_buf(k, NN_DT_F32, kelems(c, oelems), true, narrow ? "acc" : "out");
+  int32_t x = k_buf(k, cv->dt, kelems(c, xelems), false, "x");
   int32_t w = k_buf(k, cv->dt, C * cv->kh * cv->kw, false, "w");
-  kl_bind(c, k, o, narrow ? kl_scratch(c, NN_DT_F32, cv->n * C * P) : cv->out);
+  kl_bind(c, k, o, narrow ? kl_scratch_d(c, NN_DT_F32, oelems) : cv->out);
   kl_bind(c, k, x, cv->x);
   kl_bind(c, k, w, cv->wt);
   int32_t out = o;
   if (narrow) {
-    out = k_buf(k, cv->dt, cv->n * C * P, true, "out");
+    out = k_buf(k, cv->dt, kelems(c, oelems), true, "out");
     kl_bind(c, k, out, cv->out);
   }
   int32_t bias = -1;
@@ -991,11 +1237,12 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
     if (e < 0)
       return -1;
   }
-  int32_t nc = k_for_begin(k, I(k, 0), I(k, cv->n * C), KS_PARALLEL);
+  int32_t nc = k_for_begin(k, I(k, 0), DX(c, k, DMULC(c, cv->n, C)), KS_PARALLEL);
+  convx sz = conv_sizes(c, k, cv);
   int32_t ch = let_i64(k, k_bin(k, KX_MOD, V(k, nc), I(k, C)));
-  int32_t oh = k_for_begin(k, I(k, 0), I(k, cv->hout), 0);
-  k_let(k, dst, ADD(k, MULC(k, V(k, nc), P), MULC(k, V(k, oh), cv->wout)));
-  int32_t ow = k_for_begin(k, I(k, 0), I(k, cv->wout), KS_VECTOR);
+  int32_t oh = k_for_begin(k, I(k, 0), sz.hout, 0);
+  k_let(k, dst, ADD(k, MUL(k, V(k, nc), sz.P), MUL(k, V(k, oh), sz.wout)));
+  int32_t ow = k_for_begin(k, I(k, 0), sz.wout, KS_VECTOR);
   k_store(k, o, ADD(k, V(k, dst), V(k, ow)),
           bias >= 0 ? k_cast(k, NN_DT_F32, k_load(k, bias, V(k, ch))) : F(k, 0.0));
   k_for_end(k);
@@ -1003,9 +1250,9 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   k_let(k, ih,
         ADD(k, MULC(k, V(k, oh), cv->sh),
             ADD(k, I(k, -cv->ph), MULC(k, V(k, i), cv->dh))));
-  k_if_begin(k, row_in_range(k, cv, ih));
+  k_if_begin(k, row_in_range(k, &sz, ih));
   int32_t j = k_for_begin(k, I(k, 0), I(k, cv->kw), 0);
-  tap_range(k, cv, j, lo, hi);
+  tap_range(k, cv, &sz, j, lo, hi);
   k_let(
       k, wv,
       k_cast(k, NN_DT_F32,
@@ -1014,7 +1261,7 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
                         V(k, j)))));
   /* x index of ow = 0 (may be negative; only ow in [lo, hi) are read) */
   k_let(k, src,
-        ADD(k, MULC(k, ADD(k, MULC(k, V(k, nc), cv->h), V(k, ih)), cv->w),
+        ADD(k, MUL(k, ADD(k, MUL(k, V(k, nc), sz.h), V(k, ih)), sz.w),
             ADD(k, I(k, -cv->pw), MULC(k, V(k, j), cv->dw))));
   ow = k_for_begin(k, V(k, lo), V(k, hi), KS_VECTOR);
   kx_id oidx = ADD(k, V(k, dst), V(k, ow));
@@ -1025,7 +1272,7 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   k_if_end(k);
   k_for_end(k); /* i */
   if (cv->ep || narrow) { /* the row is complete: out = round(ep(acc)) */
-    ow = k_for_begin(k, I(k, 0), I(k, cv->wout), KS_VECTOR);
+    ow = k_for_begin(k, I(k, 0), sz.wout, KS_VECTOR);
     k_let(k, idx, ADD(k, V(k, dst), V(k, ow)));
     k_let(k, acc, k_load(k, o, V(k, idx)));
     k_store(k, out, V(k, idx), k_cast(k, cv->dt, e));
@@ -1045,18 +1292,22 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
  *                       over the valid range, zeros
  *       else: zeros */
 static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0,
-                        int64_t nimg) {
+                        ir_dim nimg) {
   kernel *k = kl_kernel(c, "im2col");
   int64_t G = cv->groups, Cg = cv->cin / G, Kc = Cg * cv->kh * cv->kw;
-  int64_t P = cv->hout * cv->wout;
-  int32_t o = k_buf(k, cv->dt, nimg * G * Kc * P, true, "col");
-  int32_t x = k_buf(k, cv->dt, cv->n * cv->cin * cv->h * cv->w, false, "x");
+  ir_dim P = DMUL(c, cv->hout, cv->wout);
+  ir_dim rows = DMULC(c, nimg, G * Kc);
+  int32_t o = k_buf(k, cv->dt, kelems(c, DMUL(c, rows, P)), true, "col");
+  int32_t x = k_buf(k, cv->dt,
+                    kelems(c, DMUL(c, DMUL(c, DMULC(c, cv->n, cv->cin), cv->h), cv->w)),
+                    false, "x");
   kl_bind(c, k, o, col);
   kl_bind(c, k, x, cv->x);
   int32_t ih = k_var(k, NN_DT_I64), dst = k_var(k, NN_DT_I64),
           src = k_var(k, NN_DT_I64);
   int32_t lo = k_var(k, NN_DT_I64), hi = k_var(k, NN_DT_I64);
-  int32_t r = k_for_begin(k, I(k, 0), I(k, nimg * G * Kc), KS_PARALLEL);
+  int32_t r = k_for_begin(k, I(k, 0), DX(c, k, rows), KS_PARALLEL);
+  convx sz = conv_sizes(c, k, cv);
   kx_id rr = k_bin(k, KX_MOD, V(k, r), I(k, Kc));
   int32_t plane =
       let_i64(k, ADD(k, I(k, n0 * cv->cin),
@@ -1066,24 +1317,24 @@ static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0,
       let_i64(k, k_bin(k, KX_MOD, k_bin(k, KX_DIV, V(k, r), I(k, cv->kw)),
                        I(k, cv->kh)));
   int32_t j = let_i64(k, k_bin(k, KX_MOD, V(k, r), I(k, cv->kw)));
-  tap_range(k, cv, j, lo, hi);
-  int32_t oh = k_for_begin(k, I(k, 0), I(k, cv->hout), 0);
+  tap_range(k, cv, &sz, j, lo, hi);
+  int32_t oh = k_for_begin(k, I(k, 0), sz.hout, 0);
   k_let(k, ih,
         ADD(k, MULC(k, V(k, oh), cv->sh),
             ADD(k, I(k, -cv->ph), MULC(k, V(k, i), cv->dh))));
-  k_let(k, dst, ADD(k, MULC(k, V(k, r), P), MULC(k, V(k, oh), cv->wout)));
-  k_if_begin(k, row_in_range(k, cv, ih));
+  k_let(k, dst, ADD(k, MUL(k, V(k, r), sz.P), MUL(k, V(k, oh), sz.wout)));
+  k_if_begin(k, row_in_range(k, &sz, ih));
   k_let(k, src,
-        ADD(k, MULC(k, ADD(k, MULC(k, V(k, plane), cv->h), V(k, ih)), cv->w),
+        ADD(k, MUL(k, ADD(k, MUL(k, V(k, plane), sz.h), V(k, ih)), sz.w),
             ADD(k, I(k, -cv->pw), MULC(k, V(k, j), cv->dw))));
   store_zeros(k, o, cv->dt, dst, I(k, 0), V(k, lo));
   int32_t ow = k_for_begin(k, V(k, lo), V(k, hi), KS_VECTOR);
   k_store(k, o, ADD(k, V(k, dst), V(k, ow)),
           k_load(k, x, ADD(k, V(k, src), MULC(k, V(k, ow), cv->sw))));
   k_for_end(k);
-  store_zeros(k, o, cv->dt, dst, V(k, hi), I(k, cv->wout));
+  store_zeros(k, o, cv->dt, dst, V(k, hi), sz.wout);
   k_else(k);
-  store_zeros(k, o, cv->dt, dst, I(k, 0), I(k, cv->wout));
+  store_zeros(k, o, cv->dt, dst, I(k, 0), sz.wout);
   k_if_end(k);
   k_for_end(k); /* oh */
   k_for_end(k); /* r */
@@ -1095,50 +1346,57 @@ static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0,
 /* GEMMs out[n, g*Mg:(g+1)*Mg, :] = W_g [Mg, Kc] @ B_(n,g) [Kc, P] (+ bias)
  * for images [n0, n0+nimg) and every group; B is the im2col buffer
  * (b_is_col) or the input itself (1x1 convolutions). */
-static int conv_gemm(kl_ctx *c, const conv *cv, be_bufid bbuf, int64_t belems,
-                      bool b_is_col, int64_t n0, int64_t nimg) {
+static int conv_gemm(const lctx *l, const conv *cv, be_bufid bbuf, ir_dim belems,
+                     bool b_is_col, int64_t n0, ir_dim nimg) {
+  kl_ctx *c = l->c;
   int64_t G = cv->groups, Cg = cv->cin / G, Mg = cv->cout / G;
-  int64_t Kc = Cg * cv->kh * cv->kw, P = cv->hout * cv->wout;
-  gspec s = gspec_new(cv->ep, cv->dt);
-  s.g.m = Mg;
-  s.g.n = P;
-  s.g.k = Kc;
-  s.g.a_rs = Kc;
-  s.g.a_cs = 1;
-  s.g.b_rs = P;
-  s.g.b_cs = 1;
-  s.g.ldc = P;
+  int64_t Kc = Cg * cv->kh * cv->kw;
+  ir_dim P = DMUL(c, cv->hout, cv->wout);
+  gspec s = gspec_new(l);
+  s.ep = cv->ep;
+  s.dt = cv->dt;
+  s.m = kl_d(c, Mg);
+  s.n = P;
+  s.k = kl_d(c, Kc);
+  s.a_rs = kl_d(c, Kc);
+  s.a_cs = kl_d(c, 1);
+  s.b_rs = P;
+  s.b_cs = kl_d(c, 1);
+  s.ldc = P;
   s.abuf = cv->wt;
-  s.aelems = cv->cout * Kc;
+  s.aelems = kl_d(c, cv->cout * Kc);
   s.bbuf = bbuf;
   s.belems = belems;
   s.cbuf = cv->out;
-  s.celems = cv->n * cv->cout * P;
+  s.celems = DMUL(c, DMULC(c, cv->n, cv->cout), P);
   s.nbatch = 2;
   s.bdims[0] = nimg;
-  s.bdims[1] = G;
-  s.astr[0] = 0;
-  s.astr[1] = Mg * Kc;
-  s.bstr[0] = G * Kc * P;
-  s.bstr[1] = Kc * P; /* == Cin*P, Cg*P for 1x1 */
-  s.b0 = b_is_col ? 0 : n0 * cv->cin * P;
-  s.cstr[0] = cv->cout * P;
-  s.cstr[1] = Mg * P;
-  s.c0 = n0 * cv->cout * P;
+  s.bdims[1] = kl_d(c, G);
+  s.astr[0] = kl_d(c, 0);
+  s.astr[1] = kl_d(c, Mg * Kc);
+  s.bstr[0] = DMULC(c, P, G * Kc);
+  s.bstr[1] = DMULC(c, P, Kc); /* == Cin*P, Cg*P for 1x1 */
+  s.b0 = b_is_col ? kl_d(c, 0) : DMULC(c, P, n0 * cv->cin);
+  s.cstr[0] = DMULC(c, P, cv->cout);
+  s.cstr[1] = DMULC(c, P, Mg);
+  s.c0 = DMULC(c, P, n0 * cv->cout);
   if (cv->bias >= 0) {
     s.biasbuf = cv->bias;
-    s.biaselems = cv->cout;
-    s.biasstr[0] = 0;
-    s.biasstr[1] = Mg;
-    s.g.bias_rs = 1;
-    s.g.bias_cs = 0;
+    s.biaselems = kl_d(c, cv->cout);
+    s.biasstr[0] = kl_d(c, 0);
+    s.biasstr[1] = kl_d(c, Mg);
+    s.bias_rs = kl_d(c, 1);
+    s.bias_cs = kl_d(c, 0);
   }
+  if (!spec_dims_ok(l, &s))
+    return -1;
   return emit_gemm_kernel(c, "conv_gemm", &s);
 }
 
 static int lower_conv(const lctx *l) {
+  kl_ctx *c = l->c;
   ir_node *n = l->node;
-  int64_t xd[16], wd[16], bd[16], od[16];
+  ir_dim xd[16], wd[16], bd[16], od[16];
   int xr = tensor_shape(l, n->in[0], xd), wr = tensor_shape(l, n->in[1], wd);
   int orank = tensor_shape(l, n->out[0], od);
   if (xr < 0 || wr < 0 || orank < 0)
@@ -1147,12 +1405,12 @@ static int lower_conv(const lctx *l) {
   if (!ir_value_const(l->g, n->in[6], &tr) || tr->kind != IR_C_BOOL)
     return shape_error(l, "'transposed' must be a constant bool");
   if (tr->i) {
-    nn_error(kl_diag(l->c), l->loc,
+    nn_error(kl_diag(c), l->loc,
              "transposed convolution is not supported by the CPU backend yet");
     return -1;
   }
   if (xr != wr || (xr != 3 && xr != 4) || orank != xr) {
-    nn_error(kl_diag(l->c), l->loc,
+    nn_error(kl_diag(c), l->loc,
              "%d-d convolution is not supported by the CPU backend yet (1-d "
              "and 2-d are)",
              xr - 2);
@@ -1166,14 +1424,21 @@ static int lower_conv(const lctx *l) {
       int_list_arg(l, n->in[5], nsp, "dilation", dil) < 0 ||
       scalar_arg(l, n->in[8], &groups) < 0)
     return -1;
-  conv cv = {
-      .n = xd[0], .cin = xd[1], .cout = wd[0], .groups = (int64_t)groups};
+  /* channels and the kernel's size are numbers (the weight's shape) */
+  int64_t wnum[4];
+  for (int i = 0; i < wr; i++)
+    if (!kl_dim_const(c, wd[i], &wnum[i]))
+      return sym_error(l, wd[i]);
+  int64_t cin;
+  if (!kl_dim_const(c, xd[1], &cin))
+    return sym_error(l, xd[1]);
+  conv cv = {.n = xd[0], .cin = cin, .cout = wnum[0], .groups = (int64_t)groups};
   if (nsp == 1) {
-    cv.h = 1;
+    cv.h = kl_d(c, 1);
     cv.w = xd[2];
     cv.kh = 1;
-    cv.kw = wd[2];
-    cv.hout = 1;
+    cv.kw = wnum[2];
+    cv.hout = kl_d(c, 1);
     cv.wout = od[2];
     cv.sh = 1;
     cv.ph = 0;
@@ -1184,8 +1449,8 @@ static int lower_conv(const lctx *l) {
   } else {
     cv.h = xd[2];
     cv.w = xd[3];
-    cv.kh = wd[2];
-    cv.kw = wd[3];
+    cv.kh = wnum[2];
+    cv.kw = wnum[3];
     cv.hout = od[2];
     cv.wout = od[3];
     cv.sh = st[0];
@@ -1196,16 +1461,21 @@ static int lower_conv(const lctx *l) {
     cv.dw = dil[1];
   }
   int64_t G = cv.groups;
-  if (G < 1 || cv.cin % G || cv.cout % G || wd[1] != cv.cin / G ||
-      od[0] != cv.n || od[1] != cv.cout || cv.sh < 1 || cv.sw < 1 ||
+  if (G < 1 || cv.cin % G || cv.cout % G || wnum[1] != cv.cin / G ||
+      od[0] != cv.n || !dim_is(c, od[1], cv.cout) || cv.sh < 1 || cv.sw < 1 ||
       cv.dh < 1 || cv.dw < 1 || cv.ph < 0 || cv.pw < 0)
     return shape_error(l, "inconsistent convolution shapes or parameters");
-  if (cv.hout != (cv.h + 2 * cv.ph - cv.dh * (cv.kh - 1) - 1) / cv.sh + 1 ||
-      cv.wout != (cv.w + 2 * cv.pw - cv.dw * (cv.kw - 1) - 1) / cv.sw + 1)
+  /* the output size: checked when static; a symbolic one is shape
+   * inference's floor-division expression, taken as it is */
+  int64_t h, w, hout, wout;
+  if (kl_dim_const(c, cv.h, &h) && kl_dim_const(c, cv.w, &w) &&
+      kl_dim_const(c, cv.hout, &hout) && kl_dim_const(c, cv.wout, &wout) &&
+      (hout != (h + 2 * cv.ph - cv.dh * (cv.kh - 1) - 1) / cv.sh + 1 ||
+       wout != (w + 2 * cv.pw - cv.dw * (cv.kw - 1) - 1) / cv.sw + 1))
     return shape_error(
         l, "output size does not match the convolution's parameters");
-  cv.x = kl_value_buf(l->c, n->in[0]);
-  cv.wt = kl_value_buf(l->c, n->in[1]);
+  cv.x = kl_value_buf(c, n->in[0]);
+  cv.wt = kl_value_buf(c, n->in[1]);
   cv.out = result_buf(l);
   cv.ep = l->ep;
   cv.dt = l->dt;
@@ -1214,32 +1484,42 @@ static int lower_conv(const lctx *l) {
     int br = tensor_shape(l, n->in[2], bd);
     if (br < 0)
       return -1;
-    if (br != 1 || bd[0] != cv.cout)
+    if (br != 1 || !dim_is(c, bd[0], cv.cout))
       return shape_error(l, "bias must have one value per output channel");
-    cv.bias = kl_value_buf(l->c, n->in[2]);
+    cv.bias = kl_value_buf(c, n->in[2]);
   }
-  int64_t P = cv.hout * cv.wout;
-  if (cv.n == 0 || P == 0 || cv.cout == 0)
+  ir_dim P = DMUL(c, cv.hout, cv.wout);
+  ir_dim xelems = DMUL(c, DMUL(c, DMULC(c, cv.n, cv.cin), cv.h), cv.w);
+  if (dim_is(c, cv.n, 0) || dim_is(c, P, 0) || cv.cout == 0)
     return 1;
+  if (P == IR_DIM_UNKNOWN || xelems == IR_DIM_UNKNOWN)
+    return shape_error(l, "a size of the convolution is too complex an expression");
   if (G == cv.cin && cv.cout == cv.cin) {
-    return conv_depthwise(l->c, &cv);
+    return conv_depthwise(c, &cv);
   } else if (cv.kh == 1 && cv.kw == 1 && cv.sh == 1 && cv.sw == 1 &&
              cv.ph == 0 && cv.pw == 0) {
-    return conv_gemm(l->c, &cv, cv.x, cv.n * cv.cin * P, false, 0, cv.n);
-  } else {
-    int64_t per_img = cv.cin * cv.kh * cv.kw * P;
-    int64_t chunk = IM2COL_MAX_ELEMS / (per_img ? per_img : 1);
-    if (chunk < 1)
-      chunk = 1;
-    if (chunk > cv.n)
-      chunk = cv.n;
-    be_bufid col = kl_scratch(l->c, cv.dt, chunk * per_img);
-    for (int64_t n0 = 0; n0 < cv.n; n0 += chunk) {
-      int64_t nimg = cv.n - n0 < chunk ? cv.n - n0 : chunk;
-      conv_im2col(l->c, &cv, col, n0, nimg);
-      if (conv_gemm(l->c, &cv, col, chunk * per_img, true, n0, nimg) < 0)
-        return -1;
-    }
+    return conv_gemm(l, &cv, cv.x, xelems, false, 0, cv.n);
+  }
+  ir_dim per_img = DMULC(c, P, cv.cin * cv.kh * cv.kw);
+  int64_t N, per;
+  if (!kl_dim_const(c, cv.n, &N) || !kl_dim_const(c, per_img, &per)) {
+    /* symbolic: every image in one im2col buffer (the chunking below
+     * needs numbers) */
+    be_bufid col = kl_scratch_d(c, cv.dt, DMUL(c, cv.n, per_img));
+    conv_im2col(c, &cv, col, 0, cv.n);
+    return conv_gemm(l, &cv, col, DMUL(c, cv.n, per_img), true, 0, cv.n) < 0 ? -1 : 1;
+  }
+  int64_t chunk = IM2COL_MAX_ELEMS / (per ? per : 1);
+  if (chunk < 1)
+    chunk = 1;
+  if (chunk > N)
+    chunk = N;
+  be_bufid col = kl_scratch(c, cv.dt, chunk * per);
+  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+    int64_t nimg = N - n0 < chunk ? N - n0 : chunk;
+    conv_im2col(c, &cv, col, n0, kl_d(c, nimg));
+    if (conv_gemm(l, &cv, col, kl_d(c, chunk * per), true, n0, kl_d(c, nimg)) < 0)
+      return -1;
   }
   return 1;
 }

@@ -31,12 +31,14 @@
  *  - Comparisons compare the operands' values and give bool; AND/OR take
  *    nonzero as true. SELECT evaluates only the chosen operand (a
  *    translation may evaluate both, so lowerings keep both safe).
- *  - LOAD/STORE indices are checked against kbuf.elems: an access out of
- *    bounds stops the kernel with an error on stderr naming the kernel,
- *    the buffer and the index, and k_interp returns -1. Nothing is written
- *    out of bounds.
+ *  - LOAD/STORE indices are checked against kbuf.elems (for a slot of
+ *    symbolic size, elems -1, against the size k_interp_sized was given;
+ *    k_interp leaves such slots unchecked): an access out of bounds stops
+ *    the kernel with an error on stderr naming the kernel, the buffer and
+ *    the index, and k_interp returns -1. Nothing is written out of bounds.
  *  - GEMM follows the definition in kernel.h with f32 arithmetic (the
- *    products summed in order over k in float); an epilogue is evaluated
+ *    products summed in order over k in float); its sizes and strides are
+ *    evaluated once, when the statement starts; an epilogue is evaluated
  *    per element of C just before its store.
  */
 #include "kernel.h"
@@ -53,6 +55,8 @@ typedef union kval {
 typedef struct ist {
   const kernel *k;    /* the kernel being run */
   void *const *bufs;  /* slot pointers */
+  const int64_t *sizes; /* element counts for slots whose kbuf.elems is -1,
+                           or NULL (such slots are then not checked) */
   kval *vars;         /* current variable values */
   bool err;           /* an access failed: stop */
 } ist;
@@ -83,13 +87,15 @@ static int64_t wrap(nn_dtype dt, int64_t v) {
 
 static bool check(ist *s, int32_t buf, int64_t idx, const char *what) {
   const kbuf *b = &s->k->bufs.data[buf];
-  if (idx >= 0 && idx < b->elems && s->bufs[buf])
+  /* a symbolic size: the bound buffer's, when the caller gave it */
+  int64_t elems = b->elems >= 0 ? b->elems : s->sizes ? s->sizes[buf] : INT64_MAX;
+  if (idx >= 0 && idx < elems && s->bufs[buf])
     return true;
   if (!s->err)
     fprintf(stderr,
             "nncc: kernel %s: %s of buffer '%s' at index %lld is out of "
             "bounds (%lld elements)\n",
-            s->k->name, what, b->name, (long long)idx, (long long)b->elems);
+            s->k->name, what, b->name, (long long)idx, (long long)elems);
   s->err = true;
   return false;
 }
@@ -322,23 +328,37 @@ static kval ev(ist *s, kx_id id) {
 
 /* ---- statements -------------------------------------------------------------- */
 
+/* a*b + c*d + e in wrapping int64 arithmetic (indices of a bad kernel may
+ * overflow; the bounds check then catches them without undefined
+ * behaviour). */
+static int64_t lin(int64_t e, int64_t a, int64_t b, int64_t c, int64_t d) {
+  return (int64_t)((uint64_t)e + (uint64_t)a * (uint64_t)b + (uint64_t)c * (uint64_t)d);
+}
+
 static void run_gemm(ist *s, const ks_gemm *g) {
   int64_t ao = ev(s, g->a_off).i, bo = ev(s, g->b_off).i,
           co = ev(s, g->c_off).i;
   int64_t biaso = g->bias >= 0 ? ev(s, g->bias_off).i : 0;
-  for (int64_t m = 0; m < g->m && !s->err; m++)
-    for (int64_t n = 0; n < g->n && !s->err; n++) {
+  /* sizes and strides: evaluated once, like FOR bounds */
+  int64_t M = ev(s, g->m).i, N = ev(s, g->n).i, K = ev(s, g->k).i;
+  int64_t a_rs = ev(s, g->a_rs).i, a_cs = ev(s, g->a_cs).i;
+  int64_t b_rs = ev(s, g->b_rs).i, b_cs = ev(s, g->b_cs).i;
+  int64_t ldc = ev(s, g->ldc).i;
+  int64_t bias_rs = g->bias >= 0 ? ev(s, g->bias_rs).i : 0;
+  int64_t bias_cs = g->bias >= 0 ? ev(s, g->bias_cs).i : 0;
+  for (int64_t m = 0; m < M && !s->err; m++)
+    for (int64_t n = 0; n < N && !s->err; n++) {
       float acc = 0;
-      for (int64_t k = 0; k < g->k && !s->err; k++) {
-        float x = (float)load(s, g->a, ao + m * g->a_rs + k * g->a_cs).f;
-        float y = (float)load(s, g->b, bo + k * g->b_rs + n * g->b_cs).f;
+      for (int64_t k = 0; k < K && !s->err; k++) {
+        float x = (float)load(s, g->a, lin(ao, m, a_rs, k, a_cs)).f;
+        float y = (float)load(s, g->b, lin(bo, k, b_rs, n, b_cs)).f;
         acc += x * y;
       }
       float v = g->alpha * acc;
       if (g->bias >= 0)
         v += g->beta *
-             (float)load(s, g->bias, biaso + n * g->bias_cs + m * g->bias_rs).f;
-      int64_t ci = co + m * g->ldc + n;
+             (float)load(s, g->bias, lin(biaso, n, bias_cs, m, bias_rs)).f;
+      int64_t ci = lin(co, m, ldc, n, 1);
       if (g->accumulate)
         v += (float)load(s, g->c, ci).f;
       if (s->err)
@@ -399,7 +419,11 @@ static void run_block(ist *s, const ks_id *ids, int n) {
 }
 
 int k_interp(const kernel *k, void *const *bufs) {
-  ist s = {.k = k, .bufs = bufs};
+  return k_interp_sized(k, bufs, NULL);
+}
+
+int k_interp_sized(const kernel *k, void *const *bufs, const int64_t *elems) {
+  ist s = {.k = k, .bufs = bufs, .sizes = elems};
   s.vars = calloc((size_t)k->vars.len + 1, sizeof *s.vars);
   NN_ASSERT(s.vars);
   run_block(&s, k->root.data, k->root.len);

@@ -1,7 +1,11 @@
 /* kernel_ops.c — IR nodes → kernels for every op that is not gemm-like.
  *
- * kl_lower_elementwise() lowers one node (its shapes all static) into one
- * or more kernels over contiguous row-major buffers, by family:
+ * kl_lower_elementwise() lowers one node into one or more kernels over
+ * contiguous row-major buffers, by family (below). Sizes, strides and trip
+ * counts are ir_dim values (constants for static shapes, expressions over
+ * the inputs' named dims otherwise) that enter a kernel through kl_dimx, so
+ * one kernel serves every value of a symbolic dim; the few decisions that
+ * need a number report a symbolic dim they meet as not supported yet.
  *
  *  - elementwise / broadcast (emap_*): one loop over the output elements
  *    when every tensor operand has the output's shape, else a loop nest
@@ -137,31 +141,86 @@ static nn_dtype vdtype(L *l, ir_value v) {
   }
 }
 
-/* Static shape (scalars: rank 0); -1 after reporting. */
-static int vshape(L *l, ir_value v, int64_t *dims) {
+/* Shape of a value as dims (scalars: rank 0); -1 after reporting. */
+static int vshape(L *l, ir_value v, ir_dim *dims) {
   const ir_type *t = T(l, v);
   if (t->kind == IR_T_INT || t->kind == IR_T_FLOAT || t->kind == IR_T_BOOL)
     return 0;
   if (t->kind != IR_T_TENSOR)
     return -1;
-  int r = kl_shape(l->c, v, dims);
-  if (r > MAXR)
-    return fail(l, "tensors of rank %d are not supported", r);
-  return r;
+  if (t->rank > MAXR)
+    return fail(l, "tensors of rank %d are not supported", t->rank);
+  return kl_shape_d(l->c, v, dims);
 }
 
-static int64_t numel(int rank, const int64_t *dims) {
-  int64_t n = 1;
+/* ---- dim arithmetic ------------------------------------------------------------ *
+ * Sizes, strides and trip counts are ir_dim values: constants when the
+ * shapes are static (they fold, so the numbers are those int64 arithmetic
+ * would give), expressions over the inputs' named dims otherwise. They
+ * become kernel expressions only where they enter a kernel (X). */
+
+static ir_dim dn(L *l, int64_t v) { return kl_d(l->c, v); }
+static ir_dim dadd(L *l, ir_dim a, ir_dim b) { return ir_dim_add(l->g, a, b); }
+static ir_dim dmul(L *l, ir_dim a, ir_dim b) { return ir_dim_mul(l->g, a, b); }
+static ir_dim daddi(L *l, ir_dim a, int64_t b) { return dadd(l, a, dn(l, b)); }
+
+static bool dconst(L *l, ir_dim d, int64_t *v) {
+  return d != IR_DIM_UNKNOWN && kl_dim_const(l->c, d, v);
+}
+
+/* d is the number v. */
+static bool dis(L *l, ir_dim d, int64_t v) {
+  int64_t x;
+  return dconst(l, d, &x) && x == v;
+}
+
+/* d as an I64 expression of kernel k. An unknown dim (only from int64
+ * overflow of a size: the schedule reports the tensor as too large) is
+ * reported and reads as 0. */
+static kx_id X(L *l, kernel *k, ir_dim d) {
+  if (d == IR_DIM_UNKNOWN) {
+    fail(l, "a size of this op does not fit in 64 bits");
+    return k_i64(k, 0);
+  }
+  return kl_dimx(l->c, k, d);
+}
+
+/* d as a number of dtype dt (a constant when d is one). */
+static kx_id XT(L *l, kernel *k, ir_dim d, nn_dtype dt) {
+  int64_t v;
+  if (dconst(l, d, &v))
+    return k_const_i(k, dt, v);
+  return k_cast(k, dt, X(l, k, d));
+}
+
+/* An element count for k_buf: the number, or -1 when symbolic. */
+static int64_t belems(L *l, ir_dim d) {
+  int64_t v;
+  return dconst(l, d, &v) ? v : -1;
+}
+
+/* Reports that the op needs dim d to be a number. */
+static int symbolic(L *l, ir_dim d) {
+  nn_buf b = {0};
+  ir_dim_print(&b, l->g, d);
+  fail(l, "code generation for '%s' with symbolic dim %s is not supported "
+          "yet", ir_ops[l->n->op].name, b.data ? b.data : "?");
+  nn_buf_free(&b);
+  return -1;
+}
+
+static ir_dim numel(L *l, int rank, const ir_dim *dims) {
+  ir_dim n = dn(l, 1);
   for (int i = 0; i < rank; i++)
-    n *= dims[i];
+    n = dmul(l, n, dims[i]);
   return n;
 }
 
-static void cstrides(int rank, const int64_t *dims, int64_t *st) {
-  int64_t s = 1;
+static void cstrides(L *l, int rank, const ir_dim *dims, ir_dim *st) {
+  ir_dim s = dn(l, 1);
   for (int i = rank - 1; i >= 0; i--) {
     st[i] = s;
-    s *= dims[i];
+    s = dmul(l, s, dims[i]);
   }
 }
 
@@ -173,10 +232,19 @@ static int wrapdim(int64_t d, int rank) {
 
 /* A kernel slot for value v (its whole storage), bound to its buffer. */
 static int32_t vslot(L *l, kernel *k, ir_value v, const char *name) {
-  int64_t dims[MAXR];
+  ir_dim dims[MAXR];
   int r = vshape(l, v, dims);
-  int32_t s = k_buf(k, vdtype(l, v), r < 0 ? 1 : numel(r, dims), false, name);
+  int32_t s = k_buf(k, vdtype(l, v), r < 0 ? 1 : belems(l, numel(l, r, dims)),
+                    false, name);
   kl_bind(l->c, k, s, kl_value_buf(l->c, v));
+  return s;
+}
+
+/* A written kernel slot of `elems` elements bound to program buffer b. */
+static int32_t wslot(L *l, kernel *k, nn_dtype dt, ir_dim elems, be_bufid b,
+                     const char *name) {
+  int32_t s = k_buf(k, dt, belems(l, elems), true, name);
+  kl_bind(l->c, k, s, b);
   return s;
 }
 
@@ -204,20 +272,21 @@ static kx_id k_extreme(kernel *k, nn_dtype dt, bool highest) {
 /* ---- loops ----------------------------------------------------------------- */
 
 /* Opens loops over dims[0..rank) and fills iv with each dim's coordinate
- * (the constant 0 for size-1 dims, which get no loop). The first loop is
- * PARALLEL; the last gets VECTOR when `vector`, `extra` flags go on all.
- * Returns the number of loops opened (for nest_end). */
-static int nest(kernel *k, int rank, const int64_t *dims, kx_id *iv,
+ * (the constant 0 for dims known to be 1, which get no loop; a symbolic dim
+ * always gets one). The first loop is PARALLEL; the last gets VECTOR when
+ * `vector`, `extra` flags go on all. Returns the number of loops opened
+ * (for nest_end). */
+static int nest(L *l, kernel *k, int rank, const ir_dim *dims, kx_id *iv,
                 bool parallel, bool vector, unsigned extra) {
   int last = -1, first = -1, nl = 0;
   for (int i = 0; i < rank; i++)
-    if (dims[i] != 1) {
+    if (!dis(l, dims[i], 1)) {
       last = i;
       if (first < 0)
         first = i;
     }
   for (int i = 0; i < rank; i++) {
-    if (dims[i] == 1) {
+    if (dis(l, dims[i], 1)) {
       iv[i] = k_i64(k, 0);
       continue;
     }
@@ -226,7 +295,7 @@ static int nest(kernel *k, int rank, const int64_t *dims, kx_id *iv,
       f |= KS_PARALLEL;
     if (i == last && vector)
       f |= KS_VECTOR;
-    iv[i] = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, dims[i]), f));
+    iv[i] = k_varref(k, k_for_begin(k, k_i64(k, 0), X(l, k, dims[i]), f));
     nl++;
   }
   return nl;
@@ -238,27 +307,31 @@ static void nest_end(kernel *k, int nl) {
 }
 
 /* sum iv[i] * st[i] */
-static kx_id lin(kernel *k, int rank, const kx_id *iv, const int64_t *st) {
+static kx_id lin(L *l, kernel *k, int rank, const kx_id *iv, const ir_dim *st) {
   kx_id e = k_i64(k, 0);
   for (int i = 0; i < rank; i++)
-    e = k_bin(k, KX_ADD, e, k_bin(k, KX_MUL, iv[i], k_i64(k, st[i])));
+    e = k_bin(k, KX_ADD, e, k_bin(k, KX_MUL, iv[i], X(l, k, st[i])));
   return e;
 }
 
 /* Strides of an input of shape (r, d) broadcast to an output of rank R:
- * right-aligned, 0 where the input has no dim or a size-1 dim. */
-static void bstrides(int r, const int64_t *d, int R, const int64_t *od,
-                     int64_t *st) {
-  int64_t cs[MAXR];
-  cstrides(r, d, cs);
+ * right-aligned, 0 where the input has no dim or a dim known to be 1 that
+ * the output does not have (shape inference resolved broadcasting, so a
+ * symbolic input dim equals the output's). */
+static void bstrides(L *l, int r, const ir_dim *d, int R, const ir_dim *od,
+                     ir_dim *st) {
+  ir_dim cs[MAXR];
+  cstrides(l, r, d, cs);
   for (int i = 0; i < R; i++) {
     int j = i - (R - r);
-    st[i] = j < 0 || (d[j] == 1 && od[i] != 1) ? 0 : cs[j];
+    st[i] = j < 0 || (dis(l, d[j], 1) && !dis(l, od[i], 1)) ? dn(l, 0) : cs[j];
   }
 }
 
-static kx_id clampi(kernel *k, kx_id e, int64_t lo, int64_t hi) {
-  return k_bin(k, KX_MIN, k_bin(k, KX_MAX, e, k_i64(k, lo)), k_i64(k, hi));
+/* e clamped into [lo, hi]. */
+static kx_id clampd(L *l, kernel *k, kx_id e, int64_t lo, ir_dim hi) {
+  kx_id lx = k_i64(k, lo);
+  return k_bin(k, KX_MIN, k_bin(k, KX_MAX, e, lx), X(l, k, hi));
 }
 
 /* ---- elementwise and broadcast ----------------------------------------------- */
@@ -268,7 +341,7 @@ typedef struct eop {
   const ir_const *c;    /* a constant number, or NULL */
   ir_value v;           /* else the value read from its buffer */
   int rank;
-  int64_t dims[MAXR];
+  ir_dim dims[MAXR];
 } eop;
 
 typedef struct emap {
@@ -285,7 +358,7 @@ typedef struct emap {
  * (constants: i64, f64 or bool). */
 static int emap_begin(L *l, emap *m, ir_value out, int nops, const int *which,
                       kx_id *vals) {
-  int64_t od[MAXR];
+  ir_dim od[MAXR];
   int orank = vshape(l, out, od);
   if (orank < 0)
     return unsupported(l);
@@ -311,17 +384,17 @@ static int emap_begin(L *l, emap *m, ir_value out, int nops, const int *which,
     e->rank = vshape(l, e->v, e->dims);
     if (e->rank < 0)
       return unsupported(l);
-    int64_t n = numel(e->rank, e->dims);
-    if (n != 1 && !(e->rank == orank &&
-                    memcmp(e->dims, od, sizeof *od * (size_t)orank) == 0))
+    if (!dis(l, numel(l, e->rank, e->dims), 1) &&
+        !(e->rank == orank &&
+          memcmp(e->dims, od, sizeof *od * (size_t)orank) == 0))
       flat = false;
     if (e->rank > orank)
       return unsupported(l);
   }
   kernel *k = m->k = kl_kernel(l->c, ir_ops[l->n->op].name);
   m->odt = vdtype(l, out);
-  m->out = k_buf(k, m->odt, numel(orank, od), true, "out");
-  kl_bind(l->c, k, m->out, kl_value_buf(l->c, out));
+  ir_dim on = numel(l, orank, od);
+  m->out = wslot(l, k, m->odt, on, kl_value_buf(l->c, out), "out");
   int32_t slots[8];
   for (int i = 0; i < nops; i++) {
     slots[i] = -1;
@@ -332,15 +405,14 @@ static int emap_begin(L *l, emap *m, ir_value out, int nops, const int *which,
     }
   }
   kx_id iv[MAXR];
-  int64_t ost[MAXR];
+  ir_dim ost[MAXR];
   if (flat) {
-    int64_t n = numel(orank, od);
-    m->nl = nest(k, 1, &n, iv, true, true, 0);
+    m->nl = nest(l, k, 1, &on, iv, true, true, 0);
     m->oidx = iv[0];
   } else {
-    m->nl = nest(k, orank, od, iv, true, true, 0);
-    cstrides(orank, od, ost);
-    m->oidx = lin(k, orank, iv, ost);
+    m->nl = nest(l, k, orank, od, iv, true, true, 0);
+    cstrides(l, orank, od, ost);
+    m->oidx = lin(l, k, orank, iv, ost);
   }
   for (int i = 0; i < nops; i++) {
     eop *e = &ops[i];
@@ -352,14 +424,14 @@ static int emap_begin(L *l, emap *m, ir_value out, int nops, const int *which,
       continue;
     }
     kx_id idx;
-    if (numel(e->rank, e->dims) == 1) {
+    if (dis(l, numel(l, e->rank, e->dims), 1)) {
       idx = k_i64(k, 0);
     } else if (flat) {
       idx = m->oidx;
     } else {
-      int64_t st[MAXR];
-      bstrides(e->rank, e->dims, orank, od, st);
-      idx = lin(k, orank, iv, st);
+      ir_dim st[MAXR];
+      bstrides(l, e->rank, e->dims, orank, od, st);
+      idx = lin(l, k, orank, iv, st);
     }
     vals[i] = k_load(k, slots[i], idx);
   }
@@ -661,11 +733,30 @@ static int lower_arange(L *l) {
 /* ---- injective ops ------------------------------------------------------------- */
 
 /* The element of x at the coordinates xc (rank xr). */
-static kx_id at(kernel *k, int32_t slot, int xr, const int64_t *xd,
+static kx_id at(L *l, kernel *k, int32_t slot, int xr, const ir_dim *xd,
                 const kx_id *xc) {
-  int64_t st[MAXR];
-  cstrides(xr, xd, st);
-  return k_load(k, slot, lin(k, xr, xc, st));
+  ir_dim st[MAXR];
+  cstrides(l, xr, xd, st);
+  return k_load(k, slot, lin(l, k, xr, xc, st));
+}
+
+/* A start offset along a dim of size `size` as an expression: v, counted
+ * from the end when negative; with `clamp`, clamped into [0, size] like
+ * slice's start (a start past a symbolic end needs no clamp: the slice is
+ * then empty, and so is its loop). */
+static kx_id start_at(L *l, kernel *k, int64_t v, ir_dim size, bool clamp) {
+  int64_t n;
+  if (dconst(l, size, &n)) {
+    if (v < 0)
+      v += n;
+    if (clamp)
+      v = v < 0 ? 0 : v > n ? n : v;
+    return k_i64(k, v);
+  }
+  if (v >= 0)
+    return k_i64(k, v);
+  kx_id s = X(l, k, daddi(l, size, v));
+  return clamp ? k_bin(k, KX_MAX, s, k_i64(k, 0)) : s;
 }
 
 /* Kernels with one output loop nest where each element is computed from
@@ -674,14 +765,14 @@ static int lower_inj(L *l) {
   const ir_node *n = l->n;
   ir_op op = n->op;
   ir_value out = n->out[0];
-  int64_t od[MAXR], xd[MAXR];
+  ir_dim od[MAXR], xd[MAXR];
   int orank = vshape(l, out, od);
   int xr = vshape(l, n->in[0], xd);
   if (orank < 0 || xr < 0)
     return unsupported(l);
   nn_dtype odt = vdtype(l, out);
-  int64_t xst[MAXR];
-  cstrides(xr, xd, xst);
+  ir_dim xst[MAXR];
+  cstrides(l, xr, xd, xst);
   /* operand checks before any kernel is created */
   int64_t i0 = 0, i1 = 0, i2 = 0;
   const int64_t *lv = NULL, *lv2 = NULL;
@@ -723,14 +814,14 @@ static int lower_inj(L *l) {
     break;
   }
   kernel *k = kl_kernel(l->c, ir_ops[op].name);
-  int32_t os = k_buf(k, odt, numel(orank, od), true, "out");
-  kl_bind(l->c, k, os, kl_value_buf(l->c, out));
+  int32_t os = wslot(l, k, odt, numel(l, orank, od), kl_value_buf(l->c, out),
+                     "out");
   int32_t xs = vslot(l, k, n->in[0], op == NN_OP_EMBEDDING ? "w" : "x");
   nn_dtype xdt = vdtype(l, n->in[0]);
   kx_id iv[MAXR], xc[MAXR];
-  int nl = nest(k, orank, od, iv, true, true, 0);
-  int64_t ost[MAXR];
-  cstrides(orank, od, ost);
+  int nl = nest(l, k, orank, od, iv, true, true, 0);
+  ir_dim ost[MAXR];
+  cstrides(l, orank, od, ost);
   kx_id val = -1;
   switch (op) {
   case NN_OP_PERMUTE:
@@ -754,23 +845,23 @@ static int lower_inj(L *l) {
         return unsupported(l);
     kx_id e = k_i64(k, 0);
     for (int j = 0; j < orank && j < xr; j++)
-      e = k_bin(k, KX_ADD, e, k_bin(k, KX_MUL, iv[j], k_i64(k, xst[p[j]])));
+      e = k_bin(k, KX_ADD, e, k_bin(k, KX_MUL, iv[j], X(l, k, xst[p[j]])));
     val = k_load(k, xs, e);
     break;
   }
   case NN_OP_EXPAND:
   case NN_OP_EXPAND_AS: {
-    int64_t st[MAXR];
-    bstrides(xr, xd, orank, od, st);
-    val = k_load(k, xs, lin(k, orank, iv, st));
+    ir_dim st[MAXR];
+    bstrides(l, xr, xd, orank, od, st);
+    val = k_load(k, xs, lin(l, k, orank, iv, st));
     break;
   }
   case NN_OP_REPEAT:
     for (int i = 0; i < xr; i++) {
       int j = i + (orank - xr);
-      xc[i] = k_bin(k, KX_MOD, iv[j], k_i64(k, xd[i]));
+      xc[i] = k_bin(k, KX_MOD, iv[j], X(l, k, xd[i]));
     }
-    val = at(k, xs, xr, xd, xc);
+    val = at(l, k, xs, xr, xd, xc);
     break;
   case NN_OP_SLICE:
   case NN_OP_NARROW:
@@ -778,22 +869,19 @@ static int lower_inj(L *l) {
     int d = wrapdim(i0, xr);
     if (d < 0)
       return unsupported(l);
-    int64_t start = i1, step = op == NN_OP_SLICE ? i2 : 1;
-    if (start < 0)
-      start += xd[d];
-    if (op == NN_OP_SLICE)
-      start = start < 0 ? 0 : start > xd[d] ? xd[d] : start;
+    int64_t step = op == NN_OP_SLICE ? i2 : 1;
+    kx_id start = start_at(l, k, i1, xd[d], op == NN_OP_SLICE);
     for (int i = 0, j = 0; i < xr; i++) {
       if (i == d && op == NN_OP_SELECT) {
-        xc[i] = k_i64(k, start);
+        xc[i] = start;
         continue;
       }
-      xc[i] = i == d ? k_bin(k, KX_ADD, k_i64(k, start),
+      xc[i] = i == d ? k_bin(k, KX_ADD, start,
                              k_bin(k, KX_MUL, iv[j], k_i64(k, step)))
                      : iv[j];
       j++;
     }
-    val = at(k, xs, xr, xd, xc);
+    val = at(l, k, xs, xr, xd, xc);
     break;
   }
   case NN_OP_FLIP:
@@ -803,17 +891,17 @@ static int lower_inj(L *l) {
       int d = wrapdim(lv[j], xr);
       if (d < 0)
         return unsupported(l);
-      xc[d] = k_bin(k, KX_SUB, k_i64(k, xd[d] - 1), iv[d]);
+      xc[d] = k_bin(k, KX_SUB, X(l, k, daddi(l, xd[d], -1)), iv[d]);
     }
-    val = at(k, xs, xr, xd, xc);
+    val = at(l, k, xs, xr, xd, xc);
     break;
   case NN_OP_ROLL:
     if (ln2 == 0) { /* flattened */
-      int64_t tot = numel(xr, xd);
-      kx_id f = lin(k, orank, iv, ost);
+      ir_dim tot = numel(l, xr, xd);
+      kx_id f = lin(l, k, orank, iv, ost);
       int64_t sh = ln ? lv[0] : 0;
       val = k_load(k, xs, k_bin(k, KX_MOD, k_bin(k, KX_SUB, f, k_i64(k, sh)),
-                                k_i64(k, tot ? tot : 1)));
+                                X(l, k, dis(l, tot, 0) ? dn(l, 1) : tot)));
       break;
     }
     for (int i = 0; i < xr; i++)
@@ -823,9 +911,9 @@ static int lower_inj(L *l) {
       if (d < 0)
         return unsupported(l);
       xc[d] = k_bin(k, KX_MOD, k_bin(k, KX_SUB, xc[d], k_i64(k, lv[j])),
-                    k_i64(k, xd[d]));
+                    X(l, k, xd[d]));
     }
-    val = at(k, xs, xr, xd, xc);
+    val = at(l, k, xs, xr, xd, xc);
     break;
   case NN_OP_PAD: {
     kx_id ok = k_const_i(k, NN_DT_BOOL, 1);
@@ -833,19 +921,22 @@ static int lower_inj(L *l) {
       xc[i] = iv[i];
     for (int j = 0; j < ln / 2; j++) {
       int d = xr - 1 - j;
+      if (d < 0)
+        return unsupported(l);
       kx_id c = k_bin(k, KX_SUB, iv[d], k_i64(k, lv[2 * j]));
       ok = k_bin(k, KX_AND, ok,
                  k_bin(k, KX_AND, k_bin(k, KX_GE, c, k_i64(k, 0)),
-                       k_bin(k, KX_LT, c, k_i64(k, xd[d]))));
-      xc[d] = clampi(k, c, 0, xd[d] > 0 ? xd[d] - 1 : 0);
+                       k_bin(k, KX_LT, c, X(l, k, xd[d]))));
+      xc[d] = clampd(l, k, c, 0, dis(l, xd[d], 0) ? dn(l, 0)
+                                                   : daddi(l, xd[d], -1));
     }
     double fill = 0;
     if (!is_none(l, 2) && !cnum(l, 2, &fill))
       return unsupported(l);
-    if (numel(xr, xd) == 0)
+    if (dis(l, numel(l, xr, xd), 0))
       val = k_const_f(k, xdt, fill);
     else
-      val = k_select(k, ok, at(k, xs, xr, xd, xc), k_const_f(k, xdt, fill));
+      val = k_select(k, ok, at(l, k, xs, xr, xd, xc), k_const_f(k, xdt, fill));
     break;
   }
   case NN_OP_PIXEL_SHUFFLE: {
@@ -862,10 +953,12 @@ static int lower_inj(L *l) {
                              k_bin(k, KX_MOD, ow, rf)));
     xc[xr - 2] = k_bin(k, KX_FLOORDIV, oh, rf);
     xc[xr - 1] = k_bin(k, KX_FLOORDIV, ow, rf);
-    val = at(k, xs, xr, xd, xc);
+    val = at(l, k, xs, xr, xd, xc);
     break;
   }
   case NN_OP_UPSAMPLE_NEAREST2D: {
+    if (xr < 2)
+      return unsupported(l);
     for (int i = 0; i < xr; i++)
       xc[i] = iv[i];
     for (int j = 0; j < 2; j++) {
@@ -873,15 +966,20 @@ static int lower_inj(L *l) {
       /* PyTorch: src = min(floor(dst * scale), in - 1) in float, scale =
        * 1/scale_factor when given, else in/out */
       double sc;
-      float scale = cnum(l, 2 + j, &sc) && sc > 0
-                        ? (float)(1.0 / sc)
-                        : (float)xd[d] / (float)(od[d] ? od[d] : 1);
-      kx_id fpos = k_bin(k, KX_MUL, k_cast(k, NN_DT_F32, iv[d]),
-                         k_const_f(k, NN_DT_F32, scale));
+      int64_t in, on;
+      kx_id scale;
+      if (cnum(l, 2 + j, &sc) && sc > 0)
+        scale = k_const_f(k, NN_DT_F32, (float)(1.0 / sc));
+      else if (dconst(l, xd[d], &in) && dconst(l, od[d], &on))
+        scale = k_const_f(k, NN_DT_F32, (float)in / (float)(on ? on : 1));
+      else
+        scale = k_bin(k, KX_DIV, k_cast(k, NN_DT_F32, X(l, k, xd[d])),
+                      k_cast(k, NN_DT_F32, X(l, k, od[d])));
+      kx_id fpos = k_bin(k, KX_MUL, k_cast(k, NN_DT_F32, iv[d]), scale);
       xc[d] = k_cast(k, NN_DT_I64, k_un(k, KX_FLOOR, fpos));
-      xc[d] = k_bin(k, KX_MIN, xc[d], k_i64(k, xd[d] - 1));
+      xc[d] = k_bin(k, KX_MIN, xc[d], X(l, k, daddi(l, xd[d], -1)));
     }
-    val = at(k, xs, xr, xd, xc);
+    val = at(l, k, xs, xr, xd, xc);
     break;
   }
   case NN_OP_TRIL:
@@ -890,58 +988,58 @@ static int lower_inj(L *l) {
       return unsupported(l);
     kx_id diff = k_bin(k, KX_SUB, iv[xr - 1], iv[xr - 2]);
     kx_id keep = k_bin(k, op == NN_OP_TRIL ? KX_LE : KX_GE, diff, k_i64(k, i0));
-    val = k_select(k, keep, k_load(k, xs, lin(k, orank, iv, ost)),
+    val = k_select(k, keep, k_load(k, xs, lin(l, k, orank, iv, ost)),
                    k_const_i(k, xdt, 0));
     break;
   }
   case NN_OP_EMBEDDING: {
-    int64_t idims[MAXR];
+    ir_dim idims[MAXR];
     int ir_ = vshape(l, n->in[1], idims);
     if (xr != 2 || ir_ < 0)
       return unsupported(l);
     int32_t is = vslot(l, k, n->in[1], "idx");
-    int64_t ist[MAXR];
-    cstrides(ir_, idims, ist);
-    kx_id row = k_cast(k, NN_DT_I64, k_load(k, is, lin(k, ir_, iv, ist)));
-    row = clampi(k, row, 0, xd[0] - 1);
-    val = k_load(k, xs, k_bin(k, KX_ADD, k_bin(k, KX_MUL, row, k_i64(k, xd[1])),
+    ir_dim ist[MAXR];
+    cstrides(l, ir_, idims, ist);
+    kx_id row = k_cast(k, NN_DT_I64, k_load(k, is, lin(l, k, ir_, iv, ist)));
+    row = clampd(l, k, row, 0, daddi(l, xd[0], -1));
+    val = k_load(k, xs, k_bin(k, KX_ADD, k_bin(k, KX_MUL, row, X(l, k, xd[1])),
                               iv[orank - 1]));
     break;
   }
   case NN_OP_GATHER:
   case NN_OP_INDEX_SELECT: {
     int d = wrapdim(i0, xr);
-    int64_t idims[MAXR];
+    ir_dim idims[MAXR];
     int ir_ = vshape(l, n->in[2], idims);
     if (d < 0 || ir_ < 0 || xr == 0)
       return unsupported(l);
     int32_t is = vslot(l, k, n->in[2], "idx");
     kx_id ie;
     if (op == NN_OP_GATHER) {
-      int64_t ist[MAXR];
-      cstrides(ir_, idims, ist);
-      ie = lin(k, ir_, iv, ist);
+      ir_dim ist[MAXR];
+      cstrides(l, ir_, idims, ist);
+      ie = lin(l, k, ir_, iv, ist);
     } else {
       ie = iv[d];
     }
     kx_id c = k_cast(k, NN_DT_I64, k_load(k, is, ie));
     for (int i = 0; i < xr; i++)
       xc[i] = iv[i];
-    xc[d] = clampi(k, c, 0, xd[d] - 1);
-    val = at(k, xs, xr, xd, xc);
+    xc[d] = clampd(l, k, c, 0, daddi(l, xd[d], -1));
+    val = at(l, k, xs, xr, xd, xc);
     break;
   }
   case NN_OP_ONE_HOT: {
-    int64_t ist[MAXR];
-    cstrides(xr, xd, ist);
-    kx_id c = k_cast(k, NN_DT_I64, k_load(k, xs, lin(k, xr, iv, ist)));
+    ir_dim ist[MAXR];
+    cstrides(l, xr, xd, ist);
+    kx_id c = k_cast(k, NN_DT_I64, k_load(k, xs, lin(l, k, xr, iv, ist)));
     val = k_cast(k, NN_DT_I64, k_bin(k, KX_EQ, c, iv[orank - 1]));
     break;
   }
   default:
     NN_UNREACHABLE();
   }
-  k_store(k, os, lin(k, orank, iv, ost), k_cast(k, odt, val));
+  k_store(k, os, lin(l, k, orank, iv, ost), k_cast(k, odt, val));
   nest_end(k, nl);
   return 1;
 }
@@ -956,13 +1054,13 @@ static int lower_index(L *l) {
   const ir_node *ln = def >= 0 ? ir_node_get(l->g, def) : NULL;
   if (!ln || ln->op != NN_OP_LIST_CONSTRUCT)
     return unsupported(l);
-  int64_t xd[MAXR], od[MAXR];
+  ir_dim xd[MAXR], od[MAXR];
   int xr = vshape(l, n->in[0], xd), orank = vshape(l, n->out[0], od);
   if (xr < 0 || orank < 0 || ln->nin > xr)
     return unsupported(l);
   int ni = ln->nin, first = -1, last = -1, br = 0;
   bool adjacent = true;
-  int64_t bd[MAXR];
+  ir_dim bd[MAXR];
   for (int j = 0; j < ni; j++) {
     const ir_type *t = T(l, ln->in[j]);
     if (t->kind == IR_T_NONE)
@@ -974,28 +1072,28 @@ static int lower_index(L *l) {
     if (first < 0)
       first = j;
     last = j;
-    int64_t d[MAXR];
+    ir_dim d[MAXR];
     int r = vshape(l, ln->in[j], d);
     if (r < 0)
       return unsupported(l);
     /* broadcast (bd, br) with (d, r) */
     int rr = r > br ? r : br;
-    int64_t nd[MAXR];
+    ir_dim nd[MAXR];
     for (int i = 0; i < rr; i++) {
       int a = i - (rr - br), b = i - (rr - r);
-      int64_t x = a >= 0 ? bd[a] : 1, y = b >= 0 ? d[b] : 1;
-      nd[i] = x == 1 ? y : x;
+      ir_dim x = a >= 0 ? bd[a] : dn(l, 1), y = b >= 0 ? d[b] : dn(l, 1);
+      nd[i] = dis(l, x, 1) ? y : x;
     }
     memcpy(bd, nd, sizeof nd);
     br = rr;
   }
   kernel *k = kl_kernel(l->c, "index");
   nn_dtype odt = vdtype(l, n->out[0]);
-  int32_t os = k_buf(k, odt, numel(orank, od), true, "out");
-  kl_bind(l->c, k, os, kl_value_buf(l->c, n->out[0]));
+  int32_t os = wslot(l, k, odt, numel(l, orank, od),
+                     kl_value_buf(l->c, n->out[0]), "out");
   int32_t xs = vslot(l, k, n->in[0], "x");
   kx_id iv[MAXR], xc[MAXR];
-  int nl = nest(k, orank, od, iv, true, true, 0);
+  int nl = nest(l, k, orank, od, iv, true, true, 0);
   /* coordinates of the broadcast index shape within the output */
   int bpos = adjacent ? first : 0;
   const kx_id *bc = iv + bpos;
@@ -1010,21 +1108,21 @@ static int lower_index(L *l) {
       xc[i] = iv[r++];
       continue;
     }
-    int64_t d[MAXR], st[MAXR];
+    ir_dim d[MAXR], st[MAXR];
     int ir_ = vshape(l, ln->in[i], d);
-    bstrides(ir_, d, br, bd, st);
+    bstrides(l, ir_, d, br, bd, st);
     char name[16];
     snprintf(name, sizeof name, "i%d", i);
     int32_t is = vslot(l, k, ln->in[i], name);
-    kx_id c = k_cast(k, NN_DT_I64, k_load(k, is, lin(k, br, bc, st)));
+    kx_id c = k_cast(k, NN_DT_I64, k_load(k, is, lin(l, k, br, bc, st)));
     c = k_select(k, k_bin(k, KX_LT, c, k_i64(k, 0)),
-                 k_bin(k, KX_ADD, c, k_i64(k, xd[i])), c);
-    xc[i] = clampi(k, c, 0, xd[i] - 1);
+                 k_bin(k, KX_ADD, c, X(l, k, xd[i])), c);
+    xc[i] = clampd(l, k, c, 0, daddi(l, xd[i], -1));
   }
-  int64_t ost[MAXR];
-  cstrides(orank, od, ost);
-  k_store(k, os, lin(k, orank, iv, ost),
-          k_cast(k, odt, at(k, xs, xr, xd, xc)));
+  ir_dim ost[MAXR];
+  cstrides(l, orank, od, ost);
+  k_store(k, os, lin(l, k, orank, iv, ost),
+          k_cast(k, odt, at(l, k, xs, xr, xd, xc)));
   nest_end(k, nl);
   return 1;
 }
@@ -1033,7 +1131,8 @@ static int lower_index(L *l) {
  * later writes win) out[.. index[i] ..] = src[i] over index's elements. */
 static int lower_scatter(L *l) {
   const ir_node *n = l->n;
-  int64_t xd[MAXR], id[MAXR], sd[MAXR], dim;
+  ir_dim xd[MAXR], id[MAXR], sd[MAXR];
+  int64_t dim;
   int xr = vshape(l, n->in[0], xd), ir_ = vshape(l, n->in[2], id);
   if (xr < 0 || ir_ != xr || !cint(l, 1, &dim) || wrapdim(dim, xr) < 0)
     return unsupported(l);
@@ -1043,30 +1142,30 @@ static int lower_scatter(L *l) {
   if (!vc && sr != xr && sr != 0)
     return unsupported(l);
   nn_dtype odt = vdtype(l, n->out[0]);
-  int64_t tot = numel(xr, xd);
+  ir_dim tot = numel(l, xr, xd);
+  be_bufid ob = kl_value_buf(l->c, n->out[0]);
   /* copy */
   kernel *k = kl_kernel(l->c, "scatter_copy");
-  int32_t os = k_buf(k, odt, tot, true, "out");
-  kl_bind(l->c, k, os, kl_value_buf(l->c, n->out[0]));
+  int32_t os = wslot(l, k, odt, tot, ob, "out");
   int32_t xs = vslot(l, k, n->in[0], "x");
   kx_id iv[MAXR];
-  int nl = nest(k, 1, &tot, iv, true, true, 0);
+  int nl = nest(l, k, 1, &tot, iv, true, true, 0);
   k_store(k, os, iv[0], k_cast(k, odt, k_load(k, xs, iv[0])));
   nest_end(k, nl);
   /* scatter */
   k = kl_kernel(l->c, "scatter");
-  os = k_buf(k, odt, tot, true, "out");
-  kl_bind(l->c, k, os, kl_value_buf(l->c, n->out[0]));
+  os = wslot(l, k, odt, tot, ob, "out");
   int32_t is = vslot(l, k, n->in[2], "idx");
   int32_t ss = vc ? -1 : vslot(l, k, n->in[3], "src");
-  nl = nest(k, ir_, id, iv, false, false, 0);
-  int64_t ist[MAXR];
-  cstrides(ir_, id, ist);
+  nl = nest(l, k, ir_, id, iv, false, false, 0);
+  ir_dim ist[MAXR];
+  cstrides(l, ir_, id, ist);
   kx_id xc[MAXR];
   for (int i = 0; i < xr; i++)
     xc[i] = iv[i];
-  xc[d] = clampi(k, k_cast(k, NN_DT_I64, k_load(k, is, lin(k, ir_, iv, ist))),
-                 0, xd[d] - 1);
+  xc[d] = clampd(l, k, k_cast(k, NN_DT_I64,
+                              k_load(k, is, lin(l, k, ir_, iv, ist))),
+                 0, daddi(l, xd[d], -1));
   kx_id val;
   if (vc)
     val = vc->kind == IR_C_FLOAT ? k_const_f(k, odt, vc->f)
@@ -1074,13 +1173,13 @@ static int lower_scatter(L *l) {
   else if (sr == 0)
     val = k_load(k, ss, k_i64(k, 0));
   else {
-    int64_t sst[MAXR];
-    cstrides(sr, sd, sst);
-    val = k_load(k, ss, lin(k, sr, iv, sst));
+    ir_dim sst[MAXR];
+    cstrides(l, sr, sd, sst);
+    val = k_load(k, ss, lin(l, k, sr, iv, sst));
   }
-  int64_t xst[MAXR];
-  cstrides(xr, xd, xst);
-  k_store(k, os, lin(k, xr, xc, xst), k_cast(k, odt, val));
+  ir_dim xst[MAXR];
+  cstrides(l, xr, xd, xst);
+  k_store(k, os, lin(l, k, xr, xc, xst), k_cast(k, odt, val));
   nest_end(k, nl);
   return 1;
 }
@@ -1088,16 +1187,18 @@ static int lower_scatter(L *l) {
 /* ---- lists: cat, stack, pieces -------------------------------------------------- */
 
 /* A tensor that is a piece of a list: the value `v` itself (dim < 0), or
- * the part of v starting at `start` along `dim` (removed when `removed`). */
+ * the part of v starting at `start` along `dim` (removed when `removed`).
+ * Shape inference splits only dims that are numbers, so `start` is one;
+ * the other dims may be symbolic. */
 typedef struct piece {
   ir_value v;           /* the whole tensor */
   int vrank;
-  int64_t vdims[MAXR];
+  ir_dim vdims[MAXR];
   int dim;              /* split dim, -1 for the whole tensor */
   int64_t start;        /* offset along dim */
   bool removed;         /* unbind: dim dropped */
   int rank;             /* the piece's shape */
-  int64_t dims[MAXR];
+  ir_dim dims[MAXR];
 } piece;
 
 /* Piece p of chunk/split/unbind node sn; -1 after reporting. */
@@ -1117,7 +1218,9 @@ static int split_piece(L *l, ir_nodeid sn, int p, piece *out) {
   int d = wrapdim(dim, out->vrank);
   if (d < 0)
     return -1;
-  int64_t size = out->vdims[d], start = 0, len = 0;
+  int64_t size, start = 0, len = 0;
+  if (!dconst(l, out->vdims[d], &size))
+    return -1;
   if (n->op == NN_OP_UNBIND) {
     if (p < 0 || p >= size)
       return -1;
@@ -1154,7 +1257,7 @@ static int split_piece(L *l, ir_nodeid sn, int p, piece *out) {
   for (int i = 0; i < out->vrank; i++) {
     if (i == d && out->removed)
       continue;
-    out->dims[out->rank++] = i == d ? len : out->vdims[i];
+    out->dims[out->rank++] = i == d ? dn(l, len) : out->vdims[i];
   }
   return 0;
 }
@@ -1162,16 +1265,15 @@ static int split_piece(L *l, ir_nodeid sn, int p, piece *out) {
 /* One kernel copying piece pc into buffer dst (dtype ddt, delems
  * elements): element c of the piece goes to dst[base + sum c[i]*ost[i]]. */
 static void copy_piece(L *l, const piece *pc, be_bufid dst, nn_dtype ddt,
-                       int64_t delems, int64_t base, const int64_t *ost,
+                       ir_dim delems, ir_dim base, const ir_dim *ost,
                        const char *what) {
-  if (numel(pc->rank, pc->dims) == 0)
+  if (dis(l, numel(l, pc->rank, pc->dims), 0))
     return;
   kernel *k = kl_kernel(l->c, what);
-  int32_t os = k_buf(k, ddt, delems, true, "out");
-  kl_bind(l->c, k, os, dst);
+  int32_t os = wslot(l, k, ddt, delems, dst, "out");
   int32_t xs = vslot(l, k, pc->v, "x");
   kx_id iv[MAXR], xc[MAXR];
-  int nl = nest(k, pc->rank, pc->dims, iv, true, true, 0);
+  int nl = nest(l, k, pc->rank, pc->dims, iv, true, true, 0);
   for (int i = 0, j = 0; i < pc->vrank; i++) {
     if (i == pc->dim && pc->removed) {
       xc[i] = k_i64(k, pc->start);
@@ -1180,9 +1282,9 @@ static void copy_piece(L *l, const piece *pc, be_bufid dst, nn_dtype ddt,
     xc[i] = i == pc->dim ? k_bin(k, KX_ADD, iv[j], k_i64(k, pc->start)) : iv[j];
     j++;
   }
-  kx_id oidx = k_bin(k, KX_ADD, k_i64(k, base), lin(k, pc->rank, iv, ost));
+  kx_id oidx = k_bin(k, KX_ADD, X(l, k, base), lin(l, k, pc->rank, iv, ost));
   k_store(k, os, oidx,
-          k_cast(k, ddt, at(k, xs, pc->vrank, pc->vdims, xc)));
+          k_cast(k, ddt, at(l, k, xs, pc->vrank, pc->vdims, xc)));
   nest_end(k, nl);
 }
 
@@ -1206,7 +1308,8 @@ static int lower_cat(L *l) {
   } else {
     return unsupported(l);
   }
-  int64_t od[MAXR], ost[MAXR], dim;
+  ir_dim od[MAXR], ost[MAXR];
+  int64_t dim;
   int orank = vshape(l, n->out[0], od);
   if (orank < 0 || !cint(l, 1, &dim))
     return unsupported(l);
@@ -1214,10 +1317,11 @@ static int lower_cat(L *l) {
   int d = wrapdim(dim, orank);
   if (d < 0)
     return unsupported(l);
-  cstrides(orank, od, ost);
+  cstrides(l, orank, od, ost);
   be_bufid dst = kl_value_buf(l->c, n->out[0]);
   nn_dtype odt = vdtype(l, n->out[0]);
-  int64_t off = 0;
+  ir_dim on = numel(l, orank, od);
+  ir_dim off = dn(l, 0);
   for (int j = 0; j < count; j++) {
     piece pc;
     if (from_split) {
@@ -1233,20 +1337,21 @@ static int lower_cat(L *l) {
       pc.rank = pc.vrank;
       memcpy(pc.dims, pc.vdims, sizeof pc.dims);
     }
-    int64_t pst[MAXR];
+    ir_dim pst[MAXR];
     if (stack) {
       if (pc.rank != orank - 1)
         return unsupported(l);
       for (int i = 0; i < pc.rank; i++)
         pst[i] = ost[i < d ? i : i + 1];
-      copy_piece(l, &pc, dst, odt, numel(orank, od), j * ost[d], pst, "stack");
+      copy_piece(l, &pc, dst, odt, on, dmul(l, dn(l, j), ost[d]), pst,
+                 "stack");
     } else {
-      if (pc.rank == 1 && pc.dims[0] == 0 && orank != 1)
+      if (pc.rank == 1 && dis(l, pc.dims[0], 0) && orank != 1)
         continue; /* legacy empty tensor */
       if (pc.rank != orank)
         return unsupported(l);
-      copy_piece(l, &pc, dst, odt, numel(orank, od), off * ost[d], ost, "cat");
-      off += pc.dims[d];
+      copy_piece(l, &pc, dst, odt, on, dmul(l, off, ost[d]), ost, "cat");
+      off = dadd(l, off, pc.dims[d]);
     }
   }
   return 1;
@@ -1258,10 +1363,10 @@ int kl_lower_piece(kl_ctx *c, ir_nodeid split_node, int p, be_bufid dst) {
   piece pc;
   if (split_piece(&l, split_node, p, &pc) < 0)
     return fail(&l, "cannot take piece %d of '%s'", p, ir_ops[l.n->op].name);
-  int64_t st[MAXR];
-  cstrides(pc.rank, pc.dims, st);
-  copy_piece(&l, &pc, dst, vdtype(&l, pc.v), numel(pc.rank, pc.dims), 0, st,
-             ir_ops[l.n->op].name);
+  ir_dim st[MAXR];
+  cstrides(&l, pc.rank, pc.dims, st);
+  copy_piece(&l, &pc, dst, vdtype(&l, pc.v), numel(&l, pc.rank, pc.dims),
+             dn(&l, 0), st, ir_ops[l.n->op].name);
   return 0;
 }
 
@@ -1276,22 +1381,22 @@ enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_NORM, R_ARGMAX, R_ARGMIN };
 static int reduce(L *l, int kind, const bool *mask, ir_value out,
                   ir_value idx_out, double norm_p) {
   ir_value xv = l->n->in[0];
-  int64_t xd[MAXR];
+  ir_dim xd[MAXR];
   int xr = vshape(l, xv, xd);
   if (xr < 0)
     return unsupported(l);
-  int64_t kd[MAXR], rd[MAXR], xst[MAXR], kst[MAXR], rst[MAXR];
+  ir_dim kd[MAXR], rd[MAXR], xst[MAXR], kst[MAXR], rst[MAXR];
   int kr = 0, rr = 0, kmap[MAXR], rmap[MAXR];
-  cstrides(xr, xd, xst);
+  cstrides(l, xr, xd, xst);
   for (int i = 0; i < xr; i++) {
     if (mask[i])
       rmap[rr] = i, rd[rr++] = xd[i];
     else
       kmap[kr] = i, kd[kr++] = xd[i];
   }
-  cstrides(kr, kd, kst);
-  cstrides(rr, rd, rst);
-  int64_t count = numel(rr, rd);
+  cstrides(l, kr, kd, kst);
+  cstrides(l, rr, rd, rst);
+  ir_dim count = numel(l, rr, rd);
   nn_dtype xdt = vdtype(l, xv);
   nn_dtype odt = out != IR_NOVAL ? vdtype(l, out) : xdt;
   bool arg = kind == R_ARGMAX || kind == R_ARGMIN;
@@ -1301,17 +1406,14 @@ static int reduce(L *l, int kind, const bool *mask, ir_value out,
     ad = compute_dt(xdt);
   kernel *k = kl_kernel(l->c, ir_ops[l->n->op].name);
   int32_t os = -1, is = -1;
-  if (out != IR_NOVAL) {
-    os = k_buf(k, odt, numel(kr, kd), true, "out");
-    kl_bind(l->c, k, os, kl_value_buf(l->c, out));
-  }
-  if (idx_out != IR_NOVAL) {
-    is = k_buf(k, NN_DT_I64, numel(kr, kd), true, "idx");
-    kl_bind(l->c, k, is, kl_value_buf(l->c, idx_out));
-  }
+  ir_dim kn = numel(l, kr, kd);
+  if (out != IR_NOVAL)
+    os = wslot(l, k, odt, kn, kl_value_buf(l->c, out), "out");
+  if (idx_out != IR_NOVAL)
+    is = wslot(l, k, NN_DT_I64, kn, kl_value_buf(l->c, idx_out), "idx");
   int32_t xs = vslot(l, k, xv, "x");
   kx_id kv[MAXR], rv[MAXR], xc[MAXR];
-  int nl = nest(k, kr, kd, kv, true, false, 0);
+  int nl = nest(l, k, kr, kd, kv, true, false, 0);
   int32_t acc = k_var(k, ad), ai = -1;
   bool hi = kind == R_MIN || kind == R_ARGMIN ||
             (kind == R_NORM && isinf(norm_p) && norm_p < 0);
@@ -1326,12 +1428,12 @@ static int reduce(L *l, int kind, const bool *mask, ir_value out,
     ai = k_var(k, NN_DT_I64);
     k_let(k, ai, k_i64(k, 0));
   }
-  int rl = nest(k, rr, rd, rv, false, false, KS_REDUCE);
+  int rl = nest(l, k, rr, rd, rv, false, false, KS_REDUCE);
   for (int i = 0; i < kr; i++)
     xc[kmap[i]] = kv[i];
   for (int i = 0; i < rr; i++)
     xc[rmap[i]] = rv[i];
-  kx_id x = k_cast(k, ad, k_load(k, xs, lin(k, xr, xc, xst)));
+  kx_id x = k_cast(k, ad, k_load(k, xs, lin(l, k, xr, xc, xst)));
   kx_id a = k_varref(k, acc), nv;
   switch (kind) {
   case R_SUM: case R_MEAN: nv = k_bin(k, KX_ADD, a, x); break;
@@ -1361,7 +1463,7 @@ static int reduce(L *l, int kind, const bool *mask, ir_value out,
     int32_t bv = k_var(k, NN_DT_BOOL);
     k_let(k, bv, better);
     kx_id b = k_varref(k, bv);
-    k_let(k, ai, k_select(k, b, lin(k, rr, rv, rst), k_varref(k, ai)));
+    k_let(k, ai, k_select(k, b, lin(l, k, rr, rv, rst), k_varref(k, ai)));
     nv = k_select(k, b, x, k_varref(k, acc));
     break;
   }
@@ -1370,11 +1472,11 @@ static int reduce(L *l, int kind, const bool *mask, ir_value out,
   nest_end(k, rl);
   kx_id res = k_varref(k, acc);
   if (kind == R_MEAN)
-    res = k_bin(k, KX_DIV, res, k_const_i(k, ad, count));
+    res = k_bin(k, KX_DIV, res, XT(l, k, count, ad));
   if (kind == R_NORM && !isinf(norm_p) && norm_p != 0 && norm_p != 1)
     res = norm_p == 2 ? k_un(k, KX_SQRT, res)
                       : k_bin(k, KX_POW, res, k_const_f(k, ad, 1.0 / norm_p));
-  kx_id oidx = lin(k, kr, kv, kst);
+  kx_id oidx = lin(l, k, kr, kv, kst);
   if (os >= 0)
     k_store(k, os, oidx, k_cast(k, odt, res));
   if (is >= 0)
@@ -1386,7 +1488,7 @@ static int reduce(L *l, int kind, const bool *mask, ir_value out,
 static int lower_reduce(L *l) {
   const ir_node *n = l->n;
   ir_op op = n->op;
-  int64_t xd[MAXR];
+  ir_dim xd[MAXR];
   int xr = vshape(l, n->in[0], xd);
   if (xr < 0)
     return unsupported(l);
@@ -1448,51 +1550,53 @@ static int lower_reduce(L *l) {
 static int lower_rows(L *l) {
   const ir_node *n = l->n;
   ir_op op = n->op;
-  int64_t xd[MAXR], dim;
+  ir_dim xd[MAXR];
+  int64_t dim;
   int xr = vshape(l, n->in[0], xd);
   if (xr < 0 || !cint(l, 1, &dim) || wrapdim(dim, xr) < 0)
     return unsupported(l);
   int d = xr ? wrapdim(dim, xr) : -1;
-  int64_t od[MAXR], ost[MAXR];
+  ir_dim od[MAXR], ost[MAXR];
   int orank = 0;
   for (int i = 0; i < xr; i++)
     if (i != d)
       od[orank++] = xd[i];
-  cstrides(xr, xd, ost);
-  int64_t len = d >= 0 ? xd[d] : 1, dst = d >= 0 ? ost[d] : 1;
+  cstrides(l, xr, xd, ost);
+  ir_dim len = d >= 0 ? xd[d] : dn(l, 1), dst = d >= 0 ? ost[d] : dn(l, 1);
   nn_dtype odt = vdtype(l, n->out[0]), cd = compute_dt(odt);
   kernel *k = kl_kernel(l->c, ir_ops[op].name);
-  int32_t os = k_buf(k, odt, numel(xr, xd), true, "out");
-  kl_bind(l->c, k, os, kl_value_buf(l->c, n->out[0]));
+  int32_t os = wslot(l, k, odt, numel(l, xr, xd), kl_value_buf(l->c, n->out[0]),
+                     "out");
   int32_t xs = vslot(l, k, n->in[0], "x");
   kx_id kv[MAXR];
-  int nl = nest(k, orank, od, kv, true, false, 0);
+  int nl = nest(l, k, orank, od, kv, true, false, 0);
   /* row base: kept coordinates times x's strides */
   kx_id base = k_i64(k, 0);
   for (int i = 0, j = 0; i < xr; i++)
     if (i != d)
-      base = k_bin(k, KX_ADD, base, k_bin(k, KX_MUL, kv[j++], k_i64(k, ost[i])));
-#define ROWIDX(v) k_bin(k, KX_ADD, base, k_bin(k, KX_MUL, (v), k_i64(k, dst)))
+      base = k_bin(k, KX_ADD, base, k_bin(k, KX_MUL, kv[j++], X(l, k, ost[i])));
+  kx_id lenx = X(l, k, len), dstx = X(l, k, dst);
+#define ROWIDX(v) k_bin(k, KX_ADD, base, k_bin(k, KX_MUL, (v), dstx))
 #define XAT(v) k_cast(k, cd, k_load(k, xs, ROWIDX(v)))
   if (op == NN_OP_CUMSUM) {
     int32_t acc = k_var(k, cd);
     k_let(k, acc, k_const_i(k, cd, 0));
-    kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, len), KS_REDUCE));
+    kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), lenx, KS_REDUCE));
     k_let(k, acc, k_bin(k, KX_ADD, k_varref(k, acc), XAT(j)));
     k_store(k, os, ROWIDX(j), k_cast(k, odt, k_varref(k, acc)));
     k_for_end(k);
   } else {
     int32_t mx = k_var(k, cd), sm = k_var(k, cd);
     k_let(k, mx, k_extreme(k, cd, false));
-    kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, len), KS_REDUCE));
+    kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), lenx, KS_REDUCE));
     k_let(k, mx, k_bin(k, KX_MAX, k_varref(k, mx), XAT(j)));
     k_for_end(k);
     k_let(k, sm, k_const_i(k, cd, 0));
-    j = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, len), KS_REDUCE));
+    j = k_varref(k, k_for_begin(k, k_i64(k, 0), lenx, KS_REDUCE));
     k_let(k, sm, k_bin(k, KX_ADD, k_varref(k, sm),
                        k_un(k, KX_EXP, k_bin(k, KX_SUB, XAT(j), k_varref(k, mx)))));
     k_for_end(k);
-    j = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, len), KS_VECTOR));
+    j = k_varref(k, k_for_begin(k, k_i64(k, 0), lenx, KS_VECTOR));
     kx_id sh = k_bin(k, KX_SUB, XAT(j), k_varref(k, mx)), r;
     if (op == NN_OP_SOFTMAX)
       r = k_bin(k, KX_DIV, k_un(k, KX_EXP, sh), k_varref(k, sm));
@@ -1522,19 +1626,20 @@ static int32_t opt_slot(L *l, kernel *k, int j, const char *name) {
 
 /* Mean and biased variance of count elements at x[base + j], j < count,
  * into LET variables *mean and *rstd = rsqrt(var + eps). */
-static void moments(kernel *k, int32_t xs, kx_id base, int64_t count,
+static void moments(L *l, kernel *k, int32_t xs, kx_id base, ir_dim count,
                     nn_dtype cd, double eps, int32_t *mean, int32_t *rstd) {
+  kx_id cx = X(l, k, count);
   int32_t s = k_var(k, cd);
   k_let(k, s, k_const_i(k, cd, 0));
-  kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, count), KS_REDUCE));
+  kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), cx, KS_REDUCE));
   kx_id x = k_cast(k, cd, k_load(k, xs, k_bin(k, KX_ADD, base, j)));
   k_let(k, s, k_bin(k, KX_ADD, k_varref(k, s), x));
   k_for_end(k);
   *mean = k_var(k, cd);
-  k_let(k, *mean, k_bin(k, KX_DIV, k_varref(k, s), k_const_i(k, cd, count)));
+  k_let(k, *mean, k_bin(k, KX_DIV, k_varref(k, s), XT(l, k, count, cd)));
   int32_t q = k_var(k, cd);
   k_let(k, q, k_const_i(k, cd, 0));
-  j = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, count), KS_REDUCE));
+  j = k_varref(k, k_for_begin(k, k_i64(k, 0), cx, KS_REDUCE));
   x = k_cast(k, cd, k_load(k, xs, k_bin(k, KX_ADD, base, j)));
   kx_id dv = k_bin(k, KX_SUB, x, k_varref(k, *mean));
   k_let(k, q, k_bin(k, KX_ADD, k_varref(k, q), k_bin(k, KX_MUL, dv, dv)));
@@ -1543,37 +1648,47 @@ static void moments(kernel *k, int32_t xs, kx_id base, int64_t count,
   k_let(k, *rstd,
         k_un(k, KX_RSQRT,
              k_bin(k, KX_ADD,
-                   k_bin(k, KX_DIV, k_varref(k, q), k_const_i(k, cd, count)),
+                   k_bin(k, KX_DIV, k_varref(k, q), XT(l, k, count, cd)),
                    k_const_f(k, cd, eps))));
 }
 
 static int lower_norm(L *l) {
   const ir_node *n = l->n;
   ir_op op = n->op;
-  int64_t xd[MAXR];
+  ir_dim xd[MAXR];
   int xr = vshape(l, n->in[0], xd);
   double eps;
   nn_dtype odt = vdtype(l, n->out[0]), cd = compute_dt(odt);
   if (xr < 0 || !cnum(l, op == NN_OP_BATCH_NORM ? 7 : 4, &eps))
     return unsupported(l);
-  int64_t tot = numel(xr, xd);
+  ir_dim tot = numel(l, xr, xd);
+  be_bufid ob = kl_value_buf(l->c, n->out[0]);
   if (op == NN_OP_LAYER_NORM) {
     const int64_t *ns;
     int nn_;
-    if (!clist(l, 1, &ns, &nn_) || nn_ > xr)
+    if (!clist(l, 1, &ns, &nn_)) {
+      /* a list built at run time (sizes of a symbolic shape): its length */
+      ir_nodeid def = l->g->values.data[n->in[1]].def;
+      const ir_node *ln = def >= 0 ? ir_node_get(l->g, def) : NULL;
+      if (!ln || ln->op != NN_OP_LIST_CONSTRUCT)
+        return unsupported(l);
+      nn_ = ln->nin;
+    }
+    if (nn_ > xr)
       return unsupported(l);
-    int64_t m = numel(nn_, ns);
-    int64_t rows = m ? tot / m : 0;
+    /* rows of m elements: the trailing nn_ dims of x (shape inference
+     * checked them against normalized_shape) */
+    ir_dim m = numel(l, nn_, xd + xr - nn_);
+    ir_dim rows = dis(l, m, 0) ? dn(l, 0) : numel(l, xr - nn_, xd);
     kernel *k = kl_kernel(l->c, "layer_norm");
-    int32_t os = k_buf(k, odt, tot, true, "out");
-    kl_bind(l->c, k, os, kl_value_buf(l->c, n->out[0]));
+    int32_t os = wslot(l, k, odt, tot, ob, "out");
     int32_t xs = vslot(l, k, n->in[0], "x");
     int32_t ws = opt_slot(l, k, 2, "w"), bs = opt_slot(l, k, 3, "b");
-    kx_id r = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, rows), KS_PARALLEL));
-    kx_id base = k_bin(k, KX_MUL, r, k_i64(k, m));
+    kx_id r = k_varref(k, k_for_begin(k, k_i64(k, 0), X(l, k, rows), KS_PARALLEL));
+    kx_id base = k_bin(k, KX_MUL, r, X(l, k, m));
     int32_t mean, rstd;
-    moments(k, xs, base, m, cd, eps, &mean, &rstd);
-    kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, m), KS_VECTOR));
+    moments(l, k, xs, base, m, cd, eps, &mean, &rstd);
+    kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), X(l, k, m), KS_VECTOR));
     kx_id idx = k_bin(k, KX_ADD, base, j);
     kx_id x = k_cast(k, cd, k_load(k, xs, idx));
     kx_id y = k_bin(k, KX_MUL, k_bin(k, KX_SUB, x, k_varref(k, mean)),
@@ -1587,21 +1702,28 @@ static int lower_norm(L *l) {
   }
   if (xr < 2)
     return unsupported(l);
-  int64_t N = xd[0], C = xd[1], S = N * C != 0 ? tot / (N * C) : 0;
+  ir_dim N = xd[0], C = xd[1], NC = dmul(l, N, C);
+  ir_dim S = dis(l, NC, 0) ? dn(l, 0) : numel(l, xr - 2, xd + 2);
   if (op == NN_OP_GROUP_NORM) {
-    int64_t G;
-    if (!cint(l, 1, &G) || G <= 0 || C % G)
+    int64_t G, Cn;
+    if (!cint(l, 1, &G) || G <= 0)
       return unsupported(l);
-    int64_t cg = C / G;
+    if (!dconst(l, C, &Cn))
+      return symbolic(l, C);
+    if (Cn % G)
+      return unsupported(l);
+    int64_t cg = Cn / G;
+    ir_dim gs = dmul(l, dn(l, cg), S);
     kernel *k = kl_kernel(l->c, "group_norm");
-    int32_t os = k_buf(k, odt, tot, true, "out");
-    kl_bind(l->c, k, os, kl_value_buf(l->c, n->out[0]));
+    int32_t os = wslot(l, k, odt, tot, ob, "out");
     int32_t xs = vslot(l, k, n->in[0], "x");
     int32_t ws = opt_slot(l, k, 2, "w"), bs = opt_slot(l, k, 3, "b");
-    kx_id ng = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, N * G), KS_PARALLEL));
-    kx_id base = k_bin(k, KX_MUL, ng, k_i64(k, cg * S));
+    kx_id ng = k_varref(k, k_for_begin(k, k_i64(k, 0),
+                                       X(l, k, dmul(l, N, dn(l, G))),
+                                       KS_PARALLEL));
+    kx_id base = k_bin(k, KX_MUL, ng, X(l, k, gs));
     int32_t mean, rstd;
-    moments(k, xs, base, cg * S, cd, eps, &mean, &rstd);
+    moments(l, k, xs, base, gs, cd, eps, &mean, &rstd);
     kx_id cc = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, cg), 0));
     kx_id ch = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_bin(k, KX_MOD, ng, k_i64(k, G)),
                                      k_i64(k, cg)), cc);
@@ -1609,9 +1731,10 @@ static int lower_norm(L *l) {
     k_let(k, sc, k_bin(k, KX_MUL, k_varref(k, rstd), param(k, ws, ch, cd, 1)));
     k_let(k, sh, k_bin(k, KX_SUB, param(k, bs, ch, cd, 0),
                        k_bin(k, KX_MUL, k_varref(k, mean), k_varref(k, sc))));
-    kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, S), KS_VECTOR));
+    kx_id Sx = X(l, k, S);
+    kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), Sx, KS_VECTOR));
     kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_ADD, base,
-                                       k_bin(k, KX_MUL, cc, k_i64(k, S))), s);
+                                       k_bin(k, KX_MUL, cc, Sx)), s);
     kx_id y = k_bin(k, KX_ADD,
                     k_bin(k, KX_MUL, k_cast(k, cd, k_load(k, xs, idx)),
                           k_varref(k, sc)),
@@ -1631,21 +1754,21 @@ static int lower_norm(L *l) {
   if (is_none(l, 3) || is_none(l, 4))
     return fail(l, "batch_norm without running statistics is not supported");
   kernel *k = kl_kernel(l->c, "batch_norm");
-  int32_t os = k_buf(k, odt, tot, true, "out");
-  kl_bind(l->c, k, os, kl_value_buf(l->c, n->out[0]));
+  int32_t os = wslot(l, k, odt, tot, ob, "out");
   int32_t xs = vslot(l, k, n->in[0], "x");
   int32_t ws = opt_slot(l, k, 1, "w"), bs = opt_slot(l, k, 2, "b");
   int32_t ms = vslot(l, k, n->in[3], "mean"), vs = vslot(l, k, n->in[4], "var");
-  kx_id nc = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, N * C), KS_PARALLEL));
-  kx_id c = k_bin(k, KX_MOD, nc, k_i64(k, C));
+  kx_id nc = k_varref(k, k_for_begin(k, k_i64(k, 0), X(l, k, NC), KS_PARALLEL));
+  kx_id c = k_bin(k, KX_MOD, nc, X(l, k, C));
   int32_t sc = k_var(k, cd), sh = k_var(k, cd);
   k_let(k, sc, k_bin(k, KX_MUL, param(k, ws, c, cd, 1),
                      k_un(k, KX_RSQRT, k_bin(k, KX_ADD, param(k, vs, c, cd, 1),
                                              k_const_f(k, cd, eps)))));
   k_let(k, sh, k_bin(k, KX_SUB, param(k, bs, c, cd, 0),
                      k_bin(k, KX_MUL, param(k, ms, c, cd, 0), k_varref(k, sc))));
-  kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, S), KS_VECTOR));
-  kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, nc, k_i64(k, S)), s);
+  kx_id Sx = X(l, k, S);
+  kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), Sx, KS_VECTOR));
+  kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, nc, Sx), s);
   kx_id y = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_cast(k, cd, k_load(k, xs, idx)),
                                    k_varref(k, sc)),
                   k_varref(k, sh));
@@ -1674,6 +1797,18 @@ static bool spatial(L *l, int j, int nsp, const int64_t *dflt, int64_t *out) {
   return true;
 }
 
+/* The adaptive window [start, end) of output index o along a dim of input
+ * size in and output size on: floor(o*in/on), ceil((o+1)*in/on). */
+static void adaptive_window(L *l, kernel *k, kx_id o, ir_dim in, ir_dim on,
+                            kx_id *start, kx_id *end) {
+  kx_id inx = X(l, k, in), onx = X(l, k, on);
+  *start = k_bin(k, KX_FLOORDIV, k_bin(k, KX_MUL, o, inx), onx);
+  *end = k_bin(k, KX_FLOORDIV,
+               k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_bin(k, KX_ADD, o, k_i64(k, 1)),
+                                      inx), X(l, k, daddi(l, on, -1))),
+               onx);
+}
+
 static int lower_pool(L *l) {
   const ir_node *n = l->n;
   ir_op op = n->op;
@@ -1685,14 +1820,14 @@ static int lower_pool(L *l) {
                   op == NN_OP_ADAPTIVE_MAX_POOL2D ||
                   op == NN_OP_ADAPTIVE_AVG_POOL1D;
   int nsp = one ? 1 : 2;
-  int64_t xd[MAXR], od[MAXR];
+  ir_dim xd[MAXR], od[MAXR];
   int xr = vshape(l, n->in[0], xd), orank = vshape(l, n->out[0], od);
   if (xr < nsp + 1 || orank != xr)
     return unsupported(l);
   /* as 2-d: [P, H, W] -> [P, OH, OW] */
-  int64_t H = one ? 1 : xd[xr - 2], W = xd[xr - 1];
-  int64_t OH = one ? 1 : od[xr - 2], OW = od[xr - 1];
-  int64_t P = numel(xr - nsp, xd);
+  ir_dim H = one ? dn(l, 1) : xd[xr - 2], W = xd[xr - 1];
+  ir_dim OH = one ? dn(l, 1) : od[xr - 2], OW = od[xr - 1];
+  ir_dim P = numel(l, xr - nsp, xd);
   int64_t ks[2] = {1, 1}, st[2] = {1, 1}, pd[2] = {0, 0}, dl[2] = {1, 1};
   int64_t ceil_mode = 0, cip = 1, divisor = 0;
   if (!adaptive) {
@@ -1713,31 +1848,22 @@ static int lower_pool(L *l) {
   }
   nn_dtype odt = vdtype(l, n->out[0]), cd = compute_dt(odt);
   kernel *k = kl_kernel(l->c, ir_ops[op].name);
-  int32_t os = k_buf(k, odt, P * OH * OW, true, "out");
-  kl_bind(l->c, k, os, kl_value_buf(l->c, n->out[0]));
+  ir_dim on = dmul(l, dmul(l, P, OH), OW);
+  int32_t os = wslot(l, k, odt, on, kl_value_buf(l->c, n->out[0]), "out");
   int32_t is = -1;
-  if (n->nout == 2) {
-    is = k_buf(k, NN_DT_I64, P * OH * OW, true, "idx");
-    kl_bind(l->c, k, is, kl_value_buf(l->c, n->out[1]));
-  }
+  if (n->nout == 2)
+    is = wslot(l, k, NN_DT_I64, on, kl_value_buf(l->c, n->out[1]), "idx");
   int32_t xs = vslot(l, k, n->in[0], "x");
-  int64_t dims[3] = {P, OH, OW};
+  ir_dim dims[3] = {P, OH, OW};
   kx_id v[3];
-  int nl = nest(k, 3, dims, v, true, false, 0);
+  int nl = nest(l, k, 3, dims, v, true, false, 0);
   kx_id p = v[0], oh = v[1], ow = v[2];
+  kx_id Hx = X(l, k, H), Wx = X(l, k, W);
   /* window bounds per dim: [hs, he) of input rows, clamped */
   kx_id hs, he, ws, we, div = -1;
   if (adaptive) {
-    hs = k_bin(k, KX_FLOORDIV, k_bin(k, KX_MUL, oh, k_i64(k, H)), k_i64(k, OH));
-    he = k_bin(k, KX_FLOORDIV,
-               k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_bin(k, KX_ADD, oh, k_i64(k, 1)),
-                                      k_i64(k, H)), k_i64(k, OH - 1)),
-               k_i64(k, OH));
-    ws = k_bin(k, KX_FLOORDIV, k_bin(k, KX_MUL, ow, k_i64(k, W)), k_i64(k, OW));
-    we = k_bin(k, KX_FLOORDIV,
-               k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_bin(k, KX_ADD, ow, k_i64(k, 1)),
-                                      k_i64(k, W)), k_i64(k, OW - 1)),
-               k_i64(k, OW));
+    adaptive_window(l, k, oh, H, OH, &hs, &he);
+    adaptive_window(l, k, ow, W, OW, &ws, &we);
     if (avg)
       div = k_bin(k, KX_MUL, k_bin(k, KX_SUB, he, hs), k_bin(k, KX_SUB, we, ws));
   } else {
@@ -1747,15 +1873,15 @@ static int lower_pool(L *l) {
     he = we = -1;
     if (avg) {
       kx_id hend = k_bin(k, KX_MIN, k_bin(k, KX_ADD, hs, k_i64(k, ks[0])),
-                         k_i64(k, H + pd[0]));
+                         X(l, k, daddi(l, H, pd[0])));
       kx_id wend = k_bin(k, KX_MIN, k_bin(k, KX_ADD, ws, k_i64(k, ks[1])),
-                         k_i64(k, W + pd[1]));
+                         X(l, k, daddi(l, W, pd[1])));
       kx_id size = k_bin(k, KX_MUL, k_bin(k, KX_SUB, hend, hs),
                          k_bin(k, KX_SUB, wend, ws));
       kx_id h0 = k_bin(k, KX_MAX, hs, k_i64(k, 0)),
             w0 = k_bin(k, KX_MAX, ws, k_i64(k, 0));
-      kx_id h1 = k_bin(k, KX_MIN, hend, k_i64(k, H)),
-            w1 = k_bin(k, KX_MIN, wend, k_i64(k, W));
+      kx_id h1 = k_bin(k, KX_MIN, hend, Hx),
+            w1 = k_bin(k, KX_MIN, wend, Wx);
       kx_id valid = k_bin(k, KX_MUL, k_bin(k, KX_SUB, h1, h0),
                           k_bin(k, KX_SUB, w1, w0));
       div = divisor ? k_i64(k, divisor) : cip ? size : valid;
@@ -1775,14 +1901,15 @@ static int lower_pool(L *l) {
     iw = k_bin(k, KX_ADD, ws, k_bin(k, KX_MUL, j, k_i64(k, dl[1])));
     kx_id ok = k_bin(k, KX_AND,
                      k_bin(k, KX_AND, k_bin(k, KX_GE, ih, k_i64(k, 0)),
-                           k_bin(k, KX_LT, ih, k_i64(k, H))),
+                           k_bin(k, KX_LT, ih, Hx)),
                      k_bin(k, KX_AND, k_bin(k, KX_GE, iw, k_i64(k, 0)),
-                           k_bin(k, KX_LT, iw, k_i64(k, W))));
+                           k_bin(k, KX_LT, iw, Wx)));
     k_if_begin(k, ok);
   }
-  kx_id plane = k_bin(k, KX_ADD, k_bin(k, KX_MUL, ih, k_i64(k, W)), iw);
+  kx_id plane = k_bin(k, KX_ADD, k_bin(k, KX_MUL, ih, Wx), iw);
   kx_id x = k_cast(k, cd, k_load(k, xs, k_bin(k, KX_ADD,
-                                              k_bin(k, KX_MUL, p, k_i64(k, H * W)),
+                                              k_bin(k, KX_MUL, p,
+                                                    k_bin(k, KX_MUL, Hx, Wx)),
                                               plane)));
   if (avg) {
     k_let(k, acc, k_bin(k, KX_ADD, k_varref(k, acc), x));
@@ -1806,8 +1933,10 @@ static int lower_pool(L *l) {
   kx_id res = k_varref(k, acc);
   if (avg)
     res = k_bin(k, KX_DIV, res, k_cast(k, cd, div));
-  kx_id oidx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, k_i64(k, OH * OW)),
-                     k_bin(k, KX_ADD, k_bin(k, KX_MUL, oh, k_i64(k, OW)), ow));
+  kx_id OWx = X(l, k, OW);
+  kx_id plane_out = k_bin(k, KX_MUL, X(l, k, OH), OWx);
+  kx_id oidx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, plane_out),
+                     k_bin(k, KX_ADD, k_bin(k, KX_MUL, oh, OWx), ow));
   k_store(k, os, oidx, k_cast(k, odt, res));
   if (is >= 0)
     k_store(k, is, oidx, k_varref(k, ai));

@@ -1,25 +1,56 @@
 /* run_model.c — a small application of the nncc runtime API (nncc.h).
  *
- *   run_model MODEL.so [INPUT.npy...]
+ *   run_model MODEL.so [INPUT.npy...] [SYMBOL=VALUE...]
  *
  * Opens a compiled model, prints what it was compiled with and its inputs
  * and outputs, fills each input from the matching .npy file (in order) or
  * with deterministic values, runs it once, and prints the top-5 entries of
- * the first output. Everything an application needs is here: open, describe,
- * create a session, run, and the cleanup, with every error checked.
+ * the first output. A model compiled with symbolic dims (no --input) takes
+ * its generated inputs' shapes from SYMBOL=VALUE arguments (B=2 H=28 W=28)
+ * and asks the runtime for the outputs' shapes. Everything an application
+ * needs is here: open, describe, create a session, run, and the cleanup,
+ * with every error checked.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nncc.h"
 
-/* Prints "name: f32[1,3,224,224]". */
-static void print_io(const char *kind, int i, const nncc_io_info *info) {
-  printf("  %s %d: %s: %s[", kind, i, info->name, nncc_dtype_name(info->dtype));
-  for (int32_t k = 0; k < info->rank; k++)
-    printf("%s%lld", k ? "," : "", (long long)info->dims[k]);
+/* Prints "name: f32[1,3,224,224]" (symbolic dims by name: "f32[B,3,H,W]"). */
+static void print_io(const nncc_model *m, int outputs, int i, const nncc_io_info *info) {
+  printf("  %s %d: %s: %s[", outputs ? "output" : "input", i, info->name,
+         nncc_dtype_name(info->dtype));
+  for (int32_t k = 0; k < info->rank; k++) {
+    nncc_dim_info d;
+    if (info->dims[k] < 0 && nncc_model_dim(m, outputs, i, k, &d) == NNCC_OK)
+      printf("%s%s", k ? "," : "", d.text);
+    else
+      printf("%s%lld", k ? "," : "", (long long)info->dims[k]);
+  }
   printf("]\n");
+}
+
+/* The dims of a generated input: symbolic ones from the SYMBOL=VALUE
+ * arguments. False (with a message) when one is missing. */
+static bool input_dims(const nncc_model *m, int32_t i, const nncc_io_info *info, int argc,
+                       char **argv, int64_t *dims) {
+  for (int32_t k = 0; k < info->rank; k++) {
+    dims[k] = info->dims[k];
+    if (dims[k] >= 0) continue;
+    nncc_dim_info d;
+    nncc_model_dim(m, 0, i, k, &d);
+    size_t n = strlen(d.text);
+    for (int a = 2; a < argc && dims[k] < 0; a++)
+      if (!strncmp(argv[a], d.text, n) && argv[a][n] == '=') dims[k] = atoll(argv[a] + n + 1);
+    if (dims[k] < 0) {
+      fprintf(stderr, "run_model: input %d dim %d is symbolic (%s); give %s=VALUE\n", (int)i,
+              (int)k, d.text, d.text);
+      return false;
+    }
+  }
+  return true;
 }
 
 /* Element i of t as a double (for ranking any dtype). */
@@ -54,7 +85,7 @@ static void fill(nncc_tensor *t) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: %s MODEL.so [INPUT.npy...]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.so [INPUT.npy...] [SYMBOL=VALUE...]\n", argv[0]);
     return 2;
   }
   char *err = NULL;
@@ -72,23 +103,34 @@ int main(int argc, char **argv) {
   in_v = calloc((size_t)nin + 1, sizeof *in_v);
   out_v = calloc((size_t)nout + 1, sizeof *out_v);
   if (!ins || !outs || !in_v || !out_v) goto fail;
+  int nfiles = 0; /* the .npy arguments come first */
+  while (nfiles + 2 < argc && !strchr(argv[nfiles + 2], '=')) nfiles++;
   for (int32_t i = 0; i < nin; i++) {
     nncc_io_info info;
+    int64_t dims[NNCC_MAX_RANK];
     nncc_model_input(model, i, &info);
-    print_io("input", i, &info);
-    if (i + 2 < argc) {
+    print_io(model, 0, i, &info);
+    if (i < nfiles) {
       if ((st = nncc_npy_read(argv[i + 2], &ins[i], &err)) != NNCC_OK) goto fail;
     } else {
-      if (!(ins[i] = nncc_tensor_alloc(info.dtype, info.rank, info.dims))) goto fail;
+      if (!input_dims(model, i, &info, argc, argv, dims)) {
+        rc = 2;
+        goto done;
+      }
+      if (!(ins[i] = nncc_tensor_alloc(info.dtype, info.rank, dims))) goto fail;
       fill(ins[i]);
     }
     in_v[i] = *ins[i];
   }
   for (int32_t i = 0; i < nout; i++) {
     nncc_io_info info;
+    int64_t dims[NNCC_MAX_RANK];
     nncc_model_output(model, i, &info);
-    print_io("output", i, &info);
-    if (!(outs[i] = nncc_tensor_alloc(info.dtype, info.rank, info.dims))) goto fail;
+    print_io(model, 1, i, &info);
+    /* the output's shape for these inputs (checks them, too) */
+    if ((st = nncc_model_output_dims(model, in_v, (size_t)nin, i, dims, &err)) != NNCC_OK)
+      goto fail;
+    if (!(outs[i] = nncc_tensor_alloc(info.dtype, info.rank, dims))) goto fail;
     out_v[i] = *outs[i];
   }
   if ((st = nncc_session_create(model, 0, &session, &err)) != NNCC_OK) goto fail;
@@ -116,10 +158,11 @@ int main(int argc, char **argv) {
   }
   rc = 0;
 fail:
-  if (rc) {
+  if (rc == 1) {
     fprintf(stderr, "run_model: %s\n", err ? err : st != NNCC_OK ? nncc_status_string(st)
                                                                 : "out of memory");
   }
+done:
   nncc_free_message(err);
   nncc_session_destroy(session);
   for (int32_t i = 0; ins && i < nncc_model_num_inputs(model); i++) nncc_tensor_free(ins[i]);

@@ -502,6 +502,10 @@ ir_dim ir_dim_mul(ir_graph *g, ir_dim a, ir_dim b) {
   return from_poly(g, &r);
 }
 
+ir_dim ir_dim_sub(ir_graph *g, ir_dim a, ir_dim b) {
+  return ir_dim_add(g, a, ir_dim_mul(g, ir_dim_const(g, -1), b));
+}
+
 /* The quotient of a by b when it is exact, else IR_DIM_UNKNOWN. */
 static ir_dim exact_quotient(ir_graph *g, ir_dim a, ir_dim b) {
   int64_t cb;

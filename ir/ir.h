@@ -105,6 +105,7 @@ ir_dim ir_dim_sym(ir_graph *g, const char *name);
  * products are put in a canonical operand order. */
 ir_dim ir_dim_add(ir_graph *g, ir_dim a, ir_dim b);
 ir_dim ir_dim_mul(ir_graph *g, ir_dim a, ir_dim b);
+ir_dim ir_dim_sub(ir_graph *g, ir_dim a, ir_dim b); /* a + (-1)*b */
 ir_dim ir_dim_div(ir_graph *g, ir_dim a, ir_dim b);
 ir_dim ir_dim_floordiv(ir_graph *g, ir_dim a, ir_dim b);
 ir_dim ir_dim_mod(ir_graph *g, ir_dim a, ir_dim b);
@@ -223,6 +224,21 @@ typedef struct ir_valinfo {
   const char *name;    /* source-level name hint ("x", "input"), or NULL */
 } ir_valinfo;
 
+/* The declared range of a symbolic input dim (--input x:f32[b=1..32,...]). */
+typedef struct ir_symrange {
+  const char *name; /* the symbol */
+  int64_t lo, hi;   /* inclusive */
+} ir_symrange;
+
+/* A run-time requirement on symbolic dims: shape inference went on
+ * assuming a == b (a broadcast of two symbolic dims, a product's inner
+ * dims, a flattened conv output meeting a linear layer's features); the
+ * compiled model checks it before running. */
+typedef struct ir_guard {
+  ir_dim a, b;      /* must be equal at run time */
+  nn_loc loc;       /* the op that assumed it */
+} ir_guard;
+
 struct ir_graph {
   nn_arena *arena;               /* owns everything below */
   const char *name;              /* "forward" */
@@ -235,6 +251,11 @@ struct ir_graph {
   NN_VEC(ir_weight) weights;     /* by index */
   NN_VEC(ir_dimexpr) dims;       /* dim table; [0] is UNKNOWN */
   void *dim_index;               /* hash index over dims (dims.c) */
+  NN_VEC(ir_symrange) sym_ranges;/* declared ranges of symbolic input dims
+                                    (set by the shapes pass; a symbol with
+                                    no entry ranges over 1..INT64_MAX) */
+  NN_VEC(ir_guard) guards;       /* equalities the shapes pass assumed
+                                    (recomputed by every full run) */
   const ir_type *scalar_types[IR_T_TUPLE + 1]; /* cached scalar types */
 };
 

@@ -5,6 +5,8 @@
  *   canonicalize.c  in-place → pure, eval-mode identities, DCE, CSE
  *   shapes.c        dtype and dims of every value; folds shape arithmetic
  *                   (its rules: shapes_math.c, shapes_layout.c, shapes_meta.c)
+ *   infer_inputs.c  the dtype and rank of inputs without an --input spec,
+ *                   from their uses; dims symbolic, unified across inputs
  *   fold.c          batch_norm folded into the convolution/linear before it
  *                   (else into a broadcast multiply-add)
  *   fp16.c          --precision fp16|bf16: 16-bit values and weights
@@ -52,9 +54,36 @@ int pass_canonicalize(ir_graph *g, nn_diag *d);
 void pass_dce(ir_graph *g);
 /* Static shape inference: every input must have a spec (matched by name).
  * Sets every value's type; folds size/int/list arithmetic to constants;
- * reports shape errors at the node's location. */
+ * records the declared ranges of symbols in g->sym_ranges (a symbol given
+ * two different ranges is an error); reports shape errors at the node's
+ * location. */
 int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
                 nn_diag *d);
+/* What input inference needs from a run of the shapes pass. */
+typedef struct pass_shapes_hooks {
+  bool partial; /* a trial run: inputs without a spec stay unknown; nothing
+                   is reported, folded or recorded in g->sym_ranges (types
+                   are still set); the error count is still returned */
+  void (*unify)(void *ctx, ir_dim a, ir_dim b); /* called for each pair of
+                   distinct dims that a rule assumes equal (broadcast,
+                   matmul inner dims, cat, channel counts), or NULL */
+  void *ctx;    /* passed to unify */
+} pass_shapes_hooks;
+/* pass_shapes with hooks (NULL: none). */
+int pass_shapes_with(ir_graph *g, const pass_input_spec *specs, int nspecs,
+                     const pass_shapes_hooks *hooks, nn_diag *d);
+/* infer_inputs.c: completes the specs: returns in *out (arena) one spec
+ * per graph input, in input order: the user's spec where `specs` names
+ * the input, else one inferred from the input's uses (see the file for
+ * the rules and the naming of the symbols). Reports at `at` (the model
+ * file) each input whose dtype or rank cannot be inferred, with a note
+ * showing the --input flags, and returns the error count. --input names
+ * that match no input are left for pass_shapes to report. */
+int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs,
+                      nn_loc at, pass_input_spec **out, int *nout,
+                      nn_diag *d);
+/* The text of a spec as --input takes it ("x:f32[B,3,H,W]"), in arena. */
+const char *pass_input_spec_str(const pass_input_spec *sp, nn_arena *arena);
 /* fold.c: eval-mode batch_norm right after a convolution or 2-d linear
  * (the only use of its result) whose weight, bias and statistics are f32
  * weights becomes new weights of that op; any other eval-mode batch_norm
@@ -76,8 +105,11 @@ int pass_fuse(ir_graph *g, nn_diag *d);
 /* ---- pipeline ---------------------------------------------------------- */
 
 typedef struct pass_opts {
-  const pass_input_spec *inputs; /* --input specs */
+  const pass_input_spec *inputs; /* --input specs; the shapes pass infers
+                                    the inputs they leave out */
   int ninputs;
+  nn_loc inputs_loc;             /* where errors about inputs point (the
+                                    model file) */
   const char *print_after;       /* pass name, or NULL */
   bool print_after_all;
   unsigned print_flags;          /* IR_PRINT_* */

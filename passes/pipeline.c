@@ -1,5 +1,6 @@
 /* pipeline.c — the pass pipeline, readable top to bottom, and the parser
- * for --input specs.
+ * for --input specs. The shapes step infers the inputs that no --input
+ * names (infer_inputs.c) before it runs.
  *
  * The default pipeline is: canonicalize, shapes, fold (batch_norm into the
  * convolution before it; it needs the shapes of the weights), cleanup
@@ -26,8 +27,22 @@ static int run_canonicalize(ir_graph *g, const pass_opts *o, nn_diag *d) {
   return pass_canonicalize(g, d);
 }
 
+/* Inputs without an --input spec are inferred first (infer_inputs.c). */
 static int run_shapes(ir_graph *g, const pass_opts *o, nn_diag *d) {
-  return pass_shapes(g, o->inputs, o->ninputs, d);
+  bool missing = false;
+  for (int i = 0; i < g->inputs.len && !missing; i++) {
+    const char *name = i < g->input_names.len ? g->input_names.data[i] : NULL;
+    bool have = false;
+    for (int j = 0; name && j < o->ninputs && !have; j++)
+      have = o->inputs[j].name && !strcmp(o->inputs[j].name, name);
+    missing = !have;
+  }
+  if (!missing)
+    return pass_shapes(g, o->inputs, o->ninputs, d);
+  pass_input_spec *all;
+  int n;
+  int errors = pass_infer_inputs(g, o->inputs, o->ninputs, o->inputs_loc, &all, &n, d);
+  return errors ? errors : pass_shapes(g, all, n, d);
 }
 
 static int run_fold(ir_graph *g, const pass_opts *o, nn_diag *d) {
@@ -210,4 +225,31 @@ bad_dim:
   snprintf(err, errlen,
            "bad dim at '%s' in '%s' (a dim is a number, a name, or name=LO..HI)", p, text);
   return -1;
+}
+
+const char *pass_input_spec_str(const pass_input_spec *sp, nn_arena *arena) {
+  nn_buf b = {0};
+  nn_buf_printf(&b, "%s:", sp->name ? sp->name : "?");
+  if (sp->kind != IR_T_TENSOR) {
+    nn_buf_printf(&b, "%s", sp->kind == IR_T_INT    ? "int"
+                            : sp->kind == IR_T_BOOL ? "bool"
+                                                    : "float");
+  } else {
+    nn_buf_printf(&b, "%s[", nn_dtype_name(sp->dtype));
+    for (int i = 0; sp->dims && i < sp->rank; i++) {
+      const pass_dimspec *ds = &sp->dims[i];
+      if (i)
+        nn_buf_printf(&b, ",");
+      if (!ds->name)
+        nn_buf_printf(&b, "%lld", (long long)ds->value);
+      else if (ds->has_range)
+        nn_buf_printf(&b, "%s=%lld..%lld", ds->name, (long long)ds->lo, (long long)ds->hi);
+      else
+        nn_buf_printf(&b, "%s", ds->name);
+    }
+    nn_buf_printf(&b, "]");
+  }
+  const char *r = nn_strdup(arena, b.data);
+  nn_buf_free(&b);
+  return r;
 }

@@ -27,10 +27,17 @@
  *
  * Symbolic dims whose equality cannot be decided here (broadcasting `b`
  * against `s`, a slice end against a symbolic size) are assumed to fit; a
- * later pass emits the runtime guards. Errors are reported at the node's
+ * later pass emits the runtime guards; each such assumption is passed to
+ * the unify hook, through which input inference (infer_inputs.c) learns
+ * which input symbols must be one. Errors are reported at the node's
  * location prefixed with the op's name; the failed results keep an unknown
  * type, which silences the rules downstream, so one run reports every
  * independent problem.
+ *
+ * Declared ranges of symbolic input dims (--input x:f32[b=1..32,...]) are
+ * recorded in g->sym_ranges. A trial run (pass_shapes_with, partial) types
+ * what it can with some inputs still unknown, reports nothing and folds
+ * nothing, so the graph is left as it was apart from its types.
  *
  * The pass is four files. This one holds the machinery every rule uses
  * (reading operands, promotion, folding, broadcasting), the rule table and
@@ -60,7 +67,8 @@ void sh_err(sh *s, const char *fmt, ...) {
   nn_buf_vprintf(&b, fmt, ap);
   va_end(ap);
   ir_node *n = N(s);
-  nn_error(s->d, n->loc, "%s: %s", ir_ops[n->op].name, b.data);
+  if (!s->partial)
+    nn_error(s->d, n->loc, "%s: %s", ir_ops[n->op].name, b.data);
   nn_buf_free(&b);
   s->errors++;
 }
@@ -265,12 +273,36 @@ ir_dim sh_numel(sh *s, int n, const ir_dim *dims) {
   return p;
 }
 
-/* False only when both dims are constants and differ. */
+/* A rule goes on assuming that dims a and b are equal (a runtime guard
+ * checks it later); input inference listens, to bind the input symbols
+ * involved. */
+void sh_assume_equal(sh *s, ir_dim a, ir_dim b) {
+  if (a == b || a == IR_DIM_UNKNOWN || b == IR_DIM_UNKNOWN)
+    return;
+  if (s->unify)
+    s->unify(s->uctx, a, b);
+  if (s->partial)
+    return;
+  /* a full run records the guard once */
+  for (int i = 0; i < s->g->guards.len; i++) {
+    const ir_guard *g = &s->g->guards.data[i];
+    if ((g->a == a && g->b == b) || (g->a == b && g->b == a))
+      return;
+  }
+  ir_guard gd = {a, b, N(s)->loc};
+  NN_PUSH(s->a, s->g->guards, gd);
+}
+
+/* False only when both dims are constants and differ; when they may be
+ * equal, the caller goes on assuming that they are. */
 bool sh_may_equal(sh *s, ir_dim a, ir_dim b) {
   int64_t x, y;
   if (a == b)
     return true;
-  return !(dc(s, a, &x) && dc(s, b, &y) && x != y);
+  if (dc(s, a, &x) && dc(s, b, &y))
+    return x == y;
+  sh_assume_equal(s, a, b);
+  return true;
 }
 
 static void print_shape(sh *s, nn_buf *b, int n, const int64_t *raw,
@@ -718,8 +750,10 @@ bool sh_bcast(sh *s, int ra, const ir_dim *a, int rb, const ir_dim *b, int *rr,
       o[i] = x;
     else if (kx && ky)
       return false;
-    else
+    else {
       o[i] = kx ? x : y; /* assumed equal; a guard checks it later */
+      sh_assume_equal(s, x, y);
+    }
   }
   *rr = r;
   *out = o;
@@ -992,6 +1026,10 @@ static int bind_inputs(sh *s, const pass_input_spec *specs, int nspecs) {
     for (int j = 0; name && j < nspecs && !sp; j++)
       if (specs[j].name && strcmp(specs[j].name, name) == 0)
         sp = &specs[j];
+    if (!sp && s->partial) {
+      ir_set_type(g, g->inputs.data[i], scalar(s, IR_T_UNKNOWN));
+      continue;
+    }
     if (!sp) {
       nn_error(s->d, none,
                "no shape for input '%s': pass --input %s:DTYPE[DIMS]",
@@ -1006,7 +1044,7 @@ static int bind_inputs(sh *s, const pass_input_spec *specs, int nspecs) {
     for (int i = 0; i < g->input_names.len && !found; i++)
       found = specs[j].name && g->input_names.data[i] &&
               strcmp(specs[j].name, g->input_names.data[i]) == 0;
-    if (found)
+    if (found || s->partial)
       continue;
     nn_buf b = {0};
     for (int i = 0; i < g->input_names.len; i++)
@@ -1020,14 +1058,62 @@ static int bind_inputs(sh *s, const pass_input_spec *specs, int nspecs) {
   return errors;
 }
 
+/* Records the declared range of every symbol of the specs in
+ * g->sym_ranges (replacing what an earlier run recorded). A symbol
+ * declared with two different ranges is an error. */
+static int record_ranges(sh *s, const pass_input_spec *specs, int nspecs) {
+  ir_graph *g = s->g;
+  int errors = 0;
+  g->sym_ranges.len = 0;
+  for (int j = 0; j < nspecs; j++) {
+    const pass_input_spec *sp = &specs[j];
+    for (int i = 0; sp->kind == IR_T_TENSOR && sp->dims && i < sp->rank; i++) {
+      const pass_dimspec *ds = &sp->dims[i];
+      if (!ds->name || !ds->has_range)
+        continue;
+      ir_symrange *old = NULL;
+      for (int k = 0; k < g->sym_ranges.len && !old; k++)
+        if (!strcmp(g->sym_ranges.data[k].name, ds->name))
+          old = &g->sym_ranges.data[k];
+      if (!old) {
+        ir_symrange r = {ds->name, ds->lo, ds->hi};
+        NN_PUSH(s->a, g->sym_ranges, r);
+      } else if (old->lo != ds->lo || old->hi != ds->hi) {
+        if (!s->partial)
+          nn_error(s->d, (nn_loc){0},
+                   "--input %s: symbol '%s' ranges over %lld..%lld here but "
+                   "over %lld..%lld in an earlier --input",
+                   sp->name ? sp->name : "?", ds->name, (long long)ds->lo,
+                   (long long)ds->hi, (long long)old->lo, (long long)old->hi);
+        errors++;
+      }
+    }
+  }
+  return errors;
+}
+
 /* ---- the pass --------------------------------------------------------- */
 
 int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
                 nn_diag *d) {
+  return pass_shapes_with(g, specs, nspecs, NULL, d);
+}
+
+int pass_shapes_with(ir_graph *g, const pass_input_spec *specs, int nspecs,
+                     const pass_shapes_hooks *hooks, nn_diag *d) {
   sh s = {.g = g, .d = d, .a = g->arena};
+  if (hooks) {
+    s.partial = hooks->partial;
+    s.unify = hooks->unify;
+    s.uctx = hooks->ctx;
+  }
   s.nkv = g->values.len + 16;
   s.kv = nn_alloc(g->arena, sizeof *s.kv * (size_t)s.nkv);
   int errors = bind_inputs(&s, specs, nspecs);
+  if (!s.partial) {
+    errors += record_ranges(&s, specs, nspecs);
+    g->guards.len = 0; /* this run finds them again */
+  }
   /* walk a copy: folding may insert constants into the order */
   int n = g->order.len;
   ir_nodeid *order = nn_alloc(g->arena, sizeof *order * (size_t)(n + 1));
@@ -1047,8 +1133,9 @@ int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
     for (int j = 0; j < node->nout; j++)
       bad = bad || node->out[j] < 0 || node->out[j] >= g->values.len;
     if (bad || (int)node->op < 0 || node->op >= NN_OP_COUNT) {
-      nn_error(d, node->loc, "shapes: node %d refers to a missing value",
-               (int)s.nid);
+      if (!s.partial)
+        nn_error(d, node->loc, "shapes: node %d refers to a missing value",
+                 (int)s.nid);
       s.errors++;
       continue;
     }
@@ -1067,7 +1154,8 @@ int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
     rule_fn fn = rules[node->op];
     NN_ASSERT(fn); /* every op of ops.def has a rule */
     fn(&s);
-    fold_node(&s);
+    if (!s.partial)
+      fold_node(&s);
   }
   return errors + s.errors;
 }

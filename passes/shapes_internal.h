@@ -46,6 +46,11 @@ typedef struct sh {
   int nkv;       /* entries in kv */
   int errors;    /* errors reported */
   ir_nodeid nid; /* node being typed */
+  bool partial;  /* a trial run for input inference: inputs without a spec
+                    stay unknown, nothing is reported or folded */
+  /* told of each pair of distinct dims a rule assumes equal, or NULL */
+  void (*unify)(void *ctx, ir_dim a, ir_dim b);
+  void *uctx; /* unify's ctx */
 } sh;
 
 #define SH_SYM INT64_MIN        /* opshape: the element is symbolic */
@@ -120,6 +125,7 @@ bool sh_wrapdim(sh *s, int64_t d, int rank, int extra, int *out);
 bool sh_opdim(sh *s, int i, int rank, int extra, int *out);
 ir_dim sh_numel(sh *s, int n, const ir_dim *dims);
 bool sh_may_equal(sh *s, ir_dim a, ir_dim b);
+void sh_assume_equal(sh *s, ir_dim a, ir_dim b);
 const char *sh_shape_str(sh *s, int n, const int64_t *raw, const ir_dim *sym);
 
 /* ---- shapes.c: dtype promotion ---------------------------------------- */

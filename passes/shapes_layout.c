@@ -16,6 +16,55 @@
 
 /* ---- rules: shape and layout ------------------------------------------ */
 
+/* Appends the factors of d (a product is split into its operands; the
+ * constant factors multiply into *c). */
+static void factors(sh *s, ir_dim d, ir_dim *out, int *n, int cap, int64_t *c) {
+  const ir_dimexpr *e = ir_dim_get(s->g, d);
+  int64_t k;
+  if (dc(s, d, &k) && !__builtin_mul_overflow(*c, k, &k)) {
+    *c = k;
+  } else if (e && e->kind == IR_DK_MUL && *n + 2 <= cap) {
+    factors(s, e->a, out, n, cap, c);
+    factors(s, e->b, out, n, cap, c);
+  } else if (*n < cap) {
+    out[(*n)++] = d;
+  }
+}
+
+/* total / known where known divides total: equal factors cancel first,
+ * so [b,24,2,h,w] viewed as [b,-1,h,w] gives 48 rather than a quotient of
+ * expanded polynomials. */
+static ir_dim quotient(sh *s, int nt, const ir_dim *td, int nk,
+                       const ir_dim *kd) {
+  enum { CAP = 64 };
+  ir_dim t[CAP], k[CAP];
+  int n1 = 0, n2 = 0;
+  int64_t c1 = 1, c2 = 1;
+  for (int i = 0; i < nt; i++)
+    factors(s, td[i], t, &n1, CAP, &c1);
+  for (int i = 0; i < nk; i++)
+    factors(s, kd[i], k, &n2, CAP, &c2);
+  int left = 0;
+  for (int j = 0; j < n2; j++) {
+    int hit = -1;
+    for (int i = 0; i < n1 && hit < 0; i++)
+      if (t[i] == k[j])
+        hit = i;
+    if (hit < 0) {
+      k[left++] = k[j];
+      continue;
+    }
+    t[hit] = t[--n1];
+  }
+  ir_dim num = sh_numel(s, n1, t), den = sh_numel(s, left, k);
+  if (c2 != 0 && c1 % c2 == 0)
+    num = ir_dim_mul(s->g, num, D(s, c1 / c2));
+  else
+    num = ir_dim_mul(s->g, num, D(s, c1)),
+    den = ir_dim_mul(s->g, den, D(s, c2));
+  return ir_dim_div(s->g, num, den);
+}
+
 /* view/reshape(x, shape): one -1 is inferred from the element count. */
 void sh_r_view(sh *s) {
   const ir_type *x = sh_tens(s, 0);
@@ -57,7 +106,13 @@ void sh_r_view(sh *s) {
   if (infer >= 0) {
     if (consts && (ck == 0 || ct % ck != 0))
       goto bad;
-    o[infer] = ir_dim_div(s->g, total, known);
+    ir_dim *kd = dims_new(s, n);
+    int nk = 0;
+    for (int j = 0; j < n; j++)
+      if (j != infer)
+        kd[nk++] = o[j];
+    o[infer] = consts ? ir_dim_div(s->g, total, known)
+                      : quotient(s, x->rank, x->dims, nk, kd);
   } else if (consts && ct != ck) {
     goto bad;
   }

@@ -376,16 +376,25 @@ static bool spatial(sh *s, int i, const char *what, int nsp,
 /* Output size of a sliding window (conv and pooling) along one dim:
  * floor((in + 2p - d(k-1) - 1) / s) + 1, or with ceil_mode the ceiling,
  * minus one when the last window would start past the input and its left
- * padding. Symbolic inputs work without ceil_mode. 0 after reporting. */
+ * padding. Symbolic inputs work, with ceil_mode only where that last
+ * window can never be dropped. 0 after reporting. */
 static ir_dim window(sh *s, ir_dim in, int64_t k, int64_t st, int64_t pad,
                      int64_t dil, bool ceil_mode) {
   int64_t span = dil * (k - 1) + 1, c;
   if (!dc(s, in, &c)) {
-    if (ceil_mode) {
-      sh_err(s, "ceil_mode with a symbolic input size is not supported");
+    /* With ceil_mode the last window is dropped when it would start past
+     * the input and its left padding, which needs (out-1)*st >= in + pad;
+     * since (out-1)*st <= in + 2*pad - span + st - 1, that never happens
+     * when st + pad - 1 < span (pooling windows no longer than their
+     * stride plus padding, such as 3x3 stride 2), and the ceiling is a
+     * floor division of a shifted numerator. */
+    if (ceil_mode && st + pad - 1 >= span) {
+      sh_err(s, "ceil_mode with a symbolic input size is not supported "
+                "for a stride larger than the window");
       return 0;
     }
-    ir_dim t = ir_dim_add(s->g, in, D(s, 2 * pad - span));
+    ir_dim t =
+        ir_dim_add(s->g, in, D(s, 2 * pad - span + (ceil_mode ? st - 1 : 0)));
     return ir_dim_add(s->g, ir_dim_floordiv(s->g, t, D(s, st)), D(s, 1));
   }
   if (c < 0 || c > ((int64_t)1 << 60)) {

@@ -4,8 +4,12 @@
  *   1. the generated code (an LLVM object) defining
  *        int nncc_graph_run(void *const *inputs, void *const *outputs,
  *                           unsigned char *workspace,
- *                           const unsigned char *weights, void *pool);
+ *                           const unsigned char *weights, void *pool,
+ *                           const int64_t *dims, const int64_t *offsets);
  *      which returns 0 on success, and calling nncc_rt_parallel_for below;
+ *      dims (one value per symbol) and offsets (workspace byte offset of
+ *      each program buffer, planned per shape) are read only by models
+ *      with symbolic dims, and may be NULL for the others;
  *   2. a data object: the weights blob (symbol nncc_weights, 64-byte
  *      aligned, read only) and the metadata blob (nncc_meta .. nncc_meta_end,
  *      format below);
@@ -35,12 +39,29 @@
  *   str      target          "cpu"
  *   str      cpu             the LLVM CPU name the code was tuned for
  *   str      features        LLVM target features, "+avx2,+fma,..."
- *   u64      workspace bytes per session
+ *   u64      workspace bytes per session (0 for a model with symbols)
  *   u64      weights bytes
+ *   u32      number of symbols, then per symbol: str name, i64 lo, i64 hi
+ *   u32      number of dim expressions, then per expression (each may use
+ *            only earlier ones): str text (as nncc prints the dim), u8 kind,
+ *            then for kind 0 (constant) i64 value; 1 (symbol) u32 symbol;
+ *            2 add, 3 mul, 4 exact div, 5 floor div, 6 floor mod: u32 a,
+ *            u32 b (expression indices)
  *   u32      number of inputs, then per input:  io
  *   u32      number of outputs, then per output: io
+ *   u32      number of checked dims, then that many u32 expressions that
+ *            must be >= 1 for a run to be allowed (every symbolic dim of
+ *            every tensor in the program)
+ *   u32      number of guards, then per guard: u32 a, u32 b (expressions
+ *            that must be equal for a run to be allowed), str the source
+ *            location of the op that assumed it
+ *   u32      number of program buffers (0 for a static model)
+ *   u32      number of planned blocks, then per block: u32 buffer, u32
+ *            element size, u32 element-count expression, u32 first step,
+ *            u32 last step (the workspace buffers, planned per shape)
  * where io = str name, u32 dtype (nncc_dtype numbering), u32 rank (<= 16),
- * then rank × i64 dims.
+ * then rank × i64 dims: a dim >= 0 is that number, a dim < 0 is the
+ * expression -1 - dim.
  */
 #ifndef NNCC_ABI_H
 #define NNCC_ABI_H
@@ -50,7 +71,7 @@
 
 #define NNCC_ABI_VERSION 1
 #define NNCC_META_MAGIC "NNCCMETA"
-#define NNCC_META_VERSION 1
+#define NNCC_META_VERSION 2
 #define NNCC_META_MAX_RANK 16
 #define NNCC_ENTRY_SYMBOL "nncc_model_v1"
 
@@ -59,8 +80,14 @@ typedef struct nncc_model_io {
   const char *name;    /* NUL-terminated */
   int32_t dtype;       /* nncc_dtype / nn_dtype numbering */
   int32_t rank;        /* 0..NNCC_META_MAX_RANK */
-  const int64_t *dims; /* rank sizes */
+  const int64_t *dims; /* rank sizes; -1 for a dim chosen at run time */
 } nncc_model_io;
+
+/* A symbolic dim of the inputs. */
+typedef struct nncc_model_sym {
+  const char *name;    /* e.g. "b" */
+  int64_t lo, hi;      /* the values a run may give it, inclusive */
+} nncc_model_sym;
 
 /* What nncc_model_v1() returns. Every pointer lives until dlclose. */
 typedef struct nncc_model_desc {
@@ -90,6 +117,34 @@ typedef struct nncc_model_desc {
    * outputs are data pointers in the model's order, already validated by
    * the caller. Returns 0 or the graph function's non-zero status. */
   int (*run)(void *session, void *const *inputs, void *const *outputs);
+  /* ---- symbolic dims (every model has these fields; nsyms is 0 for a
+   * model whose shapes are all static, and then only run is needed) ---- */
+  int32_t nsyms;
+  const nncc_model_sym *syms;
+  /* Binds the symbols from the inputs' dims (input_dims[i] holds input i's
+   * rank dims, ranks already checked): every constant dim must match, every
+   * symbol must get one value within its range, and every symbolic dim of
+   * the program must come out >= 1. Fills values[0..nsyms) and returns 0,
+   * or writes a message naming the input and dim into msg and returns -1. */
+  int (*bind)(const int64_t *const *input_dims, int64_t *values, char *msg,
+              size_t cap);
+  /* The dims of input (outputs = 0) or output (outputs = 1) i for these
+   * symbol values. */
+  void (*io_dims)(int outputs, int32_t i, const int64_t *values, int64_t *dims);
+  /* How dim d of input/output i is written ("b", "h//32", "3"). */
+  const char *(*dim_text)(int outputs, int32_t i, int32_t d);
+  /* Workspace bytes a run with these symbol values needs (the planned
+   * arena); UINT64_MAX when it would not fit in memory. */
+  uint64_t (*workspace_for)(const int64_t *values);
+  /* Runs with bound symbol values (the plan is cached per distinct values).
+   * Returns 0, -2 when the workspace can't be had (allocation failed, or a
+   * caller-provided one is too small), or the graph function's status. */
+  int (*run_dims)(void *session, const int64_t *values, void *const *inputs,
+                  void *const *outputs);
+  /* Makes the session use caller memory (64-byte aligned, `bytes` long)
+   * as its workspace from now on; NULL returns to session-owned memory.
+   * Returns 0, or -1 when mem is misaligned. */
+  int (*set_workspace)(void *session, void *mem, uint64_t bytes);
 } nncc_model_desc;
 
 typedef const nncc_model_desc *(*nncc_model_entry_fn)(void);

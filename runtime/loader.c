@@ -81,13 +81,13 @@ int64_t nncc_tensor_elems(const nncc_tensor *t) {
 }
 
 /* Checks one io record of a descriptor; NULL if fine, else what is wrong. */
-static const char *rt_bad_io(const nncc_model_io *io) {
+static const char *rt_bad_io(const nncc_model_io *io, bool symbolic) {
   if (!io->name) return "has no name";
   if (nncc_dtype_size((nncc_dtype)io->dtype) == 0) return "has an unknown dtype";
   if (io->rank < 0 || io->rank > NNCC_MAX_RANK) return "has a bad rank";
   if (io->rank > 0 && !io->dims) return "has no dims";
   for (int32_t k = 0; k < io->rank; k++)
-    if (io->dims[k] < 0) return "has a negative dim";
+    if (io->dims[k] < (symbolic ? -1 : 0)) return "has a negative dim";
   return NULL;
 }
 
@@ -101,15 +101,26 @@ nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
     return rt_fail(err, NNCC_ERR_ABI,
                    "the model was built for ABI version %u; this runtime supports %u",
                    d->abi_version, NNCC_ABI_VERSION);
-  if (d->struct_size < sizeof *d || !d->compiler || !d->features || !d->cpu ||
+  /* Models built before the symbolic-dims fields existed have a shorter
+   * descriptor: copy what they have, the rest reads as zero (no symbols). */
+  nncc_model_desc full;
+  memset(&full, 0, sizeof full);
+  if (d->struct_size >= offsetof(nncc_model_desc, nsyms))
+    memcpy(&full, d, d->struct_size < sizeof full ? d->struct_size : sizeof full);
+  else
+    full.struct_size = d->struct_size;
+  d = &full;
+  if (d->struct_size < offsetof(nncc_model_desc, nsyms) || !d->compiler || !d->features || !d->cpu ||
       !d->target || !d->model_name || !d->check_cpu || !d->session_new ||
       !d->session_free || !d->run || d->ninputs < 0 || d->noutputs < 0 ||
-      (d->ninputs && !d->inputs) || (d->noutputs && !d->outputs))
+      (d->ninputs && !d->inputs) || (d->noutputs && !d->outputs) || d->nsyms < 0 ||
+      (d->nsyms > 0 && (!d->syms || !d->bind || !d->io_dims || !d->dim_text ||
+                        !d->workspace_for || !d->run_dims || !d->set_workspace)))
     return rt_fail(err, NNCC_ERR_LOAD, "the model's description is malformed");
   for (int32_t i = 0; i < d->ninputs + d->noutputs; i++) {
     bool in = i < d->ninputs;
     const nncc_model_io *io = in ? &d->inputs[i] : &d->outputs[i - d->ninputs];
-    const char *why = rt_bad_io(io);
+    const char *why = rt_bad_io(io, d->nsyms > 0);
     if (why)
       return rt_fail(err, NNCC_ERR_LOAD, "the model's %s %d %s", in ? "input" : "output",
                      in ? i : i - d->ninputs, why);
@@ -120,7 +131,8 @@ nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
   nncc_model *m = calloc(1, sizeof *m);
   if (!m) return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "out of memory");
   m->dl = dl;
-  m->d = d;
+  m->full = full;
+  m->d = &m->full;
   *model = m;
   return NNCC_OK;
 }
@@ -200,4 +212,33 @@ uint64_t nncc_model_workspace_bytes(const nncc_model *m) {
 }
 uint64_t nncc_model_weights_bytes(const nncc_model *m) {
   return m ? m->d->weights_bytes : 0;
+}
+
+int32_t nncc_model_num_symbols(const nncc_model *m) { return m ? m->d->nsyms : 0; }
+
+nncc_status nncc_model_symbol(const nncc_model *m, int32_t s, nncc_symbol_info *info) {
+  if (!m || !info || s < 0 || s >= m->d->nsyms) return NNCC_ERR_INVALID_ARG;
+  *info = (nncc_symbol_info){m->d->syms[s].name, m->d->syms[s].lo, m->d->syms[s].hi};
+  return NNCC_OK;
+}
+
+nncc_status nncc_model_dim(const nncc_model *m, int outputs, int32_t i, int32_t d,
+                           nncc_dim_info *info) {
+  if (!m || !info || i < 0 || i >= (outputs ? m->d->noutputs : m->d->ninputs))
+    return NNCC_ERR_INVALID_ARG;
+  const nncc_model_io *io = outputs ? &m->d->outputs[i] : &m->d->inputs[i];
+  if (d < 0 || d >= io->rank) return NNCC_ERR_INVALID_ARG;
+  int64_t v = io->dims[d];
+  *info = (nncc_dim_info){v, NULL, v, v};
+  if (v >= 0) return NNCC_OK;
+  info->text = m->d->dim_text(outputs != 0, i, d);
+  info->min = 1;
+  info->max = INT64_MAX;
+  for (int32_t s = 0; info->text && s < m->d->nsyms; s++)
+    if (!strcmp(m->d->syms[s].name, info->text)) {
+      info->min = m->d->syms[s].lo;
+      info->max = m->d->syms[s].hi;
+    }
+  if (!info->text) info->text = "?";
+  return NNCC_OK;
 }

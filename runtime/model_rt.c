@@ -7,6 +7,15 @@
  * check the CPU's features, create and free sessions (workspace + thread
  * pool, see pool.c) and run the generated graph function.
  *
+ * Symbolic dims. A model compiled without fixed shapes carries a table of
+ * dim expressions over its symbols (abi.h). A run binds the symbols from
+ * the input tensors' dims (bind: each symbol gets one value, within its
+ * range, and every symbolic dim of the program must come out >= 1), then
+ * the session plans the workspace for those values with the compiler's
+ * own planner (plan.c: the buffers' sizes evaluated, offsets packed) and
+ * keeps that plan until a run brings other values, so repeated runs at one
+ * shape plan and allocate nothing.
+ *
  * This file is compiled once, when nncc is built, with -fPIC
  * -fvisibility=hidden and no sanitizers, and its object is embedded in the
  * nncc binary; it must depend on nothing but libc and libpthread. The
@@ -19,11 +28,12 @@
 #include <string.h>
 
 #include "abi.h"
+#include "plan.h"
 
 /* Defined by the generated code and the data object of the same .so. */
 extern int nncc_graph_run(void *const *inputs, void *const *outputs,
                           unsigned char *workspace, const unsigned char *weights,
-                          void *pool);
+                          void *pool, const int64_t *dims, const int64_t *offsets);
 extern const unsigned char nncc_weights[];
 extern const unsigned char nncc_meta[];
 extern const unsigned char nncc_meta_end[];
@@ -70,6 +80,45 @@ static void *rt_session_new(int nthreads);
 static void rt_session_free(void *s);
 static int rt_run(void *s, void *const *inputs, void *const *outputs);
 
+/* One dim expression (abi.h). */
+typedef struct rt_expr {
+  const char *text;  /* as printed by nncc */
+  uint8_t kind;      /* 0 const, 1 symbol, 2 add, 3 mul, 4 div, 5 floordiv, 6 mod */
+  int64_t c;         /* const: the value; symbol: its index */
+  uint32_t a, b;     /* operands (earlier expressions) */
+} rt_expr;
+
+/* A workspace buffer planned per shape. */
+typedef struct rt_block {
+  uint32_t buf, esize, elems, first, last;
+} rt_block;
+
+/* What the descriptor doesn't hold, parsed alongside it. */
+static struct {
+  nncc_model_sym *syms;
+  rt_expr *exprs;
+  uint32_t nexprs;
+  uint32_t *checks;
+  uint32_t nchecks;
+  uint32_t *guards;         /* pairs of expressions that must be equal */
+  const char **guard_loc;   /* where each was assumed */
+  uint32_t nguards;
+  uint32_t nbufs;
+  rt_block *blocks;
+  uint32_t nblocks;
+  const int64_t *dims_base; /* the descriptor's io dims array */
+  int64_t *enc;             /* the io dims as written (same layout) */
+  int32_t nio_dims;         /* entries of both */
+} rt;
+
+static int rt_bind(const int64_t *const *input_dims, int64_t *values, char *msg, size_t cap);
+static void rt_io_dims(int outputs, int32_t i, const int64_t *values, int64_t *dims);
+static const char *rt_dim_text(int outputs, int32_t i, int32_t d);
+static uint64_t rt_workspace_for(const int64_t *values);
+static int rt_run_dims(void *s, const int64_t *values, void *const *inputs,
+                       void *const *outputs);
+static int rt_set_workspace(void *s, void *mem, uint64_t bytes);
+
 /* Reads n io records into ios; dims go to *dims. */
 static void rd_ios(rt_reader *r, nncc_model_io *ios, int32_t n, int64_t **dims,
                    char **heap, const char *heap_end) {
@@ -81,13 +130,27 @@ static void rd_ios(rt_reader *r, nncc_model_io *ios, int32_t n, int64_t **dims,
     if (r->bad) return;
     ios[i].rank = (int32_t)rank;
     ios[i].dims = *dims;
-    for (uint64_t k = 0; k < rank; k++) *(*dims)++ = (int64_t)rd_le(r, 8);
+    for (uint64_t k = 0; k < rank; k++) {
+      int64_t d = (int64_t)rd_le(r, 8);
+      if (d < 0 && (uint64_t)(-1 - d) >= rt.nexprs) r->bad = true;
+      *(*dims)++ = d; /* expressions: turned into -1 after parsing */
+    }
   }
 }
 
-/* Parses the blob. Sizes everything from the blob length first: the strings
- * and dims together take at most `len` bytes plus one NUL per string, and
- * there are at most len / 12 io records (each is at least 12 bytes). */
+/* Bump allocation inside the descriptor's block. */
+static void *bump(char **heap, const char *heap_end, size_t n) {
+  n = (n + 7) & ~(size_t)7;
+  *heap = (char *)(((uintptr_t)*heap + 7) & ~(uintptr_t)7);
+  if ((size_t)(heap_end - *heap) < n) return NULL;
+  void *p = *heap;
+  *heap += n;
+  return p;
+}
+
+/* Parses the blob. Sizes everything from the blob length first: every
+ * record takes at least as many bytes in the blob as a fixed multiple of
+ * its parsed size, so 8 * len bytes (plus one NUL per string) hold all. */
 static void rt_parse(void) {
   size_t len = (size_t)(nncc_meta_end - nncc_meta);
   rt_reader r = {nncc_meta, nncc_meta_end, false};
@@ -100,7 +163,7 @@ static void rt_parse(void) {
 
   size_t max_ios = len / 12 + 1;
   size_t bytes = sizeof(nncc_model_desc) + max_ios * sizeof(nncc_model_io) +
-                 len * sizeof(int64_t) + 2 * len + 16;
+                 len * sizeof(int64_t) + 8 * len + 256;
   unsigned char *block = calloc(1, bytes);
   if (!block) return;
   nncc_model_desc *d = (nncc_model_desc *)block;
@@ -118,6 +181,34 @@ static void rt_parse(void) {
   d->features = rd_str(&r, &heap, heap_end);
   d->workspace_bytes = rd_le(&r, 8);
   d->weights_bytes = rd_le(&r, 8);
+  uint64_t nsyms = rd_le(&r, 4);
+  if (r.bad || nsyms > len / 20) goto bad;
+  rt.syms = bump(&heap, heap_end, sizeof *rt.syms * (size_t)(nsyms + 1));
+  if (!rt.syms) goto bad;
+  for (uint64_t i = 0; i < nsyms && !r.bad; i++) {
+    rt.syms[i].name = rd_str(&r, &heap, heap_end);
+    rt.syms[i].lo = (int64_t)rd_le(&r, 8);
+    rt.syms[i].hi = (int64_t)rd_le(&r, 8);
+  }
+  uint64_t nexprs = rd_le(&r, 4);
+  if (r.bad || nexprs > len / 9) goto bad;
+  rt.exprs = bump(&heap, heap_end, sizeof *rt.exprs * (size_t)(nexprs + 1));
+  if (!rt.exprs) goto bad;
+  for (uint64_t i = 0; i < nexprs && !r.bad; i++) {
+    rt_expr *e = &rt.exprs[i];
+    e->text = rd_str(&r, &heap, heap_end);
+    e->kind = (uint8_t)rd_le(&r, 1);
+    if (e->kind == 0) e->c = (int64_t)rd_le(&r, 8);
+    else if (e->kind == 1) e->c = (int64_t)rd_le(&r, 4);
+    else {
+      e->a = (uint32_t)rd_le(&r, 4);
+      e->b = (uint32_t)rd_le(&r, 4);
+    }
+    if (e->kind > 6 || (e->kind == 1 && (uint64_t)e->c >= nsyms) ||
+        (e->kind >= 2 && (e->a >= i || e->b >= i)))
+      r.bad = true;
+  }
+  rt.nexprs = (uint32_t)nexprs;
   uint64_t nin = rd_le(&r, 4);
   if (r.bad || nin > max_ios) goto bad;
   d->ninputs = (int32_t)nin;
@@ -128,15 +219,69 @@ static void rt_parse(void) {
   d->noutputs = (int32_t)nout;
   d->outputs = ios + nin;
   rd_ios(&r, ios + nin, d->noutputs, &dims, &heap, heap_end);
-  if (r.bad) goto bad;
+  uint64_t nchecks = rd_le(&r, 4);
+  if (r.bad || nchecks > len / 4) goto bad;
+  rt.checks = bump(&heap, heap_end, sizeof *rt.checks * (size_t)(nchecks + 1));
+  if (!rt.checks) goto bad;
+  for (uint64_t i = 0; i < nchecks; i++)
+    if ((rt.checks[i] = (uint32_t)rd_le(&r, 4)) >= nexprs) r.bad = true;
+  rt.nchecks = (uint32_t)nchecks;
+  uint64_t nguards = rd_le(&r, 4);
+  if (r.bad || nguards > len / 12) goto bad;
+  rt.guards = bump(&heap, heap_end, sizeof *rt.guards * (size_t)(2 * nguards + 1));
+  rt.guard_loc = bump(&heap, heap_end, sizeof *rt.guard_loc * (size_t)(nguards + 1));
+  if (!rt.guards || !rt.guard_loc) goto bad;
+  for (uint64_t i = 0; i < nguards && !r.bad; i++) {
+    rt.guards[2 * i] = (uint32_t)rd_le(&r, 4);
+    rt.guards[2 * i + 1] = (uint32_t)rd_le(&r, 4);
+    rt.guard_loc[i] = rd_str(&r, &heap, heap_end);
+    if (rt.guards[2 * i] >= nexprs || rt.guards[2 * i + 1] >= nexprs) r.bad = true;
+  }
+  rt.nguards = (uint32_t)nguards;
+  rt.nbufs = (uint32_t)rd_le(&r, 4);
+  uint64_t nblocks = rd_le(&r, 4);
+  if (r.bad || nblocks > len / 20 || rt.nbufs > (1u << 24)) goto bad;
+  rt.blocks = bump(&heap, heap_end, sizeof *rt.blocks * (size_t)(nblocks + 1));
+  if (!rt.blocks) goto bad;
+  for (uint64_t i = 0; i < nblocks && !r.bad; i++) {
+    rt_block *b = &rt.blocks[i];
+    b->buf = (uint32_t)rd_le(&r, 4);
+    b->esize = (uint32_t)rd_le(&r, 4);
+    b->elems = (uint32_t)rd_le(&r, 4);
+    b->first = (uint32_t)rd_le(&r, 4);
+    b->last = (uint32_t)rd_le(&r, 4);
+    if (b->buf >= rt.nbufs || b->elems >= nexprs || b->first > b->last || b->esize > 64)
+      r.bad = true;
+  }
+  rt.nblocks = (uint32_t)nblocks;
+  if (r.bad || (nsyms == 0 && (rt.nbufs || nblocks))) goto bad;
+  /* symbolic io dims read as -1 in the descriptor; their expressions are
+   * kept apart, by position, in rt.enc */
+  rt.dims_base = (const int64_t *)(ios + max_ios);
+  rt.nio_dims = (int32_t)(dims - rt.dims_base);
+  rt.enc = bump(&heap, heap_end, sizeof *rt.enc * (size_t)(rt.nio_dims + 1));
+  if (!rt.enc) goto bad;
+  for (int32_t i = 0; i < rt.nio_dims; i++) {
+    rt.enc[i] = rt.dims_base[i];
+    if (rt.enc[i] < 0) ((int64_t *)rt.dims_base)[i] = -1;
+  }
   d->check_cpu = rt_check_cpu;
   d->session_new = rt_session_new;
   d->session_free = rt_session_free;
   d->run = rt_run;
+  d->nsyms = (int32_t)nsyms;
+  d->syms = rt.syms;
+  d->bind = rt_bind;
+  d->io_dims = rt_io_dims;
+  d->dim_text = rt_dim_text;
+  d->workspace_for = rt_workspace_for;
+  d->run_dims = rt_run_dims;
+  d->set_workspace = rt_set_workspace;
   rt_desc = d;
   rt_desc_block = block;
   return;
 bad:
+  memset(&rt, 0, sizeof rt);
   free(block);
 }
 
@@ -144,6 +289,7 @@ __attribute__((destructor)) static void rt_unload(void) {
   free(rt_desc_block);
   rt_desc_block = NULL;
   rt_desc = NULL;
+  memset(&rt, 0, sizeof rt);
 }
 
 __attribute__((visibility("default"))) const nncc_model_desc *nncc_model_v1(void) {
@@ -219,11 +365,205 @@ static int rt_check_cpu(char *msg, size_t cap) {
   return missing ? -1 : 0;
 }
 
+/* ---- symbolic dims --------------------------------------------------------------- */
+
+/* Every expression's value for these symbol values (floor semantics for //
+ * and %, 0 for a zero divisor, wrapping arithmetic: checks catch nonsense). */
+static void rt_eval_all(const int64_t *values, int64_t *out) {
+  for (uint32_t i = 0; i < rt.nexprs; i++) {
+    const rt_expr *e = &rt.exprs[i];
+    if (e->kind == 0) { out[i] = e->c; continue; }
+    if (e->kind == 1) { out[i] = values[e->c]; continue; }
+    int64_t x = out[e->a], y = out[e->b], q, m;
+    switch (e->kind) {
+    case 2: out[i] = (int64_t)((uint64_t)x + (uint64_t)y); break;
+    case 3: out[i] = (int64_t)((uint64_t)x * (uint64_t)y); break;
+    default:
+      if (y == 0 || (y == -1 && x == INT64_MIN)) { out[i] = 0; break; }
+      q = x / y;
+      m = x % y;
+      if (e->kind == 4) out[i] = q;
+      else if (e->kind == 5) out[i] = (m != 0 && ((m < 0) != (y < 0))) ? q - 1 : q;
+      else out[i] = (m != 0 && ((m < 0) != (y < 0))) ? m + y : m;
+    }
+  }
+}
+
+/* The io record and its position in the dims arrays. */
+static const nncc_model_io *rt_io(int outputs, int32_t i, int32_t *base) {
+  const nncc_model_io *io = outputs ? &rt_desc->outputs[i] : &rt_desc->inputs[i];
+  *base = (int32_t)(io->dims - rt.dims_base);
+  return io;
+}
+
+/* Appends " b=3, h=7" (the symbol values) to msg[used..cap). */
+static void rt_append_values(char *msg, size_t cap, int used, const int64_t *values) {
+  for (int32_t s = 0; s < rt_desc->nsyms && used >= 0 && (size_t)used < cap; s++)
+    used += snprintf(msg + used, cap - (size_t)used, "%s %s=%lld", s ? "," : "", rt.syms[s].name,
+                     (long long)values[s]);
+}
+
+static int rt_bind(const int64_t *const *input_dims, int64_t *values, char *msg, size_t cap) {
+  int32_t ns = rt_desc->nsyms;
+  /* small models (all so far) bind without touching the heap */
+  int32_t from_buf[128];
+  int64_t ev_buf[512];
+  int32_t *from = ns <= 64 ? from_buf : calloc((size_t)ns + 1, 2 * sizeof *from);
+  int64_t *ev = rt.nexprs <= 512 ? ev_buf : malloc(sizeof *ev * ((size_t)rt.nexprs + 1));
+  int rc = -1;
+  if (!from || !ev) {
+    snprintf(msg, cap, "out of memory");
+    goto out;
+  }
+  for (int32_t s = 0; s < ns; s++) from[2 * s] = -1;
+  for (int32_t i = 0; i < rt_desc->ninputs; i++) {
+    int32_t base;
+    const nncc_model_io *io = rt_io(0, i, &base);
+    for (int32_t k = 0; k < io->rank; k++) {
+      int64_t got = input_dims[i][k], enc = rt.enc[base + k];
+      if (enc >= 0) {
+        if (got != enc) {
+          snprintf(msg, cap, "input %d ('%s'): dim %d is %lld, the model expects %lld", (int)i,
+                   io->name, (int)k, (long long)got, (long long)enc);
+          goto out;
+        }
+        continue;
+      }
+      const rt_expr *e = &rt.exprs[-1 - enc];
+      if (e->kind != 1) continue; /* checked below, once every symbol is bound */
+      const nncc_model_sym *sy = &rt.syms[e->c];
+      if (got < sy->lo || got > sy->hi) {
+        snprintf(msg, cap, "input %d ('%s'): dim %d is %lld, outside the range of %s (%lld..%lld)",
+                 (int)i, io->name, (int)k, (long long)got, sy->name, (long long)sy->lo,
+                 (long long)sy->hi);
+        goto out;
+      }
+      if (from[2 * e->c] < 0) {
+        values[e->c] = got;
+        from[2 * e->c] = i;
+        from[2 * e->c + 1] = k;
+      } else if (values[e->c] != got) {
+        int32_t j = from[2 * e->c];
+        snprintf(msg, cap, "input %d ('%s'): dim %d is %lld, but %s is %lld (input %d '%s' dim %d)",
+                 (int)i, io->name, (int)k, (long long)got, sy->name, (long long)values[e->c],
+                 (int)j, rt_desc->inputs[j].name, (int)from[2 * e->c + 1]);
+        goto out;
+      }
+    }
+  }
+  for (int32_t s = 0; s < ns; s++)
+    if (from[2 * s] < 0) {
+      snprintf(msg, cap, "symbol %s is not the dim of any input", rt.syms[s].name);
+      goto out;
+    }
+  rt_eval_all(values, ev);
+  for (int32_t i = 0; i < rt_desc->ninputs; i++) {
+    int32_t base;
+    const nncc_model_io *io = rt_io(0, i, &base);
+    for (int32_t k = 0; k < io->rank; k++) {
+      int64_t enc = rt.enc[base + k];
+      if (enc < 0 && ev[-1 - enc] != input_dims[i][k]) {
+        snprintf(msg, cap, "input %d ('%s'): dim %d is %lld, the model expects %s = %lld",
+                 (int)i, io->name, (int)k, (long long)input_dims[i][k], rt.exprs[-1 - enc].text,
+                 (long long)ev[-1 - enc]);
+        goto out;
+      }
+    }
+  }
+  for (uint32_t c = 0; c < rt.nchecks; c++) {
+    int64_t v = ev[rt.checks[c]];
+    if (v >= 1) continue;
+    int used = snprintf(msg, cap, "these input dims make a tensor dim %s = %lld (it must be at least 1):",
+                        rt.exprs[rt.checks[c]].text, (long long)v);
+    rt_append_values(msg, cap, used, values);
+    goto out;
+  }
+  for (uint32_t g = 0; g < rt.nguards; g++) {
+    uint32_t a = rt.guards[2 * g], b = rt.guards[2 * g + 1];
+    if (ev[a] == ev[b]) continue;
+    if (rt.exprs[a].kind == 0) { /* the symbolic side first */
+      uint32_t t = a;
+      a = b;
+      b = t;
+    }
+    int used = rt.exprs[b].kind == 0
+        ? snprintf(msg, cap, "these input dims break a requirement of the model (%s): %s = %lld "
+                   "must equal %lld:", rt.guard_loc[g], rt.exprs[a].text, (long long)ev[a],
+                   (long long)ev[b])
+        : snprintf(msg, cap, "these input dims break a requirement of the model (%s): %s = %lld "
+                   "must equal %s = %lld:", rt.guard_loc[g], rt.exprs[a].text,
+                   (long long)ev[a], rt.exprs[b].text, (long long)ev[b]);
+    rt_append_values(msg, cap, used, values);
+    goto out;
+  }
+  rc = 0;
+out:
+  if (from != from_buf) free(from);
+  if (ev != ev_buf) free(ev);
+  return rc;
+}
+
+static void rt_io_dims(int outputs, int32_t i, const int64_t *values, int64_t *dims) {
+  int32_t base;
+  const nncc_model_io *io = rt_io(outputs, i, &base);
+  int64_t ev_buf[512];
+  int64_t *ev = rt.nexprs <= 512 ? ev_buf : malloc(sizeof *ev * ((size_t)rt.nexprs + 1));
+  if (ev) rt_eval_all(values, ev);
+  for (int32_t k = 0; k < io->rank; k++) {
+    int64_t enc = rt.enc[base + k];
+    dims[k] = enc >= 0 ? enc : ev ? ev[-1 - enc] : -1;
+  }
+  if (ev != ev_buf) free(ev);
+}
+
+static const char *rt_dim_text(int outputs, int32_t i, int32_t d) {
+  int32_t base;
+  const nncc_model_io *io = rt_io(outputs, i, &base);
+  if (d < 0 || d >= io->rank || rt.enc[base + d] >= 0) return NULL;
+  return rt.exprs[-1 - rt.enc[base + d]].text;
+}
+
+/* Plans the workspace for these values: offs[buf] for every planned buffer.
+ * Returns the arena bytes, UINT64_MAX when a size overflows or memory is
+ * short. */
+static uint64_t rt_plan(const int64_t *values, int64_t *offs) {
+  int64_t *ev = malloc(sizeof *ev * ((size_t)rt.nexprs + 1));
+  mp_block *b = malloc(sizeof *b * ((size_t)rt.nblocks + 1));
+  uint64_t arena = UINT64_MAX;
+  if (!ev || !b) goto out;
+  rt_eval_all(values, ev);
+  for (uint32_t i = 0; i < rt.nblocks; i++) {
+    int64_t n = ev[rt.blocks[i].elems];
+    uint64_t bytes;
+    if (n < 0 || __builtin_mul_overflow((uint64_t)n, (uint64_t)rt.blocks[i].esize, &bytes) ||
+        bytes > ((uint64_t)1 << 56))
+      goto out;
+    b[i] = (mp_block){.size = (bytes + 63) & ~(uint64_t)63,
+                      .first = (int32_t)rt.blocks[i].first, .last = (int32_t)rt.blocks[i].last};
+  }
+  arena = mp_assign(b, (int)rt.nblocks);
+  if (offs)
+    for (uint32_t i = 0; i < rt.nblocks; i++) offs[rt.blocks[i].buf] = (int64_t)b[i].offset;
+out:
+  free(ev);
+  free(b);
+  return arena;
+}
+
+static uint64_t rt_workspace_for(const int64_t *values) { return rt_plan(values, NULL); }
+
 /* ---- sessions ----------------------------------------------------------------- */
 
 typedef struct rt_session {
-  unsigned char *workspace; /* 64-byte aligned, workspace_bytes (>= 64) */
+  unsigned char *workspace; /* 64-byte aligned, cap bytes */
+  uint64_t cap;             /* bytes of workspace */
+  bool borrowed;            /* workspace is the caller's (set_workspace) */
   rt_pool *pool;            /* nthreads threads */
+  /* symbolic models: the plan of the last run's symbol values */
+  int64_t *values;          /* nsyms values it was made for */
+  int64_t *offs;            /* byte offset of each planned buffer */
+  uint64_t arena;           /* its arena bytes */
+  bool planned;             /* values/offs/arena are valid */
 } rt_session;
 
 static void *rt_session_new(int nthreads) {
@@ -232,8 +572,11 @@ static void *rt_session_new(int nthreads) {
   if (!s) return NULL;
   uint64_t ws = (rt_desc->workspace_bytes + 63) / 64 * 64;
   if (ws == 0) ws = 64;
+  s->cap = ws;
   if (ws > (uint64_t)SIZE_MAX || !(s->workspace = aligned_alloc(64, (size_t)ws)) ||
-      !(s->pool = rt_pool_new(nthreads))) {
+      !(s->pool = rt_pool_new(nthreads)) ||
+      !(s->values = calloc((size_t)rt_desc->nsyms + 1, sizeof *s->values)) ||
+      !(s->offs = calloc((size_t)rt.nbufs + 1, sizeof *s->offs))) {
     rt_session_free(s);
     return NULL;
   }
@@ -245,11 +588,56 @@ static void rt_session_free(void *session) {
   rt_session *s = session;
   if (!s) return;
   rt_pool_free(s->pool);
-  free(s->workspace);
+  if (!s->borrowed) free(s->workspace);
+  free(s->values);
+  free(s->offs);
   free(s);
 }
 
 static int rt_run(void *session, void *const *inputs, void *const *outputs) {
   rt_session *s = session;
-  return nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool);
+  if (rt_desc->nsyms > 0) return -2; /* needs symbol values: run_dims */
+  return nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, NULL, NULL);
+}
+
+static int rt_set_workspace(void *session, void *mem, uint64_t bytes) {
+  rt_session *s = session;
+  if (mem && ((uintptr_t)mem % 64 || bytes < rt_desc->workspace_bytes)) return -1;
+  if (!s->borrowed) free(s->workspace);
+  s->workspace = mem;
+  s->cap = mem ? bytes : 0;
+  s->borrowed = mem != NULL;
+  if (!mem) { /* back to owned memory, allocated again as needed */
+    uint64_t ws = rt_desc->workspace_bytes ? (rt_desc->workspace_bytes + 63) / 64 * 64 : 64;
+    s->workspace = aligned_alloc(64, (size_t)ws);
+    s->cap = s->workspace ? ws : 0;
+    if (s->workspace) memset(s->workspace, 0, (size_t)ws);
+  }
+  return 0;
+}
+
+static int rt_run_dims(void *session, const int64_t *values, void *const *inputs,
+                       void *const *outputs) {
+  rt_session *s = session;
+  int32_t ns = rt_desc->nsyms;
+  if (ns == 0) return rt_run(session, inputs, outputs);
+  if (!s->planned || memcmp(s->values, values, sizeof *values * (size_t)ns)) {
+    s->planned = false;
+    uint64_t arena = rt_plan(values, s->offs);
+    if (arena == UINT64_MAX) return -2;
+    memcpy(s->values, values, sizeof *values * (size_t)ns);
+    s->arena = arena;
+    s->planned = true;
+  }
+  if (s->arena > s->cap || !s->workspace) {
+    if (s->borrowed) return -2;
+    uint64_t want = (s->arena + 63) / 64 * 64;
+    if (want == 0) want = 64;
+    unsigned char *w = want <= (uint64_t)SIZE_MAX ? aligned_alloc(64, (size_t)want) : NULL;
+    if (!w) return -2;
+    free(s->workspace);
+    s->workspace = w;
+    s->cap = want;
+  }
+  return nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, values, s->offs);
 }

@@ -10,7 +10,10 @@
 /* An open model: the dlopen handle and the model's descriptor. */
 struct nncc_model {
   void *dl;                  /* dlopen handle; NULL for rt_model_from_desc */
-  const nncc_model_desc *d;  /* owned by the .so */
+  const nncc_model_desc *d;  /* &full: the model's descriptor as this
+                                runtime knows it */
+  nncc_model_desc full;      /* a copy of the model's descriptor; fields a
+                                model built before they existed are zero */
 };
 
 /* Stores a malloc'd printf-style message in *err (when err is not NULL) and

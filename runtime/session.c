@@ -23,6 +23,8 @@ struct nncc_session {
   int nthreads;        /* resolved thread count (>= 1) */
   void **in;           /* ninputs data pointers, filled per run */
   void **out;          /* noutputs data pointers, filled per run */
+  int64_t *values;     /* symbol values of the current run */
+  const int64_t **in_dims; /* the inputs' dims of the current run */
 };
 
 nncc_status nncc_session_create(const nncc_model *model, int nthreads,
@@ -45,7 +47,9 @@ nncc_status nncc_session_create(const nncc_model *model, int nthreads,
     s->nthreads = nthreads;
     s->in = calloc((size_t)d->ninputs + 1, sizeof *s->in);
     s->out = calloc((size_t)d->noutputs + 1, sizeof *s->out);
-    if (s->in && s->out) s->impl = d->session_new(nthreads);
+    s->values = calloc((size_t)d->nsyms + 1, sizeof *s->values);
+    s->in_dims = calloc((size_t)d->ninputs + 1, sizeof *s->in_dims);
+    if (s->in && s->out && s->values && s->in_dims) s->impl = d->session_new(nthreads);
   }
   if (!s || !s->impl) {
     nncc_session_destroy(s);
@@ -62,17 +66,24 @@ void nncc_session_destroy(nncc_session *s) {
   if (s->impl) s->m->d->session_free(s->impl);
   free(s->in);
   free(s->out);
+  free(s->values);
+  free(s->in_dims);
   free(s);
 }
 
 int nncc_session_threads(const nncc_session *s) { return s ? s->nthreads : 0; }
 
-/* Appends "[d0,d1,...]" of io to buf. */
-static void rt_dims_str(char *buf, size_t cap, int32_t rank, const int64_t *dims) {
+/* Writes "[d0,d1,...]" into buf; a dim of -1 is written as text(k) when
+ * that is given (a symbolic dim's name or expression). */
+static void rt_dims_str(char *buf, size_t cap, int32_t rank, const int64_t *dims,
+                        const nncc_model_desc *d, int outputs, int32_t io) {
   size_t used = 0;
   buf[0] = 0;
   for (int32_t k = 0; k <= rank && used < cap; k++) {
+    const char *txt = k < rank && dims[k] < 0 && d && d->nsyms > 0 ? d->dim_text(outputs, io, k)
+                                                                 : NULL;
     int w = k == rank ? snprintf(buf + used, cap - used, "]")
+            : txt     ? snprintf(buf + used, cap - used, "%s%s", k ? "," : "[", txt)
                       : snprintf(buf + used, cap - used, "%s%lld", k ? "," : "[",
                                  (long long)dims[k]);
     if (w < 0) break;
@@ -83,26 +94,30 @@ static void rt_dims_str(char *buf, size_t cap, int32_t rank, const int64_t *dims
 
 /* Whether tensor t matches io exactly: the fast path of every run, with no
  * formatting (rt_check_tensor explains a mismatch). */
-static bool rt_tensor_ok(const nncc_tensor *t, const nncc_model_io *io) {
-  if (t->flags != NNCC_TENSOR_HOST || !t->data || (int32_t)t->dtype != io->dtype ||
-      t->rank != io->rank || (t->rank > 0 && !t->dims))
+static bool rt_tensor_ok(const nncc_tensor *t, const nncc_model_io *io, const int64_t *dims,
+                         bool need_data) {
+  if (t->flags != NNCC_TENSOR_HOST || (need_data && !t->data) ||
+      (int32_t)t->dtype != io->dtype || t->rank != io->rank || (t->rank > 0 && !t->dims))
     return false;
-  for (int32_t k = 0; k < t->rank; k++)
-    if (t->dims[k] != io->dims[k]) return false;
+  for (int32_t k = 0; dims && k < t->rank; k++)
+    if (t->dims[k] != dims[k]) return false;
   return true;
 }
 
-/* Checks tensor t against io; `what` is "input" or "output". */
-static nncc_status rt_check_tensor(const nncc_tensor *t, const nncc_model_io *io,
-                                   const char *what, size_t i, char **err) {
-  if (rt_tensor_ok(t, io)) return NNCC_OK;
+/* Checks tensor t against io with dims `dims` (NULL: any dims, they are
+ * checked by binding); `what` is "input" or "output". */
+static nncc_status rt_check_tensor(const nncc_model_desc *d, const nncc_tensor *t,
+                                   const nncc_model_io *io, const int64_t *dims,
+                                   bool need_data, const char *what, size_t i, char **err) {
+  if (rt_tensor_ok(t, io, dims, need_data)) return NNCC_OK;
   char want[256];
-  rt_dims_str(want, sizeof want, io->rank, io->dims);
+  rt_dims_str(want, sizeof want, io->rank, dims ? dims : io->dims, d, what[0] == 'o',
+              (int32_t)i);
   if (t->flags != NNCC_TENSOR_HOST)
     return rt_fail(err, NNCC_ERR_INVALID_ARG,
                    "%s %zu ('%s'): flags 0x%x are not supported (host memory only)",
                    what, i, io->name, (unsigned)t->flags);
-  if (!t->data)
+  if (need_data && !t->data)
     return rt_fail(err, NNCC_ERR_INVALID_ARG, "%s %zu ('%s'): data is NULL", what, i,
                    io->name);
   if ((int32_t)t->dtype != io->dtype)
@@ -115,12 +130,107 @@ static nncc_status rt_check_tensor(const nncc_tensor *t, const nncc_model_io *io
   if (t->rank > 0 && !t->dims)
     return rt_fail(err, NNCC_ERR_INVALID_ARG, "%s %zu ('%s'): dims is NULL", what, i,
                    io->name);
-  for (int32_t k = 0; k < t->rank; k++)
-    if (t->dims[k] != io->dims[k])
+  for (int32_t k = 0; dims && k < t->rank; k++)
+    if (t->dims[k] != dims[k])
       return rt_fail(err, NNCC_ERR_SHAPE,
                      "%s %zu ('%s'): dim %d is %lld, the model expects %lld (shape %s)",
                      what, i, io->name, (int)k, (long long)t->dims[k],
-                     (long long)io->dims[k], want);
+                     (long long)dims[k], want);
+  return NNCC_OK;
+}
+
+/* Checks the inputs (dtype, rank; dims for a fixed model) and, for a
+ * symbolic model, binds its symbols into values (in_dims: scratch for
+ * ninputs pointers). */
+static nncc_status rt_check_inputs(const nncc_model_desc *d, const nncc_tensor *inputs,
+                                   size_t ninputs, bool need_data, int64_t *values,
+                                   const int64_t **in_dims, char **err) {
+  if (ninputs != (size_t)d->ninputs)
+    return rt_fail(err, NNCC_ERR_ARITY, "%zu input%s given, the model has %d", ninputs,
+                   ninputs == 1 ? "" : "s", (int)d->ninputs);
+  if (ninputs && !inputs) return rt_fail(err, NNCC_ERR_INVALID_ARG, "input array is NULL");
+  nncc_status st;
+  bool sym = d->nsyms > 0;
+  for (size_t i = 0; i < ninputs; i++) {
+    if ((st = rt_check_tensor(d, &inputs[i], &d->inputs[i], sym ? NULL : d->inputs[i].dims,
+                              need_data, "input", i, err)))
+      return st;
+    in_dims[i] = inputs[i].dims;
+  }
+  if (!sym) return NNCC_OK;
+  char msg[512];
+  if (d->bind(in_dims, values, msg, sizeof msg) != 0)
+    return rt_fail(err, NNCC_ERR_SHAPE, "%s", msg);
+  return NNCC_OK;
+}
+
+/* A symbolic model's checks need scratch for the symbol values and dims
+ * pointers; outside a session it comes from the heap. */
+typedef struct rt_scratch {
+  int64_t *values;
+  const int64_t **in_dims;
+} rt_scratch;
+
+static nncc_status rt_scratch_new(const nncc_model_desc *d, rt_scratch *sc, char **err) {
+  sc->values = calloc((size_t)d->nsyms + 1, sizeof *sc->values);
+  sc->in_dims = calloc((size_t)d->ninputs + 1, sizeof *sc->in_dims);
+  if (sc->values && sc->in_dims) return NNCC_OK;
+  free(sc->values);
+  free(sc->in_dims);
+  return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "out of memory");
+}
+
+nncc_status nncc_model_output_dims(const nncc_model *m, const nncc_tensor *inputs,
+                                   size_t ninputs, int32_t o, int64_t *dims, char **err) {
+  if (err) *err = NULL;
+  if (!m || !dims) return rt_fail(err, NNCC_ERR_INVALID_ARG, "%s is NULL", m ? "dims" : "model");
+  const nncc_model_desc *d = m->d;
+  if (o < 0 || o >= d->noutputs)
+    return rt_fail(err, NNCC_ERR_INVALID_ARG, "output %d does not exist (the model has %d)",
+                   (int)o, (int)d->noutputs);
+  rt_scratch sc;
+  nncc_status st = rt_scratch_new(d, &sc, err);
+  if (st) return st;
+  st = rt_check_inputs(d, inputs, ninputs, false, sc.values, sc.in_dims, err);
+  if (!st) {
+    if (d->nsyms > 0) d->io_dims(1, o, sc.values, dims);
+    else memcpy(dims, d->outputs[o].dims, sizeof *dims * (size_t)d->outputs[o].rank);
+  }
+  free(sc.values);
+  free(sc.in_dims);
+  return st;
+}
+
+nncc_status nncc_model_workspace_size(const nncc_model *m, const nncc_tensor *inputs,
+                                      size_t ninputs, uint64_t *bytes, char **err) {
+  if (err) *err = NULL;
+  if (!m || !bytes) return rt_fail(err, NNCC_ERR_INVALID_ARG, "%s is NULL", m ? "bytes" : "model");
+  const nncc_model_desc *d = m->d;
+  rt_scratch sc;
+  nncc_status st = rt_scratch_new(d, &sc, err);
+  if (st) return st;
+  st = rt_check_inputs(d, inputs, ninputs, false, sc.values, sc.in_dims, err);
+  if (!st) {
+    *bytes = d->nsyms > 0 ? d->workspace_for(sc.values) : d->workspace_bytes;
+    if (*bytes == UINT64_MAX)
+      st = rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "the workspace for these shapes is too large");
+  }
+  free(sc.values);
+  free(sc.in_dims);
+  return st;
+}
+
+nncc_status nncc_session_set_workspace(nncc_session *s, void *mem, uint64_t bytes, char **err) {
+  if (err) *err = NULL;
+  if (!s) return rt_fail(err, NNCC_ERR_INVALID_ARG, "session is NULL");
+  if (mem && (uintptr_t)mem % 64)
+    return rt_fail(err, NNCC_ERR_INVALID_ARG, "the workspace must be 64-byte aligned");
+  if (mem && bytes < s->m->d->workspace_bytes)
+    return rt_fail(err, NNCC_ERR_INVALID_ARG,
+                   "the workspace has %llu bytes; the model needs %llu",
+                   (unsigned long long)bytes, (unsigned long long)s->m->d->workspace_bytes);
+  if (s->m->d->set_workspace(s->impl, mem, bytes) != 0)
+    return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "can't switch the workspace");
   return NNCC_OK;
 }
 
@@ -138,16 +248,23 @@ nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t 
   if ((ninputs && !inputs) || (noutputs && !outputs))
     return rt_fail(err, NNCC_ERR_INVALID_ARG, "%s array is NULL",
                    ninputs && !inputs ? "input" : "output");
-  nncc_status st;
-  for (size_t i = 0; i < ninputs; i++) {
-    if ((st = rt_check_tensor(&inputs[i], &d->inputs[i], "input", i, err))) return st;
-    s->in[i] = inputs[i].data;
-  }
+  nncc_status st = rt_check_inputs(d, inputs, ninputs, true, s->values, s->in_dims, err);
+  if (st) return st;
+  for (size_t i = 0; i < ninputs; i++) s->in[i] = inputs[i].data;
+  bool sym = d->nsyms > 0;
   for (size_t i = 0; i < noutputs; i++) {
-    if ((st = rt_check_tensor(&outputs[i], &d->outputs[i], "output", i, err))) return st;
+    int64_t want[NNCC_MAX_RANK];
+    if (sym) d->io_dims(1, (int32_t)i, s->values, want);
+    if ((st = rt_check_tensor(d, &outputs[i], &d->outputs[i], sym ? want : d->outputs[i].dims,
+                              true, "output", i, err)))
+      return st;
     s->out[i] = outputs[i].data;
   }
-  int rc = d->run(s->impl, s->in, s->out);
+  int rc = sym ? d->run_dims(s->impl, s->values, s->in, s->out) : d->run(s->impl, s->in, s->out);
+  if (sym && rc == -2)
+    return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY,
+                   "can't get the workspace for these shapes (%llu bytes)",
+                   (unsigned long long)d->workspace_for(s->values));
   if (rc != 0)
     return rt_fail(err, NNCC_ERR_RUNTIME, "the model's code returned status %d", rc);
   return NNCC_OK;

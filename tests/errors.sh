@@ -33,12 +33,11 @@ check unsupported_ops unsupported_ops.pt --emit=ir --input 'x:f32[1,1,28,28]'
 check weights_only weights_only.pt --emit=ir --input 'x:f32[1,1,28,28]'
 check missing_storage missing_storage.pt --emit=ir --input 'x:f32[1,1,28,28]'
 check missing_file no_such_file.pt --emit=ir
-check no_input_shapes model.pt --emit=ir
+check cannot_infer cannot_infer.pt --emit=ir
 check bad_input_flag model.pt --emit=ir --input 'x:f99[1]'
 check unknown_input model.pt --emit=ir --input 'x:f32[1,1,28,28]' --input 'y:f32[1]'
 check bad_shape model.pt --emit=ir --input 'x:f32[1,1,27,28]'
 check huge_input model.pt -o m.so --input 'x:f32[4611686018427387904,1,28,28]'
-check symbolic_codegen model.pt -o m.so --input 'x:f32[b,1,28,28]'
 check stop_before_shapes model.pt -o m.so --stop-after=canonicalize
 check unknown_option model.pt --frobnicate
 echo "errors: $pass passed, $fail failed"

@@ -125,6 +125,29 @@ expect 1 "nncc: error: can't open '$tmp/nope.npy'" "$tmp/model.so" "$tmp/nope.np
 expect 1 "can't load '$tmp/nope.so'" "$tmp/nope.so" "$tmp/x.npy"
 expect 1 "can't load '$tmp/tiny.o'" "$tmp/tiny.o" "$tmp/x.npy"
 
+# Symbolic dims through the public API (tests/runtime/symbolic.c): the
+# zoo's MLP compiled with a ranged batch and at two fixed batches.
+sym="$build/tests/runtime/nncc_test_symbolic"
+if "$py" -c 'import torch, torchvision' 2> /dev/null && [ -x "$sym" ]; then
+  zoo="${NNCC_BUILD:-${TMPDIR:-/tmp}}/zoo"
+  bash "$src/tests/zoo/ensure_zoo.sh" "$py" "$zoo" > /dev/null || fail "zoo"
+  feat=$(sed -n 's/.*"flag": "input:f32\[4,\([0-9]*\)\]".*/\1/p' "$zoo/mlp.json")
+  "$nncc" "$zoo/mlp.pt" -o "$tmp/mlp_b.so" --input "input:f32[b=1..16,$feat]" &&
+    "$nncc" "$zoo/mlp.pt" -o "$tmp/mlp_3.so" --input "input:f32[3,$feat]" &&
+    "$nncc" "$zoo/mlp.pt" -o "$tmp/mlp_7.so" --input "input:f32[7,$feat]" || fail "compiling mlp"
+  "$sym" "$tmp/mlp_b.so" "$tmp/mlp_3.so" "$tmp/mlp_7.so" && pass "symbolic dims: API, plans, errors" \
+    || fail "symbolic dims"
+  out=$("$nncc" inspect "$tmp/mlp_b.so")
+  if echo "$out" | grep -qx "  input 0: input: f32\[b,$feat\]" &&
+     echo "$out" | grep -qx "  b: 1..16" &&
+     echo "$out" | grep -qx "workspace (arena): planned per input shape"; then
+    pass "inspect shows symbolic dims"
+  else fail "inspect printed:"; echo "$out"; fi
+  "$conc" "$tmp/mlp_b.so" 4 200 && pass "concurrency, symbolic model" || fail "concurrency, symbolic"
+else
+  echo "note: no torch for $py; skipping the symbolic-dims checks"
+fi
+
 [ $fails -eq 0 ] && { echo "runtime.sh: all passed"; exit 0; }
 echo "runtime.sh: $fails failed"
 exit 1

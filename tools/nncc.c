@@ -79,8 +79,10 @@ static void usage(FILE *f) {
       "options:\n"
       "  --input NAME:DTYPE[DIMS]   shape of a forward() input, one per input;\n"
       "                             DTYPE is f32 f16 bf16 f64 i64 i32 i16 i8 u8 bool,\n"
-      "                             a dim is a number, or a name (symbolic: --emit=ir\n"
-      "                             only for now; code generation needs numbers);\n"
+      "                             a dim is a number, a name (symbolic, chosen at\n"
+      "                             run time; equal names are equal dims) or a name\n"
+      "                             with a range (b=1..32); without --input, dtypes\n"
+      "                             and ranks are inferred and every dim is symbolic;\n"
       "                             scalar inputs are NAME:int, NAME:float, NAME:bool\n"
       "  -o FILE                    output file (a model.so unless --emit says otherwise)\n"
       "  --weights FILE             load the parameters and buffers from a torch.save\n"
@@ -449,8 +451,6 @@ static ir_graph *load_ir_text(const char *path, nn_arena *arena, nn_diag *d) {
   return g;
 }
 
-/* Without --input the static shape pass can't run: list the inputs and
- * show the flag. */
 /* Does the pipeline as configured run `pass`? (--passes picks the list,
  * --stop-after cuts it.) */
 static bool pipeline_runs(const options *o, const char *pass) {
@@ -473,8 +473,10 @@ static bool pipeline_runs(const options *o, const char *pass) {
   return false;
 }
 
-static void report_missing_inputs(const ir_graph *g, const options *o, nn_diag *d) {
-  /* An --input naming no input is the likelier mistake: say that first. */
+/* An --input naming no input is reported before anything runs. Inputs
+ * that no --input names are inferred by the shapes pass from their uses
+ * (passes/infer_inputs.c), which reports the ones it cannot infer. */
+static void report_unknown_inputs(const ir_graph *g, const options *o, nn_diag *d) {
   for (int k = 0; k < o->inputs.len; k++) {
     bool known = false;
     for (int i = 0; i < g->inputs.len; i++) known |= !strcmp(o->inputs.data[k].name, g->input_names.data[i]);
@@ -487,34 +489,6 @@ static void report_missing_inputs(const ir_graph *g, const options *o, nn_diag *
     nn_buf_free(&all);
     return;
   }
-  nn_buf names = {0};
-  int missing = 0;
-  for (int i = 0; i < g->inputs.len; i++) {
-    const char *nm = g->input_names.data[i];
-    bool have = false;
-    for (int k = 0; k < o->inputs.len; k++) have |= !strcmp(o->inputs.data[k].name, nm);
-    if (have) continue;
-    nn_buf_printf(&names, "%s%s", missing++ ? ", " : "", nm);
-  }
-  if (!missing) return;
-  if (missing == 1)
-    nn_error(d, (nn_loc){o->model, 0, 0},
-             "input '%s' has no shape; pass --input %s:DTYPE[DIMS]", names.data, names.data);
-  else
-    nn_error(d, (nn_loc){o->model, 0, 0},
-             "inputs %s have no shape; pass one --input NAME:DTYPE[DIMS] per input", names.data);
-  nn_buf ex = {0};
-  for (int i = 0; i < g->inputs.len; i++) {
-    const ir_type *t = ir_vtype(g, g->inputs.data[i]);
-    const char *nm = g->input_names.data[i];
-    if (t->kind == IR_T_TENSOR)
-      nn_buf_printf(&ex, " --input %s:f32[1,3,224,224]", nm);
-    else
-      nn_buf_printf(&ex, " --input %s:%s", nm, t->kind == IR_T_INT ? "int" : t->kind == IR_T_BOOL ? "bool" : "float");
-  }
-  nn_note(d, (nn_loc){0}, "for example: nncc %s --emit=ir%s", o->model, ex.data);
-  nn_buf_free(&ex);
-  nn_buf_free(&names);
 }
 
 static int write_output(const options *o, const char *text, size_t len, nn_diag *d) {
@@ -695,12 +669,13 @@ static int compile(options *o) {
   bool stop_import = o->po.stop_after && !strcmp(o->po.stop_after, "import");
   bool runs_shapes = pipeline_runs(o, "shapes");
   if (runs_shapes) {
-    report_missing_inputs(g, o, &d);
+    report_unknown_inputs(g, o, &d);
     if (d.errors) goto done;
   }
   if (!stop_import) {
     o->po.inputs = o->inputs.data;
     o->po.ninputs = o->inputs.len;
+    o->po.inputs_loc = (nn_loc){o->model, 0, 0};
     if (pass_pipeline_run(g, &o->po, &d) || d.errors) goto done;
     phase_end(&st, "passes");
   }

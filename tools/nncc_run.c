@@ -268,8 +268,15 @@ static int run_main(run_state *s, int argc, char **argv) {
   }
   for (int32_t i = 0; i < s->nout; i++) {
     nncc_io_info info;
+    int64_t dims[NNCC_MAX_RANK];
     nncc_model_output(s->model, i, &info);
-    if (!(s->out[i] = nncc_tensor_alloc(info.dtype, info.rank, info.dims)))
+    /* symbolic dims follow from the inputs; this also checks them */
+    if ((st = nncc_model_output_dims(s->model, s->in_v, (size_t)s->nin, i, dims, &err))) {
+      run_error(RUN_BAD_INPUT, "%s: %s", model_path, err ? err : nncc_status_string(st));
+      nncc_free_message(err);
+      return RUN_BAD_INPUT;
+    }
+    if (!(s->out[i] = nncc_tensor_alloc(info.dtype, info.rank, dims)))
       return run_error(RUN_BAD_INPUT, "can't allocate output %d ('%s')", (int)i, info.name);
     s->out_v[i] = *s->out[i];
   }

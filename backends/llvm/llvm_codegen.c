@@ -3,10 +3,15 @@
  * llvm_compile() checks the program's bindings, translates every kernel once
  * (in order of first use, so the output is deterministic), adds
  *   i32 nncc_graph_run(i8 **inputs, i8 **outputs, i8 *workspace,
- *                      i8 *weights, i8 *pool)
+ *                      i8 *weights, i8 *pool, i64 *dims, i64 *offsets)
  * which, for each step, fills a stack array with the step's slot pointers
  * and calls the kernel (directly over (0, 1), or through
- * nncc_rt_parallel_for when its root is a parallel loop, see backend.h),
+ * nncc_rt_parallel_for when its root is a parallel loop, see backend.h).
+ * A dynamic program (symbolic dims) reads its dim values from `dims` (the
+ * dims buffer's slots point there) and its workspace buffers at
+ * workspace + offsets[buffer id], planned per shape by the runtime; a
+ * parallel loop's symbolic trip count is computed from `dims` before the
+ * call. A static program ignores both.
  * then runs LLVM's -O<n> pipeline tuned for the target machine and emits a
  * position-independent object into memory.
  *
@@ -67,8 +72,13 @@ static bool check_program(const be_program *p, nn_diag *d) {
   nn_loc none = {0};
   for (int i = 0; i < p->bufs.len; i++) {
     const be_buf *b = &p->bufs.data[i];
-    if (nn_dtype_size(b->dtype) == 0 || b->elems < 0) {
+    if (nn_dtype_size(b->dtype) == 0 || (b->elems < 0 && !p->dynamic)) {
       nn_error(d, none, "buffer b%d has an invalid dtype or size", i);
+      return false;
+    }
+    if (b->elems < 0 && b->kind != BE_BUF_WORKSPACE && b->kind != BE_BUF_INPUT &&
+        b->kind != BE_BUF_OUTPUT) {
+      nn_error(d, none, "buffer b%d: only activations may have symbolic sizes", i);
       return false;
     }
     switch (b->kind) {
@@ -82,8 +92,16 @@ static bool check_program(const be_program *p, nn_diag *d) {
       }
       break;
     }
+    case BE_BUF_DIMS:
+      if (b->elems != p->syms.len || b->dtype != NN_DT_I64) {
+        nn_error(d, none, "buffer b%d: the dims buffer must hold one i64 per symbol", i);
+        return false;
+      }
+      break;
     case BE_BUF_WEIGHT:
     case BE_BUF_WORKSPACE: {
+      if (p->dynamic && b->kind == BE_BUF_WORKSPACE)
+        break; /* placed at run time */
       uint64_t limit = b->kind == BE_BUF_WEIGHT ? (uint64_t)p->weights.len
                                                 : p->workspace_bytes;
       if (!fits(b->offset, buf_bytes(b), limit)) {
@@ -121,7 +139,9 @@ static bool check_program(const be_program *p, nn_diag *d) {
         return false;
       }
       const be_buf *b = &p->bufs.data[id];
-      if (b->dtype != kb->dtype || kb->elems > b->elems) {
+      bool size_ok = kb->elems < 0 ? b->elems < 0 || p->dynamic
+                                   : b->elems < 0 || kb->elems <= b->elems;
+      if (b->dtype != kb->dtype || !size_ok) {
         nn_error(d, k->loc,
                  "step %d (%s): slot %d (%s[%" PRId64
                  "]) does not fit buffer b%d (%s[%" PRId64 "])",
@@ -145,10 +165,13 @@ static bool may_overlap(const be_program *p, be_bufid x, be_bufid y) {
   if (x == y)
     return true;
   const be_buf *a = &p->bufs.data[x], *b = &p->bufs.data[y];
-  if (a->kind != b->kind)
+  if (a->kind != b->kind || a->kind == BE_BUF_DIMS)
     return false;
   if (a->kind == BE_BUF_INPUT || a->kind == BE_BUF_OUTPUT)
     return a->index == b->index;
+  /* a dynamic plan never lets two buffers bound by one step share bytes */
+  if (a->kind == BE_BUF_WORKSPACE && p->dynamic)
+    return false;
   uint64_t na = buf_bytes(a), nb = buf_bytes(b);
   if (na == 0 || nb == 0)
     return false;
@@ -162,8 +185,10 @@ typedef struct kfun {
   const kernel *k; /* as in the program */
   LLVMValueRef fn; /* its entry function */
   bool *noalias;   /* per slot */
+  const kernel *kx; /* the kernel as translated (GEMMs expanded) */
   bool parallel;   /* root parallel loop over [0, n) */
-  int64_t n;
+  int64_t n;       /* n, or -1 when symbolic: then hi (in kx) computes it */
+  kx_id hi;
 } kfun;
 
 static bool has_gemm(const kernel *k) {
@@ -184,7 +209,13 @@ static bool gemms_valid(const kernel *k, nn_diag *d) {
     int32_t slots[4] = {g->a, g->b, g->c, g->bias};
     kx_id offs[4] = {g->a_off, g->b_off, g->c_off,
                      g->bias >= 0 ? g->bias_off : 0};
-    bool ok = g->m >= 0 && g->n >= 0 && g->k >= 0;
+    kx_id sizes[10] = {g->m, g->n, g->k, g->a_rs, g->a_cs,
+                       g->b_rs, g->b_cs, g->ldc,
+                       g->bias >= 0 ? g->bias_rs : g->m, g->bias >= 0 ? g->bias_cs : g->m};
+    bool ok = true;
+    for (int j = 0; j < 10 && ok; j++)
+      ok = sizes[j] >= 0 && sizes[j] < k->exprs.len &&
+           k->exprs.data[sizes[j]].dtype == NN_DT_I64;
     for (int j = 0; j < 4 && ok; j++) {
       if (j == 3 && g->bias < 0)
         continue;
@@ -279,7 +310,8 @@ static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out,
       k_expand_gemms(x);
       k = x;
     }
-    fs[f].parallel = llvm_kernel_parallel(k, &fs[f].n);
+    fs[f].kx = k;
+    fs[f].parallel = llvm_kernel_parallel(k, &fs[f].n, &fs[f].hi);
     fs[f].fn = llvm_kernel_emit(lm, k, fs[f].noalias);
     if (!fs[f].fn)
       return false;
@@ -291,18 +323,60 @@ static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out,
 
 /* ---- the graph function -------------------------------------------------- */
 
+/* Kernel expression e of k (trip_evaluable in llvm_kernel.c: integer
+ * arithmetic over constants and loads of the dims slot) computed in the
+ * graph function from its dims parameter; Python floor semantics for //
+ * and %, 0 for a zero divisor (the kernels' own convention). */
+static LLVMValueRef graph_expr(llvm_mod *lm, const kernel *k, kx_id e,
+                               LLVMValueRef dims) {
+  LLVMBuilderRef b = lm->b;
+  const kx *x = &k->exprs.data[e];
+  if (x->op == KX_CONST)
+    return LLVMConstInt(lm->t_i64, (unsigned long long)x->i, 1);
+  if (x->op == KX_LOAD) {
+    LLVMValueRef idx = LLVMConstInt(lm->t_i64, (unsigned long long)k->exprs.data[x->a].i, 1);
+    LLVMValueRef at = LLVMBuildInBoundsGEP2(b, lm->t_i64, dims, &idx, 1, "");
+    return LLVMBuildLoad2(b, lm->t_i64, at, "dim");
+  }
+  LLVMValueRef l = graph_expr(lm, k, x->a, dims), r = graph_expr(lm, k, x->b, dims);
+  LLVMValueRef zero = LLVMConstInt(lm->t_i64, 0, 0), one = LLVMConstInt(lm->t_i64, 1, 0);
+  switch (x->op) {
+  case KX_ADD: return LLVMBuildAdd(b, l, r, "");
+  case KX_SUB: return LLVMBuildSub(b, l, r, "");
+  case KX_MUL: return LLVMBuildMul(b, l, r, "");
+  case KX_MIN: return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, l, r, ""), l, r, "");
+  case KX_MAX: return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, l, r, ""), l, r, "");
+  default: break;
+  }
+  /* division: a zero divisor gives 0; -1 divides without the overflow trap */
+  LLVMValueRef rz = LLVMBuildICmp(b, LLVMIntEQ, r, zero, "");
+  LLVMValueRef safe = LLVMBuildSelect(b, rz, one, r, "");
+  LLVMValueRef q = LLVMBuildSDiv(b, l, safe, ""), m = LLVMBuildSRem(b, l, safe, "");
+  LLVMValueRef adjust = LLVMBuildAnd(
+      b, LLVMBuildICmp(b, LLVMIntNE, m, zero, ""),
+      LLVMBuildICmp(b, LLVMIntNE, LLVMBuildICmp(b, LLVMIntSLT, m, zero, ""),
+                    LLVMBuildICmp(b, LLVMIntSLT, safe, zero, ""), ""), "");
+  LLVMValueRef v;
+  if (x->op == KX_DIV) v = q;
+  else if (x->op == KX_FLOORDIV) v = LLVMBuildSub(b, q, LLVMBuildZExt(b, adjust, lm->t_i64, ""), "");
+  else v = LLVMBuildSelect(b, adjust, LLVMBuildAdd(b, m, safe, ""), m, "");
+  return LLVMBuildSelect(b, rz, zero, v, "");
+}
+
 static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
                        const int *step_fun) {
   LLVMBuilderRef b = lm->b;
-  LLVMTypeRef ps[5] = {lm->t_pptr, lm->t_pptr, lm->t_ptr, lm->t_ptr, lm->t_ptr};
+  LLVMTypeRef ps[7] = {lm->t_pptr, lm->t_pptr, lm->t_ptr, lm->t_ptr, lm->t_ptr,
+                       LLVMPointerType(lm->t_i64, 0), LLVMPointerType(lm->t_i64, 0)};
   LLVMValueRef fn = LLVMAddFunction(lm->mod, "nncc_graph_run",
-                                    LLVMFunctionType(lm->t_i32, ps, 5, 0));
+                                    LLVMFunctionType(lm->t_i32, ps, 7, 0));
   unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
                           LLVMCreateEnumAttribute(lm->ctx, nounwind, 0));
   LLVMValueRef inputs = LLVMGetParam(fn, 0), outputs = LLVMGetParam(fn, 1);
   LLVMValueRef workspace = LLVMGetParam(fn, 2), weights = LLVMGetParam(fn, 3),
-               pool = LLVMGetParam(fn, 4);
+               pool = LLVMGetParam(fn, 4), dims = LLVMGetParam(fn, 5),
+               offsets = LLVMGetParam(fn, 6);
 
   /* void nncc_rt_parallel_for(void *pool, void (*fn)(...), void *const *slots,
    * int64_t n) */
@@ -336,6 +410,13 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
         ptr = LLVMBuildLoad2(
             b, lm->t_ptr,
             LLVMBuildInBoundsGEP2(b, lm->t_ptr, base, &idx, 1, ""), "");
+      } else if (bb->kind == BE_BUF_DIMS) {
+        ptr = LLVMBuildBitCast(b, dims, lm->t_ptr, "");
+      } else if (bb->kind == BE_BUF_WORKSPACE && p->dynamic) {
+        LLVMValueRef bi = LLVMConstInt(lm->t_i64, (unsigned long long)st->slots[i], 0);
+        LLVMValueRef off = LLVMBuildLoad2(
+            b, lm->t_i64, LLVMBuildInBoundsGEP2(b, lm->t_i64, offsets, &bi, 1, ""), "off");
+        ptr = LLVMBuildInBoundsGEP2(b, lm->t_i8, workspace, &off, 1, "");
       } else {
         LLVMValueRef off = LLVMConstInt(lm->t_i64, bb->offset, 0);
         ptr = LLVMBuildInBoundsGEP2(
@@ -346,12 +427,12 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
       LLVMBuildStore(b, ptr,
                      LLVMBuildInBoundsGEP2(b, lm->t_ptr, slots, &idx, 1, ""));
     }
-    if (f->parallel && f->n > 1) {
+    if (f->parallel && (f->n > 1 || f->n < 0)) {
       if (!pf)
         pf = LLVMAddFunction(lm->mod, "nncc_rt_parallel_for", pf_ty);
-      LLVMValueRef args[4] = {
-          pool, f->fn, slots,
-          LLVMConstInt(lm->t_i64, (unsigned long long)f->n, 1)};
+      LLVMValueRef n = f->n >= 0 ? LLVMConstInt(lm->t_i64, (unsigned long long)f->n, 1)
+                                 : graph_expr(lm, f->kx, f->hi, dims);
+      LLVMValueRef args[4] = {pool, f->fn, slots, n};
       LLVMBuildCall2(b, pf_ty, pf, args, 4, "");
     } else {
       /* a parallel loop of at most one iteration runs inline over [0, n) */

@@ -111,9 +111,12 @@ LLVMValueRef llvm_erf_f32(kctx *c, LLVMValueRef x);
 
 /* ---- llvm_kernel.c ------------------------------------------------------- */
 
-/* When k's root is exactly one KS_PARALLEL FOR over [0, n) with constant n,
- * stores n and returns true (the loop then runs over [begin, end)). */
-bool llvm_kernel_parallel(const kernel *k, int64_t *n);
+/* When k's root is exactly one KS_PARALLEL FOR over [0, n), returns true
+ * (the loop then runs over [begin, end)) with *n = n when n is a constant,
+ * else *n = -1 and *hi = n's expression, which is then integer arithmetic
+ * over constants and the run's dim values (the graph function computes it).
+ * A symbolic n of another form (or hi NULL) makes it false. */
+bool llvm_kernel_parallel(const kernel *k, int64_t *n, kx_id *hi);
 
 /* Translates kernel k into the module: returns the entry function `k->name`
  * (internal linkage), or NULL after reporting an error at k->loc.

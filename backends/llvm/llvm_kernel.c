@@ -759,7 +759,30 @@ static void stmts(kctx *c, const ks_id *ids, int n, int depth) {
 
 /* ---- functions ----------------------------------------------------------- */
 
-bool llvm_kernel_parallel(const kernel *k, int64_t *n) {
+/* Whether expression e of k is a trip count the graph function can compute
+ * before calling the kernel: constants, the run's dim values and integer
+ * arithmetic over them. */
+static bool trip_evaluable(const kernel *k, kx_id e, int depth) {
+  if (e < 0 || e >= k->exprs.len || depth > 64)
+    return false;
+  const kx *x = &k->exprs.data[e];
+  if (x->dtype != NN_DT_I64)
+    return false;
+  switch (x->op) {
+  case KX_CONST:
+    return true;
+  case KX_LOAD:
+    return x->buf == k->dims_slot && x->buf >= 0 &&
+           trip_evaluable(k, x->a, depth + 1) && k->exprs.data[x->a].op == KX_CONST;
+  case KX_ADD: case KX_SUB: case KX_MUL: case KX_DIV: case KX_FLOORDIV:
+  case KX_MOD: case KX_MIN: case KX_MAX:
+    return trip_evaluable(k, x->a, depth + 1) && trip_evaluable(k, x->b, depth + 1);
+  default:
+    return false;
+  }
+}
+
+bool llvm_kernel_parallel(const kernel *k, int64_t *n, kx_id *hi_out) {
   if (k->root.len != 1)
     return false;
   ks_id r = k->root.data[0];
@@ -773,9 +796,16 @@ bool llvm_kernel_parallel(const kernel *k, int64_t *n) {
   const kx *lo = &k->exprs.data[s->lo], *hi = &k->exprs.data[s->hi];
   if (lo->op != KX_CONST || lo->dtype != NN_DT_I64 || lo->i != 0)
     return false;
-  if (hi->op != KX_CONST || hi->dtype != NN_DT_I64)
+  if (hi->op == KX_CONST && hi->dtype == NN_DT_I64) {
+    *n = hi->i;
+    if (hi_out)
+      *hi_out = -1;
+    return true;
+  }
+  if (!hi_out || !trip_evaluable(k, s->hi, 0))
     return false;
-  *n = hi->i;
+  *n = -1;
+  *hi_out = s->hi;
   return true;
 }
 
@@ -831,7 +861,8 @@ static bool emit_body(kctx *c, const bool *noalias) {
     c->cache_epoch[i] = -1;
 
   int64_t n;
-  c->par_root = llvm_kernel_parallel(k, &n) ? k->root.data[0] : -1;
+  kx_id hi;
+  c->par_root = llvm_kernel_parallel(k, &n, &hi) ? k->root.data[0] : -1;
   stmts(c, k->root.data, k->root.len, 0);
   if (c->failed)
     return false;

@@ -119,7 +119,8 @@ int64_t nncc_tensor_elems(const nncc_tensor *t);
 typedef struct nncc_model nncc_model;
 
 /* Describes one input or output. The pointers stay valid until the model is
- * closed. A dim is >= 0; -1 is reserved for dims chosen at run time. */
+ * closed. A dim is >= 0, or -1 for a dim chosen at run time (a model
+ * compiled with symbolic dims; see "symbolic dims" below). */
 typedef struct nncc_io_info {
   const char *name;    /* forward() parameter name, or "output_N" */
   nncc_dtype dtype;    /* element type */
@@ -155,6 +156,47 @@ const char *nncc_model_features(const nncc_model *model); /* "+avx2,+fma,..." */
 uint64_t nncc_model_workspace_bytes(const nncc_model *model);
 uint64_t nncc_model_weights_bytes(const nncc_model *model);
 
+/* ---- symbolic dims -------------------------------------------------------------
+ *
+ * A model compiled without fixed shapes (`nncc model.pt -o model.so`, or
+ * --input x:f32[b=1..32,3,h,w]) has named dims ("symbols") whose values
+ * come from the input tensors of each run: any value within the symbol's
+ * range, the same value wherever a symbol appears. Output dims are
+ * expressions of the symbols; ask for them (or for the workspace a run
+ * needs) with the input shapes before running. */
+
+typedef struct nncc_symbol_info {
+  const char *name;    /* e.g. "b" */
+  int64_t min, max;    /* allowed values, inclusive */
+} nncc_symbol_info;
+
+typedef struct nncc_dim_info {
+  int64_t value;       /* the dim, or -1 when it is chosen at run time */
+  const char *text;    /* NULL for a number; else how it is written: a
+                          symbol ("b") or an expression ("h//32") */
+  int64_t min, max;    /* the values it may take (a symbol's range; 1 and
+                          INT64_MAX for an expression; value for a number) */
+} nncc_dim_info;
+
+/* The number of symbols (0 for a model whose shapes are all fixed). */
+int32_t nncc_model_num_symbols(const nncc_model *model);
+/* Describes symbol s (0 <= s < nncc_model_num_symbols). */
+nncc_status nncc_model_symbol(const nncc_model *model, int32_t s, nncc_symbol_info *info);
+/* Describes dim d of input i (outputs = 0) or output i (outputs = 1). */
+nncc_status nncc_model_dim(const nncc_model *model, int outputs, int32_t i, int32_t d,
+                           nncc_dim_info *info);
+/* Checks the inputs' dtypes and shapes as nncc_session_run would (their
+ * data may be NULL) and writes output o's dims into dims[0..rank). Errors:
+ * NNCC_ERR_ARITY, NNCC_ERR_DTYPE, NNCC_ERR_SHAPE (a message naming the
+ * input and dim: a dim outside its symbol's range, a symbol given two
+ * values, a shape that makes some tensor empty). */
+nncc_status nncc_model_output_dims(const nncc_model *model, const nncc_tensor *inputs,
+                                   size_t ninputs, int32_t o, int64_t *dims, char **err);
+/* The workspace bytes a run on inputs of these shapes needs (for a fixed
+ * model, nncc_model_workspace_bytes). Same checks and errors as above. */
+nncc_status nncc_model_workspace_size(const nncc_model *model, const nncc_tensor *inputs,
+                                      size_t ninputs, uint64_t *bytes, char **err);
+
 /* ---- sessions ---------------------------------------------------------------- */
 
 typedef struct nncc_session nncc_session;
@@ -169,12 +211,22 @@ void nncc_session_destroy(nncc_session *session);
 /* The number of threads the session runs with (>= 1; 0 for NULL). */
 int nncc_session_threads(const nncc_session *session);
 
+/* Makes the session use caller memory as its workspace (64-byte aligned,
+ * at least nncc_model_workspace_size bytes for the shapes it will run;
+ * a run that needs more fails with NNCC_ERR_OUT_OF_MEMORY). mem NULL goes
+ * back to memory the session manages. The memory must outlive its use. */
+nncc_status nncc_session_set_workspace(nncc_session *session, void *mem, uint64_t bytes,
+                                       char **err);
+
 /* Runs the model once. inputs[0..ninputs) and outputs[0..noutputs) follow
  * the model's order; every count, dtype, rank and dim must equal the
  * model's (else NNCC_ERR_ARITY / NNCC_ERR_DTYPE / NNCC_ERR_SHAPE with a
- * message naming the tensor and the dim). Output memory is written, input
- * memory only read; they must not overlap. Use a session from one thread at
- * a time. */
+ * message naming the tensor and the dim); for symbolic dims, the inputs
+ * bind the symbols and the outputs must have the dims that follows
+ * (nncc_model_output_dims). A session plans its workspace once per
+ * distinct input shape and reuses it while the shape repeats. Output
+ * memory is written, input memory only read; they must not overlap. Use a
+ * session from one thread at a time. */
 nncc_status nncc_session_run(nncc_session *session, const nncc_tensor *inputs,
                              size_t ninputs, const nncc_tensor *outputs,
                              size_t noutputs, char **err);

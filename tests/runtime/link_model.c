@@ -32,9 +32,9 @@ int main(int argc, char **argv) {
   nn_arena *a = nn_arena_new();
   be_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
-  be_io x = {"x", NN_DT_F32, 2, x_dims};
-  be_io y = {"output_0", NN_DT_F32, 2, x_dims};
-  be_io s = {"row_sum", NN_DT_F32, 1, sum_dims};
+  be_io x = {"x", NN_DT_F32, 2, x_dims, NULL};
+  be_io y = {"output_0", NN_DT_F32, 2, x_dims, NULL};
+  be_io s = {"row_sum", NN_DT_F32, 1, sum_dims, NULL};
   NN_PUSH(a, p->inputs, x);
   NN_PUSH(a, p->outputs, y);
   NN_PUSH(a, p->outputs, s);

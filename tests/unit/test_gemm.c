@@ -7,6 +7,11 @@
  * and accumulate; both results are compared with a naive product computed
  * here, and the expanded kernel's structure is checked (no GEMM left, a
  * VECTOR innermost loop, a PARALLEL root loop when the GEMM was alone).
+ * With symbolic sizes (M, N and/or K loaded from a "dims" slot, the
+ * strides and offsets expressions of them, the buffers of unknown size),
+ * ONE kernel is expanded and then run for many sizes around the tiles'
+ * edges (1, MR±1, NR±1, the macro tiles' and K blocks' sizes ±1), checked
+ * against the buffers' real sizes (k_interp_sized).
  *
  * Part 2, whole-node lowering: IR text for linear, matmul (1-d to 4-d with
  * broadcasting), mm, bmm, addmm, baddbmm and convolutions (stride,
@@ -57,6 +62,7 @@ static double rel_diff(const float *a, const float *ref, int64_t n) {
 
 typedef struct gcase {
   int64_t m, n, k;
+  unsigned sym;          /* symbolic sizes: 1 M, 2 N, 4 K (dims[0..2]) */
   bool a_trans, b_trans; /* A stored [K, M] / B stored [N, K] */
   int64_t pad;           /* extra row stride on C and offsets of all operands */
   int bias;              /* 0 none, 1 per n, 2 per m, 3 full [M, N], 4 scalar */
@@ -70,11 +76,13 @@ typedef struct gbufs {
   int64_t astride, bstride, cstride, biasstride; /* per batch */
 } gbufs;
 
-static void case_sizes(const gcase *t, ks_gemm *g, gbufs *z) {
+/* The strides of a case, as numbers. */
+typedef struct gstr {
+  int64_t a_rs, a_cs, b_rs, b_cs, ldc, bias_rs, bias_cs;
+} gstr;
+
+static void case_sizes(const gcase *t, gstr *g, gbufs *z) {
   memset(g, 0, sizeof *g);
-  g->m = t->m;
-  g->n = t->n;
-  g->k = t->k;
   if (t->a_trans) {
     g->a_rs = 1;
     g->a_cs = t->m;
@@ -90,9 +98,6 @@ static void case_sizes(const gcase *t, ks_gemm *g, gbufs *z) {
     g->b_cs = 1;
   }
   g->ldc = t->n + t->pad;
-  g->alpha = t->alpha;
-  g->beta = t->beta;
-  g->accumulate = t->accumulate;
   g->bias_rs = t->bias == 2 ? 1 : t->bias == 3 ? t->n : 0;
   g->bias_cs = t->bias == 1 || t->bias == 3 ? 1 : 0;
   z->astride = t->m * t->k + t->pad;
@@ -109,26 +114,59 @@ static void case_sizes(const gcase *t, ks_gemm *g, gbufs *z) {
   z->biase = t->pad + z->biasstride * t->batch;
 }
 
+/* The case's kernel. The sizes flagged in t->sym are loads from a "dims"
+ * slot (the last slot; dims[0..2] = M, N, K) and everything computed from
+ * them (strides, offsets) is an expression; the buffers then have
+ * symbolic size (elems -1). */
 static kernel *case_kernel(nn_arena *a, const gcase *t) {
   ks_gemm g;
+  memset(&g, 0, sizeof g);
+  gstr st;
   gbufs z;
-  case_sizes(t, &g, &z);
+  case_sizes(t, &st, &z);
   kernel *k = k_new(a, "gemm_case");
-  g.a = k_buf(k, NN_DT_F32, z.ae, false, "a");
-  g.b = k_buf(k, NN_DT_F32, z.be, false, "b");
-  g.c = k_buf(k, NN_DT_F32, z.ce, true, "c");
-  g.bias = t->bias ? k_buf(k, NN_DT_F32, z.biase, false, "bias") : -1;
+  bool sym = t->sym != 0;
+  g.a = k_buf(k, NN_DT_F32, sym ? -1 : z.ae, false, "a");
+  g.b = k_buf(k, NN_DT_F32, sym ? -1 : z.be, false, "b");
+  g.c = k_buf(k, NN_DT_F32, sym ? -1 : z.ce, true, "c");
+  g.bias = t->bias ? k_buf(k, NN_DT_F32, sym ? -1 : z.biase, false, "bias") : -1;
+  int32_t dims = sym ? k_buf(k, NN_DT_I64, 3, false, "dims") : -1;
+#define C(v) k_i64(k, v)
+#define ADD(x, y) k_bin(k, KX_ADD, x, y)
+#define MUL(x, y) k_bin(k, KX_MUL, x, y)
+  kx_id M = t->sym & 1 ? k_load(k, dims, C(0)) : C(t->m);
+  kx_id N = t->sym & 2 ? k_load(k, dims, C(1)) : C(t->n);
+  kx_id K = t->sym & 4 ? k_load(k, dims, C(2)) : C(t->k);
+  g.m = M;
+  g.n = N;
+  g.k = K;
+  g.a_rs = t->a_trans ? C(1) : K;
+  g.a_cs = t->a_trans ? M : C(1);
+  g.b_rs = t->b_trans ? C(1) : N;
+  g.b_cs = t->b_trans ? K : C(1);
+  g.ldc = ADD(N, C(t->pad));
+  g.bias_rs = t->bias == 2 ? C(1) : t->bias == 3 ? N : C(0);
+  g.bias_cs = C(t->bias == 1 || t->bias == 3 ? 1 : 0);
+  g.alpha = t->alpha;
+  g.beta = t->beta;
+  g.accumulate = t->accumulate;
+  kx_id bstr = t->bias == 1   ? N
+               : t->bias == 2 ? M
+               : t->bias == 3 ? MUL(M, N)
+                              : C(1);
   int32_t bi = -1;
   if (t->batch > 1)
-    bi = k_for_begin(k, k_i64(k, 0), k_i64(k, t->batch), KS_PARALLEL);
-  kx_id base = bi >= 0 ? k_varref(k, bi) : k_i64(k, 0);
-#define OFF(stride)                                                            \
-  k_bin(k, KX_ADD, k_i64(k, t->pad), k_bin(k, KX_MUL, base, k_i64(k, stride)))
-  g.a_off = OFF(z.astride);
-  g.b_off = OFF(z.bstride);
-  g.c_off = OFF(z.cstride);
-  g.bias_off = t->bias ? OFF(z.biasstride) : -1;
+    bi = k_for_begin(k, C(0), C(t->batch), KS_PARALLEL);
+  kx_id base = bi >= 0 ? k_varref(k, bi) : C(0);
+#define OFF(stride) ADD(C(t->pad), MUL(base, ADD(stride, C(t->pad))))
+  g.a_off = OFF(MUL(M, K));
+  g.b_off = OFF(MUL(K, N));
+  g.c_off = OFF(MUL(M, g.ldc));
+  g.bias_off = t->bias ? OFF(bstr) : -1;
 #undef OFF
+#undef C
+#undef ADD
+#undef MUL
   k_gemm(k, &g);
   if (bi >= 0)
     k_for_end(k);
@@ -138,7 +176,7 @@ static kernel *case_kernel(nn_arena *a, const gcase *t) {
 /* The naive product, in double. */
 static void case_ref(const gcase *t, const float *A, const float *B,
                      const float *bias, float *C) {
-  ks_gemm g;
+  gstr g;
   gbufs z;
   case_sizes(t, &g, &z);
   for (int64_t bt = 0; bt < t->batch; bt++) {
@@ -186,7 +224,7 @@ static void walk(const kernel *k, const ks_id *ids, int n, kstats *s) {
 
 static void run_case(const gcase *t) {
   nn_arena *a = nn_arena_new();
-  ks_gemm g;
+  gstr g;
   gbufs z;
   case_sizes(t, &g, &z);
   float *A = rand_array(z.ae), *B = rand_array(z.be),
@@ -235,6 +273,142 @@ static void run_case(const gcase *t) {
   free(ref);
   free(got);
   nn_arena_free(a);
+}
+
+/* Symbolic sizes: the kernel of case t (t->sym set; its m, n, k give the
+ * constant sizes) is built and expanded once, then run, expanded and not,
+ * for every size triple in mnk[0..n) (only the symbolic ones vary). */
+static void run_sym(const gcase *t, const int64_t (*mnk)[3], int n) {
+  nn_arena *a = nn_arena_new();
+  kernel *k = case_kernel(a, t);
+  kernel *x = case_kernel(a, t);
+  k_expand_gemms(x);
+  kstats st = {.vector_innermost = true};
+  walk(x, x->root.data, x->root.len, &st);
+  CHECK_INT(st.gemms, 0);
+  CHECK(st.vector_innermost);
+  if ((t->sym & 2) || t->n > 1) /* N == 1: dot products, no vector loop */
+    CHECK(st.vector_loops >= 1);
+  CHECK_INT(st.parallel_loops, 1);
+  CHECK_INT(x->root.len, 1);
+  CHECK(x->stmts.data[x->root.data[0]].kind == KS_FOR &&
+        (x->stmts.data[x->root.data[0]].flags & KS_PARALLEL));
+  for (int i = 0; i < n; i++) {
+    gcase c = *t;
+    if (t->sym & 1)
+      c.m = mnk[i][0];
+    if (t->sym & 2)
+      c.n = mnk[i][1];
+    if (t->sym & 4)
+      c.k = mnk[i][2];
+    gstr g;
+    gbufs z;
+    case_sizes(&c, &g, &z);
+    float *A = rand_array(z.ae), *B = rand_array(z.be),
+          *bias = rand_array(z.biase);
+    float *C0 = rand_array(z.ce);
+    float *ref = malloc(sizeof(float) * (size_t)z.ce);
+    float *got = malloc(sizeof(float) * (size_t)z.ce);
+    memcpy(ref, C0, sizeof(float) * (size_t)z.ce);
+    case_ref(&c, A, B, bias, ref);
+    int64_t dims[3] = {c.m, c.n, c.k};
+    /* slots a, b, c, [bias,] dims; sizes as allocated */
+    void *bufs[5] = {A, B, got, bias, dims};
+    int64_t elems[5] = {z.ae, z.be, z.ce, z.biase, 3};
+    if (!t->bias) {
+      bufs[3] = dims;
+      elems[3] = 3;
+    }
+    double d[2];
+    for (int e = 0; e < 2; e++) {
+      memcpy(got, C0, sizeof(float) * (size_t)z.ce);
+      CHECK_INT(k_interp_sized(e ? x : k, bufs, elems), 0);
+      d[e] = rel_diff(got, ref, z.ce);
+    }
+    if (d[0] > 1e-4 || d[1] > 1e-4)
+      fprintf(stderr,
+              "symbolic gemm (sym %u) m=%lld n=%lld k=%lld at=%d bt=%d pad=%lld "
+              "bias=%d acc=%d batch=%lld: interp %g, expanded %g\n",
+              t->sym, (long long)c.m, (long long)c.n, (long long)c.k, t->a_trans,
+              t->b_trans, (long long)t->pad, t->bias, t->accumulate,
+              (long long)t->batch, d[0], d[1]);
+    CHECK(d[0] <= 1e-4);
+    CHECK(d[1] <= 1e-4);
+    free(A);
+    free(B);
+    free(bias);
+    free(C0);
+    free(ref);
+    free(got);
+  }
+  nn_arena_free(a);
+}
+
+/* The sizes a symbolic GEMM is run with: around MR (6), NR (16), the macro
+ * tile's rows (48) and columns (64 when M gives few macro tiles; 256), and
+ * K blocks (256). */
+static void test_symbolic(void) {
+  static int64_t grid[400][3];
+  int n = 0;
+  static const int64_t ms[] = {1, 5, 6, 7, 16, 47, 48, 49, 97};
+  static const int64_t ns[] = {1, 2, 15, 16, 17, 63, 64, 65};
+  for (size_t i = 0; i < NN_ARRAY_LEN(ms); i++)
+    for (size_t j = 0; j < NN_ARRAY_LEN(ns); j++) {
+      grid[n][0] = ms[i];
+      grid[n][1] = ns[j];
+      grid[n][2] = (int64_t)(1 + (i + j) % 3); /* K = 1, 2, 3 */
+      n++;
+    }
+  static const int64_t more[][3] = {
+      {7, 17, 255}, {7, 17, 256}, {7, 17, 257}, {13, 33, 513}, {49, 65, 257},
+      {1, 255, 2},  {1, 256, 3},  {2, 257, 2},  {50, 300, 9},  {96, 100, 5},
+      {100, 31, 4}, {6, 16, 1},   {5, 15, 300}};
+  for (size_t i = 0; i < NN_ARRAY_LEN(more); i++, n++)
+    memcpy(grid[n], more[i], sizeof more[i]);
+
+  /* every size symbolic, with each operand layout, bias kind, accumulate,
+   * and a batch loop around the GEMM */
+  for (int v = 0; v < 6; v++) {
+    gcase t = {.sym = 7, .alpha = 1, .beta = 1, .batch = 1};
+    t.a_trans = v == 1 || v == 4;
+    t.b_trans = v == 2 || v == 4;
+    t.bias = v == 5 ? 0 : v % 5;
+    t.pad = v % 2 ? 3 : 0;
+    t.alpha = v == 3 ? 0.5f : 1.0f;
+    t.beta = v == 2 ? -2.0f : 1.0f;
+    t.accumulate = v == 5 || v == 3;
+    t.batch = v == 4 ? 2 : 1;
+    run_sym(&t, (const int64_t(*)[3])grid, v < 2 ? n : n - 5);
+  }
+  /* M only (a weight's N and K): the common case */
+  {
+    static const int64_t g[][3] = {{1, 0, 0},  {5, 0, 0},  {6, 0, 0},
+                                   {7, 0, 0},  {47, 0, 0}, {48, 0, 0},
+                                   {49, 0, 0}, {96, 0, 0}, {101, 0, 0}};
+    gcase t = {.sym = 1, .n = 40, .k = 30, .alpha = 1, .beta = 1, .bias = 1,
+               .batch = 1};
+    run_sym(&t, g, (int)NN_ARRAY_LEN(g));
+    t.n = 1; /* the matrix-vector form */
+    run_sym(&t, g, (int)NN_ARRAY_LEN(g));
+    t.n = 64;
+    t.k = 260;
+    t.bias = 0;
+    run_sym(&t, g, (int)NN_ARRAY_LEN(g));
+  }
+  /* N only, K only */
+  {
+    static const int64_t g[][3] = {{0, 1, 0},  {0, 2, 0},  {0, 15, 0},
+                                   {0, 16, 0}, {0, 17, 0}, {0, 33, 0},
+                                   {0, 64, 0}, {0, 65, 0}, {0, 257, 0}};
+    gcase t = {.sym = 2, .m = 13, .k = 9, .alpha = 1, .beta = 1, .bias = 3,
+               .batch = 1};
+    run_sym(&t, g, (int)NN_ARRAY_LEN(g));
+    static const int64_t h[][3] = {{0, 0, 1},   {0, 0, 2},   {0, 0, 255},
+                                   {0, 0, 256}, {0, 0, 257}, {0, 0, 600}};
+    gcase u = {.sym = 4, .m = 7, .n = 20, .alpha = 1, .beta = 1, .bias = 2,
+               .batch = 1};
+    run_sym(&u, h, (int)NN_ARRAY_LEN(h));
+  }
 }
 
 static void test_expansion(void) {
@@ -795,6 +969,7 @@ static void test_lowering(void) {
 int main(void) {
   if (!getenv("GEMM_SKIP_EXPANSION"))
     test_expansion();
+  test_symbolic();
   test_lowering();
   return unit_report("gemm");
 }

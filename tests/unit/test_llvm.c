@@ -21,7 +21,7 @@ enum { N = 1000 }; /* elements per elementwise test vector */
 
 typedef int (*graph_fn)(void *const *inputs, void *const *outputs,
                         unsigned char *workspace, const unsigned char *weights,
-                        void *pool);
+                        void *pool, const int64_t *dims, const int64_t *offsets);
 
 static char tmpdir[512];
 static int so_count;
@@ -75,6 +75,9 @@ static void step_slots(const be_program *p, const be_step *s, void *const *in,
       break;
     case BE_BUF_WORKSPACE:
       slots[i] = ws + b->offset;
+      break;
+    case BE_BUF_DIMS:
+      slots[i] = NULL; /* static programs only */
       break;
     }
   }
@@ -374,7 +377,7 @@ static void test_all_ops(int opt_level) {
   graph_fn fn;
   void *h = load_object(&r, &fn);
   if (h) {
-    CHECK_INT(fn(inputs, got, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(inputs, got, NULL, NULL, NULL, NULL, NULL), 0);
     int bad_kernels = 0;
     for (int s = 0; s < p->steps.len; s++) {
       const kernel *k = p->steps.data[s].k;
@@ -488,7 +491,7 @@ static void test_reduction_parallel(void) {
   void *h = load_object(&r, &fn);
   if (h) {
     int *calls = dlsym(h, "nncc_test_calls");
-    CHECK_INT(fn(in, og, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(in, og, NULL, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("sum", NN_DT_F32, got, want, (int)rows, 1e-5), 0);
     CHECK(calls && *calls == 1);
     dlclose(h);
@@ -567,7 +570,7 @@ static void test_steps_if_weights(void) {
   void *h = load_object(&r, &fn);
   if (h) {
     int *calls = dlsym(h, "nncc_test_calls");
-    CHECK_INT(fn(in, og, ws2, p->weights.data, NULL), 0);
+    CHECK_INT(fn(in, og, ws2, p->weights.data, NULL, NULL, NULL), 0);
     CHECK_INT(compare("if", NN_DT_F32, got, want, 10, 0), 0);
     /* x[0]=1 → 1*0.25 + 0.25*2; x[1]=-2 → -1 + 0.5*2 */
     CHECK(got[0] == 0.75f && got[1] == 0.0f && got[3] == -1.0f + 2.0f);
@@ -629,7 +632,7 @@ static void test_overlap(void) {
   graph_fn fn;
   void *h = load_object(&r, &fn);
   if (h) {
-    CHECK_INT(fn(vin, og, ws2, NULL, NULL), 0);
+    CHECK_INT(fn(vin, og, ws2, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("shift", NN_DT_F32, got, want, 256, 0), 0);
     dlclose(h);
   }
@@ -654,19 +657,19 @@ static void test_gemm(void) {
                .a_off = k_i64(k, 0),
                .b_off = k_i64(k, 0),
                .c_off = k_i64(k, 0),
-               .m = M,
-               .n = Nn,
-               .k = K,
-               .a_rs = K,
-               .a_cs = 1,
-               .b_rs = Nn,
-               .b_cs = 1,
-               .ldc = Nn,
+               .m = k_i64(k, M),
+               .n = k_i64(k, Nn),
+               .k = k_i64(k, K),
+               .a_rs = k_i64(k, K),
+               .a_cs = k_i64(k, 1),
+               .b_rs = k_i64(k, Nn),
+               .b_cs = k_i64(k, 1),
+               .ldc = k_i64(k, Nn),
                .alpha = 1.0f,
                .bias = bias,
                .bias_off = k_i64(k, 0),
-               .bias_rs = 0,
-               .bias_cs = 1,
+               .bias_rs = k_i64(k, 0),
+               .bias_cs = k_i64(k, 1),
                .beta = 1.0f};
   k_gemm(k, &g);
   be_bufid sl[4] = {add_buf(p, BE_BUF_INPUT, NN_DT_F32, M * K, 0),
@@ -698,7 +701,7 @@ static void test_gemm(void) {
   graph_fn fn;
   void *h = load_object(&r, &fn);
   if (h) {
-    CHECK_INT(fn(in, og, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(in, og, NULL, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("gemm", NN_DT_F32, got, want, (int)(M * Nn), 1e-5), 0);
     dlclose(h);
   }

@@ -32,38 +32,38 @@ static uint64_t top(const mp_block *b, int n) {
   return t;
 }
 
-static void test_chain(nn_arena *a) {
+static void test_chain(void) {
   /* a -> b -> c: a and c never meet, so they share bytes */
   mp_block b[] = {{1024, 0, 1, 0}, {1024, 1, 2, 0}, {1024, 2, 3, 0}};
-  CHECK_INT(mp_lower_bound(b, 3, a), 2048);
-  CHECK_INT(mp_assign(b, 3, a), 2048);
+  CHECK_INT(mp_lower_bound(b, 3), 2048);
+  CHECK_INT(mp_assign(b, 3), 2048);
   CHECK_INT(b[0].offset, 0);
   CHECK_INT(b[1].offset, 1024);
   CHECK_INT(b[2].offset, 0);
   CHECK(disjoint(b, 3));
 }
 
-static void test_disjoint_lifetimes(nn_arena *a) {
+static void test_disjoint_lifetimes(void) {
   /* nothing overlaps in time: everything at 0, the arena is the largest */
   mp_block b[] = {{64, 0, 0, 7}, {640, 1, 1, 7}, {128, 2, 5, 7}, {192, 6, 6, 7}};
-  CHECK_INT(mp_lower_bound(b, 4, a), 640);
-  CHECK_INT(mp_assign(b, 4, a), 640);
+  CHECK_INT(mp_lower_bound(b, 4), 640);
+  CHECK_INT(mp_assign(b, 4), 640);
   for (int i = 0; i < 4; i++) CHECK_INT(b[i].offset, 0);
-  CHECK_INT(mp_assign(b, 0, a), 0);
-  CHECK_INT(mp_lower_bound(b, 0, a), 0);
+  CHECK_INT(mp_assign(b, 0), 0);
+  CHECK_INT(mp_lower_bound(b, 0), 0);
 }
 
-static void test_bound_math(nn_arena *a) {
+static void test_bound_math(void) {
   /* live sums per step: 0: 64, 1: 64+128, 2: 64+128+256, 3: 256+512,
    * 4: 512 -> the bound is 768 (step 3), not the 448 of step 2 */
   mp_block b[] = {{64, 0, 2, 0}, {128, 1, 2, 0}, {256, 2, 3, 0}, {512, 3, 4, 0}};
-  CHECK_INT(mp_lower_bound(b, 4, a), 768);
-  CHECK_INT(mp_assign(b, 4, a), 768);
+  CHECK_INT(mp_lower_bound(b, 4), 768);
+  CHECK_INT(mp_assign(b, 4), 768);
   CHECK(disjoint(b, 4));
   /* a buffer that ends at step s and one that starts at s both count at s */
   mp_block c[] = {{64, 0, 3, 0}, {64, 3, 4, 0}};
-  CHECK_INT(mp_lower_bound(c, 2, a), 128);
-  CHECK_INT(mp_assign(c, 2, a), 128);
+  CHECK_INT(mp_lower_bound(c, 2), 128);
+  CHECK_INT(mp_assign(c, 2), 128);
   CHECK(disjoint(c, 2));
 }
 
@@ -71,21 +71,21 @@ static void test_bound_math(nn_arena *a) {
  * stacking every L pair from 0 (what greedy-by-size does) leaves the second
  * residual no room but on top; the optimum alternates the residuals between
  * the bottom and the top and meets the bound. */
-static void test_residual_runs(nn_arena *a) {
+static void test_residual_runs(void) {
   mp_block b[] = {
       {64, 4, 13, 0},  {256, 8, 9, 0},   {256, 9, 10, 0},
       {64, 13, 22, 0}, {256, 17, 18, 0}, {256, 18, 19, 0},
       {64, 22, 31, 0}, {256, 26, 27, 0}, {256, 27, 28, 0},
   };
-  CHECK_INT(mp_lower_bound(b, 9, a), 576);
-  CHECK_INT(mp_assign(b, 9, a), 576);
+  CHECK_INT(mp_lower_bound(b, 9), 576);
+  CHECK_INT(mp_assign(b, 9), 576);
   CHECK(disjoint(b, 9));
   CHECK_INT(top(b, 9), 576);
 }
 
 /* A larger random-ish case: the plan is always valid and between the
  * bound and the naive sum. */
-static void test_many(nn_arena *a) {
+static void test_many(void) {
   enum { N = 300 };
   mp_block b[N];
   uint64_t naive = 0, x = 12345;
@@ -96,8 +96,8 @@ static void test_many(nn_arena *a) {
     b[i] = (mp_block){64 * (1 + (x >> 45) % 50), first, first + len, 0};
     naive += b[i].size;
   }
-  uint64_t lb = mp_lower_bound(b, N, a);
-  uint64_t arena = mp_assign(b, N, a);
+  uint64_t lb = mp_lower_bound(b, N);
+  uint64_t arena = mp_assign(b, N);
   CHECK(disjoint(b, N));
   CHECK_INT(top(b, N), arena);
   CHECK(lb <= arena && arena <= naive);
@@ -179,11 +179,11 @@ static void test_program(nn_arena *a) {
 
 int main(void) {
   nn_arena *a = nn_arena_new();
-  test_chain(a);
-  test_disjoint_lifetimes(a);
-  test_bound_math(a);
-  test_residual_runs(a);
-  test_many(a);
+  test_chain();
+  test_disjoint_lifetimes();
+  test_bound_math();
+  test_residual_runs();
+  test_many();
   test_program(a);
   nn_arena_free(a);
   return unit_report("memplan");

@@ -262,7 +262,9 @@ static const char *model_src =
     "    for (int j = 0; j < 3; j++) y[i * 3 + j] = 2 * x[i * 3 + j] + w[j];\n"
     "}\n"
     "int nncc_graph_run(void *const *in, void *const *out, unsigned char *ws,\n"
-    "                   const unsigned char *weights, void *pool) {\n"
+    "                   const unsigned char *weights, void *pool, const int64_t *dims,\n"
+    "                   const int64_t *offs) {\n"
+    "  (void)dims; (void)offs;\n"
     "  void *s[] = {in[0], (void *)weights, out[0]};\n"
     "  nncc_rt_parallel_for(pool, k, s, 2);\n"
     "  int64_t *count = (int64_t *)ws; *count += 1;\n"
@@ -278,9 +280,9 @@ static int link_test_model(const char *out, void *obj, size_t size, const char *
   nn_arena *a = nn_arena_new();
   be_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
-  NN_PUSH(a, p->inputs, ((be_io){"x", NN_DT_F32, 2, x_dims}));
-  NN_PUSH(a, p->outputs, ((be_io){"output_0", NN_DT_F32, 2, x_dims}));
-  NN_PUSH(a, p->outputs, ((be_io){"runs", NN_DT_I64, 1, one_dims}));
+  NN_PUSH(a, p->inputs, ((be_io){"x", NN_DT_F32, 2, x_dims, NULL}));
+  NN_PUSH(a, p->outputs, ((be_io){"output_0", NN_DT_F32, 2, x_dims, NULL}));
+  NN_PUSH(a, p->outputs, ((be_io){"runs", NN_DT_I64, 1, one_dims, NULL}));
   p->workspace_bytes = 8;
   const float w[3] = {0.5f, -1.0f, 100.0f};
   for (size_t i = 0; i < sizeof w; i++) NN_PUSH(a, p->weights, ((unsigned char *)w)[i]);
@@ -469,7 +471,8 @@ static void test_loader_refusals(void *obj, size_t size) {
   static const nncc_model_io io = {"x", NNCC_DTYPE_F32, 1, one_dims};
   nncc_model_desc d = {NNCC_ABI_VERSION, sizeof d, "nncc test", "m", "cpu", "cpu0",
                        "+made-up-feature", 0, 0, 1, 1, &io, &io, fake_check_cpu,
-                       fake_session_new, fake_session_free, fake_run};
+                       fake_session_new, fake_session_free, fake_run,
+                       0, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
   CHECK_INT(rt_model_from_desc(&d, NULL, &m, &err), NNCC_ERR_UNSUPPORTED_CPU);
   CHECK_STR(err, "this CPU lacks made-up-feature");
   nncc_free_message(err);
@@ -524,7 +527,7 @@ static void test_link_failures(void *obj, size_t size) {
   size_t n;
   void *o = compile_obj("extern int nowhere(void);\n"
                         "int nncc_graph_run(void *const *i, void *const *o, unsigned char *w,\n"
-                        "  const unsigned char *b, void *p) { return nowhere(); }\n",
+                        "  const unsigned char *b, void *p, const long *d, const long *f) { return nowhere(); }\n",
                         "undef", &n);
   CHECK(o != NULL);
   if (o) {

@@ -31,7 +31,7 @@
 
 typedef int (*graph_fn)(void *const *inputs, void *const *outputs,
                         unsigned char *workspace, const unsigned char *weights,
-                        void *pool);
+                        void *pool, const int64_t *dims, const int64_t *offsets);
 
 /* A function under test: its kernel op, the reference and the bound. */
 typedef struct vfunc {
@@ -234,7 +234,7 @@ static void test_narrow(void) {
   void *ins[2] = {in, in}, *outs[2 * NF];
   for (int i = 0; i < 2 * NF; i++)
     outs[i] = out + (size_t)i * N16;
-  CHECK_INT(fn(ins, outs, NULL, NULL, NULL), 0);
+  CHECK_INT(fn(ins, outs, NULL, NULL, NULL, NULL, NULL), 0);
   for (int f = 0; f < NF; f++) {
     double worst[2] = {0, 0};
     for (int t = 0; t < 2; t++) {
@@ -295,7 +295,7 @@ static void test_f32(uint32_t stride) {
   void *ins[1] = {x}, *outs[NF];
   for (int f = 0; f < NF; f++)
     outs[f] = out + (size_t)f * (size_t)n;
-  CHECK_INT(fn(ins, outs, NULL, NULL, NULL), 0);
+  CHECK_INT(fn(ins, outs, NULL, NULL, NULL, NULL, NULL), 0);
   for (int f = 0; f < NF; f++) {
     const float *o = out + (size_t)f * (size_t)n;
     double worst = 0;

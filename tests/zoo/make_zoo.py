@@ -103,7 +103,7 @@ class BertConfig:
   heads = 2
   layers = 2
   intermediate = 512
-  max_positions = 64
+  max_positions = 256
   type_vocab = 2
   classes = 15
   eps = 1e-12

@@ -1,0 +1,512 @@
+/* test_symgemm.c — gemm-like ops (backends/kernel_gemm.c) and fused groups
+ * (kernel_fuse.c) lowered with symbolic dims.
+ *
+ * Each case is a small IR graph whose inputs have named dims
+ * ("x:f32[b,3,h,w]") and whose weights have numbers. It is shaped,
+ * optionally fused (passes/fuse.c) and scheduled once with the names, and
+ * once per value set with the names replaced by numbers; both programs get
+ * the same input data and are run by the reference interpreter, as
+ * scheduled (KS_GEMM run directly) and with every GEMM expanded into loops
+ * (k_expand_gemms). Symbolic and static outputs must be bit-identical: the
+ * kernels read their sizes from the dims buffer instead of having them as
+ * constants, and every element is summed in the same order. One case is
+ * also checked against a product computed here, and lowerings that need a
+ * number report the symbolic dim instead of crashing.
+ */
+#include "backends/backend.h"
+#include "passes/passes.h"
+#include "unit.h"
+
+#include <ctype.h>
+#include <math.h>
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next_rand(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+/* A value in [-2, 2) with 1/64 steps (exact in f16 too). */
+static float rand_val(void) {
+  return (float)((int)(next_rand() % 256) - 128) / 64.0f;
+}
+
+/* "b=2;h=9" → the value of name, or -1. */
+static int64_t dim_value(const char *vals, const char *name, size_t len) {
+  for (const char *p = vals; p && *p;) {
+    const char *eq = strchr(p, '=');
+    if (!eq)
+      break;
+    if ((size_t)(eq - p) == len && strncmp(p, name, len) == 0)
+      return strtoll(eq + 1, NULL, 10);
+    p = strchr(eq, ';');
+    if (p)
+      p++;
+  }
+  return -1;
+}
+
+/* specs with each name inside [...] replaced by its value in vals. */
+static char *static_specs(const char *specs, const char *vals, nn_arena *a) {
+  nn_buf b = {0};
+  int depth = 0;
+  for (const char *p = specs; *p;) {
+    depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
+    if (depth > 0 && (isalpha((unsigned char)*p) || *p == '_')) {
+      const char *s = p;
+      while (isalnum((unsigned char)*p) || *p == '_')
+        p++;
+      nn_buf_printf(&b, "%lld", (long long)dim_value(vals, s, (size_t)(p - s)));
+      continue;
+    }
+    nn_buf_printf(&b, "%c", *p++);
+  }
+  char *r = nn_strdup(a, b.data ? b.data : "");
+  nn_buf_free(&b);
+  return r;
+}
+
+/* Weights: deterministic data from the weight's name (same in every
+ * compilation of a case). */
+static void attach_weights(ir_graph *g, nn_arena *a) {
+  for (int i = 0; i < g->weights.len; i++) {
+    ir_weight *w = &g->weights.data[i];
+    int64_t n = 1;
+    for (int k = 0; k < w->rank; k++)
+      n *= w->sizes[k];
+    uint64_t saved = rng;
+    rng = 12345;
+    for (const char *c = w->name; *c; c++)
+      rng = rng * 31 + (unsigned char)*c;
+    size_t es = nn_dtype_size(w->dtype);
+    unsigned char *d = nn_alloc(a, es * (size_t)(n + 1));
+    for (int64_t e = 0; e < n; e++) {
+      float v = rand_val();
+      if (w->dtype == NN_DT_F16) {
+        uint16_t h = nn_f32_to_f16(v);
+        memcpy(d + (size_t)e * es, &h, es);
+      } else {
+        memcpy(d + (size_t)e * es, &v, es);
+      }
+    }
+    rng = saved;
+    w->data = d;
+    w->nbytes = es * (size_t)n;
+  }
+}
+
+/* Parses, shapes, fuses (when asked) and schedules; NULL after reporting
+ * into d. */
+static be_program *compile(const char *ir, const char *specs, bool fuse,
+                           nn_arena *a, nn_diag *d) {
+  ir_graph *g = ir_parse(ir, strlen(ir), "t.nnir", a, d);
+  if (!g)
+    return NULL;
+  attach_weights(g, a);
+  pass_input_spec sp[8];
+  int n = 0;
+  for (const char *p = specs; p && *p && n < 8; n++) {
+    const char *end = strchr(p, ';');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char err[256];
+    if (pass_parse_input_spec(nn_strndup(a, p, len), a, &sp[n], err,
+                              sizeof err) < 0) {
+      fprintf(stderr, "bad spec: %s\n", err);
+      return NULL;
+    }
+    p = end ? end + 1 : NULL;
+  }
+  if (pass_shapes(g, sp, n, d) != 0)
+    return NULL;
+  if (fuse && pass_fuse(g, d) != 0)
+    return NULL;
+  return be_schedule(g, a, d);
+}
+
+static int64_t io_elems(const be_program *p, const be_io *io,
+                        const int64_t *dims) {
+  int64_t n = 1;
+  for (int i = 0; i < io->rank; i++) {
+    bool ok = true;
+    n *= io->dims[i] >= 0 ? io->dims[i] : be_dim_eval(p, io->dims_d[i], dims, &ok);
+    CHECK(ok);
+  }
+  return n;
+}
+
+static bool uses_dims(const be_program *p) {
+  for (int i = 0; i < p->steps.len; i++)
+    if (p->steps.data[i].k->dims_slot >= 0)
+      return true;
+  return false;
+}
+
+static void expand_all(be_program *p) {
+  for (int i = 0; i < p->steps.len; i++)
+    k_expand_gemms(p->steps.data[i].k);
+}
+
+/* Runs p (dims NULL: static) and returns its first output (malloc'd,
+ * *bytes set), or NULL when the run failed. */
+static void *run(const be_program *p, const int64_t *dims, void **in,
+                 int64_t *bytes) {
+  const be_io *io = &p->outputs.data[0];
+  *bytes = io_elems(p, io, dims) * (int64_t)nn_dtype_size(io->dtype);
+  void *out[8] = {0};
+  for (int i = 0; i < p->outputs.len && i < 8; i++) {
+    const be_io *o = &p->outputs.data[i];
+    size_t n = (size_t)(io_elems(p, o, dims) * (int64_t)nn_dtype_size(o->dtype));
+    out[i] = malloc(n + 8);
+    memset(out[i], 0x5a, n);
+  }
+  int rc = dims ? be_interp_dims(p, dims, in, out) : be_interp(p, in, out);
+  for (int i = 1; i < p->outputs.len && i < 8; i++)
+    free(out[i]);
+  if (rc != 0) {
+    free(out[0]);
+    return NULL;
+  }
+  return out[0];
+}
+
+/* Lowers `ir` symbolically (fused or not) and statically for each value
+ * set in vals[] ("b=2;h=9"), both as scheduled and expanded; every output
+ * pair must be bit-identical. `kernels` (when not NULL) is the symbolic
+ * program's kernel names without the "kN_" prefix. When `first` is not
+ * NULL the symbolic output of the first value set is copied there. */
+static void check_case(const char *name, const char *ir, const char *specs,
+                       bool fuse, const char *kernels, const char *const *vals,
+                       int nvals, float *first, int64_t nfirst) {
+  for (int expand = 0; expand < 2; expand++) {
+    nn_arena *a = nn_arena_new();
+    nn_diag d;
+    nn_diag_init(&d, stderr);
+    be_program *sym = compile(ir, specs, fuse, a, &d);
+    CHECK(sym != NULL);
+    if (!sym) {
+      fprintf(stderr, "  case %s: symbolic lowering failed\n", name);
+      nn_arena_free(a);
+      return;
+    }
+    CHECK(sym->syms.len > 0);
+    CHECK(uses_dims(sym));
+    if (kernels && !expand) {
+      char names[512] = "";
+      for (int i = 0; i < sym->steps.len; i++) {
+        const char *nm = strchr(sym->steps.data[i].k->name, '_');
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof names - l, "%s%s", i ? "," : "",
+                 nm ? nm + 1 : "?");
+      }
+      CHECK_STR(names, kernels);
+    }
+    if (expand)
+      expand_all(sym);
+    for (int v = 0; v < nvals; v++) {
+      int64_t dims[8] = {0};
+      for (int i = 0; i < sym->syms.len && i < 8; i++) {
+        const char *sn = sym->syms.data[i].name;
+        dims[i] = dim_value(vals[v], sn, strlen(sn));
+      }
+      nn_arena *sa = nn_arena_new();
+      be_program *st = compile(ir, static_specs(specs, vals[v], sa), fuse, sa, &d);
+      CHECK(st != NULL);
+      if (!st) {
+        fprintf(stderr, "  case %s [%s]: static lowering failed\n", name, vals[v]);
+        nn_arena_free(sa);
+        continue;
+      }
+      CHECK(!uses_dims(st));
+      if (expand)
+        expand_all(st);
+      void *in[8] = {0};
+      rng = 0x1234567 + (uint64_t)v;
+      for (int i = 0; i < sym->inputs.len && i < 8; i++) {
+        const be_io *io = &sym->inputs.data[i];
+        int64_t n = io_elems(sym, io, dims);
+        size_t es = nn_dtype_size(io->dtype);
+        in[i] = calloc((size_t)(n ? n : 1), es);
+        for (int64_t j = 0; j < n; j++) {
+          float x = rand_val();
+          if (io->dtype == NN_DT_F16) {
+            uint16_t h = nn_f32_to_f16(x);
+            memcpy((char *)in[i] + (size_t)j * es, &h, es);
+          } else if (io->dtype == NN_DT_F32) {
+            ((float *)in[i])[j] = x;
+          }
+        }
+      }
+      int64_t sb = 0, tb = 0;
+      void *so = run(sym, dims, in, &sb);
+      void *to = run(st, NULL, in, &tb);
+      CHECK(so != NULL);
+      CHECK(to != NULL);
+      CHECK(sb == tb);
+      bool same = so && to && sb == tb && memcmp(so, to, (size_t)sb) == 0;
+      CHECK(same);
+      if (!same)
+        fprintf(stderr, "  case %s [%s] (expand %d): outputs differ\n", name,
+                vals[v], expand);
+      if (v == 0 && !expand && first && so)
+        memcpy(first, so, (size_t)(sb < nfirst * 4 ? sb : nfirst * 4));
+      free(so);
+      free(to);
+      for (int i = 0; i < 8; i++)
+        free(in[i]);
+      nn_arena_free(sa);
+    }
+    nn_arena_free(a);
+  }
+}
+
+#define CASE(name, ir, specs, fuse, kernels, ...)                              \
+  do {                                                                         \
+    const char *const vals_[] = {__VA_ARGS__};                                 \
+    check_case(name, ir, specs, fuse, kernels, vals_,                          \
+               (int)(sizeof vals_ / sizeof *vals_), NULL, 0);                  \
+  } while (0)
+
+/* ---- cases ----------------------------------------------------------------- */
+
+static void test_linear(void) {
+  /* a symbolic batch of rows: M symbolic, the packed weight's N and K
+   * numbers; the sizes cross MR (6) and the macro tile (48 rows) */
+  const char *lin =
+      "graph forward(%0 x: unknown) -> (unknown) {\n"
+      "  %1 = weight(\"w\") : f32[20, 33]\n"
+      "  %2 = weight(\"bias\") : f32[20]\n"
+      "  %3 = linear(%0, %1, %2) : unknown\n"
+      "  return %3\n}\n";
+  float got[7 * 20];
+  const char *const v[] = {"b=7", "b=1", "b=6", "b=5", "b=48", "b=49"};
+  check_case("linear", lin, "x:f32[b,33]", false, "linear", v, 6, got, 7 * 20);
+  /* the first value set against a product computed here (same data) */
+  rng = 0x1234567;
+  float x[7 * 33], w[20 * 33], bias[20];
+  for (int i = 0; i < 7 * 33; i++)
+    x[i] = rand_val();
+  rng = 12345;
+  for (const char *c = "w"; *c; c++)
+    rng = rng * 31 + (unsigned char)*c;
+  for (int i = 0; i < 20 * 33; i++)
+    w[i] = rand_val();
+  rng = 12345;
+  for (const char *c = "bias"; *c; c++)
+    rng = rng * 31 + (unsigned char)*c;
+  for (int i = 0; i < 20; i++)
+    bias[i] = rand_val();
+  double worst = 0;
+  for (int m = 0; m < 7; m++)
+    for (int n = 0; n < 20; n++) {
+      double s = bias[n];
+      for (int k = 0; k < 33; k++)
+        s += (double)x[m * 33 + k] * w[n * 33 + k];
+      double e = fabs(got[m * 20 + n] - s);
+      worst = e > worst ? e : worst;
+    }
+  CHECK(worst < 1e-4);
+
+  /* 3-d input (M = b*s), one output column (the matrix-vector form) */
+  CASE("linear_n1",
+       "graph forward(%0 x: unknown) -> (unknown) {\n"
+       "  %1 = weight(\"w\") : f32[1, 9]\n"
+       "  %2 = constant(none) : none\n"
+       "  %3 = linear(%0, %1, %2) : unknown\n"
+       "  return %3\n}\n",
+       "x:f32[b,s,9]", false, "linear", "b=1;s=1", "b=2;s=7", "b=3;s=17");
+  /* a weight that is an input: N and K symbolic, the transpose packed by
+   * a kernel */
+  CASE("linear_input_w",
+       "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
+       "  %2 = constant(none) : none\n"
+       "  %3 = linear(%0, %1, %2) : unknown\n"
+       "  return %3\n}\n",
+       "x:f32[b,k];w:f32[n,k]", false, "pack_transpose,linear", "b=1;k=1;n=1",
+       "b=5;k=7;n=17", "b=13;k=300;n=16", "b=7;k=2;n=65");
+  /* fused: linear + relu as the GEMM's epilogue, then + a broadcast row */
+  CASE("linear_relu_add",
+       "graph forward(%0 x: unknown, %1 r: unknown) -> (unknown) {\n"
+       "  %2 = weight(\"w\") : f32[24, 16]\n"
+       "  %3 = weight(\"bias\") : f32[24]\n"
+       "  %4 = linear(%0, %2, %3) : unknown\n"
+       "  %5 = relu(%4) : unknown\n"
+       "  %6 = constant(1) : int\n"
+       "  %7 = add(%5, %1, %6) : unknown\n"
+       "  return %7\n}\n",
+       "x:f32[b,s,16];r:f32[s,24]", true, "linear_relu_add", "b=1;s=1",
+       "b=2;s=7", "b=3;s=16");
+}
+
+static void test_matmul(void) {
+  /* attention: q @ k^T [b,h,s,s] (N and K symbolic), then @ v */
+  CASE("attention",
+       "graph forward(%0 q: unknown, %1 k: unknown, %2 v: unknown) -> (unknown) {\n"
+       "  %3 = matmul(%0, %1) : unknown\n"
+       "  %4 = matmul(%3, %2) : unknown\n"
+       "  return %4\n}\n",
+       "q:f32[b,2,s,8];k:f32[b,2,8,s];v:f32[b,2,s,8]", false, "matmul,matmul",
+       "b=1;s=1", "b=2;s=7", "b=1;s=17", "b=2;s=33");
+  /* a batch folded into M against a weight; bmm; broadcast batch */
+  CASE("matmul_weight",
+       "graph forward(%0 x: unknown) -> (unknown) {\n"
+       "  %1 = weight(\"w\") : f32[12, 18]\n"
+       "  %2 = matmul(%0, %1) : unknown\n"
+       "  return %2\n}\n",
+       "x:f32[b,s,12]", false, "matmul", "b=1;s=1", "b=3;s=5", "b=2;s=49");
+  CASE("bmm",
+       "graph forward(%0 a: unknown, %1 b: unknown) -> (unknown) {\n"
+       "  %2 = bmm(%0, %1) : unknown\n"
+       "  return %2\n}\n",
+       "a:f32[n,m,k];b:f32[n,k,p]", false, "bmm", "n=1;m=1;k=1;p=1",
+       "n=2;m=7;k=5;p=17", "n=3;m=13;k=9;p=16");
+  CASE("matmul_bcast",
+       "graph forward(%0 a: unknown, %1 b: unknown) -> (unknown) {\n"
+       "  %2 = matmul(%0, %1) : unknown\n"
+       "  return %2\n}\n",
+       "a:f32[b,1,s,4];b:f32[3,4,t]", false, "matmul", "b=1;s=1;t=1",
+       "b=2;s=5;t=7", "b=2;s=7;t=17");
+  CASE("matvec",
+       "graph forward(%0 a: unknown, %1 v: unknown) -> (unknown) {\n"
+       "  %2 = matmul(%0, %1) : unknown\n"
+       "  return %2\n}\n",
+       "a:f32[b,s,k];v:f32[k]", false, "matmul", "b=1;s=1;k=1", "b=2;s=7;k=19");
+  /* addmm with a broadcast addend, baddbmm */
+  CASE("addmm",
+       "graph forward(%0 x: unknown, %1 c: unknown) -> (unknown) {\n"
+       "  %2 = weight(\"w\") : f32[10, 17]\n"
+       "  %3 = constant(0.5) : float\n"
+       "  %4 = constant(2.0) : float\n"
+       "  %5 = addmm(%1, %0, %2, %3, %4) : unknown\n"
+       "  return %5\n}\n",
+       "x:f32[b,10];c:f32[17]", false, "addmm", "b=1", "b=7", "b=50");
+  CASE("baddbmm",
+       "graph forward(%0 c: unknown, %1 a: unknown, %2 b: unknown) -> (unknown) {\n"
+       "  %3 = constant(1) : int\n"
+       "  %4 = baddbmm(%0, %1, %2, %3, %3) : unknown\n"
+       "  return %4\n}\n",
+       "c:f32[1,m,p];a:f32[n,m,k];b:f32[n,k,p]", false, "baddbmm",
+       "n=1;m=1;k=1;p=1", "n=3;m=7;k=4;p=18");
+  /* 16-bit: f32 accumulation, then the rounding kernel */
+  CASE("matmul_f16",
+       "graph forward(%0 a: unknown, %1 b: unknown) -> (unknown) {\n"
+       "  %2 = matmul(%0, %1) : unknown\n"
+       "  return %2\n}\n",
+       "a:f16[b,s,8];b:f16[8,t]", false, "matmul,gemm_round", "b=1;s=1;t=1",
+       "b=2;s=7;t=17");
+}
+
+#define CONV_IR(wshape, stride, pad, groups, extra, ret)                        \
+  "graph forward(%0 x: unknown) -> (unknown) {\n"                               \
+  "  %1 = weight(\"w\") : f32" wshape "\n"                                      \
+  "  %2 = weight(\"bias\") : f32[8]\n"                                          \
+  "  %3 = constant(" stride ") : list<int>\n"                                   \
+  "  %4 = constant(" pad ") : list<int>\n"                                      \
+  "  %5 = constant([1, 1]) : list<int>\n"                                       \
+  "  %6 = constant(false) : bool\n"                                             \
+  "  %7 = constant([0, 0]) : list<int>\n"                                       \
+  "  %8 = constant(" groups ") : int\n"                                         \
+  "  %9 = convolution(%0, %1, %2, %3, %4, %5, %6, %7, %8) : unknown\n" extra    \
+  "  return " ret "\n}\n"
+
+static void test_conv(void) {
+  /* im2col + GEMM: symbolic batch, height and width (output size a floor
+   * division) */
+  CASE("conv_im2col", CONV_IR("[8, 3, 3, 3]", "[2, 2]", "[1, 1]", "1", "", "%9"),
+       "x:f32[b,3,h,w]", false, "im2col,conv_gemm", "b=1;h=1;w=1",
+       "b=2;h=9;w=7", "b=1;h=16;w=5");
+  CASE("conv_grouped", CONV_IR("[8, 2, 3, 3]", "[1, 1]", "[1, 1]", "2", "", "%9"),
+       "x:f32[b,4,h,w]", false, "im2col,conv_gemm", "b=1;h=1;w=1",
+       "b=2;h=6;w=9");
+  CASE("conv_1x1", CONV_IR("[8, 4, 1, 1]", "[1, 1]", "[0, 0]", "1", "", "%9"),
+       "x:f32[b,4,h,w]", false, "conv_gemm", "b=1;h=1;w=1", "b=3;h=5;w=7");
+  CASE("conv_depthwise", CONV_IR("[8, 1, 3, 3]", "[2, 2]", "[1, 1]", "8", "", "%9"),
+       "x:f32[b,8,h,w]", false, "conv_depthwise", "b=1;h=1;w=1",
+       "b=2;h=9;w=7", "b=1;h=4;w=12");
+  /* fused: conv + relu (epilogue of the GEMM / of the depthwise rows) */
+  CASE("conv_relu",
+       CONV_IR("[8, 3, 3, 3]", "[1, 1]", "[1, 1]", "1", "  %10 = relu(%9) : unknown\n",
+               "%10"),
+       "x:f32[b,3,h,w]", true, "im2col,conv_gemm_relu", "b=1;h=1;w=1",
+       "b=2;h=5;w=6");
+  CASE("conv_depthwise_relu",
+       CONV_IR("[8, 1, 3, 3]", "[1, 1]", "[1, 1]", "8", "  %10 = relu(%9) : unknown\n",
+               "%10"),
+       "x:f32[b,8,h,w]", true, "conv_depthwise_relu", "b=1;h=1;w=1",
+       "b=2;h=5;w=6");
+  /* 1-d */
+  CASE("conv1d",
+       "graph forward(%0 x: unknown) -> (unknown) {\n"
+       "  %1 = weight(\"w\") : f32[5, 3, 4]\n"
+       "  %2 = constant(none) : none\n"
+       "  %3 = constant([2]) : list<int>\n"
+       "  %4 = constant([1]) : list<int>\n"
+       "  %5 = constant([1]) : list<int>\n"
+       "  %6 = constant(false) : bool\n"
+       "  %7 = constant([0]) : list<int>\n"
+       "  %8 = constant(1) : int\n"
+       "  %9 = convolution(%0, %1, %2, %3, %4, %5, %6, %7, %8) : unknown\n"
+       "  return %9\n}\n",
+       "x:f32[b,3,l]", false, "im2col,conv_gemm", "b=1;l=3", "b=2;l=20");
+}
+
+/* An elementwise group with broadcast operands of symbolic shape. */
+static void test_fused_elementwise(void) {
+  CASE("elementwise_group",
+       "graph forward(%0 x: unknown, %1 y: unknown, %2 z: unknown) -> (unknown) {\n"
+       "  %3 = constant(1) : int\n"
+       "  %4 = add(%0, %1, %3) : unknown\n"
+       "  %5 = mul(%4, %2) : unknown\n"
+       "  %6 = relu(%5) : unknown\n"
+       "  return %6\n}\n",
+       "x:f32[b,h,w];y:f32[w];z:f32[b,1,w]", true, "add_mul_relu",
+       "b=1;h=1;w=1", "b=2;h=3;w=5", "b=3;h=4;w=2");
+  CASE("cat_group",
+       "graph forward(%0 x: unknown, %1 y: unknown) -> (unknown) {\n"
+       "  %2 = list_construct(%0, %1) : unknown\n"
+       "  %3 = constant(1) : int\n"
+       "  %4 = cat(%2, %3) : unknown\n"
+       "  %5 = relu(%4) : unknown\n"
+       "  return %5\n}\n",
+       "x:f32[b,s,4];y:f32[b,t,4]", true, "cat_relu", "b=1;s=1;t=1",
+       "b=2;s=3;t=5");
+}
+
+/* Lowerings that need a number report the symbolic dim. */
+static void test_errors(void) {
+  nn_arena *a = nn_arena_new();
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  nn_diag d;
+  nn_diag_init(&d, f);
+  const char *ir =
+      "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
+      "  %2 = constant(none) : none\n"
+      "  %3 = constant([1, 1]) : list<int>\n"
+      "  %4 = constant([0, 0]) : list<int>\n"
+      "  %5 = constant(false) : bool\n"
+      "  %6 = constant(1) : int\n"
+      "  %7 = convolution(%0, %1, %2, %3, %4, %3, %5, %4, %6) : unknown\n"
+      "  return %7\n}\n";
+  be_program *p = compile(ir, "x:f32[b,3,h,w];w:f32[o,3,3,3]", false, a, &d);
+  fclose(f);
+  CHECK(p == NULL);
+  CHECK(text && strstr(text, "code generation for 'convolution' with symbolic "
+                             "dim o is not supported yet"));
+  if (p || !text || !strstr(text, "symbolic dim o"))
+    fprintf(stderr, "diagnostics: %s\n", text ? text : "(none)");
+  free(text);
+  nn_arena_free(a);
+}
+
+int main(void) {
+  test_linear();
+  test_matmul();
+  test_conv();
+  test_fused_elementwise();
+  test_errors();
+  return unit_report("symgemm");
+}
