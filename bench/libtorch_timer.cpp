@@ -2,7 +2,7 @@
 // peer nncc is measured against (the "C++ inference" way to run a .pt).
 //
 // Usage: libtorch_timer MODEL.pt IN.npy... [--runs N] [--warmup W]
-//                       [--threads T] [--out-dir DIR]
+//                       [--threads T] [--out-dir DIR] [--times]
 //
 // Loads the model with torch::jit::load, reads the inputs (little-endian
 // C-order .npy of float32, float64, int64, int32 or bool, in forward()
@@ -10,6 +10,8 @@
 // torch::NoGradGuard runs forward() W times untimed, then N times timed
 // one by one. It prints the same line as `nncc run --bench`:
 //   latency_ms min=X median=Y max=Z runs=N threads=T
+// and, with --times, every timed call's milliseconds first:
+//   times_ms t1 t2 ...
 // With --out-dir it also writes the outputs of the first call as
 // DIR/output_<j>.npy (tuples and lists flattened; float32/int64/bool).
 //
@@ -153,9 +155,12 @@ int main(int argc, char **argv) {
   std::string model, out_dir;
   std::vector<std::string> inputs;
   int runs = 50, warmup = 5, threads = 1;
+  bool times = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
-    if ((a == "--runs" || a == "--warmup" || a == "--threads" || a == "--out-dir") &&
+    if (a == "--times") {
+      times = true;
+    } else if ((a == "--runs" || a == "--warmup" || a == "--threads" || a == "--out-dir") &&
         i + 1 < argc) {
       std::string v = argv[++i];
       if (a == "--out-dir") out_dir = v;
@@ -170,7 +175,7 @@ int main(int argc, char **argv) {
   }
   if (model.empty() || runs < 1 || threads < 1) {
     std::fprintf(stderr, "usage: libtorch_timer MODEL.pt IN.npy... [--runs N] "
-                         "[--warmup W] [--threads T] [--out-dir DIR]\n");
+                         "[--warmup W] [--threads T] [--out-dir DIR] [--times]\n");
     return 2;
   }
   try {
@@ -194,6 +199,11 @@ int main(int argc, char **argv) {
       m.forward(args);
       auto t1 = std::chrono::steady_clock::now();
       ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    if (times) {
+      std::printf("times_ms");
+      for (double t : ms) std::printf(" %.6f", t);
+      std::printf("\n");
     }
     std::sort(ms.begin(), ms.end());
     double median = runs % 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2;
