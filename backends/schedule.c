@@ -70,20 +70,16 @@ be_bufid kl_const_buf(kl_ctx *c, nn_dtype dt, const void *data, int64_t elems) {
 }
 
 int kl_shape(kl_ctx *c, ir_value v, int64_t *dims) {
-  const ir_type *t = ir_vtype(c->g, v);
-  if (t->kind != IR_T_TENSOR || t->rank < 0 || t->rank > 16) {
-    nn_error(c->d, ir_node_get(c->g, c->node)->loc,
-             "code generation needs a tensor of known rank (value of type kind %d)", (int)t->kind);
-    return -1;
-  }
-  for (int i = 0; i < t->rank; i++) {
-    if (!ir_dim_is_const(c->g, t->dims[i], &dims[i])) {
+  ir_dim d[16];
+  int r = kl_shape_d(c, v, d);
+  for (int i = 0; i < r; i++) {
+    if (!ir_dim_is_const(c->g, d[i], &dims[i])) {
       nn_error(c->d, ir_node_get(c->g, c->node)->loc,
                "code generation needs static shapes; dim %d of this value is symbolic", i);
       return -1;
     }
   }
-  return t->rank;
+  return r;
 }
 
 int kl_shape_d(kl_ctx *c, ir_value v, ir_dim *dims) {

@@ -24,19 +24,8 @@ if [ -z "${NNCC:-}" ] || [ ! -x "$NNCC" ]; then
   exit 1
 fi
 
-py=""
-for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$cand" ] || continue
-  if "$cand" -c 'import torch, torchvision, numpy' 2>/dev/null; then
-    py="$cand"
-    break
-  fi
-done
-if [ -z "$py" ]; then
-  echo "skipped: no python3 that imports torch, torchvision and numpy" \
-       "(tried NNCC_PYTHON='${NNCC_PYTHON:-}', /usr/bin/python3, python3)"
-  exit 77
-fi
+. "$src/tests/lib/python.sh"
+need_python torch torchvision numpy
 
 ref_args=()
 real="${NNCC_FIXTURES_REAL:-}"

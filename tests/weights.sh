@@ -24,19 +24,8 @@ fi
 
 # The first python3 on PATH may lack torch: try the configured one, then
 # Debian's, then PATH's.
-py=""
-for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$cand" ] || continue
-  if "$cand" -c 'import torch, numpy' 2>/dev/null; then
-    py="$cand"
-    break
-  fi
-done
-if [ -z "$py" ]; then
-  echo "skipped: no python3 that imports torch and numpy" \
-       "(tried NNCC_PYTHON='${NNCC_PYTHON:-}', /usr/bin/python3, python3)"
-  exit 77
-fi
+. "$src/tests/lib/python.sh"
+need_python torch numpy
 
 rm -rf "$out"
 mkdir -p "$out" || exit 1

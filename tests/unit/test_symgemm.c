@@ -11,262 +11,22 @@
  * kernels read their sizes from the dims buffer instead of having them as
  * constants, and every element is summed in the same order. One case is
  * also checked against a product computed here, and lowerings that need a
- * number report the symbolic dim instead of crashing.
+ * number report the symbolic dim instead of crashing. The harness is
+ * symtest.h.
  */
-#include "backends/backend.h"
-#include "passes/passes.h"
-#include "unit.h"
+#include "symtest.h"
 
-#include <ctype.h>
 #include <math.h>
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next_rand(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
-}
-
-/* A value in [-2, 2) with 1/64 steps (exact in f16 too). */
-static float rand_val(void) {
-  return (float)((int)(next_rand() % 256) - 128) / 64.0f;
-}
-
-/* "b=2;h=9" → the value of name, or -1. */
-static int64_t dim_value(const char *vals, const char *name, size_t len) {
-  for (const char *p = vals; p && *p;) {
-    const char *eq = strchr(p, '=');
-    if (!eq)
-      break;
-    if ((size_t)(eq - p) == len && strncmp(p, name, len) == 0)
-      return strtoll(eq + 1, NULL, 10);
-    p = strchr(eq, ';');
-    if (p)
-      p++;
-  }
-  return -1;
-}
-
-/* specs with each name inside [...] replaced by its value in vals. */
-static char *static_specs(const char *specs, const char *vals, nn_arena *a) {
-  nn_buf b = {0};
-  int depth = 0;
-  for (const char *p = specs; *p;) {
-    depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
-    if (depth > 0 && (isalpha((unsigned char)*p) || *p == '_')) {
-      const char *s = p;
-      while (isalnum((unsigned char)*p) || *p == '_')
-        p++;
-      nn_buf_printf(&b, "%lld", (long long)dim_value(vals, s, (size_t)(p - s)));
-      continue;
-    }
-    nn_buf_printf(&b, "%c", *p++);
-  }
-  char *r = nn_strdup(a, b.data ? b.data : "");
-  nn_buf_free(&b);
-  return r;
-}
-
-/* Weights: deterministic data from the weight's name (same in every
- * compilation of a case). */
-static void attach_weights(ir_graph *g, nn_arena *a) {
-  for (int i = 0; i < g->weights.len; i++) {
-    ir_weight *w = &g->weights.data[i];
-    int64_t n = 1;
-    for (int k = 0; k < w->rank; k++)
-      n *= w->sizes[k];
-    uint64_t saved = rng;
-    rng = 12345;
-    for (const char *c = w->name; *c; c++)
-      rng = rng * 31 + (unsigned char)*c;
-    size_t es = nn_dtype_size(w->dtype);
-    unsigned char *d = nn_alloc(a, es * (size_t)(n + 1));
-    for (int64_t e = 0; e < n; e++) {
-      float v = rand_val();
-      if (w->dtype == NN_DT_F16) {
-        uint16_t h = nn_f32_to_f16(v);
-        memcpy(d + (size_t)e * es, &h, es);
-      } else {
-        memcpy(d + (size_t)e * es, &v, es);
-      }
-    }
-    rng = saved;
-    w->data = d;
-    w->nbytes = es * (size_t)n;
-  }
-}
-
-/* Parses, shapes, fuses (when asked) and schedules; NULL after reporting
- * into d. */
-static be_program *compile(const char *ir, const char *specs, bool fuse,
-                           nn_arena *a, nn_diag *d) {
-  ir_graph *g = ir_parse(ir, strlen(ir), "t.nnir", a, d);
-  if (!g)
-    return NULL;
-  attach_weights(g, a);
-  pass_input_spec sp[8];
-  int n = 0;
-  for (const char *p = specs; p && *p && n < 8; n++) {
-    const char *end = strchr(p, ';');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    char err[256];
-    if (pass_parse_input_spec(nn_strndup(a, p, len), a, &sp[n], err,
-                              sizeof err) < 0) {
-      fprintf(stderr, "bad spec: %s\n", err);
-      return NULL;
-    }
-    p = end ? end + 1 : NULL;
-  }
-  if (pass_shapes(g, sp, n, d) != 0)
-    return NULL;
-  if (fuse && pass_fuse(g, d) != 0)
-    return NULL;
-  return be_schedule(g, a, d);
-}
-
-static int64_t io_elems(const be_program *p, const be_io *io,
-                        const int64_t *dims) {
-  int64_t n = 1;
-  for (int i = 0; i < io->rank; i++) {
-    bool ok = true;
-    n *= io->dims[i] >= 0 ? io->dims[i] : be_dim_eval(p, io->dims_d[i], dims, &ok);
-    CHECK(ok);
-  }
-  return n;
-}
-
-static bool uses_dims(const be_program *p) {
-  for (int i = 0; i < p->steps.len; i++)
-    if (p->steps.data[i].k->dims_slot >= 0)
-      return true;
-  return false;
-}
-
-static void expand_all(be_program *p) {
-  for (int i = 0; i < p->steps.len; i++)
-    k_expand_gemms(p->steps.data[i].k);
-}
-
-/* Runs p (dims NULL: static) and returns its first output (malloc'd,
- * *bytes set), or NULL when the run failed. */
-static void *run(const be_program *p, const int64_t *dims, void **in,
-                 int64_t *bytes) {
-  const be_io *io = &p->outputs.data[0];
-  *bytes = io_elems(p, io, dims) * (int64_t)nn_dtype_size(io->dtype);
-  void *out[8] = {0};
-  for (int i = 0; i < p->outputs.len && i < 8; i++) {
-    const be_io *o = &p->outputs.data[i];
-    size_t n = (size_t)(io_elems(p, o, dims) * (int64_t)nn_dtype_size(o->dtype));
-    out[i] = malloc(n + 8);
-    memset(out[i], 0x5a, n);
-  }
-  int rc = dims ? be_interp_dims(p, dims, in, out) : be_interp(p, in, out);
-  for (int i = 1; i < p->outputs.len && i < 8; i++)
-    free(out[i]);
-  if (rc != 0) {
-    free(out[0]);
-    return NULL;
-  }
-  return out[0];
-}
-
-/* Lowers `ir` symbolically (fused or not) and statically for each value
- * set in vals[] ("b=2;h=9"), both as scheduled and expanded; every output
- * pair must be bit-identical. `kernels` (when not NULL) is the symbolic
- * program's kernel names without the "kN_" prefix. When `first` is not
- * NULL the symbolic output of the first value set is copied there. */
-static void check_case(const char *name, const char *ir, const char *specs,
-                       bool fuse, const char *kernels, const char *const *vals,
-                       int nvals, float *first, int64_t nfirst) {
-  for (int expand = 0; expand < 2; expand++) {
-    nn_arena *a = nn_arena_new();
-    nn_diag d;
-    nn_diag_init(&d, stderr);
-    be_program *sym = compile(ir, specs, fuse, a, &d);
-    CHECK(sym != NULL);
-    if (!sym) {
-      fprintf(stderr, "  case %s: symbolic lowering failed\n", name);
-      nn_arena_free(a);
-      return;
-    }
-    CHECK(sym->syms.len > 0);
-    CHECK(uses_dims(sym));
-    if (kernels && !expand) {
-      char names[512] = "";
-      for (int i = 0; i < sym->steps.len; i++) {
-        const char *nm = strchr(sym->steps.data[i].k->name, '_');
-        size_t l = strlen(names);
-        snprintf(names + l, sizeof names - l, "%s%s", i ? "," : "",
-                 nm ? nm + 1 : "?");
-      }
-      CHECK_STR(names, kernels);
-    }
-    if (expand)
-      expand_all(sym);
-    for (int v = 0; v < nvals; v++) {
-      int64_t dims[8] = {0};
-      for (int i = 0; i < sym->syms.len && i < 8; i++) {
-        const char *sn = sym->syms.data[i].name;
-        dims[i] = dim_value(vals[v], sn, strlen(sn));
-      }
-      nn_arena *sa = nn_arena_new();
-      be_program *st = compile(ir, static_specs(specs, vals[v], sa), fuse, sa, &d);
-      CHECK(st != NULL);
-      if (!st) {
-        fprintf(stderr, "  case %s [%s]: static lowering failed\n", name, vals[v]);
-        nn_arena_free(sa);
-        continue;
-      }
-      CHECK(!uses_dims(st));
-      if (expand)
-        expand_all(st);
-      void *in[8] = {0};
-      rng = 0x1234567 + (uint64_t)v;
-      for (int i = 0; i < sym->inputs.len && i < 8; i++) {
-        const be_io *io = &sym->inputs.data[i];
-        int64_t n = io_elems(sym, io, dims);
-        size_t es = nn_dtype_size(io->dtype);
-        in[i] = calloc((size_t)(n ? n : 1), es);
-        for (int64_t j = 0; j < n; j++) {
-          float x = rand_val();
-          if (io->dtype == NN_DT_F16) {
-            uint16_t h = nn_f32_to_f16(x);
-            memcpy((char *)in[i] + (size_t)j * es, &h, es);
-          } else if (io->dtype == NN_DT_F32) {
-            ((float *)in[i])[j] = x;
-          }
-        }
-      }
-      int64_t sb = 0, tb = 0;
-      void *so = run(sym, dims, in, &sb);
-      void *to = run(st, NULL, in, &tb);
-      CHECK(so != NULL);
-      CHECK(to != NULL);
-      CHECK(sb == tb);
-      bool same = so && to && sb == tb && memcmp(so, to, (size_t)sb) == 0;
-      CHECK(same);
-      if (!same)
-        fprintf(stderr, "  case %s [%s] (expand %d): outputs differ\n", name,
-                vals[v], expand);
-      if (v == 0 && !expand && first && so)
-        memcpy(first, so, (size_t)(sb < nfirst * 4 ? sb : nfirst * 4));
-      free(so);
-      free(to);
-      for (int i = 0; i < 8; i++)
-        free(in[i]);
-      nn_arena_free(sa);
-    }
-    nn_arena_free(a);
-  }
-}
-
-#define CASE(name, ir, specs, fuse, kernels, ...)                              \
+/* Compares the symbolic and static lowerings of a case for each value set
+ * (varargs), unfused or fused, as scheduled and with the GEMMs expanded;
+ * `kernels` is the symbolic program's kernel list (see sym_case). */
+#define CASE(nm, text, sp, fu, ks, ...)                                        \
   do {                                                                         \
     const char *const vals_[] = {__VA_ARGS__};                                 \
-    check_case(name, ir, specs, fuse, kernels, vals_,                          \
-               (int)(sizeof vals_ / sizeof *vals_), NULL, 0);                  \
+    sym_case c_ = {.name = nm, .ir = text, .specs = sp, .fuse = fu,            \
+                   .expand = true, .kernels = ks, .seed = 0x1234567};          \
+    compare_lowerings(&c_, vals_, (int)(sizeof vals_ / sizeof *vals_));        \
   } while (0)
 
 /* ---- cases ----------------------------------------------------------------- */
@@ -282,20 +42,19 @@ static void test_linear(void) {
       "  return %3\n}\n";
   float got[7 * 20];
   const char *const v[] = {"b=7", "b=1", "b=6", "b=5", "b=48", "b=49"};
-  check_case("linear", lin, "x:f32[b,33]", false, "linear", v, 6, got, 7 * 20);
+  sym_case c = {.name = "linear", .ir = lin, .specs = "x:f32[b,33]",
+                .expand = true, .kernels = "linear", .seed = 0x1234567,
+                .first = got, .nfirst = 7 * 20};
+  compare_lowerings(&c, v, 6);
   /* the first value set against a product computed here (same data) */
   rng = 0x1234567;
   float x[7 * 33], w[20 * 33], bias[20];
   for (int i = 0; i < 7 * 33; i++)
     x[i] = rand_val();
-  rng = 12345;
-  for (const char *c = "w"; *c; c++)
-    rng = rng * 31 + (unsigned char)*c;
+  seed_from_name("w");
   for (int i = 0; i < 20 * 33; i++)
     w[i] = rand_val();
-  rng = 12345;
-  for (const char *c = "bias"; *c; c++)
-    rng = rng * 31 + (unsigned char)*c;
+  seed_from_name("bias");
   for (int i = 0; i < 20; i++)
     bias[i] = rand_val();
   double worst = 0;
@@ -476,13 +235,7 @@ static void test_fused_elementwise(void) {
 
 /* Lowerings that need a number report the symbolic dim. */
 static void test_errors(void) {
-  nn_arena *a = nn_arena_new();
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  nn_diag d;
-  nn_diag_init(&d, f);
-  const char *ir =
+  expect_symbolic_error(
       "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
       "  %2 = constant(none) : none\n"
       "  %3 = constant([1, 1]) : list<int>\n"
@@ -490,16 +243,10 @@ static void test_errors(void) {
       "  %5 = constant(false) : bool\n"
       "  %6 = constant(1) : int\n"
       "  %7 = convolution(%0, %1, %2, %3, %4, %3, %5, %4, %6) : unknown\n"
-      "  return %7\n}\n";
-  be_program *p = compile(ir, "x:f32[b,3,h,w];w:f32[o,3,3,3]", false, a, &d);
-  fclose(f);
-  CHECK(p == NULL);
-  CHECK(text && strstr(text, "code generation for 'convolution' with symbolic "
-                             "dim o is not supported yet"));
-  if (p || !text || !strstr(text, "symbolic dim o"))
-    fprintf(stderr, "diagnostics: %s\n", text ? text : "(none)");
-  free(text);
-  nn_arena_free(a);
+      "  return %7\n}\n",
+      "x:f32[b,3,h,w];w:f32[o,3,3,3]",
+      "code generation for 'convolution' with symbolic dim o is not "
+      "supported yet");
 }
 
 int main(void) {
