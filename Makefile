@@ -2,7 +2,9 @@
 #   make demo   install what is missing, build, compile the bundled example
 #   make test   install what is missing, build, run the whole test suite
 #               (a normal build, then an ASan+UBSan build of the same tests)
-# Other targets: make build, make deps, make clean.
+# Other targets: make build, make deps, make clean, and
+#   make install PREFIX=DIR   bin/nncc, nncc.h, libnncc_runtime, nncc.pc and
+#                             the CMake package under DIR (docs/ABI.md)
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
@@ -13,7 +15,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_PKGS = cmake make gcc pkg-config llvm-dev libzip-dev libcjson-dev
 TEST_PKGS  = python3 python3-torch python3-torchvision python3-numpy unzip clang-14 libclang-rt-14-dev
 
-.PHONY: all build demo test test-fast deps deps-test clean
+.PHONY: all build demo test test-fast deps deps-test install clean
 
 all: build
 
@@ -37,12 +39,16 @@ test: deps-test $(BUILD)/CMakeCache.txt
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DNNCC_SANITIZE=ON
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
-	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -E '^(e2e|ops|dynamic|libfuzzer)$$'
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -E '^(e2e|ops|dynamic|cuda|libfuzzer)$$'
 
 # The suite without the sanitizer build, for quick iterations.
 test-fast: deps-test $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -132,6 +132,42 @@ static void put_ios(nn_arena *a, bytevec *v, meta_exprs *m, const be_io *ios, in
   }
 }
 
+/* The step table (abi.h, version 3): per step its kernel, the IR ops it
+ * computes (every member of a fused group, in program order), the module
+ * scope and the source line, so that a run-time profile can name them. */
+static void put_steps(nn_arena *a, bytevec *v, const be_program *p) {
+  const ir_graph *g = p->g;
+  int32_t *pos = NULL; /* by node id: position in g->order */
+  if (g) {
+    pos = nn_alloc(a, sizeof *pos * (size_t)(g->nodes.len + 1));
+    for (int i = 0; i < g->order.len; i++) pos[g->order.data[i]] = i;
+  }
+  put_le(a, v, (uint64_t)p->steps.len, 4);
+  for (int s = 0; s < p->steps.len; s++) {
+    const be_step *st = &p->steps.data[s];
+    nn_buf ops = {0}, where = {0};
+    const char *scope = "";
+    if (g && st->node >= 0 && st->node < g->nodes.len) {
+      const ir_node *n = &g->nodes.data[st->node];
+      scope = n->scope ? n->scope : "";
+      nn_buf_printf(&ops, "%s", ir_ops[n->op].name);
+      for (int i = pos[st->node] + 1; n->group > 0 && i < g->order.len; i++) {
+        const ir_node *m = &g->nodes.data[g->order.data[i]];
+        if (m->group != n->group) break;
+        nn_buf_printf(&ops, "+%s", ir_ops[m->op].name);
+      }
+    }
+    nn_loc loc = st->k->loc;
+    if (loc.file && loc.line > 0) nn_buf_printf(&where, "%s:%d", loc.file, loc.line);
+    put_str(a, v, st->k->name);
+    put_str(a, v, ops.data ? ops.data : "");
+    put_str(a, v, scope);
+    put_str(a, v, where.data ? where.data : "");
+    nn_buf_free(&ops);
+    nn_buf_free(&where);
+  }
+}
+
 /* Builds the metadata blob (format in runtime/abi.h). */
 static bytevec build_meta(const be_program *p, const llvm_result *r,
                           const artifact_opts *o) {
@@ -143,7 +179,7 @@ static bytevec build_meta(const be_program *p, const llvm_result *r,
   put_le(a, &v, 0, 4); /* total length, patched below */
   put_str(a, &v, "nncc " NNCC_VERSION " (LLVM " NNCC_LLVM_VERSION ")");
   put_str(a, &v, o->model_name ? o->model_name : "");
-  put_str(a, &v, "cpu");
+  put_str(a, &v, o->target ? o->target : "cpu");
   put_str(a, &v, r->cpu ? r->cpu : "");
   put_str(a, &v, r->features ? r->features : "");
   put_le(a, &v, p->workspace_bytes, 8);
@@ -214,6 +250,7 @@ static bytevec build_meta(const be_program *p, const llvm_result *r,
     put_le(a, &v, (uint64_t)b->first, 4);
     put_le(a, &v, (uint64_t)b->last, 4);
   }
+  put_steps(a, &v, p);
   for (int i = 0; i < 4; i++) v.data[12 + i] = (unsigned char)((unsigned)v.len >> (8 * i));
   return v;
 }

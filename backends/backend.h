@@ -137,6 +137,13 @@ typedef struct llvm_opts {
   int opt_level;          /* 0..3 */
   const char *mcpu;       /* CPU name ("native" = host, the default) */
   const char *triple;     /* target triple, NULL = host */
+  /* Optional: told as code generation advances (nncc's progress line and
+   * -ftime-report): stage "kernels" (done 0 of total steps) as kernels are
+   * translated, "optimize" as each of the total functions goes through
+   * the function passes (done of total) and once more (total, total) as
+   * the module passes start, "object" as machine code is emitted. */
+  void (*progress)(void *ctx, const char *stage, int done, int total);
+  void *progress_ctx;     /* passed to progress */
 } llvm_opts;
 
 typedef struct llvm_result {
@@ -159,6 +166,7 @@ typedef struct artifact_opts {
   const char *out;        /* OUT.so */
   const char *cc;         /* linker driver: $CC or "cc" */
   const char *model_name; /* recorded in the metadata */
+  const char *target;     /* "cpu" (NULL) or "cuda", recorded likewise */
 } artifact_opts;
 
 /* Links model.so from the object, the weights blob, the metadata and the

@@ -99,6 +99,15 @@ typedef struct ks_gemm {
   bool accumulate;           /* C += ... instead of C = ... */
   bool b_is_weight;          /* B is a compile-time constant (may be packed;
                                 its sizes and strides are then constants) */
+  /* Panel layouts of operands packed at compile time (weights), for
+   * backends whose microkernel reads them as contiguous streams. 0 (the
+   * zeroed default): the strides above. P > 0: the operand is stored in
+   * panels of P rows of A (a_panel) or P columns of B (b_panel), each
+   * panel K elements deep, the last one zero-padded:
+   *   A[m, k] at a_off + (m / P)*P*K + k*P + m % P   (a_rs, a_cs unused)
+   *   B[k, n] at b_off + (n / P)*P*K + k*P + n % P   (b_rs, b_cs unused)
+   * K is then a constant. */
+  int32_t a_panel, b_panel;
   /* Epilogue (fused groups, kernel_fuse.c). When `epilogue` is set, the
    * value v defined above for C[m, n] (after the last K block) is not
    * stored as is: the F32 variable ep_acc is set to v, the I64 variable

@@ -8,9 +8,11 @@
  * carries linear's and convolution's bias and addmm/baddbmm's `c`.
  *
  *   linear      out[M, N] = x[M, K] @ w^T + bias. The weight is packed at
- *               compile time into w^T [K, N] (so B's columns are contiguous);
- *               a weight that is not a compile-time constant is transposed
- *               into a scratch buffer by a packing kernel first.
+ *               compile time: f32 into panels of PACK_B columns of w^T
+ *               (ks_gemm.b_panel, what native microkernels stream), f16/bf16
+ *               into w^T [K, N] (so B's columns are contiguous); a weight
+ *               that is not a compile-time constant is transposed into a
+ *               scratch buffer by a packing kernel first.
  *   matmul      numpy rules: 1-d operands, a batch folded into M when b is a
  *               plain matrix, batch broadcasting otherwise.
  *   convolution 1-d/2-d, non-transposed. Depthwise: a direct loop kernel.
@@ -18,7 +20,8 @@
  *               im2col into a scratch buffer (zeros for padded taps, computed
  *               from the window's valid range, no padded copy of the input)
  *               and a GEMM weight[Cout/g, Cin/g*kh*kw] @ col[.., Hout*Wout]
- *               per image and group.
+ *               per image and group. An f32 weight known at compile time is
+ *               packed into panels of PACK_A rows (ks_gemm.a_panel).
  *
  * Symbolic dims. Sizes, strides and offsets are computed as dims of the
  * graph (ir_dim) and become kernel expressions (kl_dimx) where a kernel
@@ -67,6 +70,17 @@ enum {
   GEMM_NB = 256, /* a multiple of NR; lowered for small M to get more tiles */
   GEMM_KB = 256,
   GEMM_MIN_TILES = 32, /* macro tiles wanted for the thread pool */
+};
+
+/* Panel layouts of f32 weights packed at compile time (ks_gemm.a_panel,
+ * b_panel): a convolution's weight (A) in panels of PACK_A rows, a linear
+ * layer's w^T (B) in panels of PACK_B columns. Native microkernels read a
+ * panel as one contiguous stream: MR rows of A broadcast from PACK_A
+ * consecutive floats, vectors of B from PACK_B consecutive floats (PACK_B
+ * = GEMM_NR keeps the expansion's vector loop contiguous too). */
+enum {
+  PACK_A = 8,
+  PACK_B = GEMM_NR,
 };
 
 /* State while one KS_GEMM is expanded. */
@@ -152,17 +166,47 @@ static kx_id c_idx(gx *x, kx_id m, kx_id n) {
   kernel *k = x->k;
   return ADD(k, ADD(k, OFF(k, x->coff, x->coff_c), MUL(k, m, x->g.ldc)), n);
 }
+/* Index of element (r, kk) of an operand stored in panels of p rows (or
+ * columns) K deep: (r / p)*p*K + kk*p + r % p (ks_gemm.a_panel). */
+static kx_id panel_idx(kernel *k, kx_id K, int64_t p, kx_id r, kx_id kk) {
+  kx_id P = I(k, p);
+  return ADD(k, ADD(k, MUL(k, k_bin(k, KX_DIV, r, P), MUL(k, P, K)), MUL(k, kk, P)),
+             k_bin(k, KX_MOD, r, P));
+}
+/* A[m, kk] as loaded (f32), and alpha * A[m, kk]. */
+static kx_id a_raw(gx *x, kx_id m, kx_id kk) {
+  kernel *k = x->k;
+  kx_id idx = x->g.a_panel > 0
+                  ? ADD(k, OFF(k, x->aoff, x->aoff_c),
+                        panel_idx(k, x->g.k, x->g.a_panel, m, kk))
+                  : ADD(k, ADD(k, OFF(k, x->aoff, x->aoff_c), MUL(k, m, x->g.a_rs)),
+                        MUL(k, kk, x->g.a_cs));
+  return k_cast(k, NN_DT_F32, k_load(k, x->g.a, idx));
+}
 static kx_id a_val(gx *x, kx_id m, kx_id kk) {
   kernel *k = x->k;
-  kx_id idx = ADD(k, ADD(k, OFF(k, x->aoff, x->aoff_c), MUL(k, m, x->g.a_rs)),
-                  MUL(k, kk, x->g.a_cs));
-  kx_id v = k_cast(k, NN_DT_F32, k_load(k, x->g.a, idx));
+  kx_id v = a_raw(x, m, kk);
   return x->g.alpha == 1.0f ? v : MUL(k, F(k, x->g.alpha), v);
 }
 static kx_id b_val(gx *x, kx_id kk, kx_id n) {
   kernel *k = x->k;
-  kx_id idx = ADD(k, ADD(k, OFF(k, x->boff, x->boff_c), MUL(k, kk, x->g.b_rs)),
-                  MUL(k, n, x->g.b_cs));
+  kx_id idx = x->g.b_panel > 0
+                  ? ADD(k, OFF(k, x->boff, x->boff_c),
+                        panel_idx(k, x->g.k, x->g.b_panel, n, kk))
+                  : ADD(k, ADD(k, OFF(k, x->boff, x->boff_c), MUL(k, kk, x->g.b_rs)),
+                        MUL(k, n, x->g.b_cs));
+  return k_cast(k, NN_DT_F32, k_load(k, x->g.b, idx));
+}
+/* B[kk, n0 + j] inside a register tile whose first column n0 is a
+ * multiple of NR: with panels of exactly NR columns, the panel is n0's
+ * and the column in it j, which keeps the vector loop's accesses
+ * contiguous. */
+static kx_id b_tile_val(gx *x, kx_id kk, kx_id n0, kx_id j) {
+  kernel *k = x->k;
+  if (x->g.b_panel != GEMM_NR)
+    return b_val(x, kk, ADD(k, n0, j));
+  kx_id idx = ADD(k, ADD(k, OFF(k, x->boff, x->boff_c), MUL(k, n0, x->g.k)),
+                  ADD(k, MULC(k, kk, GEMM_NR), j));
   return k_cast(k, NN_DT_F32, k_load(k, x->g.b, idx));
 }
 static kx_id bias_val(gx *x, kx_id m, kx_id n) {
@@ -224,7 +268,7 @@ static void emit_tile(gx *x, kx_id m0, int mr, kx_id n0, kx_id nr, int32_t k0,
   for (int i = 0; i < mr; i++)
     k_let(k, x->va[i], a_val(x, ADD(k, V(k, x->vm), I(k, i)), V(k, kk)));
   int32_t j = k_for_begin(k, I(k, 0), nr, KS_VECTOR);
-  k_let(k, x->vb, b_val(x, V(k, kk), ADD(k, V(k, x->vn), V(k, j))));
+  k_let(k, x->vb, b_tile_val(x, V(k, kk), V(k, x->vn), V(k, j)));
   for (int i = 0; i < mr; i++) {
     kx_id idx =
         c_idx(x, ADD(k, V(k, x->vm), I(k, i)), ADD(k, V(k, x->vn), V(k, j)));
@@ -245,14 +289,7 @@ static void expand_gemv(gx *x, unsigned outer_flags) {
   hoist_strides(x);
   k_let(k, acc, F(k, 0.0));
   int32_t kk = k_for_begin(k, I(k, 0), K, KS_REDUCE);
-  kx_id prod = MUL(
-      k,
-      k_cast(k, NN_DT_F32,
-             k_load(k, g->a,
-                    ADD(k,
-                        ADD(k, OFF(k, x->aoff, x->aoff_c), MUL(k, V(k, m), g->a_rs)),
-                        MUL(k, V(k, kk), g->a_cs)))),
-      b_val(x, V(k, kk), I(k, 0)));
+  kx_id prod = MUL(k, a_raw(x, V(k, m), V(k, kk)), b_val(x, V(k, kk), I(k, 0)));
   k_let(k, acc, ADD(k, V(k, acc), prod));
   k_for_end(k);
   kx_id v = V(k, acc);
@@ -560,6 +597,7 @@ typedef struct gspec {
   ir_dim bias_rs, bias_cs;          /* bias strides over m and n */
   float alpha, beta;                /* scales of the product and the bias */
   bool b_is_weight;                 /* B is a compile-time constant */
+  int a_panel, b_panel;             /* panel layouts (ks_gemm), 0: strides */
   be_bufid abuf, bbuf, cbuf, biasbuf; /* program buffers (biasbuf -1: none) */
   ir_dim aelems, belems, celems, biaselems;         /* their element counts */
   int nbatch;                                       /* batch dims */
@@ -684,6 +722,8 @@ static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
   g.alpha = s->alpha;
   g.beta = s->beta;
   g.b_is_weight = s->b_is_weight;
+  g.a_panel = s->a_panel;
+  g.b_panel = s->b_panel;
   g.m = DX(c, k, s->m);
   g.n = DX(c, k, s->n);
   g.k = DX(c, k, s->k);
@@ -926,13 +966,28 @@ static int transposed_b(const lctx *l, ir_value w, ir_dim N, ir_dim K,
       return sym_error(l, N);
     if (!kl_dim_const(c, K, &Kv))
       return sym_error(l, K);
+    s->b_is_weight = true;
+    if (s->dt == NN_DT_F32) {
+      /* panels of PACK_B columns (ks_gemm.b_panel): w row n becomes
+       * column n % PACK_B of panel n / PACK_B */
+      int64_t np = (Nv + PACK_B - 1) / PACK_B;
+      float *t = nn_alloc(kl_arena(c), sizeof(float) * (size_t)(np * PACK_B * Kv + 1));
+      memset(t, 0, sizeof(float) * (size_t)(np * PACK_B * Kv));
+      for (int64_t n = 0; n < Nv; n++)
+        for (int64_t kk = 0; kk < Kv; kk++)
+          memcpy(&t[(n / PACK_B) * PACK_B * Kv + kk * PACK_B + n % PACK_B],
+                 wd + (size_t)(n * Kv + kk) * sizeof(float), sizeof(float));
+      s->belems = kl_d(c, np * PACK_B * Kv);
+      s->bbuf = kl_const_buf(c, s->dt, t, np * PACK_B * Kv);
+      s->b_panel = PACK_B;
+      return 0;
+    }
     /* copy out first: kl_const_buf may move the blob wd points into */
     unsigned char *t = nn_alloc(kl_arena(c), es * (size_t)(Nv * Kv));
     for (int64_t n = 0; n < Nv; n++)
       for (int64_t kk = 0; kk < Kv; kk++)
         memcpy(t + (size_t)(kk * Nv + n) * es, wd + (size_t)(n * Kv + kk) * es, es);
     s->bbuf = kl_const_buf(c, s->dt, t, Nv * Kv);
-    s->b_is_weight = true;
     return 0;
   }
   be_bufid wt = kl_scratch_d(c, s->dt, s->belems);
@@ -1146,6 +1201,8 @@ typedef struct conv {
   int64_t sh, sw, ph, pw, dh, dw; /* stride, padding, dilation */
   int64_t groups;
   be_bufid x, wt, bias, out; /* program buffers (bias -1: none) */
+  int a_panel;               /* wt packed in panels of this many rows per
+                                group (ks_gemm.a_panel), or 0: [cout, Kc] */
   const kl_epilogue *ep;     /* fused epilogue on out, or NULL */
   nn_dtype dt;               /* dtype of x, w, bias, out (f32 accumulation) */
 } conv;
@@ -1340,6 +1397,31 @@ static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0,
   k_for_end(k); /* r */
 }
 
+/* The weight of a GEMM convolution: an f32 weight known at compile time
+ * is packed, per group, in panels of PACK_A rows [G][ceil(Mg/PACK_A)][Kc]
+ * [PACK_A] (zero rows past Mg), which replaces the plain weight in the
+ * blob; anything else is used as it is. Sets cv->wt and cv->a_panel. */
+static void pack_conv_weight(kl_ctx *c, conv *cv, ir_value w) {
+  const unsigned char *wd = cv->dt == NN_DT_F32 ? kl_weight_data(c, w) : NULL;
+  int64_t G = cv->groups, Mg = cv->cout / G;
+  int64_t Kc = cv->cin / G * cv->kh * cv->kw;
+  cv->a_panel = 0;
+  if (!wd || Mg <= 1) {
+    cv->wt = kl_value_buf(c, w);
+    return;
+  }
+  int64_t np = (Mg + PACK_A - 1) / PACK_A, gp = np * PACK_A * Kc;
+  float *t = nn_alloc(kl_arena(c), sizeof(float) * (size_t)(G * gp + 1));
+  memset(t, 0, sizeof(float) * (size_t)(G * gp));
+  for (int64_t g = 0; g < G; g++)
+    for (int64_t m = 0; m < Mg; m++)
+      for (int64_t kk = 0; kk < Kc; kk++)
+        memcpy(&t[g * gp + (m / PACK_A) * PACK_A * Kc + kk * PACK_A + m % PACK_A],
+               wd + (size_t)((g * Mg + m) * Kc + kk) * sizeof(float), sizeof(float));
+  cv->wt = kl_const_buf(c, NN_DT_F32, t, G * gp);
+  cv->a_panel = PACK_A;
+}
+
 /* Largest im2col buffer (elements); more images are done in chunks. */
 #define IM2COL_MAX_ELEMS ((int64_t)16 << 20)
 
@@ -1360,6 +1442,7 @@ static int conv_gemm(const lctx *l, const conv *cv, be_bufid bbuf, ir_dim belems
   s.k = kl_d(c, Kc);
   s.a_rs = kl_d(c, Kc);
   s.a_cs = kl_d(c, 1);
+  s.a_panel = cv->a_panel;
   s.b_rs = P;
   s.b_cs = kl_d(c, 1);
   s.ldc = P;
@@ -1374,6 +1457,11 @@ static int conv_gemm(const lctx *l, const conv *cv, be_bufid bbuf, ir_dim belems
   s.bdims[1] = kl_d(c, G);
   s.astr[0] = kl_d(c, 0);
   s.astr[1] = kl_d(c, Mg * Kc);
+  if (cv->a_panel > 0) { /* each group's rows in whole panels */
+    int64_t gp = (Mg + cv->a_panel - 1) / cv->a_panel * cv->a_panel * Kc;
+    s.aelems = kl_d(c, G * gp);
+    s.astr[1] = kl_d(c, gp);
+  }
   s.bstr[0] = DMULC(c, P, G * Kc);
   s.bstr[1] = DMULC(c, P, Kc); /* == Cin*P, Cg*P for 1x1 */
   s.b0 = b_is_col ? kl_d(c, 0) : DMULC(c, P, n0 * cv->cin);
@@ -1475,7 +1563,7 @@ static int lower_conv(const lctx *l) {
     return shape_error(
         l, "output size does not match the convolution's parameters");
   cv.x = kl_value_buf(c, n->in[0]);
-  cv.wt = kl_value_buf(c, n->in[1]);
+  cv.wt = -1; /* the weight's buffer: plain or packed, below */
   cv.out = result_buf(l);
   cv.ep = l->ep;
   cv.dt = l->dt;
@@ -1495,9 +1583,12 @@ static int lower_conv(const lctx *l) {
   if (P == IR_DIM_UNKNOWN || xelems == IR_DIM_UNKNOWN)
     return shape_error(l, "a size of the convolution is too complex an expression");
   if (G == cv.cin && cv.cout == cv.cin) {
+    cv.wt = kl_value_buf(c, n->in[1]);
     return conv_depthwise(c, &cv);
-  } else if (cv.kh == 1 && cv.kw == 1 && cv.sh == 1 && cv.sw == 1 &&
-             cv.ph == 0 && cv.pw == 0) {
+  }
+  pack_conv_weight(c, &cv, n->in[1]);
+  if (cv.kh == 1 && cv.kw == 1 && cv.sh == 1 && cv.sw == 1 && cv.ph == 0 &&
+      cv.pw == 0) {
     return conv_gemm(l, &cv, cv.x, xelems, false, 0, cv.n);
   }
   ir_dim per_img = DMULC(c, P, cv.cin * cv.kh * cv.kw);

@@ -350,8 +350,17 @@ static void run_gemm(ist *s, const ks_gemm *g) {
     for (int64_t n = 0; n < N && !s->err; n++) {
       float acc = 0;
       for (int64_t k = 0; k < K && !s->err; k++) {
-        float x = (float)load(s, g->a, lin(ao, m, a_rs, k, a_cs)).f;
-        float y = (float)load(s, g->b, lin(bo, k, b_rs, n, b_cs)).f;
+        /* panel layouts (ks_gemm.a_panel / b_panel) or plain strides */
+        int64_t ai = g->a_panel > 0
+                         ? lin(lin(ao, m / g->a_panel, g->a_panel * K, k, g->a_panel),
+                               m % g->a_panel, 1, 0, 0)
+                         : lin(ao, m, a_rs, k, a_cs);
+        int64_t bi = g->b_panel > 0
+                         ? lin(lin(bo, n / g->b_panel, g->b_panel * K, k, g->b_panel),
+                               n % g->b_panel, 1, 0, 0)
+                         : lin(bo, k, b_rs, n, b_cs);
+        float x = (float)load(s, g->a, ai).f;
+        float y = (float)load(s, g->b, bi).f;
         acc += x * y;
       }
       float v = g->alpha * acc;

@@ -344,4 +344,13 @@ void ir_number_values(const ir_graph *g, int32_t *num);
  * node, returns the count. */
 int ir_verify(const ir_graph *g, nn_diag *d);
 
+/* ====================================================================== */
+/* dot.c — Graphviz                                                        */
+/* ====================================================================== */
+
+/* Appends the graph in Graphviz dot syntax: a box per tensor-computing
+ * node labelled op and result type, ellipses for inputs and outputs,
+ * fused groups as clusters. Uses g->arena for scratch. */
+void ir_dot(nn_buf *b, const ir_graph *g);
+
 #endif

@@ -93,6 +93,11 @@ static const char *rt_bad_io(const nncc_model_io *io, bool symbolic) {
 
 nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
                                nncc_model **model, char **err) {
+  return rt_model_from_desc_ex(d, dl, false, model, err);
+}
+
+nncc_status rt_model_from_desc_ex(const nncc_model_desc *d, void *dl, bool describe_only,
+                                  nncc_model **model, char **err) {
   if (err) *err = NULL;
   if (!model) return rt_fail(err, NNCC_ERR_INVALID_ARG, "model is NULL");
   *model = NULL;
@@ -115,7 +120,8 @@ nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
       !d->session_free || !d->run || d->ninputs < 0 || d->noutputs < 0 ||
       (d->ninputs && !d->inputs) || (d->noutputs && !d->outputs) || d->nsyms < 0 ||
       (d->nsyms > 0 && (!d->syms || !d->bind || !d->io_dims || !d->dim_text ||
-                        !d->workspace_for || !d->run_dims || !d->set_workspace)))
+                        !d->workspace_for || !d->run_dims || !d->set_workspace)) ||
+      d->nsteps < 0 || (d->nsteps > 0 && (!d->steps || !d->set_profile)))
     return rt_fail(err, NNCC_ERR_LOAD, "the model's description is malformed");
   for (int32_t i = 0; i < d->ninputs + d->noutputs; i++) {
     bool in = i < d->ninputs;
@@ -126,10 +132,14 @@ nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
                      in ? i : i - d->ninputs, why);
   }
   char msg[512];
-  if (d->check_cpu(msg, sizeof msg) != 0)
+  bool usable = d->check_cpu(msg, sizeof msg) == 0;
+  if (!usable && !describe_only)
     return rt_fail(err, NNCC_ERR_UNSUPPORTED_CPU, "%s", msg);
   nncc_model *m = calloc(1, sizeof *m);
-  if (!m) return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "out of memory");
+  if (!m || (!usable && !(m->unusable = strdup(msg)))) {
+    free(m);
+    return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "out of memory");
+  }
   m->dl = dl;
   m->full = full;
   m->d = &m->full;
@@ -137,7 +147,8 @@ nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
   return NNCC_OK;
 }
 
-nncc_status nncc_model_open(const char *path, nncc_model **model, char **err) {
+static nncc_status open_model(const char *path, bool describe_only, nncc_model **model,
+                              char **err) {
   if (err) *err = NULL;
   if (!model) return rt_fail(err, NNCC_ERR_INVALID_ARG, "model is NULL");
   *model = NULL;
@@ -162,7 +173,7 @@ nncc_status nncc_model_open(const char *path, nncc_model **model, char **err) {
                    "'%s' is not a model compiled by nncc (no %s symbol; an older "
                    "or newer ABI?)", path, NNCC_ENTRY_SYMBOL);
   }
-  nncc_status st = rt_model_from_desc(entry(), dl, model, err);
+  nncc_status st = rt_model_from_desc_ex(entry(), dl, describe_only, model, err);
   if (st != NNCC_OK) {
     dlclose(dl);
     if (err && *err) {
@@ -176,9 +187,22 @@ nncc_status nncc_model_open(const char *path, nncc_model **model, char **err) {
   return st;
 }
 
+nncc_status nncc_model_open(const char *path, nncc_model **model, char **err) {
+  return open_model(path, false, model, err);
+}
+
+nncc_status nncc_model_describe(const char *path, nncc_model **model, char **err) {
+  return open_model(path, true, model, err);
+}
+
+const char *nncc_model_unusable(const nncc_model *model) {
+  return model ? model->unusable : NULL;
+}
+
 void nncc_model_close(nncc_model *model) {
   if (!model) return;
   if (model->dl) dlclose(model->dl);
+  free(model->unusable);
   free(model);
 }
 

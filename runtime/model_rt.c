@@ -16,6 +16,19 @@
  * keeps that plan until a run brings other values, so repeated runs at one
  * shape plan and allocate nothing.
  *
+ * Profiling. The metadata names every step of the graph function (its
+ * kernel, IR ops, module scope and source line). A session that profiles
+ * gets caller memory for per-step nanoseconds (set_profile) and raises
+ * nncc_rt_profiling; while that count is not zero the generated code
+ * calls nncc_rt_prof_mark before each step and at the end, and the mark
+ * adds the time since the previous one to the running session's counter
+ * for the step that just ended. The profiled session running on a thread
+ * is found through a pthread key, set only around profiled runs, so
+ * sessions on other threads (profiling or not) are unaffected. (A key,
+ * not __thread: TLS in a dlopened object would add a dependency on the
+ * dynamic loader, or use up static TLS space.) With no profiling session
+ * the cost is one load and an untaken branch per step.
+ *
  * This file is compiled once, when nncc is built, with -fPIC
  * -fvisibility=hidden and no sanitizers, and its object is embedded in the
  * nncc binary; it must depend on nothing but libc and libpthread. The
@@ -26,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "abi.h"
 #include "plan.h"
@@ -74,6 +88,8 @@ static const char *rd_str(rt_reader *r, char **heap, const char *heap_end) {
 static nncc_model_desc *rt_desc;  /* parsed descriptor, NULL if malformed */
 static void *rt_desc_block;       /* the one allocation behind it */
 static pthread_once_t rt_once = PTHREAD_ONCE_INIT;
+static pthread_key_t rt_prof_key; /* the profiled session running on a thread */
+static bool rt_prof_key_ok;       /* the key was created (rt_parse) */
 
 static int rt_check_cpu(char *msg, size_t cap);
 static void *rt_session_new(int nthreads);
@@ -118,6 +134,7 @@ static uint64_t rt_workspace_for(const int64_t *values);
 static int rt_run_dims(void *s, const int64_t *values, void *const *inputs,
                        void *const *outputs);
 static int rt_set_workspace(void *s, void *mem, uint64_t bytes);
+static void rt_set_profile(void *s, uint64_t *ns);
 
 /* Reads n io records into ios; dims go to *dims. */
 static void rd_ios(rt_reader *r, nncc_model_io *ios, int32_t n, int64_t **dims,
@@ -156,7 +173,8 @@ static void rt_parse(void) {
   rt_reader r = {nncc_meta, nncc_meta_end, false};
   if (len < 16 || memcmp(nncc_meta, NNCC_META_MAGIC, 8) != 0) return;
   r.p += 8;
-  if (rd_le(&r, 4) != NNCC_META_VERSION) return;
+  uint64_t version = rd_le(&r, 4);
+  if (version < 2 || version > NNCC_META_VERSION) return;
   uint64_t total = rd_le(&r, 4);
   if (total > len) return;
   r.end = nncc_meta + total;
@@ -254,6 +272,16 @@ static void rt_parse(void) {
       r.bad = true;
   }
   rt.nblocks = (uint32_t)nblocks;
+  uint64_t nsteps = version >= 3 ? rd_le(&r, 4) : 0;
+  if (r.bad || nsteps > len / 16) goto bad;
+  nncc_model_step *steps = bump(&heap, heap_end, sizeof *steps * (size_t)(nsteps + 1));
+  if (!steps) goto bad;
+  for (uint64_t i = 0; i < nsteps && !r.bad; i++) {
+    steps[i].kernel = rd_str(&r, &heap, heap_end);
+    steps[i].ops = rd_str(&r, &heap, heap_end);
+    steps[i].scope = rd_str(&r, &heap, heap_end);
+    steps[i].loc = rd_str(&r, &heap, heap_end);
+  }
   if (r.bad || (nsyms == 0 && (rt.nbufs || nblocks))) goto bad;
   /* symbolic io dims read as -1 in the descriptor; their expressions are
    * kept apart, by position, in rt.enc */
@@ -277,6 +305,10 @@ static void rt_parse(void) {
   d->workspace_for = rt_workspace_for;
   d->run_dims = rt_run_dims;
   d->set_workspace = rt_set_workspace;
+  d->nsteps = (int32_t)nsteps;
+  d->steps = steps;
+  d->set_profile = rt_set_profile;
+  rt_prof_key_ok = pthread_key_create(&rt_prof_key, NULL) == 0;
   rt_desc = d;
   rt_desc_block = block;
   return;
@@ -286,6 +318,8 @@ bad:
 }
 
 __attribute__((destructor)) static void rt_unload(void) {
+  if (rt_prof_key_ok) pthread_key_delete(rt_prof_key);
+  rt_prof_key_ok = false;
   free(rt_desc_block);
   rt_desc_block = NULL;
   rt_desc = NULL;
@@ -331,7 +365,12 @@ static int rt_cpu_has(const char *name) {
   return -1;
 }
 
+/* Linked in only by CUDA models (model_rt_cuda.c): can this process reach a
+ * GPU? */
+extern int nncc_cu_probe(char *msg, size_t cap) __attribute__((weak));
+
 static int rt_check_cpu(char *msg, size_t cap) {
+  if (nncc_cu_probe) return nncc_cu_probe(msg, cap); /* a CUDA model: needs a GPU */
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
   __builtin_cpu_init();
 #endif
@@ -564,7 +603,46 @@ typedef struct rt_session {
   int64_t *offs;            /* byte offset of each planned buffer */
   uint64_t arena;           /* its arena bytes */
   bool planned;             /* values/offs/arena are valid */
+  uint64_t *prof;           /* per-step nanoseconds (caller memory) while
+                               profiling, else NULL */
+  uint64_t prof_t;          /* when the running step started */
 } rt_session;
+
+/* ---- profiling ------------------------------------------------------------ */
+
+__attribute__((visibility("hidden"))) int nncc_rt_profiling;
+
+static uint64_t rt_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+__attribute__((visibility("hidden"))) void nncc_rt_prof_mark(int32_t step) {
+  rt_session *s = rt_prof_key_ok ? pthread_getspecific(rt_prof_key) : NULL;
+  if (!s || !s->prof) return;
+  uint64_t t = rt_now_ns();
+  if (step > 0 && step <= rt_desc->nsteps) s->prof[step - 1] += t - s->prof_t;
+  s->prof_t = t;
+}
+
+static void rt_set_profile(void *session, uint64_t *ns) {
+  rt_session *s = session;
+  if (ns && !s->prof) __atomic_add_fetch(&nncc_rt_profiling, 1, __ATOMIC_RELAXED);
+  if (!ns && s->prof) __atomic_sub_fetch(&nncc_rt_profiling, 1, __ATOMIC_RELAXED);
+  s->prof = ns;
+}
+
+/* Runs the graph function, timing its steps when the session profiles. */
+static int rt_graph_run(rt_session *s, void *const *inputs, void *const *outputs,
+                        const int64_t *values, const int64_t *offs) {
+  if (!s->prof || !rt_prof_key_ok)
+    return nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, values, offs);
+  pthread_setspecific(rt_prof_key, s);
+  int rc = nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, values, offs);
+  pthread_setspecific(rt_prof_key, NULL);
+  return rc;
+}
 
 static void *rt_session_new(int nthreads) {
   if (!rt_desc) return NULL;
@@ -587,6 +665,7 @@ static void *rt_session_new(int nthreads) {
 static void rt_session_free(void *session) {
   rt_session *s = session;
   if (!s) return;
+  rt_set_profile(s, NULL);
   rt_pool_free(s->pool);
   if (!s->borrowed) free(s->workspace);
   free(s->values);
@@ -597,7 +676,7 @@ static void rt_session_free(void *session) {
 static int rt_run(void *session, void *const *inputs, void *const *outputs) {
   rt_session *s = session;
   if (rt_desc->nsyms > 0) return -2; /* needs symbol values: run_dims */
-  return nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, NULL, NULL);
+  return rt_graph_run(s, inputs, outputs, NULL, NULL);
 }
 
 static int rt_set_workspace(void *session, void *mem, uint64_t bytes) {
@@ -639,5 +718,5 @@ static int rt_run_dims(void *session, const int64_t *values, void *const *inputs
     s->workspace = w;
     s->cap = want;
   }
-  return nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, values, s->offs);
+  return rt_graph_run(s, inputs, outputs, values, s->offs);
 }

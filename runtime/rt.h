@@ -4,6 +4,8 @@
 #ifndef NNCC_RT_H
 #define NNCC_RT_H
 
+#include <stdbool.h>
+
 #include "abi.h"
 #include "include/nncc.h"
 
@@ -14,6 +16,8 @@ struct nncc_model {
                                 runtime knows it */
   nncc_model_desc full;      /* a copy of the model's descriptor; fields a
                                 model built before they existed are zero */
+  char *unusable;            /* nncc_model_describe: why this machine can't
+                                run it (malloc'd), NULL when it can */
 };
 
 /* Stores a malloc'd printf-style message in *err (when err is not NULL) and
@@ -27,5 +31,9 @@ nncc_status rt_fail(char **err, nncc_status st, const char *fmt, ...)
  * tests that build descriptors by hand. On failure dl is NOT closed. */
 nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
                                nncc_model **model, char **err);
+/* The same; with describe_only, a failed CPU/device check does not fail:
+ * the reason is kept in model->unusable and sessions are refused. */
+nncc_status rt_model_from_desc_ex(const nncc_model_desc *d, void *dl, bool describe_only,
+                                  nncc_model **model, char **err);
 
 #endif

@@ -8,11 +8,19 @@
  * trusts its shapes completely, so this is the one place where bad input is
  * turned into an error instead of an out-of-bounds access. The checks are
  * a few compares per tensor; messages are formatted only for a mismatch.
+ *
+ * Profiling (nncc.h "profiling"): the session owns one nanosecond counter
+ * per step of the model's program, which the model runtime adds to while
+ * profiling is on (the descriptor's set_profile), and times each whole
+ * run itself; the report sorts the steps by time. NNCC_PROFILE in the
+ * environment turns it on at creation and prints the report at destroy.
  */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -25,7 +33,24 @@ struct nncc_session {
   void **out;          /* noutputs data pointers, filled per run */
   int64_t *values;     /* symbol values of the current run */
   const int64_t **in_dims; /* the inputs' dims of the current run */
+  uint64_t *prof_ns;   /* per-step nanoseconds (nsteps), once profiled */
+  uint64_t prof_runs;  /* runs timed */
+  uint64_t prof_run_ns; /* their wall time in the model's code */
+  bool profiling;      /* runs are timed now */
+  bool prof_env;       /* profiling came from NNCC_PROFILE: report at destroy */
 };
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether NNCC_PROFILE asks for profiling ("" and "0" don't). */
+static bool profile_env(void) {
+  const char *v = getenv("NNCC_PROFILE");
+  return v && *v && strcmp(v, "0") != 0;
+}
 
 nncc_status nncc_session_create(const nncc_model *model, int nthreads,
                                 nncc_session **session, char **err) {
@@ -33,6 +58,7 @@ nncc_status nncc_session_create(const nncc_model *model, int nthreads,
   if (!session) return rt_fail(err, NNCC_ERR_INVALID_ARG, "session is NULL");
   *session = NULL;
   if (!model) return rt_fail(err, NNCC_ERR_INVALID_ARG, "model is NULL");
+  if (model->unusable) return rt_fail(err, NNCC_ERR_UNSUPPORTED_CPU, "%s", model->unusable);
   if (nthreads <= 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     nthreads = n < 1 ? 1 : n > 256 ? 256 : (int)n;
@@ -57,13 +83,20 @@ nncc_status nncc_session_create(const nncc_model *model, int nthreads,
                    "can't create a session (%llu bytes of workspace, %d threads)",
                    (unsigned long long)d->workspace_bytes, nthreads);
   }
+  if (profile_env() && nncc_session_set_profiling(s, 1, NULL) == NNCC_OK) s->prof_env = true;
   *session = s;
   return NNCC_OK;
 }
 
 void nncc_session_destroy(nncc_session *s) {
   if (!s) return;
+  if (s->prof_env && s->profiling) {
+    char *report = nncc_session_profile_report(s);
+    if (report) fputs(report, stderr);
+    free(report);
+  }
   if (s->impl) s->m->d->session_free(s->impl);
+  free(s->prof_ns);
   free(s->in);
   free(s->out);
   free(s->values);
@@ -260,7 +293,12 @@ nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t 
       return st;
     s->out[i] = outputs[i].data;
   }
+  uint64_t t0 = s->profiling ? now_ns() : 0;
   int rc = sym ? d->run_dims(s->impl, s->values, s->in, s->out) : d->run(s->impl, s->in, s->out);
+  if (s->profiling) {
+    s->prof_run_ns += now_ns() - t0;
+    s->prof_runs++;
+  }
   if (sym && rc == -2)
     return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY,
                    "can't get the workspace for these shapes (%llu bytes)",
@@ -268,4 +306,138 @@ nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t 
   if (rc != 0)
     return rt_fail(err, NNCC_ERR_RUNTIME, "the model's code returned status %d", rc);
   return NNCC_OK;
+}
+
+/* ---- profiling ----------------------------------------------------------------- */
+
+nncc_status nncc_session_set_profiling(nncc_session *s, int on, char **err) {
+  if (err) *err = NULL;
+  if (!s) return rt_fail(err, NNCC_ERR_INVALID_ARG, "session is NULL");
+  const nncc_model_desc *d = s->m->d;
+  if (!d->set_profile)
+    return rt_fail(err, NNCC_ERR_INVALID_ARG,
+                   "the model has no profiling support (compiled by %s); compile it again",
+                   d->compiler);
+  if (on && !s->prof_ns && !(s->prof_ns = calloc((size_t)d->nsteps + 1, sizeof *s->prof_ns)))
+    return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "out of memory");
+  d->set_profile(s->impl, on ? s->prof_ns : NULL);
+  s->profiling = on != 0;
+  return NNCC_OK;
+}
+
+void nncc_session_profile_reset(nncc_session *s) {
+  if (!s) return;
+  if (s->prof_ns) memset(s->prof_ns, 0, sizeof *s->prof_ns * (size_t)s->m->d->nsteps);
+  s->prof_runs = s->prof_run_ns = 0;
+}
+
+/* Most time first; equal times in program order. */
+static int row_cmp(const void *a, const void *b) {
+  const nncc_profile_row *x = a, *y = b;
+  if (x->ns != y->ns) return x->ns < y->ns ? 1 : -1;
+  return (x->step > y->step) - (x->step < y->step);
+}
+
+/* Every step's row, sorted (malloc'd; NULL when out of memory). */
+static nncc_profile_row *profile_rows(const nncc_session *s) {
+  const nncc_model_desc *d = s->m->d;
+  int32_t n = d->set_profile ? d->nsteps : 0;
+  nncc_profile_row *rows = calloc((size_t)n + 1, sizeof *rows);
+  if (!rows) return NULL;
+  uint64_t sum = 0;
+  for (int32_t i = 0; i < n; i++) sum += s->prof_ns ? s->prof_ns[i] : 0;
+  for (int32_t i = 0; i < n; i++) {
+    const nncc_model_step *st = &d->steps[i];
+    uint64_t ns = s->prof_ns ? s->prof_ns[i] : 0;
+    rows[i] = (nncc_profile_row){i, st->kernel, st->ops, st->scope, st->loc, ns,
+                                 sum ? 100.0 * (double)ns / (double)sum : 0.0};
+  }
+  qsort(rows, (size_t)n, sizeof *rows, row_cmp);
+  return rows;
+}
+
+nncc_status nncc_session_profile(const nncc_session *s, nncc_profile_row *rows, int32_t cap,
+                                 int32_t *nrows, uint64_t *runs, uint64_t *run_ns) {
+  if (!s || !nrows || (cap > 0 && !rows)) return NNCC_ERR_INVALID_ARG;
+  const nncc_model_desc *d = s->m->d;
+  *nrows = d->set_profile ? d->nsteps : 0;
+  if (runs) *runs = s->prof_runs;
+  if (run_ns) *run_ns = s->prof_run_ns;
+  if (cap <= 0 || *nrows == 0) return NNCC_OK;
+  nncc_profile_row *all = profile_rows(s);
+  if (!all) return NNCC_ERR_OUT_OF_MEMORY;
+  memcpy(rows, all, sizeof *rows * (size_t)(cap < *nrows ? cap : *nrows));
+  free(all);
+  return NNCC_OK;
+}
+
+/* Appends printf-style text to the growing string *buf (len, cap); on
+ * failure frees it and sets it to NULL. */
+static void report_add(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void report_add(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+  if (!*buf) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+    va_end(ap);
+    if (w < 0) break;
+    if ((size_t)w < *cap - *len) {
+      *len += (size_t)w;
+      return;
+    }
+    char *b = realloc(*buf, *cap * 2 + (size_t)w);
+    if (!b) break;
+    *buf = b;
+    *cap = *cap * 2 + (size_t)w;
+  }
+  free(*buf);
+  *buf = NULL;
+}
+
+static int str_width(const char *s, int w) {
+  int n = (int)strlen(s);
+  return n > w ? n : w;
+}
+
+char *nncc_session_profile_report(const nncc_session *s) {
+  if (!s) return NULL;
+  const nncc_model_desc *d = s->m->d;
+  nncc_profile_row *rows = profile_rows(s);
+  size_t len = 0, cap = 1024;
+  char *buf = rows ? malloc(cap) : NULL;
+  if (!buf) {
+    free(rows);
+    return NULL;
+  }
+  int32_t n = d->set_profile ? d->nsteps : 0;
+  uint64_t runs = s->prof_runs ? s->prof_runs : 1, sum = 0;
+  for (int32_t i = 0; i < n; i++) sum += rows[i].ns;
+  report_add(&buf, &len, &cap,
+             "nncc profile: model %s, %llu run%s, %d thread%s: %.3f ms per run, "
+             "%d step%s %.3f ms (%.1f%%)\n",
+             d->model_name, (unsigned long long)s->prof_runs, s->prof_runs == 1 ? "" : "s",
+             s->nthreads, s->nthreads == 1 ? "" : "s", (double)s->prof_run_ns / 1e6 / (double)runs,
+             (int)n, n == 1 ? "" : "s", (double)sum / 1e6 / (double)runs,
+             s->prof_run_ns ? 100.0 * (double)sum / (double)s->prof_run_ns : 0.0);
+  int wk = 6, wo = 3, ws = 5;
+  for (int32_t i = 0; i < n; i++) {
+    wk = str_width(rows[i].kernel, wk);
+    wo = str_width(rows[i].ops, wo);
+    ws = str_width(rows[i].scope, ws);
+  }
+  if (wo > 48) wo = 48; /* long fused groups overflow their column */
+  report_add(&buf, &len, &cap, "%10s %6s %6s %5s  %-*s  %-*s  %-*s  %s\n", "us/run", "%", "cum%",
+             "step", wk, "kernel", wo, "ops", ws, "scope", "source");
+  double cum = 0;
+  for (int32_t i = 0; i < n; i++) {
+    cum += rows[i].percent;
+    report_add(&buf, &len, &cap, "%10.1f %5.1f%% %5.1f%% %5d  %-*s  %-*s  %-*s  %s\n",
+               (double)rows[i].ns / 1e3 / (double)runs, rows[i].percent, cum, (int)rows[i].step,
+               wk, rows[i].kernel, wo, rows[i].ops, ws, *rows[i].scope ? rows[i].scope : "-",
+               *rows[i].loc ? rows[i].loc : "-");
+  }
+  free(rows);
+  return buf;
 }

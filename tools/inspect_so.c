@@ -27,7 +27,7 @@ static void print_io(const nncc_model *m, int outputs, int32_t i, const nncc_io_
 int nncc_inspect_so(const char *path) {
   nncc_model *m = NULL;
   char *err = NULL;
-  if (nncc_model_open(path, &m, &err) != NNCC_OK) {
+  if (nncc_model_describe(path, &m, &err) != NNCC_OK) {
     fprintf(stderr, "nncc: error: %s\n", err ? err : path);
     nncc_free_message(err);
     return 1;
@@ -36,6 +36,7 @@ int nncc_inspect_so(const char *path) {
   printf("name: %s\n", nncc_model_name(m));
   printf("compiler: %s\n", nncc_model_compiler(m));
   printf("target: %s, cpu %s\n", nncc_model_target(m), nncc_model_cpu(m));
+  if (nncc_model_unusable(m)) printf("runs here: no (%s)\n", nncc_model_unusable(m));
   /* The features the code may use (LLVM also lists the ones it must not). */
   printf("features:");
   for (const char *f = nncc_model_features(m); *f;) {

@@ -2,7 +2,8 @@
  *
  *   nncc MODEL.pt --emit=ir [--input NAME:DTYPE[DIMS]]... [pipeline flags]
  *   nncc FILE.nnir --emit=ir [--passes=LIST]       (textual IR in, for tests)
- *   nncc inspect MODEL.pt
+ *   nncc inspect MODEL.pt [--input SPEC]... [--json] [--dot FILE] | OUT.so
+ *                                              (tools/inspect_pt.c)
  *   nncc --list-aten | --list-ops | --help | --version
  *
  * The whole compile is one readable function: import → lower → pipeline →
@@ -14,7 +15,11 @@
 #include "ir/ir.h"
 #include "passes/passes.h"
 #include "backends/backend.h"
+#include "backends/cuda/cuda.h"
 #include "nncc_run.h"
+#include "progress.h"
+#include "cuda_probe.h"
+#include "inspect_pt.h"
 
 #include <errno.h>
 #include <time.h>
@@ -41,6 +46,7 @@ typedef struct stats {
   int kernels;               /* scheduled kernels */
   uint64_t arena_bytes, arena_lower_bound_bytes, naive_bytes, weights_bytes;
   bool scheduled;            /* the backend ran (the memory numbers are real) */
+  prog *pg;                  /* the progress line and -ftime-report */
 } stats;
 
 static double now_ms(void) {
@@ -56,6 +62,7 @@ static void phase_end(stats *st, const char *name) {
     st->phase[st->nphases] = name;
     st->ms[st->nphases++] = t - st->t0;
   }
+  if (st->pg) prog_phase_end(st->pg, name, t - st->t0);
   st->t0 = t;
 }
 
@@ -72,7 +79,8 @@ static void usage(FILE *f) {
   fputs(
       "usage: nncc MODEL.pt -o OUT.so [options]   compile a traced TorchScript model\n"
       "       nncc run OUT.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
-      "                [--threads N] [--bench N]  run a compiled model on .npy inputs\n"
+      "                [--threads N] [--bench N] [--profile]\n"
+      "                                       run a compiled model on .npy inputs\n"
       "       nncc inspect MODEL.pt | OUT.so  describe an archive or a compiled model\n"
       "       nncc FILE.nnir [options]        run passes over textual IR\n"
       "\n"
@@ -99,8 +107,14 @@ static void usage(FILE *f) {
       "                             in 16 bits; softmax, norms, reductions, exp/log/pow\n"
       "                             and the GEMM accumulation stay f32\n"
       "  --mcpu=NAME                target CPU for code generation (default: this host)\n"
+      "  --target=T                 cpu (default) or cuda (kernels for NVIDIA GPUs,\n"
+      "                             compiled with NVRTC; --emit=cuda prints them)\n"
+      "  --cuda-arch=LIST           GPU archs for --target cuda (default sm_80,sm_90):\n"
+      "                             a cubin each, plus PTX for the newest\n"
       "  --stats FILE.json          write compile statistics: time per phase, ops in and\n"
       "                             out, kernels, arena bytes and its lower bound\n"
+      "  -ftime-report              print each phase's time and memory at the end (on a\n"
+      "                             terminal, a progress line shows the running phase)\n"
       "  --print-after=PASS         print the IR after PASS (import, canonicalize,\n"
       "                             shapes, fold, cleanup, fp16, fuse)\n"
       "  --print-after-all          print the IR after every pass\n"
@@ -113,7 +127,8 @@ static void usage(FILE *f) {
       "  --list-aten                list the supported TorchScript ops and the IR op\n"
       "                             each becomes\n"
       "  --list-ops                 list the IR ops\n"
-      "  --version                  print the version\n"
+      "  --version                  print the versions of nncc and LLVM, and whether\n"
+      "                             NVRTC (for --target cuda) was found\n"
       "  -h, --help                 print this help\n",
       f);
 }
@@ -139,6 +154,11 @@ typedef struct options {
   const char *weights_key; /* --weights-key */
   bool no_strict;        /* --no-strict */
   const char *stats;     /* --stats FILE.json */
+  bool time_report;      /* -ftime-report */
+  bool target_cuda;      /* --target cuda */
+  int cuda_archs[CUDA_MAX_ARCHS]; /* --cuda-arch, ascending */
+  int ncuda_archs;
+  const char *cuda_emu_lib; /* --cuda-emu-lib (for --emit=cuda-emucheck) */
 } options;
 
 /* Matches "--name=value" or "--name value"; advances *i for the latter. */
@@ -180,256 +200,9 @@ static int list_ops(void) {
   return EXIT_OK;
 }
 
-/* ---- inspect ------------------------------------------------------------------ */
-
-typedef struct op_count {
-  const char *qualname;
-  int count;
-  nn_loc first;
-} op_count;
-
-typedef NN_VEC(op_count) op_counts;
-
-static void count_call(nn_arena *a, op_counts *oc, const char *q, nn_loc loc) {
-  for (int i = 0; i < oc->len; i++)
-    if (!strcmp(oc->data[i].qualname, q)) {
-      oc->data[i].count++;
-      return;
-    }
-  op_count c = {q, 1, loc};
-  NN_PUSH(a, *oc, c);
-}
-
-/* Dotted name of an attribute chain, or NULL. */
-static const char *dotted(nn_arena *a, const fe_expr *e) {
-  if (e->kind == FE_E_NAME) return e->u.name;
-  if (e->kind != FE_E_ATTR) return NULL;
-  const char *o = dotted(a, e->u.attr.obj);
-  return o ? nn_sprintf(a, "%s.%s", o, e->u.attr.name) : NULL;
-}
-
-static void scan_expr(nn_arena *a, op_counts *oc, const fe_expr *e);
-
-static void scan_exprs(nn_arena *a, op_counts *oc, fe_expr *const *v, int n) {
-  for (int i = 0; i < n; i++)
-    if (v[i]) scan_expr(a, oc, v[i]);
-}
-
-static void scan_expr(nn_arena *a, op_counts *oc, const fe_expr *e) {
-  switch (e->kind) {
-  case FE_E_CALL: {
-    const char *q = dotted(a, e->u.call.fn);
-    if (q && !strncmp(q, "torch.", 6) && !strchr(q + 6, '.') && strcmp(q, "torch.device"))
-      count_call(a, oc, nn_sprintf(a, "aten::%s", q + 6), e->loc);
-    else if (q && !strncmp(q, "ops.", 4)) {
-      const char *dot = strchr(q + 4, '.');
-      if (dot)
-        count_call(a, oc, nn_sprintf(a, "%.*s::%s", (int)(dot - q - 4), q + 4, dot + 1), e->loc);
-    } else if (q && (!strcmp(q, "int") || !strcmp(q, "float") || !strcmp(q, "bool")))
-      count_call(a, oc, !strcmp(q, "int") ? "aten::Int" : !strcmp(q, "float") ? "aten::Float" : "aten::Bool", e->loc);
-    scan_expr(a, oc, e->u.call.fn);
-    scan_exprs(a, oc, e->u.call.args, e->u.call.nargs);
-    scan_exprs(a, oc, e->u.call.kwargs, e->u.call.nkw);
-    break;
-  }
-  case FE_E_ATTR: scan_expr(a, oc, e->u.attr.obj); break;
-  case FE_E_SUBSCRIPT:
-    scan_expr(a, oc, e->u.sub.obj);
-    scan_exprs(a, oc, e->u.sub.idx, e->u.sub.nidx);
-    break;
-  case FE_E_LIST: case FE_E_TUPLE: scan_exprs(a, oc, e->u.seq.items, e->u.seq.n); break;
-  case FE_E_UNARY: scan_expr(a, oc, e->u.unary.a); break;
-  case FE_E_BINARY:
-    scan_expr(a, oc, e->u.binary.a);
-    scan_expr(a, oc, e->u.binary.b);
-    break;
-  case FE_E_TERNARY:
-    scan_expr(a, oc, e->u.ternary.cond);
-    scan_expr(a, oc, e->u.ternary.then);
-    scan_expr(a, oc, e->u.ternary.els);
-    break;
-  default: break;
-  }
-}
-
-static void scan_block(nn_arena *a, op_counts *oc, const fe_block *b) {
-  for (int i = 0; i < b->n; i++) {
-    const fe_stmt *s = b->stmts[i];
-    switch (s->kind) {
-    case FE_S_EXPR: case FE_S_RETURN: case FE_S_RAISE:
-      if (s->u.expr) scan_expr(a, oc, s->u.expr);
-      break;
-    case FE_S_ASSIGN: scan_expr(a, oc, s->u.assign.value); break;
-    case FE_S_AUGASSIGN: scan_expr(a, oc, s->u.aug.value); break;
-    case FE_S_ANNASSIGN:
-      if (s->u.ann.value) scan_expr(a, oc, s->u.ann.value);
-      break;
-    case FE_S_IF:
-      scan_expr(a, oc, s->u.if_.cond);
-      scan_block(a, oc, &s->u.if_.then);
-      scan_block(a, oc, &s->u.if_.els);
-      break;
-    case FE_S_FOR:
-      scan_expr(a, oc, s->u.for_.iter);
-      scan_block(a, oc, &s->u.for_.body);
-      break;
-    case FE_S_WHILE:
-      scan_expr(a, oc, s->u.while_.cond);
-      scan_block(a, oc, &s->u.while_.body);
-      break;
-    case FE_S_DEF: scan_block(a, oc, &s->u.def.body); break;
-    case FE_S_CLASS: scan_block(a, oc, &s->u.class_.body); break;
-    default: break;
-    }
-  }
-}
-
-static bool op_supported(nn_arena *a, const char *q) {
-  int n;
-  if (fe_schemas_for(q, &n)) return true;
-  size_t l = strlen(q);
-  if (l > 1 && q[l - 1] == '_') return fe_schemas_for(nn_strndup(a, q, l - 1), &n) != NULL;
-  return false;
-}
-
-typedef struct tally {
-  int64_t elems;  /* tensor elements */
-  int64_t bytes;  /* tensor bytes */
-  int tensors;    /* tensor count */
-} tally;
-
-static int64_t numel_of(const fe_tensor *t) {
-  int64_t n = 1;
-  for (int i = 0; i < t->rank; i++) n *= t->sizes[i];
-  return n;
-}
-
-/* Prints the module tree; returns the totals of the subtree. */
-static tally print_modules(const fe_pval *obj, const char *path, int depth, nn_arena *a) {
-  tally own = {0}, total = {0};
-  const fe_pval *st = obj->u.obj.state;
-  if (st && st->kind == FE_PV_DICT)
-    for (int i = 0; i < st->u.dict.n; i++) {
-      const fe_pval *v = st->u.dict.vals[i];
-      if (v->kind == FE_PV_TENSOR) {
-        own.elems += numel_of(v->u.tensor);
-        own.bytes += numel_of(v->u.tensor) * (int64_t)nn_dtype_size(v->u.tensor->dtype);
-        own.tensors++;
-      }
-    }
-  printf("  %*s%-*s %-28s %10lld params\n", depth * 2, "", 30 - depth * 2,
-         *path ? path : "(root)", obj->u.obj.name, (long long)own.elems);
-  total = own;
-  if (st && st->kind == FE_PV_DICT)
-    for (int i = 0; i < st->u.dict.n; i++) {
-      const fe_pval *v = st->u.dict.vals[i];
-      const fe_pval *k = st->u.dict.keys[i];
-      if (v->kind != FE_PV_OBJECT || k->kind != FE_PV_STR || depth > 64) continue;
-      const char *name = k->u.str.s;
-      tally t = print_modules(v, *path ? nn_sprintf(a, "%s.%s", path, name) : name, depth + 1, a);
-      total.elems += t.elems;
-      total.bytes += t.bytes;
-      total.tensors += t.tensors;
-    }
-  return total;
-}
-
-/* The archive itself doesn't name its producer; the format version and
- * entries that only some releases write narrow it down (FORMATS.md §3, §8). */
-static const char *producer_of(const fe_model *m) {
-  if (fe_archive_find(m->archive, "bytecode.pkl")) return "PyTorch lite interpreter (bytecode.pkl present)";
-  if (fe_archive_find(m->archive, ".data/version") ||
-      fe_archive_find(m->archive, ".data/serialization_id"))
-    return "PyTorch 1.13 or newer (.data/ entries)";
-  switch (m->version) {
-  case 1: return "PyTorch 1.3-1.4 (format version 1)";
-  case 2: return "PyTorch 1.4-1.5 (format version 2)";
-  case 3: return "PyTorch 1.6 or newer (format version 3)";
-  default: return m->version > 3 ? "PyTorch 1.7 or newer" : "unknown (no version entry)";
-  }
-}
-
 static bool ends_with(const char *s, const char *suf) {
   size_t a = strlen(s), b = strlen(suf);
   return a >= b && !strcmp(s + a - b, suf);
-}
-
-static int cmd_inspect(int argc, char **argv) {
-  if (argc == 1 && (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))) {
-    puts("usage: nncc inspect MODEL.pt | OUT.so\n\n"
-         "Prints the archive's format and version, its likely producer, the module\n"
-         "tree with parameter counts, the parameters' total elements and bytes, the\n"
-         "forward() inputs, and every op the code uses with whether nncc supports it.\n"
-         "For a compiled OUT.so: its inputs and outputs, compiler, target, CPU\n"
-         "features, workspace and weights bytes.");
-    return EXIT_OK;
-  }
-  if (argc != 1) return usage_error("inspect takes one MODEL.pt or OUT.so argument%s", "");
-  const char *path = argv[0];
-  if (ends_with(path, ".so")) return nncc_inspect_so(path);
-  nn_arena *arena = nn_arena_new();
-  nn_diag d;
-  nn_diag_init(&d, stderr);
-  fe_model *m = fe_import(path, arena, &d);
-  if (!m) {
-    nn_arena_free(arena);
-    return EXIT_MODEL;
-  }
-  d.source = fe_model_source_line;
-  d.source_ctx = m;
-  printf("archive: %s\n", path);
-  if (m->format == FE_FMT_LEGACY) {
-    printf("format: legacy TorchScript archive (model.json, PyTorch 1.0-1.2), version %lld\n",
-           (long long)m->version);
-    printf("producer: %s\n", m->producer ? m->producer : "unknown");
-  } else {
-    printf("format: TorchScript archive (torch.jit.save), file format version %lld\n",
-           (long long)m->version);
-    printf("producer: %s\n", producer_of(m));
-  }
-  printf("top folder: %s\n", fe_archive_prefix(m->archive));
-  if (m->op_version_set >= 0) printf("op_version_set: %lld\n", (long long)m->op_version_set);
-  printf("entries: %d, code files: %d\n", fe_archive_count(m->archive), m->codes.len);
-  printf("root module: %s.%s\n", m->root->u.obj.module, m->root->u.obj.name);
-  printf("modules:\n");
-  tally t = print_modules(m->root, "", 0, arena);
-  printf("parameters and buffers: %d tensors, %lld elements, %lld bytes\n", t.tensors,
-         (long long)t.elems, (long long)t.bytes);
-
-  /* Inputs: the root forward's parameters. */
-  const fe_def *def = fe_find_def(m, nn_sprintf(arena, "%s.%s", m->root->u.obj.module, m->root->u.obj.name));
-  const fe_stmt *fwd = NULL;
-  if (def && def->stmt->kind == FE_S_CLASS)
-    for (int i = 0; i < def->stmt->u.class_.body.n; i++) {
-      const fe_stmt *s = def->stmt->u.class_.body.stmts[i];
-      if (s->kind == FE_S_DEF && !strcmp(s->u.def.name, "forward")) fwd = s;
-    }
-  if (fwd) {
-    printf("inputs:\n");
-    for (int i = 1; i < fwd->u.def.nparams; i++) {
-      nn_buf b = {0};
-      if (fwd->u.def.params[i].type) fe_expr_print(&b, fwd->u.def.params[i].type);
-      printf("  %s: %s\n", fwd->u.def.params[i].name, b.data ? b.data : "Tensor");
-      nn_buf_free(&b);
-    }
-  } else {
-    printf("inputs: none (the root module has no forward method)\n");
-  }
-
-  op_counts oc = {0};
-  for (int i = 0; i < m->codes.len; i++) scan_block(arena, &oc, &m->codes.data[i]->ast);
-  int unsupported = 0;
-  printf("ops used (%d kinds):\n", oc.len);
-  for (int i = 0; i < oc.len; i++) {
-    bool ok = op_supported(arena, oc.data[i].qualname);
-    unsupported += !ok;
-    printf("  %-32s %5d  %s\n", oc.data[i].qualname, oc.data[i].count,
-           ok ? "supported" : "NOT SUPPORTED");
-  }
-  if (unsupported) printf("%d op kinds are not supported\n", unsupported);
-  fe_model_close(m);
-  nn_arena_free(arena);
-  return EXIT_OK;
 }
 
 /* ---- compile ------------------------------------------------------------------- */
@@ -520,6 +293,57 @@ static const char *model_name(const char *path, nn_arena *arena) {
   return nn_strndup(arena, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
+/* --target cuda (and --emit=cuda / cuda-emucheck): CUDA C from the
+ * scheduled program; printed, checked in emulation against the reference
+ * interpreter (tests), or compiled with NVRTC and linked into OUT.so. */
+static int emit_cuda(const options *o, be_program *p, const char *kind, nn_arena *arena,
+                     nn_diag *d, stats *st) {
+  cuda_module m;
+  if (cuda_emit(p, &m, d)) return EXIT_MODEL;
+  phase_end(st, "codegen");
+  if (!strcmp(kind, "cuda")) return write_output(o, m.src, m.src_len, d) ? EXIT_MODEL : EXIT_OK;
+  if (!strcmp(kind, "cuda-emucheck")) {
+    if (!o->cuda_emu_lib) {
+      nn_error(d, (nn_loc){0}, "--emit=cuda-emucheck needs --cuda-emu-lib FILE.so");
+      return EXIT_MODEL;
+    }
+    double tol = o->po.precision == NN_DT_F32 ? 1e-4 : 5e-3;
+    return cuda_emucheck(p, &m, o->cuda_emu_lib, tol, 1, stdout, d) ? EXIT_MODEL : EXIT_OK;
+  }
+  if (strcmp(kind, "so") && strcmp(kind, "cuda-images")) {
+    nn_error(d, (nn_loc){0}, "--target cuda writes a model.so, CUDA C (--emit=cuda) or the "
+             "NVRTC images (--emit=cuda-images -o DIR)");
+    return EXIT_MODEL;
+  }
+  static const int dflt[] = {80, 90};
+  const int *archs = o->ncuda_archs ? o->cuda_archs : dflt;
+  int narchs = o->ncuda_archs ? o->ncuda_archs : 2;
+  cuda_images im;
+  const char *save = nn_sprintf(arena, "%s.cu", o->out);
+  if (cuda_nvrtc_compile(m.src, archs, narchs, save, &im, d)) return EXIT_MODEL;
+  phase_end(st, "nvrtc");
+  if (!strcmp(kind, "cuda-images")) { /* DIR/sm_XX.cubin per arch, DIR/compute_XX.ptx */
+    int w = 0;
+    for (int i = 0; i <= im.narchs && !w; i++) {
+      bool ptx = i == im.narchs;
+      const char *path = nn_sprintf(arena, "%s/%s_%d.%s", o->out, ptx ? "compute" : "sm",
+                                    im.archs[ptx ? i - 1 : i], ptx ? "ptx" : "cubin");
+      FILE *f = fopen(path, "wb");
+      size_t n = ptx ? im.ptx_size - 1 : im.cubin_size[i];
+      if (!f || fwrite(ptx ? (const void *)im.ptx : im.cubin[i], 1, n, f) != n) w = -1;
+      if (f && fclose(f)) w = -1;
+      if (w) nn_error(d, (nn_loc){0}, "can't write '%s' (does the directory exist?)", path);
+    }
+    cuda_images_free(&im);
+    return w ? EXIT_MODEL : EXIT_OK;
+  }
+  artifact_opts ao = {.out = o->out, .cc = getenv("CC"), .model_name = model_name(o->model, arena)};
+  int w = cuda_artifact_link(p, &m, &im, &ao, d);
+  phase_end(st, "link");
+  cuda_images_free(&im);
+  return w ? EXIT_MODEL : EXIT_OK;
+}
+
 /* The last stage: print the IR, or generate code and write obj/llvm/so. */
 static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stats *st) {
   const char *kind = o->emit ? o->emit : "so";
@@ -546,7 +370,10 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stat
     nn_buf_free(&b);
     return w ? EXIT_MODEL : EXIT_OK;
   }
-  llvm_opts lo = {.opt_level = o->opt_level, .mcpu = o->mcpu};
+  if (o->target_cuda || !strcmp(kind, "cuda") || !strcmp(kind, "cuda-emucheck"))
+    return emit_cuda(o, p, kind, arena, d, st);
+  llvm_opts lo = {.opt_level = o->opt_level, .mcpu = o->mcpu, .progress = prog_llvm,
+                  .progress_ctx = st->pg};
   llvm_result r = {0};
   if (llvm_compile(p, &lo, !strcmp(kind, "llvm"), &r, d)) return EXIT_MODEL;
   phase_end(st, "codegen");
@@ -640,6 +467,12 @@ static int compile(options *o) {
   fe_model *m = NULL;
   ir_graph *g;
   stats st = {.t0 = now_ms()};
+  /* the progress line only when nothing else is printed on the way */
+  bool quiet_run = o->out && strcmp(o->out, "-") && !o->po.print_after && !o->po.print_after_all;
+  prog pg;
+  prog_start(&pg, o->model, arena, quiet_run && prog_live(), o->time_report);
+  st.pg = &pg;
+  d.out = prog_diag_stream(&pg);
 
   if (ends_with(o->model, ".nnir")) {
     g = load_ir_text(o->model, arena, &d);
@@ -683,9 +516,22 @@ static int compile(options *o) {
   rc = emit(o, g, arena, &d, &st);
   if (rc == EXIT_OK && o->stats && write_stats(o, &st, &d)) rc = EXIT_MODEL;
 done:
+  prog_finish(&pg, stderr);
   if (m) fe_model_close(m);
   nn_arena_free(arena);
   return rc;
+}
+
+/* --version: nncc's version, the LLVM it was built with, and whether
+ * NVRTC (loaded with dlopen by --target cuda) is on this machine. */
+static int print_version(void) {
+  printf("nncc %s\nLLVM %s\n", NNCC_VERSION, NNCC_LLVM_VERSION);
+  cuda_probe cp;
+  if (cuda_probe_nvrtc(&cp))
+    printf("NVRTC: found (%s, version %d.%d)\n", cp.path, cp.major, cp.minor);
+  else
+    printf("NVRTC: not found (looked in %s)\n", cp.looked);
+  return EXIT_OK;
 }
 
 /* Parses the command line into o (option values live in arena) and
@@ -705,10 +551,7 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
       usage(stdout);
       return EXIT_OK;
     }
-    if (!strcmp(a, "--version")) {
-      printf("nncc %s (LLVM %s; NVRTC: not used by this build)\n", NNCC_VERSION, NNCC_LLVM_VERSION);
-      return EXIT_OK;
-    }
+    if (!strcmp(a, "--version")) return print_version();
     if (!strcmp(a, "--list-aten")) return list_aten();
     if (!strcmp(a, "--list-ops")) return list_ops();
     if ((v = opt_value(argc, argv, &i, "--input"))) {
@@ -731,9 +574,21 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
       o.po.print_after = v;
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
       o.opt_level = a[2] - '0';
+    } else if (!strcmp(a, "-ftime-report")) {
+      o.time_report = true;
     } else if ((v = opt_value(argc, argv, &i, "--stats"))) {
       if (!*v) return usage_error("--stats needs a file name%s", "");
       o.stats = v;
+    } else if ((v = opt_value(argc, argv, &i, "--target"))) {
+      if (!strcmp(v, "cuda")) o.target_cuda = true;
+      else if (!strcmp(v, "cpu")) o.target_cuda = false;
+      else return usage_error("--target: expected cpu or cuda, not '%s'", v);
+    } else if ((v = opt_value(argc, argv, &i, "--cuda-arch"))) {
+      char err[256];
+      o.ncuda_archs = cuda_parse_archs(v, o.cuda_archs, CUDA_MAX_ARCHS, err, sizeof err);
+      if (o.ncuda_archs < 0) return usage_error("%s", err);
+    } else if ((v = opt_value(argc, argv, &i, "--cuda-emu-lib"))) {
+      o.cuda_emu_lib = v;
     } else if ((v = opt_value(argc, argv, &i, "--mcpu"))) {
       if (!*v) return usage_error("--mcpu needs a CPU name%s", "");
       o.mcpu = v;
@@ -780,7 +635,7 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
     return usage_error("%s needs --weights FILE", o.weights_key ? "--weights-key" : "--no-strict");
   if (o.weights && ends_with(o.model, ".nnir"))
     return usage_error("--weights applies to a TorchScript model, not to textual IR%s", "");
-  static const char *const kinds[] = {"ir", "so", "obj", "llvm", "kernels"};
+  static const char *const kinds[] = {"ir", "so", "obj", "llvm", "kernels", "cuda", "cuda-emucheck", "cuda-images"};
   bool known = !o.emit;
   for (int k = 0; k < NN_ARRAY_LEN(kinds); k++) known |= o.emit && !strcmp(o.emit, kinds[k]);
   if (!known) return usage_error("unknown --emit kind '%s' (one of ir, so, obj, llvm, kernels)", o.emit);
@@ -804,7 +659,7 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_USAGE;
   }
-  if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "inspect")) return nncc_cmd_inspect(argc - 2, argv + 2);
   if (!strcmp(argv[1], "run")) return nncc_cmd_run(argc - 2, argv + 2);
   nn_arena *arena = nn_arena_new();
   int rc = cmd_compile(argc, argv, arena);

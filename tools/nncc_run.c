@@ -1,7 +1,7 @@
 /* nncc_run.c — `nncc run`: run a compiled model on .npy files.
  *
  *   nncc run OUT.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]
- *            [--threads N] [--bench N]
+ *            [--threads N] [--bench N] [--profile]
  *
  * Inputs: NAME=FILE.npy binds the model input NAME; each plain FILE.npy
  * binds the next input, in the model's order, that is not bound by name.
@@ -18,13 +18,17 @@
  * --bench N: one warm-up run, then N timed runs; prints exactly
  *   latency_ms min=X median=Y max=Z runs=N threads=T
  * on stdout (milliseconds, 3 decimals). The outputs of the last run are
- * written. Nothing else is printed on success.
+ * written. Nothing else is printed on success, unless
+ * --profile: times every step of the model (over the N timed runs with
+ * --bench, else the one run) and prints the sorted per-step table
+ * (nncc_session_profile_report) on stdout, after the latency line.
  *
  * Errors: "nncc: error: ..." on stderr; exit 1 for a bad model or input,
  * 2 for a bad command line. Uses only the public API (nncc.h).
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +43,10 @@ enum { RUN_OK = 0, RUN_BAD_INPUT = 1, RUN_USAGE = 2 };
 static void run_usage(FILE *f) {
   fprintf(f,
           "usage: nncc run MODEL.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
-          "                [--threads N] [--bench N]\n"
-          "Runs a compiled model on .npy inputs and writes DIR/<output>.npy per output.\n");
+          "                [--threads N] [--bench N] [--profile] [--device cpu|cuda]\n"
+          "Runs a compiled model on .npy inputs and writes DIR/<output>.npy per output.\n"
+          "--bench N times N runs after a warm-up; --profile prints the time of every\n"
+          "step (kernel, IR ops, layer, source line), sorted, with its share.\n");
 }
 
 static int run_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -192,6 +198,7 @@ static int write_outputs(run_state *s, const char *dir) {
 static int run_main(run_state *s, int argc, char **argv) {
   const char *model_path = NULL, *out_dir = ".";
   int threads = 0, bench = -1, missing = 0;
+  bool profile = false, device_cuda = false;
   char **args = calloc((size_t)argc + 1, sizeof *args);
   int nargs = 0;
   if (!args) return run_error(RUN_BAD_INPUT, "out of memory");
@@ -217,6 +224,14 @@ static int run_main(run_state *s, int argc, char **argv) {
         free(args);
         return run_error(RUN_USAGE, "--bench: expected a positive run count, got '%s'", v);
       }
+    } else if (!strcmp(a, "--profile")) {
+      profile = true;
+    } else if ((v = opt_value(argc, argv, &i, "--device", &missing))) {
+      if (strcmp(v, "cpu") && strcmp(v, "cuda")) {
+        free(args);
+        return run_error(RUN_USAGE, "--device: expected cpu or cuda, got '%s'", v);
+      }
+      device_cuda = !strcmp(v, "cuda");
     } else if (missing) {
       free(args);
       return run_error(RUN_USAGE, "%s needs a value", a);
@@ -242,6 +257,14 @@ static int run_main(run_state *s, int argc, char **argv) {
     nncc_free_message(err);
     free(args);
     return RUN_BAD_INPUT;
+  }
+  /* (opening a CUDA model already checked for a driver and a GPU) */
+  bool model_cuda = !strcmp(nncc_model_target(s->model), "cuda");
+  if (device_cuda != model_cuda) {
+    free(args);
+    return run_error(RUN_BAD_INPUT, model_cuda ? "%s was compiled with --target cuda; run it with "
+                     "--device cuda" : "%s was compiled for the CPU; --device cuda needs a model "
+                     "compiled with --target cuda", model_path);
   }
   s->nin = nncc_model_num_inputs(s->model);
   s->nout = nncc_model_num_outputs(s->model);
@@ -290,6 +313,15 @@ static int run_main(run_state *s, int argc, char **argv) {
   double *ms = calloc((size_t)runs + 1, sizeof *ms);
   if (!ms) return run_error(RUN_BAD_INPUT, "out of memory");
   for (int r = -1; r < runs; r++) { /* r = -1: the run (or the warm-up) */
+    if (profile && r == (runs > 0 ? 0 : -1)) { /* the timed runs only */
+      if ((st = nncc_session_set_profiling(s->session, 1, &err)) != NNCC_OK) {
+        free(ms);
+        run_error(RUN_BAD_INPUT, "%s: %s", model_path, err ? err : nncc_status_string(st));
+        nncc_free_message(err);
+        return RUN_BAD_INPUT;
+      }
+      nncc_session_profile_reset(s->session);
+    }
     double t0 = now_ms();
     st = nncc_session_run(s->session, s->in_v, (size_t)s->nin, s->out_v, (size_t)s->nout, &err);
     if (st != NNCC_OK) {
@@ -308,6 +340,15 @@ static int run_main(run_state *s, int argc, char **argv) {
     fflush(stdout);
   }
   free(ms);
+  if (profile) {
+    char *report = nncc_session_profile_report(s->session);
+    if (!report) return run_error(RUN_BAD_INPUT, "out of memory");
+    fputs(report, stdout);
+    fflush(stdout);
+    free(report);
+    /* printed: NNCC_PROFILE must not print it again at destroy */
+    nncc_session_set_profiling(s->session, 0, NULL);
+  }
   return write_outputs(s, out_dir);
 }
 

@@ -1,7 +1,7 @@
 /* nncc_run.h — the `nncc run` subcommand (tools/nncc_run.c).
  *
  *   nncc run OUT.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]
- *            [--threads N] [--bench N]
+ *            [--threads N] [--bench N] [--profile]
  *
  * tools/nncc.c calls it when argv[1] is "run", with the arguments after
  * "run": `return nncc_cmd_run(argc - 2, argv + 2);`. Returns the process

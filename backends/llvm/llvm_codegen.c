@@ -11,7 +11,9 @@
  * dims buffer's slots point there) and its workspace buffers at
  * workspace + offsets[buffer id], planned per shape by the runtime; a
  * parallel loop's symbolic trip count is computed from `dims` before the
- * call. A static program ignores both.
+ * call. A static program ignores both. When the model runtime's
+ * nncc_rt_profiling is set on entry, nncc_rt_prof_mark(s) is called
+ * before each step s and with the step count at the end (runtime/abi.h).
  * then runs LLVM's -O<n> pipeline tuned for the target machine and emits a
  * position-independent object into memory.
  *
@@ -23,9 +25,10 @@
  * outputs; distinct graph inputs/outputs are taken to be distinct memory,
  * as the public API requires of callers.
  *
- * Kernels containing KS_GEMM are copied into scratch memory and expanded
- * into loops by k_expand_gemms() (kernel_gemm.c); the program itself is
- * never modified.
+ * Kernels containing KS_GEMM are copied into scratch memory, then either
+ * prepared for the native microkernels (llvm_gemm.c) or, when some GEMM
+ * has no native form, expanded into loops by k_expand_gemms()
+ * (kernel_gemm.c); the program itself is never modified.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -306,8 +309,11 @@ static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out,
     if (has_gemm(k) && k->open.len == 0) {
       if (!gemms_valid(k, lm->d))
         return false;
+      /* native microkernels (llvm_gemm.c) when every GEMM has one, else
+       * the portable loop nest */
       kernel *x = copy_kernel(lm->arena, k);
-      k_expand_gemms(x);
+      if (!llvm_gemm_prepare(lm, x))
+        k_expand_gemms(x);
       k = x;
     }
     fs[f].kx = k;
@@ -363,6 +369,45 @@ static LLVMValueRef graph_expr(llvm_mod *lm, const kernel *k, kx_id e,
   return LLVMBuildSelect(b, rz, zero, v, "");
 }
 
+/* The profiling hooks (runtime/abi.h): `if (on) nncc_rt_prof_mark(step);`
+ * where `on` was read from nncc_rt_profiling once, on entry. */
+typedef struct prof_hook {
+  LLVMValueRef fn;   /* the graph function */
+  LLVMValueRef on;   /* i1: some session profiles */
+  LLVMValueRef mark; /* void nncc_rt_prof_mark(i32) */
+  LLVMTypeRef ty;    /* its type */
+} prof_hook;
+
+static prof_hook prof_hook_new(llvm_mod *lm, LLVMValueRef fn) {
+  prof_hook h = {.fn = fn};
+  /* Both are defined by the model runtime of the same .so (hidden: no
+   * GOT). The object also works linked without them (tests link kernels
+   * with a stub runtime): the flag has a weak definition holding 0, and
+   * the mark, weak too, is then never called. */
+  LLVMValueRef flag = LLVMAddGlobal(lm->mod, lm->t_i32, "nncc_rt_profiling");
+  LLVMSetInitializer(flag, LLVMConstInt(lm->t_i32, 0, 0));
+  LLVMSetLinkage(flag, LLVMWeakAnyLinkage);
+  LLVMSetVisibility(flag, LLVMHiddenVisibility);
+  LLVMValueRef v = LLVMBuildLoad2(lm->b, lm->t_i32, flag, "profiling");
+  h.on = LLVMBuildICmp(lm->b, LLVMIntNE, v, LLVMConstInt(lm->t_i32, 0, 0), "");
+  h.ty = LLVMFunctionType(lm->t_void, &lm->t_i32, 1, 0);
+  h.mark = LLVMAddFunction(lm->mod, "nncc_rt_prof_mark", h.ty);
+  LLVMSetLinkage(h.mark, LLVMExternalWeakLinkage);
+  LLVMSetVisibility(h.mark, LLVMHiddenVisibility);
+  return h;
+}
+
+static void prof_mark(llvm_mod *lm, const prof_hook *h, int step) {
+  LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(lm->ctx, h->fn, "prof");
+  LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(lm->ctx, h->fn, "step");
+  LLVMBuildCondBr(lm->b, h->on, call, next);
+  LLVMPositionBuilderAtEnd(lm->b, call);
+  LLVMValueRef arg = LLVMConstInt(lm->t_i32, (unsigned long long)step, 0);
+  LLVMBuildCall2(lm->b, h->ty, h->mark, &arg, 1, "");
+  LLVMBuildBr(lm->b, next);
+  LLVMPositionBuilderAtEnd(lm->b, next);
+}
+
 static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
                        const int *step_fun) {
   LLVMBuilderRef b = lm->b;
@@ -396,10 +441,12 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
   LLVMValueRef zero = LLVMConstInt(lm->t_i64, 0, 0);
   LLVMValueRef first[2] = {zero, zero};
   LLVMValueRef slots = LLVMBuildInBoundsGEP2(b, arr_ty, arr, first, 2, "");
+  prof_hook prof = prof_hook_new(lm, fn);
 
   for (int s = 0; s < p->steps.len; s++) {
     const be_step *st = &p->steps.data[s];
     const kfun *f = &fs[step_fun[s]];
+    prof_mark(lm, &prof, s);
     for (int i = 0; i < st->k->bufs.len; i++) {
       const be_buf *bb = &p->bufs.data[st->slots[i]];
       LLVMValueRef ptr;
@@ -442,6 +489,7 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
       LLVMBuildCall2(b, lm->t_kfn, f->fn, args, 3, "");
     }
   }
+  prof_mark(lm, &prof, p->steps.len);
   LLVMBuildRet(b, LLVMConstInt(lm->t_i32, 0, 0));
 }
 
@@ -521,7 +569,8 @@ static LLVMTargetMachineRef make_target(const llvm_opts *o, llvm_result *r,
 
 /* Runs the -O<level> pipeline with the target's cost model. At -O0 only
  * the always-inliner runs (kernel bodies fold into their entries). */
-static void optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level) {
+static void optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level,
+                     const llvm_opts *o) {
   LLVMPassManagerRef mpm = LLVMCreatePassManager();
   LLVMAddAnalysisPasses(tm, mpm);
   if (level == 0) {
@@ -546,10 +595,18 @@ static void optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level) {
     LLVMAddCFGSimplificationPass(mpm);
   }
   LLVMInitializeFunctionPassManager(fpm);
+  int nfun = 0, done = 0;
   for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
-    if (!LLVMIsDeclaration(f))
+    nfun += !LLVMIsDeclaration(f);
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+    if (!LLVMIsDeclaration(f)) {
+      if (o->progress)
+        o->progress(o->progress_ctx, "optimize", done++, nfun);
       LLVMRunFunctionPassManager(fpm, f);
+    }
   LLVMFinalizeFunctionPassManager(fpm);
+  if (o->progress)
+    o->progress(o->progress_ctx, "optimize", nfun, nfun);
   LLVMRunPassManager(mpm, m);
   LLVMDisposePassManager(fpm);
   LLVMDisposePassManager(mpm);
@@ -591,7 +648,7 @@ int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
     return -1;
   }
 
-  llvm_mod lm = {.d = d, .arena = nn_arena_new()};
+  llvm_mod lm = {.d = d, .arena = nn_arena_new(), .cpu = r->cpu, .features = r->features};
   lm.ctx = LLVMContextCreate();
   char *llvm_error = NULL;
   LLVMContextSetDiagnosticHandler(lm.ctx, on_llvm_diag, &llvm_error);
@@ -618,6 +675,8 @@ int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
   kfun *fs = NULL;
   int nf = 0;
   int *step_fun = nn_alloc(lm.arena, sizeof(int) * (size_t)(p->steps.len + 1));
+  if (o->progress)
+    o->progress(o->progress_ctx, "kernels", 0, p->steps.len);
   if (!emit_kernels(&lm, p, &fs, &nf, step_fun))
     goto done;
   emit_graph(&lm, p, fs, step_fun);
@@ -630,7 +689,7 @@ int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
     goto done;
   }
   LLVMDisposeMessage(err);
-  optimize(lm.mod, tm, o->opt_level);
+  optimize(lm.mod, tm, o->opt_level, o);
 
   if (want_ir) {
     char *ir = LLVMPrintModuleToString(lm.mod);
@@ -639,6 +698,8 @@ int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
   }
   LLVMMemoryBufferRef obj = NULL;
   err = NULL;
+  if (o->progress)
+    o->progress(o->progress_ctx, "object", 0, 0);
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, lm.mod, LLVMObjectFile, &err,
                                           &obj)) {
     nn_error(d, none, "LLVM could not emit the object: %s", err ? err : "?");

@@ -10,6 +10,8 @@
  *                   metadata on every access)
  *   llvm_numeric.c  scalar building blocks: dtype → LLVM types, f16/bf16
  *                   conversions, intrinsic and libm calls, inline f32 math
+ *   llvm_gemm.c     KS_GEMM as register-tiled microkernels (parallel macro
+ *                   tiles, K blocks, vector tiles sized to the target)
  *   llvm_codegen.c  the program: kernels in step order, nncc_graph_run, the
  *                   target machine, the optimization pipeline, the object
  *
@@ -48,6 +50,10 @@ typedef struct llvm_mod {
   LLVMTypeRef t_ptr;  /* i8*, the generic pointer */
   LLVMTypeRef t_pptr; /* i8**, the slot array */
   LLVMTypeRef t_kfn;  /* void (i8**, i64, i64), a kernel entry */
+  /* the target the module is compiled for (llvm_gemm.c picks its register
+   * tile from them): LLVM's cpu name and feature list ("+avx2,..."; empty
+   * when implied by the cpu) */
+  const char *cpu, *features;
 } llvm_mod;
 
 /* The translation state of one kernel (llvm_kernel.c). */
@@ -123,5 +129,47 @@ bool llvm_kernel_parallel(const kernel *k, int64_t *n, kx_id *hi);
  * noalias[i] says slot i may be marked noalias (see llvm_codegen.c). */
 LLVMValueRef llvm_kernel_emit(llvm_mod *lm, const kernel *k,
                               const bool *noalias);
+
+/* ---- llvm_gemm.c: native GEMM --------------------------------------------- */
+
+/* Whether GEMM statement g of k is emitted natively for lm's target (B's
+ * columns contiguous or packed in panels, N not 1); others are expanded
+ * into loops by k_expand_gemms. */
+bool llvm_gemm_native(const llvm_mod *lm, const kernel *k, const ks_gemm *g);
+/* For a copy of a kernel that holds GEMMs: false when some GEMM is not
+ * native (the caller then expands them all); else true, after rewriting a
+ * GEMM that is the kernel's only root statement into a PARALLEL loop over
+ * macro tiles of C, each a GEMM statement of its own. */
+bool llvm_gemm_prepare(llvm_mod *lm, kernel *k);
+
+/* A GEMM statement's operands, evaluated where it stands. */
+typedef struct llvm_gemm_vals {
+  LLVMValueRef a, b, c;             /* float*: the slots' base pointers */
+  LLVMValueRef a_off, b_off, c_off; /* i64 */
+  LLVMValueRef m, n, k;             /* i64 sizes */
+  LLVMValueRef a_rs, a_cs, b_rs;    /* i64 strides (b_cs is 1) */
+  LLVMValueRef ldc;                 /* i64 */
+} llvm_gemm_vals;
+/* Emits, at the builder's position, what follows the products for the
+ * columns [n0, n0 + nr) of rows [0, m) of C once they are final: the bias
+ * and the epilogue (llvm_kernel.c). */
+typedef void (*llvm_gemm_post)(kctx *c, void *ctx, LLVMValueRef n0,
+                               LLVMValueRef nr, LLVMValueRef m);
+/* Emits GEMM g (native) at the builder's position in c's function; post
+ * (or NULL when C needs nothing more) is called for every column tile. */
+void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v,
+                    llvm_gemm_post post, void *post_ctx);
+
+/* A counted loop for i in [lo, hi) built in fn: llvm_loop_begin positions
+ * the builder in the body and returns i; llvm_loop_end closes the loop
+ * (returning its latch branch, for metadata) and positions the builder
+ * after it. */
+typedef struct llvm_loop {
+  LLVMBasicBlockRef pre, body, exit;
+  LLVMValueRef lo, hi, iv;
+} llvm_loop;
+LLVMValueRef llvm_loop_begin(llvm_mod *lm, LLVMValueRef fn, llvm_loop *l,
+                             LLVMValueRef lo, LLVMValueRef hi);
+LLVMValueRef llvm_loop_end(llvm_mod *lm, llvm_loop *l);
 
 #endif

@@ -19,6 +19,12 @@
  * vectorizer to reassociate float reductions, so no fast-math flags are
  * needed (and NaN/inf semantics are kept everywhere).
  *
+ * GEMM statements (llvm_gemm.c decides which have a native form; the
+ * others were expanded into loops before translation) are emitted by
+ * llvm_gemm_emit; what follows the products — bias and epilogue — is a
+ * vectorizable loop over each finished column tile built here, the
+ * epilogue's variables bound to the element and its index.
+ *
  * Expressions are translated recursively, memoized per statement (an
  * expression DAG shared within one statement is emitted once; the cache is
  * dropped at every statement, so no value is used outside the block that
@@ -655,6 +661,115 @@ static void stmt_for(kctx *c, ks_id id, const ks *s, int depth) {
   LLVMPositionBuilderAtEnd(b, exit);
 }
 
+/* ---- GEMM (llvm_gemm.c emits the products) ------------------------------- */
+
+/* What gemm_post needs: the statement and its operands' values. */
+typedef struct gpost {
+  const ks_gemm *g;
+  LLVMValueRef c_off, ldc;                /* i64 */
+  LLVMValueRef bias_off, bias_rs, bias_cs; /* i64, when g has a bias */
+} gpost;
+
+/* C[m, n] = ep(C[m, n] + beta * bias[m, n]) over rows [0, m) x columns
+ * [n0, n0 + nr): an inner loop the vectorizer takes, with the epilogue's
+ * variables bound to the element and its index as if they were loop
+ * values. */
+static void gemm_post(kctx *c, void *ctx, LLVMValueRef n0, LLVMValueRef nr,
+                      LLVMValueRef m) {
+  gpost *p = ctx;
+  const ks_gemm *g = p->g;
+  llvm_mod *lm = c->lm;
+  LLVMBuilderRef b = c->b;
+  LLVMValueRef zero = LLVMConstInt(lm->t_i64, 0, 0);
+  llvm_loop li, lj;
+  LLVMValueRef i = llvm_loop_begin(lm, c->fn, &li, zero, m);
+  LLVMValueRef row =
+      LLVMBuildAdd(b, p->c_off, LLVMBuildAdd(b, LLVMBuildMul(b, i, p->ldc, ""), n0, ""), "");
+  LLVMValueRef brow = NULL;
+  if (g->bias >= 0)
+    brow = LLVMBuildAdd(b, p->bias_off,
+                        LLVMBuildAdd(b, LLVMBuildMul(b, i, p->bias_rs, ""),
+                                     LLVMBuildMul(b, n0, p->bias_cs, ""), ""),
+                        "");
+  LLVMValueRef j = llvm_loop_begin(lm, c->fn, &lj, zero, nr);
+  LLVMValueRef idx = LLVMBuildAdd(b, row, j, "");
+  LLVMValueRef v = load_slot(c, g->c, idx);
+  if (g->bias >= 0) {
+    LLVMValueRef bv = load_slot(
+        c, g->bias, LLVMBuildAdd(b, brow, LLVMBuildMul(b, j, p->bias_cs, ""), ""));
+    if (g->beta != 1.0f)
+      bv = LLVMBuildFMul(b, LLVMConstReal(lm->t_f32, g->beta), bv, "");
+    v = LLVMBuildFAdd(b, v, bv, "");
+  }
+  if (g->epilogue) {
+    c->epoch++; /* nothing cached outside this loop body is reused in it */
+    c->var_loop[g->ep_acc] = v;
+    c->var_loop[g->ep_idx] = idx;
+    v = expr(c, g->ep);
+    c->var_loop[g->ep_acc] = NULL;
+    c->var_loop[g->ep_idx] = NULL;
+    if (!v)
+      return;
+  }
+  store_slot(c, g->c, idx, v);
+  mark_vectorize(c, llvm_loop_end(lm, &lj));
+  llvm_loop_end(lm, &li);
+  c->epoch++;
+}
+
+/* Whether slot s exists and holds f32. */
+static bool f32_slot(kctx *c, int32_t s) {
+  return s >= 0 && s < c->k->bufs.len && c->k->bufs.data[s].dtype == NN_DT_F32;
+}
+
+static void stmt_gemm(kctx *c, ks_id id, const ks_gemm *g) {
+  const kernel *k = c->k;
+  if (!llvm_gemm_native(c->lm, k, g)) {
+    fail(c, "statement %d: this GEMM has no native form (expand it first)", id);
+    return;
+  }
+  if (!f32_slot(c, g->a) || !f32_slot(c, g->b) || !f32_slot(c, g->c) ||
+      !k->bufs.data[g->c].written || (g->bias >= 0 && !f32_slot(c, g->bias))) {
+    fail(c, "statement %d: GEMM operands must be f32 slots (C written)", id);
+    return;
+  }
+  if (g->epilogue &&
+      (g->ep_acc < 0 || g->ep_acc >= k->vars.len || g->ep_idx < 0 ||
+       g->ep_idx >= k->vars.len || k->vars.data[g->ep_acc] != NN_DT_F32 ||
+       k->vars.data[g->ep_idx] != NN_DT_I64 || c->var_loop[g->ep_acc] ||
+       c->var_loop[g->ep_idx] || op_dtype(c, g->ep) != NN_DT_F32)) {
+    fail(c, "statement %d: malformed GEMM epilogue", id);
+    return;
+  }
+  const kx_id ids[] = {g->a_off, g->b_off, g->c_off, g->m, g->n, g->k,
+                       g->a_rs, g->a_cs, g->b_rs, g->ldc};
+  LLVMValueRef val[10];
+  for (int i = 0; i < 10; i++) {
+    if (!want(c, id, 'g', ids[i], NN_DT_I64))
+      return;
+    if (!(val[i] = expr(c, ids[i])))
+      return;
+  }
+  gpost p = {.g = g, .c_off = val[2], .ldc = val[9]};
+  if (g->bias >= 0) {
+    const kx_id bids[3] = {g->bias_off, g->bias_rs, g->bias_cs};
+    LLVMValueRef *dst[3] = {&p.bias_off, &p.bias_rs, &p.bias_cs};
+    for (int i = 0; i < 3; i++) {
+      if (!want(c, id, 'g', bids[i], NN_DT_I64))
+        return;
+      if (!(*dst[i] = expr(c, bids[i])))
+        return;
+    }
+  }
+  llvm_gemm_vals v = {.a = c->slot[g->a], .b = c->slot[g->b], .c = c->slot[g->c],
+                      .a_off = val[0], .b_off = val[1], .c_off = val[2],
+                      .m = val[3], .n = val[4], .k = val[5],
+                      .a_rs = val[6], .a_cs = val[7], .b_rs = val[8], .ldc = val[9]};
+  bool post = g->bias >= 0 || g->epilogue;
+  llvm_gemm_emit(c, g, &v, post ? gemm_post : NULL, &p);
+  c->epoch++;
+}
+
 static void stmt(kctx *c, ks_id id, int depth) {
   const kernel *k = c->k;
   if (c->failed)
@@ -739,8 +854,7 @@ static void stmt(kctx *c, ks_id id, int depth) {
     stmt_for(c, id, s, depth);
     return;
   case KS_GEMM:
-    fail(c, "statement %d: GEMM statements are not supported by this backend",
-         id);
+    stmt_gemm(c, id, &s->gemm);
     return;
   default:
     fail(c, "statement %d: unknown kind %d", id, (int)s->kind);

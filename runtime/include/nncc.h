@@ -49,7 +49,8 @@ typedef enum nncc_status {
   NNCC_ERR_IO = 2,              /* a file can't be opened, read or written */
   NNCC_ERR_LOAD = 3,            /* dlopen failed, or the file is no nncc model */
   NNCC_ERR_ABI = 4,             /* the model was built for another ABI version */
-  NNCC_ERR_UNSUPPORTED_CPU = 5, /* this CPU lacks a feature the model needs */
+  NNCC_ERR_UNSUPPORTED_CPU = 5, /* this CPU lacks a feature the model needs (for a
+                                   CUDA model: no usable driver or GPU) */
   NNCC_ERR_ARITY = 6,           /* wrong number of inputs or outputs */
   NNCC_ERR_DTYPE = 7,           /* a tensor's dtype differs from the model's */
   NNCC_ERR_SHAPE = 8,           /* a tensor's rank or a dim differs */
@@ -134,6 +135,14 @@ typedef struct nncc_io_info {
  * (built for another ABI version) or NNCC_ERR_UNSUPPORTED_CPU (the message
  * names the missing CPU features). */
 nncc_status nncc_model_open(const char *path, nncc_model **model, char **err);
+/* Opens a model only to describe it (nncc inspect): like nncc_model_open,
+ * but a model this machine can't run (missing CPU features, no CUDA GPU)
+ * still opens; nncc_model_unusable then says why, and creating a session
+ * fails with NNCC_ERR_UNSUPPORTED_CPU. */
+nncc_status nncc_model_describe(const char *path, nncc_model **model, char **err);
+/* Why this machine can't run the model (opened by nncc_model_describe), or
+ * NULL when it can. Owned by the model. */
+const char *nncc_model_unusable(const nncc_model *model);
 /* Unloads a model. Every session of it must have been destroyed first.
  * NULL is fine. */
 void nncc_model_close(nncc_model *model);
@@ -230,6 +239,53 @@ nncc_status nncc_session_set_workspace(nncc_session *session, void *mem, uint64_
 nncc_status nncc_session_run(nncc_session *session, const nncc_tensor *inputs,
                              size_t ninputs, const nncc_tensor *outputs,
                              size_t noutputs, char **err);
+
+/* ---- profiling -----------------------------------------------------------------
+ *
+ * A session can time every step of the model's program (one generated
+ * kernel each: a fused group of IR ops) over its runs. Each step is named
+ * by its kernel, the IR ops it computes, the module path of the layer and
+ * the source line in the traced model's code. Profiling costs one clock
+ * read per step while it is on, and nothing measurable while it is off.
+ *
+ * With NNCC_PROFILE=1 (any value but "" or "0") in the environment, every
+ * session starts profiling when it is created and nncc_session_destroy
+ * prints the sorted table (nncc_session_profile_report) to stderr. */
+
+typedef struct nncc_profile_row {
+  int32_t step;        /* position in the model's program, from 0 */
+  const char *kernel;  /* generated kernel, e.g. "k12_convolution" */
+  const char *ops;     /* the IR ops it computes, e.g. "convolution+relu" */
+  const char *scope;   /* module path of the layer, e.g. "layer1.0.conv1";
+                          "" at the root or when unknown */
+  const char *loc;     /* source "ENTRY:LINE" in the model's code; "" when
+                          unknown */
+  uint64_t ns;         /* wall time in the step over all profiled runs */
+  double percent;      /* ns as a share of the sum over every step */
+} nncc_profile_row;
+
+/* Starts (on != 0) or stops timing the session's runs. Stopping keeps the
+ * counts for nncc_session_profile; starting again adds to them. Fails
+ * with NNCC_ERR_INVALID_ARG for a model compiled by an nncc without
+ * profiling, NNCC_ERR_OUT_OF_MEMORY when the counters can't be had. */
+nncc_status nncc_session_set_profiling(nncc_session *session, int on, char **err);
+/* Zeroes the session's profile counts (whether or not it profiles). */
+void nncc_session_profile_reset(nncc_session *session);
+/* The profile so far: *nrows gets the number of steps; rows[0..min(cap,
+ * *nrows)) get them sorted by time, the most first (equal times in program
+ * order); *runs (may be NULL) the number of profiled runs and *run_ns
+ * (may be NULL) their total wall time inside nncc_session_run. The
+ * strings belong to the model. Call with cap 0 for the count.
+ * NNCC_ERR_INVALID_ARG for a NULL session or nrows. */
+nncc_status nncc_session_profile(const nncc_session *session, nncc_profile_row *rows,
+                                 int32_t cap, int32_t *nrows, uint64_t *runs,
+                                 uint64_t *run_ns);
+/* The profile as a table, as NNCC_PROFILE=1 prints it: a header line
+ * (model, runs, threads, time per run), then one line per step with its
+ * time per run, %, cumulative %, step, kernel, ops, scope and source.
+ * A malloc'd string (free with nncc_free_message); NULL for a NULL session
+ * or when out of memory. */
+char *nncc_session_profile_report(const nncc_session *session);
 
 /* ---- .npy files (NumPy format 1.0/2.0/3.0, little-endian, C order) ---------- */
 

@@ -3,8 +3,9 @@
  * Part 1, the expansion: small kernels holding one KS_GEMM (at the root, or
  * inside a batch loop whose variable moves the offsets) are run with the
  * interpreter before and after k_expand_gemms, on random data, for many
- * sizes (odd ones included), strides, offsets, bias layouts, alpha, beta
- * and accumulate; both results are compared with a naive product computed
+ * sizes (odd ones included), strides, offsets, bias layouts, alpha, beta,
+ * accumulate and the packed panel layouts of A and B (ks_gemm.a_panel,
+ * b_panel); both results are compared with a naive product computed
  * here, and the expanded kernel's structure is checked (no GEMM left, a
  * VECTOR innermost loop, a PARALLEL root loop when the GEMM was alone).
  * With symbolic sizes (M, N and/or K loaded from a "dims" slot, the
@@ -64,6 +65,8 @@ typedef struct gcase {
   int64_t m, n, k;
   unsigned sym;          /* symbolic sizes: 1 M, 2 N, 4 K (dims[0..2]) */
   bool a_trans, b_trans; /* A stored [K, M] / B stored [N, K] */
+  int a_panel, b_panel;  /* > 0: A / B packed in panels of that many rows /
+                            columns (a_trans / b_trans then unused) */
   int64_t pad;           /* extra row stride on C and offsets of all operands */
   int bias;              /* 0 none, 1 per n, 2 per m, 3 full [M, N], 4 scalar */
   float alpha, beta;
@@ -100,8 +103,10 @@ static void case_sizes(const gcase *t, gstr *g, gbufs *z) {
   g->ldc = t->n + t->pad;
   g->bias_rs = t->bias == 2 ? 1 : t->bias == 3 ? t->n : 0;
   g->bias_cs = t->bias == 1 || t->bias == 3 ? 1 : 0;
-  z->astride = t->m * t->k + t->pad;
-  z->bstride = t->k * t->n + t->pad;
+  int64_t am = t->a_panel > 0 ? (t->m + t->a_panel - 1) / t->a_panel * t->a_panel : t->m;
+  int64_t bn = t->b_panel > 0 ? (t->n + t->b_panel - 1) / t->b_panel * t->b_panel : t->n;
+  z->astride = am * t->k + t->pad;
+  z->bstride = t->k * bn + t->pad;
   z->cstride = t->m * g->ldc + t->pad;
   z->biasstride = (t->bias == 1   ? t->n
                    : t->bias == 2 ? t->m
@@ -144,6 +149,8 @@ static kernel *case_kernel(nn_arena *a, const gcase *t) {
   g.a_cs = t->a_trans ? M : C(1);
   g.b_rs = t->b_trans ? C(1) : N;
   g.b_cs = t->b_trans ? K : C(1);
+  g.a_panel = t->a_panel;
+  g.b_panel = t->b_panel;
   g.ldc = ADD(N, C(t->pad));
   g.bias_rs = t->bias == 2 ? C(1) : t->bias == 3 ? N : C(0);
   g.bias_cs = C(t->bias == 1 || t->bias == 3 ? 1 : 0);
@@ -159,8 +166,8 @@ static kernel *case_kernel(nn_arena *a, const gcase *t) {
     bi = k_for_begin(k, C(0), C(t->batch), KS_PARALLEL);
   kx_id base = bi >= 0 ? k_varref(k, bi) : C(0);
 #define OFF(stride) ADD(C(t->pad), MUL(base, ADD(stride, C(t->pad))))
-  g.a_off = OFF(MUL(M, K));
-  g.b_off = OFF(MUL(K, N));
+  g.a_off = OFF(t->a_panel ? C(z.astride - t->pad) : MUL(M, K));
+  g.b_off = OFF(t->b_panel ? C(z.bstride - t->pad) : MUL(K, N));
   g.c_off = OFF(MUL(M, g.ldc));
   g.bias_off = t->bias ? OFF(bstr) : -1;
 #undef OFF
@@ -171,6 +178,16 @@ static kernel *case_kernel(nn_arena *a, const gcase *t) {
   if (bi >= 0)
     k_for_end(k);
   return k;
+}
+
+/* Element (m, kk) of A and (kk, n) of B within one batch item. */
+static int64_t a_at(const gcase *t, const gstr *g, int64_t m, int64_t kk) {
+  int64_t p = t->a_panel;
+  return p > 0 ? (m / p) * p * t->k + kk * p + m % p : m * g->a_rs + kk * g->a_cs;
+}
+static int64_t b_at(const gcase *t, const gstr *g, int64_t kk, int64_t n) {
+  int64_t p = t->b_panel;
+  return p > 0 ? (n / p) * p * t->k + kk * p + n % p : kk * g->b_rs + n * g->b_cs;
 }
 
 /* The naive product, in double. */
@@ -186,8 +203,7 @@ static void case_ref(const gcase *t, const float *A, const float *B,
       for (int64_t n = 0; n < t->n; n++) {
         double s = 0;
         for (int64_t kk = 0; kk < t->k; kk++)
-          s += (double)A[ao + m * g.a_rs + kk * g.a_cs] *
-               B[bo + kk * g.b_rs + n * g.b_cs];
+          s += (double)A[ao + a_at(t, &g, m, kk)] * B[bo + b_at(t, &g, kk, n)];
         s *= t->alpha;
         if (t->bias)
           s += (double)t->beta * bias[xo + m * g.bias_rs + n * g.bias_cs];
@@ -459,6 +475,21 @@ static void test_expansion(void) {
   gcase empty_k = {
       .m = 5, .n = 20, .k = 0, .alpha = 1, .beta = 1, .bias = 1, .batch = 1};
   run_case(&empty_k);
+  /* packed panels (a convolution's weight as A, a linear layer's as B),
+   * with tails in both and several K blocks */
+  static const int64_t pm[] = {1, 7, 8, 9, 50}, pn[] = {1, 15, 16, 17, 70};
+  for (int j = 0; j < 5; j++) {
+    gcase pa = {.m = pm[j], .n = 23, .k = 37 + 130 * j, .alpha = 1, .beta = 1,
+                .bias = 2, .batch = j % 2 ? 2 : 1, .a_panel = 8, .pad = j % 3};
+    run_case(&pa);
+    gcase pb = {.m = 3 + j, .n = pn[j], .k = 300 - 50 * j, .alpha = 0.5f,
+                .beta = -1, .bias = 1, .batch = j % 2 ? 1 : 3, .b_panel = 16,
+                .accumulate = j == 2, .pad = j % 2};
+    run_case(&pb);
+  }
+  gcase both = {.m = 19, .n = 37, .k = 257, .alpha = 1, .beta = 1, .bias = 3,
+                .batch = 1, .a_panel = 8, .b_panel = 16};
+  run_case(&both);
 }
 
 /* ---- part 2: whole-node lowering ----------------------------------------- */

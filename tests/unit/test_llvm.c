@@ -641,7 +641,7 @@ out:
   nn_arena_free(a);
 }
 
-/* A GEMM statement (expanded into loops by k_expand_gemms) with a bias. */
+/* A GEMM statement (native microkernels, llvm_gemm.c) with a bias. */
 static void test_gemm(void) {
   nn_arena *a = nn_arena_new();
   be_program *p = new_prog(a);

@@ -287,7 +287,7 @@ static int link_test_model(const char *out, void *obj, size_t size, const char *
   const float w[3] = {0.5f, -1.0f, 100.0f};
   for (size_t i = 0; i < sizeof w; i++) NN_PUSH(a, p->weights, ((unsigned char *)w)[i]);
   llvm_result r = {obj, size, NULL, "testcpu", (char *)features};
-  artifact_opts o = {out, ccmd, "test_model"};
+  artifact_opts o = {out, ccmd, "test_model", NULL};
   nn_diag d;
   nn_diag_init(&d, stderr);
   int rc = artifact_link(p, &r, &o, &d);
@@ -472,7 +472,7 @@ static void test_loader_refusals(void *obj, size_t size) {
   nncc_model_desc d = {NNCC_ABI_VERSION, sizeof d, "nncc test", "m", "cpu", "cpu0",
                        "+made-up-feature", 0, 0, 1, 1, &io, &io, fake_check_cpu,
                        fake_session_new, fake_session_free, fake_run,
-                       0, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                       0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
   CHECK_INT(rt_model_from_desc(&d, NULL, &m, &err), NNCC_ERR_UNSUPPORTED_CPU);
   CHECK_STR(err, "this CPU lacks made-up-feature");
   nncc_free_message(err);

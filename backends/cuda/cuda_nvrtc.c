@@ -1,0 +1,228 @@
+/* cuda_nvrtc.c — compiling the emitted CUDA C with NVRTC (cuda.h).
+ *
+ * NVRTC is loaded with dlopen when --target cuda is used, never linked, so
+ * nncc builds and runs on machines without CUDA. Where we look, in order,
+ * for libnvrtc.so.13, libnvrtc.so.12 and libnvrtc.so: $CUDA_HOME/lib64 and
+ * $CUDA_HOME/lib when CUDA_HOME is set, else /usr/local/cuda/lib64; then
+ * every directory of LD_LIBRARY_PATH; then, only when CUDA_HOME is unset,
+ * the loader's default search (ld.so.cache). A set CUDA_HOME thus chooses
+ * the toolkit: nncc never silently uses another one. When nothing loads,
+ * the message lists every place tried.
+ *
+ * Each requested arch gets a cubin (-arch=sm_XX); the newest also gets PTX
+ * (-arch=compute_XX), which a newer GPU's driver can compile. On a compile
+ * error NVRTC's log is reported and the source is saved for the user.
+ */
+#include "cuda.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const nn_loc no_loc = {0};
+
+int cuda_parse_archs(const char *s, int *archs, int max, char *err, size_t cap) {
+  int n = 0;
+  const char *p = s ? s : "";
+  if (!*p) {
+    snprintf(err, cap, "--cuda-arch: empty list (expected e.g. sm_80,sm_90)");
+    return -1;
+  }
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char item[32];
+    if (len == 0 || len >= sizeof item) {
+      snprintf(err, cap, "--cuda-arch: bad item in '%s'", s);
+      return -1;
+    }
+    memcpy(item, p, len);
+    item[len] = 0;
+    const char *num = !strncmp(item, "sm_", 3) ? item + 3 : item;
+    char *stop;
+    long v = strtol(num, &stop, 10);
+    if (*num == 0 || *stop || v < 50 || v > 200) {
+      snprintf(err, cap, "--cuda-arch: '%s' is not an arch like sm_80", item);
+      return -1;
+    }
+    bool dup = false;
+    for (int i = 0; i < n; i++) dup |= archs[i] == v;
+    if (!dup) {
+      if (n >= max) {
+        snprintf(err, cap, "--cuda-arch: at most %d archs", max);
+        return -1;
+      }
+      int i = n++;
+      while (i > 0 && archs[i - 1] > v) { archs[i] = archs[i - 1]; i--; }
+      archs[i] = (int)v;
+    }
+    p += len;
+    if (*p == ',') p++;
+  }
+  return n;
+}
+
+/* Tries dir/name for every NVRTC name; appends what it tried. */
+static void *try_dir(const char *dir, nn_buf *tried) {
+  static const char *const names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
+  void *h = NULL;
+  for (int i = 0; i < 3 && !h; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s%s%s", dir ? dir : "", dir ? "/" : "", names[i]);
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) nn_buf_printf(tried, "%s%s", tried->len ? ", " : "", path);
+  }
+  return h;
+}
+
+void *cuda_nvrtc_open(char *why, size_t cap) {
+  const char *home = getenv("CUDA_HOME"), *lp = getenv("LD_LIBRARY_PATH");
+  bool has_home = home && *home;
+  nn_buf tried = {0};
+  void *h = NULL;
+  char dir[4096];
+  /* 1. the toolkit: $CUDA_HOME when set (it then decides), else the usual one */
+  snprintf(dir, sizeof dir, "%s/lib64", has_home ? home : "/usr/local/cuda");
+  h = try_dir(dir, &tried);
+  if (!h && has_home) {
+    snprintf(dir, sizeof dir, "%s/lib", home);
+    h = try_dir(dir, &tried);
+  }
+  /* 2. every directory of LD_LIBRARY_PATH */
+  for (const char *p = lp ? lp : ""; *p && !h;) {
+    const char *end = strchr(p, ':');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n > 0 && n < sizeof dir) {
+      memcpy(dir, p, n);
+      dir[n] = 0;
+      h = try_dir(dir, &tried);
+    }
+    p += n;
+    if (*p == ':') p++;
+  }
+  /* 3. without CUDA_HOME: the loader's own search (ld.so.cache) */
+  if (!h && !has_home) h = try_dir(NULL, &tried);
+  if (!h)
+    snprintf(why, cap,
+             "--target cuda needs NVRTC (libnvrtc.so.13, .so.12 or .so from a CUDA toolkit), "
+             "which was not found. Looked in %s (CUDA_HOME=%s), then LD_LIBRARY_PATH (%s)%s. "
+             "Tried: %s. Install the CUDA toolkit or set CUDA_HOME to it",
+             has_home ? "$CUDA_HOME/lib64 and $CUDA_HOME/lib" : "/usr/local/cuda/lib64",
+             has_home ? home : "unset", lp && *lp ? lp : "empty",
+             has_home ? "" : ", then the loader's default path", tried.data ? tried.data : "");
+  nn_buf_free(&tried);
+  return h;
+}
+
+/* The NVRTC entry points we use (the C API's signatures, with opaque
+ * handles as void *). */
+typedef struct nvrtc_api {
+  int (*create)(void **prog, const char *src, const char *name, int nh, const char *const *h,
+                const char *const *hn);
+  int (*compile)(void *prog, int nopt, const char *const *opts);
+  int (*log_size)(void *prog, size_t *n);
+  int (*log)(void *prog, char *out);
+  int (*cubin_size)(void *prog, size_t *n);
+  int (*cubin)(void *prog, char *out);
+  int (*ptx_size)(void *prog, size_t *n);
+  int (*ptx)(void *prog, char *out);
+  int (*destroy)(void **prog);
+  const char *(*error_string)(int r);
+} nvrtc_api;
+
+static int save_source(const char *src, const char *path) {
+  FILE *f = path ? fopen(path, "w") : NULL;
+  if (!f) return -1;
+  size_t n = strlen(src);
+  int ok = fwrite(src, 1, n, f) == n;
+  return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* One NVRTC compile for option arch_opt; fills *bin (cubin or PTX). */
+static int compile_one(const nvrtc_api *api, const char *src, const char *arch_opt, bool ptx,
+                       const char *save_src, void **bin, size_t *size, nn_diag *d) {
+  void *prog = NULL;
+  int r = api->create(&prog, src, "model.cu", 0, NULL, NULL);
+  if (r != 0) {
+    nn_error(d, no_loc, "NVRTC can't create a program: %s", api->error_string(r));
+    return -1;
+  }
+  const char *opts[] = {arch_opt, "-default-device", "-std=c++17", "--use_fast_math=false"};
+  r = api->compile(prog, 3, opts);
+  if (r != 0) {
+    size_t n = 0;
+    char *log = NULL;
+    if (api->log_size(prog, &n) == 0 && n > 0 && (log = malloc(n + 1)) && api->log(prog, log) == 0)
+      log[n] = 0;
+    bool saved = save_src && save_source(src, save_src) == 0;
+    nn_error(d, no_loc, "NVRTC failed for %s: %s\n%s%s%s", arch_opt, api->error_string(r),
+             log ? log : "(no log)", saved ? "the generated source was saved as " : "",
+             saved ? save_src : "");
+    free(log);
+    api->destroy(&prog);
+    return -1;
+  }
+  size_t n = 0;
+  r = ptx ? api->ptx_size(prog, &n) : api->cubin_size(prog, &n);
+  char *out = r == 0 && n ? malloc(n) : NULL;
+  if (out) r = ptx ? api->ptx(prog, out) : api->cubin(prog, out);
+  api->destroy(&prog);
+  if (!out || r != 0) {
+    free(out);
+    nn_error(d, no_loc, "NVRTC produced no %s for %s", ptx ? "PTX" : "cubin", arch_opt);
+    return -1;
+  }
+  *bin = out;
+  *size = n;
+  return 0;
+}
+
+int cuda_nvrtc_compile(const char *src, const int *archs, int narchs, const char *save_src,
+                       cuda_images *out, nn_diag *d) {
+  memset(out, 0, sizeof *out);
+  char why[2048];
+  void *h = cuda_nvrtc_open(why, sizeof why);
+  if (!h) {
+    nn_error(d, no_loc, "%s", why);
+    return -1;
+  }
+  nvrtc_api api;
+  struct { void **slot; const char *name; } syms[] = {
+      {(void **)&api.create, "nvrtcCreateProgram"},  {(void **)&api.compile, "nvrtcCompileProgram"},
+      {(void **)&api.log_size, "nvrtcGetProgramLogSize"}, {(void **)&api.log, "nvrtcGetProgramLog"},
+      {(void **)&api.cubin_size, "nvrtcGetCUBINSize"}, {(void **)&api.cubin, "nvrtcGetCUBIN"},
+      {(void **)&api.ptx_size, "nvrtcGetPTXSize"},   {(void **)&api.ptx, "nvrtcGetPTX"},
+      {(void **)&api.destroy, "nvrtcDestroyProgram"}, {(void **)&api.error_string, "nvrtcGetErrorString"}};
+  for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+    *syms[i].slot = dlsym(h, syms[i].name);
+    if (!*syms[i].slot) {
+      nn_error(d, no_loc, "the NVRTC library found lacks %s (too old?)", syms[i].name);
+      dlclose(h);
+      return -1;
+    }
+  }
+  int rc = 0;
+  out->narchs = narchs;
+  for (int i = 0; i < narchs && !rc; i++) {
+    char opt[32];
+    out->archs[i] = archs[i];
+    snprintf(opt, sizeof opt, "-arch=sm_%d", archs[i]);
+    rc = compile_one(&api, src, opt, false, save_src, &out->cubin[i], &out->cubin_size[i], d);
+  }
+  if (!rc && narchs > 0) {
+    char opt[32];
+    void *ptx = NULL;
+    snprintf(opt, sizeof opt, "-arch=compute_%d", archs[narchs - 1]);
+    rc = compile_one(&api, src, opt, true, save_src, &ptx, &out->ptx_size, d);
+    out->ptx = ptx;
+  }
+  dlclose(h);
+  if (rc) cuda_images_free(out);
+  return rc;
+}
+
+void cuda_images_free(cuda_images *im) {
+  for (int i = 0; i < im->narchs; i++) free(im->cubin[i]);
+  free(im->ptx);
+  memset(im, 0, sizeof *im);
+}

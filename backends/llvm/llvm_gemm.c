@@ -1,0 +1,881 @@
+/* llvm_gemm.c — KS_GEMM as a native, register-tiled microkernel in LLVM IR.
+ *
+ * A GEMM statement the native path takes (llvm_gemm_native: B's columns
+ * contiguous or B packed in panels; anything else is expanded into loops by
+ * k_expand_gemms) is emitted in three layers:
+ *
+ *  - Macro tiles, as kernel statements (llvm_gemm_prepare). A GEMM that is
+ *    its kernel's only root statement becomes
+ *        PARALLEL for t in [0, ceil(M/MB) * ceil(N/NB)):
+ *          GEMM over rows [r0, r0+MB) x columns [c0, c0+NB) of C
+ *    (offsets moved to the tile, sizes clipped), so the thread pool splits
+ *    the product like any parallel kernel. MB and NB are numbers: chosen
+ *    from M and N when they are constants (enough tiles for the pool, tiles
+ *    as large as that allows), fixed when symbolic.
+ *
+ *  - The driver, inline in the kernel (llvm_gemm_emit), for one GEMM
+ *    statement (a macro tile, or a whole product inside a batch loop):
+ *        for each K block [k0, k0+kc)            (K split evenly, kc <= KC)
+ *          for each column tile n0 (NR columns; a last, narrower one)
+ *            for each row tile m0 (MR rows; a last, shorter one)
+ *              microkernel: C[m0.., n0..] (= | +=) alpha * A-block @ B-block
+ *            after the last K block: post(n0) — bias and epilogue over the
+ *              column tile (all rows), while it is in cache
+ *    C is the accumulator between K blocks: the first block stores (or
+ *    adds to C when accumulating), later ones add.
+ *
+ *  - Microkernels, one internal function per shape (rows mr <= MR, vectors
+ *    nv <= NV, whether the last vector is partial, whether B loads must be
+ *    masked): accumulators are SSA values (phis) of an mr x nv tile of
+ *    <W x float> vectors carried across the k loop; each step broadcasts mr
+ *    elements of A, loads nv vectors of B and does mr*nv llvm.fmuladd. The
+ *    tile is stored once, after the loop; a partial last vector uses
+ *    llvm.masked.load/store, so column tails stay vectorized. A column
+ *    tail of a few columns (at most MR/2) with A in panels of 8 rows (a
+ *    convolution with a small output, e.g. 7x7 = 48 + 1 columns) goes to
+ *    narrow microkernels instead, vectorized along M: 8 rows of a panel
+ *    are 8 consecutive floats, each B element is broadcast, so no lane is
+ *    wasted on absent columns.
+ *
+ * The register tile follows the target's vector width (the features the
+ * module is compiled for, from --mcpu or the host): AVX-512 W=16, 8x3
+ * vectors (24 zmm accumulators of 32); AVX2 W=8, 4x3 (12 ymm of 16);
+ * otherwise W=4, 4x3.
+ *
+ * Operand layouts. A is read through any strides (its elements are
+ * broadcast), or from panels of PACK_A rows (ks_gemm.a_panel, a packed
+ * convolution weight: then a row tile reads one contiguous stream). B is
+ * read as vectors of contiguous columns: rows with column stride 1, or
+ * panels of P columns (ks_gemm.b_panel, a packed linear weight), which are
+ * zero-padded, so their loads are never masked.
+ *
+ * Numerics: products are summed in f32 over k in order within a K block,
+ * blocks added in order, fused multiply-adds where the target has them;
+ * results differ from the interpreter's only by rounding.
+ */
+#include <string.h>
+
+#include <llvm/Config/llvm-config.h>
+
+#include "llvm_internal.h"
+
+/* ---- target configuration -------------------------------------------- */
+
+enum {
+  MAX_NV = 4,        /* vectors per row of a register tile, at most */
+  TILE_NB_ALIGN = 48, /* macro tile columns: a multiple of every NR below
+                         and of the B panel width */
+  TILE_MB_ALIGN = 8,  /* macro tile rows: a multiple of every MR and of
+                         the A panel height */
+  MIN_TILES = 8,      /* macro tiles wanted for the thread pool */
+  MAX_MB = 128,       /* largest macro tile */
+  MAX_NB = 384,
+  SYM_MB = 64,        /* macro tiles of a symbolic M / N */
+  SYM_NB = 192,
+};
+
+/* The register tile and blocking for the module's target. */
+typedef struct gcfg {
+  int w;  /* floats per vector */
+  int mr; /* rows of a register tile */
+  int nv; /* vectors per row: NR = nv * w columns */
+  int kc; /* K block depth */
+} gcfg;
+
+/* Whether comma-separated feature list `fs` enables `name` ("+name"). */
+static bool has_feature(const char *fs, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = fs; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n + 1 && p[0] == '+' && strncmp(p + 1, name, n) == 0)
+      return true;
+    p = e ? e + 1 : NULL;
+  }
+  return false;
+}
+
+static bool in_list(const char *cpu, const char *const *names) {
+  for (int i = 0; names[i]; i++)
+    if (strcmp(cpu, names[i]) == 0)
+      return true;
+  return false;
+}
+
+/* Vector width in floats for the module's cpu and features. A cpu named
+ * by --mcpu comes with no feature list: the tables below name the x86
+ * cpus this LLVM knows that have AVX-512 / AVX2 with FMA (a name LLVM
+ * does not know compiles for a generic cpu, so it must not pick a wide
+ * tile). */
+static int target_width(const llvm_mod *lm) {
+  static const char *const avx512[] = {
+      "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake",
+      "icelake-client", "icelake-server", "tigerlake", "sapphirerapids",
+      "rocketlake", "knl", "knm", "x86-64-v4",
+#if LLVM_VERSION_MAJOR >= 16
+      "znver4", "graniterapids", "emeraldrapids",
+#endif
+      NULL};
+  static const char *const avx2[] = {
+      "haswell", "broadwell", "skylake", "alderlake", "znver1", "znver2",
+      "znver3", "x86-64-v3", "bdver4", "core-avx2",
+#if LLVM_VERSION_MAJOR >= 15
+      "raptorlake", "meteorlake",
+#endif
+      NULL};
+  const char *fs = lm->features ? lm->features : "";
+  const char *cpu = lm->cpu ? lm->cpu : "";
+  if (has_feature(fs, "avx512f"))
+    return 16;
+  if (has_feature(fs, "avx2") && has_feature(fs, "fma"))
+    return 8;
+  if (!fs[0] && in_list(cpu, avx512))
+    return 16;
+  if (!fs[0] && in_list(cpu, avx2))
+    return 8;
+  return 4;
+}
+
+static gcfg gemm_cfg(const llvm_mod *lm) {
+  int w = target_width(lm);
+  if (w == 16)
+    return (gcfg){.w = 16, .mr = 8, .nv = 3, .kc = 256};
+  if (w == 8)
+    return (gcfg){.w = 8, .mr = 4, .nv = 3, .kc = 256};
+  return (gcfg){.w = 4, .mr = 4, .nv = 3, .kc = 256};
+}
+
+/* ---- which GEMMs, and the macro tiles ------------------------------------ */
+
+static bool is_num(const kernel *k, kx_id e, int64_t *v) {
+  if (e < 0 || e >= k->exprs.len)
+    return false;
+  const kx *x = &k->exprs.data[e];
+  if (x->op != KX_CONST || x->dtype != NN_DT_I64)
+    return false;
+  *v = x->i;
+  return true;
+}
+
+bool llvm_gemm_native(const llvm_mod *lm, const kernel *k, const ks_gemm *g) {
+  gcfg cf = gemm_cfg(lm);
+  int64_t v;
+  if (is_num(k, g->n, &v) && v == 1)
+    return false; /* a matrix-vector product: the expansion's dot products */
+  if (g->b_panel > 0) {
+    if (g->b_panel % cf.w || TILE_NB_ALIGN % g->b_panel || !is_num(k, g->k, &v))
+      return false;
+  } else if (!is_num(k, g->b_cs, &v) || v != 1) {
+    return false;
+  }
+  if (g->a_panel > 0 &&
+      (g->a_panel % cf.mr || TILE_MB_ALIGN % g->a_panel || !is_num(k, g->k, &v)))
+    return false;
+  return true;
+}
+
+static kx_id I(kernel *k, int64_t v) {
+  return k_i64(k, v);
+}
+static kx_id ADD(kernel *k, kx_id a, kx_id b) {
+  return k_bin(k, KX_ADD, a, b);
+}
+static kx_id MUL(kernel *k, kx_id a, kx_id b) {
+  return k_bin(k, KX_MUL, a, b);
+}
+static kx_id CEILDIV(kernel *k, kx_id a, int64_t b) {
+  return k_bin(k, KX_FLOORDIV, ADD(k, a, I(k, b - 1)), I(k, b));
+}
+
+static int64_t round_up(int64_t v, int64_t to) {
+  return (v + to - 1) / to * to;
+}
+
+/* Macro tile sizes for an M x N product (-1: symbolic): as large as
+ * MAX_MB x MAX_NB, halved (columns first) until there are MIN_TILES. */
+static void macro_tile(int64_t M, int64_t N, int64_t *mb, int64_t *nb) {
+  int64_t MB = M > 0 ? round_up(M, TILE_MB_ALIGN) : SYM_MB;
+  int64_t NB = N > 0 ? round_up(N, TILE_NB_ALIGN) : SYM_NB;
+  if (MB > MAX_MB)
+    MB = MAX_MB;
+  if (NB > MAX_NB)
+    NB = MAX_NB;
+  while (M > 0 && N > 0 && ((M + MB - 1) / MB) * ((N + NB - 1) / NB) < MIN_TILES) {
+    if (NB > 2 * TILE_NB_ALIGN)
+      NB = round_up(NB / 2, TILE_NB_ALIGN);
+    else if (MB > 4 * TILE_MB_ALIGN)
+      MB = round_up(MB / 2, TILE_MB_ALIGN);
+    else
+      break;
+  }
+  *mb = MB;
+  *nb = NB;
+}
+
+/* Rewrites k's only root statement, GEMM g, into the parallel loop over
+ * macro tiles described at the top of the file. */
+static void tile_root(kernel *k, const ks_gemm *g) {
+  int64_t Mv = -1, Nv = -1, MB, NB;
+  if (!is_num(k, g->m, &Mv))
+    Mv = -1;
+  if (!is_num(k, g->n, &Nv))
+    Nv = -1;
+  macro_tile(Mv, Nv, &MB, &NB);
+  kx_id nnb = CEILDIV(k, g->n, NB);
+  kx_id tiles = MUL(k, CEILDIV(k, g->m, MB), nnb);
+  k->root.len = 0;
+  int32_t t = k_for_begin(k, I(k, 0), tiles, KS_PARALLEL);
+  kx_id tv = k_varref(k, t);
+  kx_id r0 = MUL(k, k_bin(k, KX_DIV, tv, nnb), I(k, MB));
+  kx_id c0 = MUL(k, k_bin(k, KX_MOD, tv, nnb), I(k, NB));
+  ks_gemm s = *g;
+  s.m = k_bin(k, KX_MIN, I(k, MB), k_bin(k, KX_SUB, g->m, r0));
+  s.n = k_bin(k, KX_MIN, I(k, NB), k_bin(k, KX_SUB, g->n, c0));
+  /* panels: r0 and c0 are whole panels (MB, NB multiples of the panel
+   * sizes), K deep each */
+  s.a_off = ADD(k, g->a_off, MUL(k, r0, g->a_panel > 0 ? g->k : g->a_rs));
+  s.b_off = ADD(k, g->b_off, MUL(k, c0, g->b_panel > 0 ? g->k : g->b_cs));
+  s.c_off = ADD(k, g->c_off, ADD(k, MUL(k, r0, g->ldc), c0));
+  if (g->bias >= 0)
+    s.bias_off = ADD(k, g->bias_off, ADD(k, MUL(k, r0, g->bias_rs),
+                                         MUL(k, c0, g->bias_cs)));
+  k_gemm(k, &s);
+  k_for_end(k);
+}
+
+bool llvm_gemm_prepare(llvm_mod *lm, kernel *k) {
+  for (int i = 0; i < k->stmts.len; i++)
+    if (k->stmts.data[i].kind == KS_GEMM && !llvm_gemm_native(lm, k, &k->stmts.data[i].gemm))
+      return false;
+  if (k->root.len == 1 && k->stmts.data[k->root.data[0]].kind == KS_GEMM) {
+    ks_gemm g = k->stmts.data[k->root.data[0]].gemm;
+    tile_root(k, &g);
+  }
+  return true;
+}
+
+/* ---- IR helpers ------------------------------------------------------------ */
+
+static LLVMValueRef ci64(llvm_mod *lm, int64_t v) {
+  return LLVMConstInt(lm->t_i64, (unsigned long long)v, 1);
+}
+
+/* Calls intrinsic `name` overloaded on types tys[0..nt). */
+static LLVMValueRef intrin(llvm_mod *lm, const char *name, LLVMTypeRef *tys,
+                           int nt, LLVMValueRef *args, int n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  NN_ASSERT(id != 0);
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(lm->mod, id, tys, (size_t)nt);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(lm->ctx, id, tys, (size_t)nt);
+  return LLVMBuildCall2(lm->b, fty, f, args, (unsigned)n, "");
+}
+
+static LLVMValueRef fmuladd(llvm_mod *lm, LLVMValueRef a, LLVMValueRef b,
+                            LLVMValueRef c) {
+  LLVMTypeRef t = LLVMTypeOf(a);
+  LLVMValueRef args[3] = {a, b, c};
+  return intrin(lm, "llvm.fmuladd", &t, 1, args, 3);
+}
+
+/* p + i elements (p a float*). */
+static LLVMValueRef gep(llvm_mod *lm, LLVMValueRef p, LLVMValueRef i) {
+  return LLVMBuildInBoundsGEP2(lm->b, lm->t_f32, p, &i, 1, "");
+}
+
+/* A vector of W floats at float* p: a plain load, or masked (lanes
+ * outside `mask` read as 0 and touch no memory). */
+static LLVMValueRef vload(llvm_mod *lm, LLVMTypeRef vt, LLVMValueRef p,
+                          LLVMValueRef mask) {
+  LLVMTypeRef pt = LLVMPointerType(vt, 0);
+  LLVMValueRef vp = LLVMBuildBitCast(lm->b, p, pt, "");
+  if (!mask) {
+    LLVMValueRef v = LLVMBuildLoad2(lm->b, vt, vp, "");
+    LLVMSetAlignment(v, 4);
+    return v;
+  }
+  LLVMTypeRef tys[2] = {vt, pt};
+  LLVMValueRef args[4] = {vp, LLVMConstInt(lm->t_i32, 4, 0), mask,
+                          LLVMConstNull(vt)};
+  return intrin(lm, "llvm.masked.load", tys, 2, args, 4);
+}
+
+static void vstore(llvm_mod *lm, LLVMValueRef v, LLVMValueRef p,
+                   LLVMValueRef mask) {
+  LLVMTypeRef vt = LLVMTypeOf(v), pt = LLVMPointerType(vt, 0);
+  LLVMValueRef vp = LLVMBuildBitCast(lm->b, p, pt, "");
+  if (!mask) {
+    LLVMSetAlignment(LLVMBuildStore(lm->b, v, vp), 4);
+    return;
+  }
+  LLVMTypeRef tys[2] = {vt, pt};
+  LLVMValueRef args[4] = {v, vp, LLVMConstInt(lm->t_i32, 4, 0), mask};
+  intrin(lm, "llvm.masked.store", tys, 2, args, 4);
+}
+
+static LLVMValueRef splat(llvm_mod *lm, LLVMTypeRef vt, LLVMValueRef x) {
+  unsigned w = LLVMGetVectorSize(vt);
+  LLVMValueRef v = LLVMBuildInsertElement(lm->b, LLVMGetUndef(vt), x,
+                                          LLVMConstInt(lm->t_i32, 0, 0), "");
+  LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(lm->t_i32, w));
+  return LLVMBuildShuffleVector(lm->b, v, LLVMGetUndef(vt), zeros, "");
+}
+
+LLVMValueRef llvm_loop_begin(llvm_mod *lm, LLVMValueRef fn, llvm_loop *l,
+                             LLVMValueRef lo, LLVMValueRef hi) {
+  LLVMBuilderRef b = lm->b;
+  l->pre = LLVMGetInsertBlock(b);
+  l->body = LLVMAppendBasicBlockInContext(lm->ctx, fn, "g.body");
+  l->exit = LLVMAppendBasicBlockInContext(lm->ctx, fn, "g.end");
+  l->hi = hi;
+  l->lo = lo;
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, lo, hi, ""), l->body, l->exit);
+  LLVMPositionBuilderAtEnd(b, l->body);
+  l->iv = LLVMBuildPhi(b, lm->t_i64, "g.i");
+  return l->iv;
+}
+
+LLVMValueRef llvm_loop_end(llvm_mod *lm, llvm_loop *l) {
+  LLVMBuilderRef b = lm->b;
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+  LLVMValueRef next = LLVMBuildNSWAdd(b, l->iv, ci64(lm, 1), "");
+  LLVMValueRef br =
+      LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, next, l->hi, ""), l->body, l->exit);
+  LLVMValueRef in[2] = {l->lo, next};
+  LLVMBasicBlockRef from[2] = {l->pre, latch};
+  LLVMAddIncoming(l->iv, in, from, 2);
+  LLVMPositionBuilderAtEnd(b, l->exit);
+  return br;
+}
+
+/* ---- microkernels ------------------------------------------------------------ */
+
+/* Parameters of a microkernel, in order; then nv B pointers. */
+enum {
+  UK_A,      /* float*: A[m0, k0] */
+  UK_A_RS,   /* i64: A's row stride (elements) */
+  UK_A_CS,   /* i64: A's k stride */
+  UK_B_RS,   /* i64: the k stride of every B pointer */
+  UK_KC,     /* i64: k steps */
+  UK_C,      /* float*: C[m0, n0] */
+  UK_LDC,    /* i64 */
+  UK_ALPHA,  /* float */
+  UK_LOAD_C, /* i1: add to C (else store) */
+  UK_NLAST,  /* i64: valid lanes of the last vector (masked kernels) */
+  UK_B0,     /* float*: B[k0, n0 + j*W], j < nv */
+};
+
+/* The microkernel for an mr x (nv vectors) tile; `masked`: the last vector
+ * is partial (UK_NLAST lanes) in C, and in B too when `bmask`. Built once
+ * per module. */
+static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
+                            bool masked, bool bmask) {
+  char name[64];
+  snprintf(name, sizeof name, "nncc.gemm.w%d.%dx%d%s%s", cf->w, mr, nv,
+           masked ? ".m" : "", masked && bmask ? "b" : "");
+  LLVMValueRef fn = LLVMGetNamedFunction(lm->mod, name);
+  if (fn)
+    return fn;
+  LLVMBuilderRef b = lm->b;
+  LLVMBasicBlockRef saved = LLVMGetInsertBlock(b);
+  LLVMTypeRef fp = LLVMPointerType(lm->t_f32, 0);
+  LLVMTypeRef ps[UK_B0 + MAX_NV] = {fp, lm->t_i64, lm->t_i64, lm->t_i64, lm->t_i64,
+                                    fp, lm->t_i64, lm->t_f32, lm->t_i1, lm->t_i64};
+  for (int j = 0; j < nv; j++)
+    ps[UK_B0 + j] = fp;
+  fn = LLVMAddFunction(lm->mod, name,
+                       LLVMFunctionType(lm->t_void, ps, (unsigned)(UK_B0 + nv), 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  llvm_fn_attr(lm, fn, "nounwind");
+  llvm_fn_attr(lm, fn, "noinline");
+  LLVMValueRef P[UK_B0 + MAX_NV];
+  for (int i = 0; i < UK_B0 + nv; i++)
+    P[i] = LLVMGetParam(fn, (unsigned)i);
+  for (int i = 0; i < UK_B0 + nv; i++)
+    if (LLVMTypeOf(P[i]) == fp)
+      llvm_param_attr(lm, fn, (unsigned)i, "nocapture");
+
+  LLVMTypeRef vt = LLVMVectorType(lm->t_f32, (unsigned)cf->w);
+  LLVMValueRef zero = LLVMConstNull(vt);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(lm->ctx, fn, "entry");
+  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(lm->ctx, fn, "k");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(lm->ctx, fn, "done");
+  LLVMBasicBlockRef add = LLVMAppendBasicBlockInContext(lm->ctx, fn, "add");
+  LLVMBasicBlockRef set = LLVMAppendBasicBlockInContext(lm->ctx, fn, "set");
+  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef mask = NULL;
+  if (masked) { /* lane l < nlast */
+    LLVMValueRef lanes[16];
+    for (int l = 0; l < cf->w; l++)
+      lanes[l] = ci64(lm, l);
+    LLVMValueRef iota = LLVMConstVector(lanes, (unsigned)cf->w);
+    mask = LLVMBuildICmp(b, LLVMIntSLT, iota,
+                         splat(lm, LLVMVectorType(lm->t_i64, (unsigned)cf->w), P[UK_NLAST]),
+                         "");
+  }
+  LLVMValueRef arow[16];
+  for (int i = 0; i < mr; i++)
+    arow[i] = gep(lm, P[UK_A], LLVMBuildMul(b, ci64(lm, i), P[UK_A_RS], ""));
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, P[UK_KC], ci64(lm, 0), ""), loop,
+                  done);
+
+  /* the k loop: acc[i][j] += A[i, k] * B[k, j-th vector] */
+  LLVMPositionBuilderAtEnd(b, loop);
+  LLVMValueRef kk = LLVMBuildPhi(b, lm->t_i64, "kk");
+  LLVMValueRef acc[16][MAX_NV], nacc[16][MAX_NV];
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nv; j++)
+      acc[i][j] = LLVMBuildPhi(b, vt, "acc");
+  LLVMValueRef bv[MAX_NV];
+  LLVMValueRef boff = LLVMBuildMul(b, kk, P[UK_B_RS], "");
+  for (int j = 0; j < nv; j++)
+    bv[j] = vload(lm, vt, gep(lm, P[UK_B0 + j], boff),
+                  masked && bmask && j == nv - 1 ? mask : NULL);
+  LLVMValueRef aoff = LLVMBuildMul(b, kk, P[UK_A_CS], "");
+  for (int i = 0; i < mr; i++) {
+    LLVMValueRef a = LLVMBuildLoad2(b, lm->t_f32, gep(lm, arow[i], aoff), "");
+    LLVMValueRef av = splat(lm, vt, a);
+    for (int j = 0; j < nv; j++)
+      nacc[i][j] = fmuladd(lm, av, bv[j], acc[i][j]);
+  }
+  LLVMValueRef knext = LLVMBuildNSWAdd(b, kk, ci64(lm, 1), "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, knext, P[UK_KC], ""), loop, done);
+  LLVMBasicBlockRef from[2] = {entry, loop};
+  LLVMValueRef kin[2] = {ci64(lm, 0), knext};
+  LLVMAddIncoming(kk, kin, from, 2);
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nv; j++) {
+      LLVMValueRef in[2] = {zero, nacc[i][j]};
+      LLVMAddIncoming(acc[i][j], in, from, 2);
+    }
+
+  /* the tile: C = alpha*acc, or C += alpha*acc */
+  LLVMPositionBuilderAtEnd(b, done);
+  LLVMValueRef fin[16][MAX_NV];
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nv; j++) {
+      fin[i][j] = LLVMBuildPhi(b, vt, "");
+      LLVMValueRef in[2] = {zero, nacc[i][j]};
+      LLVMAddIncoming(fin[i][j], in, from, 2);
+    }
+  LLVMValueRef alpha = splat(lm, vt, P[UK_ALPHA]);
+  LLVMBuildCondBr(b, P[UK_LOAD_C], add, set);
+  for (int pass = 0; pass < 2; pass++) {
+    LLVMPositionBuilderAtEnd(b, pass == 0 ? add : set);
+    for (int i = 0; i < mr; i++) {
+      LLVMValueRef row = gep(lm, P[UK_C], LLVMBuildMul(b, ci64(lm, i), P[UK_LDC], ""));
+      for (int j = 0; j < nv; j++) {
+        LLVMValueRef m = masked && j == nv - 1 ? mask : NULL;
+        LLVMValueRef p = gep(lm, row, ci64(lm, (int64_t)j * cf->w));
+        LLVMValueRef v = pass == 0 ? fmuladd(lm, alpha, fin[i][j], vload(lm, vt, p, m))
+                                   : LLVMBuildFMul(b, alpha, fin[i][j], "");
+        vstore(lm, v, p, m);
+      }
+    }
+    LLVMBuildRetVoid(b);
+  }
+  LLVMPositionBuilderAtEnd(b, saved);
+  return fn;
+}
+
+/* Parameters of a narrow microkernel (a few columns, A in panels of 8). */
+enum {
+  NK_A,      /* float*: panel p0 of A at k0 (8 rows, contiguous per k) */
+  NK_PS,     /* i64: elements from one panel to the next (8*K) */
+  NK_B,      /* float*: B[k0, n0] */
+  NK_B_RS,   /* i64 */
+  NK_KC,     /* i64 */
+  NK_C,      /* float*: C[8*p0, n0] */
+  NK_LDC,    /* i64 */
+  NK_ALPHA,  /* float */
+  NK_LOAD_C, /* i1 */
+  NK_ROWS,   /* i64: rows of C to store (<= 8*np) */
+  NK_COUNT,
+};
+
+/* The narrow microkernel: np panels of 8 rows of A x nt columns, vectors
+ * along M (a column's 8 rows of one panel are 8 consecutive floats of the
+ * panel), each B element broadcast. For column tails too narrow for the
+ * row-wise tile, where most lanes would be masked off. Stores element by
+ * element (rows past NK_ROWS skipped). */
+static LLVMValueRef nkernel(llvm_mod *lm, int np, int nt) {
+  char name[64];
+  snprintf(name, sizeof name, "nncc.gemm.narrow.%dx%d", np, nt);
+  LLVMValueRef fn = LLVMGetNamedFunction(lm->mod, name);
+  if (fn)
+    return fn;
+  LLVMBuilderRef b = lm->b;
+  LLVMBasicBlockRef saved = LLVMGetInsertBlock(b);
+  LLVMTypeRef fp = LLVMPointerType(lm->t_f32, 0);
+  LLVMTypeRef ps[NK_COUNT] = {fp, lm->t_i64, fp, lm->t_i64, lm->t_i64,
+                              fp, lm->t_i64, lm->t_f32, lm->t_i1, lm->t_i64};
+  fn = LLVMAddFunction(lm->mod, name, LLVMFunctionType(lm->t_void, ps, NK_COUNT, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  llvm_fn_attr(lm, fn, "nounwind");
+  llvm_fn_attr(lm, fn, "noinline");
+  LLVMValueRef P[NK_COUNT];
+  for (int i = 0; i < NK_COUNT; i++)
+    P[i] = LLVMGetParam(fn, (unsigned)i);
+  LLVMTypeRef vt = LLVMVectorType(lm->t_f32, 8);
+  LLVMValueRef zero = LLVMConstNull(vt);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(lm->ctx, fn, "entry");
+  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(lm->ctx, fn, "k");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(lm->ctx, fn, "done");
+  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef pan[16];
+  for (int p = 0; p < np; p++)
+    pan[p] = gep(lm, P[NK_A], LLVMBuildMul(b, ci64(lm, p), P[NK_PS], ""));
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, P[NK_KC], ci64(lm, 0), ""), loop,
+                  done);
+  LLVMPositionBuilderAtEnd(b, loop);
+  LLVMValueRef kk = LLVMBuildPhi(b, lm->t_i64, "kk");
+  LLVMValueRef acc[16][4], nacc[16][4];
+  for (int p = 0; p < np; p++)
+    for (int n = 0; n < nt; n++)
+      acc[p][n] = LLVMBuildPhi(b, vt, "acc");
+  LLVMValueRef bv[4];
+  LLVMValueRef brow = gep(lm, P[NK_B], LLVMBuildMul(b, kk, P[NK_B_RS], ""));
+  for (int n = 0; n < nt; n++)
+    bv[n] = splat(lm, vt, LLVMBuildLoad2(b, lm->t_f32, gep(lm, brow, ci64(lm, n)), ""));
+  LLVMValueRef koff = LLVMBuildMul(b, kk, ci64(lm, 8), "");
+  for (int p = 0; p < np; p++) {
+    LLVMValueRef av = vload(lm, vt, gep(lm, pan[p], koff), NULL);
+    for (int n = 0; n < nt; n++)
+      nacc[p][n] = fmuladd(lm, av, bv[n], acc[p][n]);
+  }
+  LLVMValueRef knext = LLVMBuildNSWAdd(b, kk, ci64(lm, 1), "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, knext, P[NK_KC], ""), loop, done);
+  LLVMBasicBlockRef from[2] = {entry, loop};
+  LLVMValueRef kin[2] = {ci64(lm, 0), knext};
+  LLVMAddIncoming(kk, kin, from, 2);
+  for (int p = 0; p < np; p++)
+    for (int n = 0; n < nt; n++) {
+      LLVMValueRef in[2] = {zero, nacc[p][n]};
+      LLVMAddIncoming(acc[p][n], in, from, 2);
+    }
+  /* C[r, n] (= | +=) alpha * lane r % 8 of acc[r / 8][n], for r < rows */
+  LLVMPositionBuilderAtEnd(b, done);
+  LLVMValueRef fin[16][4];
+  for (int p = 0; p < np; p++)
+    for (int n = 0; n < nt; n++) {
+      fin[p][n] = LLVMBuildPhi(b, vt, "");
+      LLVMValueRef in[2] = {zero, nacc[p][n]};
+      LLVMAddIncoming(fin[p][n], in, from, 2);
+    }
+  LLVMValueRef alpha = splat(lm, vt, P[NK_ALPHA]);
+  for (int p = 0; p < np; p++)
+    for (int n = 0; n < nt; n++)
+      fin[p][n] = LLVMBuildFMul(b, alpha, fin[p][n], "");
+  for (int r = 0; r < np * 8; r++) {
+    LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(lm->ctx, fn, "row");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(lm->ctx, fn, "next");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, ci64(lm, r), P[NK_ROWS], ""), st,
+                    next);
+    LLVMPositionBuilderAtEnd(b, st);
+    LLVMValueRef row = gep(lm, P[NK_C], LLVMBuildMul(b, ci64(lm, r), P[NK_LDC], ""));
+    for (int n = 0; n < nt; n++) {
+      LLVMValueRef x = LLVMBuildExtractElement(b, fin[r / 8][n],
+                                               LLVMConstInt(lm->t_i32, (unsigned)(r % 8), 0), "");
+      LLVMValueRef cp = gep(lm, row, ci64(lm, n));
+      LLVMValueRef old = LLVMBuildLoad2(b, lm->t_f32, cp, "");
+      x = LLVMBuildSelect(b, P[NK_LOAD_C], LLVMBuildFAdd(b, old, x, ""), x, "");
+      LLVMBuildStore(b, x, cp);
+    }
+    LLVMBuildBr(b, next);
+    LLVMPositionBuilderAtEnd(b, next);
+  }
+  LLVMBuildRetVoid(b);
+  LLVMPositionBuilderAtEnd(b, saved);
+  return fn;
+}
+
+/* ---- the driver ------------------------------------------------------------ */
+
+/* State of one GEMM statement's emission. */
+typedef struct gd {
+  kctx *c;
+  llvm_mod *lm;
+  const ks_gemm *g;
+  gcfg cf;
+  const llvm_gemm_vals *v;
+  LLVMValueRef A, B, C;    /* float*: the operands at their offsets */
+  LLVMValueRef k0, kc;     /* the K block */
+  LLVMValueRef load_c;     /* i1: add to C */
+  LLVMValueRef a_rs, a_cs; /* A strides as the microkernels see them */
+  LLVMValueRef b_rs;       /* B's k stride as the microkernels see it */
+} gd;
+
+/* Calls the microkernel for rows [m0, m0+mr) x nv vectors of the column
+ * tile whose B pointers are bp; mr a number. */
+static void call_uk(gd *d, int mr, int nv, bool masked, LLVMValueRef m0,
+                    LLVMValueRef n0, LLVMValueRef nlast, LLVMValueRef *bp) {
+  llvm_mod *lm = d->lm;
+  LLVMBuilderRef b = lm->b;
+  bool bmask = d->g->b_panel == 0;
+  LLVMValueRef fn = ukernel(lm, &d->cf, mr, nv, masked, bmask);
+  LLVMValueRef args[UK_B0 + MAX_NV];
+  /* A[m0, k0]: with panels, m0 is inside panel m0 / P at row m0 % P */
+  LLVMValueRef aoff;
+  if (d->g->a_panel > 0) {
+    LLVMValueRef P = ci64(lm, d->g->a_panel);
+    aoff = LLVMBuildAdd(
+        b,
+        LLVMBuildMul(b, LLVMBuildSDiv(b, m0, P, ""), LLVMBuildMul(b, P, d->v->k, ""), ""),
+        LLVMBuildSRem(b, m0, P, ""), "");
+  } else {
+    aoff = LLVMBuildMul(b, m0, d->v->a_rs, "");
+  }
+  aoff = LLVMBuildAdd(b, aoff, LLVMBuildMul(b, d->k0, d->a_cs, ""), "");
+  args[UK_A] = gep(lm, d->A, aoff);
+  args[UK_A_RS] = d->a_rs;
+  args[UK_A_CS] = d->a_cs;
+  args[UK_B_RS] = d->b_rs;
+  args[UK_KC] = d->kc;
+  args[UK_C] = gep(lm, d->C, LLVMBuildAdd(b, LLVMBuildMul(b, m0, d->v->ldc, ""), n0, ""));
+  args[UK_LDC] = d->v->ldc;
+  args[UK_ALPHA] = LLVMConstReal(lm->t_f32, d->g->alpha);
+  args[UK_LOAD_C] = d->load_c;
+  args[UK_NLAST] = nlast ? nlast : ci64(lm, d->cf.w);
+  for (int j = 0; j < nv; j++)
+    args[UK_B0 + j] = bp[j];
+  LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)(UK_B0 + nv), "");
+}
+
+/* Rows [m0, m0 + mr) with mr in [1, MR) known at run time only: a switch
+ * over the microkernels of each height. */
+static void call_uk_rows(gd *d, LLVMValueRef mr, int nv, bool masked, LLVMValueRef m0,
+                         LLVMValueRef n0, LLVMValueRef nlast, LLVMValueRef *bp) {
+  llvm_mod *lm = d->lm;
+  if (LLVMIsAConstantInt(mr)) {
+    long long r = LLVMConstIntGetSExtValue(mr);
+    if (r > 0 && r < d->cf.mr)
+      call_uk(d, (int)r, nv, masked, m0, n0, nlast, bp);
+    return;
+  }
+  LLVMValueRef fn = d->c->fn;
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(lm->ctx, fn, "g.rows");
+  LLVMValueRef sw = LLVMBuildSwitch(lm->b, mr, join, (unsigned)d->cf.mr);
+  for (int r = 1; r < d->cf.mr; r++) {
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(lm->ctx, fn, "g.row");
+    LLVMAddCase(sw, ci64(lm, r), bb);
+    LLVMPositionBuilderAtEnd(lm->b, bb);
+    call_uk(d, r, nv, masked, m0, n0, nlast, bp);
+    LLVMBuildBr(lm->b, join);
+  }
+  LLVMPositionBuilderAtEnd(lm->b, join);
+}
+
+/* One column tile at n0 of nv vectors (the last partial, nlast lanes, when
+ * masked): the row tiles over all of M. */
+static void column_tile(gd *d, int nv, bool masked, LLVMValueRef n0, LLVMValueRef nlast) {
+  llvm_mod *lm = d->lm;
+  LLVMBuilderRef b = lm->b;
+  const ks_gemm *g = d->g;
+  int W = d->cf.w, MR = d->cf.mr;
+  LLVMValueRef bp[MAX_NV];
+  for (int j = 0; j < nv; j++) {
+    LLVMValueRef col = LLVMBuildAdd(b, n0, ci64(lm, (int64_t)j * W), "");
+    LLVMValueRef off;
+    if (g->b_panel > 0) { /* panel col / P, column col % P in it */
+      LLVMValueRef P = ci64(lm, g->b_panel);
+      off = LLVMBuildAdd(
+          b,
+          LLVMBuildMul(b, LLVMBuildSDiv(b, col, P, ""), LLVMBuildMul(b, P, d->v->k, ""), ""),
+          LLVMBuildSRem(b, col, P, ""), "");
+    } else {
+      off = col;
+    }
+    bp[j] = gep(lm, d->B, LLVMBuildAdd(b, off, LLVMBuildMul(b, d->k0, d->b_rs, ""), ""));
+  }
+  LLVMValueRef mfull = LLVMBuildSDiv(b, d->v->m, ci64(lm, MR), "");
+  llvm_loop l;
+  LLVMValueRef mt = llvm_loop_begin(lm, d->c->fn, &l, ci64(lm, 0), mfull);
+  call_uk(d, MR, nv, masked, LLVMBuildMul(b, mt, ci64(lm, MR), ""), n0, nlast, bp);
+  llvm_loop_end(lm, &l);
+  LLVMValueRef m0 = LLVMBuildMul(b, mfull, ci64(lm, MR), "");
+  call_uk_rows(d, LLVMBuildSub(b, d->v->m, m0, ""), nv, masked, m0, n0, nlast, bp);
+}
+
+/* Panels of A per narrow microkernel call for nt columns (enough
+ * independent accumulators to hide the FMA latency). */
+static int narrow_panels(int nt) {
+  return (12 + nt - 1) / nt;
+}
+
+/* Whether the column tail goes through the narrow microkernels: A in
+ * panels of 8, B plain, 8-wide vectors available, and tails of at most
+ * narrow_max() columns (where the row-wise tile would waste more lanes
+ * than the narrow one does). */
+static int narrow_max(const gd *d) {
+  if (d->g->a_panel != 8 || d->g->b_panel != 0 || d->cf.w < 8)
+    return 0;
+  return d->cf.mr / 2;
+}
+
+/* The column tail n0 of nt columns (a number) with the narrow kernels:
+ * groups of narrow_panels(nt) panels over M, then the last group. */
+static void narrow_tile(gd *d, int nt, LLVMValueRef n0) {
+  llvm_mod *lm = d->lm;
+  LLVMBuilderRef b = lm->b;
+  int np = narrow_panels(nt);
+  LLVMValueRef ps = LLVMBuildMul(b, ci64(lm, 8), d->v->k, "");
+  LLVMValueRef bptr =
+      gep(lm, d->B, LLVMBuildAdd(b, n0, LLVMBuildMul(b, d->k0, d->b_rs, ""), ""));
+  LLVMValueRef npan =
+      LLVMBuildSDiv(b, LLVMBuildAdd(b, d->v->m, ci64(lm, 7), ""), ci64(lm, 8), "");
+  LLVMValueRef groups = LLVMBuildSDiv(b, npan, ci64(lm, np), "");
+  /* one call: panels [p0, p0 + cnt) */
+  for (int pass = 0; pass < 2; pass++) {
+    llvm_loop l;
+    LLVMValueRef p0;
+    if (pass == 0) {
+      LLVMValueRef gi = llvm_loop_begin(lm, d->c->fn, &l, ci64(lm, 0), groups);
+      p0 = LLVMBuildMul(b, gi, ci64(lm, np), "");
+    } else {
+      p0 = LLVMBuildMul(b, groups, ci64(lm, np), "");
+    }
+    LLVMValueRef m0 = LLVMBuildMul(b, p0, ci64(lm, 8), "");
+    LLVMValueRef args[NK_COUNT];
+    args[NK_A] = gep(lm, d->A, LLVMBuildAdd(b, LLVMBuildMul(b, p0, ps, ""),
+                                            LLVMBuildMul(b, d->k0, ci64(lm, 8), ""), ""));
+    args[NK_PS] = ps;
+    args[NK_B] = bptr;
+    args[NK_B_RS] = d->b_rs;
+    args[NK_KC] = d->kc;
+    args[NK_C] = gep(lm, d->C, LLVMBuildAdd(b, LLVMBuildMul(b, m0, d->v->ldc, ""), n0, ""));
+    args[NK_LDC] = d->v->ldc;
+    args[NK_ALPHA] = LLVMConstReal(lm->t_f32, d->g->alpha);
+    args[NK_LOAD_C] = d->load_c;
+    args[NK_ROWS] = LLVMBuildSub(b, d->v->m, m0, "");
+    if (pass == 0) {
+      LLVMValueRef fn = nkernel(lm, np, nt);
+      LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, NK_COUNT, "");
+      llvm_loop_end(lm, &l);
+      continue;
+    }
+    /* the last group: npan % np panels, a switch unless a number */
+    LLVMValueRef rem = LLVMBuildSub(b, npan, p0, "");
+    if (LLVMIsAConstantInt(rem)) {
+      long long r = LLVMConstIntGetSExtValue(rem);
+      if (r > 0 && r < np) {
+        LLVMValueRef fn = nkernel(lm, (int)r, nt);
+        LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, NK_COUNT, "");
+      }
+      continue;
+    }
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(lm->ctx, d->c->fn, "g.nrem");
+    LLVMValueRef sw = LLVMBuildSwitch(b, rem, join, (unsigned)np);
+    for (int r = 1; r < np; r++) {
+      LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(lm->ctx, d->c->fn, "g.nr");
+      LLVMAddCase(sw, ci64(lm, r), bb);
+      LLVMPositionBuilderAtEnd(b, bb);
+      LLVMValueRef fn = nkernel(lm, r, nt);
+      LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, NK_COUNT, "");
+      LLVMBuildBr(b, join);
+    }
+    LLVMPositionBuilderAtEnd(b, join);
+  }
+}
+
+void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v,
+                    llvm_gemm_post post, void *post_ctx) {
+  llvm_mod *lm = c->lm;
+  LLVMBuilderRef b = lm->b;
+  gd d = {.c = c, .lm = lm, .g = g, .cf = gemm_cfg(lm), .v = v};
+  int W = d.cf.w, NR = d.cf.w * d.cf.nv;
+  d.A = gep(lm, v->a, v->a_off);
+  d.B = gep(lm, v->b, v->b_off);
+  d.C = gep(lm, v->c, v->c_off);
+  d.a_rs = g->a_panel > 0 ? ci64(lm, 1) : v->a_rs;
+  d.a_cs = g->a_panel > 0 ? ci64(lm, g->a_panel) : v->a_cs;
+  d.b_rs = g->b_panel > 0 ? ci64(lm, g->b_panel) : v->b_rs;
+
+  /* K blocks: nkb = max(1, ceil(K / KC)) of depth ceil(K / nkb) (one
+   * empty block when K is 0, which still stores alpha * 0) */
+  LLVMValueRef K = v->k;
+  LLVMValueRef KC1 = ci64(lm, d.cf.kc - 1);
+  LLVMValueRef nkb = LLVMBuildSDiv(b, LLVMBuildAdd(b, K, KC1, ""), ci64(lm, d.cf.kc), "");
+  nkb = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, nkb, ci64(lm, 1), ""),
+                        ci64(lm, 1), nkb, "");
+  LLVMValueRef kcb = LLVMBuildSDiv(
+      b, LLVMBuildAdd(b, K, LLVMBuildSub(b, nkb, ci64(lm, 1), ""), ""), nkb, "");
+  llvm_loop lk;
+  LLVMValueRef kb = llvm_loop_begin(lm, c->fn, &lk, ci64(lm, 0), nkb);
+  d.k0 = LLVMBuildMul(b, kb, kcb, "");
+  LLVMValueRef rest = LLVMBuildSub(b, K, d.k0, "");
+  d.kc = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, rest, kcb, ""), rest, kcb, "");
+  LLVMValueRef first = LLVMBuildICmp(b, LLVMIntEQ, kb, ci64(lm, 0), "");
+  d.load_c = g->accumulate ? LLVMConstInt(lm->t_i1, 1, 0) : LLVMBuildNot(b, first, "");
+  LLVMValueRef last =
+      LLVMBuildICmp(b, LLVMIntEQ, kb, LLVMBuildSub(b, nkb, ci64(lm, 1), ""), "");
+
+  /* full column tiles */
+  LLVMValueRef nfull = LLVMBuildSDiv(b, v->n, ci64(lm, NR), "");
+  llvm_loop ln;
+  LLVMValueRef nt = llvm_loop_begin(lm, c->fn, &ln, ci64(lm, 0), nfull);
+  LLVMValueRef n0 = LLVMBuildMul(b, nt, ci64(lm, NR), "");
+  column_tile(&d, d.cf.nv, false, n0, NULL);
+  if (post) {
+    LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.post");
+    LLVMBasicBlockRef pj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.postj");
+    LLVMBuildCondBr(b, last, pb, pj);
+    LLVMPositionBuilderAtEnd(b, pb);
+    post(c, post_ctx, n0, ci64(lm, NR), v->m);
+    LLVMBuildBr(b, pj);
+    LLVMPositionBuilderAtEnd(b, pj);
+  }
+  llvm_loop_end(lm, &ln);
+
+  /* the column tail: ceil(tail / W) vectors, the last with nlast lanes */
+  n0 = LLVMBuildMul(b, nfull, ci64(lm, NR), "");
+  LLVMValueRef tail = LLVMBuildSub(b, v->n, n0, "");
+  LLVMValueRef ntv =
+      LLVMBuildSDiv(b, LLVMBuildAdd(b, tail, ci64(lm, W - 1), ""), ci64(lm, W), "");
+  LLVMValueRef nlast =
+      LLVMBuildSub(b, tail, LLVMBuildMul(b, LLVMBuildSub(b, ntv, ci64(lm, 1), ""), ci64(lm, W), ""), "");
+  LLVMBasicBlockRef td = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.taild");
+  LLVMBasicBlockRef tj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.tailj");
+  int nmax = narrow_max(&d);
+  if (LLVMIsAConstantInt(tail) && LLVMConstIntGetSExtValue(tail) <= nmax) {
+    long long nt = LLVMConstIntGetSExtValue(tail);
+    if (nt > 0)
+      narrow_tile(&d, (int)nt, n0);
+  } else if (LLVMIsAConstantInt(ntv)) {
+    long long nv = LLVMConstIntGetSExtValue(ntv);
+    if (nv > 0 && nv <= d.cf.nv)
+      column_tile(&d, (int)nv, true, n0, nlast);
+  } else {
+    if (nmax > 0) { /* narrow tails first, by width; wider ones below */
+      LLVMBasicBlockRef wide = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.wide");
+      LLVMValueRef sw = LLVMBuildSwitch(b, tail, wide, (unsigned)nmax);
+      for (int nt = 1; nt <= nmax; nt++) {
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.narrow");
+        LLVMAddCase(sw, ci64(lm, nt), bb);
+        LLVMPositionBuilderAtEnd(b, bb);
+        narrow_tile(&d, nt, n0);
+        LLVMBuildBr(b, td);
+      }
+      LLVMPositionBuilderAtEnd(b, wide);
+    }
+    LLVMValueRef sw = LLVMBuildSwitch(b, ntv, td, (unsigned)d.cf.nv);
+    for (int nv = 1; nv <= d.cf.nv; nv++) {
+      LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.tail");
+      LLVMAddCase(sw, ci64(lm, nv), bb);
+      LLVMPositionBuilderAtEnd(b, bb);
+      column_tile(&d, nv, true, n0, nlast);
+      LLVMBuildBr(b, td);
+    }
+  }
+  if (LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(b)) == NULL)
+    LLVMBuildBr(b, td);
+  LLVMPositionBuilderAtEnd(b, td);
+  if (post) {
+    LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.post");
+    LLVMValueRef any = LLVMBuildICmp(b, LLVMIntSGT, tail, ci64(lm, 0), "");
+    LLVMBuildCondBr(b, LLVMBuildAnd(b, last, any, ""), pb, tj);
+    LLVMPositionBuilderAtEnd(b, pb);
+    post(c, post_ctx, n0, tail, v->m);
+  }
+  LLVMBuildBr(b, tj);
+  LLVMPositionBuilderAtEnd(b, tj);
+  llvm_loop_end(lm, &lk);
+}

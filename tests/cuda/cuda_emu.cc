@@ -1,0 +1,133 @@
+/* cuda_emu.cc — the launcher of the emulation (see cuda_emu.h).
+ *
+ * Linked with a generated model.cu into one host shared object; exports
+ *   int nncc_emu_launch(void (*fn)(nncc_cu_args), const unsigned grid[3],
+ *                       const unsigned block[3], int sync,
+ *                       const nncc_cu_args *args);
+ * which runs fn over the whole grid and returns 0, or -1 when a barrier
+ * was reached by only some threads of a block (divergence), or a block is
+ * larger than 1024 threads. With sync = 0 the kernel promises no barrier
+ * and each thread runs to completion in turn; a barrier reached anyway is
+ * reported as an error. Not thread-safe: one launch at a time.
+ */
+#include "cuda_emu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <ucontext.h>
+
+struct nncc_cu_args {
+  void *p[64];
+};
+
+extern "C" {
+nncc_emu_dim3 nncc_emu_thread_idx, nncc_emu_block_idx, nncc_emu_block_dim, nncc_emu_grid_dim;
+}
+
+enum { MAX_THREADS = 1024, STACK = 128 * 1024 };
+
+typedef void (*kern_fn)(nncc_cu_args);
+
+static struct {
+  bool fibers;                     /* threads are fibers (sync kernels) */
+  unsigned n;                      /* threads in the block */
+  unsigned cur;                    /* the running thread */
+  ucontext_t sched;                /* the launcher's context */
+  ucontext_t ctx[MAX_THREADS];
+  char *stacks;                    /* n * STACK bytes */
+  bool done[MAX_THREADS];
+  bool bad;                        /* barrier misuse seen */
+  double xchg[MAX_THREADS];        /* shuffle exchange slots */
+  kern_fn fn;
+  const nncc_cu_args *args;
+} E;
+
+extern "C" unsigned nncc_emu_linear_tid(void) { return E.cur; }
+extern "C" double *nncc_emu_xchg(void) { return E.xchg; }
+
+static void set_tid(unsigned t) {
+  E.cur = t;
+  unsigned bx = nncc_emu_block_dim.x, by = nncc_emu_block_dim.y;
+  nncc_emu_thread_idx.x = t % bx;
+  nncc_emu_thread_idx.y = (t / bx) % by;
+  nncc_emu_thread_idx.z = t / (bx * by);
+}
+
+extern "C" void nncc_emu_sync(void) {
+  if (!E.fibers) {
+    E.bad = true; /* a barrier in a kernel launched without fibers */
+    return;
+  }
+  unsigned me = E.cur;
+  swapcontext(&E.ctx[me], &E.sched);
+  set_tid(me);
+}
+
+static void fiber_main(void) {
+  E.fn(*E.args);
+  E.done[E.cur] = true;
+  /* returning resumes uc_link = the launcher */
+}
+
+/* Runs the current block's n threads as fibers; -1 on divergence. */
+static __attribute__((noinline)) int run_block_fibers(unsigned n) {
+  for (unsigned t = 0; t < n; t++) {
+    E.done[t] = false;
+    getcontext(&E.ctx[t]);
+    E.ctx[t].uc_stack.ss_sp = E.stacks + (size_t)t * STACK;
+    E.ctx[t].uc_stack.ss_size = STACK;
+    E.ctx[t].uc_link = &E.sched;
+    makecontext(&E.ctx[t], fiber_main, 0);
+  }
+  /* rounds: every live thread runs to its next barrier or its end */
+  for (;;) {
+    unsigned ended = 0, waiting = 0;
+    for (unsigned t = 0; t < n; t++) {
+      if (E.done[t]) continue;
+      set_tid(t);
+      swapcontext(&E.sched, &E.ctx[t]);
+      if (E.done[t]) ended++;
+      else waiting++;
+    }
+    if (waiting == 0) return 0;
+    if (ended > 0) { /* some threads left while others wait: divergence */
+      fprintf(stderr, "cuda_emu: block (%u,%u,%u): %u threads wait at a barrier that %u "
+                      "threads never reach\n", nncc_emu_block_idx.x, nncc_emu_block_idx.y,
+              nncc_emu_block_idx.z, waiting, ended);
+      return -1;
+    }
+  }
+}
+
+extern "C" __attribute__((visibility("default"))) int
+nncc_emu_launch(kern_fn fn, const unsigned grid[3], const unsigned block[3], int sync,
+                const nncc_cu_args *args) {
+  unsigned n = block[0] * block[1] * block[2];
+  if (n == 0 || n > MAX_THREADS) return -1;
+  E.fn = fn;
+  E.args = args;
+  E.n = n;
+  E.fibers = sync != 0;
+  E.bad = false;
+  if (E.fibers && !E.stacks) {
+    E.stacks = (char *)malloc((size_t)MAX_THREADS * STACK);
+    if (!E.stacks) return -1;
+  }
+  nncc_emu_block_dim = {block[0], block[1], block[2]};
+  nncc_emu_grid_dim = {grid[0], grid[1], grid[2]};
+  for (unsigned bz = 0; bz < grid[2]; bz++)
+    for (unsigned by = 0; by < grid[1]; by++)
+      for (unsigned bx = 0; bx < grid[0]; bx++) {
+        nncc_emu_block_idx = {bx, by, bz};
+        if (!E.fibers) {
+          for (unsigned t = 0; t < n; t++) {
+            set_tid(t);
+            fn(*args);
+          }
+          if (E.bad) return -1;
+          continue;
+        }
+        if (run_block_fibers(n)) return -1;
+      }
+  return 0;
+}
