@@ -13,7 +13,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian packages: to build, and additionally to test (reference outputs
 # and the model zoo come from PyTorch itself).
 BUILD_PKGS = cmake make gcc pkg-config llvm-dev libzip-dev libcjson-dev
-TEST_PKGS  = python3 python3-torch python3-torchvision python3-numpy unzip clang-14 libclang-rt-14-dev
+TEST_PKGS  = python3 python3-torch python3-torchvision python3-numpy unzip clang-14 libclang-rt-14-dev \
+             g++ graphviz
 
 .PHONY: all build demo test test-fast deps deps-test install clean
 

@@ -144,6 +144,15 @@ typedef struct em {
 
 static void ex(em *e, kx_id id);
 
+/* Prints open, expression a, mid, expression b, close. */
+static void ex2(em *e, const char *open, kx_id a, const char *mid, kx_id b, const char *close) {
+  nn_buf_printf(e->b, "%s", open);
+  ex(e, a);
+  nn_buf_printf(e->b, "%s", mid);
+  ex(e, b);
+  nn_buf_printf(e->b, "%s", close);
+}
+
 /* Opens the wrap of an integer result to dtype t (closed by wrap_close). */
 static void wrap_open(em *e, nn_dtype t) {
   switch (t) {
@@ -255,33 +264,22 @@ static void ex_binary(em *e, const kx *x) {
   nn_dtype t = x->dtype;
   if (is_f(t)) {
     bool dbl = t == NN_DT_F64;
-    const char *infix = x->op == KX_ADD ? "+" : x->op == KX_SUB ? "-" : x->op == KX_MUL ? "*"
-                      : x->op == KX_DIV ? "/" : NULL;
+    const char *infix = x->op == KX_ADD ? ") + (" : x->op == KX_SUB ? ") - ("
+                      : x->op == KX_MUL ? ") * (" : x->op == KX_DIV ? ") / (" : NULL;
     rnd_open(e, t);
     if (infix) {
-      nn_buf_printf(e->b, "(");
-      ex(e, x->a);
-      nn_buf_printf(e->b, ") %s (", infix);
-      ex(e, x->b);
-      nn_buf_printf(e->b, ")");
+      ex2(e, "(", x->a, infix, x->b, ")");
     } else if (x->op == KX_FLOORDIV) {
       nn_buf_printf(e->b, "%s(", dbl ? "floor" : "floorf");
       rnd_open(e, t);
-      nn_buf_printf(e->b, "(");
-      ex(e, x->a);
-      nn_buf_printf(e->b, ") / (");
-      ex(e, x->b);
-      nn_buf_printf(e->b, ")))");
+      ex2(e, "(", x->a, ") / (", x->b, ")))");
     } else {
       const char *fn = x->op == KX_MOD ? (dbl ? "nn_fmodd" : "nn_fmodf")
                      : x->op == KX_MIN ? (dbl ? "nn_dmin" : "nn_fmin")
                      : x->op == KX_MAX ? (dbl ? "nn_dmax" : "nn_fmax")
                      : (dbl ? "pow" : "powf");
-      nn_buf_printf(e->b, "%s(", fn);
-      ex(e, x->a);
-      nn_buf_printf(e->b, ", ");
-      ex(e, x->b);
-      nn_buf_printf(e->b, ")");
+      nn_buf_printf(e->b, "%s", fn);
+      ex2(e, "(", x->a, ", ", x->b, ")");
     }
     nn_buf_printf(e->b, ")");
     return;
@@ -291,11 +289,8 @@ static void ex_binary(em *e, const kx *x) {
       [KX_FLOORDIV] = "nn_floordiv", [KX_MOD] = "nn_mod", [KX_MIN] = "nn_imin",
       [KX_MAX] = "nn_imax", [KX_POW] = "nn_ipow"};
   wrap_open(e, t);
-  nn_buf_printf(e->b, "%s(", fns[x->op]);
-  ex(e, x->a);
-  nn_buf_printf(e->b, ", ");
-  ex(e, x->b);
-  nn_buf_printf(e->b, ")");
+  nn_buf_printf(e->b, "%s", fns[x->op]);
+  ex2(e, "(", x->a, ", ", x->b, ")");
   wrap_close(e, t);
 }
 
@@ -316,30 +311,20 @@ static void ex(em *e, kx_id id) {
   case KX_CAST: ex_cast(e, x); return;
   case KX_NOT: nn_buf_printf(e->b, "(i64)(0 == ("); ex(e, x->a); nn_buf_printf(e->b, "))"); return;
   case KX_SELECT:
-    nn_buf_printf(e->b, "((");
-    ex(e, x->a);
-    nn_buf_printf(e->b, ") ? (");
-    ex(e, x->b);
-    nn_buf_printf(e->b, ") : (");
+    ex2(e, "((", x->a, ") ? (", x->b, ") : (");
     ex(e, x->c);
     nn_buf_printf(e->b, "))");
     return;
   case KX_EQ: case KX_NE: case KX_LT: case KX_LE: case KX_GT: case KX_GE: {
-    static const char *const ops[] = {[KX_EQ] = "==", [KX_NE] = "!=", [KX_LT] = "<",
-                                      [KX_LE] = "<=", [KX_GT] = ">", [KX_GE] = ">="};
-    nn_buf_printf(e->b, "(i64)((");
-    ex(e, x->a);
-    nn_buf_printf(e->b, ") %s (", ops[x->op]);
-    ex(e, x->b);
-    nn_buf_printf(e->b, "))");
+    static const char *const ops[] = {[KX_EQ] = ") == (", [KX_NE] = ") != (",
+                                      [KX_LT] = ") < (",  [KX_LE] = ") <= (",
+                                      [KX_GT] = ") > (",  [KX_GE] = ") >= ("};
+    ex2(e, "(i64)((", x->a, ops[x->op], x->b, "))");
     return;
   }
   case KX_AND: case KX_OR:
-    nn_buf_printf(e->b, "(i64)((0 != (");
-    ex(e, x->a);
-    nn_buf_printf(e->b, ")) %s (0 != (", x->op == KX_AND ? "&&" : "||");
-    ex(e, x->b);
-    nn_buf_printf(e->b, ")))");
+    ex2(e, "(i64)((0 != (", x->a, x->op == KX_AND ? ")) && (0 != (" : ")) || (0 != (", x->b,
+        ")))");
     return;
   default: break;
   }
@@ -363,21 +348,73 @@ static void store_close(em *e) { nn_buf_printf(e->b, "))"); }
 
 static void stmts(em *e, const ks_id *ids, int n, int depth);
 
-/* The element index of A[m, k] (B[k, n]) for the operand's layout: the
- * strides, or panels of P rows of A (columns of B) K deep (kernel.h). */
-static void a_index(em *e, const ks_gemm *g, const char *m, const char *k) {
-  if (g->a_panel > 0)
-    nn_buf_printf(e->b, "ao_ + (%s / %d) * (%d * K_) + %s * %d + %s %% %d", m, g->a_panel,
-                  g->a_panel, k, g->a_panel, m, g->a_panel);
+/* The element index of operand x ('a' or 'b') at [row, col] for its
+ * layout: the strides xrs_ and xcs_, or (panel > 0) panels of `panel`
+ * entries of index p (rows of A, columns of B) K deep (kernel.h). */
+static void operand_index(em *e, char x, int panel, const char *p, const char *k,
+                          const char *row, const char *col) {
+  if (panel > 0)
+    nn_buf_printf(e->b, "%co_ + (%s / %d) * (%d * K_) + %s * %d + %s %% %d", x, p, panel,
+                  panel, k, panel, p, panel);
   else
-    nn_buf_printf(e->b, "ao_ + %s * ars_ + %s * acs_", m, k);
+    nn_buf_printf(e->b, "%co_ + %s * %crs_ + %s * %ccs_", x, row, x, col, x);
+}
+
+/* The element index of A[m, k] (B[k, n]). */
+static void a_index(em *e, const ks_gemm *g, const char *m, const char *k) {
+  operand_index(e, 'a', g->a_panel, m, k, m, k);
 }
 static void b_index(em *e, const ks_gemm *g, const char *k, const char *n) {
-  if (g->b_panel > 0)
-    nn_buf_printf(e->b, "bo_ + (%s / %d) * (%d * K_) + %s * %d + %s %% %d", n, g->b_panel,
-                  g->b_panel, k, g->b_panel, n, g->b_panel);
-  else
-    nn_buf_printf(e->b, "bo_ + %s * brs_ + %s * bcs_", k, n);
+  operand_index(e, 'b', g->b_panel, n, k, k, n);
+}
+
+/* The local variables of a printed GEMM, in gemm_vars' order: sizes and
+ * offsets from GV_M, strides of A, B and C from GV_ARS, the bias's offset
+ * and strides from GV_BIAS. */
+enum { GV_M = 0, GV_ARS = 6, GV_BIAS = 11, GV_COUNT = 14 };
+
+/* Prints `name = expression`, comma-separated, for the GEMM variables
+ * [first, end). */
+static void gemm_vars(em *e, const ks_gemm *g, int first, int end) {
+  static const char *const names[GV_COUNT] = {
+      "M_", "N_", "K_", "ao_", "bo_", "co_", "ars_", "acs_", "brs_", "bcs_", "ldc_",
+      "biaso_", "biasrs_", "biascs_"};
+  const kx_id ids[GV_COUNT] = {g->m, g->n, g->k, g->a_off, g->b_off, g->c_off, g->a_rs,
+                               g->a_cs, g->b_rs, g->b_cs, g->ldc, g->bias_off, g->bias_rs,
+                               g->bias_cs};
+  for (int i = first; i < end; i++) {
+    nn_buf_printf(e->b, "%s%s = ", i > first ? ", " : "", names[i]);
+    ex(e, ids[i]);
+  }
+}
+
+/* The end of a GEMM element at m_, n_ (its sum over k in acc_), at depth:
+ * alpha, bias, accumulation and epilogue, then the store to C. `ci` is the
+ * declaration of the element's index ("i64" or "const i64"). */
+static void gemm_finish(em *e, const ks_gemm *g, int depth, const char *ci) {
+  indent(e, depth);
+  nn_buf_printf(e->b, "float r_ = (float)%.17g * acc_;\n", (double)g->alpha);
+  if (g->bias >= 0) {
+    indent(e, depth);
+    nn_buf_printf(e->b, "r_ += (float)%.17g * (float)s%d[biaso_ + n_ * biascs_ + m_ * biasrs_];\n",
+                  (double)g->beta, g->bias);
+  }
+  indent(e, depth);
+  nn_buf_printf(e->b, "%s ci_ = co_ + m_ * ldc_ + n_;\n", ci);
+  if (g->accumulate) {
+    indent(e, depth);
+    nn_buf_printf(e->b, "r_ += (float)s%d[ci_];\n", g->c);
+  }
+  if (g->epilogue) {
+    indent(e, depth);
+    nn_buf_printf(e->b, "v%d = r_; v%d = ci_;\n", g->ep_acc, g->ep_idx);
+    indent(e, depth);
+    nn_buf_printf(e->b, "r_ = ");
+    ex(e, g->ep);
+    nn_buf_printf(e->b, ";\n");
+  }
+  indent(e, depth);
+  nn_buf_printf(e->b, "s%d[ci_] = r_;\n", g->c);
 }
 
 /* A GEMM as plain loops on one thread (its definition in kernel.h). */
@@ -385,37 +422,14 @@ static void gemm_loops(em *e, const ks_gemm *g, int depth) {
   indent(e, depth);
   nn_buf_printf(e->b, "{\n");
   indent(e, depth + 1);
-  nn_buf_printf(e->b, "i64 M_ = ");
-  ex(e, g->m);
-  nn_buf_printf(e->b, ", N_ = ");
-  ex(e, g->n);
-  nn_buf_printf(e->b, ", K_ = ");
-  ex(e, g->k);
-  nn_buf_printf(e->b, ", ao_ = ");
-  ex(e, g->a_off);
-  nn_buf_printf(e->b, ", bo_ = ");
-  ex(e, g->b_off);
-  nn_buf_printf(e->b, ", co_ = ");
-  ex(e, g->c_off);
+  nn_buf_printf(e->b, "i64 ");
+  gemm_vars(e, g, GV_M, GV_ARS);
   nn_buf_printf(e->b, ",\n");
   indent(e, depth + 3);
-  nn_buf_printf(e->b, "ars_ = ");
-  ex(e, g->a_rs);
-  nn_buf_printf(e->b, ", acs_ = ");
-  ex(e, g->a_cs);
-  nn_buf_printf(e->b, ", brs_ = ");
-  ex(e, g->b_rs);
-  nn_buf_printf(e->b, ", bcs_ = ");
-  ex(e, g->b_cs);
-  nn_buf_printf(e->b, ", ldc_ = ");
-  ex(e, g->ldc);
+  gemm_vars(e, g, GV_ARS, GV_BIAS);
   if (g->bias >= 0) {
-    nn_buf_printf(e->b, ", biaso_ = ");
-    ex(e, g->bias_off);
-    nn_buf_printf(e->b, ", biasrs_ = ");
-    ex(e, g->bias_rs);
-    nn_buf_printf(e->b, ", biascs_ = ");
-    ex(e, g->bias_cs);
+    nn_buf_printf(e->b, ", ");
+    gemm_vars(e, g, GV_BIAS, GV_COUNT);
   }
   nn_buf_printf(e->b, ";\n");
   indent(e, depth + 1);
@@ -430,29 +444,7 @@ static void gemm_loops(em *e, const ks_gemm *g, int depth) {
   nn_buf_printf(e->b, "] * (float)s%d[", g->b);
   b_index(e, g, "k_", "n_");
   nn_buf_printf(e->b, "];\n");
-  indent(e, depth + 2);
-  nn_buf_printf(e->b, "float r_ = (float)%.17g * acc_;\n", (double)g->alpha);
-  if (g->bias >= 0) {
-    indent(e, depth + 2);
-    nn_buf_printf(e->b, "r_ += (float)%.17g * (float)s%d[biaso_ + n_ * biascs_ + m_ * biasrs_];\n",
-                  (double)g->beta, g->bias);
-  }
-  indent(e, depth + 2);
-  nn_buf_printf(e->b, "i64 ci_ = co_ + m_ * ldc_ + n_;\n");
-  if (g->accumulate) {
-    indent(e, depth + 2);
-    nn_buf_printf(e->b, "r_ += (float)s%d[ci_];\n", g->c);
-  }
-  if (g->epilogue) {
-    indent(e, depth + 2);
-    nn_buf_printf(e->b, "v%d = r_; v%d = ci_;\n", g->ep_acc, g->ep_idx);
-    indent(e, depth + 2);
-    nn_buf_printf(e->b, "r_ = ");
-    ex(e, g->ep);
-    nn_buf_printf(e->b, ";\n");
-  }
-  indent(e, depth + 2);
-  nn_buf_printf(e->b, "s%d[ci_] = r_;\n", g->c);
+  gemm_finish(e, g, depth + 2, "i64");
   indent(e, depth + 1);
   nn_buf_printf(e->b, "}\n");
   indent(e, depth);
@@ -575,6 +567,15 @@ static bool enc_kx(nn_arena *a, progvec *v, const kernel *k, kx_id id, int depth
   return true;
 }
 
+/* Appends program v, ended, to m's programs; returns where it starts. */
+static int32_t prog_append(nn_arena *a, cuda_module *m, const progvec *v) {
+  int32_t at = m->prog.len;
+  for (int i = 0; i < v->len; i++) NN_PUSH(a, m->prog, v->data[i]);
+  NN_PUSH(a, m->prog, NNCC_CU_END);
+  NN_PUSH(a, m->prog, 0);
+  return at;
+}
+
 /* A program for hi - lo of kernel expressions (lo may be -1: none). */
 static int32_t prog_kx(nn_arena *a, cuda_module *m, const kernel *k, kx_id lo, kx_id hi) {
   progvec v = {0};
@@ -585,11 +586,7 @@ static int32_t prog_kx(nn_arena *a, cuda_module *m, const kernel *k, kx_id lo, k
     NN_PUSH(a, v, 0);
   }
   if (!ok) return -1;
-  int32_t at = m->prog.len;
-  for (int i = 0; i < v.len; i++) NN_PUSH(a, m->prog, v.data[i]);
-  NN_PUSH(a, m->prog, NNCC_CU_END);
-  NN_PUSH(a, m->prog, 0);
-  return at;
+  return prog_append(a, m, &v);
 }
 
 /* A program for dim d of p's graph. */
@@ -629,11 +626,7 @@ static int32_t prog_dim(nn_arena *a, cuda_module *m, const be_program *p, const 
   } else if (!enc_dim(a, &v, p, b->elems_d, 0)) {
     return -1;
   }
-  int32_t at = m->prog.len;
-  for (int i = 0; i < v.len; i++) NN_PUSH(a, m->prog, v.data[i]);
-  NN_PUSH(a, m->prog, NNCC_CU_END);
-  NN_PUSH(a, m->prog, 0);
-  return at;
+  return prog_append(a, m, &v);
 }
 
 /* A C identifier for kernel k. */
@@ -675,37 +668,13 @@ static void gemm_kernel(em *e, const ks_gemm *g, const ks *batch) {
     depth = 2;
   }
   indent(e, depth);
-  nn_buf_printf(b, "i64 M_ = ");
-  ex(e, g->m);
-  nn_buf_printf(b, ", N_ = ");
-  ex(e, g->n);
-  nn_buf_printf(b, ", K_ = ");
-  ex(e, g->k);
-  nn_buf_printf(b, ", ao_ = ");
-  ex(e, g->a_off);
-  nn_buf_printf(b, ", bo_ = ");
-  ex(e, g->b_off);
-  nn_buf_printf(b, ", co_ = ");
-  ex(e, g->c_off);
-  nn_buf_printf(b, ", ars_ = ");
-  ex(e, g->a_rs);
-  nn_buf_printf(b, ", acs_ = ");
-  ex(e, g->a_cs);
-  nn_buf_printf(b, ", brs_ = ");
-  ex(e, g->b_rs);
-  nn_buf_printf(b, ", bcs_ = ");
-  ex(e, g->b_cs);
-  nn_buf_printf(b, ", ldc_ = ");
-  ex(e, g->ldc);
+  nn_buf_printf(b, "i64 ");
+  gemm_vars(e, g, GV_M, GV_BIAS);
   nn_buf_printf(b, ";\n");
   if (g->bias >= 0) {
     indent(e, depth);
-    nn_buf_printf(b, "i64 biaso_ = ");
-    ex(e, g->bias_off);
-    nn_buf_printf(b, ", biasrs_ = ");
-    ex(e, g->bias_rs);
-    nn_buf_printf(b, ", biascs_ = ");
-    ex(e, g->bias_cs);
+    nn_buf_printf(b, "i64 ");
+    gemm_vars(e, g, GV_BIAS, GV_COUNT);
     nn_buf_printf(b, ";\n");
   }
   indent(e, depth);
@@ -741,29 +710,7 @@ static void gemm_kernel(em *e, const ks_gemm *g, const ks *batch) {
   nn_buf_printf(b, "}\n");
   indent(e, d);
   nn_buf_printf(b, "if (m_ < M_ && n_ < N_) {\n");
-  indent(e, d + 1);
-  nn_buf_printf(b, "float r_ = (float)%.17g * acc_;\n", (double)g->alpha);
-  if (g->bias >= 0) {
-    indent(e, d + 1);
-    nn_buf_printf(b, "r_ += (float)%.17g * (float)s%d[biaso_ + n_ * biascs_ + m_ * biasrs_];\n",
-                  (double)g->beta, g->bias);
-  }
-  indent(e, d + 1);
-  nn_buf_printf(b, "const i64 ci_ = co_ + m_ * ldc_ + n_;\n");
-  if (g->accumulate) {
-    indent(e, d + 1);
-    nn_buf_printf(b, "r_ += (float)s%d[ci_];\n", g->c);
-  }
-  if (g->epilogue) {
-    indent(e, d + 1);
-    nn_buf_printf(b, "v%d = r_; v%d = ci_;\n", g->ep_acc, g->ep_idx);
-    indent(e, d + 1);
-    nn_buf_printf(b, "r_ = ");
-    ex(e, g->ep);
-    nn_buf_printf(b, ";\n");
-  }
-  indent(e, d + 1);
-  nn_buf_printf(b, "s%d[ci_] = r_;\n", g->c);
+  gemm_finish(e, g, d + 1, "const i64");
   indent(e, d);
   nn_buf_printf(b, "}\n");
   indent(e, depth);

@@ -216,7 +216,8 @@ int cuda_nvrtc_compile(const char *src, const int *archs, int narchs, const char
     rc = compile_one(&api, src, opt, true, save_src, &ptx, &out->ptx_size, d);
     out->ptx = ptx;
   }
-  dlclose(h);
+  /* NVRTC stays loaded: it keeps internal caches that would show up as
+   * leaks once its code is unmapped, and a compile may come again. */
   if (rc) cuda_images_free(out);
   return rc;
 }

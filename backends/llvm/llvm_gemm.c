@@ -349,6 +349,79 @@ LLVMValueRef llvm_loop_end(llvm_mod *lm, llvm_loop *l) {
 
 /* ---- microkernels ------------------------------------------------------------ */
 
+/* Adds the internal, never inlined function `name` of type void(ps[0..n))
+ * and puts its parameters in P[0..n). */
+static LLVMValueRef uk_function(llvm_mod *lm, const char *name, LLVMTypeRef *ps, int n,
+                                LLVMValueRef *P) {
+  LLVMValueRef fn =
+      LLVMAddFunction(lm->mod, name, LLVMFunctionType(lm->t_void, ps, (unsigned)n, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  llvm_fn_attr(lm, fn, "nounwind");
+  llvm_fn_attr(lm, fn, "noinline");
+  for (int i = 0; i < n; i++)
+    P[i] = LLVMGetParam(fn, (unsigned)i);
+  return fn;
+}
+
+/* The k loop of a microkernel: a rows x cols tile of vector accumulators
+ * carried as phis around block `loop` for kc steps, starting at zero. Its
+ * use: kloop_blocks; code in `entry`; kloop_head; the step in `loop`,
+ * from acc and kk into nacc; kloop_end, which leaves the builder in `done`
+ * with the sums in fin. */
+typedef struct kloop {
+  LLVMBasicBlockRef entry, loop, done; /* before, the step, after the loop */
+  LLVMValueRef zero;                   /* a vector of zeros */
+  LLVMValueRef kk;                     /* i64: the step's k, from 0 */
+  int rows, cols;                      /* of the tile */
+  LLVMValueRef acc[16][MAX_NV];        /* the accumulators before the step */
+  LLVMValueRef nacc[16][MAX_NV];       /* after it (set by the caller) */
+  LLVMValueRef fin[16][MAX_NV];        /* in `done`: the sums (zero for no step) */
+} kloop;
+
+/* Appends the loop's blocks to fn. */
+static void kloop_blocks(llvm_mod *lm, LLVMValueRef fn, kloop *l) {
+  l->entry = LLVMAppendBasicBlockInContext(lm->ctx, fn, "entry");
+  l->loop = LLVMAppendBasicBlockInContext(lm->ctx, fn, "k");
+  l->done = LLVMAppendBasicBlockInContext(lm->ctx, fn, "done");
+}
+
+/* Ends the entry block (no step unless kc > 0) and opens the step: kk and
+ * the accumulators. */
+static void kloop_head(llvm_mod *lm, kloop *l, LLVMValueRef kc) {
+  LLVMBuilderRef b = lm->b;
+  LLVMTypeRef vt = LLVMTypeOf(l->zero);
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, kc, ci64(lm, 0), ""), l->loop,
+                  l->done);
+  LLVMPositionBuilderAtEnd(b, l->loop);
+  l->kk = LLVMBuildPhi(b, lm->t_i64, "kk");
+  for (int i = 0; i < l->rows; i++)
+    for (int j = 0; j < l->cols; j++)
+      l->acc[i][j] = LLVMBuildPhi(b, vt, "acc");
+}
+
+/* Closes the step (nacc set: loops while kk + 1 < kc) and opens `done`. */
+static void kloop_end(llvm_mod *lm, kloop *l, LLVMValueRef kc) {
+  LLVMBuilderRef b = lm->b;
+  LLVMTypeRef vt = LLVMTypeOf(l->zero);
+  LLVMValueRef knext = LLVMBuildNSWAdd(b, l->kk, ci64(lm, 1), "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, knext, kc, ""), l->loop, l->done);
+  LLVMBasicBlockRef from[2] = {l->entry, l->loop};
+  LLVMValueRef kin[2] = {ci64(lm, 0), knext};
+  LLVMAddIncoming(l->kk, kin, from, 2);
+  for (int i = 0; i < l->rows; i++)
+    for (int j = 0; j < l->cols; j++) {
+      LLVMValueRef in[2] = {l->zero, l->nacc[i][j]};
+      LLVMAddIncoming(l->acc[i][j], in, from, 2);
+    }
+  LLVMPositionBuilderAtEnd(b, l->done);
+  for (int i = 0; i < l->rows; i++)
+    for (int j = 0; j < l->cols; j++) {
+      l->fin[i][j] = LLVMBuildPhi(b, vt, "");
+      LLVMValueRef in[2] = {l->zero, l->nacc[i][j]};
+      LLVMAddIncoming(l->fin[i][j], in, from, 2);
+    }
+}
+
 /* Parameters of a microkernel, in order; then nv B pointers. */
 enum {
   UK_A,      /* float*: A[m0, k0] */
@@ -382,26 +455,18 @@ static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
                                     fp, lm->t_i64, lm->t_f32, lm->t_i1, lm->t_i64};
   for (int j = 0; j < nv; j++)
     ps[UK_B0 + j] = fp;
-  fn = LLVMAddFunction(lm->mod, name,
-                       LLVMFunctionType(lm->t_void, ps, (unsigned)(UK_B0 + nv), 0));
-  LLVMSetLinkage(fn, LLVMInternalLinkage);
-  llvm_fn_attr(lm, fn, "nounwind");
-  llvm_fn_attr(lm, fn, "noinline");
   LLVMValueRef P[UK_B0 + MAX_NV];
-  for (int i = 0; i < UK_B0 + nv; i++)
-    P[i] = LLVMGetParam(fn, (unsigned)i);
+  fn = uk_function(lm, name, ps, UK_B0 + nv, P);
   for (int i = 0; i < UK_B0 + nv; i++)
     if (LLVMTypeOf(P[i]) == fp)
       llvm_param_attr(lm, fn, (unsigned)i, "nocapture");
 
   LLVMTypeRef vt = LLVMVectorType(lm->t_f32, (unsigned)cf->w);
-  LLVMValueRef zero = LLVMConstNull(vt);
-  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(lm->ctx, fn, "entry");
-  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(lm->ctx, fn, "k");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(lm->ctx, fn, "done");
+  kloop kl = {.zero = LLVMConstNull(vt), .rows = mr, .cols = nv};
+  kloop_blocks(lm, fn, &kl);
   LLVMBasicBlockRef add = LLVMAppendBasicBlockInContext(lm->ctx, fn, "add");
   LLVMBasicBlockRef set = LLVMAppendBasicBlockInContext(lm->ctx, fn, "set");
-  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMPositionBuilderAtEnd(b, kl.entry);
   LLVMValueRef mask = NULL;
   if (masked) { /* lane l < nlast */
     LLVMValueRef lanes[16];
@@ -415,48 +480,24 @@ static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
   LLVMValueRef arow[16];
   for (int i = 0; i < mr; i++)
     arow[i] = gep(lm, P[UK_A], LLVMBuildMul(b, ci64(lm, i), P[UK_A_RS], ""));
-  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, P[UK_KC], ci64(lm, 0), ""), loop,
-                  done);
 
   /* the k loop: acc[i][j] += A[i, k] * B[k, j-th vector] */
-  LLVMPositionBuilderAtEnd(b, loop);
-  LLVMValueRef kk = LLVMBuildPhi(b, lm->t_i64, "kk");
-  LLVMValueRef acc[16][MAX_NV], nacc[16][MAX_NV];
-  for (int i = 0; i < mr; i++)
-    for (int j = 0; j < nv; j++)
-      acc[i][j] = LLVMBuildPhi(b, vt, "acc");
+  kloop_head(lm, &kl, P[UK_KC]);
   LLVMValueRef bv[MAX_NV];
-  LLVMValueRef boff = LLVMBuildMul(b, kk, P[UK_B_RS], "");
+  LLVMValueRef boff = LLVMBuildMul(b, kl.kk, P[UK_B_RS], "");
   for (int j = 0; j < nv; j++)
     bv[j] = vload(lm, vt, gep(lm, P[UK_B0 + j], boff),
                   masked && bmask && j == nv - 1 ? mask : NULL);
-  LLVMValueRef aoff = LLVMBuildMul(b, kk, P[UK_A_CS], "");
+  LLVMValueRef aoff = LLVMBuildMul(b, kl.kk, P[UK_A_CS], "");
   for (int i = 0; i < mr; i++) {
     LLVMValueRef a = LLVMBuildLoad2(b, lm->t_f32, gep(lm, arow[i], aoff), "");
     LLVMValueRef av = splat(lm, vt, a);
     for (int j = 0; j < nv; j++)
-      nacc[i][j] = fmuladd(lm, av, bv[j], acc[i][j]);
+      kl.nacc[i][j] = fmuladd(lm, av, bv[j], kl.acc[i][j]);
   }
-  LLVMValueRef knext = LLVMBuildNSWAdd(b, kk, ci64(lm, 1), "");
-  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, knext, P[UK_KC], ""), loop, done);
-  LLVMBasicBlockRef from[2] = {entry, loop};
-  LLVMValueRef kin[2] = {ci64(lm, 0), knext};
-  LLVMAddIncoming(kk, kin, from, 2);
-  for (int i = 0; i < mr; i++)
-    for (int j = 0; j < nv; j++) {
-      LLVMValueRef in[2] = {zero, nacc[i][j]};
-      LLVMAddIncoming(acc[i][j], in, from, 2);
-    }
 
   /* the tile: C = alpha*acc, or C += alpha*acc */
-  LLVMPositionBuilderAtEnd(b, done);
-  LLVMValueRef fin[16][MAX_NV];
-  for (int i = 0; i < mr; i++)
-    for (int j = 0; j < nv; j++) {
-      fin[i][j] = LLVMBuildPhi(b, vt, "");
-      LLVMValueRef in[2] = {zero, nacc[i][j]};
-      LLVMAddIncoming(fin[i][j], in, from, 2);
-    }
+  kloop_end(lm, &kl, P[UK_KC]);
   LLVMValueRef alpha = splat(lm, vt, P[UK_ALPHA]);
   LLVMBuildCondBr(b, P[UK_LOAD_C], add, set);
   for (int pass = 0; pass < 2; pass++) {
@@ -466,8 +507,8 @@ static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
       for (int j = 0; j < nv; j++) {
         LLVMValueRef m = masked && j == nv - 1 ? mask : NULL;
         LLVMValueRef p = gep(lm, row, ci64(lm, (int64_t)j * cf->w));
-        LLVMValueRef v = pass == 0 ? fmuladd(lm, alpha, fin[i][j], vload(lm, vt, p, m))
-                                   : LLVMBuildFMul(b, alpha, fin[i][j], "");
+        LLVMValueRef v = pass == 0 ? fmuladd(lm, alpha, kl.fin[i][j], vload(lm, vt, p, m))
+                                   : LLVMBuildFMul(b, alpha, kl.fin[i][j], "");
         vstore(lm, v, p, m);
       }
     }
@@ -508,63 +549,33 @@ static LLVMValueRef nkernel(llvm_mod *lm, int np, int nt) {
   LLVMTypeRef fp = LLVMPointerType(lm->t_f32, 0);
   LLVMTypeRef ps[NK_COUNT] = {fp, lm->t_i64, fp, lm->t_i64, lm->t_i64,
                               fp, lm->t_i64, lm->t_f32, lm->t_i1, lm->t_i64};
-  fn = LLVMAddFunction(lm->mod, name, LLVMFunctionType(lm->t_void, ps, NK_COUNT, 0));
-  LLVMSetLinkage(fn, LLVMInternalLinkage);
-  llvm_fn_attr(lm, fn, "nounwind");
-  llvm_fn_attr(lm, fn, "noinline");
   LLVMValueRef P[NK_COUNT];
-  for (int i = 0; i < NK_COUNT; i++)
-    P[i] = LLVMGetParam(fn, (unsigned)i);
+  fn = uk_function(lm, name, ps, NK_COUNT, P);
   LLVMTypeRef vt = LLVMVectorType(lm->t_f32, 8);
-  LLVMValueRef zero = LLVMConstNull(vt);
-  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(lm->ctx, fn, "entry");
-  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(lm->ctx, fn, "k");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(lm->ctx, fn, "done");
-  LLVMPositionBuilderAtEnd(b, entry);
+  kloop kl = {.zero = LLVMConstNull(vt), .rows = np, .cols = nt};
+  kloop_blocks(lm, fn, &kl);
+  LLVMPositionBuilderAtEnd(b, kl.entry);
   LLVMValueRef pan[16];
   for (int p = 0; p < np; p++)
     pan[p] = gep(lm, P[NK_A], LLVMBuildMul(b, ci64(lm, p), P[NK_PS], ""));
-  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, P[NK_KC], ci64(lm, 0), ""), loop,
-                  done);
-  LLVMPositionBuilderAtEnd(b, loop);
-  LLVMValueRef kk = LLVMBuildPhi(b, lm->t_i64, "kk");
-  LLVMValueRef acc[16][4], nacc[16][4];
-  for (int p = 0; p < np; p++)
-    for (int n = 0; n < nt; n++)
-      acc[p][n] = LLVMBuildPhi(b, vt, "acc");
-  LLVMValueRef bv[4];
-  LLVMValueRef brow = gep(lm, P[NK_B], LLVMBuildMul(b, kk, P[NK_B_RS], ""));
+  kloop_head(lm, &kl, P[NK_KC]);
+  LLVMValueRef bv[MAX_NV];
+  LLVMValueRef brow = gep(lm, P[NK_B], LLVMBuildMul(b, kl.kk, P[NK_B_RS], ""));
   for (int n = 0; n < nt; n++)
     bv[n] = splat(lm, vt, LLVMBuildLoad2(b, lm->t_f32, gep(lm, brow, ci64(lm, n)), ""));
-  LLVMValueRef koff = LLVMBuildMul(b, kk, ci64(lm, 8), "");
+  LLVMValueRef koff = LLVMBuildMul(b, kl.kk, ci64(lm, 8), "");
   for (int p = 0; p < np; p++) {
     LLVMValueRef av = vload(lm, vt, gep(lm, pan[p], koff), NULL);
     for (int n = 0; n < nt; n++)
-      nacc[p][n] = fmuladd(lm, av, bv[n], acc[p][n]);
+      kl.nacc[p][n] = fmuladd(lm, av, bv[n], kl.acc[p][n]);
   }
-  LLVMValueRef knext = LLVMBuildNSWAdd(b, kk, ci64(lm, 1), "");
-  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, knext, P[NK_KC], ""), loop, done);
-  LLVMBasicBlockRef from[2] = {entry, loop};
-  LLVMValueRef kin[2] = {ci64(lm, 0), knext};
-  LLVMAddIncoming(kk, kin, from, 2);
-  for (int p = 0; p < np; p++)
-    for (int n = 0; n < nt; n++) {
-      LLVMValueRef in[2] = {zero, nacc[p][n]};
-      LLVMAddIncoming(acc[p][n], in, from, 2);
-    }
   /* C[r, n] (= | +=) alpha * lane r % 8 of acc[r / 8][n], for r < rows */
-  LLVMPositionBuilderAtEnd(b, done);
-  LLVMValueRef fin[16][4];
-  for (int p = 0; p < np; p++)
-    for (int n = 0; n < nt; n++) {
-      fin[p][n] = LLVMBuildPhi(b, vt, "");
-      LLVMValueRef in[2] = {zero, nacc[p][n]};
-      LLVMAddIncoming(fin[p][n], in, from, 2);
-    }
+  kloop_end(lm, &kl, P[NK_KC]);
   LLVMValueRef alpha = splat(lm, vt, P[NK_ALPHA]);
+  LLVMValueRef fin[16][MAX_NV];
   for (int p = 0; p < np; p++)
     for (int n = 0; n < nt; n++)
-      fin[p][n] = LLVMBuildFMul(b, alpha, fin[p][n], "");
+      fin[p][n] = LLVMBuildFMul(b, alpha, kl.fin[p][n], "");
   for (int r = 0; r < np * 8; r++) {
     LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(lm->ctx, fn, "row");
     LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(lm->ctx, fn, "next");
@@ -604,6 +615,16 @@ typedef struct gd {
   LLVMValueRef b_rs;       /* B's k stride as the microkernels see it */
 } gd;
 
+/* The element offset of index x (a row of A, a column of B) in panels of
+ * p entries, K deep: panel x / p, entry x % p in it. */
+static LLVMValueRef panel_off(llvm_mod *lm, LLVMValueRef x, int p, LLVMValueRef K) {
+  LLVMBuilderRef b = lm->b;
+  LLVMValueRef P = ci64(lm, p);
+  return LLVMBuildAdd(
+      b, LLVMBuildMul(b, LLVMBuildSDiv(b, x, P, ""), LLVMBuildMul(b, P, K, ""), ""),
+      LLVMBuildSRem(b, x, P, ""), "");
+}
+
 /* Calls the microkernel for rows [m0, m0+mr) x nv vectors of the column
  * tile whose B pointers are bp; mr a number. */
 static void call_uk(gd *d, int mr, int nv, bool masked, LLVMValueRef m0,
@@ -614,16 +635,8 @@ static void call_uk(gd *d, int mr, int nv, bool masked, LLVMValueRef m0,
   LLVMValueRef fn = ukernel(lm, &d->cf, mr, nv, masked, bmask);
   LLVMValueRef args[UK_B0 + MAX_NV];
   /* A[m0, k0]: with panels, m0 is inside panel m0 / P at row m0 % P */
-  LLVMValueRef aoff;
-  if (d->g->a_panel > 0) {
-    LLVMValueRef P = ci64(lm, d->g->a_panel);
-    aoff = LLVMBuildAdd(
-        b,
-        LLVMBuildMul(b, LLVMBuildSDiv(b, m0, P, ""), LLVMBuildMul(b, P, d->v->k, ""), ""),
-        LLVMBuildSRem(b, m0, P, ""), "");
-  } else {
-    aoff = LLVMBuildMul(b, m0, d->v->a_rs, "");
-  }
+  LLVMValueRef aoff = d->g->a_panel > 0 ? panel_off(lm, m0, d->g->a_panel, d->v->k)
+                                          : LLVMBuildMul(b, m0, d->v->a_rs, "");
   aoff = LLVMBuildAdd(b, aoff, LLVMBuildMul(b, d->k0, d->a_cs, ""), "");
   args[UK_A] = gep(lm, d->A, aoff);
   args[UK_A_RS] = d->a_rs;
@@ -674,16 +687,7 @@ static void column_tile(gd *d, int nv, bool masked, LLVMValueRef n0, LLVMValueRe
   LLVMValueRef bp[MAX_NV];
   for (int j = 0; j < nv; j++) {
     LLVMValueRef col = LLVMBuildAdd(b, n0, ci64(lm, (int64_t)j * W), "");
-    LLVMValueRef off;
-    if (g->b_panel > 0) { /* panel col / P, column col % P in it */
-      LLVMValueRef P = ci64(lm, g->b_panel);
-      off = LLVMBuildAdd(
-          b,
-          LLVMBuildMul(b, LLVMBuildSDiv(b, col, P, ""), LLVMBuildMul(b, P, d->v->k, ""), ""),
-          LLVMBuildSRem(b, col, P, ""), "");
-    } else {
-      off = col;
-    }
+    LLVMValueRef off = g->b_panel > 0 ? panel_off(lm, col, g->b_panel, d->v->k) : col;
     bp[j] = gep(lm, d->B, LLVMBuildAdd(b, off, LLVMBuildMul(b, d->k0, d->b_rs, ""), ""));
   }
   LLVMValueRef mfull = LLVMBuildSDiv(b, d->v->m, ci64(lm, MR), "");

@@ -23,6 +23,7 @@
 #include "backends/backend.h"
 #include "passes/passes.h"
 #include "unit.h"
+#include "llvmtest.h"
 
 #include <math.h>
 
@@ -32,10 +33,7 @@
 static uint64_t rng = 88172645463325252ull;
 
 static float frand(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+  return lt_frand(&rng);
 }
 
 static float *rand_array(int64_t n) {
@@ -142,15 +140,7 @@ static kernel *case_kernel(nn_arena *a, const gcase *t) {
   kx_id M = t->sym & 1 ? k_load(k, dims, C(0)) : C(t->m);
   kx_id N = t->sym & 2 ? k_load(k, dims, C(1)) : C(t->n);
   kx_id K = t->sym & 4 ? k_load(k, dims, C(2)) : C(t->k);
-  g.m = M;
-  g.n = N;
-  g.k = K;
-  g.a_rs = t->a_trans ? C(1) : K;
-  g.a_cs = t->a_trans ? M : C(1);
-  g.b_rs = t->b_trans ? C(1) : N;
-  g.b_cs = t->b_trans ? K : C(1);
-  g.a_panel = t->a_panel;
-  g.b_panel = t->b_panel;
+  lt_gemm_shape(k, &g, M, N, K, t->a_trans, t->b_trans, t->a_panel, t->b_panel);
   g.ldc = ADD(N, C(t->pad));
   g.bias_rs = t->bias == 2 ? C(1) : t->bias == 3 ? N : C(0);
   g.bias_cs = C(t->bias == 1 || t->bias == 3 ? 1 : 0);
@@ -161,10 +151,8 @@ static kernel *case_kernel(nn_arena *a, const gcase *t) {
                : t->bias == 2 ? M
                : t->bias == 3 ? MUL(M, N)
                               : C(1);
-  int32_t bi = -1;
-  if (t->batch > 1)
-    bi = k_for_begin(k, C(0), C(t->batch), KS_PARALLEL);
-  kx_id base = bi >= 0 ? k_varref(k, bi) : C(0);
+  int32_t bi;
+  kx_id base = lt_batch_begin(k, t->batch, &bi);
 #define OFF(stride) ADD(C(t->pad), MUL(base, ADD(stride, C(t->pad))))
   g.a_off = OFF(t->a_panel ? C(z.astride - t->pad) : MUL(M, K));
   g.b_off = OFF(t->b_panel ? C(z.bstride - t->pad) : MUL(K, N));
@@ -174,9 +162,7 @@ static kernel *case_kernel(nn_arena *a, const gcase *t) {
 #undef C
 #undef ADD
 #undef MUL
-  k_gemm(k, &g);
-  if (bi >= 0)
-    k_for_end(k);
+  lt_batch_end(k, &g, bi);
   return k;
 }
 

@@ -12,19 +12,11 @@
  */
 #include "../../backends/backend.h"
 #include "unit.h"
+#include "llvmtest.h"
 
-#include <dlfcn.h>
 #include <math.h>
-#include <unistd.h>
 
 enum { N = 1000 }; /* elements per elementwise test vector */
-
-typedef int (*graph_fn)(void *const *inputs, void *const *outputs,
-                        unsigned char *workspace, const unsigned char *weights,
-                        void *pool, const int64_t *dims, const int64_t *offsets);
-
-static char tmpdir[512];
-static int so_count;
 
 /* ---- building programs --------------------------------------------------- */
 
@@ -32,21 +24,6 @@ static be_program *new_prog(nn_arena *a) {
   be_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
   return p;
-}
-
-static be_bufid add_buf(be_program *p, be_bufkind kind, nn_dtype dt,
-                        int64_t elems, uint64_t offset) {
-  be_buf b = {.kind = kind, .dtype = dt, .elems = elems, .offset = offset};
-  be_io io = {.name = "t", .dtype = dt, .rank = 1, .dims = NULL};
-  if (kind == BE_BUF_INPUT) {
-    b.index = p->inputs.len;
-    NN_PUSH(p->arena, p->inputs, io);
-  } else if (kind == BE_BUF_OUTPUT) {
-    b.index = p->outputs.len;
-    NN_PUSH(p->arena, p->outputs, io);
-  }
-  NN_PUSH(p->arena, p->bufs, b);
-  return p->bufs.len - 1;
 }
 
 static void add_step(be_program *p, kernel *k, const be_bufid *slots) {
@@ -95,51 +72,11 @@ static int run_interp(const be_program *p, void *const *in, void *const *out,
   return 0;
 }
 
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  CHECK(f != NULL);
-  if (!f)
-    return;
-  CHECK(fwrite(data, 1, n, f) == n);
-  fclose(f);
-}
-
-/* Links the object into a shared object with the serial runtime stub and
- * loads it; returns the dlopen handle (NULL on failure). */
-static void *load_object(const llvm_result *r, graph_fn *fn) {
-  char obj[600], so[600], cmd[2048];
-  int id = so_count++;
-  snprintf(obj, sizeof obj, "%s/m%d.o", tmpdir, id);
-  snprintf(so, sizeof so, "%s/m%d.so", tmpdir, id);
-  write_file(obj, r->obj, r->obj_size);
-  const char *cc = getenv("CC");
-  snprintf(cmd, sizeof cmd, "%s -shared -fPIC -o %s %s %s/rt.c -lm",
-           cc && *cc ? cc : "cc", so, obj, tmpdir);
-  int rc = system(cmd);
-  CHECK_INT(rc, 0);
-  remove(obj);
-  if (rc != 0)
-    return NULL;
-  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-  remove(so);
-  if (!h)
-    fprintf(stderr, "dlopen: %s\n", dlerror());
-  CHECK(h != NULL);
-  if (!h)
-    return NULL;
-  *(void **)fn = dlsym(h, "nncc_graph_run");
-  CHECK(*fn != NULL);
-  return *fn ? h : NULL;
-}
-
 static const char rt_source[] =
     "#include <stdint.h>\n"
     "int nncc_test_calls;\n"
     "/* serial: two uneven chunks, so begin/end matter */\n"
-    "void nncc_rt_parallel_for(void *pool, void (*fn)(void *const *, int64_t, "
-    "int64_t),\n"
-    "                          void *const *slots, int64_t n) {\n"
-    "  (void)pool;\n"
+    LT_RT_PARALLEL_FOR
     "  nncc_test_calls++;\n"
     "  fn(slots, 0, n / 3);\n"
     "  fn(slots, n / 3, n);\n"
@@ -151,10 +88,7 @@ static llvm_opts opts_o2 = {.opt_level = 2, .mcpu = "native", .triple = NULL};
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t next_u64(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
+  return lt_xorshift(&rng);
 }
 static double uniform(double lo, double hi) {
   return lo + (hi - lo) * (double)(next_u64() >> 11) / 9007199254740992.0;
@@ -320,14 +254,14 @@ static void test_all_ops(int opt_level) {
   void *inputs[2 * NDT + 1];
   be_bufid xin[NDT], yin[NDT];
   for (int d = 0; d < NDT; d++) {
-    xin[d] = add_buf(p, BE_BUF_INPUT, all_dtypes[d], N, 0);
-    yin[d] = add_buf(p, BE_BUF_INPUT, all_dtypes[d], N, 0);
+    xin[d] = lt_add_buf(p, BE_BUF_INPUT, all_dtypes[d], N, 0);
+    yin[d] = lt_add_buf(p, BE_BUF_INPUT, all_dtypes[d], N, 0);
     inputs[2 * d] = nn_alloc(a, 8 * N);
     inputs[2 * d + 1] = nn_alloc(a, 8 * N);
     fill(inputs[2 * d], all_dtypes[d], N, false);
     fill(inputs[2 * d + 1], all_dtypes[d], N, true);
   }
-  be_bufid cin = add_buf(p, BE_BUF_INPUT, NN_DT_BOOL, N, 0);
+  be_bufid cin = lt_add_buf(p, BE_BUF_INPUT, NN_DT_BOOL, N, 0);
   inputs[2 * NDT] = nn_alloc(a, N);
   fill(inputs[2 * NDT], NN_DT_BOOL, N, false);
 
@@ -342,7 +276,7 @@ static void test_all_ops(int opt_level) {
         char *name = nn_sprintf(a, "k%d_op%d_%s_%s", p->steps.len, op,
                                 nn_dtype_name(dt), nn_dtype_name(to));
         kernel *k = elementwise(a, name, (kx_op)op, dt, to);
-        be_bufid out = add_buf(p, BE_BUF_OUTPUT, k->bufs.data[3].dtype, N, 0);
+        be_bufid out = lt_add_buf(p, BE_BUF_OUTPUT, k->bufs.data[3].dtype, N, 0);
         be_bufid sl[4] = {xin[d], yin[d], cin, out};
         add_step(p, k, sl);
       }
@@ -375,7 +309,7 @@ static void test_all_ops(int opt_level) {
     CHECK(strstr(r.ir_text, "!alias.scope") != NULL);
   }
   graph_fn fn;
-  void *h = load_object(&r, &fn);
+  void *h = lt_load_object(&r, &fn);
   if (h) {
     CHECK_INT(fn(inputs, got, NULL, NULL, NULL, NULL, NULL), 0);
     int bad_kernels = 0;
@@ -469,8 +403,8 @@ static void test_reduction_parallel(void) {
   be_program *p = new_prog(a);
   const int64_t rows = 64, K = 1000;
   kernel *k = reduction(a, rows, K);
-  be_bufid sl[2] = {add_buf(p, BE_BUF_INPUT, NN_DT_F32, rows * K, 0),
-                    add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, rows, 0)};
+  be_bufid sl[2] = {lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, rows * K, 0),
+                    lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, rows, 0)};
   add_step(p, k, sl);
   float *x = nn_alloc(a, sizeof(float) * (size_t)(rows * K));
   for (int64_t i = 0; i < rows * K; i++)
@@ -488,7 +422,7 @@ static void test_reduction_parallel(void) {
   CHECK(strstr(r.ir_text, "call void @nncc_rt_parallel_for") != NULL);
   CHECK(strstr(r.ir_text, "x float>") != NULL);
   graph_fn fn;
-  void *h = load_object(&r, &fn);
+  void *h = lt_load_object(&r, &fn);
   if (h) {
     int *calls = dlsym(h, "nncc_test_calls");
     CHECK_INT(fn(in, og, NULL, NULL, NULL, NULL, NULL), 0);
@@ -518,10 +452,10 @@ static void test_steps_if_weights(void) {
   }
   memcpy(p->weights.data + 64, wv, sizeof wv);
   p->workspace_bytes = 128;
-  be_bufid bx = add_buf(p, BE_BUF_INPUT, NN_DT_F32, 10, 0);
-  be_bufid bw = add_buf(p, BE_BUF_WEIGHT, NN_DT_F32, 16, 64);
-  be_bufid bws = add_buf(p, BE_BUF_WORKSPACE, NN_DT_F32, 10, 64);
-  be_bufid bo = add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 10, 0);
+  be_bufid bx = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, 10, 0);
+  be_bufid bw = lt_add_buf(p, BE_BUF_WEIGHT, NN_DT_F32, 16, 64);
+  be_bufid bws = lt_add_buf(p, BE_BUF_WORKSPACE, NN_DT_F32, 10, 64);
+  be_bufid bo = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 10, 0);
 
   kernel *k1 = k_new(a, "k_if");
   int32_t x = k_buf(k1, NN_DT_F32, 10, false, "x"),
@@ -567,7 +501,7 @@ static void test_steps_if_weights(void) {
     goto out;
   CHECK(r.ir_text == NULL);
   graph_fn fn;
-  void *h = load_object(&r, &fn);
+  void *h = lt_load_object(&r, &fn);
   if (h) {
     int *calls = dlsym(h, "nncc_test_calls");
     CHECK_INT(fn(in, og, ws2, p->weights.data, NULL, NULL, NULL), 0);
@@ -589,9 +523,9 @@ static void test_overlap(void) {
   nn_arena *a = nn_arena_new();
   be_program *p = new_prog(a);
   p->workspace_bytes = 4 * 256;
-  be_bufid bx = add_buf(p, BE_BUF_INPUT, NN_DT_F32, 256, 0);
-  be_bufid bws = add_buf(p, BE_BUF_WORKSPACE, NN_DT_F32, 256, 0);
-  be_bufid bo = add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 256, 0);
+  be_bufid bx = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, 256, 0);
+  be_bufid bws = lt_add_buf(p, BE_BUF_WORKSPACE, NN_DT_F32, 256, 0);
+  be_bufid bo = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 256, 0);
   kernel *k0 = k_new(a, "k_copy_in");
   int32_t s = k_buf(k0, NN_DT_F32, 256, false, "x"),
           t = k_buf(k0, NN_DT_F32, 256, true, "t");
@@ -630,7 +564,7 @@ static void test_overlap(void) {
   CHECK(strstr(r.ir_text, "void @k_copy_in(") != NULL);
   CHECK(strstr(r.ir_text, "@k_copy_in.1") == NULL);
   graph_fn fn;
-  void *h = load_object(&r, &fn);
+  void *h = lt_load_object(&r, &fn);
   if (h) {
     CHECK_INT(fn(vin, og, ws2, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("shift", NN_DT_F32, got, want, 256, 0), 0);
@@ -672,10 +606,10 @@ static void test_gemm(void) {
                .bias_cs = k_i64(k, 1),
                .beta = 1.0f};
   k_gemm(k, &g);
-  be_bufid sl[4] = {add_buf(p, BE_BUF_INPUT, NN_DT_F32, M * K, 0),
-                    add_buf(p, BE_BUF_INPUT, NN_DT_F32, K * Nn, 0),
-                    add_buf(p, BE_BUF_INPUT, NN_DT_F32, Nn, 0),
-                    add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, M * Nn, 0)};
+  be_bufid sl[4] = {lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, M * K, 0),
+                    lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, K * Nn, 0),
+                    lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, Nn, 0),
+                    lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, M * Nn, 0)};
   add_step(p, k, sl);
   float *av = nn_alloc(a, 4 * (size_t)(M * K)),
         *bv = nn_alloc(a, 4 * (size_t)(K * Nn)),
@@ -699,7 +633,7 @@ static void test_gemm(void) {
   CHECK_INT(k->stmts.data[k->root.data[0]].kind,
             KS_GEMM); /* the program is untouched */
   graph_fn fn;
-  void *h = load_object(&r, &fn);
+  void *h = lt_load_object(&r, &fn);
   if (h) {
     CHECK_INT(fn(in, og, NULL, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("gemm", NN_DT_F32, got, want, (int)(M * Nn), 1e-5), 0);
@@ -716,8 +650,8 @@ static void test_determinism(void) {
   nn_arena *a = nn_arena_new();
   be_program *p = new_prog(a);
   kernel *k = reduction(a, 8, 100);
-  be_bufid sl[2] = {add_buf(p, BE_BUF_INPUT, NN_DT_F32, 800, 0),
-                    add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 8, 0)};
+  be_bufid sl[2] = {lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, 800, 0),
+                    lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 8, 0)};
   add_step(p, k, sl);
   for (int lvl = 0; lvl <= 3; lvl++) {
     nn_diag d;
@@ -786,10 +720,10 @@ static void expect_error(const be_program *p, const llvm_opts *o,
 static void test_errors(void) {
   nn_arena *a = nn_arena_new();
   be_program *p = new_prog(a);
-  be_bufid xin = add_buf(p, BE_BUF_INPUT, NN_DT_F32, N, 0),
-           yin = add_buf(p, BE_BUF_INPUT, NN_DT_F32, N, 0);
-  be_bufid cin = add_buf(p, BE_BUF_INPUT, NN_DT_BOOL, N, 0),
-           out = add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, N, 0);
+  be_bufid xin = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, N, 0),
+           yin = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, N, 0);
+  be_bufid cin = lt_add_buf(p, BE_BUF_INPUT, NN_DT_BOOL, N, 0),
+           out = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, N, 0);
   kernel *k = elementwise(a, "k_bad", KX_ADD, NN_DT_F32, NN_DT_F32);
   k->loc = (nn_loc){.file = "code/m.py", .line = 3, .col = 5};
   be_bufid sl[4] = {xin, yin, cin, out};
@@ -833,14 +767,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
-  const char *base = getenv("NNCC_TEST_TMP");
-  snprintf(tmpdir, sizeof tmpdir, "%s/nncc_test_llvm_XXXXXX",
-           base && *base ? base : "/tmp");
-  if (!mkdtemp(tmpdir))
-    unit_skip("no temporary directory");
-  char rt[600];
-  snprintf(rt, sizeof rt, "%s/rt.c", tmpdir);
-  write_file(rt, rt_source, strlen(rt_source));
+  lt_setup("llvm", rt_source);
 
   test_all_ops(2);
   test_all_ops(0);
@@ -851,7 +778,6 @@ int main(void) {
   test_determinism();
   test_errors();
 
-  remove(rt);
-  rmdir(tmpdir);
+  lt_cleanup();
   return unit_report("llvm");
 }

@@ -19,24 +19,13 @@
  */
 #include "../../backends/backend.h"
 #include "unit.h"
+#include "llvmtest.h"
 
-#include <dlfcn.h>
 #include <math.h>
-#include <unistd.h>
-
-typedef int (*graph_fn)(void *const *inputs, void *const *outputs,
-                        unsigned char *workspace, const unsigned char *weights,
-                        void *pool, const int64_t *dims, const int64_t *offsets);
-
-static char tmpdir[512];
-static int so_count;
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static float frand(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+  return lt_frand(&rng);
 }
 
 /* ---- cases ------------------------------------------------------------------ */
@@ -124,15 +113,7 @@ static kernel *case_kernel(nn_arena *a, const tcase *t, const tbufs *z, int id) 
   kx_id N = t->sym ? k_load(k, sizes, C(1)) : C(t->n);
   bool ksym = t->sym && !t->a_panel && !t->b_panel; /* panels: K a number */
   kx_id K = ksym ? k_load(k, sizes, C(2)) : C(t->k);
-  g.m = M;
-  g.n = N;
-  g.k = K;
-  g.a_rs = t->a_trans ? C(1) : K;
-  g.a_cs = t->a_trans ? M : C(1);
-  g.b_rs = t->b_trans ? C(1) : N;
-  g.b_cs = t->b_trans ? K : C(1);
-  g.a_panel = t->a_panel;
-  g.b_panel = t->b_panel;
+  lt_gemm_shape(k, &g, M, N, K, t->a_trans, t->b_trans, t->a_panel, t->b_panel);
   g.ldc = N;
   g.alpha = t->alpha;
   g.beta = t->beta;
@@ -151,10 +132,8 @@ static kernel *case_kernel(nn_arena *a, const tcase *t, const tbufs *z, int id) 
       g.ep = k_bin(k, KX_ADD, k_bin(k, KX_MUL, v, k_const_f(k, NN_DT_F32, 0.5)),
                    k_load(k, e, k_varref(k, g.ep_idx)));
   }
-  int32_t bi = -1;
-  if (t->batch > 1)
-    bi = k_for_begin(k, C(0), C(t->batch), KS_PARALLEL);
-  kx_id base = bi >= 0 ? k_varref(k, bi) : C(0);
+  int32_t bi;
+  kx_id base = lt_batch_begin(k, t->batch, &bi);
   kx_id cstr = t->sym ? MUL(M, N) : C(z->cstr);
   kx_id astr = t->sym && !t->a_panel ? MUL(M, K) : C(z->astr);
   kx_id bstr = t->sym && !t->b_panel ? MUL(K, N) : C(z->bstr);
@@ -166,71 +145,19 @@ static kernel *case_kernel(nn_arena *a, const tcase *t, const tbufs *z, int id) 
 #undef C
 #undef ADD
 #undef MUL
-  k_gemm(k, &g);
-  if (bi >= 0)
-    k_for_end(k);
+  lt_batch_end(k, &g, bi);
   (void)e;
   return k;
 }
 
 /* ---- programs ------------------------------------------------------------- */
 
-static be_bufid add_buf(be_program *p, be_bufkind kind, nn_dtype dt, int64_t elems) {
-  be_buf b = {.kind = kind, .dtype = dt, .elems = elems};
-  be_io io = {.name = "t", .dtype = dt, .rank = 1, .dims = NULL};
-  if (kind == BE_BUF_INPUT) {
-    b.index = p->inputs.len;
-    NN_PUSH(p->arena, p->inputs, io);
-  } else {
-    b.index = p->outputs.len;
-    NN_PUSH(p->arena, p->outputs, io);
-  }
-  NN_PUSH(p->arena, p->bufs, b);
-  return p->bufs.len - 1;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  CHECK(f != NULL);
-  if (!f)
-    return;
-  CHECK(fwrite(data, 1, n, f) == n);
-  fclose(f);
-}
-
 static const char rt_source[] =
     "#include <stdint.h>\n"
-    "void nncc_rt_parallel_for(void *pool, void (*fn)(void *const *, int64_t, "
-    "int64_t),\n"
-    "                          void *const *slots, int64_t n) {\n"
-    "  (void)pool;\n"
+    LT_RT_PARALLEL_FOR
     "  fn(slots, 0, n / 3);\n"
     "  fn(slots, n / 3, n);\n"
     "}\n";
-
-static void *load_object(const llvm_result *r, graph_fn *fn) {
-  char obj[600], so[600], cmd[2048];
-  int id = so_count++;
-  snprintf(obj, sizeof obj, "%s/m%d.o", tmpdir, id);
-  snprintf(so, sizeof so, "%s/m%d.so", tmpdir, id);
-  write_file(obj, r->obj, r->obj_size);
-  const char *cc = getenv("CC");
-  snprintf(cmd, sizeof cmd, "%s -shared -fPIC -o %s %s %s/rt.c -lm",
-           cc && *cc ? cc : "cc", so, obj, tmpdir);
-  int rc = system(cmd);
-  CHECK_INT(rc, 0);
-  remove(obj);
-  if (rc != 0)
-    return NULL;
-  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-  remove(so);
-  CHECK(h != NULL);
-  if (!h)
-    return NULL;
-  *(void **)fn = dlsym(h, "nncc_graph_run");
-  CHECK(*fn != NULL);
-  return *fn ? h : NULL;
-}
 
 /* Max over elements of |got - want| / max(1, |want|). */
 static double rel_err(const float *got, const float *want, int64_t n) {
@@ -258,12 +185,12 @@ static void run_cases(const tcase *t, int n, const char *mcpu, int width) {
     kernel *k = case_kernel(a, &t[i], &z[i], i);
     be_step s = {.k = k, .node = 0};
     s.slots = nn_alloc(a, sizeof(be_bufid) * S_COUNT);
-    s.slots[S_A] = add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].ae);
-    s.slots[S_B] = add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].be);
-    s.slots[S_BIAS] = add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].biase);
-    s.slots[S_E] = add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].ce);
-    s.slots[S_SIZES] = add_buf(p, BE_BUF_INPUT, NN_DT_I64, 3);
-    s.slots[S_C] = add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, z[i].ce);
+    s.slots[S_A] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].ae, 0);
+    s.slots[S_B] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].be, 0);
+    s.slots[S_BIAS] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].biase, 0);
+    s.slots[S_E] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].ce, 0);
+    s.slots[S_SIZES] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_I64, 3, 0);
+    s.slots[S_C] = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, z[i].ce, 0);
     NN_PUSH(a, p->steps, s);
     in[5 * i + 0] = z[i].a;
     in[5 * i + 1] = z[i].b;
@@ -292,7 +219,7 @@ static void run_cases(const tcase *t, int n, const char *mcpu, int width) {
   if (width >= 8) /* narrow column tails of a packed A */
     CHECK(r.ir_text && strstr(r.ir_text, "nncc.gemm.narrow.") != NULL);
   graph_fn fn;
-  void *h = load_object(&r, &fn);
+  void *h = lt_load_object(&r, &fn);
   if (h) {
     CHECK_INT(fn(in, out, NULL, NULL, NULL, NULL, NULL), 0);
     for (int i = 0; i < n; i++) {
@@ -367,14 +294,7 @@ static int make_cases(tcase *t, int max) {
 }
 
 int main(void) {
-  const char *base = getenv("NNCC_TEST_TMP");
-  snprintf(tmpdir, sizeof tmpdir, "%s/nncc_test_llvm_gemm_XXXXXX",
-           base && *base ? base : "/tmp");
-  if (!mkdtemp(tmpdir))
-    unit_skip("no temporary directory");
-  char rt[600];
-  snprintf(rt, sizeof rt, "%s/rt.c", tmpdir);
-  write_file(rt, rt_source, strlen(rt_source));
+  lt_setup("llvm_gemm", rt_source);
 
   static tcase t[200];
   int n = make_cases(t, 200);
@@ -397,7 +317,6 @@ int main(void) {
   };
   run_cases(none, 2, "native", 0);
 
-  remove(rt);
-  rmdir(tmpdir);
+  lt_cleanup();
   return unit_report("llvm_gemm");
 }

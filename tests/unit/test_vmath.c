@@ -23,15 +23,10 @@
  */
 #include "../../backends/backend.h"
 #include "unit.h"
+#include "llvmtest.h"
 
-#include <dlfcn.h>
 #include <float.h>
 #include <math.h>
-#include <unistd.h>
-
-typedef int (*graph_fn)(void *const *inputs, void *const *outputs,
-                        unsigned char *workspace, const unsigned char *weights,
-                        void *pool, const int64_t *dims, const int64_t *offsets);
 
 /* A function under test: its kernel op, the reference and the bound. */
 typedef struct vfunc {
@@ -48,24 +43,10 @@ static const vfunc funcs[] = {
 };
 enum { NF = sizeof funcs / sizeof funcs[0] };
 
-static char tmpdir[512];
-
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  CHECK(f != NULL);
-  if (!f)
-    return;
-  CHECK(fwrite(data, 1, n, f) == n);
-  fclose(f);
-}
-
 /* A serial stand-in for the model runtime's thread pool. */
 static const char rt_source[] =
     "#include <stdint.h>\n"
-    "void nncc_rt_parallel_for(void *pool, void (*fn)(void *const *, int64_t, "
-    "int64_t),\n"
-    "                          void *const *slots, int64_t n) {\n"
-    "  (void)pool;\n"
+    LT_RT_PARALLEL_FOR
     "  fn(slots, 0, n);\n"
     "}\n";
 
@@ -111,29 +92,12 @@ static void *build(const be_program *p, graph_fn *fn, char **ir) {
   CHECK_INT(llvm_compile(p, &o, true, &r, &d), 0);
   if (d.errors)
     return NULL;
-  char obj[600], so[600], rt[600], cmd[2048];
-  snprintf(obj, sizeof obj, "%s/m.o", tmpdir);
-  snprintf(so, sizeof so, "%s/m.so", tmpdir);
-  snprintf(rt, sizeof rt, "%s/rt.c", tmpdir);
-  write_file(obj, r.obj, r.obj_size);
-  write_file(rt, rt_source, strlen(rt_source));
+  lt_write_file(lt_rt_path(), rt_source, strlen(rt_source));
   *ir = strdup(r.ir_text);
+  void *h = lt_load_object(&r, fn);
   llvm_result_free(&r);
-  const char *cc = getenv("CC");
-  snprintf(cmd, sizeof cmd, "%s -shared -fPIC -o %s %s %s",
-           cc && *cc ? cc : "cc", so, obj, rt);
-  int rc = system(cmd);
-  CHECK_INT(rc, 0);
-  remove(obj);
-  remove(rt);
-  void *h = rc == 0 ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
-  remove(so);
-  CHECK(h != NULL);
-  if (!h)
-    return NULL;
-  *(void **)fn = dlsym(h, "nncc_graph_run");
-  CHECK(*fn != NULL);
-  return *fn ? h : NULL;
+  remove(lt_rt_path());
+  return h;
 }
 
 /* ---- measuring ------------------------------------------------------------ */
@@ -168,10 +132,7 @@ static double ulp_err(double got, double ref, int mant, int emin, double maxv) {
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint64_t next_u64(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
+  return lt_xorshift(&rng);
 }
 
 /* The f32 inputs (see the file comment); returns their count. */
@@ -325,17 +286,13 @@ static void test_f32(uint32_t stride) {
 }
 
 int main(void) {
-  const char *base = getenv("NNCC_TEST_TMP");
-  snprintf(tmpdir, sizeof tmpdir, "%s/nncc_test_vmath_XXXXXX",
-           base && *base ? base : "/tmp");
-  if (!mkdtemp(tmpdir))
-    unit_skip("no temporary directory");
+  lt_setup("vmath", NULL);
   const char *s = getenv("NNCC_VMATH_STRIDE");
   long stride = s && *s ? strtol(s, NULL, 10) : 4099;
   if (stride < 1)
     stride = 1;
   test_f32((uint32_t)stride);
   test_narrow();
-  rmdir(tmpdir);
+  lt_cleanup();
   return unit_report("vmath");
 }
