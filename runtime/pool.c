@@ -25,17 +25,27 @@
  * most W (1 - 1/T). Shapes are static, so a kernel's cost hardly changes
  * from run to run and the decision settles after the first run.
  *
- * Hand-off. The caller publishes the job and bumps `gen`; workers spin on
- * `gen` for up to RT_SPIN_NS (kernels come back to back, and a sleeping
- * thread takes tens of microseconds to wake), then sleep on `wake`. Every
- * worker joins every job it is woken for and decrements `left` when it
- * finds no piece to claim; the caller, once out of pieces, spins and then
- * sleeps on `done` until `left` is 0. A new job can't start before `left`
- * reaches 0, so a worker never sees a job change under it. The mutex is
- * taken only to sleep or to wake a sleeper: `sleeping` and `waiting` are
- * checked after the counters they guard (sequentially consistent atomics
- * on both sides), so no wake-up is lost. The counters each live on their
- * own cache line so spinning threads don't slow the writers of the others.
+ * Hand-off. One 64-bit atomic, `ticket`, holds the job's generation in its
+ * high half and the next unclaimed piece in its low half. The caller
+ * writes the job (atomically, field by field), then publishes a new
+ * ticket (gen + 1, piece 0); a thread claims a piece by a compare-and-swap
+ * from (gen, c) to (gen, c + 1), so it can only ever claim a piece of the
+ * generation whose job it read: a worker that wakes late, after that job
+ * is finished and another published, fails its swap and starts over with
+ * the new ticket (before rewriting a job the caller also closes the old
+ * ticket, so a thread can't pair it with half-written fields). A thread
+ * that ran a piece counts it in `done`; the
+ * caller, once no piece is left to claim, spins and then sleeps until
+ * `done` reaches the job's pieces. So the caller waits only for pieces
+ * that are running, never for a worker that has not woken up yet (on a
+ * busy machine a descheduled worker would otherwise stall every kernel).
+ * Workers spin on the ticket's generation for up to RT_SPIN_NS (kernels
+ * come back to back, and a sleeping thread takes tens of microseconds to
+ * wake), then sleep on `wake`. The mutex is taken only to sleep or to wake
+ * a sleeper: `sleeping` and `waiting` are checked after the counters they
+ * guard (sequentially consistent atomics on both sides), so no wake-up is
+ * lost. The counters each live on their own cache line so spinning
+ * threads don't slow the writers of the others.
  *
  * Compiled with -fvisibility=hidden into the embedded model runtime: none of
  * these symbols leave the model.so.
@@ -63,11 +73,14 @@
 #define rt_relax() ((void)0)
 #endif
 
+/* A job as the threads read it: every field atomic, because a late
+ * worker may read it while the caller writes the next one (its swap on the
+ * ticket then fails and it reads again). */
 typedef struct rt_job {
-  nncc_rt_kernel_fn fn; /* the kernel */
-  void *const *slots;   /* its buffers */
-  int64_t n;            /* iterations */
-  int npieces;          /* pieces the job is cut into */
+  _Atomic(nncc_rt_kernel_fn) fn;  /* the kernel */
+  _Atomic(void *const *) slots;   /* its buffers */
+  _Atomic int64_t n;              /* iterations */
+  atomic_int npieces;             /* pieces the job is cut into */
 } rt_job;
 
 /* The learned single-thread cost of one kernel. */
@@ -82,13 +95,12 @@ struct rt_pool {
   int started;           /* workers actually started */
   pthread_mutex_t mu;    /* taken to sleep on wake/done and to signal them */
   pthread_cond_t wake;   /* workers wait here for a new gen */
-  pthread_cond_t done;   /* the caller waits here for left == 0 */
-  rt_job job;            /* the current job (stable while left > 0) */
+  pthread_cond_t done;   /* the caller waits here for all pieces done */
+  rt_job job;            /* the current job (see rt_job) */
   bool stop;             /* shutting down (under mu) */
   rt_cost cost[RT_COST_SLOTS]; /* caller-only: learned kernel costs */
-  _Alignas(64) atomic_ulong gen; /* job generation, bumped per job */
-  _Alignas(64) atomic_int next;  /* next piece to claim */
-  _Alignas(64) atomic_int left;  /* workers not yet done with the job */
+  _Alignas(64) _Atomic uint64_t ticket; /* gen << 32 | next piece to claim */
+  _Alignas(64) atomic_int done_pieces;  /* pieces of this gen finished */
   _Alignas(64) atomic_int sleeping; /* workers blocked (or about to) on wake */
   atomic_int waiting;    /* the caller is blocked (or about to) on done */
 };
@@ -99,47 +111,60 @@ static uint64_t rt_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Claims and runs pieces of the current job until none is left; returns
- * how many it ran. */
-static int rt_work(rt_pool *p, const rt_job *job) {
-  int64_t q = job->n / job->npieces, r = job->n % job->npieces;
-  for (int ran = 0;; ran++) {
-    int c = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-    if (c >= job->npieces) return ran;
+static uint32_t rt_gen(uint64_t ticket) { return (uint32_t)(ticket >> 32); }
+
+/* Claims and runs pieces of the job of generation gen until none is left
+ * (or a newer job replaced it); returns how many it ran. */
+static int rt_work(rt_pool *p, uint32_t gen) {
+  int ran = 0;
+  for (;;) {
+    uint64_t t = atomic_load(&p->ticket);
+    if (rt_gen(t) != gen) return ran;
+    /* read the job, then claim: the swap succeeds only if the ticket (so
+     * the job) is still the one read */
+    nncc_rt_kernel_fn fn = atomic_load_explicit(&p->job.fn, memory_order_relaxed);
+    void *const *slots = atomic_load_explicit(&p->job.slots, memory_order_relaxed);
+    int64_t n = atomic_load_explicit(&p->job.n, memory_order_relaxed);
+    int np = atomic_load_explicit(&p->job.npieces, memory_order_relaxed);
+    uint32_t c = (uint32_t)t;
+    if (c >= (uint32_t)np) return ran; /* none left, or the ticket is closed */
+    if (!atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) continue;
     /* the first r pieces get q + 1 iterations */
-    int64_t begin = q * c + (c < r ? c : r);
-    job->fn(job->slots, begin, begin + q + (c < r ? 1 : 0));
+    int64_t q = n / np, r = n % np;
+    int64_t begin = q * c + ((int64_t)c < r ? c : r);
+    fn(slots, begin, begin + q + ((int64_t)c < r ? 1 : 0));
+    ran++;
+    if (atomic_fetch_add(&p->done_pieces, 1) + 1 == np && atomic_load(&p->waiting)) {
+      pthread_mutex_lock(&p->mu);
+      pthread_cond_signal(&p->done);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
 }
 
 static void *rt_worker_main(void *arg) {
   rt_pool *p = arg;
-  unsigned long seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    if (atomic_load(&p->gen) == seen) {
+    if (rt_gen(atomic_load(&p->ticket)) == seen) {
       uint64_t t0 = rt_now_ns();
-      for (int i = 1; atomic_load(&p->gen) == seen; i++) {
+      for (int i = 1; rt_gen(atomic_load(&p->ticket)) == seen; i++) {
         rt_relax();
         if (i % 256 == 0 && rt_now_ns() - t0 > RT_SPIN_NS) break;
       }
     }
-    if (atomic_load(&p->gen) == seen) {
+    if (rt_gen(atomic_load(&p->ticket)) == seen) {
       pthread_mutex_lock(&p->mu);
       atomic_fetch_add(&p->sleeping, 1);
-      while (!p->stop && atomic_load(&p->gen) == seen)
+      while (!p->stop && rt_gen(atomic_load(&p->ticket)) == seen)
         pthread_cond_wait(&p->wake, &p->mu);
       atomic_fetch_sub(&p->sleeping, 1);
+      bool stop = p->stop;
       pthread_mutex_unlock(&p->mu);
+      if (stop) return NULL;
     }
-    if (atomic_load(&p->gen) == seen) return NULL; /* stop */
-    seen = atomic_load(&p->gen);
-    rt_job job = p->job;
-    rt_work(p, &job);
-    if (atomic_fetch_sub(&p->left, 1) == 1 && atomic_load(&p->waiting)) {
-      pthread_mutex_lock(&p->mu);
-      pthread_cond_signal(&p->done);
-      pthread_mutex_unlock(&p->mu);
-    }
+    seen = rt_gen(atomic_load(&p->ticket));
+    rt_work(p, seen);
   }
 }
 
@@ -153,9 +178,8 @@ rt_pool *rt_pool_new(int nthreads) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->wake, NULL);
   pthread_cond_init(&p->done, NULL);
-  atomic_init(&p->gen, 0);
-  atomic_init(&p->next, 0);
-  atomic_init(&p->left, 0);
+  atomic_init(&p->ticket, 0);
+  atomic_init(&p->done_pieces, 0);
   atomic_init(&p->sleeping, 0);
   atomic_init(&p->waiting, 0);
   if (nthreads > 1) {
@@ -193,24 +217,33 @@ void rt_pool_free(rt_pool *p) {
  * Returns the job's single-thread time as the caller's own pieces imply it
  * (their time, times the pieces per piece it ran), which leaves out the
  * hand-off; -1 when the caller ran no piece. */
-static double rt_run_split(rt_pool *p, const rt_job *job) {
-  p->job = *job;
-  atomic_store(&p->next, 0);
-  atomic_store(&p->left, p->started);
-  atomic_fetch_add(&p->gen, 1);
+static double rt_run_split(rt_pool *p, nncc_rt_kernel_fn fn, void *const *slots, int64_t n,
+                           int npieces) {
+  /* Every piece of the previous job is done. Close its ticket first (no
+   * piece number is that high), so that a thread which read the old ticket
+   * and then some fields of the job being written can't claim anything;
+   * then write the job and publish it under a new generation. */
+  uint32_t gen = rt_gen(atomic_load(&p->ticket)) + 1;
+  atomic_store(&p->ticket, ((uint64_t)(gen - 1) << 32) | 0xffffffffu);
+  atomic_store(&p->done_pieces, 0);
+  atomic_store_explicit(&p->job.fn, fn, memory_order_relaxed);
+  atomic_store_explicit(&p->job.slots, slots, memory_order_relaxed);
+  atomic_store_explicit(&p->job.n, n, memory_order_relaxed);
+  atomic_store_explicit(&p->job.npieces, npieces, memory_order_relaxed);
+  atomic_store(&p->ticket, (uint64_t)gen << 32);
   if (atomic_load(&p->sleeping)) {
     pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
   }
   uint64_t t0 = rt_now_ns();
-  int ran = rt_work(p, job);
-  double ns = ran ? (double)(rt_now_ns() - t0) * job->npieces / ran : -1;
-  for (int i = 0; i < 20000 && atomic_load(&p->left) != 0; i++) rt_relax();
-  if (atomic_load(&p->left) != 0) {
+  int ran = rt_work(p, gen);
+  double ns = ran ? (double)(rt_now_ns() - t0) * npieces / ran : -1;
+  for (int i = 0; i < 20000 && atomic_load(&p->done_pieces) != npieces; i++) rt_relax();
+  if (atomic_load(&p->done_pieces) != npieces) {
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->waiting, 1);
-    while (atomic_load(&p->left) != 0) pthread_cond_wait(&p->done, &p->mu);
+    while (atomic_load(&p->done_pieces) != npieces) pthread_cond_wait(&p->done, &p->mu);
     atomic_store(&p->waiting, 0);
     pthread_mutex_unlock(&p->mu);
   }
@@ -230,8 +263,7 @@ void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots,
   double ns;
   if (c->fn == fn && c->ns >= RT_INLINE_NS) {
     int64_t most = (int64_t)RT_PIECES_PER_THREAD * (p->started + 1);
-    rt_job job = {fn, slots, n, (int)(n < most ? n : most)};
-    ns = rt_run_split(p, &job);
+    ns = rt_run_split(p, fn, slots, n, (int)(n < most ? n : most));
     if (ns < 0) return;
   } else {
     uint64_t t0 = rt_now_ns();
