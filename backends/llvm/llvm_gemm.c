@@ -44,7 +44,12 @@
  *
  * Operand layouts. A is read through any strides (its elements are
  * broadcast), or from panels of PACK_A rows (ks_gemm.a_panel, a packed
- * convolution weight: then a row tile reads one contiguous stream). B is
+ * convolution weight: then a row tile reads one contiguous stream, and
+ * prefetches the next row tile's stream into L2 as it goes: a convolution
+ * with few output columns (the 7x7 layers of a ResNet) uses each weight
+ * only a few dozen times, so its weights come from memory, and short
+ * per-block streams are not picked up by the hardware prefetcher early
+ * enough; the prefetch nearly halves those layers' time). B is
  * read as vectors of contiguous columns: rows with column stride 1, or
  * panels of P columns (ks_gemm.b_panel, a packed linear weight), which are
  * zero-padded, so their loads are never masked.
@@ -434,17 +439,23 @@ enum {
   UK_ALPHA,  /* float */
   UK_LOAD_C, /* i1: add to C (else store) */
   UK_NLAST,  /* i64: valid lanes of the last vector (masked kernels) */
+  UK_A_PF,   /* i64: elements from A to the A of the next row tile, whose
+                lines the k loop prefetches (prefetching kernels) */
   UK_B0,     /* float*: B[k0, n0 + j*W], j < nv */
 };
 
 /* The microkernel for an mr x (nv vectors) tile; `masked`: the last vector
- * is partial (UK_NLAST lanes) in C, and in B too when `bmask`. Built once
- * per module. */
+ * is partial (UK_NLAST lanes) in C, and in B too when `bmask`; `pf`: each k
+ * step also prefetches (into L2) the A elements of the same step of the
+ * next row tile, UK_A_PF elements on. With A in panels that is a
+ * contiguous stream (8 floats a step), so the weights of a GEMM that reads
+ * them once (few columns: they come from memory, not cache) arrive ahead
+ * of their row tile instead of stalling it. Built once per module. */
 static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
-                            bool masked, bool bmask) {
+                            bool masked, bool bmask, bool pf) {
   char name[64];
-  snprintf(name, sizeof name, "nncc.gemm.w%d.%dx%d%s%s", cf->w, mr, nv,
-           masked ? ".m" : "", masked && bmask ? "b" : "");
+  snprintf(name, sizeof name, "nncc.gemm.w%d.%dx%d%s%s%s", cf->w, mr, nv,
+           masked ? ".m" : "", masked && bmask ? "b" : "", pf ? ".pf" : "");
   LLVMValueRef fn = LLVMGetNamedFunction(lm->mod, name);
   if (fn)
     return fn;
@@ -452,7 +463,8 @@ static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
   LLVMBasicBlockRef saved = LLVMGetInsertBlock(b);
   LLVMTypeRef fp = LLVMPointerType(lm->t_f32, 0);
   LLVMTypeRef ps[UK_B0 + MAX_NV] = {fp, lm->t_i64, lm->t_i64, lm->t_i64, lm->t_i64,
-                                    fp, lm->t_i64, lm->t_f32, lm->t_i1, lm->t_i64};
+                                    fp, lm->t_i64, lm->t_f32, lm->t_i1, lm->t_i64,
+                                    lm->t_i64};
   for (int j = 0; j < nv; j++)
     ps[UK_B0 + j] = fp;
   LLVMValueRef P[UK_B0 + MAX_NV];
@@ -489,6 +501,15 @@ static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
     bv[j] = vload(lm, vt, gep(lm, P[UK_B0 + j], boff),
                   masked && bmask && j == nv - 1 ? mask : NULL);
   LLVMValueRef aoff = LLVMBuildMul(b, kl.kk, P[UK_A_CS], "");
+  if (pf) { /* llvm.prefetch(addr, read, locality 2 = L2, data) */
+    /* a plain GEP: the address may lie past A's buffer (the last tile) */
+    LLVMValueRef pi = LLVMBuildAdd(b, P[UK_A_PF], aoff, "");
+    LLVMValueRef pa = LLVMBuildGEP2(b, lm->t_f32, P[UK_A], &pi, 1, "");
+    LLVMTypeRef pt = LLVMTypeOf(pa);
+    LLVMValueRef args[4] = {pa, LLVMConstInt(lm->t_i32, 0, 0), LLVMConstInt(lm->t_i32, 2, 0),
+                            LLVMConstInt(lm->t_i32, 1, 0)};
+    intrin(lm, "llvm.prefetch", &pt, 1, args, 4);
+  }
   for (int i = 0; i < mr; i++) {
     LLVMValueRef a = LLVMBuildLoad2(b, lm->t_f32, gep(lm, arow[i], aoff), "");
     LLVMValueRef av = splat(lm, vt, a);
@@ -632,7 +653,8 @@ static void call_uk(gd *d, int mr, int nv, bool masked, LLVMValueRef m0,
   llvm_mod *lm = d->lm;
   LLVMBuilderRef b = lm->b;
   bool bmask = d->g->b_panel == 0;
-  LLVMValueRef fn = ukernel(lm, &d->cf, mr, nv, masked, bmask);
+  bool pf = d->g->a_panel > 0;
+  LLVMValueRef fn = ukernel(lm, &d->cf, mr, nv, masked, bmask, pf);
   LLVMValueRef args[UK_B0 + MAX_NV];
   /* A[m0, k0]: with panels, m0 is inside panel m0 / P at row m0 % P */
   LLVMValueRef aoff = d->g->a_panel > 0 ? panel_off(lm, m0, d->g->a_panel, d->v->k)
@@ -648,6 +670,9 @@ static void call_uk(gd *d, int mr, int nv, bool masked, LLVMValueRef m0,
   args[UK_ALPHA] = LLVMConstReal(lm->t_f32, d->g->alpha);
   args[UK_LOAD_C] = d->load_c;
   args[UK_NLAST] = nlast ? nlast : ci64(lm, d->cf.w);
+  /* the next row tile of A in panels: the next panel (a prefetch past the
+   * last one touches nothing) */
+  args[UK_A_PF] = pf ? LLVMBuildMul(b, ci64(lm, d->g->a_panel), d->v->k, "") : ci64(lm, 0);
   for (int j = 0; j < nv; j++)
     args[UK_B0 + j] = bp[j];
   LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)(UK_B0 + nv), "");

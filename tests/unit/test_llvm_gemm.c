@@ -218,6 +218,11 @@ static void run_cases(const tcase *t, int n, const char *mcpu, int width) {
     CHECK(r.ir_text && strstr(r.ir_text, "nncc.gemm.w") == NULL);
   if (width >= 8) /* narrow column tails of a packed A */
     CHECK(r.ir_text && strstr(r.ir_text, "nncc.gemm.narrow.") != NULL);
+  if (width > 0) { /* a packed A: the row tiles prefetch the next one */
+    snprintf(want_name, sizeof want_name, "nncc.gemm.w%d.%dx3.pf", width, width == 16 ? 8 : 4);
+    CHECK(r.ir_text && strstr(r.ir_text, want_name) != NULL);
+    CHECK(r.ir_text && strstr(r.ir_text, "@llvm.prefetch") != NULL);
+  }
   graph_fn fn;
   void *h = lt_load_object(&r, &fn);
   if (h) {
