@@ -293,6 +293,16 @@ static void print_caret(nn_diag *d, nn_loc loc) {
   }
 }
 
+/* The user-level origin of loc, as a note line, when the callback knows it. */
+static void print_origin(nn_diag *d, nn_loc loc) {
+  if (!d->origin || !loc.file || loc.line <= 0) return;
+  char buf[512];
+  buf[0] = 0;
+  if (d->origin(d->origin_ctx, loc.file, loc.line, loc.col, buf, sizeof buf) != 1) return;
+  buf[sizeof buf - 1] = 0;
+  fprintf(d->out ? d->out : stderr, "nncc: note: %s\n", buf);
+}
+
 void nn_vreport(nn_diag *d, const char *kind, nn_loc loc, const char *fmt,
                 va_list ap) {
   FILE *f = d->out ? d->out : stderr;
@@ -300,7 +310,10 @@ void nn_vreport(nn_diag *d, const char *kind, nn_loc loc, const char *fmt,
   print_loc(f, loc);
   vfprintf(f, fmt, ap);
   fputc('\n', f);
-  if (strcmp(kind, "note") != 0) print_caret(d, loc);
+  if (strcmp(kind, "note") != 0) {
+    print_caret(d, loc);
+    print_origin(d, loc);
+  }
 }
 
 void nn_error(nn_diag *d, nn_loc loc, const char *fmt, ...) {
@@ -320,6 +333,14 @@ void nn_warning(nn_diag *d, nn_loc loc, const char *fmt, ...) {
     d->errors++;
   else
     d->warnings++;
+}
+
+void nn_remark(nn_diag *d, nn_loc loc, const char *fmt, ...) {
+  if (!d->wall) return;
+  va_list ap;
+  va_start(ap, fmt);
+  nn_vreport(d, "remark", loc, fmt, ap);
+  va_end(ap);
 }
 
 void nn_note(nn_diag *d, nn_loc loc, const char *fmt, ...) {

@@ -116,13 +116,24 @@ typedef struct nn_loc {
 typedef const char *(*nn_source_fn)(void *ctx, const char *file, int line,
                                      size_t *len);
 
+/* Writes into buf[0..n) a one-line account of where the code at file:line:col
+ * came from in the user's own program, e.g. "traced from /home/u/net.py:42",
+ * and returns 1; returns 0 (buf unspecified) when that is not known. Called
+ * only while a diagnostic is printed, so it may do slow work lazily. */
+typedef int (*nn_origin_fn)(void *ctx, const char *file, int line, int col,
+                            char *buf, size_t n);
+
 typedef struct nn_diag {
   FILE *out;              /* where messages go (stderr by default) */
   int errors;             /* errors reported so far */
   int warnings;           /* warnings reported so far */
   int werror;             /* treat warnings as errors */
+  int wall;               /* also show remarks (nn_remark) */
   nn_source_fn source;    /* optional: source line lookup for carets */
   void *source_ctx;       /* passed to source */
+  nn_origin_fn origin;    /* optional: user-level origin, printed as a note
+                             after the caret of errors and warnings */
+  void *origin_ctx;       /* passed to origin */
 } nn_diag;
 
 void nn_diag_init(nn_diag *d, FILE *out);
@@ -131,6 +142,12 @@ void nn_diag_init(nn_diag *d, FILE *out);
 void nn_error(nn_diag *d, nn_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void nn_warning(nn_diag *d, nn_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A "remark:" about something nncc changed that is expected and harmless
+ * (e.g. an in-place op computed out of place). Printed like a warning, with
+ * its source line, only when d->wall is set (-Wall); never counts as a
+ * warning and never fails the run, -Werror or not. */
+void nn_remark(nn_diag *d, nn_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A "note:" line attached to the previous error or warning. */
 void nn_note(nn_diag *d, nn_loc loc, const char *fmt, ...)

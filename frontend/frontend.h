@@ -8,6 +8,7 @@
  *              (tsprint.c prints the AST: fe_block_print, fe_expr_print)
  *   schema.c   ATen schemas (schemas.def) → canonical IR ops
  *   import.c   new-format archives → module tree (fe_module)
+ *   debuginfo.c  code/FILE.py.debug_pkl → the user's file and line
  *   lower.c    module tree + AST → graph IR
  *
  * All memory comes from the caller's arena; all user-facing errors go to the
@@ -482,6 +483,30 @@ const char *fe_model_source_line(void *model, const char *file, int line,
  * files and one synthetic class per module with methods (FORMATS.md §5).
  * Returns 0, or -1 after reporting errors. */
 int fe_import_legacy(fe_model *m, nn_arena *arena, nn_diag *d);
+
+/* ====================================================================== */
+/* debuginfo.c — the user's own source lines, from code/FILE.py.debug_pkl    */
+/* ====================================================================== */
+
+/* Where a piece of generated code came from in the user's program. */
+typedef struct fe_origin {
+  const char *file;  /* the user's Python file, as recorded */
+  int line;          /* 1-based line in it */
+  bool traced;       /* from a traced call stack (else scripted source) */
+} fe_origin;
+
+/* Looks up byte `offset` of a code file in its debug_pkl bytes
+ * pkl[0..len) (any of the three layouts described in debuginfo.c: records of 2 or 3
+ * items, with or without a string table). Returns 1 and fills *out, or 0
+ * when the bytes are malformed or say nothing about that offset. Never
+ * reports: a bad debug_pkl is ignored. */
+int fe_debug_origin(const void *pkl, size_t len, size_t offset, nn_arena *arena,
+                    fe_origin *out);
+/* An nn_origin_fn over an fe_model: reads FILE.debug_pkl lazily from the
+ * archive and writes "traced from PATH:LINE" (or "scripted from PATH:LINE").
+ * fe_import installs it next to fe_model_source_line. */
+int fe_model_origin(void *model, const char *file, int line, int col, char *buf,
+                    size_t n);
 
 /* ====================================================================== */
 /* lower.c — module tree + code → graph IR                                 */

@@ -172,6 +172,11 @@ fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d) {
     d->source = fe_model_source_line;
     d->source_ctx = m;
   }
+  /* ...and, when the archive has debug info, the user's own file and line. */
+  if (!d->origin) {
+    d->origin = fe_model_origin;
+    d->origin_ctx = m;
+  }
   nn_loc at = {path, 0, 0};
 
   if (fe_archive_find(a, "model.json")) {
@@ -213,6 +218,7 @@ fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d) {
 
 fail:
   fe_archive_close(a);
+  m->archive = NULL; /* d->origin may still point here: no more reads */
   return NULL;
 }
 

@@ -8,6 +8,8 @@
  *     if the operand is a view (slice, select, view, transpose, ...) of a
  *     tensor that is read after the mutation, the mutation is observable
  *     through that tensor, and the model is rejected with a located error.
+ *     Otherwise the rewrite is harmless; with -Wall it is a remark, once
+ *     per op kind, at the first place it happens.
  *  2. Eval-mode identities (ops flagged IR_IDENTITY: dropout with
  *     train=False, contiguous, detach, clone) are replaced by their input. A
  *     dropout in training mode is a warning: inference drops it all the same.
@@ -53,6 +55,7 @@ static bool used_after(ir_graph *g, const int *posv, int pos, ir_value v) {
 static int purify_inplace(ir_graph *g, nn_diag *d) {
   int errors = 0;
   int *posv = ir_positions(g);
+  bool remarked[NN_OP_COUNT] = {0}; /* one -Wall remark per op kind */
   for (int k = 0; k < g->order.len; k++) {
     ir_nodeid id = g->order.data[k];
     ir_node *n = ir_node_get(g, id);
@@ -61,6 +64,7 @@ static int purify_inplace(ir_graph *g, nn_diag *d) {
     if (n->nin == 0 || n->nout == 0) continue;
     ir_value x = n->in[0], r = n->out[0];
     /* Reject when an aliasing base is still read after the mutation. */
+    bool aliased = false;
     for (ir_value b = view_base(g, x); b != IR_NOVAL; b = view_base(g, b)) {
       if (used_after(g, posv, posv[id], b)) {
         nn_error(d, n->loc,
@@ -68,8 +72,15 @@ static int purify_inplace(ir_graph *g, nn_diag *d) {
                  "afterwards; this aliasing is not supported",
                  ir_ops[n->op].name);
         errors++;
+        aliased = true;
         break;
       }
+    }
+    if (!aliased && !remarked[n->op]) {
+      remarked[n->op] = true;
+      nn_remark(d, n->loc,
+                "in-place '%s_' computed out of place (nothing else observes its input)",
+                ir_ops[n->op].name);
     }
     ir_replace_uses_after(g, id, x, r);
   }

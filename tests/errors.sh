@@ -1,8 +1,9 @@
 #!/bin/bash
 # errors.sh — bad input gives a located "nncc: error:" message, exit code 1,
-# no crash and no output file. Each case's expected stderr and exit code are
-# in tests/errors/CASE.expected (first line "exit N"); NNCC_UPDATE_GOLDEN=1
-# rewrites them.
+# no crash and no output file; where the archive has debug info, a note names
+# the user's own file and line. -Wall remarks are checked here too. Each
+# case's expected stderr and exit code are in tests/errors/CASE.expected
+# (first line "exit N"); NNCC_UPDATE_GOLDEN=1 rewrites them.
 set -u
 : "${NNCC:?}" "${NNCC_SRC:?}"
 py=python3
@@ -30,6 +31,11 @@ check truncated truncated.pt --emit=ir --input 'x:f32[1,1,28,28]'
 check evil_global evil_global.pt --emit=ir --input 'x:f32[1,1,28,28]'
 check syntax_error syntax_error.pt --emit=ir --input 'x:f32[1,1,28,28]'
 check unsupported_ops unsupported_ops.pt --emit=ir --input 'x:f32[1,1,28,28]'
+check near_miss near_miss.pt --emit=ir --input 'x:f32[1,1,28,28]'
+check bad_debug_pkl bad_debug_pkl.pt --emit=ir --input 'x:f32[1,1,28,28]'
+check no_debug_pkl no_debug_pkl.pt --emit=ir --input 'x:f32[1,1,28,28]'
+check inplace_remark inplace.pt --emit=ir --input 'x:f32[1,1,28,28]' -Wall -Werror
+check inplace_quiet inplace.pt --emit=ir --input 'x:f32[1,1,28,28]' -Werror
 check weights_only weights_only.pt --emit=ir --input 'x:f32[1,1,28,28]'
 check missing_storage missing_storage.pt --emit=ir --input 'x:f32[1,1,28,28]'
 check missing_file no_such_file.pt --emit=ir

@@ -27,7 +27,7 @@ for i, path in enumerate(sorted(glob.glob(os.path.join(work, "zip", "*")))):
         continue
     for n in z.namelist():
         base = "%d_%s" % (i, n.replace("/", "_"))
-        if n.endswith(".pkl"):
+        if n.endswith(".pkl") or n.endswith(".debug_pkl"):
             open(os.path.join(work, "pkl", base), "wb").write(z.read(n))
         elif n.endswith(".py"):
             open(os.path.join(work, "py", base), "wb").write(z.read(n))

@@ -124,6 +124,7 @@ static void usage(FILE *f) {
       "  --print-loc                show source locations and module scopes in IR dumps\n"
       "  --verify-each              run the IR verifier after every pass\n"
       "  -Werror                    treat warnings as errors\n"
+      "  -Wall                      also print remarks on harmless rewrites\n"
       "  --list-aten                list the supported TorchScript ops and the IR op\n"
       "                             each becomes\n"
       "  --list-ops                 list the IR ops\n"
@@ -148,6 +149,7 @@ typedef struct options {
   pass_opts po;
   bool print_loc;
   bool werror;
+  bool wall;            /* -Wall: show remarks */
   int opt_level;         /* -O0..-O3 */
   const char *mcpu;      /* --mcpu */
   const char *weights;   /* --weights: a torch.save file, or NULL */
@@ -463,6 +465,7 @@ static int compile(options *o) {
   nn_diag d;
   nn_diag_init(&d, stderr);
   d.werror = o->werror;
+  d.wall = o->wall;
   int rc = EXIT_MODEL;
   fe_model *m = NULL;
   ir_graph *g;
@@ -622,6 +625,8 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
       o.po.verify_each = true;
     } else if (!strcmp(a, "-Werror")) {
       o.werror = true;
+    } else if (!strcmp(a, "-Wall")) {
+      o.wall = true;
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown option '%s'", a);
     } else if (o.model) {

@@ -49,6 +49,38 @@ def main():
         return d
     rewrite(src, os.path.join(out, "unsupported_ops.pt"), unsupported)
 
+    # A near miss of a supported op name gets a suggestion.
+    def near_miss(n, d):
+        if n.endswith("nn/modules/activation.py"):
+            return d.replace(b"torch.relu(", b"torch.relo(")
+        return d
+    rewrite(src, os.path.join(out, "near_miss.pt"), near_miss)
+
+    # Debug info that is garbage, or absent: the error stays, without the
+    # note naming the user's file.
+    def bad_debug(n, d):
+        if n == root:
+            return d.replace(b"torch.view(", b"torch.frobnicate(")
+        if n == root + ".debug_pkl":
+            return d[: len(d) // 2]
+        return d
+    rewrite(src, os.path.join(out, "bad_debug_pkl.pt"), bad_debug)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(os.path.join(out, "no_debug_pkl.pt"), "w") as zout:
+        for info in zin.infolist():
+            if info.filename.endswith(".debug_pkl"):
+                continue
+            data = zin.read(info.filename)
+            if info.filename == root:
+                data = data.replace(b"torch.view(", b"torch.frobnicate(")
+            zout.writestr(info, data)
+
+    # An in-place relu: computed out of place, a remark with -Wall only.
+    def inplace(n, d):
+        if n.endswith("nn/modules/activation.py"):
+            return d.replace(b"torch.relu(", b"torch.relu_(")
+        return d
+    rewrite(src, os.path.join(out, "inplace.pt"), inplace)
+
     # The input only reaches the convolutions through a view, which says
     # nothing of its rank: without --input it cannot be inferred.
     def viewed_input(n, d):
