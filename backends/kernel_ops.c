@@ -29,8 +29,12 @@
  *    around loops over the reduced dims (KS_REDUCE) that carry a LET
  *    accumulator; softmax/log_softmax/cumsum and the normalizations use one
  *    kernel with a parallel loop over rows and several inner passes.
- *  - pooling: windows with bounds checks (KS_IF) in the loop, never a
- *    padded copy; adaptive windows use PyTorch's start = floor(i*in/out),
+ *  - pooling: never a padded copy. Fixed windows without an indices output
+ *    run as passes over each output row whose innermost loop is a
+ *    KS_VECTOR loop over output columns with no checks (the range of
+ *    columns each window column can reach is computed up front); the
+ *    indices form and adaptive windows check bounds (KS_IF) per element;
+ *    adaptive windows use PyTorch's start = floor(i*in/out),
  *    end = ceil((i+1)*in/out).
  *
  * Scalars (IR int/bool, float values) live in 1-element i64/f64 buffers,
@@ -1809,6 +1813,183 @@ static void adaptive_window(L *l, kernel *k, kx_id o, ir_dim in, ir_dim on,
                onx);
 }
 
+/* What pool_passes needs of one output row (see pool_rows). */
+typedef struct pool_geom {
+  bool avg;            /* sum (else max) */
+  nn_dtype odt, cd;    /* output and compute dtypes */
+  int32_t os, xs;      /* output and input slots */
+  kx_id orow;          /* index of the row's first output element */
+  const kx_id *lo, *hi; /* per window column: its valid ow range */
+  kx_id A, B;          /* the interior ow range (A <= B) */
+  int64_t KW, sw, dw, pw; /* window columns, stride, dilation, padding */
+  int32_t acc, xv;     /* variables (cd): the running value, one input */
+} pool_geom;
+
+/* Adds the window rows starting at input elements rows[0..nrows) (all of
+ * which exist) into the output row: the interior [A, B) in one KS_VECTOR
+ * loop taking every row and column, then per row and window column j the
+ * parts of [lo_j, hi_j) left of A and right of B. Every output element
+ * thus takes its terms in (row, column) order. */
+static void pool_passes(kernel *k, const pool_geom *g, const kx_id *rows,
+                        int nrows) {
+  /* pieces: 0 = interior (all at once), 1 = left, 2 = right */
+  for (int piece = 0; piece < 3; piece++) {
+    for (int r = 0; r < (piece ? nrows : 1); r++) {
+      for (int64_t j = 0; j < (piece ? g->KW : 1); j++) {
+        kx_id from = piece == 0 ? g->A
+                     : piece == 1 ? g->lo[j]
+                                  : k_bin(k, KX_MAX, g->lo[j], g->B);
+        kx_id to = piece == 0 ? g->B
+                   : piece == 1 ? k_bin(k, KX_MIN, g->hi[j], g->A)
+                                : g->hi[j];
+        kx_id ow = k_varref(k, k_for_begin(k, from, to, KS_VECTOR));
+        kx_id oidx = k_bin(k, KX_ADD, g->orow, ow);
+        /* LETs keep each statement small (acc is used twice per term) */
+        k_let(k, g->acc, k_cast(k, g->cd, k_load(k, g->os, oidx)));
+        kx_id acc = k_varref(k, g->acc);
+        kx_id col = k_bin(k, KX_MUL, ow, k_i64(k, g->sw));
+        for (int rr = piece ? r : 0; rr < (piece ? r + 1 : nrows); rr++) {
+          for (int64_t jj = piece ? j : 0; jj < (piece ? j + 1 : g->KW); jj++) {
+            kx_id xi = k_bin(k, KX_ADD, rows[rr],
+                             k_bin(k, KX_ADD, col,
+                                   k_i64(k, jj * g->dw - g->pw)));
+            kx_id x = k_cast(k, g->cd, k_load(k, g->xs, xi));
+            if (g->avg) {
+              k_let(k, g->acc, k_bin(k, KX_ADD, acc, x));
+            } else {
+              k_let(k, g->xv, x);
+              x = k_varref(k, g->xv);
+              kx_id better = k_bin(k, KX_GT, x, acc);
+              if (nn_dtype_is_float(g->cd))
+                better = k_bin(k, KX_OR, better, k_bin(k, KX_NE, x, x));
+              k_let(k, g->acc, k_select(k, better, x, acc));
+            }
+          }
+        }
+        k_store(k, g->os, oidx, k_cast(k, g->odt, acc));
+        k_for_end(k);
+      }
+    }
+  }
+}
+
+/* Fixed-window pooling (no indices output) as passes over each output row,
+ * for the vectorizer. For every output row (p, oh) — the parallel loop —
+ * the row is first filled with the reduction's identity; then, for each
+ * window row i whose input row exists, each window column j adds input
+ * column ow*sw - pw + j*dw to output column ow for exactly the ow where
+ * that column exists: lo_j <= ow < hi_j, bounds computed once, so the
+ * innermost loops carry no checks and load at an index affine in ow. The
+ * ow range every j shares (the interior) is one KS_VECTOR loop combining
+ * all KW columns in one expression; the few columns left of and right of
+ * it get a short loop per j. Output rows whose window rows all exist take
+ * all KH*KW terms in one interior pass (pool_passes with every row). Each
+ * output element thus sees its valid
+ * window elements in the same order (rows, then columns) as the checked
+ * form, so sums round alike; max keeps NaN (any NaN in the window gives
+ * NaN) and padding never wins. Average pooling then divides the row by
+ * its divisor. The output buffer holds the partial results, so the caller
+ * uses this only when that loses nothing: max pooling (any dtype stores
+ * the max exactly), or the output dtype is the compute dtype. */
+static void pool_rows(L *l, kernel *k, bool avg, ir_dim P, ir_dim H, ir_dim W,
+                      ir_dim OH, ir_dim OW, const int64_t *ks,
+                      const int64_t *st, const int64_t *pd, const int64_t *dl,
+                      int64_t cip, int64_t divisor, nn_dtype odt, nn_dtype cd,
+                      int32_t os, int32_t xs) {
+  ir_dim dims[2] = {P, OH};
+  kx_id v[2];
+  int nl = nest(l, k, 2, dims, v, true, false, 0);
+  kx_id p = v[0], oh = v[1];
+  kx_id Hx = X(l, k, H), Wx = X(l, k, W), OWx = X(l, k, OW);
+  kx_id orow = k_bin(k, KX_ADD,
+                     k_bin(k, KX_MUL, p, k_bin(k, KX_MUL, X(l, k, OH), OWx)),
+                     k_bin(k, KX_MUL, oh, OWx));
+  kx_id xplane = k_bin(k, KX_MUL, p, k_bin(k, KX_MUL, Hx, Wx));
+  kx_id hs = k_bin(k, KX_SUB, k_bin(k, KX_MUL, oh, k_i64(k, st[0])),
+                   k_i64(k, pd[0]));
+  /* identity */
+  kx_id ow = k_varref(k, k_for_begin(k, k_i64(k, 0), OWx, KS_VECTOR));
+  k_store(k, os, k_bin(k, KX_ADD, orow, ow),
+          k_cast(k, odt, avg ? k_const_i(k, cd, 0) : k_extreme(k, cd, false)));
+  k_for_end(k);
+  /* valid ow range per window column: [lo_j, hi_j) */
+  kx_id lo[64], hi[64], A = k_i64(k, 0), B = OWx;
+  int64_t KW = ks[1];
+  for (int64_t j = 0; j < KW; j++) {
+    int64_t off = j * dl[1] - pd[1]; /* input column = ow*sw + off */
+    lo[j] = k_bin(k, KX_MAX, k_i64(k, 0),
+                  k_bin(k, KX_FLOORDIV, k_i64(k, -off + st[1] - 1),
+                        k_i64(k, st[1])));
+    hi[j] = k_bin(k, KX_MIN, OWx,
+                  k_bin(k, KX_ADD,
+                        k_bin(k, KX_FLOORDIV,
+                              k_bin(k, KX_SUB, Wx, k_i64(k, 1 + off)),
+                              k_i64(k, st[1])),
+                        k_i64(k, 1)));
+    A = k_bin(k, KX_MAX, A, lo[j]);
+    B = k_bin(k, KX_MIN, B, hi[j]);
+  }
+  B = k_bin(k, KX_MAX, A, B);
+  pool_geom g = {.avg = avg, .odt = odt, .cd = cd, .os = os, .xs = xs,
+                  .orow = orow, .lo = lo, .hi = hi, .A = A, .B = B,
+                  .KW = KW, .sw = st[1], .dw = dl[1], .pw = pd[1],
+                  .acc = k_var(k, cd), .xv = k_var(k, cd)};
+  kx_id last = k_bin(k, KX_ADD, hs, k_i64(k, (ks[0] - 1) * dl[0]));
+  bool unroll = ks[0] > 1 && ks[0] * KW <= 64;
+  if (unroll) {
+    /* every window row exists: all KH*KW terms in one interior pass */
+    kx_id rows[64];
+    for (int64_t i = 0; i < ks[0]; i++)
+      rows[i] = k_bin(k, KX_ADD, xplane,
+                      k_bin(k, KX_MUL,
+                            k_bin(k, KX_ADD, hs, k_i64(k, i * dl[0])), Wx));
+    k_if_begin(k, k_bin(k, KX_AND, k_bin(k, KX_GE, hs, k_i64(k, 0)),
+                        k_bin(k, KX_LT, last, Hx)));
+    pool_passes(k, &g, rows, (int)ks[0]);
+    k_else(k);
+  }
+  kx_id i = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, ks[0]), 0));
+  kx_id ih = k_bin(k, KX_ADD, hs, k_bin(k, KX_MUL, i, k_i64(k, dl[0])));
+  k_if_begin(k, k_bin(k, KX_AND, k_bin(k, KX_GE, ih, k_i64(k, 0)),
+                      k_bin(k, KX_LT, ih, Hx)));
+  kx_id xrow = k_bin(k, KX_ADD, xplane, k_bin(k, KX_MUL, ih, Wx));
+  pool_passes(k, &g, &xrow, 1);
+  k_if_end(k);
+  k_for_end(k);
+  if (unroll)
+    k_if_end(k);
+  if (avg) {
+    ow = k_varref(k, k_for_begin(k, k_i64(k, 0), OWx, KS_VECTOR));
+    kx_id div;
+    if (divisor) {
+      div = k_i64(k, divisor);
+    } else {
+      kx_id ws = k_bin(k, KX_SUB, k_bin(k, KX_MUL, ow, k_i64(k, st[1])),
+                       k_i64(k, pd[1]));
+      kx_id hend = k_bin(k, KX_MIN, k_bin(k, KX_ADD, hs, k_i64(k, ks[0])),
+                         X(l, k, daddi(l, H, pd[0])));
+      kx_id wend = k_bin(k, KX_MIN, k_bin(k, KX_ADD, ws, k_i64(k, ks[1])),
+                         X(l, k, daddi(l, W, pd[1])));
+      if (cip) {
+        div = k_bin(k, KX_MUL, k_bin(k, KX_SUB, hend, hs),
+                    k_bin(k, KX_SUB, wend, ws));
+      } else {
+        kx_id h0 = k_bin(k, KX_MAX, hs, k_i64(k, 0)),
+              w0 = k_bin(k, KX_MAX, ws, k_i64(k, 0));
+        kx_id h1 = k_bin(k, KX_MIN, hend, Hx),
+              w1 = k_bin(k, KX_MIN, wend, Wx);
+        div = k_bin(k, KX_MUL, k_bin(k, KX_SUB, h1, h0),
+                    k_bin(k, KX_SUB, w1, w0));
+      }
+    }
+    kx_id oidx = k_bin(k, KX_ADD, orow, ow);
+    k_store(k, os, oidx,
+            k_bin(k, KX_DIV, k_load(k, os, oidx), k_cast(k, cd, div)));
+    k_for_end(k);
+  }
+  nest_end(k, nl);
+}
+
 static int lower_pool(L *l) {
   const ir_node *n = l->n;
   ir_op op = n->op;
@@ -1854,6 +2035,11 @@ static int lower_pool(L *l) {
   if (n->nout == 2)
     is = wslot(l, k, NN_DT_I64, on, kl_value_buf(l->c, n->out[1]), "idx");
   int32_t xs = vslot(l, k, n->in[0], "x");
+  if (!adaptive && is < 0 && (!avg || odt == cd) && ks[1] <= 64) {
+    pool_rows(l, k, avg, P, H, W, OH, OW, ks, st, pd, dl, cip, divisor, odt,
+              cd, os, xs);
+    return 1;
+  }
   ir_dim dims[3] = {P, OH, OW};
   kx_id v[3];
   int nl = nest(l, k, 3, dims, v, true, false, 0);
