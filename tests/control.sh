@@ -30,7 +30,8 @@ done
 # Data-dependent control flow: the exact located error.
 "$NNCC" data_dependent.pt -o dd.so --input 'x:f32[2,2]' >/dev/null 2>dd.err
 rc=$?
-{ echo "exit $rc"; cat dd.err; } >dd.actual
+# (the note names the generator script where this checkout has it)
+{ echo "exit $rc"; sed "s|$NNCC_SRC/|SRC/|" dd.err; } >dd.actual
 [ "${NNCC_UPDATE_GOLDEN:-0}" = 1 ] && cp dd.actual "$NNCC_SRC/tests/control/data_dependent.expected"
 if diff -u "$NNCC_SRC/tests/control/data_dependent.expected" dd.actual && [ ! -e dd.so ]; then
   pass=$((pass+1)); echo "PASS data_dependent"; else fail=$((fail+1)); echo "FAIL data_dependent"; fi
