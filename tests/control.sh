@@ -4,11 +4,8 @@
 # refused with a located error (tests/control/data_dependent.expected).
 set -u
 : "${NNCC:?}" "${NNCC_SRC:?}" "${NNCC_BUILD:?}"
-py=""
-for c in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$c" ] && "$c" -c "import torch, numpy" 2>/dev/null && { py=$c; break; }
-done
-[ -n "$py" ] || { echo "skipped: no python3 with torch"; exit 77; }
+. "$NNCC_SRC/tests/lib/python.sh"
+need_python torch numpy
 dir="$NNCC_BUILD/control"
 "$py" "$NNCC_SRC/tests/control/make_control.py" "$dir" || exit 1
 cd "$dir" || exit 1

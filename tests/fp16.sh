@@ -18,12 +18,8 @@ if [ -z "${NNCC:-}" ] || [ ! -x "$NNCC" ]; then
   echo "fp16.sh: error: NNCC must name the nncc binary (got '${NNCC:-}')" >&2
   exit 1
 fi
-py=""
-for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$cand" ] || continue
-  if "$cand" -c 'import torch, torchvision, numpy' 2>/dev/null; then py="$cand"; break; fi
-done
-[ -n "$py" ] || { echo "skipped: no python3 that imports torch and torchvision"; exit 77; }
+. "$src/tests/lib/python.sh"
+need_python torch torchvision numpy
 bash "$src/tests/zoo/ensure_zoo.sh" "$py" "$zoo" || exit 1
 
 # Models, and whether their .so must shrink to <= 55% (weights dominate:

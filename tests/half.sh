@@ -4,11 +4,8 @@
 # result for the same half-rounded weights and input.
 set -u
 : "${NNCC:?}" "${NNCC_SRC:?}" "${NNCC_BUILD:?}"
-py=""
-for c in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$c" ] && "$c" -c "import torch, torchvision, numpy" 2>/dev/null && { py=$c; break; }
-done
-[ -n "$py" ] || { echo "skipped: no python3 with torch"; exit 77; }
+. "$NNCC_SRC/tests/lib/python.sh"
+need_python torch torchvision numpy
 dir="$NNCC_BUILD/half"
 "$py" "$NNCC_SRC/tests/half/make_half.py" "$dir" || exit 1
 cd "$dir" || exit 1

@@ -22,23 +22,10 @@ if [ -z "${NNCC:-}" ] || [ ! -x "$NNCC" ]; then
   exit 1
 fi
 
-# The first python3 on PATH may lack torch: try the configured one, then
-# Debian's, then PATH's.
-py=""
-version=""
-for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$cand" ] || continue
-  if version=$("$cand" -c 'import torch, numpy
-print(torch.__version__, numpy.__version__)' 2>/dev/null); then
-    py="$cand"
-    break
-  fi
-done
-if [ -z "$py" ]; then
-  echo "skipped: no python3 that imports torch and numpy" \
-       "(tried NNCC_PYTHON='${NNCC_PYTHON:-}', /usr/bin/python3, python3)"
-  exit 77
-fi
+. "$src/tests/lib/python.sh"
+need_python torch numpy
+version=$("$py" -c 'import torch, numpy
+print(torch.__version__, numpy.__version__)')
 
 stamp=$( { cat "$src/tests/ops/make_ops.py"; echo "$py $version"; } \
          | sha256sum | cut -d' ' -f1)

@@ -14,18 +14,8 @@ checker="$src/tests/check_schemas.py"
 ops="$src/ir/ops.def"
 table="$src/frontend/schemas.def"
 
-py=""
-for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$cand" ] || continue
-  if "$cand" -c 'import torch' >/dev/null 2>&1; then
-    py="$cand"
-    break
-  fi
-done
-if [ -z "$py" ]; then
-  echo "skipped: no python3 with torch"
-  exit 77
-fi
+. "$src/tests/lib/python.sh"
+need_python torch
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -21,23 +21,8 @@ if [ -z "${NNCC:-}" ] || [ ! -x "$NNCC" ]; then
   exit 1
 fi
 
-# The first python3 on PATH may lack torch: try the configured one, then
-# Debian's, then PATH's.
-py=""
-versions=""
-for cand in "${NNCC_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$cand" ] || continue
-  if versions=$("$cand" -c 'import torch, torchvision
-print(torch.__version__, torchvision.__version__)' 2>/dev/null); then
-    py="$cand"
-    break
-  fi
-done
-if [ -z "$py" ]; then
-  echo "skipped: no python3 that imports torch and torchvision" \
-       "(tried NNCC_PYTHON='${NNCC_PYTHON:-}', /usr/bin/python3, python3)"
-  exit 77
-fi
+. "$src/tests/lib/python.sh"
+need_python torch torchvision
 
 "$py" "$src/tests/zoo/check_zoo.py" --self-test || exit 1
 
