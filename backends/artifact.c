@@ -168,6 +168,32 @@ static void put_steps(nn_arena *a, bytevec *v, const be_program *p) {
   }
 }
 
+/* The precision recorded when the driver names none: bf16 or f16 when a
+ * weight or workspace buffer holds that type (the fp16 pass ran), else f32.
+ * Inputs and outputs are left out: they keep the model's own dtypes. */
+static const char *program_precision(const be_program *p) {
+  const char *prec = "f32";
+  for (int i = 0; i < p->bufs.len; i++) {
+    const be_buf *b = &p->bufs.data[i];
+    if (b->kind != BE_BUF_WEIGHT && b->kind != BE_BUF_WORKSPACE) continue;
+    if (b->dtype == NN_DT_BF16) return "bf16";
+    if (b->dtype == NN_DT_F16) prec = "f16";
+  }
+  return prec;
+}
+
+/* Distinct kernels among the steps: a kernel two steps share is compiled
+ * once, by the LLVM and the CUDA backends alike. */
+static int count_kernels(const be_program *p) {
+  int n = 0;
+  for (int s = 0; s < p->steps.len; s++) {
+    int t = 0;
+    while (t < s && p->steps.data[t].k != p->steps.data[s].k) t++;
+    n += t == s;
+  }
+  return n;
+}
+
 /* Builds the metadata blob (format in runtime/abi.h). */
 static bytevec build_meta(const be_program *p, const llvm_result *r,
                           const artifact_opts *o) {
@@ -251,6 +277,8 @@ static bytevec build_meta(const be_program *p, const llvm_result *r,
     put_le(a, &v, (uint64_t)b->last, 4);
   }
   put_steps(a, &v, p);
+  put_str(a, &v, o->precision ? o->precision : program_precision(p));
+  put_le(a, &v, (uint64_t)count_kernels(p), 4);
   for (int i = 0; i < 4; i++) v.data[12 + i] = (unsigned char)((unsigned)v.len >> (8 * i));
   return v;
 }

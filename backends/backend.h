@@ -167,6 +167,9 @@ typedef struct artifact_opts {
   const char *cc;         /* linker driver: $CC or "cc" */
   const char *model_name; /* recorded in the metadata */
   const char *target;     /* "cpu" (NULL) or "cuda", recorded likewise */
+  const char *precision;  /* "f32", "f16" or "bf16" (--precision), recorded
+                             likewise; NULL: the 16-bit float type the
+                             program's weights and workspace use, if any */
 } artifact_opts;
 
 /* Links model.so from the object, the weights blob, the metadata and the

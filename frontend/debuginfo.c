@@ -20,12 +20,20 @@
  * For a scripted model the text is the user's function and the line is
  * line0 plus the newlines before start.
  *
+ * Legacy archives (model.json, PyTorch 1.0-1.2). PyTorch 1.2 writes, for
+ * each module with code, debug/X.pkl next to code/X.py, in the old layout
+ * above, and names it in the module's model.json entry
+ * (ModuleDef.torchscriptDebugArena.key, beside torchscriptArena.key for
+ * the code); 1.0 and 1.1 wrote no debug records at all. The pairing is
+ * taken from model.json, not guessed from the names.
+ *
  * All of this is read only when a diagnostic is printed, through the
  * nn_origin_fn fe_model_origin, with its own scratch arena and a silenced
  * nn_diag: a missing, huge or malformed debug_pkl only means no note.
  */
 #include "frontend.h"
 
+#include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +210,48 @@ int fe_debug_origin(const void *pkl, size_t len, size_t offset, nn_arena *arena,
   return 1;
 }
 
+/* In ModuleDef md and its submodules, the debug record key of the module
+ * whose code is `code_key` (both relative to the archive's top folder);
+ * NULL when none names one. */
+static const char *legacy_debug_key(const cJSON *md, const char *code_key, int depth) {
+  if (!cJSON_IsObject(md) || depth > 256) return NULL;
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(md, "torchscriptArena");
+  const cJSON *key = cJSON_GetObjectItemCaseSensitive(code, "key");
+  if (cJSON_IsString(key) && !strcmp(key->valuestring, code_key)) {
+    const cJSON *dbg = cJSON_GetObjectItemCaseSensitive(md, "torchscriptDebugArena");
+    key = cJSON_GetObjectItemCaseSensitive(dbg, "key");
+    return cJSON_IsString(key) ? key->valuestring : NULL;
+  }
+  const cJSON *sub;
+  cJSON_ArrayForEach(sub, cJSON_GetObjectItemCaseSensitive(md, "submodules")) {
+    const char *k = legacy_debug_key(sub, code_key, depth + 1);
+    if (k) return k;
+  }
+  return NULL;
+}
+
+/* A legacy archive's debug records for the code entry `file` (full name),
+ * as model.json names them; NULL when there are none. */
+static const fe_entry *legacy_debug_entry(const fe_model *m, const char *file,
+                                          nn_arena *arena, nn_diag *quiet) {
+  const fe_entry *code = NULL, *json = fe_archive_find(m->archive, "model.json");
+  for (int i = 0; i < fe_archive_count(m->archive) && !code; i++) {
+    const fe_entry *c = fe_archive_entry(m->archive, i);
+    if (!strcmp(c->name, file)) code = c;
+  }
+  const void *text;
+  size_t size;
+  if (!code || !json || json->size > DEBUG_PKL_MAX_BYTES ||
+      fe_archive_read(m->archive, json, arena, &text, &size, quiet))
+    return NULL;
+  cJSON *root = cJSON_ParseWithLength(text, size);
+  const char *key =
+      legacy_debug_key(cJSON_GetObjectItemCaseSensitive(root, "mainModule"), code->relname, 0);
+  const fe_entry *e = key ? fe_archive_find(m->archive, key) : NULL;
+  cJSON_Delete(root);
+  return e;
+}
+
 int fe_model_origin(void *model, const char *file, int line, int col, char *buf,
                     size_t n) {
   fe_model *m = model;
@@ -220,7 +270,7 @@ int fe_model_origin(void *model, const char *file, int line, int col, char *buf,
     const fe_entry *c = fe_archive_entry(m->archive, i);
     if (!strncmp(c->name, file, flen) && !strcmp(c->name + flen, ".debug_pkl")) e = c;
   }
-  if (!e || e->size > DEBUG_PKL_MAX_BYTES) return 0;
+  if (!e && m->format != FE_FMT_LEGACY) return 0;
 
   nn_arena *arena = nn_arena_new();
   char *msgs = NULL;
@@ -230,10 +280,12 @@ int fe_model_origin(void *model, const char *file, int line, int col, char *buf,
   if (sink) {
     nn_diag quiet;
     nn_diag_init(&quiet, sink);
+    if (!e) e = legacy_debug_entry(m, file, arena, &quiet);
+    if (e && e->size > DEBUG_PKL_MAX_BYTES) e = NULL;
     const void *data;
     size_t size;
     fe_origin o;
-    if (!fe_archive_read(m->archive, e, arena, &data, &size, &quiet) &&
+    if (e && !fe_archive_read(m->archive, e, arena, &data, &size, &quiet) &&
         fe_debug_origin(data, size, offset, arena, &o)) {
       snprintf(buf, n, "%s from %s:%d", o.traced ? "traced" : "scripted", o.file, o.line);
       found = 1;

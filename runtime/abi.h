@@ -69,6 +69,10 @@
  *            module scope of its first op ("layer1.0.conv1", "" at the
  *            root), str the op's source location ("ENTRY:LINE", "" when
  *            unknown) — the rows of a run-time profile
+ *   (format version 4 and later; version 3 blobs end here)
+ *   str      precision       "f32", "f16" or "bf16": --precision
+ *   u32      number of distinct compiled kernels (CPU functions or CUDA
+ *            kernels; steps may share one)
  * where io = str name, u32 dtype (nncc_dtype numbering), u32 rank (<= 16),
  * then rank × i64 dims: a dim >= 0 is that number, a dim < 0 is the
  * expression -1 - dim.
@@ -81,7 +85,7 @@
 
 #define NNCC_ABI_VERSION 1
 #define NNCC_META_MAGIC "NNCCMETA"
-#define NNCC_META_VERSION 3
+#define NNCC_META_VERSION 4
 #define NNCC_META_MAX_RANK 16
 #define NNCC_ENTRY_SYMBOL "nncc_model_v1"
 
@@ -170,6 +174,9 @@ typedef struct nncc_model_desc {
    * time in nanoseconds to ns[0..nsteps) (caller memory, used until
    * profiling is turned off); ns NULL turns profiling off. */
   void (*set_profile)(void *session, uint64_t *ns);
+  /* ---- metadata version 4 (absent from older models: struct_size) ---- */
+  const char *precision;         /* "f32", "f16", "bf16"; NULL when unknown */
+  int32_t nkernels;              /* distinct compiled kernels; 0 unknown */
 } nncc_model_desc;
 
 typedef const nncc_model_desc *(*nncc_model_entry_fn)(void);

@@ -121,7 +121,8 @@ nncc_status rt_model_from_desc_ex(const nncc_model_desc *d, void *dl, bool descr
       (d->ninputs && !d->inputs) || (d->noutputs && !d->outputs) || d->nsyms < 0 ||
       (d->nsyms > 0 && (!d->syms || !d->bind || !d->io_dims || !d->dim_text ||
                         !d->workspace_for || !d->run_dims || !d->set_workspace)) ||
-      d->nsteps < 0 || (d->nsteps > 0 && (!d->steps || !d->set_profile)))
+      d->nsteps < 0 || (d->nsteps > 0 && (!d->steps || !d->set_profile)) ||
+      d->nkernels < 0)
     return rt_fail(err, NNCC_ERR_LOAD, "the model's description is malformed");
   for (int32_t i = 0; i < d->ninputs + d->noutputs; i++) {
     bool in = i < d->ninputs;
@@ -231,6 +232,12 @@ const char *nncc_model_name(const nncc_model *m) { return m ? m->d->model_name :
 const char *nncc_model_target(const nncc_model *m) { return m ? m->d->target : ""; }
 const char *nncc_model_cpu(const nncc_model *m) { return m ? m->d->cpu : ""; }
 const char *nncc_model_features(const nncc_model *m) { return m ? m->d->features : ""; }
+/* Models whose metadata predates version 4 have neither field: their
+ * descriptor copy reads zero there (rt_model_from_desc_ex). */
+const char *nncc_model_precision(const nncc_model *m) {
+  return m && m->d->precision ? m->d->precision : "";
+}
+int32_t nncc_model_num_kernels(const nncc_model *m) { return m ? m->d->nkernels : 0; }
 uint64_t nncc_model_workspace_bytes(const nncc_model *m) {
   return m ? m->d->workspace_bytes : 0;
 }

@@ -282,6 +282,12 @@ static void rt_parse(void) {
     steps[i].scope = rd_str(&r, &heap, heap_end);
     steps[i].loc = rd_str(&r, &heap, heap_end);
   }
+  if (version >= 4) {
+    d->precision = rd_str(&r, &heap, heap_end);
+    uint64_t nkernels = rd_le(&r, 4);
+    if (nkernels > nsteps) r.bad = true;
+    d->nkernels = (int32_t)nkernels;
+  }
   if (r.bad || (nsyms == 0 && (rt.nbufs || nblocks))) goto bad;
   /* symbolic io dims read as -1 in the descriptor; their expressions are
    * kept apart, by position, in rt.enc */

@@ -32,7 +32,7 @@
  * in one line (pass --input to see the errors). --dot FILE runs the rest
  * of the pipeline (fold, cleanup, fuse) and writes the final graph in
  * Graphviz form (ir/dot.c). An argument ending in ".so" is a compiled
- * model, described by tools/inspect_so.c.
+ * model, described by tools/inspect_so.c (as text, or with --json).
  */
 #include "common/common.h"
 #include "frontend/frontend.h"
@@ -677,7 +677,7 @@ static void print_json(const fe_model *m, const archive_info *ai, const fe_stmt 
 
 static const char help[] =
     "usage: nncc inspect MODEL.pt [--input NAME:DTYPE[DIMS]]... [--json] [--dot FILE]\n"
-    "       nncc inspect OUT.so\n"
+    "       nncc inspect OUT.so [--json]\n"
     "\n"
     "For a TorchScript archive: its format and version, its likely producer,\n"
     "the module tree, the parameters' total elements and bytes, the forward()\n"
@@ -694,7 +694,9 @@ static const char help[] =
     "                            (render with: dot -Tsvg FILE -o graph.svg)\n"
     "\n"
     "For a compiled OUT.so: its inputs and outputs, symbolic dims and their\n"
-    "ranges, compiler, target, CPU features, workspace and weights bytes.\n";
+    "ranges, compiler, target, CPU features (for --target cuda: the GPU archs),\n"
+    "precision, distinct kernels and program steps, workspace and weights\n"
+    "bytes; --json prints the same as one JSON object.\n";
 
 static int write_file(const char *path, const char *text, size_t len, nn_diag *d) {
   FILE *f = fopen(path, "wb");
@@ -846,10 +848,10 @@ int nncc_cmd_inspect(int argc, char **argv) {
   }
   if (rc < 0 && !path) rc = usage_error("inspect needs a MODEL.pt or OUT.so argument%s", "");
   if (rc < 0 && ends_with(path, ".so")) {
-    if (specs.len || json || dot)
-      rc = usage_error("--input, --json and --dot apply to a MODEL.pt, not to '%s'", path);
+    if (specs.len || dot)
+      rc = usage_error("--input and --dot apply to a MODEL.pt, not to '%s'", path);
     else
-      rc = nncc_inspect_so(path);
+      rc = nncc_inspect_so_ex(path, json);
   }
   if (rc < 0) rc = inspect_pt(path, &specs, json, dot, arena);
   nn_arena_free(arena);

@@ -295,6 +295,11 @@ static const char *model_name(const char *path, nn_arena *arena) {
   return nn_strndup(arena, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
+/* --precision as the model's metadata records it ("f32", "f16", "bf16"). */
+static const char *precision_name(nn_dtype p) {
+  return p == NN_DT_F16 || p == NN_DT_BF16 ? nn_dtype_name(p) : "f32";
+}
+
 /* --target cuda (and --emit=cuda / cuda-emucheck): CUDA C from the
  * scheduled program; printed, checked in emulation against the reference
  * interpreter (tests), or compiled with NVRTC and linked into OUT.so. */
@@ -339,7 +344,8 @@ static int emit_cuda(const options *o, be_program *p, const char *kind, nn_arena
     cuda_images_free(&im);
     return w ? EXIT_MODEL : EXIT_OK;
   }
-  artifact_opts ao = {.out = o->out, .cc = getenv("CC"), .model_name = model_name(o->model, arena)};
+  artifact_opts ao = {.out = o->out, .cc = getenv("CC"), .model_name = model_name(o->model, arena),
+                      .precision = precision_name(o->po.precision)};
   int w = cuda_artifact_link(p, &m, &im, &ao, d);
   phase_end(st, "link");
   cuda_images_free(&im);
@@ -384,7 +390,9 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stat
   } else if (!strcmp(kind, "obj")) {
     w = write_output(o, r.obj, r.obj_size, d);
   } else {
-    artifact_opts ao = {.out = o->out, .cc = getenv("CC"), .model_name = model_name(o->model, arena)};
+    artifact_opts ao = {.out = o->out, .cc = getenv("CC"),
+                        .model_name = model_name(o->model, arena),
+                        .precision = precision_name(o->po.precision)};
     w = artifact_link(p, &r, &ao, d);
     phase_end(st, "link");
   }

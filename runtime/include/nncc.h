@@ -98,8 +98,11 @@ const char *nncc_dtype_name(nncc_dtype t);
 
 /* nncc_tensor.flags */
 enum {
-  NNCC_TENSOR_HOST = 0, /* data is host memory (the only kind so far); other
-                           bits are reserved for device memory and must be 0 */
+  NNCC_TENSOR_HOST = 0,        /* data is host memory */
+  NNCC_TENSOR_DEVICE = 1 << 0, /* data is CUDA device memory (a CUdeviceptr
+                                  cast to void *) of the device the session
+                                  runs on; only for models compiled with
+                                  --target cuda. Other bits must be 0. */
 };
 
 /* A contiguous row-major tensor. The struct and everything it points to
@@ -161,6 +164,10 @@ const char *nncc_model_name(const nncc_model *model);     /* e.g. "model_jit" */
 const char *nncc_model_target(const nncc_model *model);   /* "cpu" */
 const char *nncc_model_cpu(const nncc_model *model);      /* e.g. "skylake" */
 const char *nncc_model_features(const nncc_model *model); /* "+avx2,+fma,..." */
+const char *nncc_model_precision(const nncc_model *model); /* "f32", "f16", "bf16" */
+/* Distinct compiled kernels (CPU functions or CUDA kernels) of the model;
+ * 0 for a NULL model. */
+int32_t nncc_model_num_kernels(const nncc_model *model);
 /* Bytes of workspace each session allocates; bytes of embedded weights. */
 uint64_t nncc_model_workspace_bytes(const nncc_model *model);
 uint64_t nncc_model_weights_bytes(const nncc_model *model);

@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
   llvm_result r = {obj, n, NULL, argc > 4 ? argv[4] : "x86-64",
                    argc > 3 ? argv[3] : "+sse2"};
   const char *cc = getenv("CC");
-  artifact_opts o = {argv[1], cc && *cc ? cc : "cc", "tiny", NULL};
+  artifact_opts o = {argv[1], cc && *cc ? cc : "cc", "tiny", NULL, NULL};
   nn_diag d;
   nn_diag_init(&d, stderr);
   int rc = artifact_link(p, &r, &o, &d);

@@ -287,7 +287,7 @@ static int link_test_model(const char *out, void *obj, size_t size, const char *
   const float w[3] = {0.5f, -1.0f, 100.0f};
   for (size_t i = 0; i < sizeof w; i++) NN_PUSH(a, p->weights, ((unsigned char *)w)[i]);
   llvm_result r = {obj, size, NULL, "testcpu", (char *)features};
-  artifact_opts o = {out, ccmd, "test_model", NULL};
+  artifact_opts o = {out, ccmd, "test_model", NULL, NULL};
   nn_diag d;
   nn_diag_init(&d, stderr);
   int rc = artifact_link(p, &r, &o, &d);
@@ -321,6 +321,8 @@ static void test_model_run(const char *so) {
   CHECK_INT(nncc_model_input(m, 0, NULL), NNCC_ERR_INVALID_ARG);
   CHECK_STR(nncc_model_name(m), "test_model");
   CHECK_STR(nncc_model_target(m), "cpu");
+  CHECK_STR(nncc_model_precision(m), "f32");
+  CHECK_INT(nncc_model_num_kernels(m), 0);
   CHECK_STR(nncc_model_cpu(m), "testcpu");
   CHECK_STR(nncc_model_features(m), "+64bit,+sse2,+cx8");
   CHECK(!strncmp(nncc_model_compiler(m), "nncc ", 5));
@@ -472,7 +474,8 @@ static void test_loader_refusals(void *obj, size_t size) {
   nncc_model_desc d = {NNCC_ABI_VERSION, sizeof d, "nncc test", "m", "cpu", "cpu0",
                        "+made-up-feature", 0, 0, 1, 1, &io, &io, fake_check_cpu,
                        fake_session_new, fake_session_free, fake_run,
-                       0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
+                       0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL,
+                       "bf16", 3};
   CHECK_INT(rt_model_from_desc(&d, NULL, &m, &err), NNCC_ERR_UNSUPPORTED_CPU);
   CHECK_STR(err, "this CPU lacks made-up-feature");
   nncc_free_message(err);
@@ -495,6 +498,15 @@ static void test_loader_refusals(void *obj, size_t size) {
   CHECK_INT(rt_model_from_desc(NULL, NULL, &m, &err), NNCC_ERR_LOAD);
   nncc_free_message(err);
   CHECK_INT(rt_model_from_desc(&d, NULL, &m, &err), NNCC_OK);
+  CHECK_STR(nncc_model_precision(m), "bf16");
+  CHECK_INT(nncc_model_num_kernels(m), 3);
+  nncc_model_close(m);
+  /* A model built before metadata version 4: no precision, no kernel count. */
+  d.struct_size = offsetof(nncc_model_desc, precision);
+  CHECK_INT(rt_model_from_desc(&d, NULL, &m, &err), NNCC_OK);
+  CHECK_STR(nncc_model_precision(m), "");
+  CHECK_INT(nncc_model_num_kernels(m), 0);
+  d.struct_size = sizeof d;
   nncc_session *s = NULL;
   CHECK_INT(nncc_session_create(m, 1, &s, &err), NNCC_ERR_OUT_OF_MEMORY);
   CHECK(s == NULL && err != NULL);
