@@ -14,7 +14,9 @@
  * the PTX when its arch is not above the device's), the kernels, the
  * weights uploaded once, and one stream. A run copies the inputs to the
  * device, launches every step on the stream (grids from the table and the
- * run's dim values), copies the outputs back and waits.
+ * run's dim values), copies the outputs back and waits. Tensors the
+ * caller passed as device memory (NNCC_CU_IO_TAG in cuda_table.h) are
+ * neither copied in nor out: the kernels read and write them in place.
  *
  * Failures never crash: no driver, no GPU, an arch the images don't cover,
  * out of device memory, a failed launch all come back as a negative
@@ -198,6 +200,11 @@ static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *const *outputs,
                           const unsigned char *weights, const int64_t *dims, const int64_t *offsets) {
   const nncc_cu_table *t = m->table;
+  /* the session runtime's device flags, when it gives any */
+  const uint32_t *dev = inputs && inputs[m->ninputs] == NNCC_CU_IO_TAG
+                            ? (const uint32_t *)inputs[m->ninputs + 1] : NULL;
+#define IN_DEV(i) (dev && (dev[(i)] & NNCC_CU_IO_DEVICE))
+#define OUT_DEV(i) (dev && (dev[m->ninputs + (i)] & NNCC_CU_IO_DEVICE))
   pthread_mutex_lock(&G.lock);
   int rc = 0;
   if (G.state == 0) G.state = init(m, weights);
@@ -232,7 +239,8 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
   if ((rc = grow(&G.ws, &G.ws_bytes, ws + 64)) || (rc = grow(&G.io, &G.io_bytes, iob + 64))) goto done;
   for (int i = 0; i < t->nbufs && !r; i++) {
     const nncc_cu_buf *b = &t->bufs[i];
-    if (b->kind == NNCC_CU_INPUT && bytes[i]) r = G.cuMemcpyHtoDAsync(G.io + at[i], inputs[b->index], bytes[i], G.stream);
+    if (b->kind == NNCC_CU_INPUT && bytes[i] && !IN_DEV(b->index))
+      r = G.cuMemcpyHtoDAsync(G.io + at[i], inputs[b->index], bytes[i], G.stream);
     if (b->kind == NNCC_CU_DIMS && bytes[i]) r = G.cuMemcpyHtoDAsync(G.io + at[i], dims, bytes[i], G.stream);
   }
   for (int s = 0; s < t->nsteps && !r; s++) {
@@ -248,7 +256,13 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
       const nncc_cu_buf *b = &t->bufs[id];
       CUdeviceptr p = 0;
       switch (b->kind) {
-      case NNCC_CU_INPUT: case NNCC_CU_OUTPUT: case NNCC_CU_DIMS: p = G.io + at[id]; break;
+      case NNCC_CU_INPUT:
+        p = IN_DEV(b->index) ? (CUdeviceptr)(uintptr_t)inputs[b->index] : G.io + at[id];
+        break;
+      case NNCC_CU_OUTPUT:
+        p = OUT_DEV(b->index) ? (CUdeviceptr)(uintptr_t)outputs[b->index] : G.io + at[id];
+        break;
+      case NNCC_CU_DIMS: p = G.io + at[id]; break;
       case NNCC_CU_WEIGHT: p = G.weights + b->offset; break;
       default: p = G.ws + (t->dynamic && offsets ? (uint64_t)offsets[id] : b->offset); break;
       }
@@ -262,7 +276,8 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
   }
   for (int i = 0; i < t->nbufs && !r; i++) {
     const nncc_cu_buf *b = &t->bufs[i];
-    if (b->kind == NNCC_CU_OUTPUT && bytes[i]) r = G.cuMemcpyDtoHAsync(outputs[b->index], G.io + at[i], bytes[i], G.stream);
+    if (b->kind == NNCC_CU_OUTPUT && bytes[i] && !OUT_DEV(b->index))
+      r = G.cuMemcpyDtoHAsync(outputs[b->index], G.io + at[i], bytes[i], G.stream);
   }
   if (!r) r = G.cuStreamSynchronize(G.stream);
   if (r) rc = fail(CU_ERR_LAUNCH, "a CUDA launch or copy failed: %s%s", cu_err(r), NULL);
@@ -272,4 +287,6 @@ done:
 out:
   pthread_mutex_unlock(&G.lock);
   return rc;
+#undef IN_DEV
+#undef OUT_DEV
 }

@@ -9,6 +9,11 @@
  * turned into an error instead of an out-of-bounds access. The checks are
  * a few compares per tensor; messages are formatted only for a mismatch.
  *
+ * Device memory (NNCC_TENSOR_DEVICE) is accepted for models compiled with
+ * --target cuda only; their runs get the tensors' flags after the input
+ * pointers (NNCC_CU_IO_TAG, runtime/cuda/cuda_table.h), so the model uses
+ * those pointers on the device as they are.
+ *
  * Profiling (nncc.h "profiling"): the session owns one nanosecond counter
  * per step of the model's program, which the model runtime adds to while
  * profiling is on (the descriptor's set_profile), and times each whole
@@ -23,13 +28,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cuda/cuda_table.h"
 #include "rt.h"
 
 struct nncc_session {
   const nncc_model *m; /* not owned; outlives the session */
   void *impl;          /* the model runtime's session */
   int nthreads;        /* resolved thread count (>= 1) */
-  void **in;           /* ninputs data pointers, filled per run */
+  void **in;           /* ninputs data pointers, filled per run, then NULL
+                          or NNCC_CU_IO_TAG and flags (CUDA models) */
+  uint32_t *flags;     /* ninputs + noutputs tensor flags of the run */
   void **out;          /* noutputs data pointers, filled per run */
   int64_t *values;     /* symbol values of the current run */
   const int64_t **in_dims; /* the inputs' dims of the current run */
@@ -71,11 +79,12 @@ nncc_status nncc_session_create(const nncc_model *model, int nthreads,
   if (s) {
     s->m = model;
     s->nthreads = nthreads;
-    s->in = calloc((size_t)d->ninputs + 1, sizeof *s->in);
+    s->in = calloc((size_t)d->ninputs + 2, sizeof *s->in);
+    s->flags = calloc((size_t)d->ninputs + (size_t)d->noutputs + 1, sizeof *s->flags);
     s->out = calloc((size_t)d->noutputs + 1, sizeof *s->out);
     s->values = calloc((size_t)d->nsyms + 1, sizeof *s->values);
     s->in_dims = calloc((size_t)d->ninputs + 1, sizeof *s->in_dims);
-    if (s->in && s->out && s->values && s->in_dims) s->impl = d->session_new(nthreads);
+    if (s->in && s->flags && s->out && s->values && s->in_dims) s->impl = d->session_new(nthreads);
   }
   if (!s || !s->impl) {
     nncc_session_destroy(s);
@@ -98,6 +107,7 @@ void nncc_session_destroy(nncc_session *s) {
   if (s->impl) s->m->d->session_free(s->impl);
   free(s->prof_ns);
   free(s->in);
+  free(s->flags);
   free(s->out);
   free(s->values);
   free(s->in_dims);
@@ -125,11 +135,18 @@ static void rt_dims_str(char *buf, size_t cap, int32_t rank, const int64_t *dims
   if (rank == 0) snprintf(buf, cap, "[]");
 }
 
+/* Whether model d runs on a CUDA device (and so takes device memory). */
+static bool rt_is_cuda(const nncc_model_desc *d) {
+  return d->target && strcmp(d->target, "cuda") == 0;
+}
+
 /* Whether tensor t matches io exactly: the fast path of every run, with no
- * formatting (rt_check_tensor explains a mismatch). */
+ * formatting (rt_check_tensor explains a mismatch). device: the model takes
+ * NNCC_TENSOR_DEVICE tensors. */
 static bool rt_tensor_ok(const nncc_tensor *t, const nncc_model_io *io, const int64_t *dims,
-                         bool need_data) {
-  if (t->flags != NNCC_TENSOR_HOST || (need_data && !t->data) ||
+                         bool need_data, bool device) {
+  if ((t->flags != NNCC_TENSOR_HOST && !(device && t->flags == NNCC_TENSOR_DEVICE)) ||
+      (need_data && !t->data) ||
       (int32_t)t->dtype != io->dtype || t->rank != io->rank || (t->rank > 0 && !t->dims))
     return false;
   for (int32_t k = 0; dims && k < t->rank; k++)
@@ -142,14 +159,22 @@ static bool rt_tensor_ok(const nncc_tensor *t, const nncc_model_io *io, const in
 static nncc_status rt_check_tensor(const nncc_model_desc *d, const nncc_tensor *t,
                                    const nncc_model_io *io, const int64_t *dims,
                                    bool need_data, const char *what, size_t i, char **err) {
-  if (rt_tensor_ok(t, io, dims, need_data)) return NNCC_OK;
+  bool cuda = t->flags != NNCC_TENSOR_HOST && rt_is_cuda(d); /* host tensors: no compare */
+  if (rt_tensor_ok(t, io, dims, need_data, cuda)) return NNCC_OK;
   char want[256];
   rt_dims_str(want, sizeof want, io->rank, dims ? dims : io->dims, d, what[0] == 'o',
               (int32_t)i);
-  if (t->flags != NNCC_TENSOR_HOST)
+  if (t->flags & ~(uint32_t)NNCC_TENSOR_DEVICE)
     return rt_fail(err, NNCC_ERR_INVALID_ARG,
-                   "%s %zu ('%s'): flags 0x%x are not supported (host memory only)",
-                   what, i, io->name, (unsigned)t->flags);
+                   "%s %zu ('%s'): flags 0x%x has unknown bits 0x%x (known: "
+                   "NNCC_TENSOR_DEVICE = 0x%x)", what, i, io->name, (unsigned)t->flags,
+                   (unsigned)(t->flags & ~(uint32_t)NNCC_TENSOR_DEVICE),
+                   (unsigned)NNCC_TENSOR_DEVICE);
+  if (t->flags == NNCC_TENSOR_DEVICE && !cuda)
+    return rt_fail(err, NNCC_ERR_INVALID_ARG,
+                   "%s %zu ('%s'): device memory (NNCC_TENSOR_DEVICE) needs a model compiled "
+                   "with --target cuda; this model's target is '%s' (pass host memory)",
+                   what, i, io->name, d->target ? d->target : "cpu");
   if (need_data && !t->data)
     return rt_fail(err, NNCC_ERR_INVALID_ARG, "%s %zu ('%s'): data is NULL", what, i,
                    io->name);
@@ -283,7 +308,12 @@ nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t 
                    ninputs && !inputs ? "input" : "output");
   nncc_status st = rt_check_inputs(d, inputs, ninputs, true, s->values, s->in_dims, err);
   if (st) return st;
-  for (size_t i = 0; i < ninputs; i++) s->in[i] = inputs[i].data;
+  bool device = false;
+  for (size_t i = 0; i < ninputs; i++) {
+    s->in[i] = inputs[i].data;
+    s->flags[i] = inputs[i].flags;
+    device |= inputs[i].flags != NNCC_TENSOR_HOST;
+  }
   bool sym = d->nsyms > 0;
   for (size_t i = 0; i < noutputs; i++) {
     int64_t want[NNCC_MAX_RANK];
@@ -292,7 +322,12 @@ nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t 
                               true, "output", i, err)))
       return st;
     s->out[i] = outputs[i].data;
+    s->flags[ninputs + i] = outputs[i].flags;
+    device |= outputs[i].flags != NNCC_TENSOR_HOST;
   }
+  /* checked above: only a CUDA model gets here with device tensors */
+  s->in[ninputs] = device ? NNCC_CU_IO_TAG : NULL;
+  s->in[ninputs + 1] = device ? (void *)s->flags : NULL;
   uint64_t t0 = s->profiling ? now_ns() : 0;
   int rc = sym ? d->run_dims(s->impl, s->values, s->in, s->out) : d->run(s->impl, s->in, s->out);
   if (s->profiling) {

@@ -19,11 +19,14 @@
 #  4. on a machine with a CUDA driver and GPU: the zoo .so files run with
 #     `nncc run --device cuda` and match the zoo's PyTorch outputs; without
 #     one, `nncc run --device cuda` must fail cleanly (exit 1, a message
-#     about the driver) - never crash.
+#     about the driver) - never crash;
+#  5. device-memory tensors (tests/cuda/device_io.c): refused by a CPU
+#     model with the documented messages; on a GPU, a CUDA model run on
+#     device memory matches its host-memory run bit for bit.
 # Exits 77 when nothing could run (no C++ compiler and no NVRTC).
 #
 # Run by CTest with NNCC, NNCC_SRC, NNCC_BUILD, NNCC_PYTHON. By hand:
-#   NNCC=build/nncc NNCC_BUILD=build bash tests/cuda.sh [emu|nvrtc|hidden|run]...
+#   NNCC=build/nncc NNCC_BUILD=build bash tests/cuda.sh [emu|nvrtc|hidden|run|device]...
 # Env: CUDA_TEST_JOBS (parallel cases, default nproc), CUDA_ARCHS,
 # NNCC_CUDA_FULL=1 for every case (about 16 minutes on 2 cores). By default
 # a sample keeps the test near two minutes: every third op case in fp32 and
@@ -32,7 +35,7 @@
 set -u
 src="${NNCC_SRC:-$(cd "$(dirname "$0")/.." && pwd)}"
 build="${NNCC_BUILD:-${TMPDIR:-/tmp}}"
-parts="${*:-emu nvrtc hidden run}"
+parts="${*:-emu nvrtc hidden run device}"
 if [ -z "${NNCC:-}" ] || [ ! -x "$NNCC" ]; then
   echo "cuda.sh: error: NNCC must name the nncc binary (got '${NNCC:-}')" >&2
   exit 1
@@ -82,6 +85,16 @@ done
 export CXX
 full="${NNCC_CUDA_FULL:-0}"
 small_zoo="convnet mlp bert tensor_ops list_out losses shufflenet_v2_x0_5 mnasnet0_5"
+# op cases always run (both precisions), whatever the sample: each kernel
+# form of the emitter (cuda_emit.c) is hit by one of them - the row form of
+# reductions (softmax, log_softmax, layer_norm, mean/sum/max over rows and
+# over everything), float4 elementwise loops (add, relu, gelu) and tiled
+# GEMMs (linear, mm, bmm). The schedule expands 16-bit GEMMs into loops, so
+# the tensor-core form is checked by tests/unit/test_cuda.c (emulation and
+# NVRTC) on a GEMM made f16.
+always="softmax_last log_softmax_last layernorm_last layernorm_2dims mean_last mean_all
+        sum_all max_all add relu gelu_erf linear_2d mm bmm"
+always=$(echo $always)
 [ "$full" = 1 ] || small_zoo="convnet mlp bert"
 if [[ " $parts " == *" emu "* ]]; then
   if [ -z "$CXX" ]; then
@@ -96,7 +109,7 @@ if [[ " $parts " == *" emu "* ]]; then
       k=$((k + 1))
       for prec in fp32 fp16; do
         if [ "$full" = 1 ] || { [ $prec = fp32 ] && [ $((k % 3)) = 0 ]; } ||
-           [ $((k % 6)) = 0 ]; then
+           [ $((k % 6)) = 0 ] || [[ " $always " == *" $(basename "$pt" .pt) "* ]]; then
           echo "emu $pt ${pt%.pt}.json $prec $work" >>"$list"
         fi
       done
@@ -134,9 +147,15 @@ if [ "$have_nvrtc" = 1 ] && [[ " $archs " == *" 70 "* ]]; then
   # shellcheck disable=SC2086
   if ! "$NNCC" "$probe" $pflags --target cuda --cuda-arch=sm_70 --emit=cuda-images \
        -o "$work/probe" >"$work/probe70.log" 2>&1; then
-    if grep -q "gpu-architecture" "$work/probe70.log"; then
+    if grep -Eq "^nncc: error: --cuda-arch sm_70: the NVRTC found \(CUDA [0-9]+\.[0-9]+\) can't compile for it; its lowest arch is sm_[0-9]+ \(it supports sm_[0-9]+ to sm_[0-9]+\)\. Older GPUs need an older CUDA toolkit \(set CUDA_HOME\)$" \
+         "$work/probe70.log"; then
+      echo "  PASS sm_70 refused: $(head -c 160 "$work/probe70.log")..."
+      passes=$((passes + 1))
       echo "note: this NVRTC has no sm_70 (CUDA 13 dropped it); checking sm_75 instead"
       archs=$(echo " $archs " | sed 's/ 70 / 75 /')
+    else
+      echo "  FAIL sm_70 refused without the documented message: $(cat "$work/probe70.log")"
+      fails=$((fails + 1))
     fi
   fi
 fi
@@ -233,6 +252,44 @@ PYEOF
   else
     echo "  FAIL run --device cuda: exit $rc: $(head -c 300 "$work/run.log")"
     fails=$((fails + 1))
+  fi
+  ran=1
+fi
+
+# ---- 5. device-memory tensors (NNCC_TENSOR_DEVICE) ---------------------------------
+# tests/cuda/device_io.c against the runtime library: a CPU model refuses
+# device tensors and unknown flag bits with the documented messages; on a
+# GPU, a CUDA model run on device memory gives the host run's outputs.
+rtlib="$build/runtime"
+if [[ " $parts " == *" device "* ]] && [ -f "$zoo/mlp.pt" ] && [ -f "$rtlib/libnncc_runtime.so" ]; then
+  dio="$work/device_io"
+  if ! ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -I"$src/runtime/include" \
+       "$src/tests/cuda/device_io.c" -o "$dio" -L"$rtlib" -lnncc_runtime -ldl \
+       -Wl,-rpath,"$rtlib" >"$work/dio.log" 2>&1; then
+    echo "  FAIL device_io does not build: $(head -c 300 "$work/dio.log")"
+    fails=$((fails + 1))
+  else
+    mflags=$(python3 -c 'import json, sys
+print(" ".join("--input=" + i["flag"] for i in json.load(open(sys.argv[1]))["inputs"]))' "$zoo/mlp.json")
+    # shellcheck disable=SC2086
+    "$NNCC" "$zoo/mlp.pt" $mflags -o "$work/mlp_cpu.so" >"$work/dio.log" 2>&1
+    if "$dio" refuse "$work/mlp_cpu.so" >>"$work/dio.log" 2>&1; then
+      echo "  PASS device tensors refused by a CPU model ($(grep -c '^ok' "$work/dio.log") checks)"
+      passes=$((passes + 1))
+    else
+      echo "  FAIL device tensors on a CPU model:"; sed 's/^/    /' "$work/dio.log"
+      fails=$((fails + 1))
+    fi
+    if [ "$have_nvrtc" = 1 ]; then
+      # shellcheck disable=SC2086
+      "$NNCC" "$zoo/mlp.pt" $mflags --target cuda -o "$work/mlp_cuda.so" >"$work/dio2.log" 2>&1
+      "$dio" gpu "$work/mlp_cuda.so" >>"$work/dio2.log" 2>&1
+      rc=$?
+      if [ "$rc" = 77 ]; then echo "device memory on a GPU: skipped ($(tail -1 "$work/dio2.log"))"
+      elif [ "$rc" = 0 ]; then echo "  PASS device memory on a GPU"; passes=$((passes + 1))
+      else echo "  FAIL device memory on a GPU:"; sed 's/^/    /' "$work/dio2.log"; fails=$((fails + 1))
+      fi
+    fi
   fi
   ran=1
 fi

@@ -1,10 +1,9 @@
 /* cuda_probe.h — is NVRTC on this machine? (tools/cuda_probe.c)
  *
  * nncc never links CUDA: NVRTC is loaded with dlopen when it is needed.
- * cuda_probe_nvrtc looks for it the way the CUDA backend loads it, for
- * `nncc --version` and for anything else that wants to say, before
- * compiling, whether --target cuda can work here. Needs only libc and
- * libdl.
+ * cuda_probe_nvrtc looks for it with the CUDA backend's own search
+ * (cuda_nvrtc_find), for `nncc --version` and for anything else that wants
+ * to say, before compiling, whether --target cuda can work here.
  */
 #ifndef NNCC_CUDA_PROBE_H
 #define NNCC_CUDA_PROBE_H
@@ -20,10 +19,11 @@ typedef struct cuda_probe {
 } cuda_probe;
 
 /* Looks for libnvrtc.so.13, libnvrtc.so.12 and libnvrtc.so, in that order,
- * in $CUDA_HOME/lib64, then /usr/local/cuda/lib64, then by bare name
- * through the dynamic loader's own search (LD_LIBRARY_PATH, ld.so.cache).
- * The first that loads and defines nvrtcVersion wins and stays loaded.
- * Fills *p and returns p->found. */
+ * in $CUDA_HOME/lib64 and $CUDA_HOME/lib when CUDA_HOME is set, else
+ * /usr/local/cuda/lib64; then in every directory of LD_LIBRARY_PATH; then,
+ * only without CUDA_HOME, through the dynamic loader's own search. The
+ * first that loads and defines nvrtcVersion wins and stays loaded. Fills
+ * *p and returns p->found. */
 bool cuda_probe_nvrtc(cuda_probe *p);
 
 #endif

@@ -15,9 +15,13 @@
  *
  * Mapping (DESIGN.md §6): a kernel whose root is one KS_PARALLEL FOR spreads
  * that loop's iterations over the grid (grid-stride; one iteration per
- * thread, the rest of the nest per thread); a GEMM alone at the root, or
- * alone inside a parallel root loop (a batch), becomes a tiled kernel with
- * shared-memory staging; anything else runs on one thread. Values of a
+ * thread, four with float4 accesses for flat f32 elementwise loops, the
+ * rest of the nest per thread), or, when its body reduces rows, a block
+ * per iteration with the reductions spread over the block's threads; a
+ * GEMM alone at the root, or alone inside a parallel root loop (a batch),
+ * becomes a tiled kernel with shared-memory staging (tensor cores for f16
+ * operands); a root of reductions that is no loop runs on one block;
+ * anything else runs on one thread (cuda_emit.c has the details). Values of a
  * 16-bit float dtype are held in float and rounded after every operation,
  * exactly as the reference interpreter does, and stored as their bits.
  */
@@ -37,6 +41,8 @@ typedef struct cuda_module {
   NN_VEC(nncc_cu_buf) bufs;
   NN_VEC(int32_t) slots;
   NN_VEC(int64_t) prog;
+  bool wmma;                      /* some kernel uses tensor cores (the
+                                     source includes <mma.h>) */
 } cuda_module;
 
 /* Emits p. Returns 0, or -1 after reporting (a kernel with more slots than
@@ -59,12 +65,27 @@ typedef struct cuda_images {
 /* Parses "sm_70,sm_80,sm_90" (or "70,80") into archs, sorted, without
  * duplicates. Returns the count, or -1 with a message in err. */
 int cuda_parse_archs(const char *s, int *archs, int max, char *err, size_t cap);
-/* Finds NVRTC (the search order is in cuda_nvrtc.c). Returns the dlopen
- * handle, or NULL and a message in why naming every place it looked. */
+/* Where NVRTC was found, or where it was looked for (cuda_nvrtc_find). */
+typedef struct cuda_nvrtc_where {
+  char path[1024];   /* found: the file that loaded (resolved through the
+                        loader for a bare name) */
+  char looked[2048]; /* the directories tried in order, comma-separated;
+                        "the loader path" for the loader's own search */
+  char tried[4096];  /* every file name tried without success */
+} cuda_nvrtc_where;
+
+/* Finds NVRTC (the search order is in cuda_nvrtc.c): a library that loads
+ * and defines nvrtcVersion. Returns the dlopen handle (it stays loaded) or
+ * NULL; fills *w either way. */
+void *cuda_nvrtc_find(cuda_nvrtc_where *w);
+/* The same, with a message in why naming every place it looked when NVRTC
+ * is not found. */
 void *cuda_nvrtc_open(char *why, size_t cap);
-/* Compiles src for every arch. On an NVRTC error: reports its log and, when
- * save_src is not NULL, writes the source there and says so. Returns 0 or
- * -1 after reporting. */
+/* Compiles src for every arch. An arch this NVRTC does not support is
+ * reported with its CUDA version and lowest arch (CUDA 13 has no sm_70).
+ * A source using wmma (#include <mma.h>) gets the toolkit's include folder.
+ * On an NVRTC error: reports its log and, when save_src is not NULL, writes
+ * the source there and says so. Returns 0 or -1 after reporting. */
 int cuda_nvrtc_compile(const char *src, const int *archs, int narchs,
                        const char *save_src, cuda_images *out, nn_diag *d);
 void cuda_images_free(cuda_images *im);

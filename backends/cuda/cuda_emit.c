@@ -16,10 +16,28 @@
  * text compiles with NVRTC for the device and, with tests/cuda/cuda_emu.h
  * included first, as host C++ (the emulation check).
  *
- * Forms (cuda_table.h): PAR (grid-stride over the root parallel loop),
- * GEMM (tiled, TILE x TILE threads, A and B staged through shared memory,
- * each thread summing its element over k in order, like the interpreter),
- * SERIAL (one thread). GEMMs inside other nests are printed as plain loops.
+ * Forms (cuda_table.h):
+ *  - PAR: grid-stride over the root parallel loop, one iteration per
+ *    thread; a flat elementwise loop (VECTOR, its stores at exactly the
+ *    loop variable into f32 buffers it does not load) runs 4 iterations
+ *    per thread, with float4 stores and float4 loads of the f32 buffers
+ *    read at the loop variable, when those buffers are 16-byte aligned at
+ *    run time; the rest (and misaligned buffers) one by one;
+ *  - ROW: reductions (KS_REDUCE nests of LETs acc = acc + - max min x)
+ *    inside the root parallel loop, or in a root that is no loop: a block
+ *    per iteration; each reduction is flattened and strided over the
+ *    block's threads from the op's identity, the partials combined by a
+ *    warp butterfly (__shfl_xor_sync) and the warps' results through
+ *    shared memory (nn_red_*), then joined to the accumulator's value
+ *    before the loop; loops of independent iterations are strided too,
+ *    row-level stores done by thread 0, with a barrier after each;
+ *  - GEMM: tiled, TILE x TILE threads, A and B staged through shared
+ *    memory, each thread summing its element over k in order, like the
+ *    interpreter; with f16 A and B, on tensor cores (wmma 16x16x16 with
+ *    f32 accumulators, 8 warps sharing K, summed through shared memory
+ *    before the epilogue);
+ *  - SERIAL: one thread.
+ * GEMMs inside other nests are printed as plain loops.
  */
 #include "cuda.h"
 
@@ -107,6 +125,27 @@ static const char prelude[] =
     "NN_D double nn_fmodd(double a, double b) { double r = fmod(a, b); if (r != 0 && ((r < 0) != (b < 0))) r += b; return r; }\n"
     "NN_D float nn_inf(void) { return __int_as_float(0x7f800000); }\n"
     "NN_D float nn_nan(void) { return __int_as_float(0x7fc00000); }\n"
+    "/* block reductions (NNCC_CU_ROW): every thread of the block calls one\n"
+    " * with its partial value and gets the block's total: a butterfly over\n"
+    " * the warp's lanes, then the warps' results through shared memory sh,\n"
+    " * combined in warp order (the same order in every thread). blockDim.x\n"
+    " * is a multiple of 32. */\n"
+    "#define NN_ADD_(a, b) ((a) + (b))\n"
+    "#define NN_RED(name, T, OP) NN_D T name(T v, T *sh) {\\\n"
+    "  for (int o = 16; o > 0; o >>= 1) v = OP(v, __shfl_xor_sync(0xffffffffu, v, o));\\\n"
+    "  unsigned nw = blockDim.x >> 5;\\\n"
+    "  __syncthreads();\\\n"
+    "  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;\\\n"
+    "  __syncthreads();\\\n"
+    "  v = sh[0];\\\n"
+    "  for (unsigned w = 1; w < nw; w++) v = OP(v, sh[w]);\\\n"
+    "  return v;\\\n"
+    "}\n"
+    "NN_RED(nn_red_f_add, float, NN_ADD_) NN_RED(nn_red_f_max, float, nn_fmax)\n"
+    "NN_RED(nn_red_f_min, float, nn_fmin) NN_RED(nn_red_d_add, double, NN_ADD_)\n"
+    "NN_RED(nn_red_d_max, double, nn_dmax) NN_RED(nn_red_d_min, double, nn_dmin)\n"
+    "NN_RED(nn_red_i_add, i64, nn_add) NN_RED(nn_red_i_max, i64, nn_imax)\n"
+    "NN_RED(nn_red_i_min, i64, nn_imin)\n"
     "\n";
 
 /* ---- types ------------------------------------------------------------------- */
@@ -140,6 +179,15 @@ typedef struct em {
   nn_buf *b;
   bool err;          /* an expression could not be printed */
   long budget;       /* characters left for this kernel (DAG blow-up guard) */
+  nn_arena *a;       /* for the marks below */
+  int32_t *mark;     /* per expression: the walk that last visited it */
+  int32_t walk;      /* the current walk's number */
+  /* float4 printing (vec_body): while lane >= 0, a load of an f32 buffer
+   * with vec_load[buf] at exactly variable vec_var reads component `lane`
+   * of the float4 l<buf>_ loaded before */
+  int lane;          /* 0..3, or -1 */
+  int32_t vec_var;   /* the loop variable */
+  bool vec_load[NNCC_CU_MAX_SLOTS]; /* buffers loaded as float4 */
 } em;
 
 static void ex(em *e, kx_id id);
@@ -206,6 +254,11 @@ static const char *unary_fn(kx_op op, bool dbl) {
 
 static void ex_load(em *e, const kx *x) {
   nn_dtype bt = e->k->bufs.data[x->buf].dtype;
+  if (e->lane >= 0 && e->vec_load[x->buf] && e->k->exprs.data[x->a].op == KX_VAR &&
+      e->k->exprs.data[x->a].var == e->vec_var) {
+    nn_buf_printf(e->b, "(l%d_.%c)", x->buf, "xyzw"[e->lane]);
+    return;
+  }
   const char *cv = bt == NN_DT_F16 ? "nn_h2f" : bt == NN_DT_BF16 ? "nn_b2f"
                  : bt == NN_DT_BOOL ? "(i64)(0 != " : is_f(bt) ? "" : "(i64)";
   nn_buf_printf(e->b, "%s(s%d[", cv, x->buf);
@@ -360,6 +413,15 @@ static void operand_index(em *e, char x, int panel, const char *p, const char *k
     nn_buf_printf(e->b, "%co_ + %s * %crs_ + %s * %ccs_", x, row, x, col, x);
 }
 
+/* The conversion to float of an element of GEMM operand buffer buf (f32,
+ * f16 or bf16), opened here and closed by "])" after the index: e.g.
+ * "nn_h2f(s3[". */
+static void opload(em *e, int32_t buf) {
+  nn_dtype t = e->k->bufs.data[buf].dtype;
+  nn_buf_printf(e->b, "%s(s%d[", t == NN_DT_F16 ? "nn_h2f" : t == NN_DT_BF16 ? "nn_b2f" : "(float)",
+                buf);
+}
+
 /* The element index of A[m, k] (B[k, n]). */
 static void a_index(em *e, const ks_gemm *g, const char *m, const char *k) {
   operand_index(e, 'a', g->a_panel, m, k, m, k);
@@ -396,8 +458,9 @@ static void gemm_finish(em *e, const ks_gemm *g, int depth, const char *ci) {
   nn_buf_printf(e->b, "float r_ = (float)%.17g * acc_;\n", (double)g->alpha);
   if (g->bias >= 0) {
     indent(e, depth);
-    nn_buf_printf(e->b, "r_ += (float)%.17g * (float)s%d[biaso_ + n_ * biascs_ + m_ * biasrs_];\n",
-                  (double)g->beta, g->bias);
+    nn_buf_printf(e->b, "r_ += (float)%.17g * ", (double)g->beta);
+    opload(e, g->bias);
+    nn_buf_printf(e->b, "biaso_ + n_ * biascs_ + m_ * biasrs_]);\n");
   }
   indent(e, depth);
   nn_buf_printf(e->b, "%s ci_ = co_ + m_ * ldc_ + n_;\n", ci);
@@ -439,11 +502,13 @@ static void gemm_loops(em *e, const ks_gemm *g, int depth) {
   indent(e, depth + 2);
   nn_buf_printf(e->b, "float acc_ = 0;\n");
   indent(e, depth + 2);
-  nn_buf_printf(e->b, "for (i64 k_ = 0; k_ < K_; k_++) acc_ += (float)s%d[", g->a);
+  nn_buf_printf(e->b, "for (i64 k_ = 0; k_ < K_; k_++) acc_ += ");
+  opload(e, g->a);
   a_index(e, g, "m_", "k_");
-  nn_buf_printf(e->b, "] * (float)s%d[", g->b);
+  nn_buf_printf(e->b, "]) * ");
+  opload(e, g->b);
   b_index(e, g, "k_", "n_");
-  nn_buf_printf(e->b, "];\n");
+  nn_buf_printf(e->b, "]);\n");
   gemm_finish(e, g, depth + 2, "i64");
   indent(e, depth + 1);
   nn_buf_printf(e->b, "}\n");
@@ -651,12 +716,97 @@ static void kernel_head(em *e, const char *name) {
   for (int i = 0; i < k->vars.len; i++) nn_buf_printf(e->b, "  (void)v%d;\n", i);
 }
 
-/* The body of a GEMM-form kernel. */
-static void gemm_kernel(em *e, const ks_gemm *g, const ks *batch) {
+/* Whether GEMM g runs on tensor cores (wmma): f16 operands, an f32 C. */
+static bool gemm_tc(const kernel *k, const ks_gemm *g) {
+  return k->bufs.data[g->a].dtype == NN_DT_F16 && k->bufs.data[g->b].dtype == NN_DT_F16 &&
+         k->bufs.data[g->c].dtype == NN_DT_F32;
+}
+
+/* The tile loop of a tensor-core GEMM (gemm_kernel, tc): the block's 8
+ * warps take 16-deep K slices in turn (warp w the slices w, w + 8, ...),
+ * each staging its 16x16 A and B slices as half in shared memory (zeros
+ * outside the matrices) and multiplying them into a 16x16 f32 accumulator
+ * fragment with wmma; the fragments go to shared memory, and each thread
+ * sums its element of C over the warps in order and finishes it (alpha,
+ * bias, epilogue) as the other GEMM forms do. */
+static void gemm_tc_tile(em *e, const ks_gemm *g, int d) {
+  nn_buf *b = e->b;
+  indent(e, d);
+  nn_buf_printf(b, "nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> fc_;\n");
+  indent(e, d);
+  nn_buf_printf(b, "nvcuda::wmma::fill_fragment(fc_, 0.0f);\n");
+  indent(e, d);
+  nn_buf_printf(b, "for (i64 kb_ = 0; kb_ < K_; kb_ += 128) {\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "const i64 k0_ = kb_ + 16 * w_;\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "for (int x_ = l_; x_ < 256; x_ += 32) {\n");
+  indent(e, d + 2);
+  nn_buf_printf(b, "const i64 r_ = x_ >> 4, c_ = x_ & 15, am_ = m0_ + r_, ak_ = k0_ + c_, "
+                   "bk_ = k0_ + r_, bn_ = n0_ + c_;\n");
+  indent(e, d + 2);
+  nn_buf_printf(b, "((unsigned short *)Ah_[w_])[x_] = am_ < M_ && ak_ < K_ ? s%d[", g->a);
+  a_index(e, g, "am_", "ak_");
+  nn_buf_printf(b, "] : (unsigned short)0;\n");
+  indent(e, d + 2);
+  nn_buf_printf(b, "((unsigned short *)Bh_[w_])[x_] = bk_ < K_ && bn_ < N_ ? s%d[", g->b);
+  b_index(e, g, "bk_", "bn_");
+  nn_buf_printf(b, "] : (unsigned short)0;\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "}\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "__syncthreads();\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __half, "
+                   "nvcuda::wmma::row_major> fa_;\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __half, "
+                   "nvcuda::wmma::row_major> fb_;\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "nvcuda::wmma::load_matrix_sync(fa_, Ah_[w_], 16);\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "nvcuda::wmma::load_matrix_sync(fb_, Bh_[w_], 16);\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "nvcuda::wmma::mma_sync(fc_, fa_, fb_, fc_);\n");
+  indent(e, d + 1);
+  nn_buf_printf(b, "__syncthreads();\n");
+  indent(e, d);
+  nn_buf_printf(b, "}\n");
+  indent(e, d);
+  nn_buf_printf(b, "nvcuda::wmma::store_matrix_sync(Cw_[w_], fc_, 16, "
+                   "nvcuda::wmma::mem_row_major);\n");
+  indent(e, d);
+  nn_buf_printf(b, "__syncthreads();\n");
+  indent(e, d);
+  nn_buf_printf(b, "const i64 m_ = m0_ + ty_, n_ = n0_ + tx_;\n");
+  indent(e, d);
+  nn_buf_printf(b, "float acc_ = Cw_[0][ty_ * 16 + tx_];\n");
+  indent(e, d);
+  nn_buf_printf(b, "for (int q_ = 1; q_ < 8; q_++) acc_ += Cw_[q_][ty_ * 16 + tx_];\n");
+  indent(e, d);
+  nn_buf_printf(b, "if (m_ < M_ && n_ < N_) {\n");
+  gemm_finish(e, g, d + 1, "const i64");
+  indent(e, d);
+  nn_buf_printf(b, "}\n");
+  indent(e, d);
+  nn_buf_printf(b, "__syncthreads();\n");
+}
+
+/* The body of a GEMM-form kernel: tiles of TILE x TILE elements of C, one
+ * per block (grid-stride), with the A and B slices staged through shared
+ * memory; on tensor cores when tc (gemm_tc_tile). */
+static void gemm_kernel(em *e, const ks_gemm *g, const ks *batch, bool tc) {
   nn_buf *b = e->b;
   int T = NNCC_CU_TILE;
-  nn_buf_printf(b, "  __shared__ float As_[%d][%d], Bs_[%d][%d];\n", T, T + 1, T, T + 1);
+  if (tc)
+    nn_buf_printf(b, "  __shared__ __align__(32) __half Ah_[8][256], Bh_[8][256];\n"
+                     "  __shared__ __align__(32) float Cw_[8][256];\n");
+  else
+    nn_buf_printf(b, "  __shared__ float As_[%d][%d], Bs_[%d][%d];\n", T, T + 1, T, T + 1);
   nn_buf_printf(b, "  const i64 tx_ = threadIdx.x, ty_ = threadIdx.y;\n");
+  if (tc) /* warp and lane */
+    nn_buf_printf(b, "  const int w_ = (int)(ty_ * %d + tx_) >> 5, "
+                     "l_ = (int)(ty_ * %d + tx_) & 31;\n", T, T);
   int depth = 1;
   if (batch) {
     nn_buf_printf(b, "  for (i64 lo_ = ");
@@ -678,44 +828,387 @@ static void gemm_kernel(em *e, const ks_gemm *g, const ks *batch) {
     nn_buf_printf(b, ";\n");
   }
   indent(e, depth);
-  nn_buf_printf(b, "for (i64 m0_ = (i64)blockIdx.y * %d; m0_ < M_; m0_ += (i64)gridDim.y * %d)\n", T, T);
+  nn_buf_printf(b, "for (i64 m0_ = (i64)blockIdx.y * %d; m0_ < M_; m0_ += (i64)gridDim.y * %d)\n",
+                T, T);
   indent(e, depth);
-  nn_buf_printf(b, "for (i64 n0_ = (i64)blockIdx.x * %d; n0_ < N_; n0_ += (i64)gridDim.x * %d) {\n", T, T);
+  nn_buf_printf(b, "for (i64 n0_ = (i64)blockIdx.x * %d; n0_ < N_; n0_ += (i64)gridDim.x * %d) {\n",
+                T, T);
   int d = depth + 1;
-  indent(e, d);
-  nn_buf_printf(b, "const i64 m_ = m0_ + ty_, n_ = n0_ + tx_;\n");
-  indent(e, d);
-  nn_buf_printf(b, "float acc_ = 0;\n");
-  indent(e, d);
-  nn_buf_printf(b, "for (i64 k0_ = 0; k0_ < K_; k0_ += %d) {\n", T);
-  indent(e, d + 1);
-  nn_buf_printf(b, "const i64 ka_ = k0_ + tx_, kb_ = k0_ + ty_;\n");
-  indent(e, d + 1);
-  nn_buf_printf(b, "As_[ty_][tx_] = m_ < M_ && ka_ < K_ ? (float)s%d[", g->a);
-  a_index(e, g, "m_", "ka_");
-  nn_buf_printf(b, "] : 0.0f;\n");
-  indent(e, d + 1);
-  nn_buf_printf(b, "Bs_[ty_][tx_] = kb_ < K_ && n_ < N_ ? (float)s%d[", g->b);
-  b_index(e, g, "kb_", "n_");
-  nn_buf_printf(b, "] : 0.0f;\n");
-  indent(e, d + 1);
-  nn_buf_printf(b, "__syncthreads();\n");
-  indent(e, d + 1);
-  nn_buf_printf(b, "const int kn_ = K_ - k0_ < %d ? (int)(K_ - k0_) : %d;\n", T, T);
-  indent(e, d + 1);
-  nn_buf_printf(b, "for (int kk_ = 0; kk_ < kn_; kk_++) acc_ += As_[ty_][kk_] * Bs_[kk_][tx_];\n");
-  indent(e, d + 1);
-  nn_buf_printf(b, "__syncthreads();\n");
-  indent(e, d);
-  nn_buf_printf(b, "}\n");
-  indent(e, d);
-  nn_buf_printf(b, "if (m_ < M_ && n_ < N_) {\n");
-  gemm_finish(e, g, d + 1, "const i64");
-  indent(e, d);
-  nn_buf_printf(b, "}\n");
+  if (tc) {
+    gemm_tc_tile(e, g, d);
+  } else {
+    indent(e, d);
+    nn_buf_printf(b, "const i64 m_ = m0_ + ty_, n_ = n0_ + tx_;\n");
+    indent(e, d);
+    nn_buf_printf(b, "float acc_ = 0;\n");
+    indent(e, d);
+    nn_buf_printf(b, "for (i64 k0_ = 0; k0_ < K_; k0_ += %d) {\n", T);
+    indent(e, d + 1);
+    nn_buf_printf(b, "const i64 ka_ = k0_ + tx_, kb_ = k0_ + ty_;\n");
+    indent(e, d + 1);
+    nn_buf_printf(b, "As_[ty_][tx_] = m_ < M_ && ka_ < K_ ? ");
+    opload(e, g->a);
+    a_index(e, g, "m_", "ka_");
+    nn_buf_printf(b, "]) : 0.0f;\n");
+    indent(e, d + 1);
+    nn_buf_printf(b, "Bs_[ty_][tx_] = kb_ < K_ && n_ < N_ ? ");
+    opload(e, g->b);
+    b_index(e, g, "kb_", "n_");
+    nn_buf_printf(b, "]) : 0.0f;\n");
+    indent(e, d + 1);
+    nn_buf_printf(b, "__syncthreads();\n");
+    indent(e, d + 1);
+    nn_buf_printf(b, "const int kn_ = K_ - k0_ < %d ? (int)(K_ - k0_) : %d;\n", T, T);
+    indent(e, d + 1);
+    nn_buf_printf(b, "for (int kk_ = 0; kk_ < kn_; kk_++) "
+                     "acc_ += As_[ty_][kk_] * Bs_[kk_][tx_];\n");
+    indent(e, d + 1);
+    nn_buf_printf(b, "__syncthreads();\n");
+    indent(e, d);
+    nn_buf_printf(b, "}\n");
+    indent(e, d);
+    nn_buf_printf(b, "if (m_ < M_ && n_ < N_) {\n");
+    gemm_finish(e, g, d + 1, "const i64");
+    indent(e, d);
+    nn_buf_printf(b, "}\n");
+  }
   indent(e, depth);
   nn_buf_printf(b, "}\n");
   if (batch) nn_buf_printf(b, "  }\n");
+}
+
+/* ---- the row form: reductions spread over a block ------------------------------ */
+
+/* Whether expression id reads variable v. */
+static bool uses_var_walk(em *e, kx_id id, int32_t v) {
+  if (id < 0 || id >= e->k->exprs.len || e->mark[id] == e->walk) return false;
+  e->mark[id] = e->walk;
+  const kx *x = &e->k->exprs.data[id];
+  if (x->op == KX_VAR) return x->var == v;
+  return uses_var_walk(e, x->a, v) || uses_var_walk(e, x->b, v) || uses_var_walk(e, x->c, v);
+}
+static bool uses_var(em *e, kx_id id, int32_t v) {
+  if (!e->mark) e->mark = nn_alloc(e->a, sizeof *e->mark * (size_t)(e->k->exprs.len + 1));
+  if (e->walk == 0) memset(e->mark, 0xff, sizeof *e->mark * (size_t)(e->k->exprs.len + 1));
+  e->walk++;
+  return uses_var_walk(e, id, v);
+}
+
+#define RED_MAX_DEPTH 8
+/* A parallel loop becomes the row form when some reduction of its body
+ * runs at least this many iterations (or a symbolic count). */
+#define ROW_MIN 16
+
+/* A reduction nest: perfectly nested KS_REDUCE loops (bounds independent of
+ * the nest's own variables) around LETs acc = acc op x, op + max or min, acc
+ * of a held type the block reductions know (f32, f64, i64), x free of every
+ * accumulator of the nest. */
+typedef struct rednest {
+  int depth;                   /* loops */
+  const ks *loop[RED_MAX_DEPTH];
+  const ks_id *lets;           /* the innermost body */
+  int nlets;
+  int64_t total;               /* iterations when constant, else -1 */
+} rednest;
+
+/* The op of accumulation LET s (KX_ADD/MAX/MIN), or -1. */
+static int acc_op(em *e, const ks *s) {
+  const kernel *k = e->k;
+  nn_dtype t = k->vars.data[s->var];
+  if (t != NN_DT_F32 && t != NN_DT_F64 && t != NN_DT_I64) return -1;
+  const kx *x = &k->exprs.data[s->val];
+  if ((x->op != KX_ADD && x->op != KX_MAX && x->op != KX_MIN) || x->dtype != t) return -1;
+  const kx *a = &k->exprs.data[x->a], *b = &k->exprs.data[x->b];
+  kx_id other = a->op == KX_VAR && a->var == s->var ? x->b
+              : b->op == KX_VAR && b->var == s->var ? x->a : -1;
+  if (other < 0 || uses_var(e, other, s->var)) return -1;
+  return x->op;
+}
+
+/* Fills r when the REDUCE loop `id` heads a reduction nest. */
+static bool red_nest(em *e, ks_id id, rednest *r) {
+  const kernel *k = e->k;
+  memset(r, 0, sizeof *r);
+  r->total = 1;
+  const ks *s = &k->stmts.data[id];
+  for (;;) {
+    if (s->kind != KS_FOR || !(s->flags & KS_REDUCE) || r->depth == RED_MAX_DEPTH) return false;
+    for (int i = 0; i < r->depth; i++)
+      if (uses_var(e, s->lo, r->loop[i]->var) || uses_var(e, s->hi, r->loop[i]->var))
+        return false;
+    r->loop[r->depth++] = s;
+    const kx *lo = &k->exprs.data[s->lo], *hi = &k->exprs.data[s->hi];
+    if (r->total >= 0 && lo->op == KX_CONST && hi->op == KX_CONST)
+      r->total *= hi->i > lo->i ? hi->i - lo->i : 0;
+    else
+      r->total = -1;
+    if (s->nbody == 1 && k->stmts.data[s->body[0]].kind == KS_FOR) {
+      s = &k->stmts.data[s->body[0]];
+      continue;
+    }
+    break;
+  }
+  r->lets = s->body;
+  r->nlets = s->nbody;
+  if (s->nbody == 0) return false;
+  for (int i = 0; i < s->nbody; i++) {
+    const ks *l = &k->stmts.data[s->body[i]];
+    if (l->kind != KS_LET || acc_op(e, l) < 0) return false;
+    for (int j = 0; j < s->nbody; j++) {
+      const ks *o = &k->stmts.data[s->body[j]];
+      if (o->kind != KS_LET) return false;
+      if (j != i && (o->var == l->var || uses_var(e, o->val, l->var))) return false;
+    }
+    for (int j = 0; j < r->depth; j++)
+      if (r->loop[j]->var == l->var) return false;
+  }
+  return true;
+}
+
+/* Whether statements ids run as a row: uniform LETs, loops and IFs (all
+ * threads alike), row-level STOREs (thread 0), reduction nests (strided,
+ * then combined) and loops of independent iterations (strided). Counts the
+ * nests in *nred and keeps the largest constant iteration count in *most
+ * (-1 when some nest's is symbolic). */
+static bool row_ok(em *e, const ks_id *ids, int n, int *nred, int64_t *most) {
+  for (int i = 0; i < n; i++) {
+    const ks *s = &e->k->stmts.data[ids[i]];
+    rednest r;
+    switch (s->kind) {
+    case KS_LET: case KS_STORE: break;
+    case KS_GEMM: return false;
+    case KS_IF:
+      if (!row_ok(e, s->body, s->nbody, nred, most) || !row_ok(e, s->els, s->nels, nred, most))
+        return false;
+      break;
+    case KS_FOR:
+      if (s->flags & KS_REDUCE) {
+        if (!red_nest(e, ids[i], &r)) return false;
+        (*nred)++;
+        if (r.total < 0 || *most < 0) *most = -1;
+        else if (r.total > *most) *most = r.total;
+      } else if (!(s->flags & (KS_VECTOR | KS_PARALLEL))) {
+        if (!row_ok(e, s->body, s->nbody, nred, most)) return false;
+      }
+      break;
+    }
+  }
+  return true;
+}
+
+static void row_stmts(em *e, const ks_id *ids, int n, int depth);
+
+/* A reduction nest (red_nest) over the block: each thread sums its share
+ * of the flattened iterations from the op's identity, the block combines
+ * the partials, and the accumulator's value before the nest joins last. */
+static void row_reduce(em *e, const rednest *r, int depth, int id) {
+  const kernel *k = e->k;
+  nn_buf *b = e->b;
+  indent(e, depth);
+  nn_buf_printf(b, "{ /* reduction over the block */\n");
+  for (int i = 0; i < r->nlets; i++) {
+    const ks *l = &k->stmts.data[r->lets[i]];
+    nn_dtype t = k->vars.data[l->var];
+    int op = acc_op(e, l);
+    const char *ident = op == KX_ADD ? "0" : t == NN_DT_I64 ? (op == KX_MAX ? "NN_I64_MIN"
+                                                               : "9223372036854775807LL")
+                      : op == KX_MAX ? "-nn_inf()" : "nn_inf()";
+    indent(e, depth + 1);
+    nn_buf_printf(b, "const %s r%d_ = v%d; v%d = %s;\n", held(t), i, l->var, l->var, ident);
+  }
+  for (int i = 0; i < r->depth; i++) {
+    indent(e, depth + 1);
+    nn_buf_printf(b, "const i64 lo%d_%d_ = ", id, i);
+    ex(e, r->loop[i]->lo);
+    nn_buf_printf(b, ", hi%d_%d_ = ", id, i);
+    ex(e, r->loop[i]->hi);
+    nn_buf_printf(b, ", n%d_%d_ = hi%d_%d_ > lo%d_%d_ ? hi%d_%d_ - lo%d_%d_ : 0;\n", id, i, id,
+                  i, id, i, id, i, id, i);
+  }
+  indent(e, depth + 1);
+  nn_buf_printf(b, "const i64 nf%d_ = ", id);
+  for (int i = 0; i < r->depth; i++) nn_buf_printf(b, "%sn%d_%d_", i ? " * " : "", id, i);
+  nn_buf_printf(b, ";\n");
+  indent(e, depth + 1);
+  nn_buf_printf(b, "for (i64 f_ = threadIdx.x; f_ < nf%d_; f_ += blockDim.x) {\n", id);
+  indent(e, depth + 2);
+  nn_buf_printf(b, "i64 q_ = f_;\n");
+  for (int i = r->depth - 1; i >= 0; i--) {
+    indent(e, depth + 2);
+    if (i > 0)
+      nn_buf_printf(b, "v%d = lo%d_%d_ + q_ %% n%d_%d_; q_ /= n%d_%d_;\n", r->loop[i]->var, id,
+                    i, id, i, id, i);
+    else
+      nn_buf_printf(b, "v%d = lo%d_0_ + q_;\n", r->loop[0]->var, id);
+  }
+  stmts(e, r->lets, r->nlets, depth + 2);
+  indent(e, depth + 1);
+  nn_buf_printf(b, "}\n");
+  for (int i = 0; i < r->nlets; i++) {
+    const ks *l = &k->stmts.data[r->lets[i]];
+    nn_dtype t = k->vars.data[l->var];
+    int op = acc_op(e, l);
+    char c = t == NN_DT_F32 ? 'f' : t == NN_DT_F64 ? 'd' : 'i';
+    const char *on = op == KX_ADD ? "add" : op == KX_MAX ? "max" : "min";
+    const char *join = op == KX_ADD ? (t == NN_DT_I64 ? "nn_add" : "NN_ADD_")
+                     : t == NN_DT_I64 ? (op == KX_MAX ? "nn_imax" : "nn_imin")
+                     : t == NN_DT_F64 ? (op == KX_MAX ? "nn_dmax" : "nn_dmin")
+                     : op == KX_MAX ? "nn_fmax" : "nn_fmin";
+    indent(e, depth + 1);
+    nn_buf_printf(b, "v%d = %s(r%d_, nn_red_%c_%s(v%d, (%s *)nn_sh_));\n", l->var, join, i, c,
+                  on, l->var, held(t));
+  }
+  indent(e, depth);
+  nn_buf_printf(b, "}\n");
+}
+
+static void row_stmt(em *e, ks_id id, int depth) {
+  const ks *s = &e->k->stmts.data[id];
+  nn_buf *b = e->b;
+  rednest r;
+  switch (s->kind) {
+  case KS_LET:
+    stmt(e, id, depth);
+    return;
+  case KS_STORE:
+    indent(e, depth);
+    nn_buf_printf(b, "if (threadIdx.x == 0) {\n");
+    stmt(e, id, depth + 1);
+    indent(e, depth);
+    nn_buf_printf(b, "}\n");
+    indent(e, depth);
+    nn_buf_printf(b, "__syncthreads();\n");
+    return;
+  case KS_IF:
+    indent(e, depth);
+    nn_buf_printf(b, "if (");
+    ex(e, s->cond);
+    nn_buf_printf(b, ") {\n");
+    row_stmts(e, s->body, s->nbody, depth + 1);
+    if (s->nels) {
+      indent(e, depth);
+      nn_buf_printf(b, "} else {\n");
+      row_stmts(e, s->els, s->nels, depth + 1);
+    }
+    indent(e, depth);
+    nn_buf_printf(b, "}\n");
+    return;
+  case KS_FOR: {
+    if (s->flags & KS_REDUCE) {
+      if (red_nest(e, id, &r)) row_reduce(e, &r, depth, id);
+      else e->err = true; /* row_ok accepted it */
+      return;
+    }
+    bool strided = (s->flags & (KS_VECTOR | KS_PARALLEL)) != 0;
+    indent(e, depth);
+    nn_buf_printf(b, "for (i64 lo%d_ = ", id);
+    ex(e, s->lo);
+    nn_buf_printf(b, ", hi%d_ = ", id);
+    ex(e, s->hi);
+    if (strided)
+      nn_buf_printf(b, ", i%d_ = lo%d_ + threadIdx.x; i%d_ < hi%d_; i%d_ += blockDim.x) {\n",
+                    id, id, id, id, id);
+    else
+      nn_buf_printf(b, ", i%d_ = lo%d_; i%d_ < hi%d_; i%d_++) {\n", id, id, id, id, id);
+    indent(e, depth + 1);
+    nn_buf_printf(b, "v%d = i%d_;\n", s->var, id);
+    if (strided) stmts(e, s->body, s->nbody, depth + 1);
+    else row_stmts(e, s->body, s->nbody, depth + 1);
+    indent(e, depth);
+    nn_buf_printf(b, "}\n");
+    if (strided) {
+      indent(e, depth);
+      nn_buf_printf(b, "__syncthreads();\n");
+    }
+    return;
+  }
+  case KS_GEMM:
+    e->err = true;
+    return;
+  }
+}
+
+static void row_stmts(em *e, const ks_id *ids, int n, int depth) {
+  for (int i = 0; i < n && !e->err; i++) row_stmt(e, ids[i], depth);
+}
+
+/* ---- float4 elementwise loops ---------------------------------------------------- */
+
+/* Whether PAR root loop r can run 4 iterations per thread with float4
+ * loads and stores: a VECTOR loop whose body is LETs and STOREs into f32
+ * buffers at exactly the loop variable, none of them also loaded. Marks the
+ * f32 buffers loaded at the loop variable in e->vec_load. */
+static bool vec_ok(em *e, const ks *r) {
+  const kernel *k = e->k;
+  if (!(r->flags & KS_VECTOR) || r->nbody == 0) return false;
+  bool stored[NNCC_CU_MAX_SLOTS] = {0};
+  int nstores = 0;
+  for (int i = 0; i < r->nbody; i++) {
+    const ks *s = &k->stmts.data[r->body[i]];
+    if (s->kind == KS_LET) continue;
+    if (s->kind != KS_STORE || k->bufs.data[s->buf].dtype != NN_DT_F32) return false;
+    const kx *ix = &k->exprs.data[s->idx];
+    if (ix->op != KX_VAR || ix->var != r->var) return false;
+    stored[s->buf] = true;
+    nstores++;
+  }
+  memset(e->vec_load, 0, sizeof e->vec_load);
+  for (int i = 0; i < k->exprs.len; i++) {
+    const kx *x = &k->exprs.data[i];
+    if (x->op != KX_LOAD) continue;
+    if (stored[x->buf]) return false;
+    const kx *ix = &k->exprs.data[x->a];
+    if (k->bufs.data[x->buf].dtype == NN_DT_F32 && ix->op == KX_VAR && ix->var == r->var)
+      e->vec_load[x->buf] = true;
+  }
+  return nstores > 0;
+}
+
+/* The body of a float4 PAR kernel (vec_ok): a float4 loop over the first
+ * multiple of 4 iterations when lo_ and every float4 buffer are 16-byte
+ * aligned, then the scalar grid-stride loop over the rest. */
+static void vec_body(em *e, const ks *r) {
+  const kernel *k = e->k;
+  nn_buf *b = e->b;
+  bool stored[NNCC_CU_MAX_SLOTS] = {0};
+  for (int i = 0; i < r->nbody; i++) {
+    const ks *s = &k->stmts.data[r->body[i]];
+    if (s->kind == KS_STORE) stored[s->buf] = true;
+  }
+  nn_buf_printf(b, "  const i64 t_ = (i64)blockIdx.x * blockDim.x + threadIdx.x, "
+                   "nt_ = (i64)gridDim.x * blockDim.x;\n  i64 e4_ = lo_;\n"
+                   "  if (hi_ - lo_ >= 4 && (lo_ & 3) == 0 && ((0");
+  for (int i = 0; i < k->bufs.len; i++)
+    if (stored[i] || e->vec_load[i]) nn_buf_printf(b, " | (u64)s%d", i);
+  nn_buf_printf(b, ") & 15) == 0) {\n    e4_ = lo_ + ((hi_ - lo_) & ~(i64)3);\n"
+                   "    for (i64 it_ = lo_ + 4 * t_; it_ < e4_; it_ += 4 * nt_) {\n");
+  for (int i = 0; i < k->bufs.len; i++) {
+    if (e->vec_load[i])
+      nn_buf_printf(b, "      const float4 l%d_ = *(const float4 *)(s%d + it_);\n", i, i);
+    if (stored[i]) nn_buf_printf(b, "      float4 o%d_;\n", i);
+  }
+  e->vec_var = r->var;
+  for (int lane = 0; lane < 4 && !e->err; lane++) {
+    e->lane = lane;
+    nn_buf_printf(b, "      v%d = it_ + %d;\n", r->var, lane);
+    for (int i = 0; i < r->nbody; i++) {
+      const ks *s = &k->stmts.data[r->body[i]];
+      if (s->kind == KS_LET) {
+        stmt(e, r->body[i], 3);
+        continue;
+      }
+      nn_buf_printf(b, "      o%d_.%c = (float)(", s->buf, "xyzw"[lane]);
+      ex(e, s->val);
+      nn_buf_printf(b, ");\n");
+    }
+  }
+  e->lane = -1;
+  for (int i = 0; i < k->bufs.len; i++)
+    if (stored[i]) nn_buf_printf(b, "      *(float4 *)(s%d + it_) = o%d_;\n", i, i);
+  nn_buf_printf(b, "    }\n  }\n  for (i64 it_ = e4_ + t_; it_ < hi_; it_ += nt_) {\n");
+  nn_buf_printf(b, "    v%d = it_;\n", r->var);
+  stmts(e, r->body, r->nbody, 2);
+  nn_buf_printf(b, "  }\n");
 }
 
 /* Emits kernel k as a __global__ function; fills its table entry. */
@@ -736,40 +1229,101 @@ static int emit_kernel(const be_program *p, cuda_module *m, nn_buf *b, const ker
   for (int i = 0; i < k->stmts.len; i++)
     if (k->stmts.data[i].kind == KS_GEMM) {
       const ks_gemm *g = &k->stmts.data[i].gemm;
-      if (k->bufs.data[g->a].dtype != NN_DT_F32 || k->bufs.data[g->b].dtype != NN_DT_F32 ||
-          k->bufs.data[g->c].dtype != NN_DT_F32 ||
-          (g->bias >= 0 && k->bufs.data[g->bias].dtype != NN_DT_F32)) {
-        nn_error(d, k->loc, "CUDA code generation: kernel '%s' has a GEMM over non-f32 buffers",
-                 k->name);
+      nn_dtype ta = k->bufs.data[g->a].dtype, tb = k->bufs.data[g->b].dtype;
+      nn_dtype tbias = g->bias >= 0 ? k->bufs.data[g->bias].dtype : NN_DT_F32;
+      bool ok = k->bufs.data[g->c].dtype == NN_DT_F32;
+      ok &= ta == NN_DT_F32 || ta == NN_DT_F16 || ta == NN_DT_BF16;
+      ok &= tb == NN_DT_F32 || tb == NN_DT_F16 || tb == NN_DT_BF16;
+      ok &= tbias == NN_DT_F32 || tbias == NN_DT_F16 || tbias == NN_DT_BF16;
+      if (!ok) {
+        nn_error(d, k->loc, "CUDA code generation: kernel '%s' has a GEMM over buffers of "
+                 "other dtypes than f32, f16 and bf16 (C: f32)", k->name);
         return -1;
       }
     }
   const char *name = kname(a, k);
   ks_id gemm, batch;
   int form = form_of(k, &gemm, &batch);
-  *out = (nncc_cu_kernel){.name = name, .form = form, .sync = form == NNCC_CU_GEMM,
-                          .trip = -1, .m = -1, .n = -1};
-  em e = {.k = k, .b = b, .budget = (long)b->len + (64L << 20)};
+  em e = {.k = k, .b = b, .budget = (long)b->len + (64L << 20), .a = a, .lane = -1,
+          .vec_var = -1};
+  /* reductions: the row form when the rows are long enough (or there is
+   * no parallel loop to spread) */
+  const ks *root = k->root.len == 1 ? &k->stmts.data[k->root.data[0]] : NULL;
+  int nred = 0;
+  int64_t most = 0;
+  bool row_par = false; /* the row form over the root parallel loop */
+  if (form == NNCC_CU_PAR) {
+    row_par = row_ok(&e, root->body, root->nbody, &nred, &most) && nred > 0 &&
+              (most < 0 || most >= ROW_MIN);
+    if (row_par) form = NNCC_CU_ROW;
+  } else if (form == NNCC_CU_SERIAL && row_ok(&e, k->root.data, k->root.len, &nred, &most) &&
+             nred > 0) {
+    form = NNCC_CU_ROW;
+  }
+  bool vec = form == NNCC_CU_PAR && vec_ok(&e, root);
+  bool tc = form == NNCC_CU_GEMM && gemm_tc(k, &k->stmts.data[gemm].gemm);
+  int threads = most < 0 || most >= NNCC_CU_BLOCK ? NNCC_CU_BLOCK
+              : most <= 32 ? 32 : (int)((most + 31) / 32 * 32);
+  *out = (nncc_cu_kernel){.name = name, .form = form,
+                          .sync = form == NNCC_CU_GEMM || form == NNCC_CU_ROW, .trip = -1,
+                          .m = -1, .n = -1, .threads = form == NNCC_CU_ROW ? threads : 0,
+                          .vec = vec ? 4 : 1};
+  if (tc && !m->wmma) {
+    /* the header of the wmma API (not for the emulation, which has its own) */
+    nn_buf_printf(b, "#ifndef NNCC_CUDA_EMU_H\n#include <mma.h>\n#include <cuda_fp16.h>\n"
+                     "#endif\n");
+    m->wmma = true;
+  }
   nn_buf_printf(b, "/* %s: %s */\n", k->name,
-                form == NNCC_CU_PAR ? "grid-stride over the parallel loop"
-                : form == NNCC_CU_GEMM ? "tiled GEMM" : "one thread");
+                form == NNCC_CU_PAR ? (vec ? "grid-stride over the parallel loop, float4"
+                                           : "grid-stride over the parallel loop")
+                : form == NNCC_CU_GEMM ? (tc ? "tiled GEMM, tensor-core GEMM (wmma)"
+                                             : "tiled GEMM")
+                : form == NNCC_CU_ROW ? "a block per row, reductions over the block"
+                : "one thread");
   kernel_head(&e, name);
   if (form == NNCC_CU_PAR) {
-    const ks *r = &k->stmts.data[k->root.data[0]];
+    const ks *r = root;
     nn_buf_printf(b, "  const i64 lo_ = ");
     ex(&e, r->lo);
     nn_buf_printf(b, ", hi_ = ");
     ex(&e, r->hi);
-    nn_buf_printf(b, ";\n  for (i64 it_ = lo_ + (i64)blockIdx.x * blockDim.x + threadIdx.x; "
-                     "it_ < hi_; it_ += (i64)gridDim.x * blockDim.x) {\n");
-    nn_buf_printf(b, "    v%d = it_;\n", r->var);
-    stmts(&e, r->body, r->nbody, 2);
-    nn_buf_printf(b, "  }\n");
+    nn_buf_printf(b, ";\n");
+    if (vec) {
+      vec_body(&e, r);
+    } else {
+      nn_buf_printf(b, "  for (i64 it_ = lo_ + (i64)blockIdx.x * blockDim.x + threadIdx.x; "
+                       "it_ < hi_; it_ += (i64)gridDim.x * blockDim.x) {\n");
+      nn_buf_printf(b, "    v%d = it_;\n", r->var);
+      stmts(&e, r->body, r->nbody, 2);
+      nn_buf_printf(b, "  }\n");
+    }
     out->trip = prog_kx(a, m, k, r->lo, r->hi);
+  } else if (form == NNCC_CU_ROW) {
+    nn_buf_printf(b, "  __shared__ double nn_sh_[32]; /* the warps' partial results */\n");
+    if (row_par) {
+      nn_buf_printf(b, "  const i64 lo_ = ");
+      ex(&e, root->lo);
+      nn_buf_printf(b, ", hi_ = ");
+      ex(&e, root->hi);
+      nn_buf_printf(b, ";\n  for (i64 it_ = lo_ + blockIdx.x; it_ < hi_; it_ += gridDim.x) {\n");
+      nn_buf_printf(b, "    v%d = it_;\n", root->var);
+      row_stmts(&e, root->body, root->nbody, 2);
+      nn_buf_printf(b, "  }\n");
+      out->trip = prog_kx(a, m, k, root->lo, root->hi);
+    } else {
+      nn_buf_printf(b, "  if (blockIdx.x != 0) return;\n");
+      row_stmts(&e, k->root.data, k->root.len, 1);
+      NN_PUSH(a, m->prog, NNCC_CU_CONST);
+      out->trip = m->prog.len - 1;
+      NN_PUSH(a, m->prog, 1);
+      NN_PUSH(a, m->prog, NNCC_CU_END);
+      NN_PUSH(a, m->prog, 0);
+    }
   } else if (form == NNCC_CU_GEMM) {
     const ks_gemm *g = &k->stmts.data[gemm].gemm;
     const ks *bl = batch >= 0 ? &k->stmts.data[batch] : NULL;
-    gemm_kernel(&e, g, bl);
+    gemm_kernel(&e, g, bl, tc);
     out->m = prog_kx(a, m, k, -1, g->m);
     out->n = prog_kx(a, m, k, -1, g->n);
     out->trip = bl ? prog_kx(a, m, k, bl->lo, bl->hi) : -1;

@@ -132,10 +132,13 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
       w[j].outputs[i] = calloc((size_t)n * nn_dtype_size(io->dtype) + 64, 1);
     }
   }
-  int bad_steps = 0, forms[3] = {0, 0, 0};
+  int bad_steps = 0, forms[NNCC_CU_NFORMS] = {0}, nvec = 0;
   double worst = 0;
   int64_t compared = 0;
-  for (int i = 0; i < m->table.nkernels; i++) forms[m->table.kernels[i].form]++;
+  for (int i = 0; i < m->table.nkernels; i++) {
+    forms[m->table.kernels[i].form]++;
+    nvec += m->table.kernels[i].vec > 1;
+  }
   for (int si = 0; si < p->steps.len; si++) {
     const be_step *s = &p->steps.data[si];
     const nncc_cu_step *cs = &m->table.steps[si];
@@ -182,10 +185,10 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
       }
     }
   }
-  fprintf(out, "emucheck: %d steps, %d kernels (par %d, gemm %d, serial %d), %lld values "
-               "compared, max rel err %.3g, %d mismatching steps\n",
-          p->steps.len, m->table.nkernels, forms[0], forms[1], forms[2], (long long)compared, worst,
-          bad_steps);
+  fprintf(out, "emucheck: %d steps, %d kernels (par %d (float4 %d), gemm %d, serial %d, "
+               "row %d), %lld values compared, max rel err %.3g, %d mismatching steps\n",
+          p->steps.len, m->table.nkernels, forms[NNCC_CU_PAR], nvec, forms[NNCC_CU_GEMM],
+          forms[NNCC_CU_SERIAL], forms[NNCC_CU_ROW], (long long)compared, worst, bad_steps);
   rc = bad_steps ? 1 : 0;
 done:
   for (int i = 0; i < ni; i++) free(inputs[i]);

@@ -6,18 +6,29 @@
  * $CUDA_HOME/lib when CUDA_HOME is set, else /usr/local/cuda/lib64; then
  * every directory of LD_LIBRARY_PATH; then, only when CUDA_HOME is unset,
  * the loader's default search (ld.so.cache). A set CUDA_HOME thus chooses
- * the toolkit: nncc never silently uses another one. When nothing loads,
- * the message lists every place tried.
+ * the toolkit: nncc never silently uses another one. A library without
+ * nvrtcVersion is not NVRTC and is skipped. When nothing loads, the message
+ * lists every place tried. `nncc --version` reports the same search
+ * (tools/cuda_probe.c calls cuda_nvrtc_find).
+ *
+ * Before compiling, the requested archs are checked against the list this
+ * NVRTC supports (nvrtcGetSupportedArchs): CUDA 13 dropped sm_70 (Volta),
+ * and asking for it gives an error naming the CUDA version found and the
+ * lowest arch it supports.
  *
  * Each requested arch gets a cubin (-arch=sm_XX); the newest also gets PTX
  * (-arch=compute_XX), which a newer GPU's driver can compile. On a compile
  * error NVRTC's log is reported and the source is saved for the user.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
 #include "cuda.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const nn_loc no_loc = {0};
 
@@ -62,31 +73,51 @@ int cuda_parse_archs(const char *s, int *archs, int max, char *err, size_t cap) 
   return n;
 }
 
-/* Tries dir/name for every NVRTC name; appends what it tried. */
-static void *try_dir(const char *dir, nn_buf *tried) {
-  static const char *const names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
-  void *h = NULL;
-  for (int i = 0; i < 3 && !h; i++) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s%s%s", dir ? dir : "", dir ? "/" : "", names[i]);
-    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) nn_buf_printf(tried, "%s%s", tried->len ? ", " : "", path);
-  }
-  return h;
+/* Appends text to the comma-separated list in buf (cap bytes; the end is
+ * cut when it is full). */
+static void list_add(char *buf, size_t cap, const char *text) {
+  size_t n = strlen(buf);
+  for (const char *t = n ? ", " : ""; *t && n + 1 < cap; t++) buf[n++] = *t;
+  for (const char *t = text; *t && n + 1 < cap; t++) buf[n++] = *t;
+  buf[n] = 0;
 }
 
-void *cuda_nvrtc_open(char *why, size_t cap) {
+/* Tries dir/name for every NVRTC name (the loader's search when dir is
+ * NULL); a library that loads but lacks nvrtcVersion is no NVRTC and is
+ * closed again. Records what it tried in w. */
+static void *try_dir(const char *dir, cuda_nvrtc_where *w) {
+  static const char *const names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
+  list_add(w->looked, sizeof w->looked, dir ? dir : "the loader path");
+  for (int i = 0; i < 3; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s%s%s", dir ? dir : "", dir ? "/" : "", names[i]);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *version = h ? dlsym(h, "nvrtcVersion") : NULL;
+    if (version) {
+      Dl_info info;
+      const char *file = dladdr(version, &info) && info.dli_fname ? info.dli_fname : path;
+      w->path[0] = 0;
+      list_add(w->path, sizeof w->path, dir ? path : file);
+      return h;
+    }
+    if (h) dlclose(h);
+    list_add(w->tried, sizeof w->tried, path);
+  }
+  return NULL;
+}
+
+void *cuda_nvrtc_find(cuda_nvrtc_where *w) {
   const char *home = getenv("CUDA_HOME"), *lp = getenv("LD_LIBRARY_PATH");
   bool has_home = home && *home;
-  nn_buf tried = {0};
+  memset(w, 0, sizeof *w);
   void *h = NULL;
   char dir[4096];
   /* 1. the toolkit: $CUDA_HOME when set (it then decides), else the usual one */
   snprintf(dir, sizeof dir, "%s/lib64", has_home ? home : "/usr/local/cuda");
-  h = try_dir(dir, &tried);
+  h = try_dir(dir, w);
   if (!h && has_home) {
     snprintf(dir, sizeof dir, "%s/lib", home);
-    h = try_dir(dir, &tried);
+    h = try_dir(dir, w);
   }
   /* 2. every directory of LD_LIBRARY_PATH */
   for (const char *p = lp ? lp : ""; *p && !h;) {
@@ -95,13 +126,25 @@ void *cuda_nvrtc_open(char *why, size_t cap) {
     if (n > 0 && n < sizeof dir) {
       memcpy(dir, p, n);
       dir[n] = 0;
-      h = try_dir(dir, &tried);
+      h = try_dir(dir, w);
     }
     p += n;
     if (*p == ':') p++;
   }
   /* 3. without CUDA_HOME: the loader's own search (ld.so.cache) */
-  if (!h && !has_home) h = try_dir(NULL, &tried);
+  if (!h && !has_home) h = try_dir(NULL, w);
+  return h;
+}
+
+void *cuda_nvrtc_open(char *why, size_t cap) {
+  const char *home = getenv("CUDA_HOME"), *lp = getenv("LD_LIBRARY_PATH");
+  bool has_home = home && *home;
+  cuda_nvrtc_where *w = malloc(sizeof *w);
+  if (!w) {
+    snprintf(why, cap, "out of memory");
+    return NULL;
+  }
+  void *h = cuda_nvrtc_find(w);
   if (!h)
     snprintf(why, cap,
              "--target cuda needs NVRTC (libnvrtc.so.13, .so.12 or .so from a CUDA toolkit), "
@@ -109,8 +152,8 @@ void *cuda_nvrtc_open(char *why, size_t cap) {
              "Tried: %s. Install the CUDA toolkit or set CUDA_HOME to it",
              has_home ? "$CUDA_HOME/lib64 and $CUDA_HOME/lib" : "/usr/local/cuda/lib64",
              has_home ? home : "unset", lp && *lp ? lp : "empty",
-             has_home ? "" : ", then the loader's default path", tried.data ? tried.data : "");
-  nn_buf_free(&tried);
+             has_home ? "" : ", then the loader's default path", w->tried);
+  free(w);
   return h;
 }
 
@@ -140,15 +183,16 @@ static int save_source(const char *src, const char *path) {
 
 /* One NVRTC compile for option arch_opt; fills *bin (cubin or PTX). */
 static int compile_one(const nvrtc_api *api, const char *src, const char *arch_opt, bool ptx,
-                       const char *save_src, void **bin, size_t *size, nn_diag *d) {
+                       const char *inc, const char *save_src, void **bin, size_t *size,
+                       nn_diag *d) {
   void *prog = NULL;
   int r = api->create(&prog, src, "model.cu", 0, NULL, NULL);
   if (r != 0) {
     nn_error(d, no_loc, "NVRTC can't create a program: %s", api->error_string(r));
     return -1;
   }
-  const char *opts[] = {arch_opt, "-default-device", "-std=c++17", "--use_fast_math=false"};
-  r = api->compile(prog, 3, opts);
+  const char *opts[] = {arch_opt, "-default-device", "-std=c++17", inc};
+  r = api->compile(prog, inc ? 4 : 3, opts);
   if (r != 0) {
     size_t n = 0;
     char *log = NULL;
@@ -177,6 +221,63 @@ static int compile_one(const nvrtc_api *api, const char *src, const char *arch_o
   return 0;
 }
 
+/* "-I<toolkit>/include" for the toolkit NVRTC (handle h) comes from
+ * (<toolkit>/lib64/libnvrtc.so.N), when that folder has the wmma header
+ * (mma.h), which NVRTC does not carry built in; else NULL. */
+static const char *toolkit_include(void *h, char *buf, size_t cap) {
+  Dl_info info;
+  void *sym = dlsym(h, "nvrtcCreateProgram");
+  if (!sym || !dladdr(sym, &info) || !info.dli_fname) return NULL;
+  char dir[1024];
+  size_t n = strlen(info.dli_fname);
+  if (n >= sizeof dir) return NULL;
+  memcpy(dir, info.dli_fname, n + 1);
+  for (int up = 0; up < 2; up++) { /* strip the file name, then lib64 */
+    char *slash = strrchr(dir, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+  }
+  char probe[1100];
+  snprintf(probe, sizeof probe, "%s/include/mma.h", dir);
+  if (access(probe, R_OK) != 0) return NULL;
+  snprintf(buf, cap, "-I%s/include", dir);
+  return buf;
+}
+
+/* Checks that NVRTC (handle h) supports every arch; reports the first that
+ * it doesn't with the CUDA version and the lowest arch it has. An NVRTC
+ * without nvrtcGetSupportedArchs (before CUDA 11.2) is not checked here. */
+static int check_archs(void *h, const int *archs, int narchs, nn_diag *d) {
+  int (*num)(int *);
+  int (*list)(int *);
+  int (*version)(int *, int *);
+  *(void **)&num = dlsym(h, "nvrtcGetNumSupportedArchs");
+  *(void **)&list = dlsym(h, "nvrtcGetSupportedArchs");
+  *(void **)&version = dlsym(h, "nvrtcVersion");
+  int n = 0, major = 0, minor = 0;
+  if (!num || !list || num(&n) != 0 || n <= 0 || n > 256) return 0;
+  int have[256];
+  if (list(have) != 0) return 0;
+  if (!version || version(&major, &minor) != 0) major = minor = 0;
+  int lowest = have[0], highest = have[0];
+  for (int i = 1; i < n; i++) {
+    if (have[i] < lowest) lowest = have[i];
+    if (have[i] > highest) highest = have[i];
+  }
+  for (int i = 0; i < narchs; i++) {
+    bool ok = false;
+    for (int j = 0; j < n && !ok; j++) ok = have[j] == archs[i];
+    if (ok) continue;
+    nn_error(d, no_loc,
+             "--cuda-arch sm_%d: the NVRTC found (CUDA %d.%d) can't compile for it; its "
+             "lowest arch is sm_%d (it supports sm_%d to sm_%d)%s", archs[i], major, minor,
+             lowest, lowest, highest,
+             archs[i] < lowest ? ". Older GPUs need an older CUDA toolkit (set CUDA_HOME)" : "");
+    return -1;
+  }
+  return 0;
+}
+
 int cuda_nvrtc_compile(const char *src, const int *archs, int narchs, const char *save_src,
                        cuda_images *out, nn_diag *d) {
   memset(out, 0, sizeof *out);
@@ -201,19 +302,24 @@ int cuda_nvrtc_compile(const char *src, const int *archs, int narchs, const char
       return -1;
     }
   }
+  if (check_archs(h, archs, narchs, d)) return -1;
+  char incbuf[1100];
+  const char *inc = strstr(src, "#include <mma.h>") ? toolkit_include(h, incbuf, sizeof incbuf)
+                                                    : NULL;
   int rc = 0;
   out->narchs = narchs;
   for (int i = 0; i < narchs && !rc; i++) {
     char opt[32];
     out->archs[i] = archs[i];
     snprintf(opt, sizeof opt, "-arch=sm_%d", archs[i]);
-    rc = compile_one(&api, src, opt, false, save_src, &out->cubin[i], &out->cubin_size[i], d);
+    rc = compile_one(&api, src, opt, false, inc, save_src, &out->cubin[i], &out->cubin_size[i],
+                     d);
   }
   if (!rc && narchs > 0) {
     char opt[32];
     void *ptx = NULL;
     snprintf(opt, sizeof opt, "-arch=compute_%d", archs[narchs - 1]);
-    rc = compile_one(&api, src, opt, true, save_src, &ptx, &out->ptx_size, d);
+    rc = compile_one(&api, src, opt, true, inc, save_src, &ptx, &out->ptx_size, d);
     out->ptx = ptx;
   }
   /* NVRTC stays loaded: it keeps internal caches that would show up as

@@ -40,6 +40,13 @@ enum {
                          (the batch, over grid z): tiled, TILE x TILE
                          threads per block, shared-memory staging */
   NNCC_CU_SERIAL = 2, /* anything else: one thread runs the whole nest */
+  NNCC_CU_ROW = 3,    /* a nest of reductions: one block per iteration of
+                         the root parallel loop (or one block for a root
+                         that is not a loop); the block's threads stride
+                         each reduction and elementwise loop of the row
+                         and combine partial results with warp shuffles
+                         and shared memory; `threads` threads per block */
+  NNCC_CU_NFORMS = 4,
 };
 
 /* Postfix ops (nncc_cu_eval). */
@@ -51,15 +58,18 @@ enum {
 
 /* Field notes. nncc_cu_kernel: name = the __global__ function's
  * (extern "C") name; form = NNCC_CU_PAR/GEMM/SERIAL; sync = uses
- * __syncthreads; trip = PAR: iterations, GEMM: batch count; m, n = GEMM:
- * rows and columns of C (all programs, or -1). nncc_cu_buf: kind =
+ * __syncthreads; trip = PAR, ROW: iterations (ROW: 1 block without a
+ * root loop), GEMM: batch count; m, n = GEMM: rows and columns of C (all
+ * programs, or -1); threads = ROW: threads per block (a multiple of 32);
+ * vec = PAR: iterations per thread (4 with float4 accesses, else 1). nncc_cu_buf: kind =
  * NNCC_CU_INPUT..DIMS; index = which input/output; offset = WEIGHT/
  * WORKSPACE byte offset (static programs); elems = element count
  * (program); esize = bytes per element. nncc_cu_step: kernel index; its
  * slots are slots[slot0 .. slot0 + nslots). nncc_cu_table: the arrays,
  * nsyms = dim values a run gives, dynamic = workspace offsets come per
  * run. nncc_cu_model: what a CUDA model.so hands to its runtime: the
- * table, the cubins by arch (ascending) and the PTX of the newest arch. */
+ * table, the cubins by arch (ascending), the PTX of the newest arch and the
+ * model's input and output counts. */
 /* The table types as one macro, so the CUDA artifact step can write the
  * same definitions into the C file it generates (NNCC_CU_TYPES_TEXT). The
  * fields are documented above in the comments of each member. */
@@ -70,6 +80,8 @@ enum {
     int32_t sync; \
     int32_t trip; \
     int32_t m, n; \
+    int32_t threads; \
+    int32_t vec; \
   } nncc_cu_kernel; \
   enum { NNCC_CU_INPUT = 0, NNCC_CU_OUTPUT, NNCC_CU_WEIGHT, NNCC_CU_WORKSPACE, NNCC_CU_DIMS }; \
   typedef struct nncc_cu_buf { \
@@ -103,8 +115,20 @@ enum {
     const unsigned char *const *cubins; \
     const uint64_t *cubin_sizes; \
     const char *ptx; \
+    int32_t ninputs, noutputs; \
   } nncc_cu_model;
 NNCC_CU_TYPES
+/* Device-memory tensors (nncc.h NNCC_TENSOR_DEVICE). The session runtime
+ * (runtime/session.c) calls the model with its own arrays of data
+ * pointers, ninputs input pointers followed by one NULL entry. When a run
+ * has device tensors, that entry is NNCC_CU_IO_TAG instead and the next one
+ * points to ninputs + noutputs uint32_t flags (the tensors' nncc_tensor
+ * flags, inputs first); nncc_cu_run then uses those pointers as device
+ * memory as they are, with no copy. A runtime older than this writes NULL
+ * there, so every tensor is host memory. */
+#define NNCC_CU_IO_TAG ((void *)(uintptr_t)0x4e4e4343494f4647ull) /* "NNCCIOFG" */
+#define NNCC_CU_IO_DEVICE 1u /* = NNCC_TENSOR_DEVICE */
+
 #define NNCC_CU_STR_(...) #__VA_ARGS__
 #define NNCC_CU_STR(...) NNCC_CU_STR_(__VA_ARGS__)
 #define NNCC_CU_TYPES_TEXT NNCC_CU_STR(NNCC_CU_TYPES)
@@ -163,8 +187,13 @@ static inline void nncc_cu_grid(const nncc_cu_table *t, int32_t ki, const int64_
   unsigned b[3] = {1, 1, 1};
   if (k->form == NNCC_CU_PAR) {
     int64_t n = nncc_cu_eval(t->prog, t->nprog, k->trip, dims, t->nsyms);
-    g[0] = n < 0 ? (int64_t)fallback : (n + NNCC_CU_BLOCK - 1) / NNCC_CU_BLOCK;
+    int64_t per = (int64_t)NNCC_CU_BLOCK * (k->vec > 1 ? k->vec : 1);
+    g[0] = n < 0 ? (int64_t)fallback : (n + per - 1) / per;
     b[0] = NNCC_CU_BLOCK;
+  } else if (k->form == NNCC_CU_ROW) {
+    int64_t n = nncc_cu_eval(t->prog, t->nprog, k->trip, dims, t->nsyms);
+    g[0] = n < 0 ? (int64_t)fallback : n;
+    b[0] = k->threads >= 32 && k->threads <= 1024 ? (unsigned)k->threads : NNCC_CU_BLOCK;
   } else if (k->form == NNCC_CU_GEMM) {
     int64_t n = nncc_cu_eval(t->prog, t->nprog, k->n, dims, t->nsyms);
     int64_t m = nncc_cu_eval(t->prog, t->nprog, k->m, dims, t->nsyms);

@@ -5,6 +5,9 @@
 # Prints one line "PASS|FAIL|SKIP <kind> <name> <precision> <detail>";
 # details of a failure go to WORKDIR/<name>.<precision>.<kind>.log. Needs
 # NNCC, NNCC_SRC, CXX, CUDA_ARCHS (e.g. "75 80 90"), PTXAS (or empty).
+# The NVRTC case also checks that the PTX keeps the kernel forms: 128-bit
+# accesses for float4 loops, warp shuffles for row reductions, mma for
+# tensor-core GEMMs.
 set -u
 kind=$1 pt=$2 json=$3 prec=$4 work=$5
 name=$(basename "$pt" .pt)
@@ -74,6 +77,18 @@ for a in $CUDA_ARCHS; do
   have=$(readelf -SW "$c" 2>/dev/null | grep -c ' \.text\.nncc_')
   [ "$have" = "$want" ] || bad="$bad sm_$a:$have-of-$want-kernels"
 done
+# the forms must survive into the PTX: float4 loops as 128-bit accesses,
+# reductions as warp shuffles, tensor-core GEMMs as mma instructions
+ptx="$dir/compute_$newest.ptx"
+if grep -q ', float4 \*/$' "$dir/model.cu"; then
+  grep -Eq '(ld|st)\.global(\.nc)?\.v4\.(f32|b32|u32)' "$ptx" || bad="$bad no-128-bit-access"
+fi
+if grep -q 'a block per row' "$dir/model.cu"; then
+  grep -q 'shfl\.sync\.bfly' "$ptx" || bad="$bad no-shfl.sync.bfly"
+fi
+if grep -q 'tensor-core GEMM' "$dir/model.cu"; then
+  grep -Eq 'wmma\.mma\.sync|mma\.sync' "$ptx" || bad="$bad no-mma.sync"
+fi
 if [ -n "$PTXAS" ]; then
   "$PTXAS" -arch="sm_$newest" "$dir/compute_$newest.ptx" -o "$dir/ptxas.cubin" >>"$log" 2>&1 ||
     bad="$bad ptxas-sm_$newest"

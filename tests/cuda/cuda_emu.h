@@ -13,12 +13,13 @@
  * threads share one OS thread, __shared__ variables are function statics,
  * shared by the block as on the device and reused by the next block.
  *
- * Provided: the coordinates; __syncthreads; warp shuffles (__shfl_sync,
- * __shfl_xor_sync, __shfl_down_sync: lockstep through two barriers of
- * the block, so every thread of the block must call them together, as the
- * generated reductions do); atomicAdd/atomicMax/atomicMin (plain updates:
+ * Provided: the coordinates; __syncthreads (a barrier of the block);
+ * __syncwarp and the warp shuffles (__shfl_sync, __shfl_xor_sync,
+ * __shfl_down_sync) in lockstep over the 32 lanes of a warp: each lane
+ * publishes its value, waits at a barrier of its warp, reads the source
+ * lane's value of the same call, and waits again; atomicAdd/atomicMax/atomicMin (plain updates:
  * no thread is preempted between barriers); __float_as_uint and friends;
- * __half/__nv_bfloat16 as 16-bit storage with float conversions; and
+ * float4; __half/__nv_bfloat16 as 16-bit storage with float conversions; and
  * 16x16x16 wmma fragments (load, mma with f32 accumulation, store) for
  * half operands.
  */
@@ -36,6 +37,13 @@
 #define __restrict__ __restrict
 #define __shared__ static
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+
+/* CUDA's 16-byte vector of four floats (the float4 loads and stores of
+ * elementwise kernels); the same size and alignment as on the device. */
+struct __attribute__((aligned(16))) float4 {
+  float x, y, z, w;
+};
 
 struct nncc_emu_dim3 {
   unsigned x, y, z; /* as CUDA's uint3/dim3 */
@@ -52,25 +60,27 @@ extern "C" nncc_emu_dim3 nncc_emu_thread_idx, nncc_emu_block_idx, nncc_emu_block
 #define warpSize 32
 
 /* A barrier of the block: returns once every thread of the block reached
- * it (cuda_emu.cc). */
+ * it; a barrier of the warp: once every lane of the calling thread's warp
+ * reached one (cuda_emu.cc). */
 extern "C" void nncc_emu_sync(void);
+extern "C" void nncc_emu_warp_sync(void);
 /* This thread's linear index in its block, and the exchange slots the
  * shuffles use (one per thread of the block). */
 extern "C" unsigned nncc_emu_linear_tid(void);
 extern "C" double *nncc_emu_xchg(void);
 static inline void __syncthreads(void) { nncc_emu_sync(); }
-static inline void __syncwarp(unsigned mask = 0xffffffffu) { (void)mask; nncc_emu_sync(); }
+static inline void __syncwarp(unsigned mask = 0xffffffffu) { (void)mask; nncc_emu_warp_sync(); }
 
-/* Lane exchange: thread t publishes v, everyone waits, reads lane src of
- * its warp (its own value when src is outside the warp), waits again. */
+/* Lane exchange: thread t publishes v, its warp waits, t reads lane src
+ * (its own value when src is outside the warp), the warp waits again. */
 template <class T> static inline T nncc_emu_shfl(T v, int src_lane_abs, bool valid) {
   unsigned me = nncc_emu_linear_tid();
   double *x = nncc_emu_xchg();
   memcpy(&x[me], &v, sizeof v < sizeof(double) ? sizeof v : sizeof(double));
-  nncc_emu_sync();
+  nncc_emu_warp_sync();
   T r = v;
   if (valid) memcpy(&r, &x[src_lane_abs], sizeof v < sizeof(double) ? sizeof v : sizeof(double));
-  nncc_emu_sync();
+  nncc_emu_warp_sync();
   return r;
 }
 template <class T> static inline T __shfl_sync(unsigned mask, T v, int lane, int width = 32) {
@@ -182,10 +192,12 @@ static inline void load_matrix_sync(fragment<matrix_b, M, N, K, __half, L> &f, c
   for (int k = 0; k < K; k++)
     for (int j = 0; j < N; j++) f.x[k * N + j] = col ? p[j * ld + k] : p[k * ld + j];
 }
-template <int M, int N, int K>
+/* d = a * b + c; the fragments hold their tiles in logical order (the
+ * loads resolved the memory layouts), so any layouts combine. */
+template <int M, int N, int K, class LA, class LB>
 static inline void mma_sync(fragment<accumulator, M, N, K, float> &d,
-                            const fragment<matrix_a, M, N, K, __half, row_major> &a,
-                            const fragment<matrix_b, M, N, K, __half, row_major> &b,
+                            const fragment<matrix_a, M, N, K, __half, LA> &a,
+                            const fragment<matrix_b, M, N, K, __half, LB> &b,
                             const fragment<accumulator, M, N, K, float> &c) {
   float t[M * N];
   for (int i = 0; i < M; i++)

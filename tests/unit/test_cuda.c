@@ -1,10 +1,12 @@
 /* test_cuda.c — the CUDA backend without a GPU (backends/cuda/,
  * runtime/cuda/cuda_table.h): arch lists, the launch table's postfix
  * programs and grids, the emitted source and table for small graphs (IR
- * text → pass_shapes → be_schedule → cuda_emit), NVRTC's search when it is
- * hidden, and, when NVRTC is present, a real compile whose cubin is a CUDA
- * ELF of the requested arch and whose PTX has the kernel's entry. The
- * emulation check over the op table and the zoo is tests/cuda.sh.
+ * text → pass_shapes → be_schedule → cuda_emit), the tensor-core GEMM
+ * form (emitted, compiled by NVRTC, emulated), the emulation's warp
+ * semantics, NVRTC's search when it is hidden, and, when NVRTC is present,
+ * a real compile whose cubin is a CUDA ELF of the requested arch and whose
+ * PTX has the kernel's entry. Emulation parts need g++ and NNCC_TEST_TMP.
+ * The emulation check over the op table and the zoo is tests/cuda.sh.
  */
 #include "backends/cuda/cuda.h"
 #include "passes/passes.h"
@@ -47,10 +49,12 @@ static void test_eval_and_grid(void) {
 
   const int64_t p2[] = {NNCC_CU_CONST, 1000, NNCC_CU_END, 0, NNCC_CU_CONST, 33, NNCC_CU_END, 0,
                         NNCC_CU_CONST, 17, NNCC_CU_END, 0, NNCC_CU_CONST, 1, NNCC_CU_END, 0};
-  nncc_cu_kernel ks[3] = {{"a", NNCC_CU_PAR, 0, 0, -1, -1},
-                          {"b", NNCC_CU_GEMM, 1, 12, 4, 8},
-                          {"c", NNCC_CU_SERIAL, 0, -1, -1, -1}};
-  nncc_cu_table t = {.nkernels = 3, .kernels = ks, .prog = p2, .nprog = 16};
+  nncc_cu_kernel ks[5] = {{"a", NNCC_CU_PAR, 0, 0, -1, -1, 0, 1},
+                          {"b", NNCC_CU_GEMM, 1, 12, 4, 8, 0, 1},
+                          {"c", NNCC_CU_SERIAL, 0, -1, -1, -1, 0, 1},
+                          {"d", NNCC_CU_PAR, 0, 0, -1, -1, 0, 4},
+                          {"e", NNCC_CU_ROW, 1, 4, -1, -1, 64, 1}};
+  nncc_cu_table t = {.nkernels = 5, .kernels = ks, .prog = p2, .nprog = 16};
   unsigned g[3], b[3];
   nncc_cu_grid(&t, 0, NULL, 64, g, b);
   CHECK(g[0] == 4 && g[1] == 1 && g[2] == 1 && b[0] == 256 && b[1] == 1);
@@ -58,6 +62,10 @@ static void test_eval_and_grid(void) {
   CHECK(g[0] == 2 && g[1] == 3 && g[2] == 1 && b[0] == 16 && b[1] == 16 && b[2] == 1);
   nncc_cu_grid(&t, 2, NULL, 64, g, b);
   CHECK(g[0] == 1 && g[1] == 1 && b[0] == 1);
+  nncc_cu_grid(&t, 3, NULL, 64, g, b); /* float4: 1000 / (4 * 256) blocks */
+  CHECK(g[0] == 1 && b[0] == 256);
+  nncc_cu_grid(&t, 4, NULL, 64, g, b); /* rows: a block of 64 threads per row */
+  CHECK(g[0] == 33 && g[1] == 1 && b[0] == 64 && b[1] == 1);
   ks[0].trip = -1; /* unknown trip count: the fallback grid */
   nncc_cu_grid(&t, 0, NULL, 64, g, b);
   CHECK_INT(g[0], 64);
@@ -107,15 +115,34 @@ static void test_emit_relu(void) {
   CHECK_INT(m.table.bufs[m.table.slots[0]].kind, NNCC_CU_OUTPUT);
   CHECK_INT(m.table.bufs[m.table.slots[1]].kind, NNCC_CU_INPUT);
   const char *k = strstr(m.src, "/* k0_relu");
-  CHECK_STR(k, "/* k0_relu: grid-stride over the parallel loop */\n"
+  CHECK_INT(m.table.kernels[0].vec, 4);
+  CHECK_STR(k, "/* k0_relu: grid-stride over the parallel loop, float4 */\n"
                "extern \"C\" __global__ void nncc_k0_relu(struct nncc_cu_args A) {\n"
                "  float *__restrict__ s0 = (float *)A.p[0]; /* out */\n"
                "  const float *__restrict__ s1 = (const float *)A.p[1]; /* x */\n"
                "  i64 v0 = 0;\n"
                "  (void)v0;\n"
                "  const i64 lo_ = (0LL), hi_ = (6LL);\n"
-               "  for (i64 it_ = lo_ + (i64)blockIdx.x * blockDim.x + threadIdx.x; it_ < hi_; "
-               "it_ += (i64)gridDim.x * blockDim.x) {\n"
+               "  const i64 t_ = (i64)blockIdx.x * blockDim.x + threadIdx.x, "
+               "nt_ = (i64)gridDim.x * blockDim.x;\n"
+               "  i64 e4_ = lo_;\n"
+               "  if (hi_ - lo_ >= 4 && (lo_ & 3) == 0 && ((0 | (u64)s0 | (u64)s1) & 15) == 0) {\n"
+               "    e4_ = lo_ + ((hi_ - lo_) & ~(i64)3);\n"
+               "    for (i64 it_ = lo_ + 4 * t_; it_ < e4_; it_ += 4 * nt_) {\n"
+               "      float4 o0_;\n"
+               "      const float4 l1_ = *(const float4 *)(s1 + it_);\n"
+               "      v0 = it_ + 0;\n"
+               "      o0_.x = (float)((nn_fmax((l1_.x), 0.0f)));\n"
+               "      v0 = it_ + 1;\n"
+               "      o0_.y = (float)((nn_fmax((l1_.y), 0.0f)));\n"
+               "      v0 = it_ + 2;\n"
+               "      o0_.z = (float)((nn_fmax((l1_.z), 0.0f)));\n"
+               "      v0 = it_ + 3;\n"
+               "      o0_.w = (float)((nn_fmax((l1_.w), 0.0f)));\n"
+               "      *(float4 *)(s0 + it_) = o0_;\n"
+               "    }\n"
+               "  }\n"
+               "  for (i64 it_ = e4_ + t_; it_ < hi_; it_ += nt_) {\n"
                "    v0 = it_;\n"
                "    s0[v0] = ((float)((nn_fmax((s1[v0]), 0.0f))));\n"
                "  }\n"
@@ -153,6 +180,160 @@ static void check_cubin(const unsigned char *c, size_t n, int arch) {
   uint32_t flags = (uint32_t)c[48] | (uint32_t)c[49] << 8 | (uint32_t)c[50] << 16 |
                    (uint32_t)c[51] << 24;
   CHECK_INT((int)((flags >> 8) & 0xff), arch);
+}
+
+/* Compiles CUDA source src for the host against tests/cuda/cuda_emu.h
+ * into NNCC_TEST_TMP/<name>.so (path in lib). Returns 0, or 1 when there
+ * is no g++ or no NNCC_TEST_TMP (the caller skips), -1 on a failure. */
+static int emu_build(const char *src, const char *name, char *lib, size_t cap) {
+  const char *tmp = getenv("NNCC_TEST_TMP");
+  char root[512], cu[1100], cmd[8192];
+  snprintf(root, sizeof root, "%s", __FILE__); /* .../tests/unit/test_cuda.c */
+  char *cut = strstr(root, "tests/unit/test_cuda.c");
+  if (!cut || !tmp || system("g++ --version >/dev/null 2>&1") != 0) return 1;
+  *cut = 0;
+  snprintf(cu, sizeof cu, "%s/%s.cu", tmp, name);
+  snprintf(lib, cap, "%s/%s.so", tmp, name);
+  FILE *f = fopen(cu, "w");
+  if (!f) return -1;
+  fputs(src, f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "g++ -std=c++17 -O1 -fPIC -shared -w -include "
+           "%stests/cuda/cuda_emu.h -x c++ %s -x c++ %stests/cuda/cuda_emu.cc -o %s",
+           root, cu, root, lib);
+  int rc = system(cmd);
+  remove(cu);
+  return rc == 0 ? 0 : -1;
+}
+
+/* The emulation's warp semantics: shuffles in lockstep over the 32 lanes
+ * of one warp (a lane reads another lane's value of the same call), only
+ * one warp of the block shuffling (legal on the device), and a block
+ * barrier that a returned thread never reaches reported as divergence. */
+static void test_emu_lanes(void) {
+  static const char src[] =
+      "struct nncc_cu_args { void *p[64]; };\n"
+      "extern \"C\" __global__ void lanes(struct nncc_cu_args A) {\n"
+      "  float *out = (float *)A.p[0];\n"
+      "  unsigned t = threadIdx.x;\n"
+      "  float v = (float)t;\n"
+      "  if (t < 32)\n"
+      "    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);\n"
+      "  else\n"
+      "    v = __shfl_down_sync(0xffffffffu, v, 1u);\n"
+      "  out[t] = v;\n"
+      "}\n"
+      "extern \"C\" __global__ void diverge(struct nncc_cu_args A) {\n"
+      "  if (threadIdx.x == 5) return;\n"
+      "  __syncthreads();\n"
+      "  ((float *)A.p[0])[threadIdx.x] = 1.0f;\n"
+      "}\n";
+  char lib[1100];
+  int rc = emu_build(src, "lanes", lib, sizeof lib);
+  if (rc == 1) {
+    printf("test_emu_lanes: skipped (no g++ or no NNCC_TEST_TMP)\n");
+    return;
+  }
+  CHECK_INT(rc, 0);
+  void *h = rc == 0 ? dlopen(lib, RTLD_NOW | RTLD_LOCAL) : NULL;
+  CHECK(h != NULL);
+  if (!h) return;
+  typedef void (*kern)(nncc_cu_args);
+  int (*launch)(kern, const unsigned *, const unsigned *, int, const nncc_cu_args *);
+  kern lanes, diverge;
+  *(void **)&launch = dlsym(h, "nncc_emu_launch");
+  *(void **)&lanes = dlsym(h, "lanes");
+  *(void **)&diverge = dlsym(h, "diverge");
+  CHECK(launch && lanes && diverge);
+  if (launch && lanes && diverge) {
+    float out[64];
+    nncc_cu_args args;
+    memset(&args, 0, sizeof args);
+    args.p[0] = out;
+    const unsigned grid[3] = {1, 1, 1}, block[3] = {64, 1, 1};
+    CHECK_INT(launch(lanes, grid, block, 1, &args), 0);
+    int bad = 0;
+    for (int t = 0; t < 64; t++) {
+      float want = t < 32 ? 496.0f : t < 63 ? (float)(t + 1) : 63.0f;
+      bad += out[t] != want;
+    }
+    CHECK_INT(bad, 0);
+    printf("test_emu_lanes: a divergence message follows, as expected\n");
+    fflush(stdout);
+    CHECK_INT(launch(diverge, grid, block, 1, &args), -1);
+  }
+  dlclose(h);
+  remove(lib);
+}
+
+/* A 16-bit GEMM on tensor cores. The schedule expands 16-bit GEMMs into
+ * loops for the CPU, so this takes the f32 matmul's program and makes A
+ * and B f16 (the program's buffers and inputs too): the emitter must take
+ * the KS_GEMM to wmma (16x16x16, f32 accumulation; M, N, K not multiples
+ * of 16), NVRTC (when present) must give mma instructions, and the source
+ * compiled for the host with tests/cuda/cuda_emu.h (when g++ is present)
+ * must match the reference interpreter within 1e-4. */
+static void test_emit_wmma(void) {
+  nn_arena *a = nn_arena_new();
+  const char *specs[] = {"x:f32[20,40]", "w:f32[40,24]"};
+  be_program *p = schedule(a, "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
+                              "  %2 = matmul(%0, %1) : unknown\n  return %2\n}\n", specs, 2);
+  CHECK(p != NULL && p->steps.len == 1);
+  if (!p || p->steps.len != 1) {
+    nn_arena_free(a);
+    return;
+  }
+  kernel *k = p->steps.data[0].k;
+  const ks_gemm *g = NULL;
+  for (int i = 0; i < k->stmts.len; i++)
+    if (k->stmts.data[i].kind == KS_GEMM) g = &k->stmts.data[i].gemm;
+  CHECK(g != NULL);
+  if (!g) {
+    nn_arena_free(a);
+    return;
+  }
+  int32_t ops[2] = {g->a, g->b};
+  for (int j = 0; j < 2; j++) {
+    k->bufs.data[ops[j]].dtype = NN_DT_F16;
+    be_buf *pb = &p->bufs.data[p->steps.data[0].slots[ops[j]]];
+    pb->dtype = NN_DT_F16;
+    CHECK_INT(pb->kind, BE_BUF_INPUT);
+    p->inputs.data[pb->index].dtype = NN_DT_F16;
+  }
+  nn_diag d;
+  nn_diag_init(&d, stderr);
+  cuda_module m;
+  CHECK_INT(cuda_emit(p, &m, &d), 0);
+  CHECK_INT(m.table.kernels[0].form, NNCC_CU_GEMM);
+  CHECK(m.wmma);
+  CHECK(strstr(m.src, "tensor-core GEMM (wmma) */") != NULL);
+  CHECK(strstr(m.src, "nvcuda::wmma::mma_sync(fc_, fa_, fb_, fc_);") != NULL);
+  CHECK(strstr(m.src, "i64 M_ = (20LL), N_ = (24LL), K_ = (40LL)") != NULL);
+  char why[2048];
+  void *h = cuda_nvrtc_open(why, sizeof why);
+  if (h) {
+    int archs[2] = {75, 90};
+    cuda_images im;
+    CHECK_INT(cuda_nvrtc_compile(m.src, archs, 2, NULL, &im, &d), 0);
+    if (im.ptx) {
+      CHECK(strstr(im.ptx, "wmma.mma.sync.aligned.row.row.m16n16k16.f32.f32") != NULL);
+      check_cubin(im.cubin[0], im.cubin_size[0], 75);
+    }
+    cuda_images_free(&im);
+  }
+  /* the emulation */
+  char lib[1100];
+  int rc = emu_build(m.src, "wmma", lib, sizeof lib);
+  if (rc == 1) {
+    printf("test_emit_wmma: emulation skipped (no g++ or no NNCC_TEST_TMP)\n");
+  } else {
+    CHECK_INT(rc, 0);
+    FILE *out = fopen("/dev/null", "w");
+    CHECK_INT(cuda_emucheck(p, &m, lib, 1e-4, 7, out, &d), 0);
+    if (out) fclose(out);
+    remove(lib);
+  }
+  nn_arena_free(a);
 }
 
 static void test_nvrtc(void) {
@@ -218,6 +399,8 @@ int main(void) {
   test_eval_and_grid();
   test_emit_relu();
   test_emit_gemm();
+  test_emit_wmma();
+  test_emu_lanes();
   test_nvrtc();
   return unit_report("cuda");
 }

@@ -382,7 +382,12 @@ static void test_model_run(const char *so) {
   bad = in;
   bad.flags = 4;
   CHECK_INT(nncc_session_run(s, &bad, 1, outs, 2, &err), NNCC_ERR_INVALID_ARG);
-  CHECK_STR(err, "input 0 ('x'): flags 0x4 are not supported (host memory only)");
+  CHECK_STR(err, "input 0 ('x'): flags 0x4 has unknown bits 0x4 (known: NNCC_TENSOR_DEVICE = 0x1)");
+  nncc_free_message(err);
+  bad.flags = NNCC_TENSOR_DEVICE; /* a CPU model takes host memory only */
+  CHECK_INT(nncc_session_run(s, &bad, 1, outs, 2, &err), NNCC_ERR_INVALID_ARG);
+  CHECK_STR(err, "input 0 ('x'): device memory (NNCC_TENSOR_DEVICE) needs a model compiled with "
+                 "--target cuda; this model's target is 'cpu' (pass host memory)");
   nncc_free_message(err);
   nncc_tensor bad_out[2] = {outs[0], outs[1]};
   bad_out[1].dtype = NNCC_DTYPE_I32;
