@@ -14,7 +14,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # and the model zoo come from PyTorch itself).
 BUILD_PKGS = cmake make gcc pkg-config llvm-dev libzip-dev libcjson-dev
 TEST_PKGS  = python3 python3-torch python3-torchvision python3-numpy unzip clang-14 libclang-rt-14-dev \
-             g++ graphviz valgrind
+             g++ graphviz valgrind clang-format clang-tidy cppcheck
 
 .PHONY: all build demo test test-fast deps deps-test install clean
 
@@ -40,7 +40,7 @@ test: deps-test $(BUILD)/CMakeCache.txt
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DNNCC_SANITIZE=ON
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
-	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -E '^(e2e|ops|dynamic|cuda|valgrind|libfuzzer)$$'
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -E '^(e2e|ops|dynamic|cuda|valgrind|libfuzzer|lint)$$'
 
 # The suite without the sanitizer build, for quick iterations.
 test-fast: deps-test $(BUILD)/CMakeCache.txt

@@ -51,13 +51,13 @@ typedef struct grp {
   bool gemm;              /* nodes[0] is gemm-like */
   int rank;               /* the result's shape */
   ir_dim od[MAXR];
-  ir_dim ost[MAXR];       /* its contiguous strides */
-  bool flat;              /* every operand has the result's shape or one
+  ir_dim ost[MAXR]; /* its contiguous strides */
+  bool flat;        /* every operand has the result's shape or one
                              element: one flat loop, no index math */
   /* while building one kernel: */
   kernel *k;
-  kx_id flat_idx;         /* I64: flat index of the element computed */
-  const kx_id *iv;        /* coordinates (NULL: derive from flat_idx) */
+  kx_id flat_idx;              /* I64: flat index of the element computed */
+  const kx_id *iv;             /* coordinates (NULL: derive from flat_idx) */
   ir_value slot_val[MAXSLOTS]; /* external operands loaded so far... */
   int32_t slot[MAXSLOTS];      /* ...and their slots */
   int nslots;
@@ -97,7 +97,8 @@ static nn_dtype storage_dtype(grp *G, ir_value v) {
   const ir_type *t = ir_vtype(G->g, v);
   switch (t->kind) {
   case IR_T_TENSOR: return t->dtype;
-  case IR_T_INT: case IR_T_BOOL: return NN_DT_I64;
+  case IR_T_INT:
+  case IR_T_BOOL: return NN_DT_I64;
   case IR_T_FLOAT: return NN_DT_F64;
   default: return NN_DT_UNKNOWN;
   }
@@ -108,8 +109,7 @@ static nn_dtype storage_dtype(grp *G, ir_value v) {
 static bool gemm_dtype(grp *G, ir_value v) {
   const ir_node *h = ir_node_get(G->g, G->nodes[0]);
   nn_dtype dt = ir_vtype(G->g, h->out[0])->dtype;
-  return (dt == NN_DT_F32 || dt == NN_DT_F16 || dt == NN_DT_BF16) &&
-         ir_vtype(G->g, v)->dtype == dt;
+  return (dt == NN_DT_F32 || dt == NN_DT_F16 || dt == NN_DT_BF16) && ir_vtype(G->g, v)->dtype == dt;
 }
 
 /* The member (index into G->nodes, < before) that defines v, or -1. */
@@ -143,8 +143,7 @@ static bool check(grp *G) {
     int nops = kl_scalar_operands(G->c, id, which);
     if (nops < 0) return false;
     ir_dim d[MAXR];
-    if (operand_shape(G, n->out[0], d) != G->rank || !same_dims(G->rank, d, G->od))
-      return false;
+    if (operand_shape(G, n->out[0], d) != G->rank || !same_dims(G->rank, d, G->od)) return false;
     /* a gemm epilogue stores into the gemm's output: every member has the
      * gemm's float dtype (16-bit C is rounded from f32, kernel_gemm.c) */
     if (G->gemm && !gemm_dtype(G, n->out[0])) return false;
@@ -197,10 +196,10 @@ static kx_id operand_index(grp *G, int r, const ir_dim *d) {
   for (int i = 0; i < G->rank; i++) {
     int j = i - (G->rank - r);
     if (j < 0 || dim_is(G, d[j], 1)) continue; /* broadcast: stride 0 */
-    kx_id coord = G->iv ? G->iv[i]
-                        : k_bin(k, KX_MOD,
-                                k_bin(k, KX_DIV, G->flat_idx, kl_dimx(G->c, k, G->ost[i])),
-                                kl_dimx(G->c, k, G->od[i]));
+    kx_id coord = G->iv
+                      ? G->iv[i]
+                      : k_bin(k, KX_MOD, k_bin(k, KX_DIV, G->flat_idx, kl_dimx(G->c, k, G->ost[i])),
+                              kl_dimx(G->c, k, G->od[i]));
     e = k_bin(k, KX_ADD, e, k_bin(k, KX_MUL, coord, kl_dimx(G->c, k, cs[j])));
   }
   return e;
@@ -255,9 +254,12 @@ static kx_id compute(grp *G, int from, kx_id first) {
       if (j >= n->nin || ir_vtype(G->g, n->in[j])->kind == IR_T_NONE) continue;
       int def = member_of(G, n->in[j], m);
       const ir_const *c;
-      if (def >= 0) v[i] = val[def];
-      else if (ir_value_const(G->g, n->in[j], &c)) v[i] = kl_scalar_const(G->k, c);
-      else v[i] = load_external(G, n->in[j]);
+      if (def >= 0)
+        v[i] = val[def];
+      else if (ir_value_const(G->g, n->in[j], &c))
+        v[i] = kl_scalar_const(G->k, c);
+      else
+        v[i] = load_external(G, n->in[j]);
     }
     val[m] = kl_scalar_op(G->c, G->k, id, v);
     if (val[m] < 0) return -1;
@@ -317,6 +319,7 @@ static int lower_elementwise(grp *G) {
     G->flat_idx = idx;
   }
   kx_id r = compute(G, 0, -1);
+  G->iv = NULL; /* iv is this frame's */
   if (r < 0) return -1;
   k_store(k, os, G->flat_idx, k_cast(k, odt, r));
   while (nl-- > 0) k_for_end(k);
@@ -430,14 +433,15 @@ static int lower_cat_group(grp *G) {
     }
     G->iv = iv;
     G->flat_idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, r, DX(post)), q);
-    kx_id src = k_bin(k, KX_ADD,
-                      k_bin(k, KX_MUL,
-                            k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, DX(ci)),
-                                  k_bin(k, KX_SUB, c, DX(off[i]))),
-                            DX(post)),
-                      q);
+    kx_id src =
+        k_bin(k, KX_ADD,
+              k_bin(k, KX_MUL,
+                    k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, DX(ci)), k_bin(k, KX_SUB, c, DX(off[i]))),
+                    DX(post)),
+              q);
 #undef DX
     kx_id v = compute(G, 1, k_load(k, xs[i], src));
+    G->iv = NULL; /* iv is this iteration's */
     if (v < 0) return -1;
     k_store(k, os, G->flat_idx, k_cast(k, rdt, v));
     k_for_end(k);

@@ -69,8 +69,7 @@ void be_memplan(be_program *p) {
   int nb = p->bufs.len;
   int32_t *first = nn_alloc(p->arena, sizeof *first * (size_t)(nb + 1));
   int32_t *last = nn_alloc(p->arena, sizeof *last * (size_t)(nb + 1));
-  for (int i = 0; i < nb && !p->dynamic; i++)
-    p->dynamic = p->bufs.data[i].elems < 0;
+  for (int i = 0; i < nb && !p->dynamic; i++) p->dynamic = p->bufs.data[i].elems < 0;
   if (p->dynamic) {
     live_ranges(p, first, last);
     plan_dynamic(p, first, last);

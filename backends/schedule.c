@@ -25,14 +25,14 @@
 #include <string.h>
 
 struct kl_ctx {
-  be_program *p;    /* the program being built */
-  ir_graph *g;      /* its graph */
-  nn_diag *d;       /* where errors go */
-  ir_nodeid node;   /* the node being lowered */
-  be_bufid *vbuf;   /* program buffer of each value, -1 if none yet */
+  be_program *p;      /* the program being built */
+  ir_graph *g;        /* its graph */
+  nn_diag *d;         /* where errors go */
+  ir_nodeid node;     /* the node being lowered */
+  be_bufid *vbuf;     /* program buffer of each value, -1 if none yet */
   const void **vdata; /* contiguous weight data by value, when made */
-  bool *needed;     /* by value: some kernel (or a graph output) reads it */
-  int nkernels;     /* kernels created so far (for unique names) */
+  bool *needed;       /* by value: some kernel (or a graph output) reads it */
+  int nkernels;       /* kernels created so far (for unique names) */
 };
 
 /* ---- buffers ------------------------------------------------------------ */
@@ -163,12 +163,15 @@ static ir_dim value_elems(kl_ctx *c, ir_value v, bool *ok) {
   for (int i = 0; i < r && *ok; i++) {
     int64_t dv;
     n = ir_dim_mul(c->g, n, dims[i]);
-    if (ir_dim_is_const(c->g, dims[i], &dv)) *ok = !__builtin_mul_overflow(cn, dv, &cn);
-    else is_const = false;
+    if (ir_dim_is_const(c->g, dims[i], &dv))
+      *ok = !__builtin_mul_overflow(cn, dv, &cn);
+    else
+      is_const = false;
   }
   size_t es = nn_dtype_size(ir_vtype(c->g, v)->dtype);
-  if (*ok && is_const && (__builtin_mul_overflow(cn, (int64_t)(es ? es : 1), &bytes) ||
-                          bytes > ((int64_t)1 << 62))) *ok = false;
+  if (*ok && is_const &&
+      (__builtin_mul_overflow(cn, (int64_t)(es ? es : 1), &bytes) || bytes > ((int64_t)1 << 62)))
+    *ok = false;
   if (*ok && n == IR_DIM_UNKNOWN) *ok = false;
   if (!*ok && r >= 0)
     nn_error(c->d, ir_node_get(c->g, c->node)->loc,
@@ -190,7 +193,8 @@ static const void *weight_contig(kl_ctx *c, ir_value v, const ir_weight *w) {
     int64_t off = w->offset;
     for (int i = 0; i < w->rank && i < 64; i++) {
       int64_t stride = 1;
-      if (w->strides) stride = w->strides[i];
+      if (w->strides)
+        stride = w->strides[i];
       else
         for (int j = i + 1; j < w->rank; j++) stride *= w->sizes[j];
       off += idx[i] * stride;
@@ -215,9 +219,10 @@ static be_bufid weight_buf(kl_ctx *c, ir_value v, const ir_weight *w) {
 /* A constant scalar as a one-element weight buffer. */
 static be_bufid const_scalar_buf(kl_ctx *c, const ir_const *k) {
   switch (k->kind) {
-  case IR_C_INT: case IR_C_BOOL: {
+  case IR_C_INT:
+  case IR_C_BOOL: {
     int64_t v = k->i;
-    return kl_const_buf(c, k->kind == IR_C_BOOL ? NN_DT_I64 : NN_DT_I64, &v, 1);
+    return kl_const_buf(c, NN_DT_I64, &v, 1); /* bools as 0/1 */
   }
   case IR_C_FLOAT: {
     double v = k->f;
@@ -340,7 +345,8 @@ static nn_dtype scalar_dtype(const ir_type *t) {
   switch (t->kind) {
   case IR_T_TENSOR: return t->dtype;
   case IR_T_FLOAT: return NN_DT_F64;
-  case IR_T_INT: case IR_T_BOOL: return NN_DT_I64;
+  case IR_T_INT:
+  case IR_T_BOOL: return NN_DT_I64;
   default: return NN_DT_UNKNOWN;
   }
 }
@@ -373,7 +379,8 @@ static int lower_meta_scalar(kl_ctx *c, ir_nodeid id) {
   kernel *k = kl_kernel(c, ir_ops[n->op].name);
   kx_id v = -1;
   switch (n->op) {
-  case NN_OP_SIZE: case NN_OP_NUMEL: {
+  case NN_OP_SIZE:
+  case NN_OP_NUMEL: {
     const ir_type *xt = ir_vtype(c->g, n->in[0]);
     if (xt->kind != IR_T_TENSOR || xt->rank < 0) return 1;
     ir_dim d = ir_dim_const(c->g, 1);
@@ -390,17 +397,30 @@ static int lower_meta_scalar(kl_ctx *c, ir_nodeid id) {
     v = kl_dimx(c, k, d);
     break;
   }
-  case NN_OP_NUM_TO_TENSOR: case NN_OP_TO_INT: case NN_OP_TO_FLOAT: case NN_OP_TO_BOOL:
-  case NN_OP_SCALAR_IMPLICIT: case NN_OP_SCALAR_NEG:
+  case NN_OP_NUM_TO_TENSOR:
+  case NN_OP_TO_INT:
+  case NN_OP_TO_FLOAT:
+  case NN_OP_TO_BOOL:
+  case NN_OP_SCALAR_IMPLICIT:
+  case NN_OP_SCALAR_NEG:
     v = scalar_operand(c, k, n, 0);
     if (v >= 0 && n->op == NN_OP_TO_BOOL)
-      v = k_bin(k, KX_NE, v, k->exprs.data[v].dtype == NN_DT_F64 ? k_const_f(k, NN_DT_F64, 0)
-                                                                  : k_i64(k, 0));
+      v = k_bin(k, KX_NE, v,
+                k->exprs.data[v].dtype == NN_DT_F64 ? k_const_f(k, NN_DT_F64, 0) : k_i64(k, 0));
     if (v >= 0 && n->op == NN_OP_SCALAR_NEG) v = k_un(k, KX_NEG, v);
     break;
-  case NN_OP_SCALAR_ADD: case NN_OP_SCALAR_SUB: case NN_OP_SCALAR_MUL: case NN_OP_SCALAR_DIV:
-  case NN_OP_SCALAR_FLOORDIV: case NN_OP_SCALAR_MOD: case NN_OP_SCALAR_EQ: case NN_OP_SCALAR_NE:
-  case NN_OP_SCALAR_LT: case NN_OP_SCALAR_LE: case NN_OP_SCALAR_GT: case NN_OP_SCALAR_GE: {
+  case NN_OP_SCALAR_ADD:
+  case NN_OP_SCALAR_SUB:
+  case NN_OP_SCALAR_MUL:
+  case NN_OP_SCALAR_DIV:
+  case NN_OP_SCALAR_FLOORDIV:
+  case NN_OP_SCALAR_MOD:
+  case NN_OP_SCALAR_EQ:
+  case NN_OP_SCALAR_NE:
+  case NN_OP_SCALAR_LT:
+  case NN_OP_SCALAR_LE:
+  case NN_OP_SCALAR_GT:
+  case NN_OP_SCALAR_GE: {
     kx_id a = scalar_operand(c, k, n, 0), b = scalar_operand(c, k, n, 1);
     if (a < 0 || b < 0) return 1;
     /* ints stay ints unless a float is involved (or it is true division) */
@@ -409,18 +429,26 @@ static int lower_meta_scalar(kl_ctx *c, ir_nodeid id) {
     nn_dtype cdt = fl ? NN_DT_F64 : NN_DT_I64;
     a = k_cast(k, cdt, a);
     b = k_cast(k, cdt, b);
-    static const struct { ir_op op; kx_op kx; } map[] = {
-      {NN_OP_SCALAR_ADD, KX_ADD}, {NN_OP_SCALAR_SUB, KX_SUB}, {NN_OP_SCALAR_MUL, KX_MUL},
-      {NN_OP_SCALAR_DIV, KX_DIV}, {NN_OP_SCALAR_FLOORDIV, KX_FLOORDIV},
-      {NN_OP_SCALAR_MOD, KX_MOD}, {NN_OP_SCALAR_EQ, KX_EQ}, {NN_OP_SCALAR_NE, KX_NE},
-      {NN_OP_SCALAR_LT, KX_LT}, {NN_OP_SCALAR_LE, KX_LE}, {NN_OP_SCALAR_GT, KX_GT},
-      {NN_OP_SCALAR_GE, KX_GE}};
+    static const struct {
+      ir_op op;
+      kx_op kx;
+    } map[] = {{NN_OP_SCALAR_ADD, KX_ADD},
+               {NN_OP_SCALAR_SUB, KX_SUB},
+               {NN_OP_SCALAR_MUL, KX_MUL},
+               {NN_OP_SCALAR_DIV, KX_DIV},
+               {NN_OP_SCALAR_FLOORDIV, KX_FLOORDIV},
+               {NN_OP_SCALAR_MOD, KX_MOD},
+               {NN_OP_SCALAR_EQ, KX_EQ},
+               {NN_OP_SCALAR_NE, KX_NE},
+               {NN_OP_SCALAR_LT, KX_LT},
+               {NN_OP_SCALAR_LE, KX_LE},
+               {NN_OP_SCALAR_GT, KX_GT},
+               {NN_OP_SCALAR_GE, KX_GE}};
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
       if (map[i].op == n->op) v = k_bin(k, map[i].kx, a, b);
     break;
   }
-  default:
-    return 1;
+  default: return 1;
   }
   if (v < 0) return 1;
   int32_t o = k_buf(k, odt, 1, true, "out");
@@ -515,9 +543,10 @@ static void bind_outputs(kl_ctx *c) {
 static void io_of(kl_ctx *c, ir_value v, const char *name, be_io *io) {
   const ir_type *t = ir_vtype(c->g, v);
   io->name = name;
-  io->dtype = t->kind == IR_T_TENSOR ? t->dtype
+  io->dtype = t->kind == IR_T_TENSOR  ? t->dtype
               : t->kind == IR_T_FLOAT ? NN_DT_F64
-              : t->kind == IR_T_BOOL ? NN_DT_BOOL : NN_DT_I64;
+              : t->kind == IR_T_BOOL  ? NN_DT_BOOL
+                                      : NN_DT_I64;
   io->rank = t->kind == IR_T_TENSOR ? t->rank : 0;
   int64_t *dims = nn_alloc(c->p->arena, sizeof(int64_t) * (size_t)(io->rank + 1));
   ir_dim *dd = nn_alloc(c->p->arena, sizeof(ir_dim) * (size_t)(io->rank + 1));
@@ -563,8 +592,7 @@ static void collect_syms(kl_ctx *c) {
       NN_PUSH(p->arena, p->syms, sy);
     }
   }
-  if (p->syms.len > 0)
-    p->dims_buf = add_buf(p, BE_BUF_DIMS, NN_DT_I64, p->syms.len);
+  if (p->syms.len > 0) p->dims_buf = add_buf(p, BE_BUF_DIMS, NN_DT_I64, p->syms.len);
 }
 
 /* Steps whose kernels have the same code — everything k_print shows but
@@ -644,8 +672,7 @@ be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d) {
   /* Every slot of every kernel must be bound. */
   for (int i = 0; i < p->steps.len; i++) {
     be_step *s = &p->steps.data[i];
-    for (int k = 0; k < s->k->bufs.len; k++)
-      NN_ASSERT(s->slots && s->slots[k] >= 0);
+    for (int k = 0; k < s->k->bufs.len; k++) NN_ASSERT(s->slots && s->slots[k] >= 0);
   }
   if (d->errors > errors0) return NULL;
   share_kernels(p);
@@ -672,12 +699,15 @@ void be_program_print(nn_buf *b, const be_program *p) {
   for (int i = 0; i < p->bufs.len; i++) {
     const be_buf *x = &p->bufs.data[i];
     nn_buf_printf(b, "  b%d: %s", i, kind_name(x->kind));
-    if (x->kind == BE_BUF_INPUT || x->kind == BE_BUF_OUTPUT) nn_buf_printf(b, " %d", x->index);
+    if (x->kind == BE_BUF_INPUT || x->kind == BE_BUF_OUTPUT)
+      nn_buf_printf(b, " %d", x->index);
     else if (x->kind == BE_BUF_WEIGHT || (x->kind == BE_BUF_WORKSPACE && !p->dynamic))
       nn_buf_printf(b, " +%llu", (unsigned long long)x->offset);
     nn_buf_printf(b, " %s[", nn_dtype_name(x->dtype));
-    if (x->elems >= 0) nn_buf_printf(b, "%lld", (long long)x->elems);
-    else ir_dim_print(b, p->g, x->elems_d);
+    if (x->elems >= 0)
+      nn_buf_printf(b, "%lld", (long long)x->elems);
+    else
+      ir_dim_print(b, p->g, x->elems_d);
     nn_buf_printf(b, "]\n");
   }
   for (int i = 0; i < p->steps.len; i++) {
@@ -695,8 +725,7 @@ void be_program_print(nn_buf *b, const be_program *p) {
   }
   nn_buf_printf(b, "memory: arena %llu bytes, lower bound %llu, naive %llu\n",
                 (unsigned long long)p->workspace_bytes,
-                (unsigned long long)p->arena_lower_bound_bytes,
-                (unsigned long long)p->naive_bytes);
+                (unsigned long long)p->arena_lower_bound_bytes, (unsigned long long)p->naive_bytes);
 }
 
 int64_t be_dim_eval(const be_program *p, ir_dim d, const int64_t *dims, bool *ok) {
@@ -717,8 +746,7 @@ int64_t be_dim_eval(const be_program *p, ir_dim d, const int64_t *dims, bool *ok
   switch (e->kind) {
   case IR_DK_ADD: return (int64_t)((uint64_t)x + (uint64_t)y);
   case IR_DK_MUL: return (int64_t)((uint64_t)x * (uint64_t)y);
-  case IR_DK_DIV:
-    return y == 0 || (x == INT64_MIN && y == -1) ? 0 : x / y;
+  case IR_DK_DIV: return y == 0 || (x == INT64_MIN && y == -1) ? 0 : x / y;
   case IR_DK_FLOORDIV:
     if (y == 0 || (x == INT64_MIN && y == -1)) return 0;
     r = x / y;

@@ -63,9 +63,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--runs") || !strcmp(a, "--warmup") || !strcmp(a, "--threads")) {
       if (i + 1 >= argc) goto usage;
       int v = atoi(argv[++i]);
-      if (a[2] == 'r') runs = v;
-      else if (a[2] == 'w') warmup = v;
-      else threads = v;
+      if (a[2] == 'r')
+        runs = v;
+      else if (a[2] == 'w')
+        warmup = v;
+      else
+        threads = v;
     } else if (ndim < 3) {
       dim[ndim++] = atol(a);
     } else {
@@ -88,8 +91,8 @@ int main(int argc, char **argv) {
   }
   for (int r = -warmup; r < runs; r++) {
     double t0 = now_ms();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a,
-                (int)k, w, (int)k, 0.0f, c, (int)n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)k, w,
+                (int)k, 0.0f, c, (int)n);
     if (r >= 0) ms[r] = now_ms() - t0;
   }
   if (times) {

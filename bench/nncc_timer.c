@@ -63,9 +63,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--runs") || !strcmp(a, "--warmup") || !strcmp(a, "--threads")) {
       if (i + 1 >= argc) return usage();
       int v = atoi(argv[++i]);
-      if (a[2] == 'r') runs = v;
-      else if (a[2] == 'w') warmup = v;
-      else threads = v;
+      if (a[2] == 'r')
+        runs = v;
+      else if (a[2] == 'w')
+        warmup = v;
+      else
+        threads = v;
     } else if (!model_path) {
       model_path = a;
     } else if (nin < MAX_IO) {

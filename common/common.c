@@ -147,22 +147,15 @@ static const struct {
   int scalar_type;     /* PyTorch ScalarType number */
   const char *storage; /* torch.<X>Storage */
 } dtypes[NN_DT_COUNT] = {
-    [NN_DT_UNKNOWN] = {"?", 0, -1, NULL},
-    [NN_DT_F32] = {"f32", 4, 6, "Float"},
-    [NN_DT_F16] = {"f16", 2, 5, "Half"},
-    [NN_DT_BF16] = {"bf16", 2, 15, "BFloat16"},
-    [NN_DT_F64] = {"f64", 8, 7, "Double"},
-    [NN_DT_I64] = {"i64", 8, 4, "Long"},
-    [NN_DT_I32] = {"i32", 4, 3, "Int"},
-    [NN_DT_I16] = {"i16", 2, 2, "Short"},
-    [NN_DT_I8] = {"i8", 1, 1, "Char"},
-    [NN_DT_U8] = {"u8", 1, 0, "Byte"},
+    [NN_DT_UNKNOWN] = {"?", 0, -1, NULL},   [NN_DT_F32] = {"f32", 4, 6, "Float"},
+    [NN_DT_F16] = {"f16", 2, 5, "Half"},    [NN_DT_BF16] = {"bf16", 2, 15, "BFloat16"},
+    [NN_DT_F64] = {"f64", 8, 7, "Double"},  [NN_DT_I64] = {"i64", 8, 4, "Long"},
+    [NN_DT_I32] = {"i32", 4, 3, "Int"},     [NN_DT_I16] = {"i16", 2, 2, "Short"},
+    [NN_DT_I8] = {"i8", 1, 1, "Char"},      [NN_DT_U8] = {"u8", 1, 0, "Byte"},
     [NN_DT_BOOL] = {"bool", 1, 11, "Bool"},
 };
 
-const char *nn_dtype_name(nn_dtype t) {
-  return (unsigned)t < NN_DT_COUNT ? dtypes[t].name : "?";
-}
+const char *nn_dtype_name(nn_dtype t) { return (unsigned)t < NN_DT_COUNT ? dtypes[t].name : "?"; }
 
 nn_dtype nn_dtype_parse(const char *s) {
   for (int i = 1; i < NN_DT_COUNT; i++)
@@ -170,9 +163,7 @@ nn_dtype nn_dtype_parse(const char *s) {
   return NN_DT_UNKNOWN;
 }
 
-size_t nn_dtype_size(nn_dtype t) {
-  return (unsigned)t < NN_DT_COUNT ? dtypes[t].size : 0;
-}
+size_t nn_dtype_size(nn_dtype t) { return (unsigned)t < NN_DT_COUNT ? dtypes[t].size : 0; }
 
 nn_dtype nn_dtype_from_scalar_type(int64_t st) {
   for (int i = 1; i < NN_DT_COUNT; i++)
@@ -199,22 +190,17 @@ int nn_dtype_is_float(nn_dtype t) {
 uint16_t nn_f32_to_f16(float f) {
   uint32_t x;
   memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff,
-           man = x & 0x7fffff;
+  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, man = x & 0x7fffff;
   if (exp == 0xff) /* inf, nan */
     return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
   int e = (int)exp - 127 + 15;
-  if (e >= 31)
-    return (uint16_t)(sign | 0x7c00);
+  if (e >= 31) return (uint16_t)(sign | 0x7c00);
   if (e <= 0) { /* subnormal or zero */
-    if (e < -10)
-      return (uint16_t)sign;
+    if (e < -10) return (uint16_t)sign;
     man |= 0x800000;
     int shift = 14 - e;
-    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1),
-             half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1)))
-      h++;
+    uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) h++;
     return (uint16_t)(sign | h);
   }
   uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
@@ -224,8 +210,7 @@ uint16_t nn_f32_to_f16(float f) {
 }
 
 float nn_f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
-           man = h & 0x3ff, x;
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, x;
   if (exp == 0x1f) {
     x = sign | 0x7f800000 | (man << 13);
   } else if (exp == 0) {
@@ -250,8 +235,7 @@ float nn_f16_to_f32(uint16_t h) {
 uint16_t nn_f32_to_bf16(float f) {
   uint32_t x;
   memcpy(&x, &f, 4);
-  if ((x & 0x7fffffff) > 0x7f800000)
-    return (uint16_t)((x >> 16) | 0x40);
+  if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40);
   uint32_t rounding = 0x7fff + ((x >> 16) & 1);
   return (uint16_t)((x + rounding) >> 16);
 }
@@ -303,8 +287,7 @@ static void print_origin(nn_diag *d, nn_loc loc) {
   fprintf(d->out ? d->out : stderr, "nncc: note: %s\n", buf);
 }
 
-void nn_vreport(nn_diag *d, const char *kind, nn_loc loc, const char *fmt,
-                va_list ap) {
+void nn_vreport(nn_diag *d, const char *kind, nn_loc loc, const char *fmt, va_list ap) {
   FILE *f = d->out ? d->out : stderr;
   fprintf(f, "nncc: %s: ", kind);
   print_loc(f, loc);

@@ -32,22 +32,24 @@ void *nn_alloc(nn_arena *a, size_t size);
 void *nn_realloc(nn_arena *a, void *p, size_t old_size, size_t new_size);
 char *nn_strdup(nn_arena *a, const char *s);
 char *nn_strndup(nn_arena *a, const char *s, size_t n);
-char *nn_sprintf(nn_arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *nn_sprintf(nn_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t nn_arena_bytes(const nn_arena *a); /* bytes handed out so far */
 
 /* A growable array in an arena: `NN_VEC(int) v = {0}; NN_PUSH(arena, v, 3);` */
-#define NN_VEC(T) struct { T *data; int len, cap; }
-#define NN_PUSH(arena, v, x)                                                  \
-  do {                                                                       \
-    if ((v).len == (v).cap) {                                                \
-      int nc_ = (v).cap ? (v).cap * 2 : 8;                                   \
-      (v).data = nn_realloc((arena), (v).data,                               \
-                            sizeof(*(v).data) * (size_t)(v).cap,             \
-                            sizeof(*(v).data) * (size_t)nc_);                \
-      (v).cap = nc_;                                                         \
-    }                                                                        \
-    (v).data[(v).len++] = (x);                                               \
+#define NN_VEC(T) \
+  struct {        \
+    T *data;      \
+    int len, cap; \
+  }
+#define NN_PUSH(arena, v, x)                                                        \
+  do {                                                                              \
+    if ((v).len == (v).cap) {                                                       \
+      int nc_ = (v).cap ? (v).cap * 2 : 8;                                          \
+      (v).data = nn_realloc((arena), (v).data, sizeof(*(v).data) * (size_t)(v).cap, \
+                            sizeof(*(v).data) * (size_t)nc_);                       \
+      (v).cap = nc_;                                                                \
+    }                                                                               \
+    (v).data[(v).len++] = (x);                                                      \
   } while (0)
 
 /* A growable string (malloc-backed, for printers). */
@@ -56,8 +58,7 @@ typedef struct nn_buf {
   size_t len; /* bytes, excluding the NUL */
   size_t cap; /* allocated bytes */
 } nn_buf;
-void nn_buf_printf(nn_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void nn_buf_printf(nn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nn_buf_vprintf(nn_buf *b, const char *fmt, va_list ap);
 void nn_buf_putn(nn_buf *b, const char *s, size_t n);
 void nn_buf_free(nn_buf *b);
@@ -113,47 +114,40 @@ typedef struct nn_loc {
 
 /* Returns the text of line `line` of `file` (without newline) and its length,
  * or NULL; used to show the source line and a caret under errors. */
-typedef const char *(*nn_source_fn)(void *ctx, const char *file, int line,
-                                     size_t *len);
+typedef const char *(*nn_source_fn)(void *ctx, const char *file, int line, size_t *len);
 
 /* Writes into buf[0..n) a one-line account of where the code at file:line:col
  * came from in the user's own program, e.g. "traced from /home/u/net.py:42",
  * and returns 1; returns 0 (buf unspecified) when that is not known. Called
  * only while a diagnostic is printed, so it may do slow work lazily. */
-typedef int (*nn_origin_fn)(void *ctx, const char *file, int line, int col,
-                            char *buf, size_t n);
+typedef int (*nn_origin_fn)(void *ctx, const char *file, int line, int col, char *buf, size_t n);
 
 typedef struct nn_diag {
-  FILE *out;              /* where messages go (stderr by default) */
-  int errors;             /* errors reported so far */
-  int warnings;           /* warnings reported so far */
-  int werror;             /* treat warnings as errors */
-  int wall;               /* also show remarks (nn_remark) */
-  nn_source_fn source;    /* optional: source line lookup for carets */
-  void *source_ctx;       /* passed to source */
-  nn_origin_fn origin;    /* optional: user-level origin, printed as a note
+  FILE *out;           /* where messages go (stderr by default) */
+  int errors;          /* errors reported so far */
+  int warnings;        /* warnings reported so far */
+  int werror;          /* treat warnings as errors */
+  int wall;            /* also show remarks (nn_remark) */
+  nn_source_fn source; /* optional: source line lookup for carets */
+  void *source_ctx;    /* passed to source */
+  nn_origin_fn origin; /* optional: user-level origin, printed as a note
                              after the caret of errors and warnings */
-  void *origin_ctx;       /* passed to origin */
+  void *origin_ctx;    /* passed to origin */
 } nn_diag;
 
 void nn_diag_init(nn_diag *d, FILE *out);
 /* "nncc: error: FILE:LINE:COL: message\n" then, when the source line is
  * known, the line and a caret under COL. */
-void nn_error(nn_diag *d, nn_loc loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void nn_warning(nn_diag *d, nn_loc loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void nn_error(nn_diag *d, nn_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void nn_warning(nn_diag *d, nn_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A "remark:" about something nncc changed that is expected and harmless
  * (e.g. an in-place op computed out of place). Printed like a warning, with
  * its source line, only when d->wall is set (-Wall); never counts as a
  * warning and never fails the run, -Werror or not. */
-void nn_remark(nn_diag *d, nn_loc loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void nn_remark(nn_diag *d, nn_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A "note:" line attached to the previous error or warning. */
-void nn_note(nn_diag *d, nn_loc loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void nn_vreport(nn_diag *d, const char *kind, nn_loc loc, const char *fmt,
-                va_list ap);
+void nn_note(nn_diag *d, nn_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void nn_vreport(nn_diag *d, const char *kind, nn_loc loc, const char *fmt, va_list ap);
 
 /* ---- invariants ------------------------------------------------------- */
 
@@ -161,10 +155,12 @@ void nn_vreport(nn_diag *d, const char *kind, nn_loc loc, const char *fmt,
  * message" and calls nn_fatal_hook (default: abort()). The CLI sets the hook
  * to exit with code 3. */
 extern void (*nn_fatal_hook)(void);
-_Noreturn void nn_internal_error(const char *file, int line, const char *fmt,
-                                 ...) __attribute__((format(printf, 3, 4)));
-#define NN_ASSERT(c)                                                          \
-  do {                                                                       \
+/* (noreturn as an attribute: cppcheck 2.10 drops a _Noreturn that an
+ * __attribute__ follows) */
+void nn_internal_error(const char *file, int line, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+#define NN_ASSERT(c)                                                             \
+  do {                                                                           \
     if (!(c)) nn_internal_error(__FILE__, __LINE__, "assertion failed: %s", #c); \
   } while (0)
 #define NN_UNREACHABLE() nn_internal_error(__FILE__, __LINE__, "unreachable")

@@ -43,7 +43,8 @@ static bool input_dims(const nncc_model *m, int32_t i, const nncc_io_info *info,
     nncc_model_dim(m, 0, i, k, &d);
     size_t n = strlen(d.text);
     for (int a = 2; a < argc && dims[k] < 0; a++)
-      if (!strncmp(argv[a], d.text, n) && argv[a][n] == '=') dims[k] = atoll(argv[a] + n + 1);
+      if (!strncmp(argv[a], d.text, n) && argv[a][n] == '=')
+        dims[k] = strtoll(argv[a] + n + 1, NULL, 10);
     if (dims[k] < 0) {
       fprintf(stderr, "run_model: input %d dim %d is symbolic (%s); give %s=VALUE\n", (int)i,
               (int)k, d.text, d.text);
@@ -62,7 +63,8 @@ static double value_at(const nncc_tensor *t, int64_t i) {
   case NNCC_DTYPE_I32: return ((const int32_t *)t->data)[i];
   case NNCC_DTYPE_I16: return ((const int16_t *)t->data)[i];
   case NNCC_DTYPE_I8: return ((const int8_t *)t->data)[i];
-  case NNCC_DTYPE_U8: case NNCC_DTYPE_BOOL: return ((const uint8_t *)t->data)[i];
+  case NNCC_DTYPE_U8:
+  case NNCC_DTYPE_BOOL: return ((const uint8_t *)t->data)[i];
   default: return 0; /* f16/bf16: not decoded by this example */
   }
 }
@@ -77,8 +79,9 @@ static void fill(nncc_tensor *t) {
     case NNCC_DTYPE_F64: ((double *)t->data)[i] = v; break;
     case NNCC_DTYPE_I64: ((int64_t *)t->data)[i] = i % 7; break;
     case NNCC_DTYPE_I32: ((int32_t *)t->data)[i] = (int32_t)(i % 7); break;
-    default: memset((char *)t->data + i * (int64_t)nncc_dtype_size(t->dtype), 0,
-                    nncc_dtype_size(t->dtype));
+    default:
+      memset((char *)t->data + i * (int64_t)nncc_dtype_size(t->dtype), 0,
+             nncc_dtype_size(t->dtype));
     }
   }
 }
@@ -159,8 +162,10 @@ int main(int argc, char **argv) {
   rc = 0;
 fail:
   if (rc == 1) {
-    fprintf(stderr, "run_model: %s\n", err ? err : st != NNCC_OK ? nncc_status_string(st)
-                                                                : "out of memory");
+    fprintf(stderr, "run_model: %s\n",
+            err             ? err
+            : st != NNCC_OK ? nncc_status_string(st)
+                            : "out of memory");
   }
 done:
   nncc_free_message(err);

@@ -64,13 +64,10 @@ static nn_loc file_loc(const char *path) {
 
 /* ---- little-endian readers (callers check bounds first) --------------- */
 
-static uint16_t rd16(const unsigned char *p) {
-  return (uint16_t)(p[0] | (p[1] << 8));
-}
+static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 static uint32_t rd32(const unsigned char *p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-         ((uint32_t)p[3] << 24);
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t rd64(const unsigned char *p) {
@@ -88,13 +85,11 @@ static uint32_t crc32_of(const unsigned char *p, size_t n) {
   uint32_t table[256];
   for (uint32_t i = 0; i < 256; i++) {
     uint32_t c = i;
-    for (int k = 0; k < 8; k++)
-      c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
     table[i] = c;
   }
   uint32_t crc = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; i++)
-    crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
   return crc ^ 0xFFFFFFFFu;
 }
 
@@ -103,19 +98,16 @@ static uint32_t crc32_of(const unsigned char *p, size_t n) {
 /* Reports why `b` is not a zip archive we read and returns -1, or returns 0
  * when it starts like a zip (a local header, or the end record of an empty
  * zip). */
-static int sniff(const char *path, const unsigned char *b, size_t n,
-                 nn_diag *d) {
-  static const unsigned char legacy_magic[12] = {
-      0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+static int sniff(const char *path, const unsigned char *b, size_t n, nn_diag *d) {
+  static const unsigned char legacy_magic[12] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                                 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
   nn_loc loc = file_loc(path);
   if (n == 0) {
     nn_error(d, loc, "empty file (0 bytes), not a zip archive");
     return -1;
   }
-  if (n >= 4 && memcmp(b, "PK\x03\x04", 4) == 0)
-    return 0;
-  if (n >= 22 && memcmp(b, "PK\x05\x06", 4) == 0)
-    return 0; /* empty zip */
+  if (n >= 4 && memcmp(b, "PK\x03\x04", 4) == 0) return 0;
+  if (n >= 22 && memcmp(b, "PK\x05\x06", 4) == 0) return 0; /* empty zip */
   if (n >= 8 && memcmp(b, "PYTORCH1", 8) == 0) {
     nn_error(d, loc,
              "PyTorch 1.0 preview container (PYTORCH1) is not supported; "
@@ -124,8 +116,7 @@ static int sniff(const char *path, const unsigned char *b, size_t n,
   }
   /* PROTO n, then LONG1 of torch.save's magic number 0x1950a86a20f9469cfc6c. */
   if (n >= 14 && b[0] == 0x80 && memcmp(b + 2, legacy_magic, 12) == 0) {
-    nn_error(d, loc,
-             "this is a torch.save pickle stream, not a TorchScript archive");
+    nn_error(d, loc, "this is a torch.save pickle stream, not a TorchScript archive");
     return -1;
   }
   if (n >= 262 && memcmp(b + 257, "ustar", 5) == 0) {
@@ -137,8 +128,7 @@ static int sniff(const char *path, const unsigned char *b, size_t n,
   char hex[3 * 8 + 1] = "";
   size_t k = n < 8 ? n : 8, len = 0;
   for (size_t i = 0; i < k; i++)
-    len += (size_t)snprintf(hex + len, sizeof hex - len, i ? " %02x" : "%02x",
-                            b[i]);
+    len += (size_t)snprintf(hex + len, sizeof hex - len, i ? " %02x" : "%02x", b[i]);
   nn_error(d, loc, "not a zip archive (first bytes %s)", hex);
   return -1;
 }
@@ -155,8 +145,7 @@ typedef struct cdir_info {
 /* Finds the end of central directory record and, when present, the zip64
  * locator and record after it. Returns NULL on success or a reason. */
 static const char *find_cdir(const unsigned char *b, size_t n, cdir_info *ci) {
-  if (n < 22)
-    return "file too small for an end of central directory record";
+  if (n < 22) return "file too small for an end of central directory record";
   /* The record is 22 bytes plus a comment of at most 65535 bytes. */
   size_t lowest = n - 22 > 65535 ? n - 22 - 65535 : 0;
   size_t eocd = SIZE_MAX;
@@ -166,8 +155,7 @@ static const char *find_cdir(const unsigned char *b, size_t n, cdir_info *ci) {
       break;
     }
   }
-  if (eocd == SIZE_MAX)
-    return "no end of central directory record";
+  if (eocd == SIZE_MAX) return "no end of central directory record";
   const unsigned char *e = b + eocd;
   ci->count = rd16(e + 10);
   ci->size = rd32(e + 12);
@@ -180,8 +168,7 @@ static const char *find_cdir(const unsigned char *b, size_t n, cdir_info *ci) {
     ci->size = rd64(b + z + 40);
     ci->offset = rd64(b + z + 48);
   }
-  if (!in_file(ci->offset, ci->size, n))
-    return "central directory lies outside the file";
+  if (!in_file(ci->offset, ci->size, n)) return "central directory lies outside the file";
   return NULL;
 }
 
@@ -198,8 +185,7 @@ typedef struct cdir_entry {
 
 /* Decodes the central directory header at `off`, which must end before
  * `end`. Returns NULL or a reason. */
-static const char *read_cdir_entry(const unsigned char *b, size_t off,
-                                   size_t end, cdir_entry *ce) {
+static const char *read_cdir_entry(const unsigned char *b, size_t off, size_t end, cdir_entry *ce) {
   if (off > end || end - off < 46 || rd32(b + off) != 0x02014b50)
     return "bad central directory header";
   const unsigned char *h = b + off;
@@ -219,16 +205,13 @@ static const char *read_cdir_entry(const unsigned char *b, size_t off,
   const unsigned char *x = h + 46 + nlen, *xend = x + elen;
   while (xend - x >= 4) {
     uint16_t id = rd16(x), len = rd16(x + 2);
-    if ((size_t)(xend - x - 4) < len)
-      return "extra field runs past its header";
+    if ((size_t)(xend - x - 4) < len) return "extra field runs past its header";
     if (id == 0x0001) {
       const unsigned char *v = x + 4, *vend = v + len;
       uint64_t *fields[3] = {&ce->usize, &ce->csize, &ce->header_off};
       for (int i = 0; i < 3; i++) {
-        if (*fields[i] != 0xFFFFFFFFu)
-          continue;
-        if (vend - v < 8)
-          return "zip64 extra field too short";
+        if (*fields[i] != 0xFFFFFFFFu) continue;
+        if (vend - v < 8) return "zip64 extra field too short";
         *fields[i] = rd64(v);
         v += 8;
       }
@@ -240,17 +223,15 @@ static const char *read_cdir_entry(const unsigned char *b, size_t off,
 
 /* Returns the offset of an entry's data from its local header, or reports
  * and returns UINT64_MAX. */
-static uint64_t local_data_offset(const fe_archive *a, const char *name,
-                                  uint64_t header_off, nn_diag *d) {
+static uint64_t local_data_offset(const fe_archive *a, const char *name, uint64_t header_off,
+                                  nn_diag *d) {
   const unsigned char *b = a->bytes;
   if (!in_file(header_off, 30, a->size) || rd32(b + header_off) != 0x04034b50) {
-    nn_error(d, file_loc(a->path),
-             "entry '%s': no local file header at offset %llu", name,
+    nn_error(d, file_loc(a->path), "entry '%s': no local file header at offset %llu", name,
              (unsigned long long)header_off);
     return UINT64_MAX;
   }
-  uint64_t off =
-      header_off + 30 + rd16(b + header_off + 26) + rd16(b + header_off + 28);
+  uint64_t off = header_off + 30 + rd16(b + header_off + 26) + rd16(b + header_off + 28);
   if (off > a->size) {
     nn_error(d, file_loc(a->path),
              "entry '%s': local file header at offset %llu runs past the end "
@@ -272,8 +253,7 @@ typedef struct span {
 
 static int cmp_span(const void *x, const void *y) {
   const span *s = x, *t = y;
-  if (s->start != t->start)
-    return s->start < t->start ? -1 : 1;
+  if (s->start != t->start) return s->start < t->start ? -1 : 1;
   return (s->entry > t->entry) - (s->entry < t->entry);
 }
 
@@ -286,14 +266,12 @@ static int check_overlaps(fe_archive *a, const cdir_info *ci, nn_diag *d) {
   int n = a->count;
   span *s = nn_alloc(a->arena, sizeof(span) * (size_t)(n + 1));
   for (int i = 0; i < n; i++)
-    s[i] = (span){a->extra[i].header_off,
-                  a->entries[i].data_offset + a->entries[i].csize, i};
+    s[i] = (span){a->extra[i].header_off, a->entries[i].data_offset + a->entries[i].csize, i};
   s[n] = (span){ci->offset, ci->offset + ci->size, -1};
   qsort(s, (size_t)n + 1, sizeof(span), cmp_span);
   const span *far = NULL; /* the span reaching furthest so far */
   for (int i = 0; i <= n; i++) {
-    if (s[i].start == s[i].end)
-      continue; /* an empty central directory */
+    if (s[i].start == s[i].end) continue; /* an empty central directory */
     if (far && far->end > s[i].start) {
       const span *x = far->entry < s[i].entry ? far : &s[i];
       const span *y = x == far ? &s[i] : far;
@@ -306,12 +284,11 @@ static int check_overlaps(fe_archive *a, const cdir_info *ci, nn_diag *d) {
         nn_error(d, file_loc(a->path),
                  "truncated or corrupt zip archive: entries '%s' and '%s' "
                  "overlap (local headers at offsets %llu and %llu)",
-                 a->entries[x->entry].name, a->entries[y->entry].name,
-                 (unsigned long long)x->start, (unsigned long long)y->start);
+                 a->entries[x->entry].name, a->entries[y->entry].name, (unsigned long long)x->start,
+                 (unsigned long long)y->start);
       return -1;
     }
-    if (!far || s[i].end > far->end)
-      far = &s[i];
+    if (!far || s[i].end > far->end) far = &s[i];
   }
   return 0;
 }
@@ -336,8 +313,7 @@ static int load_entries(fe_archive *a, nn_diag *d) {
   }
   cdir_info ci;
   const char *why = find_cdir(a->bytes, a->size, &ci);
-  if (!why && ci.count != (uint64_t)n)
-    why = "central directory entry count disagrees with libzip";
+  if (!why && ci.count != (uint64_t)n) why = "central directory entry count disagrees with libzip";
   if (why) {
     nn_error(d, loc, "truncated or corrupt zip archive: %s", why);
     return -1;
@@ -350,12 +326,10 @@ static int load_entries(fe_archive *a, nn_diag *d) {
     zip_stat_t st;
     zip_stat_init(&st);
     if (zip_stat_index(a->zip, (zip_uint64_t)i, ZIP_FL_ENC_RAW, &st) != 0) {
-      nn_error(d, loc, "truncated or corrupt zip archive: entry %d: %s", i,
-               zip_strerror(a->zip));
+      nn_error(d, loc, "truncated or corrupt zip archive: entry %d: %s", i, zip_strerror(a->zip));
       return -1;
     }
-    const zip_uint64_t need = ZIP_STAT_NAME | ZIP_STAT_SIZE |
-                              ZIP_STAT_COMP_SIZE | ZIP_STAT_CRC |
+    const zip_uint64_t need = ZIP_STAT_NAME | ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_CRC |
                               ZIP_STAT_COMP_METHOD;
     if ((st.valid & need) != need) {
       nn_error(d, loc,
@@ -366,14 +340,12 @@ static int load_entries(fe_archive *a, nn_diag *d) {
     }
     cdir_entry ce;
     why = read_cdir_entry(a->bytes, off, end, &ce);
-    if (!why && (ce.name_len != strlen(st.name) ||
-                 memcmp(ce.name, st.name, ce.name_len) != 0))
+    if (!why && (ce.name_len != strlen(st.name) || memcmp(ce.name, st.name, ce.name_len) != 0))
       why = "name differs between libzip and the central directory";
     if (!why && (ce.csize != st.comp_size || ce.usize != st.size))
       why = "sizes differ between libzip and the central directory";
     if (why) {
-      nn_error(d, loc, "truncated or corrupt zip archive: entry %d ('%s'): %s",
-               i, st.name, why);
+      nn_error(d, loc, "truncated or corrupt zip archive: entry %d ('%s'): %s", i, st.name, why);
       return -1;
     }
     off = ce.next;
@@ -386,20 +358,17 @@ static int load_entries(fe_archive *a, nn_diag *d) {
     a->extra[i].flags = ce.flags;
     a->extra[i].header_off = ce.header_off;
     e->data_offset = local_data_offset(a, e->name, ce.header_off, d);
-    if (e->data_offset == UINT64_MAX)
-      return -1;
+    if (e->data_offset == UINT64_MAX) return -1;
     if (!in_file(e->data_offset, e->csize, a->size)) {
       nn_error(d, loc,
                "entry '%s': data (%llu bytes at offset %llu) runs past the "
                "end of the file (%zu bytes)",
-               e->name, (unsigned long long)e->csize,
-               (unsigned long long)e->data_offset, a->size);
+               e->name, (unsigned long long)e->csize, (unsigned long long)e->data_offset, a->size);
       return -1;
     }
   }
 
-  if (check_overlaps(a, &ci, d) != 0)
-    return -1;
+  if (check_overlaps(a, &ci, d) != 0) return -1;
 
   /* The top folder: the first entry's first path component, when every
    * entry shares it. */
@@ -411,18 +380,14 @@ static int load_entries(fe_archive *a, nn_diag *d) {
       int all = 1;
       for (int i = 0; i < a->count && all; i++)
         all = strncmp(a->entries[i].name, a->entries[0].name, plen) == 0;
-      if (all)
-        a->prefix = nn_strndup(a->arena, a->entries[0].name, plen);
+      if (all) a->prefix = nn_strndup(a->arena, a->entries[0].name, plen);
     }
   }
   size_t plen = strlen(a->prefix);
-  for (int i = 0; i < a->count; i++)
-    a->entries[i].relname = a->entries[i].name + plen;
+  for (int i = 0; i < a->count; i++) a->entries[i].relname = a->entries[i].name + plen;
 
-  a->by_relname =
-      nn_alloc(a->arena, sizeof(fe_entry *) * (size_t)(a->count + 1));
-  for (int i = 0; i < a->count; i++)
-    a->by_relname[i] = &a->entries[i];
+  a->by_relname = nn_alloc(a->arena, sizeof(fe_entry *) * (size_t)(a->count + 1));
+  for (int i = 0; i < a->count; i++) a->by_relname[i] = &a->entries[i];
   qsort(a->by_relname, (size_t)a->count, sizeof(fe_entry *), cmp_relname);
   return 0;
 }
@@ -432,28 +397,24 @@ static int load_entries(fe_archive *a, nn_diag *d) {
 /* Common tail of both open functions: `bytes` is already set. Takes over
  * (and on failure releases) a's arena and mapping. */
 static fe_archive *open_bytes(fe_archive *a, nn_diag *d) {
-  if (sniff(a->path, a->bytes, a->size, d) != 0)
-    goto fail;
+  if (sniff(a->path, a->bytes, a->size, d) != 0) goto fail;
   zip_error_t err;
   zip_error_init(&err);
   zip_source_t *src = zip_source_buffer_create(a->bytes, a->size, 0, &err);
   if (src) {
     a->zip = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &err);
-    if (!a->zip)
-      zip_source_free(src);
+    if (!a->zip) zip_source_free(src);
   }
   if (!a->zip) {
     /* libzip words a repeated name as "File already exists". */
     nn_error(d, file_loc(a->path), "truncated or corrupt zip archive: %s",
-             zip_error_code_zip(&err) == ZIP_ER_EXISTS
-                 ? "two entries have the same name"
-                 : zip_error_strerror(&err));
+             zip_error_code_zip(&err) == ZIP_ER_EXISTS ? "two entries have the same name"
+                                                       : zip_error_strerror(&err));
     zip_error_fini(&err);
     goto fail;
   }
   zip_error_fini(&err);
-  if (load_entries(a, d) != 0)
-    goto fail;
+  if (load_entries(a, d) != 0) goto fail;
   return a;
 fail:
   fe_archive_close(a);
@@ -500,14 +461,12 @@ fe_archive *fe_archive_open(const char *path, nn_diag *d) {
   close(fd);
   return open_bytes(a, d);
 fail:
-  if (fd >= 0)
-    close(fd);
+  if (fd >= 0) close(fd);
   nn_arena_free(arena);
   return NULL;
 }
 
-fe_archive *fe_archive_open_mem(const void *data, size_t size,
-                                const char *label, nn_diag *d) {
+fe_archive *fe_archive_open_mem(const void *data, size_t size, const char *label, nn_diag *d) {
   nn_arena *arena = nn_arena_new();
   fe_archive *a = nn_alloc(arena, sizeof *a);
   a->arena = arena;
@@ -518,28 +477,19 @@ fe_archive *fe_archive_open_mem(const void *data, size_t size,
 }
 
 void fe_archive_close(fe_archive *a) {
-  if (!a)
-    return;
-  if (a->zip)
-    zip_discard(a->zip);
-  if (a->mapped)
-    munmap((void *)a->bytes, a->size);
+  if (!a) return;
+  if (a->zip) zip_discard(a->zip);
+  if (a->mapped) munmap((void *)a->bytes, a->size);
   nn_arena_free(a->arena);
 }
 
 /* ---- queries ---------------------------------------------------------- */
 
-const char *fe_archive_path(const fe_archive *a) {
-  return a->path;
-}
+const char *fe_archive_path(const fe_archive *a) { return a->path; }
 
-const char *fe_archive_prefix(const fe_archive *a) {
-  return a->prefix;
-}
+const char *fe_archive_prefix(const fe_archive *a) { return a->prefix; }
 
-int fe_archive_count(const fe_archive *a) {
-  return a->count;
-}
+int fe_archive_count(const fe_archive *a) { return a->count; }
 
 const fe_entry *fe_archive_entry(const fe_archive *a, int i) {
   NN_ASSERT(i >= 0 && i < a->count);
@@ -556,8 +506,7 @@ static const fe_entry *find_rel(const fe_archive *a, const char *rel) {
     else
       hi = mid;
   }
-  if (lo < a->count && strcmp(a->by_relname[lo]->relname, rel) == 0)
-    return a->by_relname[lo];
+  if (lo < a->count && strcmp(a->by_relname[lo]->relname, rel) == 0) return a->by_relname[lo];
   return NULL;
 }
 
@@ -570,8 +519,7 @@ const fe_entry *fe_archive_find(const fe_archive *a, const char *relname) {
 }
 
 const unsigned char *fe_archive_bytes(const fe_archive *a, size_t *size) {
-  if (size)
-    *size = a->size;
+  if (size) *size = a->size;
   return a->bytes;
 }
 
@@ -583,13 +531,12 @@ static int entry_index(const fe_archive *a, const fe_entry *e) {
 
 /* ---- reading ---------------------------------------------------------- */
 
-int fe_archive_read(fe_archive *a, const fe_entry *e, nn_arena *arena,
-                    const void **data, size_t *size, nn_diag *d) {
+int fe_archive_read(fe_archive *a, const fe_entry *e, nn_arena *arena, const void **data,
+                    size_t *size, nn_diag *d) {
   int idx = entry_index(a, e);
   nn_loc loc = file_loc(a->path);
   if (e->method != 0 && e->method != 8) {
-    nn_error(d, loc, "entry '%s': unsupported compression method %d", e->name,
-             e->method);
+    nn_error(d, loc, "entry '%s': unsupported compression method %d", e->name, e->method);
     return -1;
   }
   if (a->extra[idx].flags & 1) {
@@ -603,17 +550,15 @@ int fe_archive_read(fe_archive *a, const fe_entry *e, nn_arena *arena,
                               : (e->size > READ_SLACK + a->size ||
                                  e->size > e->csize * DEFLATE_MAX_RATIO + 64);
   if (absurd || e->size >= SIZE_MAX) {
-    nn_error(
-        d, loc, "entry '%s': implausible size %llu (%llu bytes compressed)",
-        e->name, (unsigned long long)e->size, (unsigned long long)e->csize);
+    nn_error(d, loc, "entry '%s': implausible size %llu (%llu bytes compressed)", e->name,
+             (unsigned long long)e->size, (unsigned long long)e->csize);
     return -1;
   }
   size_t n = (size_t)e->size;
   unsigned char *buf = nn_alloc(arena, n + 1);
   zip_file_t *f = zip_fopen_index(a->zip, (zip_uint64_t)idx, 0);
   if (!f) {
-    nn_error(d, loc, "entry '%s': read error: %s", e->name,
-             zip_strerror(a->zip));
+    nn_error(d, loc, "entry '%s': read error: %s", e->name, zip_strerror(a->zip));
     return -1;
   }
   size_t got = 0;
@@ -659,8 +604,7 @@ int fe_archive_read(fe_archive *a, const fe_entry *e, nn_arena *arena,
   return 0;
 }
 
-int fe_archive_map(fe_archive *a, const fe_entry *e, const void **data,
-                   size_t *size, nn_diag *d) {
+int fe_archive_map(fe_archive *a, const fe_entry *e, const void **data, size_t *size, nn_diag *d) {
   int idx = entry_index(a, e);
   nn_loc loc = file_loc(a->path);
   if (e->method != 0) {
@@ -678,16 +622,14 @@ int fe_archive_map(fe_archive *a, const fe_entry *e, const void **data,
     nn_error(d, loc,
              "entry '%s' is stored but its sizes differ (%llu compressed, "
              "%llu uncompressed)",
-             e->name, (unsigned long long)e->csize,
-             (unsigned long long)e->size);
+             e->name, (unsigned long long)e->csize, (unsigned long long)e->size);
     return -1;
   }
   if (!in_file(e->data_offset, e->size, a->size)) {
     nn_error(d, loc,
              "entry '%s': data (%llu bytes at offset %llu) runs past the end "
              "of the file (%zu bytes)",
-             e->name, (unsigned long long)e->size,
-             (unsigned long long)e->data_offset, a->size);
+             e->name, (unsigned long long)e->size, (unsigned long long)e->data_offset, a->size);
     return -1;
   }
   *data = a->bytes + e->data_offset;

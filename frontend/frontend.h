@@ -44,11 +44,10 @@ typedef struct fe_entry {
 fe_archive *fe_archive_open(const char *path, nn_diag *d);
 /* Same over a caller-owned buffer (kept alive by the caller); `label` names
  * it in messages. Used by fuzzers and tests. */
-fe_archive *fe_archive_open_mem(const void *data, size_t size,
-                                const char *label, nn_diag *d);
+fe_archive *fe_archive_open_mem(const void *data, size_t size, const char *label, nn_diag *d);
 void fe_archive_close(fe_archive *a);
 
-const char *fe_archive_path(const fe_archive *a);   /* path or label */
+const char *fe_archive_path(const fe_archive *a); /* path or label */
 /* The top folder including the trailing '/', e.g. "model_jit/"; "" when
  * entries have no common top folder. */
 const char *fe_archive_prefix(const fe_archive *a);
@@ -59,12 +58,11 @@ const fe_entry *fe_archive_find(const fe_archive *a, const char *relname);
 /* Reads a whole entry (inflating if needed) into arena memory with a
  * terminating NUL byte not counted in *size. Verifies the CRC. Returns 0, or
  * -1 after reporting an error naming the entry. */
-int fe_archive_read(fe_archive *a, const fe_entry *e, nn_arena *arena,
-                    const void **data, size_t *size, nn_diag *d);
+int fe_archive_read(fe_archive *a, const fe_entry *e, nn_arena *arena, const void **data,
+                    size_t *size, nn_diag *d);
 /* Points at a stored entry's bytes inside the mapping, no copy. Returns -1
  * (after reporting) if the entry is compressed or out of bounds. */
-int fe_archive_map(fe_archive *a, const fe_entry *e, const void **data,
-                   size_t *size, nn_diag *d);
+int fe_archive_map(fe_archive *a, const fe_entry *e, const void **data, size_t *size, nn_diag *d);
 /* The whole mapped file (for first-bytes sniffing). */
 const unsigned char *fe_archive_bytes(const fe_archive *a, size_t *size);
 
@@ -77,16 +75,16 @@ typedef enum fe_pkind {
   FE_PV_BOOL,
   FE_PV_INT,
   FE_PV_FLOAT,
-  FE_PV_STR,    /* unicode string (also Python 2 BINSTRING) */
-  FE_PV_BYTES,  /* raw bytes (BINBYTES) */
+  FE_PV_STR,   /* unicode string (also Python 2 BINSTRING) */
+  FE_PV_BYTES, /* raw bytes (BINBYTES) */
   FE_PV_TUPLE,
   FE_PV_LIST,
-  FE_PV_DICT,   /* also OrderedDict; keys in insertion order */
+  FE_PV_DICT, /* also OrderedDict; keys in insertion order */
   FE_PV_TENSOR,
-  FE_PV_STORAGE,/* a storage reference (from BINPERSID) not yet a tensor */
-  FE_PV_GLOBAL, /* a known GLOBAL not yet applied (class or function) */
-  FE_PV_OBJECT, /* a module/class instance: class name + state */
-  FE_PV_DEVICE, /* torch.device("cpu") */
+  FE_PV_STORAGE, /* a storage reference (from BINPERSID) not yet a tensor */
+  FE_PV_GLOBAL,  /* a known GLOBAL not yet applied (class or function) */
+  FE_PV_OBJECT,  /* a module/class instance: class name + state */
+  FE_PV_DEVICE,  /* torch.device("cpu") */
 } fe_pkind;
 
 typedef struct fe_pval fe_pval;
@@ -102,43 +100,43 @@ typedef struct fe_storage {
 } fe_storage;
 
 typedef struct fe_tensor {
-  nn_dtype dtype;        /* element type */
-  int rank;              /* number of dims */
-  int64_t *sizes;        /* rank sizes */
-  int64_t *strides;      /* rank strides, in elements */
-  int64_t offset;        /* storage offset, in elements */
-  fe_storage *storage;   /* shared by views of one storage */
-  bool requires_grad;    /* as pickled */
-  int64_t legacy_id;     /* build_tensor_from_id(N) in legacy archives, else -1 */
+  nn_dtype dtype;      /* element type */
+  int rank;            /* number of dims */
+  int64_t *sizes;      /* rank sizes */
+  int64_t *strides;    /* rank strides, in elements */
+  int64_t offset;      /* storage offset, in elements */
+  fe_storage *storage; /* shared by views of one storage */
+  bool requires_grad;  /* as pickled */
+  int64_t legacy_id;   /* build_tensor_from_id(N) in legacy archives, else -1 */
 } fe_tensor;
 
 struct fe_pval {
   fe_pkind kind;
   union {
-    bool b;            /* BOOL */
-    int64_t i;         /* INT (values beyond int64 are rejected) */
-    double f;          /* FLOAT */
+    bool b;    /* BOOL */
+    int64_t i; /* INT (values beyond int64 are rejected) */
+    double f;  /* FLOAT */
     struct {
-      const char *s;   /* NUL-terminated (may also contain NULs for bytes) */
+      const char *s; /* NUL-terminated (may also contain NULs for bytes) */
       size_t len;
-    } str;             /* STR, BYTES */
+    } str; /* STR, BYTES */
     struct {
       fe_pval **items;
       int n;
-    } seq;             /* TUPLE, LIST */
+    } seq; /* TUPLE, LIST */
     struct {
       fe_pval **keys;
       fe_pval **vals;
       int n;
-    } dict;            /* DICT */
-    fe_tensor *tensor; /* TENSOR */
+    } dict;              /* DICT */
+    fe_tensor *tensor;   /* TENSOR */
     fe_storage *storage; /* STORAGE */
     struct {
       const char *module; /* e.g. "__torch__.torch.nn.modules.conv" */
       const char *name;   /* e.g. "Conv2d" */
       fe_pval *state;     /* BUILD argument (usually a DICT), or NULL */
-    } obj;             /* GLOBAL, OBJECT */
-    const char *device; /* DEVICE: "cpu", "cuda:0" */
+    } obj;                /* GLOBAL, OBJECT */
+    const char *device;   /* DEVICE: "cpu", "cuda:0" */
   } u;
 };
 
@@ -169,8 +167,8 @@ typedef struct fe_pickle_opts {
  *   duplicate dict keys are kept, fe_pdict_get returns the last;
  * - a legacy view persistent id (view_key, offset, size) yields tensors on
  *   the root storage with the view offset added to their offset. */
-fe_pval *fe_unpickle(const void *buf, size_t len, const fe_pickle_opts *o,
-                     nn_arena *arena, nn_diag *d, size_t *consumed);
+fe_pval *fe_unpickle(const void *buf, size_t len, const fe_pickle_opts *o, nn_arena *arena,
+                     nn_diag *d, size_t *consumed);
 
 /* Helpers for walking value trees; NULL when absent / wrong kind. */
 fe_pval *fe_pdict_get(const fe_pval *dict, const char *key);
@@ -189,10 +187,10 @@ void fe_pval_print(nn_buf *b, const fe_pval *v, int indent);
 /* ====================================================================== */
 
 typedef enum fe_ekind {
-  FE_E_NAME,      /* x, self, torch, inf, nan */
-  FE_E_INT,       /* 3 */
-  FE_E_FLOAT,     /* 1., 1e-05 */
-  FE_E_STR,       /* "a\n" (escapes decoded) */
+  FE_E_NAME,  /* x, self, torch, inf, nan */
+  FE_E_INT,   /* 3 */
+  FE_E_FLOAT, /* 1., 1e-05 */
+  FE_E_STR,   /* "a\n" (escapes decoded) */
   FE_E_TRUE,
   FE_E_FALSE,
   FE_E_NONE,
@@ -211,19 +209,19 @@ typedef enum fe_ekind {
 typedef struct fe_expr fe_expr;
 struct fe_expr {
   fe_ekind kind;
-  nn_loc loc;        /* where the expression starts */
+  nn_loc loc; /* where the expression starts */
   union {
-    const char *name;   /* NAME */
-    int64_t i;          /* INT */
-    double f;           /* FLOAT */
+    const char *name; /* NAME */
+    int64_t i;        /* INT */
+    double f;         /* FLOAT */
     struct {
       const char *s;
       size_t len;
-    } str;              /* STR */
+    } str; /* STR */
     struct {
       fe_expr *obj;
       const char *name;
-    } attr;             /* ATTR */
+    } attr; /* ATTR */
     struct {
       fe_expr *fn;
       fe_expr **args;
@@ -231,37 +229,37 @@ struct fe_expr {
       const char **kwnames; /* nkw names */
       fe_expr **kwargs;     /* nkw values */
       int nkw;
-    } call;             /* CALL */
+    } call; /* CALL */
     struct {
       fe_expr *obj;
-      fe_expr **idx;    /* one per comma-separated index */
+      fe_expr **idx; /* one per comma-separated index */
       int nidx;
-    } sub;              /* SUBSCRIPT */
+    } sub; /* SUBSCRIPT */
     struct {
       fe_expr *lo, *hi, *step;
-    } slice;            /* SLICE */
+    } slice; /* SLICE */
     struct {
       fe_expr **items;
       int n;
-    } seq;              /* LIST, TUPLE */
+    } seq; /* LIST, TUPLE */
     struct {
       fe_expr **keys, **vals;
       int n;
-    } dict;             /* DICT */
+    } dict; /* DICT */
     struct {
-      const char *op;   /* "-", "+", "not", "~" */
+      const char *op; /* "-", "+", "not", "~" */
       fe_expr *a;
-    } unary;            /* UNARY */
+    } unary; /* UNARY */
     struct {
-      const char *op;   /* "+", "-", "*", "/", "//", "%", "**", "==", "!=",
+      const char *op; /* "+", "-", "*", "/", "//", "%", "**", "==", "!=",
                            "<", "<=", ">", ">=", "and", "or", "is",
                            "is not", "in", "not in", "&", "|", "^", "<<", ">>",
                            "@" */
       fe_expr *a, *b;
-    } binary;           /* BINARY */
+    } binary; /* BINARY */
     struct {
       fe_expr *cond, *then, *els;
-    } ternary;          /* TERNARY: then if cond else els */
+    } ternary; /* TERNARY: then if cond else els */
   } u;
 };
 
@@ -277,13 +275,13 @@ typedef enum fe_skind {
   FE_S_PASS,
   FE_S_BREAK,
   FE_S_CONTINUE,
-  FE_S_RAISE,     /* raise e */
-  FE_S_ASSERT,    /* assert c, msg */
-  FE_S_DEL,       /* del a */
-  FE_S_GLOBAL,    /* global a (parsed, ignored) */
-  FE_S_IMPORT,    /* import a.b / from a import b (parsed, ignored) */
-  FE_S_DEF,       /* def name(params) -> T: body */
-  FE_S_CLASS,     /* class Name(Bases): body */
+  FE_S_RAISE,  /* raise e */
+  FE_S_ASSERT, /* assert c, msg */
+  FE_S_DEL,    /* del a */
+  FE_S_GLOBAL, /* global a (parsed, ignored) */
+  FE_S_IMPORT, /* import a.b / from a import b (parsed, ignored) */
+  FE_S_DEF,    /* def name(params) -> T: body */
+  FE_S_CLASS,  /* class Name(Bases): body */
 } fe_skind;
 
 typedef struct fe_stmt fe_stmt;
@@ -293,9 +291,9 @@ typedef struct fe_block {
 } fe_block;
 
 typedef struct fe_param {
-  const char *name;   /* "self", "x" */
-  fe_expr *type;      /* annotation or NULL */
-  fe_expr *deflt;     /* default value or NULL */
+  const char *name; /* "self", "x" */
+  fe_expr *type;    /* annotation or NULL */
+  fe_expr *deflt;   /* default value or NULL */
   nn_loc loc;
 } fe_param;
 
@@ -303,54 +301,54 @@ struct fe_stmt {
   fe_skind kind;
   nn_loc loc;
   union {
-    fe_expr *expr;      /* EXPR, RETURN, RAISE, DEL */
+    fe_expr *expr; /* EXPR, RETURN, RAISE, DEL */
     struct {
       fe_expr **targets; /* ntargets (chained a = b = v) */
       int ntargets;
       fe_expr *value;
-    } assign;           /* ASSIGN */
+    } assign; /* ASSIGN */
     struct {
       fe_expr *target;
-      const char *op;   /* "+=", "-=", ... */
+      const char *op; /* "+=", "-=", ... */
       fe_expr *value;
-    } aug;              /* AUGASSIGN */
+    } aug; /* AUGASSIGN */
     struct {
-      fe_expr *target;  /* NAME, or SUBSCRIPT for __annotations__["0"] */
+      fe_expr *target; /* NAME, or SUBSCRIPT for __annotations__["0"] */
       fe_expr *type;
-      fe_expr *value;   /* may be NULL */
-    } ann;              /* ANNASSIGN; `__annotations__["0"] = T` is parsed
+      fe_expr *value; /* may be NULL */
+    } ann;            /* ANNASSIGN; `__annotations__["0"] = T` is parsed
                            as ASSIGN and left to the importer */
     struct {
       fe_expr *cond;
       fe_block then;
-      fe_block els;     /* empty if no else */
-    } if_;              /* IF */
+      fe_block els; /* empty if no else */
+    } if_;          /* IF */
     struct {
       fe_expr *target;
       fe_expr *iter;
       fe_block body;
-    } for_;             /* FOR */
+    } for_; /* FOR */
     struct {
       fe_expr *cond;
       fe_block body;
-    } while_;           /* WHILE */
+    } while_; /* WHILE */
     struct {
       fe_expr *cond;
-      fe_expr *msg;     /* may be NULL */
-    } assert_;          /* ASSERT */
+      fe_expr *msg; /* may be NULL */
+    } assert_;      /* ASSERT */
     struct {
       const char *name;
       fe_param *params;
       int nparams;
-      fe_expr *ret;     /* return annotation or NULL */
+      fe_expr *ret; /* return annotation or NULL */
       fe_block body;
-    } def;              /* DEF */
+    } def; /* DEF */
     struct {
       const char *name;
       fe_expr **bases;
       int nbases;
       fe_block body;
-    } class_;           /* CLASS */
+    } class_; /* CLASS */
     struct {
       const char *text; /* the dotted name(s) as written */
     } import;           /* IMPORT, GLOBAL */
@@ -360,8 +358,7 @@ struct fe_stmt {
 /* Parses a whole code file. `file` is the entry name used in locations.
  * Returns the top-level statements, or an empty block with errors reported
  * ("m/code/__torch__/a.py:3:7: expected ':' after ..."); check d->errors. */
-fe_block fe_parse(const char *src, size_t len, const char *file,
-                  nn_arena *arena, nn_diag *d);
+fe_block fe_parse(const char *src, size_t len, const char *file, nn_arena *arena, nn_diag *d);
 /* Prints an AST back as source-like text (for tests and debugging). The
  * output is stable: one statement per line, two spaces per `indent` level;
  * binary operators fully parenthesized (format: tsprint.c's header). */
@@ -371,7 +368,6 @@ void fe_expr_print(nn_buf *b, const fe_expr *e);
 /* ====================================================================== */
 /* schema.c — ATen schemas (schemas.def) → canonical IR ops               */
 /* ====================================================================== */
-
 
 /* Coarse argument types, enough to pick an overload and build operands. */
 typedef enum fe_atype {
@@ -393,12 +389,12 @@ typedef enum fe_atype {
 } fe_atype;
 
 typedef struct fe_sparam {
-  const char *name;    /* argument name */
-  fe_atype type;       /* coarse type */
-  int list_len;        /* N of int[N], else 0 */
-  bool optional;       /* T? (None accepted) */
-  bool kwonly;         /* after '*' */
-  const char *deflt;   /* default literal text, or NULL if required */
+  const char *name;  /* argument name */
+  fe_atype type;     /* coarse type */
+  int list_len;      /* N of int[N], else 0 */
+  bool optional;     /* T? (None accepted) */
+  bool kwonly;       /* after '*' */
+  const char *deflt; /* default literal text, or NULL if required */
 } fe_sparam;
 
 typedef struct fe_smap {
@@ -412,7 +408,7 @@ typedef struct fe_schema {
   const char *sig;      /* the signature text as written in schemas.def */
   fe_sparam *params;
   int nparams;
-  fe_smap *map;         /* ir_ops[op].nin items */
+  fe_smap *map; /* ir_ops[op].nin items */
   int nmap;
 } fe_schema;
 
@@ -430,19 +426,19 @@ const char *fe_schema_nearest(const char *qualname);
 /* ====================================================================== */
 
 typedef enum fe_format {
-  FE_FMT_TORCHSCRIPT,     /* data.pkl + constants.pkl + code/ (1.3–2.x) */
-  FE_FMT_LEGACY,          /* model.json (1.0–1.2) */
-  FE_FMT_TORCHSAVE_ZIP,   /* torch.save zip: data.pkl only */
+  FE_FMT_TORCHSCRIPT,   /* data.pkl + constants.pkl + code/ (1.3–2.x) */
+  FE_FMT_LEGACY,        /* model.json (1.0–1.2) */
+  FE_FMT_TORCHSAVE_ZIP, /* torch.save zip: data.pkl only */
 } fe_format;
 
 /* One parsed code file. */
 typedef struct fe_code {
-  const char *entry;    /* full entry name, used in locations */
-  const char *module;   /* its module qualifier, e.g. "__torch__.torch.nn.modules.conv" */
-  const char *src;      /* the text */
+  const char *entry;  /* full entry name, used in locations */
+  const char *module; /* its module qualifier, e.g. "__torch__.torch.nn.modules.conv" */
+  const char *src;    /* the text */
   size_t len;
-  fe_block ast;         /* parsed top-level statements */
-  const char **lines;   /* line starts, for carets */
+  fe_block ast;       /* parsed top-level statements */
+  const char **lines; /* line starts, for carets */
   int nlines;
 } fe_code;
 
@@ -455,12 +451,12 @@ typedef struct fe_def {
 
 typedef struct fe_model {
   fe_archive *archive;
-  const char *path;       /* the file as named by the user */
+  const char *path; /* the file as named by the user */
   fe_format format;
-  int64_t version;        /* `version` entry, -1 if absent */
-  const char *producer;   /* producer info when known, else NULL */
-  fe_pval *root;          /* the root module object (FE_PV_OBJECT) */
-  fe_pval *constants;     /* constants.pkl tuple, or NULL */
+  int64_t version;      /* `version` entry, -1 if absent */
+  const char *producer; /* producer info when known, else NULL */
+  fe_pval *root;        /* the root module object (FE_PV_OBJECT) */
+  fe_pval *constants;   /* constants.pkl tuple, or NULL */
   NN_VEC(fe_code *) codes;
   NN_VEC(fe_def) defs;
   int64_t op_version_set; /* from the code header, -1 if absent */
@@ -473,8 +469,7 @@ fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d);
 void fe_model_close(fe_model *m);
 const fe_def *fe_find_def(const fe_model *m, const char *qualname);
 /* Source-line lookup over the model's code files (an nn_source_fn). */
-const char *fe_model_source_line(void *model, const char *file, int line,
-                                 size_t *len);
+const char *fe_model_source_line(void *model, const char *file, int line, size_t *len);
 
 /* import_legacy.c: fills m (archive, path and diagnostics already set up by
  * fe_import) from a legacy archive's model.json (PyTorch 1.0-1.2): the root
@@ -490,9 +485,9 @@ int fe_import_legacy(fe_model *m, nn_arena *arena, nn_diag *d);
 
 /* Where a piece of generated code came from in the user's program. */
 typedef struct fe_origin {
-  const char *file;  /* the user's Python file, as recorded */
-  int line;          /* 1-based line in it */
-  bool traced;       /* from a traced call stack (else scripted source) */
+  const char *file; /* the user's Python file, as recorded */
+  int line;         /* 1-based line in it */
+  bool traced;      /* from a traced call stack (else scripted source) */
 } fe_origin;
 
 /* Looks up byte `offset` of a code file in its debug_pkl bytes
@@ -500,13 +495,11 @@ typedef struct fe_origin {
  * items, with or without a string table). Returns 1 and fills *out, or 0
  * when the bytes are malformed or say nothing about that offset. Never
  * reports: a bad debug_pkl is ignored. */
-int fe_debug_origin(const void *pkl, size_t len, size_t offset, nn_arena *arena,
-                    fe_origin *out);
+int fe_debug_origin(const void *pkl, size_t len, size_t offset, nn_arena *arena, fe_origin *out);
 /* An nn_origin_fn over an fe_model: reads FILE.debug_pkl lazily from the
  * archive and writes "traced from PATH:LINE" (or "scripted from PATH:LINE").
  * fe_import installs it next to fe_model_source_line. */
-int fe_model_origin(void *model, const char *file, int line, int col, char *buf,
-                    size_t n);
+int fe_model_origin(void *model, const char *file, int line, int col, char *buf, size_t n);
 
 /* ====================================================================== */
 /* lower.c — module tree + code → graph IR                                 */
@@ -533,8 +526,7 @@ typedef struct fe_lower_opts {
                             f32 (the CPU backend computes in f32 for now) */
 } fe_lower_opts;
 
-ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena,
-                        nn_diag *d);
+ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena, nn_diag *d);
 
 /* ====================================================================== */
 /* weights.c — torch.save files                                           */
@@ -551,12 +543,11 @@ ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena,
  * is reported (one line each) before anything changes. Returns 0, or -1
  * after reporting errors; the model is unchanged on failure. File bytes are
  * read into the arena and live as long as it does. */
-int fe_weights_load(fe_model *m, const char *path, const char *key, bool strict,
-                    nn_arena *a, nn_diag *d);
+int fe_weights_load(fe_model *m, const char *path, const char *key, bool strict, nn_arena *a,
+                    nn_diag *d);
 /* Same over a buffer the caller keeps alive as long as the arena; `label`
  * names it in messages. Used by tests and fuzzers. */
-int fe_weights_load_mem(fe_model *m, const void *data, size_t size,
-                        const char *label, const char *key, bool strict,
-                        nn_arena *a, nn_diag *d);
+int fe_weights_load_mem(fe_model *m, const void *data, size_t size, const char *label,
+                        const char *key, bool strict, nn_arena *a, nn_diag *d);
 
 #endif

@@ -15,9 +15,9 @@
 #include <string.h>
 
 typedef struct storage_ctx {
-  fe_model *m;          /* the model being read */
-  const char *folder;   /* "data/" or "constants/" */
-  nn_arena *arena;      /* for compressed storages */
+  fe_model *m;        /* the model being read */
+  const char *folder; /* "data/" or "constants/" */
+  nn_arena *arena;    /* for compressed storages */
 } storage_ctx;
 
 /* Resolves a storage key to the bytes of entry FOLDER/KEY. */
@@ -27,21 +27,20 @@ static int load_storage(void *ctx, fe_storage *s, nn_diag *d) {
   snprintf(name, sizeof name, "%s%s", c->folder, s->key);
   const fe_entry *e = fe_archive_find(c->m->archive, name);
   if (!e) {
-    nn_error(d, (nn_loc){fe_archive_path(c->m->archive), 0, 0},
-             "missing tensor data entry '%s%s'", fe_archive_prefix(c->m->archive), name);
+    nn_error(d, (nn_loc){fe_archive_path(c->m->archive), 0, 0}, "missing tensor data entry '%s%s'",
+             fe_archive_prefix(c->m->archive), name);
     return -1;
   }
   const void *data;
   size_t size;
-  int rc = e->method == 0
-               ? fe_archive_map(c->m->archive, e, &data, &size, d)
-               : fe_archive_read(c->m->archive, e, c->arena, &data, &size, d);
+  int rc = e->method == 0 ? fe_archive_map(c->m->archive, e, &data, &size, d)
+                          : fe_archive_read(c->m->archive, e, c->arena, &data, &size, d);
   if (rc) return -1;
   size_t need = (size_t)s->numel * nn_dtype_size(s->dtype);
   if (s->numel < 0 || size < need) {
     nn_error(d, (nn_loc){e->name, 0, 0},
-             "tensor storage holds %zu bytes, but %lld %s elements need %zu",
-             size, (long long)s->numel, nn_dtype_name(s->dtype), need);
+             "tensor storage holds %zu bytes, but %lld %s elements need %zu", size,
+             (long long)s->numel, nn_dtype_name(s->dtype), need);
     return -1;
   }
   s->data = data;
@@ -49,8 +48,8 @@ static int load_storage(void *ctx, fe_storage *s, nn_diag *d) {
   return 0;
 }
 
-static fe_pval *read_pickle(fe_model *m, const char *rel, const char *folder,
-                            nn_arena *arena, nn_diag *d) {
+static fe_pval *read_pickle(fe_model *m, const char *rel, const char *folder, nn_arena *arena,
+                            nn_diag *d) {
   const fe_entry *e = fe_archive_find(m->archive, rel);
   if (!e) return NULL;
   const void *data;
@@ -88,8 +87,10 @@ static void register_defs(fe_model *m, fe_code *c, nn_arena *arena) {
   for (int i = 0; i < c->ast.n; i++) {
     const fe_stmt *s = c->ast.stmts[i];
     const char *name = NULL;
-    if (s->kind == FE_S_CLASS) name = s->u.class_.name;
-    else if (s->kind == FE_S_DEF) name = s->u.def.name;
+    if (s->kind == FE_S_CLASS)
+      name = s->u.class_.name;
+    else if (s->kind == FE_S_DEF)
+      name = s->u.def.name;
     else if (s->kind == FE_S_ASSIGN && s->u.assign.ntargets == 1 &&
              s->u.assign.targets[0]->kind == FE_E_NAME &&
              strcmp(s->u.assign.targets[0]->u.name, "op_version_set") == 0 &&
@@ -106,8 +107,7 @@ static int read_code(fe_model *m, nn_arena *arena, nn_diag *d) {
   for (int i = 0; i < n; i++) {
     const fe_entry *e = fe_archive_entry(m->archive, i);
     size_t len = strlen(e->relname);
-    if (strncmp(e->relname, "code/", 5) != 0 || len < 3 ||
-        strcmp(e->relname + len - 3, ".py") != 0)
+    if (strncmp(e->relname, "code/", 5) != 0 || len < 3 || strcmp(e->relname + len - 3, ".py") != 0)
       continue;
     fe_code *c = nn_alloc(arena, sizeof *c);
     const void *data;
@@ -202,8 +202,7 @@ fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d) {
   int before = d->errors;
   m->root = read_pickle(m, "data.pkl", "data/", arena, d);
   if (!m->root) {
-    if (d->errors == before)
-      nn_error(d, at, "the archive has no data.pkl");
+    if (d->errors == before) nn_error(d, at, "the archive has no data.pkl");
     goto fail;
   }
   if (m->root->kind != FE_PV_OBJECT) {
@@ -233,8 +232,7 @@ const fe_def *fe_find_def(const fe_model *m, const char *qualname) {
   return NULL;
 }
 
-const char *fe_model_source_line(void *model, const char *file, int line,
-                                 size_t *len) {
+const char *fe_model_source_line(void *model, const char *file, int line, size_t *len) {
   fe_model *m = model;
   for (int i = 0; i < m->codes.len; i++) {
     const fe_code *c = m->codes.data[i];

@@ -41,15 +41,15 @@ typedef enum lv_kind {
 typedef struct lval lval;
 struct lval {
   lv_kind kind;
-  ir_const c;          /* CONST */
-  ir_value v;          /* VALUE */
-  const fe_pval *obj;  /* MODULE, FUNC (bound self) */
-  const char *path;    /* MODULE, FUNC: module path, "" for the root */
-  lval **items;        /* TUPLE */
-  int n;               /* TUPLE */
-  const char *qual;    /* QUAL */
-  const fe_def *def;   /* FUNC */
-  const fe_stmt *fn;   /* FUNC: the def statement (a method of a class) */
+  ir_const c;         /* CONST */
+  ir_value v;         /* VALUE */
+  const fe_pval *obj; /* MODULE, FUNC (bound self) */
+  const char *path;   /* MODULE, FUNC: module path, "" for the root */
+  lval **items;       /* TUPLE */
+  int n;              /* TUPLE */
+  const char *qual;   /* QUAL */
+  const fe_def *def;  /* FUNC */
+  const fe_stmt *fn;  /* FUNC: the def statement (a method of a class) */
 };
 
 typedef struct binding {
@@ -58,19 +58,19 @@ typedef struct binding {
 } binding;
 
 typedef struct frame {
-  NN_VEC(binding) vars;  /* name → lval; later bindings shadow earlier */
-  const char *path;      /* module path of self, for node scopes */
-  lval *ret;             /* set by return */
-  bool returned;         /* a return statement ran */
-  bool broke;            /* a break ran in the innermost loop */
-  bool continued;        /* a continue ran in the innermost loop */
-  int loops;             /* loops open in this frame (break/continue legal) */
-  bool poisoned;         /* an error left names unbound: stay quiet about them */
+  NN_VEC(binding) vars; /* name → lval; later bindings shadow earlier */
+  const char *path;     /* module path of self, for node scopes */
+  lval *ret;            /* set by return */
+  bool returned;        /* a return statement ran */
+  bool broke;           /* a break ran in the innermost loop */
+  bool continued;       /* a continue ran in the innermost loop */
+  int loops;            /* loops open in this frame (break/continue legal) */
+  bool poisoned;        /* an error left names unbound: stay quiet about them */
 } frame;
 
 typedef struct weight_memo {
-  const fe_tensor *t;   /* the pickled tensor */
-  ir_value v;           /* its WEIGHT value */
+  const fe_tensor *t; /* the pickled tensor */
+  ir_value v;         /* its WEIGHT value */
 } weight_memo;
 
 typedef struct lower {
@@ -78,12 +78,12 @@ typedef struct lower {
   nn_arena *arena;
   nn_diag *d;
   ir_graph *g;
-  frame *f;                   /* current frame */
-  int depth;                  /* inlining depth */
+  frame *f;  /* current frame */
+  int depth; /* inlining depth */
   NN_VEC(weight_memo) weights;
-  fe_lower_opts opts;         /* resolver for shape-dependent control flow */
-  int64_t unrolled;           /* loop iterations unrolled so far */
-  int half_upcasts;           /* f16/bf16 weights computed in f32 */
+  fe_lower_opts opts; /* resolver for shape-dependent control flow */
+  int64_t unrolled;   /* loop iterations unrolled so far */
+  int half_upcasts;   /* f16/bf16 weights computed in f32 */
 } lower;
 
 enum { MAX_INLINE_DEPTH = 256 };
@@ -182,8 +182,7 @@ static lval *lookup(lower *L, const char *name) {
 
 /* ---- graph building -------------------------------------------------------- */
 
-static ir_nodeid append(lower *L, ir_op op, int nin, const ir_value *in,
-                        int nout, nn_loc loc) {
+static ir_nodeid append(lower *L, ir_op op, int nin, const ir_value *in, int nout, nn_loc loc) {
   ir_nodeid n = ir_append(L->g, op, nin, in, nout, loc);
   ir_node_get(L->g, n)->scope = L->f ? L->f->path : "";
   return n;
@@ -212,7 +211,8 @@ static bool upcast_half(lower *L, ir_weight *w) {
     int64_t off = w->offset;
     for (int i = 0; i < w->rank && i < 64; i++) {
       int64_t stride = 1;
-      if (w->strides) stride = w->strides[i];
+      if (w->strides)
+        stride = w->strides[i];
       else
         for (int j = i + 1; j < w->rank; j++) stride *= w->sizes[j];
       off += idx[i] * stride;
@@ -235,8 +235,7 @@ static bool upcast_half(lower *L, ir_weight *w) {
   return true;
 }
 
-static ir_value weight_value(lower *L, const fe_tensor *t, const char *name,
-                             nn_loc loc) {
+static ir_value weight_value(lower *L, const fe_tensor *t, const char *name, nn_loc loc) {
   for (int i = 0; i < L->weights.len; i++)
     if (L->weights.data[i].t == t) return L->weights.data[i].v;
   ir_weight w = {
@@ -280,10 +279,8 @@ static lval *from_pval(lower *L, const fe_pval *p, const char *path, nn_loc loc)
   case FE_PV_BOOL: return lv_bool(L, p->u.b);
   case FE_PV_INT: return lv_int(L, p->u.i);
   case FE_PV_FLOAT: return lv_float(L, p->u.f);
-  case FE_PV_STR:
-    return lv_const(L, (ir_const){.kind = IR_C_STR, .s = p->u.str.s});
-  case FE_PV_DEVICE:
-    return lv_const(L, (ir_const){.kind = IR_C_DEVICE, .s = p->u.device});
+  case FE_PV_STR: return lv_const(L, (ir_const){.kind = IR_C_STR, .s = p->u.str.s});
+  case FE_PV_DEVICE: return lv_const(L, (ir_const){.kind = IR_C_DEVICE, .s = p->u.device});
   case FE_PV_TENSOR: {
     if (!p->u.tensor->storage || !p->u.tensor->storage->data) {
       nn_error(L->d, loc, "tensor '%s' has no data in the archive", path);
@@ -323,8 +320,7 @@ static lval *from_pval(lower *L, const fe_pval *p, const char *path, nn_loc loc)
     x->n = p->u.seq.n;
     x->items = nn_alloc(L->arena, sizeof(lval *) * (size_t)(x->n + 1));
     for (int i = 0; i < x->n; i++) {
-      x->items[i] = from_pval(L, p->u.seq.items[i],
-                              nn_sprintf(L->arena, "%s.%d", path, i), loc);
+      x->items[i] = from_pval(L, p->u.seq.items[i], nn_sprintf(L->arena, "%s.%d", path, i), loc);
       if (!x->items[i]) return NULL;
     }
     return x;
@@ -340,8 +336,8 @@ static lval *module_attr(lower *L, const lval *mod, const char *name, nn_loc loc
   if (p) {
     lval *r = from_pval(L, p, join_path(L, mod->path, name), loc);
     if (!r) {
-      nn_error(L->d, loc, "attribute '%s' of module '%s' holds a %s, which nncc cannot use",
-               name, *mod->path ? mod->path : "self", fe_pkind_name(p->kind));
+      nn_error(L->d, loc, "attribute '%s' of module '%s' holds a %s, which nncc cannot use", name,
+               *mod->path ? mod->path : "self", fe_pkind_name(p->kind));
       return lv_poison(L);
     }
     return r;
@@ -366,8 +362,8 @@ static lval *module_attr(lower *L, const lval *mod, const char *name, nn_loc loc
     nn_error(L->d, loc, "no code for class '%s' in the archive", cls);
     return lv_poison(L);
   }
-  nn_error(L->d, loc, "module '%s' (%s) has no attribute '%s'",
-           *mod->path ? mod->path : "self", mod->obj->u.obj.name, name);
+  nn_error(L->d, loc, "module '%s' (%s) has no attribute '%s'", *mod->path ? mod->path : "self",
+           mod->obj->u.obj.name, name);
   return lv_poison(L);
 }
 
@@ -409,9 +405,20 @@ static ir_value materialize(lower *L, const lval *v, nn_loc loc) {
 static bool parse_literal(lower *L, const char *s, ir_const *c) {
   while (*s == ' ') s++;
   memset(c, 0, sizeof *c);
-  if (!strcmp(s, "None")) { c->kind = IR_C_NONE; return true; }
-  if (!strcmp(s, "True")) { c->kind = IR_C_BOOL; c->i = 1; return true; }
-  if (!strcmp(s, "False")) { c->kind = IR_C_BOOL; c->i = 0; return true; }
+  if (!strcmp(s, "None")) {
+    c->kind = IR_C_NONE;
+    return true;
+  }
+  if (!strcmp(s, "True")) {
+    c->kind = IR_C_BOOL;
+    c->i = 1;
+    return true;
+  }
+  if (!strcmp(s, "False")) {
+    c->kind = IR_C_BOOL;
+    c->i = 0;
+    return true;
+  }
   if (*s == '"' || *s == '\'') {
     size_t n = strlen(s);
     c->kind = IR_C_STR;
@@ -463,8 +470,20 @@ static bool parse_literal(lower *L, const char *s, ir_const *c) {
 /* ---- op calls through the schema table ----------------------------------- */
 
 typedef enum coarse {
-  K_TENSOR, K_INT, K_FLOAT, K_BOOL, K_NONE, K_STR, K_DEVICE,
-  K_INTLIST, K_FLOATLIST, K_BOOLLIST, K_TENSORLIST, K_LIST, K_ANY, K_OTHER,
+  K_TENSOR,
+  K_INT,
+  K_FLOAT,
+  K_BOOL,
+  K_NONE,
+  K_STR,
+  K_DEVICE,
+  K_INTLIST,
+  K_FLOATLIST,
+  K_BOOLLIST,
+  K_TENSORLIST,
+  K_LIST,
+  K_ANY,
+  K_OTHER,
 } coarse;
 
 static coarse coarse_of_type(const ir_type *t) {
@@ -511,8 +530,10 @@ static coarse coarse_of(lower *L, const lval *v) {
     for (int i = 0; i < v->n; i++) {
       coarse k = coarse_of(L, v->items[i]);
       if (k == K_NONE) continue; /* Tensor?[] lists hold None */
-      if (all == K_ANY) all = k;
-      else if (all != k) return K_LIST;
+      if (all == K_ANY)
+        all = k;
+      else if (all != k)
+        return K_LIST;
     }
     if (all == K_TENSOR) return K_TENSORLIST;
     if (all == K_INT) return K_INTLIST;
@@ -544,17 +565,18 @@ static bool accepts(const fe_sparam *p, coarse k) {
   case FE_AT_ENUM: return k == K_INT;
   case FE_AT_ANY: return true;
   case FE_AT_ANY_LIST:
-    return k == K_TENSORLIST || k == K_INTLIST || k == K_FLOATLIST || k == K_BOOLLIST || k == K_LIST;
+    return k == K_TENSORLIST || k == K_INTLIST || k == K_FLOATLIST || k == K_BOOLLIST ||
+           k == K_LIST;
   case FE_AT_OTHER: return false;
   }
   return false;
 }
 
 typedef struct callargs {
-  lval **pos;          /* positional arguments */
+  lval **pos; /* positional arguments */
   int npos;
-  const char **kwn;    /* keyword names */
-  lval **kwv;          /* keyword values */
+  const char **kwn; /* keyword names */
+  lval **kwv;       /* keyword values */
   int nkw;
 } callargs;
 
@@ -618,27 +640,29 @@ static void type_results(lower *L, const ir_node *n) {
   ir_graph *g = L->g;
   const ir_type *t = tensor_unknown(L);
   switch (n->op) {
-  case NN_OP_SIZE: case NN_OP_DIM: case NN_OP_NUMEL: case NN_OP_TO_INT:
-    t = ir_type_scalar(g, IR_T_INT);
-    break;
-  case NN_OP_TO_FLOAT: case NN_OP_SCALAR_DIV:
-    t = ir_type_scalar(g, IR_T_FLOAT);
-    break;
-  case NN_OP_TO_BOOL: case NN_OP_SCALAR_EQ: case NN_OP_SCALAR_NE: case NN_OP_SCALAR_LT:
-  case NN_OP_SCALAR_LE: case NN_OP_SCALAR_GT: case NN_OP_SCALAR_GE:
-    t = ir_type_scalar(g, IR_T_BOOL);
-    break;
-  case NN_OP_SIZES:
-    t = ir_type_list(g, ir_type_scalar(g, IR_T_INT));
-    break;
-  case NN_OP_SCALAR_IMPLICIT:
-    t = ir_type_scalar(g, IR_T_FLOAT);
-    break;
-  case NN_OP_SCALAR_ADD: case NN_OP_SCALAR_SUB: case NN_OP_SCALAR_MUL:
-  case NN_OP_SCALAR_FLOORDIV: case NN_OP_SCALAR_MOD: case NN_OP_SCALAR_NEG: {
+  case NN_OP_SIZE:
+  case NN_OP_DIM:
+  case NN_OP_NUMEL:
+  case NN_OP_TO_INT: t = ir_type_scalar(g, IR_T_INT); break;
+  case NN_OP_TO_FLOAT:
+  case NN_OP_SCALAR_DIV: t = ir_type_scalar(g, IR_T_FLOAT); break;
+  case NN_OP_TO_BOOL:
+  case NN_OP_SCALAR_EQ:
+  case NN_OP_SCALAR_NE:
+  case NN_OP_SCALAR_LT:
+  case NN_OP_SCALAR_LE:
+  case NN_OP_SCALAR_GT:
+  case NN_OP_SCALAR_GE: t = ir_type_scalar(g, IR_T_BOOL); break;
+  case NN_OP_SIZES: t = ir_type_list(g, ir_type_scalar(g, IR_T_INT)); break;
+  case NN_OP_SCALAR_IMPLICIT: t = ir_type_scalar(g, IR_T_FLOAT); break;
+  case NN_OP_SCALAR_ADD:
+  case NN_OP_SCALAR_SUB:
+  case NN_OP_SCALAR_MUL:
+  case NN_OP_SCALAR_FLOORDIV:
+  case NN_OP_SCALAR_MOD:
+  case NN_OP_SCALAR_NEG: {
     bool isfloat = false;
-    for (int i = 0; i < n->nin; i++)
-      isfloat |= ir_vtype(g, n->in[i])->kind == IR_T_FLOAT;
+    for (int i = 0; i < n->nin; i++) isfloat |= ir_vtype(g, n->in[i])->kind == IR_T_FLOAT;
     t = ir_type_scalar(g, isfloat ? IR_T_FLOAT : IR_T_INT);
     break;
   }
@@ -647,15 +671,16 @@ static void type_results(lower *L, const ir_node *n) {
     t = lt->kind == IR_T_LIST ? lt->elems[0] : ir_type_scalar(g, IR_T_UNKNOWN);
     break;
   }
-  case NN_OP_CHUNK: case NN_OP_SPLIT: case NN_OP_UNBIND:
-    t = ir_type_list(g, tensor_unknown(L));
-    break;
+  case NN_OP_CHUNK:
+  case NN_OP_SPLIT:
+  case NN_OP_UNBIND: t = ir_type_list(g, tensor_unknown(L)); break;
   default: break;
   }
   for (int i = 0; i < n->nout; i++) {
     const ir_type *ti = t;
     if ((n->op == NN_OP_MAX_DIM || n->op == NN_OP_MIN_DIM || n->op == NN_OP_MAX_POOL2D_INDICES ||
-         n->op == NN_OP_ADAPTIVE_MAX_POOL2D) && i == 1)
+         n->op == NN_OP_ADAPTIVE_MAX_POOL2D) &&
+        i == 1)
       ti = ir_type_tensor(g, NN_DT_I64, -1, NULL);
     ir_set_type(g, n->out[i], ti);
   }
@@ -669,10 +694,10 @@ static lval *fold_scalar_op(lower *L, const fe_schema *s, lval **slots) {
     ir_op op;       /* scalar op */
     const char *py; /* the Python operator it computes */
   } ops[] = {
-      {NN_OP_SCALAR_ADD, "+"}, {NN_OP_SCALAR_SUB, "-"}, {NN_OP_SCALAR_MUL, "*"},
+      {NN_OP_SCALAR_ADD, "+"}, {NN_OP_SCALAR_SUB, "-"},       {NN_OP_SCALAR_MUL, "*"},
       {NN_OP_SCALAR_DIV, "/"}, {NN_OP_SCALAR_FLOORDIV, "//"}, {NN_OP_SCALAR_MOD, "%"},
-      {NN_OP_SCALAR_EQ, "=="}, {NN_OP_SCALAR_NE, "!="}, {NN_OP_SCALAR_LT, "<"},
-      {NN_OP_SCALAR_LE, "<="}, {NN_OP_SCALAR_GT, ">"}, {NN_OP_SCALAR_GE, ">="},
+      {NN_OP_SCALAR_EQ, "=="}, {NN_OP_SCALAR_NE, "!="},       {NN_OP_SCALAR_LT, "<"},
+      {NN_OP_SCALAR_LE, "<="}, {NN_OP_SCALAR_GT, ">"},        {NN_OP_SCALAR_GE, ">="},
   };
   if (s->nmap != 2 || s->map[0].param < 0 || s->map[1].param < 0) return NULL;
   const lval *a = slots[s->map[0].param], *b = slots[s->map[1].param];
@@ -692,8 +717,8 @@ static lval *call_op(lower *L, const char *qualname, const callargs *a, nn_loc l
   if (!strcmp(qualname, "aten::len") && a->npos == 1 && a->nkw == 0) {
     const lval *x = a->pos[0];
     if (x->kind == LV_TUPLE) return lv_int(L, x->n);
-    if (x->kind == LV_CONST && (x->c.kind == IR_C_INTLIST || x->c.kind == IR_C_FLOATLIST ||
-                                x->c.kind == IR_C_BOOLLIST))
+    if (x->kind == LV_CONST &&
+        (x->c.kind == IR_C_INTLIST || x->c.kind == IR_C_FLOATLIST || x->c.kind == IR_C_BOOLLIST))
       return lv_int(L, x->c.n);
   }
   int nrows;
@@ -711,7 +736,8 @@ static lval *call_op(lower *L, const char *qualname, const callargs *a, nn_loc l
     if (near)
       nn_error(L->d, loc, "unsupported op '%s' (did you mean '%s'?)", qualname, near);
     else
-      nn_error(L->d, loc, "unsupported op '%s'; please report it with the model attached", qualname);
+      nn_error(L->d, loc, "unsupported op '%s'; please report it with the model attached",
+               qualname);
     return lv_poison(L);
   }
   /* Poisoned arguments: the problem was reported already. (Checked after
@@ -732,8 +758,7 @@ static lval *call_op(lower *L, const char *qualname, const callargs *a, nn_loc l
     for (int i = 0; i < a->npos; i++)
       nn_buf_printf(&b, "%s%s", i ? ", " : "", lv_describe(L, a->pos[i]));
     for (int i = 0; i < a->nkw; i++)
-      nn_buf_printf(&b, "%s%s=%s", a->npos + i ? ", " : "", a->kwn[i],
-                    lv_describe(L, a->kwv[i]));
+      nn_buf_printf(&b, "%s%s=%s", a->npos + i ? ", " : "", a->kwn[i], lv_describe(L, a->kwv[i]));
     nn_error(L->d, loc, "no form of '%s' accepts (%s)", qualname, b.data ? b.data : "");
     for (int r = 0; r < nrows; r++)
       nn_note(L->d, (nn_loc){0}, "candidate: %s(%s)", qualname, rows[r]->sig);
@@ -773,8 +798,8 @@ static lval *call_op(lower *L, const char *qualname, const callargs *a, nn_loc l
 
 /* Runs a def with `self` (may be NULL for free functions) and arguments;
  * returns what it returns. */
-static lval *inline_call(lower *L, const fe_stmt *fn, const lval *self,
-                         const char *path, const callargs *a, nn_loc loc) {
+static lval *inline_call(lower *L, const fe_stmt *fn, const lval *self, const char *path,
+                         const callargs *a, nn_loc loc) {
   if (L->depth >= MAX_INLINE_DEPTH) {
     nn_error(L->d, loc, "calls nest deeper than %d levels (recursion?)", MAX_INLINE_DEPTH);
     return lv_poison(L);
@@ -795,8 +820,7 @@ static lval *inline_call(lower *L, const fe_stmt *fn, const lval *self,
     first = 1;
   }
   if (a->npos > np - first) {
-    nn_error(L->d, loc, "'%s' takes %d arguments, %d given", fn->u.def.name,
-             np - first, a->npos);
+    nn_error(L->d, loc, "'%s' takes %d arguments, %d given", fn->u.def.name, np - first, a->npos);
     return lv_poison(L);
   }
   for (int i = 0; i < a->npos; i++) vals[first + i] = a->pos[i];
@@ -833,7 +857,8 @@ static lval *inline_call(lower *L, const fe_stmt *fn, const lval *self,
 static bool const_truth(const lval *v, bool *out) {
   if (v->kind != LV_CONST) return false;
   switch (v->c.kind) {
-  case IR_C_BOOL: case IR_C_INT: *out = v->c.i != 0; return true;
+  case IR_C_BOOL:
+  case IR_C_INT: *out = v->c.i != 0; return true;
   case IR_C_FLOAT: *out = v->c.f != 0; return true;
   case IR_C_NONE: *out = false; return true;
   default: return false;
@@ -919,10 +944,9 @@ static const struct {
   const char *op;   /* source operator */
   const char *aten; /* the schema's qualname for scalars */
 } binops[] = {
-    {"+", "aten::add"}, {"-", "aten::sub"}, {"*", "aten::mul"},
-    {"/", "aten::div"}, {"//", "aten::floordiv"}, {"%", "aten::remainder"},
-    {"==", "aten::eq"}, {"!=", "aten::ne"}, {"<", "aten::lt"},
-    {"<=", "aten::le"}, {">", "aten::gt"}, {">=", "aten::ge"},
+    {"+", "aten::add"},       {"-", "aten::sub"},       {"*", "aten::mul"}, {"/", "aten::div"},
+    {"//", "aten::floordiv"}, {"%", "aten::remainder"}, {"==", "aten::eq"}, {"!=", "aten::ne"},
+    {"<", "aten::lt"},        {"<=", "aten::le"},       {">", "aten::gt"},  {">=", "aten::ge"},
 };
 
 static lval *eval_binary(lower *L, const fe_expr *e) {
@@ -947,8 +971,8 @@ static lval *eval_binary(lower *L, const fe_expr *e) {
     callargs ca = {.pos = args, .npos = 2};
     return call_op(L, binops[i].aten, &ca, e->loc);
   }
-  nn_error(L->d, e->loc, "operator '%s' on %s and %s is not supported", op,
-           lv_describe(L, a), lv_describe(L, b));
+  nn_error(L->d, e->loc, "operator '%s' on %s and %s is not supported", op, lv_describe(L, a),
+           lv_describe(L, b));
   return lv_poison(L);
 }
 
@@ -1057,7 +1081,9 @@ static lval *call_builtin_cast(lower *L, const char *which, const callargs *a, n
       if (!strcmp(which, "bool")) return lv_bool(L, f != 0);
     }
   }
-  const char *q = !strcmp(which, "int") ? "aten::Int" : !strcmp(which, "float") ? "aten::Float" : "aten::Bool";
+  const char *q = !strcmp(which, "int")     ? "aten::Int"
+                  : !strcmp(which, "float") ? "aten::Float"
+                                            : "aten::Bool";
   return call_op(L, q, a, loc);
 }
 
@@ -1097,9 +1123,8 @@ static lval *eval_call(lower *L, const fe_expr *e) {
     /* The printer writes aten::ScalarImplicit (and Int/FloatImplicit) of a
      * 0-dim tensor as annotate(number, t): keep that conversion. */
     const fe_expr *ty = e->u.call.args[0];
-    if (v->kind == LV_VALUE && ir_vtype(L->g, v->v)->kind == IR_T_TENSOR &&
-        ty->kind == FE_E_NAME) {
-      const char *conv = !strcmp(ty->u.name, "number") ? "aten::ScalarImplicit"
+    if (v->kind == LV_VALUE && ir_vtype(L->g, v->v)->kind == IR_T_TENSOR && ty->kind == FE_E_NAME) {
+      const char *conv = !strcmp(ty->u.name, "number")  ? "aten::ScalarImplicit"
                          : !strcmp(ty->u.name, "float") ? "aten::FloatImplicit"
                          : !strcmp(ty->u.name, "int")   ? "aten::IntImplicit"
                                                         : NULL;
@@ -1151,7 +1176,8 @@ static lval *eval_call(lower *L, const fe_expr *e) {
   }
   if (!strncmp(q, "__torch__.", 10)) {
     const fe_def *def = fe_find_def(L->m, q);
-    if (def && def->stmt->kind == FE_S_DEF) return inline_call(L, def->stmt, NULL, NULL, &a, e->loc);
+    if (def && def->stmt->kind == FE_S_DEF)
+      return inline_call(L, def->stmt, NULL, NULL, &a, e->loc);
     if (def)
       nn_error(L->d, e->loc, "constructing TorchScript class '%s' is not supported yet", q);
     else
@@ -1177,7 +1203,8 @@ static lval *eval_subscript(lower *L, const fe_expr *e) {
   if (obj->kind == LV_TUPLE && idx->kind == LV_CONST && idx->c.kind == IR_C_INT) {
     int64_t i = idx->c.i < 0 ? idx->c.i + obj->n : idx->c.i;
     if (i < 0 || i >= obj->n) {
-      nn_error(L->d, e->loc, "index %lld out of range for a tuple of %d", (long long)idx->c.i, obj->n);
+      nn_error(L->d, e->loc, "index %lld out of range for a tuple of %d", (long long)idx->c.i,
+               obj->n);
       return lv_poison(L);
     }
     return obj->items[i];
@@ -1186,7 +1213,8 @@ static lval *eval_subscript(lower *L, const fe_expr *e) {
       idx->c.kind == IR_C_INT) {
     int64_t i = idx->c.i < 0 ? idx->c.i + obj->c.n : idx->c.i;
     if (i < 0 || i >= obj->c.n) {
-      nn_error(L->d, e->loc, "index %lld out of range for a list of %d", (long long)idx->c.i, obj->c.n);
+      nn_error(L->d, e->loc, "index %lld out of range for a list of %d", (long long)idx->c.i,
+               obj->c.n);
       return lv_poison(L);
     }
     return lv_int(L, obj->c.ints[i]);
@@ -1205,9 +1233,10 @@ static lval *eval(lower *L, const fe_expr *e) {
     if (!strcmp(n, "inf")) return lv_float(L, INFINITY);
     if (!strcmp(n, "nan")) return lv_float(L, NAN);
     static const char *const quals[] = {
-        "torch", "ops", "__torch__", "CONSTANTS", "int", "float", "bool", "annotate",
-        "unchecked_cast", "uninitialized", "getattr", "len", "Tensor", "List",
-        "Tuple", "Optional", "Dict", "Final", "str", "Any", "NoneType", "Device", "number",
+        "torch",  "ops",      "__torch__",      "CONSTANTS",     "int",     "float",
+        "bool",   "annotate", "unchecked_cast", "uninitialized", "getattr", "len",
+        "Tensor", "List",     "Tuple",          "Optional",      "Dict",    "Final",
+        "str",    "Any",      "NoneType",       "Device",        "number",
     };
     for (int i = 0; i < NN_ARRAY_LEN(quals); i++)
       if (!strcmp(n, quals[i])) return lv_qual(L, n);
@@ -1217,8 +1246,7 @@ static lval *eval(lower *L, const fe_expr *e) {
   }
   case FE_E_INT: return lv_int(L, e->u.i);
   case FE_E_FLOAT: return lv_float(L, e->u.f);
-  case FE_E_STR:
-    return lv_const(L, (ir_const){.kind = IR_C_STR, .s = e->u.str.s});
+  case FE_E_STR: return lv_const(L, (ir_const){.kind = IR_C_STR, .s = e->u.str.s});
   case FE_E_TRUE: return lv_bool(L, true);
   case FE_E_FALSE: return lv_bool(L, false);
   case FE_E_NONE: return lv_none(L);
@@ -1243,12 +1271,8 @@ static lval *eval(lower *L, const fe_expr *e) {
     nn_error(L->d, e->loc, "a conditional expression on a run-time value is not supported");
     return lv_poison(L);
   }
-  case FE_E_DICT:
-    nn_error(L->d, e->loc, "dict values are not supported");
-    return lv_poison(L);
-  case FE_E_SLICE:
-    nn_error(L->d, e->loc, "slices are not supported here");
-    return lv_poison(L);
+  case FE_E_DICT: nn_error(L->d, e->loc, "dict values are not supported"); return lv_poison(L);
+  case FE_E_SLICE: nn_error(L->d, e->loc, "slices are not supported here"); return lv_poison(L);
   }
   return lv_poison(L);
 }
@@ -1327,28 +1351,32 @@ static void exec_stmt(lower *L, const fe_stmt *s) {
       break;
     }
     nn_error(L->d, s->loc,
-             "'if' on a value known only at run time is not supported (data-dependent control flow)");
+             "'if' on a value known only at run time is not supported (data-dependent control "
+             "flow)");
     L->f->poisoned = true;
     break;
   }
   case FE_S_FOR: exec_for(L, s); break;
   case FE_S_WHILE: exec_while(L, s); break;
-  case FE_S_PASS: case FE_S_IMPORT: case FE_S_GLOBAL: case FE_S_ASSERT: case FE_S_DEL:
-    break;
-  case FE_S_RAISE:
-    nn_error(L->d, s->loc, "the model raises an exception on this path");
-    break;
-  case FE_S_BREAK: case FE_S_CONTINUE:
+  case FE_S_PASS:
+  case FE_S_IMPORT:
+  case FE_S_GLOBAL:
+  case FE_S_ASSERT:
+  case FE_S_DEL: break;
+  case FE_S_RAISE: nn_error(L->d, s->loc, "the model raises an exception on this path"); break;
+  case FE_S_BREAK:
+  case FE_S_CONTINUE:
     if (!L->f->loops) {
       nn_error(L->d, s->loc, "'%s' outside a loop", s->kind == FE_S_BREAK ? "break" : "continue");
       break;
     }
-    if (s->kind == FE_S_BREAK) L->f->broke = true;
-    else L->f->continued = true;
+    if (s->kind == FE_S_BREAK)
+      L->f->broke = true;
+    else
+      L->f->continued = true;
     break;
-  case FE_S_DEF: case FE_S_CLASS:
-    nn_error(L->d, s->loc, "nested definitions are not supported");
-    break;
+  case FE_S_DEF:
+  case FE_S_CLASS: nn_error(L->d, s->loc, "nested definitions are not supported"); break;
   }
 }
 
@@ -1420,10 +1448,10 @@ static void exec_for(lower *L, const fe_stmt *s) {
     }
     return;
   }
-  if (v->kind == LV_CONST && (v->c.kind == IR_C_INTLIST || v->c.kind == IR_C_FLOATLIST ||
-                              v->c.kind == IR_C_BOOLLIST)) {
+  if (v->kind == LV_CONST &&
+      (v->c.kind == IR_C_INTLIST || v->c.kind == IR_C_FLOATLIST || v->c.kind == IR_C_BOOLLIST)) {
     for (int i = 0; i < v->c.n; i++) {
-      lval *x = v->c.kind == IR_C_FLOATLIST ? lv_float(L, v->c.floats[i])
+      lval *x = v->c.kind == IR_C_FLOATLIST  ? lv_float(L, v->c.floats[i])
                 : v->c.kind == IR_C_BOOLLIST ? lv_bool(L, v->c.ints[i] != 0)
                                              : lv_int(L, v->c.ints[i]);
       assign_target(L, s->u.for_.target, x);
@@ -1501,7 +1529,8 @@ static void add_outputs(lower *L, const lval *v, nn_loc loc) {
     return;
   case LV_VALUE: {
     const ir_node *def = L->g->values.data[v->v].def >= 0
-                             ? ir_node_get(L->g, L->g->values.data[v->v].def) : NULL;
+                             ? ir_node_get(L->g, L->g->values.data[v->v].def)
+                             : NULL;
     if (def && def->op == NN_OP_LIST_CONSTRUCT) {
       for (int i = 0; i < def->nin; i++) ir_add_output(L->g, def->in[i]);
       return;
@@ -1509,9 +1538,7 @@ static void add_outputs(lower *L, const lval *v, nn_loc loc) {
     ir_add_output(L->g, v->v);
     return;
   }
-  case LV_CONST:
-    ir_add_output(L->g, const_node(L, &v->c, loc));
-    return;
+  case LV_CONST: ir_add_output(L->g, const_node(L, &v->c, loc)); return;
   case LV_POISON: return;
   default:
     nn_error(L->d, loc, "forward() returns a %s, which nncc cannot output", lv_describe(L, v));
@@ -1522,8 +1549,7 @@ ir_graph *fe_lower(fe_model *m, nn_arena *arena, nn_diag *d) {
   return fe_lower_with(m, NULL, arena, d);
 }
 
-ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena,
-                        nn_diag *d) {
+ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena, nn_diag *d) {
   lower L = {.m = m, .arena = arena, .d = d};
   if (o) L.opts = *o;
   if (L.opts.max_unroll <= 0) L.opts.max_unroll = 10000;
@@ -1542,8 +1568,7 @@ ir_graph *fe_lower_with(fe_model *m, const fe_lower_opts *o, nn_arena *arena,
       fwd = body->stmts[i];
   if (!fwd) {
     nn_error(d, (nn_loc){def->code->entry, def->stmt->loc.line, def->stmt->loc.col},
-             "the root module '%s' has no forward() method: nothing to compile",
-             root->u.obj.name);
+             "the root module '%s' has no forward() method: nothing to compile", root->u.obj.name);
     return NULL;
   }
   L.g = ir_graph_new(arena, "forward");

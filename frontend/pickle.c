@@ -33,33 +33,33 @@
 
 /* Which known global an FE_PV_GLOBAL stands for. */
 typedef enum gkind {
-  G_NONE,               /* not a known callable */
-  G_REBUILD_TENSOR,     /* torch._utils._rebuild_tensor (4 args) */
-  G_REBUILD_TENSOR_V2,  /* torch._utils._rebuild_tensor_v2 (6 or 7 args) */
-  G_REBUILD_PARAMETER,  /* torch._utils._rebuild_parameter[_with_state] */
-  G_STORAGE,            /* torch.<Type>Storage: used inside persistent ids */
-  G_ORDERED_DICT,       /* collections.OrderedDict */
-  G_BUILD_LIST,         /* torch.jit._pickle.build_{int,double,bool,tensor}list */
-  G_RESTORE_TYPE_TAG,   /* torch.jit._pickle.restore_type_tag */
-  G_TENSOR_FROM_ID,     /* torch.jit._pickle.build_tensor_from_id */
-  G_DEVICE,             /* torch.device */
-  G_SIZE,               /* torch.Size */
-  G_SET,                /* builtins.set / frozenset (kept as lists) */
-  G_CODECS_ENCODE,      /* _codecs.encode: how protocol 2 pickles bytes */
-  G_CLASS,              /* a class under one of the class prefixes */
+  G_NONE,              /* not a known callable */
+  G_REBUILD_TENSOR,    /* torch._utils._rebuild_tensor (4 args) */
+  G_REBUILD_TENSOR_V2, /* torch._utils._rebuild_tensor_v2 (6 or 7 args) */
+  G_REBUILD_PARAMETER, /* torch._utils._rebuild_parameter[_with_state] */
+  G_STORAGE,           /* torch.<Type>Storage: used inside persistent ids */
+  G_ORDERED_DICT,      /* collections.OrderedDict */
+  G_BUILD_LIST,        /* torch.jit._pickle.build_{int,double,bool,tensor}list */
+  G_RESTORE_TYPE_TAG,  /* torch.jit._pickle.restore_type_tag */
+  G_TENSOR_FROM_ID,    /* torch.jit._pickle.build_tensor_from_id */
+  G_DEVICE,            /* torch.device */
+  G_SIZE,              /* torch.Size */
+  G_SET,               /* builtins.set / frozenset (kept as lists) */
+  G_CODECS_ENCODE,     /* _codecs.encode: how protocol 2 pickles bytes */
+  G_CLASS,             /* a class under one of the class prefixes */
 } gkind;
 
 /* Every fe_pval this file creates is the first member of a pv_node, so a
  * value pointer can be widened to its node to reach the VM's bookkeeping. */
 typedef struct pv_node {
-  fe_pval v;            /* the public value; must stay first */
-  uint32_t stamp;       /* last graph walk that visited this node */
-  int32_t height;       /* nesting below this node: a lower bound while the
+  fe_pval v;           /* the public value; must stay first */
+  uint32_t stamp;      /* last graph walk that visited this node */
+  int32_t height;      /* nesting below this node: a lower bound while the
                            VM runs, exact after the depth check */
-  gkind g;              /* GLOBAL: which known callable */
-  nn_dtype storage_dt;  /* GLOBAL of kind G_STORAGE: its element type */
-  int64_t view_offset;  /* STORAGE: first element of the view in the storage */
-  int64_t view_numel;   /* STORAGE: elements visible through the view */
+  gkind g;             /* GLOBAL: which known callable */
+  nn_dtype storage_dt; /* GLOBAL of kind G_STORAGE: its element type */
+  int64_t view_offset; /* STORAGE: first element of the view in the storage */
+  int64_t view_numel;  /* STORAGE: elements visible through the view */
 } pv_node;
 
 static pv_node *node_of(fe_pval *v) { return (pv_node *)v; }
@@ -75,39 +75,38 @@ static int cap_for(int n) {
 /* ---- the machine --------------------------------------------------------- */
 
 typedef struct skey {
-  const char *s;        /* storage key (NUL-terminated copy) */
-  size_t len;           /* key bytes */
-  fe_storage *st;       /* the one storage for that key */
+  const char *s;  /* storage key (NUL-terminated copy) */
+  size_t len;     /* key bytes */
+  fe_storage *st; /* the one storage for that key */
 } skey;
 
 typedef struct vm {
-  const uint8_t *buf;   /* the pickle */
-  size_t len;           /* bytes in buf */
-  size_t pos;           /* next byte to read */
-  size_t op_pos;        /* offset of the opcode being run (for messages) */
-  const char *label;    /* entry name for messages */
-  const fe_pickle_opts *o; /* caller's options (never NULL) */
+  const uint8_t *buf;          /* the pickle */
+  size_t len;                  /* bytes in buf */
+  size_t pos;                  /* next byte to read */
+  size_t op_pos;               /* offset of the opcode being run (for messages) */
+  const char *label;           /* entry name for messages */
+  const fe_pickle_opts *o;     /* caller's options (never NULL) */
   const char *const *prefixes; /* class prefixes, NULL-terminated */
-  nn_arena *arena;      /* where every value lives */
-  nn_diag *d;           /* where the one error goes */
-  int failed;           /* an error has been reported */
-  NN_VEC(fe_pval *) stack; /* the value stack */
-  NN_VEC(int) marks;    /* stack heights at each open MARK */
-  fe_pval **memo;       /* memo slots, NULL where unset */
-  size_t memo_cap;      /* slots allocated */
-  size_t memo_count;    /* slots set (MEMOIZE appends at this index) */
-  skey *skeys;          /* open-addressing table of storages by key */
-  size_t skeys_cap;     /* slots (a power of two) */
-  size_t skeys_n;       /* storages so far */
-  uint32_t stamp;       /* current graph-walk stamp */
-  uint64_t walk_budget; /* node visits left for cycle checks */
-  NN_VEC(pv_node *) walk; /* scratch stack for graph walks */
+  nn_arena *arena;             /* where every value lives */
+  nn_diag *d;                  /* where the one error goes */
+  int failed;                  /* an error has been reported */
+  NN_VEC(fe_pval *) stack;     /* the value stack */
+  NN_VEC(int) marks;           /* stack heights at each open MARK */
+  fe_pval **memo;              /* memo slots, NULL where unset */
+  size_t memo_cap;             /* slots allocated */
+  size_t memo_count;           /* slots set (MEMOIZE appends at this index) */
+  skey *skeys;                 /* open-addressing table of storages by key */
+  size_t skeys_cap;            /* slots (a power of two) */
+  size_t skeys_n;              /* storages so far */
+  uint32_t stamp;              /* current graph-walk stamp */
+  uint64_t walk_budget;        /* node visits left for cycle checks */
+  NN_VEC(pv_node *) walk;      /* scratch stack for graph walks */
 } vm;
 
 /* Reports "LABEL: byte N: message" once and marks the run failed. Returns
  * NULL so callers can `return fail(...)`. */
-static void *fail(vm *m, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void *fail(vm *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void *fail(vm *m, const char *fmt, ...) {
   if (m->failed) return NULL;
   char msg[768];
@@ -192,14 +191,13 @@ static void walk_push_children(vm *m, fe_pval *v) {
   case FE_PV_OBJECT:
     if (v->u.obj.state) NN_PUSH(m->arena, m->walk, node_of(v->u.obj.state));
     break;
-  default:
-    break;
+  default: break;
   }
 }
 
 static bool is_container(const fe_pval *v) {
-  return v->kind == FE_PV_TUPLE || v->kind == FE_PV_LIST ||
-         v->kind == FE_PV_DICT || v->kind == FE_PV_OBJECT;
+  return v->kind == FE_PV_TUPLE || v->kind == FE_PV_LIST || v->kind == FE_PV_DICT ||
+         v->kind == FE_PV_OBJECT;
 }
 
 /* Before `item` is stored inside container `c`: fails if c is reachable from
@@ -303,8 +301,7 @@ static int list_append(vm *m, fe_pval *list, fe_pval *item) {
     return -1;
   }
   if (n == cap_for(n))
-    list->u.seq.items = nn_realloc(m->arena, list->u.seq.items,
-                                   sizeof(fe_pval *) * (size_t)n,
+    list->u.seq.items = nn_realloc(m->arena, list->u.seq.items, sizeof(fe_pval *) * (size_t)n,
                                    sizeof(fe_pval *) * (size_t)cap_for(n + 1));
   list->u.seq.items[list->u.seq.n++] = item;
   return 0;
@@ -333,9 +330,7 @@ static int dict_set(vm *m, fe_pval *dict, fe_pval *key, fe_pval *val) {
 
 /* ---- stack --------------------------------------------------------------- */
 
-static int base(const vm *m) {
-  return m->marks.len ? m->marks.data[m->marks.len - 1] : 0;
-}
+static int base(const vm *m) { return m->marks.len ? m->marks.data[m->marks.len - 1] : 0; }
 
 static int push(vm *m, fe_pval *v) {
   if (!v) return -1;
@@ -368,6 +363,7 @@ static int pop_mark(vm *m, const char *op, fe_pval ***items, int *n) {
   int b = m->marks.data[--m->marks.len];
   *items = m->stack.data ? m->stack.data + b : NULL;
   *n = m->stack.len - b;
+  NN_ASSERT(*n == 0 || *items);
   m->stack.len = b;
   return 0;
 }
@@ -379,8 +375,8 @@ static const char *op_name(int op);
 /* Makes sure n more bytes are there for the current opcode. */
 static int need(vm *m, size_t n) {
   if (m->len - m->pos < n) {
-    fail(m, "truncated pickle: %s needs %zu more bytes, %zu left",
-         op_name(m->buf[m->op_pos]), n, m->len - m->pos);
+    fail(m, "truncated pickle: %s needs %zu more bytes, %zu left", op_name(m->buf[m->op_pos]), n,
+         m->len - m->pos);
     return -1;
   }
   return 0;
@@ -412,8 +408,7 @@ static int rd_line(vm *m, const char **s, size_t *n) {
   const uint8_t *p = m->buf + m->pos;
   const uint8_t *nl = memchr(p, '\n', m->len - m->pos);
   if (!nl) {
-    fail(m, "truncated pickle: %s argument has no terminating newline",
-         op_name(m->buf[m->op_pos]));
+    fail(m, "truncated pickle: %s argument has no terminating newline", op_name(m->buf[m->op_pos]));
     return -1;
   }
   *s = (const char *)p;
@@ -537,7 +532,9 @@ static fe_pval *decode_string_repr(vm *m, const char *s, size_t n) {
     case 'b': out[o++] = '\b'; break;
     case 'f': out[o++] = '\f'; break;
     case 'v': out[o++] = '\v'; break;
-    case '\\': case '\'': case '"': out[o++] = e; break;
+    case '\\':
+    case '\'':
+    case '"': out[o++] = e; break;
     case 'x':
       if (i + 2 > n || hexval(s[i]) < 0 || hexval(s[i + 1]) < 0)
         return fail(m, "bad \\x escape in STRING argument");
@@ -624,16 +621,36 @@ static const struct {
   const char *name;
   int64_t value;
 } torch_enums[] = {
-    {"uint8", 0},      {"int8", 1},          {"int16", 2},
-    {"short", 2},      {"int32", 3},         {"int", 3},
-    {"int64", 4},      {"long", 4},          {"float16", 5},
-    {"half", 5},       {"float32", 6},       {"float", 6},
-    {"float64", 7},    {"double", 7},        {"complex32", 8},
-    {"chalf", 8},      {"complex64", 9},     {"cfloat", 9},
-    {"complex128", 10}, {"cdouble", 10},     {"bool", 11},
-    {"qint8", 12},     {"quint8", 13},       {"qint32", 14},
-    {"bfloat16", 15},  {"contiguous_format", 0}, {"preserve_format", 1},
-    {"channels_last", 2}, {"channels_last_3d", 3}, {"strided", 0},
+    {"uint8", 0},
+    {"int8", 1},
+    {"int16", 2},
+    {"short", 2},
+    {"int32", 3},
+    {"int", 3},
+    {"int64", 4},
+    {"long", 4},
+    {"float16", 5},
+    {"half", 5},
+    {"float32", 6},
+    {"float", 6},
+    {"float64", 7},
+    {"double", 7},
+    {"complex32", 8},
+    {"chalf", 8},
+    {"complex64", 9},
+    {"cfloat", 9},
+    {"complex128", 10},
+    {"cdouble", 10},
+    {"bool", 11},
+    {"qint8", 12},
+    {"quint8", 13},
+    {"qint32", 14},
+    {"bfloat16", 15},
+    {"contiguous_format", 0},
+    {"preserve_format", 1},
+    {"channels_last", 2},
+    {"channels_last_3d", 3},
+    {"strided", 0},
 };
 
 static bool is_class_module(const vm *m, const char *module) {
@@ -641,8 +658,7 @@ static bool is_class_module(const vm *m, const char *module) {
     size_t n = strlen(*p);
     if (strncmp(module, *p, n) == 0) return true;
     /* "__main__." also admits the module "__main__" itself */
-    if (n > 0 && (*p)[n - 1] == '.' && strlen(module) == n - 1 &&
-        strncmp(module, *p, n - 1) == 0)
+    if (n > 0 && (*p)[n - 1] == '.' && strlen(module) == n - 1 && strncmp(module, *p, n - 1) == 0)
       return true;
   }
   return false;
@@ -665,8 +681,7 @@ static fe_pval *resolve_global(vm *m, const char *module, const char *name) {
       return new_global(m, module, name, known_globals[i].g);
   if (!strcmp(module, "torch._utils") && !strcmp(name, "_rebuild_qtensor"))
     return fail(m, "quantized tensors are not supported yet");
-  if ((!strcmp(module, "builtins") || !strcmp(module, "__builtin__")) &&
-      !strcmp(name, "complex"))
+  if ((!strcmp(module, "builtins") || !strcmp(module, "__builtin__")) && !strcmp(name, "complex"))
     return fail(m, "complex values are not supported");
   if (!strcmp(module, "torch") || !strcmp(module, "torch.storage")) {
     size_t n = strlen(name);
@@ -697,8 +712,7 @@ static fe_pval *resolve_global(vm *m, const char *module, const char *name) {
         if (!strcmp(name, torch_enums[i].name)) return new_int(m, torch_enums[i].value);
   }
   if (is_class_module(m, module)) return new_global(m, module, name, G_CLASS);
-  return fail(m, "unknown global '%.200s.%.200s' (refusing to execute pickled code)",
-              module, name);
+  return fail(m, "unknown global '%.200s.%.200s' (refusing to execute pickled code)", module, name);
 }
 
 /* ---- persistent ids -------------------------------------------------------- */
@@ -737,8 +751,7 @@ static bool as_int(const fe_pval *v, int64_t *out) {
 
 /* The storage for a key: the same fe_storage for every use of one key. Calls
  * load_storage once, when the key is first seen. */
-static fe_storage *get_storage(vm *m, fe_pval *key, const char *loc, nn_dtype dt,
-                               int64_t numel) {
+static fe_storage *get_storage(vm *m, fe_pval *key, const char *loc, nn_dtype dt, int64_t numel) {
   if (m->skeys_n * 2 >= m->skeys_cap) skey_grow(m);
   skey *k = skey_slot(m, key->u.str.s, key->u.str.len);
   if (k->st) {
@@ -748,8 +761,8 @@ static fe_storage *get_storage(vm *m, fe_pval *key, const char *loc, nn_dtype dt
   }
   size_t es = nn_dtype_size(dt);
   if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / es)
-    return fail(m, "storage \"%.100s\" has an impossible size of %lld elements",
-                key->u.str.s, (long long)numel);
+    return fail(m, "storage \"%.100s\" has an impossible size of %lld elements", key->u.str.s,
+                (long long)numel);
   fe_storage *st = nn_alloc(m->arena, sizeof *st);
   st->key = key->u.str.s;
   st->location = loc;
@@ -766,8 +779,8 @@ static fe_storage *get_storage(vm *m, fe_pval *key, const char *loc, nn_dtype dt
     }
     uint64_t want = (uint64_t)numel * es;
     if (st->data && st->nbytes < want)
-      return fail(m, "storage \"%.100s\" holds %zu bytes, expected %llu", st->key,
-                  st->nbytes, (unsigned long long)want);
+      return fail(m, "storage \"%.100s\" holds %zu bytes, expected %llu", st->key, st->nbytes,
+                  (unsigned long long)want);
   }
   return st;
 }
@@ -776,8 +789,7 @@ static fe_storage *get_storage(vm *m, fe_pval *key, const char *loc, nn_dtype dt
  * with an optional sixth element: None, or (view_key, offset, size) for a
  * legacy view into the storage. */
 static fe_pval *persistent_load(vm *m, fe_pval *pid) {
-  if (pid->kind != FE_PV_TUPLE || pid->u.seq.n < 1 ||
-      pid->u.seq.items[0]->kind != FE_PV_STR)
+  if (pid->kind != FE_PV_TUPLE || pid->u.seq.n < 1 || pid->u.seq.items[0]->kind != FE_PV_STR)
     return fail(m, "unsupported persistent id (expected a tuple starting with a string, got %s)",
                 pid->kind == FE_PV_TUPLE ? "another tuple" : fe_pkind_name(pid->kind));
   fe_pval **a = pid->u.seq.items;
@@ -785,10 +797,8 @@ static fe_pval *persistent_load(vm *m, fe_pval *pid) {
   const char *type = a[0]->u.str.s;
   if (!strcmp(type, "module"))
     return fail(m, "whole-module torch.save files are not supported; save the state_dict");
-  if (strcmp(type, "storage"))
-    return fail(m, "unsupported persistent id type '%.100s'", type);
-  if (n != 5 && n != 6)
-    return fail(m, "storage persistent id has %d elements, expected 5 or 6", n);
+  if (strcmp(type, "storage")) return fail(m, "unsupported persistent id type '%.100s'", type);
+  if (n != 5 && n != 6) return fail(m, "storage persistent id has %d elements, expected 5 or 6", n);
   if (a[1]->kind != FE_PV_GLOBAL || node_of(a[1])->g != G_STORAGE)
     return fail(m, "storage persistent id: element 1 is not a torch storage type");
   int64_t numel;
@@ -837,8 +847,8 @@ static int64_t *int_seq(vm *m, fe_pval *v, const char *what, int *rank) {
  * _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]). */
 static fe_pval *rebuild_tensor(vm *m, fe_pval **a, int n, bool v2) {
   if (v2 ? n != 6 && n != 7 : n != 4)
-    return fail(m, "%s takes %s arguments, got %d",
-                v2 ? "_rebuild_tensor_v2" : "_rebuild_tensor", v2 ? "6 or 7" : "4", n);
+    return fail(m, "%s takes %s arguments, got %d", v2 ? "_rebuild_tensor_v2" : "_rebuild_tensor",
+                v2 ? "6 or 7" : "4", n);
   if (a[0]->kind != FE_PV_STORAGE)
     return fail(m, "tensor storage argument is a %s", fe_pkind_name(a[0]->kind));
   fe_tensor *t = nn_alloc(m->arena, sizeof *t);
@@ -848,16 +858,19 @@ static fe_pval *rebuild_tensor(vm *m, fe_pval **a, int n, bool v2) {
   t->legacy_id = -1;
   int64_t off;
   if (!as_int(a[1], &off) || off < 0) return fail(m, "tensor offset is not a non-negative int");
-  int rs, rt;
+  int rs = 0, rt = 0;
   if (!(t->sizes = int_seq(m, a[2], "size", &rs)) && m->failed) return NULL;
   if (rs > 64) return fail(m, "tensor has %d dims (at most 64 are supported)", rs);
   if (!(t->strides = int_seq(m, a[3], "stride", &rt)) && m->failed) return NULL;
   if (rs != rt) return fail(m, "tensor has %d sizes but %d strides", rs, rt);
   t->rank = rs;
   if (v2) {
-    if (a[4]->kind == FE_PV_BOOL) t->requires_grad = a[4]->u.b;
-    else if (a[4]->kind == FE_PV_INT) t->requires_grad = a[4]->u.i != 0;
-    else return fail(m, "tensor requires_grad is a %s", fe_pkind_name(a[4]->kind));
+    if (a[4]->kind == FE_PV_BOOL)
+      t->requires_grad = a[4]->u.b;
+    else if (a[4]->kind == FE_PV_INT)
+      t->requires_grad = a[4]->u.i != 0;
+    else
+      return fail(m, "tensor requires_grad is a %s", fe_pkind_name(a[4]->kind));
   }
   /* The last element reached must lie inside the (view of the) storage. */
   int64_t numel = sn->view_numel, last = off;
@@ -889,8 +902,10 @@ static fe_pval *rebuild_tensor(vm *m, fe_pval **a, int n, bool v2) {
     snprintf(desc + k, sizeof desc - k, "]");
     if (huge && !ovf)
       return fail(m, "tensor of size %s has more elements than fit in 2^63 bytes", desc);
-    return fail(m, "tensor of size %s with offset %lld does not fit in storage \"%.100s\" "
-                "of %lld elements", desc, (long long)off, t->storage->key, (long long)numel);
+    return fail(m,
+                "tensor of size %s with offset %lld does not fit in storage \"%.100s\" "
+                "of %lld elements",
+                desc, (long long)off, t->storage->key, (long long)numel);
   }
   t->offset = off + sn->view_offset;
   fe_pval *v = new_val(m, FE_PV_TENSOR);
@@ -937,10 +952,8 @@ static fe_pval *apply(vm *m, fe_pval *fn, fe_pval *args, const char *op) {
   fe_pval **a = args->u.seq.items;
   int n = args->u.seq.n;
   switch (node_of(fn)->g) {
-  case G_REBUILD_TENSOR:
-    return rebuild_tensor(m, a, n, false);
-  case G_REBUILD_TENSOR_V2:
-    return rebuild_tensor(m, a, n, true);
+  case G_REBUILD_TENSOR: return rebuild_tensor(m, a, n, false);
+  case G_REBUILD_TENSOR_V2: return rebuild_tensor(m, a, n, true);
   case G_REBUILD_PARAMETER: {
     if (n < 3 || n > 4 || a[0]->kind != FE_PV_TENSOR || a[1]->kind != FE_PV_BOOL)
       return fail(m, "%s.%s expects (tensor, requires_grad, hooks)", QN);
@@ -987,8 +1000,7 @@ static fe_pval *apply(vm *m, fe_pval *fn, fe_pval *args, const char *op) {
     if (n != 1 || (a[0]->kind != FE_PV_TUPLE && a[0]->kind != FE_PV_LIST))
       return fail(m, "%s.%s expects one tuple", QN);
     return a[0];
-  case G_CODECS_ENCODE:
-    return codecs_encode(m, a, n);
+  case G_CODECS_ENCODE: return codecs_encode(m, a, n);
   case G_CLASS: {
     if (n != 0) return fail(m, "%s of class %s.%s with arguments is not supported", op, QN);
     fe_pval *v = new_val(m, FE_PV_OBJECT);
@@ -997,8 +1009,7 @@ static fe_pval *apply(vm *m, fe_pval *fn, fe_pval *args, const char *op) {
     return v;
   }
   case G_STORAGE:
-  case G_NONE:
-    break;
+  case G_NONE: break;
   }
   return fail(m, "%s of %s.%s is not supported", op, QN);
 }
@@ -1014,33 +1025,74 @@ static int build(vm *m, fe_pval *obj, fe_pval *state) {
     obj->u.obj.state = state;
     return 0;
   case FE_PV_DICT:
-  case FE_PV_TENSOR:
-    return 0;
-  default:
-    fail(m, "BUILD on a %s is not supported", fe_pkind_name(obj->kind));
-    return -1;
+  case FE_PV_TENSOR: return 0;
+  default: fail(m, "BUILD on a %s is not supported", fe_pkind_name(obj->kind)); return -1;
   }
 }
 
 /* ---- the interpreter loop ---------------------------------------------------- */
 
 enum {
-  OP_MARK = '(', OP_STOP = '.', OP_POP = '0', OP_POP_MARK = '1', OP_DUP = '2',
-  OP_FLOAT = 'F', OP_INT = 'I', OP_BININT = 'J', OP_BININT1 = 'K', OP_LONG = 'L',
-  OP_BININT2 = 'M', OP_NONE = 'N', OP_PERSID = 'P', OP_BINPERSID = 'Q',
-  OP_REDUCE = 'R', OP_STRING = 'S', OP_BINSTRING = 'T', OP_SHORT_BINSTRING = 'U',
-  OP_UNICODE = 'V', OP_BINUNICODE = 'X', OP_APPEND = 'a', OP_BUILD = 'b',
-  OP_GLOBAL = 'c', OP_DICT = 'd', OP_EMPTY_DICT = '}', OP_APPENDS = 'e',
-  OP_GET = 'g', OP_BINGET = 'h', OP_LONG_BINGET = 'j', OP_LIST = 'l',
-  OP_EMPTY_LIST = ']', OP_PUT = 'p', OP_BINPUT = 'q', OP_LONG_BINPUT = 'r',
-  OP_SETITEM = 's', OP_TUPLE = 't', OP_EMPTY_TUPLE = ')', OP_SETITEMS = 'u',
-  OP_BINFLOAT = 'G', OP_BINBYTES = 'B', OP_SHORT_BINBYTES = 'C',
-  OP_PROTO = 0x80, OP_NEWOBJ = 0x81, OP_TUPLE1 = 0x85, OP_TUPLE2 = 0x86,
-  OP_TUPLE3 = 0x87, OP_NEWTRUE = 0x88, OP_NEWFALSE = 0x89, OP_LONG1 = 0x8a,
-  OP_LONG4 = 0x8b, OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d,
-  OP_BINBYTES8 = 0x8e, OP_EMPTY_SET = 0x8f, OP_ADDITEMS = 0x90,
-  OP_FROZENSET = 0x91, OP_NEWOBJ_EX = 0x92, OP_STACK_GLOBAL = 0x93,
-  OP_MEMOIZE = 0x94, OP_FRAME = 0x95,
+  OP_MARK = '(',
+  OP_STOP = '.',
+  OP_POP = '0',
+  OP_POP_MARK = '1',
+  OP_DUP = '2',
+  OP_FLOAT = 'F',
+  OP_INT = 'I',
+  OP_BININT = 'J',
+  OP_BININT1 = 'K',
+  OP_LONG = 'L',
+  OP_BININT2 = 'M',
+  OP_NONE = 'N',
+  OP_PERSID = 'P',
+  OP_BINPERSID = 'Q',
+  OP_REDUCE = 'R',
+  OP_STRING = 'S',
+  OP_BINSTRING = 'T',
+  OP_SHORT_BINSTRING = 'U',
+  OP_UNICODE = 'V',
+  OP_BINUNICODE = 'X',
+  OP_APPEND = 'a',
+  OP_BUILD = 'b',
+  OP_GLOBAL = 'c',
+  OP_DICT = 'd',
+  OP_EMPTY_DICT = '}',
+  OP_APPENDS = 'e',
+  OP_GET = 'g',
+  OP_BINGET = 'h',
+  OP_LONG_BINGET = 'j',
+  OP_LIST = 'l',
+  OP_EMPTY_LIST = ']',
+  OP_PUT = 'p',
+  OP_BINPUT = 'q',
+  OP_LONG_BINPUT = 'r',
+  OP_SETITEM = 's',
+  OP_TUPLE = 't',
+  OP_EMPTY_TUPLE = ')',
+  OP_SETITEMS = 'u',
+  OP_BINFLOAT = 'G',
+  OP_BINBYTES = 'B',
+  OP_SHORT_BINBYTES = 'C',
+  OP_PROTO = 0x80,
+  OP_NEWOBJ = 0x81,
+  OP_TUPLE1 = 0x85,
+  OP_TUPLE2 = 0x86,
+  OP_TUPLE3 = 0x87,
+  OP_NEWTRUE = 0x88,
+  OP_NEWFALSE = 0x89,
+  OP_LONG1 = 0x8a,
+  OP_LONG4 = 0x8b,
+  OP_SHORT_BINUNICODE = 0x8c,
+  OP_BINUNICODE8 = 0x8d,
+  OP_BINBYTES8 = 0x8e,
+  OP_EMPTY_SET = 0x8f,
+  OP_ADDITEMS = 0x90,
+  OP_FROZENSET = 0x91,
+  OP_NEWOBJ_EX = 0x92,
+  OP_STACK_GLOBAL = 0x93,
+  OP_MEMOIZE = 0x94,
+  OP_FRAME = 0x95,
 };
 
 static const char *op_name(int op) {
@@ -1192,39 +1244,33 @@ static int step(vm *m, fe_pval **result) {
     }
     m->pos++;
     return 0;
-  case OP_FRAME: /* framing is only a buffering hint */
-    return rd_len(m, 8, &n);
+  case OP_FRAME: /* framing is only a buffering hint */ return rd_len(m, 8, &n);
   case OP_STOP: {
     if (m->stack.len != 1 || m->marks.len) {
-      fail(m, "STOP with %d values on the stack and %d open MARKs (expected 1 value)",
-           m->stack.len, m->marks.len);
+      fail(m, "STOP with %d values on the stack and %d open MARKs (expected 1 value)", m->stack.len,
+           m->marks.len);
       return -1;
     }
     *result = m->stack.data[0];
     return 1;
   }
-  case OP_MARK:
-    NN_PUSH(m->arena, m->marks, m->stack.len);
-    return 0;
+  case OP_MARK: NN_PUSH(m->arena, m->marks, m->stack.len); return 0;
   case OP_POP:
     if (m->stack.len > base(m)) {
       m->stack.len--;
       return 0;
     }
     return pop_mark(m, name, &items, &ni);
-  case OP_POP_MARK:
-    return pop_mark(m, name, &items, &ni);
+  case OP_POP_MARK: return pop_mark(m, name, &items, &ni);
   case OP_DUP: {
     fe_pval *v = top(m, name);
     return v ? push(m, v) : -1;
   }
 
   /* -- scalars -- */
-  case OP_NONE:
-    return push(m, new_val(m, FE_PV_NONE));
+  case OP_NONE: return push(m, new_val(m, FE_PV_NONE));
   case OP_NEWTRUE:
-  case OP_NEWFALSE:
-    return push(m, new_bool(m, op == OP_NEWTRUE));
+  case OP_NEWFALSE: return push(m, new_bool(m, op == OP_NEWTRUE));
   case OP_BININT1:
     if (need(m, 1)) return -1;
     return push(m, new_int(m, (int64_t)rd_le(m, 1)));
@@ -1291,7 +1337,9 @@ static int step(vm *m, fe_pval **result) {
   case OP_SHORT_BINBYTES:
   case OP_BINBYTES8: {
     int w = op == OP_SHORT_BINUNICODE || op == OP_SHORT_BINSTRING || op == OP_SHORT_BINBYTES ? 1
-            : op == OP_BINUNICODE8 || op == OP_BINBYTES8 ? 8 : 4;
+            : op == OP_BINUNICODE8 || op == OP_BINBYTES8
+                ? 8
+                : 4;
     /* BINSTRING's length is a signed 32-bit number */
     if (op == OP_BINSTRING && (need(m, 4) || (m->buf[m->pos + 3] & 0x80))) {
       fail(m, "BINSTRING with a negative length");
@@ -1299,7 +1347,8 @@ static int step(vm *m, fe_pval **result) {
     }
     if (rd_len(m, w, &n)) return -1;
     fe_pkind k = op == OP_BINBYTES || op == OP_SHORT_BINBYTES || op == OP_BINBYTES8
-                     ? FE_PV_BYTES : FE_PV_STR;
+                     ? FE_PV_BYTES
+                     : FE_PV_STR;
     fe_pval *v = new_str(m, k, m->buf + m->pos, n);
     m->pos += n;
     return push(m, v);
@@ -1312,8 +1361,7 @@ static int step(vm *m, fe_pval **result) {
     return push(m, decode_raw_unicode(m, s, n));
 
   /* -- containers -- */
-  case OP_EMPTY_TUPLE:
-    return push(m, new_seq(m, FE_PV_TUPLE, NULL, 0));
+  case OP_EMPTY_TUPLE: return push(m, new_seq(m, FE_PV_TUPLE, NULL, 0));
   case OP_TUPLE1:
   case OP_TUPLE2:
   case OP_TUPLE3: {
@@ -1325,14 +1373,11 @@ static int step(vm *m, fe_pval **result) {
     m->stack.len -= k;
     return push(m, new_seq(m, FE_PV_TUPLE, m->stack.data + m->stack.len, k));
   }
-  case OP_TUPLE:
-    return collect(m, FE_PV_TUPLE, name);
+  case OP_TUPLE: return collect(m, FE_PV_TUPLE, name);
   case OP_EMPTY_LIST:
-  case OP_EMPTY_SET:
-    return push(m, new_seq(m, FE_PV_LIST, NULL, 0));
+  case OP_EMPTY_SET: return push(m, new_seq(m, FE_PV_LIST, NULL, 0));
   case OP_LIST:
-  case OP_FROZENSET:
-    return collect(m, FE_PV_LIST, name);
+  case OP_FROZENSET: return collect(m, FE_PV_LIST, name);
   case OP_APPEND: {
     fe_pval *v = pop(m, name), *l = v ? top(m, name) : NULL;
     if (!l) return -1;
@@ -1355,8 +1400,7 @@ static int step(vm *m, fe_pval **result) {
       if (list_append(m, l, items[i])) return -1;
     return 0;
   }
-  case OP_EMPTY_DICT:
-    return push(m, new_dict(m));
+  case OP_EMPTY_DICT: return push(m, new_dict(m));
   case OP_DICT:
   case OP_SETITEMS: {
     if (pop_mark(m, name, &items, &ni)) return -1;
@@ -1400,8 +1444,7 @@ static int step(vm *m, fe_pval **result) {
   case OP_LONG_BINPUT:
     if (need(m, 4)) return -1;
     return memo_put(m, rd_le(m, 4));
-  case OP_MEMOIZE:
-    return memo_put(m, m->memo_count);
+  case OP_MEMOIZE: return memo_put(m, m->memo_count);
   case OP_PUT: {
     int64_t i;
     return rd_dec_line(m, &i) ? -1 : memo_put(m, (uint64_t)i);
@@ -1461,14 +1504,12 @@ static int step(vm *m, fe_pval **result) {
   case OP_PERSID:
     if (rd_line(m, &s, &n)) return -1;
     return push(m, persistent_load(m, new_str(m, FE_PV_STR, s, n)));
-  default:
-    fail(m, "unsupported pickle opcode 0x%02x", op);
-    return -1;
+  default: fail(m, "unsupported pickle opcode 0x%02x", op); return -1;
   }
 }
 
-fe_pval *fe_unpickle(const void *buf, size_t len, const fe_pickle_opts *o,
-                     nn_arena *arena, nn_diag *d, size_t *consumed) {
+fe_pval *fe_unpickle(const void *buf, size_t len, const fe_pickle_opts *o, nn_arena *arena,
+                     nn_diag *d, size_t *consumed) {
   static const fe_pickle_opts no_opts;
   static const char *const default_prefixes[] = {"__torch__.", "__main__.", NULL};
   vm m;

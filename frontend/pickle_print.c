@@ -20,8 +20,8 @@
 #define PRINT_MAX_DEPTH 64
 
 typedef struct printer {
-  nn_buf *b;     /* output */
-  long lines;    /* lines written so far */
+  nn_buf *b;  /* output */
+  long lines; /* lines written so far */
 } printer;
 
 /* A quoted string: printable ASCII and UTF-8 as is (for STR), other bytes as
@@ -30,11 +30,16 @@ static void print_quoted(nn_buf *b, const char *s, size_t n, bool bytes) {
   nn_buf_putn(b, bytes ? "b\"" : "\"", bytes ? 2 : 1);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\') nn_buf_printf(b, "\\%c", c);
-    else if (c == '\n') nn_buf_putn(b, "\\n", 2);
-    else if (c == '\t') nn_buf_putn(b, "\\t", 2);
-    else if (c < 0x20 || c == 0x7f || (bytes && c >= 0x80)) nn_buf_printf(b, "\\x%02x", c);
-    else nn_buf_putn(b, (const char *)&c, 1);
+    if (c == '"' || c == '\\')
+      nn_buf_printf(b, "\\%c", c);
+    else if (c == '\n')
+      nn_buf_putn(b, "\\n", 2);
+    else if (c == '\t')
+      nn_buf_putn(b, "\\t", 2);
+    else if (c < 0x20 || c == 0x7f || (bytes && c >= 0x80))
+      nn_buf_printf(b, "\\x%02x", c);
+    else
+      nn_buf_putn(b, (const char *)&c, 1);
   }
   nn_buf_putn(b, "\"", 1);
 }
@@ -55,8 +60,7 @@ static void print_float(nn_buf *b, double f) {
     snprintf(t, sizeof t, "%.*g", p, f);
     if (strtod(t, NULL) == f) break;
   }
-  if (!strpbrk(t, ".e")) strcat(t, ".0");
-  nn_buf_printf(b, "%s", t);
+  nn_buf_printf(b, "%s%s", t, strpbrk(t, ".e") ? "" : ".0");
 }
 
 static void print_dims(nn_buf *b, const int64_t *v, int n) {
@@ -81,9 +85,7 @@ static void print_head(nn_buf *b, const fe_pval *v) {
   case FE_PV_STR: print_quoted(b, v->u.str.s, v->u.str.len, false); break;
   case FE_PV_BYTES: print_quoted(b, v->u.str.s, v->u.str.len, true); break;
   case FE_PV_TUPLE:
-  case FE_PV_LIST:
-    nn_buf_printf(b, "%s(%d)", fe_pkind_name(v->kind), v->u.seq.n);
-    break;
+  case FE_PV_LIST: nn_buf_printf(b, "%s(%d)", fe_pkind_name(v->kind), v->u.seq.n); break;
   case FE_PV_DICT: nn_buf_printf(b, "dict(%d)", v->u.dict.n); break;
   case FE_PV_TENSOR: {
     const fe_tensor *t = v->u.tensor;
@@ -112,8 +114,8 @@ static void print_head(nn_buf *b, const fe_pval *v) {
 }
 
 /* Writes `prefix` + head of v as one line at `indent`, then v's items. */
-static void print_rec(printer *p, const char *prefix, const fe_pval *key,
-                      const fe_pval *v, int indent, int depth) {
+static void print_rec(printer *p, const char *prefix, const fe_pval *key, const fe_pval *v,
+                      int indent, int depth) {
   if (p->lines >= PRINT_MAX_LINES) return;
   if (++p->lines == PRINT_MAX_LINES) {
     nn_buf_printf(p->b, "%*s... (output truncated)\n", indent, "");
@@ -131,8 +133,8 @@ static void print_rec(printer *p, const char *prefix, const fe_pval *key,
   print_head(p->b, v);
   nn_buf_printf(p->b, "\n");
   bool items = (v->kind == FE_PV_TUPLE || v->kind == FE_PV_LIST) ? v->u.seq.n > 0
-               : v->kind == FE_PV_DICT ? v->u.dict.n > 0
-               : v->kind == FE_PV_OBJECT && v->u.obj.state;
+               : v->kind == FE_PV_DICT                           ? v->u.dict.n > 0
+                                       : v->kind == FE_PV_OBJECT && v->u.obj.state;
   if (!items) return;
   if (depth >= PRINT_MAX_DEPTH) {
     p->lines++;

@@ -29,7 +29,7 @@ static const row rows[] = {
 
 enum { NROWS = sizeof rows / sizeof rows[0] };
 
-static fe_schema table[NROWS];  /* parsed rows, same order */
+static fe_schema table[NROWS];         /* parsed rows, same order */
 static const fe_schema *sorted[NROWS]; /* by qualname, stable */
 static bool parsed;
 
@@ -41,7 +41,18 @@ static char *dupn(const char *s, size_t n) {
   return d;
 }
 
+static char *xstrdup(const char *s) { return dupn(s, strlen(s)); }
+
+/* calloc that cannot return NULL (the table is small; failure is fatal). */
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n, size);
+  NN_ASSERT(p);
+  return p;
+}
+
 static char *trim(char *s) {
+  /* s comes from dupn(), whose memcpy the analyzer does not follow */
+  // NOLINTNEXTLINE(clang-analyzer-core.uninitialized.ArraySubscript)
   while (isspace((unsigned char)*s)) s++;
   char *e = s + strlen(s);
   while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
@@ -52,20 +63,31 @@ static char *trim(char *s) {
 static int split_commas(const char *s, char ***out) {
   int n = 0, cap = 8, depth = 0;
   char **v = malloc(sizeof(char *) * (size_t)cap);
+  NN_ASSERT(v);
   const char *start = s;
   char quote = 0;
   for (const char *p = s;; p++) {
     if (quote) {
-      if (*p == '\\' && p[1]) p++;
-      else if (*p == quote) quote = 0;
-      else if (!*p) break;
+      if (*p == '\\' && p[1])
+        p++;
+      else if (*p == quote)
+        quote = 0;
+      else if (!*p)
+        break;
       continue;
     }
-    if (*p == '"' || *p == '\'') quote = *p;
-    else if (*p == '[' || *p == '(') depth++;
-    else if (*p == ']' || *p == ')') depth--;
+    if (*p == '"' || *p == '\'')
+      quote = *p;
+    else if (*p == '[' || *p == '(')
+      depth++;
+    else if (*p == ']' || *p == ')')
+      depth--;
     if ((*p == ',' && depth == 0) || !*p) {
-      if (n == cap) v = realloc(v, sizeof(char *) * (size_t)(cap *= 2));
+      if (n == cap) {
+        char **nv = realloc(v, sizeof(char *) * (size_t)(cap *= 2));
+        NN_ASSERT(nv);
+        v = nv;
+      }
       v[n++] = dupn(start, (size_t)(p - start));
       if (!*p) break;
       start = p + 1;
@@ -75,8 +97,7 @@ static int split_commas(const char *s, char ***out) {
   return n;
 }
 
-static fe_atype parse_type(const char *t, int *list_len, bool *optional,
-                           const char *qualname) {
+static fe_atype parse_type(const char *t, int *list_len, bool *optional, const char *qualname) {
   char buf[64];
   size_t n = 0;
   *list_len = 0;
@@ -99,7 +120,7 @@ static fe_atype parse_type(const char *t, int *list_len, bool *optional,
   char *br = strchr(buf, '[');
   if (br) {
     list = true;
-    *list_len = atoi(br + 1);
+    *list_len = (int)strtol(br + 1, NULL, 10);
     if (br > buf && br[-1] == '?') { /* Tensor?[] */
       br[-1] = 0;
     }
@@ -111,7 +132,9 @@ static fe_atype parse_type(const char *t, int *list_len, bool *optional,
     return list ? FE_AT_INT_LIST : FE_AT_INT;
   if (strcmp(buf, "float") == 0) return list ? FE_AT_FLOAT_LIST : FE_AT_FLOAT;
   if (strcmp(buf, "bool") == 0) return list ? FE_AT_BOOL_LIST : FE_AT_BOOL;
-  if (list) nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: unsupported list type '%s'", qualname, t);
+  if (list)
+    nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: unsupported list type '%s'", qualname,
+                      t);
   if (strcmp(buf, "Scalar") == 0 || strcmp(buf, "number") == 0) return FE_AT_SCALAR;
   if (strcmp(buf, "str") == 0) return FE_AT_STR;
   if (strcmp(buf, "Device") == 0) return FE_AT_DEVICE;
@@ -121,13 +144,12 @@ static fe_atype parse_type(const char *t, int *list_len, bool *optional,
   return FE_AT_OTHER;
 }
 
+/* Fills *s (overwritten whole) from row r. */
 static void parse_row(const row *r, fe_schema *s) {
-  s->qualname = r->qualname;
-  s->op = r->op;
-  s->sig = r->sig;
+  *s = (fe_schema){.qualname = r->qualname, .op = r->op, .sig = r->sig};
   char **parts;
   int np = split_commas(r->sig, &parts);
-  s->params = calloc((size_t)np + 1, sizeof(fe_sparam));
+  s->params = xcalloc((size_t)np + 1, sizeof(fe_sparam));
   bool kwonly = false;
   for (int i = 0; i < np; i++) {
     char *p = trim(parts[i]);
@@ -140,12 +162,13 @@ static void parse_row(const row *r, fe_schema *s) {
     char *eq = strchr(p, '=');
     if (eq) {
       *eq = 0;
-      sp->deflt = strdup(trim(eq + 1));
+      sp->deflt = xstrdup(trim(eq + 1));
     }
     char *sp_ = strrchr(trim(p), ' ');
-    if (!sp_) nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: bad argument '%s'", r->qualname, p);
+    if (!sp_)
+      nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: bad argument '%s'", r->qualname, p);
     *sp_ = 0;
-    sp->name = strdup(trim(sp_ + 1));
+    sp->name = xstrdup(trim(sp_ + 1));
     sp->type = parse_type(trim(p), &sp->list_len, &sp->optional, r->qualname);
     sp->kwonly = kwonly;
     if (sp->deflt && strcmp(sp->deflt, "None") == 0) sp->optional = true;
@@ -156,7 +179,7 @@ static void parse_row(const row *r, fe_schema *s) {
   /* The mapping: space-separated argument names or label=literal. Literals
    * may contain spaces inside brackets or quotes. */
   int nin = ir_ops[r->op].nin;
-  s->map = calloc((size_t)(nin > 0 ? nin : 1) + 8, sizeof(fe_smap));
+  s->map = xcalloc((size_t)(nin > 0 ? nin : 1) + 8, sizeof(fe_smap));
   const char *m = r->map;
   while (*m) {
     while (*m == ' ') m++;
@@ -166,23 +189,30 @@ static void parse_row(const row *r, fe_schema *s) {
     char quote = 0;
     for (; *m; m++) {
       if (quote) {
-        if (*m == '\\' && m[1]) m++;
-        else if (*m == quote) quote = 0;
+        if (*m == '\\' && m[1])
+          m++;
+        else if (*m == quote)
+          quote = 0;
         continue;
       }
-      if (*m == '"' || *m == '\'') quote = *m;
-      else if (*m == '[' || *m == '(') depth++;
-      else if (*m == ']' || *m == ')') depth--;
-      else if (*m == ' ' && depth == 0) break;
+      if (*m == '"' || *m == '\'')
+        quote = *m;
+      else if (*m == '[' || *m == '(')
+        depth++;
+      else if (*m == ']' || *m == ')')
+        depth--;
+      else if (*m == ' ' && depth == 0)
+        break;
     }
     char *item = dupn(start, (size_t)(m - start));
     if (nin >= 0 && s->nmap >= nin)
-      nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: more than %d operands in '%s'", r->qualname, nin, r->map);
+      nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: more than %d operands in '%s'",
+                        r->qualname, nin, r->map);
     fe_smap *sm = &s->map[s->nmap++];
     char *eq = strchr(item, '=');
     if (eq) {
       sm->param = -1;
-      sm->literal = strdup(eq + 1);
+      sm->literal = xstrdup(eq + 1);
       free(item);
       continue;
     }
@@ -190,11 +220,13 @@ static void parse_row(const row *r, fe_schema *s) {
     for (int k = 0; k < s->nparams; k++)
       if (strcmp(s->params[k].name, item) == 0) sm->param = k;
     if (sm->param < 0)
-      nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: '%s' is not an argument of (%s)", r->qualname, item, r->sig);
+      nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: '%s' is not an argument of (%s)",
+                        r->qualname, item, r->sig);
     free(item);
   }
   if (nin >= 0 && s->nmap != nin)
-    nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: %d operands mapped, %s takes %d", r->qualname, s->nmap, ir_ops[r->op].name, nin);
+    nn_internal_error(__FILE__, __LINE__, "schemas.def: %s: %d operands mapped, %s takes %d",
+                      r->qualname, s->nmap, ir_ops[r->op].name, nin);
 }
 
 static int cmp_qualname(const void *a, const void *b) {
@@ -219,8 +251,10 @@ const fe_schema *const *fe_schemas_for(const char *qualname, int *n) {
   int lo = 0, hi = NROWS;
   while (lo < hi) {
     int mid = (lo + hi) / 2;
-    if (strcmp(sorted[mid]->qualname, qualname) < 0) lo = mid + 1;
-    else hi = mid;
+    if (strcmp(sorted[mid]->qualname, qualname) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   int k = lo;
   while (k < NROWS && strcmp(sorted[k]->qualname, qualname) == 0) k++;

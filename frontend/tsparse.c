@@ -65,68 +65,62 @@ typedef enum tkind {
   TK_INDENT,
   TK_DEDENT,
   TK_NAME,
-  TK_KW,    /* a reserved word; text is its spelling */
+  TK_KW, /* a reserved word; text is its spelling */
   TK_INT,
   TK_FLOAT,
   TK_STR,
-  TK_OP,    /* text is a static spelling from ts_ops */
-  TK_ERR,   /* a lexing error; text is the message */
+  TK_OP,  /* text is a static spelling from ts_ops */
+  TK_ERR, /* a lexing error; text is the message */
 } tkind;
 
 typedef struct token {
   tkind kind;
-  nn_loc loc;         /* first byte of the token */
-  const char *text;   /* NAME/KW spelling, OP spelling, ERR message */
-  const char *src;    /* raw source span, for messages */
-  size_t srclen;      /* bytes in src */
-  uint64_t u;         /* INT value, at most 2^63 */
-  double f;           /* FLOAT value */
-  const char *s;      /* STR decoded bytes (NUL-terminated) */
-  size_t slen;        /* STR length */
+  nn_loc loc;       /* first byte of the token */
+  const char *text; /* NAME/KW spelling, OP spelling, ERR message */
+  const char *src;  /* raw source span, for messages */
+  size_t srclen;    /* bytes in src */
+  uint64_t u;       /* INT value, at most 2^63 */
+  double f;         /* FLOAT value */
+  const char *s;    /* STR decoded bytes (NUL-terminated) */
+  size_t slen;      /* STR length */
 } token;
 
 typedef struct lexer {
-  const char *src;    /* the file */
-  size_t len;         /* its length */
-  size_t pos;         /* next byte */
-  int line;           /* line of pos, 1-based */
-  size_t line_start;  /* offset of the first byte of that line */
-  const char *file;   /* for locations */
-  nn_arena *arena;    /* tokens and decoded strings */
-  NN_VEC(token) toks; /* output */
-  NN_VEC(int) indents;/* open indentation widths; indents.data[0] == 0 */
-  int brackets;       /* open (, [, { */
-  bool failed;        /* an ERR token was emitted */
+  const char *src;     /* the file */
+  size_t len;          /* its length */
+  size_t pos;          /* next byte */
+  int line;            /* line of pos, 1-based */
+  size_t line_start;   /* offset of the first byte of that line */
+  const char *file;    /* for locations */
+  nn_arena *arena;     /* tokens and decoded strings */
+  NN_VEC(token) toks;  /* output */
+  NN_VEC(int) indents; /* open indentation widths; indents.data[0] == 0 */
+  int brackets;        /* open (, [, { */
+  bool failed;         /* an ERR token was emitted */
 } lexer;
 
 /* Operators, longest spellings first so the first match is the longest. */
 static const char *const ts_ops[] = {
-    "**=", "//=", ">>=", "<<=", "->", "**", "//", "==", "!=", "<=", ">=",
-    "<<",  ">>",  "+=",  "-=",  "*=", "/=", "%=", "&=", "|=", "^=", "@=",
-    "+",   "-",   "*",   "/",   "%",  "@",  "<",  ">",  "=",  ",",  ":",
-    ".",   "(",   ")",   "[",   "]",  "{",  "}",  "&",  "|",  "^",  "~",
-    ";",
+    "**=", "//=", ">>=", "<<=", "->", "**", "//", "==", "!=", "<=", ">=", "<<", ">>", "+=", "-=",
+    "*=",  "/=",  "%=",  "&=",  "|=", "^=", "@=", "+",  "-",  "*",  "/",  "%",  "@",  "<",  ">",
+    "=",   ",",   ":",   ".",   "(",  ")",  "[",  "]",  "{",  "}",  "&",  "|",  "^",  "~",  ";",
 };
 
 static const char *const ts_keywords[] = {
-    "False", "None",   "True",  "and",    "as",       "assert", "async",
-    "await", "break",  "class", "continue", "def",    "del",    "elif",
-    "else",  "except", "finally", "for",  "from",     "global", "if",
-    "import", "in",    "is",    "lambda", "nonlocal", "not",    "or",
-    "pass",  "raise",  "return", "try",   "while",    "with",   "yield",
+    "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+    "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+    "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+    "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield",
 };
 
-static int lx_at(const lexer *l, size_t i) {
-  return i < l->len ? (unsigned char)l->src[i] : -1;
-}
+static int lx_at(const lexer *l, size_t i) { return i < l->len ? (unsigned char)l->src[i] : -1; }
 
 static nn_loc lx_loc(const lexer *l, size_t pos) {
   nn_loc loc = {l->file, l->line, (int)(pos - l->line_start) + 1};
   return loc;
 }
 
-static token *lx_push(lexer *l, tkind kind, nn_loc loc, size_t start,
-                      size_t end) {
+static token *lx_push(lexer *l, tkind kind, nn_loc loc, size_t start, size_t end) {
   token t = {0};
   t.kind = kind;
   t.loc = loc;
@@ -196,21 +190,45 @@ static void put_utf8(lexer *l, char_vec *out, uint32_t cp) {
 static bool lx_escape(lexer *l, char_vec *out, nn_loc bs_loc) {
   int c = lx_at(l, l->pos);
   switch (c) {
-  case 'n': NN_PUSH(l->arena, *out, '\n'); l->pos++; return true;
-  case 't': NN_PUSH(l->arena, *out, '\t'); l->pos++; return true;
-  case 'r': NN_PUSH(l->arena, *out, '\r'); l->pos++; return true;
-  case 'a': NN_PUSH(l->arena, *out, '\a'); l->pos++; return true;
-  case 'b': NN_PUSH(l->arena, *out, '\b'); l->pos++; return true;
-  case 'f': NN_PUSH(l->arena, *out, '\f'); l->pos++; return true;
-  case 'v': NN_PUSH(l->arena, *out, '\v'); l->pos++; return true;
-  case '\\': case '\'': case '"':
+  case 'n':
+    NN_PUSH(l->arena, *out, '\n');
+    l->pos++;
+    return true;
+  case 't':
+    NN_PUSH(l->arena, *out, '\t');
+    l->pos++;
+    return true;
+  case 'r':
+    NN_PUSH(l->arena, *out, '\r');
+    l->pos++;
+    return true;
+  case 'a':
+    NN_PUSH(l->arena, *out, '\a');
+    l->pos++;
+    return true;
+  case 'b':
+    NN_PUSH(l->arena, *out, '\b');
+    l->pos++;
+    return true;
+  case 'f':
+    NN_PUSH(l->arena, *out, '\f');
+    l->pos++;
+    return true;
+  case 'v':
+    NN_PUSH(l->arena, *out, '\v');
+    l->pos++;
+    return true;
+  case '\\':
+  case '\'':
+  case '"':
     NN_PUSH(l->arena, *out, (char)c);
     l->pos++;
     return true;
-  case '\n': case '\r': /* backslash-newline: continues the string */
-    lx_newline(l);
-    return true;
-  case 'x': case 'u': case 'U': {
+  case '\n':
+  case '\r': /* backslash-newline: continues the string */ lx_newline(l); return true;
+  case 'x':
+  case 'u':
+  case 'U': {
     int n = c == 'x' ? 2 : c == 'u' ? 4 : 8;
     uint32_t v = 0;
     for (int i = 1; i <= n; i++) {
@@ -264,12 +282,10 @@ static void lx_string(lexer *l, size_t start, nn_loc loc, bool raw) {
   for (;;) {
     int c = lx_at(l, l->pos);
     if (c < 0 || (!triple && is_newline(c))) {
-      lx_error(l, loc, triple ? "unterminated triple-quoted string"
-                              : "unterminated string");
+      lx_error(l, loc, triple ? "unterminated triple-quoted string" : "unterminated string");
       return;
     }
-    if (c == q && (!triple || (lx_at(l, l->pos + 1) == q &&
-                               lx_at(l, l->pos + 2) == q))) {
+    if (c == q && (!triple || (lx_at(l, l->pos + 1) == q && lx_at(l, l->pos + 2) == q))) {
       l->pos += triple ? 3 : 1;
       break;
     }
@@ -387,10 +403,14 @@ static bool lx_indent(lexer *l) {
   size_t tab = (size_t)-1;
   for (;; p++) {
     int c = lx_at(l, p);
-    if (c == ' ') width++;
-    else if (c == '\f') width = 0;
-    else if (c == '\t') { if (tab == (size_t)-1) tab = p; }
-    else break;
+    if (c == ' ')
+      width++;
+    else if (c == '\f')
+      width = 0;
+    else if (c == '\t') {
+      if (tab == (size_t)-1) tab = p;
+    } else
+      break;
   }
   int c = lx_at(l, p);
   if (c < 0) { /* trailing whitespace at end of file */
@@ -432,8 +452,7 @@ static void lx_all(lexer *l) {
   bool line_start = true;
   while (!l->failed) {
     if (nn_arena_bytes(l->arena) > TS_ARENA_LIMIT) {
-      lx_error(l, lx_loc(l, l->pos),
-               "code too large: reading it would take more than %zu MiB",
+      lx_error(l, lx_loc(l, l->pos), "code too large: reading it would take more than %zu MiB",
                TS_ARENA_LIMIT >> 20);
       break;
     }
@@ -477,8 +496,7 @@ static void lx_all(lexer *l) {
       while (is_ident_char(lx_at(l, l->pos))) l->pos++;
       size_t n = l->pos - start;
       int q = lx_at(l, l->pos);
-      if (n <= 2 && (q == '"' || q == '\'') &&
-          strspn(l->src + start, "rRbBuU") >= n) {
+      if (n <= 2 && (q == '"' || q == '\'') && strspn(l->src + start, "rRbBuU") >= n) {
         bool raw = memchr(l->src + start, 'r', n) || memchr(l->src + start, 'R', n);
         lx_string(l, start, loc, raw);
         continue;
@@ -501,8 +519,7 @@ static void lx_all(lexer *l) {
     const char *op = NULL;
     for (int i = 0; i < NN_ARRAY_LEN(ts_ops) && !op; i++) {
       size_t n = strlen(ts_ops[i]);
-      if (l->len - l->pos >= n && memcmp(l->src + l->pos, ts_ops[i], n) == 0)
-        op = ts_ops[i];
+      if (l->len - l->pos >= n && memcmp(l->src + l->pos, ts_ops[i], n) == 0) op = ts_ops[i];
     }
     if (!op) {
       if (c > 32 && c < 127)
@@ -523,12 +540,10 @@ static void lx_all(lexer *l) {
   }
   nn_loc end = lx_loc(l, l->pos);
   if (!l->failed && l->brackets == 0) {
-    if (l->toks.len > 0 &&
-        l->toks.data[l->toks.len - 1].kind != TK_NEWLINE &&
+    if (l->toks.len > 0 && l->toks.data[l->toks.len - 1].kind != TK_NEWLINE &&
         l->toks.data[l->toks.len - 1].kind != TK_DEDENT)
       lx_push(l, TK_NEWLINE, end, l->pos, l->pos);
-    for (; l->indents.len > 1; l->indents.len--)
-      lx_push(l, TK_DEDENT, end, l->pos, l->pos);
+    for (; l->indents.len > 1; l->indents.len--) lx_push(l, TK_DEDENT, end, l->pos, l->pos);
   }
   lx_push(l, TK_EOF, end, l->pos, l->pos);
 }
@@ -538,13 +553,13 @@ static void lx_all(lexer *l) {
 /* ====================================================================== */
 
 typedef struct parser {
-  const token *t;     /* tokens, ending in EOF (maybe after an ERR) */
-  int n;              /* number of tokens */
-  int i;              /* next token */
-  nn_arena *a;        /* where the AST goes */
-  nn_diag *d;         /* where the error goes */
-  int depth;          /* current nesting, capped at TS_MAX_DEPTH */
-  jmp_buf fail;       /* where the first error unwinds to */
+  const token *t; /* tokens, ending in EOF (maybe after an ERR) */
+  int n;          /* number of tokens */
+  int i;          /* next token */
+  nn_arena *a;    /* where the AST goes */
+  nn_diag *d;     /* where the error goes */
+  int depth;      /* current nesting, capped at TS_MAX_DEPTH */
+  jmp_buf fail;   /* where the first error unwinds to */
 } parser;
 
 typedef struct stmt_vec {
@@ -557,9 +572,7 @@ typedef struct expr_vec {
 } expr_vec;
 
 static const token *peek(const parser *p) { return &p->t[p->i]; }
-static const token *peek2(const parser *p) {
-  return &p->t[p->i + 1 < p->n ? p->i + 1 : p->n - 1];
-}
+static const token *peek2(const parser *p) { return &p->t[p->i + 1 < p->n ? p->i + 1 : p->n - 1]; }
 static const token *next(parser *p) {
   const token *t = &p->t[p->i];
   if (t->kind != TK_EOF && t->kind != TK_ERR) p->i++;
@@ -612,8 +625,7 @@ static void expect_op(parser *p, const char *op, const char *context) {
     return;
   }
   fail_tok(p, peek(p),
-           nn_sprintf(p->a, "expected '%s'%s%s", op, context ? " " : "",
-                      context ? context : ""));
+           nn_sprintf(p->a, "expected '%s'%s%s", op, context ? " " : "", context ? context : ""));
 }
 
 static void expect_kw(parser *p, const char *kw, const char *context) {
@@ -644,8 +656,7 @@ static fe_expr *new_expr(parser *p, fe_ekind kind, nn_loc loc) {
   return e;
 }
 
-static fe_expr *new_binary(parser *p, const char *op, fe_expr *a, fe_expr *b,
-                           nn_loc loc) {
+static fe_expr *new_binary(parser *p, const char *op, fe_expr *a, fe_expr *b, nn_loc loc) {
   fe_expr *e = new_expr(p, FE_E_BINARY, loc);
   e->u.binary.op = op;
   e->u.binary.a = a;
@@ -656,13 +667,14 @@ static fe_expr *new_binary(parser *p, const char *op, fe_expr *a, fe_expr *b,
 /* True when t can begin an expression (used after a trailing comma). */
 static bool starts_expr(const token *t) {
   switch (t->kind) {
-  case TK_NAME: case TK_INT: case TK_FLOAT: case TK_STR: return true;
-  case TK_KW:
-    return is_kw(t, "True") || is_kw(t, "False") || is_kw(t, "None") ||
-           is_kw(t, "not");
+  case TK_NAME:
+  case TK_INT:
+  case TK_FLOAT:
+  case TK_STR: return true;
+  case TK_KW: return is_kw(t, "True") || is_kw(t, "False") || is_kw(t, "None") || is_kw(t, "not");
   case TK_OP:
-    return is_op(t, "(") || is_op(t, "[") || is_op(t, "{") || is_op(t, "-") ||
-           is_op(t, "+") || is_op(t, "~");
+    return is_op(t, "(") || is_op(t, "[") || is_op(t, "{") || is_op(t, "-") || is_op(t, "+") ||
+           is_op(t, "~");
   default: return false;
   }
 }
@@ -781,8 +793,7 @@ static fe_expr *parse_atom(parser *p) {
       return e;
     }
     break;
-  default:
-    break;
+  default: break;
   }
   fail_tok(p, t, "expected expression");
 }
@@ -799,8 +810,7 @@ static fe_expr *parse_subscript_item(parser *p) {
   fe_expr *e = new_expr(p, FE_E_SLICE, start->loc);
   e->u.slice.lo = lo;
   const token *t = peek(p);
-  if (!is_op(t, ":") && !is_op(t, ",") && !is_op(t, "]"))
-    e->u.slice.hi = parse_test(p);
+  if (!is_op(t, ":") && !is_op(t, ",") && !is_op(t, "]")) e->u.slice.hi = parse_test(p);
   if (is_op(peek(p), ":")) {
     next(p);
     t = peek(p);
@@ -905,8 +915,7 @@ static fe_expr *parse_factor(parser *p) {
   const token *lit = peek(p), *after = peek2(p);
   /* (-0 as an int would lose its minus sign in print; keep it unary.) */
   if (op[0] == '-' && ((lit->kind == TK_INT && lit->u != 0) || lit->kind == TK_FLOAT) &&
-      !is_op(after, "**") && !is_op(after, "(") && !is_op(after, "[") &&
-      !is_op(after, ".")) {
+      !is_op(after, "**") && !is_op(after, "(") && !is_op(after, "[") && !is_op(after, ".")) {
     next(p);
     fe_expr *e;
     if (lit->kind == TK_INT) {
@@ -982,8 +991,7 @@ static fe_expr *parse_comparison(parser *p) {
   enter(p, peek(p));
   for (int i = 0; i < ntok; i++) next(p);
   fe_expr *b = parse_binlevel(p, 0);
-  if (cmp_op(p, &ntok))
-    fail_at(p, peek(p)->loc, "chained comparisons are not supported");
+  if (cmp_op(p, &ntok)) fail_at(p, peek(p)->loc, "chained comparisons are not supported");
   p->depth = saved;
   return new_binary(p, op, a, b, start);
 }
@@ -1059,9 +1067,14 @@ static fe_expr *parse_exprlist(parser *p, bool for_target) {
 static const char *ekind_desc(const fe_expr *e) {
   switch (e->kind) {
   case FE_E_CALL: return "function call";
-  case FE_E_INT: case FE_E_FLOAT: case FE_E_STR: case FE_E_TRUE:
-  case FE_E_FALSE: case FE_E_NONE: return "literal";
-  case FE_E_UNARY: case FE_E_BINARY: return "operator";
+  case FE_E_INT:
+  case FE_E_FLOAT:
+  case FE_E_STR:
+  case FE_E_TRUE:
+  case FE_E_FALSE:
+  case FE_E_NONE: return "literal";
+  case FE_E_UNARY:
+  case FE_E_BINARY: return "operator";
   case FE_E_TERNARY: return "conditional expression";
   case FE_E_DICT: return "dict literal";
   case FE_E_SLICE: return "slice";
@@ -1072,8 +1085,7 @@ static const char *ekind_desc(const fe_expr *e) {
 /* Checks that e can be assigned to (names, attributes, subscripts, tuples
  * and lists of those). */
 static void check_target(parser *p, const fe_expr *e, bool allow_seq) {
-  if (e->kind == FE_E_NAME || e->kind == FE_E_ATTR || e->kind == FE_E_SUBSCRIPT)
-    return;
+  if (e->kind == FE_E_NAME || e->kind == FE_E_ATTR || e->kind == FE_E_SUBSCRIPT) return;
   if (allow_seq && (e->kind == FE_E_TUPLE || e->kind == FE_E_LIST)) {
     for (int i = 0; i < e->u.seq.n; i++) check_target(p, e->u.seq.items[i], true);
     return;
@@ -1088,9 +1100,8 @@ static fe_stmt *new_stmt(parser *p, fe_skind kind, nn_loc loc) {
   return s;
 }
 
-static const char *const ts_augops[] = {"+=", "-=", "*=", "/=", "//=", "%=",
-                                        "**=", "&=", "|=", "^=", "<<=", ">>=",
-                                        "@="};
+static const char *const ts_augops[] = {"+=", "-=", "*=", "/=",  "//=", "%=", "**=",
+                                        "&=", "|=", "^=", "<<=", ">>=", "@="};
 
 /* Expression statement or assignment of any form. */
 static fe_stmt *parse_expr_stmt(parser *p) {
@@ -1218,8 +1229,10 @@ static fe_stmt *parse_import(parser *p) {
 static fe_stmt *parse_small(parser *p) {
   const token *t = peek(p);
   if (t->kind == TK_KW) {
-    static const struct { const char *kw; fe_skind kind; } simple[] = {
-        {"pass", FE_S_PASS}, {"break", FE_S_BREAK}, {"continue", FE_S_CONTINUE}};
+    static const struct {
+      const char *kw;
+      fe_skind kind;
+    } simple[] = {{"pass", FE_S_PASS}, {"break", FE_S_BREAK}, {"continue", FE_S_CONTINUE}};
     for (int i = 0; i < NN_ARRAY_LEN(simple); i++)
       if (is_kw(t, simple[i].kw)) {
         next(p);
@@ -1227,9 +1240,10 @@ static fe_stmt *parse_small(parser *p) {
       }
     if (is_kw(t, "return") || is_kw(t, "raise") || is_kw(t, "del")) {
       next(p);
-      fe_stmt *s = new_stmt(p, is_kw(t, "return") ? FE_S_RETURN
-                               : is_kw(t, "raise") ? FE_S_RAISE
-                                                   : FE_S_DEL,
+      fe_stmt *s = new_stmt(p,
+                            is_kw(t, "return")  ? FE_S_RETURN
+                            : is_kw(t, "raise") ? FE_S_RAISE
+                                                : FE_S_DEL,
                             t->loc);
       if (starts_expr(peek(p)) || s->kind == FE_S_DEL)
         s->u.expr = s->kind == FE_S_RAISE ? parse_test(p) : parse_exprlist(p, false);
@@ -1286,8 +1300,7 @@ static fe_block parse_suite(parser *p) {
     next(p);
     if (peek(p)->kind != TK_INDENT) fail_tok(p, peek(p), "expected an indented block");
     next(p);
-    while (peek(p)->kind != TK_DEDENT && peek(p)->kind != TK_EOF)
-      parse_stmt(p, &v);
+    while (peek(p)->kind != TK_DEDENT && peek(p)->kind != TK_EOF) parse_stmt(p, &v);
     next(p);
   } else {
     parse_simple_line(p, &v);
@@ -1380,8 +1393,7 @@ static void parse_stmt(parser *p, stmt_vec *out) {
     while (is_op(peek(p), "@")) { /* decorators: parsed and dropped */
       next(p);
       parse_test(p);
-      if (peek(p)->kind != TK_NEWLINE)
-        fail_tok(p, peek(p), "expected end of line after decorator");
+      if (peek(p)->kind != TK_NEWLINE) fail_tok(p, peek(p), "expected end of line after decorator");
       next(p);
     }
     if (!is_kw(peek(p), "def") && !is_kw(peek(p), "class"))
@@ -1411,8 +1423,7 @@ static void parse_stmt(parser *p, stmt_vec *out) {
       s = parse_def(p);
     } else if (is_kw(t, "class")) {
       s = parse_class(p);
-    } else if (is_kw(t, "with") || is_kw(t, "try") || is_kw(t, "async") ||
-               is_kw(t, "nonlocal")) {
+    } else if (is_kw(t, "with") || is_kw(t, "try") || is_kw(t, "async") || is_kw(t, "nonlocal")) {
       fail_at(p, t->loc, "'%s' statements are not supported", t->text);
     }
     if (s) {
@@ -1423,8 +1434,7 @@ static void parse_stmt(parser *p, stmt_vec *out) {
   parse_simple_line(p, out);
 }
 
-fe_block fe_parse(const char *src, size_t len, const char *file,
-                  nn_arena *arena, nn_diag *d) {
+fe_block fe_parse(const char *src, size_t len, const char *file, nn_arena *arena, nn_diag *d) {
   fe_block empty = {NULL, 0};
   lexer l = {0};
   l.src = src ? src : "";

@@ -69,8 +69,9 @@ static void print_paren(nn_buf *b, const fe_expr *e, bool wrap) {
 /* The object of a postfix (.name, call, subscript): numbers and unary
  * operators need parentheses there. */
 static void print_postfix_obj(nn_buf *b, const fe_expr *e) {
-  print_paren(b, e, e->kind == FE_E_INT || e->kind == FE_E_UNARY ||
-                        (e->kind == FE_E_FLOAT && isfinite(e->u.f)));
+  print_paren(b, e,
+              e->kind == FE_E_INT || e->kind == FE_E_UNARY ||
+                  (e->kind == FE_E_FLOAT && isfinite(e->u.f)));
 }
 
 static void print_list(nn_buf *b, fe_expr *const *items, int n) {
@@ -149,8 +150,7 @@ void fe_expr_print(nn_buf *b, const fe_expr *e) {
     bool is_not = strcmp(e->u.unary.op, "not") == 0;
     nn_buf_printf(b, "%s%s", e->u.unary.op, is_not ? " " : "");
     /* "-not x" would not parse. */
-    print_paren(b, a, !is_not && a->kind == FE_E_UNARY &&
-                          strcmp(a->u.unary.op, "not") == 0);
+    print_paren(b, a, !is_not && a->kind == FE_E_UNARY && strcmp(a->u.unary.op, "not") == 0);
     break;
   }
   case FE_E_BINARY: {
@@ -199,9 +199,7 @@ static void print_body(nn_buf *b, const fe_block *blk, int indent) {
 static void print_stmt(nn_buf *b, const fe_stmt *s, int indent) {
   put_indent(b, indent);
   switch (s->kind) {
-  case FE_S_EXPR:
-    fe_expr_print(b, s->u.expr);
-    break;
+  case FE_S_EXPR: fe_expr_print(b, s->u.expr); break;
   case FE_S_ASSIGN:
     for (int i = 0; i < s->u.assign.ntargets; i++) {
       fe_expr_print(b, s->u.assign.targets[i]);
@@ -226,9 +224,10 @@ static void print_stmt(nn_buf *b, const fe_stmt *s, int indent) {
   case FE_S_RETURN:
   case FE_S_RAISE:
   case FE_S_DEL:
-    nn_buf_printf(b, "%s", s->kind == FE_S_RETURN  ? "return"
-                           : s->kind == FE_S_RAISE ? "raise"
-                                                   : "del");
+    nn_buf_printf(b, "%s",
+                  s->kind == FE_S_RETURN  ? "return"
+                  : s->kind == FE_S_RAISE ? "raise"
+                                          : "del");
     if (s->u.expr) {
       nn_buf_putn(b, " ", 1);
       fe_expr_print(b, s->u.expr);

@@ -35,18 +35,17 @@
 
 /* The first pickle of a legacy stream: protocol 2, LONG1 of 10 bytes (the
  * magic number 0x1950a86a20f9469cfc6c), STOP. */
-static const unsigned char legacy_magic[15] = {0x80, 0x02, 0x8a, 0x0a, 0x6c,
-                                               0xfc, 0x9c, 0x46, 0xf9, 0x20,
-                                               0x6a, 0xa8, 0x50, 0x19, 0x2e};
+static const unsigned char legacy_magic[15] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                               0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
 
 /* Most names a list in a message shows before "and N more". */
 enum { LIST_MAX = 20 };
 
 typedef struct wload {
-  const char *label;    /* the file as named in messages */
-  nn_arena *a;          /* where everything goes */
-  nn_diag *d;           /* where problems go */
-  fe_archive *zip;      /* the zip form's archive, else NULL */
+  const char *label;             /* the file as named in messages */
+  nn_arena *a;                   /* where everything goes */
+  nn_diag *d;                    /* where problems go */
+  fe_archive *zip;               /* the zip form's archive, else NULL */
   NN_VEC(fe_storage *) storages; /* legacy: storages seen while unpickling */
 } wload;
 
@@ -69,8 +68,7 @@ static const void *aligned_bytes(wload *w, const void *p, size_t n) {
 static fe_pval *unpickle(wload *w, const void *buf, size_t len, const char *label,
                          fe_storage_fn load, size_t *consumed) {
   static const char *const any_class[] = {"", NULL};
-  fe_pickle_opts o = {.label = label, .load_storage = load, .ctx = w,
-                      .class_prefixes = any_class};
+  fe_pickle_opts o = {.label = label, .load_storage = load, .ctx = w, .class_prefixes = any_class};
   char *text = NULL;
   size_t tlen = 0;
   FILE *mem = open_memstream(&text, &tlen);
@@ -82,8 +80,10 @@ static fe_pval *unpickle(wload *w, const void *buf, size_t len, const char *labe
   fe_pval *v = fe_unpickle(buf, len, &o, w->a, &tmp, consumed);
   fclose(mem);
   if (!v && text && strstr(text, "whole-module")) {
-    nn_error(w->d, (nn_loc){0}, "%s holds a whole pickled module; save model.state_dict() "
-             "instead", w->label);
+    nn_error(w->d, (nn_loc){0},
+             "%s holds a whole pickled module; save model.state_dict() "
+             "instead",
+             w->label);
   } else {
     if (text && tlen) fputs(text, w->d->out ? w->d->out : stderr);
     w->d->errors += tmp.errors;
@@ -162,10 +162,9 @@ static int cmp_storage_key(const void *a, const void *b) {
 
 static fe_storage *find_storage(wload *w, const char *key) {
   fe_storage probe = {.key = key}, *pp = &probe;
-  fe_storage **hit = w->storages.len
-                         ? bsearch(&pp, w->storages.data, (size_t)w->storages.len,
-                                   sizeof(fe_storage *), cmp_storage_key)
-                         : NULL;
+  fe_storage **hit = w->storages.len ? bsearch(&pp, w->storages.data, (size_t)w->storages.len,
+                                               sizeof(fe_storage *), cmp_storage_key)
+                                     : NULL;
   return hit ? *hit : NULL;
 }
 
@@ -201,8 +200,9 @@ static fe_pval *read_legacy(wload *w, const unsigned char *buf, size_t size) {
     return NULL;
   }
   if (!le->u.b) {
-    nn_error(w->d, at, "this file was written on a big-endian machine; only little-endian "
-                       "files are supported");
+    nn_error(w->d, at,
+             "this file was written on a big-endian machine; only little-endian "
+             "files are supported");
     return NULL;
   }
   fe_pval *obj = legacy_pickle(w, buf, size, &pos, "the object", legacy_record);
@@ -241,14 +241,17 @@ static fe_pval *read_legacy(wload *w, const unsigned char *buf, size_t size) {
     pos += 8;
     size_t es = nn_dtype_size(st->dtype);
     if (count != (uint64_t)st->numel) {
-      nn_error(w->d, at, "storage '%.100s' holds %llu elements in the data but %lld in the "
-                         "object", st->key, (unsigned long long)count, (long long)st->numel);
+      nn_error(w->d, at,
+               "storage '%.100s' holds %llu elements in the data but %lld in the "
+               "object",
+               st->key, (unsigned long long)count, (long long)st->numel);
       return NULL;
     }
     if (count > (size - pos) / es) {
-      nn_error(w->d, at, "truncated legacy torch.save stream: storage '%.100s' needs %llu "
-                         "bytes, %zu are left", st->key,
-               (unsigned long long)count * es, size - pos);
+      nn_error(w->d, at,
+               "truncated legacy torch.save stream: storage '%.100s' needs %llu "
+               "bytes, %zu are left",
+               st->key, (unsigned long long)count * es, size - pos);
       return NULL;
     }
     size_t n = (size_t)count * es;
@@ -336,8 +339,10 @@ static const fe_pval *pick_state_dict(wload *w, const fe_pval *obj, const char *
   }
   if (is_state_dict(v)) return v;
   if (v->kind == FE_PV_OBJECT) {
-    nn_error(w->d, (nn_loc){0}, "%s holds a whole pickled module; save model.state_dict() "
-             "instead", w->label);
+    nn_error(w->d, (nn_loc){0},
+             "%s holds a whole pickled module; save model.state_dict() "
+             "instead",
+             w->label);
     return NULL;
   }
   const char *what = key ? nn_sprintf(w->a, "entry '%s'", key) : "the file";
@@ -345,8 +350,8 @@ static const fe_pval *pick_state_dict(wload *w, const fe_pval *obj, const char *
     nn_error(w->d, at, "%s holds %s, not a state dict", what, describe(w->a, v));
     return NULL;
   }
-  nn_error(w->d, at, "%s is a dict but not a state dict (names to tensors); its keys are %s",
-           what, list_keys(w->a, v));
+  nn_error(w->d, at, "%s is a dict but not a state dict (names to tensors); its keys are %s", what,
+           list_keys(w->a, v));
   for (int i = 0; i < v->u.dict.n; i++)
     if (v->u.dict.keys[i]->kind == FE_PV_STR && is_state_dict(v->u.dict.vals[i])) {
       const char *k = v->u.dict.keys[i]->u.str.s;
@@ -354,17 +359,18 @@ static const fe_pval *pick_state_dict(wload *w, const fe_pval *obj, const char *
               key ? "." : "", k);
       return NULL;
     }
-  nn_note(w->d, at, "pick the state dict inside it with --weights-key KEY (dots reach into "
-                    "nested dicts, e.g. model.state_dict)");
+  nn_note(w->d, at,
+          "pick the state dict inside it with --weights-key KEY (dots reach into "
+          "nested dicts, e.g. model.state_dict)");
   return NULL;
 }
 
 /* ---- the model's tensors ------------------------------------------------------- */
 
 typedef struct mtensor {
-  const char *name;  /* dotted path, e.g. "layer1.0.conv1.weight" */
-  fe_tensor *t;      /* the model's tensor, rebound in place */
-  int file_index;    /* matching state-dict entry, or -1 */
+  const char *name; /* dotted path, e.g. "layer1.0.conv1.weight" */
+  fe_tensor *t;     /* the model's tensor, rebound in place */
+  int file_index;   /* matching state-dict entry, or -1 */
 } mtensor;
 
 typedef NN_VEC(mtensor) mtensors;
@@ -372,8 +378,8 @@ typedef NN_VEC(mtensor) mtensors;
 /* Collects the tensor attributes of a module object and its submodules.
  * The tree is a DAG (a shared submodule is reached by every path, as in
  * PyTorch's state_dict); `budget` caps the names against hostile sharing. */
-static void collect(nn_arena *a, const fe_pval *obj, const char *path, int depth,
-                    mtensors *out, int *budget) {
+static void collect(nn_arena *a, const fe_pval *obj, const char *path, int depth, mtensors *out,
+                    int *budget) {
   const fe_pval *st = obj->u.obj.state;
   if (!st || st->kind != FE_PV_DICT || depth > 200) return;
   for (int i = 0; i < st->u.dict.n; i++) {
@@ -407,7 +413,8 @@ static mtensor *find_mtensor(mtensor **sorted, int n, const char *name) {
 static const char *shape_str(nn_arena *a, const fe_tensor *t) {
   nn_buf b = {0};
   nn_buf_printf(&b, "%s[", nn_dtype_name(t->dtype));
-  for (int i = 0; i < t->rank; i++) nn_buf_printf(&b, "%s%lld", i ? "," : "", (long long)t->sizes[i]);
+  for (int i = 0; i < t->rank; i++)
+    nn_buf_printf(&b, "%s%lld", i ? "," : "", (long long)t->sizes[i]);
   nn_buf_printf(&b, "]");
   const char *s = nn_strdup(a, b.data);
   nn_buf_free(&b);
@@ -430,8 +437,7 @@ static bool is_int(nn_dtype t) {
 static bool can_convert(nn_dtype from, nn_dtype to) {
   if (from == to) return true;
   if (nn_dtype_is_float(from) && nn_dtype_is_float(to)) return true;
-  if (is_int(from) && is_int(to) && to != NN_DT_U8)
-    return nn_dtype_size(to) > nn_dtype_size(from);
+  if (is_int(from) && is_int(to) && to != NN_DT_U8) return nn_dtype_size(to) > nn_dtype_size(from);
   return false;
 }
 
@@ -464,7 +470,6 @@ static bool convertible_size(const fe_tensor *t) {
   return n <= cap;
 }
 
-
 static double load_float(const unsigned char *p, nn_dtype t) {
   uint16_t h;
   float f;
@@ -482,8 +487,14 @@ static void store_float(unsigned char *p, nn_dtype t, double v) {
   uint16_t h;
   float f = (float)v;
   switch (t) {
-  case NN_DT_F16: h = nn_f32_to_f16(f); memcpy(p, &h, 2); return;
-  case NN_DT_BF16: h = nn_f32_to_bf16(f); memcpy(p, &h, 2); return;
+  case NN_DT_F16:
+    h = nn_f32_to_f16(f);
+    memcpy(p, &h, 2);
+    return;
+  case NN_DT_BF16:
+    h = nn_f32_to_bf16(f);
+    memcpy(p, &h, 2);
+    return;
   case NN_DT_F32: memcpy(p, &f, 4); return;
   case NN_DT_F64: memcpy(p, &v, 8); return;
   default: NN_UNREACHABLE();
@@ -529,8 +540,10 @@ static fe_storage *convert(nn_arena *a, const fe_tensor *src, nn_dtype to, int64
     for (int i = 0; i < src->rank; i++) off += idx[i] * src->strides[i];
     const unsigned char *p = in + (size_t)off * es_in;
     unsigned char *q = out + (size_t)n * es_out;
-    if (floats) store_float(q, to, load_float(p, src->dtype));
-    else store_int(q, to, load_int(p, src->dtype));
+    if (floats)
+      store_float(q, to, load_float(p, src->dtype));
+    else
+      store_int(q, to, load_int(p, src->dtype));
     for (int i = src->rank - 1; i >= 0; i--) {
       if (++idx[i] < src->sizes[i]) break;
       idx[i] = 0;
@@ -636,15 +649,18 @@ static int apply(wload *w, fe_model *m, const fe_pval *sd, bool strict) {
       if (!strncmp(k, "module.", 7) && find_mtensor(sorted, mt.len, k + 7)) strippable++;
     }
     if (strippable)
-      nn_note(w->d, at, "the file's names start with 'module.' (saved from an nn.DataParallel "
-                        "wrapper) and %d of them match without it: save model.module.state_dict() "
-                        "instead", strippable);
+      nn_note(w->d, at,
+              "the file's names start with 'module.' (saved from an nn.DataParallel "
+              "wrapper) and %d of them match without it: save model.module.state_dict() "
+              "instead",
+              strippable);
     else if (!strict)
       nn_warning(w->d, at, "no tensor in the file matches a model parameter or buffer");
   }
   if (strict && problems && w->d->errors)
-    nn_note(w->d, at, "--no-strict loads the matching tensors and only warns about missing "
-                      "and unexpected keys");
+    nn_note(w->d, at,
+            "--no-strict loads the matching tensors and only warns about missing "
+            "and unexpected keys");
   if (w->d->errors > before) return -1;
   for (int i = 0; i < n; i++)
     if (match[i]) rebind(w->a, match[i]->t, sd->u.dict.vals[i]->u.tensor);
@@ -668,8 +684,9 @@ int fe_weights_load_mem(fe_model *m, const void *data, size_t size, const char *
   } else if (size >= 8 && !memcmp(b, "PYTORCH1", 8)) {
     nn_error(d, at, "this is a PyTorch 1.0 preview container (PYTORCH1), not a torch.save file");
   } else if (size >= 262 && !memcmp(b + 257, "ustar", 5)) {
-    nn_error(d, at, "this is a tar archive (torch.save before PyTorch 0.1.10); re-save it with "
-                    "a newer PyTorch");
+    nn_error(d, at,
+             "this is a tar archive (torch.save before PyTorch 0.1.10); re-save it with "
+             "a newer PyTorch");
   } else {
     nn_error(d, at, "not a torch.save file (neither a zip archive nor a torch.save pickle stream)");
   }

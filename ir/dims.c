@@ -57,9 +57,9 @@ enum {
 };
 
 typedef struct dim_index {
-  int32_t *slots;          /* id+1 per slot, 0 = empty */
-  uint32_t cap;            /* slot count, a power of two */
-  NN_VEC(uint8_t) depth;   /* tree depth per dim id (leaves: 1) */
+  int32_t *slots;        /* id+1 per slot, 0 = empty */
+  uint32_t cap;          /* slot count, a power of two */
+  NN_VEC(uint8_t) depth; /* tree depth per dim id (leaves: 1) */
 } dim_index;
 
 /* ---- the hash-consed table -------------------------------------------- */
@@ -79,8 +79,7 @@ static uint64_t expr_hash(const ir_dimexpr *e) {
 }
 
 static bool expr_same(const ir_dimexpr *x, const ir_dimexpr *y) {
-  if (x->kind != y->kind || x->c != y->c || x->a != y->a || x->b != y->b)
-    return false;
+  if (x->kind != y->kind || x->c != y->c || x->a != y->a || x->b != y->b) return false;
   if (!x->name || !y->name) return x->name == y->name;
   return strcmp(x->name, y->name) == 0;
 }
@@ -162,15 +161,12 @@ const ir_dimexpr *ir_dim_get(const ir_graph *g, ir_dim d) {
 }
 
 bool ir_dim_is_const(const ir_graph *g, ir_dim d, int64_t *c) {
-  if (d <= 0 || d >= g->dims.len || g->dims.data[d].kind != IR_DK_CONST)
-    return false;
+  if (d <= 0 || d >= g->dims.len || g->dims.data[d].kind != IR_DK_CONST) return false;
   if (c) *c = g->dims.data[d].c;
   return true;
 }
 
-static const ir_dimexpr *E(const ir_graph *g, ir_dim d) {
-  return &g->dims.data[d];
-}
+static const ir_dimexpr *E(const ir_graph *g, ir_dim d) { return &g->dims.data[d]; }
 
 /* ---- structural order ------------------------------------------------- */
 
@@ -222,7 +218,7 @@ static void sort_dims(const ir_graph *g, ir_dim *v, int n, ir_dim *tmp) {
 /* ---- polynomials (temporary, malloc-backed) --------------------------- */
 
 typedef struct term {
-  int64_t k;  /* coefficient, never 0 after normalizing */
+  int64_t k;   /* coefficient, never 0 after normalizing */
   ir_dim mono; /* an atom or a sorted MUL chain of atoms */
 } term;
 
@@ -271,8 +267,7 @@ static void poly_const(poly *p, int64_t k) {
 
 /* Collects the factors of a MUL tree: constants multiply into *k, the rest
  * are appended to *out. */
-static void factors(const ir_graph *g, ir_dim d, int64_t *k, atoms *out,
-                    bool *bad) {
+static void factors(const ir_graph *g, ir_dim d, int64_t *k, atoms *out, bool *bad) {
   const ir_dimexpr *e = E(g, d);
   if (e->kind == IR_DK_MUL) {
     factors(g, e->a, k, out, bad);
@@ -330,8 +325,7 @@ static void sort_terms(const ir_graph *g, term *v, int n, term *tmp) {
   sort_terms(g, v, h, tmp);
   sort_terms(g, v + h, n - h, tmp);
   int i = 0, j = h, k = 0;
-  while (i < h && j < n)
-    tmp[k++] = term_cmp(g, &v[j], &v[i]) < 0 ? v[j++] : v[i++];
+  while (i < h && j < n) tmp[k++] = term_cmp(g, &v[j], &v[i]) < 0 ? v[j++] : v[i++];
   while (i < h) tmp[k++] = v[i++];
   while (j < n) tmp[k++] = v[j++];
   memcpy(v, tmp, sizeof *v * (size_t)n);

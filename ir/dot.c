@@ -19,8 +19,10 @@
 static void put_escaped(nn_buf *b, const char *s, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (s[i] == '"' || s[i] == '\\') nn_buf_putn(b, "\\", 1);
-    if (s[i] == '\n') nn_buf_putn(b, "\\n", 2);
-    else nn_buf_putn(b, &s[i], 1);
+    if (s[i] == '\n')
+      nn_buf_putn(b, "\\n", 2);
+    else
+      nn_buf_putn(b, &s[i], 1);
   }
 }
 
@@ -50,8 +52,8 @@ static void put_node(nn_buf *b, const ir_graph *g, ir_nodeid n, bool nested) {
  * from. `stamp`/`mark` keep one edge per source: mark[n] == stamp means
  * node n was already linked to `to`; depth bounds the walk through META
  * chains. */
-static void put_edges(nn_buf *b, const ir_graph *g, ir_value v, const char *to,
-                      int *mark, int stamp, int depth) {
+static void put_edges(nn_buf *b, const ir_graph *g, ir_value v, const char *to, int *mark,
+                      int stamp, int depth) {
   if (v < 0 || v >= g->values.len || depth > 64) return;
   ir_nodeid def = g->values.data[v].def;
   if (def < 0) {
@@ -79,7 +81,8 @@ void ir_dot(nn_buf *b, const ir_graph *g) {
   nn_buf_printf(b, "  edge [color=\"#555555\", arrowsize=0.6];\n");
   for (int i = 0; i < g->inputs.len; i++) {
     nn_buf t = {0};
-    const char *name = i < g->input_names.len && g->input_names.data[i] ? g->input_names.data[i] : "input";
+    const char *name = i < g->input_names.len && g->input_names.data[i] ? g->input_names.data[i]
+                                                                        : "input";
     nn_buf_printf(&t, "%s\n", name);
     ir_type_print(&t, g, ir_vtype(g, g->inputs.data[i]));
     nn_buf_printf(b, "  in%d [shape=ellipse, fillcolor=\"#fff5d6\", label=\"", i);
@@ -96,8 +99,10 @@ void ir_dot(nn_buf *b, const ir_graph *g) {
     int32_t grp = g->nodes.data[n].group;
     if (grp != open && open > 0) nn_buf_printf(b, "  }\n");
     if (grp != open && grp > 0)
-      nn_buf_printf(b, "  subgraph cluster_g%d {\n    label=\"group %d\"; style=\"rounded,dashed\"; "
-                       "color=\"#3366aa\"; fontname=\"Helvetica\"; fontsize=9;\n", (int)grp, (int)grp);
+      nn_buf_printf(b,
+                    "  subgraph cluster_g%d {\n    label=\"group %d\"; style=\"rounded,dashed\"; "
+                    "color=\"#3366aa\"; fontname=\"Helvetica\"; fontsize=9;\n",
+                    (int)grp, (int)grp);
     open = grp;
     put_node(b, g, n, grp > 0);
   }
@@ -115,7 +120,8 @@ void ir_dot(nn_buf *b, const ir_graph *g) {
     for (int k = 0; k < nd->nin; k++) put_edges(b, g, nd->in[k], to, mark, stamp, 0);
   }
   for (int i = 0; i < g->outputs.len; i++) {
-    nn_buf_printf(b, "  out%d [shape=ellipse, fillcolor=\"#e3f4e1\", label=\"output %d\"];\n", i, i);
+    nn_buf_printf(b, "  out%d [shape=ellipse, fillcolor=\"#e3f4e1\", label=\"output %d\"];\n", i,
+                  i);
     snprintf(to, sizeof to, "out%d", i);
     stamp++;
     put_edges(b, g, g->outputs.data[i], to, mark, stamp, 0);

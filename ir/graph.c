@@ -28,8 +28,7 @@ ir_graph *ir_graph_new(nn_arena *arena, const char *name) {
   return g;
 }
 
-static ir_value new_value(ir_graph *g, ir_nodeid def, int32_t idx,
-                          const ir_type *t) {
+static ir_value new_value(ir_graph *g, ir_nodeid def, int32_t idx, const ir_type *t) {
   ir_valinfo vi = {t ? t : ir_type_scalar(g, IR_T_UNKNOWN), def, idx, NULL};
   NN_PUSH(g->arena, g->values, vi);
   return g->values.len - 1;
@@ -68,8 +67,8 @@ int32_t ir_add_weight(ir_graph *g, const ir_weight *w) {
 /* ---- nodes ------------------------------------------------------------ */
 
 /* Creates the node and its results; does not touch `order`. */
-static ir_nodeid new_node(ir_graph *g, ir_op op, int nin, const ir_value *in,
-                          int nout, nn_loc loc) {
+static ir_nodeid new_node(ir_graph *g, ir_op op, int nin, const ir_value *in, int nout,
+                          nn_loc loc) {
   NN_ASSERT(nin >= 0 && nout >= 0);
   ir_node n = {0};
   n.op = op;
@@ -83,13 +82,11 @@ static ir_nodeid new_node(ir_graph *g, ir_op op, int nin, const ir_value *in,
   n.scope = "";
   NN_PUSH(g->arena, g->nodes, n);
   ir_nodeid id = g->nodes.len - 1;
-  for (int i = 0; i < nout; i++)
-    g->nodes.data[id].out[i] = new_value(g, id, i, NULL);
+  for (int i = 0; i < nout; i++) g->nodes.data[id].out[i] = new_value(g, id, i, NULL);
   return id;
 }
 
-ir_nodeid ir_append(ir_graph *g, ir_op op, int nin, const ir_value *in,
-                    int nout, nn_loc loc) {
+ir_nodeid ir_append(ir_graph *g, ir_op op, int nin, const ir_value *in, int nout, nn_loc loc) {
   ir_nodeid id = new_node(g, op, nin, in, nout, loc);
   NN_PUSH(g->arena, g->order, id);
   return id;
@@ -101,8 +98,8 @@ static int order_index(const ir_graph *g, ir_nodeid n) {
   return -1;
 }
 
-ir_nodeid ir_insert_before(ir_graph *g, ir_nodeid before, ir_op op, int nin,
-                           const ir_value *in, int nout, nn_loc loc) {
+ir_nodeid ir_insert_before(ir_graph *g, ir_nodeid before, ir_op op, int nin, const ir_value *in,
+                           int nout, nn_loc loc) {
   int at = order_index(g, before);
   NN_ASSERT(at >= 0); /* `before` must be live */
   ir_nodeid id = new_node(g, op, nin, in, nout, loc);
@@ -206,8 +203,7 @@ void ir_replace_uses(ir_graph *g, ir_value from, ir_value to) {
   replace_in_outputs(g, from, to);
 }
 
-void ir_replace_uses_after(ir_graph *g, ir_nodeid after, ir_value from,
-                           ir_value to) {
+void ir_replace_uses_after(ir_graph *g, ir_nodeid after, ir_value from, ir_value to) {
   int at = order_index(g, after);
   NN_ASSERT(at >= 0);
   for (int i = at + 1; i < g->order.len; i++)
@@ -266,8 +262,7 @@ const ir_type *ir_type_scalar(ir_graph *g, ir_tkind k) {
   return g->scalar_types[k];
 }
 
-const ir_type *ir_type_tensor(ir_graph *g, nn_dtype dt, int rank,
-                              const ir_dim *dims) {
+const ir_type *ir_type_tensor(ir_graph *g, nn_dtype dt, int rank, const ir_dim *dims) {
   NN_ASSERT(rank >= -1);
   ir_type *t = nn_alloc(g->arena, sizeof *t);
   t->kind = IR_T_TENSOR;
@@ -296,8 +291,7 @@ const ir_type *ir_type_tuple(ir_graph *g, int n, const ir_type *const *elems) {
   NN_ASSERT(n >= 0);
   ir_type *t = nn_alloc(g->arena, sizeof *t);
   const ir_type **e = nn_alloc(g->arena, sizeof *e * (size_t)(n ? n : 1));
-  for (int i = 0; i < n; i++)
-    e[i] = elems[i] ? elems[i] : ir_type_scalar(g, IR_T_UNKNOWN);
+  for (int i = 0; i < n; i++) e[i] = elems[i] ? elems[i] : ir_type_scalar(g, IR_T_UNKNOWN);
   t->kind = IR_T_TUPLE;
   t->rank = -1;
   t->elems = e;
@@ -320,7 +314,6 @@ bool ir_type_equal(const ir_type *a, const ir_type *b) {
     for (int i = 0; i < a->nelems; i++)
       if (!ir_type_equal(a->elems[i], b->elems[i])) return false;
     return true;
-  default:
-    return true;
+  default: return true;
   }
 }

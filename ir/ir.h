@@ -57,12 +57,12 @@ typedef enum ir_op {
 } ir_op;
 
 typedef struct ir_opinfo {
-  const char *name;  /* textual name, e.g. "convolution" */
-  int nin;           /* operand count, -1 = variadic */
-  int nout;          /* result count, -1 = variadic */
-  ir_fusion fusion;  /* fusion class */
-  unsigned flags;    /* IR_PURE | ... */
-  const char *doc;   /* one-line semantics (docs/IR.md is generated from it) */
+  const char *name; /* textual name, e.g. "convolution" */
+  int nin;          /* operand count, -1 = variadic */
+  int nout;         /* result count, -1 = variadic */
+  ir_fusion fusion; /* fusion class */
+  unsigned flags;   /* IR_PURE | ... */
+  const char *doc;  /* one-line semantics (docs/IR.md is generated from it) */
 } ir_opinfo;
 
 extern const ir_opinfo ir_ops[NN_OP_COUNT];
@@ -127,17 +127,17 @@ typedef enum ir_tkind {
   IR_T_NONE,
   IR_T_STR,
   IR_T_DEVICE,
-  IR_T_LIST,    /* homogeneous: elems[0] is the element type */
-  IR_T_TUPLE,   /* elems[0..nelems) */
+  IR_T_LIST,  /* homogeneous: elems[0] is the element type */
+  IR_T_TUPLE, /* elems[0..nelems) */
 } ir_tkind;
 
 typedef struct ir_type ir_type;
 struct ir_type {
   ir_tkind kind;
-  nn_dtype dtype;       /* TENSOR: element type, UNKNOWN if not inferred */
-  int rank;             /* TENSOR: number of dims, -1 if unknown */
-  const ir_dim *dims;   /* TENSOR: rank dims; NULL when rank is -1 */
-  const ir_type **elems;/* LIST: 1 element type; TUPLE: nelems */
+  nn_dtype dtype;        /* TENSOR: element type, UNKNOWN if not inferred */
+  int rank;              /* TENSOR: number of dims, -1 if unknown */
+  const ir_dim *dims;    /* TENSOR: rank dims; NULL when rank is -1 */
+  const ir_type **elems; /* LIST: 1 element type; TUPLE: nelems */
   int nelems;
 };
 
@@ -170,10 +170,10 @@ typedef enum ir_ckind {
 /* A compile-time constant (the attribute of a CONSTANT node). */
 typedef struct ir_const {
   ir_ckind kind;
-  int64_t i;          /* INT, BOOL (0/1) */
-  double f;           /* FLOAT */
-  const char *s;      /* STR, DEVICE */
-  int n;              /* *LIST: element count */
+  int64_t i;            /* INT, BOOL (0/1) */
+  double f;             /* FLOAT */
+  const char *s;        /* STR, DEVICE */
+  int n;                /* *LIST: element count */
   const int64_t *ints;  /* INTLIST, BOOLLIST */
   const double *floats; /* FLOATLIST */
 } ir_const;
@@ -182,8 +182,8 @@ typedef struct ir_const {
  * arena memory after a pass rewrote them). data may be NULL for graphs read
  * back from text. */
 typedef struct ir_weight {
-  const char *name;       /* "layer1.0.conv1.weight", "CONSTANTS.c0" */
-  nn_dtype dtype;         /* element type */
+  const char *name; /* "layer1.0.conv1.weight", "CONSTANTS.c0" */
+  nn_dtype dtype;   /* element type */
   int rank;
   const int64_t *sizes;   /* rank sizes */
   const int64_t *strides; /* rank strides in elements (NULL = contiguous) */
@@ -202,17 +202,17 @@ enum {
 
 typedef struct ir_node {
   ir_op op;
-  int nin;            /* operand count */
-  ir_value *in;       /* operands */
-  int nout;           /* result count */
-  ir_value *out;      /* results */
-  unsigned flags;     /* IR_NF_* */
-  ir_const c;         /* CONSTANT: the value */
-  int32_t weight;     /* WEIGHT: index into g->weights */
-  int64_t index;      /* TUPLE_GET: the element index */
-  nn_loc loc;         /* source location */
-  const char *scope;  /* module path of the producing layer, "" for root */
-  int32_t group;      /* fused group (passes/fuse.c): 0 = not fused; nodes
+  int nin;           /* operand count */
+  ir_value *in;      /* operands */
+  int nout;          /* result count */
+  ir_value *out;     /* results */
+  unsigned flags;    /* IR_NF_* */
+  ir_const c;        /* CONSTANT: the value */
+  int32_t weight;    /* WEIGHT: index into g->weights */
+  int64_t index;     /* TUPLE_GET: the element index */
+  nn_loc loc;        /* source location */
+  const char *scope; /* module path of the producing layer, "" for root */
+  int32_t group;     /* fused group (passes/fuse.c): 0 = not fused; nodes
                          with the same positive id form one kernel (the
                          invariant is stated at ir_verify) */
 } ir_node;
@@ -235,26 +235,28 @@ typedef struct ir_symrange {
  * dims, a flattened conv output meeting a linear layer's features); the
  * compiled model checks it before running. */
 typedef struct ir_guard {
-  ir_dim a, b;      /* must be equal at run time */
-  nn_loc loc;       /* the op that assumed it */
+  ir_dim a, b; /* must be equal at run time */
+  nn_loc loc;  /* the op that assumed it */
 } ir_guard;
 
 struct ir_graph {
-  nn_arena *arena;               /* owns everything below */
-  const char *name;              /* "forward" */
-  NN_VEC(ir_node) nodes;         /* by id */
-  NN_VEC(ir_nodeid) order;       /* program order (ids of live nodes) */
-  NN_VEC(ir_valinfo) values;     /* by id */
-  NN_VEC(ir_value) inputs;       /* graph inputs, in order */
+  nn_arena *arena;                  /* owns everything below */
+  const char *name;                 /* "forward" */
+  NN_VEC(ir_node) nodes;            /* by id */
+  NN_VEC(ir_nodeid) order;          /* program order (ids of live nodes) */
+  NN_VEC(ir_valinfo) values;        /* by id */
+  NN_VEC(ir_value) inputs;          /* graph inputs, in order */
   NN_VEC(const char *) input_names; /* names of the inputs ("x") */
-  NN_VEC(ir_value) outputs;      /* graph outputs, in order */
-  NN_VEC(ir_weight) weights;     /* by index */
-  NN_VEC(ir_dimexpr) dims;       /* dim table; [0] is UNKNOWN */
-  void *dim_index;               /* hash index over dims (dims.c) */
-  NN_VEC(ir_symrange) sym_ranges;/* declared ranges of symbolic input dims
+  NN_VEC(ir_value) outputs;         /* graph outputs, in order */
+  NN_VEC(ir_weight) weights;        /* by index */
+  NN_VEC(ir_dimexpr) dims;          /* dim table; [0] is UNKNOWN */
+  void *dim_index;                  /* hash index over dims (dims.c) */
+  NN_VEC(ir_symrange)
+  sym_ranges; /* declared ranges of symbolic input dims
                                     (set by the shapes pass; a symbol with
                                     no entry ranges over 1..INT64_MAX) */
-  NN_VEC(ir_guard) guards;       /* equalities the shapes pass assumed
+  NN_VEC(ir_guard)
+  guards;                                      /* equalities the shapes pass assumed
                                     (recomputed by every full run) */
   const ir_type *scalar_types[IR_T_TUPLE + 1]; /* cached scalar types */
 };
@@ -267,14 +269,11 @@ int32_t ir_add_weight(ir_graph *g, const ir_weight *w); /* copied */
 /* Appends a node at the end of the program order with nin operands and nout
  * fresh results of unknown type. Returns its id; the node pointer is valid
  * until the next node is created. */
-ir_nodeid ir_append(ir_graph *g, ir_op op, int nin, const ir_value *in,
-                    int nout, nn_loc loc);
+ir_nodeid ir_append(ir_graph *g, ir_op op, int nin, const ir_value *in, int nout, nn_loc loc);
 /* Same, inserted just before node `before` in program order. */
-ir_nodeid ir_insert_before(ir_graph *g, ir_nodeid before, ir_op op, int nin,
-                           const ir_value *in, int nout, nn_loc loc);
-static inline ir_node *ir_node_get(ir_graph *g, ir_nodeid n) {
-  return &g->nodes.data[n];
-}
+ir_nodeid ir_insert_before(ir_graph *g, ir_nodeid before, ir_op op, int nin, const ir_value *in,
+                           int nout, nn_loc loc);
+static inline ir_node *ir_node_get(ir_graph *g, ir_nodeid n) { return &g->nodes.data[n]; }
 static inline const ir_type *ir_vtype(const ir_graph *g, ir_value v) {
   return g->values.data[v].type;
 }
@@ -291,8 +290,7 @@ const ir_type *ir_const_type(ir_graph *g, const ir_const *c);
 /* Replaces every use of `from` (operands and graph outputs) by `to`. */
 void ir_replace_uses(ir_graph *g, ir_value from, ir_value to);
 /* Same, but only in nodes after `after` in program order (and outputs). */
-void ir_replace_uses_after(ir_graph *g, ir_nodeid after, ir_value from,
-                           ir_value to);
+void ir_replace_uses_after(ir_graph *g, ir_nodeid after, ir_value from, ir_value to);
 /* Number of uses (operands of live nodes + graph outputs). */
 int ir_use_count(const ir_graph *g, ir_value v);
 void ir_kill(ir_graph *g, ir_nodeid n); /* marks dead, removes from order */
@@ -321,8 +319,7 @@ void ir_print(nn_buf *b, const ir_graph *g, unsigned flags);
 void ir_print_name(nn_buf *b, const char *s);
 /* Parses text written by ir_print. `file` names the text in errors.
  * Returns NULL after reporting located errors. */
-ir_graph *ir_parse(const char *text, size_t len, const char *file,
-                   nn_arena *arena, nn_diag *d);
+ir_graph *ir_parse(const char *text, size_t len, const char *file, nn_arena *arena, nn_diag *d);
 /* The numbering ir_print uses: num[v] = N of the "%N" it prints for value
  * v, or -1 when v is not printed (a result of a dead node). num must have
  * g->values.len entries. verify.c names values the same way. */

@@ -60,22 +60,22 @@ typedef struct valslot {
 } valslot;
 
 typedef struct parser {
-  const char *text; /* input, not necessarily NUL-terminated */
-  size_t len;       /* bytes of input */
-  size_t pos;       /* next byte to lex */
-  int line, col;    /* position of text[pos] */
-  bool line_start;  /* only blanks so far on this line */
-  const char *file; /* for error locations */
-  nn_arena *arena;  /* owns the graph */
-  nn_diag *d;       /* error sink */
-  ir_graph *g;      /* being built */
-  token tok;        /* current token */
-  int depth;        /* current nesting */
-  jmp_buf fail;     /* taken after the first error */
-  valslot *vals;    /* %N -> value (open addressing) */
-  uint32_t vcap;    /* slots in vals, a power of two */
-  uint32_t vcount;  /* used slots */
-  NN_VEC(ir_value) args;  /* scratch: a node's operands */
+  const char *text;              /* input, not necessarily NUL-terminated */
+  size_t len;                    /* bytes of input */
+  size_t pos;                    /* next byte to lex */
+  int line, col;                 /* position of text[pos] */
+  bool line_start;               /* only blanks so far on this line */
+  const char *file;              /* for error locations */
+  nn_arena *arena;               /* owns the graph */
+  nn_diag *d;                    /* error sink */
+  ir_graph *g;                   /* being built */
+  token tok;                     /* current token */
+  int depth;                     /* current nesting */
+  jmp_buf fail;                  /* taken after the first error */
+  valslot *vals;                 /* %N -> value (open addressing) */
+  uint32_t vcap;                 /* slots in vals, a power of two */
+  uint32_t vcount;               /* used slots */
+  NN_VEC(ir_value) args;         /* scratch: a node's operands */
   NN_VEC(const ir_type *) types; /* scratch: result types */
 } parser;
 
@@ -96,8 +96,7 @@ static const char *describe(parser *p) {
   const token *t = &p->tok;
   if (t->kind == TK_EOF) return "end of input";
   size_t n = t->len > 32 ? 32 : t->len;
-  return nn_sprintf(p->arena, "'%.*s%s'", (int)n, t->start,
-                    t->len > 32 ? "..." : "");
+  return nn_sprintf(p->arena, "'%.*s%s'", (int)n, t->start, t->len > 32 ? "..." : "");
 }
 
 #define FAIL(p, ...) fail_at((p), (p)->tok.line, (p)->tok.col, __VA_ARGS__)
@@ -119,9 +118,7 @@ static void advance(parser *p) {
   p->pos++;
 }
 
-static bool is_alpha(int c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+static bool is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 static bool is_digit(int c) { return c >= '0' && c <= '9'; }
 
 static int hexval(int c) {
@@ -150,8 +147,7 @@ static void lex_string(parser *p, token *t) {
         c = '\n';
       } else if (e == 't') {
         c = '\t';
-      } else if (e == 'x' && hexval(peekc(p, 1)) >= 0 &&
-                 hexval(peekc(p, 2)) >= 0) {
+      } else if (e == 'x' && hexval(peekc(p, 1)) >= 0 && hexval(peekc(p, 2)) >= 0) {
         c = hexval(peekc(p, 1)) * 16 + hexval(peekc(p, 2));
         advance(p);
         advance(p);
@@ -278,17 +274,14 @@ static bool is_ident(const parser *p, const char *s) {
          memcmp(p->tok.start, s, p->tok.len) == 0;
 }
 
-static const char *tok_text(parser *p) {
-  return nn_strndup(p->arena, p->tok.start, p->tok.len);
-}
+static const char *tok_text(parser *p) { return nn_strndup(p->arena, p->tok.start, p->tok.len); }
 
 /* An integer with an optional leading '-', fitting int64. */
 static int64_t parse_int(parser *p) {
   bool neg = accept(p, '-');
   if (p->tok.kind != TK_INT) FAIL(p, "expected an integer, found %s", describe(p));
   uint64_t u = p->tok.u;
-  if (p->tok.overflow || u > (uint64_t)INT64_MAX + (neg ? 1u : 0u))
-    FAIL(p, "integer out of range");
+  if (p->tok.overflow || u > (uint64_t)INT64_MAX + (neg ? 1u : 0u)) FAIL(p, "integer out of range");
   next(p);
   return neg ? (int64_t)(0 - u) : (int64_t)u;
 }
@@ -317,10 +310,8 @@ static ir_dim parse_sum(parser *p);
 static ir_dim parse_factor(parser *p) {
   ir_graph *g = p->g;
   if (accept(p, '?')) return IR_DIM_UNKNOWN;
-  if (p->tok.kind == TK_INT || is_punct(p, '-'))
-    return ir_dim_const(g, parse_int(p));
-  if (p->tok.kind == TK_IDENT || p->tok.kind == TK_STRING)
-    return ir_dim_sym(g, parse_name(p));
+  if (p->tok.kind == TK_INT || is_punct(p, '-')) return ir_dim_const(g, parse_int(p));
+  if (p->tok.kind == TK_IDENT || p->tok.kind == TK_STRING) return ir_dim_sym(g, parse_name(p));
   if (is_punct(p, '(')) {
     enter(p);
     next(p);
@@ -387,9 +378,8 @@ static const ir_type *parse_type(parser *p) {
     static const struct {
       const char *name;
       ir_tkind kind;
-    } scalars[] = {{"int", IR_T_INT},   {"float", IR_T_FLOAT},
-                   {"none", IR_T_NONE}, {"str", IR_T_STR},
-                   {"device", IR_T_DEVICE}, {"unknown", IR_T_UNKNOWN}};
+    } scalars[] = {{"int", IR_T_INT}, {"float", IR_T_FLOAT},   {"none", IR_T_NONE},
+                   {"str", IR_T_STR}, {"device", IR_T_DEVICE}, {"unknown", IR_T_UNKNOWN}};
     for (int i = 0; i < NN_ARRAY_LEN(scalars) && !t; i++)
       if (is_ident(p, scalars[i].name)) {
         next(p);
@@ -441,8 +431,7 @@ static uint32_t num_hash(uint64_t n) {
 
 static valslot *val_slot(parser *p, uint64_t num) {
   uint32_t i = num_hash(num) & (p->vcap - 1);
-  while (p->vals[i].v != IR_NOVAL && p->vals[i].num != num)
-    i = (i + 1) & (p->vcap - 1);
+  while (p->vals[i].v != IR_NOVAL && p->vals[i].num != num) i = (i + 1) & (p->vcap - 1);
   return &p->vals[i];
 }
 
@@ -489,8 +478,7 @@ static ir_value parse_use(parser *p) {
     FAIL(p, "expected a value number, found %s", describe(p));
   ir_value v = val_find(p, p->tok.u);
   if (v == IR_NOVAL)
-    fail_at(p, line, col, "use of undefined value %%%llu",
-            (unsigned long long)p->tok.u);
+    fail_at(p, line, col, "use of undefined value %%%llu", (unsigned long long)p->tok.u);
   next(p);
   return v;
 }
@@ -501,9 +489,9 @@ typedef enum lkind { L_INT, L_FLOAT, L_BOOL, L_NONE, L_STR, L_LIST } lkind;
 
 typedef struct literal {
   lkind kind;
-  int64_t i;         /* INT, BOOL */
-  double f;          /* FLOAT */
-  const char *s;     /* STR */
+  int64_t i;                    /* INT, BOOL */
+  double f;                     /* FLOAT */
+  const char *s;                /* STR */
   NN_VEC(struct literal) elems; /* LIST */
 } literal;
 
@@ -519,8 +507,7 @@ static literal parse_scalar(parser *p) {
     l.kind = L_FLOAT;
     l.f = NAN;
     next(p);
-  } else if (neg || p->tok.kind == TK_INT || p->tok.kind == TK_FLOAT ||
-             is_ident(p, "inf")) {
+  } else if (neg || p->tok.kind == TK_INT || p->tok.kind == TK_FLOAT || is_ident(p, "inf")) {
     if (neg) next(p);
     if (p->tok.kind == TK_FLOAT || is_ident(p, "inf")) {
       l.kind = L_FLOAT;
@@ -566,13 +553,21 @@ static literal parse_literal(parser *p) {
 
 /* The constant of literal l; `t` (the result's type, or NULL) tells str
  * from device and the element kind of an empty list. */
-static ir_const make_const(parser *p, const literal *l, const ir_type *t,
-                           int line, int col) {
+static ir_const make_const(parser *p, const literal *l, const ir_type *t, int line, int col) {
   ir_const c = {0};
   switch (l->kind) {
-  case L_INT: c.kind = IR_C_INT; c.i = l->i; break;
-  case L_FLOAT: c.kind = IR_C_FLOAT; c.f = l->f; break;
-  case L_BOOL: c.kind = IR_C_BOOL; c.i = l->i; break;
+  case L_INT:
+    c.kind = IR_C_INT;
+    c.i = l->i;
+    break;
+  case L_FLOAT:
+    c.kind = IR_C_FLOAT;
+    c.f = l->f;
+    break;
+  case L_BOOL:
+    c.kind = IR_C_BOOL;
+    c.i = l->i;
+    break;
   case L_NONE: c.kind = IR_C_NONE; break;
   case L_STR:
     c.kind = t && t->kind == IR_T_DEVICE ? IR_C_DEVICE : IR_C_STR;
@@ -585,8 +580,7 @@ static ir_const make_const(parser *p, const literal *l, const ir_type *t,
       nfloat += l->elems.data[i].kind == L_FLOAT;
     }
     ir_tkind ek = t && t->kind == IR_T_LIST ? t->elems[0]->kind : IR_T_INT;
-    if (nbool && nbool != n)
-      fail_at(p, line, col, "list constant mixes bools and numbers");
+    if (nbool && nbool != n) fail_at(p, line, col, "list constant mixes bools and numbers");
     if (nbool || (n == 0 && ek == IR_T_BOOL))
       c.kind = IR_C_BOOLLIST;
     else if (nfloat || ek == IR_T_FLOAT)
@@ -622,8 +616,7 @@ static int32_t weight_for(parser *p, const char *name, const ir_type *t) {
   if (t && t->kind == IR_T_TENSOR) {
     w.dtype = t->dtype;
     bool sized = t->rank >= 0;
-    for (int i = 0; sized && i < t->rank; i++)
-      sized = ir_dim_is_const(g, t->dims[i], NULL);
+    for (int i = 0; sized && i < t->rank; i++) sized = ir_dim_is_const(g, t->dims[i], NULL);
     if (sized && t->rank > 0) {
       int64_t *sizes = nn_alloc(p->arena, sizeof *sizes * (size_t)t->rank);
       for (int i = 0; i < t->rank; i++) ir_dim_is_const(g, t->dims[i], &sizes[i]);
@@ -654,8 +647,7 @@ static void parse_node(parser *p, const uint64_t *defs, int ndefs) {
     lit = parse_literal(p);
     first = false;
   } else if (op == NN_OP_WEIGHT) {
-    if (p->tok.kind != TK_STRING)
-      FAIL(p, "expected a weight name, found %s", describe(p));
+    if (p->tok.kind != TK_STRING) FAIL(p, "expected a weight name, found %s", describe(p));
     wname = p->tok.s;
     next(p);
     first = false;
@@ -691,8 +683,7 @@ static void parse_node(parser *p, const uint64_t *defs, int ndefs) {
     do NN_PUSH(p->arena, p->types, parse_type(p));
     while (accept(p, ','));
     if (p->types.len != ndefs)
-      fail_at(p, line, col, "node has %d results but %d types", ndefs,
-              p->types.len);
+      fail_at(p, line, col, "node has %d results but %d types", ndefs, p->types.len);
   }
 
   int32_t group = 0;
@@ -710,16 +701,14 @@ static void parse_node(parser *p, const uint64_t *defs, int ndefs) {
   if (is_ident(p, "loc")) {
     next(p);
     expect(p, '(');
-    if (p->tok.kind != TK_STRING)
-      FAIL(p, "expected a file name, found %s", describe(p));
+    if (p->tok.kind != TK_STRING) FAIL(p, "expected a file name, found %s", describe(p));
     loc.file = p->tok.s;
     next(p);
     expect(p, ':');
     int64_t line = parse_int(p);
     expect(p, ':');
     int64_t col = parse_int(p);
-    if (line < 0 || line > INT_MAX || col < 0 || col > INT_MAX)
-      FAIL(p, "location out of range");
+    if (line < 0 || line > INT_MAX || col < 0 || col > INT_MAX) FAIL(p, "location out of range");
     loc.line = (int)line;
     loc.col = (int)col;
     expect(p, ')');
@@ -728,8 +717,7 @@ static void parse_node(parser *p, const uint64_t *defs, int ndefs) {
   if (is_ident(p, "scope")) {
     next(p);
     expect(p, '(');
-    if (p->tok.kind != TK_STRING)
-      FAIL(p, "expected a scope string, found %s", describe(p));
+    if (p->tok.kind != TK_STRING) FAIL(p, "expected a scope string, found %s", describe(p));
     scope = p->tok.s;
     next(p);
     expect(p, ')');
@@ -775,8 +763,7 @@ static void parse_body(parser *p) {
         uint64_t num = parse_def(p);
         for (int i = 0; i < defs.len; i++)
           if (defs.data[i] == num)
-            fail_at(p, line, col, "value %%%llu is defined twice",
-                    (unsigned long long)num);
+            fail_at(p, line, col, "value %%%llu is defined twice", (unsigned long long)num);
         NN_PUSH(p->arena, defs, num);
         if (!accept(p, ',')) break;
       }
@@ -816,11 +803,9 @@ static ir_graph *parse_graph(parser *p) {
   expect(p, ')');
   expect(p, '{');
   parse_body(p);
-  if (p->tok.kind != TK_EOF)
-    FAIL(p, "expected end of input, found %s", describe(p));
+  if (p->tok.kind != TK_EOF) FAIL(p, "expected end of input, found %s", describe(p));
   if (outs.len != g->outputs.len)
-    fail_at(p, sig_line, sig_col,
-            "the signature lists %d output types but return has %d values",
+    fail_at(p, sig_line, sig_col, "the signature lists %d output types but return has %d values",
             outs.len, g->outputs.len);
   for (int i = 0; i < outs.len; i++) {
     if (ir_type_equal(outs.data[i], ir_vtype(g, g->outputs.data[i]))) continue;
@@ -830,14 +815,12 @@ static ir_graph *parse_graph(parser *p) {
     const char *w = nn_strdup(p->arena, want.data), *h = nn_strdup(p->arena, have.data);
     nn_buf_free(&want);
     nn_buf_free(&have);
-    fail_at(p, sig_line, sig_col,
-            "output %d has type %s but the signature says %s", i, h, w);
+    fail_at(p, sig_line, sig_col, "output %d has type %s but the signature says %s", i, h, w);
   }
   return g;
 }
 
-ir_graph *ir_parse(const char *text, size_t len, const char *file,
-                   nn_arena *arena, nn_diag *d) {
+ir_graph *ir_parse(const char *text, size_t len, const char *file, nn_arena *arena, nn_diag *d) {
   parser *p = nn_alloc(arena, sizeof *p);
   p->text = text ? text : "";
   p->len = text ? len : 0;

@@ -90,11 +90,10 @@ static void print_string(nn_buf *b, const char *s) {
 }
 
 static bool ident_like(const char *s) {
-  if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-    return false;
+  if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) return false;
   for (s++; *s; s++)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-          (*s >= '0' && *s <= '9') || *s == '_'))
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '_'))
       return false;
   return true;
 }
@@ -119,6 +118,8 @@ static void print_float(nn_buf *b, double f) {
   for (int digits = 1; digits <= 17; digits++) {
     snprintf(s, sizeof s, "%.*g", digits, f);
     double back = strtod(s, NULL);
+    /* bitwise on purpose: -0.0 must come back as -0.0 */
+    // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
     if (memcmp(&back, &f, sizeof f) == 0) break;
   }
   nn_buf_printf(b, "%s", s);
@@ -194,8 +195,7 @@ void ir_type_print(nn_buf *b, const ir_graph *g, const ir_type *t) {
 
 /* ---- graphs ----------------------------------------------------------- */
 
-static void print_value(nn_buf *b, const ir_graph *g, const int32_t *num,
-                        ir_value v) {
+static void print_value(nn_buf *b, const ir_graph *g, const int32_t *num, ir_value v) {
   if (v >= 0 && v < g->values.len && num[v] >= 0)
     nn_buf_printf(b, "%%%d", num[v]);
   else
@@ -226,16 +226,15 @@ static int32_t group_number(groupnum *gn, int32_t id) {
   return gn->n;
 }
 
-static void print_node(nn_buf *b, const ir_graph *g, const int32_t *num,
-                       const ir_node *n, unsigned flags, groupnum *gn) {
+static void print_node(nn_buf *b, const ir_graph *g, const int32_t *num, const ir_node *n,
+                       unsigned flags, groupnum *gn) {
   nn_buf_putn(b, "  ", 2);
   for (int i = 0; i < n->nout; i++) {
     if (i) nn_buf_putn(b, ", ", 2);
     print_value(b, g, num, n->out[i]);
   }
   if (n->nout) nn_buf_putn(b, " = ", 3);
-  nn_buf_printf(b, "%s(", (unsigned)n->op < NN_OP_COUNT ? ir_ops[n->op].name
-                                                       : "?");
+  nn_buf_printf(b, "%s(", (unsigned)n->op < NN_OP_COUNT ? ir_ops[n->op].name : "?");
   if (n->op == NN_OP_CONSTANT) {
     print_const(b, &n->c);
   } else if (n->op == NN_OP_WEIGHT) {
@@ -245,8 +244,7 @@ static void print_node(nn_buf *b, const ir_graph *g, const int32_t *num,
       nn_buf_putn(b, "?", 1);
   }
   for (int i = 0; i < n->nin; i++) {
-    if (i || n->op == NN_OP_CONSTANT || n->op == NN_OP_WEIGHT)
-      nn_buf_putn(b, ", ", 2);
+    if (i || n->op == NN_OP_CONSTANT || n->op == NN_OP_WEIGHT) nn_buf_putn(b, ", ", 2);
     print_value(b, g, num, n->in[i]);
   }
   nn_buf_putn(b, ")", 1);

@@ -37,21 +37,16 @@ typedef struct vctx {
   int errors;        /* problems so far */
 } vctx;
 
-static bool valid_value(const ir_graph *g, ir_value v) {
-  return v >= 0 && v < g->values.len;
-}
+static bool valid_value(const ir_graph *g, ir_value v) { return v >= 0 && v < g->values.len; }
 
-static const char *op_name(ir_op op) {
-  return (unsigned)op < NN_OP_COUNT ? ir_ops[op].name : "?";
-}
+static const char *op_name(ir_op op) { return (unsigned)op < NN_OP_COUNT ? ir_ops[op].name : "?"; }
 
 /* Reports "verify: node %N (op): <message>" at n's location. */
 static __attribute__((format(printf, 4, 5))) void
 node_error(vctx *c, ir_nodeid id, const ir_node *n, const char *fmt, ...) {
   nn_buf msg = {0};
   if (n->nout > 0 && valid_value(c->g, n->out[0]) && c->num[n->out[0]] >= 0)
-    nn_buf_printf(&msg, "verify: node %%%d (%s): ", c->num[n->out[0]],
-                  op_name(n->op));
+    nn_buf_printf(&msg, "verify: node %%%d (%s): ", c->num[n->out[0]], op_name(n->op));
   else
     nn_buf_printf(&msg, "verify: node #%d (%s): ", id, op_name(n->op));
   va_list ap;
@@ -63,9 +58,7 @@ node_error(vctx *c, ir_nodeid id, const ir_node *n, const char *fmt, ...) {
   c->errors++;
 }
 
-static __attribute__((format(printf, 2, 3))) void graph_error(vctx *c,
-                                                              const char *fmt,
-                                                              ...) {
+static __attribute__((format(printf, 2, 3))) void graph_error(vctx *c, const char *fmt, ...) {
   nn_buf msg = {0};
   va_list ap;
   va_start(ap, fmt);
@@ -131,15 +124,13 @@ static void check_constant(vctx *c, ir_nodeid id, const ir_node *n) {
   if (!t || t->kind == IR_T_UNKNOWN) return;
   ir_tkind elem, want = const_tkind(k->kind, &elem);
   bool ok = t->kind == want;
-  if (ok && want == IR_T_LIST)
-    ok = t->nelems == 1 && t->elems[0] && t->elems[0]->kind == elem;
+  if (ok && want == IR_T_LIST) ok = t->nelems == 1 && t->elems[0] && t->elems[0]->kind == elem;
   if (!ok) {
     nn_buf have = {0};
     ir_type_print(&have, c->g, t);
     const char *w = scalar_name(want);
-    if (want == IR_T_LIST) w = elem == IR_T_INT     ? "list<int>"
-                               : elem == IR_T_FLOAT ? "list<float>"
-                                                    : "list<bool>";
+    if (want == IR_T_LIST)
+      w = elem == IR_T_INT ? "list<int>" : elem == IR_T_FLOAT ? "list<float>" : "list<bool>";
     node_error(c, id, n, "constant has type %s, expected %s", have.data, w);
     nn_buf_free(&have);
   }
@@ -148,15 +139,13 @@ static void check_constant(vctx *c, ir_nodeid id, const ir_node *n) {
 static void check_weight(vctx *c, ir_nodeid id, const ir_node *n) {
   const ir_graph *g = c->g;
   if (n->weight < 0 || n->weight >= g->weights.len) {
-    node_error(c, id, n, "weight index %d out of range (%d weights)",
-               n->weight, g->weights.len);
+    node_error(c, id, n, "weight index %d out of range (%d weights)", n->weight, g->weights.len);
     return;
   }
   const ir_weight *w = &g->weights.data[n->weight];
   if (n->nout < 1 || !valid_value(g, n->out[0])) return;
   const ir_type *t = g->values.data[n->out[0]].type;
-  if (!t || t->kind != IR_T_TENSOR || t->rank < 0 || t->dtype == NN_DT_UNKNOWN)
-    return;
+  if (!t || t->kind != IR_T_TENSOR || t->rank < 0 || t->dtype == NN_DT_UNKNOWN) return;
   for (int i = 0; i < t->rank; i++)
     if (!ir_dim_is_const(g, t->dims[i], NULL)) return;
   bool ok = t->dtype == w->dtype && t->rank == w->rank;
@@ -170,11 +159,10 @@ static void check_weight(vctx *c, ir_nodeid id, const ir_node *n) {
     ir_type_print(&have, g, t);
     nn_buf_printf(&want, "%s[", nn_dtype_name(w->dtype));
     for (int i = 0; i < w->rank; i++)
-      nn_buf_printf(&want, "%s%lld", i ? "," : "",
-                    w->sizes ? (long long)w->sizes[i] : -1LL);
+      nn_buf_printf(&want, "%s%lld", i ? "," : "", w->sizes ? (long long)w->sizes[i] : -1LL);
     nn_buf_printf(&want, "]");
-    node_error(c, id, n, "type %s does not match weight \"%s\" (%s)",
-               have.data, w->name ? w->name : "", want.data);
+    node_error(c, id, n, "type %s does not match weight \"%s\" (%s)", have.data,
+               w->name ? w->name : "", want.data);
     nn_buf_free(&have);
     nn_buf_free(&want);
   }
@@ -202,8 +190,7 @@ static void check_node(vctx *c, ir_nodeid id, int at) {
     const ir_valinfo *vi = &g->values.data[v];
     if (vi->def < 0) {
       if (vi->idx < 0 || vi->idx >= g->inputs.len || g->inputs.data[vi->idx] != v)
-        node_error(c, id, n, "operand %d (%s) has no definition", i,
-                   vname(c, v, b1, sizeof b1));
+        node_error(c, id, n, "operand %d (%s) has no definition", i, vname(c, v, b1, sizeof b1));
     } else if (vi->def >= g->nodes.len || c->pos[vi->def] < 0) {
       node_error(c, id, n, "operand %d is defined by a removed node", i);
     } else if (c->pos[vi->def] >= at) {
@@ -219,8 +206,7 @@ static void check_node(vctx *c, ir_nodeid id, int at) {
     }
     const ir_valinfo *vi = &g->values.data[v];
     if (vi->def != id || vi->idx != i)
-      node_error(c, id, n, "result %d (%s) has another definition", i,
-                 vname(c, v, b1, sizeof b1));
+      node_error(c, id, n, "result %d (%s) has another definition", i, vname(c, v, b1, sizeof b1));
     if (!vi->type) node_error(c, id, n, "result %d has no type", i);
   }
   if (n->op == NN_OP_CONSTANT) check_constant(c, id, n);
@@ -233,8 +219,7 @@ static bool group_continues(const ir_graph *g, int i) {
   if (i + 1 >= g->order.len) return false;
   ir_nodeid id = g->order.data[i], next = g->order.data[i + 1];
   if (id < 0 || id >= g->nodes.len || next < 0 || next >= g->nodes.len) return false;
-  return g->nodes.data[id].group > 0 &&
-         g->nodes.data[next].group == g->nodes.data[id].group;
+  return g->nodes.data[id].group > 0 && g->nodes.data[next].group == g->nodes.data[id].group;
 }
 
 static int cmp_run(const void *a, const void *b) {
@@ -320,8 +305,7 @@ int ir_verify(const ir_graph *g, nn_diag *d) {
 
   for (int i = 0; i < g->inputs.len; i++) {
     ir_value v = g->inputs.data[i];
-    if (!valid_value(g, v) || g->values.data[v].def != -1 ||
-        g->values.data[v].idx != i)
+    if (!valid_value(g, v) || g->values.data[v].def != -1 || g->values.data[v].idx != i)
       graph_error(&c, "input %d is not a graph input value", i);
   }
   for (int i = 0; i < g->outputs.len; i++) {

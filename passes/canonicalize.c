@@ -29,10 +29,9 @@ static ir_value view_base(ir_graph *g, ir_value v) {
   if (def < 0) return IR_NOVAL;
   const ir_node *n = ir_node_get(g, def);
   ir_fusion f = ir_ops[n->op].fusion;
-  bool viewish = f == IR_FUSE_VIEW ||
-                 n->op == NN_OP_SLICE || n->op == NN_OP_SELECT || n->op == NN_OP_NARROW ||
-                 n->op == NN_OP_TRANSPOSE || n->op == NN_OP_PERMUTE || n->op == NN_OP_T ||
-                 n->op == NN_OP_EXPAND || n->op == NN_OP_LIST_UNPACK;
+  bool viewish = f == IR_FUSE_VIEW || n->op == NN_OP_SLICE || n->op == NN_OP_SELECT ||
+                 n->op == NN_OP_NARROW || n->op == NN_OP_TRANSPOSE || n->op == NN_OP_PERMUTE ||
+                 n->op == NN_OP_T || n->op == NN_OP_EXPAND || n->op == NN_OP_LIST_UNPACK;
   if (!viewish || n->nin == 0) return IR_NOVAL;
   if (ir_ops[n->op].flags & IR_IDENTITY) return n->in[0];
   return n->in[0];
@@ -78,8 +77,7 @@ static int purify_inplace(ir_graph *g, nn_diag *d) {
     }
     if (!aliased && !remarked[n->op]) {
       remarked[n->op] = true;
-      nn_remark(d, n->loc,
-                "in-place '%s_' computed out of place (nothing else observes its input)",
+      nn_remark(d, n->loc, "in-place '%s_' computed out of place (nothing else observes its input)",
                 ir_ops[n->op].name);
     }
     ir_replace_uses_after(g, id, x, r);
@@ -109,9 +107,9 @@ static void drop_identities(ir_graph *g, nn_diag *d) {
 /* ---- 3. CSE --------------------------------------------------------------- */
 
 typedef struct cse_table {
-  char **keys;      /* owned copies of node keys */
-  ir_value *vals;   /* first result of the node with that key */
-  int cap;          /* power of two */
+  char **keys;    /* owned copies of node keys */
+  ir_value *vals; /* first result of the node with that key */
+  int cap;        /* power of two */
   int len;
 } cse_table;
 

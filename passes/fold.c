@@ -45,9 +45,7 @@ static const ir_weight *weight_of(ir_graph *g, ir_value v) {
   return &g->weights.data[n->weight];
 }
 
-static bool is_none(ir_graph *g, ir_value v) {
-  return ir_vtype(g, v)->kind == IR_T_NONE;
-}
+static bool is_none(ir_graph *g, ir_value v) { return ir_vtype(g, v)->kind == IR_T_NONE; }
 
 static int64_t wnumel(const ir_weight *w) {
   int64_t n = 1;
@@ -64,7 +62,8 @@ static bool welem(const ir_weight *w, int64_t e, double *out) {
     int64_t idx = e % size;
     e /= size;
     int64_t stride = 1;
-    if (w->strides) stride = w->strides[i];
+    if (w->strides)
+      stride = w->strides[i];
     else
       for (int j = i + 1; j < w->rank; j++) stride *= w->sizes[j];
     off += idx * stride;
@@ -101,8 +100,8 @@ static const char *fresh_name(ir_graph *g, const char *base) {
  * [rank] with data (or none); returns its value. */
 static ir_value new_weight(ir_graph *g, ir_nodeid before, const char *name, int rank,
                            const int64_t *sizes, const float *data, nn_loc loc) {
-  ir_weight w = {.name = fresh_name(g, name), .dtype = NN_DT_F32, .rank = rank,
-                 .sizes = sizes, .data = data};
+  ir_weight w =
+      {.name = fresh_name(g, name), .dtype = NN_DT_F32, .rank = rank, .sizes = sizes, .data = data};
   if (data) {
     int64_t n = 1;
     for (int i = 0; i < rank; i++) n *= sizes[i];
@@ -130,9 +129,12 @@ static bool eval_bn(ir_graph *g, const ir_node *bn, double *eps) {
   const ir_const *k;
   if (!ir_value_const(g, bn->in[5], &k) || k->kind != IR_C_BOOL || k->i) return false;
   if (!ir_value_const(g, bn->in[7], &k)) return false;
-  if (k->kind == IR_C_FLOAT) *eps = k->f;
-  else if (k->kind == IR_C_INT) *eps = (double)k->i;
-  else return false;
+  if (k->kind == IR_C_FLOAT)
+    *eps = k->f;
+  else if (k->kind == IR_C_INT)
+    *eps = (double)k->i;
+  else
+    return false;
   return true;
 }
 
@@ -176,8 +178,7 @@ static bool fold_one(ir_graph *g, ir_nodeid bn_id) {
   /* the batch_norm's channel dim (1) must be the producer's channel */
   const ir_type *xt = ir_vtype(g, x);
   int64_t xc;
-  if (xt->kind != IR_T_TENSOR || xt->rank < 2 || !ir_dim_is_const(g, xt->dims[1], &xc) ||
-      xc != C)
+  if (xt->kind != IR_T_TENSOR || xt->rank < 2 || !ir_dim_is_const(g, xt->dims[1], &xc) || xc != C)
     return false;
 
   /* all with data, or all without (a graph read from text) */
@@ -198,8 +199,8 @@ static bool fold_one(ir_graph *g, ir_nodeid bn_id) {
     nb = nn_alloc(g->arena, sizeof(float) * (size_t)(C + 1));
     for (int64_t c = 0; c < C; c++) {
       double gv = 1, bv = 0, mv, vv, wb = 0, we;
-      if ((gam && !welem(gam, c, &gv)) || (bet && !welem(bet, c, &bv)) ||
-          !welem(mean, c, &mv) || !welem(var, c, &vv) || (b && !welem(b, c, &wb)))
+      if ((gam && !welem(gam, c, &gv)) || (bet && !welem(bet, c, &bv)) || !welem(mean, c, &mv) ||
+          !welem(var, c, &vv) || (b && !welem(b, c, &wb)))
         return false;
       double s = gv / sqrt(vv + eps);
       for (int64_t e = 0; e < per; e++) {
@@ -274,8 +275,8 @@ static bool fold_affine(ir_graph *g, ir_nodeid bn_id) {
     sh = nn_alloc(g->arena, sizeof(float) * (size_t)(C + 1));
     for (int64_t c = 0; c < C; c++) {
       double gv = 1, bv = 0, mv, vv;
-      if ((gam && !welem(gam, c, &gv)) || (bet && !welem(bet, c, &bv)) ||
-          !welem(mean, c, &mv) || !welem(var, c, &vv))
+      if ((gam && !welem(gam, c, &gv)) || (bet && !welem(bet, c, &bv)) || !welem(mean, c, &mv) ||
+          !welem(var, c, &vv))
         return false;
       double s = gv / sqrt(vv + eps);
       sc[c] = (float)s;

@@ -47,18 +47,17 @@ static bool stays_f32(ir_op op) {
 /* Ops whose result dtype is not a function of their operands' (they state
  * it or create the tensor): never retyped, operands left alone. */
 static bool keeps_types(ir_op op) {
-  return op == NN_OP_TO || (ir_ops[op].flags & IR_CREATES) ||
-         ir_ops[op].fusion == IR_FUSE_META;
+  return op == NN_OP_TO || (ir_ops[op].flags & IR_CREATES) || ir_ops[op].fusion == IR_FUSE_META;
 }
 
 /* ---- the pass ------------------------------------------------------------ */
 
 typedef struct fctx {
   ir_graph *g;
-  nn_dtype lowp;      /* F16 or BF16 */
-  ir_value *to_lowp;  /* per value: its 16-bit cast, or IR_NOVAL */
-  ir_value *to_f32;   /* per 16-bit value: its f32 cast, or IR_NOVAL */
-  int nvals;          /* entries in the two maps */
+  nn_dtype lowp;                     /* F16 or BF16 */
+  ir_value *to_lowp;                 /* per value: its 16-bit cast, or IR_NOVAL */
+  ir_value *to_f32;                  /* per 16-bit value: its f32 cast, or IR_NOVAL */
+  int nvals;                         /* entries in the two maps */
   ir_value dtype_const[NN_DT_COUNT]; /* the ScalarType constant per target
                                         dtype, made once, or IR_NOVAL */
 } fctx;
@@ -96,9 +95,9 @@ static void retype(ir_graph *g, ir_value v, nn_dtype dt) {
 static ir_value insert_cast(fctx *f, ir_nodeid before, ir_value v, nn_dtype dt) {
   ir_graph *g = f->g;
   if (f->dtype_const[dt] == IR_NOVAL) { /* program order: it dominates later casts */
-    ir_nodeid kc = before < 0 ? ir_append(g, NN_OP_CONSTANT, 0, NULL, 1, (nn_loc){0})
-                              : ir_insert_before(g, before, NN_OP_CONSTANT, 0, NULL, 1,
-                                                 (nn_loc){0});
+    ir_nodeid kc = before < 0
+                       ? ir_append(g, NN_OP_CONSTANT, 0, NULL, 1, (nn_loc){0})
+                       : ir_insert_before(g, before, NN_OP_CONSTANT, 0, NULL, 1, (nn_loc){0});
     ir_node *c = ir_node_get(g, kc);
     c->c = (ir_const){.kind = IR_C_INT, .i = nn_dtype_to_scalar_type(dt)};
     c->scope = "";
@@ -238,8 +237,7 @@ int pass_fp16(ir_graph *g, nn_dtype precision, nn_diag *d) {
    * above, which may convert a weight after an f32 op read it). */
   for (int oi = 0; oi < norder; oi++) {
     ir_nodeid id = order[oi];
-    if ((ir_node_get(g, id)->flags & IR_NF_DEAD) || !stays_f32(ir_node_get(g, id)->op))
-      continue;
+    if ((ir_node_get(g, id)->flags & IR_NF_DEAD) || !stays_f32(ir_node_get(g, id)->op)) continue;
     for (int i = 0; i < ir_node_get(g, id)->nin; i++) {
       ir_value v = ir_node_get(g, id)->in[i];
       if (v < f.nvals && is_lowp_tensor(&f, v)) {

@@ -46,9 +46,7 @@ static bool elementwise(const ir_node *n) {
          !(ir_ops[n->op].flags & (IR_CREATES | IR_IDENTITY)) && n->nout == 1;
 }
 
-static bool gemm(const ir_node *n) {
-  return ir_ops[n->op].fusion == IR_FUSE_GEMM && n->nout == 1;
-}
+static bool gemm(const ir_node *n) { return ir_ops[n->op].fusion == IR_FUSE_GEMM && n->nout == 1; }
 
 /* Whether n may start a chain whose other members read its result as index
  * math (concatenation): INJECTIVE ops. */
@@ -58,9 +56,8 @@ static bool injective(const ir_node *n) {
 
 /* Same tensor shape (dims are hash-consed: equal ids are equal dims). */
 static bool same_shape(const ir_type *a, const ir_type *b) {
-  return a->kind == IR_T_TENSOR && b->kind == IR_T_TENSOR && a->rank >= 0 &&
-         a->rank == b->rank && a->dims && b->dims &&
-         !memcmp(a->dims, b->dims, sizeof *a->dims * (size_t)a->rank);
+  return a->kind == IR_T_TENSOR && b->kind == IR_T_TENSOR && a->rank >= 0 && a->rank == b->rank &&
+         a->dims && b->dims && !memcmp(a->dims, b->dims, sizeof *a->dims * (size_t)a->rank);
 }
 
 /* The one node using v, or -1 when v has no use, several using nodes, or
@@ -140,8 +137,10 @@ int pass_fuse(ir_graph *g, nn_diag *d) {
     int keep = 0;
     for (int k = 0; k < held.len; k++) {
       ir_nodeid m = held.data[k];
-      if (ir_node_get(g, m)->group == grp) order[w++] = m;
-      else held.data[keep++] = m;
+      if (ir_node_get(g, m)->group == grp)
+        order[w++] = m;
+      else
+        held.data[keep++] = m;
     }
     held.len = keep;
   }

@@ -86,8 +86,7 @@ static void index_uses(inf *f) {
         total++;
       }
   }
-  for (int v = 0; v < nv; v++)
-    f->use_off[v + 1] += f->use_off[v];
+  for (int v = 0; v < nv; v++) f->use_off[v + 1] += f->use_off[v];
   f->use_node = nn_alloc(g->arena, sizeof(ir_nodeid) * (size_t)(total + 1));
   f->use_op = nn_alloc(g->arena, sizeof(int) * (size_t)(total + 1));
   int *fill = nn_alloc(g->arena, sizeof(int) * (size_t)(nv + 1));
@@ -112,77 +111,63 @@ static const ir_type *known(inf *f, ir_value v) {
 
 static bool const_int(inf *f, ir_value v, int64_t *out) {
   const ir_const *c;
-  if (!ir_value_const(f->g, v, &c) ||
-      (c->kind != IR_C_INT && c->kind != IR_C_BOOL))
-    return false;
+  if (!ir_value_const(f->g, v, &c) || (c->kind != IR_C_INT && c->kind != IR_C_BOOL)) return false;
   *out = c->i;
   return true;
 }
 
 static bool const_list(inf *f, ir_value v, const int64_t **ints, int *n) {
   const ir_const *c;
-  if (!ir_value_const(f->g, v, &c) || c->kind != IR_C_INTLIST)
-    return false;
+  if (!ir_value_const(f->g, v, &c) || c->kind != IR_C_INTLIST) return false;
   *ints = c->ints;
   *n = c->n;
   return true;
 }
 
 static void at_least(dem *u, int lo) {
-  if (lo > u->lo)
-    u->lo = lo;
+  if (lo > u->lo) u->lo = lo;
 }
 static void at_most(dem *u, int hi) {
-  if (hi >= 0 && hi < u->hi)
-    u->hi = hi;
+  if (hi >= 0 && hi < u->hi) u->hi = hi;
 }
 static void exact(dem *u, int rank, role r) {
-  if (rank >= 0 && u->rank < 0)
-    u->rank = rank, u->rrole = r;
+  if (rank >= 0 && u->rank < 0) u->rank = rank, u->rrole = r;
 }
 static void conventional(dem *u, int rank, role r) {
-  if (u->weak < 0)
-    u->weak = rank, u->wrole = r;
+  if (u->weak < 0) u->weak = rank, u->wrole = r;
 }
 
 /* A dim index operand bounds the rank from below: d >= 0 needs d+1 dims,
  * d < 0 needs -d. */
 static void dim_bound(inf *f, dem *u, ir_value v) {
   int64_t d;
-  if (const_int(f, v, &d) && d > -64 && d < 64)
-    at_least(u, (int)(d >= 0 ? d + 1 : -d));
+  if (const_int(f, v, &d) && d > -64 && d < 64) at_least(u, (int)(d >= 0 ? d + 1 : -d));
 }
 
 /* The demand of the result passed on to an operand of the same rank
  * (shifted by `by` dims), with its dtype when `same_dtype`. */
 static dem pass_on(const dem *o, int by, bool same_dtype) {
   dem u = dem_none;
-  if (o->rank >= 0 && o->rank + by >= 0)
-    u.rank = o->rank + by, u.rrole = by ? R_NONE : o->rrole;
-  if (o->weak >= 0 && o->weak + by >= 0)
-    u.weak = o->weak + by, u.wrole = by ? R_NONE : o->wrole;
+  if (o->rank >= 0 && o->rank + by >= 0) u.rank = o->rank + by, u.rrole = by ? R_NONE : o->rrole;
+  if (o->weak >= 0 && o->weak + by >= 0) u.weak = o->weak + by, u.wrole = by ? R_NONE : o->wrole;
   u.lo = o->lo + by > 0 ? o->lo + by : 0;
   u.hi = o->hi == INT_MAX ? INT_MAX : (o->hi + by >= 0 ? o->hi + by : 0);
-  if (same_dtype)
-    u.dt = o->dt;
+  if (same_dtype) u.dt = o->dt;
   return u;
 }
 
 static void merge(dem *acc, const dem *u) {
   exact(acc, u->rank, u->rrole);
-  if (u->weak >= 0)
-    conventional(acc, u->weak, u->wrole);
+  if (u->weak >= 0) conventional(acc, u->weak, u->wrole);
   at_least(acc, u->lo);
   at_most(acc, u->hi);
-  if (acc->dt == NN_DT_UNKNOWN)
-    acc->dt = u->dt;
+  if (acc->dt == NN_DT_UNKNOWN) acc->dt = u->dt;
 }
 
 static dem demand(inf *f, ir_value v);
 
 static bool is_unary(ir_op op) {
-  if (ir_ops[op].flags & IR_IDENTITY)
-    return true;
+  if (ir_ops[op].flags & IR_IDENTITY) return true;
   switch (op) {
   case NN_OP_RELU:
   case NN_OP_RELU6:
@@ -217,10 +202,8 @@ static bool is_unary(ir_op op) {
   case NN_OP_FLIP:
   case NN_OP_ROLL:
   case NN_OP_CLAMP:
-  case NN_OP_PAD:
-    return true;
-  default:
-    return false;
+  case NN_OP_PAD: return true;
+  default: return false;
   }
 }
 
@@ -245,16 +228,14 @@ static bool is_broadcast(ir_op op) {
   case NN_OP_LOGICAL_AND:
   case NN_OP_LOGICAL_OR:
   case NN_OP_WHERE:
-  case NN_OP_MASKED_FILL:
-    return true;
-  default:
-    return false;
+  case NN_OP_MASKED_FILL: return true;
+  default: return false;
   }
 }
 
 static bool is_compare(ir_op op) {
-  return (op >= NN_OP_EQ && op <= NN_OP_GE) || op == NN_OP_LOGICAL_AND ||
-         op == NN_OP_LOGICAL_OR || op == NN_OP_WHERE;
+  return (op >= NN_OP_EQ && op <= NN_OP_GE) || op == NN_OP_LOGICAL_AND || op == NN_OP_LOGICAL_OR ||
+         op == NN_OP_WHERE;
 }
 
 /* Operand i of a broadcasting op: the result's rank when every other
@@ -266,19 +247,15 @@ static dem broadcast_operand(inf *f, ir_node *n, int i, const dem *o) {
   dem u = dem_none;
   int others[2], nothers = 0;
   if (op == NN_OP_MASKED_FILL) {
-    if (i == 0)
-      return pass_on(o, 0, true); /* the mask broadcasts to x */
+    if (i == 0) return pass_on(o, 0, true); /* the mask broadcasts to x */
     const ir_type *x = i == 1 ? known(f, n->in[0]) : NULL;
-    if (x)
-      at_most(&u, x->rank);
-    if (i == 1)
-      u.dt = NN_DT_BOOL;
+    if (x) at_most(&u, x->rank);
+    if (i == 1) u.dt = NN_DT_BOOL;
     return u;
   }
   if (op == NN_OP_WHERE) {
     for (int j = 0; j < 3; j++)
-      if (j != i)
-        others[nothers++] = j;
+      if (j != i) others[nothers++] = j;
   } else if (i <= 1) {
     others[nothers++] = 1 - i;
   } else {
@@ -289,15 +266,13 @@ static dem broadcast_operand(inf *f, ir_node *n, int i, const dem *o) {
   nn_dtype other_dt = NN_DT_UNKNOWN;
   for (int k = 0; k < nothers; k++) {
     int j = others[k];
-    if (j >= n->nin)
-      continue;
+    if (j >= n->nin) continue;
     const ir_type *t = ir_vtype(f->g, n->in[j]);
     if (t->kind == IR_T_TENSOR && t->rank >= 0) {
-      if (t->rank > maxr)
-        maxr = t->rank;
+      if (t->rank > maxr) maxr = t->rank;
       /* where's condition does not decide the values' dtype */
-      if (t->rank > 0 && other_dt == NN_DT_UNKNOWN &&
-          nn_dtype_is_float(t->dtype) && !(op == NN_OP_WHERE && j == 0))
+      if (t->rank > 0 && other_dt == NN_DT_UNKNOWN && nn_dtype_is_float(t->dtype) &&
+          !(op == NN_OP_WHERE && j == 0))
         other_dt = t->dtype;
     } else if (t->kind == IR_T_TENSOR || t->kind == IR_T_UNKNOWN) {
       unknown_other = true;
@@ -321,44 +296,36 @@ static dem broadcast_operand(inf *f, ir_node *n, int i, const dem *o) {
 static dem use_demand(inf *f, ir_node *n, int i) {
   ir_op op = n->op;
   dem u = dem_none;
-  if (n->nout < 1)
-    return u;
+  if (n->nout < 1) return u;
   dem o = dem_none;
-  if (op != NN_OP_LIST_CONSTRUCT && op != NN_OP_TUPLE_CONSTRUCT &&
-      op != NN_OP_SIZE && op != NN_OP_DIM && op != NN_OP_SIZES)
+  if (op != NN_OP_LIST_CONSTRUCT && op != NN_OP_TUPLE_CONSTRUCT && op != NN_OP_SIZE &&
+      op != NN_OP_DIM && op != NN_OP_SIZES)
     o = demand(f, n->out[0]);
   const ir_type *w;
   int64_t d;
   const int64_t *ints;
   int nints;
-  if (is_unary(op) && i == 0)
-    return pass_on(&o, 0, true);
-  if (is_broadcast(op) && i <= 2)
-    return broadcast_operand(f, n, i, &o);
+  if (is_unary(op) && i == 0) return pass_on(&o, 0, true);
+  if (is_broadcast(op) && i <= 2) return broadcast_operand(f, n, i, &o);
   switch (op) {
   case NN_OP_TO:
-  case NN_OP_TYPE_AS:
-    return i == 0 ? pass_on(&o, 0, false) : u;
+  case NN_OP_TYPE_AS: return i == 0 ? pass_on(&o, 0, false) : u;
   case NN_OP_SOFTMAX:
   case NN_OP_LOG_SOFTMAX:
   case NN_OP_CUMSUM:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, 0, op != NN_OP_CUMSUM);
     dim_bound(f, &u, n->in[1]);
     return u;
   case NN_OP_BATCH_NORM:
   case NN_OP_LAYER_NORM:
   case NN_OP_GROUP_NORM: {
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, 0, true);
     int wi = op == NN_OP_BATCH_NORM ? 1 : 2;
-    if ((w = known(f, n->in[wi])))
-      u.dt = w->dtype;
+    if ((w = known(f, n->in[wi]))) u.dt = w->dtype;
     at_least(&u, op == NN_OP_LAYER_NORM ? 1 : 2);
-    if (op == NN_OP_LAYER_NORM && const_list(f, n->in[1], &ints, &nints))
-      at_least(&u, nints);
+    if (op == NN_OP_LAYER_NORM && const_list(f, n->in[1], &ints, &nints)) at_least(&u, nints);
     return u;
   }
   case NN_OP_CONVOLUTION:
@@ -368,13 +335,11 @@ static dem use_demand(inf *f, ir_node *n, int i) {
     }
     return u;
   case NN_OP_LINEAR:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     exact(&u, o.rank, o.rank == 2 ? R_LINEAR : R_NONE);
     conventional(&u, 2, R_LINEAR);
     at_least(&u, 1);
-    if ((w = known(f, n->in[1])))
-      u.dt = w->dtype;
+    if ((w = known(f, n->in[1]))) u.dt = w->dtype;
     return u;
   case NN_OP_MM:
   case NN_OP_ADDMM:
@@ -382,13 +347,10 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_BADDBMM:
   case NN_OP_MATMUL: {
     int first = (op == NN_OP_ADDMM || op == NN_OP_BADDBMM) ? 1 : 0;
-    if (i < first)
-      return pass_on(&o, 0, true); /* the added bias broadcasts */
+    if (i < first) return pass_on(&o, 0, true); /* the added bias broadcasts */
     int other = i == first ? first + 1 : first;
-    if (op == NN_OP_MM || op == NN_OP_ADDMM)
-      exact(&u, 2, R_NONE);
-    if (op == NN_OP_BMM || op == NN_OP_BADDBMM)
-      exact(&u, 3, R_NONE);
+    if (op == NN_OP_MM || op == NN_OP_ADDMM) exact(&u, 2, R_NONE);
+    if (op == NN_OP_BMM || op == NN_OP_BADDBMM) exact(&u, 3, R_NONE);
     if ((w = known(f, n->in[other]))) {
       u.dt = w->dtype;
       if (w->rank == 1)
@@ -404,15 +366,13 @@ static dem use_demand(inf *f, ir_node *n, int i) {
     return u;
   }
   case NN_OP_EMBEDDING:
-    if (i != 1)
-      return u;
+    if (i != 1) return u;
     exact(&u, o.rank >= 1 ? o.rank - 1 : -1, R_EMBED);
     conventional(&u, 2, R_EMBED);
     u.dt = NN_DT_I64;
     return u;
   case NN_OP_ONE_HOT:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     exact(&u, o.rank >= 1 ? o.rank - 1 : -1, R_NONE);
     conventional(&u, 1, R_NONE);
     u.dt = NN_DT_I64;
@@ -428,50 +388,40 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_GATHER:
     if (i == 2) {
       u.dt = NN_DT_I64;
-      if ((w = known(f, n->in[0])))
-        exact(&u, w->rank, R_NONE);
+      if ((w = known(f, n->in[0]))) exact(&u, w->rank, R_NONE);
       exact(&u, o.rank, R_NONE);
     } else if (i == 0) {
-      if ((w = known(f, n->in[2])))
-        exact(&u, w->rank, R_NONE);
+      if ((w = known(f, n->in[2]))) exact(&u, w->rank, R_NONE);
       u.dt = o.dt;
     }
     return u;
   case NN_OP_UNSQUEEZE:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, -1, true);
-    if (const_int(f, n->in[1], &d) && d >= 0 && d < 64)
-      at_least(&u, (int)d);
+    if (const_int(f, n->in[1], &d) && d >= 0 && d < 64) at_least(&u, (int)d);
     return u;
   case NN_OP_SELECT:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, 1, true);
     dim_bound(f, &u, n->in[1]);
     return u;
   case NN_OP_SLICE:
   case NN_OP_NARROW:
   case NN_OP_TRANSPOSE:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, 0, true);
     dim_bound(f, &u, n->in[1]);
-    if (op == NN_OP_TRANSPOSE)
-      dim_bound(f, &u, n->in[2]);
+    if (op == NN_OP_TRANSPOSE) dim_bound(f, &u, n->in[2]);
     return u;
   case NN_OP_T:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, 0, true);
     at_most(&u, 2);
     return u;
   case NN_OP_PERMUTE:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, 0, true);
-    if (const_list(f, n->in[1], &ints, &nints))
-      exact(&u, nints, R_NONE);
+    if (const_list(f, n->in[1], &ints, &nints)) exact(&u, nints, R_NONE);
     return u;
   case NN_OP_MAX_POOL2D:
   case NN_OP_MAX_POOL2D_INDICES:
@@ -480,8 +430,7 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_ADAPTIVE_MAX_POOL2D:
   case NN_OP_UPSAMPLE_NEAREST2D:
   case NN_OP_PIXEL_SHUFFLE:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, 0, true);
     conventional(&u, 4, R_NONE);
     at_least(&u, 3);
@@ -489,8 +438,7 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_MAX_POOL1D:
   case NN_OP_AVG_POOL1D:
   case NN_OP_ADAPTIVE_AVG_POOL1D:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u = pass_on(&o, 0, true);
     conventional(&u, 3, R_NONE);
     at_least(&u, 2);
@@ -500,25 +448,20 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_AMAX:
   case NN_OP_AMIN:
   case NN_OP_NORM: {
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     int di = op == NN_OP_NORM ? 2 : 1, ki = op == NN_OP_NORM ? 3 : 2;
     int64_t keep;
-    if (!const_int(f, n->in[ki], &keep) ||
-        !const_list(f, n->in[di], &ints, &nints))
-      return u;
+    if (!const_int(f, n->in[ki], &keep) || !const_list(f, n->in[di], &ints, &nints)) return u;
     u = pass_on(&o, keep ? 0 : nints, op != NN_OP_SUM);
     for (int k = 0; k < nints; k++)
-      if (ints[k] > -64 && ints[k] < 64)
-        at_least(&u, (int)(ints[k] >= 0 ? ints[k] + 1 : -ints[k]));
+      if (ints[k] > -64 && ints[k] < 64) at_least(&u, (int)(ints[k] >= 0 ? ints[k] + 1 : -ints[k]));
     return u;
   }
   case NN_OP_MAX_DIM:
   case NN_OP_MIN_DIM:
   case NN_OP_ARGMAX:
   case NN_OP_ARGMIN: {
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     int64_t keep;
     if (const_int(f, n->in[2], &keep) && const_int(f, n->in[1], &d))
       u = pass_on(&o, keep ? 0 : 1, op == NN_OP_MAX_DIM || op == NN_OP_MIN_DIM);
@@ -526,8 +469,7 @@ static dem use_demand(inf *f, ir_node *n, int i) {
     return u;
   }
   case NN_OP_FLATTEN:
-    if (i != 0)
-      return u;
+    if (i != 0) return u;
     u.dt = o.dt;
     dim_bound(f, &u, n->in[1]);
     dim_bound(f, &u, n->in[2]);
@@ -536,8 +478,7 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_RESHAPE:
   case NN_OP_SQUEEZE:
   case NN_OP_REPEAT:
-    if (i == 0)
-      u.dt = o.dt;
+    if (i == 0) u.dt = o.dt;
     return u;
   case NN_OP_EXPAND:
     if (i == 0) {
@@ -552,8 +493,7 @@ static dem use_demand(inf *f, ir_node *n, int i) {
       at_most(&u, o.rank), u.dt = o.dt;
     return u;
   case NN_OP_SIZE:
-    if (i == 0)
-      dim_bound(f, &u, n->in[1]);
+    if (i == 0) dim_bound(f, &u, n->in[1]);
     return u;
   case NN_OP_LIST_CONSTRUCT: {
     /* an element of a list given to cat, stack or index */
@@ -572,17 +512,14 @@ static dem use_demand(inf *f, ir_node *n, int i) {
     }
     return u;
   }
-  default:
-    return u;
+  default: return u;
   }
 }
 
 /* What the uses of v demand of it; the shapes pass's type when known. */
 static dem demand(inf *f, ir_value v) {
-  if (v < 0 || v >= f->g->values.len)
-    return dem_none;
-  if (f->state[v] == 2)
-    return f->memo[v];
+  if (v < 0 || v >= f->g->values.len) return dem_none;
+  if (f->state[v] == 2) return f->memo[v];
   dem acc = dem_none;
   const ir_type *t = known(f, v);
   if (t) {
@@ -628,38 +565,33 @@ typedef struct st {
 
 static int sym_find(st *s, const char *name) {
   for (int i = 0; i < s->syms.len; i++)
-    if (!strcmp(s->syms.data[i].name, name))
-      return i;
+    if (!strcmp(s->syms.data[i].name, name)) return i;
   return -1;
 }
 
 static int sym_add(st *s, const char *name, bool user) {
   int i = sym_find(s, name);
-  if (i >= 0)
-    return i;
+  if (i >= 0) return i;
   symcls c = {name, s->syms.len, user, false, 0};
   NN_PUSH(s->a, s->syms, c);
   return s->syms.len - 1;
 }
 
 static int root(st *s, int i) {
-  while (s->syms.data[i].parent != i)
-    i = s->syms.data[i].parent;
+  while (s->syms.data[i].parent != i) i = s->syms.data[i].parent;
   return i;
 }
 
 static void collect(void *ctx, ir_dim a, ir_dim b) {
   st *s = ctx;
   pair p = {a, b};
-  if (s->pairs.len < 100000)
-    NN_PUSH(s->a, s->pairs, p);
+  if (s->pairs.len < 100000) NN_PUSH(s->a, s->pairs, p);
 }
 
 /* Class of a dim that is a plain symbol, or -1. */
 static int dim_class(st *s, ir_dim d) {
   const ir_dimexpr *e = ir_dim_get(s->g, d);
-  if (!e || e->kind != IR_DK_SYM || !e->name)
-    return -1;
+  if (!e || e->kind != IR_DK_SYM || !e->name) return -1;
   int i = sym_find(s, e->name);
   return i < 0 ? -1 : root(s, i);
 }
@@ -674,35 +606,27 @@ static bool unify_pairs(st *s) {
     if (ca < 0 && cb >= 0) {
       int t = ca;
       ca = cb, cb = t;
-      ir_dim td = a;
-      a = b, b = td;
+      b = a; /* the constant side; a is not read again */
     }
-    if (ca < 0)
-      continue;
+    if (ca < 0) continue;
     symcls *x = &s->syms.data[ca];
     if (cb < 0) {
-      if (!ir_dim_is_const(s->g, b, &c) || c < 0 || x->user || x->has_c)
-        continue;
+      if (!ir_dim_is_const(s->g, b, &c) || c < 0 || x->user || x->has_c) continue;
       x->has_c = true;
       x->c = c;
       changed = true;
       continue;
     }
-    if (ca == cb)
-      continue;
+    if (ca == cb) continue;
     symcls *y = &s->syms.data[cb];
-    if (x->user && y->user)
-      continue;
-    if (x->has_c && y->has_c)
-      continue;
+    if (x->user && y->user) continue;
+    if (x->has_c && y->has_c) continue;
     /* the user's symbol, else the older one, names the class */
     int keep = x->user ? ca : y->user ? cb : ca < cb ? ca : cb;
     int drop = keep == ca ? cb : ca;
     symcls *kp = &s->syms.data[keep], *dp = &s->syms.data[drop];
-    if (kp->user && dp->has_c)
-      continue; /* a user's symbol is never bound to a constant */
-    if (dp->has_c)
-      kp->has_c = true, kp->c = dp->c;
+    if (kp->user && dp->has_c) continue; /* a user's symbol is never bound to a constant */
+    if (dp->has_c) kp->has_c = true, kp->c = dp->c;
     dp->parent = keep;
     changed = true;
   }
@@ -714,11 +638,9 @@ static bool unify_pairs(st *s) {
 static void apply_classes(st *s, pass_input_spec *sp) {
   for (int i = 0; i < sp->rank; i++) {
     pass_dimspec *ds = &sp->dims[i];
-    if (!ds->name)
-      continue;
+    if (!ds->name) continue;
     int k = sym_find(s, ds->name);
-    if (k < 0)
-      continue;
+    if (k < 0) continue;
     symcls *r = &s->syms.data[root(s, k)];
     if (r->has_c) {
       ds->name = NULL;
@@ -733,22 +655,17 @@ static void apply_classes(st *s, pass_input_spec *sp) {
 /* ---- naming ---------------------------------------------------------- */
 
 static const char *role_name(role r, int rank, int i) {
-  static const char *const conv[4][5] = {
-      {"B", "C", "L"}, {"B", "C", "H", "W"}, {"B", "C", "D", "H", "W"}};
-  if (r == R_CONV && rank >= 3 && rank <= 5)
-    return conv[rank - 3][i];
-  if (r == R_EMBED && rank == 2)
-    return i ? "S" : "B";
-  if (r == R_EMBED && rank == 1)
-    return "S";
-  if (r == R_LINEAR && rank == 2)
-    return i ? "F" : "B";
+  static const char *const conv[4][5] = {{"B", "C", "L"},
+                                         {"B", "C", "H", "W"},
+                                         {"B", "C", "D", "H", "W"}};
+  if (r == R_CONV && rank >= 3 && rank <= 5) return conv[rank - 3][i];
+  if (r == R_EMBED && rank == 2) return i ? "S" : "B";
+  if (r == R_EMBED && rank == 1) return "S";
+  if (r == R_LINEAR && rank == 2) return i ? "F" : "B";
   return NULL;
 }
 
-static bool name_taken(st *s, const char *n) {
-  return sym_find(s, n) >= 0;
-}
+static bool name_taken(st *s, const char *n) { return sym_find(s, n) >= 0; }
 
 /* A fresh symbol for dim i of input `in`. */
 static const char *fresh(st *s, const char *in, role r, int rank, int i) {
@@ -779,20 +696,16 @@ static const char *fresh(st *s, const char *in, role r, int rank, int i) {
 
 /* The dims of two specs are the same (after unification). */
 static bool same_dims(const pass_input_spec *a, const pass_input_spec *b) {
-  if (a->rank != b->rank)
-    return false;
+  if (a->rank != b->rank) return false;
   for (int i = 0; i < a->rank; i++) {
     const pass_dimspec *x = &a->dims[i], *y = &b->dims[i];
-    if (!x->name != !y->name)
-      return false;
-    if (x->name ? strcmp(x->name, y->name) != 0 : x->value != y->value)
-      return false;
+    if (!x->name != !y->name) return false;
+    if (x->name ? strcmp(x->name, y->name) != 0 : x->value != y->value) return false;
   }
   return true;
 }
 
-static void example_note(ir_graph *g, pass_input_spec *all, const bool *ok,
-                         nn_loc at, nn_diag *d) {
+static void example_note(ir_graph *g, pass_input_spec *all, const bool *ok, nn_loc at, nn_diag *d) {
   nn_buf ex = {0};
   for (int i = 0; i < g->inputs.len; i++) {
     const pass_input_spec *sp = &all[i];
@@ -803,23 +716,21 @@ static void example_note(ir_graph *g, pass_input_spec *all, const bool *ok,
                                             : "float");
     } else if (ok[i] || sp->rank >= 0) {
       pass_input_spec e = *sp;
-      if (e.dtype == NN_DT_UNKNOWN)
-        e.dtype = NN_DT_F32;
+      if (e.dtype == NN_DT_UNKNOWN) e.dtype = NN_DT_F32;
       nn_buf_printf(&ex, " --input %s", pass_input_spec_str(&e, g->arena));
     } else {
       nn_buf_printf(&ex, " --input %s:f32[1,3,224,224]", sp->name);
     }
   }
   if (at.file)
-    nn_note(d, (nn_loc){0}, "for example: nncc %s --emit=ir%s", at.file,
-            ex.data ? ex.data : "");
+    nn_note(d, (nn_loc){0}, "for example: nncc %s --emit=ir%s", at.file, ex.data ? ex.data : "");
   else
     nn_note(d, (nn_loc){0}, "for example:%s", ex.data ? ex.data : "");
   nn_buf_free(&ex);
 }
 
-int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs,
-                      nn_loc at, pass_input_spec **out, int *nout, nn_diag *d) {
+int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs, nn_loc at,
+                      pass_input_spec **out, int *nout, nn_diag *d) {
   nn_arena *A = g->arena;
   int nin = g->inputs.len;
   st s = {.g = g, .a = A};
@@ -828,23 +739,18 @@ int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs,
   bool *given = nn_alloc(A, (size_t)nin + 1);
   bool *done = nn_alloc(A, (size_t)nin + 1);
   for (int j = 0; j < nspecs; j++)
-    for (int i = 0;
-         specs[j].kind == IR_T_TENSOR && specs[j].dims && i < specs[j].rank;
-         i++)
-      if (specs[j].dims[i].name)
-        sym_add(&s, specs[j].dims[i].name, true);
+    for (int i = 0; specs[j].kind == IR_T_TENSOR && specs[j].dims && i < specs[j].rank; i++)
+      if (specs[j].dims[i].name) sym_add(&s, specs[j].dims[i].name, true);
   for (int i = 0; i < nin; i++) {
-    const char *name = i < g->input_names.len && g->input_names.data[i]
-                           ? g->input_names.data[i]
-                           : "input";
+    const char *name = i < g->input_names.len && g->input_names.data[i] ? g->input_names.data[i]
+                                                                        : "input";
     given[i] = done[i] = false;
     for (int j = 0; j < nspecs && !given[i]; j++)
       if (specs[j].name && !strcmp(specs[j].name, name)) {
         all[i] = specs[j];
         given[i] = done[i] = true;
       }
-    if (given[i])
-      continue;
+    if (given[i]) continue;
     memset(&all[i], 0, sizeof all[i]);
     all[i].name = name;
     all[i].rank = -1;
@@ -865,32 +771,25 @@ int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs,
   for (int round = 0; round < 4 * nin + 8; round++) {
     int n = 0;
     for (int i = 0; i < nin; i++)
-      if (done[i])
-        cur[n++] = all[i];
+      if (done[i]) cur[n++] = all[i];
     pass_shapes_with(g, cur, n, &hooks, d);
     bool changed = unify_pairs(&s);
     for (int i = 0; i < nin; i++)
-      if (!given[i] && done[i] && all[i].kind == IR_T_TENSOR)
-        apply_classes(&s, &all[i]);
+      if (!given[i] && done[i] && all[i].kind == IR_T_TENSOR) apply_classes(&s, &all[i]);
     /* infer what the trial run's types now allow */
     memset(f.state, 0, (size_t)nv);
     for (int k = g->order.len - 1; k >= 0; k--) {
       ir_node *node = ir_node_get(g, g->order.data[k]);
-      for (int r = 0; r < node->nout; r++)
-        demand(&f, node->out[r]);
+      for (int r = 0; r < node->nout; r++) demand(&f, node->out[r]);
     }
     for (int i = 0; i < nin; i++) {
-      if (done[i])
-        continue;
+      if (done[i]) continue;
       dem u = demand(&f, g->inputs.data[i]);
       int rank = u.rank;
       role r = u.rrole;
-      if (rank < 0 && u.weak >= u.lo && u.weak <= u.hi)
-        rank = u.weak, r = u.wrole;
-      if (rank < 0 && u.hi != INT_MAX && u.hi >= u.lo)
-        rank = u.hi, r = R_NONE;
-      if (rank < 0 || rank > 64)
-        continue;
+      if (rank < 0 && u.weak >= u.lo && u.weak <= u.hi) rank = u.weak, r = u.wrole;
+      if (rank < 0 && u.hi != INT_MAX && u.hi >= u.lo) rank = u.hi, r = R_NONE;
+      if (rank < 0 || rank > 64) continue;
       all[i].rank = rank;
       all[i].dtype = u.dt;
       all[i].dims = nn_alloc(A, sizeof(pass_dimspec) * (size_t)(rank + 1));
@@ -901,26 +800,22 @@ int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs,
       done[i] = true;
       changed = true;
     }
-    if (!changed)
-      break;
+    if (!changed) break;
   }
   /* dtypes left open: from an input of the same dims */
   for (int i = 0; i < nin; i++) {
-    if (given[i] || !done[i] || all[i].kind != IR_T_TENSOR ||
-        all[i].dtype != NN_DT_UNKNOWN)
+    if (given[i] || !done[i] || all[i].kind != IR_T_TENSOR || all[i].dtype != NN_DT_UNKNOWN)
       continue;
     for (int j = 0; j < nin && all[i].dtype == NN_DT_UNKNOWN; j++)
-      if (j != i && done[j] && all[j].kind == IR_T_TENSOR &&
-          all[j].dtype != NN_DT_UNKNOWN && same_dims(&all[i], &all[j]))
+      if (j != i && done[j] && all[j].kind == IR_T_TENSOR && all[j].dtype != NN_DT_UNKNOWN &&
+          same_dims(&all[i], &all[j]))
         all[i].dtype = all[j].dtype;
   }
   int errors = 0;
   bool *ok = nn_alloc(A, (size_t)nin + 1);
   for (int i = 0; i < nin; i++) {
-    ok[i] = done[i] &&
-            (all[i].kind != IR_T_TENSOR || all[i].dtype != NN_DT_UNKNOWN);
-    if (ok[i])
-      continue;
+    ok[i] = done[i] && (all[i].kind != IR_T_TENSOR || all[i].dtype != NN_DT_UNKNOWN);
+    if (ok[i]) continue;
     const char *what = done[i] ? "dtype" : "rank";
     nn_error(d, at,
              "cannot infer the %s of input '%s' from its uses; pass --input "
@@ -935,11 +830,9 @@ int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs,
   /* the user's specs (also those naming no input: pass_shapes reports
    * them), then the inferred ones */
   int n = 0;
-  for (int j = 0; j < nspecs; j++)
-    cur[n++] = specs[j];
+  for (int j = 0; j < nspecs; j++) cur[n++] = specs[j];
   for (int i = 0; i < nin; i++)
-    if (!given[i])
-      cur[n++] = all[i];
+    if (!given[i]) cur[n++] = all[i];
   *out = cur;
   *nout = n;
   return 0;

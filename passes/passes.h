@@ -31,19 +31,19 @@ typedef struct pass_dimspec {
 
 /* --input NAME:DTYPE[DIMS] */
 typedef struct pass_input_spec {
-  const char *name;    /* the forward() parameter name */
-  nn_dtype dtype;      /* element type */
-  int rank;            /* number of dims */
-  pass_dimspec *dims;  /* rank dims */
+  const char *name;   /* the forward() parameter name */
+  nn_dtype dtype;     /* element type */
+  int rank;           /* number of dims */
+  pass_dimspec *dims; /* rank dims */
   /* Scalar inputs ("incr:float", "n:int") have rank -1 and kind set. */
-  ir_tkind kind;       /* IR_T_TENSOR, or IR_T_INT/IR_T_FLOAT/IR_T_BOOL */
+  ir_tkind kind; /* IR_T_TENSOR, or IR_T_INT/IR_T_FLOAT/IR_T_BOOL */
 } pass_input_spec;
 
 /* Parses "x:f32[1,3,224,224]", "ids:i64[b=1..32,s]", "incr:float".
  * Returns 0, or -1 with a message in err ("expected ':' after the input
  * name in 'x[1,2]'"). */
-int pass_parse_input_spec(const char *text, nn_arena *arena,
-                          pass_input_spec *out, char *err, size_t errlen);
+int pass_parse_input_spec(const char *text, nn_arena *arena, pass_input_spec *out, char *err,
+                          size_t errlen);
 
 /* ---- passes ------------------------------------------------------------ */
 
@@ -57,8 +57,7 @@ void pass_dce(ir_graph *g);
  * records the declared ranges of symbols in g->sym_ranges (a symbol given
  * two different ranges is an error); reports shape errors at the node's
  * location. */
-int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
-                nn_diag *d);
+int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs, nn_diag *d);
 /* What input inference needs from a run of the shapes pass. */
 typedef struct pass_shapes_hooks {
   bool partial; /* a trial run: inputs without a spec stay unknown; nothing
@@ -67,7 +66,7 @@ typedef struct pass_shapes_hooks {
   void (*unify)(void *ctx, ir_dim a, ir_dim b); /* called for each pair of
                    distinct dims that a rule assumes equal (broadcast,
                    matmul inner dims, cat, channel counts), or NULL */
-  void *ctx;    /* passed to unify */
+  void *ctx;                                    /* passed to unify */
 } pass_shapes_hooks;
 /* pass_shapes with hooks (NULL: none). */
 int pass_shapes_with(ir_graph *g, const pass_input_spec *specs, int nspecs,
@@ -79,9 +78,8 @@ int pass_shapes_with(ir_graph *g, const pass_input_spec *specs, int nspecs,
  * file) each input whose dtype or rank cannot be inferred, with a note
  * showing the --input flags, and returns the error count. --input names
  * that match no input are left for pass_shapes to report. */
-int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs,
-                      nn_loc at, pass_input_spec **out, int *nout,
-                      nn_diag *d);
+int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs, nn_loc at,
+                      pass_input_spec **out, int *nout, nn_diag *d);
 /* The text of a spec as --input takes it ("x:f32[B,3,H,W]"), in arena. */
 const char *pass_input_spec_str(const pass_input_spec *sp, nn_arena *arena);
 /* fold.c: eval-mode batch_norm right after a convolution or 2-d linear
@@ -108,18 +106,18 @@ typedef struct pass_opts {
   const pass_input_spec *inputs; /* --input specs; the shapes pass infers
                                     the inputs they leave out */
   int ninputs;
-  nn_loc inputs_loc;             /* where errors about inputs point (the
+  nn_loc inputs_loc;       /* where errors about inputs point (the
                                     model file) */
-  const char *print_after;       /* pass name, or NULL */
+  const char *print_after; /* pass name, or NULL */
   bool print_after_all;
-  unsigned print_flags;          /* IR_PRINT_* */
-  FILE *dump;                    /* where dumps go (stdout) */
-  bool verify_each;              /* run ir_verify after every pass */
-  const char *stop_after;        /* pass name to stop after, or NULL */
-  const char *passes;            /* comma-separated pass list replacing the
+  unsigned print_flags;   /* IR_PRINT_* */
+  FILE *dump;             /* where dumps go (stdout) */
+  bool verify_each;       /* run ir_verify after every pass */
+  const char *stop_after; /* pass name to stop after, or NULL */
+  const char *passes;     /* comma-separated pass list replacing the
                                     default pipeline ("none" = no pass), or
                                     NULL for the default */
-  nn_dtype precision;            /* --precision: F16/BF16 run the fp16 pass
+  nn_dtype precision;     /* --precision: F16/BF16 run the fp16 pass
                                     (F32 or UNKNOWN: full precision) */
 } pass_opts;
 

@@ -37,8 +37,7 @@ static int run_shapes(ir_graph *g, const pass_opts *o, nn_diag *d) {
       have = o->inputs[j].name && !strcmp(o->inputs[j].name, name);
     missing = !have;
   }
-  if (!missing)
-    return pass_shapes(g, o->inputs, o->ninputs, d);
+  if (!missing) return pass_shapes(g, o->inputs, o->ninputs, d);
   pass_input_spec *all;
   int n;
   int errors = pass_infer_inputs(g, o->inputs, o->ninputs, o->inputs_loc, &all, &n, d);
@@ -61,18 +60,15 @@ static int run_fuse(ir_graph *g, const pass_opts *o, nn_diag *d) {
 
 /* The default pipeline, in order; pass_names and messages derive from it. */
 static const struct {
-  const char *name;                                       /* as in --passes */
-  int (*run)(ir_graph *, const pass_opts *, nn_diag *);   /* returns errors */
+  const char *name;                                     /* as in --passes */
+  int (*run)(ir_graph *, const pass_opts *, nn_diag *); /* returns errors */
 } passes[] = {
-    {"canonicalize", run_canonicalize},
-    {"shapes", run_shapes},
-    {"fold", run_fold},
-    {"cleanup", run_canonicalize},
-    {"fp16", run_fp16},
-    {"fuse", run_fuse},
+    {"canonicalize", run_canonicalize}, {"shapes", run_shapes}, {"fold", run_fold},
+    {"cleanup", run_canonicalize},      {"fp16", run_fp16},     {"fuse", run_fuse},
 };
 
-const char *const pass_names[] = {"canonicalize", "shapes", "fold", "cleanup", "fp16", "fuse", NULL};
+const char *const pass_names[] = {"canonicalize", "shapes", "fold", "cleanup",
+                                  "fp16",         "fuse",   NULL};
 _Static_assert(NN_ARRAY_LEN(pass_names) == NN_ARRAY_LEN(passes) + 1,
                "pass_names lists the passes table");
 
@@ -158,8 +154,8 @@ static bool parse_int(const char **p, int64_t *v) {
   return true;
 }
 
-int pass_parse_input_spec(const char *text, nn_arena *arena,
-                          pass_input_spec *out, char *err, size_t errlen) {
+int pass_parse_input_spec(const char *text, nn_arena *arena, pass_input_spec *out, char *err,
+                          size_t errlen) {
   memset(out, 0, sizeof *out);
   const char *colon = strchr(text, ':');
   if (!colon || colon == text) {
@@ -172,12 +168,15 @@ int pass_parse_input_spec(const char *text, nn_arena *arena,
   char *dt = nn_strndup(arena, t, br ? (size_t)(br - t) : strlen(t));
   if (!br) {
     out->rank = -1;
-    if (!strcmp(dt, "int")) out->kind = IR_T_INT;
-    else if (!strcmp(dt, "float")) out->kind = IR_T_FLOAT;
-    else if (!strcmp(dt, "bool")) out->kind = IR_T_BOOL;
+    if (!strcmp(dt, "int"))
+      out->kind = IR_T_INT;
+    else if (!strcmp(dt, "float"))
+      out->kind = IR_T_FLOAT;
+    else if (!strcmp(dt, "bool"))
+      out->kind = IR_T_BOOL;
     else {
-      snprintf(err, errlen,
-               "expected DTYPE[DIMS] or int/float/bool after '%s:' in '%s'", out->name, text);
+      snprintf(err, errlen, "expected DTYPE[DIMS] or int/float/bool after '%s:' in '%s'", out->name,
+               text);
       return -1;
     }
     return 0;
@@ -211,8 +210,10 @@ int pass_parse_input_spec(const char *text, nn_arena *arena,
       goto bad_dim;
     }
     NN_PUSH(arena, dims, ds);
-    if (*p == ',') p++;
-    else if (*p != ']') goto bad_dim;
+    if (*p == ',')
+      p++;
+    else if (*p != ']')
+      goto bad_dim;
   }
   if (p[1]) {
     snprintf(err, errlen, "unexpected text after ']' in '%s'", text);
@@ -222,8 +223,8 @@ int pass_parse_input_spec(const char *text, nn_arena *arena,
   out->dims = dims.data;
   return 0;
 bad_dim:
-  snprintf(err, errlen,
-           "bad dim at '%s' in '%s' (a dim is a number, a name, or name=LO..HI)", p, text);
+  snprintf(err, errlen, "bad dim at '%s' in '%s' (a dim is a number, a name, or name=LO..HI)", p,
+           text);
   return -1;
 }
 
@@ -231,15 +232,15 @@ const char *pass_input_spec_str(const pass_input_spec *sp, nn_arena *arena) {
   nn_buf b = {0};
   nn_buf_printf(&b, "%s:", sp->name ? sp->name : "?");
   if (sp->kind != IR_T_TENSOR) {
-    nn_buf_printf(&b, "%s", sp->kind == IR_T_INT    ? "int"
-                            : sp->kind == IR_T_BOOL ? "bool"
-                                                    : "float");
+    nn_buf_printf(&b, "%s",
+                  sp->kind == IR_T_INT    ? "int"
+                  : sp->kind == IR_T_BOOL ? "bool"
+                                          : "float");
   } else {
     nn_buf_printf(&b, "%s[", nn_dtype_name(sp->dtype));
     for (int i = 0; sp->dims && i < sp->rank; i++) {
       const pass_dimspec *ds = &sp->dims[i];
-      if (i)
-        nn_buf_printf(&b, ",");
+      if (i) nn_buf_printf(&b, ",");
       if (!ds->name)
         nn_buf_printf(&b, "%lld", (long long)ds->value);
       else if (ds->has_range)

@@ -67,8 +67,7 @@ void sh_err(sh *s, const char *fmt, ...) {
   nn_buf_vprintf(&b, fmt, ap);
   va_end(ap);
   ir_node *n = N(s);
-  if (!s->partial)
-    nn_error(s->d, n->loc, "%s: %s", ir_ops[n->op].name, b.data);
+  if (!s->partial) nn_error(s->d, n->loc, "%s: %s", ir_ops[n->op].name, b.data);
   nn_buf_free(&b);
   s->errors++;
 }
@@ -79,26 +78,19 @@ void sh_err(sh *s, const char *fmt, ...) {
  * earlier error; nothing more is said) or when it is no tensor (reported). */
 const ir_type *sh_tens(sh *s, int i) {
   const ir_type *t = TY(s, i);
-  if (t->kind == IR_T_TENSOR && t->rank >= 0 && t->dims)
-    return t;
+  if (t->kind == IR_T_TENSOR && t->rank >= 0 && t->dims) return t;
   if (t->kind != IR_T_TENSOR && t->kind != IR_T_UNKNOWN)
     sh_err(s, "operand %d is %s, expected a tensor", i + 1, sh_tstr(s, t));
   return NULL;
 }
 
-bool sh_is_none(sh *s, int i) {
-  return TY(s, i)->kind == IR_T_NONE;
-}
-bool sh_is_unknown(sh *s, int i) {
-  return TY(s, i)->kind == IR_T_UNKNOWN;
-}
+bool sh_is_none(sh *s, int i) { return TY(s, i)->kind == IR_T_NONE; }
+bool sh_is_unknown(sh *s, int i) { return TY(s, i)->kind == IR_T_UNKNOWN; }
 
 /* A known non-tensor int (bools count as ints). */
 bool sh_kint(const kval *k, int64_t *out) {
-  if (!k->known || k->tensor)
-    return false;
-  if (k->c.kind != IR_C_INT && k->c.kind != IR_C_BOOL)
-    return false;
+  if (!k->known || k->tensor) return false;
+  if (k->c.kind != IR_C_INT && k->c.kind != IR_C_BOOL) return false;
   *out = k->c.i;
   return true;
 }
@@ -106,18 +98,15 @@ bool sh_kint(const kval *k, int64_t *out) {
 /* Operand i as a compile-time int; reports (unless its type is unknown)
  * when it is not one. */
 bool sh_need_int(sh *s, int i, const char *what, int64_t *out) {
-  if (sh_kint(KI(s, i), out))
-    return true;
-  if (!sh_is_unknown(s, i))
-    sh_err(s, "the %s argument is not a compile-time constant", what);
+  if (sh_kint(KI(s, i), out)) return true;
+  if (!sh_is_unknown(s, i)) sh_err(s, "the %s argument is not a compile-time constant", what);
   return false;
 }
 
 /* Operand i as a compile-time number; *isint tells ints from floats. */
 bool sh_knum(sh *s, int i, double *f, bool *isint) {
   kval *k = KI(s, i);
-  if (!k->known || k->tensor)
-    return false;
+  if (!k->known || k->tensor) return false;
   if (k->c.kind == IR_C_FLOAT) {
     *f = k->c.f;
     *isint = false;
@@ -139,8 +128,7 @@ bool sh_opdtype(sh *s, int i, nn_dtype dflt, nn_dtype *out) {
     return true;
   }
   int64_t st;
-  if (!sh_need_int(s, i, "dtype", &st))
-    return false;
+  if (!sh_need_int(s, i, "dtype", &st)) return false;
   nn_dtype dt = nn_dtype_from_scalar_type(st);
   if (dt == NN_DT_UNKNOWN) {
     sh_err(s, "unsupported dtype (ScalarType %lld)", (long long)st);
@@ -165,13 +153,12 @@ static ir_dim vdim(sh *s, const kval *k) {
  * symbolic int (raw[j] == SH_SYM, sym[j] its dim) or, with allow_none, none
  * (raw[j] == SH_NONE). A single int is a one-element list. Reports (unless
  * the operand's type is unknown) when the list is not known. */
-bool sh_opshape(sh *s, int i, const char *what, bool allow_none, int64_t **raw,
-                ir_dim **sym, int *n) {
+bool sh_opshape(sh *s, int i, const char *what, bool allow_none, int64_t **raw, ir_dim **sym,
+                int *n) {
   kval *k = KI(s, i);
   enum { M_LIST, M_INT, M_SDIMS, M_SRC, M_SYM } mode;
   int len;
-  if (k->tensor)
-    goto fail;
+  if (k->tensor) goto fail;
   if (k->known && k->c.kind == IR_C_INTLIST)
     mode = M_LIST, len = k->c.n;
   else if (k->known && (k->c.kind == IR_C_INT || k->c.kind == IR_C_BOOL))
@@ -220,8 +207,7 @@ bool sh_opshape(sh *s, int i, const char *what, bool allow_none, int64_t **raw,
   *n = len;
   return true;
 fail:
-  if (!sh_is_unknown(s, i))
-    sh_err(s, "the %s argument is not a compile-time constant", what);
+  if (!sh_is_unknown(s, i)) sh_err(s, "the %s argument is not a compile-time constant", what);
   return false;
 }
 
@@ -233,8 +219,7 @@ ir_dim sh_shape_dim(sh *s, const int64_t *raw, const ir_dim *sym, int j) {
 /* Operand i as a list of compile-time ints (no symbolic elements). */
 bool sh_oplist(sh *s, int i, const char *what, int64_t **v, int *n) {
   ir_dim *y;
-  if (!sh_opshape(s, i, what, false, v, &y, n))
-    return false;
+  if (!sh_opshape(s, i, what, false, v, &y, n)) return false;
   for (int j = 0; j < *n; j++)
     if ((*v)[j] == SH_SYM) {
       sh_err(s, "the %s argument is not a compile-time constant", what);
@@ -248,11 +233,9 @@ bool sh_oplist(sh *s, int i, const char *what, int64_t **v, int *n) {
  * unsqueeze/stack, which may name the position after the last dim). */
 bool sh_wrapdim(sh *s, int64_t d, int rank, int extra, int *out) {
   int64_t r = rank + extra;
-  if (r <= 0)
-    r = 1;
+  if (r <= 0) r = 1;
   if (d < -r || d >= r) {
-    sh_err(s, "dim %lld is out of range for a tensor of rank %d", (long long)d,
-           rank);
+    sh_err(s, "dim %lld is out of range for a tensor of rank %d", (long long)d, rank);
     return false;
   }
   *out = (int)(d < 0 ? d + r : d);
@@ -268,8 +251,7 @@ bool sh_opdim(sh *s, int i, int rank, int extra, int *out) {
 /* Product of the dims (the element count). */
 ir_dim sh_numel(sh *s, int n, const ir_dim *dims) {
   ir_dim p = D(s, 1);
-  for (int i = 0; i < n; i++)
-    p = ir_dim_mul(s->g, p, dims[i]);
+  for (int i = 0; i < n; i++) p = ir_dim_mul(s->g, p, dims[i]);
   return p;
 }
 
@@ -277,17 +259,13 @@ ir_dim sh_numel(sh *s, int n, const ir_dim *dims) {
  * checks it later); input inference listens, to bind the input symbols
  * involved. */
 void sh_assume_equal(sh *s, ir_dim a, ir_dim b) {
-  if (a == b || a == IR_DIM_UNKNOWN || b == IR_DIM_UNKNOWN)
-    return;
-  if (s->unify)
-    s->unify(s->uctx, a, b);
-  if (s->partial)
-    return;
+  if (a == b || a == IR_DIM_UNKNOWN || b == IR_DIM_UNKNOWN) return;
+  if (s->unify) s->unify(s->uctx, a, b);
+  if (s->partial) return;
   /* a full run records the guard once */
   for (int i = 0; i < s->g->guards.len; i++) {
     const ir_guard *g = &s->g->guards.data[i];
-    if ((g->a == a && g->b == b) || (g->a == b && g->b == a))
-      return;
+    if ((g->a == a && g->b == b) || (g->a == b && g->b == a)) return;
   }
   ir_guard gd = {a, b, N(s)->loc};
   NN_PUSH(s->a, s->g->guards, gd);
@@ -297,20 +275,16 @@ void sh_assume_equal(sh *s, ir_dim a, ir_dim b) {
  * equal, the caller goes on assuming that they are. */
 bool sh_may_equal(sh *s, ir_dim a, ir_dim b) {
   int64_t x, y;
-  if (a == b)
-    return true;
-  if (dc(s, a, &x) && dc(s, b, &y))
-    return x == y;
+  if (a == b) return true;
+  if (dc(s, a, &x) && dc(s, b, &y)) return x == y;
   sh_assume_equal(s, a, b);
   return true;
 }
 
-static void print_shape(sh *s, nn_buf *b, int n, const int64_t *raw,
-                        const ir_dim *sym) {
+static void print_shape(sh *s, nn_buf *b, int n, const int64_t *raw, const ir_dim *sym) {
   nn_buf_printf(b, "[");
   for (int j = 0; j < n; j++) {
-    if (j)
-      nn_buf_printf(b, ",");
+    if (j) nn_buf_printf(b, ",");
     if (raw[j] == SH_SYM)
       ir_dim_print(b, s->g, sym[j]);
     else if (raw[j] == SH_NONE)
@@ -332,41 +306,30 @@ const char *sh_shape_str(sh *s, int n, const int64_t *raw, const ir_dim *sym) {
 /* ---- dtype promotion -------------------------------------------------- */
 
 int sh_category(nn_dtype t) {
-  if (t == NN_DT_BOOL)
-    return 0;
+  if (t == NN_DT_BOOL) return 0;
   return nn_dtype_is_float(t) ? 2 : 1;
 }
 
 static int int_bits(nn_dtype t) {
   switch (t) {
   case NN_DT_I8:
-  case NN_DT_U8:
-    return 8;
-  case NN_DT_I16:
-    return 16;
-  case NN_DT_I32:
-    return 32;
-  default:
-    return 64;
+  case NN_DT_U8: return 8;
+  case NN_DT_I16: return 16;
+  case NN_DT_I32: return 32;
+  default: return 64;
   }
 }
 
 /* torch.promote_types on the dtypes nncc represents. */
 nn_dtype sh_promote2(nn_dtype a, nn_dtype b) {
-  if (a == NN_DT_UNKNOWN || b == NN_DT_UNKNOWN)
-    return NN_DT_UNKNOWN;
-  if (a == b)
-    return a;
-  if (a == NN_DT_BOOL)
-    return b;
-  if (b == NN_DT_BOOL)
-    return a;
+  if (a == NN_DT_UNKNOWN || b == NN_DT_UNKNOWN) return NN_DT_UNKNOWN;
+  if (a == b) return a;
+  if (a == NN_DT_BOOL) return b;
+  if (b == NN_DT_BOOL) return a;
   int ca = sh_category(a), cb = sh_category(b);
-  if (ca != cb)
-    return ca > cb ? a : b;
+  if (ca != cb) return ca > cb ? a : b;
   if (ca == 2) {
-    if (a == NN_DT_F64 || b == NN_DT_F64)
-      return NN_DT_F64;
+    if (a == NN_DT_F64 || b == NN_DT_F64) return NN_DT_F64;
     return NN_DT_F32; /* f32 with a 16-bit type, or f16 with bf16 */
   }
   if (a == NN_DT_U8 || b == NN_DT_U8) {
@@ -384,18 +347,10 @@ void sh_prom_add(prom *p, const ir_type *t) {
     dt = t->dtype;
     tier = t->rank == 0 ? 1 : 2;
     break;
-  case IR_T_INT:
-    dt = NN_DT_I64, tier = 0;
-    break;
-  case IR_T_FLOAT:
-    dt = NN_DT_F32, tier = 0;
-    break; /* the default dtype */
-  case IR_T_BOOL:
-    dt = NN_DT_BOOL, tier = 0;
-    break;
-  default:
-    p->unknown = true;
-    return;
+  case IR_T_INT: dt = NN_DT_I64, tier = 0; break;
+  case IR_T_FLOAT: dt = NN_DT_F32, tier = 0; break; /* the default dtype */
+  case IR_T_BOOL: dt = NN_DT_BOOL, tier = 0; break;
+  default: p->unknown = true; return;
   }
   if (dt == NN_DT_UNKNOWN)
     p->unknown = true;
@@ -407,16 +362,13 @@ void sh_prom_add(prom *p, const ir_type *t) {
 
 /* A lower tier only matters when its category is higher. */
 static nn_dtype combine(nn_dtype hi, nn_dtype lo) {
-  if (hi == NN_DT_UNKNOWN)
-    return lo;
-  if (lo != NN_DT_UNKNOWN && sh_category(lo) > sh_category(hi))
-    return sh_promote2(hi, lo);
+  if (hi == NN_DT_UNKNOWN) return lo;
+  if (lo != NN_DT_UNKNOWN && sh_category(lo) > sh_category(hi)) return sh_promote2(hi, lo);
   return hi;
 }
 
 nn_dtype sh_prom_result(const prom *p) {
-  if (p->unknown)
-    return NN_DT_UNKNOWN;
+  if (p->unknown) return NN_DT_UNKNOWN;
   return combine(p->tier[2], combine(p->tier[1], p->tier[0]));
 }
 
@@ -426,9 +378,7 @@ void sh_prom_operand(sh *s, prom *p, ir_value v) {
   const ir_type *t = ir_vtype(s->g, v);
   if (t->kind == IR_T_TENSOR && t->dtype != NN_DT_UNKNOWN && K(s, v)->wrapped) {
     int c = sh_category(t->dtype);
-    sh_prom_add(p, scalar(s, c == 2   ? IR_T_FLOAT
-                             : c == 1 ? IR_T_INT
-                                      : IR_T_BOOL));
+    sh_prom_add(p, scalar(s, c == 2 ? IR_T_FLOAT : c == 1 ? IR_T_INT : IR_T_BOOL));
     return;
   }
   sh_prom_add(p, t);
@@ -439,20 +389,16 @@ void sh_prom_operand(sh *s, prom *p, ir_value v) {
 bool sh_is_num(const ir_const *c) {
   return c->kind == IR_C_INT || c->kind == IR_C_FLOAT || c->kind == IR_C_BOOL;
 }
-double sh_fnum(const ir_const *c) {
-  return c->kind == IR_C_FLOAT ? c->f : (double)c->i;
-}
+double sh_fnum(const ir_const *c) { return c->kind == IR_C_FLOAT ? c->f : (double)c->i; }
 
 int64_t sh_floordiv64(int64_t a, int64_t b) {
   int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    q--;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
   return q;
 }
 static int64_t mod64(int64_t a, int64_t b) {
   int64_t r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0)))
-    r += b;
+  if (r != 0 && ((r < 0) != (b < 0))) r += b;
   return r;
 }
 
@@ -460,8 +406,7 @@ static int64_t mod64(int64_t a, int64_t b) {
  * comparisons give bools. False when the result is not representable
  * (division by zero, overflow) or the operands are not numbers. */
 bool sh_fold(arith op, const ir_const *a, const ir_const *b, ir_const *out) {
-  if (!sh_is_num(a) || !sh_is_num(b))
-    return false;
+  if (!sh_is_num(a) || !sh_is_num(b)) return false;
   memset(out, 0, sizeof *out);
   bool ints = a->kind != IR_C_FLOAT && b->kind != IR_C_FLOAT;
   double x = sh_fnum(a), y = sh_fnum(b);
@@ -477,32 +422,22 @@ bool sh_fold(arith op, const ir_const *a, const ir_const *b, ir_const *out) {
   case AR_AND:
   case AR_OR: {
     bool r = false;
-    if (op == AR_EQ)
-      r = ints ? i == j : x == y;
-    if (op == AR_NE)
-      r = ints ? i != j : x != y;
-    if (op == AR_LT)
-      r = cmp < 0;
-    if (op == AR_LE)
-      r = cmp <= 0 && (ints || x == x);
-    if (op == AR_GT)
-      r = cmp > 0;
-    if (op == AR_GE)
-      r = cmp >= 0 && (ints || x == x);
-    if (op == AR_AND)
-      r = x != 0 && y != 0;
-    if (op == AR_OR)
-      r = x != 0 || y != 0;
+    if (op == AR_EQ) r = ints ? i == j : x == y;
+    if (op == AR_NE) r = ints ? i != j : x != y;
+    if (op == AR_LT) r = cmp < 0;
+    if (op == AR_LE) r = cmp <= 0 && (ints || x == x);
+    if (op == AR_GT) r = cmp > 0;
+    if (op == AR_GE) r = cmp >= 0 && (ints || x == x);
+    if (op == AR_AND) r = x != 0 && y != 0;
+    if (op == AR_OR) r = x != 0 || y != 0;
     out->kind = IR_C_BOOL;
     out->i = r;
     return true;
   }
-  default:
-    break;
+  default: break;
   }
   if (op == AR_DIV) {
-    if (y == 0)
-      return false;
+    if (y == 0) return false;
     out->kind = IR_C_FLOAT;
     out->f = x / y;
     return true;
@@ -512,77 +447,49 @@ bool sh_fold(arith op, const ir_const *a, const ir_const *b, ir_const *out) {
     out->kind = IR_C_INT;
     switch (op) {
     case AR_ADD:
-      if (__builtin_add_overflow(i, j, &r))
-        return false;
+      if (__builtin_add_overflow(i, j, &r)) return false;
       break;
     case AR_SUB:
-      if (__builtin_sub_overflow(i, j, &r))
-        return false;
+      if (__builtin_sub_overflow(i, j, &r)) return false;
       break;
     case AR_MUL:
-      if (__builtin_mul_overflow(i, j, &r))
-        return false;
+      if (__builtin_mul_overflow(i, j, &r)) return false;
       break;
     case AR_FLOORDIV:
     case AR_TRUNCDIV:
     case AR_MOD:
-      if (j == 0 || (i == INT64_MIN && j == -1))
-        return false;
-      r = op == AR_FLOORDIV   ? sh_floordiv64(i, j)
-          : op == AR_TRUNCDIV ? i / j
-                              : mod64(i, j);
+      if (j == 0 || (i == INT64_MIN && j == -1)) return false;
+      r = op == AR_FLOORDIV ? sh_floordiv64(i, j) : op == AR_TRUNCDIV ? i / j : mod64(i, j);
       break;
-    case AR_MAX:
-      r = i > j ? i : j;
-      break;
-    case AR_MIN:
-      r = i < j ? i : j;
-      break;
-    default:
-      return false; /* int pow: not needed for shapes */
+    case AR_MAX: r = i > j ? i : j; break;
+    case AR_MIN: r = i < j ? i : j; break;
+    default: return false; /* int pow: not needed for shapes */
     }
     out->i = r;
     return true;
   }
   double r;
   switch (op) {
-  case AR_ADD:
-    r = x + y;
-    break;
-  case AR_SUB:
-    r = x - y;
-    break;
-  case AR_MUL:
-    r = x * y;
-    break;
+  case AR_ADD: r = x + y; break;
+  case AR_SUB: r = x - y; break;
+  case AR_MUL: r = x * y; break;
   case AR_FLOORDIV:
-    if (y == 0)
-      return false;
+    if (y == 0) return false;
     r = floor(x / y);
     break;
   case AR_TRUNCDIV:
-    if (y == 0)
-      return false;
+    if (y == 0) return false;
     r = trunc(x / y);
     break;
   case AR_MOD:
-    if (y == 0)
-      return false;
+    if (y == 0) return false;
     r = fmod(x, y);
-    if (r != 0 && ((r < 0) != (y < 0)))
-      r += y;
+    if (r != 0 && ((r < 0) != (y < 0))) r += y;
     break;
-  case AR_MAX:
-    r = x > y ? x : y;
-    break;
-  case AR_MIN:
-    r = x < y ? x : y;
-    break;
-  case AR_POW:
-    r = pow(x, y);
-    break;
-  default:
-    return false;
+  case AR_MAX: r = x > y ? x : y; break;
+  case AR_MIN: r = x < y ? x : y; break;
+  case AR_POW: r = pow(x, y); break;
+  default: return false;
   }
   out->kind = IR_C_FLOAT;
   out->f = r;
@@ -591,16 +498,14 @@ bool sh_fold(arith op, const ir_const *a, const ir_const *b, ir_const *out) {
 
 /* Converts a known number to the category of dtype dt (a tensor's value). */
 bool sh_to_category(ir_const *c, nn_dtype dt) {
-  if (!sh_is_num(c) || dt == NN_DT_UNKNOWN)
-    return false;
+  if (!sh_is_num(c) || dt == NN_DT_UNKNOWN) return false;
   int cat = sh_category(dt);
   if (cat == 2 && c->kind != IR_C_FLOAT) {
     c->f = (double)c->i;
     c->kind = IR_C_FLOAT;
   } else if (cat == 1 && c->kind != IR_C_INT) {
     if (c->kind == IR_C_FLOAT) {
-      if (!(c->f > -9.2e18 && c->f < 9.2e18))
-        return false;
+      if (!(c->f > -9.2e18 && c->f < 9.2e18)) return false;
       c->i = (int64_t)c->f;
     }
     c->kind = IR_C_INT;
@@ -614,53 +519,42 @@ bool sh_to_category(ir_const *c, nn_dtype dt) {
 /* Symbolic int arithmetic: a OP b on dims, 0 when not expressible. */
 static ir_dim sym_arith(sh *s, arith op, ir_dim a, ir_dim b) {
   int64_t c;
-  if (!a || !b)
-    return 0;
+  if (!a || !b) return 0;
   switch (op) {
-  case AR_ADD:
-    return ir_dim_add(s->g, a, b);
-  case AR_MUL:
-    return ir_dim_mul(s->g, a, b);
+  case AR_ADD: return ir_dim_add(s->g, a, b);
+  case AR_MUL: return ir_dim_mul(s->g, a, b);
   case AR_SUB:
-    if (dc(s, b, &c) && c != INT64_MIN)
-      return ir_dim_add(s->g, a, D(s, -c));
+    if (dc(s, b, &c) && c != INT64_MIN) return ir_dim_add(s->g, a, D(s, -c));
     return 0;
   case AR_FLOORDIV:
-    if (dc(s, b, &c) && c > 0)
-      return ir_dim_floordiv(s->g, a, b);
+    if (dc(s, b, &c) && c > 0) return ir_dim_floordiv(s->g, a, b);
     return 0;
   case AR_MOD:
-    if (dc(s, b, &c) && c > 0)
-      return ir_dim_mod(s->g, a, b);
+    if (dc(s, b, &c) && c > 0) return ir_dim_mod(s->g, a, b);
     return 0;
-  default:
-    return 0;
+  default: return 0;
   }
 }
 
 /* Result kval r of the current node from known operand values ka OP kb.
  * `tensor` marks a 0-dim tensor result of dtype dt. */
-void sh_fold_into(sh *s, int r, arith op, const kval *ka, const kval *kb,
-                  bool is_tensor, nn_dtype dt, bool ints) {
+void sh_fold_into(sh *s, int r, arith op, const kval *ka, const kval *kb, bool is_tensor,
+                  nn_dtype dt, bool ints) {
   kval *ko = KO(s, r);
   if (ka->known && kb->known) {
     ir_const c;
-    if (!sh_fold(op, &ka->c, &kb->c, &c))
-      return;
-    if (is_tensor && !sh_to_category(&c, dt))
-      return;
+    if (!sh_fold(op, &ka->c, &kb->c, &c)) return;
+    if (is_tensor && !sh_to_category(&c, dt)) return;
     ko->known = true;
     ko->tensor = is_tensor;
     ko->c = c;
     return;
   }
   /* int arithmetic on a symbolic size stays symbolic */
-  if (!ints)
-    return;
+  if (!ints) return;
   ir_dim a = vdim(s, ka), b = vdim(s, kb);
   ir_dim d = sym_arith(s, op, a, b);
-  if (!d)
-    return;
+  if (!d) return;
   int64_t c;
   if (dc(s, d, &c)) {
     ko->known = true;
@@ -675,66 +569,45 @@ void sh_fold_into(sh *s, int r, arith op, const kval *ka, const kval *kb,
 arith sh_arith_of(ir_op op) {
   switch (op) {
   case NN_OP_ADD:
-  case NN_OP_SCALAR_ADD:
-    return AR_ADD;
+  case NN_OP_SCALAR_ADD: return AR_ADD;
   case NN_OP_SUB:
   case NN_OP_RSUB:
-  case NN_OP_SCALAR_SUB:
-    return AR_SUB;
+  case NN_OP_SCALAR_SUB: return AR_SUB;
   case NN_OP_MUL:
-  case NN_OP_SCALAR_MUL:
-    return AR_MUL;
+  case NN_OP_SCALAR_MUL: return AR_MUL;
   case NN_OP_DIV:
-  case NN_OP_SCALAR_DIV:
-    return AR_DIV;
+  case NN_OP_SCALAR_DIV: return AR_DIV;
   case NN_OP_FLOOR_DIVIDE:
-  case NN_OP_SCALAR_FLOORDIV:
-    return AR_FLOORDIV;
+  case NN_OP_SCALAR_FLOORDIV: return AR_FLOORDIV;
   case NN_OP_REMAINDER:
-  case NN_OP_SCALAR_MOD:
-    return AR_MOD;
-  case NN_OP_POW:
-    return AR_POW;
-  case NN_OP_MAXIMUM:
-    return AR_MAX;
-  case NN_OP_MINIMUM:
-    return AR_MIN;
+  case NN_OP_SCALAR_MOD: return AR_MOD;
+  case NN_OP_POW: return AR_POW;
+  case NN_OP_MAXIMUM: return AR_MAX;
+  case NN_OP_MINIMUM: return AR_MIN;
   case NN_OP_EQ:
-  case NN_OP_SCALAR_EQ:
-    return AR_EQ;
+  case NN_OP_SCALAR_EQ: return AR_EQ;
   case NN_OP_NE:
-  case NN_OP_SCALAR_NE:
-    return AR_NE;
+  case NN_OP_SCALAR_NE: return AR_NE;
   case NN_OP_LT:
-  case NN_OP_SCALAR_LT:
-    return AR_LT;
+  case NN_OP_SCALAR_LT: return AR_LT;
   case NN_OP_LE:
-  case NN_OP_SCALAR_LE:
-    return AR_LE;
+  case NN_OP_SCALAR_LE: return AR_LE;
   case NN_OP_GT:
-  case NN_OP_SCALAR_GT:
-    return AR_GT;
+  case NN_OP_SCALAR_GT: return AR_GT;
   case NN_OP_GE:
-  case NN_OP_SCALAR_GE:
-    return AR_GE;
-  case NN_OP_LOGICAL_AND:
-    return AR_AND;
-  case NN_OP_LOGICAL_OR:
-    return AR_OR;
-  default:
-    return AR_NONE;
+  case NN_OP_SCALAR_GE: return AR_GE;
+  case NN_OP_LOGICAL_AND: return AR_AND;
+  case NN_OP_LOGICAL_OR: return AR_OR;
+  default: return AR_NONE;
   }
 }
 
-bool sh_is_bool_result(arith a) {
-  return a >= AR_EQ && a <= AR_OR;
-}
+bool sh_is_bool_result(arith a) { return a >= AR_EQ && a <= AR_OR; }
 
 /* ---- broadcasting ----------------------------------------------------- */
 
 /* numpy broadcasting of two shapes; false on a provable mismatch. */
-bool sh_bcast(sh *s, int ra, const ir_dim *a, int rb, const ir_dim *b, int *rr,
-              ir_dim **out) {
+bool sh_bcast(sh *s, int ra, const ir_dim *a, int rb, const ir_dim *b, int *rr, ir_dim **out) {
   int r = ra > rb ? ra : rb;
   ir_dim *o = dims_new(s, r);
   for (int i = 0; i < r; i++) {
@@ -742,12 +615,15 @@ bool sh_bcast(sh *s, int ra, const ir_dim *a, int rb, const ir_dim *b, int *rr,
     ir_dim x = ia >= 0 ? a[ia] : D(s, 1), y = ib >= 0 ? b[ib] : D(s, 1);
     int64_t cx = -1, cy = -1;
     bool kx = dc(s, x, &cx), ky = dc(s, y, &cy);
+    /* one case per line of the broadcast rule, in order */
+    // NOLINTBEGIN(bugprone-branch-clone)
     if (x == y)
       o[i] = x;
     else if (kx && cx == 1)
       o[i] = y;
     else if (ky && cy == 1)
       o[i] = x;
+    // NOLINTEND(bugprone-branch-clone)
     else if (kx && ky)
       return false;
     else {
@@ -763,8 +639,7 @@ bool sh_bcast(sh *s, int ra, const ir_dim *a, int rb, const ir_dim *b, int *rr,
 /* Shape of a broadcast operand: tensors have their dims, scalars rank 0. */
 bool sh_bshape(const ir_type *t, int *r, const ir_dim **d) {
   if (t->kind == IR_T_TENSOR) {
-    if (t->rank < 0 || !t->dims)
-      return false;
+    if (t->rank < 0 || !t->dims) return false;
     *r = t->rank;
     *d = t->dims;
     return true;
@@ -955,8 +830,7 @@ static const rule_fn rules[NN_OP_COUNT] = {
 /* ---- folding meta nodes into constants -------------------------------- */
 
 static bool foldable(const kval *k) {
-  return k->known && !k->tensor && k->c.kind != IR_C_STR &&
-         k->c.kind != IR_C_DEVICE;
+  return k->known && !k->tensor && k->c.kind != IR_C_STR && k->c.kind != IR_C_DEVICE;
 }
 
 /* A meta node whose scalar result is known becomes a CONSTANT node in
@@ -965,12 +839,10 @@ static bool foldable(const kval *k) {
  * before it, which takes over the uses (DCE removes the node later). */
 static void fold_node(sh *s) {
   ir_node *n = N(s);
-  if (ir_ops[n->op].fusion != IR_FUSE_META || n->op == NN_OP_CONSTANT ||
-      n->op == NN_OP_WEIGHT)
+  if (ir_ops[n->op].fusion != IR_FUSE_META || n->op == NN_OP_CONSTANT || n->op == NN_OP_WEIGHT)
     return;
   if (n->nout == 1) {
-    if (!foldable(KO(s, 0)))
-      return;
+    if (!foldable(KO(s, 0))) return;
     n->op = NN_OP_CONSTANT;
     n->nin = 0;
     n->in = NULL;
@@ -985,13 +857,11 @@ static void fold_node(sh *s) {
   for (int r = 0; r < n->nout; r++) {
     ir_node *cur = N(s); /* inserting may move the node array */
     ir_value old = cur->out[r];
-    if (!foldable(K(s, old)) || ir_use_count(s->g, old) == 0)
-      continue;
+    if (!foldable(K(s, old)) || ir_use_count(s->g, old) == 0) continue;
     nn_loc loc = cur->loc;
     const char *scope = cur->scope;
     ir_const c = K(s, old)->c;
-    ir_nodeid id =
-        ir_insert_before(s->g, s->nid, NN_OP_CONSTANT, 0, NULL, 1, loc);
+    ir_nodeid id = ir_insert_before(s->g, s->nid, NN_OP_CONSTANT, 0, NULL, 1, loc);
     ir_node *cn = ir_node_get(s->g, id);
     cn->c = c;
     cn->scope = scope;
@@ -1011,8 +881,7 @@ static const ir_type *spec_type(sh *s, const pass_input_spec *sp) {
   int rank = sp->rank < 0 || !sp->dims ? 0 : sp->rank;
   ir_dim *o = dims_new(s, rank);
   for (int i = 0; i < rank; i++)
-    o[i] = sp->dims[i].name ? ir_dim_sym(s->g, sp->dims[i].name)
-                            : D(s, sp->dims[i].value);
+    o[i] = sp->dims[i].name ? ir_dim_sym(s->g, sp->dims[i].name) : D(s, sp->dims[i].value);
   return tensor(s, sp->dtype, rank, o);
 }
 
@@ -1024,15 +893,13 @@ static int bind_inputs(sh *s, const pass_input_spec *specs, int nspecs) {
     const char *name = i < g->input_names.len ? g->input_names.data[i] : NULL;
     const pass_input_spec *sp = NULL;
     for (int j = 0; name && j < nspecs && !sp; j++)
-      if (specs[j].name && strcmp(specs[j].name, name) == 0)
-        sp = &specs[j];
+      if (specs[j].name && strcmp(specs[j].name, name) == 0) sp = &specs[j];
     if (!sp && s->partial) {
       ir_set_type(g, g->inputs.data[i], scalar(s, IR_T_UNKNOWN));
       continue;
     }
     if (!sp) {
-      nn_error(s->d, none,
-               "no shape for input '%s': pass --input %s:DTYPE[DIMS]",
+      nn_error(s->d, none, "no shape for input '%s': pass --input %s:DTYPE[DIMS]",
                name ? name : "?", name ? name : "?");
       errors++;
       continue;
@@ -1044,8 +911,7 @@ static int bind_inputs(sh *s, const pass_input_spec *specs, int nspecs) {
     for (int i = 0; i < g->input_names.len && !found; i++)
       found = specs[j].name && g->input_names.data[i] &&
               strcmp(specs[j].name, g->input_names.data[i]) == 0;
-    if (found || s->partial)
-      continue;
+    if (found || s->partial) continue;
     nn_buf b = {0};
     for (int i = 0; i < g->input_names.len; i++)
       nn_buf_printf(&b, "%s%s", i ? ", " : "",
@@ -1069,12 +935,10 @@ static int record_ranges(sh *s, const pass_input_spec *specs, int nspecs) {
     const pass_input_spec *sp = &specs[j];
     for (int i = 0; sp->kind == IR_T_TENSOR && sp->dims && i < sp->rank; i++) {
       const pass_dimspec *ds = &sp->dims[i];
-      if (!ds->name || !ds->has_range)
-        continue;
+      if (!ds->name || !ds->has_range) continue;
       ir_symrange *old = NULL;
       for (int k = 0; k < g->sym_ranges.len && !old; k++)
-        if (!strcmp(g->sym_ranges.data[k].name, ds->name))
-          old = &g->sym_ranges.data[k];
+        if (!strcmp(g->sym_ranges.data[k].name, ds->name)) old = &g->sym_ranges.data[k];
       if (!old) {
         ir_symrange r = {ds->name, ds->lo, ds->hi};
         NN_PUSH(s->a, g->sym_ranges, r);
@@ -1083,8 +947,8 @@ static int record_ranges(sh *s, const pass_input_spec *specs, int nspecs) {
           nn_error(s->d, (nn_loc){0},
                    "--input %s: symbol '%s' ranges over %lld..%lld here but "
                    "over %lld..%lld in an earlier --input",
-                   sp->name ? sp->name : "?", ds->name, (long long)ds->lo,
-                   (long long)ds->hi, (long long)old->lo, (long long)old->hi);
+                   sp->name ? sp->name : "?", ds->name, (long long)ds->lo, (long long)ds->hi,
+                   (long long)old->lo, (long long)old->hi);
         errors++;
       }
     }
@@ -1094,8 +958,7 @@ static int record_ranges(sh *s, const pass_input_spec *specs, int nspecs) {
 
 /* ---- the pass --------------------------------------------------------- */
 
-int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs,
-                nn_diag *d) {
+int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs, nn_diag *d) {
   return pass_shapes_with(g, specs, nspecs, NULL, d);
 }
 
@@ -1117,16 +980,13 @@ int pass_shapes_with(ir_graph *g, const pass_input_spec *specs, int nspecs,
   /* walk a copy: folding may insert constants into the order */
   int n = g->order.len;
   ir_nodeid *order = nn_alloc(g->arena, sizeof *order * (size_t)(n + 1));
-  if (n > 0)
-    memcpy(order, g->order.data, sizeof *order * (size_t)n);
+  if (n > 0) memcpy(order, g->order.data, sizeof *order * (size_t)n);
   const ir_type *unknown = ir_type_scalar(g, IR_T_UNKNOWN);
   for (int i = 0; i < n; i++) {
-    if (order[i] < 0 || order[i] >= g->nodes.len)
-      continue;
+    if (order[i] < 0 || order[i] >= g->nodes.len) continue;
     s.nid = order[i];
     ir_node *node = N(&s);
-    if (node->flags & IR_NF_DEAD)
-      continue;
+    if (node->flags & IR_NF_DEAD) continue;
     bool bad = false;
     for (int j = 0; j < node->nin; j++)
       bad = bad || node->in[j] < 0 || node->in[j] >= g->values.len;
@@ -1134,28 +994,24 @@ int pass_shapes_with(ir_graph *g, const pass_input_spec *specs, int nspecs,
       bad = bad || node->out[j] < 0 || node->out[j] >= g->values.len;
     if (bad || (int)node->op < 0 || node->op >= NN_OP_COUNT) {
       if (!s.partial)
-        nn_error(d, node->loc, "shapes: node %d refers to a missing value",
-                 (int)s.nid);
+        nn_error(d, node->loc, "shapes: node %d refers to a missing value", (int)s.nid);
       s.errors++;
       continue;
     }
     const ir_opinfo *info = &ir_ops[node->op];
     if ((info->nin >= 0 && node->nin != info->nin) ||
         (info->nout >= 0 && node->nout != info->nout)) {
-      sh_err(&s, "expects %d operands and %d results, has %d and %d", info->nin,
-             info->nout, node->nin, node->nout);
+      sh_err(&s, "expects %d operands and %d results, has %d and %d", info->nin, info->nout,
+             node->nin, node->nout);
       continue;
     }
     if (node->op != NN_OP_CONSTANT && node->op != NN_OP_WEIGHT)
-      for (int r = 0; r < node->nout; r++)
-        ir_set_type(g, node->out[r], unknown);
-    for (int r = 0; r < node->nout; r++)
-      memset(K(&s, node->out[r]), 0, sizeof(kval));
+      for (int r = 0; r < node->nout; r++) ir_set_type(g, node->out[r], unknown);
+    for (int r = 0; r < node->nout; r++) memset(K(&s, node->out[r]), 0, sizeof(kval));
     rule_fn fn = rules[node->op];
     NN_ASSERT(fn); /* every op of ops.def has a rule */
     fn(&s);
-    if (!s.partial)
-      fold_node(&s);
+    if (!s.partial) fold_node(&s);
   }
   return errors + s.errors;
 }

@@ -62,8 +62,7 @@ static inline kval *K(sh *s, ir_value v) {
   NN_ASSERT(v >= 0 && v < s->g->values.len);
   if (v >= s->nkv) {
     int n = s->g->values.len + 16;
-    s->kv = nn_realloc(s->a, s->kv, sizeof *s->kv * (size_t)s->nkv,
-                       sizeof *s->kv * (size_t)n);
+    s->kv = nn_realloc(s->a, s->kv, sizeof *s->kv * (size_t)s->nkv, sizeof *s->kv * (size_t)n);
     s->nkv = n;
   }
   return &s->kv[v];
@@ -71,37 +70,18 @@ static inline kval *K(sh *s, ir_value v) {
 
 /* ---- the current node ------------------------------------------------- */
 
-static inline ir_node *N(sh *s) {
-  return ir_node_get(s->g, s->nid);
-}
-static inline ir_value IN(sh *s, int i) {
-  return N(s)->in[i];
-}
-static inline const ir_type *TY(sh *s, int i) {
-  return ir_vtype(s->g, IN(s, i));
-}
-static inline kval *KI(sh *s, int i) {
-  return K(s, IN(s, i));
-}
-static inline kval *KO(sh *s, int r) {
-  return K(s, N(s)->out[r]);
-}
-static inline void set(sh *s, int r, const ir_type *t) {
-  ir_set_type(s->g, N(s)->out[r], t);
-}
-static inline ir_dim D(sh *s, int64_t c) {
-  return ir_dim_const(s->g, c);
-}
-static inline bool dc(sh *s, ir_dim d, int64_t *c) {
-  return ir_dim_is_const(s->g, d, c);
-}
-static inline const ir_type *tensor(sh *s, nn_dtype dt, int rank,
-                                    const ir_dim *dims) {
+static inline ir_node *N(sh *s) { return ir_node_get(s->g, s->nid); }
+static inline ir_value IN(sh *s, int i) { return N(s)->in[i]; }
+static inline const ir_type *TY(sh *s, int i) { return ir_vtype(s->g, IN(s, i)); }
+static inline kval *KI(sh *s, int i) { return K(s, IN(s, i)); }
+static inline kval *KO(sh *s, int r) { return K(s, N(s)->out[r]); }
+static inline void set(sh *s, int r, const ir_type *t) { ir_set_type(s->g, N(s)->out[r], t); }
+static inline ir_dim D(sh *s, int64_t c) { return ir_dim_const(s->g, c); }
+static inline bool dc(sh *s, ir_dim d, int64_t *c) { return ir_dim_is_const(s->g, d, c); }
+static inline const ir_type *tensor(sh *s, nn_dtype dt, int rank, const ir_dim *dims) {
   return ir_type_tensor(s->g, dt, rank, dims);
 }
-static inline const ir_type *scalar(sh *s, ir_tkind k) {
-  return ir_type_scalar(s->g, k);
-}
+static inline const ir_type *scalar(sh *s, ir_tkind k) { return ir_type_scalar(s->g, k); }
 static inline ir_dim *dims_new(sh *s, int n) {
   return nn_alloc(s->a, sizeof(ir_dim) * (size_t)(n > 0 ? n : 1));
 }
@@ -117,8 +97,8 @@ bool sh_kint(const kval *k, int64_t *out);
 bool sh_need_int(sh *s, int i, const char *what, int64_t *out);
 bool sh_knum(sh *s, int i, double *f, bool *isint);
 bool sh_opdtype(sh *s, int i, nn_dtype dflt, nn_dtype *out);
-bool sh_opshape(sh *s, int i, const char *what, bool allow_none, int64_t **raw,
-                ir_dim **sym, int *n);
+bool sh_opshape(sh *s, int i, const char *what, bool allow_none, int64_t **raw, ir_dim **sym,
+                int *n);
 ir_dim sh_shape_dim(sh *s, const int64_t *raw, const ir_dim *sym, int j);
 bool sh_oplist(sh *s, int i, const char *what, int64_t **v, int *n);
 bool sh_wrapdim(sh *s, int64_t d, int rank, int extra, int *out);
@@ -173,15 +153,14 @@ double sh_fnum(const ir_const *c);
 int64_t sh_floordiv64(int64_t a, int64_t b);
 bool sh_fold(arith op, const ir_const *a, const ir_const *b, ir_const *out);
 bool sh_to_category(ir_const *c, nn_dtype dt);
-void sh_fold_into(sh *s, int r, arith op, const kval *ka, const kval *kb,
-                  bool is_tensor, nn_dtype dt, bool ints);
+void sh_fold_into(sh *s, int r, arith op, const kval *ka, const kval *kb, bool is_tensor,
+                  nn_dtype dt, bool ints);
 arith sh_arith_of(ir_op op);
 bool sh_is_bool_result(arith a);
 
 /* ---- shapes.c: broadcasting ------------------------------------------- */
 
-bool sh_bcast(sh *s, int ra, const ir_dim *a, int rb, const ir_dim *b, int *rr,
-              ir_dim **out);
+bool sh_bcast(sh *s, int ra, const ir_dim *a, int rb, const ir_dim *b, int *rr, ir_dim **out);
 bool sh_bshape(const ir_type *t, int *r, const ir_dim **d);
 
 /* ---- the rules, one per op family (the table is in shapes.c) ---------- */

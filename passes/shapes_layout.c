@@ -34,22 +34,18 @@ static void factors(sh *s, ir_dim d, ir_dim *out, int *n, int cap, int64_t *c) {
 /* total / known where known divides total: equal factors cancel first,
  * so [b,24,2,h,w] viewed as [b,-1,h,w] gives 48 rather than a quotient of
  * expanded polynomials. */
-static ir_dim quotient(sh *s, int nt, const ir_dim *td, int nk,
-                       const ir_dim *kd) {
+static ir_dim quotient(sh *s, int nt, const ir_dim *td, int nk, const ir_dim *kd) {
   enum { CAP = 64 };
   ir_dim t[CAP], k[CAP];
   int n1 = 0, n2 = 0;
   int64_t c1 = 1, c2 = 1;
-  for (int i = 0; i < nt; i++)
-    factors(s, td[i], t, &n1, CAP, &c1);
-  for (int i = 0; i < nk; i++)
-    factors(s, kd[i], k, &n2, CAP, &c2);
+  for (int i = 0; i < nt; i++) factors(s, td[i], t, &n1, CAP, &c1);
+  for (int i = 0; i < nk; i++) factors(s, kd[i], k, &n2, CAP, &c2);
   int left = 0;
   for (int j = 0; j < n2; j++) {
     int hit = -1;
     for (int i = 0; i < n1 && hit < 0; i++)
-      if (t[i] == k[j])
-        hit = i;
+      if (t[i] == k[j]) hit = i;
     if (hit < 0) {
       k[left++] = k[j];
       continue;
@@ -60,21 +56,18 @@ static ir_dim quotient(sh *s, int nt, const ir_dim *td, int nk,
   if (c2 != 0 && c1 % c2 == 0)
     num = ir_dim_mul(s->g, num, D(s, c1 / c2));
   else
-    num = ir_dim_mul(s->g, num, D(s, c1)),
-    den = ir_dim_mul(s->g, den, D(s, c2));
+    num = ir_dim_mul(s->g, num, D(s, c1)), den = ir_dim_mul(s->g, den, D(s, c2));
   return ir_dim_div(s->g, num, den);
 }
 
 /* view/reshape(x, shape): one -1 is inferred from the element count. */
 void sh_r_view(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int64_t *v;
   ir_dim *y;
   int n;
-  if (!sh_opshape(s, 1, "shape", false, &v, &y, &n))
-    return;
+  if (!sh_opshape(s, 1, "shape", false, &v, &y, &n)) return;
   int infer = -1;
   ir_dim *o = dims_new(s, n);
   ir_dim known = D(s, 1);
@@ -84,8 +77,7 @@ void sh_r_view(sh *s) {
       continue;
     }
     if (v[j] < 0 && v[j] != SH_SYM) {
-      sh_err(s, "invalid size %lld in shape %s", (long long)v[j],
-             sh_shape_str(s, n, v, y));
+      sh_err(s, "invalid size %lld in shape %s", (long long)v[j], sh_shape_str(s, n, v, y));
       return;
     }
     o[j] = sh_shape_dim(s, v, y, j);
@@ -94,8 +86,7 @@ void sh_r_view(sh *s) {
   ir_dim total = sh_numel(s, x->rank, x->dims);
   bool any_unknown = known == IR_DIM_UNKNOWN || total == IR_DIM_UNKNOWN;
   for (int i = 0; i < x->rank; i++)
-    if (x->dims[i] == IR_DIM_UNKNOWN)
-      any_unknown = false; /* nothing to say */
+    if (x->dims[i] == IR_DIM_UNKNOWN) any_unknown = false; /* nothing to say */
   if (any_unknown) {
     sh_err(s, "the element count of %s or %s is out of range", sh_tstr(s, x),
            sh_shape_str(s, n, v, y));
@@ -104,15 +95,12 @@ void sh_r_view(sh *s) {
   int64_t ct, ck;
   bool consts = dc(s, total, &ct) && dc(s, known, &ck);
   if (infer >= 0) {
-    if (consts && (ck == 0 || ct % ck != 0))
-      goto bad;
+    if (consts && (ck == 0 || ct % ck != 0)) goto bad;
     ir_dim *kd = dims_new(s, n);
     int nk = 0;
     for (int j = 0; j < n; j++)
-      if (j != infer)
-        kd[nk++] = o[j];
-    o[infer] = consts ? ir_dim_div(s->g, total, known)
-                      : quotient(s, x->rank, x->dims, nk, kd);
+      if (j != infer) kd[nk++] = o[j];
+    o[infer] = consts ? ir_dim_div(s->g, total, known) : quotient(s, x->rank, x->dims, nk, kd);
   } else if (consts && ct != ck) {
     goto bad;
   }
@@ -125,11 +113,9 @@ bad:
 /* flatten(x, start_dim, end_dim). */
 void sh_r_flatten(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int a, b;
-  if (!sh_opdim(s, 1, x->rank, 0, &a) || !sh_opdim(s, 2, x->rank, 0, &b))
-    return;
+  if (!sh_opdim(s, 1, x->rank, 0, &a) || !sh_opdim(s, 2, x->rank, 0, &b)) return;
   if (x->rank == 0) {
     ir_dim one = D(s, 1);
     set(s, 0, tensor(s, x->dtype, 1, &one));
@@ -151,18 +137,15 @@ void sh_r_flatten(sh *s) {
  * a dim of another size is left alone). */
 void sh_r_squeeze(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int only = -1;
-  if (!sh_is_none(s, 1) && !sh_opdim(s, 1, x->rank, 0, &only))
-    return;
+  if (!sh_is_none(s, 1) && !sh_opdim(s, 1, x->rank, 0, &only)) return;
   ir_dim *o = dims_new(s, x->rank);
   int r = 0;
   for (int i = 0; i < x->rank; i++) {
     int64_t c;
     bool one = dc(s, x->dims[i], &c) && c == 1;
-    if (!(one && (only < 0 || only == i)))
-      o[r++] = x->dims[i];
+    if (!(one && (only < 0 || only == i))) o[r++] = x->dims[i];
   }
   set(s, 0, tensor(s, x->dtype, r, o));
 }
@@ -170,11 +153,9 @@ void sh_r_squeeze(sh *s) {
 /* unsqueeze(x, dim): dim may be rank (append); negative adds rank + 1. */
 void sh_r_unsqueeze(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int d;
-  if (!sh_opdim(s, 1, x->rank, 1, &d))
-    return;
+  if (!sh_opdim(s, 1, x->rank, 1, &d)) return;
   ir_dim *o = dims_new(s, x->rank + 1);
   memcpy(o, x->dims, sizeof *o * (size_t)d);
   o[d] = D(s, 1);
@@ -185,30 +166,24 @@ void sh_r_unsqueeze(sh *s) {
 /* expand(x, size, implicit): -1 keeps a dim; new dims lead. */
 void sh_r_expand(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int64_t *v;
   ir_dim *y;
   int n;
-  if (!sh_opshape(s, 1, "size", false, &v, &y, &n))
-    return;
-  if (n < x->rank)
-    goto bad;
+  if (!sh_opshape(s, 1, "size", false, &v, &y, &n)) return;
+  if (n < x->rank) goto bad;
   ir_dim *o = dims_new(s, n);
   for (int j = 0; j < n; j++) {
     int i = j - (n - x->rank); /* x's dim, or < 0 for a new one */
     if (v[j] == -1) {
-      if (i < 0)
-        goto bad;
+      if (i < 0) goto bad;
       o[j] = x->dims[i];
       continue;
     }
-    if (v[j] < 0 && v[j] != SH_SYM)
-      goto bad;
+    if (v[j] < 0 && v[j] != SH_SYM) goto bad;
     o[j] = sh_shape_dim(s, v, y, j);
     int64_t c;
-    if (i >= 0 && !(dc(s, x->dims[i], &c) && c == 1) &&
-        !sh_may_equal(s, x->dims[i], o[j]))
+    if (i >= 0 && !(dc(s, x->dims[i], &c) && c == 1) && !sh_may_equal(s, x->dims[i], o[j]))
       goto bad;
   }
   set(s, 0, tensor(s, x->dtype, n, o));
@@ -220,12 +195,10 @@ bad:
 /* expand_as(x, other): other's shape, x's dtype. */
 void sh_r_expand_as(sh *s) {
   const ir_type *x = sh_tens(s, 0), *o = sh_tens(s, 1);
-  if (!x || !o)
-    return;
+  if (!x || !o) return;
   int rr;
   ir_dim *dd;
-  if (x->rank > o->rank ||
-      !sh_bcast(s, x->rank, x->dims, o->rank, o->dims, &rr, &dd)) {
+  if (x->rank > o->rank || !sh_bcast(s, x->rank, x->dims, o->rank, o->dims, &rr, &dd)) {
     sh_err(s, "cannot expand %s to %s", sh_tstr(s, x), sh_tstr(s, o));
     return;
   }
@@ -235,15 +208,12 @@ void sh_r_expand_as(sh *s) {
 /* repeat(x, repeats): len(repeats) >= rank; x is padded with leading 1s. */
 void sh_r_repeat(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int64_t *v;
   int n;
-  if (!sh_oplist(s, 1, "repeats", &v, &n))
-    return;
+  if (!sh_oplist(s, 1, "repeats", &v, &n)) return;
   if (n < x->rank) {
-    sh_err(s, "repeats has %d elements, fewer than the rank of %s", n,
-           sh_tstr(s, x));
+    sh_err(s, "repeats has %d elements, fewer than the rank of %s", n, sh_tstr(s, x));
     return;
   }
   ir_dim *o = dims_new(s, n);
@@ -261,12 +231,10 @@ void sh_r_repeat(sh *s) {
 /* permute(x, dims). */
 void sh_r_permute(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int64_t *v;
   int n;
-  if (!sh_oplist(s, 1, "dims", &v, &n))
-    return;
+  if (!sh_oplist(s, 1, "dims", &v, &n)) return;
   if (n != x->rank) {
     sh_err(s, "%d dims given for %s", n, sh_tstr(s, x));
     return;
@@ -275,8 +243,7 @@ void sh_r_permute(sh *s) {
   ir_dim *o = dims_new(s, n);
   for (int j = 0; j < n; j++) {
     int d;
-    if (!sh_wrapdim(s, v[j], x->rank, 0, &d))
-      return;
+    if (!sh_wrapdim(s, v[j], x->rank, 0, &d)) return;
     if (seen[d]) {
       sh_err(s, "dim %lld appears twice", (long long)v[j]);
       return;
@@ -290,8 +257,7 @@ void sh_r_permute(sh *s) {
 /* transpose(x, d0, d1) and t(x) (rank <= 2). */
 void sh_r_transpose(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int a = 0, b = 1;
   if (N(s)->op == NN_OP_T) {
     if (x->rank > 2) {
@@ -302,8 +268,7 @@ void sh_r_transpose(sh *s) {
       set(s, 0, x);
       return;
     }
-  } else if (!sh_opdim(s, 1, x->rank, 0, &a) ||
-             !sh_opdim(s, 2, x->rank, 0, &b)) {
+  } else if (!sh_opdim(s, 1, x->rank, 0, &a) || !sh_opdim(s, 2, x->rank, 0, &b)) {
     return;
   }
   ir_dim *o = dims_new(s, x->rank);
@@ -331,22 +296,15 @@ static const ir_type *with_dim(sh *s, const ir_type *x, int d, ir_dim size) {
 /* Length of x[start:end:step] on a dim of size `size` with Python's
  * clamping; start/end may be SH_NONE. Symbolic sizes work when the
  * bounds are constants (assumed within the dim). 0 after reporting. */
-static ir_dim slice_len(sh *s, ir_dim size, int64_t start, int64_t end,
-                        int64_t step) {
+static ir_dim slice_len(sh *s, ir_dim size, int64_t start, int64_t end, int64_t step) {
   int64_t n;
-  if (start == SH_NONE)
-    start = 0;
-  if (end == SH_NONE)
-    end = SH_END;
+  if (start == SH_NONE) start = 0;
+  if (end == SH_NONE) end = SH_END;
   if (dc(s, size, &n)) {
-    if (start < 0)
-      start = start + n < 0 ? 0 : start + n;
-    if (end < 0)
-      end = end + n < 0 ? 0 : end + n;
-    if (start > n)
-      start = n;
-    if (end > n)
-      end = n;
+    if (start < 0) start = start + n < 0 ? 0 : start + n;
+    if (end < 0) end = end + n < 0 ? 0 : end + n;
+    if (start > n) start = n;
+    if (end > n) end = n;
     return D(s, end > start ? (end - start - 1) / step + 1 : 0);
   }
   ir_dim a = start >= 0 ? D(s, start) : ir_dim_add(s->g, size, D(s, start));
@@ -354,8 +312,7 @@ static ir_dim slice_len(sh *s, ir_dim size, int64_t start, int64_t end,
              : end >= 0                ? D(s, end)
                                        : ir_dim_add(s->g, size, D(s, end));
   int64_t ca, cb;
-  if (dc(s, a, &ca) && dc(s, b, &cb))
-    return D(s, cb > ca ? (cb - ca - 1) / step + 1 : 0);
+  if (dc(s, a, &ca) && dc(s, b, &cb)) return D(s, cb > ca ? (cb - ca - 1) / step + 1 : 0);
   ir_dim len;
   if (dc(s, a, &ca))
     len = ir_dim_add(s->g, b, D(s, -ca));
@@ -363,33 +320,27 @@ static ir_dim slice_len(sh *s, ir_dim size, int64_t start, int64_t end,
     len = D(s, 0);
   else if (dc(s, b, &cb)) {
     /* size + start .. cb with start < 0: length -start when it reaches */
-    sh_err(s, "cannot slice a symbolic dim from %lld to %lld", (long long)start,
-           (long long)end);
+    sh_err(s, "cannot slice a symbolic dim from %lld to %lld", (long long)start, (long long)end);
     return 0;
   } else {
     /* both relative to size: (size + e) - (size + s) = e - s */
     int64_t d;
-    if (__builtin_sub_overflow(end >= ((int64_t)1 << 62) ? 0 : end, start, &d))
-      d = 0;
+    if (__builtin_sub_overflow(end >= ((int64_t)1 << 62) ? 0 : end, start, &d)) d = 0;
     len = D(s, d > 0 ? d : 0);
   }
-  if (step == 1)
-    return len;
-  return ir_dim_floordiv(s->g, ir_dim_add(s->g, len, D(s, step - 1)),
-                         D(s, step));
+  if (step == 1) return len;
+  return ir_dim_floordiv(s->g, ir_dim_add(s->g, len, D(s, step - 1)), D(s, step));
 }
 
 /* slice(x, dim, start?, end?, step). */
 void sh_r_slice(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int d;
   int64_t start = SH_NONE, end = SH_NONE, step;
   if (!sh_opdim(s, 1, x->rank, 0, &d) ||
       (!sh_is_none(s, 2) && !sh_need_int(s, 2, "start", &start)) ||
-      (!sh_is_none(s, 3) && !sh_need_int(s, 3, "end", &end)) ||
-      !sh_need_int(s, 4, "step", &step))
+      (!sh_is_none(s, 3) && !sh_need_int(s, 3, "end", &end)) || !sh_need_int(s, 4, "step", &step))
     return;
   if (x->rank == 0) {
     sh_err(s, "cannot slice a 0-dim tensor");
@@ -400,26 +351,22 @@ void sh_r_slice(sh *s) {
     return;
   }
   ir_dim len = slice_len(s, x->dims[d], start, end, step);
-  if (len)
-    set(s, 0, with_dim(s, x, d, len));
+  if (len) set(s, 0, with_dim(s, x, d, len));
 }
 
 /* select(x, dim, index): the dim is removed. */
 void sh_r_select(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int d;
   int64_t idx, n;
-  if (!sh_opdim(s, 1, x->rank, 0, &d) || !sh_need_int(s, 2, "index", &idx))
-    return;
+  if (!sh_opdim(s, 1, x->rank, 0, &d) || !sh_need_int(s, 2, "index", &idx)) return;
   if (x->rank == 0) {
     sh_err(s, "cannot select from a 0-dim tensor");
     return;
   }
   if (dc(s, x->dims[d], &n) && (idx < -n || idx >= n)) {
-    sh_err(s, "index %lld is out of range for dim %d of %s", (long long)idx, d,
-           sh_tstr(s, x));
+    sh_err(s, "index %lld is out of range for dim %d of %s", (long long)idx, d, sh_tstr(s, x));
     return;
   }
   set(s, 0, with_dim(s, x, d, 0));
@@ -428,18 +375,17 @@ void sh_r_select(sh *s) {
 /* narrow(x, dim, start, length). */
 void sh_r_narrow(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int d;
   int64_t start, len, n;
   if (!sh_opdim(s, 1, x->rank, 0, &d) || !sh_need_int(s, 2, "start", &start) ||
       !sh_need_int(s, 3, "length", &len))
     return;
   if (x->rank == 0 || len < 0 ||
-      (dc(s, x->dims[d], &n) && (start < -n || start > n ||
-                                 (start < 0 ? start + n : start) + len > n))) {
-    sh_err(s, "cannot narrow %s at dim %d from %lld by %lld", sh_tstr(s, x), d,
-           (long long)start, (long long)len);
+      (dc(s, x->dims[d], &n) &&
+       (start < -n || start > n || (start < 0 ? start + n : start) + len > n))) {
+    sh_err(s, "cannot narrow %s at dim %d from %lld by %lld", sh_tstr(s, x), d, (long long)start,
+           (long long)len);
     return;
   }
   set(s, 0, with_dim(s, x, d, D(s, len)));
@@ -457,12 +403,10 @@ static void set_pieces(sh *s, const ir_type **pieces, int n, nn_dtype dt) {
 /* chunk(x, chunks, dim), split(x, size | sizes, dim), unbind(x, dim). */
 void sh_r_split(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   ir_op op = N(s)->op;
   int d;
-  if (!sh_opdim(s, op == NN_OP_UNBIND ? 1 : 2, x->rank, 0, &d))
-    return;
+  if (!sh_opdim(s, op == NN_OP_UNBIND ? 1 : 2, x->rank, 0, &d)) return;
   if (x->rank == 0) {
     sh_err(s, "cannot split a 0-dim tensor");
     return;
@@ -484,21 +428,18 @@ void sh_r_split(sh *s) {
   } else {
     int64_t *v;
     int nv;
-    if (!sh_oplist(s, 1, op == NN_OP_CHUNK ? "chunks" : "split_size", &v, &nv))
-      return;
+    if (!sh_oplist(s, 1, op == NN_OP_CHUNK ? "chunks" : "split_size", &v, &nv)) return;
     int64_t piece;
     if (op == NN_OP_SPLIT && (nv != 1 || TY(s, 1)->kind == IR_T_LIST)) {
       /* explicit sizes */
       int64_t sum = 0;
       for (int j = 0; j < nv; j++) {
-        if (v[j] < 0 || __builtin_add_overflow(sum, v[j], &sum))
-          sum = -1;
-        if (sum < 0)
-          break;
+        if (v[j] < 0 || __builtin_add_overflow(sum, v[j], &sum)) sum = -1;
+        if (sum < 0) break;
       }
       if (sum != n) {
-        sh_err(s, "split sizes %s do not add up to %lld",
-               sh_shape_str(s, nv, v, NULL), (long long)n);
+        sh_err(s, "split sizes %s do not add up to %lld", sh_shape_str(s, nv, v, NULL),
+               (long long)n);
         return;
       }
       sizes = v;
@@ -514,7 +455,7 @@ void sh_r_split(sh *s) {
     } else {
       piece = v[0];
     }
-    if (piece <= 0 && n > 0) {
+    if (piece <= 0 && n != 0) {
       sh_err(s, "split size must be positive, got %lld", (long long)piece);
       return;
     }
@@ -525,13 +466,11 @@ void sh_r_split(sh *s) {
     }
     count = (int)cnt;
     sizes = nn_alloc(s->a, sizeof *sizes * (size_t)(count + 1));
-    for (int j = 0; j < count; j++)
-      sizes[j] = n - piece * j < piece ? n - piece * j : piece;
+    for (int j = 0; j < count; j++) sizes[j] = n - piece * j < piece ? n - piece * j : piece;
   }
 build:;
   const ir_type **p = nn_alloc(s->a, sizeof *p * (size_t)(count + 1));
-  for (int j = 0; j < count; j++)
-    p[j] = with_dim(s, x, d, sizes ? D(s, sizes[j]) : 0);
+  for (int j = 0; j < count; j++) p[j] = with_dim(s, x, d, sizes ? D(s, sizes[j]) : 0);
   set_pieces(s, p, count, x->dtype);
 }
 
@@ -543,8 +482,7 @@ static const ir_type **list_pieces(sh *s, int i, int *n) {
     *n = k->npieces;
     return k->pieces;
   }
-  if (!sh_is_unknown(s, i))
-    sh_err(s, "the tensor list is not known at compile time");
+  if (!sh_is_unknown(s, i)) sh_err(s, "the tensor list is not known at compile time");
   return NULL;
 }
 
@@ -552,8 +490,7 @@ static const ir_type **list_pieces(sh *s, int i, int *n) {
 void sh_r_cat(sh *s) {
   int n;
   const ir_type **p = list_pieces(s, 0, &n);
-  if (!p)
-    return;
+  if (!p) return;
   bool stack = N(s)->op == NN_OP_STACK;
   /* cat skips legacy empty 1-d tensors ([0]) next to real ones */
   const ir_type *ref = NULL;
@@ -567,8 +504,7 @@ void sh_r_cat(sh *s) {
     }
     int64_t c;
     bool empty = !stack && t->rank == 1 && dc(s, t->dims[0], &c) && c == 0;
-    if (!ref || (!empty && ref->rank == 1 && dc(s, ref->dims[0], &c) && c == 0))
-      ref = t;
+    if (!ref || (!empty && ref->rank == 1 && dc(s, ref->dims[0], &c) && c == 0)) ref = t;
     pr.tier[2] = pr.tier[2] ? sh_promote2(pr.tier[2], t->dtype) : t->dtype;
   }
   if (!ref) {
@@ -576,32 +512,27 @@ void sh_r_cat(sh *s) {
     return;
   }
   int d;
-  if (!sh_opdim(s, 1, ref->rank, stack ? 1 : 0, &d))
-    return;
+  if (!sh_opdim(s, 1, ref->rank, stack ? 1 : 0, &d)) return;
   if (!stack && ref->rank == 0) {
     sh_err(s, "cannot concatenate 0-dim tensors");
     return;
   }
   ir_dim *o = dims_new(s, ref->rank + 1);
   memcpy(o, ref->dims, sizeof *o * (size_t)ref->rank);
-  if (!stack)
-    o[d] = D(s, 0);
+  if (!stack) o[d] = D(s, 0);
   for (int j = 0; j < n; j++) {
     const ir_type *t = p[j];
     int64_t c;
-    if (!stack && t->rank == 1 && dc(s, t->dims[0], &c) && c == 0 &&
-        ref->rank != 1)
-      continue;
+    if (!stack && t->rank == 1 && dc(s, t->dims[0], &c) && c == 0 && ref->rank != 1) continue;
     bool ok = t->rank == ref->rank;
     for (int i = 0; ok && i < t->rank; i++)
       ok = (!stack && i == d) || sh_may_equal(s, t->dims[i], ref->dims[i]);
     if (!ok) {
-      sh_err(s, "cannot %s %s with %s", stack ? "stack" : "concatenate",
-             sh_tstr(s, ref), sh_tstr(s, t));
+      sh_err(s, "cannot %s %s with %s", stack ? "stack" : "concatenate", sh_tstr(s, ref),
+             sh_tstr(s, t));
       return;
     }
-    if (!stack)
-      o[d] = ir_dim_add(s->g, o[d], t->dims[d]);
+    if (!stack) o[d] = ir_dim_add(s->g, o[d], t->dims[d]);
   }
   if (stack) {
     memmove(o + d + 1, o + d, sizeof *o * (size_t)(ref->rank - d));
@@ -614,15 +545,12 @@ void sh_r_cat(sh *s) {
  * shrink. */
 void sh_r_pad(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int64_t *v;
   int n;
-  if (!sh_oplist(s, 1, "pad", &v, &n))
-    return;
+  if (!sh_oplist(s, 1, "pad", &v, &n)) return;
   if (n % 2 || n / 2 > x->rank) {
-    sh_err(s, "pad has %d elements; expects an even count of at most %d", n,
-           2 * x->rank);
+    sh_err(s, "pad has %d elements; expects an even count of at most %d", n, 2 * x->rank);
     return;
   }
   ir_dim *o = dims_new(s, x->rank);
@@ -630,8 +558,8 @@ void sh_r_pad(sh *s) {
   for (int j = 0; j < n / 2; j++) {
     int i = x->rank - 1 - j;
     int64_t c, add;
-    if (__builtin_add_overflow(v[2 * j], v[2 * j + 1], &add) ||
-        add < -((int64_t)1 << 40) || add > ((int64_t)1 << 40)) {
+    if (__builtin_add_overflow(v[2 * j], v[2 * j + 1], &add) || add < -((int64_t)1 << 40) ||
+        add > ((int64_t)1 << 40)) {
       sh_err(s, "pad is out of range");
       return;
     }
@@ -648,14 +576,11 @@ void sh_r_pad(sh *s) {
 /* pixel_shuffle(x, r): [..., C*r*r, H, W] -> [..., C, H*r, W*r]. */
 void sh_r_pixel_shuffle(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int64_t r, c;
-  if (!sh_need_int(s, 1, "upscale_factor", &r))
-    return;
+  if (!sh_need_int(s, 1, "upscale_factor", &r)) return;
   int k = x->rank;
-  if (k < 3 || r <= 0 || r > (1 << 20) ||
-      (dc(s, x->dims[k - 3], &c) && c % (r * r) != 0)) {
+  if (k < 3 || r <= 0 || r > (1 << 20) || (dc(s, x->dims[k - 3], &c) && c % (r * r) != 0)) {
     sh_err(s, "cannot shuffle %s by %lld", sh_tstr(s, x), (long long)r);
     return;
   }
@@ -670,8 +595,7 @@ void sh_r_pixel_shuffle(sh *s) {
 /* upsample_nearest2d(x, output_size?, scale_h?, scale_w?). */
 void sh_r_upsample(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int k = x->rank;
   if (k < 3) {
     sh_err(s, "expects a tensor of rank >= 3, got %s", sh_tstr(s, x));
@@ -683,22 +607,19 @@ void sh_r_upsample(sh *s) {
     int64_t *v;
     ir_dim *y;
     int n;
-    if (!sh_opshape(s, 1, "output_size", false, &v, &y, &n))
-      return;
+    if (!sh_opshape(s, 1, "output_size", false, &v, &y, &n)) return;
     if (n != 2) {
       sh_err(s, "output_size must have 2 elements, got %d", n);
       return;
     }
-    for (int j = 0; j < 2; j++)
-      o[k - 2 + j] = sh_shape_dim(s, v, y, j);
+    for (int j = 0; j < 2; j++) o[k - 2 + j] = sh_shape_dim(s, v, y, j);
   } else {
     for (int j = 0; j < 2; j++) {
       double f;
       bool isint;
       int64_t c;
       if (!sh_knum(s, 2 + j, &f, &isint) || !(f > 0 && f < 1e9)) {
-        if (!sh_is_unknown(s, 2 + j))
-          sh_err(s, "needs a constant output_size or scale factors");
+        if (!sh_is_unknown(s, 2 + j)) sh_err(s, "needs a constant output_size or scale factors");
         return;
       }
       ir_dim in = x->dims[k - 2 + j];
@@ -723,8 +644,7 @@ void sh_r_upsample(sh *s) {
 /* embedding(w, indices, ...): indices' shape + [embedding_dim]. */
 void sh_r_embedding(sh *s) {
   const ir_type *w = sh_tens(s, 0), *ix = sh_tens(s, 1);
-  if (!w || !ix)
-    return;
+  if (!w || !ix) return;
   if (w->rank != 2) {
     sh_err(s, "expects a 2-d weight, got %s", sh_tstr(s, w));
     return;
@@ -740,12 +660,10 @@ void sh_r_embedding(sh *s) {
  * in place when those are adjacent, else it leads. */
 void sh_r_index(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   kval *k = KI(s, 1);
   if (!k->src) {
-    if (!sh_is_unknown(s, 1))
-      sh_err(s, "the index list is not known at compile time");
+    if (!sh_is_unknown(s, 1)) sh_err(s, "the index list is not known at compile time");
     return;
   }
   int n = k->nsrc;
@@ -758,22 +676,18 @@ void sh_r_index(sh *s) {
   bool adjacent = true;
   for (int j = 0; j < n; j++) {
     const ir_type *t = ir_vtype(s->g, k->src[j]);
-    if (t->kind == IR_T_NONE)
-      continue;
+    if (t->kind == IR_T_NONE) continue;
     if (t->kind != IR_T_TENSOR || t->rank < 0) {
       if (t->kind != IR_T_UNKNOWN)
-        sh_err(s, "index %d is %s, expected a tensor or none", j,
-               sh_tstr(s, t));
+        sh_err(s, "index %d is %s, expected a tensor or none", j, sh_tstr(s, t));
       return;
     }
     if (t->dtype == NN_DT_BOOL || t->dtype == NN_DT_U8) {
       sh_err(s, "boolean mask indexing is not supported");
       return;
     }
-    if (first >= 0 && last != j - 1)
-      adjacent = false;
-    if (first < 0)
-      first = j;
+    if (first >= 0 && last != j - 1) adjacent = false;
+    if (first < 0) first = j;
     last = j;
     int r;
     ir_dim *o;
@@ -790,8 +704,7 @@ void sh_r_index(sh *s) {
   }
   int nidx = 0;
   for (int j = first; j <= last; j++)
-    if (ir_vtype(s->g, k->src[j])->kind != IR_T_NONE)
-      nidx++;
+    if (ir_vtype(s->g, k->src[j])->kind != IR_T_NONE) nidx++;
   int rr = x->rank - nidx + br;
   ir_dim *o = dims_new(s, rr);
   int r = 0;
@@ -805,8 +718,7 @@ void sh_r_index(sh *s) {
       memcpy(o + r, bd, sizeof *o * (size_t)br);
       r += br;
     }
-    if (!indexed)
-      o[r++] = x->dims[i];
+    if (!indexed) o[r++] = x->dims[i];
   }
   set(s, 0, tensor(s, x->dtype, rr, o));
 }
@@ -814,14 +726,11 @@ void sh_r_index(sh *s) {
 /* gather(x, dim, index, sparse_grad): index's shape. */
 void sh_r_gather(sh *s) {
   const ir_type *x = sh_tens(s, 0), *ix = sh_tens(s, 2);
-  if (!x || !ix)
-    return;
+  if (!x || !ix) return;
   int d;
-  if (!sh_opdim(s, 1, x->rank, 0, &d))
-    return;
+  if (!sh_opdim(s, 1, x->rank, 0, &d)) return;
   if (ix->rank != x->rank && !(x->rank == 0 && ix->rank <= 1)) {
-    sh_err(s, "index %s must have the rank of %s", sh_tstr(s, ix),
-           sh_tstr(s, x));
+    sh_err(s, "index %s must have the rank of %s", sh_tstr(s, ix), sh_tstr(s, x));
     return;
   }
   set(s, 0, tensor(s, x->dtype, ix->rank, ix->dims));
@@ -830,11 +739,9 @@ void sh_r_gather(sh *s) {
 /* index_select(x, dim, index): dim becomes index's length. */
 void sh_r_index_select(sh *s) {
   const ir_type *x = sh_tens(s, 0), *ix = sh_tens(s, 2);
-  if (!x || !ix)
-    return;
+  if (!x || !ix) return;
   int d;
-  if (!sh_opdim(s, 1, x->rank, 0, &d))
-    return;
+  if (!sh_opdim(s, 1, x->rank, 0, &d)) return;
   if (ix->rank > 1) {
     sh_err(s, "index must be 0-d or 1-d, got %s", sh_tstr(s, ix));
     return;
@@ -848,11 +755,9 @@ void sh_r_index_select(sh *s) {
 /* one_hot(x, num_classes): i64, a new last dim of num_classes. */
 void sh_r_one_hot(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int64_t n;
-  if (!sh_need_int(s, 1, "num_classes", &n))
-    return;
+  if (!sh_need_int(s, 1, "num_classes", &n)) return;
   if (n < 0) {
     sh_err(s, "one_hot needs num_classes");
     return;

@@ -34,10 +34,8 @@ static bool floating_only(ir_op op) {
   case NN_OP_ERF:
   case NN_OP_RECIPROCAL:
   case NN_OP_SIN:
-  case NN_OP_COS:
-    return true;
-  default:
-    return false;
+  case NN_OP_COS: return true;
+  default: return false;
   }
 }
 
@@ -45,14 +43,11 @@ static bool floating_only(ir_op op) {
  * identities, tril/triu/flip/roll, scatter. */
 void sh_r_unary(sh *s) {
   const ir_type *t = sh_tens(s, 0);
-  if (!t)
-    return;
+  if (!t) return;
   ir_op op = N(s)->op;
   nn_dtype dt = t->dtype;
-  if (floating_only(op) && dt != NN_DT_UNKNOWN && !nn_dtype_is_float(dt))
-    dt = NN_DT_F32;
-  if (op == NN_OP_LOGICAL_NOT)
-    dt = NN_DT_BOOL;
+  if (floating_only(op) && dt != NN_DT_UNKNOWN && !nn_dtype_is_float(dt)) dt = NN_DT_F32;
+  if (op == NN_OP_LOGICAL_NOT) dt = NN_DT_BOOL;
   set(s, 0, tensor(s, dt, t->rank, t->dims));
   kval *k = KI(s, 0);
   if (ir_ops[op].flags & IR_IDENTITY) {
@@ -66,8 +61,7 @@ void sh_r_unary(sh *s) {
 /* Normalizations keep the input's type; their parameters are checked. */
 void sh_r_norm(sh *s) {
   const ir_type *t = sh_tens(s, 0);
-  if (!t)
-    return;
+  if (!t) return;
   ir_op op = N(s)->op;
   if (op == NN_OP_BATCH_NORM && t->rank < 2) {
     sh_err(s, "expects a tensor of rank >= 2, got %s", sh_tstr(s, t));
@@ -77,8 +71,7 @@ void sh_r_norm(sh *s) {
     int64_t *ns;
     ir_dim *sy;
     int n;
-    if (!sh_opshape(s, 1, "normalized_shape", false, &ns, &sy, &n))
-      return;
+    if (!sh_opshape(s, 1, "normalized_shape", false, &ns, &sy, &n)) return;
     bool ok = n <= t->rank;
     for (int i = 0; ok && i < n; i++) {
       ir_dim want = sh_shape_dim(s, ns, sy, i);
@@ -92,12 +85,10 @@ void sh_r_norm(sh *s) {
   }
   if (op == NN_OP_GROUP_NORM) {
     int64_t groups, c;
-    if (!sh_need_int(s, 1, "num_groups", &groups))
-      return;
-    if (t->rank < 2 || groups <= 0 ||
-        (dc(s, t->dims[1], &c) && c % groups != 0)) {
-      sh_err(s, "cannot split the channels of %s into %lld groups",
-             sh_tstr(s, t), (long long)groups);
+    if (!sh_need_int(s, 1, "num_groups", &groups)) return;
+    if (t->rank < 2 || groups <= 0 || (dc(s, t->dims[1], &c) && c % groups != 0)) {
+      sh_err(s, "cannot split the channels of %s into %lld groups", sh_tstr(s, t),
+             (long long)groups);
       return;
     }
   }
@@ -110,18 +101,15 @@ void sh_r_norm(sh *s) {
 void sh_r_binary(sh *s) {
   ir_op op = N(s)->op;
   int ia = 0, ib = 1; /* rsub computes b - alpha*a */
-  if (op == NN_OP_RSUB)
-    ia = 1, ib = 0;
+  if (op == NN_OP_RSUB) ia = 1, ib = 0;
   const ir_type *ta = TY(s, ia), *tb = TY(s, ib);
   int ra, rb;
   const ir_dim *da, *db;
   if (!sh_bshape(ta, &ra, &da) || !sh_bshape(tb, &rb, &db)) {
     for (int i = 0; i < 2; i++) {
       const ir_type *t = TY(s, i);
-      if (t->kind != IR_T_UNKNOWN && t->kind != IR_T_TENSOR &&
-          !sh_bshape(t, &ra, &da))
-        sh_err(s, "operand %d is %s, expected a tensor or a number", i + 1,
-               sh_tstr(s, t));
+      if (t->kind != IR_T_UNKNOWN && t->kind != IR_T_TENSOR && !sh_bshape(t, &ra, &da))
+        sh_err(s, "operand %d is %s, expected a tensor or a number", i + 1, sh_tstr(s, t));
     }
     return;
   }
@@ -131,11 +119,9 @@ void sh_r_binary(sh *s) {
     kval *km = KI(s, 2);
     if (sh_is_none(s, 2))
       true_div = true;
-    else if (km->known && km->c.kind == IR_C_STR && km->c.s &&
-             strcmp(km->c.s, "floor") == 0)
+    else if (km->known && km->c.kind == IR_C_STR && km->c.s && strcmp(km->c.s, "floor") == 0)
       ar = AR_FLOORDIV;
-    else if (km->known && km->c.kind == IR_C_STR && km->c.s &&
-             strcmp(km->c.s, "trunc") == 0)
+    else if (km->known && km->c.kind == IR_C_STR && km->c.s && strcmp(km->c.s, "trunc") == 0)
       ar = AR_TRUNCDIV;
     else if (!sh_is_unknown(s, 2)) {
       sh_err(s, "rounding_mode must be none, \"trunc\" or \"floor\"");
@@ -171,8 +157,7 @@ void sh_r_binary(sh *s) {
   int rr;
   ir_dim *dd;
   if (!sh_bcast(s, ra, da, rb, db, &rr, &dd)) {
-    sh_err(s, "cannot broadcast %s with %s", sh_tstr(s, TY(s, 0)),
-           sh_tstr(s, TY(s, 1)));
+    sh_err(s, "cannot broadcast %s with %s", sh_tstr(s, TY(s, 0)), sh_tstr(s, TY(s, 1)));
     return;
   }
   prom p = {0};
@@ -194,16 +179,15 @@ void sh_r_where(sh *s) {
   const ir_dim *d[3];
   for (int i = 0; i < 3; i++)
     if (!sh_bshape(TY(s, i), &r[i], &d[i])) {
-      if (!sh_is_unknown(s, i))
-        sh_tens(s, i);
+      if (!sh_is_unknown(s, i)) sh_tens(s, i);
       return;
     }
   int r1, r2;
   ir_dim *d1, *d2;
   if (!sh_bcast(s, r[0], d[0], r[1], d[1], &r1, &d1) ||
       !sh_bcast(s, r1, d1, r[2], d[2], &r2, &d2)) {
-    sh_err(s, "cannot broadcast %s, %s and %s", sh_tstr(s, TY(s, 0)),
-           sh_tstr(s, TY(s, 1)), sh_tstr(s, TY(s, 2)));
+    sh_err(s, "cannot broadcast %s, %s and %s", sh_tstr(s, TY(s, 0)), sh_tstr(s, TY(s, 1)),
+           sh_tstr(s, TY(s, 2)));
     return;
   }
   prom p = {0};
@@ -215,17 +199,13 @@ void sh_r_where(sh *s) {
 /* masked_fill(x, mask, value): x's type; the mask must broadcast to x. */
 void sh_r_masked_fill(sh *s) {
   const ir_type *x = sh_tens(s, 0), *m = sh_tens(s, 1);
-  if (!x || !m)
-    return;
+  if (!x || !m) return;
   int rr;
   ir_dim *dd;
-  bool ok = sh_bcast(s, x->rank, x->dims, m->rank, m->dims, &rr, &dd) &&
-            rr == x->rank;
-  for (int i = 0; ok && i < rr; i++)
-    ok = sh_may_equal(s, dd[i], x->dims[i]);
+  bool ok = sh_bcast(s, x->rank, x->dims, m->rank, m->dims, &rr, &dd) && rr == x->rank;
+  for (int i = 0; ok && i < rr; i++) ok = sh_may_equal(s, dd[i], x->dims[i]);
   if (!ok) {
-    sh_err(s, "cannot broadcast the mask %s to %s", sh_tstr(s, m),
-           sh_tstr(s, x));
+    sh_err(s, "cannot broadcast the mask %s to %s", sh_tstr(s, m), sh_tstr(s, x));
     return;
   }
   set(s, 0, x);
@@ -234,35 +214,29 @@ void sh_r_masked_fill(sh *s) {
 /* clamp(x, min?, max?): x's shape, promoted with the bounds. */
 void sh_r_clamp(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   prom p = {0};
   sh_prom_add(&p, x);
   for (int i = 1; i < 3; i++)
-    if (!sh_is_none(s, i))
-      sh_prom_operand(s, &p, IN(s, i));
+    if (!sh_is_none(s, i)) sh_prom_operand(s, &p, IN(s, i));
   set(s, 0, tensor(s, sh_prom_result(&p), x->rank, x->dims));
 }
 
 /* to(x, dtype?) and type_as(x, other). */
 void sh_r_to(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   nn_dtype dt;
   if (N(s)->op == NN_OP_TYPE_AS) {
     const ir_type *o = sh_tens(s, 1);
-    if (!o)
-      return;
+    if (!o) return;
     dt = o->dtype;
   } else if (!sh_opdtype(s, 1, x->dtype, &dt)) {
     return;
   }
   set(s, 0, tensor(s, dt, x->rank, x->dims));
   kval k = *KI(s, 0);
-  if (k.known && k.tensor && sh_to_category(&k.c, dt))
-    *KO(s, 0) = k;
-  else if (k.sym && k.tensor && sh_category(dt) == 1)
+  if (k.tensor && ((k.known && sh_to_category(&k.c, dt)) || (k.sym && sh_category(dt) == 1)))
     *KO(s, 0) = k;
 }
 
@@ -270,12 +244,10 @@ void sh_r_to(sh *s) {
 
 /* numpy matmul of shapes a and b (ranks >= 1) with batch broadcasting.
  * Reports mismatches with the operands' types ta/tb. */
-static bool matmul_shape(sh *s, const ir_type *ta, const ir_type *tb, int ra,
-                         const ir_dim *a, int rb, const ir_dim *b, int *rr,
-                         ir_dim **out) {
+static bool matmul_shape(sh *s, const ir_type *ta, const ir_type *tb, int ra, const ir_dim *a,
+                         int rb, const ir_dim *b, int *rr, ir_dim **out) {
   if (ra < 1 || rb < 1) {
-    sh_err(s, "expects tensors of rank >= 1, got %s and %s", sh_tstr(s, ta),
-           sh_tstr(s, tb));
+    sh_err(s, "expects tensors of rank >= 1, got %s and %s", sh_tstr(s, ta), sh_tstr(s, tb));
     return false;
   }
   ir_dim ka = a[ra - 1], kb = rb >= 2 ? b[rb - 2] : b[0];
@@ -286,17 +258,14 @@ static bool matmul_shape(sh *s, const ir_type *ta, const ir_type *tb, int ra,
   int nba = ra >= 2 ? ra - 2 : 0, nbb = rb >= 2 ? rb - 2 : 0, nb;
   ir_dim *bd;
   if (!sh_bcast(s, nba, a, nbb, b, &nb, &bd)) {
-    sh_err(s, "cannot broadcast the batch dims of %s and %s", sh_tstr(s, ta),
-           sh_tstr(s, tb));
+    sh_err(s, "cannot broadcast the batch dims of %s and %s", sh_tstr(s, ta), sh_tstr(s, tb));
     return false;
   }
   ir_dim *o = dims_new(s, nb + 2);
   memcpy(o, bd, sizeof *o * (size_t)nb);
   int r = nb;
-  if (ra >= 2)
-    o[r++] = a[ra - 2];
-  if (rb >= 2)
-    o[r++] = b[rb - 1];
+  if (ra >= 2) o[r++] = a[ra - 2];
+  if (rb >= 2) o[r++] = b[rb - 1];
   *rr = r;
   *out = o;
   return true;
@@ -307,14 +276,13 @@ void sh_r_matmul(sh *s) {
   ir_op op = N(s)->op;
   int first = (op == NN_OP_ADDMM || op == NN_OP_BADDBMM) ? 1 : 0;
   const ir_type *ta = sh_tens(s, first), *tb = sh_tens(s, first + 1);
-  if (!ta || !tb)
-    return;
-  int want = (op == NN_OP_MM || op == NN_OP_ADDMM)      ? 2
-             : (op == NN_OP_BMM || op == NN_OP_BADDBMM) ? 3
-                                                        : 0;
+  if (!ta || !tb) return;
+  int want = (op == NN_OP_MM || op == NN_OP_ADDMM) ? 2
+             : (op == NN_OP_BMM || op == NN_OP_BADDBMM)
+                 ? 3
+                 : 0;
   if (want && (ta->rank != want || tb->rank != want)) {
-    sh_err(s, "expects %d-d tensors, got %s and %s", want, sh_tstr(s, ta),
-           sh_tstr(s, tb));
+    sh_err(s, "expects %d-d tensors, got %s and %s", want, sh_tstr(s, ta), sh_tstr(s, tb));
     return;
   }
   if (want == 3 && !sh_may_equal(s, ta->dims[0], tb->dims[0])) {
@@ -323,17 +291,14 @@ void sh_r_matmul(sh *s) {
   }
   int rr;
   ir_dim *dd;
-  if (!matmul_shape(s, ta, tb, ta->rank, ta->dims, tb->rank, tb->dims, &rr,
-                    &dd))
-    return;
+  if (!matmul_shape(s, ta, tb, ta->rank, ta->dims, tb->rank, tb->dims, &rr, &dd)) return;
   set(s, 0, tensor(s, sh_promote2(ta->dtype, tb->dtype), rr, dd));
 }
 
 /* linear(x, w, bias?): x @ w^T, w is [out, in] (or [in]). */
 void sh_r_linear(sh *s) {
   const ir_type *x = sh_tens(s, 0), *w = sh_tens(s, 1);
-  if (!x || !w)
-    return;
+  if (!x || !w) return;
   if (w->rank != 1 && w->rank != 2) {
     sh_err(s, "expects a 1-d or 2-d weight, got %s", sh_tstr(s, w));
     return;
@@ -341,19 +306,17 @@ void sh_r_linear(sh *s) {
   ir_dim wt[2] = {w->dims[w->rank - 1], w->rank == 2 ? w->dims[0] : 0};
   int rr;
   ir_dim *dd;
-  if (!matmul_shape(s, x, w, x->rank, x->dims, w->rank, wt, &rr, &dd))
-    return;
+  if (!matmul_shape(s, x, w, x->rank, x->dims, w->rank, wt, &rr, &dd)) return;
   set(s, 0, tensor(s, sh_promote2(x->dtype, w->dtype), rr, dd));
 }
 
 /* A per-spatial-dim parameter list: one element applies to every dim;
  * an empty list gives `dflt` (NULL: an error). */
-static bool spatial(sh *s, int i, const char *what, int nsp,
-                    const int64_t *dflt, int64_t lo, int64_t *out) {
+static bool spatial(sh *s, int i, const char *what, int nsp, const int64_t *dflt, int64_t lo,
+                    int64_t *out) {
   int64_t *v;
   int n;
-  if (!sh_oplist(s, i, what, &v, &n))
-    return false;
+  if (!sh_oplist(s, i, what, &v, &n)) return false;
   if (n == 0 && dflt) {
     memcpy(out, dflt, sizeof *out * (size_t)nsp);
     return true;
@@ -365,8 +328,7 @@ static bool spatial(sh *s, int i, const char *what, int nsp,
   for (int j = 0; j < nsp; j++) {
     out[j] = v[n == 1 ? 0 : j];
     if (out[j] < lo || out[j] > ((int64_t)1 << 40)) {
-      sh_err(s, "%s must be >= %lld, got %lld", what, (long long)lo,
-             (long long)out[j]);
+      sh_err(s, "%s must be >= %lld, got %lld", what, (long long)lo, (long long)out[j]);
       return false;
     }
   }
@@ -378,8 +340,8 @@ static bool spatial(sh *s, int i, const char *what, int nsp,
  * minus one when the last window would start past the input and its left
  * padding. Symbolic inputs work, with ceil_mode only where that last
  * window can never be dropped. 0 after reporting. */
-static ir_dim window(sh *s, ir_dim in, int64_t k, int64_t st, int64_t pad,
-                     int64_t dil, bool ceil_mode) {
+static ir_dim window(sh *s, ir_dim in, int64_t k, int64_t st, int64_t pad, int64_t dil,
+                     bool ceil_mode) {
   int64_t span = dil * (k - 1) + 1, c;
   if (!dc(s, in, &c)) {
     /* With ceil_mode the last window is dropped when it would start past
@@ -393,8 +355,7 @@ static ir_dim window(sh *s, ir_dim in, int64_t k, int64_t st, int64_t pad,
                 "for a stride larger than the window");
       return 0;
     }
-    ir_dim t =
-        ir_dim_add(s->g, in, D(s, 2 * pad - span + (ceil_mode ? st - 1 : 0)));
+    ir_dim t = ir_dim_add(s->g, in, D(s, 2 * pad - span + (ceil_mode ? st - 1 : 0)));
     return ir_dim_add(s->g, ir_dim_floordiv(s->g, t, D(s, st)), D(s, 1));
   }
   if (c < 0 || c > ((int64_t)1 << 60)) {
@@ -402,14 +363,11 @@ static ir_dim window(sh *s, ir_dim in, int64_t k, int64_t st, int64_t pad,
     return 0;
   }
   int64_t num = c + 2 * pad - span;
-  int64_t out = (num >= 0 || ceil_mode)
-                    ? sh_floordiv64(num + (ceil_mode ? st - 1 : 0), st) + 1
-                    : 0;
-  if (ceil_mode && out > 0 && (out - 1) * st >= c + pad)
-    out--;
+  int64_t out = (num >= 0 || ceil_mode) ? sh_floordiv64(num + (ceil_mode ? st - 1 : 0), st) + 1 : 0;
+  if (ceil_mode && out > 0 && (out - 1) * st >= c + pad) out--;
   if (out < 1) {
-    sh_err(s, "the input size %lld is too small for a window of %lld",
-           (long long)c, (long long)span);
+    sh_err(s, "the input size %lld is too small for a window of %lld", (long long)c,
+           (long long)span);
     return 0;
   }
   return D(s, out);
@@ -419,8 +377,7 @@ static ir_dim window(sh *s, ir_dim in, int64_t k, int64_t st, int64_t pad,
  * output_padding, groups): N-d, batched or not. */
 void sh_r_conv(sh *s) {
   const ir_type *x = sh_tens(s, 0), *w = sh_tens(s, 1);
-  if (!x || !w)
-    return;
+  if (!x || !w) return;
   int nsp = w->rank - 2;
   if (nsp < 1 || (x->rank != w->rank && x->rank != w->rank - 1)) {
     sh_err(s, "input %s does not fit weight %s", sh_tstr(s, x), sh_tstr(s, w));
@@ -431,15 +388,12 @@ void sh_r_conv(sh *s) {
     sh_err(s, "at most 8 spatial dims are supported");
     return;
   }
-  if (!spatial(s, 3, "stride", nsp, NULL, 1, st) ||
-      !spatial(s, 4, "padding", nsp, NULL, 0, pad) ||
+  if (!spatial(s, 3, "stride", nsp, NULL, 1, st) || !spatial(s, 4, "padding", nsp, NULL, 0, pad) ||
       !spatial(s, 5, "dilation", nsp, NULL, 1, dil) ||
-      !sh_need_int(s, 6, "transposed", &transposed) ||
-      !sh_need_int(s, 8, "groups", &groups))
+      !sh_need_int(s, 6, "transposed", &transposed) || !sh_need_int(s, 8, "groups", &groups))
     return;
   int64_t zeros[8] = {0};
-  if (transposed && !spatial(s, 7, "output_padding", nsp, zeros, 0, opad))
-    return;
+  if (transposed && !spatial(s, 7, "output_padding", nsp, zeros, 0, opad)) return;
   if (groups < 1) {
     sh_err(s, "groups must be >= 1, got %lld", (long long)groups);
     return;
@@ -447,8 +401,7 @@ void sh_r_conv(sh *s) {
   int batched = x->rank == w->rank;
   ir_dim cin = x->dims[batched], cout;
   /* weight: [out, in/groups, k...], transposed [in, out/groups, k...] */
-  ir_dim want =
-      transposed ? w->dims[0] : ir_dim_mul(s->g, w->dims[1], D(s, groups));
+  ir_dim want = transposed ? w->dims[0] : ir_dim_mul(s->g, w->dims[1], D(s, groups));
   if (!sh_may_equal(s, cin, want)) {
     sh_err(s,
            "input %s has a different channel count than weight %s expects "
@@ -458,26 +411,22 @@ void sh_r_conv(sh *s) {
   }
   cout = transposed ? ir_dim_mul(s->g, w->dims[1], D(s, groups)) : w->dims[0];
   ir_dim *o = dims_new(s, x->rank);
-  if (batched)
-    o[0] = x->dims[0];
+  if (batched) o[0] = x->dims[0];
   o[batched] = cout;
   for (int i = 0; i < nsp; i++) {
     ir_dim in = x->dims[batched + 1 + i];
     int64_t k;
     if (!dc(s, w->dims[2 + i], &k) || k < 1 || k > ((int64_t)1 << 40)) {
-      sh_err(s, "the kernel size of %s is not a positive constant",
-             sh_tstr(s, w));
+      sh_err(s, "the kernel size of %s is not a positive constant", sh_tstr(s, w));
       return;
     }
     if (!transposed) {
       o[batched + 1 + i] = window(s, in, k, st[i], pad[i], dil[i], false);
-      if (!o[batched + 1 + i])
-        return;
+      if (!o[batched + 1 + i]) return;
     } else {
       /* (in - 1)*s - 2p + d(k-1) + output_padding + 1 */
       ir_dim t = ir_dim_mul(s->g, ir_dim_add(s->g, in, D(s, -1)), D(s, st[i]));
-      o[batched + 1 + i] = ir_dim_add(
-          s->g, t, D(s, dil[i] * (k - 1) + opad[i] + 1 - 2 * pad[i]));
+      o[batched + 1 + i] = ir_dim_add(s->g, t, D(s, dil[i] * (k - 1) + opad[i] + 1 - 2 * pad[i]));
     }
   }
   set(s, 0, tensor(s, x->dtype, x->rank, o));
@@ -489,19 +438,16 @@ void sh_r_conv(sh *s) {
  * avg_pool{1,2}d(x, k, s, p, ceil, count_include_pad[, divisor]). */
 void sh_r_pool(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   ir_op op = N(s)->op;
   int nsp = (op == NN_OP_MAX_POOL1D || op == NN_OP_AVG_POOL1D) ? 1 : 2;
   bool avg = op == NN_OP_AVG_POOL2D || op == NN_OP_AVG_POOL1D;
   if (x->rank != nsp + 1 && x->rank != nsp + 2) {
-    sh_err(s, "expects a %d-d or %d-d input, got %s", nsp + 1, nsp + 2,
-           sh_tstr(s, x));
+    sh_err(s, "expects a %d-d or %d-d input, got %s", nsp + 1, nsp + 2, sh_tstr(s, x));
     return;
   }
   int64_t k[2], st[2], pad[2], dil[2] = {1, 1}, ceil_mode;
-  if (!spatial(s, 1, "kernel_size", nsp, NULL, 1, k) ||
-      !spatial(s, 2, "stride", nsp, k, 1, st) ||
+  if (!spatial(s, 1, "kernel_size", nsp, NULL, 1, k) || !spatial(s, 2, "stride", nsp, k, 1, st) ||
       !spatial(s, 3, "padding", nsp, NULL, 0, pad) ||
       (!avg && !spatial(s, 4, "dilation", nsp, NULL, 1, dil)) ||
       !sh_need_int(s, avg ? 4 : 5, "ceil_mode", &ceil_mode))
@@ -510,37 +456,32 @@ void sh_r_pool(sh *s) {
   memcpy(o, x->dims, sizeof *o * (size_t)x->rank);
   for (int i = 0; i < nsp; i++) {
     if (pad[i] * 2 > k[i]) {
-      sh_err(s, "padding %lld is more than half the kernel size %lld",
-             (long long)pad[i], (long long)k[i]);
+      sh_err(s, "padding %lld is more than half the kernel size %lld", (long long)pad[i],
+             (long long)k[i]);
       return;
     }
     int j = x->rank - nsp + i;
     o[j] = window(s, x->dims[j], k[i], st[i], pad[i], dil[i], ceil_mode);
-    if (!o[j])
-      return;
+    if (!o[j]) return;
   }
   set(s, 0, tensor(s, x->dtype, x->rank, o));
-  if (N(s)->nout == 2)
-    set(s, 1, tensor(s, NN_DT_I64, x->rank, o));
+  if (N(s)->nout == 2) set(s, 1, tensor(s, NN_DT_I64, x->rank, o));
 }
 
 /* adaptive_{avg,max}_pool{1,2}d(x, output_size): the spatial dims become
  * output_size (none keeps the input's). */
 void sh_r_adaptive(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int nsp = N(s)->op == NN_OP_ADAPTIVE_AVG_POOL1D ? 1 : 2;
   if (x->rank != nsp + 1 && x->rank != nsp + 2) {
-    sh_err(s, "expects a %d-d or %d-d input, got %s", nsp + 1, nsp + 2,
-           sh_tstr(s, x));
+    sh_err(s, "expects a %d-d or %d-d input, got %s", nsp + 1, nsp + 2, sh_tstr(s, x));
     return;
   }
   int64_t *v;
   ir_dim *y;
   int n;
-  if (!sh_opshape(s, 1, "output_size", true, &v, &y, &n))
-    return;
+  if (!sh_opshape(s, 1, "output_size", true, &v, &y, &n)) return;
   if (n != 1 && n != nsp) {
     sh_err(s, "output_size must have %d elements, got %d", nsp, n);
     return;
@@ -549,8 +490,7 @@ void sh_r_adaptive(sh *s) {
   memcpy(o, x->dims, sizeof *o * (size_t)x->rank);
   for (int i = 0; i < nsp; i++) {
     int j = n == 1 ? 0 : i, at = x->rank - nsp + i;
-    if (v[j] == SH_NONE)
-      continue;
+    if (v[j] == SH_NONE) continue;
     if (v[j] == SH_SYM) {
       o[at] = y[j];
     } else if (v[j] < 0) {
@@ -561,15 +501,14 @@ void sh_r_adaptive(sh *s) {
     }
   }
   set(s, 0, tensor(s, x->dtype, x->rank, o));
-  if (N(s)->nout == 2)
-    set(s, 1, tensor(s, NN_DT_I64, x->rank, o));
+  if (N(s)->nout == 2) set(s, 1, tensor(s, NN_DT_I64, x->rank, o));
 }
 
 /* ---- rules: reductions ------------------------------------------------ */
 
 /* The shape left after reducing `mask` dims of x (kept as 1 with keepdim). */
-static const ir_type *reduced(sh *s, const ir_type *x, const bool *mask,
-                              bool keepdim, nn_dtype dt) {
+static const ir_type *reduced(sh *s, const ir_type *x, const bool *mask, bool keepdim,
+                              nn_dtype dt) {
   ir_dim *o = dims_new(s, x->rank);
   int r = 0;
   for (int i = 0; i < x->rank; i++) {
@@ -585,26 +524,20 @@ static const ir_type *reduced(sh *s, const ir_type *x, const bool *mask,
  * norm(x, p?, dims, keepdim): none or empty dims reduce everything. */
 void sh_r_reduce(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   ir_op op = N(s)->op;
   int idims = op == NN_OP_NORM ? 2 : 1, ikeep = idims + 1;
   int64_t keep;
-  if (!sh_need_int(s, ikeep, "keepdim", &keep))
-    return;
+  if (!sh_need_int(s, ikeep, "keepdim", &keep)) return;
   bool *mask = nn_alloc(s->a, (size_t)x->rank + 1);
   int64_t *v = NULL;
   int n = 0;
-  if (!sh_is_none(s, idims) && !sh_oplist(s, idims, "dims", &v, &n))
-    return;
-  for (int i = 0; i < x->rank; i++)
-    mask[i] = n == 0;
+  if (!sh_is_none(s, idims) && !sh_oplist(s, idims, "dims", &v, &n)) return;
+  for (int i = 0; i < x->rank; i++) mask[i] = n == 0;
   for (int j = 0; j < n; j++) {
     int d;
-    if (!sh_wrapdim(s, v[j], x->rank, 0, &d))
-      return;
-    if (x->rank == 0)
-      continue;
+    if (!sh_wrapdim(s, v[j], x->rank, 0, &d)) return;
+    if (x->rank == 0) continue;
     if (mask[d]) {
       sh_err(s, "dim %lld appears twice", (long long)v[j]);
       return;
@@ -612,43 +545,34 @@ void sh_r_reduce(sh *s) {
     mask[d] = true;
   }
   nn_dtype dt = x->dtype;
-  if (op == NN_OP_SUM && dt != NN_DT_UNKNOWN && sh_category(dt) < 2)
-    dt = NN_DT_I64;
-  if (op == NN_OP_NORM && dt != NN_DT_UNKNOWN && sh_category(dt) < 2)
-    dt = NN_DT_F32;
-  if ((op == NN_OP_SUM || op == NN_OP_MEAN) && !sh_opdtype(s, 3, dt, &dt))
-    return;
+  if (op == NN_OP_SUM && dt != NN_DT_UNKNOWN && sh_category(dt) < 2) dt = NN_DT_I64;
+  if (op == NN_OP_NORM && dt != NN_DT_UNKNOWN && sh_category(dt) < 2) dt = NN_DT_F32;
+  if ((op == NN_OP_SUM || op == NN_OP_MEAN) && !sh_opdtype(s, 3, dt, &dt)) return;
   set(s, 0, reduced(s, x, mask, keep, dt));
 }
 
 /* max_all/min_all(x): 0-dim. */
 void sh_r_reduce_all(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (x)
-    set(s, 0, tensor(s, x->dtype, 0, NULL));
+  if (x) set(s, 0, tensor(s, x->dtype, 0, NULL));
 }
 
 /* max_dim/min_dim(x, dim, keepdim) -> (values, i64 indices);
  * argmax/argmin(x, dim?, keepdim) -> i64 (all dims when dim is none). */
 void sh_r_reduce_dim(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int64_t keep;
-  if (!sh_need_int(s, 2, "keepdim", &keep))
-    return;
+  if (!sh_need_int(s, 2, "keepdim", &keep)) return;
   bool *mask = nn_alloc(s->a, (size_t)x->rank + 1);
   ir_op op = N(s)->op;
   bool arg = op == NN_OP_ARGMAX || op == NN_OP_ARGMIN;
   if (arg && sh_is_none(s, 1)) {
-    for (int i = 0; i < x->rank; i++)
-      mask[i] = true;
+    for (int i = 0; i < x->rank; i++) mask[i] = true;
   } else {
     int d;
-    if (!sh_opdim(s, 1, x->rank, 0, &d))
-      return;
-    if (x->rank)
-      mask[d] = true;
+    if (!sh_opdim(s, 1, x->rank, 0, &d)) return;
+    if (x->rank) mask[d] = true;
   }
   if (arg) {
     set(s, 0, reduced(s, x, mask, keep, NN_DT_I64));
@@ -661,15 +585,11 @@ void sh_r_reduce_dim(sh *s) {
 /* softmax/log_softmax/cumsum(x, dim, dtype?): x's shape. */
 void sh_r_softmax(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   int d;
-  if (!sh_opdim(s, 1, x->rank, 0, &d))
-    return;
+  if (!sh_opdim(s, 1, x->rank, 0, &d)) return;
   nn_dtype dt = x->dtype;
-  if (N(s)->op == NN_OP_CUMSUM && dt != NN_DT_UNKNOWN && sh_category(dt) < 2)
-    dt = NN_DT_I64;
-  if (!sh_opdtype(s, 2, dt, &dt))
-    return;
+  if (N(s)->op == NN_OP_CUMSUM && dt != NN_DT_UNKNOWN && sh_category(dt) < 2) dt = NN_DT_I64;
+  if (!sh_opdtype(s, 2, dt, &dt)) return;
   set(s, 0, tensor(s, dt, x->rank, x->dims));
 }

@@ -19,16 +19,11 @@
 /* The dtype of a Python number's type: int -> i64, float -> f32, bool. */
 static nn_dtype number_dtype(const ir_type *t) {
   switch (t->kind) {
-  case IR_T_INT:
-    return NN_DT_I64;
-  case IR_T_FLOAT:
-    return NN_DT_F32;
-  case IR_T_BOOL:
-    return NN_DT_BOOL;
-  case IR_T_TENSOR:
-    return t->dtype;
-  default:
-    return NN_DT_UNKNOWN;
+  case IR_T_INT: return NN_DT_I64;
+  case IR_T_FLOAT: return NN_DT_F32;
+  case IR_T_BOOL: return NN_DT_BOOL;
+  case IR_T_TENSOR: return t->dtype;
+  default: return NN_DT_UNKNOWN;
   }
 }
 
@@ -38,8 +33,7 @@ void sh_r_create(sh *s) {
   int64_t *v;
   ir_dim *y;
   int n;
-  if (!sh_opshape(s, 0, "size", false, &v, &y, &n))
-    return;
+  if (!sh_opshape(s, 0, "size", false, &v, &y, &n)) return;
   ir_dim *o = dims_new(s, n);
   for (int j = 0; j < n; j++) {
     if (v[j] < 0 && v[j] != SH_SYM) {
@@ -49,19 +43,16 @@ void sh_r_create(sh *s) {
     o[j] = sh_shape_dim(s, v, y, j);
   }
   nn_dtype dt = full ? number_dtype(TY(s, 1)) : NN_DT_F32;
-  if (!sh_opdtype(s, full ? 2 : 1, dt, &dt))
-    return;
+  if (!sh_opdtype(s, full ? 2 : 1, dt, &dt)) return;
   set(s, 0, tensor(s, dt, n, o));
 }
 
 /* zeros_like/ones_like(x, dtype?), full_like(x, value, dtype?). */
 void sh_r_like(sh *s) {
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   nn_dtype dt;
-  if (!sh_opdtype(s, N(s)->op == NN_OP_FULL_LIKE ? 2 : 1, x->dtype, &dt))
-    return;
+  if (!sh_opdtype(s, N(s)->op == NN_OP_FULL_LIKE ? 2 : 1, x->dtype, &dt)) return;
   set(s, 0, tensor(s, dt, x->rank, x->dims));
 }
 
@@ -79,8 +70,7 @@ void sh_r_arange(sh *s) {
         v[i] = 0;
         continue;
       }
-      if (t->kind != IR_T_UNKNOWN)
-        sh_err(s, "the bounds of arange must be compile-time constants");
+      if (t->kind != IR_T_UNKNOWN) sh_err(s, "the bounds of arange must be compile-time constants");
       return;
     }
     all_int = all_int && isint[i];
@@ -106,8 +96,7 @@ void sh_r_arange(sh *s) {
     len = D(s, (int64_t)n);
   }
   nn_dtype dt;
-  if (!sh_opdtype(s, 3, all_int ? NN_DT_I64 : NN_DT_F32, &dt))
-    return;
+  if (!sh_opdtype(s, 3, all_int ? NN_DT_I64 : NN_DT_F32, &dt)) return;
   set(s, 0, tensor(s, dt, 1, &len));
 }
 
@@ -145,10 +134,8 @@ void sh_r_tensor_from(sh *s) {
     }
   }
   nn_dtype dt = number_dtype(elem);
-  if (elem->kind == IR_T_UNKNOWN && !sh_is_unknown(s, 0))
-    dt = NN_DT_F32;
-  if (!sh_opdtype(s, 1, dt, &dt))
-    return;
+  if (elem->kind == IR_T_UNKNOWN && !sh_is_unknown(s, 0)) dt = NN_DT_F32;
+  if (!sh_opdtype(s, 1, dt, &dt)) return;
   set(s, 0, tensor(s, dt, rank, dd));
   if (rank == 0 && k->known && sh_is_num(&k->c)) {
     ir_const c = k->c;
@@ -181,8 +168,7 @@ static void dim_int(sh *s, int r, ir_dim d) {
 /* constant: the attribute is the value. */
 void sh_r_constant(sh *s) {
   ir_node *n = N(s);
-  if (ir_vtype(s->g, n->out[0])->kind == IR_T_UNKNOWN)
-    set(s, 0, ir_const_type(s->g, &n->c));
+  if (ir_vtype(s->g, n->out[0])->kind == IR_T_UNKNOWN) set(s, 0, ir_const_type(s->g, &n->c));
   kval *k = KO(s, 0);
   k->known = true;
   k->c = n->c;
@@ -198,11 +184,38 @@ static void weight_value(const ir_weight *w, kval *k) {
   const unsigned char *p = (const unsigned char *)w->data + (size_t)w->offset * es;
   ir_const c = {0};
   switch (w->dtype) {
-  case NN_DT_I64: { int64_t v; memcpy(&v, p, 8); c.kind = IR_C_INT; c.i = v; break; }
-  case NN_DT_I32: { int32_t v; memcpy(&v, p, 4); c.kind = IR_C_INT; c.i = v; break; }
-  case NN_DT_F64: { double v; memcpy(&v, p, 8); c.kind = IR_C_FLOAT; c.f = v; break; }
-  case NN_DT_F32: { float v; memcpy(&v, p, 4); c.kind = IR_C_FLOAT; c.f = v; break; }
-  case NN_DT_BOOL: c.kind = IR_C_BOOL; c.i = p[0] != 0; break;
+  case NN_DT_I64: {
+    int64_t v;
+    memcpy(&v, p, 8);
+    c.kind = IR_C_INT;
+    c.i = v;
+    break;
+  }
+  case NN_DT_I32: {
+    int32_t v;
+    memcpy(&v, p, 4);
+    c.kind = IR_C_INT;
+    c.i = v;
+    break;
+  }
+  case NN_DT_F64: {
+    double v;
+    memcpy(&v, p, 8);
+    c.kind = IR_C_FLOAT;
+    c.f = v;
+    break;
+  }
+  case NN_DT_F32: {
+    float v;
+    memcpy(&v, p, 4);
+    c.kind = IR_C_FLOAT;
+    c.f = v;
+    break;
+  }
+  case NN_DT_BOOL:
+    c.kind = IR_C_BOOL;
+    c.i = p[0] != 0;
+    break;
   default: return;
   }
   k->known = true;
@@ -213,29 +226,22 @@ static void weight_value(const ir_weight *w, kval *k) {
 
 void sh_r_weight(sh *s) {
   ir_node *n = N(s);
-  if (n->weight < 0 || n->weight >= s->g->weights.len)
-    return;
+  if (n->weight < 0 || n->weight >= s->g->weights.len) return;
   const ir_weight *w = &s->g->weights.data[n->weight];
   weight_value(w, K(s, n->out[0]));
-  if (ir_vtype(s->g, n->out[0])->kind != IR_T_UNKNOWN)
-    return;
-  if (w->rank < 0 || (w->rank > 0 && !w->sizes))
-    return;
+  if (ir_vtype(s->g, n->out[0])->kind != IR_T_UNKNOWN) return;
+  if (w->rank < 0 || (w->rank > 0 && !w->sizes)) return;
   ir_dim *o = dims_new(s, w->rank);
-  for (int i = 0; i < w->rank; i++)
-    o[i] = D(s, w->sizes[i]);
+  for (int i = 0; i < w->rank; i++) o[i] = D(s, w->sizes[i]);
   set(s, 0, tensor(s, w->dtype, w->rank, o));
 }
 
 /* size(x, dim), sizes(x), dim(x), sh_numel(x). */
 void sh_r_size(sh *s) {
   ir_op op = N(s)->op;
-  set(s, 0,
-      op == NN_OP_SIZES ? ir_type_list(s->g, scalar(s, IR_T_INT))
-                        : scalar(s, IR_T_INT));
+  set(s, 0, op == NN_OP_SIZES ? ir_type_list(s->g, scalar(s, IR_T_INT)) : scalar(s, IR_T_INT));
   const ir_type *x = sh_tens(s, 0);
-  if (!x)
-    return;
+  if (!x) return;
   switch (op) {
   case NN_OP_SIZE: {
     int d;
@@ -243,22 +249,16 @@ void sh_r_size(sh *s) {
       sh_err(s, "a 0-dim tensor has no dims");
       return;
     }
-    if (sh_opdim(s, 1, x->rank, 0, &d))
-      dim_int(s, 0, x->dims[d]);
+    if (sh_opdim(s, 1, x->rank, 0, &d)) dim_int(s, 0, x->dims[d]);
     break;
   }
-  case NN_OP_DIM:
-    known_int(s, 0, x->rank);
-    break;
-  case NN_OP_NUMEL:
-    dim_int(s, 0, sh_numel(s, x->rank, x->dims));
-    break;
+  case NN_OP_DIM: known_int(s, 0, x->rank); break;
+  case NN_OP_NUMEL: dim_int(s, 0, sh_numel(s, x->rank, x->dims)); break;
   default: { /* SIZES */
     kval *k = KO(s, 0);
     int64_t *v = nn_alloc(s->a, sizeof *v * (size_t)(x->rank + 1));
     bool all = true;
-    for (int i = 0; i < x->rank; i++)
-      all = all && dc(s, x->dims[i], &v[i]);
+    for (int i = 0; i < x->rank; i++) all = all && dc(s, x->dims[i], &v[i]);
     if (all) {
       k->known = true;
       k->c.kind = IR_C_INTLIST;
@@ -276,12 +276,12 @@ void sh_r_size(sh *s) {
  * floats (prim::NumToTensor); the value stays known. */
 void sh_r_num_to_tensor(sh *s) {
   const ir_type *t = TY(s, 0);
-  nn_dtype dt = t->kind == IR_T_FLOAT                         ? NN_DT_F64
-                : t->kind == IR_T_INT || t->kind == IR_T_BOOL ? NN_DT_I64
-                                                              : NN_DT_UNKNOWN;
+  nn_dtype dt = t->kind == IR_T_FLOAT ? NN_DT_F64
+                : t->kind == IR_T_INT || t->kind == IR_T_BOOL
+                    ? NN_DT_I64
+                    : NN_DT_UNKNOWN;
   if (dt == NN_DT_UNKNOWN) {
-    if (!sh_is_unknown(s, 0))
-      sh_err(s, "expects a number, got %s", sh_tstr(s, t));
+    if (!sh_is_unknown(s, 0)) sh_err(s, "expects a number, got %s", sh_tstr(s, t));
     return;
   }
   set(s, 0, tensor(s, dt, 0, NULL));
@@ -299,28 +299,21 @@ void sh_r_num_to_tensor(sh *s) {
 void sh_r_to_scalar(sh *s) {
   ir_op op = N(s)->op;
   const ir_type *t = TY(s, 0);
-  ir_tkind k = op == NN_OP_TO_INT     ? IR_T_INT
-               : op == NN_OP_TO_FLOAT ? IR_T_FLOAT
-                                      : IR_T_BOOL;
+  ir_tkind k = op == NN_OP_TO_INT ? IR_T_INT : op == NN_OP_TO_FLOAT ? IR_T_FLOAT : IR_T_BOOL;
   if (op == NN_OP_SCALAR_IMPLICIT) {
     if (t->kind != IR_T_TENSOR) {
-      if (!sh_is_unknown(s, 0))
-        sh_tens(s, 0);
+      if (!sh_is_unknown(s, 0)) sh_tens(s, 0);
       return;
     }
-    k = t->dtype == NN_DT_BOOL        ? IR_T_BOOL
-        : nn_dtype_is_float(t->dtype) ? IR_T_FLOAT
-                                      : IR_T_INT;
+    k = t->dtype == NN_DT_BOOL ? IR_T_BOOL : nn_dtype_is_float(t->dtype) ? IR_T_FLOAT : IR_T_INT;
   }
   set(s, 0, scalar(s, k));
   if (t->kind == IR_T_TENSOR && t->rank > 0) {
     int64_t c = 0;
     bool one = true;
-    for (int i = 0; i < t->rank; i++)
-      one = one && dc(s, t->dims[i], &c) && c == 1;
+    for (int i = 0; i < t->rank; i++) one = one && dc(s, t->dims[i], &c) && c == 1;
     if (!one) {
-      sh_err(s, "only a one-element tensor converts to a number, got %s",
-             sh_tstr(s, t));
+      sh_err(s, "only a one-element tensor converts to a number, got %s", sh_tstr(s, t));
       return;
     }
   }
@@ -328,9 +321,7 @@ void sh_r_to_scalar(sh *s) {
   kval *o = KO(s, 0);
   if (in.known && sh_is_num(&in.c)) {
     ir_const c = in.c;
-    nn_dtype cat = k == IR_T_INT     ? NN_DT_I64
-                   : k == IR_T_FLOAT ? NN_DT_F32
-                                     : NN_DT_BOOL;
+    nn_dtype cat = k == IR_T_INT ? NN_DT_I64 : k == IR_T_FLOAT ? NN_DT_F32 : NN_DT_BOOL;
     if (sh_to_category(&c, cat)) {
       o->known = true;
       o->c = c;
@@ -348,11 +339,9 @@ void sh_r_scalar(sh *s) {
   bool f = false;
   for (int i = 0; i < nin; i++) {
     ir_tkind k = TY(s, i)->kind;
-    if (k == IR_T_UNKNOWN)
-      return;
+    if (k == IR_T_UNKNOWN) return;
     if (k != IR_T_INT && k != IR_T_FLOAT && k != IR_T_BOOL) {
-      sh_err(s, "operand %d is %s, expected a number", i + 1,
-             sh_tstr(s, TY(s, i)));
+      sh_err(s, "operand %d is %s, expected a number", i + 1, sh_tstr(s, TY(s, i)));
       return;
     }
     f = f || k == IR_T_FLOAT;
@@ -364,12 +353,9 @@ void sh_r_scalar(sh *s) {
     return;
   }
   arith ar = sh_arith_of(op);
-  ir_tkind k = sh_is_bool_result(ar) ? IR_T_BOOL
-               : (f || ar == AR_DIV) ? IR_T_FLOAT
-                                     : IR_T_INT;
+  ir_tkind k = sh_is_bool_result(ar) ? IR_T_BOOL : (f || ar == AR_DIV) ? IR_T_FLOAT : IR_T_INT;
   set(s, 0, scalar(s, k));
-  sh_fold_into(s, 0, ar, KI(s, 0), KI(s, 1), false, NN_DT_UNKNOWN,
-               k == IR_T_INT);
+  sh_fold_into(s, 0, ar, KI(s, 0), KI(s, 1), false, NN_DT_UNKNOWN, k == IR_T_INT);
 }
 
 /* list_construct(a, b, ...): list<type of the first non-none operand>;
@@ -381,11 +367,9 @@ void sh_r_list_construct(sh *s) {
   const ir_type **p = nn_alloc(s->a, sizeof *p * (size_t)(cnt + 1));
   for (int i = 0; i < cnt; i++) {
     p[i] = TY(s, i);
-    if (!elem && p[i]->kind != IR_T_NONE)
-      elem = p[i];
+    if (!elem && p[i]->kind != IR_T_NONE) elem = p[i];
   }
-  if (!elem)
-    elem = scalar(s, cnt ? IR_T_NONE : IR_T_INT);
+  if (!elem) elem = scalar(s, cnt ? IR_T_NONE : IR_T_INT);
   set(s, 0, ir_type_list(s->g, elem));
   kval *k = KO(s, 0);
   k->src = N(s)->in;
@@ -406,13 +390,11 @@ void sh_r_list_construct(sh *s) {
                 .n = cnt};
   if (kind == IR_C_FLOAT) {
     double *f = nn_alloc(s->a, sizeof *f * (size_t)(cnt + 1));
-    for (int i = 0; i < cnt; i++)
-      f[i] = KI(s, i)->c.f;
+    for (int i = 0; i < cnt; i++) f[i] = KI(s, i)->c.f;
     c.floats = f;
   } else {
     int64_t *v = nn_alloc(s->a, sizeof *v * (size_t)(cnt + 1));
-    for (int i = 0; i < cnt; i++)
-      v[i] = KI(s, i)->c.i;
+    for (int i = 0; i < cnt; i++) v[i] = KI(s, i)->c.i;
     c.ints = v;
   }
   k->known = true;
@@ -448,16 +430,11 @@ static void element(sh *s, const kval *k, const ir_type *t, int64_t j, int r) {
 
 /* The element count of a list/tuple value when known, else -1. */
 static int count_of(const kval *k, const ir_type *t) {
-  if (k->src)
-    return k->nsrc;
-  if (k->pieces)
-    return k->npieces;
-  if (k->known && k->c.kind >= IR_C_INTLIST)
-    return k->c.n;
-  if (k->sdims)
-    return k->nsdims;
-  if (t->kind == IR_T_TUPLE)
-    return t->nelems;
+  if (k->src) return k->nsrc;
+  if (k->pieces) return k->npieces;
+  if (k->known && k->c.kind >= IR_C_INTLIST) return k->c.n;
+  if (k->sdims) return k->nsdims;
+  if (t->kind == IR_T_TUPLE) return t->nelems;
   return -1;
 }
 
@@ -465,8 +442,7 @@ static int count_of(const kval *k, const ir_type *t) {
  * type is unknown or after reporting. */
 static const ir_type *seq_operand(sh *s, bool tuple) {
   const ir_type *t = TY(s, 0);
-  if (t->kind == IR_T_UNKNOWN)
-    return NULL;
+  if (t->kind == IR_T_UNKNOWN) return NULL;
   if (t->kind != (tuple ? IR_T_TUPLE : IR_T_LIST)) {
     sh_err(s, "expects a %s, got %s", tuple ? "tuple" : "list", sh_tstr(s, t));
     return NULL;
@@ -478,13 +454,11 @@ static const ir_type *seq_operand(sh *s, bool tuple) {
 void sh_r_unpack(sh *s) {
   bool tuple = N(s)->op == NN_OP_TUPLE_UNPACK;
   const ir_type *t = seq_operand(s, tuple);
-  if (!t)
-    return;
+  if (!t) return;
   kval k = *KI(s, 0);
   int n = count_of(&k, t), nout = N(s)->nout;
   if (n >= 0 && n != nout) {
-    sh_err(s, "the %s has %d elements, unpacked into %d",
-           tuple ? "tuple" : "list", n, nout);
+    sh_err(s, "the %s has %d elements, unpacked into %d", tuple ? "tuple" : "list", n, nout);
     return;
   }
   for (int r = 0; r < nout; r++) {
@@ -499,8 +473,7 @@ void sh_r_unpack(sh *s) {
 void sh_r_get(sh *s) {
   bool tuple = N(s)->op == NN_OP_TUPLE_GET;
   const ir_type *t = seq_operand(s, tuple);
-  if (!t)
-    return;
+  if (!t) return;
   kval k = *KI(s, 0);
   int n = count_of(&k, t);
   int64_t j;
@@ -525,8 +498,7 @@ void sh_r_get(sh *s) {
 void sh_r_tuple_construct(sh *s) {
   ir_node *n = N(s);
   const ir_type **e = nn_alloc(s->a, sizeof *e * (size_t)(n->nin + 1));
-  for (int i = 0; i < n->nin; i++)
-    e[i] = TY(s, i);
+  for (int i = 0; i < n->nin; i++) e[i] = TY(s, i);
   set(s, 0, ir_type_tuple(s->g, n->nin, e));
   KO(s, 0)->src = N(s)->in;
   KO(s, 0)->nsrc = N(s)->nin;

@@ -99,16 +99,16 @@ typedef struct nncc_model_io {
 
 /* A symbolic dim of the inputs. */
 typedef struct nncc_model_sym {
-  const char *name;    /* e.g. "b" */
-  int64_t lo, hi;      /* the values a run may give it, inclusive */
+  const char *name; /* e.g. "b" */
+  int64_t lo, hi;   /* the values a run may give it, inclusive */
 } nncc_model_sym;
 
 /* One step of the graph function, for profiles (metadata version 3). */
 typedef struct nncc_model_step {
-  const char *kernel;  /* generated kernel name, "k12_convolution" */
-  const char *ops;     /* IR ops it computes, "convolution+relu" */
-  const char *scope;   /* module path of its first op, "" at the root */
-  const char *loc;     /* source "ENTRY:LINE", "" when unknown */
+  const char *kernel; /* generated kernel name, "k12_convolution" */
+  const char *ops;    /* IR ops it computes, "convolution+relu" */
+  const char *scope;  /* module path of its first op, "" at the root */
+  const char *loc;    /* source "ENTRY:LINE", "" when unknown */
 } nncc_model_step;
 
 /* What nncc_model_v1() returns. Every pointer lives until dlclose. */
@@ -148,8 +148,7 @@ typedef struct nncc_model_desc {
    * symbol must get one value within its range, and every symbolic dim of
    * the program must come out >= 1. Fills values[0..nsyms) and returns 0,
    * or writes a message naming the input and dim into msg and returns -1. */
-  int (*bind)(const int64_t *const *input_dims, int64_t *values, char *msg,
-              size_t cap);
+  int (*bind)(const int64_t *const *input_dims, int64_t *values, char *msg, size_t cap);
   /* The dims of input (outputs = 0) or output (outputs = 1) i for these
    * symbol values. */
   void (*io_dims)(int outputs, int32_t i, const int64_t *values, int64_t *dims);
@@ -161,22 +160,21 @@ typedef struct nncc_model_desc {
   /* Runs with bound symbol values (the plan is cached per distinct values).
    * Returns 0, -2 when the workspace can't be had (allocation failed, or a
    * caller-provided one is too small), or the graph function's status. */
-  int (*run_dims)(void *session, const int64_t *values, void *const *inputs,
-                  void *const *outputs);
+  int (*run_dims)(void *session, const int64_t *values, void *const *inputs, void *const *outputs);
   /* Makes the session use caller memory (64-byte aligned, `bytes` long)
    * as its workspace from now on; NULL returns to session-owned memory.
    * Returns 0, or -1 when mem is misaligned. */
   int (*set_workspace)(void *session, void *mem, uint64_t bytes);
   /* ---- profiling (absent from models built before it: struct_size) ---- */
-  int32_t nsteps;                /* steps of the graph function */
-  const nncc_model_step *steps;  /* steps[0..nsteps) */
+  int32_t nsteps;               /* steps of the graph function */
+  const nncc_model_step *steps; /* steps[0..nsteps) */
   /* From the next run on, every run of the session adds each step's wall
    * time in nanoseconds to ns[0..nsteps) (caller memory, used until
    * profiling is turned off); ns NULL turns profiling off. */
   void (*set_profile)(void *session, uint64_t *ns);
   /* ---- metadata version 4 (absent from older models: struct_size) ---- */
-  const char *precision;         /* "f32", "f16", "bf16"; NULL when unknown */
-  int32_t nkernels;              /* distinct compiled kernels; 0 unknown */
+  const char *precision; /* "f32", "f16", "bf16"; NULL when unknown */
+  int32_t nkernels;      /* distinct compiled kernels; 0 unknown */
 } nncc_model_desc;
 
 typedef const nncc_model_desc *(*nncc_model_entry_fn)(void);
@@ -190,8 +188,7 @@ typedef void (*nncc_rt_kernel_fn)(void *const *slots, int64_t begin, int64_t end
  * chunks, one per pool thread (the caller runs the first), and returns when
  * all are done. With a NULL pool, one thread or n <= 1 it calls fn(slots, 0,
  * n) directly. A pool is used by one thread at a time. (runtime/pool.c) */
-void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots,
-                          int64_t n);
+void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots, int64_t n);
 
 /* Profiling hooks (model_rt.c). nncc_rt_profiling counts the sessions of
  * this model.so that profile; while it is 0 the graph function makes no

@@ -45,9 +45,9 @@
 #include "plan.h"
 
 /* Defined by the generated code and the data object of the same .so. */
-extern int nncc_graph_run(void *const *inputs, void *const *outputs,
-                          unsigned char *workspace, const unsigned char *weights,
-                          void *pool, const int64_t *dims, const int64_t *offsets);
+extern int nncc_graph_run(void *const *inputs, void *const *outputs, unsigned char *workspace,
+                          const unsigned char *weights, void *pool, const int64_t *dims,
+                          const int64_t *offsets);
 extern const unsigned char nncc_weights[];
 extern const unsigned char nncc_meta[];
 extern const unsigned char nncc_meta_end[];
@@ -85,8 +85,8 @@ static const char *rd_str(rt_reader *r, char **heap, const char *heap_end) {
   return s;
 }
 
-static nncc_model_desc *rt_desc;  /* parsed descriptor, NULL if malformed */
-static void *rt_desc_block;       /* the one allocation behind it */
+static nncc_model_desc *rt_desc; /* parsed descriptor, NULL if malformed */
+static void *rt_desc_block;      /* the one allocation behind it */
 static pthread_once_t rt_once = PTHREAD_ONCE_INIT;
 static pthread_key_t rt_prof_key; /* the profiled session running on a thread */
 static bool rt_prof_key_ok;       /* the key was created (rt_parse) */
@@ -98,10 +98,10 @@ static int rt_run(void *s, void *const *inputs, void *const *outputs);
 
 /* One dim expression (abi.h). */
 typedef struct rt_expr {
-  const char *text;  /* as printed by nncc */
-  uint8_t kind;      /* 0 const, 1 symbol, 2 add, 3 mul, 4 div, 5 floordiv, 6 mod */
-  int64_t c;         /* const: the value; symbol: its index */
-  uint32_t a, b;     /* operands (earlier expressions) */
+  const char *text; /* as printed by nncc */
+  uint8_t kind;     /* 0 const, 1 symbol, 2 add, 3 mul, 4 div, 5 floordiv, 6 mod */
+  int64_t c;        /* const: the value; symbol: its index */
+  uint32_t a, b;    /* operands (earlier expressions) */
 } rt_expr;
 
 /* A workspace buffer planned per shape. */
@@ -116,8 +116,8 @@ static struct {
   uint32_t nexprs;
   uint32_t *checks;
   uint32_t nchecks;
-  uint32_t *guards;         /* pairs of expressions that must be equal */
-  const char **guard_loc;   /* where each was assumed */
+  uint32_t *guards;       /* pairs of expressions that must be equal */
+  const char **guard_loc; /* where each was assumed */
   uint32_t nguards;
   uint32_t nbufs;
   rt_block *blocks;
@@ -131,14 +131,13 @@ static int rt_bind(const int64_t *const *input_dims, int64_t *values, char *msg,
 static void rt_io_dims(int outputs, int32_t i, const int64_t *values, int64_t *dims);
 static const char *rt_dim_text(int outputs, int32_t i, int32_t d);
 static uint64_t rt_workspace_for(const int64_t *values);
-static int rt_run_dims(void *s, const int64_t *values, void *const *inputs,
-                       void *const *outputs);
+static int rt_run_dims(void *s, const int64_t *values, void *const *inputs, void *const *outputs);
 static int rt_set_workspace(void *s, void *mem, uint64_t bytes);
 static void rt_set_profile(void *s, uint64_t *ns);
 
 /* Reads n io records into ios; dims go to *dims. */
-static void rd_ios(rt_reader *r, nncc_model_io *ios, int32_t n, int64_t **dims,
-                   char **heap, const char *heap_end) {
+static void rd_ios(rt_reader *r, nncc_model_io *ios, int32_t n, int64_t **dims, char **heap,
+                   const char *heap_end) {
   for (int32_t i = 0; i < n && !r->bad; i++) {
     ios[i].name = rd_str(r, heap, heap_end);
     ios[i].dtype = (int32_t)rd_le(r, 4);
@@ -180,8 +179,8 @@ static void rt_parse(void) {
   r.end = nncc_meta + total;
 
   size_t max_ios = len / 12 + 1;
-  size_t bytes = sizeof(nncc_model_desc) + max_ios * sizeof(nncc_model_io) +
-                 len * sizeof(int64_t) + 8 * len + 256;
+  size_t bytes = sizeof(nncc_model_desc) + max_ios * sizeof(nncc_model_io) + len * sizeof(int64_t) +
+                 8 * len + 256;
   unsigned char *block = calloc(1, bytes);
   if (!block) return;
   nncc_model_desc *d = (nncc_model_desc *)block;
@@ -216,8 +215,10 @@ static void rt_parse(void) {
     rt_expr *e = &rt.exprs[i];
     e->text = rd_str(&r, &heap, heap_end);
     e->kind = (uint8_t)rd_le(&r, 1);
-    if (e->kind == 0) e->c = (int64_t)rd_le(&r, 8);
-    else if (e->kind == 1) e->c = (int64_t)rd_le(&r, 4);
+    if (e->kind == 0)
+      e->c = (int64_t)rd_le(&r, 8);
+    else if (e->kind == 1)
+      e->c = (int64_t)rd_le(&r, 4);
     else {
       e->a = (uint32_t)rd_le(&r, 4);
       e->b = (uint32_t)rd_le(&r, 4);
@@ -345,6 +346,7 @@ __attribute__((visibility("default"))) const nncc_model_desc *nncc_model_v1(void
 static int rt_cpu_has(const char *name) {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
   /* __builtin_cpu_supports needs a literal, hence the table of macros. */
+  // clang-format off
 #define F(llvm, gcc)                                                            \
   if (!strcmp(name, llvm)) return __builtin_cpu_supports(gcc) ? 1 : 0;
   F("cmov", "cmov") F("mmx", "mmx") F("popcnt", "popcnt") F("sse", "sse")
@@ -369,6 +371,7 @@ static int rt_cpu_has(const char *name) {
   (void)name;
 #endif
   return -1;
+  // clang-format on
 }
 
 /* Linked in only by CUDA models (model_rt_cuda.c): can this process reach a
@@ -393,8 +396,8 @@ static int rt_check_cpu(char *msg, size_t cap) {
       name[n - 1] = 0;
       if (rt_cpu_has(name) == 0) {
         if (cap > used) {
-          int w = snprintf(msg + used, cap - used, "%s%s",
-                           missing ? ", " : "this CPU lacks ", name);
+          int w = snprintf(msg + used, cap - used, "%s%s", missing ? ", " : "this CPU lacks ",
+                           name);
           if (w > 0) used += (size_t)w;
           if (used >= cap) used = cap - 1;
         }
@@ -417,19 +420,31 @@ static int rt_check_cpu(char *msg, size_t cap) {
 static void rt_eval_all(const int64_t *values, int64_t *out) {
   for (uint32_t i = 0; i < rt.nexprs; i++) {
     const rt_expr *e = &rt.exprs[i];
-    if (e->kind == 0) { out[i] = e->c; continue; }
-    if (e->kind == 1) { out[i] = values[e->c]; continue; }
+    if (e->kind == 0) {
+      out[i] = e->c;
+      continue;
+    }
+    if (e->kind == 1) {
+      out[i] = values[e->c];
+      continue;
+    }
     int64_t x = out[e->a], y = out[e->b], q, m;
     switch (e->kind) {
     case 2: out[i] = (int64_t)((uint64_t)x + (uint64_t)y); break;
     case 3: out[i] = (int64_t)((uint64_t)x * (uint64_t)y); break;
     default:
-      if (y == 0 || (y == -1 && x == INT64_MIN)) { out[i] = 0; break; }
+      if (y == 0 || (y == -1 && x == INT64_MIN)) {
+        out[i] = 0;
+        break;
+      }
       q = x / y;
       m = x % y;
-      if (e->kind == 4) out[i] = q;
-      else if (e->kind == 5) out[i] = (m != 0 && ((m < 0) != (y < 0))) ? q - 1 : q;
-      else out[i] = (m != 0 && ((m < 0) != (y < 0))) ? m + y : m;
+      if (e->kind == 4)
+        out[i] = q;
+      else if (e->kind == 5)
+        out[i] = (m != 0 && ((m < 0) != (y < 0))) ? q - 1 : q;
+      else
+        out[i] = (m != 0 && ((m < 0) != (y < 0))) ? m + y : m;
     }
   }
 }
@@ -508,8 +523,8 @@ static int rt_bind(const int64_t *const *input_dims, int64_t *values, char *msg,
     for (int32_t k = 0; k < io->rank; k++) {
       int64_t enc = rt.enc[base + k];
       if (enc < 0 && ev[-1 - enc] != input_dims[i][k]) {
-        snprintf(msg, cap, "input %d ('%s'): dim %d is %lld, the model expects %s = %lld",
-                 (int)i, io->name, (int)k, (long long)input_dims[i][k], rt.exprs[-1 - enc].text,
+        snprintf(msg, cap, "input %d ('%s'): dim %d is %lld, the model expects %s = %lld", (int)i,
+                 io->name, (int)k, (long long)input_dims[i][k], rt.exprs[-1 - enc].text,
                  (long long)ev[-1 - enc]);
         goto out;
       }
@@ -518,7 +533,8 @@ static int rt_bind(const int64_t *const *input_dims, int64_t *values, char *msg,
   for (uint32_t c = 0; c < rt.nchecks; c++) {
     int64_t v = ev[rt.checks[c]];
     if (v >= 1) continue;
-    int used = snprintf(msg, cap, "these input dims make a tensor dim %s = %lld (it must be at least 1):",
+    int used = snprintf(msg, cap,
+                        "these input dims make a tensor dim %s = %lld (it must be at least 1):",
                         rt.exprs[rt.checks[c]].text, (long long)v);
     rt_append_values(msg, cap, used, values);
     goto out;
@@ -532,12 +548,15 @@ static int rt_bind(const int64_t *const *input_dims, int64_t *values, char *msg,
       b = t;
     }
     int used = rt.exprs[b].kind == 0
-        ? snprintf(msg, cap, "these input dims break a requirement of the model (%s): %s = %lld "
-                   "must equal %lld:", rt.guard_loc[g], rt.exprs[a].text, (long long)ev[a],
-                   (long long)ev[b])
-        : snprintf(msg, cap, "these input dims break a requirement of the model (%s): %s = %lld "
-                   "must equal %s = %lld:", rt.guard_loc[g], rt.exprs[a].text,
-                   (long long)ev[a], rt.exprs[b].text, (long long)ev[b]);
+                   ? snprintf(msg, cap,
+                              "these input dims break a requirement of the model (%s): %s = %lld "
+                              "must equal %lld:",
+                              rt.guard_loc[g], rt.exprs[a].text, (long long)ev[a], (long long)ev[b])
+                   : snprintf(msg, cap,
+                              "these input dims break a requirement of the model (%s): %s = %lld "
+                              "must equal %s = %lld:",
+                              rt.guard_loc[g], rt.exprs[a].text, (long long)ev[a], rt.exprs[b].text,
+                              (long long)ev[b]);
     rt_append_values(msg, cap, used, values);
     goto out;
   }
@@ -584,7 +603,8 @@ static uint64_t rt_plan(const int64_t *values, int64_t *offs) {
         bytes > ((uint64_t)1 << 56))
       goto out;
     b[i] = (mp_block){.size = (bytes + 63) & ~(uint64_t)63,
-                      .first = (int32_t)rt.blocks[i].first, .last = (int32_t)rt.blocks[i].last};
+                      .first = (int32_t)rt.blocks[i].first,
+                      .last = (int32_t)rt.blocks[i].last};
   }
   arena = mp_assign(b, (int)rt.nblocks);
   if (offs)
@@ -605,13 +625,13 @@ typedef struct rt_session {
   bool borrowed;            /* workspace is the caller's (set_workspace) */
   rt_pool *pool;            /* nthreads threads */
   /* symbolic models: the plan of the last run's symbol values */
-  int64_t *values;          /* nsyms values it was made for */
-  int64_t *offs;            /* byte offset of each planned buffer */
-  uint64_t arena;           /* its arena bytes */
-  bool planned;             /* values/offs/arena are valid */
-  uint64_t *prof;           /* per-step nanoseconds (caller memory) while
+  int64_t *values; /* nsyms values it was made for */
+  int64_t *offs;   /* byte offset of each planned buffer */
+  uint64_t arena;  /* its arena bytes */
+  bool planned;    /* values/offs/arena are valid */
+  uint64_t *prof;  /* per-step nanoseconds (caller memory) while
                                profiling, else NULL */
-  uint64_t prof_t;          /* when the running step started */
+  uint64_t prof_t; /* when the running step started */
 } rt_session;
 
 /* ---- profiling ------------------------------------------------------------ */

@@ -43,8 +43,7 @@ static const char *npy_descr(nncc_dtype t) {
 static nncc_dtype npy_parse_descr(const char *s) {
   if (strlen(s) != 3) return NNCC_DTYPE_UNKNOWN;
   char order = s[0];
-  if (order != '<' && order != '|' && order != '=' && order != '>')
-    return NNCC_DTYPE_UNKNOWN;
+  if (order != '<' && order != '|' && order != '=' && order != '>') return NNCC_DTYPE_UNKNOWN;
   for (int t = NNCC_DTYPE_F32; t <= NNCC_DTYPE_BOOL; t++) {
     const char *d = npy_descr((nncc_dtype)t);
     if (!*d || strcmp(d + 1, s + 1)) continue;
@@ -86,8 +85,7 @@ typedef struct npy_lex {
 } npy_lex;
 
 static void npy_ws(npy_lex *l) {
-  while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' || *l->p == '\n' || *l->p == '\r'))
-    l->p++;
+  while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' || *l->p == '\n' || *l->p == '\r')) l->p++;
 }
 
 static bool npy_eat(npy_lex *l, char c) {
@@ -146,8 +144,7 @@ static bool npy_shape(npy_lex *l, int64_t *dims, int32_t *rank) {
   }
 }
 
-nncc_status nncc_npy_parse(const void *bytes, size_t size, nncc_tensor **tensor,
-                           char **err) {
+nncc_status nncc_npy_parse(const void *bytes, size_t size, nncc_tensor **tensor, char **err) {
   if (err) *err = NULL;
   if (!tensor) return rt_fail(err, NNCC_ERR_INVALID_ARG, "tensor is NULL");
   *tensor = NULL;
@@ -165,8 +162,7 @@ nncc_status nncc_npy_parse(const void *bytes, size_t size, nncc_tensor **tensor,
     hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
     start = 12;
   } else {
-    return rt_fail(err, NNCC_ERR_FORMAT, "unsupported .npy format version %d.%d", major,
-                   b[7]);
+    return rt_fail(err, NNCC_ERR_FORMAT, "unsupported .npy format version %d.%d", major, b[7]);
   }
   if (hlen > size - start)
     return rt_fail(err, NNCC_ERR_FORMAT, "truncated .npy header (%zu bytes announced, %zu present)",
@@ -185,9 +181,12 @@ nncc_status nncc_npy_parse(const void *bytes, size_t size, nncc_tensor **tensor,
         return rt_fail(err, NNCC_ERR_FORMAT,
                        "unsupported .npy dtype (structured or malformed 'descr')");
     } else if (!strcmp(key, "fortran_order")) {
-      if (npy_word(&l, "True")) fortran = 1;
-      else if (npy_word(&l, "False")) fortran = 0;
-      else return rt_fail(err, NNCC_ERR_FORMAT, "malformed .npy header ('fortran_order')");
+      if (npy_word(&l, "True"))
+        fortran = 1;
+      else if (npy_word(&l, "False"))
+        fortran = 0;
+      else
+        return rt_fail(err, NNCC_ERR_FORMAT, "malformed .npy header ('fortran_order')");
     } else if (!strcmp(key, "shape")) {
       if (!npy_shape(&l, dims, &rank))
         return rt_fail(err, NNCC_ERR_FORMAT,
@@ -211,7 +210,8 @@ nncc_status nncc_npy_parse(const void *bytes, size_t size, nncc_tensor **tensor,
   if (dt == NNCC_DTYPE_UNKNOWN)
     return rt_fail(err, NNCC_ERR_FORMAT,
                    "unsupported .npy dtype '%s' (supported: little-endian f4 f8 f2 i8 i4 "
-                   "i2 i1 u1 b1)", descr);
+                   "i2 i1 u1 b1)",
+                   descr);
   nncc_tensor *t = nncc_tensor_alloc(dt, rank, dims);
   if (!t) return rt_fail(err, NNCC_ERR_FORMAT, "the .npy array is too large");
   size_t want = (size_t)nncc_tensor_elems(t) * nncc_dtype_size(dt);
@@ -295,8 +295,8 @@ nncc_status nncc_npy_write(const char *path, const nncc_tensor *t, char **err) {
   int total = (10 + n + 1 + 63) / 64 * 64;
   while (10 + n + 1 < total) h[n++] = ' ';
   h[n++] = '\n';
-  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
-                           (unsigned char)(n & 0xff), (unsigned char)(n >> 8)};
+  unsigned char pre[10] =
+      {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff), (unsigned char)(n >> 8)};
   size_t bytes = (size_t)nncc_tensor_elems(t) * nncc_dtype_size(t->dtype);
   if (bytes && !t->data) return rt_fail(err, NNCC_ERR_INVALID_ARG, "tensor data is NULL");
   FILE *f = fopen(path, "wb");

@@ -51,7 +51,7 @@ static bool live_together(const mp_block *a, const mp_block *b) {
 enum { ORDER_SIZE, ORDER_START, ORDER_LIFETIME, ORDER_AREA, ORDER_COUNT };
 
 static uint64_t order_key(const mp_block *b, int order, uint64_t *key2) {
-  uint64_t life = (uint64_t)(b->last - b->first + 1);
+  uint64_t life = (uint64_t)b->last - (uint64_t)b->first + 1; /* last >= first */
   switch (order) {
   case ORDER_SIZE: *key2 = (uint64_t)b->first; return b->size;
   case ORDER_START: *key2 = UINT64_MAX - b->size; return UINT64_MAX - (uint64_t)b->first;
@@ -63,8 +63,8 @@ static uint64_t order_key(const mp_block *b, int order, uint64_t *key2) {
 /* One greedy pass: places the blocks in `order`, writing offs[i] for block
  * i; best_fit picks the tightest gap that holds a block, else the lowest.
  * Returns the arena size. `conf` has room for n pointers. */
-static uint64_t place(const mp_block *b, int n, const mp_key *order, bool best_fit,
-                      uint64_t *offs, mp_block *tmp, const mp_block **conf) {
+static uint64_t place(const mp_block *b, int n, const mp_key *order, bool best_fit, uint64_t *offs,
+                      mp_block *tmp, const mp_block **conf) {
   uint64_t arena = 0;
   for (int oi = 0; oi < n; oi++) {
     int i = order[oi].idx;
@@ -175,8 +175,8 @@ done:
 /* ---- bounds ------------------------------------------------------------- */
 
 typedef struct mp_event {
-  int32_t step;   /* where the size enters (first) or leaves (last + 1) */
-  int64_t delta;  /* +size or -size; leaves sort before enters */
+  int32_t step;  /* where the size enters (first) or leaves (last + 1) */
+  int64_t delta; /* +size or -size; leaves sort before enters */
 } mp_event;
 
 static int event_cmp(const void *pa, const void *pb) {
@@ -202,4 +202,3 @@ uint64_t mp_lower_bound(const mp_block *b, int n) {
   free(ev);
   return (uint64_t)most;
 }
-

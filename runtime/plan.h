@@ -13,10 +13,10 @@
 /* A buffer as the planner sees it: a size and the inclusive range of steps
  * during which its bytes must be kept. */
 typedef struct mp_block {
-  uint64_t size;    /* bytes, a multiple of 64 */
-  int32_t first;    /* first step that reads or writes it */
-  int32_t last;     /* last step that reads or writes it (>= first) */
-  uint64_t offset;  /* out: byte offset, a multiple of 64 */
+  uint64_t size;   /* bytes, a multiple of 64 */
+  int32_t first;   /* first step that reads or writes it */
+  int32_t last;    /* last step that reads or writes it (>= first) */
+  uint64_t offset; /* out: byte offset, a multiple of 64 */
 } mp_block;
 
 /* Assigns offsets so that blocks whose step ranges intersect never share a

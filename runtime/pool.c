@@ -60,10 +60,10 @@
 
 #include "abi.h"
 
-#define RT_SPIN_NS 200000       /* busy-wait this long before sleeping */
-#define RT_INLINE_NS 6000.0     /* kernels estimated cheaper run inline */
-#define RT_PIECES_PER_THREAD 8  /* pieces per thread of a split job */
-#define RT_COST_SLOTS 256       /* cost table entries (a power of 2) */
+#define RT_SPIN_NS 200000      /* busy-wait this long before sleeping */
+#define RT_INLINE_NS 6000.0    /* kernels estimated cheaper run inline */
+#define RT_PIECES_PER_THREAD 8 /* pieces per thread of a split job */
+#define RT_COST_SLOTS 256      /* cost table entries (a power of 2) */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define rt_relax() __builtin_ia32_pause()
@@ -77,10 +77,10 @@
  * worker may read it while the caller writes the next one (its swap on the
  * ticket then fails and it reads again). */
 typedef struct rt_job {
-  _Atomic(nncc_rt_kernel_fn) fn;  /* the kernel */
-  _Atomic(void *const *) slots;   /* its buffers */
-  _Atomic int64_t n;              /* iterations */
-  atomic_int npieces;             /* pieces the job is cut into */
+  _Atomic(nncc_rt_kernel_fn) fn; /* the kernel */
+  _Atomic(void *const *) slots;  /* its buffers */
+  _Atomic int64_t n;             /* iterations */
+  atomic_int npieces;            /* pieces the job is cut into */
 } rt_job;
 
 /* The learned single-thread cost of one kernel. */
@@ -90,19 +90,19 @@ typedef struct rt_cost {
 } rt_cost;
 
 struct rt_pool {
-  int nthreads;          /* including the caller */
-  pthread_t *threads;    /* nthreads - 1 workers */
-  int started;           /* workers actually started */
-  pthread_mutex_t mu;    /* taken to sleep on wake/done and to signal them */
-  pthread_cond_t wake;   /* workers wait here for a new gen */
-  pthread_cond_t done;   /* the caller waits here for all pieces done */
-  rt_job job;            /* the current job (see rt_job) */
-  bool stop;             /* shutting down (under mu) */
-  rt_cost cost[RT_COST_SLOTS]; /* caller-only: learned kernel costs */
+  int nthreads;                         /* including the caller */
+  pthread_t *threads;                   /* nthreads - 1 workers */
+  int started;                          /* workers actually started */
+  pthread_mutex_t mu;                   /* taken to sleep on wake/done and to signal them */
+  pthread_cond_t wake;                  /* workers wait here for a new gen */
+  pthread_cond_t done;                  /* the caller waits here for all pieces done */
+  rt_job job;                           /* the current job (see rt_job) */
+  bool stop;                            /* shutting down (under mu) */
+  rt_cost cost[RT_COST_SLOTS];          /* caller-only: learned kernel costs */
   _Alignas(64) _Atomic uint64_t ticket; /* gen << 32 | next piece to claim */
   _Alignas(64) atomic_int done_pieces;  /* pieces of this gen finished */
-  _Alignas(64) atomic_int sleeping; /* workers blocked (or about to) on wake */
-  atomic_int waiting;    /* the caller is blocked (or about to) on done */
+  _Alignas(64) atomic_int sleeping;     /* workers blocked (or about to) on wake */
+  atomic_int waiting;                   /* the caller is blocked (or about to) on done */
 };
 
 static uint64_t rt_now_ns(void) {
@@ -250,8 +250,7 @@ static double rt_run_split(rt_pool *p, nncc_rt_kernel_fn fn, void *const *slots,
   return ns;
 }
 
-void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots,
-                          int64_t n) {
+void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots, int64_t n) {
   rt_pool *p = pool;
   if (n <= 0) return;
   if (!p || p->started == 0 || n == 1) {

@@ -11,12 +11,12 @@
 
 /* An open model: the dlopen handle and the model's descriptor. */
 struct nncc_model {
-  void *dl;                  /* dlopen handle; NULL for rt_model_from_desc */
-  const nncc_model_desc *d;  /* &full: the model's descriptor as this
+  void *dl;                 /* dlopen handle; NULL for rt_model_from_desc */
+  const nncc_model_desc *d; /* &full: the model's descriptor as this
                                 runtime knows it */
-  nncc_model_desc full;      /* a copy of the model's descriptor; fields a
+  nncc_model_desc full;     /* a copy of the model's descriptor; fields a
                                 model built before they existed are zero */
-  char *unusable;            /* nncc_model_describe: why this machine can't
+  char *unusable;           /* nncc_model_describe: why this machine can't
                                 run it (malloc'd), NULL when it can */
 };
 
@@ -29,8 +29,7 @@ nncc_status rt_fail(char **err, nncc_status st, const char *fmt, ...)
  * description is well formed, and the CPU's features. `dl` (may be NULL) is
  * the handle nncc_model_close will dlclose. Used by nncc_model_open and by
  * tests that build descriptors by hand. On failure dl is NOT closed. */
-nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
-                               nncc_model **model, char **err);
+nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl, nncc_model **model, char **err);
 /* The same; with describe_only, a failed CPU/device check does not fail:
  * the reason is kept in model->unusable and sessions are refused. */
 nncc_status rt_model_from_desc_ex(const nncc_model_desc *d, void *dl, bool describe_only,

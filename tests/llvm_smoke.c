@@ -31,8 +31,9 @@ int main(void) {
     fprintf(stderr, "target: %s\n", err);
     return 1;
   }
-  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
-      t, triple, "generic", "", LLVMCodeGenLevelDefault, LLVMRelocPIC, LLVMCodeModelDefault);
+  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(t, triple, "generic", "",
+                                                    LLVMCodeGenLevelDefault, LLVMRelocPIC,
+                                                    LLVMCodeModelDefault);
   LLVMMemoryBufferRef obj;
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &err, &obj)) {
     fprintf(stderr, "emit: %s\n", err);

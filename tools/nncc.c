@@ -38,15 +38,15 @@ enum { EXIT_OK = 0, EXIT_MODEL = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 /* What --stats FILE.json reports (DESIGN.md §8). */
 typedef struct stats {
-  double t0;                 /* when the current phase started (ms) */
-  const char *phase[8];      /* phase names, in order */
-  double ms[8];              /* their durations */
+  double t0;            /* when the current phase started (ms) */
+  const char *phase[8]; /* phase names, in order */
+  double ms[8];         /* their durations */
   int nphases;
-  int ops_in, ops_out;       /* non-meta ops after import / after the passes */
-  int kernels;               /* scheduled kernels */
+  int ops_in, ops_out; /* non-meta ops after import / after the passes */
+  int kernels;         /* scheduled kernels */
   uint64_t arena_bytes, arena_lower_bound_bytes, naive_bytes, weights_bytes;
-  bool scheduled;            /* the backend ran (the memory numbers are real) */
-  prog *pg;                  /* the progress line and -ftime-report */
+  bool scheduled; /* the backend ran (the memory numbers are real) */
+  prog *pg;       /* the progress line and -ftime-report */
 } stats;
 
 static double now_ms(void) {
@@ -76,62 +76,61 @@ static int count_ops(const ir_graph *g) {
 static void internal_exit(void) { _exit(EXIT_INTERNAL); }
 
 static void usage(FILE *f) {
-  fputs(
-      "usage: nncc MODEL.pt -o OUT.so [options]   compile a traced TorchScript model\n"
-      "       nncc run OUT.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
-      "                [--threads N] [--bench N] [--profile]\n"
-      "                                       run a compiled model on .npy inputs\n"
-      "       nncc inspect MODEL.pt | OUT.so  describe an archive or a compiled model\n"
-      "       nncc FILE.nnir [options]        run passes over textual IR\n"
-      "\n"
-      "options:\n"
-      "  --input NAME:DTYPE[DIMS]   shape of a forward() input, one per input;\n"
-      "                             DTYPE is f32 f16 bf16 f64 i64 i32 i16 i8 u8 bool,\n"
-      "                             a dim is a number, a name (symbolic, chosen at\n"
-      "                             run time; equal names are equal dims) or a name\n"
-      "                             with a range (b=1..32); without --input, dtypes\n"
-      "                             and ranks are inferred and every dim is symbolic;\n"
-      "                             scalar inputs are NAME:int, NAME:float, NAME:bool\n"
-      "  -o FILE                    output file (a model.so unless --emit says otherwise)\n"
-      "  --weights FILE             load the parameters and buffers from a torch.save\n"
-      "                             file (a state dict, names as in state_dict())\n"
-      "  --weights-key KEY          the state dict's entry in a checkpoint dict, e.g.\n"
-      "                             net or model.state_dict\n"
-      "  --no-strict                with --weights: load what matches; missing and\n"
-      "                             unexpected names are warnings, not errors\n"
-      "  --emit=KIND                so (default with -o), obj (the object file),\n"
-      "                             llvm (optimized LLVM IR), kernels (the scheduled\n"
-      "                             loop nests), ir (the graph IR; stdout without -o)\n"
-      "  -O0 .. -O3                 optimization level (default -O2)\n"
-      "  --precision=P              fp32 (default), fp16 or bf16: values and weights\n"
-      "                             in 16 bits; softmax, norms, reductions, exp/log/pow\n"
-      "                             and the GEMM accumulation stay f32\n"
-      "  --mcpu=NAME                target CPU for code generation (default: this host)\n"
-      "  --target=T                 cpu (default) or cuda (kernels for NVIDIA GPUs,\n"
-      "                             compiled with NVRTC; --emit=cuda prints them)\n"
-      "  --cuda-arch=LIST           GPU archs for --target cuda (default sm_80,sm_90):\n"
-      "                             a cubin each, plus PTX for the newest\n"
-      "  --stats FILE.json          write compile statistics: time per phase, ops in and\n"
-      "                             out, kernels, arena bytes and its lower bound\n"
-      "  -ftime-report              print each phase's time and memory at the end (on a\n"
-      "                             terminal, a progress line shows the running phase)\n"
-      "  --print-after=PASS         print the IR after PASS (import, canonicalize,\n"
-      "                             shapes, fold, cleanup, fp16, fuse)\n"
-      "  --print-after-all          print the IR after every pass\n"
-      "  --stop-after=PASS          stop the pipeline after PASS\n"
-      "  --passes=LIST              run these passes instead of the default\n"
-      "                             pipeline (comma-separated, or none)\n"
-      "  --print-loc                show source locations and module scopes in IR dumps\n"
-      "  --verify-each              run the IR verifier after every pass\n"
-      "  -Werror                    treat warnings as errors\n"
-      "  -Wall                      also print remarks on harmless rewrites\n"
-      "  --list-aten                list the supported TorchScript ops and the IR op\n"
-      "                             each becomes\n"
-      "  --list-ops                 list the IR ops\n"
-      "  --version                  print the versions of nncc and LLVM, and whether\n"
-      "                             NVRTC (for --target cuda) was found\n"
-      "  -h, --help                 print this help\n",
-      f);
+  fputs("usage: nncc MODEL.pt -o OUT.so [options]   compile a traced TorchScript model\n"
+        "       nncc run OUT.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
+        "                [--threads N] [--bench N] [--profile]\n"
+        "                                       run a compiled model on .npy inputs\n"
+        "       nncc inspect MODEL.pt | OUT.so  describe an archive or a compiled model\n"
+        "       nncc FILE.nnir [options]        run passes over textual IR\n"
+        "\n"
+        "options:\n"
+        "  --input NAME:DTYPE[DIMS]   shape of a forward() input, one per input;\n"
+        "                             DTYPE is f32 f16 bf16 f64 i64 i32 i16 i8 u8 bool,\n"
+        "                             a dim is a number, a name (symbolic, chosen at\n"
+        "                             run time; equal names are equal dims) or a name\n"
+        "                             with a range (b=1..32); without --input, dtypes\n"
+        "                             and ranks are inferred and every dim is symbolic;\n"
+        "                             scalar inputs are NAME:int, NAME:float, NAME:bool\n"
+        "  -o FILE                    output file (a model.so unless --emit says otherwise)\n"
+        "  --weights FILE             load the parameters and buffers from a torch.save\n"
+        "                             file (a state dict, names as in state_dict())\n"
+        "  --weights-key KEY          the state dict's entry in a checkpoint dict, e.g.\n"
+        "                             net or model.state_dict\n"
+        "  --no-strict                with --weights: load what matches; missing and\n"
+        "                             unexpected names are warnings, not errors\n"
+        "  --emit=KIND                so (default with -o), obj (the object file),\n"
+        "                             llvm (optimized LLVM IR), kernels (the scheduled\n"
+        "                             loop nests), ir (the graph IR; stdout without -o)\n"
+        "  -O0 .. -O3                 optimization level (default -O2)\n"
+        "  --precision=P              fp32 (default), fp16 or bf16: values and weights\n"
+        "                             in 16 bits; softmax, norms, reductions, exp/log/pow\n"
+        "                             and the GEMM accumulation stay f32\n"
+        "  --mcpu=NAME                target CPU for code generation (default: this host)\n"
+        "  --target=T                 cpu (default) or cuda (kernels for NVIDIA GPUs,\n"
+        "                             compiled with NVRTC; --emit=cuda prints them)\n"
+        "  --cuda-arch=LIST           GPU archs for --target cuda (default sm_80,sm_90):\n"
+        "                             a cubin each, plus PTX for the newest\n"
+        "  --stats FILE.json          write compile statistics: time per phase, ops in and\n"
+        "                             out, kernels, arena bytes and its lower bound\n"
+        "  -ftime-report              print each phase's time and memory at the end (on a\n"
+        "                             terminal, a progress line shows the running phase)\n"
+        "  --print-after=PASS         print the IR after PASS (import, canonicalize,\n"
+        "                             shapes, fold, cleanup, fp16, fuse)\n"
+        "  --print-after-all          print the IR after every pass\n"
+        "  --stop-after=PASS          stop the pipeline after PASS\n"
+        "  --passes=LIST              run these passes instead of the default\n"
+        "                             pipeline (comma-separated, or none)\n"
+        "  --print-loc                show source locations and module scopes in IR dumps\n"
+        "  --verify-each              run the IR verifier after every pass\n"
+        "  -Werror                    treat warnings as errors\n"
+        "  -Wall                      also print remarks on harmless rewrites\n"
+        "  --list-aten                list the supported TorchScript ops and the IR op\n"
+        "                             each becomes\n"
+        "  --list-ops                 list the IR ops\n"
+        "  --version                  print the versions of nncc and LLVM, and whether\n"
+        "                             NVRTC (for --target cuda) was found\n"
+        "  -h, --help                 print this help\n",
+        f);
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -142,22 +141,22 @@ static int usage_error(const char *fmt, const char *arg) {
 }
 
 typedef struct options {
-  const char *model;     /* input file */
-  const char *out;       /* -o */
-  const char *emit;      /* --emit */
+  const char *model; /* input file */
+  const char *out;   /* -o */
+  const char *emit;  /* --emit */
   NN_VEC(pass_input_spec) inputs;
   pass_opts po;
   bool print_loc;
   bool werror;
-  bool wall;            /* -Wall: show remarks */
-  int opt_level;         /* -O0..-O3 */
-  const char *mcpu;      /* --mcpu */
-  const char *weights;   /* --weights: a torch.save file, or NULL */
-  const char *weights_key; /* --weights-key */
-  bool no_strict;        /* --no-strict */
-  const char *stats;     /* --stats FILE.json */
-  bool time_report;      /* -ftime-report */
-  bool target_cuda;      /* --target cuda */
+  bool wall;                      /* -Wall: show remarks */
+  int opt_level;                  /* -O0..-O3 */
+  const char *mcpu;               /* --mcpu */
+  const char *weights;            /* --weights: a torch.save file, or NULL */
+  const char *weights_key;        /* --weights-key */
+  bool no_strict;                 /* --no-strict */
+  const char *stats;              /* --stats FILE.json */
+  bool time_report;               /* -ftime-report */
+  bool target_cuda;               /* --target cuda */
   int cuda_archs[CUDA_MAX_ARCHS]; /* --cuda-arch, ascending */
   int ncuda_archs;
   const char *cuda_emu_lib; /* --cuda-emu-lib (for --emit=cuda-emucheck) */
@@ -169,7 +168,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name) {
   if (strncmp(argv[*i], name, n)) return NULL;
   if (argv[*i][n] == '=') return argv[*i] + n + 1;
   if (argv[*i][n] == 0) {
-    if (*i + 1 >= argc) return "";
+    if (*i + 1 >= argc || !argv[*i + 1]) return "";
     return argv[++*i];
   }
   return NULL;
@@ -208,7 +207,6 @@ static bool ends_with(const char *s, const char *suf) {
 }
 
 /* ---- compile ------------------------------------------------------------------- */
-
 
 static ir_graph *load_ir_text(const char *path, nn_arena *arena, nn_diag *d) {
   FILE *f = fopen(path, "rb");
@@ -254,7 +252,8 @@ static bool pipeline_runs(const options *o, const char *pass) {
 static void report_unknown_inputs(const ir_graph *g, const options *o, nn_diag *d) {
   for (int k = 0; k < o->inputs.len; k++) {
     bool known = false;
-    for (int i = 0; i < g->inputs.len; i++) known |= !strcmp(o->inputs.data[k].name, g->input_names.data[i]);
+    for (int i = 0; i < g->inputs.len; i++)
+      known |= !strcmp(o->inputs.data[k].name, g->input_names.data[i]);
     if (known) continue;
     nn_buf all = {0};
     for (int i = 0; i < g->inputs.len; i++)
@@ -303,8 +302,8 @@ static const char *precision_name(nn_dtype p) {
 /* --target cuda (and --emit=cuda / cuda-emucheck): CUDA C from the
  * scheduled program; printed, checked in emulation against the reference
  * interpreter (tests), or compiled with NVRTC and linked into OUT.so. */
-static int emit_cuda(const options *o, be_program *p, const char *kind, nn_arena *arena,
-                     nn_diag *d, stats *st) {
+static int emit_cuda(const options *o, be_program *p, const char *kind, nn_arena *arena, nn_diag *d,
+                     stats *st) {
   cuda_module m;
   if (cuda_emit(p, &m, d)) return EXIT_MODEL;
   phase_end(st, "codegen");
@@ -318,7 +317,8 @@ static int emit_cuda(const options *o, be_program *p, const char *kind, nn_arena
     return cuda_emucheck(p, &m, o->cuda_emu_lib, tol, 1, stdout, d) ? EXIT_MODEL : EXIT_OK;
   }
   if (strcmp(kind, "so") && strcmp(kind, "cuda-images")) {
-    nn_error(d, (nn_loc){0}, "--target cuda writes a model.so, CUDA C (--emit=cuda) or the "
+    nn_error(d, (nn_loc){0},
+             "--target cuda writes a model.so, CUDA C (--emit=cuda) or the "
              "NVRTC images (--emit=cuda-images -o DIR)");
     return EXIT_MODEL;
   }
@@ -344,7 +344,9 @@ static int emit_cuda(const options *o, be_program *p, const char *kind, nn_arena
     cuda_images_free(&im);
     return w ? EXIT_MODEL : EXIT_OK;
   }
-  artifact_opts ao = {.out = o->out, .cc = getenv("CC"), .model_name = model_name(o->model, arena),
+  artifact_opts ao = {.out = o->out,
+                      .cc = getenv("CC"),
+                      .model_name = model_name(o->model, arena),
                       .precision = precision_name(o->po.precision)};
   int w = cuda_artifact_link(p, &m, &im, &ao, d);
   phase_end(st, "link");
@@ -380,7 +382,9 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stat
   }
   if (o->target_cuda || !strcmp(kind, "cuda") || !strcmp(kind, "cuda-emucheck"))
     return emit_cuda(o, p, kind, arena, d, st);
-  llvm_opts lo = {.opt_level = o->opt_level, .mcpu = o->mcpu, .progress = prog_llvm,
+  llvm_opts lo = {.opt_level = o->opt_level,
+                  .mcpu = o->mcpu,
+                  .progress = prog_llvm,
                   .progress_ctx = st->pg};
   llvm_result r = {0};
   if (llvm_compile(p, &lo, !strcmp(kind, "llvm"), &r, d)) return EXIT_MODEL;
@@ -390,7 +394,8 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stat
   } else if (!strcmp(kind, "obj")) {
     w = write_output(o, r.obj, r.obj_size, d);
   } else {
-    artifact_opts ao = {.out = o->out, .cc = getenv("CC"),
+    artifact_opts ao = {.out = o->out,
+                        .cc = getenv("CC"),
                         .model_name = model_name(o->model, arena),
                         .precision = precision_name(o->po.precision)};
     w = artifact_link(p, &r, &ao, d);
@@ -424,7 +429,8 @@ static int resolve_value(void *ctx, ir_graph *g, ir_value v, ir_const *out) {
 static void cast_half_inputs(ir_graph *g, const options *o, int nweights, nn_diag *d) {
   nn_warning(d, (nn_loc){o->model, 0, 0},
              "%d f16/bf16 weight tensors: the CPU backend computes this model in f32 "
-             "and returns f32 outputs", nweights);
+             "and returns f32 outputs",
+             nweights);
   for (int i = 0; i < g->inputs.len && g->order.len; i++) {
     const pass_input_spec *spec = NULL;
     for (int k = 0; k < o->inputs.len; k++)
@@ -459,8 +465,8 @@ static int write_stats(const options *o, const stats *st, nn_diag *d) {
     total += st->ms[i];
   }
   fprintf(f, "%s\"total\": %.3f},\n", st->nphases ? ", " : "", total);
-  fprintf(f, "  \"ops_in\": %d,\n  \"ops_out\": %d,\n  \"kernels\": %d,\n", st->ops_in,
-          st->ops_out, st->kernels);
+  fprintf(f, "  \"ops_in\": %d,\n  \"ops_out\": %d,\n  \"kernels\": %d,\n", st->ops_in, st->ops_out,
+          st->kernels);
   fprintf(f, "  \"arena_bytes\": %llu,\n  \"arena_lower_bound_bytes\": %llu,\n",
           (unsigned long long)st->arena_bytes, (unsigned long long)st->arena_lower_bound_bytes);
   fprintf(f, "  \"naive_bytes\": %llu,\n  \"weights_bytes\": %llu\n}\n",
@@ -492,8 +498,7 @@ static int compile(options *o) {
     if (!m) goto done;
     d.source = fe_model_source_line;
     d.source_ctx = m;
-    if (o->weights &&
-        fe_weights_load(m, o->weights, o->weights_key, !o->no_strict, arena, &d))
+    if (o->weights && fe_weights_load(m, o->weights, o->weights_key, !o->no_strict, arena, &d))
       goto done;
     int half = 0;
     fe_lower_opts lo = {.resolve = resolve_value, .ctx = o, .half_upcasts = &half};
@@ -581,7 +586,8 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
     } else if ((v = opt_value(argc, argv, &i, "--print-after"))) {
       if (strcmp(v, "import") && (!*v || strchr(v, ',') || pass_check_list(v, err, sizeof err)))
         return usage_error("--print-after takes one pass name (import, canonicalize, shapes, "
-                           "fold, cleanup, fp16, fuse), not '%s'", v);
+                           "fold, cleanup, fp16, fuse), not '%s'",
+                           v);
       o.po.print_after = v;
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
       o.opt_level = a[2] - '0';
@@ -591,9 +597,12 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
       if (!*v) return usage_error("--stats needs a file name%s", "");
       o.stats = v;
     } else if ((v = opt_value(argc, argv, &i, "--target"))) {
-      if (!strcmp(v, "cuda")) o.target_cuda = true;
-      else if (!strcmp(v, "cpu")) o.target_cuda = false;
-      else return usage_error("--target: expected cpu or cuda, not '%s'", v);
+      if (!strcmp(v, "cuda"))
+        o.target_cuda = true;
+      else if (!strcmp(v, "cpu"))
+        o.target_cuda = false;
+      else
+        return usage_error("--target: expected cpu or cuda, not '%s'", v);
     } else if ((v = opt_value(argc, argv, &i, "--cuda-arch"))) {
       char err[256];
       o.ncuda_archs = cuda_parse_archs(v, o.cuda_archs, CUDA_MAX_ARCHS, err, sizeof err);
@@ -616,13 +625,18 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
     } else if ((v = opt_value(argc, argv, &i, "--stop-after"))) {
       if (strcmp(v, "import") && (!*v || strchr(v, ',') || pass_check_list(v, err, sizeof err)))
         return usage_error("--stop-after takes one pass name (import, canonicalize, shapes, "
-                           "fold, cleanup, fp16, fuse), not '%s'", v);
+                           "fold, cleanup, fp16, fuse), not '%s'",
+                           v);
       o.po.stop_after = v;
     } else if ((v = opt_value(argc, argv, &i, "--precision"))) {
-      if (!strcmp(v, "fp32")) o.po.precision = NN_DT_F32;
-      else if (!strcmp(v, "fp16")) o.po.precision = NN_DT_F16;
-      else if (!strcmp(v, "bf16")) o.po.precision = NN_DT_BF16;
-      else return usage_error("--precision: expected fp32, fp16 or bf16, not '%s'", v);
+      if (!strcmp(v, "fp32"))
+        o.po.precision = NN_DT_F32;
+      else if (!strcmp(v, "fp16"))
+        o.po.precision = NN_DT_F16;
+      else if (!strcmp(v, "bf16"))
+        o.po.precision = NN_DT_BF16;
+      else
+        return usage_error("--precision: expected fp32, fp16 or bf16, not '%s'", v);
     } else if ((v = opt_value(argc, argv, &i, "--passes"))) {
       if (!*v) return usage_error("--passes needs a list of passes, or none%s", "");
       if (pass_check_list(v, err, sizeof err)) return usage_error("--passes: %s", err);
@@ -648,16 +662,20 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
     return usage_error("%s needs --weights FILE", o.weights_key ? "--weights-key" : "--no-strict");
   if (o.weights && ends_with(o.model, ".nnir"))
     return usage_error("--weights applies to a TorchScript model, not to textual IR%s", "");
-  static const char *const kinds[] = {"ir", "so", "obj", "llvm", "kernels", "cuda", "cuda-emucheck", "cuda-images"};
+  static const char *const kinds[] = {"ir",      "so",   "obj",           "llvm",
+                                      "kernels", "cuda", "cuda-emucheck", "cuda-images"};
   bool known = !o.emit;
   for (int k = 0; k < NN_ARRAY_LEN(kinds); k++) known |= o.emit && !strcmp(o.emit, kinds[k]);
-  if (!known) return usage_error("unknown --emit kind '%s' (one of ir, so, obj, llvm, kernels)", o.emit);
+  if (!known)
+    return usage_error("unknown --emit kind '%s' (one of ir, so, obj, llvm, kernels)", o.emit);
   if (o.emit && strcmp(o.emit, "ir") && !pipeline_runs(&o, "shapes"))
     return usage_error("--emit=%s needs the shapes pass; --stop-after/--passes leave it out "
-                       "(only --emit=ir can print such a graph)", o.emit);
+                       "(only --emit=ir can print such a graph)",
+                       o.emit);
   if (!o.emit && o.out && !pipeline_runs(&o, "shapes"))
     return usage_error("code generation needs the shapes pass; --stop-after/--passes leave it "
-                       "out (only --emit=ir can print such a graph)%s", "");
+                       "out (only --emit=ir can print such a graph)%s",
+                       "");
   bool binary = !o.emit || !strcmp(o.emit, "so") || !strcmp(o.emit, "obj");
   if (!o.out && binary)
     return usage_error("no output file: pass -o OUT.so (or --emit=ir to print the IR)%s", "");

@@ -41,12 +41,11 @@
 enum { RUN_OK = 0, RUN_BAD_INPUT = 1, RUN_USAGE = 2 };
 
 static void run_usage(FILE *f) {
-  fprintf(f,
-          "usage: nncc run MODEL.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
-          "                [--threads N] [--bench N] [--profile] [--device cpu|cuda]\n"
-          "Runs a compiled model on .npy inputs and writes DIR/<output>.npy per output.\n"
-          "--bench N times N runs after a warm-up; --profile prints the time of every\n"
-          "step (kernel, IR ops, layer, source line), sorted, with its share.\n");
+  fprintf(f, "usage: nncc run MODEL.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
+             "                [--threads N] [--bench N] [--profile] [--device cpu|cuda]\n"
+             "Runs a compiled model on .npy inputs and writes DIR/<output>.npy per output.\n"
+             "--bench N times N runs after a warm-up; --profile prints the time of every\n"
+             "step (kernel, IR ops, layer, source line), sorted, with its share.\n");
 }
 
 static int run_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -78,7 +77,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, in
   if (strncmp(a, name, n)) return NULL;
   if (a[n] == '=') return a + n + 1;
   if (a[n]) return NULL;
-  if (*i + 1 >= argc) {
+  if (*i + 1 >= argc || !argv[*i + 1]) {
     *missing = 1;
     return NULL;
   }
@@ -99,10 +98,10 @@ static double now_ms(void) {
 typedef struct run_state {
   nncc_model *model;
   nncc_session *session;
-  nncc_tensor **in;   /* per model input: the .npy read, or NULL */
-  const char **from;  /* per model input: the file it came from */
-  nncc_tensor **out;  /* per model output */
-  nncc_tensor *in_v;  /* contiguous copies for nncc_session_run */
+  nncc_tensor **in;  /* per model input: the .npy read, or NULL */
+  const char **from; /* per model input: the file it came from */
+  nncc_tensor **out; /* per model output */
+  nncc_tensor *in_v; /* contiguous copies for nncc_session_run */
   nncc_tensor *out_v;
   int32_t nin, nout;
 } run_state;
@@ -140,11 +139,10 @@ static int bind_inputs(run_state *s, char **args, int nargs) {
         int w = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", info.name);
         if (w > 0) used += (size_t)w;
       }
-      return run_error(RUN_USAGE, "'%s': the model has no input named '%.*s' (inputs: %s)",
-                       args[k], (int)n, args[k], s->nin ? names : "none");
+      return run_error(RUN_USAGE, "'%s': the model has no input named '%.*s' (inputs: %s)", args[k],
+                       (int)n, args[k], s->nin ? names : "none");
     }
-    if (s->from[found])
-      return run_error(RUN_USAGE, "input '%.*s' given twice", (int)n, args[k]);
+    if (s->from[found]) return run_error(RUN_USAGE, "input '%.*s' given twice", (int)n, args[k]);
     s->from[found] = eq + 1;
     args[k] = NULL;
   }
@@ -153,15 +151,14 @@ static int bind_inputs(run_state *s, char **args, int nargs) {
     if (!args[k]) continue;
     while (next < s->nin && s->from[next]) next++;
     if (next >= s->nin)
-      return run_error(RUN_USAGE, "'%s': too many inputs (the model has %d)", args[k],
-                       (int)s->nin);
+      return run_error(RUN_USAGE, "'%s': too many inputs (the model has %d)", args[k], (int)s->nin);
     s->from[next] = args[k];
   }
   for (int32_t i = 0; i < s->nin; i++)
     if (!s->from[i]) {
       nncc_model_input(s->model, i, &info);
-      return run_error(RUN_USAGE, "input %d ('%s') not given (use %s=FILE.npy)", (int)i,
-                       info.name, info.name);
+      return run_error(RUN_USAGE, "input %d ('%s') not given (use %s=FILE.npy)", (int)i, info.name,
+                       info.name);
     }
   return RUN_OK;
 }
@@ -178,7 +175,7 @@ static int write_outputs(run_state *s, const char *dir) {
       char c = *p;
       int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                c == '_' || c == '-' || (c == '.' && n > 0);
-      name[n++] = ok ? c : '_';
+      name[n++] = (char)(ok ? c : '_');
     }
     name[n] = 0;
     char *path = NULL, *err = NULL;
@@ -208,7 +205,8 @@ static int run_main(run_state *s, int argc, char **argv) {
       run_usage(stdout);
       free(args);
       return -1;
-    } else if ((v = opt_value(argc, argv, &i, "--out-dir", &missing))) {
+    }
+    if ((v = opt_value(argc, argv, &i, "--out-dir", &missing))) {
       if (!*v) {
         free(args);
         return run_error(RUN_USAGE, "--out-dir needs a directory");
@@ -262,9 +260,12 @@ static int run_main(run_state *s, int argc, char **argv) {
   bool model_cuda = !strcmp(nncc_model_target(s->model), "cuda");
   if (device_cuda != model_cuda) {
     free(args);
-    return run_error(RUN_BAD_INPUT, model_cuda ? "%s was compiled with --target cuda; run it with "
-                     "--device cuda" : "%s was compiled for the CPU; --device cuda needs a model "
-                     "compiled with --target cuda", model_path);
+    return run_error(RUN_BAD_INPUT,
+                     model_cuda ? "%s was compiled with --target cuda; run it with "
+                                  "--device cuda"
+                                : "%s was compiled for the CPU; --device cuda needs a model "
+                                  "compiled with --target cuda",
+                     model_path);
   }
   s->nin = nncc_model_num_inputs(s->model);
   s->nout = nncc_model_num_outputs(s->model);
@@ -312,7 +313,7 @@ static int run_main(run_state *s, int argc, char **argv) {
   int runs = bench > 0 ? bench : 0;
   double *ms = calloc((size_t)runs + 1, sizeof *ms);
   if (!ms) return run_error(RUN_BAD_INPUT, "out of memory");
-  for (int r = -1; r < runs; r++) { /* r = -1: the run (or the warm-up) */
+  for (int r = -1; r < runs; r++) {            /* r = -1: the run (or the warm-up) */
     if (profile && r == (runs > 0 ? 0 : -1)) { /* the timed runs only */
       if ((st = nncc_session_set_profiling(s->session, 1, &err)) != NNCC_OK) {
         free(ms);

@@ -66,8 +66,10 @@ void prog_start(prog *p, const char *model, nn_arena *arena, bool live, bool rep
 
 /* The phase the driver runs after `name` (the usual order). */
 static const char *next_phase(const char *name) {
-  static const char *const order[][2] = {{"import", "passes"},   {"passes", "schedule"},
-                                         {"schedule", "codegen"}, {"codegen", "link"},
+  static const char *const order[][2] = {{"import", "passes"},
+                                         {"passes", "schedule"},
+                                         {"schedule", "codegen"},
+                                         {"codegen", "link"},
                                          {"nvrtc", "link"}};
   for (size_t i = 0; i < sizeof order / sizeof *order; i++)
     if (!strcmp(order[i][0], name)) return order[i][1];
@@ -94,12 +96,16 @@ void prog_llvm(void *ctx, const char *stage, int done, int total) {
   } else if (t - p->stage_t0 < 50 && done < total) {
     return; /* within a stage, redraw at most every 50 ms */
   }
-  if (!strcmp(stage, "kernels")) draw(p, "codegen: translating %d kernels", total);
+  if (!strcmp(stage, "kernels"))
+    draw(p, "codegen: translating %d kernels", total);
   else if (!strcmp(stage, "optimize") && done < total)
     draw(p, "codegen: optimizing %d/%d functions", done + 1, total);
-  else if (!strcmp(stage, "optimize")) draw(p, "codegen: optimizing the module (%d functions)", total);
-  else if (!strcmp(stage, "object")) draw(p, "codegen: emitting machine code");
-  else draw(p, "codegen: %s", stage);
+  else if (!strcmp(stage, "optimize"))
+    draw(p, "codegen: optimizing the module (%d functions)", total);
+  else if (!strcmp(stage, "object"))
+    draw(p, "codegen: emitting machine code");
+  else
+    draw(p, "codegen: %s", stage);
 }
 
 /* fopencookie's write: erase the progress line, then write to stderr. */

@@ -20,23 +20,23 @@
 enum { PROG_MAX_ROWS = 24 };
 
 typedef struct prog_row {
-  const char *name;     /* "import", ...; a codegen stage: "kernels" */
-  bool stage;           /* a stage of the phase that follows it */
-  double ms;            /* wall time */
-  double arena_mib;     /* the compilation arena at its end */
-  double rss_mib;       /* the process's peak resident memory at its end */
+  const char *name; /* "import", ...; a codegen stage: "kernels" */
+  bool stage;       /* a stage of the phase that follows it */
+  double ms;        /* wall time */
+  double arena_mib; /* the compilation arena at its end */
+  double rss_mib;   /* the process's peak resident memory at its end */
 } prog_row;
 
 typedef struct prog {
-  bool live;            /* draw the progress line */
-  bool report;          /* print the time report at the end */
-  const char *model;    /* the input file, for the report's title */
-  nn_arena *arena;      /* the compilation's arena (may be NULL) */
-  double t0;            /* when the compile started (ms) */
-  double stage_t0;      /* when the current codegen stage started */
-  const char *stage;    /* the current codegen stage, or NULL */
-  bool drawn;           /* a progress line is on the terminal */
-  FILE *diag;           /* prog_diag_stream's stream, or NULL */
+  bool live;         /* draw the progress line */
+  bool report;       /* print the time report at the end */
+  const char *model; /* the input file, for the report's title */
+  nn_arena *arena;   /* the compilation's arena (may be NULL) */
+  double t0;         /* when the compile started (ms) */
+  double stage_t0;   /* when the current codegen stage started */
+  const char *stage; /* the current codegen stage, or NULL */
+  bool drawn;        /* a progress line is on the terminal */
+  FILE *diag;        /* prog_diag_stream's stream, or NULL */
   prog_row rows[PROG_MAX_ROWS];
   int nrows;
 } prog;

@@ -30,13 +30,12 @@ static nncc_tensor *make_tensors(const nncc_model *m, bool outputs, int32_t *n) 
   if (!t) return NULL;
   for (int32_t i = 0; i < *n; i++) {
     nncc_io_info info;
-    if ((outputs ? nncc_model_output(m, i, &info) : nncc_model_input(m, i, &info)) !=
-        NNCC_OK)
+    if ((outputs ? nncc_model_output(m, i, &info) : nncc_model_input(m, i, &info)) != NNCC_OK)
       return NULL;
     int64_t elems = 1;
     for (int32_t k = 0; k < info.rank; k++) elems *= info.dims[k];
-    t[i] = (nncc_tensor){calloc((size_t)elems + 1, nncc_dtype_size(info.dtype)),
-                         info.dtype, info.rank, info.dims, NNCC_TENSOR_HOST};
+    t[i] = (nncc_tensor){calloc((size_t)elems + 1, nncc_dtype_size(info.dtype)), info.dtype,
+                         info.rank, info.dims, NNCC_TENSOR_HOST};
     if (!t[i].data) return NULL;
   }
   return t;
@@ -50,8 +49,10 @@ int main(int argc, char **argv) {
   long runs = 1000000;
   int threads = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--runs")) runs = atol(argv[i + 1]);
-    else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+    if (!strcmp(argv[i], "--runs"))
+      runs = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--threads"))
+      threads = atoi(argv[i + 1]);
   }
   char *err = NULL;
   nncc_model *m;
@@ -72,11 +73,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   double t0 = now_s();
-  for (long r = 0; r < runs; r++)
-    nncc_session_run(s, in, (size_t)nin, out, (size_t)nout, NULL);
+  for (long r = 0; r < runs; r++) nncc_session_run(s, in, (size_t)nin, out, (size_t)nout, NULL);
   double t = now_s() - t0;
-  printf("overhead: %.1f ns/call (%ld runs, %d thread%s)\n", 1e9 * t / (double)runs,
-         runs, threads, threads == 1 ? "" : "s");
+  printf("overhead: %.1f ns/call (%ld runs, %d thread%s)\n", 1e9 * t / (double)runs, runs, threads,
+         threads == 1 ? "" : "s");
   nncc_session_destroy(s);
   nncc_model_close(m);
   return 0;

@@ -28,7 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* LLVMFuzzerTestOneInput is declared and defined by the target, which
+ * includes this header last. */
 
 /* Mutation kinds a target can ask for (fuzz_target.kinds, OR-ed). */
 enum fuzz_kind {
@@ -46,12 +47,12 @@ enum fuzz_kind {
 };
 
 typedef struct fuzz_target {
-  const char *name;       /* program name for messages: "fuzz_pickle" */
-  long default_n;         /* variants per file when -n is not given */
-  unsigned kinds;         /* the fuzz_kind bits this target uses */
-  const uint8_t *dict;    /* bytes worth writing: opcodes, punctuation */
-  size_t ndict;           /* entries in dict (> 0 with the *_DICT kinds) */
-  int nhooks;             /* extra kinds implemented by hook (0: none) */
+  const char *name;    /* program name for messages: "fuzz_pickle" */
+  long default_n;      /* variants per file when -n is not given */
+  unsigned kinds;      /* the fuzz_kind bits this target uses */
+  const uint8_t *dict; /* bytes worth writing: opcodes, punctuation */
+  size_t ndict;        /* entries in dict (> 0 with the *_DICT kinds) */
+  int nhooks;          /* extra kinds implemented by hook (0: none) */
   /* Applies the target's extra kind `kind` (0 <= kind < nhooks) to
    * buf[0..len) with room for `cap` bytes; returns the new length (at most
    * cap). Draws its random numbers from fuzz_rand. */
@@ -70,28 +71,18 @@ static uint64_t fuzz_rand(void) {
 
 /* Applies one mutation of kind `kind` (one fuzz_kind bit) to buf[0..len),
  * which has room for cap bytes; returns the new length. */
-static size_t fuzz_apply(const fuzz_target *t, unsigned kind, uint8_t *buf,
-                         size_t len, size_t cap) {
-  if (len == 0 && kind != FUZZ_INSERT_DICT)
-    return 0;
+static size_t fuzz_apply(const fuzz_target *t, unsigned kind, uint8_t *buf, size_t len,
+                         size_t cap) {
+  if (len == 0 && kind != FUZZ_INSERT_DICT) return 0;
   size_t at = len ? (size_t)(fuzz_rand() % len) : 0;
   switch (kind) {
-  case FUZZ_FLIP_BIT:
-    buf[at] ^= (uint8_t)(1u << (fuzz_rand() % 8));
-    break;
-  case FUZZ_SET_DICT:
-    buf[at] = t->dict[fuzz_rand() % t->ndict];
-    break;
-  case FUZZ_SET_RANDOM:
-    buf[at] = (uint8_t)fuzz_rand();
-    break;
+  case FUZZ_FLIP_BIT: buf[at] ^= (uint8_t)(1u << (fuzz_rand() % 8)); break;
+  case FUZZ_SET_DICT: buf[at] = t->dict[fuzz_rand() % t->ndict]; break;
+  case FUZZ_SET_RANDOM: buf[at] = (uint8_t)fuzz_rand(); break;
   case FUZZ_SET_ONES4:
-    for (size_t i = at; i < at + 4 && i < len; i++)
-      buf[i] = 0xff;
+    for (size_t i = at; i < at + 4 && i < len; i++) buf[i] = 0xff;
     break;
-  case FUZZ_TRUNCATE:
-    len = at;
-    break;
+  case FUZZ_TRUNCATE: len = at; break;
   case FUZZ_INSERT_DICT:
     if (len < cap) {
       at = (size_t)(fuzz_rand() % (len + 1));
@@ -102,18 +93,15 @@ static size_t fuzz_apply(const fuzz_target *t, unsigned kind, uint8_t *buf,
     break;
   case FUZZ_DELETE_RUN: {
     size_t k = 1 + (size_t)(fuzz_rand() % 8);
-    if (at + k > len)
-      k = len - at;
+    if (at + k > len) k = len - at;
     memmove(buf + at, buf + at + k, len - at - k);
     len -= k;
     break;
   }
   case FUZZ_DUP_SLICE: {
     size_t k = 1 + (size_t)(fuzz_rand() % 16);
-    if (at + k > len)
-      k = len - at;
-    if (len + k > cap)
-      break;
+    if (at + k > len) k = len - at;
+    if (len + k > cap) break;
     memmove(buf + at + k, buf + at, len - at);
     len += k;
     break;
@@ -121,13 +109,10 @@ static size_t fuzz_apply(const fuzz_target *t, unsigned kind, uint8_t *buf,
   case FUZZ_COPY_SLICE: {
     size_t from = (size_t)(fuzz_rand() % len);
     size_t k = 1 + (size_t)(fuzz_rand() % 64);
-    if (from + k > len)
-      k = len - from;
-    if (at + k > cap)
-      k = cap - at;
+    if (from + k > len) k = len - from;
+    if (at + k > cap) k = cap - at;
     memmove(buf + at, buf + from, k);
-    if (at + k > len)
-      len = at + k;
+    if (at + k > len) len = at + k;
     break;
   }
   }
@@ -137,13 +122,12 @@ static size_t fuzz_apply(const fuzz_target *t, unsigned kind, uint8_t *buf,
 /* Writes a variant of src[0..len) into dst (room for cap >= len bytes):
  * 1 to 4 mutations, each of a kind drawn evenly from the target's kinds and
  * hooks. Returns the variant's length. */
-static size_t fuzz_mutate(const fuzz_target *t, const uint8_t *src,
-                          size_t len, uint8_t *dst, size_t cap) {
+static size_t fuzz_mutate(const fuzz_target *t, const uint8_t *src, size_t len, uint8_t *dst,
+                          size_t cap) {
   unsigned kinds[FUZZ_KIND_COUNT];
   int nkinds = 0;
   for (int i = 0; i < FUZZ_KIND_COUNT; i++)
-    if (t->kinds & (1u << i))
-      kinds[nkinds++] = 1u << i;
+    if (t->kinds & (1u << i)) kinds[nkinds++] = 1u << i;
   int choices = nkinds + (t->hook ? t->nhooks : 0);
   memcpy(dst, src, len);
   int rounds = 1 + (int)(fuzz_rand() % 4);
@@ -160,16 +144,14 @@ static size_t fuzz_mutate(const fuzz_target *t, const uint8_t *src,
 /* The whole file in a malloc'd block (one spare byte); NULL if unreadable. */
 static uint8_t *fuzz_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
+  if (!f) return NULL;
   size_t cap = 4096, n = 0, r;
   uint8_t *b = malloc(cap);
   while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
     n += r;
     if (n == cap) {
       uint8_t *bigger = realloc(b, cap *= 2);
-      if (!bigger)
-        free(b);
+      if (!bigger) free(b);
       b = bigger;
     }
   }
@@ -186,8 +168,7 @@ static uint8_t *fuzz_read_file(const char *path, size_t *len) {
 /* Runs LLVMFuzzerTestOneInput on a heap copy of exactly n bytes. */
 static void fuzz_run_exact(const uint8_t *data, size_t n) {
   uint8_t *exact = malloc(n ? n : 1);
-  if (!exact)
-    abort();
+  if (!exact) abort();
   memcpy(exact, data, n);
   LLVMFuzzerTestOneInput(exact, n);
   free(exact);
@@ -213,16 +194,13 @@ static int fuzz_main(const fuzz_target *t, int argc, char **argv) {
     /* room for the mutations that grow the input (they stop at cap) */
     size_t cap = 2 * len + 64;
     uint8_t *buf = malloc(cap);
-    if (!buf)
-      abort();
+    if (!buf) abort();
     fuzz_rng_state = 0x9E3779B97F4A7C15ull;
-    for (long v = 0; v < variants; v++)
-      fuzz_run_exact(buf, fuzz_mutate(t, orig, len, buf, cap));
+    for (long v = 0; v < variants; v++) fuzz_run_exact(buf, fuzz_mutate(t, orig, len, buf, cap));
     free(buf);
     free(orig);
   }
-  printf("%s: %d files, %ld variants each, no failures\n", t->name, files,
-         variants);
+  printf("%s: %d files, %ld variants each, no failures\n", t->name, files, variants);
   return 0;
 }
 

@@ -26,8 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static FILE *null_out(void) {
   static FILE *f;
-  if (!f)
-    f = fopen("/dev/null", "w");
+  if (!f) f = fopen("/dev/null", "w");
   return f;
 }
 
@@ -36,8 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   nn_diag_init(&d, null_out());
   fe_archive *a = fe_archive_open_mem(data, size, "fuzz.pt", &d);
   if (!a) {
-    if (d.errors != 1)
-      abort(); /* a failed open reports exactly once */
+    if (d.errors != 1) abort(); /* a failed open reports exactly once */
     return 0;
   }
   nn_arena *arena = nn_arena_new();
@@ -45,22 +43,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const unsigned char *base = fe_archive_bytes(a, &fsize);
   for (int i = 0; i < fe_archive_count(a); i++) {
     const fe_entry *e = fe_archive_entry(a, i);
-    if (fe_archive_find(a, e->relname) == NULL)
-      abort();
+    if (fe_archive_find(a, e->relname) == NULL) abort();
     const void *p = NULL;
     size_t n = 0;
     if (fe_archive_read(a, e, arena, &p, &n, &d) == 0) {
-      if (n != e->size || ((const char *)p)[n] != 0)
-        abort();
+      if (n != e->size || ((const char *)p)[n] != 0) abort();
     }
     if (fe_archive_map(a, e, &p, &n, &d) == 0) {
       const unsigned char *q = p;
-      if (q < base || n > fsize || (size_t)(q - base) > fsize - n)
-        abort();
+      if (q < base || n > fsize || (size_t)(q - base) > fsize - n) abort();
       /* touch the mapped bytes so ASan sees any out-of-bounds range */
       volatile unsigned sum = 0;
-      for (size_t k = 0; k < n; k++)
-        sum += q[k];
+      for (size_t k = 0; k < n; k++) sum += q[k];
       (void)sum;
     }
   }
@@ -75,15 +69,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #include "driver.h"
 
 /* Small values, sign bits and the "PK" of zip signatures. */
-static const uint8_t archive_dict[] = {0x00, 0x01, 0x7f, 0x80, 0xff,
-                                       0xfe, 0x40, 0x08, 0x50, 0x4b};
+static const uint8_t archive_dict[] = {0x00, 0x01, 0x7f, 0x80, 0xff, 0xfe, 0x40, 0x08, 0x50, 0x4b};
 
 int main(int argc, char **argv) {
   static const fuzz_target t = {
       .name = "fuzz_archive",
       .default_n = 500,
-      .kinds = FUZZ_FLIP_BIT | FUZZ_SET_DICT | FUZZ_SET_ONES4 |
-               FUZZ_TRUNCATE | FUZZ_SET_RANDOM | FUZZ_COPY_SLICE,
+      .kinds = FUZZ_FLIP_BIT | FUZZ_SET_DICT | FUZZ_SET_ONES4 | FUZZ_TRUNCATE | FUZZ_SET_RANDOM |
+               FUZZ_COPY_SLICE,
       .dict = archive_dict,
       .ndict = sizeof archive_dict,
   };

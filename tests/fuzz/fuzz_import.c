@@ -41,28 +41,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Finds the next "\n@@ " at or after `from`; returns size when none. */
 static size_t next_marker(const uint8_t *s, size_t size, size_t from) {
   for (size_t i = from; i + 4 <= size; i++)
-    if (s[i] == '\n' && memcmp(s + i, "\n@@ ", 4) == 0)
-      return i;
+    if (s[i] == '\n' && memcmp(s + i, "\n@@ ", 4) == 0) return i;
   return size;
 }
 
 /* Splits the container form s[0..size) (starting "NNZ1\n") into parts and
  * packs them into a stored zip (malloc'd; its length in *out_len). */
-static uint8_t *unpack_container(const uint8_t *s, size_t size,
-                                 size_t *out_len) {
+static uint8_t *unpack_container(const uint8_t *s, size_t size, size_t *out_len) {
   static zip_part parts[MAX_ENTRIES];
   int n = 0;
   /* the header's "\n" starts the first marker */
   size_t i = next_marker(s, size, 4);
   while (i < size && n < MAX_ENTRIES) {
     size_t name_at = i + 4, nl = name_at;
-    while (nl < size && s[nl] != '\n')
-      nl++;
+    while (nl < size && s[nl] != '\n') nl++;
     size_t data_at = nl < size ? nl + 1 : size;
     size_t end = next_marker(s, size, data_at);
     if (nl - name_at <= 0xffff && (uint64_t)(end - data_at) < 0xffffffffu)
-      parts[n++] = (zip_part){s + name_at, nl - name_at, s + data_at,
-                              end - data_at};
+      parts[n++] = (zip_part){s + name_at, nl - name_at, s + data_at, end - data_at};
     i = end;
   }
   return zip_pack(parts, n, out_len);
@@ -93,9 +89,8 @@ int main(int argc, char **argv) {
   static const fuzz_target t = {
       .name = "fuzz_import",
       .default_n = 200,
-      .kinds = FUZZ_FLIP_BIT | FUZZ_SET_DICT | FUZZ_SET_RANDOM |
-               FUZZ_SET_ONES4 | FUZZ_TRUNCATE | FUZZ_INSERT_DICT |
-               FUZZ_DELETE_RUN | FUZZ_DUP_SLICE,
+      .kinds = FUZZ_FLIP_BIT | FUZZ_SET_DICT | FUZZ_SET_RANDOM | FUZZ_SET_ONES4 | FUZZ_TRUNCATE |
+               FUZZ_INSERT_DICT | FUZZ_DELETE_RUN | FUZZ_DUP_SLICE,
       .dict = import_dict,
       .ndict = sizeof import_dict,
   };

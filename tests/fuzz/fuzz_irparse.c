@@ -50,8 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!back) abort(); /* printed text must parse */
   nn_buf second = {0};
   ir_print(&second, back, flags);
-  if (first.len != second.len || memcmp(first.data, second.data, first.len))
-    abort();
+  if (first.len != second.len || memcmp(first.data, second.data, first.len)) abort();
   nn_buf_free(&first);
   nn_buf_free(&second);
   nn_arena_free(arena);
@@ -62,15 +61,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #include "driver.h"
 
 /* IR punctuation, digits and the letters of keywords and dtypes. */
-static const char irparse_dict[] =
-    "%=(),:[]{}<>*+-/?\"\\ \n0123456789.abefgilnoprstux";
+static const char irparse_dict[] = "%=(),:[]{}<>*+-/?\"\\ \n0123456789.abefgilnoprstux";
 
 int main(int argc, char **argv) {
   static const fuzz_target t = {
       .name = "fuzz_irparse",
       .default_n = 2000,
-      .kinds = FUZZ_SET_DICT | FUZZ_SET_RANDOM | FUZZ_TRUNCATE |
-               FUZZ_DELETE_RUN | FUZZ_DUP_SLICE,
+      .kinds = FUZZ_SET_DICT | FUZZ_SET_RANDOM | FUZZ_TRUNCATE | FUZZ_DELETE_RUN | FUZZ_DUP_SLICE,
       .dict = (const uint8_t *)irparse_dict,
       .ndict = sizeof irparse_dict - 1,
   };

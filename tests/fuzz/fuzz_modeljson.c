@@ -25,21 +25,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define PART(name, text)                                                     \
-  { (const uint8_t *)(name), sizeof(name) - 1, (const uint8_t *)(text),      \
-    sizeof(text) - 1 }
+#define PART(name, text) \
+  { (const uint8_t *)(name), sizeof(name) - 1, (const uint8_t *)(text), sizeof(text) - 1 }
 
-static const char code[] =
-    "op_version_set = 0\n"
-    "def forward(self,\n"
-    "    x: Tensor) -> Tensor:\n"
-    "  _0 = torch.add(torch.mul(CONSTANTS.c0, x), x, alpha=1)\n"
-    "  return _0\n";
+static const char code[] = "op_version_set = 0\n"
+                           "def forward(self,\n"
+                           "    x: Tensor) -> Tensor:\n"
+                           "  _0 = torch.add(torch.mul(CONSTANTS.c0, x), x, alpha=1)\n"
+                           "  return _0\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static uint8_t tensor[256];
-  if (size >= 0xffffffffu)
-    return 0;
+  if (size >= 0xffffffffu) return 0;
   zip_part parts[] = {
       PART("m/version", "1\n"),
       {(const uint8_t *)"m/model.json", 12, data, size},
@@ -65,17 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #include "driver.h"
 
 /* JSON punctuation, digits and the letters of true/false/null. */
-static const uint8_t json_dict[] = {'{', '}', '[', ']', ':', ',', '"', '-',
-                                    '0', '1', '9', 'e', '.', 't', 'n', '\\',
-                                    ' ', 0x00, 0xff};
+static const uint8_t json_dict[] = {'{', '}', '[', ']', ':', ',',  '"', '-',  '0', '1',
+                                    '9', 'e', '.', 't', 'n', '\\', ' ', 0x00, 0xff};
 
 int main(int argc, char **argv) {
   static const fuzz_target t = {
       .name = "fuzz_modeljson",
       .default_n = 1000,
-      .kinds = FUZZ_FLIP_BIT | FUZZ_SET_DICT | FUZZ_SET_RANDOM |
-               FUZZ_TRUNCATE | FUZZ_INSERT_DICT | FUZZ_DELETE_RUN |
-               FUZZ_DUP_SLICE | FUZZ_COPY_SLICE,
+      .kinds = FUZZ_FLIP_BIT | FUZZ_SET_DICT | FUZZ_SET_RANDOM | FUZZ_TRUNCATE | FUZZ_INSERT_DICT |
+               FUZZ_DELETE_RUN | FUZZ_DUP_SLICE | FUZZ_COPY_SLICE,
       .dict = json_dict,
       .ndict = sizeof json_dict,
   };

@@ -23,8 +23,8 @@
 #define FUZZ_MAX_STORAGE (1u << 20)
 
 typedef struct fuzz_loader {
-  nn_arena *arena;  /* where fake storage bytes live */
-  size_t total;     /* bytes handed out for this input */
+  nn_arena *arena; /* where fake storage bytes live */
+  size_t total;    /* bytes handed out for this input */
 } fuzz_loader;
 
 static int fuzz_load(void *ctx, fe_storage *s, nn_diag *d) {
@@ -85,19 +85,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 /* Bytes worth inserting: opcodes and small lengths. */
 static const uint8_t pickle_dict[] = {
-    '(', '.', '0', '1', '2', 'F', 'I', 'J', 'K', 'L', 'M', 'N', 'P', 'Q', 'R',
-    'S', 'T', 'U', 'V', 'X', 'a', 'b', 'c', 'd', '}', 'e', 'g', 'h', 'j', 'l',
-    ']', 'p', 'q', 'r', 's', 't', ')', 'u', 'G', 'B', 'C', 0x80, 0x81, 0x85,
-    0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x8f, 0x90, 0x91,
-    0x92, 0x93, 0x94, 0x95, 0x00, 0x01, 0x7f, 0xff, '\n',
+    '(',  '.',  '0',  '1',  '2',  'F',  'I',  'J',  'K',  'L',  'M',  'N',  'P',
+    'Q',  'R',  'S',  'T',  'U',  'V',  'X',  'a',  'b',  'c',  'd',  '}',  'e',
+    'g',  'h',  'j',  'l',  ']',  'p',  'q',  'r',  's',  't',  ')',  'u',  'G',
+    'B',  'C',  0x80, 0x81, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d,
+    0x8e, 0x8f, 0x90, 0x91, 0x92, 0x93, 0x94, 0x95, 0x00, 0x01, 0x7f, 0xff, '\n',
 };
 
 int main(int argc, char **argv) {
   static const fuzz_target t = {
       .name = "fuzz_pickle",
       .default_n = 2000,
-      .kinds = FUZZ_FLIP_BIT | FUZZ_TRUNCATE | FUZZ_INSERT_DICT |
-               FUZZ_SET_DICT | FUZZ_SET_RANDOM | FUZZ_DELETE_RUN,
+      .kinds = FUZZ_FLIP_BIT | FUZZ_TRUNCATE | FUZZ_INSERT_DICT | FUZZ_SET_DICT | FUZZ_SET_RANDOM |
+               FUZZ_DELETE_RUN,
       .dict = pickle_dict,
       .ndict = sizeof pickle_dict,
   };

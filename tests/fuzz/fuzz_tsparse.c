@@ -23,8 +23,7 @@
 /* Parses data and prints the AST into out (when out is non-NULL). Returns
  * the number of errors; the diagnostics text goes to *diag_text (malloc'd,
  * caller frees) when diag_text is non-NULL. */
-static int parse_print(const char *data, size_t size, nn_buf *out,
-                       char **diag_text) {
+static int parse_print(const char *data, size_t size, nn_buf *out, char **diag_text) {
   char *text = NULL;
   size_t text_len = 0;
   FILE *f = open_memstream(&text, &text_len);
@@ -104,8 +103,7 @@ int main(int argc, char **argv) {
   static const fuzz_target t = {
       .name = "fuzz_tsparse",
       .default_n = 2000,
-      .kinds = FUZZ_SET_RANDOM | FUZZ_SET_DICT | FUZZ_TRUNCATE |
-               FUZZ_INSERT_DICT,
+      .kinds = FUZZ_SET_RANDOM | FUZZ_SET_DICT | FUZZ_TRUNCATE | FUZZ_INSERT_DICT,
       .dict = (const uint8_t *)tsparse_dict,
       .ndict = sizeof tsparse_dict - 1,
       .nhooks = 2,

@@ -34,8 +34,7 @@ typedef struct zip_part {
 
 static FILE *import_null_out(void) {
   static FILE *f;
-  if (!f)
-    f = fopen("/dev/null", "w");
+  if (!f) f = fopen("/dev/null", "w");
   return f;
 }
 
@@ -44,13 +43,11 @@ static uint32_t import_crc32(const uint8_t *p, size_t n) {
   if (!table[1])
     for (uint32_t i = 0; i < 256; i++) {
       uint32_t c = i;
-      for (int k = 0; k < 8; k++)
-        c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
       table[i] = c;
     }
   uint32_t crc = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; i++)
-    crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
   return crc ^ 0xFFFFFFFFu;
 }
 
@@ -68,12 +65,10 @@ static void import_put32(uint8_t *p, uint32_t v) {
  * The caller keeps names under 64 KiB and data under 4 GiB. */
 static uint8_t *zip_pack(const zip_part *parts, int n, size_t *out_len) {
   size_t total = 22;
-  for (int k = 0; k < n; k++)
-    total += 30 + 46 + 2 * parts[k].name_len + parts[k].len;
+  for (int k = 0; k < n; k++) total += 30 + 46 + 2 * parts[k].name_len + parts[k].len;
   uint8_t *z = malloc(total);
   uint32_t *offs = malloc(sizeof(uint32_t) * (size_t)(n ? n : 1));
-  if (!z || !offs)
-    abort();
+  if (!z || !offs) abort();
   size_t at = 0;
   for (int k = 0; k < n; k++) {
     const zip_part *e = &parts[k];
@@ -87,8 +82,7 @@ static uint8_t *zip_pack(const zip_part *parts, int n, size_t *out_len) {
     import_put32(h + 22, (uint32_t)e->len);
     import_put16(h + 26, (uint32_t)e->name_len);
     memcpy(h + 30, e->name, e->name_len);
-    if (e->len)
-      memcpy(h + 30 + e->name_len, e->data, e->len);
+    if (e->len) memcpy(h + 30 + e->name_len, e->data, e->len);
     at += 30 + e->name_len + e->len;
   }
   size_t cd = at;
@@ -123,12 +117,10 @@ static uint8_t *zip_pack(const zip_part *parts, int n, size_t *out_len) {
 /* Imports and lowers data[0..size) as a model file (see the top). */
 static void import_run(const uint8_t *data, size_t size) {
   int fd = memfd_create("fuzz.pt", MFD_CLOEXEC);
-  if (fd < 0)
-    abort();
+  if (fd < 0) abort();
   for (size_t done = 0; done < size;) {
     ssize_t w = write(fd, data + done, size - done);
-    if (w <= 0)
-      abort();
+    if (w <= 0) abort();
     done += (size_t)w;
   }
   char path[64];
@@ -139,16 +131,13 @@ static void import_run(const uint8_t *data, size_t size) {
   nn_diag_init(&d, import_null_out());
   fe_model *m = fe_import(path, arena, &d);
   if (!m) {
-    if (d.errors == 0)
-      abort(); /* a failed import must say why */
+    if (d.errors == 0) abort(); /* a failed import must say why */
   } else {
-    if (d.errors != 0)
-      abort();
+    if (d.errors != 0) abort();
     d.source = fe_model_source_line;
     d.source_ctx = m;
     ir_graph *g = fe_lower(m, arena, &d);
-    if (!g && d.errors == 0)
-      abort(); /* a failed lowering must say why */
+    if (!g && d.errors == 0) abort(); /* a failed lowering must say why */
     fe_model_close(m);
   }
   nn_arena_free(arena);

@@ -27,13 +27,17 @@ static void fill(nncc_tensor *t, uint32_t seed) {
   for (int64_t i = 0; i < n; i++) {
     uint32_t h = (uint32_t)i * 2654435761u + seed;
     h ^= h >> 15;
-    if (t->dtype == NNCC_DTYPE_F32) ((float *)t->data)[i] = (float)(h % 2001) / 1000.0f - 1.0f;
-    else memset((char *)t->data + (size_t)i * es, (int)(h & 1), es);
+    if (t->dtype == NNCC_DTYPE_F32)
+      ((float *)t->data)[i] = (float)(h % 2001) / 1000.0f - 1.0f;
+    else
+      memset((char *)t->data + (size_t)i * es, (int)(h & 1), es);
   }
 }
 
+/* The outputs for the inputs `ins`, or NULL (nothing left allocated). */
 static nncc_tensor **alloc_outputs(void) {
-  nncc_tensor **o = calloc((size_t)nout, sizeof *o);
+  nncc_tensor **o = calloc((size_t)nout + 1, sizeof *o);
+  if (!o) return NULL;
   for (int32_t i = 0; i < nout; i++) {
     nncc_io_info info;
     int64_t dims[NNCC_MAX_RANK];
@@ -41,7 +45,11 @@ static nncc_tensor **alloc_outputs(void) {
     /* symbolic output dims follow from the inputs' shapes */
     nncc_tensor in_v[16];
     for (int32_t j = 0; j < nin; j++) in_v[j] = *ins[j];
-    if (nncc_model_output_dims(model, in_v, (size_t)nin, i, dims, NULL) != NNCC_OK) return NULL;
+    if (nncc_model_output_dims(model, in_v, (size_t)nin, i, dims, NULL) != NNCC_OK) {
+      for (int32_t j = 0; j < i; j++) nncc_tensor_free(o[j]);
+      free(o);
+      return NULL;
+    }
     o[i] = nncc_tensor_alloc(info.dtype, info.rank, dims);
   }
   return o;
@@ -71,10 +79,15 @@ static void *worker(void *arg) {
     return (void *)1;
   }
   nncc_tensor **outs = alloc_outputs();
+  if (!outs) {
+    nncc_session_destroy(s);
+    return (void *)1;
+  }
   intptr_t bad = 0;
   for (int r = 0; r < runs && !bad; r++) {
     for (int32_t i = 0; i < nout; i++)
-      memset(outs[i]->data, 0xff, (size_t)nncc_tensor_elems(outs[i]) * nncc_dtype_size(outs[i]->dtype));
+      memset(outs[i]->data, 0xff,
+             (size_t)nncc_tensor_elems(outs[i]) * nncc_dtype_size(outs[i]->dtype));
     if (run_once(s, outs)) bad = 1;
     for (int32_t i = 0; i < nout && !bad; i++)
       if (memcmp(outs[i]->data, refs[i]->data,
@@ -94,8 +107,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s MODEL.so [THREADS [RUNS]]\n", argv[0]);
     return 2;
   }
-  int nthreads = argc > 2 ? atoi(argv[2]) : 8;
-  if (argc > 3) runs = atoi(argv[3]);
+  int nthreads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 8;
+  if (argc > 3) runs = (int)strtol(argv[3], NULL, 10);
   if (nthreads < 1 || nthreads > 256 || runs < 1) return 2;
   char *err = NULL;
   if (nncc_model_open(argv[1], &model, &err) != NNCC_OK) {
@@ -116,6 +129,7 @@ int main(int argc, char **argv) {
     fill(ins[i], (uint32_t)i * 7919u);
   }
   refs = alloc_outputs();
+  if (!refs) return 1;
   nncc_session *s;
   if (nncc_session_create(model, 1, &s, &err) != NNCC_OK || run_once(s, refs)) return 1;
   nncc_session_destroy(s);
@@ -128,7 +142,8 @@ int main(int argc, char **argv) {
     pthread_join(th[t], &r);
     if (r) bad = 1;
   }
-  printf("concurrency: %d threads x %d runs: %s\n", nthreads, runs, bad ? "MISMATCH" : "all identical");
+  printf("concurrency: %d threads x %d runs: %s\n", nthreads, runs,
+         bad ? "MISMATCH" : "all identical");
   for (int32_t i = 0; i < nin; i++) nncc_tensor_free(ins[i]);
   for (int32_t i = 0; i < nout; i++) nncc_tensor_free(refs[i]);
   free(ins);

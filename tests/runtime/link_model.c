@@ -45,8 +45,7 @@ int main(int argc, char **argv) {
     memcpy(b, &w, 4);
     for (int k = 0; k < 4; k++) NN_PUSH(a, p->weights, b[k]);
   }
-  llvm_result r = {obj, n, NULL, argc > 4 ? argv[4] : "x86-64",
-                   argc > 3 ? argv[3] : "+sse2"};
+  llvm_result r = {obj, n, NULL, argc > 4 ? argv[4] : "x86-64", argc > 3 ? argv[3] : "+sse2"};
   const char *cc = getenv("CC");
   artifact_opts o = {argv[1], cc && *cc ? cc : "cc", "tiny", NULL, NULL};
   nn_diag d;

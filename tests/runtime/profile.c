@@ -20,14 +20,14 @@
 
 static int fails;
 
-#define EXPECT(cond, ...)                                                  \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
-      fprintf(stderr, __VA_ARGS__);                                        \
-      fputc('\n', stderr);                                                 \
-      fails++;                                                             \
-    }                                                                      \
+#define EXPECT(cond, ...)                                             \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                   \
+      fputc('\n', stderr);                                            \
+      fails++;                                                        \
+    }                                                                 \
   } while (0)
 
 /* Tensors shaped like the model's inputs (symbols from argv) or outputs. */
@@ -53,7 +53,8 @@ static nncc_tensor *make(const nncc_model *m, int outputs, const nncc_tensor *in
         if (dims[k] >= 0 || nncc_model_dim(m, 0, i, k, &d)) continue;
         size_t len = strlen(d.text);
         for (int a = 2; a < argc; a++)
-          if (!strncmp(argv[a], d.text, len) && argv[a][len] == '=') dims[k] = atoll(argv[a] + len + 1);
+          if (!strncmp(argv[a], d.text, len) && argv[a][len] == '=')
+            dims[k] = strtoll(argv[a] + len + 1, NULL, 10);
         if (dims[k] < 0) {
           fprintf(stderr, "give %s=VALUE\n", d.text);
           exit(2);
@@ -91,10 +92,13 @@ int main(int argc, char **argv) {
   nncc_free_message(err);
   int32_t nrows = -1;
   EXPECT(nncc_session_profile(s, NULL, 0, NULL, NULL, NULL) == NNCC_ERR_INVALID_ARG, "NULL nrows");
+  /* the tensors are not freed on the way out: the process ends */
+  // NOLINTBEGIN(clang-analyzer-unix.Malloc)
   if (nncc_session_set_profiling(s, 1, &err) != NNCC_OK) {
     fprintf(stderr, "FAIL: %s\n", err);
     return 1;
   }
+  // NOLINTEND(clang-analyzer-unix.Malloc)
   enum { RUNS = 7 };
   for (int r = 0; r < RUNS; r++) {
     EXPECT(nncc_session_run(s, in, (size_t)nin, out, (size_t)nout, &err) == NNCC_OK, "%s", err);
@@ -117,7 +121,8 @@ int main(int argc, char **argv) {
     EXPECT(r->kernel && r->kernel[0] == 'k', "row %d: kernel '%s'", (int)i, r->kernel);
     EXPECT(r->ops && r->ops[0], "row %d (%s): no ops", (int)i, r->kernel);
     EXPECT(r->scope && r->loc, "row %d: NULL strings", (int)i);
-    EXPECT(i == 0 || rows[i - 1].ns > r->ns || (rows[i - 1].ns == r->ns && rows[i - 1].step < r->step),
+    EXPECT(i == 0 || rows[i - 1].ns > r->ns ||
+               (rows[i - 1].ns == r->ns && rows[i - 1].step < r->step),
            "row %d not sorted", (int)i);
     pct += r->percent;
     sum += r->ns;
@@ -130,11 +135,13 @@ int main(int argc, char **argv) {
   /* only the first row asked for */
   nncc_profile_row first;
   EXPECT(nncc_session_profile(s, &first, 1, &n2, NULL, NULL) == NNCC_OK && n2 == nrows &&
-             first.step == rows[0].step, "cap 1");
+             first.step == rows[0].step,
+         "cap 1");
 
   /* the session that doesn't profile counted nothing */
   EXPECT(nncc_session_profile(quiet, NULL, 0, &n2, &runs, &run_ns) == NNCC_OK && runs == 0 &&
-             run_ns == 0, "quiet session: %llu runs", (unsigned long long)runs);
+             run_ns == 0,
+         "quiet session: %llu runs", (unsigned long long)runs);
   nncc_profile_row *qrows = calloc((size_t)nrows + 1, sizeof *qrows);
   nncc_session_profile(quiet, qrows, nrows, &n2, NULL, NULL);
   for (int32_t i = 0; i < n2; i++) EXPECT(qrows[i].ns == 0, "quiet step %d timed", (int)i);
@@ -148,7 +155,8 @@ int main(int argc, char **argv) {
 
   /* the report: a header, the column titles, one line per step */
   char *report = nncc_session_profile_report(s);
-  EXPECT(report && !strncmp(report, "nncc profile: model ", 20), "report: %s", report ? report : "(null)");
+  EXPECT(report && !strncmp(report, "nncc profile: model ", 20), "report: %s",
+         report ? report : "(null)");
   int lines = 0;
   for (const char *p = report; p && *p; p++) lines += *p == '\n';
   EXPECT(lines == nrows + 2, "report has %d lines for %d steps", lines, (int)nrows);

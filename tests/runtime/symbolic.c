@@ -27,14 +27,14 @@
 
 static int fails;
 
-#define EXPECT(cond, ...)                                                  \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fails++;                                                             \
-      fprintf(stderr, "symbolic.c:%d: FAIL: ", __LINE__);                  \
-      fprintf(stderr, __VA_ARGS__);                                        \
-      fprintf(stderr, "\n");                                               \
-    }                                                                      \
+#define EXPECT(cond, ...)                                 \
+  do {                                                    \
+    if (!(cond)) {                                        \
+      fails++;                                            \
+      fprintf(stderr, "symbolic.c:%d: FAIL: ", __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                       \
+      fprintf(stderr, "\n");                              \
+    }                                                     \
   } while (0)
 
 static nncc_model *open_model(const char *path) {
@@ -117,8 +117,8 @@ int main(int argc, char **argv) {
   EXPECT(nncc_model_num_symbols(m3) == 0, "a static model has no symbols");
   nncc_symbol_info sy;
   EXPECT(nncc_model_symbol(m, 0, &sy) == NNCC_OK && !strcmp(sy.name, "b") && sy.min == 1 &&
-             sy.max == 16, "symbol 0: %s %lld..%lld", sy.name, (long long)sy.min,
-         (long long)sy.max);
+             sy.max == 16,
+         "symbol 0: %s %lld..%lld", sy.name, (long long)sy.min, (long long)sy.max);
   EXPECT(nncc_model_symbol(m, 1, &sy) == NNCC_ERR_INVALID_ARG, "symbol 1 exists");
   nncc_io_info in;
   nncc_model_input(m, 0, &in);
@@ -126,7 +126,8 @@ int main(int argc, char **argv) {
   int64_t features = in.dims[1];
   nncc_dim_info di;
   EXPECT(nncc_model_dim(m, 0, 0, 0, &di) == NNCC_OK && di.value == -1 && di.text &&
-             !strcmp(di.text, "b") && di.min == 1 && di.max == 16, "input dim 0");
+             !strcmp(di.text, "b") && di.min == 1 && di.max == 16,
+         "input dim 0");
   EXPECT(nncc_model_dim(m, 0, 0, 1, &di) == NNCC_OK && di.value == features && !di.text,
          "input dim 1");
   EXPECT(nncc_model_dim(m, 1, 0, 0, &di) == NNCC_OK && di.text && !strcmp(di.text, "b"),

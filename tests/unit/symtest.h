@@ -31,45 +31,36 @@ static inline uint64_t next_rand(void) {
 }
 
 /* A value in [-2, 2) with 1/64 steps (exact in f16 too). */
-static inline float rand_val(void) {
-  return (float)((int)(next_rand() % 256) - 128) / 64.0f;
-}
+static inline float rand_val(void) { return (float)((int)(next_rand() % 256) - 128) / 64.0f; }
 
 /* Seeds rng from a weight's name: the data of weight "w" is the same in
  * every compilation of a case, and a test can replay it. */
 static inline void seed_from_name(const char *name) {
   rng = 12345;
-  for (const char *c = name; *c; c++)
-    rng = rng * 31 + (unsigned char)*c;
+  for (const char *c = name; *c; c++) rng = rng * 31 + (unsigned char)*c;
 }
 
 /* "b=2;h=9" → the value of name (len bytes), or -1. */
-static inline int64_t dim_value(const char *vals, const char *name,
-                                size_t len) {
+static inline int64_t dim_value(const char *vals, const char *name, size_t len) {
   for (const char *p = vals; p && *p;) {
     const char *eq = strchr(p, '=');
-    if (!eq)
-      break;
-    if ((size_t)(eq - p) == len && strncmp(p, name, len) == 0)
-      return strtoll(eq + 1, NULL, 10);
+    if (!eq) break;
+    if ((size_t)(eq - p) == len && strncmp(p, name, len) == 0) return strtoll(eq + 1, NULL, 10);
     p = strchr(eq, ';');
-    if (p)
-      p++;
+    if (p) p++;
   }
   return -1;
 }
 
 /* specs with each dim name inside [...] replaced by its value in vals. */
-static inline char *static_specs(const char *specs, const char *vals,
-                                 nn_arena *a) {
+static inline char *static_specs(const char *specs, const char *vals, nn_arena *a) {
   nn_buf b = {0};
   int depth = 0;
   for (const char *p = specs; *p;) {
     depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
     if (depth > 0 && (isalpha((unsigned char)*p) || *p == '_')) {
       const char *s = p;
-      while (isalnum((unsigned char)*p) || *p == '_')
-        p++;
+      while (isalnum((unsigned char)*p) || *p == '_') p++;
       nn_buf_printf(&b, "%lld", (long long)dim_value(vals, s, (size_t)(p - s)));
       continue;
     }
@@ -86,8 +77,7 @@ static inline void attach_weights(ir_graph *g, nn_arena *a) {
   for (int i = 0; i < g->weights.len; i++) {
     ir_weight *w = &g->weights.data[i];
     int64_t n = 1;
-    for (int k = 0; k < w->rank; k++)
-      n *= w->sizes[k];
+    for (int k = 0; k < w->rank; k++) n *= w->sizes[k];
     uint64_t saved = rng;
     seed_from_name(w->name);
     size_t es = nn_dtype_size(w->dtype);
@@ -109,15 +99,13 @@ static inline void attach_weights(ir_graph *g, nn_arena *a) {
 
 /* Parses specs "x:f32[b,3];y:i64[4]" (pass_parse_input_spec each, at most
  * 8) into out; the count, or -1 after printing the error. */
-static inline int parse_specs(const char *text, nn_arena *a,
-                              pass_input_spec *out) {
+static inline int parse_specs(const char *text, nn_arena *a, pass_input_spec *out) {
   int n = 0;
   for (const char *p = text; p && *p && n < 8; n++) {
     const char *end = strchr(p, ';');
     size_t len = end ? (size_t)(end - p) : strlen(p);
     char err[256];
-    if (pass_parse_input_spec(nn_strndup(a, p, len), a, &out[n], err,
-                              sizeof err) < 0) {
+    if (pass_parse_input_spec(nn_strndup(a, p, len), a, &out[n], err, sizeof err) < 0) {
       fprintf(stderr, "bad spec: %s\n", err);
       return -1;
     }
@@ -128,40 +116,33 @@ static inline int parse_specs(const char *text, nn_arena *a,
 
 /* Parses ir, attaches weight data, shapes it for specs, fuses it (when
  * asked) and schedules it; NULL after reporting into d. */
-static inline be_program *compile(const char *ir, const char *specs, bool fuse,
-                                  nn_arena *a, nn_diag *d) {
+static inline be_program *compile(const char *ir, const char *specs, bool fuse, nn_arena *a,
+                                  nn_diag *d) {
   ir_graph *g = ir_parse(ir, strlen(ir), "t.nnir", a, d);
-  if (!g)
-    return NULL;
+  if (!g) return NULL;
   attach_weights(g, a);
   pass_input_spec sp[8];
   int n = parse_specs(specs, a, sp);
-  if (n < 0 || pass_shapes(g, sp, n, d) != 0)
-    return NULL;
-  if (fuse && pass_fuse(g, d) != 0)
-    return NULL;
+  if (n < 0 || pass_shapes(g, sp, n, d) != 0) return NULL;
+  if (fuse && pass_fuse(g, d) != 0) return NULL;
   return be_schedule(g, a, d);
 }
 
 /* Dim i of io, a symbolic one evaluated for dims (NULL: none); -1 when it
  * cannot be evaluated. */
-static inline int64_t io_dim(const be_program *p, const be_io *io, int i,
-                             const int64_t *dims) {
-  if (io->dims[i] >= 0)
-    return io->dims[i];
+static inline int64_t io_dim(const be_program *p, const be_io *io, int i, const int64_t *dims) {
+  if (io->dims[i] >= 0) return io->dims[i];
   bool ok = true;
   int64_t v = be_dim_eval(p, io->dims_d[i], dims, &ok);
   return ok ? v : -1;
 }
 
 /* Elements of io for dims (see io_dim); every dim must evaluate. */
-static inline int64_t io_elems(const be_program *p, const be_io *io,
-                               const int64_t *dims) {
+static inline int64_t io_elems(const be_program *p, const be_io *io, const int64_t *dims) {
   int64_t n = 1;
   for (int i = 0; i < io->rank; i++) {
     int64_t v = io_dim(p, io, i, dims);
-    if (io->dims[i] < 0)
-      CHECK(v >= 0);
+    if (io->dims[i] < 0) CHECK(v >= 0);
     n *= v < 0 ? 0 : v;
   }
   return n;
@@ -169,8 +150,7 @@ static inline int64_t io_elems(const be_program *p, const be_io *io,
 
 /* Checks that the inputs and outputs of sym (evaluated for dims) and of
  * the static program st have the same dtypes and shapes; false if not. */
-static inline bool same_io(const be_program *sym, const int64_t *dims,
-                           const be_program *st) {
+static inline bool same_io(const be_program *sym, const int64_t *dims, const be_program *st) {
   bool same = true;
   for (int side = 0; side < 2; side++) {
     const be_io *a = side ? sym->outputs.data : sym->inputs.data;
@@ -196,21 +176,18 @@ static inline bool same_io(const be_program *sym, const int64_t *dims,
 /* True when any kernel of p reads the dims buffer. */
 static inline bool uses_dims(const be_program *p) {
   for (int i = 0; i < p->steps.len; i++)
-    if (p->steps.data[i].k->dims_slot >= 0)
-      return true;
+    if (p->steps.data[i].k->dims_slot >= 0) return true;
   return false;
 }
 
 /* Expands every GEMM step of p into plain loops. */
 static inline void expand_all(be_program *p) {
-  for (int i = 0; i < p->steps.len; i++)
-    k_expand_gemms(p->steps.data[i].k);
+  for (int i = 0; i < p->steps.len; i++) k_expand_gemms(p->steps.data[i].k);
 }
 
 /* Allocates and fills the inputs of p (at most 8), sized for dims: f32 and
  * f16 get rand_val, i64 gets ints in [0, 4). Free each in[i]. */
-static inline void make_inputs(const be_program *p, const int64_t *dims,
-                               void **in) {
+static inline void make_inputs(const be_program *p, const int64_t *dims, void **in) {
   for (int i = 0; i < p->inputs.len && i < 8; i++) {
     const be_io *io = &p->inputs.data[i];
     int64_t n = io_elems(p, io, dims);
@@ -236,8 +213,7 @@ typedef struct run_out {
 } run_out;
 
 /* Runs p (dims NULL: static) on in into o; the interpreter's status. */
-static inline int run(const be_program *p, const int64_t *dims, void **in,
-                      run_out *o) {
+static inline int run(const be_program *p, const int64_t *dims, void **in, run_out *o) {
   o->n = p->outputs.len < 8 ? p->outputs.len : 8;
   for (int i = 0; i < o->n; i++) {
     const be_io *io = &p->outputs.data[i];
@@ -249,8 +225,7 @@ static inline int run(const be_program *p, const int64_t *dims, void **in,
 }
 
 static inline void free_out(run_out *o) {
-  for (int i = 0; i < o->n; i++)
-    free(o->data[i]);
+  for (int i = 0; i < o->n; i++) free(o->data[i]);
 }
 
 /* One case for compare_lowerings(). */
@@ -272,8 +247,7 @@ typedef struct sym_case {
 /* Lowers c symbolically and, for each of the nvals value sets in vals
  * ("b=2;h=9"), statically; every output pair must be bit-identical. With
  * c->expand, all of it is done a second time with the GEMMs expanded. */
-static inline void compare_lowerings(const sym_case *c,
-                                     const char *const *vals, int nvals) {
+static inline void compare_lowerings(const sym_case *c, const char *const *vals, int nvals) {
   for (int expand = 0; expand < (c->expand ? 2 : 1); expand++) {
     nn_arena *a = nn_arena_new();
     nn_diag d;
@@ -292,13 +266,11 @@ static inline void compare_lowerings(const sym_case *c,
       for (int i = 0; i < sym->steps.len; i++) {
         const char *nm = strchr(sym->steps.data[i].k->name, '_');
         size_t l = strlen(names);
-        snprintf(names + l, sizeof names - l, "%s%s", i ? "," : "",
-                 nm ? nm + 1 : "?");
+        snprintf(names + l, sizeof names - l, "%s%s", i ? "," : "", nm ? nm + 1 : "?");
       }
       CHECK_STR(names, c->kernels);
     }
-    if (expand)
-      expand_all(sym);
+    if (expand) expand_all(sym);
     for (int v = 0; v < nvals; v++) {
       int64_t dims[8] = {0};
       for (int i = 0; i < sym->syms.len && i < 8; i++) {
@@ -306,26 +278,24 @@ static inline void compare_lowerings(const sym_case *c,
         dims[i] = dim_value(vals[v], sn, strlen(sn));
       }
       nn_arena *sa = nn_arena_new();
-      be_program *st =
-          compile(c->ir, static_specs(c->specs, vals[v], sa), c->fuse, sa, &d);
+      be_program *st = compile(c->ir, static_specs(c->specs, vals[v], sa), c->fuse, sa, &d);
       CHECK(st != NULL);
       if (!st) {
-        fprintf(stderr, "  case %s [%s]: static lowering failed\n", c->name,
-                vals[v]);
+        fprintf(stderr, "  case %s [%s]: static lowering failed\n", c->name, vals[v]);
         nn_arena_free(sa);
         continue;
       }
       CHECK(!uses_dims(st));
       if (!same_io(sym, dims, st)) {
-        fprintf(stderr, "  case %s [%s]: programs differ in their inputs or "
-                "outputs\n", c->name, vals[v]);
+        fprintf(stderr,
+                "  case %s [%s]: programs differ in their inputs or "
+                "outputs\n",
+                c->name, vals[v]);
         nn_arena_free(sa);
         continue;
       }
-      if (expand)
-        expand_all(st);
-      if (c->seed)
-        rng = c->seed + (uint64_t)v;
+      if (expand) expand_all(st);
+      if (c->seed) rng = c->seed + (uint64_t)v;
       void *in[8] = {0};
       make_inputs(sym, dims, in);
       run_out os = {0}, ss = {0};
@@ -338,18 +308,16 @@ static inline void compare_lowerings(const sym_case *c,
                     memcmp(os.data[i], ss.data[i], (size_t)os.bytes[i]) == 0;
         CHECK(same);
         if (!same)
-          fprintf(stderr, "  case %s [%s] (expand %d): output %d differs\n",
-                  c->name, vals[v], expand, i);
+          fprintf(stderr, "  case %s [%s] (expand %d): output %d differs\n", c->name, vals[v],
+                  expand, i);
       }
       if (v == 0 && !expand && c->first && os.n > 0) {
         int64_t room = c->nfirst * (int64_t)sizeof(float);
-        memcpy(c->first, os.data[0],
-               (size_t)(os.bytes[0] < room ? os.bytes[0] : room));
+        memcpy(c->first, os.data[0], (size_t)(os.bytes[0] < room ? os.bytes[0] : room));
       }
       free_out(&os);
       free_out(&ss);
-      for (int i = 0; i < 8; i++)
-        free(in[i]);
+      for (int i = 0; i < 8; i++) free(in[i]);
       nn_arena_free(sa);
     }
     nn_arena_free(a);
@@ -358,8 +326,7 @@ static inline void compare_lowerings(const sym_case *c,
 
 /* Compiles ir for specs (unfused), which must fail with exactly one error
  * whose text contains want. */
-static inline void expect_symbolic_error(const char *ir, const char *specs,
-                                         const char *want) {
+static inline void expect_symbolic_error(const char *ir, const char *specs, const char *want) {
   nn_arena *a = nn_arena_new();
   char *text = NULL;
   size_t len = 0;
@@ -367,14 +334,12 @@ static inline void expect_symbolic_error(const char *ir, const char *specs,
   nn_diag d;
   nn_diag_init(&d, f ? f : stderr);
   be_program *p = compile(ir, specs, false, a, &d);
-  if (f)
-    fclose(f);
+  if (f) fclose(f);
   CHECK(p == NULL);
   CHECK_INT(d.errors, 1);
   bool found = text && strstr(text, want) != NULL;
   CHECK(found);
-  if (!found)
-    fprintf(stderr, "diagnostics: %s\n", text ? text : "(none)");
+  if (!found) fprintf(stderr, "diagnostics: %s\n", text ? text : "(none)");
   free(text);
   nn_arena_free(a);
 }

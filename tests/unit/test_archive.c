@@ -79,8 +79,7 @@ static char *make_zip(const zentry *es, int n) {
   for (int i = 0; i < n; i++) {
     zip_source_t *s = zip_source_buffer(z, es[i].data, es[i].len, 0);
     zip_int64_t idx = zip_file_add(z, es[i].name, s, ZIP_FL_ENC_UTF_8);
-    if (!s || idx < 0 ||
-        zip_set_file_compression(z, (zip_uint64_t)idx, es[i].method, 0) != 0) {
+    if (!s || idx < 0 || zip_set_file_compression(z, (zip_uint64_t)idx, es[i].method, 0) != 0) {
       fprintf(stderr, "adding %s: %s\n", es[i].name, zip_strerror(z));
       exit(1);
     }
@@ -94,14 +93,13 @@ static char *make_zip(const zentry *es, int n) {
 
 /* Opens buf[0..n) under `label` expecting failure; returns the message. The
  * caller frees the result. */
-static char *open_mem_fails(const void *buf, size_t n, const char *label,
-                            int line) {
+static char *open_mem_fails(const void *buf, size_t n, const char *label, int line) {
   capture c;
   capture_init(&c);
   fe_archive *a = fe_archive_open_mem(buf, n, label, &c.d);
   if (a != NULL || c.d.errors != 1) {
-    fprintf(stderr, "line %d: %s: expected one error, got %d (archive %p)\n",
-            line, label, c.d.errors, (void *)a);
+    fprintf(stderr, "line %d: %s: expected one error, got %d (archive %p)\n", line, label,
+            c.d.errors, (void *)a);
     unit_failures++;
   }
   unit_checks++;
@@ -120,8 +118,7 @@ static int starts_with(const char *s, const char *prefix) {
 static char text_big[4096]; /* compressible text, deflated */
 
 static void test_written_zip(void) {
-  for (size_t i = 0; i < sizeof text_big - 1; i++)
-    text_big[i] = "abcdefgh\n"[i % 9];
+  for (size_t i = 0; i < sizeof text_big - 1; i++) text_big[i] = "abcdefgh\n"[i % 9];
   static const char small[] = "hello, stored entry";
   const zentry es[] = {
       {"top.v1/a.txt", small, sizeof small - 1, ZIP_CM_STORE},
@@ -263,16 +260,14 @@ static void test_corrupt_entries(void) {
   CHECK(buf != NULL);
   unlink(path);
   free(path);
-  if (!buf)
-    return;
+  if (!buf) return;
 
   /* Find the data offsets with an intact copy first. */
   capture c;
   capture_init(&c);
   fe_archive *a = fe_archive_open_mem(buf, len, "m.pt", &c.d);
   CHECK(a != NULL);
-  if (!a)
-    return;
+  if (!a) return;
   uint64_t off_s = fe_archive_entry(a, 0)->data_offset;
   uint64_t off_d = fe_archive_entry(a, 1)->data_offset;
   uint64_t csize_d = fe_archive_entry(a, 1)->csize;
@@ -289,12 +284,9 @@ static void test_corrupt_entries(void) {
   a = fe_archive_open_mem(buf, len, "m.pt", &c.d);
   CHECK(a != NULL);
   if (a) {
-    CHECK_INT(
-        fe_archive_read(a, fe_archive_find(a, "s.bin"), arena, &p, &n, &c.d),
-        -1);
+    CHECK_INT(fe_archive_read(a, fe_archive_find(a, "s.bin"), arena, &p, &n, &c.d), -1);
     CHECK_INT(c.d.errors, 1);
-    CHECK_STR(capture_text(&c),
-              "nncc: error: m.pt: entry 'm/s.bin': read error: CRC error\n");
+    CHECK_STR(capture_text(&c), "nncc: error: m.pt: entry 'm/s.bin': read error: CRC error\n");
     /* mapping does not check the CRC: it hands out the bytes as they are */
     CHECK_INT(fe_archive_map(a, fe_archive_find(a, "s.bin"), &p, &n, &c.d), 0);
     CHECK_INT(((const char *)p)[3], '3' ^ 0x20);
@@ -313,8 +305,7 @@ static void test_corrupt_entries(void) {
     a = fe_archive_open_mem(buf, len, "m.pt", &c.d);
     CHECK(a != NULL);
     if (a) {
-      int r = fe_archive_read(a, fe_archive_find(a, "code.py"), arena, &p, &n,
-                              &c.d);
+      int r = fe_archive_read(a, fe_archive_find(a, "code.py"), arena, &p, &n, &c.d);
       const char *t = capture_text(&c);
       if (r != 0) {
         reported++;
@@ -336,8 +327,7 @@ static void test_corrupt_entries(void) {
   capture_init(&c);
   a = fe_archive_open_mem(buf, len, "m.pt", &c.d);
   if (a) {
-    CHECK_INT(fe_archive_read(a, fe_archive_entry(a, 1), arena, &p, &n, &c.d),
-              -1);
+    CHECK_INT(fe_archive_read(a, fe_archive_entry(a, 1), arena, &p, &n, &c.d), -1);
     const char *t = capture_text(&c);
     CHECK(starts_with(t, "nncc: error: m.pt: entry 'm/code.py': read error: "));
   }
@@ -352,8 +342,7 @@ static void test_corrupt_entries(void) {
 /* Methods other than stored and deflate are refused by name, even where
  * libzip could decode them (checked only when this libzip writes bzip2). */
 static void test_other_method(void) {
-  if (!zip_compression_method_supported(ZIP_CM_BZIP2, 1))
-    return;
+  if (!zip_compression_method_supported(ZIP_CM_BZIP2, 1)) return;
   const zentry es[] = {{"m/a.txt", text_big, 100, ZIP_CM_BZIP2}};
   char *path = make_zip(es, 1);
   capture c;
@@ -425,16 +414,14 @@ static void test_not_zip(void) {
   CHECK(fe_archive_open(path, &c.d) == NULL);
   CHECK_INT(c.d.errors, 1);
   char want[2048];
-  snprintf(want, sizeof want,
-           "nncc: error: %s: empty file (0 bytes), not a zip archive\n", path);
+  snprintf(want, sizeof want, "nncc: error: %s: empty file (0 bytes), not a zip archive\n", path);
   CHECK_STR(capture_text(&c), want);
   capture_fini(&c);
   unlink(path);
   capture_init(&c);
   CHECK(fe_archive_open(path, &c.d) == NULL);
   CHECK_INT(c.d.errors, 1);
-  snprintf(want, sizeof want,
-           "nncc: error: %s: cannot open: No such file or directory\n", path);
+  snprintf(want, sizeof want, "nncc: error: %s: cannot open: No such file or directory\n", path);
   CHECK_STR(capture_text(&c), want);
   capture_fini(&c);
   free(path);
@@ -456,22 +443,18 @@ static void test_not_zip(void) {
 
 /* A central directory whose local header offset points past the file. */
 static void test_bad_offsets(void) {
-  const zentry es[] = {{"m/a", "abc", 3, ZIP_CM_STORE},
-                       {"m/b", "defg", 4, ZIP_CM_STORE}};
+  const zentry es[] = {{"m/a", "abc", 3, ZIP_CM_STORE}, {"m/b", "defg", 4, ZIP_CM_STORE}};
   char *path = make_zip(es, 2);
   size_t len = 0;
   unsigned char *buf = (unsigned char *)unit_read_file(path, &len);
   unlink(path);
   free(path);
   CHECK(buf != NULL);
-  if (!buf)
-    return;
+  if (!buf) return;
   /* the second central directory header: find its signature and name */
   unsigned char *cd = NULL;
   for (size_t i = 0; i + 49 < len; i++)
-    if (memcmp(buf + i, "PK\x01\x02", 4) == 0 &&
-        memcmp(buf + i + 46, "m/b", 3) == 0)
-      cd = buf + i;
+    if (memcmp(buf + i, "PK\x01\x02", 4) == 0 && memcmp(buf + i + 46, "m/b", 3) == 0) cd = buf + i;
   CHECK(cd != NULL);
   if (!cd) {
     free(buf);
@@ -646,13 +629,11 @@ static char *fixture(const char *name) {
 /* Opens a real archive, checks the entries every TorchScript archive has and
  * that every entry's data starts at a multiple of 64 (all real files have
  * the FB padding). */
-static fe_archive *open_real(const char *path, const char *prefix, int count,
-                             capture *c) {
+static fe_archive *open_real(const char *path, const char *prefix, int count, capture *c) {
   fe_archive *a = fe_archive_open(path, &c->d);
   CHECK(a != NULL);
   CHECK_INT(c->d.errors, 0);
-  if (!a)
-    return NULL;
+  if (!a) return NULL;
   CHECK_STR(fe_archive_prefix(a), prefix);
   CHECK_INT(fe_archive_count(a), count);
   for (int i = 0; i < fe_archive_count(a); i++) {
@@ -664,12 +645,10 @@ static fe_archive *open_real(const char *path, const char *prefix, int count,
   return a;
 }
 
-static void check_version(fe_archive *a, nn_arena *arena, const char *want,
-                          capture *c) {
+static void check_version(fe_archive *a, nn_arena *arena, const char *want, capture *c) {
   const fe_entry *e = fe_archive_find(a, "version");
   CHECK(e != NULL);
-  if (!e)
-    return;
+  if (!e) return;
   const void *p;
   size_t n;
   CHECK_INT(fe_archive_read(a, e, arena, &p, &n, &c->d), 0);
@@ -852,7 +831,6 @@ int main(void) {
   test_zip64();
   int found = test_real();
   int rc = unit_report("archive");
-  if (rc == 0 && found == 0)
-    unit_skip("real fixtures absent (set NNCC_FIXTURES_REAL)");
+  if (rc == 0 && found == 0) unit_skip("real fixtures absent (set NNCC_FIXTURES_REAL)");
   return rc;
 }

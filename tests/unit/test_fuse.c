@@ -47,18 +47,18 @@ static void attach_weights(ir_graph *g, nn_arena *a) {
 }
 
 typedef struct run {
-  float *out[4];       /* outputs (malloc'd) */
-  int64_t n[4];        /* their element counts */
+  float *out[4]; /* outputs (malloc'd) */
+  int64_t n[4];  /* their element counts */
   int nout;
-  char kernels[1024];  /* kernel names without the "kN_" prefix, ',' joined */
-  char ir[8192];       /* the IR after the passes */
+  char kernels[1024]; /* kernel names without the "kN_" prefix, ',' joined */
+  char ir[8192];      /* the IR after the passes */
 } run;
 
 /* Compiles `text` through `passes`, runs it on inputs[] (f32, sizes from
  * the graph's input types) and fills r. expand: run the k_expand_gemms
  * form. Returns false on any error (printed). */
-static bool compile_run(const char *text, const char *passes, bool expand,
-                        float *const *inputs, run *r) {
+static bool compile_run(const char *text, const char *passes, bool expand, float *const *inputs,
+                        run *r) {
   memset(r, 0, sizeof *r);
   nn_arena *a = nn_arena_new();
   nn_diag d;
@@ -121,8 +121,8 @@ static bool same_bits(const run *x, const run *y) {
 }
 
 /* Runs `text` unfused and fused (passes "fold,fuse") and compares. */
-static void check_case(const char *what, const char *text, float *const *inputs,
-                       bool exact, const char *unfused_kernels, const char *fused_kernels) {
+static void check_case(const char *what, const char *text, float *const *inputs, bool exact,
+                       const char *unfused_kernels, const char *fused_kernels) {
   run base, fused, expanded;
   bool ok1 = compile_run(text, "none", false, inputs, &base);
   bool ok2 = compile_run(text, "fold,fuse", false, inputs, &fused);
@@ -249,7 +249,8 @@ static const char *matmul_text =
  * each row of the result from the input it comes from. A transpose head
  * has no fused index math: it runs alone, and the rest is fused. */
 static const char *cat_text =
-    "graph forward(%0 x: f32[2,3,4,5], %1 y: f32[2,2,4,5], %2 z: f32[5,4]) -> (f32[2,5,4,5], f32[4,5]) {\n"
+    "graph forward(%0 x: f32[2,3,4,5], %1 y: f32[2,2,4,5], %2 z: f32[5,4]) -> (f32[2,5,4,5], "
+    "f32[4,5]) {\n"
     "  %3 = list_construct(%0, %1) : list<f32[2,3,4,5]>\n"
     "  %4 = constant(1) : int\n"
     "  %5 = cat(%3, %4) : f32[2,5,4,5]\n"
@@ -273,7 +274,8 @@ static const char *cat_text =
 static void test_programs(void) {
   float *x = input(24, 1), *y = input(24, 2), *b = input(3, 3);
   float *in1[3] = {x, y, b};
-  check_case("chain", chain_text, in1, true, "relu,mul,add,sub,sigmoid", "relu_mul_add_sub_sigmoid");
+  check_case("chain", chain_text, in1, true, "relu,mul,add,sub,sigmoid",
+             "relu_mul_add_sub_sigmoid");
   free(x), free(y), free(b);
 
   float *xb = input(2 * 4 * 36, 4);
@@ -285,8 +287,8 @@ static void test_programs(void) {
 
   float *xd = input(3 * 49, 5), *sd = input(3, 6);
   float *in3[2] = {xd, sd};
-  check_case("depthwise", depthwise_text, in3, false,
-             "conv_depthwise,batch_norm,mul,hardtanh", "conv_depthwise_mul_hardtanh");
+  check_case("depthwise", depthwise_text, in3, false, "conv_depthwise,batch_norm,mul,hardtanh",
+             "conv_depthwise_mul_hardtanh");
   free(xd), free(sd);
 
   float *cx = input(120, 10), *cy = input(80, 11), *cz = input(20, 12);
@@ -388,7 +390,8 @@ static void test_fold_values(void) {
     CHECK(fb[0] == -1.5f && fb[1] == 0.0f); /* (0-1)*2+0.5, (0+2)*-0.5+1 */
   }
   int bns = 0;
-  for (int i = 0; i < g->order.len; i++) bns += ir_node_get(g, g->order.data[i])->op == NN_OP_BATCH_NORM;
+  for (int i = 0; i < g->order.len; i++)
+    bns += ir_node_get(g, g->order.data[i])->op == NN_OP_BATCH_NORM;
   CHECK_INT(bns, 0);
   nn_arena_free(a);
 }

@@ -32,14 +32,11 @@
 
 static uint64_t rng = 88172645463325252ull;
 
-static float frand(void) {
-  return lt_frand(&rng);
-}
+static float frand(void) { return lt_frand(&rng); }
 
 static float *rand_array(int64_t n) {
   float *p = malloc(sizeof(float) * (size_t)(n + 1));
-  for (int64_t i = 0; i < n; i++)
-    p[i] = frand();
+  for (int64_t i = 0; i < n; i++) p[i] = frand();
   return p;
 }
 
@@ -50,8 +47,7 @@ static double rel_diff(const float *a, const float *ref, int64_t n) {
     double d = fabs((double)a[i] - (double)ref[i]);
     double s = fabs((double)ref[i]);
     d /= s > 1 ? s : 1;
-    if (!(d <= worst))
-      worst = d; /* NaN counts as worst */
+    if (!(d <= worst)) worst = d; /* NaN counts as worst */
   }
   return worst;
 }
@@ -147,10 +143,7 @@ static kernel *case_kernel(nn_arena *a, const gcase *t) {
   g.alpha = t->alpha;
   g.beta = t->beta;
   g.accumulate = t->accumulate;
-  kx_id bstr = t->bias == 1   ? N
-               : t->bias == 2 ? M
-               : t->bias == 3 ? MUL(M, N)
-                              : C(1);
+  kx_id bstr = t->bias == 1 ? N : t->bias == 2 ? M : t->bias == 3 ? MUL(M, N) : C(1);
   int32_t bi;
   kx_id base = lt_batch_begin(k, t->batch, &bi);
 #define OFF(stride) ADD(C(t->pad), MUL(base, ADD(stride, C(t->pad))))
@@ -177,8 +170,7 @@ static int64_t b_at(const gcase *t, const gstr *g, int64_t kk, int64_t n) {
 }
 
 /* The naive product, in double. */
-static void case_ref(const gcase *t, const float *A, const float *B,
-                     const float *bias, float *C) {
+static void case_ref(const gcase *t, const float *A, const float *B, const float *bias, float *C) {
   gstr g;
   gbufs z;
   case_sizes(t, &g, &z);
@@ -191,8 +183,7 @@ static void case_ref(const gcase *t, const float *A, const float *B,
         for (int64_t kk = 0; kk < t->k; kk++)
           s += (double)A[ao + a_at(t, &g, m, kk)] * B[bo + b_at(t, &g, kk, n)];
         s *= t->alpha;
-        if (t->bias)
-          s += (double)t->beta * bias[xo + m * g.bias_rs + n * g.bias_cs];
+        if (t->bias) s += (double)t->beta * bias[xo + m * g.bias_rs + n * g.bias_cs];
         float *cp = &C[co + m * g.ldc + n];
         *cp = (float)(t->accumulate ? *cp + s : s);
       }
@@ -207,17 +198,14 @@ typedef struct kstats {
 static void walk(const kernel *k, const ks_id *ids, int n, kstats *s) {
   for (int i = 0; i < n; i++) {
     const ks *st = &k->stmts.data[ids[i]];
-    if (st->kind == KS_GEMM)
-      s->gemms++;
+    if (st->kind == KS_GEMM) s->gemms++;
     if (st->kind == KS_FOR) {
       if (st->flags & KS_VECTOR) {
         s->vector_loops++;
         for (int j = 0; j < st->nbody; j++)
-          if (k->stmts.data[st->body[j]].kind == KS_FOR)
-            s->vector_innermost = false;
+          if (k->stmts.data[st->body[j]].kind == KS_FOR) s->vector_innermost = false;
       }
-      if (st->flags & KS_PARALLEL)
-        s->parallel_loops++;
+      if (st->flags & KS_PARALLEL) s->parallel_loops++;
     }
     walk(k, st->body, st->nbody, s);
     walk(k, st->els, st->nels, s);
@@ -229,8 +217,7 @@ static void run_case(const gcase *t) {
   gstr g;
   gbufs z;
   case_sizes(t, &g, &z);
-  float *A = rand_array(z.ae), *B = rand_array(z.be),
-        *bias = rand_array(z.biase);
+  float *A = rand_array(z.ae), *B = rand_array(z.be), *bias = rand_array(z.biase);
   float *C0 = rand_array(z.ce);
   float *ref = malloc(sizeof(float) * (size_t)z.ce);
   float *got = malloc(sizeof(float) * (size_t)z.ce);
@@ -248,8 +235,7 @@ static void run_case(const gcase *t) {
   walk(k, k->root.data, k->root.len, &st);
   CHECK_INT(st.gemms, 0);
   CHECK(st.vector_innermost);
-  if (t->n > 1 && t->m > 0)
-    CHECK(st.vector_loops >= 1);
+  if (t->n > 1 && t->m > 0) CHECK(st.vector_loops >= 1);
   CHECK_INT(st.parallel_loops, 1); /* the batch loop, or the expansion's */
   CHECK_INT(k->root.len, 1);
   CHECK(k->stmts.data[k->root.data[0]].kind == KS_FOR &&
@@ -262,9 +248,9 @@ static void run_case(const gcase *t) {
             "gemm case m=%lld n=%lld k=%lld at=%d bt=%d pad=%lld bias=%d "
             "alpha=%g beta=%g "
             "acc=%d batch=%lld: interp %g, expanded %g\n",
-            (long long)t->m, (long long)t->n, (long long)t->k, t->a_trans,
-            t->b_trans, (long long)t->pad, t->bias, t->alpha, t->beta,
-            t->accumulate, (long long)t->batch, d1, d2);
+            (long long)t->m, (long long)t->n, (long long)t->k, t->a_trans, t->b_trans,
+            (long long)t->pad, t->bias, t->alpha, t->beta, t->accumulate, (long long)t->batch, d1,
+            d2);
   }
   CHECK(d1 <= 1e-4);
   CHECK(d2 <= 1e-4);
@@ -297,17 +283,13 @@ static void run_sym(const gcase *t, const int64_t (*mnk)[3], int n) {
         (x->stmts.data[x->root.data[0]].flags & KS_PARALLEL));
   for (int i = 0; i < n; i++) {
     gcase c = *t;
-    if (t->sym & 1)
-      c.m = mnk[i][0];
-    if (t->sym & 2)
-      c.n = mnk[i][1];
-    if (t->sym & 4)
-      c.k = mnk[i][2];
+    if (t->sym & 1) c.m = mnk[i][0];
+    if (t->sym & 2) c.n = mnk[i][1];
+    if (t->sym & 4) c.k = mnk[i][2];
     gstr g;
     gbufs z;
     case_sizes(&c, &g, &z);
-    float *A = rand_array(z.ae), *B = rand_array(z.be),
-          *bias = rand_array(z.biase);
+    float *A = rand_array(z.ae), *B = rand_array(z.be), *bias = rand_array(z.biase);
     float *C0 = rand_array(z.ce);
     float *ref = malloc(sizeof(float) * (size_t)z.ce);
     float *got = malloc(sizeof(float) * (size_t)z.ce);
@@ -331,9 +313,8 @@ static void run_sym(const gcase *t, const int64_t (*mnk)[3], int n) {
       fprintf(stderr,
               "symbolic gemm (sym %u) m=%lld n=%lld k=%lld at=%d bt=%d pad=%lld "
               "bias=%d acc=%d batch=%lld: interp %g, expanded %g\n",
-              t->sym, (long long)c.m, (long long)c.n, (long long)c.k, t->a_trans,
-              t->b_trans, (long long)t->pad, t->bias, t->accumulate,
-              (long long)t->batch, d[0], d[1]);
+              t->sym, (long long)c.m, (long long)c.n, (long long)c.k, t->a_trans, t->b_trans,
+              (long long)t->pad, t->bias, t->accumulate, (long long)t->batch, d[0], d[1]);
     CHECK(d[0] <= 1e-4);
     CHECK(d[1] <= 1e-4);
     free(A);
@@ -361,12 +342,11 @@ static void test_symbolic(void) {
       grid[n][2] = (int64_t)(1 + (i + j) % 3); /* K = 1, 2, 3 */
       n++;
     }
-  static const int64_t more[][3] = {
-      {7, 17, 255}, {7, 17, 256}, {7, 17, 257}, {13, 33, 513}, {49, 65, 257},
-      {1, 255, 2},  {1, 256, 3},  {2, 257, 2},  {50, 300, 9},  {96, 100, 5},
-      {100, 31, 4}, {6, 16, 1},   {5, 15, 300}};
-  for (size_t i = 0; i < NN_ARRAY_LEN(more); i++, n++)
-    memcpy(grid[n], more[i], sizeof more[i]);
+  static const int64_t more[][3] = {{7, 17, 255},  {7, 17, 256}, {7, 17, 257}, {13, 33, 513},
+                                    {49, 65, 257}, {1, 255, 2},  {1, 256, 3},  {2, 257, 2},
+                                    {50, 300, 9},  {96, 100, 5}, {100, 31, 4}, {6, 16, 1},
+                                    {5, 15, 300}};
+  for (size_t i = 0; i < NN_ARRAY_LEN(more); i++, n++) memcpy(grid[n], more[i], sizeof more[i]);
 
   /* every size symbolic, with each operand layout, bias kind, accumulate,
    * and a batch loop around the GEMM */
@@ -384,11 +364,9 @@ static void test_symbolic(void) {
   }
   /* M only (a weight's N and K): the common case */
   {
-    static const int64_t g[][3] = {{1, 0, 0},  {5, 0, 0},  {6, 0, 0},
-                                   {7, 0, 0},  {47, 0, 0}, {48, 0, 0},
-                                   {49, 0, 0}, {96, 0, 0}, {101, 0, 0}};
-    gcase t = {.sym = 1, .n = 40, .k = 30, .alpha = 1, .beta = 1, .bias = 1,
-               .batch = 1};
+    static const int64_t g[][3] = {{1, 0, 0},  {5, 0, 0},  {6, 0, 0},  {7, 0, 0},  {47, 0, 0},
+                                   {48, 0, 0}, {49, 0, 0}, {96, 0, 0}, {101, 0, 0}};
+    gcase t = {.sym = 1, .n = 40, .k = 30, .alpha = 1, .beta = 1, .bias = 1, .batch = 1};
     run_sym(&t, g, (int)NN_ARRAY_LEN(g));
     t.n = 1; /* the matrix-vector form */
     run_sym(&t, g, (int)NN_ARRAY_LEN(g));
@@ -399,16 +377,13 @@ static void test_symbolic(void) {
   }
   /* N only, K only */
   {
-    static const int64_t g[][3] = {{0, 1, 0},  {0, 2, 0},  {0, 15, 0},
-                                   {0, 16, 0}, {0, 17, 0}, {0, 33, 0},
-                                   {0, 64, 0}, {0, 65, 0}, {0, 257, 0}};
-    gcase t = {.sym = 2, .m = 13, .k = 9, .alpha = 1, .beta = 1, .bias = 3,
-               .batch = 1};
+    static const int64_t g[][3] = {{0, 1, 0},  {0, 2, 0},  {0, 15, 0}, {0, 16, 0}, {0, 17, 0},
+                                   {0, 33, 0}, {0, 64, 0}, {0, 65, 0}, {0, 257, 0}};
+    gcase t = {.sym = 2, .m = 13, .k = 9, .alpha = 1, .beta = 1, .bias = 3, .batch = 1};
     run_sym(&t, g, (int)NN_ARRAY_LEN(g));
     static const int64_t h[][3] = {{0, 0, 1},   {0, 0, 2},   {0, 0, 255},
                                    {0, 0, 256}, {0, 0, 257}, {0, 0, 600}};
-    gcase u = {.sym = 4, .m = 7, .n = 20, .alpha = 1, .beta = 1, .bias = 2,
-               .batch = 1};
+    gcase u = {.sym = 4, .m = 7, .n = 20, .alpha = 1, .beta = 1, .bias = 2, .batch = 1};
     run_sym(&u, h, (int)NN_ARRAY_LEN(h));
   }
 }
@@ -419,12 +394,8 @@ static void test_expansion(void) {
   for (int mi = 0; mi < 6; mi++)
     for (int ni = 0; ni < 6; ni++)
       for (int ki = 0; ki < 6; ki++, i++) {
-        gcase t = {.m = sizes[mi],
-                   .n = sizes[ni],
-                   .k = sizes[ki],
-                   .alpha = 1,
-                   .beta = 1,
-                   .batch = 1};
+        gcase t =
+            {.m = sizes[mi], .n = sizes[ni], .k = sizes[ki], .alpha = 1, .beta = 1, .batch = 1};
         /* vary the other parameters deterministically over the grid */
         t.a_trans = i % 5 == 1;
         t.b_trans = i % 7 == 3;
@@ -434,47 +405,53 @@ static void test_expansion(void) {
         t.beta = i % 6 == 4 ? -2.0f : 1.0f;
         t.accumulate = i % 4 == 3;
         /* the interpreter is slow: only some of the big ones */
-        if (t.m * t.n * t.k > 250000 && i % 3 != 0)
-          continue;
-        if (t.m * t.n * t.k <= 200000 && i % 9 == 2)
-          t.batch = 3;
+        if (t.m * t.n * t.k > 250000 && i % 3 != 0) continue;
+        if (t.m * t.n * t.k <= 200000 && i % 9 == 2) t.batch = 3;
         run_case(&t);
       }
   /* a big-K case with several K blocks and a tail */
-  gcase big = {.m = 50,
-               .n = 300,
-               .k = 600,
-               .alpha = 1,
-               .beta = 0.25f,
-               .bias = 3,
-               .batch = 1};
+  gcase big = {.m = 50, .n = 300, .k = 600, .alpha = 1, .beta = 0.25f, .bias = 3, .batch = 1};
   run_case(&big);
-  gcase acc = {.m = 7,
-               .n = 33,
-               .k = 513,
-               .alpha = -1,
-               .beta = 1,
-               .accumulate = true,
-               .batch = 2,
-               .pad = 2};
+  gcase acc =
+      {.m = 7, .n = 33, .k = 513, .alpha = -1, .beta = 1, .accumulate = true, .batch = 2, .pad = 2};
   run_case(&acc);
-  gcase empty_k = {
-      .m = 5, .n = 20, .k = 0, .alpha = 1, .beta = 1, .bias = 1, .batch = 1};
+  gcase empty_k = {.m = 5, .n = 20, .k = 0, .alpha = 1, .beta = 1, .bias = 1, .batch = 1};
   run_case(&empty_k);
   /* packed panels (a convolution's weight as A, a linear layer's as B),
    * with tails in both and several K blocks */
   static const int64_t pm[] = {1, 7, 8, 9, 50}, pn[] = {1, 15, 16, 17, 70};
   for (int j = 0; j < 5; j++) {
-    gcase pa = {.m = pm[j], .n = 23, .k = 37 + 130 * j, .alpha = 1, .beta = 1,
-                .bias = 2, .batch = j % 2 ? 2 : 1, .a_panel = 8, .pad = j % 3};
+    gcase pa = {.m = pm[j],
+                .n = 23,
+                .k = 37 + 130 * j,
+                .alpha = 1,
+                .beta = 1,
+                .bias = 2,
+                .batch = j % 2 ? 2 : 1,
+                .a_panel = 8,
+                .pad = j % 3};
     run_case(&pa);
-    gcase pb = {.m = 3 + j, .n = pn[j], .k = 300 - 50 * j, .alpha = 0.5f,
-                .beta = -1, .bias = 1, .batch = j % 2 ? 1 : 3, .b_panel = 16,
-                .accumulate = j == 2, .pad = j % 2};
+    gcase pb = {.m = 3 + j,
+                .n = pn[j],
+                .k = 300 - 50 * j,
+                .alpha = 0.5f,
+                .beta = -1,
+                .bias = 1,
+                .batch = j % 2 ? 1 : 3,
+                .b_panel = 16,
+                .accumulate = j == 2,
+                .pad = j % 2};
     run_case(&pb);
   }
-  gcase both = {.m = 19, .n = 37, .k = 257, .alpha = 1, .beta = 1, .bias = 3,
-                .batch = 1, .a_panel = 8, .b_panel = 16};
+  gcase both = {.m = 19,
+                .n = 37,
+                .k = 257,
+                .alpha = 1,
+                .beta = 1,
+                .bias = 3,
+                .batch = 1,
+                .a_panel = 8,
+                .b_panel = 16};
   run_case(&both);
 }
 
@@ -489,8 +466,7 @@ typedef struct tens {
 
 static int64_t numel(const tens *t) {
   int64_t n = 1;
-  for (int i = 0; i < t->rank; i++)
-    n *= t->dims[i];
+  for (int i = 0; i < t->rank; i++) n *= t->dims[i];
   return n;
 }
 
@@ -500,14 +476,12 @@ static tens mk(int rank, const int64_t *dims) {
   t.data = rand_array(numel(&t));
   return t;
 }
-#define T(...)                                                                 \
-  mk(NN_ARRAY_LEN(((int64_t[]){__VA_ARGS__})), (int64_t[]){__VA_ARGS__})
+#define T(...) mk(NN_ARRAY_LEN(((int64_t[]){__VA_ARGS__})), (int64_t[]){__VA_ARGS__})
 #define T0() mk(0, NULL)
 
 static void type_str(nn_buf *b, const tens *t) {
   nn_buf_printf(b, "f32[");
-  for (int i = 0; i < t->rank; i++)
-    nn_buf_printf(b, "%s%lld", i ? "," : "", (long long)t->dims[i]);
+  for (int i = 0; i < t->rank; i++) nn_buf_printf(b, "%s%lld", i ? "," : "", (long long)t->dims[i]);
   nn_buf_printf(b, "]");
 }
 
@@ -526,8 +500,7 @@ typedef struct gb {
 static int gb_tensor(gb *g, const tens *t, bool is_weight) {
   if (!is_weight) {
     g->in[g->nin++] = t;
-    return -1 -
-           (g->nin - 1); /* inputs are numbered when the text is put together */
+    return -1 - (g->nin - 1); /* inputs are numbered when the text is put together */
   }
   int v = g->next++;
   nn_buf_printf(&g->body, "  %%%d = weight(\"w%d\") : ", v, g->nw);
@@ -551,14 +524,13 @@ static char last_kernels[512];
  * returned above) with the interpreter, optionally expanding every kernel's
  * GEMMs first. Returns the output (malloc'd, `elems` elements) or NULL;
  * diagnostics go to `diag` when not NULL. */
-static float *gb_run(gb *g, const char *op, const int *args, int nargs,
-                     int64_t elems, bool expand, char **diag) {
+static float *gb_run(gb *g, const char *op, const int *args, int nargs, int64_t elems, bool expand,
+                     char **diag) {
   /* inputs take the first numbers: renumber operands */
   int nin = g->nin;
   nn_buf text = {0};
   nn_buf_printf(&text, "graph forward(");
-  for (int i = 0; i < nin; i++)
-    nn_buf_printf(&text, "%s%%%d in%d: unknown", i ? ", " : "", i, i);
+  for (int i = 0; i < nin; i++) nn_buf_printf(&text, "%s%%%d in%d: unknown", i ? ", " : "", i, i);
   nn_buf_printf(&text, ") -> (unknown) {\n");
   /* the body was numbered from 0: shift every %N by nin */
   for (const char *p = g->body.data ? g->body.data : ""; *p; p++) {
@@ -590,7 +562,7 @@ static float *gb_run(gb *g, const char *op, const int *args, int nargs,
   if (ir) {
     for (int i = 0; i < ir->weights.len; i++) {
       ir_weight *w = &ir->weights.data[i];
-      int wi = atoi(w->name + 1);
+      int wi = (int)strtol(w->name + 1, NULL, 10);
       w->data = g->w[wi]->data;
       w->nbytes = sizeof(float) * (size_t)numel(g->w[wi]);
     }
@@ -600,8 +572,7 @@ static float *gb_run(gb *g, const char *op, const int *args, int nargs,
       nn_buf sp = {0};
       nn_buf_printf(&sp, "in%d:", i);
       type_str(&sp, g->in[i]);
-      CHECK_INT(pass_parse_input_spec(sp.data, a, &specs[i], err, sizeof err),
-                0);
+      CHECK_INT(pass_parse_input_spec(sp.data, a, &specs[i], err, sizeof err), 0);
       nn_buf_free(&sp);
     }
     if (pass_shapes(ir, specs, nin, &d) == 0) {
@@ -611,22 +582,19 @@ static float *gb_run(gb *g, const char *op, const int *args, int nargs,
         for (int i = 0; i < p->steps.len; i++) {
           const char *nm = strchr(p->steps.data[i].k->name, '_');
           size_t l = strlen(last_kernels);
-          snprintf(last_kernels + l, sizeof last_kernels - l, "%s%s",
-                   i ? "," : "", nm ? nm + 1 : "?");
+          snprintf(last_kernels + l, sizeof last_kernels - l, "%s%s", i ? "," : "",
+                   nm ? nm + 1 : "?");
         }
         if (expand)
-          for (int i = 0; i < p->steps.len; i++)
-            k_expand_gemms(p->steps.data[i].k);
+          for (int i = 0; i < p->steps.len; i++) k_expand_gemms(p->steps.data[i].k);
         void *ins[8];
-        for (int i = 0; i < nin; i++)
-          ins[i] = g->in[i]->data;
+        for (int i = 0; i < nin; i++) ins[i] = g->in[i]->data;
         out = calloc((size_t)elems + 1, sizeof(float));
         void *outs[1] = {out};
         CHECK_INT(p->outputs.len, 1);
         if (p->outputs.len == 1) {
           int64_t n = 1;
-          for (int i = 0; i < p->outputs.data[0].rank; i++)
-            n *= p->outputs.data[0].dims[i];
+          for (int i = 0; i < p->outputs.data[0].rank; i++) n *= p->outputs.data[0].dims[i];
           CHECK_INT(n, elems);
         }
         if (be_interp(p, ins, outs) != 0) {
@@ -640,8 +608,7 @@ static float *gb_run(gb *g, const char *op, const int *args, int nargs,
   if (diag)
     *diag = dtext;
   else {
-    if (dlen)
-      fprintf(stderr, "%s", dtext);
+    if (dlen) fprintf(stderr, "%s", dtext);
     free(dtext);
   }
   nn_buf_free(&text);
@@ -649,15 +616,12 @@ static float *gb_run(gb *g, const char *op, const int *args, int nargs,
   return out;
 }
 
-static void gb_free(gb *g) {
-  nn_buf_free(&g->body);
-}
+static void gb_free(gb *g) { nn_buf_free(&g->body); }
 
 /* Runs the graph with and without the expansion and compares both with
  * ref. */
-static void check_graph(const char *what, gb *g, const char *op,
-                        const int *args, int nargs, const float *ref,
-                        int64_t elems, const char *kernels) {
+static void check_graph(const char *what, gb *g, const char *op, const int *args, int nargs,
+                        const float *ref, int64_t elems, const char *kernels) {
   for (int expand = 0; expand < 2; expand++) {
     float *out = gb_run(g, op, args, nargs, elems, expand, NULL);
     CHECK(out != NULL);
@@ -685,14 +649,12 @@ static void ref_matmul(const tens *a, const tens *b, float *out) {
     ad[ra++] = 1;
     ad[ra++] = a->dims[0];
   } else
-    for (int i = 0; i < ar; i++)
-      ad[ra++] = a->dims[i];
+    for (int i = 0; i < ar; i++) ad[ra++] = a->dims[i];
   if (br == 1) {
     bd[rb++] = b->dims[0];
     bd[rb++] = 1;
   } else
-    for (int i = 0; i < br; i++)
-      bd[rb++] = b->dims[i];
+    for (int i = 0; i < br; i++) bd[rb++] = b->dims[i];
   int nba = ra - 2, nbb = rb - 2, nb = nba > nbb ? nba : nbb;
   int64_t od[8], total = 1;
   for (int i = 0; i < nb; i++) {
@@ -703,16 +665,14 @@ static void ref_matmul(const tens *a, const tens *b, float *out) {
   }
   int64_t M = ad[ra - 2], K = ad[ra - 1], N = bd[rb - 1];
   for (int64_t bi = 0; bi < total; bi++) {
-    int64_t idx[8], rem = bi;
+    int64_t idx[8] = {0}, rem = bi;
     for (int i = nb - 1; i >= 0; i--) {
       idx[i] = rem % od[i];
       rem /= od[i];
     }
     int64_t ao = 0, bo = 0;
-    for (int i = 0; i < nba; i++)
-      ao = ao * ad[i] + (ad[i] == 1 ? 0 : idx[i + nb - nba]);
-    for (int i = 0; i < nbb; i++)
-      bo = bo * bd[i] + (bd[i] == 1 ? 0 : idx[i + nb - nbb]);
+    for (int i = 0; i < nba; i++) ao = ao * ad[i] + (ad[i] == 1 ? 0 : idx[i + nb - nba]);
+    for (int i = 0; i < nbb; i++) bo = bo * bd[i] + (bd[i] == 1 ? 0 : idx[i + nb - nbb]);
     ao *= M * K;
     bo *= K * N;
     for (int64_t m = 0; m < M; m++)
@@ -733,8 +693,7 @@ static float bcast_at(const tens *t, const int64_t *od, int rank, int64_t i) {
     i /= od[d];
     int td = d - (rank - t->rank);
     if (td >= 0) {
-      if (t->dims[td] != 1)
-        off += idx * str;
+      if (t->dims[td] != 1) off += idx * str;
       str *= t->dims[td];
     }
   }
@@ -742,14 +701,12 @@ static float bcast_at(const tens *t, const int64_t *od, int rank, int64_t i) {
 }
 
 /* 2-d convolution (1-d when x is 3-d), bias may be NULL. */
-static void ref_conv(const tens *x, const tens *w, const tens *bias, int64_t sh,
-                     int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
-                     int64_t groups, float *out, int64_t *hout, int64_t *wout) {
+static void ref_conv(const tens *x, const tens *w, const tens *bias, int64_t sh, int64_t sw,
+                     int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups, float *out,
+                     int64_t *hout, int64_t *wout) {
   bool one = x->rank == 3;
-  int64_t N = x->dims[0], C = x->dims[1], H = one ? 1 : x->dims[2],
-          W = x->dims[one ? 2 : 3];
-  int64_t CO = w->dims[0], CG = w->dims[1], KH = one ? 1 : w->dims[2],
-          KW = w->dims[one ? 2 : 3];
+  int64_t N = x->dims[0], C = x->dims[1], H = one ? 1 : x->dims[2], W = x->dims[one ? 2 : 3];
+  int64_t CO = w->dims[0], CG = w->dims[1], KH = one ? 1 : w->dims[2], KW = w->dims[one ? 2 : 3];
   if (one) {
     sh = 1;
     ph = 0;
@@ -771,11 +728,9 @@ static void ref_conv(const tens *x, const tens *w, const tens *bias, int64_t sh,
             for (int64_t i = 0; i < KH; i++)
               for (int64_t j = 0; j < KW; j++) {
                 int64_t ih = oh * sh - ph + i * dh, iw = ow * sw - pw + j * dw;
-                if (ih < 0 || ih >= H || iw < 0 || iw >= W)
-                  continue;
-                s +=
-                    (double)x->data[((n * C + g * CG + ci) * H + ih) * W + iw] *
-                    w->data[((co * CG + ci) * KH + i) * KW + j];
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                s += (double)x->data[((n * C + g * CG + ci) * H + ih) * W + iw] *
+                     w->data[((co * CG + ci) * KH + i) * KW + j];
               }
           out[((n * CO + co) * HO + oh) * WO + ow] = (float)s;
         }
@@ -784,8 +739,8 @@ static void ref_conv(const tens *x, const tens *w, const tens *bias, int64_t sh,
 
 /* ---- cases ---- */
 
-static void test_linear(int64_t lead0, int64_t lead1, int64_t K, int64_t N,
-                        bool bias, bool w_weight) {
+static void test_linear(int64_t lead0, int64_t lead1, int64_t K, int64_t N, bool bias,
+                        bool w_weight) {
   tens x = lead1 ? T(lead0, lead1, K) : T(lead0, K), w = T(N, K), b = T(N);
   gb g = {0};
   int args[3];
@@ -797,8 +752,7 @@ static void test_linear(int64_t lead0, int64_t lead1, int64_t K, int64_t N,
   for (int64_t m = 0; m < M; m++)
     for (int64_t n = 0; n < N; n++) {
       double s = bias ? b.data[n] : 0;
-      for (int64_t k = 0; k < K; k++)
-        s += (double)x.data[m * K + k] * w.data[n * K + k];
+      for (int64_t k = 0; k < K; k++) s += (double)x.data[m * K + k] * w.data[n * K + k];
       ref[m * N + n] = (float)s;
     }
   check_graph("linear", &g, "linear", args, 3, ref, M * N,
@@ -823,14 +777,11 @@ static void test_matmul(const char *op, tens a, tens b, bool b_weight) {
                : (b.rank > 2 ? b.rank - 2 : 0);
   for (int i = 0; i < nb; i++) {
     int ia = i - (nb - (a.rank - 2)), ib = i - (nb - (b.rank - 2));
-    int64_t x = ia >= 0 && a.rank > 2 ? a.dims[ia] : 1,
-            y = ib >= 0 && b.rank > 2 ? b.dims[ib] : 1;
+    int64_t x = ia >= 0 && a.rank > 2 ? a.dims[ia] : 1, y = ib >= 0 && b.rank > 2 ? b.dims[ib] : 1;
     n *= x > y ? x : y;
   }
-  if (a.rank >= 2)
-    n *= a.dims[a.rank - 2];
-  if (b.rank >= 2)
-    n *= b.dims[b.rank - 1];
+  if (a.rank >= 2) n *= a.dims[a.rank - 2];
+  if (b.rank >= 2) n *= b.dims[b.rank - 1];
   NN_ASSERT(n <= 4096);
   check_graph(op, &g, op, args, 2, ref, n, op);
   free(ref);
@@ -853,11 +804,9 @@ static void test_addmm(const char *op, tens c, tens a, tens b, const char *beta,
   ref_matmul(&a, &b, ref);
   int r = a.rank;
   int64_t od[3] = {a.dims[0], a.dims[1], b.dims[r - 1]};
-  if (r == 2)
-    od[1] = b.dims[1];
-  int64_t n =
-      r == 2 ? a.dims[0] * b.dims[1] : a.dims[0] * a.dims[1] * b.dims[2];
-  double be = atof(beta), al = atof(alpha);
+  if (r == 2) od[1] = b.dims[1];
+  int64_t n = r == 2 ? a.dims[0] * b.dims[1] : a.dims[0] * a.dims[1] * b.dims[2];
+  double be = strtod(beta, NULL), al = strtod(alpha, NULL);
   for (int64_t i = 0; i < n; i++)
     ref[i] = (float)(al * ref[i] + (be == 0 ? 0 : be * bcast_at(&c, od, r, i)));
   check_graph(op, &g, op, args, 5, ref, n, op);
@@ -868,9 +817,8 @@ static void test_addmm(const char *op, tens c, tens a, tens b, const char *beta,
   gb_free(&g);
 }
 
-static void test_conv(const char *kernels, tens x, tens w, bool bias,
-                      int64_t sh, int64_t sw, int64_t ph, int64_t pw,
-                      int64_t dh, int64_t dw, int64_t groups) {
+static void test_conv(const char *kernels, tens x, tens w, bool bias, int64_t sh, int64_t sw,
+                      int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups) {
   tens b = T(w.dims[0]);
   gb g = {0};
   int args[9];
@@ -879,14 +827,14 @@ static void test_conv(const char *kernels, tens x, tens w, bool bias,
   args[0] = gb_tensor(&g, &x, false);
   args[1] = gb_tensor(&g, &w, true);
   args[2] = bias ? gb_tensor(&g, &b, true) : gb_const(&g, "none", "none");
-  snprintf(buf, sizeof buf, one ? "[%lld]" : "[%lld, %lld]",
-           (long long)(one ? sw : sh), (long long)sw);
+  snprintf(buf, sizeof buf, one ? "[%lld]" : "[%lld, %lld]", (long long)(one ? sw : sh),
+           (long long)sw);
   args[3] = gb_const(&g, buf, "list<int>");
-  snprintf(buf, sizeof buf, one ? "[%lld]" : "[%lld, %lld]",
-           (long long)(one ? pw : ph), (long long)pw);
+  snprintf(buf, sizeof buf, one ? "[%lld]" : "[%lld, %lld]", (long long)(one ? pw : ph),
+           (long long)pw);
   args[4] = gb_const(&g, buf, "list<int>");
-  snprintf(buf, sizeof buf, one ? "[%lld]" : "[%lld, %lld]",
-           (long long)(one ? dw : dh), (long long)dw);
+  snprintf(buf, sizeof buf, one ? "[%lld]" : "[%lld, %lld]", (long long)(one ? dw : dh),
+           (long long)dw);
   args[5] = gb_const(&g, buf, "list<int>");
   args[6] = gb_const(&g, "false", "bool");
   args[7] = gb_const(&g, one ? "[0]" : "[0, 0]", "list<int>");
@@ -894,8 +842,7 @@ static void test_conv(const char *kernels, tens x, tens w, bool bias,
   args[8] = gb_const(&g, buf, "int");
   int64_t ho, wo;
   float *ref = malloc(sizeof(float) * 65536);
-  ref_conv(&x, &w, bias ? &b : NULL, sh, sw, ph, pw, dh, dw, groups, ref, &ho,
-           &wo);
+  ref_conv(&x, &w, bias ? &b : NULL, sh, sw, ph, pw, dh, dw, groups, ref, &ho, &wo);
   int64_t n = x.dims[0] * w.dims[0] * ho * wo;
   NN_ASSERT(n <= 65536);
   check_graph("convolution", &g, "convolution", args, 9, ref, n, kernels);
@@ -923,10 +870,7 @@ static void test_conv_errors(void) {
   char *diag = NULL;
   float *out = gb_run(&g, "convolution", args, 9, 2 * 7 * 7, false, &diag);
   CHECK(out == NULL);
-  CHECK(
-      diag &&
-      strstr(diag,
-             "transposed convolution is not supported by the CPU backend yet"));
+  CHECK(diag && strstr(diag, "transposed convolution is not supported by the CPU backend yet"));
   free(diag);
   free(out);
   free(x.data);
@@ -960,32 +904,25 @@ static void test_lowering(void) {
   test_addmm("baddbmm", T(1, 4, 6), T(3, 4, 5), T(3, 5, 6), "1", "0.5");
   test_addmm("baddbmm", T(3, 4, 6), T(3, 4, 5), T(3, 5, 6), "2.0", "1");
   /* convolutions */
-  test_conv("im2col,conv_gemm", T(2, 4, 9, 11), T(6, 2, 3, 3), true, 2, 2, 1, 1,
-            2, 2, 2);
-  test_conv("im2col,conv_gemm", T(1, 3, 10, 7), T(5, 3, 3, 3), true, 1, 1, 1, 1,
-            1, 1, 1);
-  test_conv("im2col,conv_gemm", T(1, 3, 13, 9), T(4, 3, 5, 3), false, 2, 1, 2,
-            0, 1, 2, 1);
-  test_conv("conv_depthwise", T(1, 4, 10, 7), T(4, 1, 3, 3), true, 1, 1, 1, 1,
-            1, 1, 4); /* depthwise */
-  test_conv("conv_depthwise", T(2, 3, 11, 9), T(3, 1, 3, 3), false, 2, 2, 0, 2,
-            2, 1, 3); /* depthwise */
-  test_conv("conv_gemm", T(2, 8, 5, 3), T(6, 8, 1, 1), true, 1, 1, 0, 0, 1, 1,
-            1); /* 1x1 */
-  test_conv("conv_gemm", T(1, 8, 6, 6), T(4, 4, 1, 1), true, 1, 1, 0, 0, 1, 1,
-            2); /* 1x1 grouped */
-  test_conv("im2col,conv_gemm", T(1, 4, 7, 5), T(6, 4, 1, 1), false, 2, 2, 0, 0,
-            1, 1, 1); /* 1x1 stride 2 */
-  test_conv("im2col,conv_gemm", T(2, 3, 20), T(5, 3, 4), true, 1, 3, 0, 2, 1, 1,
-            1); /* 1-d */
-  test_conv("im2col,conv_gemm", T(1, 2, 3, 3), T(4, 2, 3, 3), true, 1, 1, 3, 3,
-            1, 1, 1); /* pad > kernel */
+  test_conv("im2col,conv_gemm", T(2, 4, 9, 11), T(6, 2, 3, 3), true, 2, 2, 1, 1, 2, 2, 2);
+  test_conv("im2col,conv_gemm", T(1, 3, 10, 7), T(5, 3, 3, 3), true, 1, 1, 1, 1, 1, 1, 1);
+  test_conv("im2col,conv_gemm", T(1, 3, 13, 9), T(4, 3, 5, 3), false, 2, 1, 2, 0, 1, 2, 1);
+  test_conv("conv_depthwise", T(1, 4, 10, 7), T(4, 1, 3, 3), true, 1, 1, 1, 1, 1, 1,
+            4); /* depthwise */
+  test_conv("conv_depthwise", T(2, 3, 11, 9), T(3, 1, 3, 3), false, 2, 2, 0, 2, 2, 1,
+            3);                                                                    /* depthwise */
+  test_conv("conv_gemm", T(2, 8, 5, 3), T(6, 8, 1, 1), true, 1, 1, 0, 0, 1, 1, 1); /* 1x1 */
+  test_conv("conv_gemm", T(1, 8, 6, 6), T(4, 4, 1, 1), true, 1, 1, 0, 0, 1, 1, 2); /* 1x1 grouped */
+  test_conv("im2col,conv_gemm", T(1, 4, 7, 5), T(6, 4, 1, 1), false, 2, 2, 0, 0, 1, 1,
+            1); /* 1x1 stride 2 */
+  test_conv("im2col,conv_gemm", T(2, 3, 20), T(5, 3, 4), true, 1, 3, 0, 2, 1, 1, 1); /* 1-d */
+  test_conv("im2col,conv_gemm", T(1, 2, 3, 3), T(4, 2, 3, 3), true, 1, 1, 3, 3, 1, 1,
+            1); /* pad > kernel */
   test_conv_errors();
 }
 
 int main(void) {
-  if (!getenv("GEMM_SKIP_EXPANSION"))
-    test_expansion();
+  if (!getenv("GEMM_SKIP_EXPANSION")) test_expansion();
   test_symbolic();
   test_lowering();
   return unit_report("gemm");

@@ -57,8 +57,7 @@ static char *infer(const char *ir, const char *given) {
   if (r.g) {
     pass_input_spec sp[8], *all = NULL;
     int n = parse_specs(&r, given, sp), nall = 0;
-    int errors = pass_infer_inputs(r.g, sp, n, (nn_loc){"m.pt", 0, 0}, &all,
-                                   &nall, &r.d);
+    int errors = pass_infer_inputs(r.g, sp, n, (nn_loc){"m.pt", 0, 0}, &all, &nall, &r.d);
     CHECK_INT(errors, r.d.errors);
     fflush(r.f);
     if (errors) {
@@ -66,8 +65,7 @@ static char *infer(const char *ir, const char *given) {
     } else {
       CHECK_INT(nall, r.g->inputs.len);
       for (int i = 0; i < nall; i++)
-        nn_buf_printf(&b, "%s%s", i ? " " : "",
-                      pass_input_spec_str(&all[i], r.a));
+        nn_buf_printf(&b, "%s%s", i ? " " : "", pass_input_spec_str(&all[i], r.a));
       /* the specs type the graph without errors */
       CHECK_INT(pass_shapes(r.g, all, nall, &r.d), 0);
     }
@@ -78,11 +76,11 @@ static char *infer(const char *ir, const char *given) {
   return res;
 }
 
-#define INFER(ir, given, expected)                                             \
-  do {                                                                         \
-    char *got_ = infer(ir, given);                                             \
-    CHECK_STR(got_, expected);                                                 \
-    free(got_);                                                                \
+#define INFER(ir, given, expected) \
+  do {                             \
+    char *got_ = infer(ir, given); \
+    CHECK_STR(got_, expected);     \
+    free(got_);                    \
   } while (0)
 
 static void test_conv_and_linear(void) {
@@ -181,9 +179,8 @@ static void test_ranges(void) {
   n = parse_specs(&r, "a:f32[b=1..32,4];b:f32[b=1..16,4]", sp);
   CHECK_INT(pass_shapes(r.g, sp, n, &r.d), 1);
   fflush(r.f);
-  CHECK_STR(r.diag,
-            "nncc: error: --input b: symbol 'b' ranges over 1..16 here but "
-            "over 1..32 in an earlier --input\n");
+  CHECK_STR(r.diag, "nncc: error: --input b: symbol 'b' ranges over 1..16 here but "
+                    "over 1..32 in an earlier --input\n");
   run_close(&r);
 }
 

@@ -72,15 +72,13 @@ static void test_ops(void) {
   CHECK_STR(ir_fusion_name(ir_ops[NN_OP_ADD].fusion), "broadcast");
   CHECK_STR(ir_fusion_name(IR_FUSE_GEMM), "gemm");
   int mismatched = 0;
-  for (int op = 0; op < NN_OP_COUNT; op++)
-    mismatched += ir_op_lookup(ir_ops[op].name) != (ir_op)op;
+  for (int op = 0; op < NN_OP_COUNT; op++) mismatched += ir_op_lookup(ir_ops[op].name) != (ir_op)op;
   CHECK_INT(mismatched, 0);
 }
 
 /* ---- the example graph ------------------------------------------------ */
 
-static const ir_type *tensor(ir_graph *g, nn_dtype dt, int rank,
-                             const int64_t *sizes) {
+static const ir_type *tensor(ir_graph *g, nn_dtype dt, int rank, const int64_t *sizes) {
   ir_dim d[8];
   for (int i = 0; i < rank; i++) d[i] = ir_dim_const(g, sizes[i]);
   return ir_type_tensor(g, dt, rank, d);
@@ -105,7 +103,9 @@ static ir_graph *build_example(nn_arena *a) {
   ir_value ones = ir_const_value(g, &il, NOLOC);
   ir_const fl = {.kind = IR_C_FLOATLIST, .n = 2, .floats = (double[]){0.5, 2.0}};
   ir_const_value(g, &fl, NOLOC);
-  ir_weight w = {.name = "conv1.weight", .dtype = NN_DT_F32, .rank = 4,
+  ir_weight w = {.name = "conv1.weight",
+                 .dtype = NN_DT_F32,
+                 .rank = 4,
                  .sizes = (int64_t[]){64, 3, 7, 7}};
   int32_t wi = ir_add_weight(g, &w);
   ir_nodeid wn = ir_append(g, NN_OP_WEIGHT, 0, NULL, 1, NOLOC);
@@ -139,7 +139,8 @@ static ir_graph *build_example(nn_arena *a) {
 }
 
 static const char *EXAMPLE =
-    "graph forward(%0 x: f32[1,3,224,224], %1 attention_mask: i64[b,s]) -> (f32[1,64,112,112], f32[1,64,112,112]) {\n"
+    "graph forward(%0 x: f32[1,3,224,224], %1 attention_mask: i64[b,s]) -> (f32[1,64,112,112], "
+    "f32[1,64,112,112]) {\n"
     "  %2 = constant(2) : int\n"
     "  %3 = constant(1.5) : float\n"
     "  %4 = constant(true) : bool\n"
@@ -289,13 +290,12 @@ static void test_literals(void) {
   free(text);
 
   /* Comments, blank lines and free spacing are accepted. */
-  const char *loose =
-      "// a comment line\n"
-      "\n"
-      "graph   f ( %5 x : f32[ 2 , s ] ) -> ( f32[2,s] ) {\n"
-      "   // another\n"
-      "  %9 = relu( %5 )  :  f32[2, s]\n"
-      "  return %9 }\n";
+  const char *loose = "// a comment line\n"
+                      "\n"
+                      "graph   f ( %5 x : f32[ 2 , s ] ) -> ( f32[2,s] ) {\n"
+                      "   // another\n"
+                      "  %9 = relu( %5 )  :  f32[2, s]\n"
+                      "  return %9 }\n";
   again = reprint(loose, 0);
   CHECK_STR(again, "graph f(%0 x: f32[2,s]) -> (f32[2,s]) {\n"
                    "  %1 = relu(%0) : f32[2,s]\n"
@@ -336,7 +336,8 @@ static void test_dims(void) {
   CHECK(ir_dim_is_const(g, ir_dim_add(g, ir_dim_const(g, 6), ir_dim_const(g, -7)), &v) && v == -1);
   CHECK(ir_dim_is_const(g, ir_dim_div(g, ir_dim_const(g, 12), ir_dim_const(g, 4)), &v) && v == 3);
   CHECK(ir_dim_is_const(g, ir_dim_floordiv(g, ir_dim_const(g, -7), c2), &v) && v == -4);
-  CHECK(ir_dim_is_const(g, ir_dim_floordiv(g, ir_dim_const(g, 7), ir_dim_const(g, -2)), &v) && v == -4);
+  CHECK(ir_dim_is_const(g, ir_dim_floordiv(g, ir_dim_const(g, 7), ir_dim_const(g, -2)), &v) &&
+        v == -4);
   CHECK(ir_dim_is_const(g, ir_dim_floordiv(g, ir_dim_const(g, 7), c2), &v) && v == 3);
   CHECK(ir_dim_is_const(g, ir_dim_mod(g, ir_dim_const(g, -7), ir_dim_const(g, 3)), &v) && v == 2);
   CHECK(ir_dim_is_const(g, ir_dim_mod(g, ir_dim_const(g, 7), ir_dim_const(g, -3)), &v) && v == -2);
@@ -352,7 +353,8 @@ static void test_dims(void) {
   CHECK_INT(ir_dim_mul(g, b, s), bs);
   CHECK_STR(dim_text(g, bs), "b*s");
   CHECK_STR(dim_text(g, ir_dim_mul(g, sp1, b)), "b*s+b");
-  CHECK_STR(dim_text(g, ir_dim_mul(g, ir_dim_mul(g, c2, s), ir_dim_mul(g, b, ir_dim_const(g, 3)))), "6*b*s");
+  CHECK_STR(dim_text(g, ir_dim_mul(g, ir_dim_mul(g, c2, s), ir_dim_mul(g, b, ir_dim_const(g, 3)))),
+            "6*b*s");
   ir_dim neg = ir_dim_add(g, b, ir_dim_mul(g, ir_dim_const(g, -1), s));
   CHECK_STR(dim_text(g, neg), "b-s");
   CHECK_INT(ir_dim_add(g, neg, s), b);
@@ -380,14 +382,22 @@ static void test_dims(void) {
   CHECK_STR(dim_text(g, ir_dim_add(g, q, c1)), "\"a b\"+1");
 
   /* Everything above prints and parses back to the same id. */
-  ir_dim all[] = {sp1, bs, neg, half, s2p4, ir_dim_mul(g, half, b),
-                  ir_dim_div(g, bs, c2), ir_dim_add(g, ir_dim_mul(g, s, s), sp1),
+  ir_dim all[] = {sp1,
+                  bs,
+                  neg,
+                  half,
+                  s2p4,
+                  ir_dim_mul(g, half, b),
+                  ir_dim_div(g, bs, c2),
+                  ir_dim_add(g, ir_dim_mul(g, s, s), sp1),
                   ir_dim_mod(g, ir_dim_add(g, b, ir_dim_const(g, -5)), ir_dim_const(g, -3)),
                   ir_dim_floordiv(g, ir_dim_mul(g, ir_dim_const(g, -2), half), s),
-                  ir_dim_add(g, q, c1), ir_dim_add(g, b, ir_dim_const(g, INT64_MIN)),
+                  ir_dim_add(g, q, c1),
+                  ir_dim_add(g, b, ir_dim_const(g, INT64_MIN)),
                   ir_dim_mul(g, ir_dim_const(g, INT64_MIN), s),
                   ir_dim_add(g, b, ir_dim_mul(g, ir_dim_const(g, -1), ir_dim_div(g, bs, c2))),
-                  ir_dim_const(g, -9), ir_dim_mul(g, sp1, sm1)};
+                  ir_dim_const(g, -9),
+                  ir_dim_mul(g, sp1, sm1)};
   ir_add_input(g, "x", ir_type_tensor(g, NN_DT_F32, NN_ARRAY_LEN(all), all));
   for (int i = 0; i < NN_ARRAY_LEN(all); i++) CHECK(all[i] != IR_DIM_UNKNOWN);
   char *text = print_graph(g, 0);
@@ -425,9 +435,9 @@ static void test_dims(void) {
  * as built (Python // and %), for several values of the symbols, and print
  * and parse back to the same text. */
 typedef struct rtree {
-  int op;      /* 0 const, 1 sym, 2 add, 3 mul, 4 exact div of l*r by r, 5 //, 6 % */
-  int l, r;    /* operands (tree indices) */
-  int64_t c;   /* const value or symbol index */
+  int op;    /* 0 const, 1 sym, 2 add, 3 mul, 4 exact div of l*r by r, 5 //, 6 % */
+  int l, r;  /* operands (tree indices) */
+  int64_t c; /* const value or symbol index */
 } rtree;
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -472,7 +482,9 @@ static int64_t tree_eval(const rtree *t, int i, const int64_t *env, bool *ok) {
   switch (t[i].op) {
   case 2: return a + b;
   case 3: return a * b;
-  case 4: if (b == 0) *ok = false; return a; /* (a*b)/b */
+  case 4:
+    if (b == 0) *ok = false;
+    return a; /* (a*b)/b */
   default:
     if (b == 0) {
       *ok = false;
@@ -549,8 +561,8 @@ static void test_dims_random(void) {
       compared++;
       if (!ok2 || have != want) {
         wrong++;
-        fprintf(stderr, "dim %s: %lld, expected %lld\n", dim_text(g, dm),
-                (long long)have, (long long)want);
+        fprintf(stderr, "dim %s: %lld, expected %lld\n", dim_text(g, dm), (long long)have,
+                (long long)want);
       }
     }
     ir_add_input(g, "x", ir_type_tensor(g, NN_DT_F32, 1, &dm));
@@ -593,10 +605,10 @@ static void test_verify(void) {
   capture c;
   capture_begin(&c);
   CHECK_INT(ir_verify(g, &c.d), 3);
-  CHECK_STR(capture_end(&c),
-            "nncc: error: m.py:2:1: verify: node %1 (sigmoid): operand 0 (%2) is used before its definition\n"
-            "nncc: error: verify: node %3 (add): has 2 operands, expected 3\n"
-            "nncc: error: verify: output 1 is undefined\n");
+  CHECK_STR(capture_end(&c), "nncc: error: m.py:2:1: verify: node %1 (sigmoid): operand 0 (%2) is "
+                             "used before its definition\n"
+                             "nncc: error: verify: node %3 (add): has 2 operands, expected 3\n"
+                             "nncc: error: verify: output 1 is undefined\n");
   free(c.text);
 
   /* Killing nodes: uses of removed results are reported. */
@@ -627,7 +639,8 @@ static void test_verify(void) {
   CHECK_INT(ir_verify(h, &c.d), 4);
   CHECK_STR(capture_end(&c),
             "nncc: error: verify: node %0 (constant): constant has type float, expected int\n"
-            "nncc: error: verify: node %1 (weight): type f32[4,6] does not match weight \"fc.weight\" (f32[4,5])\n"
+            "nncc: error: verify: node %1 (weight): type f32[4,6] does not match weight "
+            "\"fc.weight\" (f32[4,5])\n"
             "nncc: error: verify: node %2 (weight): weight index 5 out of range (1 weights)\n"
             "nncc: error: verify: node %3 (max_dim): has 1 results, expected 2\n");
   free(c.text);
@@ -685,9 +698,12 @@ static void test_edit(void) {
   ir_dim d2[2] = {ir_dim_sym(g, "b"), ir_dim_const(g, 3)};
   CHECK(ir_type_equal(ir_type_tensor(g, NN_DT_F32, 2, d2), ir_type_tensor(g, NN_DT_F32, 2, d2)));
   CHECK(!ir_type_equal(ir_type_tensor(g, NN_DT_F32, 2, d2), ir_type_tensor(g, NN_DT_F16, 2, d2)));
-  CHECK(!ir_type_equal(ir_type_tensor(g, NN_DT_F32, 2, d2), ir_type_tensor(g, NN_DT_F32, -1, NULL)));
-  const ir_type *e1[2] = {ir_type_list(g, ir_type_scalar(g, IR_T_INT)), ir_type_scalar(g, IR_T_NONE)};
-  const ir_type *e2[2] = {ir_type_list(g, ir_type_scalar(g, IR_T_INT)), ir_type_scalar(g, IR_T_STR)};
+  CHECK(
+      !ir_type_equal(ir_type_tensor(g, NN_DT_F32, 2, d2), ir_type_tensor(g, NN_DT_F32, -1, NULL)));
+  const ir_type *e1[2] = {ir_type_list(g, ir_type_scalar(g, IR_T_INT)),
+                          ir_type_scalar(g, IR_T_NONE)};
+  const ir_type *e2[2] = {ir_type_list(g, ir_type_scalar(g, IR_T_INT)),
+                          ir_type_scalar(g, IR_T_STR)};
   CHECK(ir_type_equal(ir_type_tuple(g, 2, e1), ir_type_tuple(g, 2, e1)));
   CHECK(!ir_type_equal(ir_type_tuple(g, 2, e1), ir_type_tuple(g, 2, e2)));
   ir_const il = {.kind = IR_C_INTLIST, .n = 1, .ints = (int64_t[]){4}};
@@ -733,7 +749,8 @@ static void test_parse_errors(void) {
   CHECK_STR(parse_error(buf), "nncc: error: t.nnir:2:18: unknown attribute 'fast'\n");
   snprintf(buf, sizeof buf, "%s  %%1 = constant([1, true]) : list<int>\n  return %%0\n}\n", head);
   CHECK_STR(parse_error(buf), "nncc: error: t.nnir:2:17: list constant mixes bools and numbers\n");
-  snprintf(buf, sizeof buf, "%s  %%1 = constant(99999999999999999999) : int\n  return %%0\n}\n", head);
+  snprintf(buf, sizeof buf, "%s  %%1 = constant(99999999999999999999) : int\n  return %%0\n}\n",
+           head);
   CHECK_STR(parse_error(buf), "nncc: error: t.nnir:2:17: integer out of range\n");
   snprintf(buf, sizeof buf, "%s  %%1 = constant(\"ab) : str\n", head);
   CHECK_STR(parse_error(buf), "nncc: error: t.nnir:2:17: unterminated string\n");
@@ -744,13 +761,22 @@ static void test_parse_errors(void) {
   snprintf(buf, sizeof buf, "%s  %%1 = relu(%%0) : f32[2]\n  return %%1\n}\n}", head);
   CHECK_STR(parse_error(buf), "nncc: error: t.nnir:5:1: expected end of input, found '}'\n");
   snprintf(buf, sizeof buf, "%s  %%1 = relu(%%0) : f32[3]\n  return %%1\n}\n", head);
-  CHECK_STR(parse_error(buf), "nncc: error: t.nnir:1:27: output 0 has type f32[3] but the signature says f32[2]\n");
+  CHECK_STR(parse_error(buf),
+            "nncc: error: t.nnir:1:27: output 0 has type f32[3] but the signature says f32[2]\n");
   snprintf(buf, sizeof buf, "%s  return\n}\n", head);
-  CHECK_STR(parse_error(buf), "nncc: error: t.nnir:1:27: the signature lists 1 output types but return has 0 values\n");
+  CHECK_STR(parse_error(buf), "nncc: error: t.nnir:1:27: the signature lists 1 output types but "
+                              "return has 0 values\n");
   CHECK_STR(parse_error(""), "nncc: error: t.nnir:1:1: expected 'graph', found end of input\n");
-  CHECK_STR(parse_error("graph g() -> () {\n  @\n"), "nncc: error: t.nnir:2:3: unexpected character '\\x40'\n");
-  CHECK_STR(parse_error("graph g(%0: list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<int")
-                + 13, "t.nnir:1:333: nesting too deep\n");
+  CHECK_STR(parse_error("graph g() -> () {\n  @\n"),
+            "nncc: error: t.nnir:2:3: unexpected character '\\x40'\n");
+  CHECK_STR(parse_error("graph g(%0: "
+                        "list<list<list<list<list<list<list<list<list<list<list<list<list<list<"
+                        "list<list<list<list<list<list<list<list<list<list<list<list<list<list<"
+                        "list<list<list<list<list<list<list<list<list<list<list<list<list<list<"
+                        "list<list<list<list<list<list<list<list<list<list<list<list<list<list<"
+                        "list<list<list<list<list<list<list<list<int") +
+                13,
+            "t.nnir:1:333: nesting too deep\n");
   CHECK_STR(parse_error("graph g() -> () {\n  return\n}\n"), "(parsed) ");
 }
 
@@ -768,7 +794,7 @@ static void test_garbage(void) {
     if (iter % 3 == 0) { /* random tokens */
       n = rnd() % sizeof buf;
       for (size_t i = 0; i < n; i++)
-        buf[i] = iter % 2 ? (char)rnd() : alphabet[rnd() % (sizeof alphabet - 1)];
+        buf[i] = (char)(iter % 2 ? rnd() : (unsigned)alphabet[rnd() % (sizeof alphabet - 1)]);
     } else { /* mutate the example */
       n = strlen(EXAMPLE) < sizeof buf ? strlen(EXAMPLE) : sizeof buf;
       memcpy(buf, EXAMPLE, n);
@@ -810,7 +836,8 @@ static void test_large(void) {
   ir_dim bdim = ir_dim_sym(g, "batch");
   NN_VEC(ir_value) vals = {0};
   for (int i = 0; i < 3; i++) {
-    ir_dim dims[3] = {bdim, ir_dim_const(g, 8 + i), ir_dim_mul(g, ir_dim_sym(g, "s"), ir_dim_const(g, i + 1))};
+    ir_dim dims[3] = {bdim, ir_dim_const(g, 8 + i),
+                      ir_dim_mul(g, ir_dim_sym(g, "s"), ir_dim_const(g, i + 1))};
     NN_PUSH(a, vals, ir_add_input(g, i ? NULL : "in", ir_type_tensor(g, NN_DT_F32, 3, dims)));
   }
   int made = 0;
@@ -820,9 +847,13 @@ static void test_large(void) {
     if (op == NN_OP_CONSTANT) {
       static const int64_t ints[2] = {3, -4}, bools[2] = {1, 0};
       static const double floats[2] = {0.25, -1e-7};
-      ir_const c = {.kind = (ir_ckind)(rnd() % 9), .i = (int64_t)rnd() - 1000,
-                    .f = (double)rnd() / 7.0, .s = "s\"x", .n = 2,
-                    .ints = ints, .floats = floats};
+      ir_const c = {.kind = (ir_ckind)(rnd() % 9),
+                    .i = (int64_t)rnd() - 1000,
+                    .f = (double)rnd() / 7.0,
+                    .s = "s\"x",
+                    .n = 2,
+                    .ints = ints,
+                    .floats = floats};
       if (c.kind == IR_C_BOOL || c.kind == IR_C_BOOLLIST) {
         c.i = 1;
         c.ints = bools;
@@ -832,8 +863,10 @@ static void test_large(void) {
       continue;
     }
     if (op == NN_OP_WEIGHT) {
-      ir_weight w = {.name = nn_sprintf(a, "layer%d.weight", made % 7), .dtype = NN_DT_F32,
-                     .rank = 2, .sizes = (int64_t[]){made % 7 + 1, 3}};
+      ir_weight w = {.name = nn_sprintf(a, "layer%d.weight", made % 7),
+                     .dtype = NN_DT_F32,
+                     .rank = 2,
+                     .sizes = (int64_t[]){made % 7 + 1, 3}};
       ir_nodeid n = ir_append(g, NN_OP_WEIGHT, 0, NULL, 1, loc);
       /* Reuse a weight of the same name (the parser dedupes by name). */
       int32_t wi = -1;

@@ -22,11 +22,9 @@ static void test_print(void) {
   kernel *k = k_new(a, "k3_relu");
   int32_t out = k_buf(k, NN_DT_F32, 200704, true, "out");
   int32_t x = k_buf(k, NN_DT_F32, 200704, false, "x");
-  int32_t i = k_for_begin(k, k_i64(k, 0), k_i64(k, 200704),
-                          KS_PARALLEL | KS_VECTOR);
+  int32_t i = k_for_begin(k, k_i64(k, 0), k_i64(k, 200704), KS_PARALLEL | KS_VECTOR);
   k_store(k, out, k_varref(k, i),
-          k_bin(k, KX_MAX, k_load(k, x, k_varref(k, i)),
-                k_const_f(k, NN_DT_F32, 0)));
+          k_bin(k, KX_MAX, k_load(k, x, k_varref(k, i)), k_const_f(k, NN_DT_F32, 0)));
   k_for_end(k);
   char *s = print_kernel(k);
   CHECK_STR(s, "kernel k3_relu(out: f32[200704] w, x: f32[200704])\n"
@@ -42,16 +40,15 @@ static void test_print(void) {
   int32_t acc = k_var(k, NN_DT_F64);
   k_let(k, acc, k_const_f(k, NN_DT_F64, 0.5));
   int32_t j = k_for_begin(k, k_i64(k, 0), k_i64(k, 2), KS_REDUCE);
-  kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_varref(k, r), k_i64(k, 2)),
-                    k_varref(k, j));
+  kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_varref(k, r), k_i64(k, 2)), k_varref(k, j));
   k_let(k, acc, k_bin(k, KX_ADD, k_varref(k, acc), k_load(k, x, idx)));
   k_for_end(k);
   k_if_begin(k, k_bin(k, KX_GT, k_varref(k, acc), k_const_f(k, NN_DT_F64, 1)));
   k_store(k, out, k_varref(k, r), k_cast(k, NN_DT_I32, k_varref(k, acc)));
   k_else(k);
   k_store(k, out, k_varref(k, r),
-          k_un(k, KX_NEG, k_bin(k, KX_SUB, k_const_i(k, NN_DT_I32, 7),
-                                k_const_i(k, NN_DT_I32, 1))));
+          k_un(k, KX_NEG,
+               k_bin(k, KX_SUB, k_const_i(k, NN_DT_I32, 7), k_const_i(k, NN_DT_I32, 1))));
   k_if_end(k);
   k_for_end(k);
   s = print_kernel(k);
@@ -143,31 +140,31 @@ static kx_id b_round1(kernel *k) { return k_un(k, KX_ROUND, F32(2.5)); }
 static kx_id b_round2(kernel *k) { return k_un(k, KX_ROUND, F32(3.5)); }
 static kx_id b_round3(kernel *k) { return k_un(k, KX_ROUND, F32(-2.5)); }
 static kx_id b_round4(kernel *k) { return k_un(k, KX_ROUND, F64(0.5000001)); }
-static kx_id b_cast1(kernel *k) { return k_cast(k, NN_DT_I32, k_bin(k, KX_ADD, F32(2.5), F32(0.4))); }
-static kx_id b_cast2(kernel *k) { return k_cast(k, NN_DT_I32, k_bin(k, KX_SUB, F32(-2.5), F32(0.4))); }
-static kx_id b_cast3(kernel *k) { return k_cast(k, NN_DT_BOOL, k_bin(k, KX_MUL, F32(0.5), F32(0.5))); }
+static kx_id b_cast1(kernel *k) {
+  return k_cast(k, NN_DT_I32, k_bin(k, KX_ADD, F32(2.5), F32(0.4)));
+}
+static kx_id b_cast2(kernel *k) {
+  return k_cast(k, NN_DT_I32, k_bin(k, KX_SUB, F32(-2.5), F32(0.4)));
+}
+static kx_id b_cast3(kernel *k) {
+  return k_cast(k, NN_DT_BOOL, k_bin(k, KX_MUL, F32(0.5), F32(0.5)));
+}
 static kx_id b_cast4(kernel *k) { return k_cast(k, NN_DT_U8, k_bin(k, KX_ADD, I32(250), I32(50))); }
 static kx_id b_cast5(kernel *k) { return k_cast(k, NN_DT_I32, k_bin(k, KX_DIV, F32(0), F32(0))); }
 static kx_id b_wrap(kernel *k) { return k_bin(k, KX_MUL, I32(65536), I32(65536)); }
 static kx_id b_f32(kernel *k) { return k_bin(k, KX_DIV, F32(1), F32(3)); }
-static kx_id b_f16(kernel *k) {
-  return k_cast(k, NN_DT_F16, k_bin(k, KX_DIV, F32(1), F32(3)));
-}
-static kx_id b_bf16(kernel *k) {
-  return k_cast(k, NN_DT_BF16, k_bin(k, KX_DIV, F32(1), F32(3)));
-}
+static kx_id b_f16(kernel *k) { return k_cast(k, NN_DT_F16, k_bin(k, KX_DIV, F32(1), F32(3))); }
+static kx_id b_bf16(kernel *k) { return k_cast(k, NN_DT_BF16, k_bin(k, KX_DIV, F32(1), F32(3))); }
 static kx_id b_nanmax(kernel *k) {
   return k_bin(k, KX_MAX, F32(1), k_bin(k, KX_DIV, F32(0), F32(0)));
 }
 static kx_id b_lt(kernel *k) { return k_bin(k, KX_LT, I32(-3), I32(2)); }
 static kx_id b_ge(kernel *k) { return k_bin(k, KX_GE, F32(1), F32(2)); }
 static kx_id b_and(kernel *k) {
-  return k_bin(k, KX_AND, k_bin(k, KX_LT, I32(1), I32(2)),
-               k_bin(k, KX_LT, I32(3), I32(2)));
+  return k_bin(k, KX_AND, k_bin(k, KX_LT, I32(1), I32(2)), k_bin(k, KX_LT, I32(3), I32(2)));
 }
 static kx_id b_or(kernel *k) {
-  return k_bin(k, KX_OR, k_bin(k, KX_LT, I32(1), I32(2)),
-               k_bin(k, KX_LT, I32(3), I32(2)));
+  return k_bin(k, KX_OR, k_bin(k, KX_LT, I32(1), I32(2)), k_bin(k, KX_LT, I32(3), I32(2)));
 }
 static kx_id b_not(kernel *k) { return k_un(k, KX_NOT, F32(0)); }
 static kx_id b_sel(kernel *k) {
@@ -202,8 +199,8 @@ static void test_interp_ops(void) {
   CHECK_INT(eval_i(b_cast5), 0);
   CHECK_INT(eval_i(b_wrap), 0);
   CHECK(eval_f(b_f32) == (double)(1.0f / 3.0f));
-  CHECK(eval_f(b_f16) == 0.333251953125);     /* nearest f16 of 1/3 */
-  CHECK(eval_f(b_bf16) == 0.333984375);       /* nearest bf16 of 1/3 */
+  CHECK(eval_f(b_f16) == 0.333251953125); /* nearest f16 of 1/3 */
+  CHECK(eval_f(b_bf16) == 0.333984375);   /* nearest bf16 of 1/3 */
   CHECK(isnan(eval_f(b_nanmax)));
   CHECK_INT(eval_i(b_lt), 1);
   CHECK_INT(eval_i(b_ge), 0);
@@ -232,17 +229,16 @@ static void test_interp_kernels(void) {
   int32_t acc = k_var(k, NN_DT_F32);
   k_let(k, acc, k_const_f(k, NN_DT_F32, 0));
   int32_t c = k_for_begin(k, k_i64(k, 0), k_i64(k, 4), KS_REDUCE);
-  k_let(k, acc, k_bin(k, KX_ADD, k_varref(k, acc),
-                      k_load(k, x, k_bin(k, KX_ADD,
-                                         k_bin(k, KX_MUL, k_varref(k, r),
-                                               k_i64(k, 4)),
-                                         k_varref(k, c)))));
+  k_let(k, acc,
+        k_bin(k, KX_ADD, k_varref(k, acc),
+              k_load(k, x,
+                     k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_varref(k, r), k_i64(k, 4)),
+                           k_varref(k, c)))));
   k_for_end(k);
   k_store(k, o, k_varref(k, r), k_varref(k, acc));
   k_for_end(k);
   float xs[12], os[3] = {0};
-  for (int i = 0; i < 12; i++)
-    xs[i] = (float)i;
+  for (int i = 0; i < 12; i++) xs[i] = (float)i;
   void *bufs[2] = {os, xs};
   CHECK_INT(k_interp(k, bufs), 0);
   CHECK(os[0] == 6 && os[1] == 22 && os[2] == 38);
@@ -265,16 +261,28 @@ static void test_interp_kernels(void) {
   int32_t B = k_buf(k, NN_DT_F32, 6, false, "b");
   int32_t C = k_buf(k, NN_DT_F32, 4, true, "c");
   int32_t bias = k_buf(k, NN_DT_F32, 2, false, "bias");
-  ks_gemm g = {.a = A, .b = B, .c = C, .a_off = k_i64(k, 0),
-               .b_off = k_i64(k, 0), .c_off = k_i64(k, 0), .m = k_i64(k, 2),
-               .n = k_i64(k, 2), .k = k_i64(k, 3), .a_rs = k_i64(k, 3),
-               .a_cs = k_i64(k, 1), .b_rs = k_i64(k, 1), .b_cs = k_i64(k, 3),
-               .ldc = k_i64(k, 2), .alpha = 2, .bias = bias,
-               .bias_off = k_i64(k, 0), .bias_rs = k_i64(k, 0),
-               .bias_cs = k_i64(k, 1), .beta = 1};
+  ks_gemm g = {.a = A,
+               .b = B,
+               .c = C,
+               .a_off = k_i64(k, 0),
+               .b_off = k_i64(k, 0),
+               .c_off = k_i64(k, 0),
+               .m = k_i64(k, 2),
+               .n = k_i64(k, 2),
+               .k = k_i64(k, 3),
+               .a_rs = k_i64(k, 3),
+               .a_cs = k_i64(k, 1),
+               .b_rs = k_i64(k, 1),
+               .b_cs = k_i64(k, 3),
+               .ldc = k_i64(k, 2),
+               .alpha = 2,
+               .bias = bias,
+               .bias_off = k_i64(k, 0),
+               .bias_rs = k_i64(k, 0),
+               .bias_cs = k_i64(k, 1),
+               .beta = 1};
   k_gemm(k, &g);
-  float av[6] = {1, 2, 3, 4, 5, 6}, bv[6] = {1, 0, 1, 0, 1, 1},
-        cv[4] = {0}, biasv[2] = {10, 20};
+  float av[6] = {1, 2, 3, 4, 5, 6}, bv[6] = {1, 0, 1, 0, 1, 1}, cv[4] = {0}, biasv[2] = {10, 20};
   void *b3[4] = {av, bv, cv, biasv};
   CHECK_INT(k_interp(k, b3), 0);
   /* B as 3x2: [[1,0],[0,1],[1,1]]; A@B = [[4,5],[10,11]] */
@@ -293,11 +301,23 @@ static void test_interp_kernels(void) {
   C = k_buf(k, NN_DT_F32, -1, true, "c");
   int32_t D = k_buf(k, NN_DT_I64, 2, false, "dims");
   kx_id M = k_load(k, D, k_i64(k, 0)), K = k_load(k, D, k_i64(k, 1));
-  ks_gemm gs = {.a = A, .b = B, .c = C, .a_off = k_i64(k, 0),
-                .b_off = k_i64(k, 0), .c_off = k_i64(k, 0), .m = M,
-                .n = k_i64(k, 2), .k = K, .a_rs = K, .a_cs = k_i64(k, 1),
-                .b_rs = k_i64(k, 1), .b_cs = K, .ldc = k_i64(k, 2),
-                .alpha = 1, .bias = -1, .beta = 1};
+  ks_gemm gs = {.a = A,
+                .b = B,
+                .c = C,
+                .a_off = k_i64(k, 0),
+                .b_off = k_i64(k, 0),
+                .c_off = k_i64(k, 0),
+                .m = M,
+                .n = k_i64(k, 2),
+                .k = K,
+                .a_rs = K,
+                .a_cs = k_i64(k, 1),
+                .b_rs = k_i64(k, 1),
+                .b_cs = K,
+                .ldc = k_i64(k, 2),
+                .alpha = 1,
+                .bias = -1,
+                .beta = 1};
   k_gemm(k, &gs);
   s = print_kernel(k);
   CHECK_STR(s, "kernel gemm_sym(a: f32[-1], b: f32[6], c: f32[-1] w, dims: i64[2])\n"
@@ -355,8 +375,7 @@ static int make_specs(const char *text, nn_arena *a, pass_input_spec *out) {
       char *q = br + 1;
       while (*q && *q != ']') {
         sp->dims[sp->rank++].value = strtoll(q, &q, 10);
-        if (*q == ',')
-          q++;
+        if (*q == ',') q++;
       }
     }
     p = end ? end + 1 : NULL;
@@ -366,8 +385,8 @@ static int make_specs(const char *text, nn_arena *a, pass_input_spec *out) {
 
 /* Parses, shapes, schedules and interprets; returns 0 on success. With
  * `print`, the program's kernels are returned there (caller frees). */
-static int run_ir(const char *ir, const char *specs, void *const *in,
-                  void *const *out, char **print) {
+static int run_ir(const char *ir, const char *specs, void *const *in, void *const *out,
+                  char **print) {
   nn_arena *a = nn_arena_new();
   nn_diag d;
   nn_diag_init(&d, stderr);
@@ -380,8 +399,7 @@ static int run_ir(const char *ir, const char *specs, void *const *in,
     if (p) {
       if (print) {
         nn_buf b = {0};
-        for (int i = 0; i < p->steps.len; i++)
-          k_print(&b, p->steps.data[i].k);
+        for (int i = 0; i < p->steps.len; i++) k_print(&b, p->steps.data[i].k);
         *print = b.data;
       }
       rc = be_interp(p, in, out);
@@ -391,24 +409,20 @@ static int run_ir(const char *ir, const char *specs, void *const *in,
   return rc;
 }
 
-static bool near(double a, double b, double tol) {
-  return fabs(a - b) <= tol * (1 + fabs(b));
-}
+static bool near(double a, double b, double tol) { return fabs(a - b) <= tol * (1 + fabs(b)); }
 
-static void check_f32(const float *got, const double *want, int n, double tol,
-                      const char *what) {
+static void check_f32(const float *got, const double *want, int n, double tol, const char *what) {
   for (int i = 0; i < n; i++)
     if (!near(got[i], want[i], tol)) {
       CHECK(near(got[i], want[i], tol));
-      fprintf(stderr, "  %s[%d] = %.9g, expected %.9g\n", what, i, got[i],
-              want[i]);
+      fprintf(stderr, "  %s[%d] = %.9g, expected %.9g\n", what, i, got[i], want[i]);
       return;
     }
   CHECK(1);
 }
 
 static void test_lower_relu_print(void) {
-  float x[6] = {-1, 2, -3, 4, 0, 5}, y[6];
+  float x[6] = {-1, 2, -3, 4, 0, 5}, y[6] = {0};
   void *in[1] = {x}, *out[1] = {y};
   char *pr = NULL;
   CHECK_INT(run_ir("graph forward(%0 x: unknown) -> (unknown) {\n"
@@ -427,8 +441,8 @@ static void test_lower_relu_print(void) {
 static void test_lower_broadcast(void) {
   /* x[2,3] + 2 * y[3], then x[2,3] - y[2,1]; gt(x, y[3]); where */
   float x[6] = {1, 2, 3, 4, 5, 6}, y[3] = {10, 20, 30}, z[2] = {1, 2};
-  float o1[6], o2[6], o4[6];
-  unsigned char o3[6];
+  float o1[6] = {0}, o2[6] = {0}, o4[6] = {0};
+  unsigned char o3[6] = {0};
   void *in[3] = {x, y, z}, *out[4] = {o1, o2, o3, o4};
   CHECK_INT(run_ir("graph forward(%0 x: unknown, %1 y: unknown, %2 z: unknown) "
                    "-> (unknown, unknown, unknown, unknown) {\n"
@@ -446,15 +460,14 @@ static void test_lower_broadcast(void) {
   double w4[6] = {-1.5, -1.5, -1.5, -1.5, -1.5, -1.5};
   check_f32(o1, w1, 6, 0, "add");
   check_f32(o2, w2, 6, 0, "sub");
-  for (int i = 0; i < 6; i++)
-    CHECK_INT(o3[i], 0);
+  for (int i = 0; i < 6; i++) CHECK_INT(o3[i], 0);
   check_f32(o4, w4, 6, 0, "where");
 }
 
 static void test_lower_int_math(void) {
   int64_t x[4] = {-7, 7, -8, 5};
-  int64_t o1[4], o2[4];
-  float o3[4];
+  int64_t o1[4] = {0}, o2[4] = {0};
+  float o3[4] = {0};
   void *in[1] = {x}, *out[3] = {o1, o2, o3};
   CHECK_INT(run_ir("graph forward(%0 x: unknown) -> (unknown, unknown, unknown) {\n"
                    "  %1 = constant(2) : int\n"
@@ -497,17 +510,14 @@ static void test_lower_softmax_layernorm(void) {
   double wsm[6], wls[6], wln[6];
   for (int r = 0; r < 2; r++) {
     double m = -1e30, s = 0, mean = 0, var = 0;
-    for (int j = 0; j < 3; j++)
-      m = fmax(m, x[r * 3 + j]);
-    for (int j = 0; j < 3; j++)
-      s += exp(x[r * 3 + j] - m);
+    for (int j = 0; j < 3; j++) m = fmax(m, x[r * 3 + j]);
+    for (int j = 0; j < 3; j++) s += exp(x[r * 3 + j] - m);
     for (int j = 0; j < 3; j++) {
       wsm[r * 3 + j] = exp(x[r * 3 + j] - m) / s;
       wls[r * 3 + j] = x[r * 3 + j] - m - log(s);
       mean += x[r * 3 + j] / 3.0;
     }
-    for (int j = 0; j < 3; j++)
-      var += (x[r * 3 + j] - mean) * (x[r * 3 + j] - mean) / 3.0;
+    for (int j = 0; j < 3; j++) var += (x[r * 3 + j] - mean) * (x[r * 3 + j] - mean) / 3.0;
     for (int j = 0; j < 3; j++)
       wln[r * 3 + j] = (x[r * 3 + j] - mean) / sqrt(var + 1e-5) * w[j] + b[j];
   }
@@ -520,8 +530,8 @@ static void test_lower_softmax_layernorm(void) {
 
 static void test_lower_reductions(void) {
   float x[12] = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}; /* [2,2,3] */
-  float s[4], mx[2], am[3], nrm[2];
-  int64_t ai[4], ax[1];
+  float s[4] = {0}, mx[2] = {0}, am[3] = {0}, nrm[2] = {0};
+  int64_t ai[4] = {0}, ax[1] = {0};
   void *in[1] = {x}, *out[6] = {s, mx, ai, am, ax, nrm};
   CHECK_INT(run_ir("graph forward(%0 x: unknown) -> (unknown, unknown, unknown, "
                    "unknown, unknown, unknown) {\n"
@@ -546,8 +556,7 @@ static void test_lower_reductions(void) {
   double wm[2] = {9, 8};
   check_f32(mx, wm, 2, 0, "amax");
   int64_t wai[4] = {2, 2, 1, 2};
-  for (int i = 0; i < 4; i++)
-    CHECK_INT(ai[i], wai[i]);
+  for (int i = 0; i < 4; i++) CHECK_INT(ai[i], wai[i]);
   double wam[3] = {1, 1, 4};
   check_f32(am, wam, 3, 0, "amin");
   CHECK_INT(ax[0], 5);
@@ -557,10 +566,9 @@ static void test_lower_reductions(void) {
 
 static void test_lower_pool(void) {
   /* x [1,1,4,4] = 0..15 */
-  float x[16], mp[4], ap[4], ad[4];
-  int64_t mi[4];
-  for (int i = 0; i < 16; i++)
-    x[i] = (float)((i * 7) % 16);
+  float x[16] = {0}, mp[4] = {0}, ap[4] = {0}, ad[4] = {0};
+  int64_t mi[4] = {0};
+  for (int i = 0; i < 16; i++) x[i] = (float)((i * 7) % 16);
   void *in[1] = {x}, *out[4] = {mp, mi, ap, ad};
   CHECK_INT(run_ir("graph forward(%0 x: unknown) -> (unknown, unknown, unknown, "
                    "unknown) {\n"
@@ -584,11 +592,9 @@ static void test_lower_pool(void) {
       for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) {
           int h = oh * 2 - 1 + i, w = ow * 2 - 1 + j;
-          if (h < 0 || h >= 4 || w < 0 || w >= 4)
-            continue;
+          if (h < 0 || h >= 4 || w < 0 || w >= 4) continue;
           double v = x[h * 4 + w];
-          if (v > m)
-            m = v, mi_ = h * 4 + w;
+          if (v > m) m = v, mi_ = h * 4 + w;
           s += v;
           cnt++;
         }
@@ -598,8 +604,7 @@ static void test_lower_pool(void) {
       CHECK(near(ap[o], s / cnt, 1e-6));
       double as = 0;
       for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++)
-          as += x[(oh * 2 + i) * 4 + ow * 2 + j];
+        for (int j = 0; j < 2; j++) as += x[(oh * 2 + i) * 4 + ow * 2 + j];
       CHECK(near(ad[o], as / 4, 1e-6));
     }
 }
@@ -608,7 +613,7 @@ static void test_lower_layout(void) {
   /* permute, slice with step, cat, chunk pieces, pad, index_select */
   float x[6] = {0, 1, 2, 3, 4, 5}; /* [2,3] */
   int64_t idx[2] = {2, 0};
-  float pt[6], sl[4], ct[12], c0[4], c1[2], pd[12], is[4];
+  float pt[6] = {0}, sl[4] = {0}, ct[12] = {0}, c0[4] = {0}, c1[2] = {0}, pd[12] = {0}, is[4] = {0};
   void *in[2] = {x, idx}, *out[7] = {pt, sl, ct, c0, c1, pd, is};
   CHECK_INT(run_ir("graph forward(%0 x: unknown, %1 i: unknown) -> (unknown, "
                    "unknown, unknown, unknown, unknown, unknown, unknown) {\n"
@@ -648,7 +653,7 @@ static void test_lower_batchnorm_embedding(void) {
   float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}; /* [1,2,2,2] */
   float w[2] = {2, 3}, b[2] = {1, -1}, m[2] = {1, 2}, v[2] = {4, 9};
   int64_t ids[3] = {1, 0, 1};
-  float bn[8], em[6];
+  float bn[8] = {0}, em[6] = {0};
   void *in2[6] = {x, w, b, m, v, ids}, *out2[1] = {bn};
   CHECK_INT(run_ir("graph forward(%0 x: unknown, %1 w: unknown, %2 b: unknown, "
                    "%3 m: unknown, %4 v: unknown, %5 ids: unknown) -> (unknown) {\n"
@@ -664,7 +669,7 @@ static void test_lower_batchnorm_embedding(void) {
   double wbn[8];
   for (int i = 0; i < 8; i++) {
     int c = i / 4;
-    wbn[i] = (x[i] - m[c]) / sqrt(v[c]) * w[c] + b[c];
+    wbn[i] = (x[i] - m[c]) / sqrt((double)v[c]) * w[c] + b[c];
   }
   check_f32(bn, wbn, 8, 1e-6, "batch_norm");
   float tab[6] = {10, 11, 20, 21, 30, 31};
@@ -680,12 +685,11 @@ static void test_lower_batchnorm_embedding(void) {
   check_f32(em, wem, 6, 0, "embedding");
 }
 
-
 /* More injective and elementwise ops on a [1,4,1,2] / [2,3] input. */
 static void test_lower_more(void) {
   float x[8] = {0, 1, 2, 3, 4, 5, 6, 7}; /* [1,4,1,2] */
-  float ps[8], up[32], fl[8], rl[8], tr[8], hs[8], gl[8];
-  int64_t ar[4];
+  float ps[8] = {0}, up[32] = {0}, fl[8] = {0}, rl[8] = {0}, tr[8] = {0}, hs[8] = {0}, gl[8] = {0};
+  int64_t ar[4] = {0};
   void *in[1] = {x}, *out[8] = {ps, up, fl, rl, tr, hs, gl, ar};
   char *pr = NULL;
   CHECK_INT(run_ir("graph forward(%0 x: unknown) -> (unknown, unknown, unknown, "
@@ -718,8 +722,7 @@ static void test_lower_more(void) {
   double wup[32];
   for (int c = 0; c < 4; c++)
     for (int h = 0; h < 2; h++)
-      for (int w = 0; w < 4; w++)
-        wup[c * 8 + h * 4 + w] = x[c * 2 + w / 2];
+      for (int w = 0; w < 4; w++) wup[c * 8 + h * 4 + w] = x[c * 2 + w / 2];
   check_f32(up, wup, 32, 0, "upsample");
   double wtr[8] = {0, 1, 0, 3, 0, 5, 0, 7};
   check_f32(tr, wtr, 8, 0, "triu");
@@ -735,8 +738,7 @@ static void test_lower_more(void) {
   }
   check_f32(hs, whs, 8, 1e-6, "hardswish");
   check_f32(gl, wgl, 8, 1e-6, "gelu_tanh");
-  for (int i = 0; i < 4; i++)
-    CHECK_INT(ar[i], i);
+  for (int i = 0; i < 4; i++) CHECK_INT(ar[i], i);
 }
 
 /* gather, index (advanced), stack, group_norm, scatter, clamp, to. */
@@ -744,8 +746,8 @@ static void test_lower_gather(void) {
   float x[6] = {1, 2, 3, 4, 5, 6}; /* [2,3] */
   int64_t gi[4] = {2, 0, 1, 1};    /* [2,2] */
   int64_t ii[2] = {1, -1};
-  float ga[4], ix[2], st[12], sc[6], cl[6];
-  int32_t to[6];
+  float ga[4] = {0}, ix[2] = {0}, st[12] = {0}, sc[6] = {0}, cl[6] = {0};
+  int32_t to[6] = {0};
   void *in[3] = {x, gi, ii}, *out[6] = {ga, ix, st, sc, cl, to};
   CHECK_INT(run_ir("graph forward(%0 x: unknown, %1 g: unknown, %2 i: unknown) -> "
                    "(unknown, unknown, unknown, unknown, unknown, unknown) {\n"
@@ -776,8 +778,7 @@ static void test_lower_gather(void) {
   check_f32(sc, wsc, 6, 0, "scatter");
   double wcl[6] = {2, 2, 3, 4, 5, 6};
   check_f32(cl, wcl, 6, 0, "clamp");
-  for (int i = 0; i < 6; i++)
-    CHECK_INT(to[i], i + 1);
+  for (int i = 0; i < 6; i++) CHECK_INT(to[i], i + 1);
 }
 
 static void test_lower_errors(void) {

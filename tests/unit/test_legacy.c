@@ -62,18 +62,16 @@ static const char *BASE_JSON =
     "{\"offset\":\"0\",\"requiresGrad\":false,\"dataType\":\"INT64\","
     "\"data\":{\"key\":\"tensors/1\"},\"device\":\"cpu\"}]}";
 
-static const char *ROOT_CODE =
-    "op_version_set = 0\n"
-    "def forward(self,\n"
-    "    x: Tensor) -> Tensor:\n"
-    "  _0 = torch.add((self.lin).forward(x, ), self.value, alpha=1)\n"
-    "  return torch.mul(_0, CONSTANTS.c1)\n";
+static const char *ROOT_CODE = "op_version_set = 0\n"
+                               "def forward(self,\n"
+                               "    x: Tensor) -> Tensor:\n"
+                               "  _0 = torch.add((self.lin).forward(x, ), self.value, alpha=1)\n"
+                               "  return torch.mul(_0, CONSTANTS.c1)\n";
 
-static const char *LIN_CODE =
-    "op_version_set = 0\n"
-    "def forward(self,\n"
-    "    x: Tensor) -> Tensor:\n"
-    "  return torch.matmul(x, self.weight)\n";
+static const char *LIN_CODE = "op_version_set = 0\n"
+                              "def forward(self,\n"
+                              "    x: Tensor) -> Tensor:\n"
+                              "  return torch.matmul(x, self.weight)\n";
 
 static const char ATTRS_PKL[] =
     "\x80\x02(ctorch.jit._pickle\nbuild_tensor_from_id\nq\x00(K\x00tRt.";
@@ -83,8 +81,7 @@ static const int64_t T1 = 3;
 
 /* Writes the archive with `json` as model.json (deflated when asked) and
  * `attrs` (len bytes) as attributes.pkl. */
-static void write_archive(const char *json, const char *attrs, size_t attrs_len,
-                          bool deflate) {
+static void write_archive(const char *json, const char *attrs, size_t attrs_len, bool deflate) {
   struct {
     const char *name, *data;
     size_t len;
@@ -146,8 +143,8 @@ static void expect_error_attrs(const char *json, const char *attrs, size_t attrs
   unit_checks++;
   if (m || c.d.errors != 1 || strcmp(text, full) != 0) {
     unit_failures++;
-    fprintf(stderr, "line %d: %d errors, model %p, got\n---\n%s---\nexpected\n---\n%s---\n",
-            line, c.d.errors, (void *)m, text, full);
+    fprintf(stderr, "line %d: %d errors, model %p, got\n---\n%s---\nexpected\n---\n%s---\n", line,
+            c.d.errors, (void *)m, text, full);
   }
   if (m) fe_model_close(m);
   free(full);
@@ -159,11 +156,11 @@ static void expect_error(const char *json, const char *want, int line) {
   expect_error_attrs(json, ATTRS_PKL, sizeof ATTRS_PKL - 1, want, line);
 }
 
-#define EXPECT_PATCH_ERROR(from, to, want)                                    \
-  do {                                                                       \
-    char *j_ = patch(from, to);                                              \
-    expect_error(j_, want, __LINE__);                                        \
-    free(j_);                                                                \
+#define EXPECT_PATCH_ERROR(from, to, want) \
+  do {                                     \
+    char *j_ = patch(from, to);            \
+    expect_error(j_, want, __LINE__);      \
+    free(j_);                              \
   } while (0)
 
 static const fe_pval *state_get(const fe_pval *obj, const char *key) {
@@ -236,8 +233,9 @@ static void check_valid(const char *json, bool deflate) {
     CHECK_INT(t->strides[1], 1);
     CHECK_INT(t->offset, 0);
     CHECK_INT(t->legacy_id, 0);
+    /* the storage's bytes, bit for bit */
     CHECK(t->storage && t->storage->nbytes == 16 && t->storage->numel == 4 &&
-          memcmp(t->storage->data, T0, 16) == 0);
+          memcmp(t->storage->data, T0, 16) == 0); // NOLINT(bugprone-suspicious-memory-comparison)
   }
   /* The attribute is tensors[0] itself, as is CONSTANTS.c0. */
   CHECK(state_get(m->root, "value") == w);
@@ -291,11 +289,11 @@ static void check_errors(void) {
            zip_path);
   EXPECT_PATCH_ERROR("\"protoVersion\":\"3\"", "\"protoVersion\":7", want);
   EXPECT_PATCH_ERROR("\"protoVersion\":\"3\"", "\"protoVersion\":\"99999999999999999999\"",
-                     "m/model.json: protoVersion is out of the int64 range: \"99999999999999999999\"");
+                     "m/model.json: protoVersion is out of the int64 range: "
+                     "\"99999999999999999999\"");
   EXPECT_PATCH_ERROR("\"producerName\":\"pytorch\"", "\"producerName\":1",
                      "m/model.json: producerName is not a string");
-  EXPECT_PATCH_ERROR("\"mainModule\":{", "\"mainModul\":{",
-                     "m/model.json: mainModule is missing");
+  EXPECT_PATCH_ERROR("\"mainModule\":{", "\"mainModul\":{", "m/model.json: mainModule is missing");
   /* With a key twice, the first is read: these put a wrong one first. */
   EXPECT_PATCH_ERROR("\"producerName\"", "\"tensors\":5,\"producerName\"",
                      "m/model.json: tensors is not an array");
@@ -306,7 +304,8 @@ static void check_errors(void) {
 
   /* Module tree. */
   EXPECT_PATCH_ERROR("\"tensorId\":\"0\"", "\"tensorId\":true",
-                     "m/model.json: mainModule.submodules[0].parameters[0].tensorId is not a number");
+                     "m/model.json: mainModule.submodules[0].parameters[0].tensorId is not a "
+                     "number");
   EXPECT_PATCH_ERROR("\"tensorId\":\"0\"", "\"tensorId\":\"2\"",
                      "m/model.json: mainModule.submodules[0].parameters[0].tensorId 2 is out of "
                      "range: model.json has 2 tensors");
@@ -316,7 +315,8 @@ static void check_errors(void) {
   EXPECT_PATCH_ERROR("\"tensorId\":\"0\",", "",
                      "m/model.json: mainModule.submodules[0].parameters[0].tensorId is missing");
   EXPECT_PATCH_ERROR("\"isBuffer\":false", "\"isBuffer\":\"no\"",
-                     "m/model.json: mainModule.submodules[0].parameters[0].isBuffer is not a boolean");
+                     "m/model.json: mainModule.submodules[0].parameters[0].isBuffer is not a "
+                     "boolean");
   EXPECT_PATCH_ERROR("\"name\":\"lin\"", "\"name\":3",
                      "m/model.json: mainModule.submodules[0].name is not a string");
   EXPECT_PATCH_ERROR("\"name\":\"lin\",", "",
@@ -325,7 +325,8 @@ static void check_errors(void) {
                      "m/model.json: mainModule.submodules[0].parameters[0] is not an object");
   EXPECT_PATCH_ERROR("\"mainModule\":{", "\"mainModule\":{\"submodules\":1,",
                      "m/model.json: mainModule.submodules is not an array");
-  EXPECT_PATCH_ERROR("\"mainModule\":{", "\"mainModule\":{\"attributes\":[{\"name\":\"a\",\"id\":\"x\"}],",
+  EXPECT_PATCH_ERROR("\"mainModule\":{",
+                     "\"mainModule\":{\"attributes\":[{\"name\":\"a\",\"id\":\"x\"}],",
                      "m/model.json: mainModule.attributes[0].id is not a number: \"x\"");
   EXPECT_PATCH_ERROR("\"key\":\"code/m.py\"", "\"key\":\"code/zz.py\"",
                      "m/model.json: mainModule.torchscriptArena.key names 'code/zz.py', which is "
@@ -339,10 +340,10 @@ static void check_errors(void) {
                      "m/model.json: mainModule.attributes[0].id is not an integer");
 
   /* Tensors. */
-  EXPECT_PATCH_ERROR("\"dataType\":\"FLOAT\",", "",
-                     "m/model.json: tensors[0].dataType is missing");
+  EXPECT_PATCH_ERROR("\"dataType\":\"FLOAT\",", "", "m/model.json: tensors[0].dataType is missing");
   EXPECT_PATCH_ERROR("\"dataType\":\"FLOAT\"", "\"dataType\":\"STRING\"",
-                     "m/model.json: tensors[0].dataType 'STRING' is not a tensor type nncc supports");
+                     "m/model.json: tensors[0].dataType 'STRING' is not a tensor type nncc "
+                     "supports");
   EXPECT_PATCH_ERROR("\"dataType\":\"FLOAT\"", "\"dataType\":\"FLOAT\",\"isQuantized\":true",
                      "m/model.json: tensors[0] is a quantized tensor; nncc does not support "
                      "quantized models yet");
@@ -378,8 +379,7 @@ static void check_errors(void) {
                      "m/model.json: tensors[1].requiresGrad is not a boolean");
 
   /* attributes.pkl */
-  static const char bad_id[] =
-      "\x80\x02(ctorch.jit._pickle\nbuild_tensor_from_id\nq\x00(K\x07tRt.";
+  static const char bad_id[] = "\x80\x02(ctorch.jit._pickle\nbuild_tensor_from_id\nq\x00(K\x07tRt.";
   expect_error_attrs(BASE_JSON, bad_id, sizeof bad_id - 1,
                      "m/attributes.pkl: build_tensor_from_id(7) is out of range: model.json "
                      "has 2 tensors",
@@ -409,29 +409,27 @@ static char *real_ir(const char *file) {
 static bool check_real(void) {
   if (!unit_real_fixture("tch-rs_foo_legacy_2019.pt")) return false;
   char *ir = real_ir("tch-rs_foo_legacy_2019.pt");
-  CHECK_STR(ir,
-            "graph forward(%0 x: ?[*], %1 y: ?[*]) -> (?[*]) {\n"
-            "  %2 = constant(2) : int\n"
-            "  %3 = mul(%0, %2) : ?[*]\n"
-            "  %4 = constant(1) : int\n"
-            "  %5 = add(%3, %1, %4) : ?[*]\n"
-            "  %6 = weight(\"value\") : f32[1]\n"
-            "  %7 = constant(1) : int\n"
-            "  %8 = add(%5, %6, %7) : ?[*]\n"
-            "  return %8\n"
-            "}\n");
+  CHECK_STR(ir, "graph forward(%0 x: ?[*], %1 y: ?[*]) -> (?[*]) {\n"
+                "  %2 = constant(2) : int\n"
+                "  %3 = mul(%0, %2) : ?[*]\n"
+                "  %4 = constant(1) : int\n"
+                "  %5 = add(%3, %1, %4) : ?[*]\n"
+                "  %6 = weight(\"value\") : f32[1]\n"
+                "  %7 = constant(1) : int\n"
+                "  %8 = add(%5, %6, %7) : ?[*]\n"
+                "  return %8\n"
+                "}\n");
   free(ir);
   ir = real_ir("ocaml-torch_foo2_legacy_2019-01.pt");
-  CHECK_STR(ir,
-            "graph forward(%0 x: ?[*], %1 y: ?[*]) -> (?[*], ?[*]) {\n"
-            "  %2 = weight(\"CONSTANTS.c0\") : i64[]\n"
-            "  %3 = mul(%0, %2) : ?[*]\n"
-            "  %4 = constant(1) : int\n"
-            "  %5 = add(%3, %1, %4) : ?[*]\n"
-            "  %6 = constant(1) : int\n"
-            "  %7 = sub(%0, %1, %6) : ?[*]\n"
-            "  return %5, %7\n"
-            "}\n");
+  CHECK_STR(ir, "graph forward(%0 x: ?[*], %1 y: ?[*]) -> (?[*], ?[*]) {\n"
+                "  %2 = weight(\"CONSTANTS.c0\") : i64[]\n"
+                "  %3 = mul(%0, %2) : ?[*]\n"
+                "  %4 = constant(1) : int\n"
+                "  %5 = add(%3, %1, %4) : ?[*]\n"
+                "  %6 = constant(1) : int\n"
+                "  %7 = sub(%0, %1, %6) : ?[*]\n"
+                "  return %5, %7\n"
+                "}\n");
   free(ir);
   ir = real_ir("tch-rs_foo1_legacy_2019.pt");
   CHECK(ir && strstr(ir, "weight(\"CONSTANTS.c0\") : f32[1]") && strstr(ir, "to("));
@@ -441,8 +439,7 @@ static bool check_real(void) {
 
 int main(void) {
   const char *t = getenv("NNCC_TEST_TMP");
-  snprintf(zip_path, sizeof zip_path, "%s/nncc_legacy_%d.pt", t && *t ? t : "/tmp",
-           (int)getpid());
+  snprintf(zip_path, sizeof zip_path, "%s/nncc_legacy_%d.pt", t && *t ? t : "/tmp", (int)getpid());
   check_valid(BASE_JSON, false);
   check_valid(BASE_JSON, true); /* deflated model.json and code (1.2) */
   /* dims, strides, offset and ids as JSON numbers */

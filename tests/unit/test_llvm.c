@@ -36,23 +36,15 @@ static void add_step(be_program *p, kernel *k, const be_bufid *slots) {
 /* ---- running programs ---------------------------------------------------- */
 
 /* Slot pointers of step s, as nncc_graph_run computes them. */
-static void step_slots(const be_program *p, const be_step *s, void *const *in,
-                       void *const *out, unsigned char *ws, void **slots) {
+static void step_slots(const be_program *p, const be_step *s, void *const *in, void *const *out,
+                       unsigned char *ws, void **slots) {
   for (int i = 0; i < s->k->bufs.len; i++) {
     const be_buf *b = &p->bufs.data[s->slots[i]];
     switch (b->kind) {
-    case BE_BUF_INPUT:
-      slots[i] = in[b->index];
-      break;
-    case BE_BUF_OUTPUT:
-      slots[i] = out[b->index];
-      break;
-    case BE_BUF_WEIGHT:
-      slots[i] = p->weights.data + b->offset;
-      break;
-    case BE_BUF_WORKSPACE:
-      slots[i] = ws + b->offset;
-      break;
+    case BE_BUF_INPUT: slots[i] = in[b->index]; break;
+    case BE_BUF_OUTPUT: slots[i] = out[b->index]; break;
+    case BE_BUF_WEIGHT: slots[i] = p->weights.data + b->offset; break;
+    case BE_BUF_WORKSPACE: slots[i] = ws + b->offset; break;
     case BE_BUF_DIMS:
       slots[i] = NULL; /* static programs only */
       break;
@@ -61,13 +53,11 @@ static void step_slots(const be_program *p, const be_step *s, void *const *in,
 }
 
 /* The reference: every step through k_interp. */
-static int run_interp(const be_program *p, void *const *in, void *const *out,
-                      unsigned char *ws) {
+static int run_interp(const be_program *p, void *const *in, void *const *out, unsigned char *ws) {
   for (int s = 0; s < p->steps.len; s++) {
     void *slots[64];
     step_slots(p, &p->steps.data[s], in, out, ws, slots);
-    if (k_interp(p->steps.data[s].k, slots) != 0)
-      return -1;
+    if (k_interp(p->steps.data[s].k, slots) != 0) return -1;
   }
   return 0;
 }
@@ -75,8 +65,7 @@ static int run_interp(const be_program *p, void *const *in, void *const *out,
 static const char rt_source[] =
     "#include <stdint.h>\n"
     "int nncc_test_calls;\n"
-    "/* serial: two uneven chunks, so begin/end matter */\n"
-    LT_RT_PARALLEL_FOR
+    "/* serial: two uneven chunks, so begin/end matter */\n" LT_RT_PARALLEL_FOR
     "  nncc_test_calls++;\n"
     "  fn(slots, 0, n / 3);\n"
     "  fn(slots, n / 3, n);\n"
@@ -87,97 +76,64 @@ static llvm_opts opts_o2 = {.opt_level = 2, .mcpu = "native", .triple = NULL};
 /* ---- values -------------------------------------------------------------- */
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t next_u64(void) {
-  return lt_xorshift(&rng);
-}
+static uint64_t next_u64(void) { return lt_xorshift(&rng); }
 static double uniform(double lo, double hi) {
   return lo + (hi - lo) * (double)(next_u64() >> 11) / 9007199254740992.0;
 }
 
-static const double f_specials[] = {
-    1.0, 65504.0, 65520.0, 1e-8,  6.1e-5,  -0.0,  INFINITY, NAN,
-    0.1, 2.5,     -2.5,    0.5,   1.5,     -7.0,  7.0,      -INFINITY,
-    3.0, -3.0,    1e30,    -1e30, 5.96e-8, 1e-40, 0.0,      -0.5};
-static const int64_t i_specials[] = {
-    -7, 7, -7, 7, 0, -1, 1, 100, -100, INT64_MAX, INT64_MIN, 255, 127, -128};
-static const int64_t i_specials_y[] = {2, -2, -2, 0,  3, -1, -1,
-                                       7, 3,  -1, -1, 2, 2,  0};
+static const double f_specials[] = {1.0,      65504.0, 65520.0, 1e-8,      6.1e-5, -0.0,
+                                    INFINITY, NAN,     0.1,     2.5,       -2.5,   0.5,
+                                    1.5,      -7.0,    7.0,     -INFINITY, 3.0,    -3.0,
+                                    1e30,     -1e30,   5.96e-8, 1e-40,     0.0,    -0.5};
+static const int64_t i_specials[] = {-7,  7,    -7,        7,         0,   -1,  1,
+                                     100, -100, INT64_MAX, INT64_MIN, 255, 127, -128};
+static const int64_t i_specials_y[] = {2, -2, -2, 0, 3, -1, -1, 7, 3, -1, -1, 2, 2, 0};
 
 /* Fills n elements of dtype dt; `second` selects the right-hand operands
  * (small integers with zeros, so division, modulo and pow are exercised). */
 static void fill(void *buf, nn_dtype dt, int n, bool second) {
   for (int i = 0; i < n; i++) {
     int ns = NN_ARRAY_LEN(f_specials), ni = NN_ARRAY_LEN(i_specials);
-    double f = second   ? uniform(-4, 4)
-               : i < ns ? f_specials[i]
-                        : uniform(-8, 8);
-    if (!second && i >= ns && i % 7 == 0)
-      f = uniform(-100, 100);
-    if (second && i % 11 == 0)
-      f = 0;
-    if (second && i % 13 == 0)
-      f = -f_specials[i % ns];
-    int64_t v =
-        second ? (i < ni ? i_specials_y[i] : (int64_t)(next_u64() % 19) - 9)
-               : (i < ni ? i_specials[i] : (int64_t)(next_u64() % 41) - 20);
-    if (!second && i >= ni && i % 5 == 0)
-      v = (int64_t)next_u64();
+    double f = second ? uniform(-4, 4) : i < ns ? f_specials[i] : uniform(-8, 8);
+    if (!second && i >= ns && i % 7 == 0) f = uniform(-100, 100);
+    if (second && i % 11 == 0) f = 0;
+    if (second && i % 13 == 0) f = -f_specials[i % ns];
+    int64_t v = second ? (i < ni ? i_specials_y[i] : (int64_t)(next_u64() % 19) - 9)
+                       : (i < ni ? i_specials[i] : (int64_t)(next_u64() % 41) - 20);
+    if (!second && i >= ni && i % 5 == 0) v = (int64_t)next_u64();
     switch (dt) {
-    case NN_DT_F32:
-      ((float *)buf)[i] = (float)f;
-      break;
-    case NN_DT_F64:
-      ((double *)buf)[i] = f;
-      break;
+    case NN_DT_F32: ((float *)buf)[i] = (float)f; break;
+    case NN_DT_F64: ((double *)buf)[i] = f; break;
     case NN_DT_F16: { /* mostly moderate exponents, some arbitrary patterns */
       uint16_t h = (uint16_t)next_u64();
-      if (i % 4)
-        h = (uint16_t)((h & 0x83ff) | ((10 + next_u64() % 10) << 10));
+      if (i % 4) h = (uint16_t)((h & 0x83ff) | ((10 + next_u64() % 10) << 10));
       ((uint16_t *)buf)[i] = h;
       break;
     }
     case NN_DT_BF16: {
       uint16_t h = (uint16_t)next_u64();
-      if (i % 4)
-        h = (uint16_t)((h & 0x807f) | ((120 + next_u64() % 14) << 7));
+      if (i % 4) h = (uint16_t)((h & 0x807f) | ((120 + next_u64() % 14) << 7));
       ((uint16_t *)buf)[i] = h;
       break;
     }
-    case NN_DT_I64:
-      ((int64_t *)buf)[i] = v;
-      break;
-    case NN_DT_I32:
-      ((int32_t *)buf)[i] = (int32_t)v;
-      break;
-    case NN_DT_I16:
-      ((int16_t *)buf)[i] = (int16_t)v;
-      break;
-    case NN_DT_I8:
-      ((int8_t *)buf)[i] = (int8_t)v;
-      break;
-    case NN_DT_U8:
-      ((uint8_t *)buf)[i] = (uint8_t)(second ? (v < 0 ? -v : v) : v);
-      break;
-    case NN_DT_BOOL:
-      ((uint8_t *)buf)[i] = (uint8_t)(next_u64() & 1);
-      break;
-    default:
-      break;
+    case NN_DT_I64: ((int64_t *)buf)[i] = v; break;
+    case NN_DT_I32: ((int32_t *)buf)[i] = (int32_t)v; break;
+    case NN_DT_I16: ((int16_t *)buf)[i] = (int16_t)v; break;
+    case NN_DT_I8: ((int8_t *)buf)[i] = (int8_t)v; break;
+    case NN_DT_U8: ((uint8_t *)buf)[i] = (uint8_t)(second ? (v < 0 ? -v : v) : v); break;
+    case NN_DT_BOOL: ((uint8_t *)buf)[i] = (uint8_t)(next_u64() & 1); break;
+    default: break;
     }
   }
 }
 
-static bool f16_nan(uint16_t h) {
-  return (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
-}
-static bool bf16_nan(uint16_t h) {
-  return (h & 0x7f80) == 0x7f80 && (h & 0x7f);
-}
+static bool f16_nan(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
+static bool bf16_nan(uint16_t h) { return (h & 0x7f80) == 0x7f80 && (h & 0x7f); }
 
 /* Compares n elements; returns the number of mismatches (the first few are
  * printed with `what`). */
-static int compare(const char *what, nn_dtype dt, const void *got,
-                   const void *want, int n, double tol) {
+static int compare(const char *what, nn_dtype dt, const void *got, const void *want, int n,
+                   double tol) {
   int bad = 0;
   for (int i = 0; i < n; i++) {
     bool ok;
@@ -186,29 +142,24 @@ static int compare(const char *what, nn_dtype dt, const void *got,
     case NN_DT_F32:
     case NN_DT_F64:
       g = dt == NN_DT_F32 ? ((const float *)got)[i] : ((const double *)got)[i];
-      w = dt == NN_DT_F32 ? ((const float *)want)[i]
-                          : ((const double *)want)[i];
-      ok = (isnan(g) && isnan(w)) || g == w ||
-           fabs(g - w) <= tol * fmax(fabs(g), fabs(w));
+      w = dt == NN_DT_F32 ? ((const float *)want)[i] : ((const double *)want)[i];
+      ok = (isnan(g) && isnan(w)) || g == w || fabs(g - w) <= tol * fmax(fabs(g), fabs(w));
       break;
     case NN_DT_F16:
     case NN_DT_BF16: {
       uint16_t a = ((const uint16_t *)got)[i], b = ((const uint16_t *)want)[i];
       g = a;
       w = b;
-      ok = a == b || (dt == NN_DT_F16 ? f16_nan(a) && f16_nan(b)
-                                      : bf16_nan(a) && bf16_nan(b));
+      ok = a == b || (dt == NN_DT_F16 ? f16_nan(a) && f16_nan(b) : bf16_nan(a) && bf16_nan(b));
       break;
     }
     default: {
       size_t es = nn_dtype_size(dt);
-      ok = memcmp((const char *)got + es * (size_t)i,
-                  (const char *)want + es * (size_t)i, es) == 0;
+      ok = memcmp((const char *)got + es * (size_t)i, (const char *)want + es * (size_t)i, es) == 0;
       break;
     }
     }
-    if (!ok && bad++ < 3)
-      fprintf(stderr, "  %s[%d]: got %.9g, want %.9g\n", what, i, g, w);
+    if (!ok && bad++ < 3) fprintf(stderr, "  %s[%d]: got %.9g, want %.9g\n", what, i, g, w);
   }
   return bad;
 }
@@ -216,14 +167,14 @@ static int compare(const char *what, nn_dtype dt, const void *got,
 /* ---- an elementwise kernel per (op, dtype) ------------------------------- */
 
 /* One kernel `out[i] = f(x[i], y[i], c[i])` over [0, N) as a vector loop. */
-static kernel *elementwise(nn_arena *a, const char *name, kx_op op, nn_dtype dt,
-                           nn_dtype to) {
+static kernel *elementwise(nn_arena *a, const char *name, kx_op op, nn_dtype dt, nn_dtype to) {
   kernel *k = k_new(a, name);
   int32_t x = k_buf(k, dt, N, false, "x"), y = k_buf(k, dt, N, false, "y");
   int32_t c = k_buf(k, NN_DT_BOOL, N, false, "c");
-  nn_dtype odt = op == KX_CAST                                    ? to
-                 : (op == KX_NOT || (op >= KX_EQ && op <= KX_OR)) ? NN_DT_BOOL
-                                                                  : dt;
+  nn_dtype odt = op == KX_CAST ? to
+                 : (op == KX_NOT || (op >= KX_EQ && op <= KX_OR))
+                     ? NN_DT_BOOL
+                     : dt;
   int32_t out = k_buf(k, odt, N, true, "out");
   int32_t i = k_for_begin(k, k_i64(k, 0), k_i64(k, N), KS_VECTOR);
   kx_id xi = k_load(k, x, k_varref(k, i)), yi = k_load(k, y, k_varref(k, i));
@@ -241,9 +192,8 @@ static kernel *elementwise(nn_arena *a, const char *name, kx_op op, nn_dtype dt,
   return k;
 }
 
-static const nn_dtype all_dtypes[] = {
-    NN_DT_F32, NN_DT_F64, NN_DT_F16, NN_DT_BF16, NN_DT_I64,
-    NN_DT_I32, NN_DT_I16, NN_DT_I8,  NN_DT_U8,   NN_DT_BOOL};
+static const nn_dtype all_dtypes[] = {NN_DT_F32, NN_DT_F64, NN_DT_F16, NN_DT_BF16, NN_DT_I64,
+                                      NN_DT_I32, NN_DT_I16, NN_DT_I8,  NN_DT_U8,   NN_DT_BOOL};
 enum { NDT = NN_ARRAY_LEN(all_dtypes) };
 
 /* Every kx op at every dtype (and every cast), compiled as one program and
@@ -271,10 +221,9 @@ static void test_all_ops(int opt_level) {
       int ncast = op == KX_CAST ? NDT : 1;
       for (int t = 0; t < ncast; t++) {
         nn_dtype to = op == KX_CAST ? all_dtypes[t] : dt;
-        if (op == KX_CAST && to == dt)
-          continue;
-        char *name = nn_sprintf(a, "k%d_op%d_%s_%s", p->steps.len, op,
-                                nn_dtype_name(dt), nn_dtype_name(to));
+        if (op == KX_CAST && to == dt) continue;
+        char *name = nn_sprintf(a, "k%d_op%d_%s_%s", p->steps.len, op, nn_dtype_name(dt),
+                                nn_dtype_name(to));
         kernel *k = elementwise(a, name, (kx_op)op, dt, to);
         be_bufid out = lt_add_buf(p, BE_BUF_OUTPUT, k->bufs.data[3].dtype, N, 0);
         be_bufid sl[4] = {xin[d], yin[d], cin, out};
@@ -294,16 +243,13 @@ static void test_all_ops(int opt_level) {
   nn_diag d;
   nn_diag_init(&d, stderr);
   llvm_result r;
-  CHECK_INT(llvm_compile(p, &(llvm_opts){.opt_level = opt_level}, true, &r, &d),
-            0);
+  CHECK_INT(llvm_compile(p, &(llvm_opts){.opt_level = opt_level}, true, &r, &d), 0);
   CHECK_INT(d.errors, 0);
-  if (d.errors)
-    goto out;
+  if (d.errors) goto out;
   CHECK(r.cpu && r.cpu[0]);
   if (opt_level >= 2) {
     /* the f32 loops were vectorized for the host's vector width */
-    CHECK(strstr(r.ir_text, "<4 x float>") ||
-          strstr(r.ir_text, "<8 x float>") ||
+    CHECK(strstr(r.ir_text, "<4 x float>") || strstr(r.ir_text, "<8 x float>") ||
           strstr(r.ir_text, "<16 x float>"));
     /* noalias parameters became scoped alias metadata when inlined */
     CHECK(strstr(r.ir_text, "!alias.scope") != NULL);
@@ -316,12 +262,11 @@ static void test_all_ops(int opt_level) {
     for (int s = 0; s < p->steps.len; s++) {
       const kernel *k = p->steps.data[s].k;
       int o = p->bufs.data[p->steps.data[s].slots[3]].index;
-      if (compare(k->name, k->bufs.data[3].dtype, got[o], want[o], N, 1e-6))
-        bad_kernels++;
+      if (compare(k->name, k->bufs.data[3].dtype, got[o], want[o], N, 1e-6)) bad_kernels++;
     }
     CHECK_INT(bad_kernels, 0);
-    printf("all ops at -O%d: %d kernels compared, %d differ\n", opt_level,
-           p->steps.len, bad_kernels);
+    printf("all ops at -O%d: %d kernels compared, %d differ\n", opt_level, p->steps.len,
+           bad_kernels);
 
     /* known values: find the outputs by kernel name */
     for (int s = 0; s < p->steps.len; s++) {
@@ -361,8 +306,7 @@ static void test_all_ops(int opt_level) {
         CHECK_INT(gh[8], 0x2e66);
       }
       if (!strcmp(nm, nn_sprintf(a, "op%d_f32_f32", KX_ROUND))) {
-        CHECK(gf[9] == 2.0f && gf[10] == -2.0f && gf[11] == 0.0f &&
-              gf[12] == 2.0f);
+        CHECK(gf[9] == 2.0f && gf[10] == -2.0f && gf[11] == 0.0f && gf[12] == 2.0f);
       }
       if (!strcmp(nm, nn_sprintf(a, "op%d_f32_i32", KX_CAST))) {
         const int32_t *g32 = got[o];
@@ -389,8 +333,7 @@ static kernel *reduction(nn_arena *a, int64_t rows, int64_t K) {
   int32_t i = k_for_begin(k, k_i64(k, 0), k_i64(k, rows), KS_PARALLEL);
   k_let(k, acc, k_const_f(k, NN_DT_F32, 0));
   int32_t j = k_for_begin(k, k_i64(k, 0), k_i64(k, K), KS_REDUCE);
-  kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_varref(k, i), k_i64(k, K)),
-                    k_varref(k, j));
+  kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_varref(k, i), k_i64(k, K)), k_varref(k, j));
   k_let(k, acc, k_bin(k, KX_ADD, k_varref(k, acc), k_load(k, x, idx)));
   k_for_end(k);
   k_store(k, out, k_varref(k, i), k_varref(k, acc));
@@ -407,8 +350,7 @@ static void test_reduction_parallel(void) {
                     lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, rows, 0)};
   add_step(p, k, sl);
   float *x = nn_alloc(a, sizeof(float) * (size_t)(rows * K));
-  for (int64_t i = 0; i < rows * K; i++)
-    x[i] = (float)uniform(0, 1);
+  for (int64_t i = 0; i < rows * K; i++) x[i] = (float)uniform(0, 1);
   float got[64], want[64];
   void *in[1] = {x}, *og[1] = {got}, *ow[1] = {want};
   CHECK_INT(run_interp(p, in, ow, NULL), 0);
@@ -416,8 +358,7 @@ static void test_reduction_parallel(void) {
   nn_diag_init(&d, stderr);
   llvm_result r;
   CHECK_INT(llvm_compile(p, &opts_o2, true, &r, &d), 0);
-  if (d.errors)
-    goto out;
+  if (d.errors) goto out;
   /* the root loop runs over [begin, end); the reduction is vectorized */
   CHECK(strstr(r.ir_text, "call void @nncc_rt_parallel_for") != NULL);
   CHECK(strstr(r.ir_text, "x float>") != NULL);
@@ -444,8 +385,7 @@ static void test_steps_if_weights(void) {
   nn_arena *a = nn_arena_new();
   be_program *p = new_prog(a);
   float wv[16];
-  for (int i = 0; i < 16; i++)
-    wv[i] = (float)(i + 1) * 0.25f;
+  for (int i = 0; i < 16; i++) wv[i] = (float)(i + 1) * 0.25f;
   for (int i = 0; i < 64 + 16 * 4; i++) {
     unsigned char z = 0;
     NN_PUSH(a, p->weights, z);
@@ -458,14 +398,12 @@ static void test_steps_if_weights(void) {
   be_bufid bo = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 10, 0);
 
   kernel *k1 = k_new(a, "k_if");
-  int32_t x = k_buf(k1, NN_DT_F32, 10, false, "x"),
-          w = k_buf(k1, NN_DT_F32, 16, false, "w");
+  int32_t x = k_buf(k1, NN_DT_F32, 10, false, "x"), w = k_buf(k1, NN_DT_F32, 16, false, "w");
   int32_t t = k_buf(k1, NN_DT_F32, 10, true, "t");
   int32_t i = k_for_begin(k1, k_i64(k1, 0), k_i64(k1, 10), 0);
   kx_id xi = k_load(k1, x, k_varref(k1, i));
   k_if_begin(k1, k_bin(k1, KX_GT, xi, k_const_f(k1, NN_DT_F32, 0)));
-  k_store(k1, t, k_varref(k1, i),
-          k_bin(k1, KX_MUL, xi, k_load(k1, w, k_varref(k1, i))));
+  k_store(k1, t, k_varref(k1, i), k_bin(k1, KX_MUL, xi, k_load(k1, w, k_varref(k1, i))));
   k_else(k1);
   k_store(k1, t, k_varref(k1, i), k_const_f(k1, NN_DT_F32, -1));
   k_if_end(k1);
@@ -474,8 +412,7 @@ static void test_steps_if_weights(void) {
   add_step(p, k1, s1);
 
   kernel *k2 = k_new(a, "k_par1");
-  int32_t t2 = k_buf(k2, NN_DT_F32, 10, false, "t"),
-          w2 = k_buf(k2, NN_DT_F32, 16, false, "w");
+  int32_t t2 = k_buf(k2, NN_DT_F32, 10, false, "t"), w2 = k_buf(k2, NN_DT_F32, 16, false, "w");
   int32_t o2 = k_buf(k2, NN_DT_F32, 10, true, "out");
   k_for_begin(k2, k_i64(k2, 0), k_i64(k2, 1), KS_PARALLEL);
   int32_t j = k_for_begin(k2, k_i64(k2, 0), k_i64(k2, 10), KS_VECTOR);
@@ -489,16 +426,14 @@ static void test_steps_if_weights(void) {
   add_step(p, k2, s2);
 
   float xv[10] = {1, -2, 3, 0, 5, -6, 7, 8, -9, 10}, got[10], want[10];
-  unsigned char ws1[128] __attribute__((aligned(64))),
-      ws2[128] __attribute__((aligned(64)));
+  unsigned char ws1[128] __attribute__((aligned(64))), ws2[128] __attribute__((aligned(64)));
   void *in[1] = {xv}, *og[1] = {got}, *ow[1] = {want};
   CHECK_INT(run_interp(p, in, ow, ws1), 0);
   nn_diag d;
   nn_diag_init(&d, stderr);
   llvm_result r;
   CHECK_INT(llvm_compile(p, &(llvm_opts){.opt_level = 3}, false, &r, &d), 0);
-  if (d.errors)
-    goto out;
+  if (d.errors) goto out;
   CHECK(r.ir_text == NULL);
   graph_fn fn;
   void *h = lt_load_object(&r, &fn);
@@ -527,28 +462,24 @@ static void test_overlap(void) {
   be_bufid bws = lt_add_buf(p, BE_BUF_WORKSPACE, NN_DT_F32, 256, 0);
   be_bufid bo = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 256, 0);
   kernel *k0 = k_new(a, "k_copy_in");
-  int32_t s = k_buf(k0, NN_DT_F32, 256, false, "x"),
-          t = k_buf(k0, NN_DT_F32, 256, true, "t");
+  int32_t s = k_buf(k0, NN_DT_F32, 256, false, "x"), t = k_buf(k0, NN_DT_F32, 256, true, "t");
   int32_t i = k_for_begin(k0, k_i64(k0, 0), k_i64(k0, 256), KS_VECTOR);
   k_store(k0, t, k_varref(k0, i), k_load(k0, s, k_varref(k0, i)));
   k_for_end(k0);
   be_bufid s0[2] = {bx, bws};
   add_step(p, k0, s0);
   kernel *k1 = k_new(a, "k_shift");
-  int32_t in = k_buf(k1, NN_DT_F32, 256, false, "in"),
-          out = k_buf(k1, NN_DT_F32, 256, true, "out");
+  int32_t in = k_buf(k1, NN_DT_F32, 256, false, "in"), out = k_buf(k1, NN_DT_F32, 256, true, "out");
   i = k_for_begin(k1, k_i64(k1, 0), k_i64(k1, 255), 0);
   k_store(k1, out, k_bin(k1, KX_ADD, k_varref(k1, i), k_i64(k1, 1)),
           k_load(k1, in, k_varref(k1, i)));
   k_for_end(k1);
   be_bufid s1[2] = {bws, bws};
   add_step(p, k1, s1);
-  add_step(p, k0,
-           (be_bufid[]){bws, bo}); /* the same kernel again: one function */
+  add_step(p, k0, (be_bufid[]){bws, bo}); /* the same kernel again: one function */
 
   float xv[256], got[256], want[256];
-  for (int j = 0; j < 256; j++)
-    xv[j] = (float)j;
+  for (int j = 0; j < 256; j++) xv[j] = (float)j;
   unsigned char ws1[1024], ws2[1024];
   void *vin[1] = {xv}, *og[1] = {got}, *ow[1] = {want};
   CHECK_INT(run_interp(p, vin, ow, ws1), 0);
@@ -557,10 +488,8 @@ static void test_overlap(void) {
   nn_diag_init(&d, stderr);
   llvm_result r;
   CHECK_INT(llvm_compile(p, &opts_o2, true, &r, &d), 0);
-  if (d.errors)
-    goto out;
-  if (getenv("NNCC_TEST_DUMP_IR"))
-    fputs(r.ir_text, stderr);
+  if (d.errors) goto out;
+  if (getenv("NNCC_TEST_DUMP_IR")) fputs(r.ir_text, stderr);
   CHECK(strstr(r.ir_text, "void @k_copy_in(") != NULL);
   CHECK(strstr(r.ir_text, "@k_copy_in.1") == NULL);
   graph_fn fn;
@@ -581,10 +510,8 @@ static void test_gemm(void) {
   be_program *p = new_prog(a);
   const int64_t M = 5, Nn = 37, K = 19;
   kernel *k = k_new(a, "k_gemm");
-  int32_t A = k_buf(k, NN_DT_F32, M * K, false, "a"),
-          B = k_buf(k, NN_DT_F32, K * Nn, false, "b");
-  int32_t bias = k_buf(k, NN_DT_F32, Nn, false, "bias"),
-          C = k_buf(k, NN_DT_F32, M * Nn, true, "c");
+  int32_t A = k_buf(k, NN_DT_F32, M * K, false, "a"), B = k_buf(k, NN_DT_F32, K * Nn, false, "b");
+  int32_t bias = k_buf(k, NN_DT_F32, Nn, false, "bias"), C = k_buf(k, NN_DT_F32, M * Nn, true, "c");
   ks_gemm g = {.a = A,
                .b = B,
                .c = C,
@@ -611,27 +538,20 @@ static void test_gemm(void) {
                     lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, Nn, 0),
                     lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, M * Nn, 0)};
   add_step(p, k, sl);
-  float *av = nn_alloc(a, 4 * (size_t)(M * K)),
-        *bv = nn_alloc(a, 4 * (size_t)(K * Nn)),
+  float *av = nn_alloc(a, 4 * (size_t)(M * K)), *bv = nn_alloc(a, 4 * (size_t)(K * Nn)),
         *cv = nn_alloc(a, 4 * (size_t)Nn);
-  for (int i = 0; i < M * K; i++)
-    av[i] = (float)uniform(-1, 1);
-  for (int i = 0; i < K * Nn; i++)
-    bv[i] = (float)uniform(-1, 1);
-  for (int i = 0; i < Nn; i++)
-    cv[i] = (float)uniform(-1, 1);
-  float *got = nn_alloc(a, 4 * (size_t)(M * Nn)),
-        *want = nn_alloc(a, 4 * (size_t)(M * Nn));
+  for (int i = 0; i < M * K; i++) av[i] = (float)uniform(-1, 1);
+  for (int i = 0; i < K * Nn; i++) bv[i] = (float)uniform(-1, 1);
+  for (int i = 0; i < Nn; i++) cv[i] = (float)uniform(-1, 1);
+  float *got = nn_alloc(a, 4 * (size_t)(M * Nn)), *want = nn_alloc(a, 4 * (size_t)(M * Nn));
   void *in[3] = {av, bv, cv}, *og[1] = {got}, *ow[1] = {want};
   CHECK_INT(run_interp(p, in, ow, NULL), 0);
   nn_diag d;
   nn_diag_init(&d, stderr);
   llvm_result r;
   CHECK_INT(llvm_compile(p, &opts_o2, false, &r, &d), 0);
-  if (d.errors)
-    goto out;
-  CHECK_INT(k->stmts.data[k->root.data[0]].kind,
-            KS_GEMM); /* the program is untouched */
+  if (d.errors) goto out;
+  CHECK_INT(k->stmts.data[k->root.data[0]].kind, KS_GEMM); /* the program is untouched */
   graph_fn fn;
   void *h = lt_load_object(&r, &fn);
   if (h) {
@@ -665,8 +585,7 @@ static void test_determinism(void) {
     llvm_opts o = {.opt_level = lvl, .mcpu = cpu};
     CHECK_INT(llvm_compile(p, &o, true, &r1, &d), 0);
     CHECK_INT(llvm_compile(p, &o, true, &r2, &d), 0);
-    if (d.errors)
-      break;
+    if (d.errors) break;
     CHECK(r1.obj_size > 64 && r1.obj_size == r2.obj_size &&
           memcmp(r1.obj, r2.obj, r1.obj_size) == 0);
     CHECK_STR(r1.ir_text, r2.ir_text);
@@ -682,16 +601,13 @@ static void test_determinism(void) {
   nn_diag d;
   nn_diag_init(&d, stderr);
   llvm_result r;
-  CHECK_INT(llvm_compile(p,
-                         &(llvm_opts){.opt_level = 2,
-                                      .triple = "aarch64-unknown-linux-gnu"},
+  CHECK_INT(llvm_compile(p, &(llvm_opts){.opt_level = 2, .triple = "aarch64-unknown-linux-gnu"},
                          true, &r, &d),
             0);
   if (!d.errors) {
     CHECK_STR(r.cpu, "generic");
     CHECK(memcmp(r.obj, "\177ELF", 4) == 0);
-    CHECK(strstr(r.ir_text, "target triple = \"aarch64-unknown-linux-gnu\"") !=
-          NULL);
+    CHECK(strstr(r.ir_text, "target triple = \"aarch64-unknown-linux-gnu\"") != NULL);
     CHECK(strstr(r.ir_text, "<4 x float>") != NULL);
   }
   llvm_result_free(&r);
@@ -699,8 +615,7 @@ static void test_determinism(void) {
 }
 
 /* Compiles p expecting one error whose text contains `want`. */
-static void expect_error(const be_program *p, const llvm_opts *o,
-                         const char *want) {
+static void expect_error(const be_program *p, const llvm_opts *o, const char *want) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
@@ -711,8 +626,7 @@ static void expect_error(const be_program *p, const llvm_opts *o,
   fclose(f);
   CHECK_INT(d.errors, 1);
   CHECK(r.obj == NULL && r.cpu == NULL);
-  if (!strstr(text, want))
-    fprintf(stderr, "error text '%s' lacks '%s'\n", text, want);
+  if (!strstr(text, want)) fprintf(stderr, "error text '%s' lacks '%s'\n", text, want);
   CHECK(strstr(text, want) != NULL);
   free(text);
 }
@@ -750,9 +664,8 @@ static void test_errors(void) {
   expect_error(p, &opts_o2, "writes read-only buffer");
   p->steps.data[0].slots[3] = out;
   expect_error(p, &(llvm_opts){.opt_level = 7}, "optimization level 7");
-  expect_error(
-      p, &(llvm_opts){.opt_level = 2, .triple = "nonsense-unknown-nothing"},
-      "unknown target triple");
+  expect_error(p, &(llvm_opts){.opt_level = 2, .triple = "nonsense-unknown-nothing"},
+               "unknown target triple");
   p->bufs.data[out].index = 5;
   expect_error(p, &opts_o2, "names graph output 5 of 1");
   p->bufs.data[out].index = 0;

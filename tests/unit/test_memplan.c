@@ -17,8 +17,7 @@ static bool disjoint(const mp_block *b, int n) {
     if (b[i].offset % 64) return false;
     for (int j = i + 1; j < n; j++) {
       bool together = b[i].first <= b[j].last && b[j].first <= b[i].last;
-      bool overlap = b[i].offset < b[j].offset + b[j].size &&
-                     b[j].offset < b[i].offset + b[i].size;
+      bool overlap = b[i].offset < b[j].offset + b[j].size && b[j].offset < b[i].offset + b[i].size;
       if (together && overlap) return false;
     }
   }
@@ -73,9 +72,8 @@ static void test_bound_math(void) {
  * the bottom and the top and meets the bound. */
 static void test_residual_runs(void) {
   mp_block b[] = {
-      {64, 4, 13, 0},  {256, 8, 9, 0},   {256, 9, 10, 0},
-      {64, 13, 22, 0}, {256, 17, 18, 0}, {256, 18, 19, 0},
-      {64, 22, 31, 0}, {256, 26, 27, 0}, {256, 27, 28, 0},
+      {64, 4, 13, 0},   {256, 8, 9, 0},  {256, 9, 10, 0},  {64, 13, 22, 0},  {256, 17, 18, 0},
+      {256, 18, 19, 0}, {64, 22, 31, 0}, {256, 26, 27, 0}, {256, 27, 28, 0},
   };
   CHECK_INT(mp_lower_bound(b, 9), 576);
   CHECK_INT(mp_assign(b, 9), 576);
@@ -107,15 +105,18 @@ static void test_many(void) {
 /* ---- a program ---------------------------------------------------------- */
 
 static be_bufid add(be_program *p, be_bufkind kind, int64_t elems, int32_t index) {
-  be_buf b = {.kind = kind, .dtype = NN_DT_F32, .elems = elems, .index = index,
+  be_buf b = {.kind = kind,
+              .dtype = NN_DT_F32,
+              .elems = elems,
+              .index = index,
               .offset = 4096 * (uint64_t)p->bufs.len /* stale, replanned */};
   NN_PUSH(p->arena, p->bufs, b);
   return p->bufs.len - 1;
 }
 
 /* out[i] = in[i % in_n + off] * mul + add over i < out_n, as one step. */
-static void step(be_program *p, be_bufid out, int64_t out_n, be_bufid in, int64_t in_n,
-                 int64_t off, double mul, double addend) {
+static void step(be_program *p, be_bufid out, int64_t out_n, be_bufid in, int64_t in_n, int64_t off,
+                 double mul, double addend) {
   kernel *k = k_new(p->arena, nn_sprintf(p->arena, "k%d", p->steps.len));
   int32_t o = k_buf(k, NN_DT_F32, out_n, true, "out");
   int32_t x = k_buf(k, NN_DT_F32, in_n, false, "x");
@@ -136,15 +137,15 @@ static void test_program(nn_arena *a) {
   be_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
   be_bufid x = add(p, BE_BUF_INPUT, 16, 0);
-  be_bufid t1 = add(p, BE_BUF_WORKSPACE, 16, -1);   /* steps 0..1, 64 B */
-  be_bufid t2 = add(p, BE_BUF_WORKSPACE, 32, -1);   /* steps 1..2, 128 B */
-  be_bufid t3 = add(p, BE_BUF_WORKSPACE, 16, -1);   /* steps 2..3, 64 B */
+  be_bufid t1 = add(p, BE_BUF_WORKSPACE, 16, -1);    /* steps 0..1, 64 B */
+  be_bufid t2 = add(p, BE_BUF_WORKSPACE, 32, -1);    /* steps 1..2, 128 B */
+  be_bufid t3 = add(p, BE_BUF_WORKSPACE, 16, -1);    /* steps 2..3, 64 B */
   be_bufid unused = add(p, BE_BUF_WORKSPACE, 8, -1); /* bound by no step */
   be_bufid out = add(p, BE_BUF_OUTPUT, 16, 0);
-  step(p, t1, 16, x, 16, 0, 1, 1);    /* t1 = x + 1 */
-  step(p, t2, 32, t1, 16, 0, 2, 0);   /* t2[j] = 2 * t1[j % 16] */
-  step(p, t3, 16, t2, 32, 16, 2, 0);  /* t3[i] = 2 * t2[16 + i] */
-  step(p, out, 16, t3, 16, 0, 1, 1);  /* out = t3 + 1 */
+  step(p, t1, 16, x, 16, 0, 1, 1);   /* t1 = x + 1 */
+  step(p, t2, 32, t1, 16, 0, 2, 0);  /* t2[j] = 2 * t1[j % 16] */
+  step(p, t3, 16, t2, 32, 16, 2, 0); /* t3[i] = 2 * t2[16 + i] */
+  step(p, out, 16, t3, 16, 0, 1, 1); /* out = t3 + 1 */
   be_memplan(p);
   /* largest first: t2 at 0; t1 beside it; t3 meets only t2, so it takes
    * t1's bytes */

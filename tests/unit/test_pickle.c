@@ -22,96 +22,111 @@ static const char P_INTS[] =
     "J\xff\xff\xff\xffJ\x7f\xff\xff\xffJ\xff\xff\xff\x7fJ\x00\x00\x00\x80"
     "\x8a\x05\x00\x00\x00\x80\x00\x8a\x08\x00\x00\x00\x00\x00\x00\x00@\x8a\x08\x00"
     "\x00\x00\x00\x00\x00\x00\x80\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7ftq\x00"
-    "."
-    ;
+    ".";
 /* P_FLOATS: pickle.dumps((1.5, -0.0, 1e-05, inf, 0.1), protocol=2) */
 static const char P_FLOATS[] =
     "\x80\x02(G\x3f\xf8\x00\x00\x00\x00\x00\x00G\x80\x00\x00\x00\x00\x00\x00"
     "\x00G>\xe4\xf8\xb5\x88\xe3h\xf1G\x7f\xf0\x00\x00\x00\x00\x00\x00G"
-    "\x3f\xb9\x99\x99\x99\x99\x99\x9atq\x00."
-    ;
+    "\x3f\xb9\x99\x99\x99\x99\x99\x9atq\x00.";
 /* P_STRS: pickle.dumps(('hé', '日本', ''), protocol=2) */
-static const char P_STRS[] =
-    "\x80\x02X\x03\x00\x00\x00h\xc3\xa9q\x00X\x06\x00\x00\x00\xe6\x97\xa5"
-    "\xe6\x9c\xacq\x01X\x00\x00\x00\x00q\x02\x87q\x03."
-    ;
+static const char P_STRS[] = "\x80\x02X\x03\x00\x00\x00h\xc3\xa9q\x00X\x06\x00\x00\x00\xe6\x97\xa5"
+                             "\xe6\x9c\xacq\x01X\x00\x00\x00\x00q\x02\x87q\x03.";
 /* P_NESTED: pickle.dumps({'a': [1, (2, 3)], 'b': {'c': None, 'd': True}}, protocol=2) */
 static const char P_NESTED[] =
-    "\x80\x02}q\x00(X\x01\x00\x00\x00" "aq\x01]q\x02(K\x01"
-    "K\x02K\x03\x86q\x03" "eX\x01\x00\x00\x00" "bq\x04}q\x05("
-    "X\x01\x00\x00\x00" "cq\x06NX\x01\x00\x00\x00" "dq\x07\x88uu"
-    "."
-    ;
+    "\x80\x02}q\x00(X\x01\x00\x00\x00"
+    "aq\x01]q\x02(K\x01"
+    "K\x02K\x03\x86q\x03"
+    "eX\x01\x00\x00\x00"
+    "bq\x04}q\x05("
+    "X\x01\x00\x00\x00"
+    "cq\x06NX\x01\x00\x00\x00"
+    "dq\x07\x88uu"
+    ".";
 /* P_MEMO: pickle.dumps(([7], [7], 'k', 'k'), protocol=2) */
-static const char P_MEMO[] =
-    "\x80\x02(]q\x00K\x07" "ah\x00X\x01\x00\x00\x00kq\x01h"
-    "\x01tq\x02."
-    ;
+static const char P_MEMO[] = "\x80\x02(]q\x00K\x07"
+                             "ah\x00X\x01\x00\x00\x00kq\x01h"
+                             "\x01tq\x02.";
 /* P_PROTO0: pickle.dumps((1, True, False, -5, 1099511627776, 'hé\n', 1.5, None, [1, 2], {'a': 1}, "it's"), protocol=0) */
 static const char P_PROTO0[] =
     "(I1\x0aI01\x0aI00\x0aI-5\x0aL109"
     "9511627776L\x0aVh\xe9\x5cu000"
-    "a\x0ap0\x0a" "F1.5\x0aN(lp1\x0aI1\x0a" "a"
-    "I2\x0a" "a(dp2\x0aVa\x0ap3\x0aI1\x0asV"
-    "it's\x0ap4\x0atp5\x0a."
-    ;
+    "a\x0ap0\x0a"
+    "F1.5\x0aN(lp1\x0aI1\x0a"
+    "a"
+    "I2\x0a"
+    "a(dp2\x0aVa\x0ap3\x0aI1\x0asV"
+    "it's\x0ap4\x0atp5\x0a.";
 /* P_PROTO4: pickle.dumps(('hi', ['hi', b'by'], OrderedDict([('a', 1)])), protocol=4) */
 static const char P_PROTO4[] =
     "\x80\x04\x95;\x00\x00\x00\x00\x00\x00\x00\x8c\x02hi\x94]\x94(h"
-    "\x00" "C\x02" "by\x94" "e\x8c\x0b" "collections"
+    "\x00"
+    "C\x02"
+    "by\x94"
+    "e\x8c\x0b"
+    "collections"
     "\x94\x8c\x0bOrderedDict\x94\x93\x94)R\x94"
-    "\x8c\x01" "a\x94K\x01s\x87\x94."
-    ;
+    "\x8c\x01"
+    "a\x94K\x01s\x87\x94.";
 /* P_ODICT: pickle.dumps(OrderedDict([('w', 1), ('b', 2)]), protocol=2) */
-static const char P_ODICT[] =
-    "\x80\x02" "ccollections\x0aOrder"
-    "edDict\x0aq\x00)Rq\x01(X\x01\x00\x00\x00w"
-    "q\x02K\x01X\x01\x00\x00\x00" "bq\x03K\x02u."
-    ;
+static const char P_ODICT[] = "\x80\x02"
+                              "ccollections\x0aOrder"
+                              "edDict\x0aq\x00)Rq\x01(X\x01\x00\x00\x00w"
+                              "q\x02K\x01X\x01\x00\x00\x00"
+                              "bq\x03K\x02u.";
 /* P_BYTES2: pickle.dumps(b'\x00\xffab', protocol=2) */
 static const char P_BYTES2[] =
-    "\x80\x02" "c_codecs\x0a" "encode\x0aq\x00"
-    "X\x05\x00\x00\x00\x00\xc3\xbf" "abq\x01X\x06\x00\x00\x00lat"
-    "in1q\x02\x86q\x03Rq\x04."
-    ;
+    "\x80\x02"
+    "c_codecs\x0a"
+    "encode\x0aq\x00"
+    "X\x05\x00\x00\x00\x00\xc3\xbf"
+    "abq\x01X\x06\x00\x00\x00lat"
+    "in1q\x02\x86q\x03Rq\x04.";
 /* P_SET2: pickle.dumps(({1, 2}, frozenset({3})), protocol=2) */
 static const char P_SET2[] =
-    "\x80\x02" "c__builtin__\x0aset\x0aq"
-    "\x00]q\x01(K\x01K\x02" "e\x85q\x02Rq\x03" "c__b"
-    "uiltin__\x0a" "frozenset\x0aq"
-    "\x04]q\x05K\x03" "a\x85q\x06Rq\x07\x86q\x08."
-    ;
+    "\x80\x02"
+    "c__builtin__\x0aset\x0aq"
+    "\x00]q\x01(K\x01K\x02"
+    "e\x85q\x02Rq\x03"
+    "c__b"
+    "uiltin__\x0a"
+    "frozenset\x0aq"
+    "\x04]q\x05K\x03"
+    "a\x85q\x06Rq\x07\x86q\x08.";
 /* P_SET4: pickle.dumps(({1, 2}, frozenset({3})), protocol=4) */
-static const char P_SET4[] =
-    "\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8f\x94(K\x01K\x02\x90("
-    "K\x03\x91\x94\x86\x94."
-    ;
+static const char P_SET4[] = "\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8f\x94(K\x01K\x02\x90("
+                             "K\x03\x91\x94\x86\x94.";
 /* P_BIGNEG: pickle.dumps(-1180591620717411303424, protocol=2) */
-static const char P_BIGNEG[] =
-    "\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\xc0."
-    ;
+static const char P_BIGNEG[] = "\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\xc0.";
 /* P_SD: data.pkl of torch.save(OrderedDict(w=a, v=a[1:, 1:3], i=torch.tensor(7), d=torch.zeros(2, dtype=torch.float16))) with a = torch.arange(12.).reshape(3, 4), torch 1.13 */
 static const char P_SD[] =
-    "\x80\x02" "ccollections\x0aOrder"
+    "\x80\x02"
+    "ccollections\x0aOrder"
     "edDict\x0aq\x00)Rq\x01(X\x01\x00\x00\x00w"
-    "q\x02" "ctorch._utils\x0a_reb"
+    "q\x02"
+    "ctorch._utils\x0a_reb"
     "uild_tensor_v2\x0aq\x03((X"
-    "\x07\x00\x00\x00storageq\x04" "ctorch\x0a"
+    "\x07\x00\x00\x00storageq\x04"
+    "ctorch\x0a"
     "FloatStorage\x0aq\x05X\x01\x00\x00\x00"
-    "0q\x06X\x03\x00\x00\x00" "cpuq\x07K\x0ctq\x08QK"
+    "0q\x06X\x03\x00\x00\x00"
+    "cpuq\x07K\x0ctq\x08QK"
     "\x00K\x03K\x04\x86q\x09K\x04K\x01\x86q\x0a\x89h\x00)R"
     "q\x0btq\x0cRq\x0dX\x01\x00\x00\x00vq\x0eh\x03(("
     "h\x04h\x05h\x06h\x07K\x0ctq\x0fQK\x05K\x02K\x02"
     "\x86q\x10K\x04K\x01\x86q\x11\x89h\x00)Rq\x12tq\x13"
-    "Rq\x14X\x01\x00\x00\x00iq\x15h\x03((h\x04" "cto"
+    "Rq\x14X\x01\x00\x00\x00iq\x15h\x03((h\x04"
+    "cto"
     "rch\x0aLongStorage\x0aq\x16X\x01"
-    "\x00\x00\x00" "1q\x17h\x07K\x01tq\x18QK\x00))\x89h"
-    "\x00)Rq\x19tq\x1aRq\x1bX\x01\x00\x00\x00" "dq\x1ch"
-    "\x03((h\x04" "ctorch\x0aHalfStor"
-    "age\x0aq\x1dX\x01\x00\x00\x00" "2q\x1eh\x07K\x02tq"
+    "\x00\x00\x00"
+    "1q\x17h\x07K\x01tq\x18QK\x00))\x89h"
+    "\x00)Rq\x19tq\x1aRq\x1bX\x01\x00\x00\x00"
+    "dq\x1ch"
+    "\x03((h\x04"
+    "ctorch\x0aHalfStor"
+    "age\x0aq\x1dX\x01\x00\x00\x00"
+    "2q\x1eh\x07K\x02tq"
     "\x1fQK\x00K\x02\x85q K\x01\x85q!\x89h\x00)Rq"
-    "\x22tq#Rq$u."
-    ;
+    "\x22tq#Rq$u.";
 
 /* ---- harness ----------------------------------------------------------------- */
 
@@ -123,8 +138,7 @@ static int nerrors;       /* errors of the last run */
 
 /* Runs one pickle with options o (may be NULL); the diagnostics land in
  * errbuf / nerrors. */
-static fe_pval *run_opts(const char *buf, size_t len, const fe_pickle_opts *o,
-                         size_t *consumed) {
+static fe_pval *run_opts(const char *buf, size_t len, const fe_pickle_opts *o, size_t *consumed) {
   char *text = NULL;
   size_t tlen = 0;
   FILE *f = open_memstream(&text, &tlen);
@@ -154,30 +168,33 @@ static const char *dump(const fe_pval *v) {
 }
 
 /* Expects the pickle to fail with exactly one error containing `want`. */
-#define CHECK_FAILS(buf, len, want)                                           \
-  do {                                                                        \
-    fe_pval *v_ = run((buf), (len));                                          \
-    CHECK(v_ == NULL);                                                        \
-    CHECK_INT(nerrors, 1);                                                    \
-    if (!strstr(errbuf, (want))) {                                            \
-      unit_failures++;                                                        \
-      fprintf(stderr, "%s:%d: error is '%s', expected it to contain '%s'\n",  \
-              __FILE__, __LINE__, errbuf, (want));                            \
-    }                                                                         \
+#define CHECK_FAILS(buf, len, want)                                                              \
+  do {                                                                                           \
+    fe_pval *v_ = run((buf), (len));                                                             \
+    CHECK(v_ == NULL);                                                                           \
+    CHECK_INT(nerrors, 1);                                                                       \
+    if (!strstr(errbuf, (want))) {                                                               \
+      unit_failures++;                                                                           \
+      fprintf(stderr, "%s:%d: error is '%s', expected it to contain '%s'\n", __FILE__, __LINE__, \
+              errbuf, (want));                                                                   \
+    }                                                                                            \
   } while (0)
 
 static fe_pval *item(const fe_pval *v, int i) {
-  if (!v || (v->kind != FE_PV_TUPLE && v->kind != FE_PV_LIST) || i >= v->u.seq.n)
-    return NULL;
+  if (!v || (v->kind != FE_PV_TUPLE && v->kind != FE_PV_LIST) || i >= v->u.seq.n) return NULL;
   return v->u.seq.items[i];
 }
 
 /* ---- scalars and containers ------------------------------------------------ */
 
 static void test_ints(void) {
-  static const int64_t want[] = {0, 1, 255, 256, 65535, 65536, -1, -129,
-                                 2147483647, -2147483647 - 1, 2147483648,
-                                 4611686018427387904, INT64_MIN, INT64_MAX};
+  static const int64_t want[] = {0,          1,
+                                 255,        256,
+                                 65535,      65536,
+                                 -1,         -129,
+                                 2147483647, -2147483647 - 1,
+                                 2147483648, 4611686018427387904,
+                                 INT64_MIN,  INT64_MAX};
   fe_pval *v = run(P_INTS, LEN(P_INTS));
   CHECK(v && v->kind == FE_PV_TUPLE);
   if (!v) return;
@@ -189,7 +206,9 @@ static void test_ints(void) {
   /* LONG4, protocol 0 INT/LONG, LONG1 at the edge of int64 */
   static const char long4[] = "\x80\x02(\x8b\x02\x00\x00\x00\x00\x01"
                               "\x8b\x0c\x00\x00\x00\xfe\xff\xff\xff\xff\xff\xff"
-                              "\xff\xff\xff\xff\xff" "\x8a\x00" "I-42\nL77L\nt.";
+                              "\xff\xff\xff\xff\xff"
+                              "\x8a\x00"
+                              "I-42\nL77L\nt.";
   v = run(long4, LEN(long4));
   CHECK_STR(dump(v), "tuple(5)\n  256\n  -2\n  0\n  -42\n  77\n");
   CHECK_FAILS(P_BIGNEG, LEN(P_BIGNEG), "t.pkl: byte 2: integer too large");
@@ -230,7 +249,10 @@ static void test_strings(void) {
     CHECK_INT(item(v, 2)->u.str.s[0], 0);
   }
   /* Python 2: SHORT_BINSTRING, BINSTRING (with a NUL inside), STRING repr */
-  static const char py2[] = "\x80\x02(U\x03" "abcT\x04\x00\x00\x00" "de\x00" "f"
+  static const char py2[] = "\x80\x02(U\x03"
+                            "abcT\x04\x00\x00\x00"
+                            "de\x00"
+                            "f"
                             "S'x\\'y\\n\\x41'\nt.";
   v = run(py2, LEN(py2));
   CHECK_STR(dump(v), "tuple(3)\n  \"abc\"\n  \"de\\x00f\"\n  \"x'y\\nA\"\n");
@@ -242,7 +264,11 @@ static void test_strings(void) {
   /* bytes: protocol 2 spells them _codecs.encode(latin-1 text) */
   v = run(P_BYTES2, LEN(P_BYTES2));
   CHECK(v && v->kind == FE_PV_BYTES && v->u.str.len == 4);
-  if (v) CHECK(memcmp(v->u.str.s, "\x00\xff" "ab", 4) == 0);
+  if (v)
+    CHECK(memcmp(v->u.str.s,
+                 "\x00\xff"
+                 "ab",
+                 4) == 0);
   CHECK_STR(dump(v), "b\"\\x00\\xffab\"\n");
   static const char bytes3[] = "\x80\x03(C\x02xyB\x01\x00\x00\x00z\x8e\x01\x00\x00\x00"
                                "\x00\x00\x00\x00wt.";
@@ -298,28 +324,38 @@ static void test_protocols(void) {
   CHECK_STR(dump(run(P_SET2, LEN(P_SET2))), sets);
   CHECK_STR(dump(run(P_SET4, LEN(P_SET4))), sets);
   /* POP, POP_MARK, DUP, LIST, DICT, SETITEM, APPEND */
-  static const char stackops[] = "\x80\x02(K\x01K\x02" "0K\x03" "2tK\t(K\x05K\x06" "1"
+  static const char stackops[] = "\x80\x02(K\x01K\x02"
+                                 "0K\x03"
+                                 "2tK\t(K\x05K\x06"
+                                 "1"
                                  "(K\x07l\x87.";
   CHECK_STR(dump(run(stackops, LEN(stackops))),
             "tuple(3)\n  tuple(3)\n    1\n    3\n    3\n  9\n  list(1)\n    7\n");
-  static const char dictop[] = "(X\x01\x00\x00\x00kK\x08" "d.";
+  static const char dictop[] = "(X\x01\x00\x00\x00kK\x08"
+                               "d.";
   CHECK_STR(dump(run(dictop, LEN(dictop))), "dict(1)\n  \"k\": 8\n");
-  static const char stack_global[] = "\x80\x04\x8c\x05torch\x8c\x06" "device\x93"
-                                     "\x8c\x04" "cuda\x85R.";
+  static const char stack_global[] = "\x80\x04\x8c\x05torch\x8c\x06"
+                                     "device\x93"
+                                     "\x8c\x04"
+                                     "cuda\x85R.";
   CHECK_STR(dump(run(stack_global, LEN(stack_global))), "device \"cuda\"\n");
 }
 
 /* ---- known globals ------------------------------------------------------------- */
 
 static void test_globals(void) {
-  static const char dev[] = "\x80\x02(ctorch\ndevice\nX\x03\x00\x00\x00" "cpu\x85R"
-                            "ctorch\ndevice\nX\x04\x00\x00\x00" "cudaK\x01\x86R"
-                            "ctorch\nSize\nK\x02K\x03\x86\x85R"
-                            "ctorch.jit._pickle\nbuild_intlist\n]K\x01" "a\x85R"
-                            "ctorch.jit._pickle\nrestore_type_tag\nK\x05X\x03\x00\x00\x00int\x86R"
-                            "ctorch.jit._pickle\nbuild_tensor_from_id\nK\x03\x85R"
-                            "ctorch\nfloat32\nctorch\nbfloat16\nctorch\nchannels_last\n"
-                            "ctorch\nFloatStorage\nt.";
+  static const char dev[] =
+      "\x80\x02(ctorch\ndevice\nX\x03\x00\x00\x00"
+      "cpu\x85R"
+      "ctorch\ndevice\nX\x04\x00\x00\x00"
+      "cudaK\x01\x86R"
+      "ctorch\nSize\nK\x02K\x03\x86\x85R"
+      "ctorch.jit._pickle\nbuild_intlist\n]K\x01"
+      "a\x85R"
+      "ctorch.jit._pickle\nrestore_type_tag\nK\x05X\x03\x00\x00\x00int\x86R"
+      "ctorch.jit._pickle\nbuild_tensor_from_id\nK\x03\x85R"
+      "ctorch\nfloat32\nctorch\nbfloat16\nctorch\nchannels_last\n"
+      "ctorch\nFloatStorage\nt.";
   fe_pval *v = run(dev, LEN(dev));
   CHECK_STR(dump(v), "tuple(10)\n  device \"cpu\"\n  device \"cuda:1\"\n  tuple(2)\n    2\n    3\n"
                      "  list(1)\n    1\n  5\n"
@@ -335,41 +371,52 @@ static void test_globals(void) {
   }
   /* classes under the default prefixes become objects */
   static const char obj[] = "\x80\x02(c__torch__.foo\nNet\n)\x81}X\x01\x00\x00\x00xK\x01sb"
-                            "c__main__\nThing\n)R" "c__torch__\nTop\n)\x81t.";
+                            "c__main__\nThing\n)R"
+                            "c__torch__\nTop\n)\x81t.";
   CHECK_STR(dump(run(obj, LEN(obj))),
             "tuple(3)\n  object __torch__.foo.Net\n    state: dict(1)\n      \"x\": 1\n"
             "  object __main__.Thing\n  object __torch__.Top\n");
   /* custom prefixes replace the defaults */
   static const char *const mine[] = {"mypkg.", NULL};
   fe_pickle_opts o = {.label = "t.pkl", .class_prefixes = mine};
-  static const char mypkg[] = "\x80\x02" "cmypkg.sub\nNet\n)\x81.";
+  static const char mypkg[] = "\x80\x02"
+                              "cmypkg.sub\nNet\n)\x81.";
   CHECK_STR(dump(run_opts(mypkg, LEN(mypkg), &o, NULL)), "object mypkg.sub.Net\n");
-  static const char torchcls[] = "\x80\x02" "c__torch__.foo\nNet\n)\x81.";
+  static const char torchcls[] = "\x80\x02"
+                                 "c__torch__.foo\nNet\n)\x81.";
   CHECK(run_opts(torchcls, LEN(torchcls), &o, NULL) == NULL);
   CHECK(strstr(errbuf, "unknown global '__torch__.foo.Net'") != NULL);
 
   /* refused globals */
-  static const char os_system[] = "\x80\x02" "cos\nsystem\nX\x02\x00\x00\x00ls\x85R.";
+  static const char os_system[] = "\x80\x02"
+                                  "cos\nsystem\nX\x02\x00\x00\x00ls\x85R.";
   CHECK_FAILS(os_system, LEN(os_system), "unknown global 'os.system'");
   CHECK_STR(errbuf, "nncc: error: t.pkl: byte 2: unknown global 'os.system' "
                     "(refusing to execute pickled code)\n");
   static const char posix[] = "\x80\x04\x8c\x05posix\x8c\x06system\x93.";
   CHECK_FAILS(posix, LEN(posix), "byte 17: unknown global 'posix.system'");
-  static const char qt[] = "\x80\x02" "ctorch._utils\n_rebuild_qtensor\n.";
+  static const char qt[] = "\x80\x02"
+                           "ctorch._utils\n_rebuild_qtensor\n.";
   CHECK_FAILS(qt, LEN(qt), "quantized tensors are not supported yet");
-  static const char qs[] = "\x80\x02" "ctorch\nQUInt8Storage\n.";
+  static const char qs[] = "\x80\x02"
+                           "ctorch\nQUInt8Storage\n.";
   CHECK_FAILS(qs, LEN(qs), "quantized tensors are not supported yet");
-  static const char cs[] = "\x80\x02" "ctorch\nComplexFloatStorage\n.";
+  static const char cs[] = "\x80\x02"
+                           "ctorch\nComplexFloatStorage\n.";
   CHECK_FAILS(cs, LEN(cs), "complex storages are not supported (torch.ComplexFloatStorage)");
-  static const char cx[] = "\x80\x02" "cbuiltins\ncomplex\n.";
+  static const char cx[] = "\x80\x02"
+                           "cbuiltins\ncomplex\n.";
   CHECK_FAILS(cx, LEN(cx), "complex values are not supported");
-  static const char badarg[] = "\x80\x02" "ccollections\nOrderedDict\nK\x01\x85R.";
+  static const char badarg[] = "\x80\x02"
+                               "ccollections\nOrderedDict\nK\x01\x85R.";
   CHECK_FAILS(badarg, LEN(badarg), "collections.OrderedDict with arguments is not supported");
   static const char nocall[] = "\x80\x02K\x01)R.";
   CHECK_FAILS(nocall, LEN(nocall), "byte 5: REDUCE applied to a int, expected a global");
-  static const char clsargs[] = "\x80\x02" "c__torch__.foo\nNet\nK\x01\x85\x81.";
+  static const char clsargs[] = "\x80\x02"
+                                "c__torch__.foo\nNet\nK\x01\x85\x81.";
   CHECK_FAILS(clsargs, LEN(clsargs), "NEWOBJ of class __torch__.foo.Net with arguments");
-  static const char buildint[] = "\x80\x02K\x01K\x02" "b.";
+  static const char buildint[] = "\x80\x02K\x01K\x02"
+                                 "b.";
   CHECK_FAILS(buildint, LEN(buildint), "BUILD on a int is not supported");
 }
 
@@ -438,39 +485,56 @@ static void test_tensors(void) {
   CHECK(strstr(errbuf, "cannot load storage 0") != NULL);
   l.fail = 2;
   CHECK(run_opts(P_SD, LEN(P_SD), &o, NULL) == NULL);
-  CHECK_STR(errbuf, "nncc: error: sd/data.pkl: byte 138: storage \"0\" holds 47 bytes, expected 48\n");
+  CHECK_STR(errbuf,
+            "nncc: error: sd/data.pkl: byte 138: storage \"0\" holds 47 bytes, expected 48\n");
 
   /* a legacy view pid ('storage', T, key, loc, numel, (view_key, offset, size))
    * and _rebuild_tensor (4 arguments) and _rebuild_parameter */
-#define PID_VIEW "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00k" \
-                 "X\x03\x00\x00\x00" "cpuK\n(X\x01\x00\x00\x00vK\x04K\x03tt"
-  static const char view[] = "\x80\x02(ctorch._utils\n_rebuild_parameter\n"
-                             "(ctorch._utils\n_rebuild_tensor\n(" PID_VIEW "QK\x01K\x02\x85K\x01\x85tR"
-                             "\x88}tR"
-                             "ctorch._utils\n_rebuild_tensor\n(" PID_VIEW "QK\x00K\x03\x85K\x01\x85tR"
-                             "t.";
+#define PID_VIEW                                                      \
+  "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00k" \
+  "X\x03\x00\x00\x00"                                                 \
+  "cpuK\n(X\x01\x00\x00\x00vK\x04K\x03tt"
+  static const char view[] =
+      "\x80\x02(ctorch._utils\n_rebuild_parameter\n"
+      "(ctorch._utils\n_rebuild_tensor\n(" PID_VIEW "QK\x01K\x02\x85K\x01\x85tR"
+      "\x88}tR"
+      "ctorch._utils\n_rebuild_tensor\n(" PID_VIEW "QK\x00K\x03\x85K\x01\x85tR"
+      "t.";
   v = run(view, LEN(view));
-  CHECK_STR(dump(v), "tuple(2)\n"
-                     "  tensor f32[2] strides [1] offset 5 storage \"k\" (cpu, 10 elems) requires_grad\n"
-                     "  tensor f32[3] strides [1] offset 4 storage \"k\" (cpu, 10 elems)\n");
+  CHECK_STR(dump(v),
+            "tuple(2)\n"
+            "  tensor f32[2] strides [1] offset 5 storage \"k\" (cpu, 10 elems) requires_grad\n"
+            "  tensor f32[3] strides [1] offset 4 storage \"k\" (cpu, 10 elems)\n");
   if (v) CHECK(item(v, 0)->u.tensor->storage == item(v, 1)->u.tensor->storage);
-  static const char view_oob[] = "\x80\x02" "ctorch._utils\n_rebuild_tensor\n(" PID_VIEW
+  static const char view_oob[] = "\x80\x02"
+                                 "ctorch._utils\n_rebuild_tensor\n(" PID_VIEW
                                  "QK\x01K\x03\x85K\x01\x85tR.";
   CHECK_FAILS(view_oob, LEN(view_oob),
               "tensor of size [3] with offset 1 does not fit in storage \"k\" of 3 elements");
-#define PID5(type, n) "(X\x07\x00\x00\x00storagectorch\n" type "\nX\x01\x00\x00\x00" "0" \
-                      "X\x03\x00\x00\x00" "cpuK" n "tQ"
-  static const char oob[] = "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n(" PID5("FloatStorage", "\x06")
-                            "K\x00K\x02K\x03\x86K\x03K\x02\x86\x89}tR.";
-  CHECK_FAILS(oob, LEN(oob), "tensor of size [2, 3] with offset 0 does not fit in storage \"0\" of 6 elements");
-  static const char ovf[] = "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n(" PID5("FloatStorage", "\x06")
-                            "K\x00K\x02\x85\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f\x85\x89}tR.";
+#define PID5(type, n)                                            \
+  "(X\x07\x00\x00\x00storagectorch\n" type "\nX\x01\x00\x00\x00" \
+  "0"                                                            \
+  "X\x03\x00\x00\x00"                                            \
+  "cpuK" n "tQ"
+  static const char oob[] = "\x80\x02"
+                            "ctorch._utils\n_rebuild_tensor_v2\n(" PID5(
+                                "FloatStorage", "\x06") "K\x00K\x02K\x03\x86K\x03K\x02\x86\x89}tR.";
+  CHECK_FAILS(oob, LEN(oob),
+              "tensor of size [2, 3] with offset 0 does not fit in storage \"0\" of 6 elements");
+  static const char ovf[] =
+      "\x80\x02"
+      "ctorch._utils\n_rebuild_tensor_v2\n(" PID5("FloatStorage",
+                                                  "\x06") "K\x00K\x02\x85\x8a\x08\xff\xff\xff\xff"
+                                                          "\xff\xff\xff\x7f\x85\x89}tR.";
   CHECK_FAILS(ovf, LEN(ovf), "does not fit in storage");
-  static const char empty[] = "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n(" PID5("BoolStorage", "\x06")
-                              "K\x06K\x00K\x03\x86K\x03K\x01\x86\x89}}tR.";
+  static const char empty[] =
+      "\x80\x02"
+      "ctorch._utils\n_rebuild_tensor_v2\n(" PID5("BoolStorage", "\x06") "K\x06K\x00K\x03\x86K\x03K"
+                                                                         "\x01\x86\x89}}tR.";
   CHECK_STR(dump(run(empty, LEN(empty))),
             "tensor bool[0, 3] strides [3, 1] offset 6 storage \"0\" (cpu, 6 elems)\n");
-  static const char twotypes[] = "\x80\x02(" PID5("FloatStorage", "\x06") PID5("IntStorage", "\x06") "t.";
+  static const char twotypes[] = "\x80\x02(" PID5("FloatStorage", "\x06")
+      PID5("IntStorage", "\x06") "t.";
   CHECK_FAILS(twotypes, LEN(twotypes), "storage \"0\" is used with different types or sizes");
   static const char untyped[] = "\x80\x02" PID5("UntypedStorage", "\x06") ".";
   CHECK_STR(dump(run(untyped, LEN(untyped))), "storage u8 \"0\" (cpu, 6 elems)\n");
@@ -481,8 +545,9 @@ static void test_tensors(void) {
   CHECK_FAILS(pidstr, LEN(pidstr), "unsupported persistent id");
   static const char pid4[] = "\x80\x02(X\x07\x00\x00\x00storageNNNtQ.";
   CHECK_FAILS(pid4, LEN(pid4), "storage persistent id has 4 elements, expected 5 or 6");
-  static const char rank_mismatch[] = "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n(" PID5("FloatStorage", "\x06")
-                                      "K\x00K\x02\x85)\x89}tR.";
+  static const char rank_mismatch[] =
+      "\x80\x02"
+      "ctorch._utils\n_rebuild_tensor_v2\n(" PID5("FloatStorage", "\x06") "K\x00K\x02\x85)\x89}tR.";
   CHECK_FAILS(rank_mismatch, LEN(rank_mismatch), "tensor has 1 sizes but 0 strides");
 }
 
@@ -523,7 +588,8 @@ static void test_bad_input(void) {
   check_prefixes(P_SET4, LEN(P_SET4));
   check_prefixes(P_SD, LEN(P_SD));
 
-  static const char underflow[] = "\x80\x02" "a.";
+  static const char underflow[] = "\x80\x02"
+                                  "a.";
   CHECK_FAILS(underflow, LEN(underflow), "t.pkl: byte 2: stack underflow in APPEND");
   static const char across_mark[] = "\x80\x02K\x01(K\x02\x86.";
   CHECK_FAILS(across_mark, LEN(across_mark), "byte 7: stack underflow in TUPLE2");
@@ -535,11 +601,15 @@ static void test_bad_input(void) {
   CHECK_FAILS(bigput, LEN(bigput), "byte 4: memo index 2147483647 out of range");
   static const char putempty[] = "\x80\x02q\x00.";
   CHECK_FAILS(putempty, LEN(putempty), "stack underflow in BINPUT");
-  static const char biglen[] = "\x80\x02X\xff\xff\xff\xff" "abc";
+  static const char biglen[] = "\x80\x02X\xff\xff\xff\xff"
+                               "abc";
   CHECK_FAILS(biglen, LEN(biglen), "byte 2: BINUNICODE length 4294967295 exceeds the 3 bytes left");
-  static const char biglen8[] = "\x80\x04\x8e\x00\x00\x00\x00\x00\x00\x00\x80" "abc";
-  CHECK_FAILS(biglen8, LEN(biglen8), "BINBYTES8 length 9223372036854775808 exceeds the 3 bytes left");
-  static const char neglen[] = "\x80\x02T\xff\xff\xff\xff" "abc";
+  static const char biglen8[] = "\x80\x04\x8e\x00\x00\x00\x00\x00\x00\x00\x80"
+                                "abc";
+  CHECK_FAILS(biglen8, LEN(biglen8),
+              "BINBYTES8 length 9223372036854775808 exceeds the 3 bytes left");
+  static const char neglen[] = "\x80\x02T\xff\xff\xff\xff"
+                               "abc";
   CHECK_FAILS(neglen, LEN(neglen), "BINSTRING with a negative length");
   static const char frame[] = "\x80\x04\x95\x00\x10\x00\x00\x00\x00\x00\x00N.";
   CHECK_FAILS(frame, LEN(frame), "FRAME length 4096 exceeds the 2 bytes left");
@@ -557,21 +627,27 @@ static void test_bad_input(void) {
   CHECK_FAILS(openmark, LEN(openmark), "1 open MARKs");
   static const char empty_stop[] = ".";
   CHECK_FAILS(empty_stop, LEN(empty_stop), "STOP with 0 values");
-  static const char cycle[] = "\x80\x02]q\x00h\x00" "a.";
+  static const char cycle[] = "\x80\x02]q\x00h\x00"
+                              "a.";
   CHECK_FAILS(cycle, LEN(cycle), "byte 7: a container would contain itself");
-  static const char cycle2[] = "\x80\x02}q\x00K\x01]q\x01h\x00" "as.";
+  static const char cycle2[] = "\x80\x02}q\x00K\x01]q\x01h\x00"
+                               "as.";
   CHECK_FAILS(cycle2, LEN(cycle2), "contain itself");
-  static const char cycle3[] = "\x80\x02" "c__torch__\nM\n)\x81q\x00}X\x01\x00\x00\x00sh\x00sb.";
+  static const char cycle3[] = "\x80\x02"
+                               "c__torch__\nM\n)\x81q\x00}X\x01\x00\x00\x00sh\x00sb.";
   CHECK_FAILS(cycle3, LEN(cycle3), "contain itself");
-  static const char append_int[] = "\x80\x02K\x01K\x02" "a.";
+  static const char append_int[] = "\x80\x02K\x01K\x02"
+                                   "a.";
   CHECK_FAILS(append_int, LEN(append_int), "APPEND to a int");
   static const char odd[] = "\x80\x02}(K\x01u.";
   CHECK_FAILS(odd, LEN(odd), "SETITEMS with an odd number of items");
   static const char badstr[] = "\x80\x02S'abc\n.";
   CHECK_FAILS(badstr, LEN(badstr), "STRING argument is not a quoted string");
-  static const char nonl[] = "\x80\x02" "ctorch";
+  static const char nonl[] = "\x80\x02"
+                             "ctorch";
   CHECK_FAILS(nonl, LEN(nonl), "GLOBAL argument has no terminating newline");
-  static const char badenc[] = "\x80\x02" "c_codecs\nencode\nX\x02\x00\x00\x00\xc4\x80"
+  static const char badenc[] = "\x80\x02"
+                               "c_codecs\nencode\nX\x02\x00\x00\x00\xc4\x80"
                                "X\x06\x00\x00\x00latin1\x86R.";
   CHECK_FAILS(badenc, LEN(badenc), "_codecs.encode: string is not Latin-1");
 
@@ -600,7 +676,10 @@ static void test_bad_input(void) {
     *q++ = (char)0x80;
     *q++ = 2;
     *q++ = 'N';
-    for (int i = 0; i < 60; i++) { *q++ = '2'; *q++ = (char)0x86; }
+    for (int i = 0; i < 60; i++) {
+      *q++ = '2';
+      *q++ = (char)0x86;
+    }
     *q++ = '.';
     fe_pval *v = run(p, (size_t)(q - p));
     CHECK(v != NULL);
@@ -657,8 +736,9 @@ static void check_legacy(const char *file, const char *want_object) {
   CHECK(v && v->kind == FE_PV_INT && v->u.i == 1001);
   pos += used;
   v = run_opts(buf + pos, len - pos, &o, &used);
-  CHECK_STR(dump(v), "dict(3)\n  \"protocol_version\": 1001\n  \"little_endian\": True\n"
-                     "  \"type_sizes\": dict(3)\n    \"short\": 2\n    \"int\": 4\n    \"long\": 4\n");
+  CHECK_STR(dump(v),
+            "dict(3)\n  \"protocol_version\": 1001\n  \"little_endian\": True\n"
+            "  \"type_sizes\": dict(3)\n    \"short\": 2\n    \"int\": 4\n    \"long\": 4\n");
   pos += used;
   fe_pval *obj = run_opts(buf + pos, len - pos, &o, &used);
   CHECK_STR(dump(obj), want_object);
@@ -689,29 +769,40 @@ static void test_real_legacy(void) {
   }
   check_legacy("pickle-jl_linear_state_torchsave-legacy_2020.bin",
                "dict(2)\n"
-               "  \"weight\": tensor f32[3, 5] strides [5, 1] offset 0 storage \"46702432\" (cpu, 15 elems)\n"
-               "  \"bias\": tensor f32[3] strides [1] offset 0 storage \"40056784\" (cpu, 3 elems)\n");
-  check_legacy("pickle-jl_bool_torchsave-legacy_2020.bin",
-               "dict(2)\n"
-               "  \"a\": tensor f32[3, 3] strides [3, 1] offset 0 storage \"71854480\" (cpu, 9 elems)\n"
-               "  \"b\": tensor bool[3, 3] strides [3, 1] offset 0 storage \"66275296\" (cpu, 9 elems)\n");
+               "  \"weight\": tensor f32[3, 5] strides [5, 1] offset 0 storage \"46702432\" (cpu, "
+               "15 elems)\n"
+               "  \"bias\": tensor f32[3] strides [1] offset 0 storage \"40056784\" (cpu, 3 "
+               "elems)\n");
+  check_legacy(
+      "pickle-jl_bool_torchsave-legacy_2020.bin",
+      "dict(2)\n"
+      "  \"a\": tensor f32[3, 3] strides [3, 1] offset 0 storage \"71854480\" (cpu, 9 elems)\n"
+      "  \"b\": tensor bool[3, 3] strides [3, 1] offset 0 storage \"66275296\" (cpu, 9 elems)\n");
   check_legacy("pickle-jl_offset-strides_torchsave-legacy_2020.bin",
                "dict(2)\n"
-               "  \"weight0\": tensor f32[3, 10, 10] strides [100, 10, 1] offset 0 storage \"1195475296\" (cpu, 300 elems)\n"
-               "  \"weight1\": tensor f32[4, 5] strides [48, 3] offset 137 storage \"1195475296\" (cpu, 300 elems)\n");
+               "  \"weight0\": tensor f32[3, 10, 10] strides [100, 10, 1] offset 0 storage "
+               "\"1195475296\" (cpu, 300 elems)\n"
+               "  \"weight1\": tensor f32[4, 5] strides [48, 3] offset 137 storage \"1195475296\" "
+               "(cpu, 300 elems)\n");
   check_legacy("pickle-jl_reshape_torchsave-legacy_2020.bin",
                "dict(2)\n"
-               "  \"weight0\": tensor f32[2, 5] strides [5, 1] offset 0 storage \"73143456\" (cpu, 10 elems)\n"
-               "  \"weight1\": tensor f32[10] strides [1] offset 0 storage \"73143456\" (cpu, 10 elems)\n");
+               "  \"weight0\": tensor f32[2, 5] strides [5, 1] offset 0 storage \"73143456\" (cpu, "
+               "10 elems)\n"
+               "  \"weight1\": tensor f32[10] strides [1] offset 0 storage \"73143456\" (cpu, 10 "
+               "elems)\n");
   check_legacy("pickle-jl_slice_torchsave-legacy_2020.bin",
                "dict(2)\n"
-               "  \"weight0\": tensor f32[2, 5] strides [5, 1] offset 0 storage \"73143456\" (cpu, 10 elems)\n"
-               "  \"weight1\": tensor f32[2] strides [1] offset 7 storage \"73143456\" (cpu, 10 elems)\n");
-  check_legacy("pickle-jl_strides_torchsave-legacy_2020.bin",
-               "dict(3)\n"
-               "  \"weight0\": tensor f32[2, 5] strides [5, 1] offset 0 storage \"73143456\" (cpu, 10 elems)\n"
-               "  \"weight1\": tensor f32[1] strides [5] offset 5 storage \"73143456\" (cpu, 10 elems)\n"
-               "  \"weight2\": tensor f32[1] strides [10] offset 0 storage \"73143456\" (cpu, 10 elems)\n");
+               "  \"weight0\": tensor f32[2, 5] strides [5, 1] offset 0 storage \"73143456\" (cpu, "
+               "10 elems)\n"
+               "  \"weight1\": tensor f32[2] strides [1] offset 7 storage \"73143456\" (cpu, 10 "
+               "elems)\n");
+  check_legacy(
+      "pickle-jl_strides_torchsave-legacy_2020.bin",
+      "dict(3)\n"
+      "  \"weight0\": tensor f32[2, 5] strides [5, 1] offset 0 storage \"73143456\" (cpu, 10 "
+      "elems)\n"
+      "  \"weight1\": tensor f32[1] strides [5] offset 5 storage \"73143456\" (cpu, 10 elems)\n"
+      "  \"weight2\": tensor f32[1] strides [10] offset 0 storage \"73143456\" (cpu, 10 elems)\n");
 }
 
 /* Reads one zip entry with libzip into malloc'd memory. */
@@ -760,24 +851,30 @@ static void test_real_torchscript(void) {
            "    \"training\": True\n"
            "    \"0\": object %s.Module\n"
            "      state: dict(3)\n"
-           "        \"weight\": tensor f32[13, 1] strides [1, 1] offset 0 storage \"0\" (cpu, 13 elems) requires_grad\n"
-           "        \"bias\": tensor f32[13] strides [1] offset 0 storage \"1\" (cpu, 13 elems) requires_grad\n"
+           "        \"weight\": tensor f32[13, 1] strides [1, 1] offset 0 storage \"0\" (cpu, 13 "
+           "elems) requires_grad\n"
+           "        \"bias\": tensor f32[13] strides [1] offset 0 storage \"1\" (cpu, 13 elems) "
+           "requires_grad\n"
            "        \"training\": True\n"
            "    \"1\": object %s.___torch_mangle_0.Module\n"
            "      state: dict(1)\n"
            "        \"training\": True\n"
            "    \"2\": object %s.___torch_mangle_1.Module\n"
            "      state: dict(3)\n"
-           "        \"weight\": tensor f32[13, 13] strides [13, 1] offset 0 storage \"2\" (cpu, 169 elems) requires_grad\n"
-           "        \"bias\": tensor f32[13] strides [1] offset 0 storage \"3\" (cpu, 13 elems) requires_grad\n"
+           "        \"weight\": tensor f32[13, 13] strides [13, 1] offset 0 storage \"2\" (cpu, "
+           "169 elems) requires_grad\n"
+           "        \"bias\": tensor f32[13] strides [1] offset 0 storage \"3\" (cpu, 13 elems) "
+           "requires_grad\n"
            "        \"training\": True\n"
            "    \"3\": object %s.___torch_mangle_2.Module\n"
            "      state: dict(1)\n"
            "        \"training\": True\n"
            "    \"4\": object %s.___torch_mangle_3.Module\n"
            "      state: dict(3)\n"
-           "        \"weight\": tensor f32[1, 13] strides [13, 1] offset 0 storage \"4\" (cpu, 13 elems) requires_grad\n"
-           "        \"bias\": tensor f32[1] strides [1] offset 0 storage \"5\" (cpu, 1 elems) requires_grad\n"
+           "        \"weight\": tensor f32[1, 13] strides [13, 1] offset 0 storage \"4\" (cpu, 13 "
+           "elems) requires_grad\n"
+           "        \"bias\": tensor f32[1] strides [1] offset 0 storage \"5\" (cpu, 1 elems) "
+           "requires_grad\n"
            "        \"training\": True\n",
            M, M, M, M, M, M);
   CHECK_STR(dump(v), want);

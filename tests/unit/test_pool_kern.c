@@ -14,19 +14,17 @@
 #include <math.h>
 
 typedef struct pcase {
-  int nsp;              /* spatial dims: 1 or 2 */
-  int64_t H, W;         /* input plane (H = 1 for 1-d) */
+  int nsp;                        /* spatial dims: 1 or 2 */
+  int64_t H, W;                   /* input plane (H = 1 for 1-d) */
   int64_t k[2], s[2], p[2], d[2]; /* window geometry (rows, columns) */
-  bool ceil;            /* ceil_mode */
+  bool ceil;                      /* ceil_mode */
 } pcase;
 
 /* PyTorch's pooled size of one dim. */
-static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d,
-                        bool ceil) {
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil) {
   int64_t span = in + 2 * p - d * (k - 1) - 1;
   int64_t o = (span + (ceil ? s - 1 : 0)) / s + 1;
-  if (ceil && (o - 1) * s >= in + p)
-    o--;
+  if (ceil && (o - 1) * s >= in + p) o--;
   return o;
 }
 
@@ -61,8 +59,8 @@ static void check_pool(const pcase *c) {
            "  %%13 = constant(5) : int\n"
            "  %%14 = avg_pool2d(%%0, %%1, %%2, %%3, %%5, %%6, %%13) : unknown\n"
            "  return %%8, %%9, %%10, %%11, %%12, %%14\n}\n",
-           kb, sb, pb, db, c->ceil ? "true" : "false", dim, dim,
-           c->nsp == 2 ? ", %15" : "", dim, c->nsp == 2 ? ", %15" : "");
+           kb, sb, pb, db, c->ceil ? "true" : "false", dim, dim, c->nsp == 2 ? ", %15" : "", dim,
+           c->nsp == 2 ? ", %15" : "");
   /* the 1-d forms have no indices or divisor variant: use them on [2,3,1,W]
    * via the 2-d ops only in 2-d cases */
   if (c->nsp == 1) {
@@ -86,21 +84,19 @@ static void check_pool(const pcase *c) {
     char *r = strstr(ir, "  %8 =");
     char tail[2048];
     snprintf(tail, sizeof tail, "%s", r);
-    snprintf(r, sizeof ir - (size_t)(r - ir), "  %%15 = constant(none) : none\n%s",
-             tail);
-    snprintf(spec, sizeof spec, "x:f32[2,3,%lld,%lld]", (long long)c->H,
-             (long long)c->W);
+    snprintf(r, sizeof ir - (size_t)(r - ir), "  %%15 = constant(none) : none\n%s", tail);
+    snprintf(spec, sizeof spec, "x:f32[2,3,%lld,%lld]", (long long)c->H, (long long)c->W);
   }
   nn_arena *a = nn_arena_new();
   nn_diag d;
   nn_diag_init(&d, stderr);
   be_program *p = compile(ir, spec, false, a, &d);
-  CHECK(p != NULL);
-  if (!p) {
+  CHECK(p != NULL && p->inputs.len == 1);
+  if (!p || p->inputs.len != 1) {
     nn_arena_free(a);
     return;
   }
-  void *in[8];
+  void *in[8] = {0};
   make_inputs(p, NULL, in);
   float *x = in[0];
   int64_t HW = c->H * c->W, P = 6;
@@ -113,11 +109,9 @@ static void check_pool(const pcase *c) {
     x[3 * HW + j] = -100.0f - (float)j;
   run_out o;
   CHECK_INT(run(p, NULL, in, &o), 0);
-  int64_t OH = c->nsp == 1 ? 1 : out_size(c->H, c->k[0], c->s[0], c->p[0],
-                                          c->d[0], c->ceil);
+  int64_t OH = c->nsp == 1 ? 1 : out_size(c->H, c->k[0], c->s[0], c->p[0], c->d[0], c->ceil);
   int64_t OW = out_size(c->W, c->k[1], c->s[1], c->p[1], c->d[1], c->ceil);
-  int64_t AOH = c->nsp == 1 ? 1 : out_size(c->H, c->k[0], c->s[0], c->p[0], 1,
-                                           c->ceil);
+  int64_t AOH = c->nsp == 1 ? 1 : out_size(c->H, c->k[0], c->s[0], c->p[0], 1, c->ceil);
   int64_t AOW = out_size(c->W, c->k[1], c->s[1], c->p[1], 1, c->ceil);
   int64_t on = P * OH * OW, an = P * AOH * AOW;
   bool two = c->nsp == 2;
@@ -134,19 +128,17 @@ static void check_pool(const pcase *c) {
           for (int64_t j = 0; j < c->k[1]; j++) {
             int64_t h = oh * c->s[0] - c->p[0] + i * c->d[0];
             int64_t w = ow * c->s[1] - c->p[1] + j * c->d[1];
-            if (h < 0 || h >= c->H || w < 0 || w >= c->W)
-              continue;
+            if (h < 0 || h >= c->H || w < 0 || w >= c->W) continue;
             float v = x[pl * HW + h * c->W + w];
-            if (mi < 0 || v > m || isnan(v))
-              m = v, mi = h * c->W + w;
+            if (mi < 0 || v > m || isnan(v)) m = v, mi = h * c->W + w;
           }
         int64_t e = (pl * OH + oh) * OW + ow;
         float got = ((float *)o.data[0])[e];
-        if (!(got == m || (isnan(got) && isnan(m))))
-          bad++;
+        if (!(got == m || (isnan(got) && isnan(m)))) bad++;
         if (two) {
-          if (memcmp((float *)o.data[1] + e, &got, 4) != 0 ||
-              ((int64_t *)o.data[2])[e] != mi)
+          /* bit for bit: NaNs included */
+          // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
+          if (memcmp((float *)o.data[1] + e, &got, 4) != 0 || ((int64_t *)o.data[2])[e] != mi)
             bad++;
         }
       }
@@ -155,62 +147,57 @@ static void check_pool(const pcase *c) {
       for (int64_t ow = 0; ow < AOW; ow++) {
         int64_t hs = oh * c->s[0] - c->p[0], ws = ow * c->s[1] - c->p[1];
         int64_t he = hs + c->k[0], we = ws + c->k[1];
-        if (he > c->H + c->p[0])
-          he = c->H + c->p[0];
-        if (we > c->W + c->p[1])
-          we = c->W + c->p[1];
+        if (he > c->H + c->p[0]) he = c->H + c->p[0];
+        if (we > c->W + c->p[1]) we = c->W + c->p[1];
         int64_t size = (he - hs) * (we - ws);
         hs = hs < 0 ? 0 : hs, ws = ws < 0 ? 0 : ws;
         he = he > c->H ? c->H : he, we = we > c->W ? c->W : we;
         float s = 0;
         for (int64_t h = hs; h < he; h++)
-          for (int64_t w = ws; w < we; w++)
-            s += x[pl * HW + h * c->W + w];
-        float want[3] = {s / (float)size, s / (float)((he - hs) * (we - ws)),
-                         s / 5.0f};
+          for (int64_t w = ws; w < we; w++) s += x[pl * HW + h * c->W + w];
+        float want[3] = {s / (float)size, s / (float)((he - hs) * (we - ws)), s / 5.0f};
         int64_t e = (pl * AOH + oh) * AOW + ow;
         for (int v = 0; v < (two ? 3 : 2); v++) {
           float got = ((float *)o.data[(two ? 3 : 1) + v])[e];
-          if (isnan(want[v]) ? !isnan(got)
-                             : !(got == want[v] ||
-                                 fabsf(got - want[v]) <= 1e-6f * (1 + fabsf(want[v]))))
+          if (isnan(want[v])
+                  ? !isnan(got)
+                  : !(got == want[v] || fabsf(got - want[v]) <= 1e-6f * (1 + fabsf(want[v]))))
             bad++;
         }
       }
   if (bad)
-    fprintf(stderr, "pool case %s k=%lld,%lld s=%lld,%lld p=%lld,%lld "
-                    "d=%lld,%lld ceil=%d: %d bad elements\n",
-            spec, (long long)c->k[0], (long long)c->k[1], (long long)c->s[0],
-            (long long)c->s[1], (long long)c->p[0], (long long)c->p[1],
-            (long long)c->d[0], (long long)c->d[1], c->ceil, bad);
+    fprintf(stderr,
+            "pool case %s k=%lld,%lld s=%lld,%lld p=%lld,%lld "
+            "d=%lld,%lld ceil=%d: %d bad elements\n",
+            spec, (long long)c->k[0], (long long)c->k[1], (long long)c->s[0], (long long)c->s[1],
+            (long long)c->p[0], (long long)c->p[1], (long long)c->d[0], (long long)c->d[1], c->ceil,
+            bad);
   CHECK_INT(bad, 0);
   free_out(&o);
-  for (int i = 0; i < p->inputs.len && i < 8; i++)
-    free(in[i]);
+  for (int i = 0; i < p->inputs.len && i < 8; i++) free(in[i]);
   nn_arena_free(a);
 }
 
 int main(void) {
   rng = 4242;
   static const pcase cases[] = {
-    /* resnet's stem pool */
-    {2, 11, 12, {3, 3}, {2, 2}, {1, 1}, {1, 1}, false},
-    {2, 10, 9, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
-    {2, 7, 7, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false},
-    {2, 7, 7, {2, 2}, {2, 2}, {0, 0}, {1, 1}, true},
-    {2, 9, 10, {3, 3}, {1, 1}, {1, 1}, {2, 2}, false},
-    {2, 5, 13, {2, 4}, {1, 3}, {1, 2}, {2, 1}, true},
-    {2, 4, 6, {1, 1}, {1, 1}, {0, 0}, {1, 1}, false},
-    /* windows wider than the input: no interior columns */
-    {2, 3, 2, {5, 5}, {1, 1}, {2, 2}, {1, 1}, false},
-    {2, 1, 1, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
-    {2, 2, 3, {3, 5}, {3, 2}, {1, 2}, {1, 1}, true},
-    /* 1-d */
-    {1, 1, 10, {1, 3}, {1, 2}, {0, 1}, {1, 1}, false},
-    {1, 1, 11, {1, 4}, {1, 3}, {0, 2}, {1, 1}, true},
-    {1, 1, 9, {1, 2}, {1, 1}, {0, 0}, {1, 3}, false},
+      /* resnet's stem pool */
+      {2, 11, 12, {3, 3}, {2, 2}, {1, 1}, {1, 1}, false},
+      {2, 10, 9, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
+      {2, 7, 7, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false},
+      {2, 7, 7, {2, 2}, {2, 2}, {0, 0}, {1, 1}, true},
+      {2, 9, 10, {3, 3}, {1, 1}, {1, 1}, {2, 2}, false},
+      {2, 5, 13, {2, 4}, {1, 3}, {1, 2}, {2, 1}, true},
+      {2, 4, 6, {1, 1}, {1, 1}, {0, 0}, {1, 1}, false},
+      /* windows wider than the input: no interior columns */
+      {2, 3, 2, {5, 5}, {1, 1}, {2, 2}, {1, 1}, false},
+      {2, 1, 1, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
+      {2, 2, 3, {3, 5}, {3, 2}, {1, 2}, {1, 1}, true},
+      /* 1-d */
+      {1, 1, 10, {1, 3}, {1, 2}, {0, 1}, {1, 1}, false},
+      {1, 1, 11, {1, 4}, {1, 3}, {0, 2}, {1, 1}, true},
+      {1, 1, 9, {1, 2}, {1, 1}, {0, 0}, {1, 3}, false},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-    check_pool(&cases[i]);
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_pool(&cases[i]);
   return unit_report("pool_kern");
 }

@@ -40,13 +40,11 @@ static int make_specs(const char *text, nn_arena *a, pass_input_spec *out) {
           d->value = strtoll(q, &q, 10);
         } else {
           char *e = q;
-          while (*e != ',' && *e != ']')
-            e++;
+          while (*e != ',' && *e != ']') e++;
           d->name = nn_strndup(a, q, (size_t)(e - q));
           q = e;
         }
-        if (*q == ',')
-          q++;
+        if (*q == ',') q++;
       }
     }
     p = end ? end + 1 : NULL;
@@ -59,16 +57,13 @@ static int make_specs(const char *text, nn_arena *a, pass_input_spec *out) {
 static const char *expand_outputs(const char *ir, nn_arena *a) {
   const char *star = strstr(ir, "-> (*)");
   const char *ret = strstr(ir, "  return ");
-  if (!star || !ret)
-    return ir;
+  if (!star || !ret) return ir;
   int n = 1;
-  for (const char *p = ret; *p && *p != '\n'; p++)
-    n += *p == ',';
+  for (const char *p = ret; *p && *p != '\n'; p++) n += *p == ',';
   nn_buf b = {0};
   nn_buf_putn(&b, ir, (size_t)(star - ir));
   nn_buf_printf(&b, "-> (");
-  for (int i = 0; i < n; i++)
-    nn_buf_printf(&b, "%sunknown", i ? ", " : "");
+  for (int i = 0; i < n; i++) nn_buf_printf(&b, "%sunknown", i ? ", " : "");
   nn_buf_printf(&b, "%s", star + 5);
   const char *r = nn_strdup(a, b.data);
   nn_buf_free(&b);
@@ -108,19 +103,19 @@ static char *shapes(const char *ir, const char *specs) {
   fclose(f);
   size_t len = (out.data ? out.len : 0) + diag_len + 16;
   char *res = malloc(len);
-  snprintf(res, len, "%s%s%s", out.data ? out.data : "",
-           d.errors ? "errors:\n" : "", d.errors ? diag : "");
+  snprintf(res, len, "%s%s%s", out.data ? out.data : "", d.errors ? "errors:\n" : "",
+           d.errors ? diag : "");
   free(diag);
   nn_buf_free(&out);
   nn_arena_free(a);
   return res;
 }
 
-#define CASE(ir, specs, expected)                                              \
-  do {                                                                         \
-    char *got_ = shapes(ir, specs);                                            \
-    CHECK_STR(got_, expected);                                                 \
-    free(got_);                                                                \
+#define CASE(ir, specs, expected)   \
+  do {                              \
+    char *got_ = shapes(ir, specs); \
+    CHECK_STR(got_, expected);      \
+    free(got_);                     \
   } while (0)
 
 typedef struct tcase {

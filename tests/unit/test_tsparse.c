@@ -60,18 +60,18 @@ static char *parse_error(const char *src, size_t len) {
   return diag;
 }
 
-#define GOLDEN(src, expected)                                                 \
-  do {                                                                       \
-    char *got_ = parse_print(src);                                           \
-    CHECK_STR(got_, expected);                                               \
-    free(got_);                                                              \
+#define GOLDEN(src, expected)      \
+  do {                             \
+    char *got_ = parse_print(src); \
+    CHECK_STR(got_, expected);     \
+    free(got_);                    \
   } while (0)
 
-#define ERR(src, expected)                                                    \
-  do {                                                                       \
-    char *got_ = parse_error(src, strlen(src));                              \
-    CHECK_STR(got_, "nncc: error: t.py:" expected "\n");                     \
-    free(got_);                                                              \
+#define ERR(src, expected)                               \
+  do {                                                   \
+    char *got_ = parse_error(src, strlen(src));          \
+    CHECK_STR(got_, "nncc: error: t.py:" expected "\n"); \
+    free(got_);                                          \
   } while (0)
 
 static void test_expressions(void) {
@@ -310,8 +310,10 @@ static const char traced_src[] =
     "  def forward(self: __torch__.torch.nn.modules.conv.Conv2d,\n"
     "    x: Tensor) -> Tensor:\n"
     "    bias = self.bias\n"
-    "    input = torch._convolution(x, weight, bias, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, False, False, True, True)\n"
-    "    input0 = torch.batch_norm(input, weight, bias, running_mean, running_var, False, 0.10000000000000001, 1.0000000000000001e-05, True)\n"
+    "    input = torch._convolution(x, weight, bias, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, "
+    "False, False, True, True)\n"
+    "    input0 = torch.batch_norm(input, weight, bias, running_mean, running_var, False, "
+    "0.10000000000000001, 1.0000000000000001e-05, True)\n"
     "    B = ops.prim.NumToTensor(torch.size(x, 0))\n"
     "    _0 = int(B)\n"
     "    _9 = torch.chunk((q).forward(x, ), 3, -1)\n"
@@ -331,8 +333,10 @@ static const char traced_expected[] =
     "  out_features : Final[int] = 3\n"
     "  def forward(self: __torch__.torch.nn.modules.conv.Conv2d, x: Tensor) -> Tensor:\n"
     "    bias = self.bias\n"
-    "    input = torch._convolution(x, weight, bias, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, False, False, True, True)\n"
-    "    input0 = torch.batch_norm(input, weight, bias, running_mean, running_var, False, 0.10000000000000001, 1.0000000000000001e-05, True)\n"
+    "    input = torch._convolution(x, weight, bias, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, "
+    "False, False, True, True)\n"
+    "    input0 = torch.batch_norm(input, weight, bias, running_mean, running_var, False, "
+    "0.10000000000000001, 1.0000000000000001e-05, True)\n"
     "    B = ops.prim.NumToTensor(torch.size(x, 0))\n"
     "    _0 = int(B)\n"
     "    _9 = torch.chunk(q.forward(x), 3, -1)\n"
@@ -404,20 +408,20 @@ static void test_literals(void) {
   CHECK(e && e->kind == FE_E_UNARY && strcmp(e->u.unary.op, "-") == 0 &&
         e->u.unary.a->kind == FE_E_NAME && strcmp(e->u.unary.a->u.name, "inf") == 0);
   e = parse_value(a, "x = -0\n"); /* stays unary: -0 == 0 would print as 0 */
-  CHECK(e && e->kind == FE_E_UNARY && e->u.unary.a->kind == FE_E_INT &&
-        e->u.unary.a->u.i == 0);
+  CHECK(e && e->kind == FE_E_UNARY && e->u.unary.a->kind == FE_E_INT && e->u.unary.a->u.i == 0);
   e = parse_value(a, "x = -2 ** 2\n"); /* -(2 ** 2): not folded */
   CHECK(e && e->kind == FE_E_UNARY && e->u.unary.a->kind == FE_E_BINARY);
   e = parse_value(a, "x = True, False, None\n");
-  CHECK(e && e->kind == FE_E_TUPLE && e->u.seq.n == 3 &&
-        e->u.seq.items[0]->kind == FE_E_TRUE && e->u.seq.items[1]->kind == FE_E_FALSE &&
-        e->u.seq.items[2]->kind == FE_E_NONE);
+  CHECK(e && e->kind == FE_E_TUPLE && e->u.seq.n == 3 && e->u.seq.items[0]->kind == FE_E_TRUE &&
+        e->u.seq.items[1]->kind == FE_E_FALSE && e->u.seq.items[2]->kind == FE_E_NONE);
   e = parse_value(a, "x = \"a\\n\\t\\\\\\\"\\'\\x41\\u00e9\\u1234\\012\\101\\0z\\q\"\n");
   CHECK(e && e->kind == FE_E_STR && e->u.str.len == 18 &&
-        memcmp(e->u.str.s, "a\n\t\\\"'A\xc3\xa9\xe1\x88\xb4\n" "A\0z\\q", 18) == 0);
+        memcmp(e->u.str.s,
+               "a\n\t\\\"'A\xc3\xa9\xe1\x88\xb4\n"
+               "A\0z\\q",
+               18) == 0);
   e = parse_value(a, "x = 'it''s' \"\" r'\\n'\n");
-  CHECK(e && e->kind == FE_E_STR && e->u.str.len == 5 &&
-        memcmp(e->u.str.s, "its\\n", 6) == 0);
+  CHECK(e && e->kind == FE_E_STR && e->u.str.len == 5 && memcmp(e->u.str.s, "its\\n", 6) == 0);
   e = parse_value(a, "x = \"\"\"two\nlines\"\"\"\n");
   CHECK(e && e->kind == FE_E_STR && strcmp(e->u.str.s, "two\nlines") == 0);
   nn_arena_free(a);
@@ -427,17 +431,15 @@ static void test_literals(void) {
          "1.0000000000000001e+300, 2.5e-300, float(\"inf\")]\n");
   GOLDEN("x = [9223372036854775807, -9223372036854775808, 0x10]\n",
          "x = [9223372036854775807, -9223372036854775808, 16]\n");
-  GOLDEN("x = \"\\x00\\x7f\\xff\\u00e9'\\r\"\n",
-         "x = \"\\000\\177\\377\\303\\251'\\r\"\n");
+  GOLDEN("x = \"\\x00\\x7f\\xff\\u00e9'\\r\"\n", "x = \"\\000\\177\\377\\303\\251'\\r\"\n");
 }
 
 static void test_locations(void) {
-  const char *src =
-      "class A(Module):\n"
-      "  def forward(self: __torch__.A,\n"
-      "    x: Tensor) -> Tensor:\n"
-      "    _0 = (self.conv).forward(x, )\n"
-      "    return _0\n";
+  const char *src = "class A(Module):\n"
+                    "  def forward(self: __torch__.A,\n"
+                    "    x: Tensor) -> Tensor:\n"
+                    "    _0 = (self.conv).forward(x, )\n"
+                    "    return _0\n";
   nn_arena *a = nn_arena_new();
   nn_diag d;
   nn_diag_init(&d, stderr);
@@ -488,8 +490,7 @@ static void test_locations(void) {
 static void test_errors(void) {
   ERR("if x\n  pass\n", "1:5: expected ':' after if condition but found end of line");
   ERR("while x y:\n  pass\n", "1:9: expected ':' after while condition but found 'y'");
-  ERR("def f(x) -> T\n  pass\n",
-      "1:14: expected ':' after function header but found end of line");
+  ERR("def f(x) -> T\n  pass\n", "1:14: expected ':' after function header but found end of line");
   ERR("if x:\n  pass\nelse\n  pass\n", "3:5: expected ':' after 'else' but found end of line");
   ERR("for i range(3):\n  pass\n", "1:7: expected 'in' after for target but found 'range'");
   ERR("x = 1\n  y = 2\n", "2:3: unexpected indent");
@@ -539,16 +540,17 @@ static void test_errors(void) {
   /* Nesting is capped: brackets, unary chains, blocks. */
   char deep[1200];
   memset(deep, '(', 300);
-  strcpy(deep + 300, "x\n");
+  memcpy(deep + 300, "x\n", sizeof "x\n");
   got = parse_error(deep, strlen(deep));
   CHECK_STR(got, "nncc: error: t.py:1:201: nesting too deep (more than 200 levels)\n");
   free(got);
   memset(deep, '-', 1000);
-  strcpy(deep + 1000, "x\n");
+  memcpy(deep + 1000, "x\n", sizeof "x\n");
   got = parse_error(deep, strlen(deep));
   CHECK(strstr(got, "nesting too deep (more than 200 levels)") != NULL);
   free(got);
   char *blocks = malloc(150 * 160);
+  NN_ASSERT(blocks);
   size_t n = 0;
   for (int i = 0; i < 150; i++) {
     for (int k = 0; k < i; k++) blocks[n++] = ' ';
@@ -563,7 +565,7 @@ static void test_errors(void) {
   /* A nesting of 40 is fine. */
   memset(deep, '[', 40);
   memset(deep + 40, ']', 40);
-  strcpy(deep + 80, "\n");
+  memcpy(deep + 80, "\n", sizeof "\n");
   got = parse_print(deep);
   CHECK(strncmp(got, "[[[[", 4) == 0);
   free(got);
@@ -642,19 +644,17 @@ static bool test_real_fixtures(void) {
         }
       }
       if (strcmp(de->d_name, "ocaml-torch_foo2_legacy_2019-01.pt") == 0) {
-        CHECK_STR(out.data,
-                  "op_version_set = 0\n"
-                  "def forward(self, x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:\n"
-                  "  _0 = torch.add(torch.mul(x, CONSTANTS.c0), y, alpha=1)\n"
-                  "  return (_0, torch.sub(x, y, alpha=1))\n");
+        CHECK_STR(out.data, "op_version_set = 0\n"
+                            "def forward(self, x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor]:\n"
+                            "  _0 = torch.add(torch.mul(x, CONSTANTS.c0), y, alpha=1)\n"
+                            "  return (_0, torch.sub(x, y, alpha=1))\n");
         saw_foo2 = true;
       }
       if (strcmp(de->d_name, "gotch_file_v2_cpp-save_2020.pt") == 0) {
-        CHECK_STR(out.data,
-                  "class Module(Module):\n"
-                  "  __parameters__ = [\"0\"]\n"
-                  "  __annotations__ = []\n"
-                  "  __annotations__[\"0\"] = Tensor\n");
+        CHECK_STR(out.data, "class Module(Module):\n"
+                            "  __parameters__ = [\"0\"]\n"
+                            "  __annotations__ = []\n"
+                            "  __annotations__[\"0\"] = Tensor\n");
         const fe_stmt *s = b.stmts[0]->u.class_.body.stmts[2];
         CHECK_INT(s->kind, FE_S_ASSIGN);
         CHECK_INT(s->u.assign.targets[0]->kind, FE_E_SUBSCRIPT);

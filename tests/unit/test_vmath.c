@@ -37,18 +37,14 @@ typedef struct vfunc {
 } vfunc;
 
 static const vfunc funcs[] = {
-    {"exp", KX_EXP, exp, 1.5},     {"log", KX_LOG, log, 1.5},
-    {"log1p", KX_LOG1P, log1p, 2.0}, {"tanh", KX_TANH, tanh, 2.5},
-    {"erf", KX_ERF, erf, 2.0},
+    {"exp", KX_EXP, exp, 1.5},    {"log", KX_LOG, log, 1.5}, {"log1p", KX_LOG1P, log1p, 2.0},
+    {"tanh", KX_TANH, tanh, 2.5}, {"erf", KX_ERF, erf, 2.0},
 };
 enum { NF = sizeof funcs / sizeof funcs[0] };
 
 /* A serial stand-in for the model runtime's thread pool. */
-static const char rt_source[] =
-    "#include <stdint.h>\n"
-    LT_RT_PARALLEL_FOR
-    "  fn(slots, 0, n);\n"
-    "}\n";
+static const char rt_source[] = "#include <stdint.h>\n" LT_RT_PARALLEL_FOR "  fn(slots, 0, n);\n"
+                                "}\n";
 
 /* Adds the kernel `out[i] = op(x[i])` in dtype dt over n elements, reading
  * graph input `in` and writing a new graph output. */
@@ -63,18 +59,15 @@ static void add_kernel(be_program *p, kx_op op, nn_dtype dt, int64_t n) {
   be_io io = {.name = "t", .dtype = dt, .rank = 1, .dims = NULL};
   be_bufid in = -1;
   for (int b = 0; b < p->bufs.len; b++)
-    if (p->bufs.data[b].kind == BE_BUF_INPUT && p->bufs.data[b].dtype == dt)
-      in = b;
+    if (p->bufs.data[b].kind == BE_BUF_INPUT && p->bufs.data[b].dtype == dt) in = b;
   if (in < 0) {
     NN_PUSH(a, p->inputs, io);
-    be_buf bi = {.kind = BE_BUF_INPUT, .dtype = dt, .elems = n,
-                 .index = p->inputs.len - 1};
+    be_buf bi = {.kind = BE_BUF_INPUT, .dtype = dt, .elems = n, .index = p->inputs.len - 1};
     NN_PUSH(a, p->bufs, bi);
     in = p->bufs.len - 1;
   }
   NN_PUSH(a, p->outputs, io);
-  be_buf bo = {.kind = BE_BUF_OUTPUT, .dtype = dt, .elems = n,
-               .index = p->outputs.len - 1};
+  be_buf bo = {.kind = BE_BUF_OUTPUT, .dtype = dt, .elems = n, .index = p->outputs.len - 1};
   NN_PUSH(a, p->bufs, bo);
   be_step s = {.k = k, .node = 0};
   s.slots = nn_alloc(a, sizeof(be_bufid) * 2);
@@ -90,8 +83,7 @@ static void *build(const be_program *p, graph_fn *fn, char **ir) {
   llvm_result r;
   llvm_opts o = {.opt_level = 2, .mcpu = "native"};
   CHECK_INT(llvm_compile(p, &o, true, &r, &d), 0);
-  if (d.errors)
-    return NULL;
+  if (d.errors) return NULL;
   lt_write_file(lt_rt_path(), rt_source, strlen(rt_source));
   *ir = strdup(r.ir_text);
   void *h = lt_load_object(&r, fn);
@@ -113,49 +105,43 @@ static float from_bits(uint32_t u) {
  * (f32: 23, -126; f16: 10, -14; bf16: 7, -126); HUGE_VAL when a special
  * value differs. maxv is the largest finite value of the format. */
 static double ulp_err(double got, double ref, int mant, int emin, double maxv) {
-  if (isnan(ref) || isnan(got))
-    return isnan(ref) && isnan(got) ? 0 : HUGE_VAL;
+  if (isnan(ref) || isnan(got)) return isnan(ref) && isnan(got) ? 0 : HUGE_VAL;
   double r = ref;
   /* values that round to ±inf in the format */
   double top = ldexp(maxv, 0) + ldexp(1, ilogb(maxv) - mant - 1);
-  if (fabs(r) >= top)
-    r = copysign(INFINITY, r);
-  if (isinf(r) || isinf(got))
-    return got == r ? 0 : HUGE_VAL;
-  if (got == 0 && r == 0)
-    return signbit(got) == signbit(r) ? 0 : HUGE_VAL;
+  if (fabs(r) >= top) r = copysign(INFINITY, r);
+  if (isinf(r) || isinf(got)) return got == r ? 0 : HUGE_VAL;
+  if (got == 0 && r == 0) return signbit(got) == signbit(r) ? 0 : HUGE_VAL;
   int e = r == 0 ? emin : ilogb(r);
-  if (e < emin)
-    e = emin;
+  if (e < emin) e = emin;
   return fabs(got - r) / ldexp(1, e - mant);
 }
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
-static uint64_t next_u64(void) {
-  return lt_xorshift(&rng);
-}
+static uint64_t next_u64(void) { return lt_xorshift(&rng); }
 
 /* The f32 inputs (see the file comment); returns their count. */
 static int64_t make_inputs(float **out, uint32_t stride) {
-  static const float specials[] = {
-      0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, 0x1p-149f, -0x1p-149f,
-      FLT_MIN, -FLT_MIN, FLT_MAX, -FLT_MAX, 1.0f, -1.0f, 0x1.fffffep-1f,
-      0x1.000002p+0f, 88.72283f, 88.72284f, 88.7229f, 89.0f, -87.33654f,
-      -103.27893f, -103.97208f, -103.97209f, -104.0f, -150.0f, 0x1p-25f,
-      -0x1p-25f, 0x1p-24f, 0.5625f, -0.5625f, 1.0f, 0x1.fffffep-1f, 3.92f, 4.0f,
-      9.0f, 9.1f, -0.99999994f, -0.5f, 2.0f, 0x1.6a09e6p-1f, 0x1.6a09e6p+0f};
+  static const float specials[] =
+      {0.0f,           -0.0f,         INFINITY,       -INFINITY,   NAN,
+       -NAN,           0x1p-149f,     -0x1p-149f,     FLT_MIN,     -FLT_MIN,
+       FLT_MAX,        -FLT_MAX,      1.0f,           -1.0f,       0x1.fffffep-1f,
+       0x1.000002p+0f, 88.72283f,     88.72284f,      88.7229f,    89.0f,
+       -87.33654f,     -103.27893f,   -103.97208f,    -103.97209f, -104.0f,
+       -150.0f,        0x1p-25f,      -0x1p-25f,      0x1p-24f,    0.5625f,
+       -0.5625f,       1.0f,          0x1.fffffep-1f, 3.92f,       4.0f,
+       9.0f,           9.1f,          -0.99999994f,   -0.5f,       2.0f,
+       0x1.6a09e6p-1f, 0x1.6a09e6p+0f};
   int64_t n_spec = NN_ARRAY_LEN(specials), n_rand = 1 << 18;
   int64_t n_stride = (int64_t)((0x100000000ull + stride - 1) / stride);
   int64_t n = n_spec + n_rand + n_stride;
   float *x = malloc(sizeof(float) * (size_t)n);
   NN_ASSERT(x);
   int64_t k = 0;
-  for (int64_t i = 0; i < n_spec; i++)
-    x[k++] = specials[i];
+  for (int64_t i = 0; i < n_spec; i++) x[k++] = specials[i];
   for (int64_t i = 0; i < n_rand; i++)
     x[k++] = (float)(-12.0 + 24.0 * (double)(next_u64() >> 11) * 0x1p-53);
-  for (uint64_t u = 0; u < 0x100000000ull; u += stride)
-    x[k++] = from_bits((uint32_t)u);
+  for (uint64_t u = 0; u < 0x100000000ull; u += stride) x[k++] = from_bits((uint32_t)u);
   *out = x;
   return k;
 }
@@ -190,11 +176,9 @@ static void test_narrow(void) {
   uint16_t *in = malloc(2 * N16);
   uint16_t *out = malloc((size_t)2 * N16 * 2 * NF);
   NN_ASSERT(in && out);
-  for (int i = 0; i < N16; i++)
-    in[i] = (uint16_t)i;
+  for (int i = 0; i < N16; i++) in[i] = (uint16_t)i;
   void *ins[2] = {in, in}, *outs[2 * NF];
-  for (int i = 0; i < 2 * NF; i++)
-    outs[i] = out + (size_t)i * N16;
+  for (int i = 0; i < 2 * NF; i++) outs[i] = out + (size_t)i * N16;
   CHECK_INT(fn(ins, outs, NULL, NULL, NULL, NULL, NULL), 0);
   for (int f = 0; f < NF; f++) {
     double worst[2] = {0, 0};
@@ -205,12 +189,10 @@ static void test_narrow(void) {
         float y = t ? from_bits((uint32_t)o[i] << 16) : f16_to_float(o[i]);
         double e = t ? ulp_err(y, funcs[f].ref(x), 7, -126, 0x1.fep127)
                      : ulp_err(y, funcs[f].ref(x), 10, -14, 65504.0);
-        if (e > worst[t])
-          worst[t] = e;
+        if (e > worst[t]) worst[t] = e;
       }
     }
-    printf("  %-6s f16 max %.3f ulp, bf16 max %.3f ulp\n", funcs[f].name,
-           worst[0], worst[1]);
+    printf("  %-6s f16 max %.3f ulp, bf16 max %.3f ulp\n", funcs[f].name, worst[0], worst[1]);
     CHECK(worst[0] <= 1.0);
     CHECK(worst[1] <= 1.0);
   }
@@ -228,8 +210,7 @@ static void test_f32(uint32_t stride) {
   nn_arena *a = nn_arena_new();
   be_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
-  for (int f = 0; f < NF; f++)
-    add_kernel(p, funcs[f].op, NN_DT_F32, n);
+  for (int f = 0; f < NF; f++) add_kernel(p, funcs[f].op, NN_DT_F32, n);
   graph_fn fn;
   char *ir = NULL;
   void *h = build(p, &fn, &ir);
@@ -240,9 +221,8 @@ static void test_f32(uint32_t stride) {
     return;
   }
   /* vectorized, with no call left to a scalar math function */
-  CHECK(strstr(ir, "<4 x float>") || strstr(ir, "<8 x float>") ||
-        strstr(ir, "<16 x float>"));
-  static const char *const calls[] = {"@expf", "@logf", "@log1pf", "@tanhf",
+  CHECK(strstr(ir, "<4 x float>") || strstr(ir, "<8 x float>") || strstr(ir, "<16 x float>"));
+  static const char *const calls[] = {"@expf", "@logf",      "@log1pf",   "@tanhf",
                                       "@erff", "@llvm.exp.", "@llvm.log."};
   for (size_t i = 0; i < NN_ARRAY_LEN(calls); i++)
     if (strstr(ir, calls[i])) {
@@ -254,8 +234,7 @@ static void test_f32(uint32_t stride) {
   float *out = malloc(sizeof(float) * (size_t)n * NF);
   NN_ASSERT(out);
   void *ins[1] = {x}, *outs[NF];
-  for (int f = 0; f < NF; f++)
-    outs[f] = out + (size_t)f * (size_t)n;
+  for (int f = 0; f < NF; f++) outs[f] = out + (size_t)f * (size_t)n;
   CHECK_INT(fn(ins, outs, NULL, NULL, NULL, NULL, NULL), 0);
   for (int f = 0; f < NF; f++) {
     const float *o = out + (size_t)f * (size_t)n;
@@ -268,17 +247,16 @@ static void test_f32(uint32_t stride) {
         worst_x = x[i];
       }
     }
-    printf("  %-6s f32 max %.3f ulp (at %a; bound %.1f) over %lld inputs\n",
-           funcs[f].name, worst, (double)worst_x, funcs[f].max_ulp,
-           (long long)n);
+    printf("  %-6s f32 max %.3f ulp (at %a; bound %.1f) over %lld inputs\n", funcs[f].name, worst,
+           (double)worst_x, funcs[f].max_ulp, (long long)n);
     CHECK(worst <= funcs[f].max_ulp);
   }
   /* a few exact values */
   CHECK(out[0] == 1.0f && out[2] == INFINITY && out[3] == 0.0f); /* exp */
-  CHECK(out[n + 0] == -INFINITY && isnan(out[n + 9])); /* log(0), log(-FLT_MIN) */
-  CHECK(signbit(out[2 * n + 1]) && out[2 * n + 1] == 0.0f);     /* log1p(-0) */
-  CHECK(out[3 * n + 2] == 1.0f && out[3 * n + 3] == -1.0f);     /* tanh(±inf) */
-  CHECK(out[4 * n + 2] == 1.0f && signbit(out[4 * n + 1]));     /* erf */
+  CHECK(out[n + 0] == -INFINITY && isnan(out[n + 9]));           /* log(0), log(-FLT_MIN) */
+  CHECK(signbit(out[2 * n + 1]) && out[2 * n + 1] == 0.0f);      /* log1p(-0) */
+  CHECK(out[3 * n + 2] == 1.0f && out[3 * n + 3] == -1.0f);      /* tanh(±inf) */
+  CHECK(out[4 * n + 2] == 1.0f && signbit(out[4 * n + 1]));      /* erf */
   free(out);
   free(x);
   dlclose(h);
@@ -289,8 +267,7 @@ int main(void) {
   lt_setup("vmath", NULL);
   const char *s = getenv("NNCC_VMATH_STRIDE");
   long stride = s && *s ? strtol(s, NULL, 10) : 4099;
-  if (stride < 1)
-    stride = 1;
+  if (stride < 1) stride = 1;
   test_f32((uint32_t)stride);
   test_narrow();
   lt_cleanup();

@@ -224,7 +224,8 @@ static void checkpoint(pb *p, bool deep) {
 /* A model {fc: {weight: f32[2,2], bias: i64[2]}}. */
 static fe_model *fc_model(nn_arena *a) {
   fe_pval *fc = pmodule(a, 2, (const char *[]){"weight", "bias"},
-                        (fe_pval *[]){ptensor(a, NN_DT_F32, 2, 2, 2), ptensor(a, NN_DT_I64, 1, 2, 0)});
+                        (fe_pval *[]){ptensor(a, NN_DT_F32, 2, 2, 2),
+                                      ptensor(a, NN_DT_I64, 1, 2, 0)});
   return model_of(a, pmodule(a, 1, (const char *[]){"fc"}, (fe_pval *[]){fc}));
 }
 
@@ -318,9 +319,10 @@ static void test_dataparallel_hint(void) {
   put(&p, w, sizeof w);
 
   nn_arena *a = nn_arena_new();
-  fe_model *m = model_of(a, pmodule(a, 1, (const char *[]){"fc"},
-                                    (fe_pval *[]){pmodule(a, 1, (const char *[]){"weight"},
-                                                          (fe_pval *[]){ptensor(a, NN_DT_F32, 2, 2, 2)})}));
+  fe_model *m =
+      model_of(a, pmodule(a, 1, (const char *[]){"fc"},
+                          (fe_pval *[]){pmodule(a, 1, (const char *[]){"weight"},
+                                                (fe_pval *[]){ptensor(a, NN_DT_F32, 2, 2, 2)})}));
   sink s;
   sink_open(&s);
   CHECK_INT(fe_weights_load_mem(m, p.b, p.n, "dp.pt", NULL, true, a, &s.d), -1);
@@ -380,17 +382,18 @@ static void test_refusals(void) {
 
 /* ---- the real fixtures ----------------------------------------------------------- */
 
-static const float lin_w[15] = {
-    -0.40819624066352844f, 0.2525510787963867f,  0.10450845956802368f, 0.41415613889694214f,
-    -0.25815847516059875f, 0.32399481534957886f, -0.1613161861896515f, -0.07835698127746582f,
-    0.19948714971542358f,  0.420695960521698f,   -0.42139846086502075f, 0.42596811056137085f,
-    0.24171388149261475f,  0.1062353253364563f,  0.33350086212158203f};
+static const float lin_w[15] = {-0.40819624066352844f, 0.2525510787963867f,   0.10450845956802368f,
+                                0.41415613889694214f,  -0.25815847516059875f, 0.32399481534957886f,
+                                -0.1613161861896515f,  -0.07835698127746582f, 0.19948714971542358f,
+                                0.420695960521698f,    -0.42139846086502075f, 0.42596811056137085f,
+                                0.24171388149261475f,  0.1062353253364563f,   0.33350086212158203f};
 static const float lin_b[3] = {-0.32922619581222534f, 0.2628288269042969f, -0.3967112898826599f};
 
 /* A model {weight: wdt[3,wcols], bias: bdt[3]} like nn.Linear(5, 3). */
 static fe_model *linear_model(nn_arena *a, nn_dtype wdt, int wcols, nn_dtype bdt) {
-  return model_of(a, pmodule(a, 2, (const char *[]){"weight", "bias"},
-                             (fe_pval *[]){ptensor(a, wdt, 2, 3, wcols), ptensor(a, bdt, 1, 3, 0)}));
+  return model_of(a,
+                  pmodule(a, 2, (const char *[]){"weight", "bias"},
+                          (fe_pval *[]){ptensor(a, wdt, 2, 3, wcols), ptensor(a, bdt, 1, 3, 0)}));
 }
 
 static void test_linear_state(const char *path) {
@@ -450,8 +453,7 @@ static void test_linear_state(const char *path) {
   m = model_of(a, pmodule(a, 2, (const char *[]){"weight", "extra"},
                           (fe_pval *[]){ptensor(a, NN_DT_F32, 2, 3, 4), extra}));
   sink_open(&s);
-  CHECK_INT(fe_weights_load_mem(m, bytes, len, "lin.bin", NULL, true, a, &s.d),
-            -1);
+  CHECK_INT(fe_weights_load_mem(m, bytes, len, "lin.bin", NULL, true, a, &s.d), -1);
   CHECK_STR(sink_text(&s),
             "nncc: error: lin.bin: missing key 'extra'\n"
             "nncc: error: lin.bin: unexpected key 'bias'\n"
@@ -470,8 +472,7 @@ static void test_linear_state(const char *path) {
   m = model_of(a, pmodule(a, 2, (const char *[]){"weight", "extra"},
                           (fe_pval *[]){ptensor(a, NN_DT_F32, 2, 3, 5), extra}));
   sink_open(&s);
-  CHECK_INT(fe_weights_load_mem(m, bytes, len, "lin.bin", NULL, false, a, &s.d),
-            0);
+  CHECK_INT(fe_weights_load_mem(m, bytes, len, "lin.bin", NULL, false, a, &s.d), 0);
   CHECK_STR(sink_text(&s), "nncc: warning: lin.bin: missing key 'extra'\n"
                            "nncc: warning: lin.bin: unexpected key 'bias'\n");
   sink_close(&s);
@@ -481,8 +482,7 @@ static void test_linear_state(const char *path) {
   /* a dtype that can't stand in */
   m = linear_model(a, NN_DT_I64, 5, NN_DT_F32);
   sink_open(&s);
-  CHECK_INT(fe_weights_load_mem(m, bytes, len, "lin.bin", NULL, true, a, &s.d),
-            -1);
+  CHECK_INT(fe_weights_load_mem(m, bytes, len, "lin.bin", NULL, true, a, &s.d), -1);
   CHECK_STR(sink_text(&s), "nncc: error: weight 'weight' is f32 in lin.bin but i64 in the model\n");
   sink_close(&s);
   free(bytes);
@@ -516,12 +516,12 @@ static void test_state_dict_zip(const char *path) {
  * as a view for an f32 model, gathered into a contiguous f64 copy for an f64
  * one. Also bool tensors. */
 static void test_views_and_bools(const char *views, const char *bools) {
-  static const double w1[20] = {
-      0.5399810075759888,   -0.6109429597854614,  -0.7871678471565247,  -1.1152273416519165,
-      -0.9036790728569031,  0.12215296179056168,  -2.554168224334717,   0.6347150802612305,
-      1.3470404148101807,   -0.1679217517375946,  -1.6392056941986084,  -0.12452677637338638,
-      -0.5254632234573364,  0.7737239003181458,   0.7202507257461548,   -0.49083033204078674,
-      -0.01373964361846447, -0.7420228719711304,  -0.9219689965248108,  -0.7026249766349792};
+  static const double w1[20] =
+      {0.5399810075759888,   -0.6109429597854614, -0.7871678471565247, -1.1152273416519165,
+       -0.9036790728569031,  0.12215296179056168, -2.554168224334717,  0.6347150802612305,
+       1.3470404148101807,   -0.1679217517375946, -1.6392056941986084, -0.12452677637338638,
+       -0.5254632234573364,  0.7737239003181458,  0.7202507257461548,  -0.49083033204078674,
+       -0.01373964361846447, -0.7420228719711304, -0.9219689965248108, -0.7026249766349792};
   nn_arena *a = nn_arena_new();
   sink s;
   if (views) {
@@ -564,8 +564,8 @@ static void test_views_and_bools(const char *views, const char *bools) {
     CHECK_INT(fe_weights_load(m, bools, NULL, true, a, &s.d), 0);
     sink_close(&s);
     const unsigned char *b = attr(m->root, "b")->storage->data;
-    CHECK(b[0] == 1 && b[1] == 0 && b[2] == 1 && b[3] == 0 && b[4] == 0 && b[5] == 1 &&
-          b[6] == 1 && b[7] == 1 && b[8] == 1);
+    CHECK(b[0] == 1 && b[1] == 0 && b[2] == 1 && b[3] == 0 && b[4] == 0 && b[5] == 1 && b[6] == 1 &&
+          b[7] == 1 && b[8] == 1);
     m = model_of(a, pmodule(a, 2, (const char *[]){"a", "b"},
                             (fe_pval *[]){ptensor(a, NN_DT_F32, 2, 3, 3),
                                           ptensor(a, NN_DT_F32, 2, 3, 3)}));

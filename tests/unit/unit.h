@@ -15,35 +15,35 @@
 static int unit_failures;
 static int unit_checks;
 
-#define CHECK(c)                                                              \
-  do {                                                                       \
-    unit_checks++;                                                           \
-    if (!(c)) {                                                              \
-      unit_failures++;                                                       \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);  \
-    }                                                                        \
+#define CHECK(c)                                                            \
+  do {                                                                      \
+    unit_checks++;                                                          \
+    if (!(c)) {                                                             \
+      unit_failures++;                                                      \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
+    }                                                                       \
   } while (0)
 
-#define CHECK_INT(a, b)                                                       \
-  do {                                                                       \
-    long long a_ = (long long)(a), b_ = (long long)(b);                      \
-    unit_checks++;                                                           \
-    if (a_ != b_) {                                                          \
-      unit_failures++;                                                       \
-      fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", __FILE__,  \
-              __LINE__, #a, a_, #b, b_);                                     \
-    }                                                                        \
+#define CHECK_INT(a, b)                                                                           \
+  do {                                                                                            \
+    long long a_ = (long long)(a), b_ = (long long)(b);                                           \
+    unit_checks++;                                                                                \
+    if (a_ != b_) {                                                                               \
+      unit_failures++;                                                                            \
+      fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, #a, a_, #b, \
+              b_);                                                                                \
+    }                                                                                             \
   } while (0)
 
-#define CHECK_STR(a, b)                                                       \
-  do {                                                                       \
-    const char *a_ = (a), *b_ = (b);                                         \
-    unit_checks++;                                                           \
-    if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                 \
-      unit_failures++;                                                       \
-      fprintf(stderr, "%s:%d: %s is\n---\n%s\n---\nexpected\n---\n%s\n---\n", \
-              __FILE__, __LINE__, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
-    }                                                                        \
+#define CHECK_STR(a, b)                                                                           \
+  do {                                                                                            \
+    const char *a_ = (a), *b_ = (b);                                                              \
+    unit_checks++;                                                                                \
+    if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                                      \
+      unit_failures++;                                                                            \
+      fprintf(stderr, "%s:%d: %s is\n---\n%s\n---\nexpected\n---\n%s\n---\n", __FILE__, __LINE__, \
+              #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                        \
+    }                                                                                             \
   } while (0)
 
 static inline int unit_report(const char *name) {
@@ -56,15 +56,16 @@ static inline void unit_skip(const char *why) {
   exit(77);
 }
 
-/* Reads a whole file into malloc'd memory; NULL if it can't be read. */
+/* Reads a whole file into malloc'd memory (NUL-terminated); NULL, with
+ * *len = 0, if it can't be read. */
 static inline char *unit_read_file(const char *path, size_t *len) {
+  if (len) *len = 0;
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+  long n = -1;
+  if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+  char *buf = n >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n + 1) : NULL;
+  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
     free(buf);
     fclose(f);
     return NULL;
