@@ -32,18 +32,46 @@ typedef int32_t kx_id; /* expression id in k->exprs; -1 = none */
 typedef int32_t ks_id; /* statement id in k->stmts */
 
 typedef enum kx_op {
-  KX_CONST,  /* i (integers, bools) or f (floats), of dtype */
-  KX_VAR,    /* the current value of variable `var` (loop index or temp) */
-  KX_LOAD,   /* buffer `buf` at element index a (an I64 expression) */
+  KX_CONST, /* i (integers, bools) or f (floats), of dtype */
+  KX_VAR,   /* the current value of variable `var` (loop index or temp) */
+  KX_LOAD,  /* buffer `buf` at element index a (an I64 expression) */
   /* unary, operand a */
-  KX_NEG, KX_NOT, KX_ABS, KX_EXP, KX_LOG, KX_LOG1P, KX_SQRT, KX_RSQRT,
-  KX_TANH, KX_ERF, KX_SIN, KX_COS, KX_FLOOR, KX_CEIL, KX_ROUND /* half to even */,
-  KX_CAST,   /* a converted to dtype (float→int truncates; →bool is != 0) */
+  KX_NEG,
+  KX_NOT,
+  KX_ABS,
+  KX_EXP,
+  KX_LOG,
+  KX_LOG1P,
+  KX_SQRT,
+  KX_RSQRT,
+  KX_TANH,
+  KX_ERF,
+  KX_SIN,
+  KX_COS,
+  KX_FLOOR,
+  KX_CEIL,
+  KX_ROUND /* half to even */,
+  KX_CAST, /* a converted to dtype (float→int truncates; →bool is != 0) */
   /* binary, operands a b, same dtype (result dtype = operands' dtype) */
-  KX_ADD, KX_SUB, KX_MUL, KX_DIV /* ints: truncating */, KX_FLOORDIV, KX_MOD
-  /* floor semantics like Python for ints and floats */, KX_MIN, KX_MAX, KX_POW,
+  KX_ADD,
+  KX_SUB,
+  KX_MUL,
+  KX_DIV /* ints: truncating */,
+  KX_FLOORDIV,
+  KX_MOD
+  /* floor semantics like Python for ints and floats */,
+  KX_MIN,
+  KX_MAX,
+  KX_POW,
   /* comparisons and logic: result dtype BOOL */
-  KX_EQ, KX_NE, KX_LT, KX_LE, KX_GT, KX_GE, KX_AND, KX_OR,
+  KX_EQ,
+  KX_NE,
+  KX_LT,
+  KX_LE,
+  KX_GT,
+  KX_GE,
+  KX_AND,
+  KX_OR,
   KX_SELECT, /* a (bool) ? b : c */
   KX_OP_COUNT
 } kx_op;
@@ -59,11 +87,11 @@ typedef struct kx {
 } kx;
 
 typedef enum ks_kind {
-  KS_FOR,    /* for var in [lo, hi): body */
-  KS_LET,    /* var = val (declares or overwrites a scalar temporary) */
-  KS_STORE,  /* buf[idx] = val */
-  KS_IF,     /* if cond: body (else: els) */
-  KS_GEMM,   /* see ks_gemm */
+  KS_FOR,   /* for var in [lo, hi): body */
+  KS_LET,   /* var = val (declares or overwrites a scalar temporary) */
+  KS_STORE, /* buf[idx] = val */
+  KS_IF,    /* if cond: body (else: els) */
+  KS_GEMM,  /* see ks_gemm */
 } ks_kind;
 
 /* FOR flags. */
@@ -83,6 +111,26 @@ enum {
  * dim values (kl_dimx) when a dim is symbolic. Offsets may use variables of
  * loops around the GEMM (a batch, conv groups); sizes and strides never
  * do. All buffers are F32 for now. */
+/* B of a convolution's GEMM described as the im2col of its input image
+ * (ks_gemm.im2col), for backends that pack B straight from the image
+ * instead of reading the materialized im2col buffer:
+ *   B[kk, n] = x[x_off + ci*H*W + ih*W + iw]  when 0 <= ih < H, 0 <= iw < W,
+ *              else 0,
+ * with kk = (ci*kh + i)*kw + j, n0 + n = oh*wout + ow, ih = oh*sh - ph +
+ * i*dh, iw = ow*sw - pw + j*dw. The GEMM's own B operand (b, b_off,
+ * strides) still names that buffer, and the kernel writing it is marked
+ * kernel.im2col_b, so a backend may ignore this description. f32 only. */
+typedef struct ks_im2col {
+  int32_t x;                              /* slot of the image */
+  kx_id x_off;                            /* offset of the group's first input
+                                     channel (may use loop variables) */
+  kx_id n0;                               /* output position of B's column 0 */
+  kx_id h, w, wout;                       /* input height, width; output width
+                                     (never loop variables) */
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw; /* kernel size, stride, padding,
+                                             dilation */
+} ks_im2col;
+
 typedef struct ks_gemm {
   int32_t a, b, c;           /* buffer slots */
   kx_id a_off, b_off, c_off; /* element offsets (I64 expressions) */
@@ -115,48 +163,54 @@ typedef struct ks_gemm {
    * variables, loads of other buffers, constants and variables defined
    * around the GEMM) is stored instead. ep never loads C. A zeroed ks_gemm
    * has no epilogue. */
-  bool epilogue;             /* apply ep */
-  kx_id ep;                  /* the stored value */
-  int32_t ep_acc, ep_idx;    /* its input variables */
+  bool epilogue;           /* apply ep */
+  kx_id ep;                /* the stored value */
+  int32_t ep_acc, ep_idx;  /* its input variables */
+  const ks_im2col *im2col; /* B as an image's im2col (see ks_im2col), or
+                                NULL (the zeroed default) */
 } ks_gemm;
 
 typedef struct ks {
   ks_kind kind;
-  int32_t var;         /* FOR, LET */
-  kx_id lo, hi;        /* FOR bounds (I64) */
-  unsigned flags;      /* FOR: KS_* */
-  ks_id *body;         /* FOR, IF: statements */
+  int32_t var;    /* FOR, LET */
+  kx_id lo, hi;   /* FOR bounds (I64) */
+  unsigned flags; /* FOR: KS_* */
+  ks_id *body;    /* FOR, IF: statements */
   int nbody;
-  ks_id *els;          /* IF: else statements */
+  ks_id *els; /* IF: else statements */
   int nels;
-  kx_id cond;          /* IF */
-  int32_t buf;         /* STORE */
-  kx_id idx, val;      /* STORE index, value; LET value */
-  ks_gemm gemm;        /* GEMM */
+  kx_id cond;     /* IF */
+  int32_t buf;    /* STORE */
+  kx_id idx, val; /* STORE index, value; LET value */
+  ks_gemm gemm;   /* GEMM */
 } ks;
 
 typedef struct kbuf {
-  nn_dtype dtype;      /* element type */
-  bool written;        /* the kernel stores into it */
-  int64_t elems;       /* elements the kernel may touch (for checks); -1
+  nn_dtype dtype;   /* element type */
+  bool written;     /* the kernel stores into it */
+  int64_t elems;    /* elements the kernel may touch (for checks); -1
                           when the size depends on symbolic dims (the
                           interpreter then checks against the bound
                           program buffer's size at run time) */
-  const char *name;    /* for printing, e.g. "x", "out", "w" */
+  const char *name; /* for printing, e.g. "x", "out", "w" */
 } kbuf;
 
 typedef struct kernel {
   nn_arena *arena;
-  const char *name;    /* e.g. "k12_convolution" (unique per program) */
-  NN_VEC(kbuf) bufs;   /* slots */
+  const char *name;      /* e.g. "k12_convolution" (unique per program) */
+  NN_VEC(kbuf) bufs;     /* slots */
   NN_VEC(nn_dtype) vars; /* variable types (loop vars are I64) */
   NN_VEC(kx) exprs;
   NN_VEC(ks) stmts;
-  NN_VEC(ks_id) root;  /* top-level statements, in order */
-  nn_loc loc;          /* source of the op, for profiling and errors */
-  int32_t dims_slot;   /* the slot bound to the run's dim values (an I64
+  NN_VEC(ks_id) root; /* top-level statements, in order */
+  nn_loc loc;         /* source of the op, for profiling and errors */
+  int32_t dims_slot;  /* the slot bound to the run's dim values (an I64
                           buffer, one element per symbol; kl_dimx creates
                           it on first use), -1 when the kernel has none */
+  bool im2col_b;      /* the kernel only writes the im2col buffer that the
+                          GEMMs of the next step read as B, and those GEMMs
+                          carry ks_gemm.im2col: a backend that packs B from
+                          the image may skip this kernel */
   /* building state (kernel.c): the FOR/IF statements not yet ended,
    * innermost last; an IF whose else branch is open is stored as -(id+1) */
   NN_VEC(ks_id) open;
@@ -316,7 +370,7 @@ typedef struct kl_epilogue {
    * acc, binding the slots it loads; -1 after reporting an error. Called
    * once per kernel that writes `out`. */
   kx_id (*build)(void *ctx, kernel *k, kx_id acc, kx_id idx);
-  void *ctx;        /* build's first argument */
+  void *ctx; /* build's first argument */
 } kl_epilogue;
 /* Lowers gemm-like node n so that each element of its result goes through
  * ep before it is stored into ep->out (the GEMM's C, or the direct

@@ -15,13 +15,20 @@
  *               scratch buffer by a packing kernel first.
  *   matmul      numpy rules: 1-d operands, a batch folded into M when b is a
  *               plain matrix, batch broadcasting otherwise.
- *   convolution 1-d/2-d, non-transposed. Depthwise: a direct loop kernel.
+ *   convolution 1-d/2-d, non-transposed. Depthwise: a direct kernel that
+ *               sums each output's taps at once, vectorized along the output,
+ *               with the interior (every tap inside the input) unchecked and
+ *               the padded border checked per tap (conv_depthwise).
  *               1x1 stride 1 unpadded: a GEMM on the input itself. Otherwise
  *               im2col into a scratch buffer (zeros for padded taps, computed
  *               from the window's valid range, no padded copy of the input)
  *               and a GEMM weight[Cout/g, Cin/g*kh*kw] @ col[.., Hout*Wout]
  *               per image and group. An f32 weight known at compile time is
- *               packed into panels of PACK_A rows (ks_gemm.a_panel).
+ *               packed into panels of PACK_A rows (ks_gemm.a_panel). The
+ *               GEMM also describes its B as the input's im2col
+ *               (ks_gemm.im2col) and the im2col kernel says so
+ *               (kernel.im2col_b): a backend that packs B from the image
+ *               itself skips the im2col kernel (the LLVM backend does).
  *
  * Symbolic dims. Sizes, strides and offsets are computed as dims of the
  * graph (ir_dim) and become kernel expressions (kl_dimx) where a kernel
@@ -36,8 +43,8 @@
  * Epilogues (kl_lower_gemm_ep). A fused group headed by a gemm-like op
  * passes an epilogue builder: every kernel that writes the op's result
  * writes the group's result buffer instead, each element going through the
- * epilogue expression (ks_gemm.ep; for the direct depthwise convolution, a
- * pass over each finished output row). The intermediate product never
+ * epilogue expression (ks_gemm.ep; for the direct depthwise convolution,
+ * each output's sum before its store). The intermediate product never
  * exists in memory.
  *
  * Expansion (k_expand_gemms). Backends without a native GEMM rewrite each
@@ -86,49 +93,29 @@ enum {
 /* State while one KS_GEMM is expanded. */
 typedef struct gx {
   kernel *k;
-  ks_gemm g;                /* a copy of the statement being expanded; a
+  ks_gemm g;                                 /* a copy of the statement being expanded; a
                                size or stride that is not a constant is
                                replaced by a variable holding it */
-  int32_t aoff, boff, coff; /* I64 vars holding the operand offsets, or
+  int32_t aoff, boff, coff;                  /* I64 vars holding the operand offsets, or
                                -1 when the offset is the constant below */
-  int32_t biasoff;          /* same for the bias */
+  int32_t biasoff;                           /* same for the bias */
   int64_t aoff_c, boff_c, coff_c, biasoff_c; /* constant offsets */
   int32_t vm, vn;                            /* tile origin (row, column) */
-  int32_t va[GEMM_MR]; /* F32: alpha * A[row, k] of a tile's rows */
-  int32_t vb;          /* F32: B[k, column] */
+  int32_t va[GEMM_MR];                       /* F32: alpha * A[row, k] of a tile's rows */
+  int32_t vb;                                /* F32: B[k, column] */
 } gx;
 
-static kx_id I(kernel *k, int64_t v) {
-  return k_i64(k, v);
-}
-static kx_id V(kernel *k, int32_t var) {
-  return k_varref(k, var);
-}
-static kx_id ADD(kernel *k, kx_id a, kx_id b) {
-  return k_bin(k, KX_ADD, a, b);
-}
-static kx_id SUB(kernel *k, kx_id a, kx_id b) {
-  return k_bin(k, KX_SUB, a, b);
-}
-static kx_id MUL(kernel *k, kx_id a, kx_id b) {
-  return k_bin(k, KX_MUL, a, b);
-}
-static kx_id MULC(kernel *k, kx_id a, int64_t c) {
-  return MUL(k, a, I(k, c));
-}
-static kx_id MINX(kernel *k, kx_id a, kx_id b) {
-  return k_bin(k, KX_MIN, a, b);
-}
-static kx_id MAXX(kernel *k, kx_id a, kx_id b) {
-  return k_bin(k, KX_MAX, a, b);
-}
-static kx_id F(kernel *k, double v) {
-  return k_const_f(k, NN_DT_F32, v);
-}
+static kx_id I(kernel *k, int64_t v) { return k_i64(k, v); }
+static kx_id V(kernel *k, int32_t var) { return k_varref(k, var); }
+static kx_id ADD(kernel *k, kx_id a, kx_id b) { return k_bin(k, KX_ADD, a, b); }
+static kx_id SUB(kernel *k, kx_id a, kx_id b) { return k_bin(k, KX_SUB, a, b); }
+static kx_id MUL(kernel *k, kx_id a, kx_id b) { return k_bin(k, KX_MUL, a, b); }
+static kx_id MULC(kernel *k, kx_id a, int64_t c) { return MUL(k, a, I(k, c)); }
+static kx_id MINX(kernel *k, kx_id a, kx_id b) { return k_bin(k, KX_MIN, a, b); }
+static kx_id MAXX(kernel *k, kx_id a, kx_id b) { return k_bin(k, KX_MAX, a, b); }
+static kx_id F(kernel *k, double v) { return k_const_f(k, NN_DT_F32, v); }
 /* a // b and ceil(a / b) for a >= 0, b > 0 (fold when both are numbers) */
-static kx_id FDIV(kernel *k, kx_id a, kx_id b) {
-  return k_bin(k, KX_FLOORDIV, a, b);
-}
+static kx_id FDIV(kernel *k, kx_id a, kx_id b) { return k_bin(k, KX_FLOORDIV, a, b); }
 static kx_id CEILDIV(kernel *k, kx_id a, kx_id b) {
   return FDIV(k, ADD(k, a, SUB(k, b, I(k, 1))), b);
 }
@@ -136,8 +123,7 @@ static kx_id CEILDIV(kernel *k, kx_id a, kx_id b) {
 /* True and *v set when e is an I64 constant. */
 static bool is_num(const kernel *k, kx_id e, int64_t *v) {
   const kx *x = &k->exprs.data[e];
-  if (x->op != KX_CONST || x->dtype != NN_DT_I64)
-    return false;
+  if (x->op != KX_CONST || x->dtype != NN_DT_I64) return false;
   *v = x->i;
   return true;
 }
@@ -157,9 +143,7 @@ static kx_id hoist(kernel *k, kx_id e) {
 }
 
 /* An offset: variable `var`, or constant c when var is -1. */
-static kx_id OFF(kernel *k, int32_t var, int64_t c) {
-  return var >= 0 ? V(k, var) : I(k, c);
-}
+static kx_id OFF(kernel *k, int32_t var, int64_t c) { return var >= 0 ? V(k, var) : I(k, c); }
 
 /* Element index of C[m, n], A[m, kk], B[kk, n], bias[m, n]. */
 static kx_id c_idx(gx *x, kx_id m, kx_id n) {
@@ -177,8 +161,7 @@ static kx_id panel_idx(kernel *k, kx_id K, int64_t p, kx_id r, kx_id kk) {
 static kx_id a_raw(gx *x, kx_id m, kx_id kk) {
   kernel *k = x->k;
   kx_id idx = x->g.a_panel > 0
-                  ? ADD(k, OFF(k, x->aoff, x->aoff_c),
-                        panel_idx(k, x->g.k, x->g.a_panel, m, kk))
+                  ? ADD(k, OFF(k, x->aoff, x->aoff_c), panel_idx(k, x->g.k, x->g.a_panel, m, kk))
                   : ADD(k, ADD(k, OFF(k, x->aoff, x->aoff_c), MUL(k, m, x->g.a_rs)),
                         MUL(k, kk, x->g.a_cs));
   return k_cast(k, NN_DT_F32, k_load(k, x->g.a, idx));
@@ -191,8 +174,7 @@ static kx_id a_val(gx *x, kx_id m, kx_id kk) {
 static kx_id b_val(gx *x, kx_id kk, kx_id n) {
   kernel *k = x->k;
   kx_id idx = x->g.b_panel > 0
-                  ? ADD(k, OFF(k, x->boff, x->boff_c),
-                        panel_idx(k, x->g.k, x->g.b_panel, n, kk))
+                  ? ADD(k, OFF(k, x->boff, x->boff_c), panel_idx(k, x->g.k, x->g.b_panel, n, kk))
                   : ADD(k, ADD(k, OFF(k, x->boff, x->boff_c), MUL(k, kk, x->g.b_rs)),
                         MUL(k, n, x->g.b_cs));
   return k_cast(k, NN_DT_F32, k_load(k, x->g.b, idx));
@@ -203,17 +185,15 @@ static kx_id b_val(gx *x, kx_id kk, kx_id n) {
  * contiguous. */
 static kx_id b_tile_val(gx *x, kx_id kk, kx_id n0, kx_id j) {
   kernel *k = x->k;
-  if (x->g.b_panel != GEMM_NR)
-    return b_val(x, kk, ADD(k, n0, j));
+  if (x->g.b_panel != GEMM_NR) return b_val(x, kk, ADD(k, n0, j));
   kx_id idx = ADD(k, ADD(k, OFF(k, x->boff, x->boff_c), MUL(k, n0, x->g.k)),
                   ADD(k, MULC(k, kk, GEMM_NR), j));
   return k_cast(k, NN_DT_F32, k_load(k, x->g.b, idx));
 }
 static kx_id bias_val(gx *x, kx_id m, kx_id n) {
   kernel *k = x->k;
-  kx_id idx =
-      ADD(k, ADD(k, OFF(k, x->biasoff, x->biasoff_c), MUL(k, m, x->g.bias_rs)),
-          MUL(k, n, x->g.bias_cs));
+  kx_id idx = ADD(k, ADD(k, OFF(k, x->biasoff, x->biasoff_c), MUL(k, m, x->g.bias_rs)),
+                  MUL(k, n, x->g.bias_cs));
   kx_id v = k_cast(k, NN_DT_F32, k_load(k, x->g.bias, idx));
   return x->g.beta == 1.0f ? v : MUL(k, F(k, x->g.beta), v);
 }
@@ -244,8 +224,7 @@ static kx_id init_val(gx *x, kx_id m, kx_id n) {
     kx_id b = bias_val(x, m, n);
     v = v < 0 ? b : ADD(k, v, b);
   }
-  if (v < 0 && !x->g.accumulate)
-    v = F(k, 0.0);
+  if (v < 0 && !x->g.accumulate) v = F(k, 0.0);
   return v;
 }
 
@@ -259,19 +238,16 @@ static kx_id init_val(gx *x, kx_id m, kx_id n) {
  *     VECTOR for j in [0, nr):
  *       b = B[kk, vn+j]
  *       C[vm+i, vn+j] = C[vm+i, vn+j] + a_i*b   (i < mr)  */
-static void emit_tile(gx *x, kx_id m0, int mr, kx_id n0, kx_id nr, int32_t k0,
-                      int32_t k1) {
+static void emit_tile(gx *x, kx_id m0, int mr, kx_id n0, kx_id nr, int32_t k0, int32_t k1) {
   kernel *k = x->k;
   k_let(k, x->vm, m0);
   k_let(k, x->vn, n0);
   int32_t kk = k_for_begin(k, V(k, k0), V(k, k1), 0);
-  for (int i = 0; i < mr; i++)
-    k_let(k, x->va[i], a_val(x, ADD(k, V(k, x->vm), I(k, i)), V(k, kk)));
+  for (int i = 0; i < mr; i++) k_let(k, x->va[i], a_val(x, ADD(k, V(k, x->vm), I(k, i)), V(k, kk)));
   int32_t j = k_for_begin(k, I(k, 0), nr, KS_VECTOR);
   k_let(k, x->vb, b_tile_val(x, V(k, kk), V(k, x->vn), V(k, j)));
   for (int i = 0; i < mr; i++) {
-    kx_id idx =
-        c_idx(x, ADD(k, V(k, x->vm), I(k, i)), ADD(k, V(k, x->vn), V(k, j)));
+    kx_id idx = c_idx(x, ADD(k, V(k, x->vm), I(k, i)), ADD(k, V(k, x->vn), V(k, j)));
     kx_id prod = MUL(k, V(k, x->va[i]), V(k, x->vb));
     k_store(k, x->g.c, idx, ADD(k, k_load(k, x->g.c, idx), prod));
   }
@@ -293,11 +269,9 @@ static void expand_gemv(gx *x, unsigned outer_flags) {
   k_let(k, acc, ADD(k, V(k, acc), prod));
   k_for_end(k);
   kx_id v = V(k, acc);
-  if (g->alpha != 1.0f)
-    v = MUL(k, F(k, g->alpha), v);
+  if (g->alpha != 1.0f) v = MUL(k, F(k, g->alpha), v);
   kx_id init = init_val(x, V(k, m), I(k, 0));
-  if (init >= 0)
-    v = ADD(k, init, v);
+  if (init >= 0) v = ADD(k, init, v);
   kx_id idx = c_idx(x, V(k, m), I(k, 0));
   if (g->epilogue) {
     k_let(k, g->ep_acc, v);
@@ -345,16 +319,13 @@ static tiling macro_tiling(kernel *k, kx_id M, kx_id N, bool let) {
     /* column blocks wanted; max(nmb, 1) keeps a symbolic M of 0 (a
      * floor division) from dividing by zero */
     kx_id want = CEILDIV(k, I(k, GEMM_MIN_TILES), MAXX(k, t.nmb, I(k, 1)));
-    if (let)
-      want = hoist(k, want);
+    if (let) want = hoist(k, want);
     kx_id c = CEILDIV(k, t.ct, want);
     t.nbt = MINX(k, MAXX(k, c, I(k, 4)), t.nbt);
   }
-  if (let)
-    t.nbt = hoist(k, t.nbt);
+  if (let) t.nbt = hoist(k, t.nbt);
   t.nnb = CEILDIV(k, t.ct, t.nbt);
-  if (let)
-    t.nnb = hoist(k, t.nnb);
+  if (let) t.nnb = hoist(k, t.nnb);
   return t;
 }
 
@@ -385,8 +356,7 @@ static void expand_gemm(gx *x, unsigned outer_flags) {
   ks_gemm *g = &x->g;
   int64_t mv, nv;
   bool m_num = is_num(k, g->m, &mv), n_num = is_num(k, g->n, &nv);
-  if ((m_num && mv <= 0) || (n_num && nv <= 0))
-    return;
+  if ((m_num && mv <= 0) || (n_num && nv <= 0)) return;
   if (n_num && nv == 1) {
     expand_gemv(x, outer_flags);
     return;
@@ -430,8 +400,7 @@ static void expand_gemm(gx *x, unsigned outer_flags) {
     kx_id nr = pass == 0 ? I(k, GEMM_NR) : ntail;
     int64_t nrv;
     bool nr_num = is_num(k, nr, &nrv);
-    if (nr_num && nrv == 0)
-      continue;
+    if (nr_num && nrv == 0) continue;
     int32_t nt = -1;
     if (pass == 0) {
       kx_id lo = MUL(k, V(k, nb), nbt);
@@ -468,8 +437,7 @@ static void expand_gemm(gx *x, unsigned outer_flags) {
       k_if_end(k);
   }
   k_for_end(k); /* kb */
-  if (g->epilogue)
-    emit_epilogue(x, r0, r1, c0, c1);
+  if (g->epilogue) emit_epilogue(x, r0, r1, c0, c1);
   k_for_end(k); /* t */
 }
 
@@ -477,8 +445,7 @@ static void expand_gemm(gx *x, unsigned outer_flags) {
  * root; the caller moves the new statements where s was). */
 static void expand_stmt(kernel *k, ks_id s, bool parallel) {
   gx x = {.k = k, .g = k->stmts.data[s].gemm};
-  const kx_id offs[4] = {x.g.a_off, x.g.b_off, x.g.c_off,
-                         x.g.bias >= 0 ? x.g.bias_off : -1};
+  const kx_id offs[4] = {x.g.a_off, x.g.b_off, x.g.c_off, x.g.bias >= 0 ? x.g.bias_off : -1};
   int32_t *vars[4] = {&x.aoff, &x.boff, &x.coff, &x.biasoff};
   int64_t *consts[4] = {&x.aoff_c, &x.boff_c, &x.coff_c, &x.biasoff_c};
   for (int i = 0; i < 4; i++) {
@@ -494,8 +461,7 @@ static void expand_stmt(kernel *k, ks_id s, bool parallel) {
   }
   x.vm = k_var(k, NN_DT_I64);
   x.vn = k_var(k, NN_DT_I64);
-  for (int i = 0; i < GEMM_MR; i++)
-    x.va[i] = k_var(k, NN_DT_F32);
+  for (int i = 0; i < GEMM_MR; i++) x.va[i] = k_var(k, NN_DT_F32);
   x.vb = k_var(k, NN_DT_F32);
   expand_gemm(&x, parallel ? KS_PARALLEL : 0);
 }
@@ -511,8 +477,7 @@ static void rewrite_block(kernel *k, ks_id **body, int *n) {
     if (k->stmts.data[id].kind == KS_GEMM) {
       int mark = k->root.len;
       expand_stmt(k, id, false);
-      for (int j = mark; j < k->root.len; j++)
-        NN_PUSH(k->arena, out, k->root.data[j]);
+      for (int j = mark; j < k->root.len; j++) NN_PUSH(k->arena, out, k->root.data[j]);
       k->root.len = mark;
     } else {
       rewrite_children(k, id);
@@ -525,14 +490,12 @@ static void rewrite_block(kernel *k, ks_id **body, int *n) {
 
 static void rewrite_children(kernel *k, ks_id s) {
   ks_kind kind = k->stmts.data[s].kind;
-  if (kind != KS_FOR && kind != KS_IF)
-    return;
+  if (kind != KS_FOR && kind != KS_IF) return;
   /* work on copies: building statements may move k->stmts */
   ks_id *body = k->stmts.data[s].body, *els = k->stmts.data[s].els;
   int nbody = k->stmts.data[s].nbody, nels = k->stmts.data[s].nels;
   rewrite_block(k, &body, &nbody);
-  if (kind == KS_IF)
-    rewrite_block(k, &els, &nels);
+  if (kind == KS_IF) rewrite_block(k, &els, &nels);
   k->stmts.data[s].body = body;
   k->stmts.data[s].nbody = nbody;
   k->stmts.data[s].els = els;
@@ -566,9 +529,7 @@ void k_expand_gemms(kernel *k) {
  * static model lowers to exactly the kernels integer arithmetic gave. */
 
 /* dim arithmetic in the graph of c */
-static ir_dim DMUL(kl_ctx *c, ir_dim a, ir_dim b) {
-  return ir_dim_mul(kl_graph(c), a, b);
-}
+static ir_dim DMUL(kl_ctx *c, ir_dim a, ir_dim b) { return ir_dim_mul(kl_graph(c), a, b); }
 static ir_dim DMULC(kl_ctx *c, ir_dim a, int64_t b) {
   return ir_dim_mul(kl_graph(c), a, kl_d(c, b));
 }
@@ -583,54 +544,59 @@ static int64_t kelems(kl_ctx *c, ir_dim d) {
   return kl_dim_const(c, d, &v) ? v : -1;
 }
 /* d as an expression of kernel k */
-static kx_id DX(kl_ctx *c, kernel *k, ir_dim d) {
-  return kl_dimx(c, k, d);
-}
+static kx_id DX(kl_ctx *c, kernel *k, ir_dim d) { return kl_dimx(c, k, d); }
+
+/* B of a convolution's GEMM as the im2col of its input (ks_im2col), with
+ * the image's offset per batch dim like the operands'. */
+typedef struct gim {
+  be_bufid x;                             /* the input image */
+  ir_dim xelems;                          /* its element count */
+  ir_dim xstr[16], x0;                    /* offset per batch dim, and base */
+  ir_dim h, w, wout;                      /* input height, width; output width */
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw; /* the convolution's parameters */
+} gim;
 
 /* One batched GEMM kernel: the template (sizes, strides, alpha, beta, bias
  * strides over m/n) run for every index of a batch of `nbatch` dims; each
  * operand's offset is base + sum_d index_d * stride_d. */
 typedef struct gspec {
-  ir_dim m, n, k;                   /* sizes */
-  ir_dim a_rs, a_cs, b_rs, b_cs;    /* A and B strides */
-  ir_dim ldc;                       /* C row stride */
-  ir_dim bias_rs, bias_cs;          /* bias strides over m and n */
-  float alpha, beta;                /* scales of the product and the bias */
-  bool b_is_weight;                 /* B is a compile-time constant */
-  int a_panel, b_panel;             /* panel layouts (ks_gemm), 0: strides */
-  be_bufid abuf, bbuf, cbuf, biasbuf; /* program buffers (biasbuf -1: none) */
+  ir_dim m, n, k;                                   /* sizes */
+  ir_dim a_rs, a_cs, b_rs, b_cs;                    /* A and B strides */
+  ir_dim ldc;                                       /* C row stride */
+  ir_dim bias_rs, bias_cs;                          /* bias strides over m and n */
+  float alpha, beta;                                /* scales of the product and the bias */
+  bool b_is_weight;                                 /* B is a compile-time constant */
+  int a_panel, b_panel;                             /* panel layouts (ks_gemm), 0: strides */
+  be_bufid abuf, bbuf, cbuf, biasbuf;               /* program buffers (biasbuf -1: none) */
   ir_dim aelems, belems, celems, biaselems;         /* their element counts */
   int nbatch;                                       /* batch dims */
   ir_dim bdims[16];                                 /* batch sizes */
   ir_dim astr[16], bstr[16], cstr[16], biasstr[16]; /* per batch dim */
   ir_dim a0, b0, c0, bias0;                         /* base offsets */
-  const kl_epilogue *ep; /* applied to every element of C, or NULL */
-  nn_dtype dt;           /* dtype of A, B, bias and C (F32, F16 or BF16);
+  const kl_epilogue *ep;                            /* applied to every element of C, or NULL */
+  nn_dtype dt;                                      /* dtype of A, B, bias and C (F32, F16 or BF16);
                             products are accumulated in f32 all the same */
+  const gim *im; /* B also described as an im2col (f32), or NULL */
 } gspec;
 
 static ir_dim prod(kl_ctx *c, const ir_dim *d, int n) {
   ir_dim p = kl_d(c, 1);
-  for (int i = 0; i < n; i++)
-    p = DMUL(c, p, d[i]);
+  for (int i = 0; i < n; i++) p = DMUL(c, p, d[i]);
   return p;
 }
 
 /* base + sum_d ((bi / inner_d) % bdims[d]) * str[d] for the batch index
  * variable bi. */
-static kx_id batch_off(kl_ctx *c, kernel *k, const gspec *s, int32_t bi,
-                       const ir_dim *str, ir_dim base) {
+static kx_id batch_off(kl_ctx *c, kernel *k, const gspec *s, int32_t bi, const ir_dim *str,
+                       ir_dim base) {
   kx_id e = DX(c, k, base);
   ir_dim inner = kl_d(c, 1);
   for (int d = s->nbatch - 1; d >= 0; d--) {
     int64_t bd;
     bool single = kl_dim_const(c, s->bdims[d], &bd) && bd <= 1;
     if (!dim_is(c, str[d], 0) && !single) {
-      kx_id idx = dim_is(c, inner, 1)
-                      ? V(k, bi)
-                      : k_bin(k, KX_DIV, V(k, bi), DX(c, k, inner));
-      if (d > 0)
-        idx = k_bin(k, KX_MOD, idx, DX(c, k, s->bdims[d]));
+      kx_id idx = dim_is(c, inner, 1) ? V(k, bi) : k_bin(k, KX_DIV, V(k, bi), DX(c, k, inner));
+      if (d > 0) idx = k_bin(k, KX_MOD, idx, DX(c, k, s->bdims[d]));
       e = ADD(k, e, MUL(k, idx, DX(c, k, str[d])));
     }
     inner = DMUL(c, inner, s->bdims[d]);
@@ -641,8 +607,7 @@ static kx_id batch_off(kl_ctx *c, kernel *k, const gspec *s, int32_t bi,
 /* A kernel for the node being lowered, named after `what` and, with an
  * epilogue, after the fused ops too ("conv_gemm_add_relu"). */
 static kernel *new_kernel(kl_ctx *c, const char *what, const kl_epilogue *ep) {
-  if (ep && ep->name && ep->name[0])
-    what = nn_sprintf(kl_arena(c), "%s_%s", what, ep->name);
+  if (ep && ep->name && ep->name[0]) what = nn_sprintf(kl_arena(c), "%s_%s", what, ep->name);
   return kl_kernel(c, what);
 }
 
@@ -654,8 +619,7 @@ static int32_t batch_loop(kl_ctx *c, kernel *k, const gspec *s, bool *skip) {
   int64_t v;
   bool num = kl_dim_const(c, nb, &v);
   *skip = num && v <= 0;
-  if (num && v <= 1)
-    return -1;
+  if (num && v <= 1) return -1;
   return k_for_begin(k, I(k, 0), DX(c, k, nb), KS_PARALLEL);
 }
 
@@ -675,8 +639,7 @@ static int emit_round_kernel(kl_ctx *c, const gspec *s, be_bufid acc) {
     ep_acc = k_var(k, NN_DT_F32);
     ep_idx = k_var(k, NN_DT_I64);
     ep = s->ep->build(s->ep->ctx, k, V(k, ep_acc), V(k, ep_idx));
-    if (ep < 0)
-      return -1;
+    if (ep < 0) return -1;
   }
   bool skip;
   int32_t bi = batch_loop(c, k, s, &skip);
@@ -693,8 +656,7 @@ static int emit_round_kernel(kl_ctx *c, const gspec *s, be_bufid acc) {
   k_store(k, o, idx, k_cast(k, s->dt, v));
   k_for_end(k);
   k_for_end(k);
-  if (bi >= 0)
-    k_for_end(k);
+  if (bi >= 0) k_for_end(k);
   return 0;
 }
 
@@ -739,8 +701,7 @@ static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
     g.ep_acc = k_var(k, NN_DT_F32);
     g.ep_idx = k_var(k, NN_DT_I64);
     g.ep = s->ep->build(s->ep->ctx, k, V(k, g.ep_acc), V(k, g.ep_idx));
-    if (g.ep < 0)
-      return -1;
+    if (g.ep < 0) return -1;
   }
   bool skip;
   int32_t bi = batch_loop(c, k, s, &skip);
@@ -755,10 +716,22 @@ static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
     g.c_off = DX(c, k, s->c0);
     g.bias_off = g.bias >= 0 ? DX(c, k, s->bias0) : -1;
   }
-  if (!skip)
-    k_gemm(k, &g);
-  if (bi >= 0)
-    k_for_end(k);
+  if (s->im && !narrow) {
+    const gim *im = s->im;
+    ks_im2col *ic = nn_alloc(kl_arena(c), sizeof *ic);
+    ic->x = k_buf(k, NN_DT_F32, kelems(c, im->xelems), false, "x");
+    kl_bind(c, k, ic->x, im->x);
+    ic->x_off = bi >= 0 ? batch_off(c, k, s, bi, im->xstr, im->x0) : DX(c, k, im->x0);
+    ic->n0 = I(k, 0);
+    ic->h = DX(c, k, im->h);
+    ic->w = DX(c, k, im->w);
+    ic->wout = DX(c, k, im->wout);
+    ic->kh = im->kh, ic->kw = im->kw, ic->sh = im->sh, ic->sw = im->sw;
+    ic->ph = im->ph, ic->pw = im->pw, ic->dh = im->dh, ic->dw = im->dw;
+    g.im2col = ic;
+  }
+  if (!skip) k_gemm(k, &g);
+  if (bi >= 0) k_for_end(k);
   /* Backends take KS_GEMM with f32 operands only: a 16-bit GEMM is
    * expanded here (the loads in the expansion widen A, B and the bias). */
   if (narrow) {
@@ -776,8 +749,7 @@ static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
         st->val = zero;
       }
   }
-  if (narrow && !skip)
-    return emit_round_kernel(c, s, cbuf);
+  if (narrow && !skip) return emit_round_kernel(c, s, cbuf);
   return 0;
 }
 
@@ -807,8 +779,7 @@ static bool is_none(const lctx *l, ir_value v) {
 static int tensor_shape(const lctx *l, ir_value v, ir_dim *dims) {
   const ir_type *t = ir_vtype(l->g, v);
   if (t->kind == IR_T_TENSOR && t->dtype != NN_DT_UNKNOWN &&
-      ((l->dt != NN_DT_F32 && l->dt != NN_DT_F16 && l->dt != NN_DT_BF16) ||
-       t->dtype != l->dt)) {
+      ((l->dt != NN_DT_F32 && l->dt != NN_DT_F16 && l->dt != NN_DT_BF16) || t->dtype != l->dt)) {
     nn_error(kl_diag(l->c), l->loc,
              "'%s' on %s tensors with a %s result is not supported by the CPU "
              "backend (f32, f16 or bf16 throughout)",
@@ -842,29 +813,24 @@ static int scalar_arg(const lctx *l, ir_value v, double *out) {
       return 0;
     }
   }
-  nn_error(kl_diag(l->c), l->loc,
-           "'%s' needs a constant number for its scalar operands",
+  nn_error(kl_diag(l->c), l->loc, "'%s' needs a constant number for its scalar operands",
            ir_ops[l->node->op].name);
   return -1;
 }
 
 /* An int list operand with 1 or n elements, spread to n. */
-static int int_list_arg(const lctx *l, ir_value v, int n, const char *what,
-                        int64_t *out) {
+static int int_list_arg(const lctx *l, ir_value v, int n, const char *what, int64_t *out) {
   const ir_const *k;
-  if (ir_value_const(l->g, v, &k) && k->kind == IR_C_INTLIST &&
-      (k->n == 1 || k->n == n)) {
-    for (int i = 0; i < n; i++)
-      out[i] = k->ints[k->n == 1 ? 0 : i];
+  if (ir_value_const(l->g, v, &k) && k->kind == IR_C_INTLIST && (k->n == 1 || k->n == n)) {
+    for (int i = 0; i < n; i++) out[i] = k->ints[k->n == 1 ? 0 : i];
     return 0;
   }
   if (ir_value_const(l->g, v, &k) && k->kind == IR_C_INT) {
-    for (int i = 0; i < n; i++)
-      out[i] = k->i;
+    for (int i = 0; i < n; i++) out[i] = k->i;
     return 0;
   }
-  nn_error(kl_diag(l->c), l->loc,
-           "convolution: %s must be a constant list of 1 or %d ints", what, n);
+  nn_error(kl_diag(l->c), l->loc, "convolution: %s must be a constant list of 1 or %d ints", what,
+           n);
   return -1;
 }
 
@@ -876,25 +842,22 @@ static int shape_error(const lctx *l, const char *why) {
 /* Whether every dim of a gspec is known (an expression that outgrew the
  * dim table's limits is unknown); reports when not. */
 static bool spec_dims_ok(const lctx *l, const gspec *s) {
-  const ir_dim one[] = {s->m, s->n, s->k, s->a_rs, s->a_cs, s->b_rs, s->b_cs,
-                        s->ldc, s->bias_rs, s->bias_cs, s->aelems, s->belems,
-                        s->celems, s->biaselems, s->a0, s->b0, s->c0, s->bias0};
+  const ir_dim one[] = {s->m,      s->n,         s->k,       s->a_rs,    s->a_cs,   s->b_rs,
+                        s->b_cs,   s->ldc,       s->bias_rs, s->bias_cs, s->aelems, s->belems,
+                        s->celems, s->biaselems, s->a0,      s->b0,      s->c0,     s->bias0};
   bool ok = true;
-  for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
-    ok = ok && one[i] != IR_DIM_UNKNOWN;
+  for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) ok = ok && one[i] != IR_DIM_UNKNOWN;
   for (int i = 0; i < s->nbatch; i++)
     ok = ok && s->bdims[i] != IR_DIM_UNKNOWN && s->astr[i] != IR_DIM_UNKNOWN &&
          s->bstr[i] != IR_DIM_UNKNOWN && s->cstr[i] != IR_DIM_UNKNOWN &&
          s->biasstr[i] != IR_DIM_UNKNOWN;
-  if (!ok)
-    shape_error(l, "a size of the product is too complex an expression");
+  if (!ok) shape_error(l, "a size of the product is too complex an expression");
   return ok;
 }
 
 /* Strides of a tensor of dims[rank] broadcast to `trank` dims (right
  * aligned): 0 for missing and size-1 dims. */
-static void bcast_strides(kl_ctx *c, const ir_dim *dims, int rank, int trank,
-                          ir_dim *str) {
+static void bcast_strides(kl_ctx *c, const ir_dim *dims, int rank, int trank, ir_dim *str) {
   ir_dim s = kl_d(c, 1);
   for (int i = trank - 1; i >= 0; i--) {
     int d = i - (trank - rank);
@@ -909,14 +872,12 @@ static void bcast_strides(kl_ctx *c, const ir_dim *dims, int rank, int trank,
 
 /* Checks that dims[rank] broadcasts to target[trank] (each dim the number
  * 1 or the target's dim itself). */
-static bool broadcasts_to(kl_ctx *c, const ir_dim *dims, int rank,
-                          const ir_dim *target, int trank) {
-  if (rank > trank)
-    return false;
+static bool broadcasts_to(kl_ctx *c, const ir_dim *dims, int rank, const ir_dim *target,
+                          int trank) {
+  if (rank > trank) return false;
   for (int i = 0; i < rank; i++) {
     ir_dim d = dims[i], t = target[trank - rank + i];
-    if (!dim_is(c, d, 1) && d != t)
-      return false;
+    if (!dim_is(c, d, 1) && d != t) return false;
   }
   return true;
 }
@@ -929,8 +890,7 @@ static gspec gspec_new(const lctx *l) {
   s.bias_rs = s.bias_cs = zero;
   s.aelems = s.belems = s.celems = s.biaselems = zero;
   s.a0 = s.b0 = s.c0 = s.bias0 = zero;
-  for (int i = 0; i < 16; i++)
-    s.bdims[i] = s.astr[i] = s.bstr[i] = s.cstr[i] = s.biasstr[i] = zero;
+  for (int i = 0; i < 16; i++) s.bdims[i] = s.astr[i] = s.bstr[i] = s.cstr[i] = s.biasstr[i] = zero;
   s.dt = l->dt;
   s.abuf = s.bbuf = s.cbuf = -1;
   s.biasbuf = -1;
@@ -947,8 +907,7 @@ static gspec gspec_new(const lctx *l) {
  * A weight is transposed at compile time; anything else by a kernel into a
  * scratch buffer. Sets bbuf, belems, b_rs, b_cs, b_is_weight. Returns 0,
  * or -1 after reporting. */
-static int transposed_b(const lctx *l, ir_value w, ir_dim N, ir_dim K,
-                        gspec *s) {
+static int transposed_b(const lctx *l, ir_value w, ir_dim N, ir_dim K, gspec *s) {
   kl_ctx *c = l->c;
   s->belems = DMUL(c, N, K);
   s->b_rs = N;
@@ -962,10 +921,8 @@ static int transposed_b(const lctx *l, ir_value w, ir_dim N, ir_dim K,
   size_t es = nn_dtype_size(s->dt);
   if (wd) {
     int64_t Nv, Kv;
-    if (!kl_dim_const(c, N, &Nv))
-      return sym_error(l, N);
-    if (!kl_dim_const(c, K, &Kv))
-      return sym_error(l, K);
+    if (!kl_dim_const(c, N, &Nv)) return sym_error(l, N);
+    if (!kl_dim_const(c, K, &Kv)) return sym_error(l, K);
     s->b_is_weight = true;
     if (s->dt == NN_DT_F32) {
       /* panels of PACK_B columns (ks_gemm.b_panel): w row n becomes
@@ -1013,13 +970,11 @@ static int lower_linear(const lctx *l) {
   ir_value x = l->node->in[0], w = l->node->in[1], b = l->node->in[2];
   int xr = tensor_shape(l, x, xd), wr = tensor_shape(l, w, wd);
   int orank = tensor_shape(l, l->node->out[0], od);
-  if (xr < 0 || wr < 0 || orank < 0)
-    return -1;
+  if (xr < 0 || wr < 0 || orank < 0) return -1;
   if (xr < 1 || wr != 2 || !kl_dims_agree(c, wd[1], xd[xr - 1]))
     return shape_error(l, "expects x[..., K] and w[N, K]");
   ir_dim K = wd[1], N = wd[0], M = prod(c, xd, xr - 1);
-  if (prod(c, od, orank) != DMUL(c, M, N))
-    return shape_error(l, "result shape does not match");
+  if (prod(c, od, orank) != DMUL(c, M, N)) return shape_error(l, "result shape does not match");
   gspec s = gspec_new(l);
   s.m = M;
   s.n = N;
@@ -1028,17 +983,14 @@ static int lower_linear(const lctx *l) {
   s.aelems = DMUL(c, M, K);
   s.a_rs = K;
   s.a_cs = kl_d(c, 1);
-  if (transposed_b(l, w, N, K, &s) < 0)
-    return -1;
+  if (transposed_b(l, w, N, K, &s) < 0) return -1;
   s.cbuf = result_buf(l);
   s.celems = DMUL(c, M, N);
   s.ldc = N;
   if (!is_none(l, b)) {
     int br = tensor_shape(l, b, bd);
-    if (br < 0)
-      return -1;
-    if (!broadcasts_to(c, bd, br, &N, 1))
-      return shape_error(l, "bias must have N elements");
+    if (br < 0) return -1;
+    if (!broadcasts_to(c, bd, br, &N, 1)) return shape_error(l, "bias must have N elements");
     s.biasbuf = kl_value_buf(c, b);
     s.biaselems = prod(c, bd, br);
     s.bias_rs = kl_d(c, 0);
@@ -1048,8 +1000,7 @@ static int lower_linear(const lctx *l) {
     bool per_n = br == 1 && bd[0] == N && !(kl_dim_const(c, N, &nv) && nv <= 1);
     s.bias_cs = kl_d(c, per_n ? 1 : 0);
   }
-  if (!spec_dims_ok(l, &s))
-    return -1;
+  if (!spec_dims_ok(l, &s)) return -1;
   return emit_gemm_kernel(c, "linear", &s) < 0 ? -1 : 1;
 }
 
@@ -1059,19 +1010,16 @@ static int lower_linear(const lctx *l) {
 /* Sets the bias of a (batched) product from `c` broadcast to
  * [batch..., M, N] (nbatch batch dims in s), scaled by beta. */
 static int set_addend(const lctx *l, ir_value cv, double beta, gspec *s) {
-  if (beta == 0.0)
-    return 0; /* beta == 0 ignores c entirely */
+  if (beta == 0.0) return 0; /* beta == 0 ignores c entirely */
   ir_dim cd[16], target[18], str[18];
   int cr = tensor_shape(l, cv, cd);
-  if (cr < 0)
-    return -1;
+  if (cr < 0) return -1;
   int tr = s->nbatch + 2;
   memcpy(target, s->bdims, sizeof(ir_dim) * (size_t)s->nbatch);
   target[tr - 2] = s->m;
   target[tr - 1] = s->n;
   if (!broadcasts_to(l->c, cd, cr, target, tr))
-    return shape_error(
-        l, "the added tensor does not broadcast to the product's shape");
+    return shape_error(l, "the added tensor does not broadcast to the product's shape");
   bcast_strides(l->c, cd, cr, tr, str);
   s->biasbuf = kl_value_buf(l->c, cv);
   s->biaselems = prod(l->c, cd, cr);
@@ -1086,16 +1034,14 @@ static int set_addend(const lctx *l, ir_value cv, double beta, gspec *s) {
  * broadcast (either list may be empty). A batch dim pair is the same dim,
  * or one of them is the number 1 (shape inference resolved broadcasting;
  * a symbolic dim is never taken for 1). */
-static int batched_product(const lctx *l, ir_value a, const ir_dim *ad, int ar,
-                           ir_value b, const ir_dim *bd, int br, gspec *s) {
+static int batched_product(const lctx *l, ir_value a, const ir_dim *ad, int ar, ir_value b,
+                           const ir_dim *bd, int br, gspec *s) {
   kl_ctx *c = l->c;
   int nba = ar - 2, nbb = br - 2;
   int nb = nba > nbb ? nba : nbb;
-  if (nb > 14)
-    return shape_error(l, "too many batch dims");
+  if (nb > 14) return shape_error(l, "too many batch dims");
   ir_dim M = ad[ar - 2], K = ad[ar - 1], N = bd[br - 1];
-  if (!kl_dims_agree(c, bd[br - 2], K))
-    return shape_error(l, "inner dims of the product differ");
+  if (!kl_dims_agree(c, bd[br - 2], K)) return shape_error(l, "inner dims of the product differ");
   if (kl_dim_const(c, bd[br - 2], NULL)) K = bd[br - 2]; /* guarded equal */
   s->nbatch = nb;
   for (int i = 0; i < nb; i++) {
@@ -1143,48 +1089,37 @@ static int lower_matmul(const lctx *l) {
   ir_dim ad[16], bd[16], od[16];
   int ar = tensor_shape(l, a, ad), br = tensor_shape(l, b, bd);
   int orank = tensor_shape(l, n->out[0], od);
-  if (ar < 0 || br < 0 || orank < 0)
-    return -1;
+  if (ar < 0 || br < 0 || orank < 0) return -1;
   if ((op == NN_OP_MM || op == NN_OP_ADDMM) && (ar != 2 || br != 2))
     return shape_error(l, "expects 2-d operands");
   if ((op == NN_OP_BMM || op == NN_OP_BADDBMM) &&
       (ar != 3 || br != 3 || !kl_dims_agree(c, ad[0], bd[0])))
     return shape_error(l, "expects 3-d operands with equal batch");
-  if (ar == 0 || br == 0)
-    return shape_error(l, "expects operands of rank 1 or more");
+  if (ar == 0 || br == 0) return shape_error(l, "expects operands of rank 1 or more");
   gspec s = gspec_new(l);
   ir_dim one = kl_d(c, 1);
   if (ar == 1 && br == 1) { /* dot product */
     ir_dim a2[2] = {one, ad[0]}, b2[2] = {bd[0], one};
-    if (batched_product(l, a, a2, 2, b, b2, 2, &s) < 0)
-      return -1;
+    if (batched_product(l, a, a2, 2, b, b2, 2, &s) < 0) return -1;
   } else if (br == 1 || (br == 2 && ar > 2)) {
     /* b is a vector or a plain matrix: a's batch folds into M */
     ir_dim a2[2] = {prod(c, ad, ar - 1), ad[ar - 1]};
     ir_dim b2[2] = {bd[0], br == 1 ? one : bd[1]};
-    if (batched_product(l, a, a2, 2, b, b2, 2, &s) < 0)
-      return -1;
+    if (batched_product(l, a, a2, 2, b, b2, 2, &s) < 0) return -1;
   } else if (ar == 1) { /* [K] @ [..., K, N]: a row vector */
     ir_dim a2[2] = {one, ad[0]};
-    if (batched_product(l, a, a2, 2, b, bd, br, &s) < 0)
-      return -1;
+    if (batched_product(l, a, a2, 2, b, bd, br, &s) < 0) return -1;
   } else {
-    if (batched_product(l, a, ad, ar, b, bd, br, &s) < 0)
-      return -1;
+    if (batched_product(l, a, ad, ar, b, bd, br, &s) < 0) return -1;
   }
-  if (prod(c, od, orank) != s.celems)
-    return shape_error(l, "result shape does not match");
+  if (prod(c, od, orank) != s.celems) return shape_error(l, "result shape does not match");
   if (addend) {
     double beta, alpha;
-    if (scalar_arg(l, n->in[3], &beta) < 0 ||
-        scalar_arg(l, n->in[4], &alpha) < 0)
-      return -1;
+    if (scalar_arg(l, n->in[3], &beta) < 0 || scalar_arg(l, n->in[4], &alpha) < 0) return -1;
     s.alpha = (float)alpha;
-    if (set_addend(l, n->in[0], beta, &s) < 0)
-      return -1;
+    if (set_addend(l, n->in[0], beta, &s) < 0) return -1;
   }
-  if (!spec_dims_ok(l, &s))
-    return -1;
+  if (!spec_dims_ok(l, &s)) return -1;
   return emit_gemm_kernel(c, ir_ops[op].name, &s) < 0 ? -1 : 1;
 }
 
@@ -1225,38 +1160,35 @@ static convx conv_sizes(kl_ctx *c, kernel *k, const conv *cv) {
 
 /* Valid output columns [lo, hi) of tap column j (a variable): those whose
  * input column ow*sw - pw + j*dw lies in [0, W). Sets the two variables. */
-static void tap_range(kernel *k, const conv *cv, const convx *sz, int32_t j,
-                      int32_t lo, int32_t hi) {
+static void tap_range(kernel *k, const conv *cv, const convx *sz, int32_t j, int32_t lo,
+                      int32_t hi) {
   kx_id base = ADD(k, I(k, cv->pw), MULC(k, V(k, j), -cv->dw)); /* pw - j*dw */
   kx_id l = k_bin(k, KX_FLOORDIV, ADD(k, base, I(k, cv->sw - 1)), I(k, cv->sw));
   k_let(k, lo, MINX(k, MAXX(k, l, I(k, 0)), sz->wout));
-  kx_id h = ADD(k,
-                k_bin(k, KX_FLOORDIV, ADD(k, base, SUB(k, sz->w, I(k, 1))),
-                      I(k, cv->sw)),
+  kx_id h = ADD(k, k_bin(k, KX_FLOORDIV, ADD(k, base, SUB(k, sz->w, I(k, 1))), I(k, cv->sw)),
                 I(k, 1));
   k_let(k, hi, MAXX(k, MINX(k, h, sz->wout), V(k, lo)));
 }
 
 /* ih = oh*sh - ph + i*dh, and the condition 0 <= ih < H. */
 static kx_id row_in_range(kernel *k, const convx *sz, int32_t ih) {
-  return k_bin(k, KX_AND, k_bin(k, KX_GE, V(k, ih), I(k, 0)),
-               k_bin(k, KX_LT, V(k, ih), sz->h));
+  return k_bin(k, KX_AND, k_bin(k, KX_GE, V(k, ih), I(k, 0)), k_bin(k, KX_LT, V(k, ih), sz->h));
 }
 
-static void store_zeros(kernel *k, int32_t buf, nn_dtype dt, int32_t dst,
-                        kx_id lo, kx_id hi) {
+static void store_zeros(kernel *k, int32_t buf, nn_dtype dt, int32_t dst, kx_id lo, kx_id hi) {
   int32_t ow = k_for_begin(k, lo, hi, KS_VECTOR);
   k_store(k, buf, ADD(k, V(k, dst), V(k, ow)), k_const_f(k, dt, 0.0));
   k_for_end(k);
 }
 
-/* Depthwise (groups == cin == cout): a direct kernel.
+/* Depthwise (groups == cin == cout) with many taps: a direct kernel that
+ * accumulates tap by tap into each output row.
  *   PARALLEL for nc in [0, N*C): ch = nc % C
  *     for oh: out row = bias[ch] or 0
  *       for i in [0, kh): ih = oh*sh - ph + i*dh; if 0 <= ih < H:
  *         for j in [0, kw): VECTOR for ow in the valid range of tap j:
  *           out[nc, oh, ow] += w[ch, i, j] * x[nc, ih, ow*sw - pw + j*dw] */
-static int conv_depthwise(kl_ctx *c, const conv *cv) {
+static int conv_depthwise_rows(kl_ctx *c, const conv *cv) {
   kernel *k = new_kernel(c, "conv_depthwise", cv->ep);
   int64_t C = cv->cin;
   ir_dim P = DMUL(c, cv->hout, cv->wout);
@@ -1281,18 +1213,15 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
     bias = k_buf(k, cv->dt, C, false, "bias");
     kl_bind(c, k, bias, cv->bias);
   }
-  int32_t ih = k_var(k, NN_DT_I64), dst = k_var(k, NN_DT_I64),
-          src = k_var(k, NN_DT_I64);
-  int32_t lo = k_var(k, NN_DT_I64), hi = k_var(k, NN_DT_I64),
-          wv = k_var(k, NN_DT_F32);
+  int32_t ih = k_var(k, NN_DT_I64), dst = k_var(k, NN_DT_I64), src = k_var(k, NN_DT_I64);
+  int32_t lo = k_var(k, NN_DT_I64), hi = k_var(k, NN_DT_I64), wv = k_var(k, NN_DT_F32);
   int32_t acc = -1, idx = -1;
   kx_id e = -1;
   if (cv->ep || narrow) { /* expressions only: built before any statement */
     acc = k_var(k, NN_DT_F32);
     idx = k_var(k, NN_DT_I64);
     e = cv->ep ? cv->ep->build(cv->ep->ctx, k, V(k, acc), V(k, idx)) : V(k, acc);
-    if (e < 0)
-      return -1;
+    if (e < 0) return -1;
   }
   int32_t nc = k_for_begin(k, I(k, 0), DX(c, k, DMULC(c, cv->n, C)), KS_PARALLEL);
   convx sz = conv_sizes(c, k, cv);
@@ -1304,18 +1233,15 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
           bias >= 0 ? k_cast(k, NN_DT_F32, k_load(k, bias, V(k, ch))) : F(k, 0.0));
   k_for_end(k);
   int32_t i = k_for_begin(k, I(k, 0), I(k, cv->kh), 0);
-  k_let(k, ih,
-        ADD(k, MULC(k, V(k, oh), cv->sh),
-            ADD(k, I(k, -cv->ph), MULC(k, V(k, i), cv->dh))));
+  k_let(k, ih, ADD(k, MULC(k, V(k, oh), cv->sh), ADD(k, I(k, -cv->ph), MULC(k, V(k, i), cv->dh))));
   k_if_begin(k, row_in_range(k, &sz, ih));
   int32_t j = k_for_begin(k, I(k, 0), I(k, cv->kw), 0);
   tap_range(k, cv, &sz, j, lo, hi);
-  k_let(
-      k, wv,
-      k_cast(k, NN_DT_F32,
-             k_load(k, w,
-                    ADD(k, MULC(k, ADD(k, MULC(k, V(k, ch), cv->kh), V(k, i)), cv->kw),
-                        V(k, j)))));
+  k_let(k, wv,
+        k_cast(k, NN_DT_F32,
+               k_load(k, w,
+                      ADD(k, MULC(k, ADD(k, MULC(k, V(k, ch), cv->kh), V(k, i)), cv->kw),
+                          V(k, j)))));
   /* x index of ow = 0 (may be negative; only ow in [lo, hi) are read) */
   k_let(k, src,
         ADD(k, MUL(k, ADD(k, MUL(k, V(k, nc), sz.h), V(k, ih)), sz.w),
@@ -1327,7 +1253,7 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   k_for_end(k); /* ow */
   k_for_end(k); /* j */
   k_if_end(k);
-  k_for_end(k); /* i */
+  k_for_end(k);           /* i */
   if (cv->ep || narrow) { /* the row is complete: out = round(ep(acc)) */
     ow = k_for_begin(k, I(k, 0), sz.wout, KS_VECTOR);
     k_let(k, idx, ADD(k, V(k, dst), V(k, ow)));
@@ -1340,6 +1266,389 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   return 0;
 }
 
+/* Depthwise kernels up to this many taps get the direct form below; larger
+ * ones (long 1-d filters) accumulate tap by tap into the output row. */
+#define DW_MAX_TAPS 64
+/* Output rows narrower than this are done as one flat loop with per-lane
+ * column checks (the border columns are a large part of them); wider ones
+ * leave the border columns to short loops per row. */
+#define DW_NARROW 32
+#define DW_FLAT_MAX ((int64_t)1 << 22) /* and planes smaller than this */
+/* Rows narrower than this: the whole plane in the flat loop, rows checked
+ * per lane too (when it has planes either side) */
+#define DW_TINY 10
+
+/* The first output index whose taps all lie at or after input index 0:
+ * ceil(p / s), clipped to [0, out). */
+static kx_id dw_lo(kernel *k, int64_t p, int64_t s, kx_id out) {
+  return MINX(k, I(k, (p + s - 1) / s), out);
+}
+/* One past the last output index whose taps all lie before input index
+ * n: floor((n - 1 + p - (taps - 1)*d) / s) + 1, clipped to [lo, out). */
+static kx_id dw_hi(kernel *k, kx_id n, int64_t p, int64_t s, int64_t d, int64_t taps, kx_id lo,
+                   kx_id out) {
+  kx_id last = FDIV(k, ADD(k, n, I(k, p - 1 - (taps - 1) * d)), I(k, s));
+  return MAXX(k, MINX(k, ADD(k, last, I(k, 1)), out), lo);
+}
+
+/* State of the direct depthwise kernel while its loops are built. */
+typedef struct dwk {
+  kernel *k;
+  const conv *cv;
+  convx sz;         /* spatial sizes (numbers or variables) */
+  int32_t x, out;   /* slots */
+  int32_t *wv;      /* F32 vars: the channel's kh*kw weights */
+  kx_id bias;       /* F32: the channel's bias, or 0 */
+  int32_t *rb;      /* I64 vars: x index of tap row i's column 0, or of
+                       the plane's first row when that row is outside */
+  int32_t *rok;     /* BOOL vars: tap row i is inside the input */
+  int32_t oh;       /* the output row (a loop variable) */
+  int32_t dst;      /* I64 var: out index of (nc, oh, 0) */
+  int32_t obase;    /* I64 var: out index of (nc, 0, 0) */
+  int32_t plane;    /* I64 var: x index of (nc, 0, 0), an index always valid */
+  int32_t acc, idx; /* the epilogue's input variables */
+  kx_id e;          /* the stored value (epilogue and rounding) */
+} dwk;
+
+/* Sets the row variables of output row oh (a variable). */
+static void dw_rows(dwk *d) {
+  kernel *k = d->k;
+  const conv *cv = d->cv;
+  k_let(k, d->dst, ADD(k, V(k, d->obase), MUL(k, V(k, d->oh), d->sz.wout)));
+  for (int64_t i = 0; i < cv->kh; i++) {
+    kx_id ih = ADD(k, MULC(k, V(k, d->oh), cv->sh), I(k, i * cv->dh - cv->ph));
+    k_let(k, d->rok[i],
+          k_bin(k, KX_AND, k_bin(k, KX_GE, ih, I(k, 0)), k_bin(k, KX_LT, ih, d->sz.h)));
+    k_let(k, d->rb[i],
+          ADD(k, V(k, d->plane), k_select(k, V(k, d->rok[i]), MUL(k, ih, d->sz.w), I(k, 0))));
+  }
+}
+
+/* out[idx] = e(sum), rounded to the output's dtype. */
+static void dw_store(dwk *d, kx_id sum, kx_id idx) {
+  kernel *k = d->k;
+  k_let(k, d->idx, idx);
+  k_let(k, d->acc, sum);
+  k_store(k, d->out, V(k, d->idx), k_cast(k, d->cv->dt, d->e));
+}
+
+/* Whether the row loops also load the element after each tap row's last
+ * tap (and add nothing from it). With stride 2 and dilation 1, the taps of
+ * a row are kw consecutive elements, read with stride 2 along the loop:
+ * the vectorizer loads pairs of consecutive elements as two wide loads and
+ * two shuffles, and an odd kw leaves one tap without a partner, which it
+ * would gather element by element instead. The extra load completes the
+ * pair. */
+static bool dw_pairs(const conv *cv) { return cv->sw == 2 && cv->dw == 1 && cv->kw % 2 == 1; }
+
+/* 0, from an expression that loads x[xi] (dw_pairs): the vectorizer
+ * cannot see that the load is never used (the plane's index is never
+ * negative), so it keeps the load in the pair. */
+static kx_id dw_unused(dwk *d, kx_id xi) {
+  kernel *k = d->k;
+  kx_id never = k_bin(k, KX_LT, V(k, d->plane), I(k, 0));
+  return k_select(k, never, k_cast(k, NN_DT_F32, k_load(k, d->x, xi)), F(k, 0.0));
+}
+
+/* dw_loop's loop over [lo, hi); `pairs`: with dw_pairs' extra loads (hi
+ * must leave the last interior column out). */
+static void dw_loop_n(dwk *d, kx_id lo, kx_id hi, bool rows, bool cols, bool pairs) {
+  kernel *k = d->k;
+  const conv *cv = d->cv;
+  int64_t a, b;
+  if (is_num(k, lo, &a) && is_num(k, hi, &b) && a >= b) return;
+  int32_t ow = k_for_begin(k, lo, hi, KS_VECTOR);
+  kx_id sum = d->bias;
+  for (int64_t i = 0; i < cv->kh; i++) {
+    for (int64_t j = 0; j < cv->kw; j++) {
+      kx_id iw = ADD(k, MULC(k, V(k, ow), cv->sw), I(k, j * cv->dw - cv->pw));
+      kx_id ok = rows ? V(k, d->rok[i]) : -1;
+      kx_id xi = ADD(k, V(k, d->rb[i]), iw);
+      if (cols) {
+        kx_id cok = k_bin(k, KX_AND, k_bin(k, KX_GE, iw, I(k, 0)), k_bin(k, KX_LT, iw, d->sz.w));
+        ok = ok >= 0 ? k_bin(k, KX_AND, ok, cok) : cok;
+        xi = k_select(k, ok, xi, V(k, d->plane));
+      }
+      kx_id t = MUL(k, V(k, d->wv[i * cv->kw + j]), k_cast(k, NN_DT_F32, k_load(k, d->x, xi)));
+      if (ok >= 0) t = k_select(k, ok, t, F(k, 0.0));
+      sum = ADD(k, sum, t);
+    }
+    if (pairs) /* see dw_pairs; plane < 0 is never true */
+      sum = ADD(k, sum,
+                dw_unused(d, ADD(k, V(k, d->rb[i]),
+                                 ADD(k, MULC(k, V(k, ow), cv->sw), I(k, cv->kw - cv->pw)))));
+  }
+  dw_store(d, sum, ADD(k, V(k, d->dst), V(k, ow)));
+  k_for_end(k);
+}
+
+/* VECTOR for ow in [lo, hi) of row oh (dw_rows set):
+ * out[dst + ow] = e(bias + sum_ij w_ij * x[tap]). `rows`: tap rows may be
+ * outside the input (each tap a select on its row's flag, uniform along
+ * the row, the load kept inside the plane by rb); `cols`: tap columns may
+ * be outside too (then the load index is a select as well). A tap outside
+ * adds nothing. Unchecked columns with dw_pairs: the last column apart,
+ * without the extra load (which it would take from past the row). */
+static void dw_loop(dwk *d, kx_id lo, kx_id hi, bool rows, bool cols) {
+  if (cols || !dw_pairs(d->cv)) {
+    dw_loop_n(d, lo, hi, rows, cols, false);
+    return;
+  }
+  kernel *k = d->k;
+  kx_id mid = hoist(k, MAXX(k, lo, SUB(k, hi, I(k, 1))));
+  dw_loop_n(d, lo, mid, rows, false, true);
+  dw_loop_n(d, mid, hi, rows, false, false);
+}
+
+/* A whole output row oh (dw_rows set): the columns whose taps are all
+ * inside, and the checked columns either side. */
+static void dw_row(dwk *d, kx_id owlo, kx_id owhi, bool rows) {
+  dw_loop(d, I(d->k, 0), owlo, rows, true);
+  dw_loop(d, owlo, owhi, rows, false);
+  dw_loop(d, owhi, d->sz.wout, rows, true);
+}
+
+/* The interior rows [ohlo, ohhi) as one flat VECTOR loop over output
+ * positions p = oh*wout + ow in [p0, p1) = [ohlo*wout + owlo, (ohhi-1)*wout
+ * + owhi), for shapes where that is one arithmetic sequence in the input
+ * too (sh*W == sw*wout: stride 1 with wout == W, stride 2 with W ==
+ * 2*wout): tap (i, j) of p is x[plane + p*sw + (i*dh - ph)*W + j*dw - pw],
+ * so rows of a few columns still fill whole vectors. In the border columns
+ * some taps wrap around to the neighbouring row (still inside the plane,
+ * as pw < W); those are dropped by a select on the tap's column, computed
+ * per lane from ow = p - wout*floor((p + 1/2) / wout) in f32 (exact for
+ * p < 2^22: the quotient is at least 1/(2 wout) away from an integer, more
+ * than its rounding error). `rows`: the range is the whole plane and the
+ * tap's row is checked too (the taps of the border rows then read the
+ * neighbouring planes: the caller makes sure there are some). */
+static void dw_flat(dwk *d, kx_id obase, kx_id p0, kx_id p1, bool checked, bool rows) {
+  kernel *k = d->k;
+  const conv *cv = d->cv;
+  nn_arena *ar = k->arena;
+  int32_t *roff = nn_alloc(ar, sizeof(int32_t) * (size_t)cv->kh);
+  for (int64_t i = 0; i < cv->kh; i++) /* x offset of tap (i, 0) from p*sw */
+    roff[i] = let_i64(k, ADD(k, V(k, d->plane),
+                             ADD(k, MULC(k, d->sz.w, i * cv->dh - cv->ph), I(k, -cv->pw))));
+  /* column tests in f32 (the vectorizer takes int -> float conversions,
+   * not float -> int): exact while P < 2^22, which the caller checks */
+  int32_t inv = k_var(k, NN_DT_F32), wof = k_var(k, NN_DT_F32), wf = k_var(k, NN_DT_F32);
+  int32_t hf = k_var(k, NN_DT_F32);
+  if (checked) {
+    k_let(k, wof, k_cast(k, NN_DT_F32, d->sz.wout));
+    k_let(k, wf, k_cast(k, NN_DT_F32, d->sz.w));
+    k_let(k, hf, k_cast(k, NN_DT_F32, d->sz.h));
+    k_let(k, inv, k_bin(k, KX_DIV, F(k, 1.0), V(k, wof)));
+  }
+  int32_t p = k_for_begin(k, p0, p1, KS_VECTOR);
+  kx_id *cok = nn_alloc(ar, sizeof(kx_id) * (size_t)cv->kw);
+  for (int64_t j = 0; j < cv->kw; j++) cok[j] = -1;
+  kx_id pf = k_cast(k, NN_DT_F32, V(k, p));
+  kx_id ohf = k_un(k, KX_FLOOR, MUL(k, ADD(k, pf, F(k, 0.5)), V(k, inv)));
+  kx_id ow = SUB(k, pf, MUL(k, ohf, V(k, wof)));
+  for (int64_t j = 0; checked && j < cv->kw; j++) {
+    kx_id iw = ADD(k, MUL(k, ow, F(k, (double)cv->sw)), F(k, (double)(j * cv->dw - cv->pw)));
+    cok[j] = k_bin(k, KX_AND, k_bin(k, KX_GE, iw, F(k, 0.0)), k_bin(k, KX_LT, iw, V(k, wf)));
+  }
+  kx_id xp = MULC(k, V(k, p), cv->sw);
+  kx_id sum = d->bias;
+  for (int64_t i = 0; i < cv->kh; i++) {
+    kx_id rok = -1;
+    if (rows) {
+      kx_id ih = ADD(k, MUL(k, ohf, F(k, (double)cv->sh)), F(k, (double)(i * cv->dh - cv->ph)));
+      rok = k_bin(k, KX_AND, k_bin(k, KX_GE, ih, F(k, 0.0)), k_bin(k, KX_LT, ih, V(k, hf)));
+    }
+    for (int64_t j = 0; j < cv->kw; j++) {
+      kx_id xi = ADD(k, ADD(k, V(k, roff[i]), xp), I(k, j * cv->dw));
+      kx_id t = MUL(k, V(k, d->wv[i * cv->kw + j]), k_cast(k, NN_DT_F32, k_load(k, d->x, xi)));
+      kx_id ok = rok >= 0 && cok[j] >= 0 ? k_bin(k, KX_AND, rok, cok[j]) : cok[j];
+      sum = ADD(k, sum, ok >= 0 ? k_select(k, ok, t, F(k, 0.0)) : t);
+    }
+  }
+  dw_store(d, sum, ADD(k, obase, V(k, p)));
+  k_for_end(k);
+}
+
+/* The border rows [0, ohlo) and [ohhi, hout), every tap row checked. */
+static void dw_border_rows(dwk *d, kx_id ohlo, kx_id ohhi, kx_id owlo, kx_id owhi) {
+  kernel *k = d->k;
+  const kx_id lo[2] = {I(k, 0), ohhi}, hi[2] = {ohlo, d->sz.hout};
+  for (int e = 0; e < 2; e++) {
+    int64_t a, b;
+    if (is_num(k, lo[e], &a) && is_num(k, hi[e], &b) && a >= b) continue;
+    d->oh = k_for_begin(k, lo[e], hi[e], 0);
+    dw_rows(d);
+    dw_row(d, owlo, owhi, true);
+    k_for_end(k);
+  }
+}
+
+/* Depthwise (groups == cin == cout), up to DW_MAX_TAPS taps: a direct
+ * kernel that computes each output element once, as a straight sum over
+ * the taps, vectorized along the output:
+ *   PARALLEL for nc in [0, N*C): ch = nc % C; w_ij, bias of channel ch
+ *     if flat (sh*W == sw*wout, interior not empty; decided at run time
+ *     when the sizes are symbolic):
+ *       rows narrower than DW_NARROW:
+ *         rows narrower than DW_TINY, a plane with planes either side:
+ *           dw_flat over the whole plane, rows and columns checked
+ *         else: dw_flat over the interior rows [ohlo, ohhi), columns
+ *           checked; the left border of row ohlo, the right one of
+ *           ohhi - 1; the border rows [0, ohlo) and [ohhi, hout)
+ *       wider rows: dw_flat over the interior rows unchecked; for each
+ *         interior row its border columns; the border rows
+ *     else, for every row oh:
+ *       interior rows: VECTOR over the columns [owlo, owhi) unchecked,
+ *                      the columns either side checked
+ *       border rows:   the same, tap rows checked too
+ * [owlo, owhi) and [ohlo, ohhi) are the outputs whose taps all lie inside
+ * the input (numbers for static shapes), so the interior has no bounds
+ * checks and padding needs no copy. The epilogue (and rounding of a 16-bit
+ * result) applies to each sum before its single store. */
+static int conv_depthwise(kl_ctx *c, const conv *cv) {
+  if (cv->kh * cv->kw > DW_MAX_TAPS) return conv_depthwise_rows(c, cv);
+  kernel *k = new_kernel(c, "conv_depthwise", cv->ep);
+  nn_arena *ar = kl_arena(c);
+  int64_t C = cv->cin, T = cv->kh * cv->kw;
+  ir_dim P = DMUL(c, cv->hout, cv->wout);
+  ir_dim oelems = DMUL(c, DMULC(c, cv->n, C), P);
+  ir_dim xelems = DMUL(c, DMUL(c, DMULC(c, cv->n, C), cv->h), cv->w);
+  dwk d = {.k = k, .cv = cv};
+  d.out = k_buf(k, cv->dt, kelems(c, oelems), true, "out");
+  d.x = k_buf(k, cv->dt, kelems(c, xelems), false, "x");
+  int32_t w = k_buf(k, cv->dt, C * T, false, "w");
+  kl_bind(c, k, d.out, cv->out);
+  kl_bind(c, k, d.x, cv->x);
+  kl_bind(c, k, w, cv->wt);
+  int32_t bias = -1;
+  if (cv->bias >= 0) {
+    bias = k_buf(k, cv->dt, C, false, "bias");
+    kl_bind(c, k, bias, cv->bias);
+  }
+  d.acc = k_var(k, NN_DT_F32);
+  d.idx = k_var(k, NN_DT_I64);
+  /* expressions only: built before any statement */
+  d.e = cv->ep ? cv->ep->build(cv->ep->ctx, k, V(k, d.acc), V(k, d.idx)) : V(k, d.acc);
+  if (d.e < 0) return -1;
+  d.wv = nn_alloc(ar, sizeof(int32_t) * (size_t)T);
+  d.rb = nn_alloc(ar, sizeof(int32_t) * (size_t)cv->kh);
+  d.rok = nn_alloc(ar, sizeof(int32_t) * (size_t)cv->kh);
+  for (int64_t t = 0; t < T; t++) d.wv[t] = k_var(k, NN_DT_F32);
+  for (int64_t i = 0; i < cv->kh; i++) {
+    d.rb[i] = k_var(k, NN_DT_I64);
+    d.rok[i] = k_var(k, NN_DT_BOOL);
+  }
+  d.dst = k_var(k, NN_DT_I64);
+  d.plane = k_var(k, NN_DT_I64);
+  int32_t nc = k_for_begin(k, I(k, 0), DX(c, k, DMULC(c, cv->n, C)), KS_PARALLEL);
+  d.sz = conv_sizes(c, k, cv);
+  int32_t ch = let_i64(k, k_bin(k, KX_MOD, V(k, nc), I(k, C)));
+  for (int64_t t = 0; t < T; t++)
+    k_let(k, d.wv[t], k_cast(k, NN_DT_F32, k_load(k, w, ADD(k, MULC(k, V(k, ch), T), I(k, t)))));
+  d.bias = F(k, 0.0);
+  if (bias >= 0) {
+    int32_t bv = k_var(k, NN_DT_F32);
+    k_let(k, bv, k_cast(k, NN_DT_F32, k_load(k, bias, V(k, ch))));
+    d.bias = V(k, bv);
+  }
+  k_let(k, d.plane, MUL(k, V(k, nc), MUL(k, d.sz.h, d.sz.w)));
+  d.obase = let_i64(k, MUL(k, V(k, nc), d.sz.P));
+  /* the interior: outputs whose taps all lie inside the input */
+  kx_id Wd = d.sz.w, Wo = d.sz.wout, Ho = d.sz.hout;
+  kx_id owlo = hoist(k, dw_lo(k, cv->pw, cv->sw, Wo));
+  kx_id owhi = hoist(k, dw_hi(k, Wd, cv->pw, cv->sw, cv->dw, cv->kw, owlo, Wo));
+  kx_id ohlo = hoist(k, dw_lo(k, cv->ph, cv->sh, Ho));
+  kx_id ohhi = hoist(k, dw_hi(k, d.sz.h, cv->ph, cv->sh, cv->dh, cv->kh, ohlo, Ho));
+  /* the flat form: decided here for static sizes, else at run time */
+  int64_t rlo, rhi, clo, chi, wn, won;
+  int flat = -1; /* 1: always, 0: never, -1: when the run's sizes allow */
+  if (is_num(k, ohlo, &rlo) && is_num(k, ohhi, &rhi) && is_num(k, owlo, &clo) &&
+      is_num(k, owhi, &chi) && is_num(k, Wd, &wn) && is_num(k, Wo, &won))
+    flat = rlo < rhi && clo < chi && cv->pw < wn && cv->sh * wn == cv->sw * won;
+  if (flat < 0) {
+    kx_id ok = k_bin(k, KX_EQ, MULC(k, Wd, cv->sh), MULC(k, Wo, cv->sw));
+    ok = k_bin(k, KX_AND, ok, k_bin(k, KX_LT, ohlo, ohhi));
+    ok = k_bin(k, KX_AND, ok, k_bin(k, KX_LT, owlo, owhi));
+    ok = k_bin(k, KX_AND, ok, k_bin(k, KX_LT, I(k, cv->pw), Wd));
+    k_if_begin(k, ok);
+  }
+  if (flat != 0) {
+    kx_id p0 = ADD(k, MUL(k, ohlo, Wo), owlo);
+    kx_id p1 = ADD(k, MUL(k, SUB(k, ohhi, I(k, 1)), Wo), owhi);
+    /* narrow rows: the border columns in the flat loop, checked per lane
+     * (but for two positions the flat range leaves out); wide rows: the
+     * flat loop unchecked, the border columns fixed row by row after it */
+    int64_t wv, pv;
+    int narrow = is_num(k, Wo, &wv) && is_num(k, d.sz.P, &pv)
+                     ? wv < DW_NARROW && pv < DW_FLAT_MAX
+                     : -1;
+    if (narrow < 0)
+      k_if_begin(k, k_bin(k, KX_AND, k_bin(k, KX_LT, Wo, I(k, DW_NARROW)),
+                          k_bin(k, KX_LT, d.sz.P, I(k, DW_FLAT_MAX))));
+    if (narrow != 0) {
+      /* a tiny plane with planes before and after it: all of it in the
+       * flat loop, rows checked per lane too (its taps read at most
+       * ph*W + pw before it and one plane after it) */
+      kx_id hw = MUL(k, d.sz.h, Wd);
+      kx_id ext = ADD(k, MULC(k, SUB(k, d.sz.P, I(k, 1)), cv->sw),
+                      ADD(k, MULC(k, Wd, (cv->kh - 1) * cv->dh - cv->ph),
+                          I(k, (cv->kw - 1) * cv->dw - cv->pw)));
+      kx_id inner = k_bin(k, KX_AND, k_bin(k, KX_GE, V(k, nc), I(k, 1)),
+                          k_bin(k, KX_LT, ADD(k, V(k, nc), I(k, 1)), DX(c, k, DMULC(c, cv->n, C))));
+      inner = k_bin(k, KX_AND, inner,
+                    k_bin(k, KX_LE, ADD(k, MULC(k, Wd, cv->ph), I(k, cv->pw)), hw));
+      inner = k_bin(k, KX_AND, inner, k_bin(k, KX_LT, ext, MULC(k, hw, 2)));
+      inner = k_bin(k, KX_AND, inner, k_bin(k, KX_LT, Wo, I(k, DW_TINY)));
+      k_if_begin(k, inner);
+      dw_flat(&d, V(k, d.obase), I(k, 0), d.sz.P, true, true);
+      k_else(k);
+      dw_flat(&d, V(k, d.obase), p0, p1, true, false);
+      const kx_id edge[2] = {ohlo, SUB(k, ohhi, I(k, 1))};
+      for (int e = 0; e < 2; e++) {
+        d.oh = let_i64(k, edge[e]);
+        dw_rows(&d);
+        if (e == 0)
+          dw_loop(&d, I(k, 0), owlo, false, true);
+        else
+          dw_loop(&d, owhi, Wo, false, true);
+      }
+      dw_border_rows(&d, ohlo, ohhi, owlo, owhi);
+      k_if_end(k);
+    }
+    if (narrow < 0) k_else(k);
+    if (narrow != 1) {
+      dw_flat(&d, V(k, d.obase), p0, p1, false, false);
+      d.oh = k_for_begin(k, ohlo, ohhi, 0);
+      dw_rows(&d);
+      dw_loop(&d, I(k, 0), owlo, false, true);
+      dw_loop(&d, owhi, Wo, false, true);
+      k_for_end(k);
+      dw_border_rows(&d, ohlo, ohhi, owlo, owhi);
+    }
+    if (narrow < 0) k_if_end(k);
+  }
+  if (flat < 0) k_else(k);
+  if (flat != 1) {
+    d.oh = k_for_begin(k, I(k, 0), Ho, 0);
+    dw_rows(&d);
+    int64_t a, b, h;
+    bool all_rows = is_num(k, ohlo, &a) && is_num(k, ohhi, &b) && is_num(k, Ho, &h) && a == 0 &&
+                    b == h;
+    if (!all_rows)
+      k_if_begin(k, k_bin(k, KX_AND, k_bin(k, KX_GE, V(k, d.oh), ohlo),
+                          k_bin(k, KX_LT, V(k, d.oh), ohhi)));
+    dw_row(&d, owlo, owhi, false);
+    if (!all_rows) {
+      k_else(k);
+      dw_row(&d, owlo, owhi, true);
+      k_if_end(k);
+    }
+    k_for_end(k);
+  }
+  if (flat < 0) k_if_end(k);
+  k_for_end(k); /* nc */
+  return 0;
+}
+
 /* im2col of images [n0, n0+nimg) into col [nimg*G, Kc, P] where
  * Kc = Cg*kh*kw, P = hout*wout; row r of col (all groups of all images in
  * order) is tap (ci, i, j) of channel plane n0*Cin + (r / Kc)*Cg + ci:
@@ -1348,37 +1657,30 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
  *       if 0 <= ih < H: zeros, VECTOR copy x[plane, ih, ow*sw - pw + j*dw]
  *                       over the valid range, zeros
  *       else: zeros */
-static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0,
-                        ir_dim nimg) {
+static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0, ir_dim nimg) {
   kernel *k = kl_kernel(c, "im2col");
+  k->im2col_b = cv->dt == NN_DT_F32; /* conv_gemm describes B (gim) */
   int64_t G = cv->groups, Cg = cv->cin / G, Kc = Cg * cv->kh * cv->kw;
   ir_dim P = DMUL(c, cv->hout, cv->wout);
   ir_dim rows = DMULC(c, nimg, G * Kc);
   int32_t o = k_buf(k, cv->dt, kelems(c, DMUL(c, rows, P)), true, "col");
-  int32_t x = k_buf(k, cv->dt,
-                    kelems(c, DMUL(c, DMUL(c, DMULC(c, cv->n, cv->cin), cv->h), cv->w)),
+  int32_t x = k_buf(k, cv->dt, kelems(c, DMUL(c, DMUL(c, DMULC(c, cv->n, cv->cin), cv->h), cv->w)),
                     false, "x");
   kl_bind(c, k, o, col);
   kl_bind(c, k, x, cv->x);
-  int32_t ih = k_var(k, NN_DT_I64), dst = k_var(k, NN_DT_I64),
-          src = k_var(k, NN_DT_I64);
+  int32_t ih = k_var(k, NN_DT_I64), dst = k_var(k, NN_DT_I64), src = k_var(k, NN_DT_I64);
   int32_t lo = k_var(k, NN_DT_I64), hi = k_var(k, NN_DT_I64);
   int32_t r = k_for_begin(k, I(k, 0), DX(c, k, rows), KS_PARALLEL);
   convx sz = conv_sizes(c, k, cv);
   kx_id rr = k_bin(k, KX_MOD, V(k, r), I(k, Kc));
-  int32_t plane =
-      let_i64(k, ADD(k, I(k, n0 * cv->cin),
-                     ADD(k, MULC(k, k_bin(k, KX_DIV, V(k, r), I(k, Kc)), Cg),
-                         k_bin(k, KX_DIV, rr, I(k, cv->kh * cv->kw)))));
-  int32_t i =
-      let_i64(k, k_bin(k, KX_MOD, k_bin(k, KX_DIV, V(k, r), I(k, cv->kw)),
-                       I(k, cv->kh)));
+  int32_t plane = let_i64(k, ADD(k, I(k, n0 * cv->cin),
+                                 ADD(k, MULC(k, k_bin(k, KX_DIV, V(k, r), I(k, Kc)), Cg),
+                                     k_bin(k, KX_DIV, rr, I(k, cv->kh * cv->kw)))));
+  int32_t i = let_i64(k, k_bin(k, KX_MOD, k_bin(k, KX_DIV, V(k, r), I(k, cv->kw)), I(k, cv->kh)));
   int32_t j = let_i64(k, k_bin(k, KX_MOD, V(k, r), I(k, cv->kw)));
   tap_range(k, cv, &sz, j, lo, hi);
   int32_t oh = k_for_begin(k, I(k, 0), sz.hout, 0);
-  k_let(k, ih,
-        ADD(k, MULC(k, V(k, oh), cv->sh),
-            ADD(k, I(k, -cv->ph), MULC(k, V(k, i), cv->dh))));
+  k_let(k, ih, ADD(k, MULC(k, V(k, oh), cv->sh), ADD(k, I(k, -cv->ph), MULC(k, V(k, i), cv->dh))));
   k_let(k, dst, ADD(k, MUL(k, V(k, r), sz.P), MUL(k, V(k, oh), sz.wout)));
   k_if_begin(k, row_in_range(k, &sz, ih));
   k_let(k, src,
@@ -1428,8 +1730,8 @@ static void pack_conv_weight(kl_ctx *c, conv *cv, ir_value w) {
 /* GEMMs out[n, g*Mg:(g+1)*Mg, :] = W_g [Mg, Kc] @ B_(n,g) [Kc, P] (+ bias)
  * for images [n0, n0+nimg) and every group; B is the im2col buffer
  * (b_is_col) or the input itself (1x1 convolutions). */
-static int conv_gemm(const lctx *l, const conv *cv, be_bufid bbuf, ir_dim belems,
-                     bool b_is_col, int64_t n0, ir_dim nimg) {
+static int conv_gemm(const lctx *l, const conv *cv, be_bufid bbuf, ir_dim belems, bool b_is_col,
+                     int64_t n0, ir_dim nimg) {
   kl_ctx *c = l->c;
   int64_t G = cv->groups, Cg = cv->cin / G, Mg = cv->cout / G;
   int64_t Kc = Cg * cv->kh * cv->kw;
@@ -1476,8 +1778,28 @@ static int conv_gemm(const lctx *l, const conv *cv, be_bufid bbuf, ir_dim belems
     s.bias_rs = kl_d(c, 1);
     s.bias_cs = kl_d(c, 0);
   }
-  if (!spec_dims_ok(l, &s))
-    return -1;
+  gim im;
+  if (b_is_col && cv->dt == NN_DT_F32) { /* B is also the image's im2col */
+    ir_dim plane = DMUL(c, cv->h, cv->w);
+    im = (gim){.x = cv->x,
+               .xelems = DMUL(c, DMULC(c, cv->n, cv->cin), plane),
+               .x0 = DMULC(c, plane, n0 * cv->cin),
+               .h = cv->h,
+               .w = cv->w,
+               .wout = cv->wout,
+               .kh = cv->kh,
+               .kw = cv->kw,
+               .sh = cv->sh,
+               .sw = cv->sw,
+               .ph = cv->ph,
+               .pw = cv->pw,
+               .dh = cv->dh,
+               .dw = cv->dw};
+    im.xstr[0] = DMULC(c, plane, cv->cin);
+    im.xstr[1] = DMULC(c, plane, Cg);
+    s.im = &im;
+  }
+  if (!spec_dims_ok(l, &s)) return -1;
   return emit_gemm_kernel(c, "conv_gemm", &s);
 }
 
@@ -1487,14 +1809,12 @@ static int lower_conv(const lctx *l) {
   ir_dim xd[16], wd[16], bd[16], od[16];
   int xr = tensor_shape(l, n->in[0], xd), wr = tensor_shape(l, n->in[1], wd);
   int orank = tensor_shape(l, n->out[0], od);
-  if (xr < 0 || wr < 0 || orank < 0)
-    return -1;
+  if (xr < 0 || wr < 0 || orank < 0) return -1;
   const ir_const *tr;
   if (!ir_value_const(l->g, n->in[6], &tr) || tr->kind != IR_C_BOOL)
     return shape_error(l, "'transposed' must be a constant bool");
   if (tr->i) {
-    nn_error(kl_diag(c), l->loc,
-             "transposed convolution is not supported by the CPU backend yet");
+    nn_error(kl_diag(c), l->loc, "transposed convolution is not supported by the CPU backend yet");
     return -1;
   }
   if (xr != wr || (xr != 3 && xr != 4) || orank != xr) {
@@ -1509,17 +1829,14 @@ static int lower_conv(const lctx *l) {
   double groups;
   if (int_list_arg(l, n->in[3], nsp, "stride", st) < 0 ||
       int_list_arg(l, n->in[4], nsp, "padding", pad) < 0 ||
-      int_list_arg(l, n->in[5], nsp, "dilation", dil) < 0 ||
-      scalar_arg(l, n->in[8], &groups) < 0)
+      int_list_arg(l, n->in[5], nsp, "dilation", dil) < 0 || scalar_arg(l, n->in[8], &groups) < 0)
     return -1;
   /* channels and the kernel's size are numbers (the weight's shape) */
   int64_t wnum[4];
   for (int i = 0; i < wr; i++)
-    if (!kl_dim_const(c, wd[i], &wnum[i]))
-      return sym_error(l, wd[i]);
+    if (!kl_dim_const(c, wd[i], &wnum[i])) return sym_error(l, wd[i]);
   int64_t cin;
-  if (!kl_dim_const(c, xd[1], &cin))
-    return sym_error(l, xd[1]);
+  if (!kl_dim_const(c, xd[1], &cin)) return sym_error(l, xd[1]);
   conv cv = {.n = xd[0], .cin = cin, .cout = wnum[0], .groups = (int64_t)groups};
   if (nsp == 1) {
     cv.h = kl_d(c, 1);
@@ -1549,19 +1866,18 @@ static int lower_conv(const lctx *l) {
     cv.dw = dil[1];
   }
   int64_t G = cv.groups;
-  if (G < 1 || cv.cin % G || cv.cout % G || wnum[1] != cv.cin / G ||
-      od[0] != cv.n || !dim_is(c, od[1], cv.cout) || cv.sh < 1 || cv.sw < 1 ||
-      cv.dh < 1 || cv.dw < 1 || cv.ph < 0 || cv.pw < 0)
+  if (G < 1 || cv.cin % G || cv.cout % G || wnum[1] != cv.cin / G || od[0] != cv.n ||
+      !dim_is(c, od[1], cv.cout) || cv.sh < 1 || cv.sw < 1 || cv.dh < 1 || cv.dw < 1 || cv.ph < 0 ||
+      cv.pw < 0)
     return shape_error(l, "inconsistent convolution shapes or parameters");
   /* the output size: checked when static; a symbolic one is shape
    * inference's floor-division expression, taken as it is */
   int64_t h, w, hout, wout;
-  if (kl_dim_const(c, cv.h, &h) && kl_dim_const(c, cv.w, &w) &&
-      kl_dim_const(c, cv.hout, &hout) && kl_dim_const(c, cv.wout, &wout) &&
+  if (kl_dim_const(c, cv.h, &h) && kl_dim_const(c, cv.w, &w) && kl_dim_const(c, cv.hout, &hout) &&
+      kl_dim_const(c, cv.wout, &wout) &&
       (hout != (h + 2 * cv.ph - cv.dh * (cv.kh - 1) - 1) / cv.sh + 1 ||
        wout != (w + 2 * cv.pw - cv.dw * (cv.kw - 1) - 1) / cv.sw + 1))
-    return shape_error(
-        l, "output size does not match the convolution's parameters");
+    return shape_error(l, "output size does not match the convolution's parameters");
   cv.x = kl_value_buf(c, n->in[0]);
   cv.wt = -1; /* the weight's buffer: plain or packed, below */
   cv.out = result_buf(l);
@@ -1570,16 +1886,14 @@ static int lower_conv(const lctx *l) {
   cv.bias = -1;
   if (!is_none(l, n->in[2])) {
     int br = tensor_shape(l, n->in[2], bd);
-    if (br < 0)
-      return -1;
+    if (br < 0) return -1;
     if (br != 1 || !dim_is(c, bd[0], cv.cout))
       return shape_error(l, "bias must have one value per output channel");
     cv.bias = kl_value_buf(c, n->in[2]);
   }
   ir_dim P = DMUL(c, cv.hout, cv.wout);
   ir_dim xelems = DMUL(c, DMUL(c, DMULC(c, cv.n, cv.cin), cv.h), cv.w);
-  if (dim_is(c, cv.n, 0) || dim_is(c, P, 0) || cv.cout == 0)
-    return 1;
+  if (dim_is(c, cv.n, 0) || dim_is(c, P, 0) || cv.cout == 0) return 1;
   if (P == IR_DIM_UNKNOWN || xelems == IR_DIM_UNKNOWN)
     return shape_error(l, "a size of the convolution is too complex an expression");
   if (G == cv.cin && cv.cout == cv.cin) {
@@ -1587,8 +1901,7 @@ static int lower_conv(const lctx *l) {
     return conv_depthwise(c, &cv);
   }
   pack_conv_weight(c, &cv, n->in[1]);
-  if (cv.kh == 1 && cv.kw == 1 && cv.sh == 1 && cv.sw == 1 && cv.ph == 0 &&
-      cv.pw == 0) {
+  if (cv.kh == 1 && cv.kw == 1 && cv.sh == 1 && cv.sw == 1 && cv.ph == 0 && cv.pw == 0) {
     return conv_gemm(l, &cv, cv.x, xelems, false, 0, cv.n);
   }
   ir_dim per_img = DMULC(c, P, cv.cin * cv.kh * cv.kw);
@@ -1601,16 +1914,13 @@ static int lower_conv(const lctx *l) {
     return conv_gemm(l, &cv, col, DMUL(c, cv.n, per_img), true, 0, cv.n) < 0 ? -1 : 1;
   }
   int64_t chunk = IM2COL_MAX_ELEMS / (per ? per : 1);
-  if (chunk < 1)
-    chunk = 1;
-  if (chunk > N)
-    chunk = N;
+  if (chunk < 1) chunk = 1;
+  if (chunk > N) chunk = N;
   be_bufid col = kl_scratch(c, cv.dt, chunk * per);
   for (int64_t n0 = 0; n0 < N; n0 += chunk) {
     int64_t nimg = N - n0 < chunk ? N - n0 : chunk;
     conv_im2col(c, &cv, col, n0, kl_d(c, nimg));
-    if (conv_gemm(l, &cv, col, kl_d(c, chunk * per), true, n0, kl_d(c, nimg)) < 0)
-      return -1;
+    if (conv_gemm(l, &cv, col, kl_d(c, chunk * per), true, n0, kl_d(c, nimg)) < 0) return -1;
   }
   return 1;
 }
@@ -1621,28 +1931,26 @@ static int lower_gemm_node(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   ir_graph *g = kl_graph(c);
   ir_node *node = ir_node_get(g, id);
   const ir_type *rt = node->nout ? ir_vtype(g, node->out[0]) : NULL;
-  lctx l = {.c = c, .g = g, .node = node, .loc = node->loc, .ep = ep,
+  lctx l = {.c = c,
+            .g = g,
+            .node = node,
+            .loc = node->loc,
+            .ep = ep,
             .dt = rt && rt->kind == IR_T_TENSOR && rt->dtype != NN_DT_UNKNOWN ? rt->dtype
-                                                                             : NN_DT_F32};
+                                                                              : NN_DT_F32};
   switch (node->op) {
-  case NN_OP_LINEAR:
-    return lower_linear(&l) < 0 ? -1 : 1;
+  case NN_OP_LINEAR: return lower_linear(&l) < 0 ? -1 : 1;
   case NN_OP_ADDMM:
   case NN_OP_MM:
   case NN_OP_BMM:
   case NN_OP_MATMUL:
-  case NN_OP_BADDBMM:
-    return lower_matmul(&l) < 0 ? -1 : 1;
-  case NN_OP_CONVOLUTION:
-    return lower_conv(&l) < 0 ? -1 : 1;
-  default:
-    return 0;
+  case NN_OP_BADDBMM: return lower_matmul(&l) < 0 ? -1 : 1;
+  case NN_OP_CONVOLUTION: return lower_conv(&l) < 0 ? -1 : 1;
+  default: return 0;
   }
 }
 
-int kl_lower_gemm(kl_ctx *c, ir_nodeid id) {
-  return lower_gemm_node(c, id, NULL);
-}
+int kl_lower_gemm(kl_ctx *c, ir_nodeid id) { return lower_gemm_node(c, id, NULL); }
 
 int kl_lower_gemm_ep(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   NN_ASSERT(ep && ep->build);

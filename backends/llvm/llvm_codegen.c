@@ -28,7 +28,9 @@
  * Kernels containing KS_GEMM are copied into scratch memory, then either
  * prepared for the native microkernels (llvm_gemm.c) or, when some GEMM
  * has no native form, expanded into loops by k_expand_gemms()
- * (kernel_gemm.c); the program itself is never modified.
+ * (kernel_gemm.c); the program itself is never modified. A convolution's
+ * im2col kernel (kernel.im2col_b) is not called when the next step's
+ * GEMMs are native: they pack B from the image (ks_gemm.im2col).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -58,10 +60,8 @@ static char *xstrdup(const char *s) {
 /* Byte size of buffer b's elements, saturating instead of overflowing. */
 static uint64_t buf_bytes(const be_buf *b) {
   uint64_t es = nn_dtype_size(b->dtype);
-  if (b->elems <= 0 || es == 0)
-    return 0;
-  if ((uint64_t)b->elems > UINT64_MAX / es)
-    return UINT64_MAX;
+  if (b->elems <= 0 || es == 0) return 0;
+  if ((uint64_t)b->elems > UINT64_MAX / es) return UINT64_MAX;
   return (uint64_t)b->elems * es;
 }
 
@@ -103,23 +103,19 @@ static bool check_program(const be_program *p, nn_diag *d) {
       break;
     case BE_BUF_WEIGHT:
     case BE_BUF_WORKSPACE: {
-      if (p->dynamic && b->kind == BE_BUF_WORKSPACE)
-        break; /* placed at run time */
-      uint64_t limit = b->kind == BE_BUF_WEIGHT ? (uint64_t)p->weights.len
-                                                : p->workspace_bytes;
+      if (p->dynamic && b->kind == BE_BUF_WORKSPACE) break; /* placed at run time */
+      uint64_t limit = b->kind == BE_BUF_WEIGHT ? (uint64_t)p->weights.len : p->workspace_bytes;
       if (!fits(b->offset, buf_bytes(b), limit)) {
         nn_error(d, none,
-                 "buffer b%d (%" PRIu64 " bytes at %" PRIu64
-                 ") lies outside the %s (%" PRIu64 " bytes)",
-                 i, buf_bytes(b), b->offset,
-                 b->kind == BE_BUF_WEIGHT ? "weights" : "workspace", limit);
+                 "buffer b%d (%" PRIu64 " bytes at %" PRIu64 ") lies outside the %s (%" PRIu64
+                 " bytes)",
+                 i, buf_bytes(b), b->offset, b->kind == BE_BUF_WEIGHT ? "weights" : "workspace",
+                 limit);
         return false;
       }
       break;
     }
-    default:
-      nn_error(d, none, "buffer b%d has unknown kind %d", i, (int)b->kind);
-      return false;
+    default: nn_error(d, none, "buffer b%d has unknown kind %d", i, (int)b->kind); return false;
     }
   }
   for (int s = 0; s < p->steps.len; s++) {
@@ -137,8 +133,7 @@ static bool check_program(const be_program *p, nn_diag *d) {
       be_bufid id = st->slots[i];
       const kbuf *kb = &k->bufs.data[i];
       if (id < 0 || id >= p->bufs.len) {
-        nn_error(d, k->loc, "step %d (%s): slot %d is bound to no buffer", s,
-                 k->name, i);
+        nn_error(d, k->loc, "step %d (%s): slot %d is bound to no buffer", s, k->name, i);
         return false;
       }
       const be_buf *b = &p->bufs.data[id];
@@ -146,16 +141,14 @@ static bool check_program(const be_program *p, nn_diag *d) {
                                    : b->elems < 0 || kb->elems <= b->elems;
       if (b->dtype != kb->dtype || !size_ok) {
         nn_error(d, k->loc,
-                 "step %d (%s): slot %d (%s[%" PRId64
-                 "]) does not fit buffer b%d (%s[%" PRId64 "])",
-                 s, k->name, i, nn_dtype_name(kb->dtype), kb->elems, id,
-                 nn_dtype_name(b->dtype), b->elems);
+                 "step %d (%s): slot %d (%s[%" PRId64 "]) does not fit buffer b%d (%s[%" PRId64
+                 "])",
+                 s, k->name, i, nn_dtype_name(kb->dtype), kb->elems, id, nn_dtype_name(b->dtype),
+                 b->elems);
         return false;
       }
-      if (kb->written &&
-          (b->kind == BE_BUF_INPUT || b->kind == BE_BUF_WEIGHT)) {
-        nn_error(d, k->loc, "step %d (%s): slot %d writes read-only buffer b%d",
-                 s, k->name, i, id);
+      if (kb->written && (b->kind == BE_BUF_INPUT || b->kind == BE_BUF_WEIGHT)) {
+        nn_error(d, k->loc, "step %d (%s): slot %d writes read-only buffer b%d", s, k->name, i, id);
         return false;
       }
     }
@@ -165,19 +158,14 @@ static bool check_program(const be_program *p, nn_diag *d) {
 
 /* Whether buffers x and y may share bytes. */
 static bool may_overlap(const be_program *p, be_bufid x, be_bufid y) {
-  if (x == y)
-    return true;
+  if (x == y) return true;
   const be_buf *a = &p->bufs.data[x], *b = &p->bufs.data[y];
-  if (a->kind != b->kind || a->kind == BE_BUF_DIMS)
-    return false;
-  if (a->kind == BE_BUF_INPUT || a->kind == BE_BUF_OUTPUT)
-    return a->index == b->index;
+  if (a->kind != b->kind || a->kind == BE_BUF_DIMS) return false;
+  if (a->kind == BE_BUF_INPUT || a->kind == BE_BUF_OUTPUT) return a->index == b->index;
   /* a dynamic plan never lets two buffers bound by one step share bytes */
-  if (a->kind == BE_BUF_WORKSPACE && p->dynamic)
-    return false;
+  if (a->kind == BE_BUF_WORKSPACE && p->dynamic) return false;
   uint64_t na = buf_bytes(a), nb = buf_bytes(b);
-  if (na == 0 || nb == 0)
-    return false;
+  if (na == 0 || nb == 0) return false;
   return a->offset < b->offset + nb && b->offset < a->offset + na;
 }
 
@@ -185,19 +173,32 @@ static bool may_overlap(const be_program *p, be_bufid x, be_bufid y) {
 
 /* One translated kernel. */
 typedef struct kfun {
-  const kernel *k; /* as in the program */
-  LLVMValueRef fn; /* its entry function */
-  bool *noalias;   /* per slot */
+  const kernel *k;  /* as in the program */
+  LLVMValueRef fn;  /* its entry function */
+  bool *noalias;    /* per slot */
   const kernel *kx; /* the kernel as translated (GEMMs expanded) */
-  bool parallel;   /* root parallel loop over [0, n) */
-  int64_t n;       /* n, or -1 when symbolic: then hi (in kx) computes it */
+  bool parallel;    /* root parallel loop over [0, n) */
+  int64_t n;        /* n, or -1 when symbolic: then hi (in kx) computes it */
   kx_id hi;
+  bool packs_b; /* every GEMM is native and packs B from an image
+                      (ks_gemm.im2col): its im2col buffer is never read */
 } kfun;
+
+/* Whether every GEMM of k (prepared for the native path) describes B as
+ * an im2col, and there is one. */
+static bool all_im2col(const kernel *k) {
+  bool any = false;
+  for (int i = 0; i < k->stmts.len; i++)
+    if (k->stmts.data[i].kind == KS_GEMM) {
+      if (!k->stmts.data[i].gemm.im2col) return false;
+      any = true;
+    }
+  return any;
+}
 
 static bool has_gemm(const kernel *k) {
   for (int i = 0; i < k->stmts.len; i++)
-    if (k->stmts.data[i].kind == KS_GEMM)
-      return true;
+    if (k->stmts.data[i].kind == KS_GEMM) return true;
   return false;
 }
 
@@ -206,49 +207,48 @@ static bool has_gemm(const kernel *k) {
 static bool gemms_valid(const kernel *k, nn_diag *d) {
   for (int i = 0; i < k->stmts.len; i++) {
     const ks *s = &k->stmts.data[i];
-    if (s->kind != KS_GEMM)
-      continue;
+    if (s->kind != KS_GEMM) continue;
     const ks_gemm *g = &s->gemm;
     int32_t slots[4] = {g->a, g->b, g->c, g->bias};
-    kx_id offs[4] = {g->a_off, g->b_off, g->c_off,
-                     g->bias >= 0 ? g->bias_off : 0};
-    kx_id sizes[10] = {g->m, g->n, g->k, g->a_rs, g->a_cs,
-                       g->b_rs, g->b_cs, g->ldc,
-                       g->bias >= 0 ? g->bias_rs : g->m, g->bias >= 0 ? g->bias_cs : g->m};
+    kx_id offs[4] = {g->a_off, g->b_off, g->c_off, g->bias >= 0 ? g->bias_off : 0};
+    kx_id sizes[10] = {g->m,
+                       g->n,
+                       g->k,
+                       g->a_rs,
+                       g->a_cs,
+                       g->b_rs,
+                       g->b_cs,
+                       g->ldc,
+                       g->bias >= 0 ? g->bias_rs : g->m,
+                       g->bias >= 0 ? g->bias_cs : g->m};
     bool ok = true;
     for (int j = 0; j < 10 && ok; j++)
-      ok = sizes[j] >= 0 && sizes[j] < k->exprs.len &&
-           k->exprs.data[sizes[j]].dtype == NN_DT_I64;
+      ok = sizes[j] >= 0 && sizes[j] < k->exprs.len && k->exprs.data[sizes[j]].dtype == NN_DT_I64;
     for (int j = 0; j < 4 && ok; j++) {
-      if (j == 3 && g->bias < 0)
-        continue;
-      ok = slots[j] >= 0 && slots[j] < k->bufs.len &&
-           k->bufs.data[slots[j]].dtype == NN_DT_F32 && offs[j] >= 0 &&
-           offs[j] < k->exprs.len && k->exprs.data[offs[j]].dtype == NN_DT_I64;
+      if (j == 3 && g->bias < 0) continue;
+      ok = slots[j] >= 0 && slots[j] < k->bufs.len && k->bufs.data[slots[j]].dtype == NN_DT_F32 &&
+           offs[j] >= 0 && offs[j] < k->exprs.len && k->exprs.data[offs[j]].dtype == NN_DT_I64;
     }
     if (!ok) {
-      nn_error(d, k->loc, "kernel %s: statement %d: malformed GEMM", k->name,
-               i);
+      nn_error(d, k->loc, "kernel %s: statement %d: malformed GEMM", k->name, i);
       return false;
     }
   }
   return true;
 }
 
-#define COPY_VEC(a, dst, src)                                                  \
-  do {                                                                         \
-    (dst).len = (dst).cap = (src).len;                                         \
-    (dst).data = nn_alloc((a), sizeof(*(src).data) * (size_t)((src).len + 1)); \
-    if ((src).len)                                                             \
-      memcpy((dst).data, (src).data, sizeof(*(src).data) * (size_t)(src).len); \
+#define COPY_VEC(a, dst, src)                                                               \
+  do {                                                                                      \
+    (dst).len = (dst).cap = (src).len;                                                      \
+    (dst).data = nn_alloc((a), sizeof(*(src).data) * (size_t)((src).len + 1));              \
+    if ((src).len) memcpy((dst).data, (src).data, sizeof(*(src).data) * (size_t)(src).len); \
   } while (0)
 
 /* A copy of a statement block with the capacity kernel.c's block growth
  * assumes (4, then powers of two), so appending to it stays in bounds. */
 static ks_id *copy_block(nn_arena *a, const ks_id *ids, int n) {
   size_t cap = 4;
-  while (cap < (size_t)n)
-    cap *= 2;
+  while (cap < (size_t)n) cap *= 2;
   ks_id *b = nn_alloc(a, sizeof(ks_id) * cap);
   memcpy(b, ids, sizeof(ks_id) * (size_t)n);
   return b;
@@ -268,59 +268,55 @@ static kernel *copy_kernel(nn_arena *a, const kernel *k) {
   c->open.len = c->open.cap = 0;
   for (int i = 0; i < c->stmts.len; i++) {
     ks *s = &c->stmts.data[i];
-    if (s->nbody > 0 && s->body)
-      s->body = copy_block(a, s->body, s->nbody);
-    if (s->nels > 0 && s->els)
-      s->els = copy_block(a, s->els, s->nels);
+    if (s->nbody > 0 && s->body) s->body = copy_block(a, s->body, s->nbody);
+    if (s->nels > 0 && s->els) s->els = copy_block(a, s->els, s->nels);
   }
   return c;
 }
 
 /* Translates every distinct kernel of the program, in step order. Fills
  * *out (one entry per distinct kernel) and step_fun[s] (index into it). */
-static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out,
-                         int *nout, int *step_fun) {
+static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out, int *nout, int *step_fun) {
   kfun *fs = nn_alloc(lm->arena, sizeof(kfun) * (size_t)(p->steps.len + 1));
   int nf = 0;
   for (int s = 0; s < p->steps.len; s++) {
     const kernel *k = p->steps.data[s].k;
     int f = 0;
-    while (f < nf && fs[f].k != k)
-      f++;
+    while (f < nf && fs[f].k != k) f++;
     step_fun[s] = f;
     if (f == nf) {
       fs[nf].k = k;
-      fs[nf].noalias =
-          nn_alloc(lm->arena, sizeof(bool) * (size_t)(k->bufs.len + 1));
-      for (int i = 0; i < k->bufs.len; i++)
-        fs[nf].noalias[i] = true;
+      fs[nf].noalias = nn_alloc(lm->arena, sizeof(bool) * (size_t)(k->bufs.len + 1));
+      for (int i = 0; i < k->bufs.len; i++) fs[nf].noalias[i] = true;
       nf++;
     }
     /* drop noalias on slots that may overlap a written slot in this step */
     const be_bufid *sl = p->steps.data[s].slots;
     for (int i = 0; i < k->bufs.len; i++)
       for (int j = i + 1; j < k->bufs.len; j++)
-        if ((k->bufs.data[i].written || k->bufs.data[j].written) &&
-            may_overlap(p, sl[i], sl[j]))
+        if ((k->bufs.data[i].written || k->bufs.data[j].written) && may_overlap(p, sl[i], sl[j]))
           fs[f].noalias[i] = fs[f].noalias[j] = false;
   }
   for (int f = 0; f < nf; f++) {
     const kernel *k = fs[f].k;
     if (has_gemm(k) && k->open.len == 0) {
-      if (!gemms_valid(k, lm->d))
-        return false;
+      if (!gemms_valid(k, lm->d)) return false;
       /* native microkernels (llvm_gemm.c) when every GEMM has one, else
        * the portable loop nest */
       kernel *x = copy_kernel(lm->arena, k);
-      if (!llvm_gemm_prepare(lm, x))
+      if (llvm_gemm_prepare(lm, x))
+        fs[f].packs_b = all_im2col(x);
+      else
         k_expand_gemms(x);
+      if (!fs[f].packs_b) /* B read in place (its im2col kernel runs) */
+        for (int i = 0; i < x->stmts.len; i++)
+          if (x->stmts.data[i].kind == KS_GEMM) x->stmts.data[i].gemm.im2col = NULL;
       k = x;
     }
     fs[f].kx = k;
     fs[f].parallel = llvm_kernel_parallel(k, &fs[f].n, &fs[f].hi);
     fs[f].fn = llvm_kernel_emit(lm, k, fs[f].noalias);
-    if (!fs[f].fn)
-      return false;
+    if (!fs[f].fn) return false;
   }
   *out = fs;
   *nout = nf;
@@ -333,12 +329,10 @@ static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out,
  * arithmetic over constants and loads of the dims slot) computed in the
  * graph function from its dims parameter; Python floor semantics for //
  * and %, 0 for a zero divisor (the kernels' own convention). */
-static LLVMValueRef graph_expr(llvm_mod *lm, const kernel *k, kx_id e,
-                               LLVMValueRef dims) {
+static LLVMValueRef graph_expr(llvm_mod *lm, const kernel *k, kx_id e, LLVMValueRef dims) {
   LLVMBuilderRef b = lm->b;
   const kx *x = &k->exprs.data[e];
-  if (x->op == KX_CONST)
-    return LLVMConstInt(lm->t_i64, (unsigned long long)x->i, 1);
+  if (x->op == KX_CONST) return LLVMConstInt(lm->t_i64, (unsigned long long)x->i, 1);
   if (x->op == KX_LOAD) {
     LLVMValueRef idx = LLVMConstInt(lm->t_i64, (unsigned long long)k->exprs.data[x->a].i, 1);
     LLVMValueRef at = LLVMBuildInBoundsGEP2(b, lm->t_i64, dims, &idx, 1, "");
@@ -358,14 +352,18 @@ static LLVMValueRef graph_expr(llvm_mod *lm, const kernel *k, kx_id e,
   LLVMValueRef rz = LLVMBuildICmp(b, LLVMIntEQ, r, zero, "");
   LLVMValueRef safe = LLVMBuildSelect(b, rz, one, r, "");
   LLVMValueRef q = LLVMBuildSDiv(b, l, safe, ""), m = LLVMBuildSRem(b, l, safe, "");
-  LLVMValueRef adjust = LLVMBuildAnd(
-      b, LLVMBuildICmp(b, LLVMIntNE, m, zero, ""),
-      LLVMBuildICmp(b, LLVMIntNE, LLVMBuildICmp(b, LLVMIntSLT, m, zero, ""),
-                    LLVMBuildICmp(b, LLVMIntSLT, safe, zero, ""), ""), "");
+  LLVMValueRef adjust =
+      LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntNE, m, zero, ""),
+                   LLVMBuildICmp(b, LLVMIntNE, LLVMBuildICmp(b, LLVMIntSLT, m, zero, ""),
+                                 LLVMBuildICmp(b, LLVMIntSLT, safe, zero, ""), ""),
+                   "");
   LLVMValueRef v;
-  if (x->op == KX_DIV) v = q;
-  else if (x->op == KX_FLOORDIV) v = LLVMBuildSub(b, q, LLVMBuildZExt(b, adjust, lm->t_i64, ""), "");
-  else v = LLVMBuildSelect(b, adjust, LLVMBuildAdd(b, m, safe, ""), m, "");
+  if (x->op == KX_DIV)
+    v = q;
+  else if (x->op == KX_FLOORDIV)
+    v = LLVMBuildSub(b, q, LLVMBuildZExt(b, adjust, lm->t_i64, ""), "");
+  else
+    v = LLVMBuildSelect(b, adjust, LLVMBuildAdd(b, m, safe, ""), m, "");
   return LLVMBuildSelect(b, rz, zero, v, "");
 }
 
@@ -408,11 +406,15 @@ static void prof_mark(llvm_mod *lm, const prof_hook *h, int step) {
   LLVMPositionBuilderAtEnd(lm->b, next);
 }
 
-static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
-                       const int *step_fun) {
+static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs, const int *step_fun) {
   LLVMBuilderRef b = lm->b;
-  LLVMTypeRef ps[7] = {lm->t_pptr, lm->t_pptr, lm->t_ptr, lm->t_ptr, lm->t_ptr,
-                       LLVMPointerType(lm->t_i64, 0), LLVMPointerType(lm->t_i64, 0)};
+  LLVMTypeRef ps[7] = {lm->t_pptr,
+                       lm->t_pptr,
+                       lm->t_ptr,
+                       lm->t_ptr,
+                       lm->t_ptr,
+                       LLVMPointerType(lm->t_i64, 0),
+                       LLVMPointerType(lm->t_i64, 0)};
   LLVMValueRef fn = LLVMAddFunction(lm->mod, "nncc_graph_run",
                                     LLVMFunctionType(lm->t_i32, ps, 7, 0));
   unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
@@ -425,17 +427,14 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
 
   /* void nncc_rt_parallel_for(void *pool, void (*fn)(...), void *const *slots,
    * int64_t n) */
-  LLVMTypeRef pf_ps[4] = {lm->t_ptr, LLVMPointerType(lm->t_kfn, 0), lm->t_pptr,
-                          lm->t_i64};
+  LLVMTypeRef pf_ps[4] = {lm->t_ptr, LLVMPointerType(lm->t_kfn, 0), lm->t_pptr, lm->t_i64};
   LLVMTypeRef pf_ty = LLVMFunctionType(lm->t_void, pf_ps, 4, 0);
   LLVMValueRef pf = NULL;
 
-  LLVMPositionBuilderAtEnd(b,
-                           LLVMAppendBasicBlockInContext(lm->ctx, fn, "entry"));
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(lm->ctx, fn, "entry"));
   int maxslots = 1;
   for (int s = 0; s < p->steps.len; s++)
-    if (p->steps.data[s].k->bufs.len > maxslots)
-      maxslots = p->steps.data[s].k->bufs.len;
+    if (p->steps.data[s].k->bufs.len > maxslots) maxslots = p->steps.data[s].k->bufs.len;
   LLVMTypeRef arr_ty = LLVMArrayType(lm->t_ptr, (unsigned)maxslots);
   LLVMValueRef arr = LLVMBuildAlloca(b, arr_ty, "slots");
   LLVMValueRef zero = LLVMConstInt(lm->t_i64, 0, 0);
@@ -447,36 +446,34 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
     const be_step *st = &p->steps.data[s];
     const kfun *f = &fs[step_fun[s]];
     prof_mark(lm, &prof, s);
+    if (st->k->im2col_b && s + 1 < p->steps.len && fs[step_fun[s + 1]].packs_b)
+      continue; /* the next step packs B from the image itself */
     for (int i = 0; i < st->k->bufs.len; i++) {
       const be_buf *bb = &p->bufs.data[st->slots[i]];
       LLVMValueRef ptr;
       if (bb->kind == BE_BUF_INPUT || bb->kind == BE_BUF_OUTPUT) {
-        LLVMValueRef idx =
-            LLVMConstInt(lm->t_i64, (unsigned long long)bb->index, 0);
+        LLVMValueRef idx = LLVMConstInt(lm->t_i64, (unsigned long long)bb->index, 0);
         LLVMValueRef base = bb->kind == BE_BUF_INPUT ? inputs : outputs;
-        ptr = LLVMBuildLoad2(
-            b, lm->t_ptr,
-            LLVMBuildInBoundsGEP2(b, lm->t_ptr, base, &idx, 1, ""), "");
+        ptr = LLVMBuildLoad2(b, lm->t_ptr, LLVMBuildInBoundsGEP2(b, lm->t_ptr, base, &idx, 1, ""),
+                             "");
       } else if (bb->kind == BE_BUF_DIMS) {
         ptr = LLVMBuildBitCast(b, dims, lm->t_ptr, "");
       } else if (bb->kind == BE_BUF_WORKSPACE && p->dynamic) {
         LLVMValueRef bi = LLVMConstInt(lm->t_i64, (unsigned long long)st->slots[i], 0);
-        LLVMValueRef off = LLVMBuildLoad2(
-            b, lm->t_i64, LLVMBuildInBoundsGEP2(b, lm->t_i64, offsets, &bi, 1, ""), "off");
+        LLVMValueRef off = LLVMBuildLoad2(b, lm->t_i64,
+                                          LLVMBuildInBoundsGEP2(b, lm->t_i64, offsets, &bi, 1, ""),
+                                          "off");
         ptr = LLVMBuildInBoundsGEP2(b, lm->t_i8, workspace, &off, 1, "");
       } else {
         LLVMValueRef off = LLVMConstInt(lm->t_i64, bb->offset, 0);
-        ptr = LLVMBuildInBoundsGEP2(
-            b, lm->t_i8, bb->kind == BE_BUF_WEIGHT ? weights : workspace, &off,
-            1, "");
+        ptr = LLVMBuildInBoundsGEP2(b, lm->t_i8, bb->kind == BE_BUF_WEIGHT ? weights : workspace,
+                                    &off, 1, "");
       }
       LLVMValueRef idx = LLVMConstInt(lm->t_i64, (unsigned long long)i, 0);
-      LLVMBuildStore(b, ptr,
-                     LLVMBuildInBoundsGEP2(b, lm->t_ptr, slots, &idx, 1, ""));
+      LLVMBuildStore(b, ptr, LLVMBuildInBoundsGEP2(b, lm->t_ptr, slots, &idx, 1, ""));
     }
     if (f->parallel && (f->n > 1 || f->n < 0)) {
-      if (!pf)
-        pf = LLVMAddFunction(lm->mod, "nncc_rt_parallel_for", pf_ty);
+      if (!pf) pf = LLVMAddFunction(lm->mod, "nncc_rt_parallel_for", pf_ty);
       LLVMValueRef n = f->n >= 0 ? LLVMConstInt(lm->t_i64, (unsigned long long)f->n, 1)
                                  : graph_expr(lm, f->kx, f->hi, dims);
       LLVMValueRef args[4] = {pool, f->fn, slots, n};
@@ -484,8 +481,7 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
     } else {
       /* a parallel loop of at most one iteration runs inline over [0, n) */
       int64_t end = f->parallel ? f->n : 1;
-      LLVMValueRef args[3] = {
-          slots, zero, LLVMConstInt(lm->t_i64, (unsigned long long)end, 1)};
+      LLVMValueRef args[3] = {slots, zero, LLVMConstInt(lm->t_i64, (unsigned long long)end, 1)};
       LLVMBuildCall2(b, lm->t_kfn, f->fn, args, 3, "");
     }
   }
@@ -496,8 +492,8 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs,
 /* ---- target and pipeline ------------------------------------------------- */
 
 /* Creates the target machine for o; fills r->cpu and r->features. */
-static LLVMTargetMachineRef make_target(const llvm_opts *o, llvm_result *r,
-                                        char **triple_out, nn_diag *d) {
+static LLVMTargetMachineRef
+make_target(const llvm_opts *o, llvm_result *r, char **triple_out, nn_diag *d) {
   static bool native_ready, all_ready;
   nn_loc none = {0};
   if (!native_ready) {
@@ -530,8 +526,7 @@ static LLVMTargetMachineRef make_target(const llvm_opts *o, llvm_result *r,
   LLVMTargetRef target;
   char *err = NULL;
   if (LLVMGetTargetFromTriple(triple, &target, &err)) {
-    nn_error(d, none, "unknown target triple '%s': %s", triple,
-             err ? err : "?");
+    nn_error(d, none, "unknown target triple '%s': %s", triple, err ? err : "?");
     LLVMDisposeMessage(err);
     free(triple);
     return NULL;
@@ -551,15 +546,14 @@ static LLVMTargetMachineRef make_target(const llvm_opts *o, llvm_result *r,
     r->cpu = xstrdup(o->mcpu);
     r->features = xstrdup("");
   }
-  static const LLVMCodeGenOptLevel levels[4] = {
-      LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
-      LLVMCodeGenLevelAggressive};
-  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
-      target, triple, r->cpu, r->features, levels[o->opt_level], LLVMRelocPIC,
-      LLVMCodeModelDefault);
+  static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
+                                                LLVMCodeGenLevelDefault,
+                                                LLVMCodeGenLevelAggressive};
+  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, r->cpu, r->features,
+                                                    levels[o->opt_level], LLVMRelocPIC,
+                                                    LLVMCodeModelDefault);
   if (!tm) {
-    nn_error(d, none, "cannot create a target machine for '%s' (cpu '%s')",
-             triple, r->cpu);
+    nn_error(d, none, "cannot create a target machine for '%s' (cpu '%s')", triple, r->cpu);
     free(triple);
     return NULL;
   }
@@ -569,8 +563,7 @@ static LLVMTargetMachineRef make_target(const llvm_opts *o, llvm_result *r,
 
 /* Runs the -O<level> pipeline with the target's cost model. At -O0 only
  * the always-inliner runs (kernel bodies fold into their entries). */
-static void optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level,
-                     const llvm_opts *o) {
+static void optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level, const llvm_opts *o) {
   LLVMPassManagerRef mpm = LLVMCreatePassManager();
   LLVMAddAnalysisPasses(tm, mpm);
   if (level == 0) {
@@ -600,13 +593,11 @@ static void optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level,
     nfun += !LLVMIsDeclaration(f);
   for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
     if (!LLVMIsDeclaration(f)) {
-      if (o->progress)
-        o->progress(o->progress_ctx, "optimize", done++, nfun);
+      if (o->progress) o->progress(o->progress_ctx, "optimize", done++, nfun);
       LLVMRunFunctionPassManager(fpm, f);
     }
   LLVMFinalizeFunctionPassManager(fpm);
-  if (o->progress)
-    o->progress(o->progress_ctx, "optimize", nfun, nfun);
+  if (o->progress) o->progress(o->progress_ctx, "optimize", nfun, nfun);
   LLVMRunPassManager(mpm, m);
   LLVMDisposePassManager(fpm);
   LLVMDisposePassManager(mpm);
@@ -618,8 +609,7 @@ static void optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level,
  * libm call) are dropped instead of going to stderr. */
 static void on_llvm_diag(LLVMDiagnosticInfoRef di, void *ctx) {
   char **first_error = ctx;
-  if (LLVMGetDiagInfoSeverity(di) != LLVMDSError || *first_error)
-    return;
+  if (LLVMGetDiagInfoSeverity(di) != LLVMDSError || *first_error) return;
   char *msg = LLVMGetDiagInfoDescription(di);
   *first_error = xstrdup(msg ? msg : "?");
   LLVMDisposeMessage(msg);
@@ -627,19 +617,17 @@ static void on_llvm_diag(LLVMDiagnosticInfoRef di, void *ctx) {
 
 /* ---- entry points -------------------------------------------------------- */
 
-int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
-                 llvm_result *r, nn_diag *d) {
+int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir, llvm_result *r,
+                 nn_diag *d) {
   nn_loc none = {0};
   memset(r, 0, sizeof *r);
   llvm_opts defaults = {.opt_level = 2};
-  if (!o)
-    o = &defaults;
+  if (!o) o = &defaults;
   if (o->opt_level < 0 || o->opt_level > 3) {
     nn_error(d, none, "optimization level %d is not in 0..3", o->opt_level);
     return -1;
   }
-  if (!check_program(p, d))
-    return -1;
+  if (!check_program(p, d)) return -1;
 
   char *triple = NULL;
   LLVMTargetMachineRef tm = make_target(o, r, &triple, d);
@@ -675,16 +663,13 @@ int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
   kfun *fs = NULL;
   int nf = 0;
   int *step_fun = nn_alloc(lm.arena, sizeof(int) * (size_t)(p->steps.len + 1));
-  if (o->progress)
-    o->progress(o->progress_ctx, "kernels", 0, p->steps.len);
-  if (!emit_kernels(&lm, p, &fs, &nf, step_fun))
-    goto done;
+  if (o->progress) o->progress(o->progress_ctx, "kernels", 0, p->steps.len);
+  if (!emit_kernels(&lm, p, &fs, &nf, step_fun)) goto done;
   emit_graph(&lm, p, fs, step_fun);
 
   char *err = NULL;
   if (LLVMVerifyModule(lm.mod, LLVMReturnStatusAction, &err)) {
-    nn_error(d, none, "internal: the generated LLVM module is invalid: %s",
-             err ? err : "?");
+    nn_error(d, none, "internal: the generated LLVM module is invalid: %s", err ? err : "?");
     LLVMDisposeMessage(err);
     goto done;
   }
@@ -698,10 +683,8 @@ int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
   }
   LLVMMemoryBufferRef obj = NULL;
   err = NULL;
-  if (o->progress)
-    o->progress(o->progress_ctx, "object", 0, 0);
-  if (LLVMTargetMachineEmitToMemoryBuffer(tm, lm.mod, LLVMObjectFile, &err,
-                                          &obj)) {
+  if (o->progress) o->progress(o->progress_ctx, "object", 0, 0);
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, lm.mod, LLVMObjectFile, &err, &obj)) {
     nn_error(d, none, "LLVM could not emit the object: %s", err ? err : "?");
     LLVMDisposeMessage(err);
     goto done;
@@ -727,8 +710,7 @@ done:
   nn_arena_free(lm.arena);
   free(triple);
   free(llvm_error);
-  if (rc != 0)
-    llvm_result_free(r);
+  if (rc != 0) llvm_result_free(r);
   return rc;
 }
 

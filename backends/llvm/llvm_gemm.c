@@ -54,6 +54,15 @@
  * panels of P columns (ks_gemm.b_panel, a packed linear weight), which are
  * zero-padded, so their loads are never masked.
  *
+ * B as an image's im2col (ks_gemm.im2col, a convolution): the im2col
+ * buffer is never written. Instead, per K block, every PK_TILES column
+ * tiles, the driver packs the block of B from the image into a buffer on
+ * the stack (pack_fn: the im2col index arithmetic done as it copies, zeros
+ * for padded taps, vector loads masked at the image's edges), and the
+ * microkernels read that block (rows of PK_TILES * NR floats, zero-padded
+ * past N, so their B loads are never masked). The block holds PK_BLOCK_KC
+ * rows of that width, or PK_TILES times as many of one tile when N <= NR.
+ *
  * Numerics: products are summed in f32 over k in order within a K block,
  * blocks added in order, fused multiply-adds where the target has them;
  * results differ from the interpreter's only by rounding.
@@ -67,7 +76,7 @@
 /* ---- target configuration -------------------------------------------- */
 
 enum {
-  MAX_NV = 4,        /* vectors per row of a register tile, at most */
+  MAX_NV = 4,         /* vectors per row of a register tile, at most */
   TILE_NB_ALIGN = 48, /* macro tile columns: a multiple of every NR below
                          and of the B panel width */
   TILE_MB_ALIGN = 8,  /* macro tile rows: a multiple of every MR and of
@@ -75,8 +84,10 @@ enum {
   MIN_TILES = 8,      /* macro tiles wanted for the thread pool */
   MAX_MB = 128,       /* largest macro tile */
   MAX_NB = 384,
-  SYM_MB = 64,        /* macro tiles of a symbolic M / N */
+  SYM_MB = 64, /* macro tiles of a symbolic M / N */
   SYM_NB = 192,
+  PACK_MIN_COLS = 3, /* B packed from an image: at least this many times
+                         TILE_NB_ALIGN columns (macro_tile_packed) */
 };
 
 /* The register tile and blocking for the module's target. */
@@ -93,8 +104,7 @@ static bool has_feature(const char *fs, const char *name) {
   for (const char *p = fs; p && *p;) {
     const char *e = strchr(p, ',');
     size_t len = e ? (size_t)(e - p) : strlen(p);
-    if (len == n + 1 && p[0] == '+' && strncmp(p + 1, name, n) == 0)
-      return true;
+    if (len == n + 1 && p[0] == '+' && strncmp(p + 1, name, n) == 0) return true;
     p = e ? e + 1 : NULL;
   }
   return false;
@@ -102,8 +112,7 @@ static bool has_feature(const char *fs, const char *name) {
 
 static bool in_list(const char *cpu, const char *const *names) {
   for (int i = 0; names[i]; i++)
-    if (strcmp(cpu, names[i]) == 0)
-      return true;
+    if (strcmp(cpu, names[i]) == 0) return true;
   return false;
 }
 
@@ -113,51 +122,64 @@ static bool in_list(const char *cpu, const char *const *names) {
  * does not know compiles for a generic cpu, so it must not pick a wide
  * tile). */
 static int target_width(const llvm_mod *lm) {
-  static const char *const avx512[] = {
-      "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake",
-      "icelake-client", "icelake-server", "tigerlake", "sapphirerapids",
-      "rocketlake", "knl", "knm", "x86-64-v4",
+  static const char *const avx512[] =
+  { "skylake-avx512",
+    "skx",
+    "cascadelake",
+    "cooperlake",
+    "cannonlake",
+    "icelake-client",
+    "icelake-server",
+    "tigerlake",
+    "sapphirerapids",
+    "rocketlake",
+    "knl",
+    "knm",
+    "x86-64-v4",
 #if LLVM_VERSION_MAJOR >= 16
-      "znver4", "graniterapids", "emeraldrapids",
+    "znver4",
+    "graniterapids",
+    "emeraldrapids",
 #endif
-      NULL};
-  static const char *const avx2[] = {
-      "haswell", "broadwell", "skylake", "alderlake", "znver1", "znver2",
-      "znver3", "x86-64-v3", "bdver4", "core-avx2",
+    NULL };
+  static const char *const avx2[] =
+  { "haswell",
+    "broadwell",
+    "skylake",
+    "alderlake",
+    "znver1",
+    "znver2",
+    "znver3",
+    "x86-64-v3",
+    "bdver4",
+    "core-avx2",
 #if LLVM_VERSION_MAJOR >= 15
-      "raptorlake", "meteorlake",
+    "raptorlake",
+    "meteorlake",
 #endif
-      NULL};
+    NULL };
   const char *fs = lm->features ? lm->features : "";
   const char *cpu = lm->cpu ? lm->cpu : "";
-  if (has_feature(fs, "avx512f"))
-    return 16;
-  if (has_feature(fs, "avx2") && has_feature(fs, "fma"))
-    return 8;
-  if (!fs[0] && in_list(cpu, avx512))
-    return 16;
-  if (!fs[0] && in_list(cpu, avx2))
-    return 8;
+  if (has_feature(fs, "avx512f")) return 16;
+  if (has_feature(fs, "avx2") && has_feature(fs, "fma")) return 8;
+  if (!fs[0] && in_list(cpu, avx512)) return 16;
+  if (!fs[0] && in_list(cpu, avx2)) return 8;
   return 4;
 }
 
 static gcfg gemm_cfg(const llvm_mod *lm) {
   int w = target_width(lm);
-  if (w == 16)
-    return (gcfg){.w = 16, .mr = 8, .nv = 3, .kc = 256};
-  if (w == 8)
-    return (gcfg){.w = 8, .mr = 4, .nv = 3, .kc = 256};
+  if (w == 16) return (gcfg){.w = 16, .mr = 8, .nv = 3, .kc = 256};
+  if (w == 8) return (gcfg){.w = 8, .mr = 4, .nv = 3, .kc = 256};
   return (gcfg){.w = 4, .mr = 4, .nv = 3, .kc = 256};
 }
 
 /* ---- which GEMMs, and the macro tiles ------------------------------------ */
 
 static bool is_num(const kernel *k, kx_id e, int64_t *v) {
-  if (e < 0 || e >= k->exprs.len)
-    return false;
+  if (e < 0 || e >= k->exprs.len) return false;
   const kx *x = &k->exprs.data[e];
-  if (x->op != KX_CONST || x->dtype != NN_DT_I64)
-    return false;
+  if (x->op != KX_CONST || x->dtype != NN_DT_I64) return false;
   *v = x->i;
   return true;
 }
@@ -168,43 +190,34 @@ bool llvm_gemm_native(const llvm_mod *lm, const kernel *k, const ks_gemm *g) {
   if (is_num(k, g->n, &v) && v == 1)
     return false; /* a matrix-vector product: the expansion's dot products */
   if (g->b_panel > 0) {
-    if (g->b_panel % cf.w || TILE_NB_ALIGN % g->b_panel || !is_num(k, g->k, &v))
-      return false;
+    if (g->b_panel % cf.w || TILE_NB_ALIGN % g->b_panel || !is_num(k, g->k, &v)) return false;
   } else if (!is_num(k, g->b_cs, &v) || v != 1) {
     return false;
   }
-  if (g->a_panel > 0 &&
-      (g->a_panel % cf.mr || TILE_MB_ALIGN % g->a_panel || !is_num(k, g->k, &v)))
+  if (g->a_panel > 0 && (g->a_panel % cf.mr || TILE_MB_ALIGN % g->a_panel || !is_num(k, g->k, &v)))
+    return false;
+  if (g->im2col && (g->im2col->x < 0 || g->im2col->x >= k->bufs.len ||
+                    k->bufs.data[g->im2col->x].dtype != NN_DT_F32))
     return false;
   return true;
 }
 
-static kx_id I(kernel *k, int64_t v) {
-  return k_i64(k, v);
-}
-static kx_id ADD(kernel *k, kx_id a, kx_id b) {
-  return k_bin(k, KX_ADD, a, b);
-}
-static kx_id MUL(kernel *k, kx_id a, kx_id b) {
-  return k_bin(k, KX_MUL, a, b);
-}
+static kx_id I(kernel *k, int64_t v) { return k_i64(k, v); }
+static kx_id ADD(kernel *k, kx_id a, kx_id b) { return k_bin(k, KX_ADD, a, b); }
+static kx_id MUL(kernel *k, kx_id a, kx_id b) { return k_bin(k, KX_MUL, a, b); }
 static kx_id CEILDIV(kernel *k, kx_id a, int64_t b) {
   return k_bin(k, KX_FLOORDIV, ADD(k, a, I(k, b - 1)), I(k, b));
 }
 
-static int64_t round_up(int64_t v, int64_t to) {
-  return (v + to - 1) / to * to;
-}
+static int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 /* Macro tile sizes for an M x N product (-1: symbolic): as large as
  * MAX_MB x MAX_NB, halved (columns first) until there are MIN_TILES. */
 static void macro_tile(int64_t M, int64_t N, int64_t *mb, int64_t *nb) {
   int64_t MB = M > 0 ? round_up(M, TILE_MB_ALIGN) : SYM_MB;
   int64_t NB = N > 0 ? round_up(N, TILE_NB_ALIGN) : SYM_NB;
-  if (MB > MAX_MB)
-    MB = MAX_MB;
-  if (NB > MAX_NB)
-    NB = MAX_NB;
+  if (MB > MAX_MB) MB = MAX_MB;
+  if (NB > MAX_NB) NB = MAX_NB;
   while (M > 0 && N > 0 && ((M + MB - 1) / MB) * ((N + NB - 1) / NB) < MIN_TILES) {
     if (NB > 2 * TILE_NB_ALIGN)
       NB = round_up(NB / 2, TILE_NB_ALIGN);
@@ -217,15 +230,35 @@ static void macro_tile(int64_t M, int64_t N, int64_t *mb, int64_t *nb) {
   *nb = NB;
 }
 
+/* Macro tiles for a GEMM that packs B from an image (ks_gemm.im2col):
+ * each tile takes every row, so that no two tiles pack the same block of
+ * B, and the columns are split (in whole column tiles) until there are
+ * MIN_TILES tiles or the tiles are one column tile wide. False (pack
+ * nothing: the im2col buffer is read) when there are not PACK_MIN_COLS
+ * column tiles of columns, too few for the pool to share by columns
+ * alone. */
+static bool macro_tile_packed(int64_t M, int64_t N, int64_t *mb, int64_t *nb) {
+  if (M <= 0 || (N > 0 && N < PACK_MIN_COLS * TILE_NB_ALIGN)) return false;
+  *mb = round_up(M, TILE_MB_ALIGN);
+  if (N <= 0) {
+    *nb = SYM_NB;
+    return true;
+  }
+  int64_t NB = round_up(N, TILE_NB_ALIGN);
+  if (NB > MAX_NB) NB = MAX_NB;
+  while ((N + NB - 1) / NB < MIN_TILES && NB > TILE_NB_ALIGN) NB = round_up(NB / 2, TILE_NB_ALIGN);
+  *nb = NB;
+  return true;
+}
+
 /* Rewrites k's only root statement, GEMM g, into the parallel loop over
  * macro tiles described at the top of the file. */
 static void tile_root(kernel *k, const ks_gemm *g) {
   int64_t Mv = -1, Nv = -1, MB, NB;
-  if (!is_num(k, g->m, &Mv))
-    Mv = -1;
-  if (!is_num(k, g->n, &Nv))
-    Nv = -1;
-  macro_tile(Mv, Nv, &MB, &NB);
+  if (!is_num(k, g->m, &Mv)) Mv = -1;
+  if (!is_num(k, g->n, &Nv)) Nv = -1;
+  bool packs = g->im2col && macro_tile_packed(Mv, Nv, &MB, &NB);
+  if (!packs) macro_tile(Mv, Nv, &MB, &NB);
   kx_id nnb = CEILDIV(k, g->n, NB);
   kx_id tiles = MUL(k, CEILDIV(k, g->m, MB), nnb);
   k->root.len = 0;
@@ -242,8 +275,14 @@ static void tile_root(kernel *k, const ks_gemm *g) {
   s.b_off = ADD(k, g->b_off, MUL(k, c0, g->b_panel > 0 ? g->k : g->b_cs));
   s.c_off = ADD(k, g->c_off, ADD(k, MUL(k, r0, g->ldc), c0));
   if (g->bias >= 0)
-    s.bias_off = ADD(k, g->bias_off, ADD(k, MUL(k, r0, g->bias_rs),
-                                         MUL(k, c0, g->bias_cs)));
+    s.bias_off = ADD(k, g->bias_off, ADD(k, MUL(k, r0, g->bias_rs), MUL(k, c0, g->bias_cs)));
+  s.im2col = NULL; /* B read in place (the im2col kernel runs) */
+  if (packs) {     /* the tile's columns start c0 output positions on */
+    ks_im2col *ic = nn_alloc(k->arena, sizeof *ic);
+    *ic = *g->im2col;
+    ic->n0 = ADD(k, ic->n0, c0);
+    s.im2col = ic;
+  }
   k_gemm(k, &s);
   k_for_end(k);
 }
@@ -266,8 +305,8 @@ static LLVMValueRef ci64(llvm_mod *lm, int64_t v) {
 }
 
 /* Calls intrinsic `name` overloaded on types tys[0..nt). */
-static LLVMValueRef intrin(llvm_mod *lm, const char *name, LLVMTypeRef *tys,
-                           int nt, LLVMValueRef *args, int n) {
+static LLVMValueRef intrin(llvm_mod *lm, const char *name, LLVMTypeRef *tys, int nt,
+                           LLVMValueRef *args, int n) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
   NN_ASSERT(id != 0);
   LLVMValueRef f = LLVMGetIntrinsicDeclaration(lm->mod, id, tys, (size_t)nt);
@@ -275,8 +314,7 @@ static LLVMValueRef intrin(llvm_mod *lm, const char *name, LLVMTypeRef *tys,
   return LLVMBuildCall2(lm->b, fty, f, args, (unsigned)n, "");
 }
 
-static LLVMValueRef fmuladd(llvm_mod *lm, LLVMValueRef a, LLVMValueRef b,
-                            LLVMValueRef c) {
+static LLVMValueRef fmuladd(llvm_mod *lm, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
   LLVMTypeRef t = LLVMTypeOf(a);
   LLVMValueRef args[3] = {a, b, c};
   return intrin(lm, "llvm.fmuladd", &t, 1, args, 3);
@@ -289,8 +327,7 @@ static LLVMValueRef gep(llvm_mod *lm, LLVMValueRef p, LLVMValueRef i) {
 
 /* A vector of W floats at float* p: a plain load, or masked (lanes
  * outside `mask` read as 0 and touch no memory). */
-static LLVMValueRef vload(llvm_mod *lm, LLVMTypeRef vt, LLVMValueRef p,
-                          LLVMValueRef mask) {
+static LLVMValueRef vload(llvm_mod *lm, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask) {
   LLVMTypeRef pt = LLVMPointerType(vt, 0);
   LLVMValueRef vp = LLVMBuildBitCast(lm->b, p, pt, "");
   if (!mask) {
@@ -299,13 +336,11 @@ static LLVMValueRef vload(llvm_mod *lm, LLVMTypeRef vt, LLVMValueRef p,
     return v;
   }
   LLVMTypeRef tys[2] = {vt, pt};
-  LLVMValueRef args[4] = {vp, LLVMConstInt(lm->t_i32, 4, 0), mask,
-                          LLVMConstNull(vt)};
+  LLVMValueRef args[4] = {vp, LLVMConstInt(lm->t_i32, 4, 0), mask, LLVMConstNull(vt)};
   return intrin(lm, "llvm.masked.load", tys, 2, args, 4);
 }
 
-static void vstore(llvm_mod *lm, LLVMValueRef v, LLVMValueRef p,
-                   LLVMValueRef mask) {
+static void vstore(llvm_mod *lm, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
   LLVMTypeRef vt = LLVMTypeOf(v), pt = LLVMPointerType(vt, 0);
   LLVMValueRef vp = LLVMBuildBitCast(lm->b, p, pt, "");
   if (!mask) {
@@ -319,14 +354,14 @@ static void vstore(llvm_mod *lm, LLVMValueRef v, LLVMValueRef p,
 
 static LLVMValueRef splat(llvm_mod *lm, LLVMTypeRef vt, LLVMValueRef x) {
   unsigned w = LLVMGetVectorSize(vt);
-  LLVMValueRef v = LLVMBuildInsertElement(lm->b, LLVMGetUndef(vt), x,
-                                          LLVMConstInt(lm->t_i32, 0, 0), "");
+  LLVMValueRef v = LLVMBuildInsertElement(lm->b, LLVMGetUndef(vt), x, LLVMConstInt(lm->t_i32, 0, 0),
+                                          "");
   LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(lm->t_i32, w));
   return LLVMBuildShuffleVector(lm->b, v, LLVMGetUndef(vt), zeros, "");
 }
 
-LLVMValueRef llvm_loop_begin(llvm_mod *lm, LLVMValueRef fn, llvm_loop *l,
-                             LLVMValueRef lo, LLVMValueRef hi) {
+LLVMValueRef llvm_loop_begin(llvm_mod *lm, LLVMValueRef fn, llvm_loop *l, LLVMValueRef lo,
+                             LLVMValueRef hi) {
   LLVMBuilderRef b = lm->b;
   l->pre = LLVMGetInsertBlock(b);
   l->body = LLVMAppendBasicBlockInContext(lm->ctx, fn, "g.body");
@@ -343,8 +378,8 @@ LLVMValueRef llvm_loop_end(llvm_mod *lm, llvm_loop *l) {
   LLVMBuilderRef b = lm->b;
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
   LLVMValueRef next = LLVMBuildNSWAdd(b, l->iv, ci64(lm, 1), "");
-  LLVMValueRef br =
-      LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, next, l->hi, ""), l->body, l->exit);
+  LLVMValueRef br = LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, next, l->hi, ""), l->body,
+                                    l->exit);
   LLVMValueRef in[2] = {l->lo, next};
   LLVMBasicBlockRef from[2] = {l->pre, latch};
   LLVMAddIncoming(l->iv, in, from, 2);
@@ -358,13 +393,12 @@ LLVMValueRef llvm_loop_end(llvm_mod *lm, llvm_loop *l) {
  * and puts its parameters in P[0..n). */
 static LLVMValueRef uk_function(llvm_mod *lm, const char *name, LLVMTypeRef *ps, int n,
                                 LLVMValueRef *P) {
-  LLVMValueRef fn =
-      LLVMAddFunction(lm->mod, name, LLVMFunctionType(lm->t_void, ps, (unsigned)n, 0));
+  LLVMValueRef fn = LLVMAddFunction(lm->mod, name,
+                                    LLVMFunctionType(lm->t_void, ps, (unsigned)n, 0));
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   llvm_fn_attr(lm, fn, "nounwind");
   llvm_fn_attr(lm, fn, "noinline");
-  for (int i = 0; i < n; i++)
-    P[i] = LLVMGetParam(fn, (unsigned)i);
+  for (int i = 0; i < n; i++) P[i] = LLVMGetParam(fn, (unsigned)i);
   return fn;
 }
 
@@ -395,13 +429,11 @@ static void kloop_blocks(llvm_mod *lm, LLVMValueRef fn, kloop *l) {
 static void kloop_head(llvm_mod *lm, kloop *l, LLVMValueRef kc) {
   LLVMBuilderRef b = lm->b;
   LLVMTypeRef vt = LLVMTypeOf(l->zero);
-  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, kc, ci64(lm, 0), ""), l->loop,
-                  l->done);
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, kc, ci64(lm, 0), ""), l->loop, l->done);
   LLVMPositionBuilderAtEnd(b, l->loop);
   l->kk = LLVMBuildPhi(b, lm->t_i64, "kk");
   for (int i = 0; i < l->rows; i++)
-    for (int j = 0; j < l->cols; j++)
-      l->acc[i][j] = LLVMBuildPhi(b, vt, "acc");
+    for (int j = 0; j < l->cols; j++) l->acc[i][j] = LLVMBuildPhi(b, vt, "acc");
 }
 
 /* Closes the step (nacc set: loops while kk + 1 < kc) and opens `done`. */
@@ -451,27 +483,23 @@ enum {
  * contiguous stream (8 floats a step), so the weights of a GEMM that reads
  * them once (few columns: they come from memory, not cache) arrive ahead
  * of their row tile instead of stalling it. Built once per module. */
-static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
-                            bool masked, bool bmask, bool pf) {
+static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv, bool masked, bool bmask,
+                            bool pf) {
   char name[64];
-  snprintf(name, sizeof name, "nncc.gemm.w%d.%dx%d%s%s%s", cf->w, mr, nv,
-           masked ? ".m" : "", masked && bmask ? "b" : "", pf ? ".pf" : "");
+  snprintf(name, sizeof name, "nncc.gemm.w%d.%dx%d%s%s%s", cf->w, mr, nv, masked ? ".m" : "",
+           masked && bmask ? "b" : "", pf ? ".pf" : "");
   LLVMValueRef fn = LLVMGetNamedFunction(lm->mod, name);
-  if (fn)
-    return fn;
+  if (fn) return fn;
   LLVMBuilderRef b = lm->b;
   LLVMBasicBlockRef saved = LLVMGetInsertBlock(b);
   LLVMTypeRef fp = LLVMPointerType(lm->t_f32, 0);
-  LLVMTypeRef ps[UK_B0 + MAX_NV] = {fp, lm->t_i64, lm->t_i64, lm->t_i64, lm->t_i64,
-                                    fp, lm->t_i64, lm->t_f32, lm->t_i1, lm->t_i64,
-                                    lm->t_i64};
-  for (int j = 0; j < nv; j++)
-    ps[UK_B0 + j] = fp;
+  LLVMTypeRef ps[UK_B0 + MAX_NV] = {fp,        lm->t_i64, lm->t_i64, lm->t_i64, lm->t_i64, fp,
+                                    lm->t_i64, lm->t_f32, lm->t_i1,  lm->t_i64, lm->t_i64};
+  for (int j = 0; j < nv; j++) ps[UK_B0 + j] = fp;
   LLVMValueRef P[UK_B0 + MAX_NV];
   fn = uk_function(lm, name, ps, UK_B0 + nv, P);
   for (int i = 0; i < UK_B0 + nv; i++)
-    if (LLVMTypeOf(P[i]) == fp)
-      llvm_param_attr(lm, fn, (unsigned)i, "nocapture");
+    if (LLVMTypeOf(P[i]) == fp) llvm_param_attr(lm, fn, (unsigned)i, "nocapture");
 
   LLVMTypeRef vt = LLVMVectorType(lm->t_f32, (unsigned)cf->w);
   kloop kl = {.zero = LLVMConstNull(vt), .rows = mr, .cols = nv};
@@ -482,12 +510,10 @@ static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
   LLVMValueRef mask = NULL;
   if (masked) { /* lane l < nlast */
     LLVMValueRef lanes[16];
-    for (int l = 0; l < cf->w; l++)
-      lanes[l] = ci64(lm, l);
+    for (int l = 0; l < cf->w; l++) lanes[l] = ci64(lm, l);
     LLVMValueRef iota = LLVMConstVector(lanes, (unsigned)cf->w);
     mask = LLVMBuildICmp(b, LLVMIntSLT, iota,
-                         splat(lm, LLVMVectorType(lm->t_i64, (unsigned)cf->w), P[UK_NLAST]),
-                         "");
+                         splat(lm, LLVMVectorType(lm->t_i64, (unsigned)cf->w), P[UK_NLAST]), "");
   }
   LLVMValueRef arow[16];
   for (int i = 0; i < mr; i++)
@@ -513,8 +539,7 @@ static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv,
   for (int i = 0; i < mr; i++) {
     LLVMValueRef a = LLVMBuildLoad2(b, lm->t_f32, gep(lm, arow[i], aoff), "");
     LLVMValueRef av = splat(lm, vt, a);
-    for (int j = 0; j < nv; j++)
-      kl.nacc[i][j] = fmuladd(lm, av, bv[j], kl.acc[i][j]);
+    for (int j = 0; j < nv; j++) kl.nacc[i][j] = fmuladd(lm, av, bv[j], kl.acc[i][j]);
   }
 
   /* the tile: C = alpha*acc, or C += alpha*acc */
@@ -563,13 +588,12 @@ static LLVMValueRef nkernel(llvm_mod *lm, int np, int nt) {
   char name[64];
   snprintf(name, sizeof name, "nncc.gemm.narrow.%dx%d", np, nt);
   LLVMValueRef fn = LLVMGetNamedFunction(lm->mod, name);
-  if (fn)
-    return fn;
+  if (fn) return fn;
   LLVMBuilderRef b = lm->b;
   LLVMBasicBlockRef saved = LLVMGetInsertBlock(b);
   LLVMTypeRef fp = LLVMPointerType(lm->t_f32, 0);
-  LLVMTypeRef ps[NK_COUNT] = {fp, lm->t_i64, fp, lm->t_i64, lm->t_i64,
-                              fp, lm->t_i64, lm->t_f32, lm->t_i1, lm->t_i64};
+  LLVMTypeRef ps[NK_COUNT] = {fp, lm->t_i64, fp,        lm->t_i64, lm->t_i64,
+                              fp, lm->t_i64, lm->t_f32, lm->t_i1,  lm->t_i64};
   LLVMValueRef P[NK_COUNT];
   fn = uk_function(lm, name, ps, NK_COUNT, P);
   LLVMTypeRef vt = LLVMVectorType(lm->t_f32, 8);
@@ -587,21 +611,18 @@ static LLVMValueRef nkernel(llvm_mod *lm, int np, int nt) {
   LLVMValueRef koff = LLVMBuildMul(b, kl.kk, ci64(lm, 8), "");
   for (int p = 0; p < np; p++) {
     LLVMValueRef av = vload(lm, vt, gep(lm, pan[p], koff), NULL);
-    for (int n = 0; n < nt; n++)
-      kl.nacc[p][n] = fmuladd(lm, av, bv[n], kl.acc[p][n]);
+    for (int n = 0; n < nt; n++) kl.nacc[p][n] = fmuladd(lm, av, bv[n], kl.acc[p][n]);
   }
   /* C[r, n] (= | +=) alpha * lane r % 8 of acc[r / 8][n], for r < rows */
   kloop_end(lm, &kl, P[NK_KC]);
   LLVMValueRef alpha = splat(lm, vt, P[NK_ALPHA]);
   LLVMValueRef fin[16][MAX_NV];
   for (int p = 0; p < np; p++)
-    for (int n = 0; n < nt; n++)
-      fin[p][n] = LLVMBuildFMul(b, alpha, kl.fin[p][n], "");
+    for (int n = 0; n < nt; n++) fin[p][n] = LLVMBuildFMul(b, alpha, kl.fin[p][n], "");
   for (int r = 0; r < np * 8; r++) {
     LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(lm->ctx, fn, "row");
     LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(lm->ctx, fn, "next");
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, ci64(lm, r), P[NK_ROWS], ""), st,
-                    next);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, ci64(lm, r), P[NK_ROWS], ""), st, next);
     LLVMPositionBuilderAtEnd(b, st);
     LLVMValueRef row = gep(lm, P[NK_C], LLVMBuildMul(b, ci64(lm, r), P[NK_LDC], ""));
     for (int n = 0; n < nt; n++) {
@@ -615,6 +636,346 @@ static LLVMValueRef nkernel(llvm_mod *lm, int np, int nt) {
     LLVMBuildBr(b, next);
     LLVMPositionBuilderAtEnd(b, next);
   }
+  LLVMBuildRetVoid(b);
+  LLVMPositionBuilderAtEnd(b, saved);
+  return fn;
+}
+
+/* ---- B packed from an image (ks_gemm.im2col) ------------------------------- */
+
+/* Parameters of a packing function, in order. */
+enum {
+  PK_DST, /* float*: the packed block, kc rows of PK_LD floats */
+  PK_LD,  /* i64: its row stride (NR) */
+  PK_X,   /* float*: the image's first input channel of the group */
+  PK_H,   /* i64: input height */
+  PK_W,   /* i64: input width */
+  PK_WO,  /* i64: output width */
+  PK_K0,  /* i64: the block's first row of B */
+  PK_KC,  /* i64: its rows */
+  PK_N0,  /* i64: output position of the block's first column */
+  PK_NR,  /* i64: its columns (<= PK_LD; the rest are zeros) */
+  PK_COUNT
+};
+/* A packed block is PK_TILES column tiles wide (longer runs of each image
+ * row per packing call) and PK_BLOCK_KC rows deep, so that it stays as
+ * small as one column tile of a full K block (it lives on the stack); a
+ * GEMM of at most one column tile (N <= NR) packs one tile PK_TILES times
+ * as deep instead (its K blocks as long as without packing). Its columns
+ * cross at most MAX_PK_SEG output rows. */
+enum {
+  PK_TILES = 4,
+  PK_BLOCK_KC = 64,
+  MAX_PK_SEG = PK_TILES * MAX_NV * 16 + 1,
+};
+
+/* floor(a / b) for b > 0. */
+static LLVMValueRef floordiv(llvm_mod *lm, LLVMValueRef a, LLVMValueRef b) {
+  LLVMBuilderRef bl = lm->b;
+  LLVMValueRef q = LLVMBuildSDiv(bl, a, b, "");
+  LLVMValueRef neg = LLVMBuildICmp(bl, LLVMIntSLT, LLVMBuildSRem(bl, a, b, ""), ci64(lm, 0), "");
+  return LLVMBuildSub(bl, q, LLVMBuildZExt(bl, neg, lm->t_i64, ""), "");
+}
+
+static LLVMValueRef smin(llvm_mod *lm, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(lm->b, LLVMBuildICmp(lm->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+static LLVMValueRef smax(llvm_mod *lm, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(lm->b, LLVMBuildICmp(lm->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+/* <n x i32> constant with element l = f(l) given as an array. */
+static LLVMValueRef ci32_vec(llvm_mod *lm, const int *v, int n) {
+  LLVMValueRef e[64];
+  for (int l = 0; l < n; l++) e[l] = LLVMConstInt(lm->t_i32, (unsigned long long)(unsigned)v[l], 0);
+  return LLVMConstVector(e, (unsigned)n);
+}
+
+/* W floats of an image row: lanes l with mask m[l] from p[l*s], others 0.
+ * s == 1: one masked load; s in 2..4: one masked load of s*W consecutive
+ * floats (only the lanes read are enabled, so nothing outside the row's
+ * valid part is touched) and a shuffle taking every s-th; otherwise a
+ * masked gather. */
+static LLVMValueRef strided_load(llvm_mod *lm, int w, int s, LLVMValueRef p, LLVMValueRef m,
+                                 LLVMValueRef sw) {
+  LLVMBuilderRef b = lm->b;
+  LLVMTypeRef vt = LLVMVectorType(lm->t_f32, (unsigned)w);
+  if (s == 1) return vload(lm, vt, p, m);
+  if (s <= 4) {
+    int idx[64];
+    for (int l = 0; l < s * w; l++)
+      idx[l] = l % s == 0 ? l / s : w; /* lane w of the second operand: false */
+    LLVMValueRef m2 = LLVMBuildShuffleVector(b, m,
+                                             LLVMConstNull(LLVMVectorType(lm->t_i1, (unsigned)w)),
+                                             ci32_vec(lm, idx, s * w), "");
+    LLVMValueRef wide = vload(lm, LLVMVectorType(lm->t_f32, (unsigned)(s * w)), p, m2);
+    for (int l = 0; l < w; l++) idx[l] = l * s;
+    return LLVMBuildShuffleVector(b, wide, LLVMGetUndef(LLVMTypeOf(wide)), ci32_vec(lm, idx, w),
+                                  "");
+  }
+  LLVMValueRef lanes[16];
+  for (int l = 0; l < w; l++) lanes[l] = ci64(lm, l);
+  LLVMTypeRef v64 = LLVMVectorType(lm->t_i64, (unsigned)w);
+  LLVMValueRef off = LLVMBuildMul(b, LLVMConstVector(lanes, (unsigned)w), splat(lm, v64, sw), "");
+  LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(b, lm->t_f32, p, &off, 1, "");
+  LLVMTypeRef tys[2] = {vt, LLVMTypeOf(ptrs)};
+  LLVMValueRef args[4] = {ptrs, LLVMConstInt(lm->t_i32, 4, 0), m, LLVMConstNull(vt)};
+  return intrin(lm, "llvm.masked.gather", tys, 2, args, 4);
+}
+
+/* A do-while loop t = t0, t0 + step, ... while t < end, starting in the
+ * current block: returns t; pk_loop_end closes it. */
+typedef struct pkloop {
+  LLVMBasicBlockRef pre, body;
+  LLVMValueRef t, end, step;
+} pkloop;
+static LLVMValueRef pk_loop_begin(llvm_mod *lm, LLVMValueRef fn, pkloop *l, LLVMValueRef t0,
+                                  LLVMValueRef end, int64_t step) {
+  l->pre = LLVMGetInsertBlock(lm->b);
+  l->body = LLVMAppendBasicBlockInContext(lm->ctx, fn, "pk.t");
+  l->end = end;
+  l->step = ci64(lm, step);
+  LLVMBuildBr(lm->b, l->body);
+  LLVMPositionBuilderAtEnd(lm->b, l->body);
+  l->t = LLVMBuildPhi(lm->b, lm->t_i64, "t");
+  LLVMAddIncoming(l->t, &t0, &l->pre, 1);
+  return l->t;
+}
+static void pk_loop_end(llvm_mod *lm, pkloop *l, LLVMBasicBlockRef after) {
+  LLVMValueRef next = LLVMBuildAdd(lm->b, l->t, l->step, "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(lm->b);
+  LLVMAddIncoming(l->t, &next, &latch, 1);
+  LLVMBuildCondBr(lm->b, LLVMBuildICmp(lm->b, LLVMIntSLT, next, l->end, ""), l->body, after);
+}
+
+/* The function that packs the block B[k0, k0+kc) x [n0, n0+nr) of an
+ * im2col (ks_im2col) into rows of PK_LD floats, columns past nr zero:
+ *   the block's columns cross one or more output rows: a table of these
+ *   segments (first column, length, output row and column) is made first;
+ *   then for each row kk = (ci, i, j) of the block (the tap stepped along,
+ *   no division), for each segment: the tap row ih outside the image gives
+ *   zeros; else W-lane vectors of x[ci, ih, ow*sw - pw + j*dw], plain loads
+ *   where every lane's column is inside the image, masked loads (lanes
+ *   outside read as zero) at the segment's edges.
+ * Every vector is stored whole: lanes past a segment land where the next
+ * segment, the zeroed columns or the next row are written afterwards (the
+ * block has W floats of slack after its last row). Built once per module,
+ * width and geometry (kernel size, stride, padding, dilation: numbers in
+ * it, so that the index arithmetic folds). */
+static LLVMValueRef pack_fn(llvm_mod *lm, int w, const ks_im2col *ic) {
+  char name[128];
+  snprintf(name, sizeof name, "nncc.pack.im2col.w%d.k%lldx%lld.s%lldx%lld.p%lldx%lld.d%lldx%lld", w,
+           (long long)ic->kh, (long long)ic->kw, (long long)ic->sh, (long long)ic->sw,
+           (long long)ic->ph, (long long)ic->pw, (long long)ic->dh, (long long)ic->dw);
+  int s = ic->sw <= 4 ? (int)ic->sw : 0;
+  LLVMValueRef fn = LLVMGetNamedFunction(lm->mod, name);
+  if (fn) return fn;
+  LLVMBuilderRef b = lm->b;
+  LLVMBasicBlockRef saved = LLVMGetInsertBlock(b);
+  LLVMTypeRef fp = LLVMPointerType(lm->t_f32, 0);
+  LLVMTypeRef ps[PK_COUNT];
+  for (int i = 0; i < PK_COUNT; i++) ps[i] = lm->t_i64;
+  ps[PK_DST] = ps[PK_X] = fp;
+  LLVMValueRef P[PK_COUNT];
+  fn = uk_function(lm, name, ps, PK_COUNT, P);
+  llvm_param_attr(lm, fn, PK_DST, "nocapture");
+  llvm_param_attr(lm, fn, PK_X, "nocapture");
+  llvm_param_attr(lm, fn, PK_X, "readonly");
+  LLVMValueRef KH = ci64(lm, ic->kh), KW = ci64(lm, ic->kw), SH = ci64(lm, ic->sh),
+               SW = ci64(lm, ic->sw), PH = ci64(lm, ic->ph), PW = ci64(lm, ic->pw),
+               DH = ci64(lm, ic->dh), DW = ci64(lm, ic->dw);
+  LLVMTypeRef vt = LLVMVectorType(lm->t_f32, (unsigned)w);
+  LLVMTypeRef vi = LLVMVectorType(lm->t_i32, (unsigned)w);
+  LLVMValueRef zero = LLVMConstNull(vt), one = ci64(lm, 1), zero64 = ci64(lm, 0);
+  LLVMContextRef cx = lm->ctx;
+#define BB(v, nm) LLVMBasicBlockRef v = LLVMAppendBasicBlockInContext(cx, fn, nm)
+  BB(entry, "entry");
+  BB(segs, "segs");
+  BB(rows0, "rows0");
+  BB(row, "row");
+  BB(seg, "seg");
+  BB(zseg, "zseg");
+  BB(xseg, "xseg");
+  BB(fast, "fast");
+  BB(fastv, "fastv");
+  BB(fastl, "fastl");
+  BB(edge, "edge");
+  BB(segnext, "segnext");
+  BB(tail, "tail");
+  BB(tz, "tz");
+  BB(rowend, "rowend");
+  BB(done, "done");
+#undef BB
+
+  /* the segment table: at most PK_LD + 1 <= MAX_PK_SEG segments */
+  LLVMPositionBuilderAtEnd(b, entry);
+  LLVMTypeRef tt = LLVMArrayType(lm->t_i64, MAX_PK_SEG);
+  LLVMValueRef tab[4]; /* first column, length, output row, output column */
+  for (int i = 0; i < 4; i++)
+    tab[i] = LLVMBuildBitCast(b, LLVMBuildAlloca(b, tt, ""), LLVMPointerType(lm->t_i64, 0), "");
+  LLVMValueRef oh0 = LLVMBuildSDiv(b, P[PK_N0], P[PK_WO], "");
+  LLVMValueRef ow0 = LLVMBuildSub(b, P[PK_N0], LLVMBuildMul(b, oh0, P[PK_WO], ""), "");
+  LLVMValueRef plane = LLVMBuildMul(b, P[PK_H], P[PK_W], "");
+  LLVMValueRef khw = ci64(lm, ic->kh * ic->kw);
+  LLVMValueRef ci0 = LLVMBuildSDiv(b, P[PK_K0], khw, "");
+  LLVMValueRef rem0 = LLVMBuildSub(b, P[PK_K0], LLVMBuildMul(b, ci0, khw, ""), "");
+  LLVMValueRef i0 = LLVMBuildSDiv(b, rem0, KW, "");
+  LLVMValueRef j0 = LLVMBuildSub(b, rem0, LLVMBuildMul(b, i0, KW, ""), "");
+  int iv[16];
+  for (int l = 0; l < w; l++) iv[l] = l;
+  LLVMValueRef iota = ci32_vec(lm, iv, w);
+  LLVMBuildBr(b, segs);
+
+  LLVMPositionBuilderAtEnd(b, segs);
+  LLVMValueRef ns = LLVMBuildPhi(b, lm->t_i64, "ns");
+  LLVMValueRef q = LLVMBuildPhi(b, lm->t_i64, "q");
+  LLVMValueRef oh = LLVMBuildPhi(b, lm->t_i64, "oh");
+  LLVMValueRef ow = LLVMBuildPhi(b, lm->t_i64, "ow");
+  LLVMValueRef len = smin(lm, LLVMBuildSub(b, P[PK_NR], q, ""), LLVMBuildSub(b, P[PK_WO], ow, ""));
+  const LLVMValueRef vals[4] = {q, len, oh, ow};
+  for (int i = 0; i < 4; i++)
+    LLVMBuildStore(b, vals[i], LLVMBuildInBoundsGEP2(b, lm->t_i64, tab[i], &ns, 1, ""));
+  LLVMValueRef nsn = LLVMBuildAdd(b, ns, one, "");
+  LLVMValueRef qn = LLVMBuildAdd(b, q, len, "");
+  LLVMValueRef ohn = LLVMBuildAdd(b, oh, one, "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, qn, P[PK_NR], ""), segs, rows0);
+  {
+    LLVMBasicBlockRef from[2] = {entry, segs};
+    LLVMValueRef a0[2] = {zero64, nsn}, a1[2] = {zero64, qn}, a2[2] = {oh0, ohn},
+                 a3[2] = {ow0, zero64};
+    LLVMAddIncoming(ns, a0, from, 2);
+    LLVMAddIncoming(q, a1, from, 2);
+    LLVMAddIncoming(oh, a2, from, 2);
+    LLVMAddIncoming(ow, a3, from, 2);
+  }
+
+  LLVMPositionBuilderAtEnd(b, rows0);
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, P[PK_KC], zero64, ""), row, done);
+
+  /* row r of the block: tap (ci, i, j) */
+  LLVMPositionBuilderAtEnd(b, row);
+  LLVMValueRef r = LLVMBuildPhi(b, lm->t_i64, "r");
+  LLVMValueRef ci = LLVMBuildPhi(b, lm->t_i64, "ci");
+  LLVMValueRef ti = LLVMBuildPhi(b, lm->t_i64, "i");
+  LLVMValueRef tj = LLVMBuildPhi(b, lm->t_i64, "j");
+  LLVMValueRef xp = gep(lm, P[PK_X], LLVMBuildMul(b, ci, plane, ""));
+  LLVMValueRef drow = gep(lm, P[PK_DST], LLVMBuildMul(b, r, P[PK_LD], ""));
+  /* the outputs whose tap column j is inside: [lo, hi) */
+  LLVMValueRef a = LLVMBuildSub(b, PW, LLVMBuildMul(b, tj, DW, ""), "");
+  LLVMValueRef lo = floordiv(lm, LLVMBuildAdd(b, a, ci64(lm, ic->sw - 1), ""), SW);
+  lo = smin(lm, smax(lm, lo, zero64), P[PK_WO]);
+  LLVMValueRef hi =
+      LLVMBuildAdd(b, floordiv(lm, LLVMBuildAdd(b, a, LLVMBuildSub(b, P[PK_W], one, ""), ""), SW),
+                   one, "");
+  hi = smax(lm, smin(lm, hi, P[PK_WO]), lo);
+  LLVMValueRef lov = splat(lm, vi, LLVMBuildTrunc(b, lo, lm->t_i32, ""));
+  LLVMValueRef hiv = splat(lm, vi, LLVMBuildTrunc(b, hi, lm->t_i32, ""));
+  LLVMValueRef rowoff = LLVMBuildSub(b, LLVMBuildMul(b, ti, DH, ""), PH, "");
+  LLVMBuildBr(b, seg);
+
+  /* segment sg: the block's columns [q, q + len) in output row oh */
+  LLVMPositionBuilderAtEnd(b, seg);
+  LLVMValueRef sg = LLVMBuildPhi(b, lm->t_i64, "sg");
+  LLVMValueRef sv[4];
+  for (int i = 0; i < 4; i++)
+    sv[i] = LLVMBuildLoad2(b, lm->t_i64, LLVMBuildInBoundsGEP2(b, lm->t_i64, tab[i], &sg, 1, ""),
+                           "");
+  q = sv[0], len = sv[1], oh = sv[2], ow = sv[3];
+  LLVMValueRef ih = LLVMBuildAdd(b, LLVMBuildMul(b, oh, SH, ""), rowoff, "");
+  LLVMValueRef dseg = gep(lm, drow, q);
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, ih, P[PK_H], ""), xseg, zseg);
+
+  LLVMPositionBuilderAtEnd(b, zseg); /* the tap row is padding */
+  pkloop lz;
+  LLVMValueRef t = pk_loop_begin(lm, fn, &lz, zero64, len, w);
+  vstore(lm, zero, gep(lm, dseg, t), NULL);
+  pk_loop_end(lm, &lz, segnext);
+
+  /* x at (ih, ow = 0) for tap column j */
+  LLVMPositionBuilderAtEnd(b, xseg);
+  LLVMValueRef src = gep(lm, xp, LLVMBuildSub(b, LLVMBuildMul(b, ih, P[PK_W], ""), a, ""));
+  LLVMValueRef owe = LLVMBuildAdd(b, ow, len, "");
+  LLVMValueRef inside = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, ow, lo, ""),
+                                     LLVMBuildICmp(b, LLVMIntSLE, owe, hi, ""), "");
+  LLVMBuildCondBr(b, inside, fast, edge);
+
+  /* every column inside: whole vectors as they are, the last one masked
+   * to the segment's length (it must not read past the image) */
+  LLVMPositionBuilderAtEnd(b, fast);
+  LLVMValueRef nfull = LLVMBuildSDiv(b, len, ci64(lm, w), "");
+  LLVMValueRef xs0 = gep(lm, src, LLVMBuildMul(b, ow, SW, ""));
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSGT, nfull, zero64, ""), fastv, fastl);
+  LLVMPositionBuilderAtEnd(b, fastv);
+  pkloop lf;
+  t = pk_loop_begin(lm, fn, &lf, zero64, LLVMBuildMul(b, nfull, ci64(lm, w), ""), w);
+  LLVMValueRef all = LLVMConstAllOnes(LLVMVectorType(lm->t_i1, (unsigned)w));
+  LLVMValueRef v = strided_load(lm, w, s, gep(lm, xs0, LLVMBuildMul(b, t, SW, "")),
+                                s == 1 ? NULL : all, SW);
+  vstore(lm, v, gep(lm, dseg, t), NULL);
+  pk_loop_end(lm, &lf, fastl);
+  LLVMPositionBuilderAtEnd(b, fastl);
+  LLVMValueRef tl = LLVMBuildMul(b, nfull, ci64(lm, w), "");
+  LLVMValueRef left = LLVMBuildTrunc(b, LLVMBuildSub(b, len, tl, ""), lm->t_i32, "");
+  LLVMValueRef ml = LLVMBuildICmp(b, LLVMIntSLT, iota, splat(lm, vi, left), "");
+  v = strided_load(lm, w, s, gep(lm, xs0, LLVMBuildMul(b, tl, SW, "")), ml, SW);
+  vstore(lm, v, gep(lm, dseg, tl), NULL);
+  LLVMBuildBr(b, segnext);
+
+  /* some columns outside: every vector masked to [lo, hi) and the length */
+  LLVMPositionBuilderAtEnd(b, edge);
+  pkloop lx;
+  t = pk_loop_begin(lm, fn, &lx, zero64, len, w);
+  LLVMValueRef owt = LLVMBuildAdd(b, ow, t, "");
+  LLVMValueRef owl = LLVMBuildAdd(b, splat(lm, vi, LLVMBuildTrunc(b, owt, lm->t_i32, "")), iota,
+                                  "");
+  left = LLVMBuildTrunc(b, LLVMBuildSub(b, len, t, ""), lm->t_i32, "");
+  LLVMValueRef m = LLVMBuildAnd(b,
+                                LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, owl, lov, ""),
+                                             LLVMBuildICmp(b, LLVMIntSLT, owl, hiv, ""), ""),
+                                LLVMBuildICmp(b, LLVMIntSLT, iota, splat(lm, vi, left), ""), "");
+  v = strided_load(lm, w, s, gep(lm, src, LLVMBuildMul(b, owt, SW, "")), m, SW);
+  vstore(lm, v, gep(lm, dseg, t), NULL);
+  pk_loop_end(lm, &lx, segnext);
+
+  LLVMPositionBuilderAtEnd(b, segnext);
+  LLVMValueRef sgn = LLVMBuildAdd(b, sg, one, "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, sgn, nsn, ""), seg, tail);
+  {
+    LLVMBasicBlockRef from[2] = {row, segnext};
+    LLVMValueRef in[2] = {zero64, sgn};
+    LLVMAddIncoming(sg, in, from, 2);
+  }
+
+  /* columns [nr, ld) are zeros */
+  LLVMPositionBuilderAtEnd(b, tail);
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, P[PK_NR], P[PK_LD], ""), tz, rowend);
+  LLVMPositionBuilderAtEnd(b, tz);
+  pkloop lt;
+  t = pk_loop_begin(lm, fn, &lt, P[PK_NR], P[PK_LD], w);
+  vstore(lm, zero, gep(lm, drow, t), NULL);
+  pk_loop_end(lm, &lt, rowend);
+
+  /* the next tap: j, then i, then ci */
+  LLVMPositionBuilderAtEnd(b, rowend);
+  LLVMValueRef rn = LLVMBuildAdd(b, r, one, "");
+  LLVMValueRef j1 = LLVMBuildAdd(b, tj, one, "");
+  LLVMValueRef wj = LLVMBuildICmp(b, LLVMIntEQ, j1, KW, "");
+  LLVMValueRef j2 = LLVMBuildSelect(b, wj, zero64, j1, "");
+  LLVMValueRef i1 = LLVMBuildAdd(b, ti, LLVMBuildZExt(b, wj, lm->t_i64, ""), "");
+  LLVMValueRef wi = LLVMBuildICmp(b, LLVMIntEQ, i1, KH, "");
+  LLVMValueRef i2 = LLVMBuildSelect(b, wi, zero64, i1, "");
+  LLVMValueRef c2 = LLVMBuildAdd(b, ci, LLVMBuildZExt(b, wi, lm->t_i64, ""), "");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, rn, P[PK_KC], ""), row, done);
+  {
+    LLVMBasicBlockRef from[2] = {rows0, rowend};
+    LLVMValueRef a0[2] = {zero64, rn}, a1[2] = {ci0, c2}, a2[2] = {i0, i2}, a3[2] = {j0, j2};
+    LLVMAddIncoming(r, a0, from, 2);
+    LLVMAddIncoming(ci, a1, from, 2);
+    LLVMAddIncoming(ti, a2, from, 2);
+    LLVMAddIncoming(tj, a3, from, 2);
+  }
+
+  LLVMPositionBuilderAtEnd(b, done);
   LLVMBuildRetVoid(b);
   LLVMPositionBuilderAtEnd(b, saved);
   return fn;
@@ -634,31 +995,55 @@ typedef struct gd {
   LLVMValueRef load_c;     /* i1: add to C */
   LLVMValueRef a_rs, a_cs; /* A strides as the microkernels see them */
   LLVMValueRef b_rs;       /* B's k stride as the microkernels see it */
+  LLVMValueRef pk;         /* float*: the block of B packed from the image
+                              (g->im2col), or NULL: B read in place */
+  LLVMValueRef pkcol;      /* float*: the current column tile in pk */
 } gd;
+
+/* Packs the block of B for columns [n0, n0 + nr) of the current K block
+ * into d->pk (g->im2col). */
+static void pack_block(gd *d, LLVMValueRef n0, LLVMValueRef nr) {
+  llvm_mod *lm = d->lm;
+  LLVMBuilderRef b = lm->b;
+  const ks_im2col *ic = d->g->im2col;
+  const llvm_gemm_vals *v = d->v;
+  LLVMValueRef fn = pack_fn(lm, d->cf.w, ic);
+  LLVMValueRef args[PK_COUNT];
+  args[PK_DST] = d->pk;
+  args[PK_LD] = d->b_rs;
+  args[PK_X] = v->x;
+  args[PK_H] = v->x_h;
+  args[PK_W] = v->x_w;
+  args[PK_WO] = v->x_wout;
+  args[PK_K0] = d->k0;
+  args[PK_KC] = d->kc;
+  args[PK_N0] = LLVMBuildAdd(b, v->x_n0, n0, "");
+  args[PK_NR] = nr;
+  LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, PK_COUNT, "");
+}
 
 /* The element offset of index x (a row of A, a column of B) in panels of
  * p entries, K deep: panel x / p, entry x % p in it. */
 static LLVMValueRef panel_off(llvm_mod *lm, LLVMValueRef x, int p, LLVMValueRef K) {
   LLVMBuilderRef b = lm->b;
   LLVMValueRef P = ci64(lm, p);
-  return LLVMBuildAdd(
-      b, LLVMBuildMul(b, LLVMBuildSDiv(b, x, P, ""), LLVMBuildMul(b, P, K, ""), ""),
-      LLVMBuildSRem(b, x, P, ""), "");
+  return LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, x, P, ""), LLVMBuildMul(b, P, K, ""), ""),
+                      LLVMBuildSRem(b, x, P, ""), "");
 }
 
 /* Calls the microkernel for rows [m0, m0+mr) x nv vectors of the column
  * tile whose B pointers are bp; mr a number. */
-static void call_uk(gd *d, int mr, int nv, bool masked, LLVMValueRef m0,
-                    LLVMValueRef n0, LLVMValueRef nlast, LLVMValueRef *bp) {
+static void call_uk(gd *d, int mr, int nv, bool masked, LLVMValueRef m0, LLVMValueRef n0,
+                    LLVMValueRef nlast, LLVMValueRef *bp) {
   llvm_mod *lm = d->lm;
   LLVMBuilderRef b = lm->b;
-  bool bmask = d->g->b_panel == 0;
+  bool bmask = d->g->b_panel == 0 && !d->pk; /* packed blocks are padded */
   bool pf = d->g->a_panel > 0;
   LLVMValueRef fn = ukernel(lm, &d->cf, mr, nv, masked, bmask, pf);
   LLVMValueRef args[UK_B0 + MAX_NV];
   /* A[m0, k0]: with panels, m0 is inside panel m0 / P at row m0 % P */
   LLVMValueRef aoff = d->g->a_panel > 0 ? panel_off(lm, m0, d->g->a_panel, d->v->k)
-                                          : LLVMBuildMul(b, m0, d->v->a_rs, "");
+                                        : LLVMBuildMul(b, m0, d->v->a_rs, "");
   aoff = LLVMBuildAdd(b, aoff, LLVMBuildMul(b, d->k0, d->a_cs, ""), "");
   args[UK_A] = gep(lm, d->A, aoff);
   args[UK_A_RS] = d->a_rs;
@@ -673,8 +1058,7 @@ static void call_uk(gd *d, int mr, int nv, bool masked, LLVMValueRef m0,
   /* the next row tile of A in panels: the next panel (a prefetch past the
    * last one touches nothing) */
   args[UK_A_PF] = pf ? LLVMBuildMul(b, ci64(lm, d->g->a_panel), d->v->k, "") : ci64(lm, 0);
-  for (int j = 0; j < nv; j++)
-    args[UK_B0 + j] = bp[j];
+  for (int j = 0; j < nv; j++) args[UK_B0 + j] = bp[j];
   LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)(UK_B0 + nv), "");
 }
 
@@ -685,8 +1069,7 @@ static void call_uk_rows(gd *d, LLVMValueRef mr, int nv, bool masked, LLVMValueR
   llvm_mod *lm = d->lm;
   if (LLVMIsAConstantInt(mr)) {
     long long r = LLVMConstIntGetSExtValue(mr);
-    if (r > 0 && r < d->cf.mr)
-      call_uk(d, (int)r, nv, masked, m0, n0, nlast, bp);
+    if (r > 0 && r < d->cf.mr) call_uk(d, (int)r, nv, masked, m0, n0, nlast, bp);
     return;
   }
   LLVMValueRef fn = d->c->fn;
@@ -711,6 +1094,10 @@ static void column_tile(gd *d, int nv, bool masked, LLVMValueRef n0, LLVMValueRe
   int W = d->cf.w, MR = d->cf.mr;
   LLVMValueRef bp[MAX_NV];
   for (int j = 0; j < nv; j++) {
+    if (d->pk) { /* the packed block: its own first row */
+      bp[j] = gep(lm, d->pkcol, ci64(lm, (int64_t)j * W));
+      continue;
+    }
     LLVMValueRef col = LLVMBuildAdd(b, n0, ci64(lm, (int64_t)j * W), "");
     LLVMValueRef off = g->b_panel > 0 ? panel_off(lm, col, g->b_panel, d->v->k) : col;
     bp[j] = gep(lm, d->B, LLVMBuildAdd(b, off, LLVMBuildMul(b, d->k0, d->b_rs, ""), ""));
@@ -726,17 +1113,14 @@ static void column_tile(gd *d, int nv, bool masked, LLVMValueRef n0, LLVMValueRe
 
 /* Panels of A per narrow microkernel call for nt columns (enough
  * independent accumulators to hide the FMA latency). */
-static int narrow_panels(int nt) {
-  return (12 + nt - 1) / nt;
-}
+static int narrow_panels(int nt) { return (12 + nt - 1) / nt; }
 
 /* Whether the column tail goes through the narrow microkernels: A in
  * panels of 8, B plain, 8-wide vectors available, and tails of at most
  * narrow_max() columns (where the row-wise tile would waste more lanes
  * than the narrow one does). */
 static int narrow_max(const gd *d) {
-  if (d->g->a_panel != 8 || d->g->b_panel != 0 || d->cf.w < 8)
-    return 0;
+  if (d->g->a_panel != 8 || d->g->b_panel != 0 || d->cf.w < 8) return 0;
   return d->cf.mr / 2;
 }
 
@@ -747,10 +1131,10 @@ static void narrow_tile(gd *d, int nt, LLVMValueRef n0) {
   LLVMBuilderRef b = lm->b;
   int np = narrow_panels(nt);
   LLVMValueRef ps = LLVMBuildMul(b, ci64(lm, 8), d->v->k, "");
-  LLVMValueRef bptr =
-      gep(lm, d->B, LLVMBuildAdd(b, n0, LLVMBuildMul(b, d->k0, d->b_rs, ""), ""));
-  LLVMValueRef npan =
-      LLVMBuildSDiv(b, LLVMBuildAdd(b, d->v->m, ci64(lm, 7), ""), ci64(lm, 8), "");
+  LLVMValueRef bptr = d->pk ? d->pkcol
+                            : gep(lm, d->B,
+                                  LLVMBuildAdd(b, n0, LLVMBuildMul(b, d->k0, d->b_rs, ""), ""));
+  LLVMValueRef npan = LLVMBuildSDiv(b, LLVMBuildAdd(b, d->v->m, ci64(lm, 7), ""), ci64(lm, 8), "");
   LLVMValueRef groups = LLVMBuildSDiv(b, npan, ci64(lm, np), "");
   /* one call: panels [p0, p0 + cnt) */
   for (int pass = 0; pass < 2; pass++) {
@@ -764,8 +1148,9 @@ static void narrow_tile(gd *d, int nt, LLVMValueRef n0) {
     }
     LLVMValueRef m0 = LLVMBuildMul(b, p0, ci64(lm, 8), "");
     LLVMValueRef args[NK_COUNT];
-    args[NK_A] = gep(lm, d->A, LLVMBuildAdd(b, LLVMBuildMul(b, p0, ps, ""),
-                                            LLVMBuildMul(b, d->k0, ci64(lm, 8), ""), ""));
+    args[NK_A] = gep(lm, d->A,
+                     LLVMBuildAdd(b, LLVMBuildMul(b, p0, ps, ""),
+                                  LLVMBuildMul(b, d->k0, ci64(lm, 8), ""), ""));
     args[NK_PS] = ps;
     args[NK_B] = bptr;
     args[NK_B_RS] = d->b_rs;
@@ -805,8 +1190,8 @@ static void narrow_tile(gd *d, int nt, LLVMValueRef n0) {
   }
 }
 
-void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v,
-                    llvm_gemm_post post, void *post_ctx) {
+void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v, llvm_gemm_post post,
+                    void *post_ctx) {
   llvm_mod *lm = c->lm;
   LLVMBuilderRef b = lm->b;
   gd d = {.c = c, .lm = lm, .g = g, .cf = gemm_cfg(lm), .v = v};
@@ -817,16 +1202,39 @@ void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v,
   d.a_rs = g->a_panel > 0 ? ci64(lm, 1) : v->a_rs;
   d.a_cs = g->a_panel > 0 ? ci64(lm, g->a_panel) : v->a_cs;
   d.b_rs = g->b_panel > 0 ? ci64(lm, g->b_panel) : v->b_rs;
+  if (g->im2col) {
+    /* B packed from the image, block by block, into a buffer on the stack
+     * (allocated once, in the function's entry block): PK_BLOCK_KC rows of
+     * PK_TILES * NR floats (or 4x as many rows of NR when N <= NR: b_rs is
+     * the row length), and W floats of slack */
+    LLVMBasicBlockRef eb = LLVMGetEntryBasicBlock(c->fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(eb);
+    LLVMBuilderRef eb_b = LLVMCreateBuilderInContext(lm->ctx);
+    if (first)
+      LLVMPositionBuilderBefore(eb_b, first);
+    else
+      LLVMPositionBuilderAtEnd(eb_b, eb);
+    LLVMTypeRef at = LLVMArrayType(lm->t_f32, (unsigned)(PK_BLOCK_KC * PK_TILES * NR + W));
+    LLVMValueRef buf = LLVMBuildAlloca(eb_b, at, "pk");
+    LLVMSetAlignment(buf, 64);
+    LLVMDisposeBuilder(eb_b);
+    d.pk = LLVMBuildBitCast(b, buf, LLVMPointerType(lm->t_f32, 0), "");
+    d.b_rs = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLE, v->n, ci64(lm, NR), ""), ci64(lm, NR),
+                             ci64(lm, PK_TILES * NR), "");
+  }
 
   /* K blocks: nkb = max(1, ceil(K / KC)) of depth ceil(K / nkb) (one
    * empty block when K is 0, which still stores alpha * 0) */
   LLVMValueRef K = v->k;
-  LLVMValueRef KC1 = ci64(lm, d.cf.kc - 1);
-  LLVMValueRef nkb = LLVMBuildSDiv(b, LLVMBuildAdd(b, K, KC1, ""), ci64(lm, d.cf.kc), "");
-  nkb = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, nkb, ci64(lm, 1), ""),
-                        ci64(lm, 1), nkb, "");
-  LLVMValueRef kcb = LLVMBuildSDiv(
-      b, LLVMBuildAdd(b, K, LLVMBuildSub(b, nkb, ci64(lm, 1), ""), ""), nkb, "");
+  LLVMValueRef kcmax = ci64(lm, d.cf.kc);
+  if (d.pk) /* the block's depth: PK_TILES * PK_BLOCK_KC * NR / ld */
+    kcmax = LLVMBuildSDiv(b, ci64(lm, (int64_t)PK_TILES * PK_BLOCK_KC * NR), d.b_rs, "");
+  LLVMValueRef KC1 = LLVMBuildSub(b, kcmax, ci64(lm, 1), "");
+  LLVMValueRef nkb = LLVMBuildSDiv(b, LLVMBuildAdd(b, K, KC1, ""), kcmax, "");
+  nkb = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, nkb, ci64(lm, 1), ""), ci64(lm, 1), nkb,
+                        "");
+  LLVMValueRef kcb = LLVMBuildSDiv(b, LLVMBuildAdd(b, K, LLVMBuildSub(b, nkb, ci64(lm, 1), ""), ""),
+                                   nkb, "");
   llvm_loop lk;
   LLVMValueRef kb = llvm_loop_begin(lm, c->fn, &lk, ci64(lm, 0), nkb);
   d.k0 = LLVMBuildMul(b, kb, kcb, "");
@@ -834,14 +1242,25 @@ void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v,
   d.kc = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, rest, kcb, ""), rest, kcb, "");
   LLVMValueRef first = LLVMBuildICmp(b, LLVMIntEQ, kb, ci64(lm, 0), "");
   d.load_c = g->accumulate ? LLVMConstInt(lm->t_i1, 1, 0) : LLVMBuildNot(b, first, "");
-  LLVMValueRef last =
-      LLVMBuildICmp(b, LLVMIntEQ, kb, LLVMBuildSub(b, nkb, ci64(lm, 1), ""), "");
+  LLVMValueRef last = LLVMBuildICmp(b, LLVMIntEQ, kb, LLVMBuildSub(b, nkb, ci64(lm, 1), ""), "");
 
   /* full column tiles */
   LLVMValueRef nfull = LLVMBuildSDiv(b, v->n, ci64(lm, NR), "");
   llvm_loop ln;
   LLVMValueRef nt = llvm_loop_begin(lm, c->fn, &ln, ci64(lm, 0), nfull);
   LLVMValueRef n0 = LLVMBuildMul(b, nt, ci64(lm, NR), "");
+  if (d.pk) { /* a new block every PK_TILES column tiles */
+    LLVMValueRef sub = LLVMBuildSRem(b, nt, ci64(lm, PK_TILES), "");
+    LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.pack");
+    LLVMBasicBlockRef pj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.packj");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, sub, ci64(lm, 0), ""), pb, pj);
+    LLVMPositionBuilderAtEnd(b, pb);
+    LLVMValueRef left = LLVMBuildSub(b, v->n, n0, "");
+    pack_block(&d, n0, smin(lm, left, d.b_rs));
+    LLVMBuildBr(b, pj);
+    LLVMPositionBuilderAtEnd(b, pj);
+    d.pkcol = gep(lm, d.pk, LLVMBuildMul(b, sub, ci64(lm, NR), ""));
+  }
   column_tile(&d, d.cf.nv, false, n0, NULL);
   if (post) {
     LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.post");
@@ -857,21 +1276,32 @@ void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v,
   /* the column tail: ceil(tail / W) vectors, the last with nlast lanes */
   n0 = LLVMBuildMul(b, nfull, ci64(lm, NR), "");
   LLVMValueRef tail = LLVMBuildSub(b, v->n, n0, "");
-  LLVMValueRef ntv =
-      LLVMBuildSDiv(b, LLVMBuildAdd(b, tail, ci64(lm, W - 1), ""), ci64(lm, W), "");
+  LLVMValueRef ntv = LLVMBuildSDiv(b, LLVMBuildAdd(b, tail, ci64(lm, W - 1), ""), ci64(lm, W), "");
   LLVMValueRef nlast =
-      LLVMBuildSub(b, tail, LLVMBuildMul(b, LLVMBuildSub(b, ntv, ci64(lm, 1), ""), ci64(lm, W), ""), "");
+      LLVMBuildSub(b, tail, LLVMBuildMul(b, LLVMBuildSub(b, ntv, ci64(lm, 1), ""), ci64(lm, W), ""),
+                   "");
   LLVMBasicBlockRef td = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.taild");
   LLVMBasicBlockRef tj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.tailj");
+  if (d.pk) { /* the tail's columns: in the last block, or a new one */
+    LLVMValueRef sub = LLVMBuildSRem(b, nfull, ci64(lm, PK_TILES), "");
+    LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.pack");
+    LLVMBasicBlockRef pj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.packj");
+    LLVMValueRef fresh = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGT, tail, ci64(lm, 0), ""),
+                                      LLVMBuildICmp(b, LLVMIntEQ, sub, ci64(lm, 0), ""), "");
+    LLVMBuildCondBr(b, fresh, pb, pj);
+    LLVMPositionBuilderAtEnd(b, pb);
+    pack_block(&d, n0, tail);
+    LLVMBuildBr(b, pj);
+    LLVMPositionBuilderAtEnd(b, pj);
+    d.pkcol = gep(lm, d.pk, LLVMBuildMul(b, sub, ci64(lm, NR), ""));
+  }
   int nmax = narrow_max(&d);
   if (LLVMIsAConstantInt(tail) && LLVMConstIntGetSExtValue(tail) <= nmax) {
     long long nt = LLVMConstIntGetSExtValue(tail);
-    if (nt > 0)
-      narrow_tile(&d, (int)nt, n0);
+    if (nt > 0) narrow_tile(&d, (int)nt, n0);
   } else if (LLVMIsAConstantInt(ntv)) {
     long long nv = LLVMConstIntGetSExtValue(ntv);
-    if (nv > 0 && nv <= d.cf.nv)
-      column_tile(&d, (int)nv, true, n0, nlast);
+    if (nv > 0 && nv <= d.cf.nv) column_tile(&d, (int)nv, true, n0, nlast);
   } else {
     if (nmax > 0) { /* narrow tails first, by width; wider ones below */
       LLVMBasicBlockRef wide = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.wide");
@@ -894,8 +1324,7 @@ void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v,
       LLVMBuildBr(b, td);
     }
   }
-  if (LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(b)) == NULL)
-    LLVMBuildBr(b, td);
+  if (LLVMGetBasicBlockTerminator(LLVMGetInsertBlock(b)) == NULL) LLVMBuildBr(b, td);
   LLVMPositionBuilderAtEnd(b, td);
   if (post) {
     LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.post");

@@ -91,19 +91,15 @@ LLVMValueRef llvm_f32_to_bf16(kctx *c, LLVMValueRef f);
 LLVMValueRef llvm_narrow(kctx *c, nn_dtype t, LLVMValueRef v);
 /* Attributes by name on a function, or on its parameter i. */
 void llvm_fn_attr(llvm_mod *lm, LLVMValueRef fn, const char *name);
-void llvm_param_attr(llvm_mod *lm, LLVMValueRef fn, unsigned i,
-                     const char *name);
+void llvm_param_attr(llvm_mod *lm, LLVMValueRef fn, unsigned i, const char *name);
 /* Calls intrinsic `name` overloaded on type ty (llvm_intrin), on the
  * operand's type (llvm_intrin1), or on result and operand types
  * (llvm_intrin_conv, e.g. llvm.fptosi.sat). */
-LLVMValueRef llvm_intrin(kctx *c, const char *name, LLVMTypeRef ty,
-                         LLVMValueRef *args, int n);
+LLVMValueRef llvm_intrin(kctx *c, const char *name, LLVMTypeRef ty, LLVMValueRef *args, int n);
 LLVMValueRef llvm_intrin1(kctx *c, const char *name, LLVMValueRef a);
-LLVMValueRef llvm_intrin_conv(kctx *c, const char *name, LLVMTypeRef to,
-                              LLVMValueRef a);
+LLVMValueRef llvm_intrin_conv(kctx *c, const char *name, LLVMTypeRef to, LLVMValueRef a);
 /* Calls libm's float (fname) or double (dname) function of one argument. */
-LLVMValueRef llvm_libm1(kctx *c, const char *fname, const char *dname,
-                        LLVMValueRef a);
+LLVMValueRef llvm_libm1(kctx *c, const char *fname, const char *dname, LLVMValueRef a);
 /* The integer power helper function for type ty; *fty gets its type. */
 LLVMValueRef llvm_ipow_fn(kctx *c, LLVMTypeRef ty, bool uns, LLVMTypeRef *fty);
 /* Inline f32 math (straight-line code: no calls, no branches), with IEEE
@@ -127,14 +123,14 @@ bool llvm_kernel_parallel(const kernel *k, int64_t *n, kx_id *hi);
 /* Translates kernel k into the module: returns the entry function `k->name`
  * (internal linkage), or NULL after reporting an error at k->loc.
  * noalias[i] says slot i may be marked noalias (see llvm_codegen.c). */
-LLVMValueRef llvm_kernel_emit(llvm_mod *lm, const kernel *k,
-                              const bool *noalias);
+LLVMValueRef llvm_kernel_emit(llvm_mod *lm, const kernel *k, const bool *noalias);
 
 /* ---- llvm_gemm.c: native GEMM --------------------------------------------- */
 
 /* Whether GEMM statement g of k is emitted natively for lm's target (B's
  * columns contiguous or packed in panels, N not 1); others are expanded
- * into loops by k_expand_gemms. */
+ * into loops by k_expand_gemms. A native GEMM with ks_gemm.im2col packs
+ * B from the image (its im2col buffer is never read). */
 bool llvm_gemm_native(const llvm_mod *lm, const kernel *k, const ks_gemm *g);
 /* For a copy of a kernel that holds GEMMs: false when some GEMM is not
  * native (the caller then expands them all); else true, after rewriting a
@@ -149,16 +145,20 @@ typedef struct llvm_gemm_vals {
   LLVMValueRef m, n, k;             /* i64 sizes */
   LLVMValueRef a_rs, a_cs, b_rs;    /* i64 strides (b_cs is 1) */
   LLVMValueRef ldc;                 /* i64 */
+  /* with g->im2col, B packed from the image instead (NULL otherwise): */
+  LLVMValueRef x;                /* float*: the image at its x_off */
+  LLVMValueRef x_h, x_w, x_wout; /* i64: its height, width; output width */
+  LLVMValueRef x_n0;             /* i64: output position of column 0 */
 } llvm_gemm_vals;
 /* Emits, at the builder's position, what follows the products for the
  * columns [n0, n0 + nr) of rows [0, m) of C once they are final: the bias
  * and the epilogue (llvm_kernel.c). */
-typedef void (*llvm_gemm_post)(kctx *c, void *ctx, LLVMValueRef n0,
-                               LLVMValueRef nr, LLVMValueRef m);
+typedef void (*llvm_gemm_post)(kctx *c, void *ctx, LLVMValueRef n0, LLVMValueRef nr,
+                               LLVMValueRef m);
 /* Emits GEMM g (native) at the builder's position in c's function; post
  * (or NULL when C needs nothing more) is called for every column tile. */
-void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v,
-                    llvm_gemm_post post, void *post_ctx);
+void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v, llvm_gemm_post post,
+                    void *post_ctx);
 
 /* A counted loop for i in [lo, hi) built in fn: llvm_loop_begin positions
  * the builder in the body and returns i; llvm_loop_end closes the loop
@@ -168,8 +168,8 @@ typedef struct llvm_loop {
   LLVMBasicBlockRef pre, body, exit;
   LLVMValueRef lo, hi, iv;
 } llvm_loop;
-LLVMValueRef llvm_loop_begin(llvm_mod *lm, LLVMValueRef fn, llvm_loop *l,
-                             LLVMValueRef lo, LLVMValueRef hi);
+LLVMValueRef llvm_loop_begin(llvm_mod *lm, LLVMValueRef fn, llvm_loop *l, LLVMValueRef lo,
+                             LLVMValueRef hi);
 LLVMValueRef llvm_loop_end(llvm_mod *lm, llvm_loop *l);
 
 #endif
