@@ -183,6 +183,11 @@ int main(void) {
   static const pcase cases[] = {
       /* resnet's stem pool */
       {2, 11, 12, {3, 3}, {2, 2}, {1, 1}, {1, 1}, false},
+      /* stride 2, odd window widths: the interior loads paired columns */
+      {2, 6, 11, {3, 3}, {2, 2}, {0, 0}, {1, 1}, false},
+      {2, 6, 13, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
+      {2, 5, 8, {1, 1}, {2, 2}, {0, 0}, {1, 1}, false},
+      {2, 4, 40, {3, 5}, {2, 2}, {1, 2}, {1, 1}, false},
       {2, 10, 9, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true},
       {2, 7, 7, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false},
       {2, 7, 7, {2, 2}, {2, 2}, {0, 0}, {1, 1}, true},
