@@ -34,8 +34,6 @@
 #include "../runtime/abi.h"
 #include "backend.h"
 
-extern char **environ;
-
 #ifndef NNCC_VERSION
 #define NNCC_VERSION "0.0.0"
 #endif
@@ -63,8 +61,8 @@ static void put_str(nn_arena *a, bytevec *v, const char *s) {
  * (operands before their users). */
 typedef struct meta_exprs {
   const be_program *p;
-  int32_t *index;      /* by ir_dim: expression number, -1 = not yet */
-  ir_dim *order;       /* by expression number: the dim */
+  int32_t *index; /* by ir_dim: expression number, -1 = not yet */
+  ir_dim *order;  /* by expression number: the dim */
   int n;
 } meta_exprs;
 
@@ -105,8 +103,11 @@ static void put_exprs(nn_arena *a, bytevec *v, meta_exprs *m) {
       break;
     }
     default: {
-      int kind = e->kind == IR_DK_ADD ? 2 : e->kind == IR_DK_MUL ? 3 : e->kind == IR_DK_DIV ? 4
-                 : e->kind == IR_DK_FLOORDIV ? 5 : 6;
+      int kind = e->kind == IR_DK_ADD        ? 2
+                 : e->kind == IR_DK_MUL      ? 3
+                 : e->kind == IR_DK_DIV      ? 4
+                 : e->kind == IR_DK_FLOORDIV ? 5
+                                             : 6;
       NN_ASSERT(e->kind >= IR_DK_ADD && e->kind <= IR_DK_MOD);
       put_le(a, v, (uint64_t)kind, 1);
       put_le(a, v, (uint64_t)m->index[e->a], 4);
@@ -195,8 +196,7 @@ static int count_kernels(const be_program *p) {
 }
 
 /* Builds the metadata blob (format in runtime/abi.h). */
-static bytevec build_meta(const be_program *p, const llvm_result *r,
-                          const artifact_opts *o) {
+static bytevec build_meta(const be_program *p, const llvm_result *r, const artifact_opts *o) {
   nn_arena *a = p->arena;
   const ir_graph *g = p->g;
   bytevec v = {0};
@@ -225,7 +225,8 @@ static bytevec build_meta(const be_program *p, const llvm_result *r,
   NN_VEC(int32_t) checks = {0};
   if (p->syms.len > 0) {
     for (int i = 0; i < p->inputs.len + p->outputs.len; i++) {
-      const be_io *io = i < p->inputs.len ? &p->inputs.data[i] : &p->outputs.data[i - p->inputs.len];
+      const be_io *io = i < p->inputs.len ? &p->inputs.data[i]
+                                          : &p->outputs.data[i - p->inputs.len];
       for (int k = 0; k < io->rank; k++)
         if (io->dims[k] < 0) expr_of(&m, io->dims_d[k]);
     }
@@ -243,7 +244,8 @@ static bytevec build_meta(const be_program *p, const llvm_result *r,
         if (!listed) NN_PUSH(a, checks, x);
       }
     }
-    for (int i = 0; i < p->dynblocks.len; i++) expr_of(&m, p->bufs.data[p->dynblocks.data[i].buf].elems_d);
+    for (int i = 0; i < p->dynblocks.len; i++)
+      expr_of(&m, p->bufs.data[p->dynblocks.data[i].buf].elems_d);
     for (int i = 0; i < g->guards.len; i++) {
       expr_of(&m, g->guards.data[i].a);
       expr_of(&m, g->guards.data[i].b);
@@ -332,10 +334,10 @@ static int run_cmd(char **argv, const char *log, const char *what, nn_diag *d) {
   }
   nn_buf cmd = {0};
   for (int i = 0; argv[i]; i++) nn_buf_printf(&cmd, "%s%s", i ? " " : "", argv[i]);
-  nn_error(d, no_loc, "the C compiler '%s' failed to %s (%s %d)\n  command: %s%s%s", argv[0],
-           what, WIFEXITED(status) ? "exit status" : "signal",
-           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), cmd.data,
-           *out ? "\n" : "", out);
+  nn_error(d, no_loc, "the C compiler '%s' failed to %s (%s %d)\n  command: %s%s%s", argv[0], what,
+           WIFEXITED(status) ? "exit status" : "signal",
+           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), cmd.data, *out ? "\n" : "",
+           out);
   nn_buf_free(&cmd);
   return -1;
 }
@@ -344,8 +346,7 @@ static int run_cmd(char **argv, const char *log, const char *what, nn_diag *d) {
 static int split_cc(nn_arena *a, const char *cc, char **argv, int max) {
   char *s = nn_strdup(a, cc);
   int n = 0;
-  for (char *tok = strtok(s, " \t"); tok && n < max; tok = strtok(NULL, " \t"))
-    argv[n++] = tok;
+  for (char *tok = strtok(s, " \t"); tok && n < max; tok = strtok(NULL, " \t")) argv[n++] = tok;
   return n;
 }
 
@@ -374,8 +375,7 @@ static const char *data_asm =
 
 /* ---- linking ------------------------------------------------------------------- */
 
-int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts *o,
-                  nn_diag *d) {
+int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts *o, nn_diag *d) {
   NN_ASSERT(p && r && o && o->out);
   nn_arena *a = p->arena;
   if (!r->obj || !r->obj_size) {
@@ -386,12 +386,11 @@ int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts
   if (!tmproot || !*tmproot) tmproot = "/tmp";
   char *dir = nn_sprintf(a, "%s/nncc-link-XXXXXX", tmproot);
   if (!mkdtemp(dir)) {
-    nn_error(d, no_loc, "can't create a temporary directory in '%s': %s", tmproot,
-             strerror(errno));
+    nn_error(d, no_loc, "can't create a temporary directory in '%s': %s", tmproot, strerror(errno));
     return -1;
   }
   static const char *const files[] = {"model.o", "model_rt.o", "weights.bin", "meta.bin",
-                                       "data.s",  "data.o",     "exports.map", "cc.log"};
+                                      "data.s",  "data.o",     "exports.map", "cc.log"};
 #define TMP(name) nn_sprintf(a, "%s/%s", dir, name)
   char *out_tmp = nn_sprintf(a, "%s.tmp-%ld", o->out, (long)getpid());
   int rc = -1;

@@ -53,7 +53,7 @@ typedef struct grp {
   ir_dim od[MAXR];
   ir_dim ost[MAXR]; /* its contiguous strides */
   bool flat;        /* every operand has the result's shape or one
-                             element: one flat loop, no index math */
+                       element: one flat loop, no index math */
   /* while building one kernel: */
   kernel *k;
   kx_id flat_idx;              /* I64: flat index of the element computed */
@@ -169,7 +169,7 @@ static bool check(grp *G) {
     }
   }
   if (G->head) { /* the head's result has the group's shape, so its flat
-                   index (C's, for a gemm) is the result's */
+                    index (C's, for a gemm) is the result's */
     const ir_node *h = ir_node_get(G->g, G->nodes[0]);
     ir_dim d[MAXR];
     if (h->nout != 1 || (G->gemm && !gemm_dtype(G, h->out[0])) ||

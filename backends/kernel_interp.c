@@ -53,12 +53,12 @@ typedef union kval {
 } kval;
 
 typedef struct ist {
-  const kernel *k;    /* the kernel being run */
-  void *const *bufs;  /* slot pointers */
+  const kernel *k;      /* the kernel being run */
+  void *const *bufs;    /* slot pointers */
   const int64_t *sizes; /* element counts for slots whose kbuf.elems is -1,
                            or NULL (such slots are then not checked) */
-  kval *vars;         /* current variable values */
-  bool err;           /* an access failed: stop */
+  kval *vars;           /* current variable values */
+  bool err;             /* an access failed: stop */
 } ist;
 
 /* Rounds x to a value representable in float dtype dt. */
@@ -89,8 +89,7 @@ static bool check(ist *s, int32_t buf, int64_t idx, const char *what) {
   const kbuf *b = &s->k->bufs.data[buf];
   /* a symbolic size: the bound buffer's, when the caller gave it */
   int64_t elems = b->elems >= 0 ? b->elems : s->sizes ? s->sizes[buf] : INT64_MAX;
-  if (idx >= 0 && idx < elems && s->bufs[buf])
-    return true;
+  if (idx >= 0 && idx < elems && s->bufs[buf]) return true;
   if (!s->err)
     fprintf(stderr,
             "nncc: kernel %s: %s of buffer '%s' at index %lld is out of "
@@ -102,8 +101,7 @@ static bool check(ist *s, int32_t buf, int64_t idx, const char *what) {
 
 static kval load(ist *s, int32_t buf, int64_t idx) {
   kval v = {0};
-  if (!check(s, buf, idx, "load"))
-    return v;
+  if (!check(s, buf, idx, "load")) return v;
   const void *p = s->bufs[buf];
   switch (s->k->bufs.data[buf].dtype) {
   case NN_DT_F32: v.f = ((const float *)p)[idx]; break;
@@ -122,8 +120,7 @@ static kval load(ist *s, int32_t buf, int64_t idx) {
 }
 
 static void store(ist *s, int32_t buf, int64_t idx, kval v) {
-  if (!check(s, buf, idx, "store"))
-    return;
+  if (!check(s, buf, idx, "store")) return;
   void *p = s->bufs[buf];
   switch (s->k->bufs.data[buf].dtype) {
   case NN_DT_F32: ((float *)p)[idx] = (float)v.f; break;
@@ -143,32 +140,25 @@ static void store(ist *s, int32_t buf, int64_t idx, kval v) {
 /* ---- expressions ------------------------------------------------------------ */
 
 static int64_t i_floordiv(int64_t a, int64_t b) {
-  if (b == 0)
-    return 0;
-  if (a == INT64_MIN && b == -1)
-    return INT64_MIN;
+  if (b == 0) return 0;
+  if (a == INT64_MIN && b == -1) return INT64_MIN;
   int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    q--;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
   return q;
 }
 
 static int64_t i_mod(int64_t a, int64_t b) {
-  if (b == 0 || b == -1)
-    return 0;
+  if (b == 0 || b == -1) return 0;
   int64_t r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0)))
-    r += b;
+  if (r != 0 && ((r < 0) != (b < 0))) r += b;
   return r;
 }
 
 static int64_t i_pow(int64_t a, int64_t e) {
-  if (e < 0)
-    return a == 1 ? 1 : a == -1 ? (e % 2 ? -1 : 1) : 0;
+  if (e < 0) return a == 1 ? 1 : a == -1 ? (e % 2 ? -1 : 1) : 0;
   uint64_t r = 1, base = (uint64_t)a;
   while (e) {
-    if (e & 1)
-      r *= base;
+    if (e & 1) r *= base;
     base *= base;
     e >>= 1;
   }
@@ -176,12 +166,9 @@ static int64_t i_pow(int64_t a, int64_t e) {
 }
 
 static int64_t f_to_i(double f) {
-  if (f != f)
-    return 0;
-  if (f >= 9223372036854775807.0)
-    return INT64_MAX;
-  if (f <= -9223372036854775808.0)
-    return INT64_MIN;
+  if (f != f) return 0;
+  if (f >= 9223372036854775807.0) return INT64_MAX;
+  if (f <= -9223372036854775808.0) return INT64_MIN;
   return (int64_t)f;
 }
 
@@ -217,8 +204,7 @@ static double f_binary(kx_op op, nn_dtype dt, double a, double b) {
   case KX_FLOORDIV: return floor(rnd(dt, a / b));
   case KX_MOD: {
     double r = d ? fmod(a, b) : fmodf((float)a, (float)b);
-    if (r != 0 && ((r < 0) != (b < 0)))
-      r += b;
+    if (r != 0 && ((r < 0) != (b < 0))) r += b;
     return r;
   }
   case KX_MIN: return a != a || b != b ? NAN : a < b ? a : b;
@@ -235,8 +221,7 @@ static int64_t i_binary(kx_op op, int64_t a, int64_t b) {
   case KX_SUB: return (int64_t)(ua - ub);
   case KX_MUL: return (int64_t)(ua * ub);
   case KX_DIV:
-    if (b == 0)
-      return 0;
+    if (b == 0) return 0;
     return a == INT64_MIN && b == -1 ? INT64_MIN : a / b;
   case KX_FLOORDIV: return i_floordiv(a, b);
   case KX_MOD: return i_mod(a, b);
@@ -258,10 +243,8 @@ static kval ev(ist *s, kx_id id) {
     else
       r.i = e->i;
     return r;
-  case KX_VAR:
-    return s->vars[e->var];
-  case KX_LOAD:
-    return load(s, e->buf, ev(s, e->a).i);
+  case KX_VAR: return s->vars[e->var];
+  case KX_LOAD: return load(s, e->buf, ev(s, e->a).i);
   case KX_CAST: {
     nn_dtype from = s->k->exprs.data[e->a].dtype;
     kval a = ev(s, e->a);
@@ -279,10 +262,15 @@ static kval ev(ist *s, kx_id id) {
     r.i = nn_dtype_is_float(s->k->exprs.data[e->a].dtype) ? a.f == 0 : a.i == 0;
     return r;
   }
-  case KX_SELECT:
-    return ev(s, e->a).i ? ev(s, e->b) : ev(s, e->c);
-  case KX_EQ: case KX_NE: case KX_LT: case KX_LE: case KX_GT: case KX_GE:
-  case KX_AND: case KX_OR: {
+  case KX_SELECT: return ev(s, e->a).i ? ev(s, e->b) : ev(s, e->c);
+  case KX_EQ:
+  case KX_NE:
+  case KX_LT:
+  case KX_LE:
+  case KX_GT:
+  case KX_GE:
+  case KX_AND:
+  case KX_OR: {
     bool ofl = nn_dtype_is_float(s->k->exprs.data[e->a].dtype);
     kval a = ev(s, e->a), b = ev(s, e->b);
     double x = ofl ? a.f : 0, y = ofl ? b.f : 0;
@@ -299,8 +287,7 @@ static kval ev(ist *s, kx_id id) {
     }
     return r;
   }
-  default:
-    break;
+  default: break;
   }
   if (e->op >= KX_NEG && e->op <= KX_ROUND) {
     kval a = ev(s, e->a);
@@ -336,8 +323,7 @@ static int64_t lin(int64_t e, int64_t a, int64_t b, int64_t c, int64_t d) {
 }
 
 static void run_gemm(ist *s, const ks_gemm *g) {
-  int64_t ao = ev(s, g->a_off).i, bo = ev(s, g->b_off).i,
-          co = ev(s, g->c_off).i;
+  int64_t ao = ev(s, g->a_off).i, bo = ev(s, g->b_off).i, co = ev(s, g->c_off).i;
   int64_t biaso = g->bias >= 0 ? ev(s, g->bias_off).i : 0;
   /* sizes and strides: evaluated once, like FOR bounds */
   int64_t M = ev(s, g->m).i, N = ev(s, g->n).i, K = ev(s, g->k).i;
@@ -351,34 +337,28 @@ static void run_gemm(ist *s, const ks_gemm *g) {
       float acc = 0;
       for (int64_t k = 0; k < K && !s->err; k++) {
         /* panel layouts (ks_gemm.a_panel / b_panel) or plain strides */
-        int64_t ai = g->a_panel > 0
-                         ? lin(lin(ao, m / g->a_panel, g->a_panel * K, k, g->a_panel),
-                               m % g->a_panel, 1, 0, 0)
-                         : lin(ao, m, a_rs, k, a_cs);
-        int64_t bi = g->b_panel > 0
-                         ? lin(lin(bo, n / g->b_panel, g->b_panel * K, k, g->b_panel),
-                               n % g->b_panel, 1, 0, 0)
-                         : lin(bo, k, b_rs, n, b_cs);
+        int64_t ai = g->a_panel > 0 ? lin(lin(ao, m / g->a_panel, g->a_panel * K, k, g->a_panel),
+                                          m % g->a_panel, 1, 0, 0)
+                                    : lin(ao, m, a_rs, k, a_cs);
+        int64_t bi = g->b_panel > 0 ? lin(lin(bo, n / g->b_panel, g->b_panel * K, k, g->b_panel),
+                                          n % g->b_panel, 1, 0, 0)
+                                    : lin(bo, k, b_rs, n, b_cs);
         float x = (float)load(s, g->a, ai).f;
         float y = (float)load(s, g->b, bi).f;
         acc += x * y;
       }
       float v = g->alpha * acc;
       if (g->bias >= 0)
-        v += g->beta *
-             (float)load(s, g->bias, lin(biaso, n, bias_cs, m, bias_rs)).f;
+        v += g->beta * (float)load(s, g->bias, lin(biaso, n, bias_cs, m, bias_rs)).f;
       int64_t ci = lin(co, m, ldc, n, 1);
-      if (g->accumulate)
-        v += (float)load(s, g->c, ci).f;
-      if (s->err)
-        return;
+      if (g->accumulate) v += (float)load(s, g->c, ci).f;
+      if (s->err) return;
       kval out = {.f = v};
       if (g->epilogue) {
         s->vars[g->ep_acc] = out;
         s->vars[g->ep_idx].i = ci;
         out = ev(s, g->ep);
-        if (s->err)
-          return;
+        if (s->err) return;
       }
       store(s, g->c, ci, out);
     }
@@ -399,15 +379,13 @@ static void run_stmt(ist *s, ks_id id) {
   }
   case KS_LET: {
     kval v = ev(s, st->val);
-    if (!s->err)
-      s->vars[st->var] = v;
+    if (!s->err) s->vars[st->var] = v;
     return;
   }
   case KS_STORE: {
     int64_t idx = ev(s, st->idx).i;
     kval v = ev(s, st->val);
-    if (!s->err)
-      store(s, st->buf, idx, v);
+    if (!s->err) store(s, st->buf, idx, v);
     return;
   }
   case KS_IF:
@@ -416,20 +394,15 @@ static void run_stmt(ist *s, ks_id id) {
     else
       run_block(s, st->els, st->nels);
     return;
-  case KS_GEMM:
-    run_gemm(s, &st->gemm);
-    return;
+  case KS_GEMM: run_gemm(s, &st->gemm); return;
   }
 }
 
 static void run_block(ist *s, const ks_id *ids, int n) {
-  for (int i = 0; i < n && !s->err; i++)
-    run_stmt(s, ids[i]);
+  for (int i = 0; i < n && !s->err; i++) run_stmt(s, ids[i]);
 }
 
-int k_interp(const kernel *k, void *const *bufs) {
-  return k_interp_sized(k, bufs, NULL);
-}
+int k_interp(const kernel *k, void *const *bufs) { return k_interp_sized(k, bufs, NULL); }
 
 int k_interp_sized(const kernel *k, void *const *bufs, const int64_t *elems) {
   ist s = {.k = k, .bufs = bufs, .sizes = elems};

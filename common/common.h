@@ -131,7 +131,7 @@ typedef struct nn_diag {
   nn_source_fn source; /* optional: source line lookup for carets */
   void *source_ctx;    /* passed to source */
   nn_origin_fn origin; /* optional: user-level origin, printed as a note
-                             after the caret of errors and warnings */
+                          after the caret of errors and warnings */
   void *origin_ctx;    /* passed to origin */
 } nn_diag;
 

@@ -49,8 +49,7 @@ static bool is_seq(const fe_pval *v, int min_items) {
 static bool is_int(const fe_pval *v) { return v && v->kind == FE_PV_INT; }
 
 /* The string `v` stands for: a STR, or an INT index into the string table. */
-static bool string_of(const fe_pval *v, const fe_pval *table, const char **s,
-                      size_t *len) {
+static bool string_of(const fe_pval *v, const fe_pval *table, const char **s, size_t *len) {
   if (v && v->kind == FE_PV_STR) {
     *s = v->u.str.s;
     *len = v->u.str.len;
@@ -68,8 +67,8 @@ static bool string_of(const fe_pval *v, const fe_pval *table, const char **s,
 }
 
 /* A source text: a STR, or a list of string-table indices concatenated. */
-static bool text_of(const fe_pval *v, const fe_pval *table, nn_arena *arena,
-                    const char **s, size_t *len) {
+static bool text_of(const fe_pval *v, const fe_pval *table, nn_arena *arena, const char **s,
+                    size_t *len) {
   if (v && v->kind == FE_PV_STR) return string_of(v, NULL, s, len);
   if (!is_seq(v, 0) || !table) return false;
   size_t total = 0;
@@ -123,8 +122,7 @@ static bool in_torch(const char *path, size_t n) {
 
 /* A traced call stack: the innermost frame outside torch, else the
  * innermost frame. Returns false when the text is not a call stack. */
-static bool origin_from_stack(const char *text, size_t len, nn_arena *arena,
-                              fe_origin *out) {
+static bool origin_from_stack(const char *text, size_t len, nn_arena *arena, fe_origin *out) {
   bool any = false;
   size_t pos = 0;
   while (pos < len) {
@@ -147,8 +145,7 @@ static bool origin_from_stack(const char *text, size_t len, nn_arena *arena,
   return any;
 }
 
-int fe_debug_origin(const void *pkl, size_t len, size_t offset, nn_arena *arena,
-                    fe_origin *out) {
+int fe_debug_origin(const void *pkl, size_t len, size_t offset, nn_arena *arena, fe_origin *out) {
   memset(out, 0, sizeof *out);
   if (!pkl || len == 0 || len > DEBUG_PKL_MAX_BYTES) return 0;
   char *msgs = NULL;
@@ -191,8 +188,7 @@ int fe_debug_origin(const void *pkl, size_t len, size_t offset, nn_arena *arena,
   if (!is_seq(source, 3) || !is_int(source->u.seq.items[2])) return 0;
   const char *text, *file;
   size_t tlen, flen;
-  if (!text_of(source->u.seq.items[0], table, arena, &text, &tlen) || tlen == 0)
-    return 0;
+  if (!text_of(source->u.seq.items[0], table, arena, &text, &tlen) || tlen == 0) return 0;
   if (origin_from_stack(text, tlen, arena, out)) return 1;
 
   /* Scripted: the user's function itself. */
@@ -232,8 +228,8 @@ static const char *legacy_debug_key(const cJSON *md, const char *code_key, int d
 
 /* A legacy archive's debug records for the code entry `file` (full name),
  * as model.json names them; NULL when there are none. */
-static const fe_entry *legacy_debug_entry(const fe_model *m, const char *file,
-                                          nn_arena *arena, nn_diag *quiet) {
+static const fe_entry *
+legacy_debug_entry(const fe_model *m, const char *file, nn_arena *arena, nn_diag *quiet) {
   const fe_entry *code = NULL, *json = fe_archive_find(m->archive, "model.json");
   for (int i = 0; i < fe_archive_count(m->archive) && !code; i++) {
     const fe_entry *c = fe_archive_entry(m->archive, i);
@@ -245,15 +241,14 @@ static const fe_entry *legacy_debug_entry(const fe_model *m, const char *file,
       fe_archive_read(m->archive, json, arena, &text, &size, quiet))
     return NULL;
   cJSON *root = cJSON_ParseWithLength(text, size);
-  const char *key =
-      legacy_debug_key(cJSON_GetObjectItemCaseSensitive(root, "mainModule"), code->relname, 0);
+  const char *key = legacy_debug_key(cJSON_GetObjectItemCaseSensitive(root, "mainModule"),
+                                     code->relname, 0);
   const fe_entry *e = key ? fe_archive_find(m->archive, key) : NULL;
   cJSON_Delete(root);
   return e;
 }
 
-int fe_model_origin(void *model, const char *file, int line, int col, char *buf,
-                    size_t n) {
+int fe_model_origin(void *model, const char *file, int line, int col, char *buf, size_t n) {
   fe_model *m = model;
   if (!m || !m->archive || !file || line < 1 || n == 0) return 0;
   const fe_code *code = NULL;

@@ -252,9 +252,9 @@ struct fe_expr {
     } unary; /* UNARY */
     struct {
       const char *op; /* "+", "-", "*", "/", "//", "%", "**", "==", "!=",
-                           "<", "<=", ">", ">=", "and", "or", "is",
-                           "is not", "in", "not in", "&", "|", "^", "<<", ">>",
-                           "@" */
+                         "<", "<=", ">", ">=", "and", "or", "is",
+                         "is not", "in", "not in", "&", "|", "^", "<<", ">>",
+                         "@" */
       fe_expr *a, *b;
     } binary; /* BINARY */
     struct {
@@ -317,7 +317,7 @@ struct fe_stmt {
       fe_expr *type;
       fe_expr *value; /* may be NULL */
     } ann;            /* ANNASSIGN; `__annotations__["0"] = T` is parsed
-                           as ASSIGN and left to the importer */
+                         as ASSIGN and left to the importer */
     struct {
       fe_expr *cond;
       fe_block then;

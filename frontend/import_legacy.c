@@ -34,8 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_RANK 64          /* dims per tensor (lower.c keeps 64) */
-#define MAX_MODULE_DEPTH 256 /* nesting of submodules */
+#define MAX_RANK 64               /* dims per tensor (lower.c keeps 64) */
+#define MAX_MODULE_DEPTH 256      /* nesting of submodules */
 #define MAX_RESOLVE_STEPS 1000000 /* values visited resolving attributes.pkl */
 
 /* A storage entry already read, shared by tensors naming the same key. */
@@ -52,15 +52,15 @@ typedef struct parsed_code {
 } parsed_code;
 
 typedef struct legacy {
-  fe_model *m;            /* the model being filled */
-  nn_arena *arena;        /* everything allocated here */
-  nn_diag *d;             /* errors */
-  nn_loc json_loc;        /* {model.json entry, 0, 0} */
-  fe_pval **tensors;      /* ntensors FE_PV_TENSOR values, model.json order */
-  int ntensors;           /* entries in `tensors` */
-  fe_pval *attrs;         /* the attributes.pkl tuple once read, else NULL */
-  bool attrs_read;        /* attributes.pkl was looked for */
-  int resolve_steps;      /* values visited in attribute values so far */
+  fe_model *m;                  /* the model being filled */
+  nn_arena *arena;              /* everything allocated here */
+  nn_diag *d;                   /* errors */
+  nn_loc json_loc;              /* {model.json entry, 0, 0} */
+  fe_pval **tensors;            /* ntensors FE_PV_TENSOR values, model.json order */
+  int ntensors;                 /* entries in `tensors` */
+  fe_pval *attrs;               /* the attributes.pkl tuple once read, else NULL */
+  bool attrs_read;              /* attributes.pkl was looked for */
+  int resolve_steps;            /* values visited in attribute values so far */
   NN_VEC(loaded_entry) entries; /* storage entries read so far */
   NN_VEC(parsed_code) parsed;   /* code files parsed so far */
 } legacy;
@@ -78,16 +78,15 @@ static const char *jindex(legacy *L, const char *parent, int i) {
 /* Each getter returns the field's value or reports "PATH is missing" /
  * "PATH is not a T". An absent optional field leaves *present false (when
  * given) and is not an error. */
-static cJSON *get_field(legacy *L, const cJSON *obj, const char *parent,
-                        const char *field, bool required) {
+static cJSON *get_field(legacy *L, const cJSON *obj, const char *parent, const char *field,
+                        bool required) {
   cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-  if (!v && required)
-    nn_error(L->d, L->json_loc, "%s is missing", jpath(L, parent, field));
+  if (!v && required) nn_error(L->d, L->json_loc, "%s is missing", jpath(L, parent, field));
   return v;
 }
 
-static cJSON *get_object(legacy *L, const cJSON *obj, const char *parent,
-                         const char *field, bool required, bool *ok) {
+static cJSON *get_object(legacy *L, const cJSON *obj, const char *parent, const char *field,
+                         bool required, bool *ok) {
   cJSON *v = get_field(L, obj, parent, field, required);
   if (!v) {
     *ok = !required;
@@ -103,8 +102,8 @@ static cJSON *get_object(legacy *L, const cJSON *obj, const char *parent,
 
 /* Arrays may be absent (protobuf omits empty repeated fields): returns NULL
  * and leaves *ok true then. */
-static cJSON *get_array(legacy *L, const cJSON *obj, const char *parent,
-                        const char *field, bool *ok) {
+static cJSON *get_array(legacy *L, const cJSON *obj, const char *parent, const char *field,
+                        bool *ok) {
   cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
   if (v && !cJSON_IsArray(v)) {
     nn_error(L->d, L->json_loc, "%s is not an array", jpath(L, parent, field));
@@ -114,8 +113,8 @@ static cJSON *get_array(legacy *L, const cJSON *obj, const char *parent,
   return v;
 }
 
-static const char *get_string(legacy *L, const cJSON *obj, const char *parent,
-                              const char *field, bool required, bool *ok) {
+static const char *get_string(legacy *L, const cJSON *obj, const char *parent, const char *field,
+                              bool required, bool *ok) {
   cJSON *v = get_field(L, obj, parent, field, required);
   if (!v) {
     if (required) *ok = false;
@@ -129,8 +128,7 @@ static const char *get_string(legacy *L, const cJSON *obj, const char *parent,
   return v->valuestring;
 }
 
-static bool get_bool(legacy *L, const cJSON *obj, const char *parent,
-                     const char *field, bool *ok) {
+static bool get_bool(legacy *L, const cJSON *obj, const char *parent, const char *field, bool *ok) {
   cJSON *v = get_field(L, obj, parent, field, false);
   if (!v) return false;
   if (!cJSON_IsBool(v)) {
@@ -174,8 +172,8 @@ static bool int_value(legacy *L, const cJSON *v, const char *what, int64_t *out)
   return false;
 }
 
-static bool get_int(legacy *L, const cJSON *obj, const char *parent,
-                    const char *field, bool required, int64_t deflt, int64_t *out) {
+static bool get_int(legacy *L, const cJSON *obj, const char *parent, const char *field,
+                    bool required, int64_t deflt, int64_t *out) {
   cJSON *v = get_field(L, obj, parent, field, required);
   *out = deflt;
   if (!v) return !required;
@@ -189,10 +187,9 @@ static nn_dtype dtype_of_name(const char *s) {
     const char *name; /* caffe2 TensorProto.DataType name */
     nn_dtype dt;      /* ours */
   } map[] = {
-      {"FLOAT", NN_DT_F32}, {"INT64", NN_DT_I64}, {"INT32", NN_DT_I32},
-      {"INT16", NN_DT_I16}, {"INT8", NN_DT_I8},   {"UINT8", NN_DT_U8},
-      {"BYTE", NN_DT_U8},   {"BOOL", NN_DT_BOOL}, {"FLOAT16", NN_DT_F16},
-      {"DOUBLE", NN_DT_F64},
+      {"FLOAT", NN_DT_F32},   {"INT64", NN_DT_I64},  {"INT32", NN_DT_I32}, {"INT16", NN_DT_I16},
+      {"INT8", NN_DT_I8},     {"UINT8", NN_DT_U8},   {"BYTE", NN_DT_U8},   {"BOOL", NN_DT_BOOL},
+      {"FLOAT16", NN_DT_F16}, {"DOUBLE", NN_DT_F64},
   };
   for (int i = 0; i < NN_ARRAY_LEN(map); i++)
     if (!strcmp(map[i].name, s)) return map[i].dt;
@@ -227,16 +224,15 @@ static bool int_list(legacy *L, const cJSON *obj, const char *parent, const char
   const char *p = jpath(L, parent, field);
   int count = cJSON_GetArraySize(arr);
   if (count > MAX_RANK) {
-    nn_error(L->d, L->json_loc, "%s has %d entries; nncc supports at most %d dims", p,
-             count, MAX_RANK);
+    nn_error(L->d, L->json_loc, "%s has %d entries; nncc supports at most %d dims", p, count,
+             MAX_RANK);
     return false;
   }
   int i = 0;
   for (const cJSON *it = arr->child; it; it = it->next, i++) {
     if (!int_value(L, it, jindex(L, p, i), &out[i])) return false;
     if (out[i] < 0) {
-      nn_error(L->d, L->json_loc, "%s is negative (%lld)", jindex(L, p, i),
-               (long long)out[i]);
+      nn_error(L->d, L->json_loc, "%s is negative (%lld)", jindex(L, p, i), (long long)out[i]);
       return false;
     }
   }
@@ -268,7 +264,7 @@ static fe_pval *read_tensor(legacy *L, const cJSON *td, int index) {
              dtname);
     return NULL;
   }
-  int64_t dims[MAX_RANK], strides[MAX_RANK];
+  int64_t dims[MAX_RANK] = {0}, strides[MAX_RANK] = {0};
   int rank, nstrides;
   if (!int_list(L, td, p, "dims", dims, &rank) ||
       !int_list(L, td, p, "strides", strides, &nstrides))
@@ -398,8 +394,7 @@ static fe_pval *resolve_ids(legacy *L, fe_pval *v, const char *label) {
       if (!(v->u.dict.vals[i] = resolve_ids(L, v->u.dict.vals[i], label))) return NULL;
     return v;
   case FE_PV_OBJECT:
-    if (v->u.obj.state && !(v->u.obj.state = resolve_ids(L, v->u.obj.state, label)))
-      return NULL;
+    if (v->u.obj.state && !(v->u.obj.state = resolve_ids(L, v->u.obj.state, label))) return NULL;
     return v;
   default: return v;
   }
@@ -411,8 +406,7 @@ static fe_pval *attributes(legacy *L, const char *what) {
   L->attrs_read = true;
   const fe_entry *e = fe_archive_find(L->m->archive, "attributes.pkl");
   if (!e) {
-    nn_error(L->d, L->json_loc, "%s refers to attributes.pkl, which is not in the archive",
-             what);
+    nn_error(L->d, L->json_loc, "%s refers to attributes.pkl, which is not in the archive", what);
     return NULL;
   }
   const void *data;
@@ -509,8 +503,7 @@ static bool read_libs(legacy *L) {
   for (int i = 0; i < n; i++) {
     const fe_entry *e = fe_archive_entry(L->m->archive, i);
     size_t len = strlen(e->relname);
-    if (strncmp(e->relname, "libs/", 5) != 0 || len < 9 ||
-        strcmp(e->relname + len - 3, ".py") != 0)
+    if (strncmp(e->relname, "libs/", 5) != 0 || len < 9 || strcmp(e->relname + len - 3, ".py") != 0)
       continue;
     char *module = nn_strndup(L->arena, e->relname + 5, len - 8);
     for (char *p = module; *p; p++)
@@ -520,7 +513,8 @@ static bool read_libs(legacy *L) {
     for (int k = 0; k < c->ast.n; k++) {
       const fe_stmt *s = c->ast.stmts[k];
       const char *name = s->kind == FE_S_CLASS ? s->u.class_.name
-                         : s->kind == FE_S_DEF ? s->u.def.name : NULL;
+                         : s->kind == FE_S_DEF ? s->u.def.name
+                                               : NULL;
       if (is_version_line(L, s) || !name) continue;
       fe_def def = {nn_sprintf(L->arena, "%s.%s", module, name), s, c};
       NN_PUSH(L->arena, L->m->defs, def);
@@ -559,8 +553,8 @@ static bool read_parameters(legacy *L, const cJSON *md, const char *p, pval_vec 
     int64_t id;
     if (!ok || !get_int(L, it, ip, "tensorId", true, 0, &id)) return false;
     if (id < 0 || id >= L->ntensors) {
-      nn_error(L->d, L->json_loc, "%s.tensorId %lld is out of range: model.json has %d tensors",
-               ip, (long long)id, L->ntensors);
+      nn_error(L->d, L->json_loc, "%s.tensorId %lld is out of range: model.json has %d tensors", ip,
+               (long long)id, L->ntensors);
       return false;
     }
     NN_PUSH(L->arena, *keys, str_val(L, name));
@@ -595,8 +589,8 @@ static bool read_attributes(legacy *L, const cJSON *md, const char *p, pval_vec 
       fe_pval *t = attributes(L, idp);
       if (!t) return false;
       if (id < 0 || id >= t->u.seq.n) {
-        nn_error(L->d, L->json_loc, "%s %lld is out of range: attributes.pkl holds %d values",
-                 idp, (long long)id, t->u.seq.n);
+        nn_error(L->d, L->json_loc, "%s %lld is out of range: attributes.pkl holds %d values", idp,
+                 (long long)id, t->u.seq.n);
         return false;
       }
       val = t->u.seq.items[id];
@@ -656,8 +650,7 @@ static fe_pval *read_module(legacy *L, const cJSON *md, const char *p, const cha
   state->u.dict.vals = vals.data;
   state->u.dict.n = keys.len;
   obj->u.obj.state = state;
-  if (code_key &&
-      !attach_code(L, obj, code_key, jpath(L, jpath(L, p, "torchscriptArena"), "key")))
+  if (code_key && !attach_code(L, obj, code_key, jpath(L, jpath(L, p, "torchscriptArena"), "key")))
     return NULL;
   return obj;
 }
@@ -692,13 +685,11 @@ static bool read_model(legacy *L, const cJSON *root) {
   if (!get_int(L, root, "", "protoVersion", true, 0, &proto)) return false;
   if (proto > 5) {
     nn_error(L->d, (nn_loc){L->m->path, 0, 0},
-             "model.json protoVersion %lld is newer than nncc understands (1-5)",
-             (long long)proto);
+             "model.json protoVersion %lld is newer than nncc understands (1-5)", (long long)proto);
     return false;
   }
   if (proto < 1) {
-    nn_error(L->d, L->json_loc, "protoVersion %lld is not a valid version (1-5)",
-             (long long)proto);
+    nn_error(L->d, L->json_loc, "protoVersion %lld is not a valid version (1-5)", (long long)proto);
     return false;
   }
   bool ok = true;
@@ -707,8 +698,8 @@ static bool read_model(legacy *L, const cJSON *root) {
   const cJSON *main_module = get_object(L, root, "", "mainModule", true, &ok);
   if (!ok) return false;
   L->m->producer = nn_sprintf(L->arena, "%s%s%s (model.json protoVersion %lld)",
-                              pname ? pname : "unknown producer", pver ? " " : "",
-                              pver ? pver : "", (long long)proto);
+                              pname ? pname : "unknown producer", pver ? " " : "", pver ? pver : "",
+                              (long long)proto);
   if (!read_tensors(L, root)) return false;
 
   /* The root's name: mainModule.name, else the archive's top folder. */
@@ -719,8 +710,8 @@ static bool read_model(legacy *L, const cJSON *root) {
     size_t n = strlen(pre);
     name = n > 1 ? nn_strndup(L->arena, pre, n - 1) : "model";
   }
-  L->m->root = read_module(L, main_module, "mainModule", "__legacy__",
-                           nn_strdup(L->arena, name), 0);
+  L->m->root = read_module(L, main_module, "mainModule", "__legacy__", nn_strdup(L->arena, name),
+                           0);
   return L->m->root && read_libs(L);
 }
 

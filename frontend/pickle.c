@@ -55,7 +55,7 @@ typedef struct pv_node {
   fe_pval v;           /* the public value; must stay first */
   uint32_t stamp;      /* last graph walk that visited this node */
   int32_t height;      /* nesting below this node: a lower bound while the
-                           VM runs, exact after the depth check */
+                          VM runs, exact after the depth check */
   gkind g;             /* GLOBAL: which known callable */
   nn_dtype storage_dt; /* GLOBAL of kind G_STORAGE: its element type */
   int64_t view_offset; /* STORAGE: first element of the view in the storage */

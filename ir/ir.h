@@ -213,8 +213,8 @@ typedef struct ir_node {
   nn_loc loc;        /* source location */
   const char *scope; /* module path of the producing layer, "" for root */
   int32_t group;     /* fused group (passes/fuse.c): 0 = not fused; nodes
-                         with the same positive id form one kernel (the
-                         invariant is stated at ir_verify) */
+                        with the same positive id form one kernel (the
+                        invariant is stated at ir_verify) */
 } ir_node;
 
 typedef struct ir_valinfo {
@@ -253,11 +253,11 @@ struct ir_graph {
   void *dim_index;                  /* hash index over dims (dims.c) */
   NN_VEC(ir_symrange)
   sym_ranges; /* declared ranges of symbolic input dims
-                                    (set by the shapes pass; a symbol with
-                                    no entry ranges over 1..INT64_MAX) */
+                 (set by the shapes pass; a symbol with
+                 no entry ranges over 1..INT64_MAX) */
   NN_VEC(ir_guard)
   guards;                                      /* equalities the shapes pass assumed
-                                    (recomputed by every full run) */
+                                                  (recomputed by every full run) */
   const ir_type *scalar_types[IR_T_TUPLE + 1]; /* cached scalar types */
 };
 

@@ -64,8 +64,8 @@ typedef struct pass_shapes_hooks {
                    is reported, folded or recorded in g->sym_ranges (types
                    are still set); the error count is still returned */
   void (*unify)(void *ctx, ir_dim a, ir_dim b); /* called for each pair of
-                   distinct dims that a rule assumes equal (broadcast,
-                   matmul inner dims, cat, channel counts), or NULL */
+                                                   distinct dims that a rule assumes equal (broadcast,
+                                                   matmul inner dims, cat, channel counts), or NULL */
   void *ctx;                                    /* passed to unify */
 } pass_shapes_hooks;
 /* pass_shapes with hooks (NULL: none). */
@@ -107,7 +107,7 @@ typedef struct pass_opts {
                                     the inputs they leave out */
   int ninputs;
   nn_loc inputs_loc;       /* where errors about inputs point (the
-                                    model file) */
+                              model file) */
   const char *print_after; /* pass name, or NULL */
   bool print_after_all;
   unsigned print_flags;   /* IR_PRINT_* */
@@ -115,10 +115,10 @@ typedef struct pass_opts {
   bool verify_each;       /* run ir_verify after every pass */
   const char *stop_after; /* pass name to stop after, or NULL */
   const char *passes;     /* comma-separated pass list replacing the
-                                    default pipeline ("none" = no pass), or
-                                    NULL for the default */
+                             default pipeline ("none" = no pass), or
+                             NULL for the default */
   nn_dtype precision;     /* --precision: F16/BF16 run the fp16 pass
-                                    (F32 or UNKNOWN: full precision) */
+                             (F32 or UNKNOWN: full precision) */
 } pass_opts;
 
 /* Names of the passes in order, NULL-terminated ("canonicalize", "shapes").

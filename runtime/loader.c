@@ -58,10 +58,16 @@ const char *nncc_status_string(nncc_status s) {
 
 size_t nncc_dtype_size(nncc_dtype t) {
   switch (t) {
-  case NNCC_DTYPE_F64: case NNCC_DTYPE_I64: return 8;
-  case NNCC_DTYPE_F32: case NNCC_DTYPE_I32: return 4;
-  case NNCC_DTYPE_F16: case NNCC_DTYPE_BF16: case NNCC_DTYPE_I16: return 2;
-  case NNCC_DTYPE_I8: case NNCC_DTYPE_U8: case NNCC_DTYPE_BOOL: return 1;
+  case NNCC_DTYPE_F64:
+  case NNCC_DTYPE_I64: return 8;
+  case NNCC_DTYPE_F32:
+  case NNCC_DTYPE_I32: return 4;
+  case NNCC_DTYPE_F16:
+  case NNCC_DTYPE_BF16:
+  case NNCC_DTYPE_I16: return 2;
+  case NNCC_DTYPE_I8:
+  case NNCC_DTYPE_U8:
+  case NNCC_DTYPE_BOOL: return 1;
   case NNCC_DTYPE_UNKNOWN: break;
   }
   return 0;
@@ -91,8 +97,7 @@ static const char *rt_bad_io(const nncc_model_io *io, bool symbolic) {
   return NULL;
 }
 
-nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl,
-                               nncc_model **model, char **err) {
+nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl, nncc_model **model, char **err) {
   return rt_model_from_desc_ex(d, dl, false, model, err);
 }
 
@@ -115,14 +120,13 @@ nncc_status rt_model_from_desc_ex(const nncc_model_desc *d, void *dl, bool descr
   else
     full.struct_size = d->struct_size;
   d = &full;
-  if (d->struct_size < offsetof(nncc_model_desc, nsyms) || !d->compiler || !d->features || !d->cpu ||
-      !d->target || !d->model_name || !d->check_cpu || !d->session_new ||
+  if (d->struct_size < offsetof(nncc_model_desc, nsyms) || !d->compiler || !d->features ||
+      !d->cpu || !d->target || !d->model_name || !d->check_cpu || !d->session_new ||
       !d->session_free || !d->run || d->ninputs < 0 || d->noutputs < 0 ||
       (d->ninputs && !d->inputs) || (d->noutputs && !d->outputs) || d->nsyms < 0 ||
-      (d->nsyms > 0 && (!d->syms || !d->bind || !d->io_dims || !d->dim_text ||
-                        !d->workspace_for || !d->run_dims || !d->set_workspace)) ||
-      d->nsteps < 0 || (d->nsteps > 0 && (!d->steps || !d->set_profile)) ||
-      d->nkernels < 0)
+      (d->nsyms > 0 && (!d->syms || !d->bind || !d->io_dims || !d->dim_text || !d->workspace_for ||
+                        !d->run_dims || !d->set_workspace)) ||
+      d->nsteps < 0 || (d->nsteps > 0 && (!d->steps || !d->set_profile)) || d->nkernels < 0)
     return rt_fail(err, NNCC_ERR_LOAD, "the model's description is malformed");
   for (int32_t i = 0; i < d->ninputs + d->noutputs; i++) {
     bool in = i < d->ninputs;
@@ -134,8 +138,7 @@ nncc_status rt_model_from_desc_ex(const nncc_model_desc *d, void *dl, bool descr
   }
   char msg[512];
   bool usable = d->check_cpu(msg, sizeof msg) == 0;
-  if (!usable && !describe_only)
-    return rt_fail(err, NNCC_ERR_UNSUPPORTED_CPU, "%s", msg);
+  if (!usable && !describe_only) return rt_fail(err, NNCC_ERR_UNSUPPORTED_CPU, "%s", msg);
   nncc_model *m = calloc(1, sizeof *m);
   if (!m || (!usable && !(m->unusable = strdup(msg)))) {
     free(m);
@@ -162,8 +165,7 @@ static nncc_status open_model(const char *path, bool describe_only, nncc_model *
   free(p);
   if (!dl) {
     const char *why = dlerror();
-    return rt_fail(err, NNCC_ERR_LOAD, "can't load '%s': %s", path,
-                   why ? why : "unknown reason");
+    return rt_fail(err, NNCC_ERR_LOAD, "can't load '%s': %s", path, why ? why : "unknown reason");
   }
   dlerror();
   nncc_model_entry_fn entry;
@@ -172,7 +174,8 @@ static nncc_status open_model(const char *path, bool describe_only, nncc_model *
     dlclose(dl);
     return rt_fail(err, NNCC_ERR_LOAD,
                    "'%s' is not a model compiled by nncc (no %s symbol; an older "
-                   "or newer ABI?)", path, NNCC_ENTRY_SYMBOL);
+                   "or newer ABI?)",
+                   path, NNCC_ENTRY_SYMBOL);
   }
   nncc_status st = rt_model_from_desc_ex(entry(), dl, describe_only, model, err);
   if (st != NNCC_OK) {
@@ -196,9 +199,7 @@ nncc_status nncc_model_describe(const char *path, nncc_model **model, char **err
   return open_model(path, true, model, err);
 }
 
-const char *nncc_model_unusable(const nncc_model *model) {
-  return model ? model->unusable : NULL;
-}
+const char *nncc_model_unusable(const nncc_model *model) { return model ? model->unusable : NULL; }
 
 void nncc_model_close(nncc_model *model) {
   if (!model) return;
@@ -210,8 +211,7 @@ void nncc_model_close(nncc_model *model) {
 int32_t nncc_model_num_inputs(const nncc_model *m) { return m ? m->d->ninputs : 0; }
 int32_t nncc_model_num_outputs(const nncc_model *m) { return m ? m->d->noutputs : 0; }
 
-static nncc_status rt_io(const nncc_model_io *io, int32_t n, int32_t i,
-                         nncc_io_info *info) {
+static nncc_status rt_io(const nncc_model_io *io, int32_t n, int32_t i, nncc_io_info *info) {
   if (!info || i < 0 || i >= n) return NNCC_ERR_INVALID_ARG;
   *info = (nncc_io_info){io[i].name, (nncc_dtype)io[i].dtype, io[i].rank, io[i].dims};
   return NNCC_OK;
@@ -238,12 +238,8 @@ const char *nncc_model_precision(const nncc_model *m) {
   return m && m->d->precision ? m->d->precision : "";
 }
 int32_t nncc_model_num_kernels(const nncc_model *m) { return m ? m->d->nkernels : 0; }
-uint64_t nncc_model_workspace_bytes(const nncc_model *m) {
-  return m ? m->d->workspace_bytes : 0;
-}
-uint64_t nncc_model_weights_bytes(const nncc_model *m) {
-  return m ? m->d->weights_bytes : 0;
-}
+uint64_t nncc_model_workspace_bytes(const nncc_model *m) { return m ? m->d->workspace_bytes : 0; }
+uint64_t nncc_model_weights_bytes(const nncc_model *m) { return m ? m->d->weights_bytes : 0; }
 
 int32_t nncc_model_num_symbols(const nncc_model *m) { return m ? m->d->nsyms : 0; }
 

@@ -630,7 +630,7 @@ typedef struct rt_session {
   uint64_t arena;  /* its arena bytes */
   bool planned;    /* values/offs/arena are valid */
   uint64_t *prof;  /* per-step nanoseconds (caller memory) while
-                               profiling, else NULL */
+                      profiling, else NULL */
   uint64_t prof_t; /* when the running step started */
 } rt_session;
 

@@ -50,7 +50,7 @@ typedef unsigned long long CUdeviceptr;
 
 static struct {
   pthread_mutex_t lock;
-  int state;          /* 0 untried, 1 ready, < 0 the failure */
+  int state; /* 0 untried, 1 ready, < 0 the failure */
   char msg[512];
   void *dl;
   CUresult (*cuInit)(unsigned);
@@ -71,11 +71,11 @@ static struct {
                              unsigned, void *, void **, void **);
   CUresult (*cuGetErrorString)(CUresult, const char **);
   void *ctx, *module, *stream;
-  void **fns;              /* by kernel */
+  void **fns; /* by kernel */
   CUdeviceptr weights;
-  CUdeviceptr ws;          /* workspace, grown as needed */
+  CUdeviceptr ws; /* workspace, grown as needed */
   uint64_t ws_bytes;
-  CUdeviceptr io;          /* inputs, outputs and dims, grown as needed */
+  CUdeviceptr io; /* inputs, outputs and dims, grown as needed */
   uint64_t io_bytes;
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -98,22 +98,27 @@ static int load_driver(void) {
   if (!G.dl)
     return fail(CU_ERR_NO_DRIVER,
                 "this model runs on a CUDA GPU, but the CUDA driver (libcuda.so.1) can't be "
-                "loaded: %s%s", dlerror(), NULL);
-  struct { void **p; const char *name; } s[] = {
-      {(void **)&G.cuInit, "cuInit"}, {(void **)&G.cuDeviceGetCount, "cuDeviceGetCount"},
-      {(void **)&G.cuDeviceGet, "cuDeviceGet"},
-      {(void **)&G.cuDeviceGetAttribute, "cuDeviceGetAttribute"},
-      {(void **)&G.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"},
-      {(void **)&G.cuCtxSetCurrent, "cuCtxSetCurrent"},
-      {(void **)&G.cuModuleLoadData, "cuModuleLoadData"},
-      {(void **)&G.cuModuleGetFunction, "cuModuleGetFunction"},
-      {(void **)&G.cuMemAlloc, "cuMemAlloc_v2"}, {(void **)&G.cuMemFree, "cuMemFree_v2"},
-      {(void **)&G.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"},
-      {(void **)&G.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"},
-      {(void **)&G.cuStreamCreate, "cuStreamCreate"},
-      {(void **)&G.cuStreamSynchronize, "cuStreamSynchronize"},
-      {(void **)&G.cuLaunchKernel, "cuLaunchKernel"},
-      {(void **)&G.cuGetErrorString, "cuGetErrorString"}};
+                "loaded: %s%s",
+                dlerror(), NULL);
+  struct {
+    void **p;
+    const char *name;
+  } s[] = {{(void **)&G.cuInit, "cuInit"},
+           {(void **)&G.cuDeviceGetCount, "cuDeviceGetCount"},
+           {(void **)&G.cuDeviceGet, "cuDeviceGet"},
+           {(void **)&G.cuDeviceGetAttribute, "cuDeviceGetAttribute"},
+           {(void **)&G.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"},
+           {(void **)&G.cuCtxSetCurrent, "cuCtxSetCurrent"},
+           {(void **)&G.cuModuleLoadData, "cuModuleLoadData"},
+           {(void **)&G.cuModuleGetFunction, "cuModuleGetFunction"},
+           {(void **)&G.cuMemAlloc, "cuMemAlloc_v2"},
+           {(void **)&G.cuMemFree, "cuMemFree_v2"},
+           {(void **)&G.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"},
+           {(void **)&G.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"},
+           {(void **)&G.cuStreamCreate, "cuStreamCreate"},
+           {(void **)&G.cuStreamSynchronize, "cuStreamSynchronize"},
+           {(void **)&G.cuLaunchKernel, "cuLaunchKernel"},
+           {(void **)&G.cuGetErrorString, "cuGetErrorString"}};
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
     if (!(*s[i].p = dlsym(G.dl, s[i].name)))
       return fail(CU_ERR_NO_DRIVER, "the CUDA driver lacks %s%s", s[i].name, NULL);
@@ -130,7 +135,8 @@ RT_HIDDEN int nncc_cu_probe(char *msg, size_t cap) {
   int n = 0;
   CUresult r = 0;
   if (!rc && ((r = G.cuInit(0)) != 0 || G.cuDeviceGetCount(&n) != 0 || n < 1))
-    rc = fail(CU_ERR_NO_DEVICE, r ? "cuInit failed: %s (no usable CUDA GPU?)%s" : "no CUDA GPU found%s%s",
+    rc = fail(CU_ERR_NO_DEVICE,
+              r ? "cuInit failed: %s (no usable CUDA GPU?)%s" : "no CUDA GPU found%s%s",
               r ? cu_err(r) : NULL, NULL);
   if (rc) snprintf(msg, cap, "%s", G.msg);
   pthread_mutex_unlock(&G.lock);
@@ -142,8 +148,10 @@ static int init(const nncc_cu_model *m, const unsigned char *weights) {
   if (rc) return rc;
   CUresult r = G.cuInit(0);
   int n = 0, dev = 0, major = 0, minor = 0;
-  if (r != 0) return fail(CU_ERR_NO_DEVICE, "cuInit failed: %s (no usable CUDA GPU?)%s", cu_err(r), NULL);
-  if (G.cuDeviceGetCount(&n) != 0 || n < 1) return fail(CU_ERR_NO_DEVICE, "no CUDA GPU found%s%s", NULL, NULL);
+  if (r != 0)
+    return fail(CU_ERR_NO_DEVICE, "cuInit failed: %s (no usable CUDA GPU?)%s", cu_err(r), NULL);
+  if (G.cuDeviceGetCount(&n) != 0 || n < 1)
+    return fail(CU_ERR_NO_DEVICE, "no CUDA GPU found%s%s", NULL, NULL);
   if ((r = G.cuDeviceGet(&dev, 0)) != 0 || (r = G.cuDeviceGetAttribute(&major, 75, dev)) != 0 ||
       (r = G.cuDeviceGetAttribute(&minor, 76, dev)) != 0)
     return fail(CU_ERR_NO_DEVICE, "can't query the CUDA GPU: %s%s", cu_err(r), NULL);
@@ -151,15 +159,19 @@ static int init(const nncc_cu_model *m, const unsigned char *weights) {
   for (int i = 0; i < m->narchs; i++)
     if (m->archs[i] / 10 == major && m->archs[i] <= cc) pick = i;
   const void *image = pick >= 0 ? (const void *)m->cubins[pick]
-                    : m->ptx && m->narchs > 0 && m->archs[m->narchs - 1] <= cc ? (const void *)m->ptx
-                    : NULL;
+                      : m->ptx && m->narchs > 0 && m->archs[m->narchs - 1] <= cc
+                          ? (const void *)m->ptx
+                          : NULL;
   if (!image) {
     char have[128] = "", dv[16];
     for (int i = 0; i < m->narchs; i++)
-      snprintf(have + strlen(have), sizeof have - strlen(have), "%ssm_%d", i ? "," : "", m->archs[i]);
+      snprintf(have + strlen(have), sizeof have - strlen(have), "%ssm_%d", i ? "," : "",
+               m->archs[i]);
     snprintf(dv, sizeof dv, "sm_%d", cc);
-    return fail(CU_ERR_ARCH, "the model was compiled for %s; this GPU is %s (recompile with "
-                "--cuda-arch)", have, dv);
+    return fail(CU_ERR_ARCH,
+                "the model was compiled for %s; this GPU is %s (recompile with "
+                "--cuda-arch)",
+                have, dv);
   }
   if ((r = G.cuDevicePrimaryCtxRetain(&G.ctx, dev)) != 0 || (r = G.cuCtxSetCurrent(G.ctx)) != 0)
     return fail(CU_ERR_NO_DEVICE, "can't make a CUDA context: %s%s", cu_err(r), NULL);
@@ -170,7 +182,8 @@ static int init(const nncc_cu_model *m, const unsigned char *weights) {
   if (!G.fns) return fail(CU_ERR_MEMORY, "out of host memory%s%s", NULL, NULL);
   for (int i = 0; i < t->nkernels; i++)
     if ((r = G.cuModuleGetFunction(&G.fns[i], G.module, t->kernels[i].name)) != 0)
-      return fail(CU_ERR_TABLE, "kernel %s is missing from the image: %s", t->kernels[i].name, cu_err(r));
+      return fail(CU_ERR_TABLE, "kernel %s is missing from the image: %s", t->kernels[i].name,
+                  cu_err(r));
   if ((r = G.cuStreamCreate(&G.stream, 0)) != 0)
     return fail(CU_ERR_NO_DEVICE, "can't make a CUDA stream: %s%s", cu_err(r), NULL);
   if (t->weights_bytes) {
@@ -189,7 +202,8 @@ static int grow(CUdeviceptr *p, uint64_t *have, uint64_t bytes) {
   if (*p) G.cuMemFree(*p);
   *p = 0;
   *have = 0;
-  if (G.cuMemAlloc(p, bytes) != 0) return fail(CU_ERR_MEMORY, "out of GPU memory (%s%s)", "run", NULL);
+  if (G.cuMemAlloc(p, bytes) != 0)
+    return fail(CU_ERR_MEMORY, "out of GPU memory (%s%s)", "run", NULL);
   *have = bytes;
   return 0;
 }
@@ -198,11 +212,13 @@ static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 
 /* Runs the model (see abi.h nncc_graph_run). Returns 0 or a CU_ERR_*. */
 RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *const *outputs,
-                          const unsigned char *weights, const int64_t *dims, const int64_t *offsets) {
+                          const unsigned char *weights, const int64_t *dims,
+                          const int64_t *offsets) {
   const nncc_cu_table *t = m->table;
   /* the session runtime's device flags, when it gives any */
   const uint32_t *dev = inputs && inputs[m->ninputs] == NNCC_CU_IO_TAG
-                            ? (const uint32_t *)inputs[m->ninputs + 1] : NULL;
+                            ? (const uint32_t *)inputs[m->ninputs + 1]
+                            : NULL;
 #define IN_DEV(i) (dev && (dev[(i)] & NNCC_CU_IO_DEVICE))
 #define OUT_DEV(i) (dev && (dev[m->ninputs + (i)] & NNCC_CU_IO_DEVICE))
   pthread_mutex_lock(&G.lock);
@@ -236,12 +252,14 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
     }
   }
   CUresult r = 0;
-  if ((rc = grow(&G.ws, &G.ws_bytes, ws + 64)) || (rc = grow(&G.io, &G.io_bytes, iob + 64))) goto done;
+  if ((rc = grow(&G.ws, &G.ws_bytes, ws + 64)) || (rc = grow(&G.io, &G.io_bytes, iob + 64)))
+    goto done;
   for (int i = 0; i < t->nbufs && !r; i++) {
     const nncc_cu_buf *b = &t->bufs[i];
     if (b->kind == NNCC_CU_INPUT && bytes[i] && !IN_DEV(b->index))
       r = G.cuMemcpyHtoDAsync(G.io + at[i], inputs[b->index], bytes[i], G.stream);
-    if (b->kind == NNCC_CU_DIMS && bytes[i]) r = G.cuMemcpyHtoDAsync(G.io + at[i], dims, bytes[i], G.stream);
+    if (b->kind == NNCC_CU_DIMS && bytes[i])
+      r = G.cuMemcpyHtoDAsync(G.io + at[i], dims, bytes[i], G.stream);
   }
   for (int s = 0; s < t->nsteps && !r; s++) {
     const nncc_cu_step *st = &t->steps[s];
@@ -271,8 +289,8 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
     unsigned grid[3], block[3];
     nncc_cu_grid(t, st->kernel, dims, 1024, grid, block);
     void *params[] = {&args};
-    r = G.cuLaunchKernel(G.fns[st->kernel], grid[0], grid[1], grid[2], block[0], block[1],
-                         block[2], 0, G.stream, params, NULL);
+    r = G.cuLaunchKernel(G.fns[st->kernel], grid[0], grid[1], grid[2], block[0], block[1], block[2],
+                         0, G.stream, params, NULL);
   }
   for (int i = 0; i < t->nbufs && !r; i++) {
     const nncc_cu_buf *b = &t->bufs[i];

@@ -13,11 +13,11 @@
 struct nncc_model {
   void *dl;                 /* dlopen handle; NULL for rt_model_from_desc */
   const nncc_model_desc *d; /* &full: the model's descriptor as this
-                                runtime knows it */
+                               runtime knows it */
   nncc_model_desc full;     /* a copy of the model's descriptor; fields a
-                                model built before they existed are zero */
+                               model built before they existed are zero */
   char *unusable;           /* nncc_model_describe: why this machine can't
-                                run it (malloc'd), NULL when it can */
+                               run it (malloc'd), NULL when it can */
 };
 
 /* Stores a malloc'd printf-style message in *err (when err is not NULL) and

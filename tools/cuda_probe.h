@@ -11,11 +11,11 @@
 #include <stdbool.h>
 
 typedef struct cuda_probe {
-  bool found;         /* a library loaded and has nvrtcVersion */
-  char path[1024];    /* found: the file that loaded (resolved through the
-                         loader for a bare name when it can be) */
-  int major, minor;   /* found: nvrtcVersion(), or 0.0 if it failed */
-  char looked[2048];  /* not found: every place tried, comma-separated */
+  bool found;        /* a library loaded and has nvrtcVersion */
+  char path[1024];   /* found: the file that loaded (resolved through the
+                        loader for a bare name when it can be) */
+  int major, minor;  /* found: nvrtcVersion(), or 0.0 if it failed */
+  char looked[2048]; /* not found: every place tried, comma-separated */
 } cuda_probe;
 
 /* Looks for libnvrtc.so.13, libnvrtc.so.12 and libnvrtc.so, in that order,

@@ -106,7 +106,11 @@ static void scan_expr(nn_arena *a, op_counts *oc, const fe_expr *e) {
       if (dot)
         count_call(a, oc, nn_sprintf(a, "%.*s::%s", (int)(dot - q - 4), q + 4, dot + 1), e->loc);
     } else if (q && (!strcmp(q, "int") || !strcmp(q, "float") || !strcmp(q, "bool")))
-      count_call(a, oc, !strcmp(q, "int") ? "aten::Int" : !strcmp(q, "float") ? "aten::Float" : "aten::Bool", e->loc);
+      count_call(a, oc,
+                 !strcmp(q, "int")     ? "aten::Int"
+                 : !strcmp(q, "float") ? "aten::Float"
+                                       : "aten::Bool",
+                 e->loc);
     scan_expr(a, oc, e->u.call.fn);
     scan_exprs(a, oc, e->u.call.args, e->u.call.nargs);
     scan_exprs(a, oc, e->u.call.kwargs, e->u.call.nkw);
@@ -117,7 +121,8 @@ static void scan_expr(nn_arena *a, op_counts *oc, const fe_expr *e) {
     scan_expr(a, oc, e->u.sub.obj);
     scan_exprs(a, oc, e->u.sub.idx, e->u.sub.nidx);
     break;
-  case FE_E_LIST: case FE_E_TUPLE: scan_exprs(a, oc, e->u.seq.items, e->u.seq.n); break;
+  case FE_E_LIST:
+  case FE_E_TUPLE: scan_exprs(a, oc, e->u.seq.items, e->u.seq.n); break;
   case FE_E_UNARY: scan_expr(a, oc, e->u.unary.a); break;
   case FE_E_BINARY:
     scan_expr(a, oc, e->u.binary.a);
@@ -136,7 +141,9 @@ static void scan_block(nn_arena *a, op_counts *oc, const fe_block *b) {
   for (int i = 0; i < b->n; i++) {
     const fe_stmt *s = b->stmts[i];
     switch (s->kind) {
-    case FE_S_EXPR: case FE_S_RETURN: case FE_S_RAISE:
+    case FE_S_EXPR:
+    case FE_S_RETURN:
+    case FE_S_RAISE:
       if (s->u.expr) scan_expr(a, oc, s->u.expr);
       break;
     case FE_S_ASSIGN: scan_expr(a, oc, s->u.assign.value); break;
@@ -175,15 +182,15 @@ static bool op_supported(nn_arena *a, const char *q) {
 /* ---- the module tree and its parameters ----------------------------------- */
 
 typedef struct module_row {
-  const char *path;  /* "layer1.0.conv1", "" for the root */
-  const char *cls;   /* class name, "Conv2d" */
-  int depth;         /* nesting depth, 0 for the root */
-  int64_t elems;     /* elements of its own tensors (parameters and buffers) */
+  const char *path; /* "layer1.0.conv1", "" for the root */
+  const char *cls;  /* class name, "Conv2d" */
+  int depth;        /* nesting depth, 0 for the root */
+  int64_t elems;    /* elements of its own tensors (parameters and buffers) */
 } module_row;
 
 typedef struct param {
-  const char *name;  /* "layer1.0.conv1.weight" */
-  int64_t numel;     /* elements */
+  const char *name; /* "layer1.0.conv1.weight" */
+  int64_t numel;    /* elements */
 } param;
 
 typedef struct archive_info {
@@ -202,8 +209,7 @@ static int64_t numel_of(const fe_tensor *t) {
 
 /* The names in a class body's `__parameters__ = ["weight", "bias", ]`;
  * false when the class (or the statement) isn't there. */
-static bool class_params(const fe_model *m, const fe_pval *obj, nn_arena *a,
-                         const fe_expr **list) {
+static bool class_params(const fe_model *m, const fe_pval *obj, nn_arena *a, const fe_expr **list) {
   const fe_def *def = fe_find_def(m, nn_sprintf(a, "%s.%s", obj->u.obj.module, obj->u.obj.name));
   if (!def || def->stmt->kind != FE_S_CLASS) return false;
   const fe_block *body = &def->stmt->u.class_.body;
@@ -264,7 +270,8 @@ static void walk_modules(const fe_model *m, const fe_pval *obj, const char *path
  * entries that only some releases write narrow it down (FORMATS.md §3, §8). */
 static const char *producer_of(const fe_model *m) {
   if (m->format == FE_FMT_LEGACY) return m->producer ? m->producer : "unknown";
-  if (fe_archive_find(m->archive, "bytecode.pkl")) return "PyTorch lite interpreter (bytecode.pkl present)";
+  if (fe_archive_find(m->archive, "bytecode.pkl"))
+    return "PyTorch lite interpreter (bytecode.pkl present)";
   if (fe_archive_find(m->archive, ".data/version") ||
       fe_archive_find(m->archive, ".data/serialization_id"))
     return "PyTorch 1.13 or newer (.data/ entries)";
@@ -278,7 +285,8 @@ static const char *producer_of(const fe_model *m) {
 
 /* The root module's forward, or NULL. */
 static const fe_stmt *root_forward(const fe_model *m, nn_arena *a) {
-  const fe_def *def = fe_find_def(m, nn_sprintf(a, "%s.%s", m->root->u.obj.module, m->root->u.obj.name));
+  const fe_def *def = fe_find_def(m, nn_sprintf(a, "%s.%s", m->root->u.obj.module,
+                                                m->root->u.obj.name));
   const fe_stmt *fwd = NULL;
   if (def && def->stmt->kind == FE_S_CLASS)
     for (int i = 0; i < def->stmt->u.class_.body.n; i++) {
@@ -300,12 +308,12 @@ typedef struct layer_row {
 } layer_row;
 
 typedef struct layers {
-  bool ok;                   /* the model lowered and its shapes are known */
+  bool ok;                    /* the model lowered and its shapes are known */
   NN_VEC(const char *) specs; /* the input shapes used ("x:f32[1,3,224,224]") */
   NN_VEC(layer_row) rows;
-  ir_dim macs, flops;        /* totals */
-  int64_t row_params;        /* params over the rows */
-  ir_graph *g;               /* the graph (after shapes) */
+  ir_dim macs, flops; /* totals */
+  int64_t row_params; /* params over the rows */
+  ir_graph *g;        /* the graph (after shapes) */
 } layers;
 
 /* Element count of tensor value v, or IR_DIM_UNKNOWN. */
@@ -374,19 +382,19 @@ static void count_node(ir_graph *g, const ir_node *nd, ir_dim *macs, ir_dim *flo
     *macs = ir_dim_mul(g, out, dim_at(g, nd->in[0], -1));
     bias = !is_none(g, nd->in[2]);
     break;
-  case NN_OP_MM: case NN_OP_BMM: case NN_OP_MATMUL:
-    *macs = ir_dim_mul(g, out, dim_at(g, nd->in[0], -1));
-    break;
-  case NN_OP_ADDMM: case NN_OP_BADDBMM:
+  case NN_OP_MM:
+  case NN_OP_BMM:
+  case NN_OP_MATMUL: *macs = ir_dim_mul(g, out, dim_at(g, nd->in[0], -1)); break;
+  case NN_OP_ADDMM:
+  case NN_OP_BADDBMM:
     *macs = ir_dim_mul(g, out, dim_at(g, nd->in[1], -1));
     bias = true;
     break;
-  case NN_OP_MAX_POOL2D: case NN_OP_MAX_POOL2D_INDICES: case NN_OP_AVG_POOL2D:
-    *flops = ir_dim_mul(g, out, window(g, nd->in[1], 2));
-    return;
-  case NN_OP_MAX_POOL1D: case NN_OP_AVG_POOL1D:
-    *flops = ir_dim_mul(g, out, window(g, nd->in[1], 1));
-    return;
+  case NN_OP_MAX_POOL2D:
+  case NN_OP_MAX_POOL2D_INDICES:
+  case NN_OP_AVG_POOL2D: *flops = ir_dim_mul(g, out, window(g, nd->in[1], 2)); return;
+  case NN_OP_MAX_POOL1D:
+  case NN_OP_AVG_POOL1D: *flops = ir_dim_mul(g, out, window(g, nd->in[1], 1)); return;
   default: {
     ir_fusion f = ir_ops[nd->op].fusion;
     if (f == IR_FUSE_META || f == IR_FUSE_VIEW || f == IR_FUSE_INJECTIVE ||
@@ -432,7 +440,8 @@ static int build_layers(fe_model *m, spec_vec *specs, const archive_info *ai, la
   if (!g || d->errors) return -1;
   for (int k = 0; k < specs->len; k++) {
     bool known = false;
-    for (int i = 0; i < g->input_names.len; i++) known |= !strcmp(specs->data[k].name, g->input_names.data[i]);
+    for (int i = 0; i < g->input_names.len; i++)
+      known |= !strcmp(specs->data[k].name, g->input_names.data[i]);
     if (!known) {
       nn_error(d, (nn_loc){m->path, 0, 0}, "--input names '%s', which is not an input of the model",
                specs->data[k].name);
@@ -442,7 +451,8 @@ static int build_layers(fe_model *m, spec_vec *specs, const archive_info *ai, la
   if (pass_canonicalize(g, d)) return -1;
   pass_input_spec *all;
   int n;
-  if (pass_infer_inputs(g, specs->data, specs->len, (nn_loc){m->path, 0, 0}, &all, &n, d)) return -1;
+  if (pass_infer_inputs(g, specs->data, specs->len, (nn_loc){m->path, 0, 0}, &all, &n, d))
+    return -1;
   if (pass_shapes(g, all, n, d) || d->errors) return -1;
   for (int i = 0; i < n; i++) NN_PUSH(a, L->specs, pass_input_spec_str(&all[i], a));
 
@@ -564,14 +574,16 @@ static void print_layers(const layers *L, const archive_info *ai, nn_arena *a) {
   for (int i = -1; i <= L->rows.len; i++) {
     const char **row = i < 0 ? head : cells + 6 * i;
     nn_buf b = {0};
-    nn_buf_printf(&b, "  %-*s  %-*s  %-*s  %*s", w[0], row[0], w[1], row[1], w[2], row[2], w[3], row[3]);
+    nn_buf_printf(&b, "  %-*s  %-*s  %-*s  %*s", w[0], row[0], w[1], row[1], w[2], row[2], w[3],
+                  row[3]);
     if (fixed) nn_buf_printf(&b, "  %*s  %*s", w[4], row[4], w[5], row[5]);
     while (b.len && b.data[b.len - 1] == ' ') b.len--; /* no trailing blanks */
     printf("%.*s\n", (int)b.len, b.data);
     nn_buf_free(&b);
   }
   if (!fixed)
-    printf("(symbolic shapes: MACs and FLOPs per layer are in --json, or pass --input with numbers)\n");
+    printf("(symbolic shapes: MACs and FLOPs per layer are in --json, or pass --input with "
+           "numbers)\n");
   printf("total params: %s%s\n", grouped(ai->param_elems, a),
          short_text(g, ir_dim_const(L->g, ai->param_elems), a));
   if (L->row_params != ai->param_elems)
@@ -585,9 +597,12 @@ static void print_layers(const layers *L, const archive_info *ai, nn_arena *a) {
 static void json_str(const char *s) {
   putchar('"');
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') printf("\\%c", *p);
-    else if (*p < 0x20) printf("\\u%04x", *p);
-    else putchar(*p);
+    if (*p == '"' || *p == '\\')
+      printf("\\%c", *p);
+    else if (*p < 0x20)
+      printf("\\u%04x", *p);
+    else
+      putchar(*p);
   }
   putchar('"');
 }
@@ -833,7 +848,8 @@ int nncc_cmd_inspect(int argc, char **argv) {
         break;
       }
       for (int k = 0; k < specs.len && rc < 0; k++)
-        if (!strcmp(specs.data[k].name, spec.name)) rc = usage_error("--input '%s' given twice", spec.name);
+        if (!strcmp(specs.data[k].name, spec.name))
+          rc = usage_error("--input '%s' given twice", spec.name);
       NN_PUSH(arena, specs, spec);
     } else if (!strncmp(a, "--dot", 5) && (a[5] == '=' || !a[5])) {
       dot = a[5] ? a + 6 : i + 1 < argc ? argv[++i] : "";

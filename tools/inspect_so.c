@@ -38,15 +38,17 @@ static void each_item(const char *s, bool plus_only, void (*item)(void *, const 
   while (*s) {
     const char *e = strchr(s, ',');
     int n = e ? (int)(e - s) : (int)strlen(s);
-    if (plus_only && n > 1 && *s == '+') item(ctx, s + 1, n - 1);
-    else if (!plus_only && n > 0) item(ctx, s, n);
+    if (plus_only && n > 1 && *s == '+')
+      item(ctx, s + 1, n - 1);
+    else if (!plus_only && n > 0)
+      item(ctx, s, n);
     s += n + (e != NULL);
   }
 }
 
 /* A dim as text: the number, or its symbol or expression. */
-static void dim_text(const nncc_model *m, int outputs, int32_t i, const nncc_io_info *io,
-                     int32_t k, char *buf, size_t cap) {
+static void dim_text(const nncc_model *m, int outputs, int32_t i, const nncc_io_info *io, int32_t k,
+                     char *buf, size_t cap) {
   nncc_dim_info d;
   if (io->dims[k] < 0 && nncc_model_dim(m, outputs, i, k, &d) == NNCC_OK && d.text)
     snprintf(buf, cap, "%s", d.text);
@@ -57,8 +59,7 @@ static void dim_text(const nncc_model *m, int outputs, int32_t i, const nncc_io_
 /* ---- text ------------------------------------------------------------------ */
 
 static void print_io(const nncc_model *m, int outputs, int32_t i, const nncc_io_info *io) {
-  printf("  %s %d: %s: %s[", outputs ? "output" : "input", i, io->name,
-         nncc_dtype_name(io->dtype));
+  printf("  %s %d: %s: %s[", outputs ? "output" : "input", i, io->name, nncc_dtype_name(io->dtype));
   for (int32_t k = 0; k < io->rank; k++) {
     char t[256];
     dim_text(m, outputs, i, io, k, t, sizeof t);
@@ -76,8 +77,10 @@ static void print_text(const char *path, const nncc_model *m, int32_t nsteps) {
   printf("model: %s\n", path);
   printf("name: %s\n", nncc_model_name(m));
   printf("compiler: %s\n", nncc_model_compiler(m));
-  if (*cuda_archs(m)) printf("target: cuda, archs %s\n", cuda_archs(m));
-  else printf("target: %s, cpu %s\n", nncc_model_target(m), nncc_model_cpu(m));
+  if (*cuda_archs(m))
+    printf("target: cuda, archs %s\n", cuda_archs(m));
+  else
+    printf("target: %s, cpu %s\n", nncc_model_target(m), nncc_model_cpu(m));
   if (nncc_model_unusable(m)) printf("runs here: no (%s)\n", nncc_model_unusable(m));
   /* The features the code may use (LLVM also lists the ones it must not). */
   if (!*cuda_archs(m)) {
@@ -114,8 +117,10 @@ static void print_text(const char *path, const nncc_model *m, int32_t nsteps) {
     for (int32_t s = 0; s < nncc_model_num_symbols(m); s++) {
       nncc_symbol_info sy;
       if (nncc_model_symbol(m, s, &sy) != NNCC_OK) continue;
-      if (sy.max == INT64_MAX) printf("  %s: %lld..\n", sy.name, (long long)sy.min);
-      else printf("  %s: %lld..%lld\n", sy.name, (long long)sy.min, (long long)sy.max);
+      if (sy.max == INT64_MAX)
+        printf("  %s: %lld..\n", sy.name, (long long)sy.min);
+      else
+        printf("  %s: %lld..%lld\n", sy.name, (long long)sy.min, (long long)sy.max);
     }
   }
 }
@@ -127,9 +132,12 @@ static void json_strn(const char *s, int n) {
   putchar('"');
   const unsigned char *p = (const unsigned char *)s, *end = p + (n < 0 ? strlen(s) : (size_t)n);
   for (; p < end; p++) {
-    if (*p == '"' || *p == '\\') printf("\\%c", *p);
-    else if (*p < 0x20) printf("\\u%04x", *p);
-    else putchar(*p);
+    if (*p == '"' || *p == '\\')
+      printf("\\%c", *p);
+    else if (*p < 0x20)
+      printf("\\u%04x", *p);
+    else
+      putchar(*p);
   }
   putchar('"');
 }
@@ -148,8 +156,7 @@ static void json_ios(const nncc_model *m, int outputs) {
   printf("  \"%s\": [", outputs ? "outputs" : "inputs");
   for (int32_t i = 0; i < n; i++) {
     nncc_io_info io;
-    if ((outputs ? nncc_model_output(m, i, &io) : nncc_model_input(m, i, &io)) != NNCC_OK)
-      continue;
+    if ((outputs ? nncc_model_output(m, i, &io) : nncc_model_input(m, i, &io)) != NNCC_OK) continue;
     printf("%s\n    {\"name\": ", i ? "," : "");
     json_str(io.name);
     printf(", \"dtype\": \"%s\", \"dims\": [", nncc_dtype_name(io.dtype));
@@ -157,8 +164,10 @@ static void json_ios(const nncc_model *m, int outputs) {
       char t[256];
       dim_text(m, outputs, i, &io, k, t, sizeof t);
       printf("%s", k ? ", " : "");
-      if (io.dims[k] < 0) json_str(t);
-      else printf("%s", t);
+      if (io.dims[k] < 0)
+        json_str(t);
+      else
+        printf("%s", t);
     }
     printf("]}");
   }
@@ -183,27 +192,32 @@ static void print_json(const char *path, const nncc_model *m, int32_t nsteps) {
   count = 0;
   each_item(nncc_model_features(m), true, json_item, &count);
   printf("],\n  \"runs_here\": %s,\n  \"unusable\": ", nncc_model_unusable(m) ? "false" : "true");
-  if (nncc_model_unusable(m)) json_str(nncc_model_unusable(m));
-  else printf("null");
+  if (nncc_model_unusable(m))
+    json_str(nncc_model_unusable(m));
+  else
+    printf("null");
   /* null: not recorded (a model compiled before they were) */
   printf(",\n  \"precision\": ");
-  if (*nncc_model_precision(m)) json_str(nncc_model_precision(m));
-  else printf("null");
+  if (*nncc_model_precision(m))
+    json_str(nncc_model_precision(m));
+  else
+    printf("null");
   if (nncc_model_num_kernels(m) > 0 || nsteps == 0)
     printf(",\n  \"kernels\": %d", nncc_model_num_kernels(m));
   else
     printf(",\n  \"kernels\": null");
   printf(",\n  \"steps\": %d,\n  \"arena_bytes\": ", nsteps);
-  if (nncc_model_num_symbols(m) > 0) printf("null");
-  else printf("%llu", (unsigned long long)nncc_model_workspace_bytes(m));
+  if (nncc_model_num_symbols(m) > 0)
+    printf("null");
+  else
+    printf("%llu", (unsigned long long)nncc_model_workspace_bytes(m));
   printf(",\n  \"weights_bytes\": %llu,\n  \"input_shapes\": [",
          (unsigned long long)nncc_model_weights_bytes(m));
   for (int32_t i = 0; i < nncc_model_num_inputs(m); i++) {
     nncc_io_info io;
     if (nncc_model_input(m, i, &io) != NNCC_OK) continue;
     char spec[4096];
-    size_t len = (size_t)snprintf(spec, sizeof spec, "%s:%s[", io.name,
-                                  nncc_dtype_name(io.dtype));
+    size_t len = (size_t)snprintf(spec, sizeof spec, "%s:%s[", io.name, nncc_dtype_name(io.dtype));
     for (int32_t k = 0; k < io.rank && len < sizeof spec; k++) {
       char t[256];
       dim_text(m, 0, i, &io, k, t, sizeof t);
@@ -223,8 +237,10 @@ static void print_json(const char *path, const nncc_model *m, int32_t nsteps) {
     printf("%s\n    {\"name\": ", s ? "," : "");
     json_str(sy.name);
     printf(", \"min\": %lld, \"max\": ", (long long)sy.min);
-    if (sy.max == INT64_MAX) printf("null}");
-    else printf("%lld}", (long long)sy.max);
+    if (sy.max == INT64_MAX)
+      printf("null}");
+    else
+      printf("%lld}", (long long)sy.max);
   }
   printf("%s]\n}\n", nncc_model_num_symbols(m) > 0 ? "\n  " : "");
 }
@@ -240,8 +256,10 @@ int nncc_inspect_so_ex(const char *path, bool json) {
     return 1;
   }
   int32_t nsteps = m->d->nsteps;
-  if (json) print_json(path, m, nsteps);
-  else print_text(path, m, nsteps);
+  if (json)
+    print_json(path, m, nsteps);
+  else
+    print_text(path, m, nsteps);
   nncc_model_close(m);
   return 0;
 }

@@ -181,7 +181,7 @@ typedef struct kfun {
   int64_t n;        /* n, or -1 when symbolic: then hi (in kx) computes it */
   kx_id hi;
   bool packs_b; /* every GEMM is native and packs B from an image
-                      (ks_gemm.im2col): its im2col buffer is never read */
+                   (ks_gemm.im2col): its im2col buffer is never read */
 } kfun;
 
 /* Whether every GEMM of k (prepared for the native path) describes B as

@@ -87,7 +87,7 @@ enum {
   SYM_MB = 64, /* macro tiles of a symbolic M / N */
   SYM_NB = 192,
   PACK_MIN_COLS = 3, /* B packed from an image: at least this many times
-                         TILE_NB_ALIGN columns (macro_tile_packed) */
+                        TILE_NB_ALIGN columns (macro_tile_packed) */
 };
 
 /* The register tile and blocking for the module's target. */
@@ -616,7 +616,7 @@ static LLVMValueRef nkernel(llvm_mod *lm, int np, int nt) {
   /* C[r, n] (= | +=) alpha * lane r % 8 of acc[r / 8][n], for r < rows */
   kloop_end(lm, &kl, P[NK_KC]);
   LLVMValueRef alpha = splat(lm, vt, P[NK_ALPHA]);
-  LLVMValueRef fin[16][MAX_NV];
+  LLVMValueRef fin[16][MAX_NV] = {{0}};
   for (int p = 0; p < np; p++)
     for (int n = 0; n < nt; n++) fin[p][n] = LLVMBuildFMul(b, alpha, kl.fin[p][n], "");
   for (int r = 0; r < np * 8; r++) {

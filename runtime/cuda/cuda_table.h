@@ -23,9 +23,9 @@
 
 #include <stdint.h>
 
-#define NNCC_CU_MAX_SLOTS 64   /* as the reference interpreter's steps */
-#define NNCC_CU_BLOCK 256      /* threads per block of the elementwise forms */
-#define NNCC_CU_TILE 16        /* GEMM tile edge (blocks of TILE x TILE) */
+#define NNCC_CU_MAX_SLOTS 64 /* as the reference interpreter's steps */
+#define NNCC_CU_BLOCK 256    /* threads per block of the elementwise forms */
+#define NNCC_CU_TILE 16      /* GEMM tile edge (blocks of TILE x TILE) */
 
 /* The pointers of one launch; passed by value (512 bytes of parameters). */
 typedef struct nncc_cu_args {
@@ -51,8 +51,16 @@ enum {
 
 /* Postfix ops (nncc_cu_eval). */
 enum {
-  NNCC_CU_END = 0, NNCC_CU_CONST, NNCC_CU_DIM, NNCC_CU_ADD, NNCC_CU_SUB,
-  NNCC_CU_MUL, NNCC_CU_DIV, NNCC_CU_FLOORDIV, NNCC_CU_MOD, NNCC_CU_MIN,
+  NNCC_CU_END = 0,
+  NNCC_CU_CONST,
+  NNCC_CU_DIM,
+  NNCC_CU_ADD,
+  NNCC_CU_SUB,
+  NNCC_CU_MUL,
+  NNCC_CU_DIV,
+  NNCC_CU_FLOORDIV,
+  NNCC_CU_MOD,
+  NNCC_CU_MIN,
   NNCC_CU_MAX,
 };
 
@@ -73,49 +81,49 @@ enum {
 /* The table types as one macro, so the CUDA artifact step can write the
  * same definitions into the C file it generates (NNCC_CU_TYPES_TEXT). The
  * fields are documented above in the comments of each member. */
-#define NNCC_CU_TYPES \
-  typedef struct nncc_cu_kernel { \
-    const char *name; \
-    int32_t form; \
-    int32_t sync; \
-    int32_t trip; \
-    int32_t m, n; \
-    int32_t threads; \
-    int32_t vec; \
-  } nncc_cu_kernel; \
+#define NNCC_CU_TYPES                                                                          \
+  typedef struct nncc_cu_kernel {                                                              \
+    const char *name;                                                                          \
+    int32_t form;                                                                              \
+    int32_t sync;                                                                              \
+    int32_t trip;                                                                              \
+    int32_t m, n;                                                                              \
+    int32_t threads;                                                                           \
+    int32_t vec;                                                                               \
+  } nncc_cu_kernel;                                                                            \
   enum { NNCC_CU_INPUT = 0, NNCC_CU_OUTPUT, NNCC_CU_WEIGHT, NNCC_CU_WORKSPACE, NNCC_CU_DIMS }; \
-  typedef struct nncc_cu_buf { \
-    int32_t kind; \
-    int32_t index; \
-    uint64_t offset; \
-    int32_t elems; \
-    uint32_t esize; \
-  } nncc_cu_buf; \
-  typedef struct nncc_cu_step { \
-    int32_t kernel; \
-    int32_t slot0; \
-    int32_t nslots; \
-  } nncc_cu_step; \
-  typedef struct nncc_cu_table { \
-    int32_t nkernels, nsteps, nbufs, nslots, nprog; \
-    const nncc_cu_kernel *kernels; \
-    const nncc_cu_step *steps; \
-    const nncc_cu_buf *bufs; \
-    const int32_t *slots; \
-    const int64_t *prog; \
-    int32_t nsyms; \
-    int32_t dynamic; \
-    uint64_t workspace_bytes; \
-    uint64_t weights_bytes; \
-  } nncc_cu_table; \
-  typedef struct nncc_cu_model { \
-    const nncc_cu_table *table; \
-    int32_t narchs; \
-    const int32_t *archs; \
-    const unsigned char *const *cubins; \
-    const uint64_t *cubin_sizes; \
-    const char *ptx; \
-    int32_t ninputs, noutputs; \
+  typedef struct nncc_cu_buf {                                                                 \
+    int32_t kind;                                                                              \
+    int32_t index;                                                                             \
+    uint64_t offset;                                                                           \
+    int32_t elems;                                                                             \
+    uint32_t esize;                                                                            \
+  } nncc_cu_buf;                                                                               \
+  typedef struct nncc_cu_step {                                                                \
+    int32_t kernel;                                                                            \
+    int32_t slot0;                                                                             \
+    int32_t nslots;                                                                            \
+  } nncc_cu_step;                                                                              \
+  typedef struct nncc_cu_table {                                                               \
+    int32_t nkernels, nsteps, nbufs, nslots, nprog;                                            \
+    const nncc_cu_kernel *kernels;                                                             \
+    const nncc_cu_step *steps;                                                                 \
+    const nncc_cu_buf *bufs;                                                                   \
+    const int32_t *slots;                                                                      \
+    const int64_t *prog;                                                                       \
+    int32_t nsyms;                                                                             \
+    int32_t dynamic;                                                                           \
+    uint64_t workspace_bytes;                                                                  \
+    uint64_t weights_bytes;                                                                    \
+  } nncc_cu_table;                                                                             \
+  typedef struct nncc_cu_model {                                                               \
+    const nncc_cu_table *table;                                                                \
+    int32_t narchs;                                                                            \
+    const int32_t *archs;                                                                      \
+    const unsigned char *const *cubins;                                                        \
+    const uint64_t *cubin_sizes;                                                               \
+    const char *ptx;                                                                           \
+    int32_t ninputs, noutputs;                                                                 \
   } nncc_cu_model;
 NNCC_CU_TYPES
 /* Device-memory tensors (nncc.h NNCC_TENSOR_DEVICE). The session runtime
@@ -127,7 +135,7 @@ NNCC_CU_TYPES
  * memory as they are, with no copy. A runtime older than this writes NULL
  * there, so every tensor is host memory. */
 #define NNCC_CU_IO_TAG ((void *)(uintptr_t)0x4e4e4343494f4647ull) /* "NNCCIOFG" */
-#define NNCC_CU_IO_DEVICE 1u /* = NNCC_TENSOR_DEVICE */
+#define NNCC_CU_IO_DEVICE 1u                                      /* = NNCC_TENSOR_DEVICE */
 
 #define NNCC_CU_STR_(...) #__VA_ARGS__
 #define NNCC_CU_STR(...) NNCC_CU_STR_(__VA_ARGS__)
@@ -159,12 +167,18 @@ static inline int64_t nncc_cu_eval(const int64_t *prog, int32_t nprog, int32_t a
     case NNCC_CU_MUL: r = (int64_t)((uint64_t)x * (uint64_t)y); break;
     case NNCC_CU_DIV: r = y == 0 || (x == INT64_MIN && y == -1) ? 0 : x / y; break;
     case NNCC_CU_FLOORDIV:
-      if (y == 0 || (x == INT64_MIN && y == -1)) { r = 0; break; }
+      if (y == 0 || (x == INT64_MIN && y == -1)) {
+        r = 0;
+        break;
+      }
       r = x / y;
       if (x % y != 0 && ((x < 0) != (y < 0))) r--;
       break;
     case NNCC_CU_MOD:
-      if (y == 0 || y == -1) { r = 0; break; }
+      if (y == 0 || y == -1) {
+        r = 0;
+        break;
+      }
       r = x % y;
       if (r != 0 && ((r < 0) != (y < 0))) r += y;
       break;

@@ -159,11 +159,11 @@ nncc_status nncc_model_output(const nncc_model *model, int32_t i, nncc_io_info *
 
 /* Strings recorded at compile time; owned by the model, valid until it is
  * closed; "" when absent or for a NULL model. */
-const char *nncc_model_compiler(const nncc_model *model); /* "nncc 0.1.0 (LLVM 14.0.6)" */
-const char *nncc_model_name(const nncc_model *model);     /* e.g. "model_jit" */
-const char *nncc_model_target(const nncc_model *model);   /* "cpu" */
-const char *nncc_model_cpu(const nncc_model *model);      /* e.g. "skylake" */
-const char *nncc_model_features(const nncc_model *model); /* "+avx2,+fma,..." */
+const char *nncc_model_compiler(const nncc_model *model);  /* "nncc 0.1.0 (LLVM 14.0.6)" */
+const char *nncc_model_name(const nncc_model *model);      /* e.g. "model_jit" */
+const char *nncc_model_target(const nncc_model *model);    /* "cpu" */
+const char *nncc_model_cpu(const nncc_model *model);       /* e.g. "skylake" */
+const char *nncc_model_features(const nncc_model *model);  /* "+avx2,+fma,..." */
 const char *nncc_model_precision(const nncc_model *model); /* "f32", "f16", "bf16" */
 /* Distinct compiled kernels (CPU functions or CUDA kernels) of the model;
  * 0 for a NULL model. */
@@ -182,16 +182,16 @@ uint64_t nncc_model_weights_bytes(const nncc_model *model);
  * needs) with the input shapes before running. */
 
 typedef struct nncc_symbol_info {
-  const char *name;    /* e.g. "b" */
-  int64_t min, max;    /* allowed values, inclusive */
+  const char *name; /* e.g. "b" */
+  int64_t min, max; /* allowed values, inclusive */
 } nncc_symbol_info;
 
 typedef struct nncc_dim_info {
-  int64_t value;       /* the dim, or -1 when it is chosen at run time */
-  const char *text;    /* NULL for a number; else how it is written: a
-                          symbol ("b") or an expression ("h//32") */
-  int64_t min, max;    /* the values it may take (a symbol's range; 1 and
-                          INT64_MAX for an expression; value for a number) */
+  int64_t value;    /* the dim, or -1 when it is chosen at run time */
+  const char *text; /* NULL for a number; else how it is written: a
+                       symbol ("b") or an expression ("h//32") */
+  int64_t min, max; /* the values it may take (a symbol's range; 1 and
+                       INT64_MAX for an expression; value for a number) */
 } nncc_dim_info;
 
 /* The number of symbols (0 for a model whose shapes are all fixed). */
@@ -220,8 +220,8 @@ typedef struct nncc_session nncc_session;
 /* Creates a session: a workspace and a pool of nthreads threads (the calling
  * thread counts as one; nthreads <= 0 means one per online CPU). The model
  * must outlive the session. */
-nncc_status nncc_session_create(const nncc_model *model, int nthreads,
-                                nncc_session **session, char **err);
+nncc_status nncc_session_create(const nncc_model *model, int nthreads, nncc_session **session,
+                                char **err);
 /* Frees a session (NULL is fine). Not while a run is in progress. */
 void nncc_session_destroy(nncc_session *session);
 /* The number of threads the session runs with (>= 1; 0 for NULL). */
@@ -243,9 +243,8 @@ nncc_status nncc_session_set_workspace(nncc_session *session, void *mem, uint64_
  * distinct input shape and reuses it while the shape repeats. Output
  * memory is written, input memory only read; they must not overlap. Use a
  * session from one thread at a time. */
-nncc_status nncc_session_run(nncc_session *session, const nncc_tensor *inputs,
-                             size_t ninputs, const nncc_tensor *outputs,
-                             size_t noutputs, char **err);
+nncc_status nncc_session_run(nncc_session *session, const nncc_tensor *inputs, size_t ninputs,
+                             const nncc_tensor *outputs, size_t noutputs, char **err);
 
 /* ---- profiling -----------------------------------------------------------------
  *
@@ -260,15 +259,15 @@ nncc_status nncc_session_run(nncc_session *session, const nncc_tensor *inputs,
  * prints the sorted table (nncc_session_profile_report) to stderr. */
 
 typedef struct nncc_profile_row {
-  int32_t step;        /* position in the model's program, from 0 */
-  const char *kernel;  /* generated kernel, e.g. "k12_convolution" */
-  const char *ops;     /* the IR ops it computes, e.g. "convolution+relu" */
-  const char *scope;   /* module path of the layer, e.g. "layer1.0.conv1";
-                          "" at the root or when unknown */
-  const char *loc;     /* source "ENTRY:LINE" in the model's code; "" when
-                          unknown */
-  uint64_t ns;         /* wall time in the step over all profiled runs */
-  double percent;      /* ns as a share of the sum over every step */
+  int32_t step;       /* position in the model's program, from 0 */
+  const char *kernel; /* generated kernel, e.g. "k12_convolution" */
+  const char *ops;    /* the IR ops it computes, e.g. "convolution+relu" */
+  const char *scope;  /* module path of the layer, e.g. "layer1.0.conv1";
+                         "" at the root or when unknown */
+  const char *loc;    /* source "ENTRY:LINE" in the model's code; "" when
+                         unknown */
+  uint64_t ns;        /* wall time in the step over all profiled runs */
+  double percent;     /* ns as a share of the sum over every step */
 } nncc_profile_row;
 
 /* Starts (on != 0) or stops timing the session's runs. Stopping keeps the
@@ -284,9 +283,8 @@ void nncc_session_profile_reset(nncc_session *session);
  * (may be NULL) their total wall time inside nncc_session_run. The
  * strings belong to the model. Call with cap 0 for the count.
  * NNCC_ERR_INVALID_ARG for a NULL session or nrows. */
-nncc_status nncc_session_profile(const nncc_session *session, nncc_profile_row *rows,
-                                 int32_t cap, int32_t *nrows, uint64_t *runs,
-                                 uint64_t *run_ns);
+nncc_status nncc_session_profile(const nncc_session *session, nncc_profile_row *rows, int32_t cap,
+                                 int32_t *nrows, uint64_t *runs, uint64_t *run_ns);
 /* The profile as a table, as NNCC_PROFILE=1 prints it: a header line
  * (model, runs, threads, time per run), then one line per step with its
  * time per run, %, cumulative %, step, kernel, ops, scope and source.
@@ -303,8 +301,7 @@ char *nncc_session_profile_report(const nncc_session *session);
  * (Fortran order, big-endian, another dtype). */
 nncc_status nncc_npy_read(const char *path, nncc_tensor **tensor, char **err);
 /* The same from bytes in memory (the bytes are copied). */
-nncc_status nncc_npy_parse(const void *bytes, size_t size, nncc_tensor **tensor,
-                           char **err);
+nncc_status nncc_npy_parse(const void *bytes, size_t size, nncc_tensor **tensor, char **err);
 /* Writes t as a .npy file (format 1.0, the header NumPy's np.save writes).
  * NNCC_ERR_FORMAT for a dtype .npy can't hold (bf16). */
 nncc_status nncc_npy_write(const char *path, const nncc_tensor *t, char **err);

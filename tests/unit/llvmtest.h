@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 /* nncc_graph_run of a compiled program. */
-typedef int (*graph_fn)(void *const *inputs, void *const *outputs,
-                        unsigned char *workspace, const unsigned char *weights,
-                        void *pool, const int64_t *dims, const int64_t *offsets);
+typedef int (*graph_fn)(void *const *inputs, void *const *outputs, unsigned char *workspace,
+                        const unsigned char *weights, void *pool, const int64_t *dims,
+                        const int64_t *offsets);
 
 /* The opening of nncc_rt_parallel_for, for a test's runtime stub: a
  * serial stand-in for the model runtime's thread pool, calling
@@ -52,8 +52,7 @@ static inline float lt_frand(uint64_t *s) {
 static inline void lt_write_file(const char *path, const void *data, size_t n) {
   FILE *f = fopen(path, "wb");
   CHECK(f != NULL);
-  if (!f)
-    return;
+  if (!f) return;
   CHECK(fwrite(data, 1, n, f) == n);
   fclose(f);
 }
@@ -69,12 +68,9 @@ static inline const char *lt_rt_path(void) {
  * and writes the runtime stub rt_source into it unless NULL. */
 static inline void lt_setup(const char *name, const char *rt_source) {
   const char *base = getenv("NNCC_TEST_TMP");
-  snprintf(lt_dir, sizeof lt_dir, "%s/nncc_test_%s_XXXXXX", base && *base ? base : "/tmp",
-           name);
-  if (!mkdtemp(lt_dir))
-    unit_skip("no temporary directory");
-  if (rt_source)
-    lt_write_file(lt_rt_path(), rt_source, strlen(rt_source));
+  snprintf(lt_dir, sizeof lt_dir, "%s/nncc_test_%s_XXXXXX", base && *base ? base : "/tmp", name);
+  if (!mkdtemp(lt_dir)) unit_skip("no temporary directory");
+  if (rt_source) lt_write_file(lt_rt_path(), rt_source, strlen(rt_source));
 }
 
 /* Removes the runtime stub and lt_dir. */
@@ -94,20 +90,17 @@ static inline void *lt_load_object(const llvm_result *r, graph_fn *fn) {
   snprintf(so, sizeof so, "%s/m%d.so", lt_dir, id);
   lt_write_file(obj, r->obj, r->obj_size);
   const char *cc = getenv("CC");
-  snprintf(cmd, sizeof cmd, "%s -shared -fPIC -o %s %s %s/rt.c -lm",
-           cc && *cc ? cc : "cc", so, obj, lt_dir);
+  snprintf(cmd, sizeof cmd, "%s -shared -fPIC -o %s %s %s/rt.c -lm", cc && *cc ? cc : "cc", so, obj,
+           lt_dir);
   int rc = system(cmd);
   CHECK_INT(rc, 0);
   remove(obj);
-  if (rc != 0)
-    return NULL;
+  if (rc != 0) return NULL;
   void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
   remove(so);
-  if (!h)
-    fprintf(stderr, "dlopen: %s\n", dlerror());
+  if (!h) fprintf(stderr, "dlopen: %s\n", dlerror());
   CHECK(h != NULL);
-  if (!h)
-    return NULL;
+  if (!h) return NULL;
   *(void **)fn = dlsym(h, "nncc_graph_run");
   CHECK(*fn != NULL);
   return *fn ? h : NULL;
@@ -115,8 +108,8 @@ static inline void *lt_load_object(const llvm_result *r, graph_fn *fn) {
 
 /* Adds a buffer to p: a new graph input or output of `elems` elements
  * (1-d, named "t"), or a weight or workspace buffer at `offset`. */
-static inline be_bufid lt_add_buf(be_program *p, be_bufkind kind, nn_dtype dt,
-                                  int64_t elems, uint64_t offset) {
+static inline be_bufid lt_add_buf(be_program *p, be_bufkind kind, nn_dtype dt, int64_t elems,
+                                  uint64_t offset) {
   be_buf b = {.kind = kind, .dtype = dt, .elems = elems, .offset = offset};
   be_io io = {.name = "t", .dtype = dt, .rank = 1, .dims = NULL};
   if (kind == BE_BUF_INPUT) {
@@ -134,8 +127,8 @@ static inline be_bufid lt_add_buf(be_program *p, be_bufkind kind, nn_dtype dt,
  * its operands: A [M, K] row-major, or stored [K, M] when a_trans; B
  * [K, N] row-major, or stored [N, K] when b_trans; a_panel / b_panel the
  * packed layouts (0 for none). */
-static inline void lt_gemm_shape(kernel *k, ks_gemm *g, kx_id M, kx_id N, kx_id K,
-                                 bool a_trans, bool b_trans, int a_panel, int b_panel) {
+static inline void lt_gemm_shape(kernel *k, ks_gemm *g, kx_id M, kx_id N, kx_id K, bool a_trans,
+                                 bool b_trans, int a_panel, int b_panel) {
   g->m = M;
   g->n = N;
   g->k = K;
@@ -152,16 +145,14 @@ static inline void lt_gemm_shape(kernel *k, ks_gemm *g, kx_id M, kx_id N, kx_id 
  * (the constant 0 without a loop), to move the operands' offsets by. */
 static inline kx_id lt_batch_begin(kernel *k, int64_t batch, int32_t *loop) {
   *loop = -1;
-  if (batch > 1)
-    *loop = k_for_begin(k, k_i64(k, 0), k_i64(k, batch), KS_PARALLEL);
+  if (batch > 1) *loop = k_for_begin(k, k_i64(k, 0), k_i64(k, batch), KS_PARALLEL);
   return *loop >= 0 ? k_varref(k, *loop) : k_i64(k, 0);
 }
 
 /* Adds GEMM g and closes the batch loop of lt_batch_begin, if any. */
 static inline void lt_batch_end(kernel *k, const ks_gemm *g, int32_t loop) {
   k_gemm(k, g);
-  if (loop >= 0)
-    k_for_end(k);
+  if (loop >= 0) k_for_end(k);
 }
 
 #endif

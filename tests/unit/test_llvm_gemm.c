@@ -24,24 +24,22 @@
 #include <math.h>
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
-static float frand(void) {
-  return lt_frand(&rng);
-}
+static float frand(void) { return lt_frand(&rng); }
 
 /* ---- cases ------------------------------------------------------------------ */
 
 typedef struct tcase {
   int64_t m, n, k;
-  bool a_trans;        /* A stored [K, M] (a_rs 1) */
-  bool b_trans;        /* B stored [N, K]: no native form */
+  bool a_trans;         /* A stored [K, M] (a_rs 1) */
+  bool b_trans;         /* B stored [N, K]: no native form */
   int a_panel, b_panel; /* packed layouts (8 / 16), or 0 */
-  int bias;            /* 0 none, 1 per n, 2 per m, 3 full [M, N], 4 scalar */
+  int bias;             /* 0 none, 1 per n, 2 per m, 3 full [M, N], 4 scalar */
   float alpha, beta;
   bool accumulate;
-  int ep;              /* 0 none, 1 relu, 2 v*0.5 + e[idx] */
-  int64_t batch;       /* > 1: a PARALLEL batch loop around the GEMM */
-  bool sym;            /* M and N (and K unless packed) loaded from an
-                          input at run time */
+  int ep;        /* 0 none, 1 relu, 2 v*0.5 + e[idx] */
+  int64_t batch; /* > 1: a PARALLEL batch loop around the GEMM */
+  bool sym;      /* M and N (and K unless packed) loaded from an
+                    input at run time */
 } tcase;
 
 /* Buffers of a case (elements, all batch items). */
@@ -51,9 +49,7 @@ typedef struct tbufs {
   int64_t sizes[3];
 } tbufs;
 
-static int64_t up(int64_t v, int64_t p) {
-  return p > 0 ? (v + p - 1) / p * p : v;
-}
+static int64_t up(int64_t v, int64_t p) { return p > 0 ? (v + p - 1) / p * p : v; }
 
 static void case_bufs(const tcase *t, tbufs *z) {
   z->astr = up(t->m, t->a_panel) * t->k;
@@ -68,12 +64,10 @@ static void case_bufs(const tcase *t, tbufs *z) {
   int64_t lens[4] = {z->ae, z->be, z->biase, z->ce};
   for (int i = 0; i < 4; i++) {
     *arrs[i] = malloc(sizeof(float) * (size_t)lens[i]);
-    for (int64_t j = 0; j < lens[i]; j++)
-      (*arrs[i])[j] = frand();
+    for (int64_t j = 0; j < lens[i]; j++) (*arrs[i])[j] = frand();
   }
   z->e = malloc(sizeof(float) * (size_t)z->ce);
-  for (int64_t j = 0; j < z->ce; j++)
-    z->e[j] = frand();
+  for (int64_t j = 0; j < z->ce; j++) z->e[j] = frand();
   z->got = malloc(sizeof(float) * (size_t)z->ce);
   z->want = malloc(sizeof(float) * (size_t)z->ce);
   memcpy(z->got, z->c0, sizeof(float) * (size_t)z->ce);
@@ -152,20 +146,17 @@ static kernel *case_kernel(nn_arena *a, const tcase *t, const tbufs *z, int id) 
 
 /* ---- programs ------------------------------------------------------------- */
 
-static const char rt_source[] =
-    "#include <stdint.h>\n"
-    LT_RT_PARALLEL_FOR
-    "  fn(slots, 0, n / 3);\n"
-    "  fn(slots, n / 3, n);\n"
-    "}\n";
+static const char rt_source[] = "#include <stdint.h>\n" LT_RT_PARALLEL_FOR
+                                "  fn(slots, 0, n / 3);\n"
+                                "  fn(slots, n / 3, n);\n"
+                                "}\n";
 
 /* Max over elements of |got - want| / max(1, |want|). */
 static double rel_err(const float *got, const float *want, int64_t n) {
   double worst = 0;
   for (int64_t i = 0; i < n; i++) {
     double d = fabs((double)got[i] - want[i]) / fmax(1.0, fabs((double)want[i]));
-    if (!(d <= worst))
-      worst = d;
+    if (!(d <= worst)) worst = d;
   }
   return worst;
 }
@@ -206,8 +197,7 @@ static void run_cases(const tcase *t, int n, const char *mcpu, int width) {
   llvm_opts o = {.opt_level = 2, .mcpu = mcpu};
   llvm_result r;
   CHECK_INT(llvm_compile(p, &o, true, &r, &d), 0);
-  if (d.errors)
-    goto out;
+  if (d.errors) goto out;
   for (int i = 0; i < n; i++) /* the program is untouched */
     CHECK(p->steps.data[i].k->stmts.len > 0);
   char want_name[32];
@@ -234,18 +224,16 @@ static void run_cases(const tcase *t, int n, const char *mcpu, int width) {
         fprintf(stderr,
                 "%s: case %d m=%lld n=%lld k=%lld at=%d bt=%d ap=%d bp=%d bias=%d "
                 "alpha=%g beta=%g acc=%d ep=%d batch=%lld sym=%d: error %g\n",
-                mcpu, i, (long long)t[i].m, (long long)t[i].n, (long long)t[i].k,
-                t[i].a_trans, t[i].b_trans, t[i].a_panel, t[i].b_panel, t[i].bias,
-                t[i].alpha, t[i].beta, t[i].accumulate, t[i].ep,
-                (long long)t[i].batch, t[i].sym, err);
+                mcpu, i, (long long)t[i].m, (long long)t[i].n, (long long)t[i].k, t[i].a_trans,
+                t[i].b_trans, t[i].a_panel, t[i].b_panel, t[i].bias, t[i].alpha, t[i].beta,
+                t[i].accumulate, t[i].ep, (long long)t[i].batch, t[i].sym, err);
       CHECK(err <= tol);
     }
     dlclose(h);
   }
   llvm_result_free(&r);
 out:
-  for (int i = 0; i < n; i++)
-    free_bufs(&z[i]);
+  for (int i = 0; i < n; i++) free_bufs(&z[i]);
   free(z);
   free(in);
   free(out);
@@ -263,8 +251,7 @@ static int make_cases(tcase *t, int max) {
       for (int ki = 0; ki < 5; ki++, i++) {
         int64_t m = ms[mi], nn = ns[ni], kk = ks[ki];
         /* the interpreter is slow: a third of the cases, few big ones */
-        if (i % 3 != 0 || (m * nn * kk > 400000 && i % 2) || n >= max)
-          continue;
+        if (i % 3 != 0 || (m * nn * kk > 400000 && i % 2) || n >= max) continue;
         tcase c = {.m = m, .n = nn, .k = kk, .alpha = 1, .beta = 1, .batch = 1};
         c.a_trans = i % 7 == 2;
         c.a_panel = !c.a_trans && i % 5 == 1 ? 8 : 0;
@@ -281,20 +268,68 @@ static int make_cases(tcase *t, int max) {
   /* fixed ones: runtime sizes around the edges; K blocks with a tail;
    * accumulate with a batch; an empty K */
   tcase fixed[] = {
-      {.m = 13, .n = 97, .k = 300, .alpha = 1, .beta = 1, .bias = 3, .batch = 1, .sym = true, .ep = 2},
-      {.m = 1, .n = 1000, .k = 33, .alpha = 1, .beta = 1, .bias = 1, .batch = 1, .b_panel = 16, .ep = 1},
-      {.m = 64, .n = 49, .k = 700, .alpha = 1, .beta = 1, .bias = 2, .batch = 1, .a_panel = 8, .ep = 2},
+      {.m = 13,
+       .n = 97,
+       .k = 300,
+       .alpha = 1,
+       .beta = 1,
+       .bias = 3,
+       .batch = 1,
+       .sym = true,
+       .ep = 2},
+      {.m = 1,
+       .n = 1000,
+       .k = 33,
+       .alpha = 1,
+       .beta = 1,
+       .bias = 1,
+       .batch = 1,
+       .b_panel = 16,
+       .ep = 1},
+      {.m = 64,
+       .n = 49,
+       .k = 700,
+       .alpha = 1,
+       .beta = 1,
+       .bias = 2,
+       .batch = 1,
+       .a_panel = 8,
+       .ep = 2},
       {.m = 20, .n = 35, .k = 513, .alpha = -1, .beta = 1, .batch = 2, .accumulate = true},
       {.m = 5, .n = 20, .k = 0, .alpha = 1, .beta = 1, .bias = 1, .batch = 1},
       {.m = 6, .n = 30, .k = 0, .alpha = 1, .beta = 1, .batch = 1, .sym = true, .accumulate = true},
       /* narrow column tails (A packed): run-time and constant sizes */
-      {.m = 70, .n = 51, .k = 300, .alpha = 1, .beta = 1, .bias = 2, .batch = 1, .a_panel = 8, .sym = true, .ep = 2},
-      {.m = 9, .n = 98, .k = 40, .alpha = 2, .beta = 1, .batch = 1, .a_panel = 8, .sym = true, .accumulate = true},
-      {.m = 100, .n = 4, .k = 257, .alpha = 1, .beta = 1, .bias = 1, .batch = 2, .a_panel = 8, .ep = 1},
+      {.m = 70,
+       .n = 51,
+       .k = 300,
+       .alpha = 1,
+       .beta = 1,
+       .bias = 2,
+       .batch = 1,
+       .a_panel = 8,
+       .sym = true,
+       .ep = 2},
+      {.m = 9,
+       .n = 98,
+       .k = 40,
+       .alpha = 2,
+       .beta = 1,
+       .batch = 1,
+       .a_panel = 8,
+       .sym = true,
+       .accumulate = true},
+      {.m = 100,
+       .n = 4,
+       .k = 257,
+       .alpha = 1,
+       .beta = 1,
+       .bias = 1,
+       .batch = 2,
+       .a_panel = 8,
+       .ep = 1},
       {.m = 97, .n = 148, .k = 33, .alpha = 1, .beta = 0.5f, .bias = 3, .batch = 1, .a_panel = 8},
   };
-  for (size_t j = 0; j < NN_ARRAY_LEN(fixed) && n < max; j++)
-    t[n++] = fixed[j];
+  for (size_t j = 0; j < NN_ARRAY_LEN(fixed) && n < max; j++) t[n++] = fixed[j];
   return n;
 }
 
@@ -305,19 +340,27 @@ int main(void) {
   int n = make_cases(t, 200);
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  int host = __builtin_cpu_supports("avx512f")                                   ? 16
-             : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8
-                                                                                 : 4;
+  int host = __builtin_cpu_supports("avx512f") ? 16
+             : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                 ? 8
+                 : 4;
   run_cases(t, n, "native", host);
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     run_cases(t, n, "haswell", 8);
   run_cases(t, n, "x86-64", 4);
-  if (__builtin_cpu_supports("avx512f"))
-    run_cases(t, n, "skylake-avx512", 16);
+  if (__builtin_cpu_supports("avx512f")) run_cases(t, n, "skylake-avx512", 16);
 #endif
   /* no native form: B with strided columns, and a matrix-vector product */
   tcase none[] = {
-      {.m = 9, .n = 21, .k = 40, .b_trans = true, .alpha = 1, .beta = 1, .bias = 1, .batch = 1, .ep = 1},
+      {.m = 9,
+       .n = 21,
+       .k = 40,
+       .b_trans = true,
+       .alpha = 1,
+       .beta = 1,
+       .bias = 1,
+       .batch = 1,
+       .ep = 1},
       {.m = 33, .n = 1, .k = 70, .alpha = 1, .beta = 1, .bias = 2, .batch = 1},
   };
   run_cases(none, 2, "native", 0);

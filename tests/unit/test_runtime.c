@@ -171,7 +171,8 @@ static void test_npy_malformed(void) {
   CHECK_INT(npy_try("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8, m, sizeof m),
             NNCC_OK);
   /* Any key order and spacing, and Python 2's long ints. */
-  CHECK_INT(npy_try("{\"shape\":(2L,),\"fortran_order\":False,\"descr\":\"<f4\"}\n", 8, m, sizeof m),
+  CHECK_INT(npy_try("{\"shape\":(2L,),\"fortran_order\":False,\"descr\":\"<f4\"}\n", 8, m,
+                    sizeof m),
             NNCC_OK);
   CHECK_INT(npy_try("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 8, m, sizeof m),
             NNCC_ERR_FORMAT);
@@ -199,10 +200,12 @@ static void test_npy_malformed(void) {
   CHECK_INT(npy_try("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 8, m, sizeof m),
             NNCC_ERR_FORMAT);
   CHECK_INT(npy_try("{'descr': '<f4', 'fortran_order': False, 'shape': "
-                    "(1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1), }", 4, m, sizeof m),
+                    "(1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1), }",
+                    4, m, sizeof m),
             NNCC_ERR_FORMAT);
   CHECK_INT(npy_try("{'descr': '<f4', 'fortran_order': False, 'shape': "
-                    "(99999999999, 99999999999, 99999999999), }", 4, m, sizeof m),
+                    "(99999999999, 99999999999, 99999999999), }",
+                    4, m, sizeof m),
             NNCC_ERR_FORMAT);
   CHECK_STR(m, "the .npy array is too large");
   CHECK_INT(npy_try("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1,), }", 4, m, sizeof m),
@@ -285,7 +288,9 @@ static int link_test_model(const char *out, void *obj, size_t size, const char *
   NN_PUSH(a, p->outputs, ((be_io){"runs", NN_DT_I64, 1, one_dims, NULL}));
   p->workspace_bytes = 8;
   const float w[3] = {0.5f, -1.0f, 100.0f};
-  for (size_t i = 0; i < sizeof w; i++) NN_PUSH(a, p->weights, ((unsigned char *)w)[i]);
+  unsigned char wb[sizeof w];
+  memcpy(wb, w, sizeof w);
+  for (size_t i = 0; i < sizeof wb; i++) NN_PUSH(a, p->weights, wb[i]);
   llvm_result r = {obj, size, NULL, "testcpu", (char *)features};
   artifact_opts o = {out, ccmd, "test_model", NULL, NULL};
   nn_diag d;
@@ -335,11 +340,12 @@ static void test_model_run(const char *so) {
   float x[6] = {1, 2, 3, 4, 5, 6}, y[6] = {0};
   int64_t runs = 0, bad_dims[] = {2, 4}, rank1[] = {6};
   nncc_tensor in = {x, NNCC_DTYPE_F32, 2, x_dims, 0};
-  nncc_tensor outs[2] = {{y, NNCC_DTYPE_F32, 2, x_dims, 0}, {&runs, NNCC_DTYPE_I64, 1, one_dims, 0}};
+  nncc_tensor outs[2] = {{y, NNCC_DTYPE_F32, 2, x_dims, 0},
+                         {&runs, NNCC_DTYPE_I64, 1, one_dims, 0}};
   CHECK_INT(nncc_session_run(s, &in, 1, outs, 2, &err), NNCC_OK);
   CHECK(err == NULL);
   const float want[6] = {2.5f, 3.0f, 106.0f, 8.5f, 9.0f, 112.0f};
-  CHECK(memcmp(y, want, sizeof y) == 0);
+  CHECK(memcmp(y, want, sizeof y) == 0); // NOLINT(bugprone-suspicious-memory-comparison): exact
   CHECK_INT(runs, 1);
   CHECK_INT(nncc_session_run(s, &in, 1, outs, 2, NULL), NNCC_OK);
   CHECK_INT(runs, 2); /* the workspace belongs to the session */
@@ -436,6 +442,7 @@ static int fake_check_cpu(char *msg, size_t cap) {
   snprintf(msg, cap, "this CPU lacks made-up-feature");
   return -1;
 }
+// NOLINTNEXTLINE(readability-non-const-parameter): the check_cpu hook's signature
 static int ok_check_cpu(char *msg, size_t cap) {
   (void)msg;
   (void)cap;
@@ -476,11 +483,37 @@ static void test_loader_refusals(void *obj, size_t size) {
   }
   /* Hand-built descriptors: ABI version, malformed, CPU features. */
   static const nncc_model_io io = {"x", NNCC_DTYPE_F32, 1, one_dims};
-  nncc_model_desc d = {NNCC_ABI_VERSION, sizeof d, "nncc test", "m", "cpu", "cpu0",
-                       "+made-up-feature", 0, 0, 1, 1, &io, &io, fake_check_cpu,
-                       fake_session_new, fake_session_free, fake_run,
-                       0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL,
-                       "bf16", 3};
+  nncc_model_desc d =
+      {NNCC_ABI_VERSION,
+       sizeof d,
+       "nncc test",
+       "m",
+       "cpu",
+       "cpu0",
+       "+made-up-feature",
+       0,
+       0,
+       1,
+       1,
+       &io,
+       &io,
+       fake_check_cpu,
+       fake_session_new,
+       fake_session_free,
+       fake_run,
+       0,
+       NULL,
+       NULL,
+       NULL,
+       NULL,
+       NULL,
+       NULL,
+       NULL,
+       0,
+       NULL,
+       NULL,
+       "bf16",
+       3};
   CHECK_INT(rt_model_from_desc(&d, NULL, &m, &err), NNCC_ERR_UNSUPPORTED_CPU);
   CHECK_STR(err, "this CPU lacks made-up-feature");
   nncc_free_message(err);
@@ -525,8 +558,7 @@ static void test_loader_refusals(void *obj, size_t size) {
     snprintf(feats, sizeof feats, "+64bit,+sse2,+%s,+made-up-feature", f);
     CHECK_INT(link_test_model(tmp_path("needs.so"), obj, size, feats, cc()), 0);
     CHECK_INT(nncc_model_open(tmp_path("needs.so"), &m, &err), NNCC_ERR_UNSUPPORTED_CPU);
-    snprintf(want, sizeof want,
-             "%s: this CPU lacks %s (the model was compiled for CPU 'testcpu')",
+    snprintf(want, sizeof want, "%s: this CPU lacks %s (the model was compiled for CPU 'testcpu')",
              tmp_path("needs.so"), f);
     CHECK_STR(err, want);
     CHECK(m == NULL);
@@ -544,7 +576,8 @@ static void test_link_failures(void *obj, size_t size) {
   size_t n;
   void *o = compile_obj("extern int nowhere(void);\n"
                         "int nncc_graph_run(void *const *i, void *const *o, unsigned char *w,\n"
-                        "  const unsigned char *b, void *p, const long *d, const long *f) { return nowhere(); }\n",
+                        "  const unsigned char *b, void *p, const long *d, const long *f) { return "
+                        "nowhere(); }\n",
                         "undef", &n);
   CHECK(o != NULL);
   if (o) {
