@@ -594,9 +594,10 @@ static void print_layers(const layers *L, const archive_info *ai, nn_arena *a) {
          " multiply-add, 1 per bias add and per element of other ops; see docs/CLI.md)\n");
 }
 
-static void json_str(const char *s) {
+void inspect_json_strn(const char *s, int n) {
   putchar('"');
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + (n < 0 ? strlen(s) : (size_t)n);
+  for (; p < end; p++) {
     if (*p == '"' || *p == '\\')
       printf("\\%c", *p);
     else if (*p < 0x20)
@@ -606,6 +607,8 @@ static void json_str(const char *s) {
   }
   putchar('"');
 }
+
+static void json_str(const char *s) { inspect_json_strn(s, -1); }
 
 /* A count in JSON: a number when constant, the expression as a string
  * when symbolic, null when unknown. */

@@ -16,4 +16,7 @@ int nncc_cmd_inspect(int argc, char **argv);
  * 1 when it can't be loaded). */
 int nncc_inspect_so_ex(const char *path, bool json);
 
+/* Prints s[0..n) (n < 0: up to the NUL) to stdout as a JSON string. */
+void inspect_json_strn(const char *s, int n);
+
 #endif

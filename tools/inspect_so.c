@@ -127,28 +127,13 @@ static void print_text(const char *path, const nncc_model *m, int32_t nsteps) {
 
 /* ---- JSON ------------------------------------------------------------------ */
 
-/* s[0..n) as a JSON string (n < 0: up to the NUL). */
-static void json_strn(const char *s, int n) {
-  putchar('"');
-  const unsigned char *p = (const unsigned char *)s, *end = p + (n < 0 ? strlen(s) : (size_t)n);
-  for (; p < end; p++) {
-    if (*p == '"' || *p == '\\')
-      printf("\\%c", *p);
-    else if (*p < 0x20)
-      printf("\\u%04x", *p);
-    else
-      putchar(*p);
-  }
-  putchar('"');
-}
-
-static void json_str(const char *s) { json_strn(s, -1); }
+static void json_str(const char *s) { inspect_json_strn(s, -1); }
 
 /* A list item: ", " before every item but the first (*ctx counts them). */
 static void json_item(void *ctx, const char *s, int n) {
   int *count = ctx;
   printf("%s", (*count)++ ? ", " : "");
-  json_strn(s, n);
+  inspect_json_strn(s, n);
 }
 
 static void json_ios(const nncc_model *m, int outputs) {
