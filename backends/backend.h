@@ -41,24 +41,24 @@ typedef enum be_bufkind {
 
 typedef struct be_buf {
   be_bufkind kind;
-  nn_dtype dtype;   /* element type */
-  int64_t elems;    /* element count; -1 when it depends on symbolic dims */
-  ir_dim elems_d;   /* element count as a dim of the graph (always set) */
-  int32_t index;    /* INPUT/OUTPUT: which */
-  uint64_t offset;  /* WEIGHT/WORKSPACE: byte offset, a multiple of 64 */
+  nn_dtype dtype;  /* element type */
+  int64_t elems;   /* element count; -1 when it depends on symbolic dims */
+  ir_dim elems_d;  /* element count as a dim of the graph (always set) */
+  int32_t index;   /* INPUT/OUTPUT: which */
+  uint64_t offset; /* WEIGHT/WORKSPACE: byte offset, a multiple of 64 */
 } be_buf;
 
 typedef struct be_step {
-  kernel *k;        /* the kernel */
-  be_bufid *slots;  /* program buffer bound to each kernel slot */
-  ir_nodeid node;   /* the IR node it came from */
+  kernel *k;       /* the kernel */
+  be_bufid *slots; /* program buffer bound to each kernel slot */
+  ir_nodeid node;  /* the IR node it came from */
 } be_step;
 
 typedef struct be_io {
   const char *name; /* forward() parameter name, or "output_N" */
   nn_dtype dtype;
   int rank;
-  const int64_t *dims; /* -1 for a symbolic dim */
+  const int64_t *dims;  /* -1 for a symbolic dim */
   const ir_dim *dims_d; /* the dims as dims of the graph */
 } be_io;
 
@@ -72,34 +72,38 @@ typedef struct be_sym {
 
 /* A workspace buffer of a dynamic program, planned at run time. */
 typedef struct be_dynblock {
-  be_bufid buf;     /* the workspace buffer (its elems_d and dtype) */
-  int32_t first;    /* first step binding it */
-  int32_t last;     /* last step binding it */
+  be_bufid buf;  /* the workspace buffer (its elems_d and dtype) */
+  int32_t first; /* first step binding it */
+  int32_t last;  /* last step binding it */
 } be_dynblock;
 
 typedef struct be_program {
   nn_arena *arena;
-  ir_graph *g;                  /* the graph it was scheduled from */
-  NN_VEC(be_buf) bufs;          /* by be_bufid */
-  NN_VEC(be_step) steps;        /* in execution order */
-  NN_VEC(be_io) inputs;         /* graph inputs */
-  NN_VEC(be_io) outputs;        /* graph outputs */
-  NN_VEC(be_sym) syms;          /* symbolic dims, in dims-buffer order */
-  be_bufid dims_buf;            /* the BE_BUF_DIMS buffer, -1 if no symbol */
-  uint64_t workspace_bytes;     /* session workspace size (the arena); 0
-                                   for a dynamic program */
-  bool dynamic;                 /* some dim is symbolic: workspace offsets
-                                   are planned at run time (dynblocks) */
-  NN_VEC(be_dynblock) dynblocks;/* dynamic: every workspace buffer a step
-                                   binds, with its live step range */
+  ir_graph *g;              /* the graph it was scheduled from */
+  NN_VEC(be_buf) bufs;      /* by be_bufid */
+  NN_VEC(be_step) steps;    /* in execution order */
+  NN_VEC(be_io) inputs;     /* graph inputs */
+  NN_VEC(be_io) outputs;    /* graph outputs */
+  NN_VEC(be_sym) syms;      /* symbolic dims, in dims-buffer order */
+  be_bufid dims_buf;        /* the BE_BUF_DIMS buffer, -1 if no symbol */
+  uint64_t workspace_bytes; /* session workspace size (the arena); 0
+                               for a dynamic program */
+  bool dynamic;             /* some dim is symbolic: workspace offsets
+                               are planned at run time (dynblocks) */
+  NN_VEC(be_dynblock)
+  dynblocks;                        /* dynamic: every workspace buffer a step
+                                       binds, with its live step range */
   uint64_t arena_lower_bound_bytes; /* max live workspace bytes at any step */
-  uint64_t naive_bytes;         /* every workspace buffer in its own region */
-  NN_VEC(unsigned char) weights;/* the weights blob (parts 64-aligned) */
+  uint64_t naive_bytes;             /* every workspace buffer in its own region */
+  NN_VEC(unsigned char) weights;    /* the weights blob (parts 64-aligned) */
 } be_program;
 
 /* Schedules a shaped graph (every tensor dim constant). Returns NULL after
  * reporting errors (e.g. an op with no code generation yet). */
 be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d);
+/* The same for a given backend (be_target): be_schedule is
+ * be_schedule_for(g, arena, BE_TARGET_CPU, d). */
+be_program *be_schedule_for(ir_graph *g, nn_arena *arena, be_target target, nn_diag *d);
 /* Human-readable dump: buffers, then each step's kernel (--emit=kernels). */
 void be_program_print(nn_buf *b, const be_program *p);
 /* Runs a program with the reference interpreter (tests): inputs/outputs are
@@ -134,30 +138,29 @@ bool be_memplan_ok(const be_program *p);
 /* ---- llvm/ --------------------------------------------------------------- */
 
 typedef struct llvm_opts {
-  int opt_level;          /* 0..3 */
-  const char *mcpu;       /* CPU name ("native" = host, the default) */
-  const char *triple;     /* target triple, NULL = host */
+  int opt_level;      /* 0..3 */
+  const char *mcpu;   /* CPU name ("native" = host, the default) */
+  const char *triple; /* target triple, NULL = host */
   /* Optional: told as code generation advances (nncc's progress line and
    * -ftime-report): stage "kernels" (done 0 of total steps) as kernels are
    * translated, "optimize" as each of the total functions goes through
    * the function passes (done of total) and once more (total, total) as
    * the module passes start, "object" as machine code is emitted. */
   void (*progress)(void *ctx, const char *stage, int done, int total);
-  void *progress_ctx;     /* passed to progress */
+  void *progress_ctx; /* passed to progress */
 } llvm_opts;
 
 typedef struct llvm_result {
-  void *obj;              /* the object file bytes (malloc'd) */
+  void *obj; /* the object file bytes (malloc'd) */
   size_t obj_size;
-  char *ir_text;          /* textual LLVM IR when asked for (malloc'd) */
-  char *cpu;              /* the resolved CPU name (malloc'd) */
-  char *features;         /* the target features it needs, "+avx2,+fma,..." */
+  char *ir_text;  /* textual LLVM IR when asked for (malloc'd) */
+  char *cpu;      /* the resolved CPU name (malloc'd) */
+  char *features; /* the target features it needs, "+avx2,+fma,..." */
 } llvm_result;
 
 /* Generates and optimizes the module, then emits an object. want_ir keeps
  * the optimized IR text too. Returns 0 or -1 after reporting. */
-int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir,
-                 llvm_result *r, nn_diag *d);
+int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir, llvm_result *r, nn_diag *d);
 void llvm_result_free(llvm_result *r);
 
 /* ---- artifact.c ---------------------------------------------------------- */
@@ -175,7 +178,6 @@ typedef struct artifact_opts {
 /* Links model.so from the object, the weights blob, the metadata and the
  * embedded model runtime. Writes to a temporary file and renames it, so a
  * failure leaves no OUT.so. Same inputs → byte-identical output. */
-int artifact_link(const be_program *p, const llvm_result *r,
-                  const artifact_opts *o, nn_diag *d);
+int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts *o, nn_diag *d);
 
 #endif

@@ -110,7 +110,9 @@ enum {
  * usual case, which backends specialize on), expressions over the run's
  * dim values (kl_dimx) when a dim is symbolic. Offsets may use variables of
  * loops around the GEMM (a batch, conv groups); sizes and strides never
- * do. All buffers are F32 for now. */
+ * do. C is F32; A, B and the bias are F32, or (CUDA target only: the
+ * CPU target expands such GEMMs when lowering them) F16/BF16, widened to
+ * f32 as they are loaded, the products summed in f32. */
 /* B of a convolution's GEMM described as the im2col of its input image
  * (ks_gemm.im2col), for backends that pack B straight from the image
  * instead of reading the materialized im2col buffer:
@@ -123,10 +125,10 @@ enum {
 typedef struct ks_im2col {
   int32_t x;                              /* slot of the image */
   kx_id x_off;                            /* offset of the group's first input
-                                     channel (may use loop variables) */
+                                             channel (may use loop variables) */
   kx_id n0;                               /* output position of B's column 0 */
   kx_id h, w, wout;                       /* input height, width; output width
-                                     (never loop variables) */
+                                             (never loop variables) */
   int64_t kh, kw, sh, sw, ph, pw, dh, dw; /* kernel size, stride, padding,
                                              dilation */
 } ks_im2col;
@@ -167,7 +169,7 @@ typedef struct ks_gemm {
   kx_id ep;                /* the stored value */
   int32_t ep_acc, ep_idx;  /* its input variables */
   const ks_im2col *im2col; /* B as an image's im2col (see ks_im2col), or
-                                NULL (the zeroed default) */
+                              NULL (the zeroed default) */
 } ks_gemm;
 
 typedef struct ks {
@@ -189,9 +191,9 @@ typedef struct kbuf {
   nn_dtype dtype;   /* element type */
   bool written;     /* the kernel stores into it */
   int64_t elems;    /* elements the kernel may touch (for checks); -1
-                          when the size depends on symbolic dims (the
-                          interpreter then checks against the bound
-                          program buffer's size at run time) */
+                       when the size depends on symbolic dims (the
+                       interpreter then checks against the bound
+                       program buffer's size at run time) */
   const char *name; /* for printing, e.g. "x", "out", "w" */
 } kbuf;
 
@@ -205,12 +207,12 @@ typedef struct kernel {
   NN_VEC(ks_id) root; /* top-level statements, in order */
   nn_loc loc;         /* source of the op, for profiling and errors */
   int32_t dims_slot;  /* the slot bound to the run's dim values (an I64
-                          buffer, one element per symbol; kl_dimx creates
-                          it on first use), -1 when the kernel has none */
+                         buffer, one element per symbol; kl_dimx creates
+                         it on first use), -1 when the kernel has none */
   bool im2col_b;      /* the kernel only writes the im2col buffer that the
-                          GEMMs of the next step read as B, and those GEMMs
-                          carry ks_gemm.im2col: a backend that packs B from
-                          the image may skip this kernel */
+                         GEMMs of the next step read as B, and those GEMMs
+                         carry ks_gemm.im2col: a backend that packs B from
+                         the image may skip this kernel */
   /* building state (kernel.c): the FOR/IF statements not yet ended,
    * innermost last; an IF whose else branch is open is stored as -(id+1) */
   NN_VEC(ks_id) open;
@@ -253,6 +255,15 @@ typedef struct kl_ctx kl_ctx;
 
 /* A program buffer id (graph-level storage), see backend.h. */
 typedef int32_t be_bufid;
+
+/* The backend a program is lowered for (be_schedule_for). Lowerings give
+ * every backend the same semantics; they only keep a statement native
+ * where that backend has a form for it: CUDA takes KS_GEMMs over 16-bit
+ * operands (tensor cores), which the CPU backend gets expanded. */
+typedef enum be_target {
+  BE_TARGET_CPU,  /* the LLVM backend (the default) */
+  BE_TARGET_CUDA, /* the CUDA backend (backends/cuda/) */
+} be_target;
 
 /* Creates a kernel for the node being lowered and registers it in order. */
 kernel *kl_kernel(kl_ctx *c, const char *what);
@@ -311,7 +322,7 @@ be_bufid kl_scratch_d(kl_ctx *c, nn_dtype dt, ir_dim elems);
 int kl_lower_node(kl_ctx *c, ir_nodeid n);
 /* Families (kernel_ops.c, kernel_gemm.c); return 1 if they handled the op,
  * 0 if not theirs, -1 on error. */
-int kl_lower_elementwise(kl_ctx *c, ir_nodeid n);
+int kl_lower_elementwise(kl_ctx *c, ir_nodeid id);
 int kl_lower_gemm(kl_ctx *c, ir_nodeid n);
 /* kernel_gemm.c: rewrites every KS_GEMM of k, in place, into an equivalent
  * blocked loop nest (for backends without a native GEMM microkernel):
@@ -330,6 +341,8 @@ void k_expand_gemms(kernel *k);
 int kl_lower_piece(kl_ctx *c, ir_nodeid split_node, int piece, be_bufid dst);
 /* The node being lowered. */
 ir_nodeid kl_node(kl_ctx *c);
+/* The backend the program is lowered for. */
+be_target kl_target(kl_ctx *c);
 
 /* ---- kernel_fuse.c: fused groups (passes/fuse.c decides them) ------------- */
 
@@ -349,17 +362,17 @@ int kl_lower_group(kl_ctx *c, const ir_nodeid *nodes, int n);
 
 /* kernel_ops.c: the scalar form of elementwise and broadcast ops, used by
  * their own kernels and by fused groups alike. */
-/* Fills which[] (at most 4) with the node operand indices that node n
- * reads as elements and returns their count, or -1 when n has no scalar
+/* Fills which[] (at most 4) with the node operand indices that node id
+ * reads as elements and returns their count, or -1 when it has no scalar
  * form (not elementwise/broadcast, or index math such as tril, arange). */
-int kl_scalar_operands(kl_ctx *c, ir_nodeid n, int *which);
+int kl_scalar_operands(kl_ctx *c, ir_nodeid id, int *which);
 /* A constant number as an element (i64, f64 or bool), or -1 when c is not
  * a number. */
 kx_id kl_scalar_const(kernel *k, const ir_const *c);
-/* The result element of node n, cast to its result dtype, built in k from
+/* The result element of node id, cast to its result dtype, built in k from
  * vals[i] = the element of operand which[i] in that operand's dtype (-1
  * for a none operand). Returns -1 after reporting an error. */
-kx_id kl_scalar_op(kl_ctx *c, kernel *k, ir_nodeid n, const kx_id *vals);
+kx_id kl_scalar_op(kl_ctx *c, kernel *k, ir_nodeid id, const kx_id *vals);
 
 /* kernel_gemm.c: a gemm-like node lowered with an epilogue. */
 typedef struct kl_epilogue {

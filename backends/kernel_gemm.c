@@ -47,6 +47,13 @@
  * each output's sum before its store). The intermediate product never
  * exists in memory.
  *
+ * 16-bit GEMMs (f16, bf16). A, B and the bias keep their dtype; the
+ * products are summed in f32 into an f32 scratch of C's layout, and a
+ * second kernel applies the epilogue and rounds into C. For the CPU target
+ * the GEMM statement is expanded at once (the LLVM microkernel is f32
+ * only); for the CUDA target (kl_target) it stays a KS_GEMM, which the
+ * CUDA backend runs on tensor cores when A and B are f16.
+ *
  * Expansion (k_expand_gemms). Backends without a native GEMM rewrite each
  * KS_GEMM into a blocked loop nest whose innermost loop is a VECTOR loop
  * over a fixed number (NR) of contiguous columns of C and B, inside a loop
@@ -94,10 +101,10 @@ enum {
 typedef struct gx {
   kernel *k;
   ks_gemm g;                                 /* a copy of the statement being expanded; a
-                               size or stride that is not a constant is
-                               replaced by a variable holding it */
+                                                size or stride that is not a constant is
+                                                replaced by a variable holding it */
   int32_t aoff, boff, coff;                  /* I64 vars holding the operand offsets, or
-                               -1 when the offset is the constant below */
+                                                -1 when the offset is the constant below */
   int32_t biasoff;                           /* same for the bias */
   int64_t aoff_c, boff_c, coff_c, biasoff_c; /* constant offsets */
   int32_t vm, vn;                            /* tile origin (row, column) */
@@ -575,7 +582,7 @@ typedef struct gspec {
   ir_dim a0, b0, c0, bias0;                         /* base offsets */
   const kl_epilogue *ep;                            /* applied to every element of C, or NULL */
   nn_dtype dt;                                      /* dtype of A, B, bias and C (F32, F16 or BF16);
-                            products are accumulated in f32 all the same */
+                                                       products are accumulated in f32 all the same */
   const gim *im; /* B also described as an im2col (f32), or NULL */
 } gspec;
 
@@ -732,9 +739,11 @@ static int emit_gemm_kernel(kl_ctx *c, const char *what, const gspec *s) {
   }
   if (!skip) k_gemm(k, &g);
   if (bi >= 0) k_for_end(k);
-  /* Backends take KS_GEMM with f32 operands only: a 16-bit GEMM is
-   * expanded here (the loads in the expansion widen A, B and the bias). */
-  if (narrow) {
+  /* The CPU backend takes KS_GEMM with f32 operands only: there a 16-bit
+   * GEMM is expanded here (the loads in the expansion widen A, B and the
+   * bias). The CUDA backend keeps it, f16 on tensor cores (wmma), bf16 in
+   * its tiled form; the sum is f32 into the same accumulator either way. */
+  if (narrow && kl_target(c) != BE_TARGET_CUDA) {
     k_expand_gemms(k);
     /* the GEMM statement is no longer reachable; make it an inert LET so
      * that no backend takes the kernel for one with a GEMM left */
@@ -1950,9 +1959,9 @@ static int lower_gemm_node(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   }
 }
 
-int kl_lower_gemm(kl_ctx *c, ir_nodeid id) { return lower_gemm_node(c, id, NULL); }
+int kl_lower_gemm(kl_ctx *c, ir_nodeid n) { return lower_gemm_node(c, n, NULL); }
 
-int kl_lower_gemm_ep(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
+int kl_lower_gemm_ep(kl_ctx *c, ir_nodeid n, const kl_epilogue *ep) {
   NN_ASSERT(ep && ep->build);
-  return lower_gemm_node(c, id, ep);
+  return lower_gemm_node(c, n, ep);
 }

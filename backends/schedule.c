@@ -33,6 +33,7 @@ struct kl_ctx {
   const void **vdata; /* contiguous weight data by value, when made */
   bool *needed;       /* by value: some kernel (or a graph output) reads it */
   int nkernels;       /* kernels created so far (for unique names) */
+  be_target target;   /* the backend the kernels are for */
 };
 
 /* ---- buffers ------------------------------------------------------------ */
@@ -277,6 +278,7 @@ ir_graph *kl_graph(kl_ctx *c) { return c->g; }
 nn_arena *kl_arena(kl_ctx *c) { return c->p->arena; }
 nn_diag *kl_diag(kl_ctx *c) { return c->d; }
 ir_nodeid kl_node(kl_ctx *c) { return c->node; }
+be_target kl_target(kl_ctx *c) { return c->target; }
 
 /* ---- kernels ------------------------------------------------------------ */
 
@@ -625,10 +627,14 @@ static void share_kernels(be_program *p) {
 }
 
 be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d) {
+  return be_schedule_for(g, arena, BE_TARGET_CPU, d);
+}
+
+be_program *be_schedule_for(ir_graph *g, nn_arena *arena, be_target target, nn_diag *d) {
   be_program *p = nn_alloc(arena, sizeof *p);
   p->arena = arena;
   p->g = g;
-  kl_ctx c = {.p = p, .g = g, .d = d, .node = -1};
+  kl_ctx c = {.p = p, .g = g, .d = d, .node = -1, .target = target};
   c.vbuf = nn_alloc(arena, sizeof(be_bufid) * (size_t)(g->values.len + 1));
   for (int i = 0; i < g->values.len; i++) c.vbuf[i] = -1;
   c.vdata = nn_alloc(arena, sizeof(void *) * (size_t)(g->values.len + 1));

@@ -7,12 +7,17 @@
 #     host C++ against tests/cuda/cuda_emu.h, and every step's output is
 #     compared with the reference interpreter's (--emit=cuda-emucheck):
 #     within 1e-4 relative for fp32, 5e-3 relative to max(1,|ref|) for fp16;
+#     in fp16 the GEMM op cases (linear_2d, mm, bmm) and the zoo models
+#     (mlp, convnet, bert; resnet18 with NNCC_CUDA_FULL=1) must run every
+#     GEMM on tensor cores (the summary's "gemm G (wmma G)");
 #  2. NVRTC (skipped when NVRTC is absent): every zoo model, fp32 and fp16,
 #     compiles to a cubin for each arch of CUDA_ARCHS (default 70 80 90;
 #     70 is replaced by 75 when this NVRTC has no sm_70, as CUDA 13) and
 #     PTX for the newest; each cubin must be a CUDA ELF of its arch with
 #     one .text section per kernel of the source, and ptxas must accept the
-#     PTX; one model is linked into a model.so;
+#     PTX; in fp16, every GEMM of mlp, convnet, bert and resnet18 must be a
+#     tensor-core GEMM and the PTX must have wmma.mma.sync (m16n16k16, f32
+#     accumulation); one model is linked into a model.so;
 #  3. NVRTC hidden (CUDA_HOME=/nowhere, LD_LIBRARY_PATH empty): --target
 #     cuda must fail with exit 1, a message naming what's missing and where
 #     it looked, and no OUT.so;
@@ -28,10 +33,11 @@
 # Run by CTest with NNCC, NNCC_SRC, NNCC_BUILD, NNCC_PYTHON. By hand:
 #   NNCC=build/nncc NNCC_BUILD=build bash tests/cuda.sh [emu|nvrtc|hidden|run|device]...
 # Env: CUDA_TEST_JOBS (parallel cases, default nproc), CUDA_ARCHS,
-# NNCC_CUDA_FULL=1 for every case (about 16 minutes on 2 cores). By default
+# NNCC_CUDA_FULL=1 for every case (about 20 minutes on 2 cores). By default
 # a sample keeps the test near two minutes: every third op case in fp32 and
 # every sixth in fp16, convnet, mlp and bert in both precisions; NVRTC for
-# convnet, mlp, bert and resnet18 in both precisions.
+# convnet, mlp, bert and resnet18 in both precisions. (resnet18's fp16
+# emulation alone takes about three minutes: full runs only.)
 set -u
 src="${NNCC_SRC:-$(cd "$(dirname "$0")/.." && pwd)}"
 build="${NNCC_BUILD:-${TMPDIR:-/tmp}}"
@@ -84,14 +90,15 @@ for c in "${CXX_EMU:-}" g++ c++ clang++; do
 done
 export CXX
 full="${NNCC_CUDA_FULL:-0}"
-small_zoo="convnet mlp bert tensor_ops list_out losses shufflenet_v2_x0_5 mnasnet0_5"
+small_zoo="convnet mlp bert tensor_ops list_out losses shufflenet_v2_x0_5 mnasnet0_5 resnet18"
+export CUDA_WMMA_CASES="linear_2d mm bmm mlp convnet bert resnet18"
 # op cases always run (both precisions), whatever the sample: each kernel
 # form of the emitter (cuda_emit.c) is hit by one of them - the row form of
 # reductions (softmax, log_softmax, layer_norm, mean/sum/max over rows and
 # over everything), float4 elementwise loops (add, relu, gelu) and tiled
-# GEMMs (linear, mm, bmm). The schedule expands 16-bit GEMMs into loops, so
-# the tensor-core form is checked by tests/unit/test_cuda.c (emulation and
-# NVRTC) on a GEMM made f16.
+# GEMMs (linear, mm, bmm), which in fp16 are tensor-core GEMMs: for the
+# CUDA target the lowering keeps 16-bit GEMMs (the CPU target expands
+# them into loops), and the emitter takes f16 ones to wmma.
 always="softmax_last log_softmax_last layernorm_last layernorm_2dims mean_last mean_all
         sum_all max_all add relu gelu_erf linear_2d mm bmm"
 always=$(echo $always)

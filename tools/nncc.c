@@ -365,7 +365,8 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stat
     nn_buf_free(&b);
     return w ? EXIT_MODEL : EXIT_OK;
   }
-  be_program *p = be_schedule(g, arena, d);
+  bool cuda = o->target_cuda || !strcmp(kind, "cuda") || !strcmp(kind, "cuda-emucheck");
+  be_program *p = be_schedule_for(g, arena, cuda ? BE_TARGET_CUDA : BE_TARGET_CPU, d);
   if (!p) return EXIT_MODEL;
   phase_end(st, "schedule");
   st->scheduled = true;

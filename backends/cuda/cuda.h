@@ -33,16 +33,19 @@
 
 /* The emitted program: source and launch table (arena memory). */
 typedef struct cuda_module {
-  char *src;                      /* CUDA C, NUL-terminated */
+  char *src; /* CUDA C, NUL-terminated */
   size_t src_len;
-  nncc_cu_table table;            /* arrays below */
+  nncc_cu_table table; /* arrays below */
   NN_VEC(nncc_cu_kernel) kernels;
   NN_VEC(nncc_cu_step) steps;
   NN_VEC(nncc_cu_buf) bufs;
   NN_VEC(int32_t) slots;
   NN_VEC(int64_t) prog;
-  bool wmma;                      /* some kernel uses tensor cores (the
-                                     source includes <mma.h>) */
+  bool wmma; /* some kernel uses tensor cores (the
+                source includes <mma.h>) */
+  NN_VEC(unsigned char)
+  tc; /* by kernel (table order): 1 when it is
+         a tensor-core GEMM (wmma) */
 } cuda_module;
 
 /* Emits p. Returns 0, or -1 after reporting (a kernel with more slots than
@@ -55,11 +58,11 @@ int cuda_emit(const be_program *p, cuda_module *m, nn_diag *d);
 
 typedef struct cuda_images {
   int narchs;
-  int archs[CUDA_MAX_ARCHS];      /* e.g. 70, 80, 90 (ascending) */
-  void *cubin[CUDA_MAX_ARCHS];    /* malloc'd */
+  int archs[CUDA_MAX_ARCHS];   /* e.g. 70, 80, 90 (ascending) */
+  void *cubin[CUDA_MAX_ARCHS]; /* malloc'd */
   size_t cubin_size[CUDA_MAX_ARCHS];
-  char *ptx;                      /* for the newest arch (compute_XX), malloc'd */
-  size_t ptx_size;                /* bytes, the NUL included */
+  char *ptx;       /* for the newest arch (compute_XX), malloc'd */
+  size_t ptx_size; /* bytes, the NUL included */
 } cuda_images;
 
 /* Parses "sm_70,sm_80,sm_90" (or "70,80") into archs, sorted, without
@@ -86,8 +89,8 @@ void *cuda_nvrtc_open(char *why, size_t cap);
  * A source using wmma (#include <mma.h>) gets the toolkit's include folder.
  * On an NVRTC error: reports its log and, when save_src is not NULL, writes
  * the source there and says so. Returns 0 or -1 after reporting. */
-int cuda_nvrtc_compile(const char *src, const int *archs, int narchs,
-                       const char *save_src, cuda_images *out, nn_diag *d);
+int cuda_nvrtc_compile(const char *src, const int *archs, int narchs, const char *save_src,
+                       cuda_images *out, nn_diag *d);
 void cuda_images_free(cuda_images *im);
 
 /* ---- cuda_artifact.c ----------------------------------------------------------- */
@@ -104,10 +107,13 @@ int cuda_artifact_link(const be_program *p, const cuda_module *m, const cuda_ima
  * reference interpreter, and with the kernels of the emulation library lib
  * (the emitted source compiled for the host with tests/cuda/cuda_emu.h),
  * launched as the table says. After each step, compares the buffers it
- * wrote: |x - ref| <= tol * max(1, |ref|) for floats, equality otherwise.
- * Prints one line per mismatching step and a summary to out. Static
- * programs only. Returns 0 when everything matches, 1 on a mismatch, -1
- * after reporting an error. */
+ * wrote: |x - ref| <= tol * max(1, |ref|) for floats, equality otherwise;
+ * then the emulated run takes the reference's values of those buffers, so
+ * every step starts from the reference's operands.
+ * Prints one line per mismatching step and a summary to out (kernels by
+ * form, the tensor-core GEMMs counted apart). Static programs only.
+ * Returns 0 when everything matches, 1 on a mismatch, -1 after reporting
+ * an error. */
 int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, double tol,
                   unsigned seed, FILE *out, nn_diag *d);
 

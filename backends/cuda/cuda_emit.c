@@ -66,7 +66,8 @@ static const char prelude[] =
     "  return __uint_as_float(x);\n"
     "}\n"
     "NN_D unsigned short nn_f2h(float f) {\n"
-    "  unsigned x = __float_as_uint(f), s = (x >> 16) & 0x8000, e8 = (x >> 23) & 0xff, m = x & 0x7fffff;\n"
+    "  unsigned x = __float_as_uint(f), s = (x >> 16) & 0x8000, e8 = (x >> 23) & 0xff, m = x & "
+    "0x7fffff;\n"
     "  if (e8 == 0xff) return (unsigned short)(s | 0x7c00 | (m ? 0x200 : 0));\n"
     "  int e = (int)e8 - 127 + 15;\n"
     "  if (e >= 31) return (unsigned short)(s | 0x7c00);\n"
@@ -94,7 +95,8 @@ static const char prelude[] =
     "NN_D i64 nn_mul(i64 a, i64 b) { return (i64)((u64)a * (u64)b); }\n"
     "NN_D i64 nn_neg(i64 a) { return (i64)(0 - (u64)a); }\n"
     "#define NN_I64_MIN (-9223372036854775807LL - 1)\n"
-    "NN_D i64 nn_div(i64 a, i64 b) { return b == 0 ? 0 : (a == NN_I64_MIN && b == -1) ? a : a / b; }\n"
+    "NN_D i64 nn_div(i64 a, i64 b) { return b == 0 ? 0 : (a == NN_I64_MIN && b == -1) ? a : a / b; "
+    "}\n"
     "NN_D i64 nn_floordiv(i64 a, i64 b) {\n"
     "  if (b == 0) return 0;\n"
     "  if (a == NN_I64_MIN && b == -1) return a;\n"
@@ -117,12 +119,18 @@ static const char prelude[] =
     "  if (f <= -9223372036854775808.0) return NN_I64_MIN;\n"
     "  return (i64)f;\n"
     "}\n"
-    "NN_D float nn_fmin(float a, float b) { return a != a || b != b ? __int_as_float(0x7fc00000) : a < b ? a : b; }\n"
-    "NN_D float nn_fmax(float a, float b) { return a != a || b != b ? __int_as_float(0x7fc00000) : a > b ? a : b; }\n"
-    "NN_D double nn_dmin(double a, double b) { return a != a || b != b ? (double)__int_as_float(0x7fc00000) : a < b ? a : b; }\n"
-    "NN_D double nn_dmax(double a, double b) { return a != a || b != b ? (double)__int_as_float(0x7fc00000) : a > b ? a : b; }\n"
-    "NN_D float nn_fmodf(float a, float b) { float r = fmodf(a, b); if (r != 0 && ((r < 0) != (b < 0))) r += b; return r; }\n"
-    "NN_D double nn_fmodd(double a, double b) { double r = fmod(a, b); if (r != 0 && ((r < 0) != (b < 0))) r += b; return r; }\n"
+    "NN_D float nn_fmin(float a, float b) { return a != a || b != b ? __int_as_float(0x7fc00000) : "
+    "a < b ? a : b; }\n"
+    "NN_D float nn_fmax(float a, float b) { return a != a || b != b ? __int_as_float(0x7fc00000) : "
+    "a > b ? a : b; }\n"
+    "NN_D double nn_dmin(double a, double b) { return a != a || b != b ? "
+    "(double)__int_as_float(0x7fc00000) : a < b ? a : b; }\n"
+    "NN_D double nn_dmax(double a, double b) { return a != a || b != b ? "
+    "(double)__int_as_float(0x7fc00000) : a > b ? a : b; }\n"
+    "NN_D float nn_fmodf(float a, float b) { float r = fmodf(a, b); if (r != 0 && ((r < 0) != (b < "
+    "0))) r += b; return r; }\n"
+    "NN_D double nn_fmodd(double a, double b) { double r = fmod(a, b); if (r != 0 && ((r < 0) != "
+    "(b < 0))) r += b; return r; }\n"
     "NN_D float nn_inf(void) { return __int_as_float(0x7f800000); }\n"
     "NN_D float nn_nan(void) { return __int_as_float(0x7fc00000); }\n"
     "/* block reductions (NNCC_CU_ROW): every thread of the block calls one\n"
@@ -162,12 +170,14 @@ static const char *elem(nn_dtype t) {
   switch (t) {
   case NN_DT_F32: return "float";
   case NN_DT_F64: return "double";
-  case NN_DT_F16: case NN_DT_BF16: return "unsigned short";
+  case NN_DT_F16:
+  case NN_DT_BF16: return "unsigned short";
   case NN_DT_I64: return "i64";
   case NN_DT_I32: return "int";
   case NN_DT_I16: return "short";
   case NN_DT_I8: return "signed char";
-  case NN_DT_U8: case NN_DT_BOOL: return "unsigned char";
+  case NN_DT_U8:
+  case NN_DT_BOOL: return "unsigned char";
   default: return NULL;
   }
 }
@@ -177,16 +187,16 @@ static const char *elem(nn_dtype t) {
 typedef struct em {
   const kernel *k;
   nn_buf *b;
-  bool err;          /* an expression could not be printed */
-  long budget;       /* characters left for this kernel (DAG blow-up guard) */
-  nn_arena *a;       /* for the marks below */
-  int32_t *mark;     /* per expression: the walk that last visited it */
-  int32_t walk;      /* the current walk's number */
+  bool err;      /* an expression could not be printed */
+  long budget;   /* characters left for this kernel (DAG blow-up guard) */
+  nn_arena *a;   /* for the marks below */
+  int32_t *mark; /* per expression: the walk that last visited it */
+  int32_t walk;  /* the current walk's number */
   /* float4 printing (vec_body): while lane >= 0, a load of an f32 buffer
    * with vec_load[buf] at exactly variable vec_var reads component `lane`
    * of the float4 l<buf>_ loaded before */
-  int lane;          /* 0..3, or -1 */
-  int32_t vec_var;   /* the loop variable */
+  int lane;                         /* 0..3, or -1 */
+  int32_t vec_var;                  /* the loop variable */
   bool vec_load[NNCC_CU_MAX_SLOTS]; /* buffers loaded as float4 */
 } em;
 
@@ -220,8 +230,14 @@ static void rnd_open(em *e, nn_dtype t) {
 }
 
 static void print_fconst(em *e, nn_dtype t, double v) {
-  if (v != v) { nn_buf_printf(e->b, "nn_nan()"); return; }
-  if (isinf(v)) { nn_buf_printf(e->b, v > 0 ? "nn_inf()" : "(-nn_inf())"); return; }
+  if (v != v) {
+    nn_buf_printf(e->b, "nn_nan()");
+    return;
+  }
+  if (isinf(v)) {
+    nn_buf_printf(e->b, v > 0 ? "nn_inf()" : "(-nn_inf())");
+    return;
+  }
   char num[40];
   snprintf(num, sizeof num, t == NN_DT_F64 ? "%.17g" : "%.9g", v);
   /* "1" would be an int literal: make sure there is a point or exponent */
@@ -230,8 +246,10 @@ static void print_fconst(em *e, nn_dtype t, double v) {
 }
 
 static void print_iconst(em *e, int64_t v) {
-  if (v == INT64_MIN) nn_buf_printf(e->b, "NN_I64_MIN");
-  else nn_buf_printf(e->b, "(%lldLL)", (long long)v);
+  if (v == INT64_MIN)
+    nn_buf_printf(e->b, "NN_I64_MIN");
+  else
+    nn_buf_printf(e->b, "(%lldLL)", (long long)v);
 }
 
 static const char *unary_fn(kx_op op, bool dbl) {
@@ -259,8 +277,11 @@ static void ex_load(em *e, const kx *x) {
     nn_buf_printf(e->b, "(l%d_.%c)", x->buf, "xyzw"[e->lane]);
     return;
   }
-  const char *cv = bt == NN_DT_F16 ? "nn_h2f" : bt == NN_DT_BF16 ? "nn_b2f"
-                 : bt == NN_DT_BOOL ? "(i64)(0 != " : is_f(bt) ? "" : "(i64)";
+  const char *cv = bt == NN_DT_F16    ? "nn_h2f"
+                   : bt == NN_DT_BF16 ? "nn_b2f"
+                   : bt == NN_DT_BOOL ? "(i64)(0 != "
+                   : is_f(bt)         ? ""
+                                      : "(i64)";
   nn_buf_printf(e->b, "%s(s%d[", cv, x->buf);
   ex(e, x->a);
   nn_buf_printf(e->b, "])%s", bt == NN_DT_BOOL ? ")" : "");
@@ -274,7 +295,9 @@ static void ex_cast(em *e, const kx *x) {
     nn_buf_printf(e->b, "))");
   } else if (is_f(to)) {
     rnd_open(e, to);
-    nn_buf_printf(e->b, to == NN_DT_F64 ? "(double)(" : is_f(from) ? "(float)(" : "(float)(double)(");
+    nn_buf_printf(e->b, to == NN_DT_F64 ? "(double)("
+                        : is_f(from)    ? "(float)("
+                                        : "(float)(double)(");
     ex(e, x->a);
     nn_buf_printf(e->b, "))");
   } else {
@@ -291,9 +314,12 @@ static void ex_unary(em *e, const kx *x) {
   if (is_f(t)) {
     bool dbl = t == NN_DT_F64;
     rnd_open(e, t);
-    if (x->op == KX_NEG) nn_buf_printf(e->b, "-(");
-    else if (x->op == KX_RSQRT) nn_buf_printf(e->b, dbl ? "1.0 / sqrt(" : "1.0f / sqrtf(");
-    else nn_buf_printf(e->b, "%s(", unary_fn(x->op, dbl));
+    if (x->op == KX_NEG)
+      nn_buf_printf(e->b, "-(");
+    else if (x->op == KX_RSQRT)
+      nn_buf_printf(e->b, dbl ? "1.0 / sqrt(" : "1.0f / sqrtf(");
+    else
+      nn_buf_printf(e->b, "%s(", unary_fn(x->op, dbl));
     ex(e, x->a);
     nn_buf_printf(e->b, "))");
     return;
@@ -302,7 +328,9 @@ static void ex_unary(em *e, const kx *x) {
   switch (x->op) {
   case KX_NEG: nn_buf_printf(e->b, "nn_neg("); break;
   case KX_ABS: nn_buf_printf(e->b, "nn_iabs("); break;
-  case KX_FLOOR: case KX_CEIL: case KX_ROUND: nn_buf_printf(e->b, "("); break;
+  case KX_FLOOR:
+  case KX_CEIL:
+  case KX_ROUND: nn_buf_printf(e->b, "("); break;
   case KX_RSQRT: nn_buf_printf(e->b, "nn_f2i(1.0 / sqrt((double)"); break;
   default: nn_buf_printf(e->b, "nn_f2i(%s((double)", unary_fn(x->op, true)); break;
   }
@@ -317,8 +345,11 @@ static void ex_binary(em *e, const kx *x) {
   nn_dtype t = x->dtype;
   if (is_f(t)) {
     bool dbl = t == NN_DT_F64;
-    const char *infix = x->op == KX_ADD ? ") + (" : x->op == KX_SUB ? ") - ("
-                      : x->op == KX_MUL ? ") * (" : x->op == KX_DIV ? ") / (" : NULL;
+    const char *infix = x->op == KX_ADD   ? ") + ("
+                        : x->op == KX_SUB ? ") - ("
+                        : x->op == KX_MUL ? ") * ("
+                        : x->op == KX_DIV ? ") / ("
+                                          : NULL;
     rnd_open(e, t);
     if (infix) {
       ex2(e, "(", x->a, infix, x->b, ")");
@@ -327,20 +358,20 @@ static void ex_binary(em *e, const kx *x) {
       rnd_open(e, t);
       ex2(e, "(", x->a, ") / (", x->b, ")))");
     } else {
-      const char *fn = x->op == KX_MOD ? (dbl ? "nn_fmodd" : "nn_fmodf")
-                     : x->op == KX_MIN ? (dbl ? "nn_dmin" : "nn_fmin")
-                     : x->op == KX_MAX ? (dbl ? "nn_dmax" : "nn_fmax")
-                     : (dbl ? "pow" : "powf");
+      const char *fn = x->op == KX_MOD   ? (dbl ? "nn_fmodd" : "nn_fmodf")
+                       : x->op == KX_MIN ? (dbl ? "nn_dmin" : "nn_fmin")
+                       : x->op == KX_MAX ? (dbl ? "nn_dmax" : "nn_fmax")
+                                         : (dbl ? "pow" : "powf");
       nn_buf_printf(e->b, "%s", fn);
       ex2(e, "(", x->a, ", ", x->b, ")");
     }
     nn_buf_printf(e->b, ")");
     return;
   }
-  static const char *const fns[] = {
-      [KX_ADD] = "nn_add", [KX_SUB] = "nn_sub", [KX_MUL] = "nn_mul", [KX_DIV] = "nn_div",
-      [KX_FLOORDIV] = "nn_floordiv", [KX_MOD] = "nn_mod", [KX_MIN] = "nn_imin",
-      [KX_MAX] = "nn_imax", [KX_POW] = "nn_ipow"};
+  static const char *const fns[] =
+      {[KX_ADD] = "nn_add",  [KX_SUB] = "nn_sub",           [KX_MUL] = "nn_mul",
+       [KX_DIV] = "nn_div",  [KX_FLOORDIV] = "nn_floordiv", [KX_MOD] = "nn_mod",
+       [KX_MIN] = "nn_imin", [KX_MAX] = "nn_imax",          [KX_POW] = "nn_ipow"};
   wrap_open(e, t);
   nn_buf_printf(e->b, "%s", fns[x->op]);
   ex2(e, "(", x->a, ", ", x->b, ")");
@@ -356,34 +387,47 @@ static void ex(em *e, kx_id id) {
   const kx *x = &e->k->exprs.data[id];
   switch (x->op) {
   case KX_CONST:
-    if (is_f(x->dtype)) print_fconst(e, x->dtype, x->f);
-    else print_iconst(e, x->i);
+    if (is_f(x->dtype))
+      print_fconst(e, x->dtype, x->f);
+    else
+      print_iconst(e, x->i);
     return;
   case KX_VAR: nn_buf_printf(e->b, "v%d", x->var); return;
   case KX_LOAD: ex_load(e, x); return;
   case KX_CAST: ex_cast(e, x); return;
-  case KX_NOT: nn_buf_printf(e->b, "(i64)(0 == ("); ex(e, x->a); nn_buf_printf(e->b, "))"); return;
+  case KX_NOT:
+    nn_buf_printf(e->b, "(i64)(0 == (");
+    ex(e, x->a);
+    nn_buf_printf(e->b, "))");
+    return;
   case KX_SELECT:
     ex2(e, "((", x->a, ") ? (", x->b, ") : (");
     ex(e, x->c);
     nn_buf_printf(e->b, "))");
     return;
-  case KX_EQ: case KX_NE: case KX_LT: case KX_LE: case KX_GT: case KX_GE: {
-    static const char *const ops[] = {[KX_EQ] = ") == (", [KX_NE] = ") != (",
-                                      [KX_LT] = ") < (",  [KX_LE] = ") <= (",
-                                      [KX_GT] = ") > (",  [KX_GE] = ") >= ("};
+  case KX_EQ:
+  case KX_NE:
+  case KX_LT:
+  case KX_LE:
+  case KX_GT:
+  case KX_GE: {
+    static const char *const ops[] = {[KX_EQ] = ") == (", [KX_NE] = ") != (", [KX_LT] = ") < (",
+                                      [KX_LE] = ") <= (", [KX_GT] = ") > (",  [KX_GE] = ") >= ("};
     ex2(e, "(i64)((", x->a, ops[x->op], x->b, "))");
     return;
   }
-  case KX_AND: case KX_OR:
-    ex2(e, "(i64)((0 != (", x->a, x->op == KX_AND ? ")) && (0 != (" : ")) || (0 != (", x->b,
-        ")))");
+  case KX_AND:
+  case KX_OR:
+    ex2(e, "(i64)((0 != (", x->a, x->op == KX_AND ? ")) && (0 != (" : ")) || (0 != (", x->b, ")))");
     return;
   default: break;
   }
-  if (x->op >= KX_NEG && x->op <= KX_ROUND) ex_unary(e, x);
-  else if (x->op >= KX_ADD && x->op <= KX_POW) ex_binary(e, x);
-  else e->err = true;
+  if (x->op >= KX_NEG && x->op <= KX_ROUND)
+    ex_unary(e, x);
+  else if (x->op >= KX_ADD && x->op <= KX_POW)
+    ex_binary(e, x);
+  else
+    e->err = true;
 }
 
 /* ---- statements -------------------------------------------------------------- */
@@ -393,9 +437,13 @@ static void indent(em *e, int depth) { nn_buf_printf(e->b, "%*s", 2 * depth, "")
 /* The store of value expression (printer callback below) into buf[idx]. */
 static void store_open(em *e, int32_t buf) {
   nn_dtype bt = e->k->bufs.data[buf].dtype;
-  nn_buf_printf(e->b, "%s(", bt == NN_DT_F16 ? "nn_f2h((float)" : bt == NN_DT_BF16 ? "nn_f2b((float)"
-                           : bt == NN_DT_BOOL ? "(unsigned char)(0 != " : "");
-  if (bt != NN_DT_F16 && bt != NN_DT_BF16 && bt != NN_DT_BOOL) nn_buf_printf(e->b, "(%s)(", elem(bt));
+  nn_buf_printf(e->b, "%s(",
+                bt == NN_DT_F16    ? "nn_f2h((float)"
+                : bt == NN_DT_BF16 ? "nn_f2b((float)"
+                : bt == NN_DT_BOOL ? "(unsigned char)(0 != "
+                                   : "");
+  if (bt != NN_DT_F16 && bt != NN_DT_BF16 && bt != NN_DT_BOOL)
+    nn_buf_printf(e->b, "(%s)(", elem(bt));
 }
 static void store_close(em *e) { nn_buf_printf(e->b, "))"); }
 
@@ -404,11 +452,11 @@ static void stmts(em *e, const ks_id *ids, int n, int depth);
 /* The element index of operand x ('a' or 'b') at [row, col] for its
  * layout: the strides xrs_ and xcs_, or (panel > 0) panels of `panel`
  * entries of index p (rows of A, columns of B) K deep (kernel.h). */
-static void operand_index(em *e, char x, int panel, const char *p, const char *k,
-                          const char *row, const char *col) {
+static void operand_index(em *e, char x, int panel, const char *p, const char *k, const char *row,
+                          const char *col) {
   if (panel > 0)
-    nn_buf_printf(e->b, "%co_ + (%s / %d) * (%d * K_) + %s * %d + %s %% %d", x, p, panel,
-                  panel, k, panel, p, panel);
+    nn_buf_printf(e->b, "%co_ + (%s / %d) * (%d * K_) + %s * %d + %s %% %d", x, p, panel, panel, k,
+                  panel, p, panel);
   else
     nn_buf_printf(e->b, "%co_ + %s * %crs_ + %s * %ccs_", x, row, x, col, x);
 }
@@ -418,7 +466,10 @@ static void operand_index(em *e, char x, int panel, const char *p, const char *k
  * "nn_h2f(s3[". */
 static void opload(em *e, int32_t buf) {
   nn_dtype t = e->k->bufs.data[buf].dtype;
-  nn_buf_printf(e->b, "%s(s%d[", t == NN_DT_F16 ? "nn_h2f" : t == NN_DT_BF16 ? "nn_b2f" : "(float)",
+  nn_buf_printf(e->b, "%s(s%d[",
+                t == NN_DT_F16    ? "nn_h2f"
+                : t == NN_DT_BF16 ? "nn_b2f"
+                                  : "(float)",
                 buf);
 }
 
@@ -438,12 +489,12 @@ enum { GV_M = 0, GV_ARS = 6, GV_BIAS = 11, GV_COUNT = 14 };
 /* Prints `name = expression`, comma-separated, for the GEMM variables
  * [first, end). */
 static void gemm_vars(em *e, const ks_gemm *g, int first, int end) {
-  static const char *const names[GV_COUNT] = {
-      "M_", "N_", "K_", "ao_", "bo_", "co_", "ars_", "acs_", "brs_", "bcs_", "ldc_",
-      "biaso_", "biasrs_", "biascs_"};
-  const kx_id ids[GV_COUNT] = {g->m, g->n, g->k, g->a_off, g->b_off, g->c_off, g->a_rs,
-                               g->a_cs, g->b_rs, g->b_cs, g->ldc, g->bias_off, g->bias_rs,
-                               g->bias_cs};
+  static const char *const names[GV_COUNT] = {"M_",   "N_",     "K_",      "ao_",    "bo_",
+                                              "co_",  "ars_",   "acs_",    "brs_",   "bcs_",
+                                              "ldc_", "biaso_", "biasrs_", "biascs_"};
+  const kx_id ids[GV_COUNT] = {g->m,     g->n,        g->k,       g->a_off,  g->b_off,
+                               g->c_off, g->a_rs,     g->a_cs,    g->b_rs,   g->b_cs,
+                               g->ldc,   g->bias_off, g->bias_rs, g->bias_cs};
   for (int i = first; i < end; i++) {
     nn_buf_printf(e->b, "%s%s = ", i > first ? ", " : "", names[i]);
     ex(e, ids[i]);
@@ -562,9 +613,7 @@ static void stmt(em *e, ks_id id, int depth) {
     indent(e, depth);
     nn_buf_printf(e->b, "}\n");
     return;
-  case KS_GEMM:
-    gemm_loops(e, &s->gemm, depth);
-    return;
+  case KS_GEMM: gemm_loops(e, &s->gemm, depth); return;
   }
 }
 
@@ -673,9 +722,12 @@ static bool enc_dim(nn_arena *a, progvec *v, const be_program *p, ir_dim d, int 
       }
     return false;
   }
-  int op = x->kind == IR_DK_ADD ? NNCC_CU_ADD : x->kind == IR_DK_MUL ? NNCC_CU_MUL
-         : x->kind == IR_DK_DIV ? NNCC_CU_DIV : x->kind == IR_DK_FLOORDIV ? NNCC_CU_FLOORDIV
-         : x->kind == IR_DK_MOD ? NNCC_CU_MOD : -1;
+  int op = x->kind == IR_DK_ADD        ? NNCC_CU_ADD
+           : x->kind == IR_DK_MUL      ? NNCC_CU_MUL
+           : x->kind == IR_DK_DIV      ? NNCC_CU_DIV
+           : x->kind == IR_DK_FLOORDIV ? NNCC_CU_FLOORDIV
+           : x->kind == IR_DK_MOD      ? NNCC_CU_MOD
+                                       : -1;
   if (op < 0) return false;
   if (!enc_dim(a, v, p, x->a, depth + 1) || !enc_dim(a, v, p, x->b, depth + 1)) return false;
   NN_PUSH(a, *v, op);
@@ -805,8 +857,10 @@ static void gemm_kernel(em *e, const ks_gemm *g, const ks *batch, bool tc) {
     nn_buf_printf(b, "  __shared__ float As_[%d][%d], Bs_[%d][%d];\n", T, T + 1, T, T + 1);
   nn_buf_printf(b, "  const i64 tx_ = threadIdx.x, ty_ = threadIdx.y;\n");
   if (tc) /* warp and lane */
-    nn_buf_printf(b, "  const int w_ = (int)(ty_ * %d + tx_) >> 5, "
-                     "l_ = (int)(ty_ * %d + tx_) & 31;\n", T, T);
+    nn_buf_printf(b,
+                  "  const int w_ = (int)(ty_ * %d + tx_) >> 5, "
+                  "l_ = (int)(ty_ * %d + tx_) & 31;\n",
+                  T, T);
   int depth = 1;
   if (batch) {
     nn_buf_printf(b, "  for (i64 lo_ = ");
@@ -904,11 +958,11 @@ static bool uses_var(em *e, kx_id id, int32_t v) {
  * of a held type the block reductions know (f32, f64, i64), x free of every
  * accumulator of the nest. */
 typedef struct rednest {
-  int depth;                   /* loops */
+  int depth; /* loops */
   const ks *loop[RED_MAX_DEPTH];
-  const ks_id *lets;           /* the innermost body */
+  const ks_id *lets; /* the innermost body */
   int nlets;
-  int64_t total;               /* iterations when constant, else -1 */
+  int64_t total; /* iterations when constant, else -1 */
 } rednest;
 
 /* The op of accumulation LET s (KX_ADD/MAX/MIN), or -1. */
@@ -919,8 +973,9 @@ static int acc_op(em *e, const ks *s) {
   const kx *x = &k->exprs.data[s->val];
   if ((x->op != KX_ADD && x->op != KX_MAX && x->op != KX_MIN) || x->dtype != t) return -1;
   const kx *a = &k->exprs.data[x->a], *b = &k->exprs.data[x->b];
-  kx_id other = a->op == KX_VAR && a->var == s->var ? x->b
-              : b->op == KX_VAR && b->var == s->var ? x->a : -1;
+  kx_id other = a->op == KX_VAR && a->var == s->var   ? x->b
+                : b->op == KX_VAR && b->var == s->var ? x->a
+                                                      : -1;
   if (other < 0 || uses_var(e, other, s->var)) return -1;
   return x->op;
 }
@@ -934,8 +989,7 @@ static bool red_nest(em *e, ks_id id, rednest *r) {
   for (;;) {
     if (s->kind != KS_FOR || !(s->flags & KS_REDUCE) || r->depth == RED_MAX_DEPTH) return false;
     for (int i = 0; i < r->depth; i++)
-      if (uses_var(e, s->lo, r->loop[i]->var) || uses_var(e, s->hi, r->loop[i]->var))
-        return false;
+      if (uses_var(e, s->lo, r->loop[i]->var) || uses_var(e, s->hi, r->loop[i]->var)) return false;
     r->loop[r->depth++] = s;
     const kx *lo = &k->exprs.data[s->lo], *hi = &k->exprs.data[s->hi];
     if (r->total >= 0 && lo->op == KX_CONST && hi->op == KX_CONST)
@@ -975,7 +1029,8 @@ static bool row_ok(em *e, const ks_id *ids, int n, int *nred, int64_t *most) {
     const ks *s = &e->k->stmts.data[ids[i]];
     rednest r;
     switch (s->kind) {
-    case KS_LET: case KS_STORE: break;
+    case KS_LET:
+    case KS_STORE: break;
     case KS_GEMM: return false;
     case KS_IF:
       if (!row_ok(e, s->body, s->nbody, nred, most) || !row_ok(e, s->els, s->nels, nred, most))
@@ -985,8 +1040,10 @@ static bool row_ok(em *e, const ks_id *ids, int n, int *nred, int64_t *most) {
       if (s->flags & KS_REDUCE) {
         if (!red_nest(e, ids[i], &r)) return false;
         (*nred)++;
-        if (r.total < 0 || *most < 0) *most = -1;
-        else if (r.total > *most) *most = r.total;
+        if (r.total < 0 || *most < 0)
+          *most = -1;
+        else if (r.total > *most)
+          *most = r.total;
       } else if (!(s->flags & (KS_VECTOR | KS_PARALLEL))) {
         if (!row_ok(e, s->body, s->nbody, nred, most)) return false;
       }
@@ -1010,9 +1067,10 @@ static void row_reduce(em *e, const rednest *r, int depth, int id) {
     const ks *l = &k->stmts.data[r->lets[i]];
     nn_dtype t = k->vars.data[l->var];
     int op = acc_op(e, l);
-    const char *ident = op == KX_ADD ? "0" : t == NN_DT_I64 ? (op == KX_MAX ? "NN_I64_MIN"
-                                                               : "9223372036854775807LL")
-                      : op == KX_MAX ? "-nn_inf()" : "nn_inf()";
+    const char *ident = op == KX_ADD     ? "0"
+                        : t == NN_DT_I64 ? (op == KX_MAX ? "NN_I64_MIN" : "9223372036854775807LL")
+                        : op == KX_MAX   ? "-nn_inf()"
+                                         : "nn_inf()";
     indent(e, depth + 1);
     nn_buf_printf(b, "const %s r%d_ = v%d; v%d = %s;\n", held(t), i, l->var, l->var, ident);
   }
@@ -1022,8 +1080,8 @@ static void row_reduce(em *e, const rednest *r, int depth, int id) {
     ex(e, r->loop[i]->lo);
     nn_buf_printf(b, ", hi%d_%d_ = ", id, i);
     ex(e, r->loop[i]->hi);
-    nn_buf_printf(b, ", n%d_%d_ = hi%d_%d_ > lo%d_%d_ ? hi%d_%d_ - lo%d_%d_ : 0;\n", id, i, id,
-                  i, id, i, id, i, id, i);
+    nn_buf_printf(b, ", n%d_%d_ = hi%d_%d_ > lo%d_%d_ ? hi%d_%d_ - lo%d_%d_ : 0;\n", id, i, id, i,
+                  id, i, id, i, id, i);
   }
   indent(e, depth + 1);
   nn_buf_printf(b, "const i64 nf%d_ = ", id);
@@ -1036,8 +1094,8 @@ static void row_reduce(em *e, const rednest *r, int depth, int id) {
   for (int i = r->depth - 1; i >= 0; i--) {
     indent(e, depth + 2);
     if (i > 0)
-      nn_buf_printf(b, "v%d = lo%d_%d_ + q_ %% n%d_%d_; q_ /= n%d_%d_;\n", r->loop[i]->var, id,
-                    i, id, i, id, i);
+      nn_buf_printf(b, "v%d = lo%d_%d_ + q_ %% n%d_%d_; q_ /= n%d_%d_;\n", r->loop[i]->var, id, i,
+                    id, i, id, i);
     else
       nn_buf_printf(b, "v%d = lo%d_0_ + q_;\n", r->loop[0]->var, id);
   }
@@ -1048,15 +1106,16 @@ static void row_reduce(em *e, const rednest *r, int depth, int id) {
     const ks *l = &k->stmts.data[r->lets[i]];
     nn_dtype t = k->vars.data[l->var];
     int op = acc_op(e, l);
-    char c = t == NN_DT_F32 ? 'f' : t == NN_DT_F64 ? 'd' : 'i';
+    char c = (char)(t == NN_DT_F32 ? 'f' : t == NN_DT_F64 ? 'd' : 'i');
     const char *on = op == KX_ADD ? "add" : op == KX_MAX ? "max" : "min";
-    const char *join = op == KX_ADD ? (t == NN_DT_I64 ? "nn_add" : "NN_ADD_")
-                     : t == NN_DT_I64 ? (op == KX_MAX ? "nn_imax" : "nn_imin")
-                     : t == NN_DT_F64 ? (op == KX_MAX ? "nn_dmax" : "nn_dmin")
-                     : op == KX_MAX ? "nn_fmax" : "nn_fmin";
+    const char *join = op == KX_ADD     ? (t == NN_DT_I64 ? "nn_add" : "NN_ADD_")
+                       : t == NN_DT_I64 ? (op == KX_MAX ? "nn_imax" : "nn_imin")
+                       : t == NN_DT_F64 ? (op == KX_MAX ? "nn_dmax" : "nn_dmin")
+                       : op == KX_MAX   ? "nn_fmax"
+                                        : "nn_fmin";
     indent(e, depth + 1);
-    nn_buf_printf(b, "v%d = %s(r%d_, nn_red_%c_%s(v%d, (%s *)nn_sh_));\n", l->var, join, i, c,
-                  on, l->var, held(t));
+    nn_buf_printf(b, "v%d = %s(r%d_, nn_red_%c_%s(v%d, (%s *)nn_sh_));\n", l->var, join, i, c, on,
+                  l->var, held(t));
   }
   indent(e, depth);
   nn_buf_printf(b, "}\n");
@@ -1067,9 +1126,7 @@ static void row_stmt(em *e, ks_id id, int depth) {
   nn_buf *b = e->b;
   rednest r;
   switch (s->kind) {
-  case KS_LET:
-    stmt(e, id, depth);
-    return;
+  case KS_LET: stmt(e, id, depth); return;
   case KS_STORE:
     indent(e, depth);
     nn_buf_printf(b, "if (threadIdx.x == 0) {\n");
@@ -1095,8 +1152,10 @@ static void row_stmt(em *e, ks_id id, int depth) {
     return;
   case KS_FOR: {
     if (s->flags & KS_REDUCE) {
-      if (red_nest(e, id, &r)) row_reduce(e, &r, depth, id);
-      else e->err = true; /* row_ok accepted it */
+      if (red_nest(e, id, &r))
+        row_reduce(e, &r, depth, id);
+      else
+        e->err = true; /* row_ok accepted it */
       return;
     }
     bool strided = (s->flags & (KS_VECTOR | KS_PARALLEL)) != 0;
@@ -1106,14 +1165,16 @@ static void row_stmt(em *e, ks_id id, int depth) {
     nn_buf_printf(b, ", hi%d_ = ", id);
     ex(e, s->hi);
     if (strided)
-      nn_buf_printf(b, ", i%d_ = lo%d_ + threadIdx.x; i%d_ < hi%d_; i%d_ += blockDim.x) {\n",
-                    id, id, id, id, id);
+      nn_buf_printf(b, ", i%d_ = lo%d_ + threadIdx.x; i%d_ < hi%d_; i%d_ += blockDim.x) {\n", id,
+                    id, id, id, id);
     else
       nn_buf_printf(b, ", i%d_ = lo%d_; i%d_ < hi%d_; i%d_++) {\n", id, id, id, id, id);
     indent(e, depth + 1);
     nn_buf_printf(b, "v%d = i%d_;\n", s->var, id);
-    if (strided) stmts(e, s->body, s->nbody, depth + 1);
-    else row_stmts(e, s->body, s->nbody, depth + 1);
+    if (strided)
+      stmts(e, s->body, s->nbody, depth + 1);
+    else
+      row_stmts(e, s->body, s->nbody, depth + 1);
     indent(e, depth);
     nn_buf_printf(b, "}\n");
     if (strided) {
@@ -1122,9 +1183,7 @@ static void row_stmt(em *e, ks_id id, int depth) {
     }
     return;
   }
-  case KS_GEMM:
-    e->err = true;
-    return;
+  case KS_GEMM: e->err = true; return;
   }
 }
 
@@ -1216,14 +1275,14 @@ static int emit_kernel(const be_program *p, cuda_module *m, nn_buf *b, const ker
                        nncc_cu_kernel *out, nn_diag *d) {
   nn_arena *a = p->arena;
   if (k->bufs.len > NNCC_CU_MAX_SLOTS) {
-    nn_error(d, k->loc, "CUDA code generation: kernel '%s' has %d buffers (at most %d)",
-             k->name, k->bufs.len, NNCC_CU_MAX_SLOTS);
+    nn_error(d, k->loc, "CUDA code generation: kernel '%s' has %d buffers (at most %d)", k->name,
+             k->bufs.len, NNCC_CU_MAX_SLOTS);
     return -1;
   }
   for (int i = 0; i < k->bufs.len; i++)
     if (!elem(k->bufs.data[i].dtype)) {
-      nn_error(d, k->loc, "CUDA code generation: kernel '%s' has a buffer of dtype %s",
-               k->name, nn_dtype_name(k->bufs.data[i].dtype));
+      nn_error(d, k->loc, "CUDA code generation: kernel '%s' has a buffer of dtype %s", k->name,
+               nn_dtype_name(k->bufs.data[i].dtype));
       return -1;
     }
   for (int i = 0; i < k->stmts.len; i++)
@@ -1236,16 +1295,17 @@ static int emit_kernel(const be_program *p, cuda_module *m, nn_buf *b, const ker
       ok &= tb == NN_DT_F32 || tb == NN_DT_F16 || tb == NN_DT_BF16;
       ok &= tbias == NN_DT_F32 || tbias == NN_DT_F16 || tbias == NN_DT_BF16;
       if (!ok) {
-        nn_error(d, k->loc, "CUDA code generation: kernel '%s' has a GEMM over buffers of "
-                 "other dtypes than f32, f16 and bf16 (C: f32)", k->name);
+        nn_error(d, k->loc,
+                 "CUDA code generation: kernel '%s' has a GEMM over buffers of "
+                 "other dtypes than f32, f16 and bf16 (C: f32)",
+                 k->name);
         return -1;
       }
     }
   const char *name = kname(a, k);
   ks_id gemm, batch;
   int form = form_of(k, &gemm, &batch);
-  em e = {.k = k, .b = b, .budget = (long)b->len + (64L << 20), .a = a, .lane = -1,
-          .vec_var = -1};
+  em e = {.k = k, .b = b, .budget = (long)b->len + (64L << 20), .a = a, .lane = -1, .vec_var = -1};
   /* reductions: the row form when the rows are long enough (or there is
    * no parallel loop to spread) */
   const ks *root = k->root.len == 1 ? &k->stmts.data[k->root.data[0]] : NULL;
@@ -1263,11 +1323,17 @@ static int emit_kernel(const be_program *p, cuda_module *m, nn_buf *b, const ker
   bool vec = form == NNCC_CU_PAR && vec_ok(&e, root);
   bool tc = form == NNCC_CU_GEMM && gemm_tc(k, &k->stmts.data[gemm].gemm);
   int threads = most < 0 || most >= NNCC_CU_BLOCK ? NNCC_CU_BLOCK
-              : most <= 32 ? 32 : (int)((most + 31) / 32 * 32);
-  *out = (nncc_cu_kernel){.name = name, .form = form,
-                          .sync = form == NNCC_CU_GEMM || form == NNCC_CU_ROW, .trip = -1,
-                          .m = -1, .n = -1, .threads = form == NNCC_CU_ROW ? threads : 0,
+                : most <= 32                      ? 32
+                                                  : (int)((most + 31) / 32 * 32);
+  *out = (nncc_cu_kernel){.name = name,
+                          .form = form,
+                          .sync = form == NNCC_CU_GEMM || form == NNCC_CU_ROW,
+                          .trip = -1,
+                          .m = -1,
+                          .n = -1,
+                          .threads = form == NNCC_CU_ROW ? threads : 0,
                           .vec = vec ? 4 : 1};
+  NN_PUSH(a, m->tc, (unsigned char)tc); /* pushed with *out by the caller */
   if (tc && !m->wmma) {
     /* the header of the wmma API (not for the emulation, which has its own) */
     nn_buf_printf(b, "#ifndef NNCC_CUDA_EMU_H\n#include <mma.h>\n#include <cuda_fp16.h>\n"
@@ -1275,12 +1341,11 @@ static int emit_kernel(const be_program *p, cuda_module *m, nn_buf *b, const ker
     m->wmma = true;
   }
   nn_buf_printf(b, "/* %s: %s */\n", k->name,
-                form == NNCC_CU_PAR ? (vec ? "grid-stride over the parallel loop, float4"
-                                           : "grid-stride over the parallel loop")
-                : form == NNCC_CU_GEMM ? (tc ? "tiled GEMM, tensor-core GEMM (wmma)"
-                                             : "tiled GEMM")
-                : form == NNCC_CU_ROW ? "a block per row, reductions over the block"
-                : "one thread");
+                form == NNCC_CU_PAR    ? (vec ? "grid-stride over the parallel loop, float4"
+                                              : "grid-stride over the parallel loop")
+                : form == NNCC_CU_GEMM ? (tc ? "tiled GEMM, tensor-core GEMM (wmma)" : "tiled GEMM")
+                : form == NNCC_CU_ROW  ? "a block per row, reductions over the block"
+                                       : "one thread");
   kernel_head(&e, name);
   if (form == NNCC_CU_PAR) {
     const ks *r = root;
@@ -1340,8 +1405,10 @@ static int emit_kernel(const be_program *p, cuda_module *m, nn_buf *b, const ker
   }
   nn_buf_printf(b, "}\n\n");
   if (e.err) {
-    nn_error(d, k->loc, "CUDA code generation: kernel '%s' has an expression the printer does "
-             "not handle (or is too large)", k->name);
+    nn_error(d, k->loc,
+             "CUDA code generation: kernel '%s' has an expression the printer does "
+             "not handle (or is too large)",
+             k->name);
     return -1;
   }
   return 0;
@@ -1361,7 +1428,10 @@ int cuda_emit(const be_program *p, cuda_module *m, nn_diag *d) {
       if (seen[j] == s->k) ki = j;
     if (ki < 0) {
       nncc_cu_kernel kk;
-      if (emit_kernel(p, m, &b, s->k, &kk, d)) { rc = -1; break; }
+      if (emit_kernel(p, m, &b, s->k, &kk, d)) {
+        rc = -1;
+        break;
+      }
       ki = nseen;
       seen[nseen++] = s->k;
       NN_PUSH(a, m->kernels, kk);
@@ -1372,7 +1442,9 @@ int cuda_emit(const be_program *p, cuda_module *m, nn_diag *d) {
   }
   for (int i = 0; i < p->bufs.len && !rc; i++) {
     const be_buf *x = &p->bufs.data[i];
-    nncc_cu_buf cb = {.kind = (int32_t)x->kind, .index = x->index, .offset = x->offset,
+    nncc_cu_buf cb = {.kind = (int32_t)x->kind,
+                      .index = x->index,
+                      .offset = x->offset,
                       .esize = (uint32_t)nn_dtype_size(x->dtype)};
     cb.elems = prog_dim(a, m, p, x);
     if (cb.elems < 0) {
@@ -1384,12 +1456,20 @@ int cuda_emit(const be_program *p, cuda_module *m, nn_diag *d) {
   if (!rc) {
     m->src = nn_strndup(a, b.data ? b.data : "", b.len);
     m->src_len = b.len;
-    m->table = (nncc_cu_table){
-        .nkernels = m->kernels.len, .nsteps = m->steps.len, .nbufs = m->bufs.len,
-        .nslots = m->slots.len, .nprog = m->prog.len, .kernels = m->kernels.data,
-        .steps = m->steps.data, .bufs = m->bufs.data, .slots = m->slots.data,
-        .prog = m->prog.data, .nsyms = p->syms.len, .dynamic = p->dynamic,
-        .workspace_bytes = p->workspace_bytes, .weights_bytes = (uint64_t)p->weights.len};
+    m->table = (nncc_cu_table){.nkernels = m->kernels.len,
+                               .nsteps = m->steps.len,
+                               .nbufs = m->bufs.len,
+                               .nslots = m->slots.len,
+                               .nprog = m->prog.len,
+                               .kernels = m->kernels.data,
+                               .steps = m->steps.data,
+                               .bufs = m->bufs.data,
+                               .slots = m->slots.data,
+                               .prog = m->prog.data,
+                               .nsyms = p->syms.len,
+                               .dynamic = p->dynamic,
+                               .workspace_bytes = p->workspace_bytes,
+                               .weights_bytes = (uint64_t)p->weights.len};
   }
   nn_buf_free(&b);
   return rc;

@@ -7,9 +7,14 @@
  * same grid the device runtime would use) and compares each step's written
  * buffers with the reference interpreter's (k_interp) run of the same
  * step. Both runs start from the same inputs and weights but keep separate
- * workspaces and outputs; after a mismatching step the reference's values
- * are copied over, so one broken kernel is reported once and the steps
- * after it are still checked.
+ * workspaces and outputs; after each step the reference's values of the
+ * buffers it wrote are copied over, so every step is checked on the same
+ * operands as the reference's, one broken kernel is reported once, and the
+ * steps after it are still checked. (Kernels that sum in another order
+ * than the interpreter - tensor-core GEMMs, block reductions - differ from
+ * it in the last bits of f32; carried into a step that rounds to f16 and
+ * then cancels, such as a residual add, one f16 ulp of a large value
+ * would be compared against a small result.)
  */
 #include "cuda.h"
 
@@ -44,7 +49,8 @@ static void fill(void *data, nn_dtype dt, int64_t n, uint64_t *rng) {
     case NN_DT_I32: ((int32_t *)data)[i] = (int32_t)k; break;
     case NN_DT_I16: ((int16_t *)data)[i] = (int16_t)k; break;
     case NN_DT_I8: ((int8_t *)data)[i] = (int8_t)k; break;
-    case NN_DT_U8: case NN_DT_BOOL: ((uint8_t *)data)[i] = (uint8_t)k; break;
+    case NN_DT_U8:
+    case NN_DT_BOOL: ((uint8_t *)data)[i] = (uint8_t)k; break;
     default: break;
     }
   }
@@ -61,14 +67,15 @@ static double get(const void *data, nn_dtype dt, int64_t i) {
   case NN_DT_I32: return ((const int32_t *)data)[i];
   case NN_DT_I16: return ((const int16_t *)data)[i];
   case NN_DT_I8: return ((const int8_t *)data)[i];
-  case NN_DT_U8: case NN_DT_BOOL: return ((const uint8_t *)data)[i];
+  case NN_DT_U8:
+  case NN_DT_BOOL: return ((const uint8_t *)data)[i];
   default: return 0;
   }
 }
 
 typedef struct world {
-  unsigned char *ws;   /* workspace */
-  void **outputs;      /* by output index */
+  unsigned char *ws; /* workspace */
+  void **outputs;    /* by output index */
 } world;
 
 static void *slot_ptr(const be_program *p, const world *w, void *const *inputs, be_bufid id,
@@ -105,7 +112,8 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
   for (int i = 0; i < m->table.nkernels; i++) {
     *(void **)&fns[i] = dlsym(dl, m->table.kernels[i].name);
     if (!fns[i]) {
-      nn_error(d, no_loc, "the emulation library %s lacks kernel %s", lib, m->table.kernels[i].name);
+      nn_error(d, no_loc, "the emulation library %s lacks kernel %s", lib,
+               m->table.kernels[i].name);
       goto done_dl;
     }
   }
@@ -132,12 +140,17 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
       w[j].outputs[i] = calloc((size_t)n * nn_dtype_size(io->dtype) + 64, 1);
     }
   }
-  int bad_steps = 0, forms[NNCC_CU_NFORMS] = {0}, nvec = 0;
+  if (!inputs || !w[0].ws || !w[1].ws || !w[0].outputs || !w[1].outputs) {
+    nn_error(d, no_loc, "out of memory for the emulation check");
+    goto done;
+  }
+  int bad_steps = 0, forms[NNCC_CU_NFORMS] = {0}, nvec = 0, ntc = 0;
   double worst = 0;
   int64_t compared = 0;
   for (int i = 0; i < m->table.nkernels; i++) {
     forms[m->table.kernels[i].form]++;
     nvec += m->table.kernels[i].vec > 1;
+    ntc += i < m->tc.len && m->tc.data[i];
   }
   for (int si = 0; si < p->steps.len; si++) {
     const be_step *s = &p->steps.data[si];
@@ -170,28 +183,36 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
         if (r == x || (r != r && x != x)) continue;
         double err = fabs(x - r) / fmax(1.0, fabs(r));
         if (!nn_dtype_is_float(b->dtype) || !(err <= tol)) {
-          if (first < 0) { first = e; fr = r; fe = x; }
+          if (first < 0) {
+            first = e;
+            fr = r;
+            fe = x;
+          }
           nbad++;
         }
         if (err > worst || err != err) worst = err != err ? INFINITY : err;
       }
       if (nbad) {
-        fprintf(out, "step %d (%s, form %d): buffer '%s' differs at %lld of %lld elements, "
-                     "first at %lld: reference %.9g, emulated %.9g\n",
+        fprintf(out,
+                "step %d (%s, form %d): buffer '%s' differs at %lld of %lld elements, "
+                "first at %lld: reference %.9g, emulated %.9g\n",
                 si, s->k->name, m->table.kernels[cs->kernel].form, s->k->bufs.data[k].name,
                 (long long)nbad, (long long)b->elems, (long long)first, fr, fe);
         bad_steps++;
-        memcpy(args.p[k], ref[k], (size_t)b->elems * nn_dtype_size(b->dtype));
       }
+      if (args.p[k] != ref[k])
+        memcpy(args.p[k], ref[k], (size_t)b->elems * nn_dtype_size(b->dtype));
     }
   }
-  fprintf(out, "emucheck: %d steps, %d kernels (par %d (float4 %d), gemm %d, serial %d, "
-               "row %d), %lld values compared, max rel err %.3g, %d mismatching steps\n",
-          p->steps.len, m->table.nkernels, forms[NNCC_CU_PAR], nvec, forms[NNCC_CU_GEMM],
+  fprintf(out,
+          "emucheck: %d steps, %d kernels (par %d (float4 %d), gemm %d (wmma %d), "
+          "serial %d, row %d), %lld values compared, max rel err %.3g, %d mismatching "
+          "steps\n",
+          p->steps.len, m->table.nkernels, forms[NNCC_CU_PAR], nvec, forms[NNCC_CU_GEMM], ntc,
           forms[NNCC_CU_SERIAL], forms[NNCC_CU_ROW], (long long)compared, worst, bad_steps);
   rc = bad_steps ? 1 : 0;
 done:
-  for (int i = 0; i < ni; i++) free(inputs[i]);
+  for (int i = 0; inputs && i < ni; i++) free(inputs[i]);
   free(inputs);
   for (int j = 0; j < 2; j++) {
     for (int i = 0; i < no && w[j].outputs; i++) free(w[j].outputs[i]);

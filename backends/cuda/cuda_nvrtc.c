@@ -64,7 +64,10 @@ int cuda_parse_archs(const char *s, int *archs, int max, char *err, size_t cap) 
         return -1;
       }
       int i = n++;
-      while (i > 0 && archs[i - 1] > v) { archs[i] = archs[i - 1]; i--; }
+      while (i > 0 && archs[i - 1] > v) {
+        archs[i] = archs[i - 1];
+        i--;
+      }
       archs[i] = (int)v;
     }
     p += len;
@@ -270,8 +273,8 @@ static int check_archs(void *h, const int *archs, int narchs, nn_diag *d) {
     if (ok) continue;
     nn_error(d, no_loc,
              "--cuda-arch sm_%d: the NVRTC found (CUDA %d.%d) can't compile for it; its "
-             "lowest arch is sm_%d (it supports sm_%d to sm_%d)%s", archs[i], major, minor,
-             lowest, lowest, highest,
+             "lowest arch is sm_%d (it supports sm_%d to sm_%d)%s",
+             archs[i], major, minor, lowest, lowest, highest,
              archs[i] < lowest ? ". Older GPUs need an older CUDA toolkit (set CUDA_HOME)" : "");
     return -1;
   }
@@ -288,12 +291,19 @@ int cuda_nvrtc_compile(const char *src, const int *archs, int narchs, const char
     return -1;
   }
   nvrtc_api api;
-  struct { void **slot; const char *name; } syms[] = {
-      {(void **)&api.create, "nvrtcCreateProgram"},  {(void **)&api.compile, "nvrtcCompileProgram"},
-      {(void **)&api.log_size, "nvrtcGetProgramLogSize"}, {(void **)&api.log, "nvrtcGetProgramLog"},
-      {(void **)&api.cubin_size, "nvrtcGetCUBINSize"}, {(void **)&api.cubin, "nvrtcGetCUBIN"},
-      {(void **)&api.ptx_size, "nvrtcGetPTXSize"},   {(void **)&api.ptx, "nvrtcGetPTX"},
-      {(void **)&api.destroy, "nvrtcDestroyProgram"}, {(void **)&api.error_string, "nvrtcGetErrorString"}};
+  struct {
+    void **slot;
+    const char *name;
+  } syms[] = {{(void **)&api.create, "nvrtcCreateProgram"},
+              {(void **)&api.compile, "nvrtcCompileProgram"},
+              {(void **)&api.log_size, "nvrtcGetProgramLogSize"},
+              {(void **)&api.log, "nvrtcGetProgramLog"},
+              {(void **)&api.cubin_size, "nvrtcGetCUBINSize"},
+              {(void **)&api.cubin, "nvrtcGetCUBIN"},
+              {(void **)&api.ptx_size, "nvrtcGetPTXSize"},
+              {(void **)&api.ptx, "nvrtcGetPTX"},
+              {(void **)&api.destroy, "nvrtcDestroyProgram"},
+              {(void **)&api.error_string, "nvrtcGetErrorString"}};
   for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
     *syms[i].slot = dlsym(h, syms[i].name);
     if (!*syms[i].slot) {
@@ -312,8 +322,7 @@ int cuda_nvrtc_compile(const char *src, const int *archs, int narchs, const char
     char opt[32];
     out->archs[i] = archs[i];
     snprintf(opt, sizeof opt, "-arch=sm_%d", archs[i]);
-    rc = compile_one(&api, src, opt, false, inc, save_src, &out->cubin[i], &out->cubin_size[i],
-                     d);
+    rc = compile_one(&api, src, opt, false, inc, save_src, &out->cubin[i], &out->cubin_size[i], d);
   }
   if (!rc && narchs > 0) {
     char opt[32];

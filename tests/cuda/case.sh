@@ -4,7 +4,11 @@
 #   case.sh nvrtc MODEL.pt JSON PRECISION WORKDIR  NVRTC + cubin/PTX checks
 # Prints one line "PASS|FAIL|SKIP <kind> <name> <precision> <detail>";
 # details of a failure go to WORKDIR/<name>.<precision>.<kind>.log. Needs
-# NNCC, NNCC_SRC, CXX, CUDA_ARCHS (e.g. "75 80 90"), PTXAS (or empty).
+# NNCC, NNCC_SRC, CXX, CUDA_ARCHS (e.g. "75 80 90"), PTXAS (or empty), and
+# optionally CUDA_WMMA_CASES: names whose fp16 build must run every GEMM on
+# tensor cores (the emulation's summary must count "gemm G (wmma G)" with
+# G > 0; the NVRTC case must find tensor-core GEMMs in the source and
+# wmma.mma.sync in the PTX).
 # The NVRTC case also checks that the PTX keeps the kernel forms: 128-bit
 # accesses for float4 loops, warp shuffles for row reductions, mma for
 # tensor-core GEMMs.
@@ -18,6 +22,8 @@ d = json.load(open(sys.argv[1]))
 print(" ".join("--input=" + i["flag"] for i in d["inputs"] if "flag" in i))' "$json" 2>/dev/null)
 case $prec in fp32) pflag=;; *) pflag="--precision=$prec";; esac
 t0=$(date +%s.%N)
+want_tc=0
+[ "$prec" = fp16 ] && [[ " ${CUDA_WMMA_CASES:-} " == *" $name "* ]] && want_tc=1
 elapsed() { python3 -c "import sys; print('%.1fs' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)"; }
 
 if [ "$kind" = emu ]; then
@@ -39,6 +45,15 @@ if [ "$kind" = emu ]; then
   # shellcheck disable=SC2086
   if out=$("$NNCC" "$pt" $flags $pflag --target cuda --emit=cuda-emucheck \
            --cuda-emu-lib "$work/$tag.so" 2>>"$log"); then
+    if [ "$want_tc" = 1 ]; then
+      # "gemm G (wmma W)": every GEMM of the model on tensor cores
+      g=$(echo "$out" | sed -n 's/.* gemm \([0-9]*\) (wmma \([0-9]*\)).*/\1 \2/p' | tail -1)
+      if [ -z "$g" ] || [ "${g% *}" = 0 ] || [ "${g% *}" != "${g#* }" ]; then
+        echo "$out" >>"$log"
+        echo "FAIL emu $name $prec not every GEMM on tensor cores: $(echo "$out" | tail -1)"
+        exit 0
+      fi
+    fi
     echo "PASS emu $name $prec $(elapsed) ${out#emucheck: }"
     rm -f "$work/$tag.so" "$work/$tag.cu" "$log"
   else
@@ -89,12 +104,19 @@ fi
 if grep -q 'tensor-core GEMM' "$dir/model.cu"; then
   grep -Eq 'wmma\.mma\.sync|mma\.sync' "$ptx" || bad="$bad no-mma.sync"
 fi
+ntc=$(grep -c 'tensor-core GEMM (wmma) \*/$' "$dir/model.cu")
+ngemm=$(grep -c ': tiled GEMM' "$dir/model.cu")
+if [ "$want_tc" = 1 ]; then
+  [ "$ntc" -gt 0 ] && [ "$ntc" = "$ngemm" ] || bad="$bad $ntc-of-$ngemm-gemms-on-tensor-cores"
+  grep -q 'wmma\.mma\.sync\.aligned\.row\.row\.m16n16k16\.f32\.f32' "$ptx" ||
+    bad="$bad no-wmma.mma.sync.m16n16k16.f32.f32"
+fi
 if [ -n "$PTXAS" ]; then
   "$PTXAS" -arch="sm_$newest" "$dir/compute_$newest.ptx" -o "$dir/ptxas.cubin" >>"$log" 2>&1 ||
     bad="$bad ptxas-sm_$newest"
 fi
 if [ -z "$bad" ]; then
-  echo "PASS nvrtc $name $prec $(elapsed) $want kernels, archs $CUDA_ARCHS + PTX compute_$newest"
+  echo "PASS nvrtc $name $prec $(elapsed) $want kernels ($ntc on tensor cores), archs $CUDA_ARCHS + PTX compute_$newest"
   rm -rf "$dir" "$log"
 else
   echo "FAIL nvrtc $name $prec:$bad"

@@ -69,7 +69,10 @@ extern "C" void nncc_emu_warp_sync(void);
 extern "C" unsigned nncc_emu_linear_tid(void);
 extern "C" double *nncc_emu_xchg(void);
 static inline void __syncthreads(void) { nncc_emu_sync(); }
-static inline void __syncwarp(unsigned mask = 0xffffffffu) { (void)mask; nncc_emu_warp_sync(); }
+static inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  (void)mask;
+  nncc_emu_warp_sync();
+}
 
 /* Lane exchange: thread t publishes v, its warp waits, t reads lane src
  * (its own value when src is outside the warp), the warp waits again. */
@@ -94,21 +97,50 @@ template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lm, i
   unsigned src = base + ((me % (unsigned)width) ^ (unsigned)lm);
   return nncc_emu_shfl(v, (int)src, src < base + (unsigned)width);
 }
-template <class T> static inline T __shfl_down_sync(unsigned mask, T v, unsigned d, int width = 32) {
+template <class T>
+static inline T __shfl_down_sync(unsigned mask, T v, unsigned d, int width = 32) {
   (void)mask;
   unsigned me = nncc_emu_linear_tid(), lane = me % (unsigned)width;
   return nncc_emu_shfl(v, (int)(me + d), lane + d < (unsigned)width);
 }
 
 /* Atomics: no thread runs between another's read and write. */
-template <class T> static inline T atomicAdd(T *p, T v) { T o = *p; *p = o + v; return o; }
-template <class T> static inline T atomicMax(T *p, T v) { T o = *p; *p = o > v ? o : v; return o; }
-template <class T> static inline T atomicMin(T *p, T v) { T o = *p; *p = o < v ? o : v; return o; }
+template <class T> static inline T atomicAdd(T *p, T v) {
+  T o = *p;
+  *p = o + v;
+  return o;
+}
+template <class T> static inline T atomicMax(T *p, T v) {
+  T o = *p;
+  *p = o > v ? o : v;
+  return o;
+}
+template <class T> static inline T atomicMin(T *p, T v) {
+  T o = *p;
+  *p = o < v ? o : v;
+  return o;
+}
 
-static inline float __uint_as_float(unsigned x) { float f; memcpy(&f, &x, 4); return f; }
-static inline float __int_as_float(int x) { float f; memcpy(&f, &x, 4); return f; }
-static inline unsigned __float_as_uint(float f) { unsigned x; memcpy(&x, &f, 4); return x; }
-static inline int __float_as_int(float f) { int x; memcpy(&x, &f, 4); return x; }
+static inline float __uint_as_float(unsigned x) {
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+static inline float __int_as_float(int x) {
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+static inline unsigned __float_as_uint(float f) {
+  unsigned x;
+  memcpy(&x, &f, 4);
+  return x;
+}
+static inline int __float_as_int(float f) {
+  int x;
+  memcpy(&x, &f, 4);
+  return x;
+}
 
 /* 16-bit float storage types with conversions (round to nearest even). */
 struct __half {
@@ -119,25 +151,40 @@ struct __nv_bfloat16 {
 };
 static inline float __half2float(__half h) {
   unsigned s = (unsigned)(h.bits & 0x8000) << 16, e = (h.bits >> 10) & 0x1f, m = h.bits & 0x3ff, x;
-  if (e == 0x1f) x = s | 0x7f800000u | (m << 13);
+  if (e == 0x1f)
+    x = s | 0x7f800000u | (m << 13);
   else if (e == 0) {
-    if (!m) x = s;
+    if (!m)
+      x = s;
     else {
       int k = -1;
-      do { m <<= 1; k++; } while (!(m & 0x400));
+      do {
+        m <<= 1;
+        k++;
+      } while (!(m & 0x400));
       x = s | ((unsigned)(127 - 15 - k) << 23) | ((m & 0x3ff) << 13);
     }
-  } else x = s | ((e + 127 - 15) << 23) | (m << 13);
+  } else
+    x = s | ((e + 127 - 15) << 23) | (m << 13);
   return __uint_as_float(x);
 }
 static inline __half __float2half(float f) {
   unsigned x = __float_as_uint(f), s = (x >> 16) & 0x8000, e8 = (x >> 23) & 0xff, m = x & 0x7fffff;
   __half r;
   int e = (int)e8 - 127 + 15;
-  if (e8 == 0xff) { r.bits = (unsigned short)(s | 0x7c00 | (m ? 0x200 : 0)); return r; }
-  if (e >= 31) { r.bits = (unsigned short)(s | 0x7c00); return r; }
+  if (e8 == 0xff) {
+    r.bits = (unsigned short)(s | 0x7c00 | (m ? 0x200 : 0));
+    return r;
+  }
+  if (e >= 31) {
+    r.bits = (unsigned short)(s | 0x7c00);
+    return r;
+  }
   if (e <= 0) {
-    if (e < -10) { r.bits = (unsigned short)s; return r; }
+    if (e < -10) {
+      r.bits = (unsigned short)s;
+      return r;
+    }
     m |= 0x800000;
     int sh = 14 - e;
     unsigned h = m >> sh, rem = m & ((1u << sh) - 1), hf = 1u << (sh - 1);
@@ -150,12 +197,16 @@ static inline __half __float2half(float f) {
   r.bits = (unsigned short)(s | h);
   return r;
 }
-static inline float __bfloat162float(__nv_bfloat16 b) { return __uint_as_float((unsigned)b.bits << 16); }
+static inline float __bfloat162float(__nv_bfloat16 b) {
+  return __uint_as_float((unsigned)b.bits << 16);
+}
 static inline __nv_bfloat16 __float2bfloat16(float f) {
   unsigned x = __float_as_uint(f);
   __nv_bfloat16 r;
-  if ((x & 0x7fffffffu) > 0x7f800000u) r.bits = (unsigned short)((x >> 16) | 0x40);
-  else r.bits = (unsigned short)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    r.bits = (unsigned short)((x >> 16) | 0x40);
+  else
+    r.bits = (unsigned short)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
   return r;
 }
 
@@ -179,15 +230,15 @@ static inline void fill_fragment(fragment<Use, M, N, K, T, L> &f, T v) {
   for (int i = 0; i < M * (K > N ? K : N); i++) f.x[i] = v;
 }
 template <int M, int N, int K, class L>
-static inline void load_matrix_sync(fragment<matrix_a, M, N, K, __half, L> &f, const __half *p,
-                                    unsigned ld) {
+static inline void
+load_matrix_sync(fragment<matrix_a, M, N, K, __half, L> &f, const __half *p, unsigned ld) {
   bool col = sizeof(L) && __is_same(L, col_major);
   for (int i = 0; i < M; i++)
     for (int k = 0; k < K; k++) f.x[i * K + k] = col ? p[k * ld + i] : p[i * ld + k];
 }
 template <int M, int N, int K, class L>
-static inline void load_matrix_sync(fragment<matrix_b, M, N, K, __half, L> &f, const __half *p,
-                                    unsigned ld) {
+static inline void
+load_matrix_sync(fragment<matrix_b, M, N, K, __half, L> &f, const __half *p, unsigned ld) {
   bool col = sizeof(L) && __is_same(L, col_major);
   for (int k = 0; k < K; k++)
     for (int j = 0; j < N; j++) f.x[k * N + j] = col ? p[j * ld + k] : p[k * ld + j];
@@ -195,10 +246,10 @@ static inline void load_matrix_sync(fragment<matrix_b, M, N, K, __half, L> &f, c
 /* d = a * b + c; the fragments hold their tiles in logical order (the
  * loads resolved the memory layouts), so any layouts combine. */
 template <int M, int N, int K, class LA, class LB>
-static inline void mma_sync(fragment<accumulator, M, N, K, float> &d,
-                            const fragment<matrix_a, M, N, K, __half, LA> &a,
-                            const fragment<matrix_b, M, N, K, __half, LB> &b,
-                            const fragment<accumulator, M, N, K, float> &c) {
+static inline void
+mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, __half, LA> &a,
+         const fragment<matrix_b, M, N, K, __half, LB> &b,
+         const fragment<accumulator, M, N, K, float> &c) {
   float t[M * N];
   for (int i = 0; i < M; i++)
     for (int j = 0; j < N; j++) {
@@ -213,8 +264,10 @@ static inline void store_matrix_sync(float *p, const fragment<accumulator, M, N,
                                      unsigned ld, layout_t l) {
   for (int i = 0; i < M; i++)
     for (int j = 0; j < N; j++)
-      if (l == mem_row_major) p[i * ld + j] = f.x[i * N + j];
-      else p[j * ld + i] = f.x[i * N + j];
+      if (l == mem_row_major)
+        p[i * ld + j] = f.x[i * N + j];
+      else
+        p[j * ld + i] = f.x[i * N + j];
 }
 } // namespace wmma
 } // namespace nvcuda

@@ -13,6 +13,7 @@
 #include "unit.h"
 
 #include <dlfcn.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,11 +34,10 @@ static void test_archs(void) {
 
 static void test_eval_and_grid(void) {
   /* (d0 + 3) // 2, d1 % -3, and malformed programs */
-  const int64_t prog[] = {NNCC_CU_DIM, 0, NNCC_CU_CONST, 3, NNCC_CU_ADD, 0, NNCC_CU_CONST, 2,
-                          NNCC_CU_FLOORDIV, 0, NNCC_CU_END, 0,
-                          NNCC_CU_DIM, 1, NNCC_CU_CONST, -3, NNCC_CU_MOD, 0, NNCC_CU_END, 0,
-                          NNCC_CU_ADD, 0, NNCC_CU_END, 0,
-                          NNCC_CU_DIM, 5, NNCC_CU_END, 0};
+  const int64_t prog[] = {NNCC_CU_DIM,      0, NNCC_CU_CONST, 3, NNCC_CU_ADD, 0, NNCC_CU_CONST, 2,
+                          NNCC_CU_FLOORDIV, 0, NNCC_CU_END,   0, NNCC_CU_DIM, 1, NNCC_CU_CONST, -3,
+                          NNCC_CU_MOD,      0, NNCC_CU_END,   0, NNCC_CU_ADD, 0, NNCC_CU_END,   0,
+                          NNCC_CU_DIM,      5, NNCC_CU_END,   0};
   int n = (int)(sizeof prog / sizeof prog[0]);
   int64_t dims[2] = {8, 7};
   CHECK_INT(nncc_cu_eval(prog, n, 0, dims, 2), 5);
@@ -45,10 +45,10 @@ static void test_eval_and_grid(void) {
   CHECK_INT(nncc_cu_eval(prog, n, 20, dims, 2), -1); /* stack underflow */
   CHECK_INT(nncc_cu_eval(prog, n, 24, dims, 2), -1); /* no such dim */
   CHECK_INT(nncc_cu_eval(prog, n, -1, dims, 2), -1);
-  CHECK_INT(nncc_cu_eval(prog, 3, 0, dims, 2), -1);  /* truncated */
+  CHECK_INT(nncc_cu_eval(prog, 3, 0, dims, 2), -1); /* truncated */
 
   const int64_t p2[] = {NNCC_CU_CONST, 1000, NNCC_CU_END, 0, NNCC_CU_CONST, 33, NNCC_CU_END, 0,
-                        NNCC_CU_CONST, 17, NNCC_CU_END, 0, NNCC_CU_CONST, 1, NNCC_CU_END, 0};
+                        NNCC_CU_CONST, 17,   NNCC_CU_END, 0, NNCC_CU_CONST, 1,  NNCC_CU_END, 0};
   nncc_cu_kernel ks[5] = {{"a", NNCC_CU_PAR, 0, 0, -1, -1, 0, 1},
                           {"b", NNCC_CU_GEMM, 1, 12, 4, 8, 0, 1},
                           {"c", NNCC_CU_SERIAL, 0, -1, -1, -1, 0, 1},
@@ -71,8 +71,9 @@ static void test_eval_and_grid(void) {
   CHECK_INT(g[0], 64);
 }
 
-/* Parses, shapes, schedules and emits IR text; NULL on failure. */
-static be_program *schedule(nn_arena *a, const char *ir, const char *const *specs, int nspecs) {
+/* Parses, shapes and schedules IR text for target t; NULL on failure. */
+static be_program *schedule_for(nn_arena *a, const char *ir, const char *const *specs, int nspecs,
+                                be_target t) {
   nn_diag d;
   nn_diag_init(&d, stderr);
   ir_graph *g = ir_parse(ir, strlen(ir), "t.nnir", a, &d);
@@ -81,7 +82,12 @@ static be_program *schedule(nn_arena *a, const char *ir, const char *const *spec
   for (int i = 0; i < nspecs; i++)
     if (pass_parse_input_spec(specs[i], a, &sp[i], err, sizeof err)) return NULL;
   if (!g || pass_shapes(g, sp, nspecs, &d)) return NULL;
-  return be_schedule(g, a, &d);
+  return be_schedule_for(g, a, t, &d);
+}
+
+/* The same for the CPU target (what be_schedule does). */
+static be_program *schedule(nn_arena *a, const char *ir, const char *const *specs, int nspecs) {
+  return schedule_for(a, ir, specs, nspecs, BE_TARGET_CPU);
 }
 
 /* Schedules IR text and emits it into m, checking that this succeeds and
@@ -102,8 +108,10 @@ static void test_emit_relu(void) {
   nn_arena *a = nn_arena_new();
   const char *specs[] = {"x:f32[2,3]"};
   cuda_module m;
-  if (!emit_one(a, "graph forward(%0 x: unknown) -> (unknown) {\n"
-                   "  %1 = relu(%0) : unknown\n  return %1\n}\n", specs, 1, &m)) {
+  if (!emit_one(a,
+                "graph forward(%0 x: unknown) -> (unknown) {\n"
+                "  %1 = relu(%0) : unknown\n  return %1\n}\n",
+                specs, 1, &m)) {
     nn_arena_free(a);
     return;
   }
@@ -116,37 +124,38 @@ static void test_emit_relu(void) {
   CHECK_INT(m.table.bufs[m.table.slots[1]].kind, NNCC_CU_INPUT);
   const char *k = strstr(m.src, "/* k0_relu");
   CHECK_INT(m.table.kernels[0].vec, 4);
-  CHECK_STR(k, "/* k0_relu: grid-stride over the parallel loop, float4 */\n"
-               "extern \"C\" __global__ void nncc_k0_relu(struct nncc_cu_args A) {\n"
-               "  float *__restrict__ s0 = (float *)A.p[0]; /* out */\n"
-               "  const float *__restrict__ s1 = (const float *)A.p[1]; /* x */\n"
-               "  i64 v0 = 0;\n"
-               "  (void)v0;\n"
-               "  const i64 lo_ = (0LL), hi_ = (6LL);\n"
-               "  const i64 t_ = (i64)blockIdx.x * blockDim.x + threadIdx.x, "
-               "nt_ = (i64)gridDim.x * blockDim.x;\n"
-               "  i64 e4_ = lo_;\n"
-               "  if (hi_ - lo_ >= 4 && (lo_ & 3) == 0 && ((0 | (u64)s0 | (u64)s1) & 15) == 0) {\n"
-               "    e4_ = lo_ + ((hi_ - lo_) & ~(i64)3);\n"
-               "    for (i64 it_ = lo_ + 4 * t_; it_ < e4_; it_ += 4 * nt_) {\n"
-               "      float4 o0_;\n"
-               "      const float4 l1_ = *(const float4 *)(s1 + it_);\n"
-               "      v0 = it_ + 0;\n"
-               "      o0_.x = (float)((nn_fmax((l1_.x), 0.0f)));\n"
-               "      v0 = it_ + 1;\n"
-               "      o0_.y = (float)((nn_fmax((l1_.y), 0.0f)));\n"
-               "      v0 = it_ + 2;\n"
-               "      o0_.z = (float)((nn_fmax((l1_.z), 0.0f)));\n"
-               "      v0 = it_ + 3;\n"
-               "      o0_.w = (float)((nn_fmax((l1_.w), 0.0f)));\n"
-               "      *(float4 *)(s0 + it_) = o0_;\n"
-               "    }\n"
-               "  }\n"
-               "  for (i64 it_ = e4_ + t_; it_ < hi_; it_ += nt_) {\n"
-               "    v0 = it_;\n"
-               "    s0[v0] = ((float)((nn_fmax((s1[v0]), 0.0f))));\n"
-               "  }\n"
-               "}\n\n");
+  CHECK_STR(k,
+            "/* k0_relu: grid-stride over the parallel loop, float4 */\n"
+            "extern \"C\" __global__ void nncc_k0_relu(struct nncc_cu_args A) {\n"
+            "  float *__restrict__ s0 = (float *)A.p[0]; /* out */\n"
+            "  const float *__restrict__ s1 = (const float *)A.p[1]; /* x */\n"
+            "  i64 v0 = 0;\n"
+            "  (void)v0;\n"
+            "  const i64 lo_ = (0LL), hi_ = (6LL);\n"
+            "  const i64 t_ = (i64)blockIdx.x * blockDim.x + threadIdx.x, "
+            "nt_ = (i64)gridDim.x * blockDim.x;\n"
+            "  i64 e4_ = lo_;\n"
+            "  if (hi_ - lo_ >= 4 && (lo_ & 3) == 0 && ((0 | (u64)s0 | (u64)s1) & 15) == 0) {\n"
+            "    e4_ = lo_ + ((hi_ - lo_) & ~(i64)3);\n"
+            "    for (i64 it_ = lo_ + 4 * t_; it_ < e4_; it_ += 4 * nt_) {\n"
+            "      float4 o0_;\n"
+            "      const float4 l1_ = *(const float4 *)(s1 + it_);\n"
+            "      v0 = it_ + 0;\n"
+            "      o0_.x = (float)((nn_fmax((l1_.x), 0.0f)));\n"
+            "      v0 = it_ + 1;\n"
+            "      o0_.y = (float)((nn_fmax((l1_.y), 0.0f)));\n"
+            "      v0 = it_ + 2;\n"
+            "      o0_.z = (float)((nn_fmax((l1_.z), 0.0f)));\n"
+            "      v0 = it_ + 3;\n"
+            "      o0_.w = (float)((nn_fmax((l1_.w), 0.0f)));\n"
+            "      *(float4 *)(s0 + it_) = o0_;\n"
+            "    }\n"
+            "  }\n"
+            "  for (i64 it_ = e4_ + t_; it_ < hi_; it_ += nt_) {\n"
+            "    v0 = it_;\n"
+            "    s0[v0] = ((float)((nn_fmax((s1[v0]), 0.0f))));\n"
+            "  }\n"
+            "}\n\n");
   nn_arena_free(a);
 }
 
@@ -154,8 +163,10 @@ static void test_emit_gemm(void) {
   nn_arena *a = nn_arena_new();
   const char *specs[] = {"x:f32[5,7]", "w:f32[7,3]"};
   cuda_module m;
-  if (!emit_one(a, "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
-                   "  %2 = matmul(%0, %1) : unknown\n  return %2\n}\n", specs, 2, &m)) {
+  if (!emit_one(a,
+                "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
+                "  %2 = matmul(%0, %1) : unknown\n  return %2\n}\n",
+                specs, 2, &m)) {
     nn_arena_free(a);
     return;
   }
@@ -198,7 +209,8 @@ static int emu_build(const char *src, const char *name, char *lib, size_t cap) {
   if (!f) return -1;
   fputs(src, f);
   fclose(f);
-  snprintf(cmd, sizeof cmd, "g++ -std=c++17 -O1 -fPIC -shared -w -include "
+  snprintf(cmd, sizeof cmd,
+           "g++ -std=c++17 -O1 -fPIC -shared -w -include "
            "%stests/cuda/cuda_emu.h -x c++ %s -x c++ %stests/cuda/cuda_emu.cc -o %s",
            root, cu, root, lib);
   int rc = system(cmd);
@@ -246,7 +258,7 @@ static void test_emu_lanes(void) {
   *(void **)&diverge = dlsym(h, "diverge");
   CHECK(launch && lanes && diverge);
   if (launch && lanes && diverge) {
-    float out[64];
+    float out[64] = {0};
     nncc_cu_args args;
     memset(&args, 0, sizeof args);
     args.p[0] = out;
@@ -266,8 +278,8 @@ static void test_emu_lanes(void) {
   remove(lib);
 }
 
-/* A 16-bit GEMM on tensor cores. The schedule expands 16-bit GEMMs into
- * loops for the CPU, so this takes the f32 matmul's program and makes A
+/* A 16-bit GEMM on tensor cores, built by hand: this takes the f32
+ * matmul's program (a GEMM straight on the inputs) and makes A
  * and B f16 (the program's buffers and inputs too): the emitter must take
  * the KS_GEMM to wmma (16x16x16, f32 accumulation; M, N, K not multiples
  * of 16), NVRTC (when present) must give mma instructions, and the source
@@ -276,8 +288,10 @@ static void test_emu_lanes(void) {
 static void test_emit_wmma(void) {
   nn_arena *a = nn_arena_new();
   const char *specs[] = {"x:f32[20,40]", "w:f32[40,24]"};
-  be_program *p = schedule(a, "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
-                              "  %2 = matmul(%0, %1) : unknown\n  return %2\n}\n", specs, 2);
+  be_program *p = schedule(a,
+                           "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
+                           "  %2 = matmul(%0, %1) : unknown\n  return %2\n}\n",
+                           specs, 2);
   CHECK(p != NULL && p->steps.len == 1);
   if (!p || p->steps.len != 1) {
     nn_arena_free(a);
@@ -336,10 +350,133 @@ static void test_emit_wmma(void) {
   nn_arena_free(a);
 }
 
+/* The GEMM of a 16-bit linear layer (x @ w^T + b, w an input, so first
+ * transposed by a packing kernel) as lowered for each target: the CPU
+ * target expands it into loops (no KS_GEMM left, the LLVM microkernel
+ * being f32 only); the CUDA target keeps the KS_GEMM over the 16-bit
+ * operands with an f32 accumulator, followed by the kernel that rounds
+ * it into the result, and the emitter takes f16
+ * GEMMs to tensor cores (bf16 ones to the tiled form). The emulated
+ * program must match the reference interpreter within the fp16 bound of
+ * tests/cuda.sh (5e-3 relative to max(1, |ref|)); M, N and K are not
+ * multiples of 16. */
+static void test_f16_gemm_target(void) {
+  static const char ir[] = "graph forward(%0 x: unknown, %1 w: unknown, %2 b: unknown) -> "
+                           "(unknown) {\n"
+                           "  %3 = linear(%0, %1, %2) : unknown\n  return %3\n}\n";
+  static const struct {
+    const char *specs[3];
+    nn_dtype dt;
+  } cases[] = {{{"x:f16[20,40]", "w:f16[24,40]", "b:f16[24]"}, NN_DT_F16},
+               {{"x:bf16[20,40]", "w:bf16[24,40]", "b:bf16[24]"}, NN_DT_BF16}};
+  for (int ci = 0; ci < 2; ci++) {
+    nn_arena *a = nn_arena_new();
+    int ngemm[2] = {0, 0};
+    be_program *pt[2];
+    for (int t = 0; t < 2; t++) {
+      pt[t] = schedule_for(a, ir, cases[ci].specs, 3, t ? BE_TARGET_CUDA : BE_TARGET_CPU);
+      CHECK(pt[t] != NULL);
+      for (int i = 0; pt[t] && i < pt[t]->steps.len; i++) {
+        const kernel *k = pt[t]->steps.data[i].k;
+        for (int j = 0; j < k->stmts.len; j++) ngemm[t] += k->stmts.data[j].kind == KS_GEMM;
+      }
+    }
+    CHECK_INT(ngemm[0], 0);
+    CHECK_INT(ngemm[1], 1);
+    be_program *p = pt[1];
+    if (!p || !pt[0]) {
+      nn_arena_free(a);
+      continue;
+    }
+    CHECK_INT(p->steps.len, pt[0]->steps.len);
+    CHECK_INT(p->steps.len, 3);
+    if (p->steps.len != 3) {
+      nn_arena_free(a);
+      continue;
+    }
+    const kernel *k = p->steps.data[1].k;
+    CHECK_INT(k->root.len, 1);
+    const ks *r = &k->stmts.data[k->root.data[0]];
+    CHECK_INT(r->kind, KS_GEMM);
+    if (r->kind == KS_GEMM) {
+      CHECK_INT(k->bufs.data[r->gemm.a].dtype, cases[ci].dt);
+      CHECK_INT(k->bufs.data[r->gemm.b].dtype, cases[ci].dt);
+      CHECK_INT(k->bufs.data[r->gemm.bias].dtype, cases[ci].dt);
+      CHECK_INT(k->bufs.data[r->gemm.c].dtype, NN_DT_F32);
+      CHECK(!r->gemm.epilogue);
+    }
+    CHECK_STR(p->steps.data[0].k->name, "k0_pack_transpose");
+    CHECK_STR(p->steps.data[2].k->name, "k2_gemm_round");
+    nn_diag d;
+    nn_diag_init(&d, stderr);
+    cuda_module m;
+    CHECK_INT(cuda_emit(p, &m, &d), 0);
+    CHECK_INT(m.table.nkernels, 3);
+    CHECK_INT(m.tc.len, 3);
+    if (m.table.nkernels != 3 || m.tc.len != 3) {
+      nn_arena_free(a);
+      continue;
+    }
+    bool f16 = cases[ci].dt == NN_DT_F16;
+    CHECK_INT(m.table.kernels[1].form, NNCC_CU_GEMM);
+    CHECK_INT(m.tc.data[0], 0);
+    CHECK_INT(m.tc.data[1], f16);
+    CHECK_INT(m.tc.data[2], 0);
+    CHECK(m.wmma == f16);
+    CHECK((strstr(m.src, "/* k1_linear: tiled GEMM, tensor-core GEMM (wmma) */") != NULL) == f16);
+    CHECK((strstr(m.src, "/* k1_linear: tiled GEMM */") != NULL) == !f16);
+    /* both targets' programs, interpreted on the same inputs, agree within
+     * the fp16 bound: the same f32 sums, rounded once */
+    uint16_t x[20 * 40], w[24 * 40], bias[24], out[2][20 * 24] = {{0}};
+    uint64_t seed = 12345;
+    uint16_t *ins[3] = {x, w, bias};
+    int lens[3] = {20 * 40, 24 * 40, 24};
+    for (int i = 0; i < 3; i++)
+      for (int j = 0; j < lens[i]; j++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        float u = (float)(seed >> 40) / (float)(1 << 24) * 2 - 1; /* [-1, 1) */
+        ins[i][j] = f16 ? nn_f32_to_f16(u) : nn_f32_to_bf16(u);
+      }
+    double worst = 0;
+    for (int t = 0; t < 2; t++) {
+      void *in[3] = {x, w, bias}, *o[1] = {out[t]};
+      CHECK_INT(be_interp(pt[t], in, o), 0);
+    }
+    for (int j = 0; j < 20 * 24; j++) {
+      double r = f16 ? nn_f16_to_f32(out[0][j]) : nn_bf16_to_f32(out[0][j]);
+      double v = f16 ? nn_f16_to_f32(out[1][j]) : nn_bf16_to_f32(out[1][j]);
+      double e = fabs(v - r) / fmax(1.0, fabs(r));
+      worst = e > worst ? e : worst;
+    }
+    CHECK(worst <= 5e-3); /* (today they are identical: both sum in order over k) */
+    int nonzero = 0;
+    for (int j = 0; j < 20 * 24; j++) nonzero += (out[0][j] & 0x7fff) != 0;
+    CHECK(nonzero > 20 * 24 / 2);
+    char lib[1100];
+    int rc = emu_build(m.src, f16 ? "f16gemm" : "bf16gemm", lib, sizeof lib);
+    if (rc == 1) {
+      printf("test_f16_gemm_target: emulation skipped (no g++ or no NNCC_TEST_TMP)\n");
+    } else {
+      CHECK_INT(rc, 0);
+      char *text = NULL;
+      size_t len = 0;
+      FILE *out = open_memstream(&text, &len);
+      CHECK_INT(cuda_emucheck(p, &m, lib, 5e-3, 3, out, &d), 0);
+      fclose(out);
+      CHECK(text && strstr(text, f16 ? "gemm 1 (wmma 1)" : "gemm 1 (wmma 0)") != NULL);
+      CHECK(text && strstr(text, " 0 mismatching steps\n") != NULL);
+      free(text);
+      remove(lib);
+    }
+    nn_arena_free(a);
+  }
+}
+
 static void test_nvrtc(void) {
   /* hidden: a CUDA_HOME with nothing in it, no library path */
-  char *home = getenv("CUDA_HOME") ? strdup(getenv("CUDA_HOME")) : NULL;
-  char *lp = getenv("LD_LIBRARY_PATH") ? strdup(getenv("LD_LIBRARY_PATH")) : NULL;
+  const char *home0 = getenv("CUDA_HOME"), *lp0 = getenv("LD_LIBRARY_PATH");
+  char *home = home0 ? strdup(home0) : NULL;
+  char *lp = lp0 ? strdup(lp0) : NULL;
   setenv("CUDA_HOME", "/nonexistent-cuda", 1);
   setenv("LD_LIBRARY_PATH", "", 1);
   char why[2048] = "";
@@ -349,8 +486,14 @@ static void test_nvrtc(void) {
   CHECK(strstr(why, "CUDA_HOME=/nonexistent-cuda") != NULL);
   CHECK(strstr(why, "/nonexistent-cuda/lib64/libnvrtc.so.13") != NULL);
   CHECK(strstr(why, "LD_LIBRARY_PATH (empty)") != NULL);
-  if (home) setenv("CUDA_HOME", home, 1); else unsetenv("CUDA_HOME");
-  if (lp) setenv("LD_LIBRARY_PATH", lp, 1); else unsetenv("LD_LIBRARY_PATH");
+  if (home)
+    setenv("CUDA_HOME", home, 1);
+  else
+    unsetenv("CUDA_HOME");
+  if (lp)
+    setenv("LD_LIBRARY_PATH", lp, 1);
+  else
+    unsetenv("LD_LIBRARY_PATH");
   free(home);
   free(lp);
 
@@ -362,8 +505,10 @@ static void test_nvrtc(void) {
   dlclose(h);
   nn_arena *a = nn_arena_new();
   const char *specs[] = {"x:f16[4,5]"};
-  be_program *p = schedule(a, "graph forward(%0 x: unknown) -> (unknown) {\n"
-                              "  %1 = tanh(%0) : unknown\n  return %1\n}\n", specs, 1);
+  be_program *p = schedule(a,
+                           "graph forward(%0 x: unknown) -> (unknown) {\n"
+                           "  %1 = tanh(%0) : unknown\n  return %1\n}\n",
+                           specs, 1);
   nn_diag d;
   nn_diag_init(&d, stderr);
   cuda_module m;
@@ -383,7 +528,8 @@ static void test_nvrtc(void) {
   /* a compile error: NVRTC's log is reported */
   nn_diag_init(&d, fopen("/dev/null", "w"));
   CHECK_INT(cuda_nvrtc_compile("extern \"C\" __global__ void f() { undefined_thing; }", archs, 1,
-                               NULL, &im, &d), -1);
+                               NULL, &im, &d),
+            -1);
   CHECK_INT(d.errors, 1);
   fclose(d.out);
   nn_arena_free(a);
@@ -400,6 +546,7 @@ int main(void) {
   test_emit_relu();
   test_emit_gemm();
   test_emit_wmma();
+  test_f16_gemm_target();
   test_emu_lanes();
   test_nvrtc();
   return unit_report("cuda");
