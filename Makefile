@@ -40,7 +40,7 @@ test: deps-test $(BUILD)/CMakeCache.txt
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DNNCC_SANITIZE=ON
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
-	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -E '^(e2e|ops|dynamic|cuda|valgrind|libfuzzer|lint)$$'
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -E '^(dynamic|cuda|valgrind|libfuzzer|lint)$$'
 
 # The suite without the sanitizer build, for quick iterations.
 test-fast: deps-test $(BUILD)/CMakeCache.txt

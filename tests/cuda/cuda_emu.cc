@@ -53,6 +53,13 @@ static struct {
   const nncc_cu_args *args;
 } E;
 
+/* The fiber stacks live as long as the library: freed when it is unloaded
+ * (the check dlcloses it after each model). */
+__attribute__((destructor)) static void free_stacks(void) {
+  free(E.stacks);
+  E.stacks = NULL;
+}
+
 extern "C" unsigned nncc_emu_linear_tid(void) { return E.cur; }
 extern "C" double *nncc_emu_xchg(void) { return E.xchg; }
 
