@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "abi.h"
@@ -670,6 +671,29 @@ static int rt_graph_run(rt_session *s, void *const *inputs, void *const *outputs
   return rc;
 }
 
+/* Zeroed workspace memory of `bytes` (a multiple of 64): 64-byte
+ * aligned; an arena of 4 MiB or more is aligned to 2 MiB and asked to be
+ * backed by huge pages, where the kernel grants them. The layers of a CNN
+ * stream through megabytes of it; with 4 KiB pages, resnet18 at 2 threads
+ * ran 25 % slower in some processes than in others, depending on where
+ * the allocator had put the arena. */
+static void *rt_ws_alloc(uint64_t bytes) {
+  enum { HUGE = 2u << 20 };
+  if (bytes > (uint64_t)SIZE_MAX - HUGE) return NULL;
+  void *w;
+  if (bytes >= 2 * (uint64_t)HUGE) {
+    size_t n = ((size_t)bytes + HUGE - 1) / HUGE * HUGE;
+    w = aligned_alloc(HUGE, n);
+#ifdef MADV_HUGEPAGE
+    if (w) (void)madvise(w, n, MADV_HUGEPAGE);
+#endif
+  } else {
+    w = aligned_alloc(64, (size_t)bytes);
+  }
+  if (w) memset(w, 0, (size_t)bytes); /* runs start from the same state */
+  return w;
+}
+
 static void *rt_session_new(int nthreads) {
   if (!rt_desc) return NULL;
   rt_session *s = calloc(1, sizeof *s);
@@ -677,14 +701,12 @@ static void *rt_session_new(int nthreads) {
   uint64_t ws = (rt_desc->workspace_bytes + 63) / 64 * 64;
   if (ws == 0) ws = 64;
   s->cap = ws;
-  if (ws > (uint64_t)SIZE_MAX || !(s->workspace = aligned_alloc(64, (size_t)ws)) ||
-      !(s->pool = rt_pool_new(nthreads)) ||
+  if (!(s->workspace = rt_ws_alloc(ws)) || !(s->pool = rt_pool_new(nthreads)) ||
       !(s->values = calloc((size_t)rt_desc->nsyms + 1, sizeof *s->values)) ||
       !(s->offs = calloc((size_t)rt.nbufs + 1, sizeof *s->offs))) {
     rt_session_free(s);
     return NULL;
   }
-  memset(s->workspace, 0, (size_t)ws); /* runs start from the same state */
   return s;
 }
 
@@ -714,9 +736,8 @@ static int rt_set_workspace(void *session, void *mem, uint64_t bytes) {
   s->borrowed = mem != NULL;
   if (!mem) { /* back to owned memory, allocated again as needed */
     uint64_t ws = rt_desc->workspace_bytes ? (rt_desc->workspace_bytes + 63) / 64 * 64 : 64;
-    s->workspace = aligned_alloc(64, (size_t)ws);
+    s->workspace = rt_ws_alloc(ws);
     s->cap = s->workspace ? ws : 0;
-    if (s->workspace) memset(s->workspace, 0, (size_t)ws);
   }
   return 0;
 }
@@ -738,7 +759,7 @@ static int rt_run_dims(void *session, const int64_t *values, void *const *inputs
     if (s->borrowed) return -2;
     uint64_t want = (s->arena + 63) / 64 * 64;
     if (want == 0) want = 64;
-    unsigned char *w = want <= (uint64_t)SIZE_MAX ? aligned_alloc(64, (size_t)want) : NULL;
+    unsigned char *w = rt_ws_alloc(want);
     if (!w) return -2;
     free(s->workspace);
     s->workspace = w;

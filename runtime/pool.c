@@ -15,7 +15,8 @@
  * Small kernels run inline. The pool knows only n, and the cost of an
  * iteration differs by orders of magnitude between kernels, so it learns
  * the cost: every call is timed, and a small table keyed by the kernel
- * function keeps a running estimate of the kernel's single-thread time
+ * function (open addressing: each kernel its own entry, see rt_cost_of)
+ * keeps a running estimate of the kernel's single-thread time
  * (for a split call, the calling thread's own time per piece times the
  * pieces, so hand-off delays don't inflate it). A kernel seen for the first time
  * runs inline (that measures it); afterwards it is split across the
@@ -63,7 +64,8 @@
 #define RT_SPIN_NS 200000      /* busy-wait this long before sleeping */
 #define RT_INLINE_NS 6000.0    /* kernels estimated cheaper run inline */
 #define RT_PIECES_PER_THREAD 8 /* pieces per thread of a split job */
-#define RT_COST_SLOTS 256      /* cost table entries (a power of 2) */
+#define RT_COST_SLOTS 512      /* cost table entries (a power of 2) */
+#define RT_COST_PROBES 32      /* entries searched for a kernel's own */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define rt_relax() __builtin_ia32_pause()
@@ -250,6 +252,22 @@ static double rt_run_split(rt_pool *p, nncc_rt_kernel_fn fn, void *const *slots,
   return ns;
 }
 
+/* The cost entry of kernel fn: its own, else an empty one to fill, found
+ * by linear probing from the hash of its address (kernels must not share
+ * an entry: two that evict each other would both run inline forever, and
+ * whether two collide depends on where the model was loaded). Only when
+ * RT_COST_PROBES entries from fn's home are all taken does fn reuse its
+ * home entry. */
+static rt_cost *rt_cost_of(rt_pool *p, nncc_rt_kernel_fn fn) {
+  uintptr_t h = ((uintptr_t)fn >> 4) * (uintptr_t)0x9e3779b97f4a7c15ull;
+  size_t home = (size_t)(h >> 24);
+  for (size_t i = 0; i < RT_COST_PROBES; i++) {
+    rt_cost *c = &p->cost[(home + i) & (RT_COST_SLOTS - 1)];
+    if (c->fn == fn || !c->fn) return c;
+  }
+  return &p->cost[home & (RT_COST_SLOTS - 1)];
+}
+
 void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots, int64_t n) {
   rt_pool *p = pool;
   if (n <= 0) return;
@@ -257,8 +275,7 @@ void nncc_rt_parallel_for(void *pool, nncc_rt_kernel_fn fn, void *const *slots, 
     fn(slots, 0, n);
     return;
   }
-  uintptr_t h = ((uintptr_t)fn >> 4) * (uintptr_t)0x9e3779b97f4a7c15ull;
-  rt_cost *c = &p->cost[(h >> 24) & (RT_COST_SLOTS - 1)];
+  rt_cost *c = rt_cost_of(p, fn);
   double ns;
   if (c->fn == fn && c->ns >= RT_INLINE_NS) {
     int64_t most = (int64_t)RT_PIECES_PER_THREAD * (p->started + 1);

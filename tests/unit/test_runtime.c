@@ -276,6 +276,54 @@ static const char *model_src =
     "}\n";
 
 static const int64_t x_dims[] = {2, 3}, one_dims[] = {1};
+/* 290 kernels of 16 iterations of about 1 us each: enough that the pool
+ * splits every one of them once it has measured it (the estimate is far
+ * above its inline threshold). Each call counts itself, so a kernel that
+ * ran inline was called once and a split one 16 times (one call per
+ * piece, whichever thread runs it). Output 1 is the number of kernels
+ * that ran inline this run. More kernels than the pool's old cost table
+ * had entries, so kernels that share an entry would show up as inline. */
+static const char *many_kernels_src =
+    "#include <stdint.h>\n"
+    "#include <string.h>\n"
+    "#include <time.h>\n"
+    "void nncc_rt_parallel_for(void *, void (*)(void *const *, int64_t, int64_t),\n"
+    "                          void *const *, int64_t);\n"
+    "static int calls[300];\n"
+    "static int64_t now(void) {\n"
+    "  struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);\n"
+    "  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;\n"
+    "}\n"
+    "static void work(int id, int64_t b, int64_t e) {\n"
+    "  __atomic_fetch_add(&calls[id], 1, __ATOMIC_RELAXED);\n"
+    "  for (int64_t i = b; i < e; i++) { int64_t t0 = now(); while (now() - t0 < 1000) {} }\n"
+    "}\n"
+    "#define K(i) static void k##i(void *const *s, int64_t b, int64_t e) \\\n"
+    "  { (void)s; work(i, b, e); }\n"
+    "#define K10(t) K(t##0) K(t##1) K(t##2) K(t##3) K(t##4) K(t##5) K(t##6) \\\n"
+    "  K(t##7) K(t##8) K(t##9)\n"
+    "#define T10(t) k##t##0, k##t##1, k##t##2, k##t##3, k##t##4, k##t##5, k##t##6, k##t##7, \\\n"
+    "  k##t##8, k##t##9,\n"
+    "K10(1) K10(2) K10(3) K10(4) K10(5) K10(6) K10(7) K10(8) K10(9) K10(10) K10(11) K10(12)\n"
+    "K10(13) K10(14) K10(15) K10(16) K10(17) K10(18) K10(19) K10(20) K10(21) K10(22) K10(23)\n"
+    "K10(24) K10(25) K10(26) K10(27) K10(28) K10(29)\n"
+    "static void (*const ks[])(void *const *, int64_t, int64_t) = {\n"
+    "  T10(1) T10(2) T10(3) T10(4) T10(5) T10(6) T10(7) T10(8) T10(9) T10(10) T10(11) T10(12)\n"
+    "  T10(13) T10(14) T10(15) T10(16) T10(17) T10(18) T10(19) T10(20) T10(21) T10(22) T10(23)\n"
+    "  T10(24) T10(25) T10(26) T10(27) T10(28) T10(29)};\n"
+    "int nncc_graph_run(void *const *in, void *const *out, unsigned char *ws,\n"
+    "                   const unsigned char *weights, void *pool, const int64_t *dims,\n"
+    "                   const int64_t *offs) {\n"
+    "  (void)ws; (void)weights; (void)dims; (void)offs;\n"
+    "  memcpy(out[0], in[0], 6 * sizeof(float));\n"
+    "  memset(calls, 0, sizeof calls);\n"
+    "  int n = (int)(sizeof ks / sizeof *ks);\n"
+    "  for (int i = 0; i < n; i++) nncc_rt_parallel_for(pool, ks[i], 0, 16);\n"
+    "  int64_t inl = 0;\n"
+    "  for (int i = 10; i < 10 + n; i++) inl += calls[i] == 1;\n"
+    "  *(int64_t *)out[1] = inl;\n"
+    "  return 0;\n"
+    "}\n";
 
 /* Links a model from obj into out with the given features. */
 static int link_test_model(const char *out, void *obj, size_t size, const char *features,
@@ -458,6 +506,35 @@ static int fake_run(void *s, void *const *in, void *const *out) {
   return 0;
 }
 
+/* The pool learns every kernel's cost separately: after one run, each of
+ * many costly kernels is split across the threads, none left inline. */
+static void test_pool_costs(void) {
+  size_t size = 0;
+  void *obj = compile_obj(many_kernels_src, "many", &size);
+  CHECK(obj != NULL);
+  if (!obj) return;
+  CHECK_INT(link_test_model(tmp_path("many.so"), obj, size, "+64bit,+sse2,+cx8", cc()), 0);
+  free(obj);
+  nncc_model *m = NULL;
+  CHECK_INT(nncc_model_open(tmp_path("many.so"), &m, NULL), NNCC_OK);
+  if (!m) return;
+  float x[6] = {1, 2, 3, 4, 5, 6}, y[6] = {0};
+  int64_t inl = -1;
+  nncc_tensor in = {x, NNCC_DTYPE_F32, 2, x_dims, 0};
+  nncc_tensor outs[2] = {{y, NNCC_DTYPE_F32, 2, x_dims, 0}, {&inl, NNCC_DTYPE_I64, 1, one_dims, 0}};
+  for (int threads = 1; threads <= 2; threads++) {
+    nncc_session *s = NULL;
+    CHECK_INT(nncc_session_create(m, threads, &s, NULL), NNCC_OK);
+    if (!s) continue;
+    /* the first run measures each kernel (inline); later ones split */
+    for (int run = 0; run < 3; run++)
+      CHECK_INT(nncc_session_run(s, &in, 1, outs, 2, NULL), NNCC_OK);
+    CHECK_INT(inl, threads == 1 ? 290 : 0);
+    nncc_session_destroy(s);
+  }
+  nncc_model_close(m);
+}
+
 static void test_loader_refusals(void *obj, size_t size) {
   nncc_model *m = (nncc_model *)1;
   char *err = NULL;
@@ -626,6 +703,7 @@ int main(void) {
   int rc = link_test_model(tmp_path("model.so"), obj, size, "+64bit,+sse2,+cx8", cc());
   CHECK_INT(rc, 0);
   if (rc == 0) test_model_run(tmp_path("model.so"));
+  test_pool_costs();
   test_loader_refusals(obj, size);
   test_link_failures(obj, size);
   free(obj);
