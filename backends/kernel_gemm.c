@@ -1658,6 +1658,54 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   return 0;
 }
 
+/* One row r of an im2col (tap (i, j) of channel plane `plane`; its valid
+ * output columns [lo, hi)) when the convolution has stride 1 and keeps
+ * the image's size: the output position p = oh*W + ow then reads input
+ * position p + (i*dh - ph)*W + (j*dw - pw), so the tap's valid rows are
+ * one contiguous run of the plane, copied in one VECTOR loop; the columns
+ * of that run outside [lo, hi) (they read the neighbouring row's ends)
+ * are zeroed after it, and so is everything before and after the run.
+ * Small images (7x7, 14x14) thus cost one long copy per tap instead of a
+ * short loop per output row. Every load stays inside the plane (the run
+ * starts at a valid column of a valid row and ends at one). */
+static void conv_im2col_flat(kernel *k, const conv *cv, const convx *sz, int32_t o, int32_t x,
+                             int32_t r, int32_t plane, int32_t i, int32_t j, int32_t lo,
+                             int32_t hi) {
+  int32_t rlo = k_var(k, NN_DT_I64), rhi = k_var(k, NN_DT_I64), dst = k_var(k, NN_DT_I64);
+  int32_t ps = k_var(k, NN_DT_I64), pe = k_var(k, NN_DT_I64), src = k_var(k, NN_DT_I64);
+  /* the tap row ih = oh + dr is inside for oh in [rlo, rhi) */
+  kx_id dr = ADD(k, MULC(k, V(k, i), cv->dh), I(k, -cv->ph));
+  k_let(k, rlo, MINX(k, MAXX(k, SUB(k, I(k, 0), dr), I(k, 0)), sz->h));
+  k_let(k, rhi, MAXX(k, MINX(k, SUB(k, sz->h, dr), sz->h), V(k, rlo)));
+  k_let(k, dst, MUL(k, V(k, r), sz->P));
+  k_if_begin(k, k_bin(k, KX_AND, k_bin(k, KX_LT, V(k, lo), V(k, hi)),
+                      k_bin(k, KX_LT, V(k, rlo), V(k, rhi))));
+  k_let(k, ps, ADD(k, MUL(k, V(k, rlo), sz->w), V(k, lo)));
+  k_let(k, pe, ADD(k, MUL(k, SUB(k, V(k, rhi), I(k, 1)), sz->w), V(k, hi)));
+  /* p reads x[plane, p / W + dr, p % W + dc], dc = j*dw - pw */
+  k_let(k, src,
+        ADD(k, MUL(k, ADD(k, MUL(k, V(k, plane), sz->h), dr), sz->w),
+            ADD(k, MULC(k, V(k, j), cv->dw), I(k, -cv->pw))));
+  store_zeros(k, o, cv->dt, dst, I(k, 0), V(k, ps));
+  int32_t p = k_for_begin(k, V(k, ps), V(k, pe), KS_VECTOR);
+  k_store(k, o, ADD(k, V(k, dst), V(k, p)), k_load(k, x, ADD(k, V(k, src), V(k, p))));
+  k_for_end(k);
+  store_zeros(k, o, cv->dt, dst, V(k, pe), sz->P);
+  /* the run's columns outside [lo, hi): scalar loops of a few elements */
+  int32_t oh = k_for_begin(k, V(k, rlo), V(k, rhi), 0);
+  kx_id row = ADD(k, V(k, dst), MUL(k, V(k, oh), sz->w));
+  int32_t c0 = k_for_begin(k, I(k, 0), V(k, lo), 0);
+  k_store(k, o, ADD(k, row, V(k, c0)), k_const_f(k, cv->dt, 0.0));
+  k_for_end(k);
+  int32_t c1 = k_for_begin(k, V(k, hi), sz->w, 0);
+  k_store(k, o, ADD(k, row, V(k, c1)), k_const_f(k, cv->dt, 0.0));
+  k_for_end(k);
+  k_for_end(k); /* oh */
+  k_else(k);
+  store_zeros(k, o, cv->dt, dst, I(k, 0), sz->P);
+  k_if_end(k);
+}
+
 /* im2col of images [n0, n0+nimg) into col [nimg*G, Kc, P] where
  * Kc = Cg*kh*kw, P = hout*wout; row r of col (all groups of all images in
  * order) is tap (ci, i, j) of channel plane n0*Cin + (r / Kc)*Cg + ci:
@@ -1688,6 +1736,11 @@ static void conv_im2col(kl_ctx *c, const conv *cv, be_bufid col, int64_t n0, ir_
   int32_t i = let_i64(k, k_bin(k, KX_MOD, k_bin(k, KX_DIV, V(k, r), I(k, cv->kw)), I(k, cv->kh)));
   int32_t j = let_i64(k, k_bin(k, KX_MOD, V(k, r), I(k, cv->kw)));
   tap_range(k, cv, &sz, j, lo, hi);
+  if (cv->sh == 1 && cv->sw == 1 && cv->hout == cv->h && cv->wout == cv->w) {
+    conv_im2col_flat(k, cv, &sz, o, x, r, plane, i, j, lo, hi);
+    k_for_end(k); /* r */
+    return;
+  }
   int32_t oh = k_for_begin(k, I(k, 0), sz.hout, 0);
   k_let(k, ih, ADD(k, MULC(k, V(k, oh), cv->sh), ADD(k, I(k, -cv->ph), MULC(k, V(k, i), cv->dh))));
   k_let(k, dst, ADD(k, MUL(k, V(k, r), sz.P), MUL(k, V(k, oh), sz.wout)));
