@@ -259,13 +259,16 @@ static void tile_root(kernel *k, const ks_gemm *g) {
   if (!is_num(k, g->n, &Nv)) Nv = -1;
   bool packs = g->im2col && macro_tile_packed(Mv, Nv, &MB, &NB);
   if (!packs) macro_tile(Mv, Nv, &MB, &NB);
-  kx_id nnb = CEILDIV(k, g->n, NB);
-  kx_id tiles = MUL(k, CEILDIV(k, g->m, MB), nnb);
+  kx_id nmb = CEILDIV(k, g->m, MB);
+  kx_id tiles = MUL(k, nmb, CEILDIV(k, g->n, NB));
   k->root.len = 0;
   int32_t t = k_for_begin(k, I(k, 0), tiles, KS_PARALLEL);
   kx_id tv = k_varref(k, t);
-  kx_id r0 = MUL(k, k_bin(k, KX_DIV, tv, nnb), I(k, MB));
-  kx_id c0 = MUL(k, k_bin(k, KX_MOD, tv, nnb), I(k, NB));
+  /* column-major: a run of consecutive tiles (what one thread of the
+   * pool takes first) covers whole columns, i.e. output positions of a
+   * convolution, as the split of the layer before and after did */
+  kx_id r0 = MUL(k, k_bin(k, KX_MOD, tv, nmb), I(k, MB));
+  kx_id c0 = MUL(k, k_bin(k, KX_DIV, tv, nmb), I(k, NB));
   ks_gemm s = *g;
   s.m = k_bin(k, KX_MIN, I(k, MB), k_bin(k, KX_SUB, g->m, r0));
   s.n = k_bin(k, KX_MIN, I(k, NB), k_bin(k, KX_SUB, g->n, c0));
