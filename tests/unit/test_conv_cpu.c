@@ -18,7 +18,7 @@
  * flat form's limit, odd widths, planes with no interior at all, bias or
  * none, the epilogue, and a long 1-d filter that takes the tap-by-tap
  * form; and the GEMM convolutions (im2col or a plain GEMM for 1x1) with
- * the same variety plus groups.
+ * the same variety plus groups, and column tails of every short width.
  */
 #include "symtest.h"
 #include "llvmtest.h"
@@ -406,10 +406,52 @@ static void test_gemm_conv(void) {
   run_case(&t);
 }
 
+/* Column tails of 1..4 output positions past a multiple of the register
+ * tile's 48 columns: with A in panels of 8 and rows in whole panels they
+ * are computed by the last full column tile's microkernels (llvm_gemm.c),
+ * for B read in place (1x1), from an im2col buffer (few positions) or
+ * packed from the image (many: the tail then joins the last macro tile,
+ * whose last full column tile is the first or a later one of its packed
+ * block, or starts a new block, where the separate tail path runs).
+ * 12 output channels: not whole panels, the separate tail path. */
+static void test_gemm_tails(void) {
+  static const int64_t cases[][6] =
+      {/* k, pad, h, w, cout, sym */
+       {1, 0, 7, 7, 16, 0},   {1, 0, 5, 10, 16, 0}, {1, 0, 3, 17, 24, 1},  {1, 0, 14, 14, 16, 0},
+       {3, 1, 7, 7, 16, 0},   {3, 1, 5, 10, 16, 1}, {3, 1, 3, 17, 16, 0},  {3, 1, 4, 13, 16, 0},
+       {3, 1, 14, 14, 32, 0}, {3, 1, 5, 29, 16, 0}, {3, 1, 14, 55, 16, 0}, {3, 1, 2, 1537, 8, 0},
+       {3, 1, 14, 14, 12, 0}, {1, 0, 7, 7, 12, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const int64_t *c = cases[i];
+    bool plain = c[0] == 1;
+    ccase t = {.cin = 5 + (int64_t)(i % 3),
+               .cout = c[4],
+               .groups = 1,
+               .kh = c[0],
+               .kw = c[0],
+               .sh = 1,
+               .sw = 1,
+               .ph = c[1],
+               .pw = c[1],
+               .dh = 1,
+               .dw = 1,
+               .bias = i % 2 == 0,
+               .relu6 = i % 3 == 0,
+               .sym = c[5] != 0,
+               .n = 1,
+               .h = c[2],
+               .w = c[3]};
+    t.kernels = plain ? (t.relu6 ? "conv_gemm_hardtanh" : "conv_gemm")
+                      : (t.relu6 ? "im2col,conv_gemm_hardtanh" : "im2col,conv_gemm");
+    run_case(&t);
+  }
+}
+
 int main(void) {
   lt_setup("conv_cpu", rt_source);
   test_depthwise();
   test_gemm_conv();
+  test_gemm_tails();
   lt_cleanup();
   return unit_report("test_conv_cpu");
 }
