@@ -504,6 +504,7 @@ enum {
  * of their row tile instead of stalling it. Built once per module. */
 static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv, bool masked, bool bmask,
                             bool pf, int xt) {
+  if (mr != 8) xt = 0; /* extra columns need rows in whole panels of 8 */
   char name[64];
   snprintf(name, sizeof name, "nncc.gemm.w%d.%dx%d%s%s%s", cf->w, mr, nv, masked ? ".m" : "",
            masked && bmask ? "b" : "", pf ? ".pf" : "");
@@ -539,7 +540,7 @@ static LLVMValueRef ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv, bool m
     mask = LLVMBuildICmp(b, LLVMIntSLT, iota,
                          splat(lm, LLVMVectorType(lm->t_i64, (unsigned)cf->w), P[UK_NLAST]), "");
   }
-  LLVMValueRef arow[16];
+  LLVMValueRef arow[16] = {NULL};
   for (int i = 0; i < mr; i++)
     arow[i] = gep(lm, P[UK_A], LLVMBuildMul(b, ci64(lm, i), P[UK_A_RS], ""));
 
