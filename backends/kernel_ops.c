@@ -1664,6 +1664,8 @@ typedef struct pool_geom {
   kx_id A, B;             /* the interior ow range (A <= B) */
   int64_t KW, sw, dw, pw; /* window columns, stride, dilation, padding */
   int32_t acc, xv;        /* variables (cd): the running value, one input */
+  int32_t xp, nanv;       /* max over floats: a term waiting for its pair's
+                             NaN check, and a NaN once one was seen */
   kx_id Bp;               /* max pooling, stride 2, odd KW: the interior
                              [A, Bp) loads paired columns (pool_loop); else -1 */
   kx_id never;            /* a condition that is false at run time */
@@ -1684,6 +1686,14 @@ static void pool_loop(kernel *k, const pool_geom *g, const kx_id *rows, kx_id fr
   k_let(k, g->acc, k_cast(k, g->cd, k_load(k, g->os, oidx)));
   kx_id acc = k_varref(k, g->acc);
   kx_id col = k_bin(k, KX_MUL, ow, k_i64(k, g->sw));
+  /* max over floats: each term is one compare-and-select (a NaN already
+   * in acc stays, as no comparison with it holds), and NaNs among the
+   * terms are caught two at a time: x1 + x2 is a NaN when either is, and
+   * (x1 != x1) | (x2 != x2) is a single unordered compare */
+  bool fmax = !g->avg && nn_dtype_is_float(g->cd);
+  kx_id nanv = fmax ? k_varref(k, g->nanv) : -1, xp = fmax ? k_varref(k, g->xp) : -1;
+  if (fmax) k_let(k, g->nanv, k_const_f(k, g->cd, 0.0));
+  bool pending = false;
   for (int rr = r0; rr < r1; rr++) {
     for (int64_t jj = j0; jj < j1 + (extra ? 1 : 0); jj++) {
       kx_id xi = k_bin(k, KX_ADD, rows[rr], k_bin(k, KX_ADD, col, k_i64(k, jj * g->dw - g->pw)));
@@ -1692,16 +1702,27 @@ static void pool_loop(kernel *k, const pool_geom *g, const kx_id *rows, kx_id fr
         x = k_select(k, g->never, x, k_extreme(k, g->cd, false));
       if (g->avg) {
         k_let(k, g->acc, k_bin(k, KX_ADD, acc, x));
-      } else {
-        k_let(k, g->xv, x);
-        x = k_varref(k, g->xv);
-        kx_id better = k_bin(k, KX_GT, x, acc);
-        if (nn_dtype_is_float(g->cd)) better = k_bin(k, KX_OR, better, k_bin(k, KX_NE, x, x));
-        k_let(k, g->acc, k_select(k, better, x, acc));
+        continue;
       }
+      k_let(k, g->xv, x);
+      x = k_varref(k, g->xv);
+      if (!fmax) {
+        k_let(k, g->acc, k_select(k, k_bin(k, KX_GT, x, acc), x, acc));
+        continue;
+      }
+      k_let(k, g->acc, k_select(k, k_bin(k, KX_GT, x, acc), x, acc));
+      if (!pending) {
+        k_let(k, g->xp, x);
+      } else {
+        kx_id uno = k_bin(k, KX_OR, k_bin(k, KX_NE, xp, xp), k_bin(k, KX_NE, x, x));
+        k_let(k, g->nanv, k_select(k, uno, k_bin(k, KX_ADD, xp, x), nanv));
+      }
+      pending = !pending;
     }
   }
-  k_store(k, g->os, oidx, k_cast(k, g->odt, acc));
+  if (fmax && pending) k_let(k, g->nanv, k_select(k, k_bin(k, KX_NE, xp, xp), xp, nanv));
+  kx_id res = fmax ? k_select(k, k_bin(k, KX_NE, nanv, nanv), nanv, acc) : acc;
+  k_store(k, g->os, oidx, k_cast(k, g->odt, res));
   k_for_end(k);
 }
 
@@ -1794,6 +1815,8 @@ static void pool_rows(L *l, kernel *k, bool avg, ir_dim P, ir_dim H, ir_dim W, i
                  .pw = pd[1],
                  .acc = k_var(k, cd),
                  .xv = k_var(k, cd),
+                 .xp = k_var(k, cd),
+                 .nanv = k_var(k, cd),
                  .Bp = -1,
                  .never = -1};
   if (!avg && st[1] == 2 && dl[1] == 1 && KW % 2 == 1 && nn_dtype_is_float(cd)) {

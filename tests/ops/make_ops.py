@@ -18,7 +18,8 @@ example inputs and saved as OUTDIR/<case>.pt. Next to it go
 Cases are generated from the CASES table at the bottom. Each one seeds
 torch from its own name (module weights and inputs alike), so adding or
 removing a case changes no other case's files. Inputs are spelled as
-"KIND[DIMS]": f32 (standard normal), pos (uniform in [0.5, 2.5), for log,
+"KIND[DIMS]": f32 (standard normal), nan (f32 with NaNs and -infs),
+pos (uniform in [0.5, 2.5), for log,
 sqrt and pow), i64<HIGH (integers in [0, HIGH)), bool (a random mask).
 """
 
@@ -247,6 +248,12 @@ CASES = [
    ["f32[1,4,33,33]"], "max_pool2d 3x3 stride 2 padding 1"),
   ("maxpool_ceil", f(lambda s, x: F.max_pool2d(x, 3, 2, ceil_mode=True)),
    ["f32[1,3,17,17]"], "max_pool2d ceil_mode"),
+  ("maxpool_3_s2_p1_nan", f(lambda s, x: F.max_pool2d(x, 3, 2, 1)),
+   ["nan[1,4,33,34]"], "max_pool2d 3x3 stride 2 over NaNs and -infs"),
+  ("maxpool_2_nan", f(lambda s, x: F.max_pool2d(x, 2)), ["nan[2,3,16,19]"],
+   "max_pool2d 2x2 over NaNs and -infs"),
+  ("maxpool_5_s1_p2_nan", f(lambda s, x: F.max_pool2d(x, 5, 1, 2)),
+   ["nan[1,2,12,37]"], "max_pool2d 5x5 stride 1 (odd term counts) over NaNs"),
   ("avgpool_2", f(lambda s, x: F.avg_pool2d(x, 2, 2)), ["f32[2,3,7,7]"],
    "avg_pool2d 2x2"),
   ("avgpool_3_p1", f(lambda s, x: F.avg_pool2d(x, 3, 1, 1)),
@@ -425,7 +432,7 @@ CASES = [
 # Building
 # ---------------------------------------------------------------------------
 
-SPEC_RE = re.compile(r"^(f32|pos|bool|i64<(\d+))\[([\d,]*)\]$")
+SPEC_RE = re.compile(r"^(f32|nan|pos|bool|i64<(\d+))\[([\d,]*)\]$")
 
 
 def make_input(spec, gen):
@@ -436,6 +443,11 @@ def make_input(spec, gen):
   kind = mt.group(1)
   if kind == "f32":
     return torch.randn(shape, generator=gen)
+  if kind == "nan":  # f32 with every 7th element NaN and every 11th -inf
+    x = torch.randn(shape, generator=gen).flatten()
+    x[3::7] = float("nan")
+    x[5::11] = float("-inf")
+    return x.reshape(shape)
   if kind == "pos":
     return torch.rand(shape, generator=gen) * 2.0 + 0.5
   if kind == "bool":
