@@ -1706,11 +1706,8 @@ static void pool_loop(kernel *k, const pool_geom *g, const kx_id *rows, kx_id fr
       }
       k_let(k, g->xv, x);
       x = k_varref(k, g->xv);
-      if (!fmax) {
-        k_let(k, g->acc, k_select(k, k_bin(k, KX_GT, x, acc), x, acc));
-        continue;
-      }
       k_let(k, g->acc, k_select(k, k_bin(k, KX_GT, x, acc), x, acc));
+      if (!fmax) continue;
       if (!pending) {
         k_let(k, g->xp, x);
       } else {

@@ -1077,6 +1077,27 @@ static void pack_block(gd *d, LLVMValueRef n0, LLVMValueRef nr) {
   LLVMBuildCall2(b, LLVMGlobalGetValueType(fn), fn, args, PK_COUNT, "");
 }
 
+/* Makes d->pkcol the packed block's part for column tile `tile` (at column
+ * n0): the block is packed first, for columns [n0, n0 + nr), when the tile
+ * starts one (tile % PK_TILES == 0) and `also` (NULL: always) holds. */
+static void pack_for_tile(gd *d, LLVMValueRef tile, LLVMValueRef n0, LLVMValueRef nr,
+                          LLVMValueRef also) {
+  llvm_mod *lm = d->lm;
+  LLVMBuilderRef b = lm->b;
+  int NR = d->cf.w * d->cf.nv;
+  LLVMValueRef sub = LLVMBuildSRem(b, tile, ci64(lm, PK_TILES), "");
+  LLVMValueRef fresh = LLVMBuildICmp(b, LLVMIntEQ, sub, ci64(lm, 0), "");
+  if (also) fresh = LLVMBuildAnd(b, also, fresh, "");
+  LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, d->c->fn, "g.pack");
+  LLVMBasicBlockRef pj = LLVMAppendBasicBlockInContext(lm->ctx, d->c->fn, "g.packj");
+  LLVMBuildCondBr(b, fresh, pb, pj);
+  LLVMPositionBuilderAtEnd(b, pb);
+  pack_block(d, n0, nr);
+  LLVMBuildBr(b, pj);
+  LLVMPositionBuilderAtEnd(b, pj);
+  d->pkcol = gep(lm, d->pk, LLVMBuildMul(b, sub, ci64(lm, NR), ""));
+}
+
 /* The element offset of index x (a row of A, a column of B) in panels of
  * p entries, K deep: panel x / p, entry x % p in it. */
 static LLVMValueRef panel_off(llvm_mod *lm, LLVMValueRef x, int p, LLVMValueRef K) {
@@ -1337,18 +1358,8 @@ void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v, llvm_gem
   llvm_loop ln;
   LLVMValueRef nt = llvm_loop_begin(lm, c->fn, &ln, ci64(lm, 0), nloop);
   LLVMValueRef n0 = LLVMBuildMul(b, nt, ci64(lm, NR), "");
-  if (d.pk) { /* a new block every PK_TILES column tiles */
-    LLVMValueRef sub = LLVMBuildSRem(b, nt, ci64(lm, PK_TILES), "");
-    LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.pack");
-    LLVMBasicBlockRef pj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.packj");
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, sub, ci64(lm, 0), ""), pb, pj);
-    LLVMPositionBuilderAtEnd(b, pb);
-    LLVMValueRef left = LLVMBuildSub(b, v->n, n0, "");
-    pack_block(&d, n0, smin(lm, left, d.b_rs));
-    LLVMBuildBr(b, pj);
-    LLVMPositionBuilderAtEnd(b, pj);
-    d.pkcol = gep(lm, d.pk, LLVMBuildMul(b, sub, ci64(lm, NR), ""));
-  }
+  if (d.pk) /* a new block every PK_TILES column tiles */
+    pack_for_tile(&d, nt, n0, smin(lm, LLVMBuildSub(b, v->n, n0, ""), d.b_rs), NULL);
   column_tile(&d, d.cf.nv, false, n0, NULL, 0);
   if (post) {
     LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.post");
@@ -1377,17 +1388,8 @@ void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v, llvm_gem
     LLVMPositionBuilderAtEnd(b, fb);
     LLVMValueRef nl = LLVMBuildSub(b, nfull, ci64(lm, 1), "");
     LLVMValueRef n0f = LLVMBuildMul(b, nl, ci64(lm, NR), "");
-    if (d.pk) { /* its block: packed here when it starts one */
-      LLVMValueRef sub = LLVMBuildSRem(b, nl, ci64(lm, PK_TILES), "");
-      LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.pack");
-      LLVMBasicBlockRef pj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.packj");
-      LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, sub, ci64(lm, 0), ""), pb, pj);
-      LLVMPositionBuilderAtEnd(b, pb);
-      pack_block(&d, n0f, smin(lm, LLVMBuildSub(b, v->n, n0f, ""), d.b_rs));
-      LLVMBuildBr(b, pj);
-      LLVMPositionBuilderAtEnd(b, pj);
-      d.pkcol = gep(lm, d.pk, LLVMBuildMul(b, sub, ci64(lm, NR), ""));
-    }
+    if (d.pk) /* its block: packed here when it starts one */
+      pack_for_tile(&d, nl, n0f, smin(lm, LLVMBuildSub(b, v->n, n0f, ""), d.b_rs), NULL);
     LLVMBasicBlockRef fj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.fusej");
     LLVMValueRef sw = LLVMBuildSwitch(b, ntail, fj, XT_MAX);
     for (int xt = 1; xt <= XT_MAX; xt++) {
@@ -1407,19 +1409,8 @@ void llvm_gemm_emit(kctx *c, const ks_gemm *g, const llvm_gemm_vals *v, llvm_gem
     LLVMBuildBr(b, tj);
     LLVMPositionBuilderAtEnd(b, rb);
   }
-  if (d.pk) { /* the tail's columns: in the last block, or a new one */
-    LLVMValueRef sub = LLVMBuildSRem(b, nfull, ci64(lm, PK_TILES), "");
-    LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.pack");
-    LLVMBasicBlockRef pj = LLVMAppendBasicBlockInContext(lm->ctx, c->fn, "g.packj");
-    LLVMValueRef fresh = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGT, tail, ci64(lm, 0), ""),
-                                      LLVMBuildICmp(b, LLVMIntEQ, sub, ci64(lm, 0), ""), "");
-    LLVMBuildCondBr(b, fresh, pb, pj);
-    LLVMPositionBuilderAtEnd(b, pb);
-    pack_block(&d, n0, tail);
-    LLVMBuildBr(b, pj);
-    LLVMPositionBuilderAtEnd(b, pj);
-    d.pkcol = gep(lm, d.pk, LLVMBuildMul(b, sub, ci64(lm, NR), ""));
-  }
+  if (d.pk) /* the tail's columns: in the last block, or a new one */
+    pack_for_tile(&d, nfull, n0, tail, LLVMBuildICmp(b, LLVMIntSGT, tail, ci64(lm, 0), ""));
   int nmax = narrow_max(&d);
   if (LLVMIsAConstantInt(tail) && LLVMConstIntGetSExtValue(tail) <= nmax) {
     long long nt = LLVMConstIntGetSExtValue(tail);
