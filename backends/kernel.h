@@ -13,7 +13,8 @@
  *   kernel_ops.c    IR node → kernels, per op family (elementwise, broadcast,
  *                   injective, reductions, pooling, normalization, ...)
  *   kernel_gemm.c   IR node → kernels for gemm-like ops (linear, matmul,
- *                   addmm, bmm, convolution through im2col or directly),
+ *                   addmm, bmm, convolution through im2col, Winograd or
+ *                   directly),
  *                   with an optional elementwise epilogue
  *   kernel_fuse.c   a fused group of IR nodes → kernels
  *   kernel_interp.c the reference interpreter

@@ -105,6 +105,18 @@ def random_bn(bn):
     bn.bias.normal_()
 
 
+class Residual(nn.Module):
+  """relu(bn(conv3x3(x)) + x), the step of a ResNet basic block."""
+
+  def __init__(self, c):
+    super().__init__()
+    self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+    self.bn = nn.BatchNorm2d(c)
+
+  def forward(self, x):
+    return torch.relu(self.bn(self.conv(x)) + x)
+
+
 def random_ln(ln):
   with torch.no_grad():
     ln.weight.normal_()
@@ -146,6 +158,16 @@ CASES = [
    ["f32[3,1,33,33]"], "conv2d batch 3, one input channel, stride 3"),
   ("conv_1x1_input", m(lambda: nn.Conv2d(3, 4, 3, padding=1)),
    ["f32[1,3,1,1]"], "conv2d on a 1x1 image (all padding)"),
+  # 3x3 stride-1 convolutions with 16+ channels: Winograd F(2x2, 3x3)
+  ("conv_winograd", m(lambda: nn.Conv2d(16, 24, 3, padding=1)),
+   ["f32[1,16,14,14]"], "conv2d 3x3 by Winograd, even size"),
+  ("conv_winograd_odd", m(lambda: nn.Conv2d(20, 17, 3, padding=1, bias=False)),
+   ["f32[2,20,9,11]"], "conv2d 3x3 by Winograd, odd sizes, batch 2, no bias"),
+  ("conv_winograd_pad", m(lambda: nn.Conv2d(16, 16, 3, padding=(0, 2))),
+   ["f32[1,16,7,5]"], "conv2d 3x3 by Winograd, padding 0 and 2"),
+  ("conv_winograd_residual", m(lambda: Residual(32), lambda r: random_bn(r.bn)),
+   ["f32[1,32,7,7]"], "conv2d 3x3 by Winograd with batchnorm, residual add "
+   "and relu fused"),
 
   # linear / addmm / matmul / bmm
   ("linear_2d", m(lambda: nn.Linear(17, 33)), ["f32[3,17]"], "linear"),

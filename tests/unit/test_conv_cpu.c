@@ -18,7 +18,8 @@
  * flat form's limit, odd widths, planes with no interior at all, bias or
  * none, the epilogue, and a long 1-d filter that takes the tap-by-tap
  * form; and the GEMM convolutions (im2col or a plain GEMM for 1x1) with
- * the same variety plus groups, and column tails of every short width.
+ * the same variety plus groups, and column tails of every short width;
+ * and Winograd's F(2x2, 3x3) for 3x3 stride-1 convolutions.
  */
 #include "symtest.h"
 #include "llvmtest.h"
@@ -365,7 +366,7 @@ static void test_gemm_conv(void) {
       n++;
     }
   /* more rows than a macro tile, K across several blocks */
-  ccase t = {.cin = 16,
+  ccase t = {.cin = 15, /* below Winograd's 16 */
              .cout = 140,
              .groups = 1,
              .kh = 3,
@@ -447,11 +448,73 @@ static void test_gemm_tails(void) {
   }
 }
 
+/* Winograd F(2x2, 3x3) (3x3, stride 1, 16 or more channels each way,
+ * fixed sizes): even and odd sizes (the last row or column of 2x2 tiles
+ * half outside), padding 0, 1 and 2 and per-dim, images of one tile row or
+ * of border tiles only, several images, output channels not in whole
+ * panels, bias or none, the epilogue. The transforms scale by 1/2 and 1/4
+ * only, so with these values every sum is still a multiple of 2^-14 far
+ * below 2^10, exact in f32. The cases that do not fit (one output row,
+ * named sizes, 15 channels) keep the GEMM. */
+static void test_winograd(void) {
+  static const int64_t cases[][8] =
+      {/* cin, cout, ph, pw, n, h, w, fits */
+       {16, 16, 1, 1, 1, 7, 7, 1},   {16, 24, 1, 1, 2, 14, 13, 1}, {20, 17, 1, 1, 1, 9, 11, 1},
+       {16, 16, 0, 0, 1, 10, 7, 1},  {17, 32, 2, 2, 1, 5, 6, 1},   {16, 16, 1, 0, 2, 4, 4, 1},
+       {24, 16, 0, 2, 1, 6, 3, 1},   {16, 16, 1, 1, 1, 2, 5, 1},   {16, 40, 1, 1, 3, 3, 3, 1},
+       {16, 16, 1, 1, 1, 28, 30, 1}, {16, 16, 0, 0, 1, 3, 9, 0},   {15, 16, 1, 1, 1, 8, 8, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const int64_t *c = cases[i];
+    ccase t = {.cin = c[0],
+               .cout = c[1],
+               .groups = 1,
+               .kh = 3,
+               .kw = 3,
+               .sh = 1,
+               .sw = 1,
+               .ph = c[2],
+               .pw = c[3],
+               .dh = 1,
+               .dw = 1,
+               .bias = i % 3 != 1,
+               .relu6 = i % 2 == 0,
+               .n = c[4],
+               .h = c[5],
+               .w = c[6]};
+    if (c[7])
+      t.kernels = t.relu6 ? "winograd_in,winograd_gemm,winograd_out_hardtanh"
+                          : "winograd_in,winograd_gemm,winograd_out";
+    else
+      t.kernels = t.relu6 ? "im2col,conv_gemm_hardtanh" : "im2col,conv_gemm";
+    run_case(&t);
+  }
+  /* named sizes: the GEMM */
+  ccase t = {.cin = 16,
+             .cout = 16,
+             .groups = 1,
+             .kh = 3,
+             .kw = 3,
+             .sh = 1,
+             .sw = 1,
+             .ph = 1,
+             .pw = 1,
+             .dh = 1,
+             .dw = 1,
+             .bias = true,
+             .sym = true,
+             .n = 2,
+             .h = 6,
+             .w = 9,
+             .kernels = "im2col,conv_gemm"};
+  run_case(&t);
+}
+
 int main(void) {
   lt_setup("conv_cpu", rt_source);
   test_depthwise();
   test_gemm_conv();
   test_gemm_tails();
+  test_winograd();
   lt_cleanup();
   return unit_report("test_conv_cpu");
 }
