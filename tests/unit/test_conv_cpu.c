@@ -295,6 +295,28 @@ static ccase dw(int64_t C, int64_t k, int64_t s, int64_t p, int64_t dl, int64_t 
                  .kernels = "conv_depthwise"};
 }
 
+/* A 3x3 stride-1 GEMM-family case (groups 1, bias, no epilogue, fixed
+ * sizes) with padding ph, pw. */
+static ccase k3(int64_t cin, int64_t cout, int64_t ph, int64_t pw, int64_t n, int64_t h, int64_t w,
+                const char *kernels) {
+  return (ccase){.cin = cin,
+                 .cout = cout,
+                 .groups = 1,
+                 .kh = 3,
+                 .kw = 3,
+                 .sh = 1,
+                 .sw = 1,
+                 .ph = ph,
+                 .pw = pw,
+                 .dh = 1,
+                 .dw = 1,
+                 .bias = true,
+                 .n = n,
+                 .h = h,
+                 .w = w,
+                 .kernels = kernels};
+}
+
 static void test_depthwise(void) {
   /* sizes: narrow and wide rows (the flat form's two variants), odd and
    * even widths (stride 2 then is or is not 2*wout), a plane with no
@@ -366,42 +388,13 @@ static void test_gemm_conv(void) {
       n++;
     }
   /* more rows than a macro tile, K across several blocks */
-  ccase t = {.cin = 15, /* below Winograd's 16 */
-             .cout = 140,
-             .groups = 1,
-             .kh = 3,
-             .kw = 3,
-             .sh = 1,
-             .sw = 1,
-             .ph = 1,
-             .pw = 1,
-             .dh = 1,
-             .dw = 1,
-             .bias = true,
-             .n = 1,
-             .h = 20,
-             .w = 21,
-             .kernels = "im2col,conv_gemm"};
+  ccase t = k3(15, 140, 1, 1, 1, 20, 21, "im2col,conv_gemm"); /* 15: below Winograd's 16 */
   run_case(&t);
   t.sym = true, t.n = 2, t.sh = 2;
   run_case(&t);
   /* groups */
-  t = (ccase){.cin = 8,
-              .cout = 12,
-              .groups = 2,
-              .kh = 3,
-              .kw = 3,
-              .sh = 1,
-              .sw = 1,
-              .ph = 1,
-              .pw = 1,
-              .dh = 1,
-              .dw = 1,
-              .bias = true,
-              .n = 2,
-              .h = 9,
-              .w = 11,
-              .kernels = "im2col,conv_gemm"};
+  t = k3(8, 12, 1, 1, 2, 9, 11, "im2col,conv_gemm");
+  t.groups = 2;
   run_case(&t);
   t.sym = true;
   run_case(&t);
@@ -465,22 +458,9 @@ static void test_winograd(void) {
        {16, 16, 1, 1, 1, 28, 30, 1}, {16, 16, 0, 0, 1, 3, 9, 0},   {15, 16, 1, 1, 1, 8, 8, 0}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const int64_t *c = cases[i];
-    ccase t = {.cin = c[0],
-               .cout = c[1],
-               .groups = 1,
-               .kh = 3,
-               .kw = 3,
-               .sh = 1,
-               .sw = 1,
-               .ph = c[2],
-               .pw = c[3],
-               .dh = 1,
-               .dw = 1,
-               .bias = i % 3 != 1,
-               .relu6 = i % 2 == 0,
-               .n = c[4],
-               .h = c[5],
-               .w = c[6]};
+    ccase t = k3(c[0], c[1], c[2], c[3], c[4], c[5], c[6], NULL);
+    t.bias = i % 3 != 1;
+    t.relu6 = i % 2 == 0;
     if (c[7])
       t.kernels = t.relu6 ? "winograd_in,winograd_gemm,winograd_out_hardtanh"
                           : "winograd_in,winograd_gemm,winograd_out";
@@ -489,23 +469,8 @@ static void test_winograd(void) {
     run_case(&t);
   }
   /* named sizes: the GEMM */
-  ccase t = {.cin = 16,
-             .cout = 16,
-             .groups = 1,
-             .kh = 3,
-             .kw = 3,
-             .sh = 1,
-             .sw = 1,
-             .ph = 1,
-             .pw = 1,
-             .dh = 1,
-             .dw = 1,
-             .bias = true,
-             .sym = true,
-             .n = 2,
-             .h = 6,
-             .w = 9,
-             .kernels = "im2col,conv_gemm"};
+  ccase t = k3(16, 16, 1, 1, 2, 6, 9, "im2col,conv_gemm");
+  t.sym = true;
   run_case(&t);
 }
 
