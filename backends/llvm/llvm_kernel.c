@@ -31,6 +31,7 @@
  * dropped at every statement, so no value is used outside the block that
  * defines it). The numeric conventions are listed in llvm_internal.h.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -143,9 +144,15 @@ static LLVMValueRef int_div(kctx *c, kx_op op, nn_dtype t, LLVMValueRef a, LLVMV
   return LLVMBuildAdd(b, r, LLVMBuildSelect(b, adj, d, zero, ""), "");
 }
 
-/* Float min/max propagating NaN from either operand. */
+/* Float min/max propagating NaN from either operand. Against a constant
+ * that is not NaN (relu, hardtanh, clamp) one unordered compare does: a
+ * when a is NaN or beyond d, else d (so max(-0, +0) is still +0). */
 static LLVMValueRef fp_minmax(kctx *c, bool max, LLVMValueRef a, LLVMValueRef d) {
   LLVMBuilderRef b = c->b;
+  LLVMBool lossy;
+  if (LLVMIsAConstantFP(d) && !isnan(LLVMConstRealGetDouble(d, &lossy)))
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, max ? LLVMRealUGT : LLVMRealULT, a, d, ""), a, d,
+                           "");
   LLVMValueRef pick_a = LLVMBuildFCmp(b, max ? LLVMRealOGT : LLVMRealOLT, a, d, "");
   LLVMValueRef a_nan = LLVMBuildFCmp(b, LLVMRealUNO, a, a, "");
   return LLVMBuildSelect(b, LLVMBuildOr(b, pick_a, a_nan, ""), a, d, "");
