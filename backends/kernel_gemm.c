@@ -1364,6 +1364,18 @@ static kx_id dw_unused(dwk *d, kx_id xi) {
   return k_select(k, never, k_cast(k, NN_DT_F32, k_load(k, d->x, xi)), F(k, 0.0));
 }
 
+/* The sum of t[0..n) (n >= 1, t overwritten) as a balanced tree of adds
+ * (the taps of one output are independent products). */
+static kx_id tree_sum(kernel *k, kx_id *t, int n) {
+  while (n > 1) {
+    int h = 0;
+    for (int i = 0; i + 1 < n; i += 2) t[h++] = ADD(k, t[i], t[i + 1]);
+    if (n % 2) t[h++] = t[n - 1];
+    n = h;
+  }
+  return t[0];
+}
+
 /* dw_loop's loop over [lo, hi); `pairs`: with dw_pairs' extra loads (hi
  * must leave the last interior column out). */
 static void dw_loop_n(dwk *d, kx_id lo, kx_id hi, bool rows, bool cols, bool pairs) {
@@ -1372,7 +1384,9 @@ static void dw_loop_n(dwk *d, kx_id lo, kx_id hi, bool rows, bool cols, bool pai
   int64_t a, b;
   if (is_num(k, lo, &a) && is_num(k, hi, &b) && a >= b) return;
   int32_t ow = k_for_begin(k, lo, hi, KS_VECTOR);
-  kx_id sum = d->bias;
+  kx_id *terms = nn_alloc(k->arena, sizeof(kx_id) * (size_t)(cv->kh * (cv->kw + 1) + 1));
+  int nt = 0;
+  terms[nt++] = d->bias;
   for (int64_t i = 0; i < cv->kh; i++) {
     for (int64_t j = 0; j < cv->kw; j++) {
       kx_id iw = ADD(k, MULC(k, V(k, ow), cv->sw), I(k, j * cv->dw - cv->pw));
@@ -1385,14 +1399,13 @@ static void dw_loop_n(dwk *d, kx_id lo, kx_id hi, bool rows, bool cols, bool pai
       }
       kx_id t = MUL(k, V(k, d->wv[i * cv->kw + j]), k_cast(k, NN_DT_F32, k_load(k, d->x, xi)));
       if (ok >= 0) t = k_select(k, ok, t, F(k, 0.0));
-      sum = ADD(k, sum, t);
+      terms[nt++] = t;
     }
     if (pairs) /* see dw_pairs; plane < 0 is never true */
-      sum = ADD(k, sum,
-                dw_unused(d, ADD(k, V(k, d->rb[i]),
-                                 ADD(k, MULC(k, V(k, ow), cv->sw), I(k, cv->kw - cv->pw)))));
+      terms[nt++] = dw_unused(d, ADD(k, V(k, d->rb[i]),
+                                     ADD(k, MULC(k, V(k, ow), cv->sw), I(k, cv->kw - cv->pw))));
   }
-  dw_store(d, sum, ADD(k, V(k, d->dst), V(k, ow)));
+  dw_store(d, tree_sum(k, terms, nt), ADD(k, V(k, d->dst), V(k, ow)));
   k_for_end(k);
 }
 
@@ -1464,7 +1477,9 @@ static void dw_flat(dwk *d, kx_id obase, kx_id p0, kx_id p1, bool checked, bool 
     cok[j] = k_bin(k, KX_AND, k_bin(k, KX_GE, iw, F(k, 0.0)), k_bin(k, KX_LT, iw, V(k, wf)));
   }
   kx_id xp = MULC(k, V(k, p), cv->sw);
-  kx_id sum = d->bias;
+  kx_id *terms = nn_alloc(ar, sizeof(kx_id) * (size_t)(cv->kh * cv->kw + 1));
+  int nt = 0;
+  terms[nt++] = d->bias;
   for (int64_t i = 0; i < cv->kh; i++) {
     kx_id rok = -1;
     if (rows) {
@@ -1475,10 +1490,10 @@ static void dw_flat(dwk *d, kx_id obase, kx_id p0, kx_id p1, bool checked, bool 
       kx_id xi = ADD(k, ADD(k, V(k, roff[i]), xp), I(k, j * cv->dw));
       kx_id t = MUL(k, V(k, d->wv[i * cv->kw + j]), k_cast(k, NN_DT_F32, k_load(k, d->x, xi)));
       kx_id ok = rok >= 0 && cok[j] >= 0 ? k_bin(k, KX_AND, rok, cok[j]) : cok[j];
-      sum = ADD(k, sum, ok >= 0 ? k_select(k, ok, t, F(k, 0.0)) : t);
+      terms[nt++] = ok >= 0 ? k_select(k, ok, t, F(k, 0.0)) : t;
     }
   }
-  dw_store(d, sum, ADD(k, obase, V(k, p)));
+  dw_store(d, tree_sum(k, terms, nt), ADD(k, obase, V(k, p)));
   k_for_end(k);
 }
 
