@@ -1322,6 +1322,9 @@ typedef struct dwk {
   int32_t plane;    /* I64 var: x index of (nc, 0, 0), an index always valid */
   int32_t acc, idx; /* the epilogue's input variables */
   kx_id e;          /* the stored value (epilogue and rounding) */
+  int32_t colmask;  /* BOOL slot: [kw][P] whether tap column j of output
+                       position p is inside (fixed sizes), or -1 */
+  int64_t P;        /* with colmask: the output positions of a plane */
 } dwk;
 
 /* Sets the row variables of output row oh (a variable). */
@@ -1473,6 +1476,10 @@ static void dw_flat(dwk *d, kx_id obase, kx_id p0, kx_id p1, bool checked, bool 
   kx_id ohf = k_un(k, KX_FLOOR, MUL(k, ADD(k, pf, F(k, 0.5)), V(k, inv)));
   kx_id ow = SUB(k, pf, MUL(k, ohf, V(k, wof)));
   for (int64_t j = 0; checked && j < cv->kw; j++) {
+    if (!rows && d->colmask >= 0) { /* from the table: one load per tap column */
+      cok[j] = k_load(k, d->colmask, ADD(k, I(k, j * d->P), V(k, p)));
+      continue;
+    }
     kx_id iw = ADD(k, MUL(k, ow, F(k, (double)cv->sw)), F(k, (double)(j * cv->dw - cv->pw)));
     cok[j] = k_bin(k, KX_AND, k_bin(k, KX_GE, iw, F(k, 0.0)), k_bin(k, KX_LT, iw, V(k, wf)));
   }
@@ -1568,6 +1575,23 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   }
   d.dst = k_var(k, NN_DT_I64);
   d.plane = k_var(k, NN_DT_I64);
+  d.colmask = -1;
+  int64_t wn0, won0, hon0;
+  if (kl_dim_const(c, cv->w, &wn0) && kl_dim_const(c, cv->wout, &won0) &&
+      kl_dim_const(c, cv->hout, &hon0) && won0 < DW_NARROW && hon0 * won0 < DW_FLAT_MAX) {
+    /* the narrow rows' column tests as a table (dw_flat): for every tap
+     * column j and output position p, whether the tap's input column
+     * (p % wout)*sw - pw + j*dw lies in [0, W) */
+    d.P = hon0 * won0;
+    unsigned char *m = nn_alloc(ar, (size_t)(cv->kw * d.P));
+    for (int64_t j = 0; j < cv->kw; j++)
+      for (int64_t q = 0; q < d.P; q++) {
+        int64_t iw = q % won0 * cv->sw - cv->pw + j * cv->dw;
+        m[j * d.P + q] = iw >= 0 && iw < wn0;
+      }
+    d.colmask = k_buf(k, NN_DT_BOOL, cv->kw * d.P, false, "colmask");
+    kl_bind(c, k, d.colmask, kl_const_buf(c, NN_DT_BOOL, m, cv->kw * d.P));
+  }
   int32_t nc = k_for_begin(k, I(k, 0), DX(c, k, DMULC(c, cv->n, C)), KS_PARALLEL);
   d.sz = conv_sizes(c, k, cv);
   int32_t ch = let_i64(k, k_bin(k, KX_MOD, V(k, nc), I(k, C)));
