@@ -1504,6 +1504,23 @@ static void dw_flat(dwk *d, kx_id obase, kx_id p0, kx_id p1, bool checked, bool 
   k_for_end(k);
 }
 
+/* The narrow rows' column tests as a table for dw_flat (fixed sizes W,
+ * wout and P output positions): for every tap column j and position p,
+ * whether the tap's input column (p % wout)*sw - pw + j*dw lies in [0, W).
+ * Sets d->colmask and d->P. */
+static void dw_colmask(kl_ctx *c, dwk *d, int64_t W, int64_t wout, int64_t P) {
+  const conv *cv = d->cv;
+  unsigned char *m = nn_alloc(kl_arena(c), (size_t)(cv->kw * P));
+  for (int64_t j = 0; j < cv->kw; j++)
+    for (int64_t q = 0; q < P; q++) {
+      int64_t iw = q % wout * cv->sw - cv->pw + j * cv->dw;
+      m[j * P + q] = iw >= 0 && iw < W;
+    }
+  d->P = P;
+  d->colmask = k_buf(d->k, NN_DT_BOOL, cv->kw * P, false, "colmask");
+  kl_bind(c, d->k, d->colmask, kl_const_buf(c, NN_DT_BOOL, m, cv->kw * P));
+}
+
 /* The border rows [0, ohlo) and [ohhi, hout), every tap row checked. */
 static void dw_border_rows(dwk *d, kx_id ohlo, kx_id ohhi, kx_id owlo, kx_id owhi) {
   kernel *k = d->k;
@@ -1576,22 +1593,6 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
   d.dst = k_var(k, NN_DT_I64);
   d.plane = k_var(k, NN_DT_I64);
   d.colmask = -1;
-  int64_t wn0, won0, hon0;
-  if (kl_dim_const(c, cv->w, &wn0) && kl_dim_const(c, cv->wout, &won0) &&
-      kl_dim_const(c, cv->hout, &hon0) && won0 < DW_NARROW && hon0 * won0 < DW_FLAT_MAX) {
-    /* the narrow rows' column tests as a table (dw_flat): for every tap
-     * column j and output position p, whether the tap's input column
-     * (p % wout)*sw - pw + j*dw lies in [0, W) */
-    d.P = hon0 * won0;
-    unsigned char *m = nn_alloc(ar, (size_t)(cv->kw * d.P));
-    for (int64_t j = 0; j < cv->kw; j++)
-      for (int64_t q = 0; q < d.P; q++) {
-        int64_t iw = q % won0 * cv->sw - cv->pw + j * cv->dw;
-        m[j * d.P + q] = iw >= 0 && iw < wn0;
-      }
-    d.colmask = k_buf(k, NN_DT_BOOL, cv->kw * d.P, false, "colmask");
-    kl_bind(c, k, d.colmask, kl_const_buf(c, NN_DT_BOOL, m, cv->kw * d.P));
-  }
   int32_t nc = k_for_begin(k, I(k, 0), DX(c, k, DMULC(c, cv->n, C)), KS_PARALLEL);
   d.sz = conv_sizes(c, k, cv);
   int32_t ch = let_i64(k, k_bin(k, KX_MOD, V(k, nc), I(k, C)));
@@ -1634,6 +1635,7 @@ static int conv_depthwise(kl_ctx *c, const conv *cv) {
     int narrow = is_num(k, Wo, &wv) && is_num(k, d.sz.P, &pv)
                      ? wv < DW_NARROW && pv < DW_FLAT_MAX
                      : -1;
+    if (flat == 1 && narrow == 1) dw_colmask(c, &d, wn, won, pv);
     if (narrow < 0)
       k_if_begin(k, k_bin(k, KX_AND, k_bin(k, KX_LT, Wo, I(k, DW_NARROW)),
                           k_bin(k, KX_LT, d.sz.P, I(k, DW_FLAT_MAX))));
@@ -2000,7 +2002,7 @@ static int64_t wino_stride(int64_t n) {
 static void wino_in_loop(kernel *k, const wgrid *gr, const conv *cv, int32_t x, int32_t v,
                          const int32_t *rb, const int32_t *rok, int32_t plane, int32_t vbase,
                          int64_t lo, int64_t hi, bool rows, bool cols) {
-  /* row a of B^T: v_a = sign * (d B)[p] + (d B)[q]... as (p, q, sign of q) */
+  /* row a of B^T d B is (d B)[p] + (d B)[q] or (d B)[p] - (d B)[q]: {p, q, sign} */
   static const int use[4][3] = {{0, 2, -1}, {1, 2, 1}, {2, 1, -1}, {1, 3, -1}};
   if (lo >= hi) return;
   for (int a = 0; a < 4; a++) {
@@ -2017,8 +2019,8 @@ static void wino_in_loop(kernel *k, const wgrid *gr, const conv *cv, int32_t x, 
                             k_bin(k, KX_LT, iw, I(k, gr->W)));
           ok = ok >= 0 ? k_bin(k, KX_AND, ok, cok) : cok;
         }
-        kx_id xi = ADD(k, V(k, rb[i]), iw);
-        if (ok >= 0) xi = k_select(k, ok, xi, V(k, plane));
+        kx_id xi = ADD(k, V(k, rb[i]), iw); /* rb[i]: a row inside, always */
+        if (cols) xi = k_select(k, ok, xi, V(k, plane));
         kx_id e = k_load(k, x, xi);
         d[j] = ok >= 0 ? k_select(k, ok, e, F(k, 0.0)) : e;
       }
