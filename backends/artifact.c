@@ -1,8 +1,8 @@
 /* artifact.c — linking model.so (backend.h "artifact.c").
  *
  * The inputs: the generated object (llvm_result), the weights blob and the
- * description of the inputs/outputs (be_program), and the model runtime
- * object embedded in nncc itself (runtime/abi.h, nncc_embedded_model_rt).
+ * description of the inputs/outputs (kp_program), and the model runtime
+ * object embedded in nncc itself (abi/abi.h, nncc_embedded_model_rt).
  * In a private temporary directory (mkdtemp) we write
  *   model.o      the generated code
  *   model_rt.o   the embedded model runtime
@@ -31,7 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../runtime/abi.h"
+#include "../abi/abi.h"
 #include "backend.h"
 
 #ifndef NNCC_VERSION
@@ -60,7 +60,7 @@ static void put_str(nn_arena *a, bytevec *v, const char *s) {
 /* The dim expressions the metadata names, numbered in the order written
  * (operands before their users). */
 typedef struct meta_exprs {
-  const be_program *p;
+  const kp_program *p;
   int32_t *index; /* by ir_dim: expression number, -1 = not yet */
   ir_dim *order;  /* by expression number: the dim */
   int n;
@@ -118,12 +118,12 @@ static void put_exprs(nn_arena *a, bytevec *v, meta_exprs *m) {
 }
 
 /* A dim as written in an io record: the number, or -1 - its expression. */
-static int64_t io_dim(meta_exprs *m, const be_io *io, int k) {
+static int64_t io_dim(meta_exprs *m, const kp_io *io, int k) {
   if (io->dims[k] >= 0) return io->dims[k];
   return -1 - (int64_t)m->index[io->dims_d[k]];
 }
 
-static void put_ios(nn_arena *a, bytevec *v, meta_exprs *m, const be_io *ios, int n) {
+static void put_ios(nn_arena *a, bytevec *v, meta_exprs *m, const kp_io *ios, int n) {
   put_le(a, v, (uint64_t)n, 4);
   for (int i = 0; i < n; i++) {
     put_str(a, v, ios[i].name);
@@ -136,7 +136,7 @@ static void put_ios(nn_arena *a, bytevec *v, meta_exprs *m, const be_io *ios, in
 /* The step table (abi.h, version 3): per step its kernel, the IR ops it
  * computes (every member of a fused group, in program order), the module
  * scope and the source line, so that a run-time profile can name them. */
-static void put_steps(nn_arena *a, bytevec *v, const be_program *p) {
+static void put_steps(nn_arena *a, bytevec *v, const kp_program *p) {
   const ir_graph *g = p->g;
   int32_t *pos = NULL; /* by node id: position in g->order */
   if (g) {
@@ -145,7 +145,7 @@ static void put_steps(nn_arena *a, bytevec *v, const be_program *p) {
   }
   put_le(a, v, (uint64_t)p->steps.len, 4);
   for (int s = 0; s < p->steps.len; s++) {
-    const be_step *st = &p->steps.data[s];
+    const kp_step *st = &p->steps.data[s];
     nn_buf ops = {0}, where = {0};
     const char *scope = "";
     if (g && st->node >= 0 && st->node < g->nodes.len) {
@@ -172,11 +172,11 @@ static void put_steps(nn_arena *a, bytevec *v, const be_program *p) {
 /* The precision recorded when the driver names none: bf16 or f16 when a
  * weight or workspace buffer holds that type (the fp16 pass ran), else f32.
  * Inputs and outputs are left out: they keep the model's own dtypes. */
-static const char *program_precision(const be_program *p) {
+static const char *program_precision(const kp_program *p) {
   const char *prec = "f32";
   for (int i = 0; i < p->bufs.len; i++) {
-    const be_buf *b = &p->bufs.data[i];
-    if (b->kind != BE_BUF_WEIGHT && b->kind != BE_BUF_WORKSPACE) continue;
+    const kp_buf *b = &p->bufs.data[i];
+    if (b->kind != KP_BUF_WEIGHT && b->kind != KP_BUF_WORKSPACE) continue;
     if (b->dtype == NN_DT_BF16) return "bf16";
     if (b->dtype == NN_DT_F16) prec = "f16";
   }
@@ -185,7 +185,7 @@ static const char *program_precision(const be_program *p) {
 
 /* Distinct kernels among the steps: a kernel two steps share is compiled
  * once, by the LLVM and the CUDA backends alike. */
-static int count_kernels(const be_program *p) {
+static int count_kernels(const kp_program *p) {
   int n = 0;
   for (int s = 0; s < p->steps.len; s++) {
     int t = 0;
@@ -195,8 +195,8 @@ static int count_kernels(const be_program *p) {
   return n;
 }
 
-/* Builds the metadata blob (format in runtime/abi.h). */
-static bytevec build_meta(const be_program *p, const llvm_result *r, const artifact_opts *o) {
+/* Builds the metadata blob (format in abi/abi.h). */
+static bytevec build_meta(const kp_program *p, const llvm_result *r, const artifact_opts *o) {
   nn_arena *a = p->arena;
   const ir_graph *g = p->g;
   bytevec v = {0};
@@ -225,7 +225,7 @@ static bytevec build_meta(const be_program *p, const llvm_result *r, const artif
   NN_VEC(int32_t) checks = {0};
   if (p->syms.len > 0) {
     for (int i = 0; i < p->inputs.len + p->outputs.len; i++) {
-      const be_io *io = i < p->inputs.len ? &p->inputs.data[i]
+      const kp_io *io = i < p->inputs.len ? &p->inputs.data[i]
                                           : &p->outputs.data[i - p->inputs.len];
       for (int k = 0; k < io->rank; k++)
         if (io->dims[k] < 0) expr_of(&m, io->dims_d[k]);
@@ -270,8 +270,8 @@ static bytevec build_meta(const be_program *p, const llvm_result *r, const artif
   put_le(a, &v, p->dynamic ? (uint64_t)p->bufs.len : 0, 4);
   put_le(a, &v, p->dynamic ? (uint64_t)p->dynblocks.len : 0, 4);
   for (int i = 0; p->dynamic && i < p->dynblocks.len; i++) {
-    const be_dynblock *b = &p->dynblocks.data[i];
-    const be_buf *x = &p->bufs.data[b->buf];
+    const kp_dynblock *b = &p->dynblocks.data[i];
+    const kp_buf *x = &p->bufs.data[b->buf];
     put_le(a, &v, (uint64_t)b->buf, 4);
     put_le(a, &v, nn_dtype_size(x->dtype), 4);
     put_le(a, &v, (uint64_t)m.index[x->elems_d], 4);
@@ -287,7 +287,7 @@ static bytevec build_meta(const be_program *p, const llvm_result *r, const artif
 
 /* ---- files and processes ----------------------------------------------------- */
 
-static int write_file(const char *path, const void *data, size_t n, nn_diag *d) {
+int be_write_file(const char *path, const void *data, size_t n, nn_diag *d) {
   FILE *f = fopen(path, "wb");
   if (!f) {
     nn_error(d, no_loc, "can't create '%s': %s", path, strerror(errno));
@@ -302,10 +302,7 @@ static int write_file(const char *path, const void *data, size_t n, nn_diag *d) 
   return 0;
 }
 
-/* Runs argv with stdout and stderr going to `log`. Returns 0 when the
- * command exits with status 0; otherwise reports an error showing the
- * command's output. */
-static int run_cmd(char **argv, const char *log, const char *what, nn_diag *d) {
+int be_run(char **argv, const char *log, const char *what, nn_diag *d) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -375,7 +372,7 @@ static const char *data_asm =
 
 /* ---- linking ------------------------------------------------------------------- */
 
-int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts *o, nn_diag *d) {
+int artifact_link(const kp_program *p, const llvm_result *r, const artifact_opts *o, nn_diag *d) {
   NN_ASSERT(p && r && o && o->out);
   nn_arena *a = p->arena;
   if (!r->obj || !r->obj_size) {
@@ -395,15 +392,15 @@ int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts
   char *out_tmp = nn_sprintf(a, "%s.tmp-%ld", o->out, (long)getpid());
   int rc = -1;
   bytevec meta = build_meta(p, r, o);
-  if (write_file(TMP("model.o"), r->obj, r->obj_size, d) ||
-      write_file(TMP("model_rt.o"), nncc_embedded_model_rt, nncc_embedded_model_rt_size, d) ||
-      write_file(TMP("weights.bin"), p->weights.data, (size_t)p->weights.len, d) ||
-      write_file(TMP("meta.bin"), meta.data, (size_t)meta.len, d))
+  if (be_write_file(TMP("model.o"), r->obj, r->obj_size, d) ||
+      be_write_file(TMP("model_rt.o"), nncc_embedded_model_rt, nncc_embedded_model_rt_size, d) ||
+      be_write_file(TMP("weights.bin"), p->weights.data, (size_t)p->weights.len, d) ||
+      be_write_file(TMP("meta.bin"), meta.data, (size_t)meta.len, d))
     goto done;
   char *s = nn_sprintf(a, data_asm, dir, dir);
-  if (write_file(TMP("data.s"), s, strlen(s), d)) goto done;
+  if (be_write_file(TMP("data.s"), s, strlen(s), d)) goto done;
   s = "{\n  global: " NNCC_ENTRY_SYMBOL ";\n  local: *;\n};\n";
-  if (write_file(TMP("exports.map"), s, strlen(s), d)) goto done;
+  if (be_write_file(TMP("exports.map"), s, strlen(s), d)) goto done;
 
   const char *cc = o->cc && *o->cc ? o->cc : "cc";
   char *argv[64];
@@ -418,7 +415,7 @@ int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts
   argv[n++] = TMP("data.o");
   argv[n++] = TMP("data.s");
   argv[n] = NULL;
-  if (run_cmd(argv, TMP("cc.log"), "assemble the model data", d)) goto done;
+  if (be_run(argv, TMP("cc.log"), "assemble the model data", d)) goto done;
 
   n = base;
   argv[n++] = "-shared";
@@ -436,7 +433,7 @@ int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts
   argv[n++] = "-lm";
   argv[n++] = "-lpthread";
   argv[n] = NULL;
-  if (run_cmd(argv, TMP("cc.log"), "link the model", d)) {
+  if (be_run(argv, TMP("cc.log"), "link the model", d)) {
     unlink(out_tmp);
     goto done;
   }

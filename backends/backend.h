@@ -1,139 +1,29 @@
-/* backend.h — from a shaped graph to a model.so.
+/* backend.h — from a program of kernels to a model.so.
  *
- * Sections, one per file:
- *   schedule.c        graph → be_program: storage for every tensor value
- *                     (views share their input's buffer), weights laid out
- *                     in one 64-byte-aligned blob, every node lowered to
- *                     kernels (kernel.h) in program order
- *   memplan.c         workspace planning: live ranges of workspace buffers
- *                     over the steps, offsets packed into one arena
- *   llvm/llvm_*.c     be_program → LLVM module (one function per kernel plus
- *                     nncc_graph_run), optimized for the target, emitted as
- *                     an object file
- *   artifact.c        object + weights + metadata + the model runtime →
- *                     model.so, linked with the system C compiler
+ * The backends print the kernel form they are given (kernel/kernel.h); they
+ * never lower the graph themselves (they may include kernel/ and target/,
+ * never lower/). Sections, one per folder or file:
+ *   llvm/        kp_program → LLVM module (one function per kernel plus
+ *                nncc_graph_run), optimized for the target, emitted as an
+ *                object file; the GEMM microkernels read their register
+ *                tile and the packed panels' shapes from the program's
+ *                target descriptor
+ *   cuda/        kp_program → CUDA C (one __global__ function per distinct
+ *                kernel) and its launch table (abi/cuda_table.h) → NVRTC →
+ *                the object that stands in for the LLVM one; and the CPU
+ *                emulation check of the emitted kernels
+ *   artifact.c   object + weights + metadata + the model runtime →
+ *                model.so, linked with the system C compiler (and the
+ *                helpers both backends use to run it)
  *
- * The generated graph function has the C signature
- *   int nncc_graph_run(void *const *inputs, void *const *outputs,
- *                      unsigned char *workspace,
- *                      const unsigned char *weights, void *pool);
- * and each kernel function
- *   void kN(void *const *slots, int64_t begin, int64_t end);
- * When a kernel's root is a single KS_PARALLEL loop over [0, n) with a
- * constant n, the loop runs over [begin, end) and the graph function calls
- *   nncc_rt_parallel_for(pool, kN, slots, n)
- * (runtime/model_rt.c); otherwise kN is called once with (0, 1).
+ * The generated graph function and kernels follow the contract in
+ * kernel/kernel.h and abi/abi.h.
  */
 #ifndef NNCC_BACKEND_H
 #define NNCC_BACKEND_H
 
-#include "kernel.h"
-#include "../runtime/plan.h"
-
-typedef enum be_bufkind {
-  BE_BUF_INPUT,     /* graph input `index` (caller's memory, read only) */
-  BE_BUF_OUTPUT,    /* graph output `index` (caller's memory) */
-  BE_BUF_WEIGHT,    /* `offset` bytes into the weights blob (read only) */
-  BE_BUF_WORKSPACE, /* `offset` bytes into the session's workspace */
-  BE_BUF_DIMS,      /* the run's dim values: one int64 per program symbol
-                       (be_program.syms), read only */
-} be_bufkind;
-
-typedef struct be_buf {
-  be_bufkind kind;
-  nn_dtype dtype;  /* element type */
-  int64_t elems;   /* element count; -1 when it depends on symbolic dims */
-  ir_dim elems_d;  /* element count as a dim of the graph (always set) */
-  int32_t index;   /* INPUT/OUTPUT: which */
-  uint64_t offset; /* WEIGHT/WORKSPACE: byte offset, a multiple of 64 */
-} be_buf;
-
-typedef struct be_step {
-  kernel *k;       /* the kernel */
-  be_bufid *slots; /* program buffer bound to each kernel slot */
-  ir_nodeid node;  /* the IR node it came from */
-} be_step;
-
-typedef struct be_io {
-  const char *name; /* forward() parameter name, or "output_N" */
-  nn_dtype dtype;
-  int rank;
-  const int64_t *dims;  /* -1 for a symbolic dim */
-  const ir_dim *dims_d; /* the dims as dims of the graph */
-} be_io;
-
-/* A symbolic dim of the inputs: its value comes from the input tensors at
- * run time and must lie in [lo, hi]. */
-typedef struct be_sym {
-  const char *name; /* e.g. "b" */
-  ir_dim dim;       /* its IR_DK_SYM dim */
-  int64_t lo, hi;   /* declared range (1..INT64_MAX when none) */
-} be_sym;
-
-/* A workspace buffer of a dynamic program, planned at run time. */
-typedef struct be_dynblock {
-  be_bufid buf;  /* the workspace buffer (its elems_d and dtype) */
-  int32_t first; /* first step binding it */
-  int32_t last;  /* last step binding it */
-} be_dynblock;
-
-typedef struct be_program {
-  nn_arena *arena;
-  ir_graph *g;              /* the graph it was scheduled from */
-  NN_VEC(be_buf) bufs;      /* by be_bufid */
-  NN_VEC(be_step) steps;    /* in execution order */
-  NN_VEC(be_io) inputs;     /* graph inputs */
-  NN_VEC(be_io) outputs;    /* graph outputs */
-  NN_VEC(be_sym) syms;      /* symbolic dims, in dims-buffer order */
-  be_bufid dims_buf;        /* the BE_BUF_DIMS buffer, -1 if no symbol */
-  uint64_t workspace_bytes; /* session workspace size (the arena); 0
-                               for a dynamic program */
-  bool dynamic;             /* some dim is symbolic: workspace offsets
-                               are planned at run time (dynblocks) */
-  NN_VEC(be_dynblock)
-  dynblocks;                        /* dynamic: every workspace buffer a step
-                                       binds, with its live step range */
-  uint64_t arena_lower_bound_bytes; /* max live workspace bytes at any step */
-  uint64_t naive_bytes;             /* every workspace buffer in its own region */
-  NN_VEC(unsigned char) weights;    /* the weights blob (parts 64-aligned) */
-} be_program;
-
-/* Schedules a shaped graph (every tensor dim constant). Returns NULL after
- * reporting errors (e.g. an op with no code generation yet). */
-be_program *be_schedule(ir_graph *g, nn_arena *arena, nn_diag *d);
-/* The same for a given backend (be_target): be_schedule is
- * be_schedule_for(g, arena, BE_TARGET_CPU, d). */
-be_program *be_schedule_for(ir_graph *g, nn_arena *arena, be_target target, nn_diag *d);
-/* Human-readable dump: buffers, then each step's kernel (--emit=kernels). */
-void be_program_print(nn_buf *b, const be_program *p);
-/* Runs a program with the reference interpreter (tests): inputs/outputs are
- * contiguous arrays in graph order. Returns 0 or -1. */
-int be_interp(const be_program *p, void *const *inputs, void *const *outputs);
-/* The same for a dynamic program, with dims[i] the value of p->syms[i]
- * (the caller checks them against the inputs): plans the workspace for
- * these values, then interprets with bounds checks. */
-int be_interp_dims(const be_program *p, const int64_t *dims, void *const *inputs,
-                   void *const *outputs);
-/* The value of dim d of p's graph when p->syms[i] is dims[i] (floor
- * semantics for // and %; 0 for division by zero); *ok false when d is
- * unknown or names no program symbol. */
-int64_t be_dim_eval(const be_program *p, ir_dim d, const int64_t *dims, bool *ok);
-
-/* ---- memplan.c ---------------------------------------------------------- */
-
-/* The placement core (mp_block, mp_assign, mp_lower_bound) is
- * runtime/plan.h, shared with the model runtime. */
-/* Plans the workspace of a scheduled program: every BE_BUF_WORKSPACE buffer
- * lives from the first step that binds it to the last (a buffer no later
- * step reads dies at its writer; a node's scratch dies with the node);
- * buffers no step binds are placed at offset 0. Sets every workspace
- * buffer's offset, workspace_bytes (the arena), arena_lower_bound_bytes and
- * naive_bytes. */
-void be_memplan(be_program *p);
-/* True when no two workspace buffers bound in overlapping step ranges share
- * a byte and every workspace buffer lies inside workspace_bytes (tests and
- * an internal check after planning). */
-bool be_memplan_ok(const be_program *p);
+#include "../kernel/kernel.h"
+#include "../abi/cuda_table.h"
 
 /* ---- llvm/ --------------------------------------------------------------- */
 
@@ -158,9 +48,16 @@ typedef struct llvm_result {
   char *features; /* the target features it needs, "+avx2,+fma,..." */
 } llvm_result;
 
-/* Generates and optimizes the module, then emits an object. want_ir keeps
- * the optimized IR text too. Returns 0 or -1 after reporting. */
-int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir, llvm_result *r, nn_diag *d);
+/* The target descriptor of the CPU code is generated for under o (the
+ * host's for --mcpu=native or none, else the named cpu's level; an
+ * AArch64 triple's): what the driver lowers the program for. */
+const tg_target *llvm_target(const llvm_opts *o);
+/* Generates and optimizes the module, then emits an object. The register
+ * tiles and packed panels are p->target's (a program built by hand, with
+ * no target, gets llvm_target(o)'s). want_ir keeps the optimized IR text
+ * too. Returns 0 or -1 after reporting (a program lowered for another
+ * kind of target, too many slots, a malformed GEMM). */
+int llvm_compile(const kp_program *p, const llvm_opts *o, bool want_ir, llvm_result *r, nn_diag *d);
 void llvm_result_free(llvm_result *r);
 
 /* ---- artifact.c ---------------------------------------------------------- */
@@ -178,6 +75,116 @@ typedef struct artifact_opts {
 /* Links model.so from the object, the weights blob, the metadata and the
  * embedded model runtime. Writes to a temporary file and renames it, so a
  * failure leaves no OUT.so. Same inputs → byte-identical output. */
-int artifact_link(const be_program *p, const llvm_result *r, const artifact_opts *o, nn_diag *d);
+int artifact_link(const kp_program *p, const llvm_result *r, const artifact_opts *o, nn_diag *d);
+/* Writes n bytes to path; -1 after reporting. */
+int be_write_file(const char *path, const void *data, size_t n, nn_diag *d);
+/* Runs argv (argv[0] looked up in PATH) with stdout and stderr going to
+ * `log`. Returns 0 when it exits with status 0; otherwise reports that it
+ * failed to `what`, with the command and its output, and returns -1. */
+int be_run(char **argv, const char *log, const char *what, nn_diag *d);
+
+/* ====================================================================== */
+/* cuda/ (cuda_emit.c, cuda_nvrtc.c, cuda_artifact.c, cuda_emucheck.c)    */
+/* ====================================================================== */
+/* Mapping (DESIGN.md §6): a kernel whose root is one KS_PARALLEL FOR spreads
+ * that loop's iterations over the grid (grid-stride; one iteration per
+ * thread, four with float4 accesses for flat f32 elementwise loops, the
+ * rest of the nest per thread), or, when its body reduces rows, a block
+ * per iteration with the reductions spread over the block's threads; a
+ * GEMM alone at the root, or alone inside a parallel root loop (a batch),
+ * becomes a tiled kernel with shared-memory staging (tensor cores for f16
+ * operands); a root of reductions that is no loop runs on one block;
+ * anything else runs on one thread (cuda_emit.c has the details). Values of a
+ * 16-bit float dtype are held in float and rounded after every operation,
+ * exactly as the reference interpreter does, and stored as their bits. */
+
+/* The emitted program: source and launch table (arena memory). */
+typedef struct cuda_module {
+  char *src; /* CUDA C, NUL-terminated */
+  size_t src_len;
+  nncc_cu_table table; /* arrays below */
+  NN_VEC(nncc_cu_kernel) kernels;
+  NN_VEC(nncc_cu_step) steps;
+  NN_VEC(nncc_cu_buf) bufs;
+  NN_VEC(int32_t) slots;
+  NN_VEC(int64_t) prog;
+  bool wmma; /* some kernel uses tensor cores (the
+                source includes <mma.h>) */
+  NN_VEC(unsigned char)
+  tc; /* by kernel (table order): 1 when it is
+         a tensor-core GEMM (wmma) */
+} cuda_module;
+
+/* Emits p. Returns 0, or -1 after reporting (a kernel with more slots than
+ * NNCC_CU_MAX_SLOTS, an expression the printer does not know). */
+int cuda_emit(const kp_program *p, cuda_module *m, nn_diag *d);
+
+/* cuda_prelude.c: the helpers every generated source starts with. */
+void cuda_prelude(nn_buf *b);
+
+/* ---- cuda/cuda_nvrtc.c ------------------------------------------------------------ */
+
+#define CUDA_MAX_ARCHS 8
+
+typedef struct cuda_images {
+  int narchs;
+  int archs[CUDA_MAX_ARCHS];   /* e.g. 70, 80, 90 (ascending) */
+  void *cubin[CUDA_MAX_ARCHS]; /* malloc'd */
+  size_t cubin_size[CUDA_MAX_ARCHS];
+  char *ptx;       /* for the newest arch (compute_XX), malloc'd */
+  size_t ptx_size; /* bytes, the NUL included */
+} cuda_images;
+
+/* Parses "sm_70,sm_80,sm_90" (or "70,80") into archs, sorted, without
+ * duplicates. Returns the count, or -1 with a message in err. */
+int cuda_parse_archs(const char *s, int *archs, int max, char *err, size_t cap);
+/* Where NVRTC was found, or where it was looked for (cuda_nvrtc_find). */
+typedef struct cuda_nvrtc_where {
+  char path[1024];   /* found: the file that loaded (resolved through the
+                        loader for a bare name) */
+  char looked[2048]; /* the directories tried in order, comma-separated;
+                        "the loader path" for the loader's own search */
+  char tried[4096];  /* every file name tried without success */
+} cuda_nvrtc_where;
+
+/* Finds NVRTC (the search order is in cuda_nvrtc.c): a library that loads
+ * and defines nvrtcVersion. Returns the dlopen handle (it stays loaded) or
+ * NULL; fills *w either way. */
+void *cuda_nvrtc_find(cuda_nvrtc_where *w);
+/* The same, with a message in why naming every place it looked when NVRTC
+ * is not found. */
+void *cuda_nvrtc_open(char *why, size_t cap);
+/* Compiles src for every arch. An arch this NVRTC does not support is
+ * reported with its CUDA version and lowest arch (CUDA 13 has no sm_70).
+ * A source using wmma (#include <mma.h>) gets the toolkit's include folder.
+ * On an NVRTC error: reports its log and, when save_src is not NULL, writes
+ * the source there and says so. Returns 0 or -1 after reporting. */
+int cuda_nvrtc_compile(const char *src, const int *archs, int narchs, const char *save_src,
+                       cuda_images *out, nn_diag *d);
+void cuda_images_free(cuda_images *im);
+
+/* ---- cuda/cuda_artifact.c ----------------------------------------------------------- */
+
+/* Writes model.so for p: the launch table, the images and the CUDA model
+ * runtime compiled into an object with $CC, then artifact_link. The
+ * model's metadata says cpu "cuda sm_80,sm_90" and no CPU features. */
+int cuda_artifact_link(const kp_program *p, const cuda_module *m, const cuda_images *im,
+                       const artifact_opts *o, nn_diag *d);
+
+/* ---- cuda/cuda_emucheck.c ------------------------------------------------------------- */
+
+/* Runs p twice on the same deterministic random inputs (seed): with the
+ * reference interpreter, and with the kernels of the emulation library lib
+ * (the emitted source compiled for the host with tests/cuda/cuda_emu.h),
+ * launched as the table says. After each step, compares the buffers it
+ * wrote: |x - ref| <= tol * max(1, |ref|) for floats, equality otherwise;
+ * then the emulated run takes the reference's values of those buffers, so
+ * every step starts from the reference's operands.
+ * Prints one line per mismatching step and a summary to out (kernels by
+ * form, the tensor-core GEMMs counted apart). Static programs only.
+ * Returns 0 when everything matches, 1 on a mismatch, -1 after reporting
+ * an error. */
+int cuda_emucheck(const kp_program *p, const cuda_module *m, const char *lib, double tol,
+                  unsigned seed, FILE *out, nn_diag *d);
 
 #endif

@@ -3,13 +3,17 @@
  * Sections, one per file:
  *   archive.c  the zip layer (libzip + a read-only mapping of the file)
  *   pickle.c   the protocol-2 pickle VM → a value tree
- *              (pickle_print.c prints the tree: fe_pval_print)
- *   tsparse.c  TorchScript source → AST
+ *              (pickle_print.c prints the tree: fe_pval_print;
+ *              pickle_globals.c is the allow-list of globals it may name)
+ *   tslex.c    TorchScript source → tokens
+ *   tsparse.c  tokens → AST
  *              (tsprint.c prints the AST: fe_block_print, fe_expr_print)
  *   schema.c   ATen schemas (schemas.def) → canonical IR ops
  *   import.c   new-format archives → module tree (fe_module)
  *   debuginfo.c  code/FILE.py.debug_pkl → the user's file and line
- *   lower.c    module tree + AST → graph IR
+ *   lower.c    module tree + AST → graph IR (with lower_call.c: calls
+ *              through the schema table, lower_expr.c: expressions;
+ *              lower_internal.h is what the three share)
  *
  * All memory comes from the caller's arena; all user-facing errors go to the
  * caller's nn_diag with the archive entry and line. Nothing here exits.
@@ -143,6 +147,33 @@ struct fe_pval {
 /* Resolves a storage key to bytes; returns 0 or -1 after reporting. */
 typedef int (*fe_storage_fn)(void *ctx, fe_storage *s, nn_diag *d);
 
+/* Which known global an FE_PV_GLOBAL stands for. */
+typedef enum fe_pglobal {
+  FE_PG_NONE,              /* not a known callable */
+  FE_PG_REBUILD_TENSOR,    /* torch._utils._rebuild_tensor (4 args) */
+  FE_PG_REBUILD_TENSOR_V2, /* torch._utils._rebuild_tensor_v2 (6 or 7 args) */
+  FE_PG_REBUILD_PARAMETER, /* torch._utils._rebuild_parameter[_with_state] */
+  FE_PG_STORAGE,           /* torch.<Type>Storage: used inside persistent ids */
+  FE_PG_ORDERED_DICT,      /* collections.OrderedDict */
+  FE_PG_BUILD_LIST,        /* torch.jit._pickle.build_{int,double,bool,tensor}list */
+  FE_PG_RESTORE_TYPE_TAG,  /* torch.jit._pickle.restore_type_tag */
+  FE_PG_TENSOR_FROM_ID,    /* torch.jit._pickle.build_tensor_from_id */
+  FE_PG_DEVICE,            /* torch.device */
+  FE_PG_SIZE,              /* torch.Size */
+  FE_PG_SET,               /* builtins.set / frozenset (kept as lists) */
+  FE_PG_CODECS_ENCODE,     /* _codecs.encode: how protocol 2 pickles bytes */
+  FE_PG_CLASS,             /* a class under one of the class prefixes */
+  FE_PG_NUMBER,            /* a torch enum name: a plain number */
+  FE_PG_REFUSED,           /* not on the allow-list */
+} fe_pglobal;
+
+/* pickle_globals.c: what GLOBAL module.name is, by the allow-list: a known
+ * callable or a class under one of the NULL-terminated class prefixes,
+ * FE_PG_STORAGE with its element type in *dt, FE_PG_NUMBER with the value
+ * in *num, or FE_PG_REFUSED with the reason in why (whylen bytes). */
+fe_pglobal fe_pickle_global(const char *module, const char *name, const char *const *prefixes,
+                            nn_dtype *dt, int64_t *num, char *why, size_t whylen);
+
 typedef struct fe_pickle_opts {
   const char *label;          /* entry name for messages, e.g. "m/data.pkl" */
   fe_storage_fn load_storage; /* may be NULL: storages stay unresolved */
@@ -181,6 +212,45 @@ const char *fe_pkind_name(fe_pkind k);
  * offset 0 storage "0" (cpu, 13 elems)` [+ ` legacy_id N`, ` requires_grad`].
  * Stops after 64 levels ("...") and 100000 lines. */
 void fe_pval_print(nn_buf *b, const fe_pval *v, int indent);
+
+/* ====================================================================== */
+/* tslex.c — TorchScript source → tokens                                  */
+/* ====================================================================== */
+
+enum { FE_TS_MAX_DEPTH = 200 }; /* max nesting of brackets, expressions, blocks */
+
+/* A token of TorchScript source. */
+typedef enum fe_tkind {
+  FE_TK_EOF,
+  FE_TK_NEWLINE,
+  FE_TK_INDENT,
+  FE_TK_DEDENT,
+  FE_TK_NAME,
+  FE_TK_KW, /* a reserved word; text is its spelling */
+  FE_TK_INT,
+  FE_TK_FLOAT,
+  FE_TK_STR,
+  FE_TK_OP,  /* text is a static spelling from ts_ops */
+  FE_TK_ERR, /* a lexing error; text is the message */
+} fe_tkind;
+
+typedef struct fe_token {
+  fe_tkind kind;
+  nn_loc loc;       /* first byte of the fe_token */
+  const char *text; /* NAME/KW spelling, OP spelling, ERR message */
+  const char *src;  /* raw source span, for messages */
+  size_t srclen;    /* bytes in src */
+  uint64_t u;       /* INT value, at most 2^63 */
+  double f;         /* FLOAT value */
+  const char *s;    /* STR decoded bytes (NUL-terminated) */
+  size_t slen;      /* STR length */
+} fe_token;
+
+/* Lexes src[0..len) of file `file` into tokens (arena memory), ending in
+ * EOF; *failed when a lexing error stopped it early: the token before EOF
+ * is then an ERR holding the message. */
+fe_token *fe_lex(const char *src, size_t len, const char *file, nn_arena *arena, int *ntok,
+                 bool *failed);
 
 /* ====================================================================== */
 /* tsparse.c — TorchScript source → AST                                   */

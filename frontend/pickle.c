@@ -31,24 +31,6 @@
 
 /* ---- values ------------------------------------------------------------ */
 
-/* Which known global an FE_PV_GLOBAL stands for. */
-typedef enum gkind {
-  G_NONE,              /* not a known callable */
-  G_REBUILD_TENSOR,    /* torch._utils._rebuild_tensor (4 args) */
-  G_REBUILD_TENSOR_V2, /* torch._utils._rebuild_tensor_v2 (6 or 7 args) */
-  G_REBUILD_PARAMETER, /* torch._utils._rebuild_parameter[_with_state] */
-  G_STORAGE,           /* torch.<Type>Storage: used inside persistent ids */
-  G_ORDERED_DICT,      /* collections.OrderedDict */
-  G_BUILD_LIST,        /* torch.jit._pickle.build_{int,double,bool,tensor}list */
-  G_RESTORE_TYPE_TAG,  /* torch.jit._pickle.restore_type_tag */
-  G_TENSOR_FROM_ID,    /* torch.jit._pickle.build_tensor_from_id */
-  G_DEVICE,            /* torch.device */
-  G_SIZE,              /* torch.Size */
-  G_SET,               /* builtins.set / frozenset (kept as lists) */
-  G_CODECS_ENCODE,     /* _codecs.encode: how protocol 2 pickles bytes */
-  G_CLASS,             /* a class under one of the class prefixes */
-} gkind;
-
 /* Every fe_pval this file creates is the first member of a pv_node, so a
  * value pointer can be widened to its node to reach the VM's bookkeeping. */
 typedef struct pv_node {
@@ -56,8 +38,8 @@ typedef struct pv_node {
   uint32_t stamp;      /* last graph walk that visited this node */
   int32_t height;      /* nesting below this node: a lower bound while the
                           VM runs, exact after the depth check */
-  gkind g;             /* GLOBAL: which known callable */
-  nn_dtype storage_dt; /* GLOBAL of kind G_STORAGE: its element type */
+  fe_pglobal g;        /* GLOBAL: which known callable */
+  nn_dtype storage_dt; /* GLOBAL of kind FE_PG_STORAGE: its element type */
   int64_t view_offset; /* STORAGE: first element of the view in the storage */
   int64_t view_numel;  /* STORAGE: elements visible through the view */
 } pv_node;
@@ -591,80 +573,7 @@ static fe_pval *decode_raw_unicode(vm *m, const char *s, size_t n) {
 
 /* ---- globals ------------------------------------------------------------- */
 
-static const struct {
-  const char *module, *name;
-  gkind g;
-} known_globals[] = {
-    {"torch._utils", "_rebuild_tensor", G_REBUILD_TENSOR},
-    {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_TENSOR_V2},
-    {"torch._utils", "_rebuild_parameter", G_REBUILD_PARAMETER},
-    {"torch._utils", "_rebuild_parameter_with_state", G_REBUILD_PARAMETER},
-    {"collections", "OrderedDict", G_ORDERED_DICT},
-    {"torch.jit._pickle", "build_intlist", G_BUILD_LIST},
-    {"torch.jit._pickle", "build_doublelist", G_BUILD_LIST},
-    {"torch.jit._pickle", "build_boollist", G_BUILD_LIST},
-    {"torch.jit._pickle", "build_tensorlist", G_BUILD_LIST},
-    {"torch.jit._pickle", "restore_type_tag", G_RESTORE_TYPE_TAG},
-    {"torch.jit._pickle", "build_tensor_from_id", G_TENSOR_FROM_ID},
-    {"torch", "device", G_DEVICE},
-    {"torch", "Size", G_SIZE},
-    {"builtins", "set", G_SET},
-    {"builtins", "frozenset", G_SET},
-    {"__builtin__", "set", G_SET},
-    {"__builtin__", "frozenset", G_SET},
-    {"_codecs", "encode", G_CODECS_ENCODE},
-};
-
-/* torch.<name> globals that stand for plain numbers: ScalarType (FORMATS §7),
- * MemoryFormat and Layout. */
-static const struct {
-  const char *name;
-  int64_t value;
-} torch_enums[] = {
-    {"uint8", 0},
-    {"int8", 1},
-    {"int16", 2},
-    {"short", 2},
-    {"int32", 3},
-    {"int", 3},
-    {"int64", 4},
-    {"long", 4},
-    {"float16", 5},
-    {"half", 5},
-    {"float32", 6},
-    {"float", 6},
-    {"float64", 7},
-    {"double", 7},
-    {"complex32", 8},
-    {"chalf", 8},
-    {"complex64", 9},
-    {"cfloat", 9},
-    {"complex128", 10},
-    {"cdouble", 10},
-    {"bool", 11},
-    {"qint8", 12},
-    {"quint8", 13},
-    {"qint32", 14},
-    {"bfloat16", 15},
-    {"contiguous_format", 0},
-    {"preserve_format", 1},
-    {"channels_last", 2},
-    {"channels_last_3d", 3},
-    {"strided", 0},
-};
-
-static bool is_class_module(const vm *m, const char *module) {
-  for (const char *const *p = m->prefixes; *p; p++) {
-    size_t n = strlen(*p);
-    if (strncmp(module, *p, n) == 0) return true;
-    /* "__main__." also admits the module "__main__" itself */
-    if (n > 0 && (*p)[n - 1] == '.' && strlen(module) == n - 1 && strncmp(module, *p, n - 1) == 0)
-      return true;
-  }
-  return false;
-}
-
-static fe_pval *new_global(vm *m, const char *module, const char *name, gkind g) {
+static fe_pval *new_global(vm *m, const char *module, const char *name, fe_pglobal g) {
   fe_pval *v = new_val(m, FE_PV_GLOBAL);
   v->u.obj.module = module;
   v->u.obj.name = name;
@@ -672,47 +581,20 @@ static fe_pval *new_global(vm *m, const char *module, const char *name, gkind g)
   return v;
 }
 
-/* Maps GLOBAL module.name to a value: an FE_PV_GLOBAL for callables and
- * classes we understand, an FE_PV_INT for torch dtype / memory-format names,
- * or an error. Nothing is ever imported or called. */
+/* GLOBAL module.name as a value, by the allow-list (pickle_globals.c): an
+ * FE_PV_GLOBAL for callables and classes we understand, an FE_PV_INT for
+ * torch dtype / memory-format names, or an error. Nothing is ever
+ * imported or called. */
 static fe_pval *resolve_global(vm *m, const char *module, const char *name) {
-  for (int i = 0; i < NN_ARRAY_LEN(known_globals); i++)
-    if (!strcmp(module, known_globals[i].module) && !strcmp(name, known_globals[i].name))
-      return new_global(m, module, name, known_globals[i].g);
-  if (!strcmp(module, "torch._utils") && !strcmp(name, "_rebuild_qtensor"))
-    return fail(m, "quantized tensors are not supported yet");
-  if ((!strcmp(module, "builtins") || !strcmp(module, "__builtin__")) && !strcmp(name, "complex"))
-    return fail(m, "complex values are not supported");
-  if (!strcmp(module, "torch") || !strcmp(module, "torch.storage")) {
-    size_t n = strlen(name);
-    if (!strcmp(name, "UntypedStorage")) { /* raw bytes: numel counts bytes */
-      fe_pval *g = new_global(m, module, name, G_STORAGE);
-      node_of(g)->storage_dt = NN_DT_U8;
-      return g;
-    }
-    if (!strcmp(module, "torch") && n > 7 && !strcmp(name + n - 7, "Storage")) {
-      if (!strncmp(name, "QInt", 4) || !strncmp(name, "QUInt", 5))
-        return fail(m, "quantized tensors are not supported yet (torch.%s)", name);
-      if (!strncmp(name, "Complex", 7))
-        return fail(m, "complex storages are not supported (torch.%s)", name);
-      char base[64];
-      if (n - 7 < sizeof base) {
-        memcpy(base, name, n - 7);
-        base[n - 7] = 0;
-        nn_dtype dt = nn_dtype_from_storage_name(base);
-        if (dt != NN_DT_UNKNOWN) {
-          fe_pval *g = new_global(m, module, name, G_STORAGE);
-          node_of(g)->storage_dt = dt;
-          return g;
-        }
-      }
-    }
-    if (!strcmp(module, "torch"))
-      for (int i = 0; i < NN_ARRAY_LEN(torch_enums); i++)
-        if (!strcmp(name, torch_enums[i].name)) return new_int(m, torch_enums[i].value);
-  }
-  if (is_class_module(m, module)) return new_global(m, module, name, G_CLASS);
-  return fail(m, "unknown global '%.200s.%.200s' (refusing to execute pickled code)", module, name);
+  nn_dtype dt = NN_DT_UNKNOWN;
+  int64_t num = 0;
+  char why[256];
+  fe_pglobal g = fe_pickle_global(module, name, m->prefixes, &dt, &num, why, sizeof why);
+  if (g == FE_PG_REFUSED) return fail(m, "%s", why);
+  if (g == FE_PG_NUMBER) return new_int(m, num);
+  fe_pval *v = new_global(m, module, name, g);
+  if (g == FE_PG_STORAGE) node_of(v)->storage_dt = dt;
+  return v;
 }
 
 /* ---- persistent ids -------------------------------------------------------- */
@@ -799,7 +681,7 @@ static fe_pval *persistent_load(vm *m, fe_pval *pid) {
     return fail(m, "whole-module torch.save files are not supported; save the state_dict");
   if (strcmp(type, "storage")) return fail(m, "unsupported persistent id type '%.100s'", type);
   if (n != 5 && n != 6) return fail(m, "storage persistent id has %d elements, expected 5 or 6", n);
-  if (a[1]->kind != FE_PV_GLOBAL || node_of(a[1])->g != G_STORAGE)
+  if (a[1]->kind != FE_PV_GLOBAL || node_of(a[1])->g != FE_PG_STORAGE)
     return fail(m, "storage persistent id: element 1 is not a torch storage type");
   int64_t numel;
   if (a[2]->kind != FE_PV_STR || a[3]->kind != FE_PV_STR || !as_int(a[4], &numel))
@@ -952,9 +834,9 @@ static fe_pval *apply(vm *m, fe_pval *fn, fe_pval *args, const char *op) {
   fe_pval **a = args->u.seq.items;
   int n = args->u.seq.n;
   switch (node_of(fn)->g) {
-  case G_REBUILD_TENSOR: return rebuild_tensor(m, a, n, false);
-  case G_REBUILD_TENSOR_V2: return rebuild_tensor(m, a, n, true);
-  case G_REBUILD_PARAMETER: {
+  case FE_PG_REBUILD_TENSOR: return rebuild_tensor(m, a, n, false);
+  case FE_PG_REBUILD_TENSOR_V2: return rebuild_tensor(m, a, n, true);
+  case FE_PG_REBUILD_PARAMETER: {
     if (n < 3 || n > 4 || a[0]->kind != FE_PV_TENSOR || a[1]->kind != FE_PV_BOOL)
       return fail(m, "%s.%s expects (tensor, requires_grad, hooks)", QN);
     fe_pval *v = new_val(m, FE_PV_TENSOR);
@@ -964,21 +846,21 @@ static fe_pval *apply(vm *m, fe_pval *fn, fe_pval *args, const char *op) {
     v->u.tensor = t;
     return v;
   }
-  case G_ORDERED_DICT:
-  case G_SET: {
-    bool dict = node_of(fn)->g == G_ORDERED_DICT;
+  case FE_PG_ORDERED_DICT:
+  case FE_PG_SET: {
+    bool dict = node_of(fn)->g == FE_PG_ORDERED_DICT;
     if (n == 0) return dict ? new_dict(m) : new_seq(m, FE_PV_LIST, NULL, 0);
     if (!dict && n == 1 && (a[0]->kind == FE_PV_LIST || a[0]->kind == FE_PV_TUPLE))
       return new_seq(m, FE_PV_LIST, a[0]->u.seq.items, a[0]->u.seq.n);
     return fail(m, "%s.%s with arguments is not supported", QN);
   }
-  case G_BUILD_LIST:
+  case FE_PG_BUILD_LIST:
     if (n != 1 || a[0]->kind != FE_PV_LIST) return fail(m, "%s.%s expects one list", QN);
     return a[0];
-  case G_RESTORE_TYPE_TAG:
+  case FE_PG_RESTORE_TYPE_TAG:
     if (n != 2 || a[1]->kind != FE_PV_STR) return fail(m, "%s.%s expects (value, type)", QN);
     return a[0];
-  case G_TENSOR_FROM_ID: {
+  case FE_PG_TENSOR_FROM_ID: {
     int64_t id;
     if (n != 1 || !as_int(a[0], &id) || id < 0) return fail(m, "%s.%s expects one index", QN);
     fe_pval *v = new_val(m, FE_PV_TENSOR);
@@ -986,7 +868,7 @@ static fe_pval *apply(vm *m, fe_pval *fn, fe_pval *args, const char *op) {
     v->u.tensor->legacy_id = id;
     return v;
   }
-  case G_DEVICE: {
+  case FE_PG_DEVICE: {
     int64_t idx = -1;
     if (n < 1 || n > 2 || a[0]->kind != FE_PV_STR ||
         (n == 2 && a[1]->kind != FE_PV_NONE && !as_int(a[1], &idx)))
@@ -996,20 +878,22 @@ static fe_pval *apply(vm *m, fe_pval *fn, fe_pval *args, const char *op) {
                            : a[0]->u.str.s;
     return v;
   }
-  case G_SIZE:
+  case FE_PG_SIZE:
     if (n != 1 || (a[0]->kind != FE_PV_TUPLE && a[0]->kind != FE_PV_LIST))
       return fail(m, "%s.%s expects one tuple", QN);
     return a[0];
-  case G_CODECS_ENCODE: return codecs_encode(m, a, n);
-  case G_CLASS: {
+  case FE_PG_CODECS_ENCODE: return codecs_encode(m, a, n);
+  case FE_PG_CLASS: {
     if (n != 0) return fail(m, "%s of class %s.%s with arguments is not supported", op, QN);
     fe_pval *v = new_val(m, FE_PV_OBJECT);
     v->u.obj.module = fn->u.obj.module;
     v->u.obj.name = fn->u.obj.name;
     return v;
   }
-  case G_STORAGE:
-  case G_NONE: break;
+  case FE_PG_STORAGE:
+  case FE_PG_NONE:
+  case FE_PG_NUMBER:
+  case FE_PG_REFUSED: break; /* never an FE_PV_GLOBAL */
   }
   return fail(m, "%s of %s.%s is not supported", op, QN);
 }

@@ -11,6 +11,7 @@
 #include "frontend.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +30,9 @@ static const row rows[] = {
 
 enum { NROWS = sizeof rows / sizeof rows[0] };
 
-static fe_schema table[NROWS];         /* parsed rows, same order */
-static const fe_schema *sorted[NROWS]; /* by qualname, stable */
-static bool parsed;
+static fe_schema table[NROWS];                    /* parsed rows, same order */
+static const fe_schema *sorted[NROWS];            /* by qualname, stable */
+static pthread_once_t parsed = PTHREAD_ONCE_INIT; /* the table, parsed once */
 
 static char *dupn(const char *s, size_t n) {
   char *d = malloc(n + 1);
@@ -236,15 +237,16 @@ static int cmp_qualname(const void *a, const void *b) {
   return x < y ? -1 : x > y; /* stable: file order within a name */
 }
 
-static void ensure_parsed(void) {
-  if (parsed) return;
+static void parse_all(void) {
   for (int i = 0; i < NROWS; i++) {
     parse_row(&rows[i], &table[i]);
     sorted[i] = &table[i];
   }
   qsort(sorted, NROWS, sizeof sorted[0], cmp_qualname);
-  parsed = true;
 }
+
+/* Threads may compile models at once: the table is parsed exactly once. */
+static void ensure_parsed(void) { pthread_once(&parsed, parse_all); }
 
 const fe_schema *const *fe_schemas_for(const char *qualname, int *n) {
   ensure_parsed();

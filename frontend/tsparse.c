@@ -1,15 +1,10 @@
-/* tsparse.c — TorchScript source → AST.
+/* tsparse.c — TorchScript tokens → AST.
  *
  * TorchScript archives carry their code as Python source written by
- * PyTorch's python_print (FORMATS.md §4, §5). This file reads that Python
- * subset in two steps. The lexer turns the whole file into a token array
- * first, with Python's layout rules: INDENT/DEDENT tokens from leading
- * spaces (any consistent width; a tab in indentation is an error), no
- * NEWLINE inside (), [] and {}, backslash continuation, comments, blank
- * lines, CRLF. A lexing error becomes a final ERR token carrying its
- * message, so errors are still reported in source order: the parser reports
- * it when it reaches it. The parser is recursive descent with Python's
- * precedence; it stops at the first error (reported located through
+ * PyTorch's python_print (FORMATS.md §4, §5). This file parses that Python
+ * subset from the tokens of tslex.c (a lexing error is an ERR token the
+ * parser reports when it reaches it). The parser is recursive descent with
+ * Python's precedence; it stops at the first error (reported located through
  * nn_error and unwound with longjmp) and fe_parse then returns an empty
  * block.
  *
@@ -21,11 +16,7 @@
  *   `**` or a postfix (`-2 ** 2` is -(2 ** 2)), nor for the int 0 (`-0`
  *   stays unary so it prints back the same). `-inf` stays
  *   FE_E_UNARY("-", NAME inf); lowering folds it.
- * - Integer literals are decimal, 0x, 0o or 0b; floats use strtod.
- * - Strings: '…', "…", triple-quoted, optional r/b/u prefixes; escapes
- *   \n \t \r \a \b \f \v \\ \' \" \xHH and octal \ooo give one byte each,
- *   \uXXXX and \UXXXXXXXX give UTF-8; unknown escapes keep the backslash.
- *   Adjacent strings concatenate.
+ * - Literals are as tslex.c reads them; adjacent strings concatenate.
  * - Parenthesized expressions give the inner node (no paren node).
  * - Decorators (`@torch.jit.export`) are parsed and dropped.
  * - IMPORT keeps the whole statement as text ("import a.b as c",
@@ -33,7 +24,7 @@
  * - Chained comparisons (`a < b < c`), lambdas, comprehensions, star
  *   arguments, with/try are rejected with an error.
  * - Nesting (brackets, operator chains, postfix chains, blocks) is capped at
- *   TS_MAX_DEPTH levels, so the AST height is bounded for every recursive
+ *   FE_TS_MAX_DEPTH levels, so the AST height is bounded for every recursive
  *   consumer.
  * - Every node's loc is its first token (1-based line and byte column).
  *
@@ -47,519 +38,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TS_MAX_DEPTH = 200 }; /* max nesting of expressions and blocks */
-/* Lexing stops once the caller's arena holds this many bytes: a few KB of
- * deflated code can inflate to megabytes of one-byte tokens, each of which
- * costs about a hundred bytes of token and AST, so without a cap a small
- * hostile archive could take any amount of memory. Real code files are
- * orders of magnitude below it. */
-#define TS_ARENA_LIMIT ((size_t)256 << 20)
-
-/* ====================================================================== */
-/* Lexer                                                                  */
-/* ====================================================================== */
-
-typedef enum tkind {
-  TK_EOF,
-  TK_NEWLINE,
-  TK_INDENT,
-  TK_DEDENT,
-  TK_NAME,
-  TK_KW, /* a reserved word; text is its spelling */
-  TK_INT,
-  TK_FLOAT,
-  TK_STR,
-  TK_OP,  /* text is a static spelling from ts_ops */
-  TK_ERR, /* a lexing error; text is the message */
-} tkind;
-
-typedef struct token {
-  tkind kind;
-  nn_loc loc;       /* first byte of the token */
-  const char *text; /* NAME/KW spelling, OP spelling, ERR message */
-  const char *src;  /* raw source span, for messages */
-  size_t srclen;    /* bytes in src */
-  uint64_t u;       /* INT value, at most 2^63 */
-  double f;         /* FLOAT value */
-  const char *s;    /* STR decoded bytes (NUL-terminated) */
-  size_t slen;      /* STR length */
-} token;
-
-typedef struct lexer {
-  const char *src;     /* the file */
-  size_t len;          /* its length */
-  size_t pos;          /* next byte */
-  int line;            /* line of pos, 1-based */
-  size_t line_start;   /* offset of the first byte of that line */
-  const char *file;    /* for locations */
-  nn_arena *arena;     /* tokens and decoded strings */
-  NN_VEC(token) toks;  /* output */
-  NN_VEC(int) indents; /* open indentation widths; indents.data[0] == 0 */
-  int brackets;        /* open (, [, { */
-  bool failed;         /* an ERR token was emitted */
-} lexer;
-
-/* Operators, longest spellings first so the first match is the longest. */
-static const char *const ts_ops[] = {
-    "**=", "//=", ">>=", "<<=", "->", "**", "//", "==", "!=", "<=", ">=", "<<", ">>", "+=", "-=",
-    "*=",  "/=",  "%=",  "&=",  "|=", "^=", "@=", "+",  "-",  "*",  "/",  "%",  "@",  "<",  ">",
-    "=",   ",",   ":",   ".",   "(",  ")",  "[",  "]",  "{",  "}",  "&",  "|",  "^",  "~",  ";",
-};
-
-static const char *const ts_keywords[] = {
-    "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
-    "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
-    "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
-    "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield",
-};
-
-static int lx_at(const lexer *l, size_t i) { return i < l->len ? (unsigned char)l->src[i] : -1; }
-
-static nn_loc lx_loc(const lexer *l, size_t pos) {
-  nn_loc loc = {l->file, l->line, (int)(pos - l->line_start) + 1};
-  return loc;
-}
-
-static token *lx_push(lexer *l, tkind kind, nn_loc loc, size_t start, size_t end) {
-  token t = {0};
-  t.kind = kind;
-  t.loc = loc;
-  t.src = l->src + start;
-  t.srclen = end - start;
-  NN_PUSH(l->arena, l->toks, t);
-  return &l->toks.data[l->toks.len - 1];
-}
-
-/* Records a lexing error as the last token; lexing stops. */
-static void lx_error(lexer *l, nn_loc loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void lx_error(lexer *l, nn_loc loc, const char *fmt, ...) {
-  char msg[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  token *t = lx_push(l, TK_ERR, loc, l->pos, l->pos);
-  t->text = nn_strdup(l->arena, msg);
-  l->failed = true;
-}
-
-static bool is_newline(int c) { return c == '\n' || c == '\r'; }
-static bool is_ident_start(int c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-static bool is_digit(int c) { return c >= '0' && c <= '9'; }
-static bool is_ident_char(int c) { return is_ident_start(c) || is_digit(c); }
-static int hex_value(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Consumes "\n", "\r\n" or "\r" at pos and starts the next line. */
-static void lx_newline(lexer *l) {
-  int c = lx_at(l, l->pos++);
-  if (c == '\r' && lx_at(l, l->pos) == '\n') l->pos++;
-  l->line++;
-  l->line_start = l->pos;
-}
-
-typedef NN_VEC(char) char_vec;
-
-static void put_utf8(lexer *l, char_vec *out, uint32_t cp) {
-  if (cp < 0x80) {
-    NN_PUSH(l->arena, *out, (char)cp);
-  } else if (cp < 0x800) {
-    NN_PUSH(l->arena, *out, (char)(0xC0 | (cp >> 6)));
-    NN_PUSH(l->arena, *out, (char)(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    NN_PUSH(l->arena, *out, (char)(0xE0 | (cp >> 12)));
-    NN_PUSH(l->arena, *out, (char)(0x80 | ((cp >> 6) & 0x3F)));
-    NN_PUSH(l->arena, *out, (char)(0x80 | (cp & 0x3F)));
-  } else {
-    NN_PUSH(l->arena, *out, (char)(0xF0 | (cp >> 18)));
-    NN_PUSH(l->arena, *out, (char)(0x80 | ((cp >> 12) & 0x3F)));
-    NN_PUSH(l->arena, *out, (char)(0x80 | ((cp >> 6) & 0x3F)));
-    NN_PUSH(l->arena, *out, (char)(0x80 | (cp & 0x3F)));
-  }
-}
-
-/* Decodes one escape; pos is just after the backslash. Returns false after
- * reporting an error. */
-static bool lx_escape(lexer *l, char_vec *out, nn_loc bs_loc) {
-  int c = lx_at(l, l->pos);
-  switch (c) {
-  case 'n':
-    NN_PUSH(l->arena, *out, '\n');
-    l->pos++;
-    return true;
-  case 't':
-    NN_PUSH(l->arena, *out, '\t');
-    l->pos++;
-    return true;
-  case 'r':
-    NN_PUSH(l->arena, *out, '\r');
-    l->pos++;
-    return true;
-  case 'a':
-    NN_PUSH(l->arena, *out, '\a');
-    l->pos++;
-    return true;
-  case 'b':
-    NN_PUSH(l->arena, *out, '\b');
-    l->pos++;
-    return true;
-  case 'f':
-    NN_PUSH(l->arena, *out, '\f');
-    l->pos++;
-    return true;
-  case 'v':
-    NN_PUSH(l->arena, *out, '\v');
-    l->pos++;
-    return true;
-  case '\\':
-  case '\'':
-  case '"':
-    NN_PUSH(l->arena, *out, (char)c);
-    l->pos++;
-    return true;
-  case '\n':
-  case '\r': /* backslash-newline: continues the string */ lx_newline(l); return true;
-  case 'x':
-  case 'u':
-  case 'U': {
-    int n = c == 'x' ? 2 : c == 'u' ? 4 : 8;
-    uint32_t v = 0;
-    for (int i = 1; i <= n; i++) {
-      int h = hex_value(lx_at(l, l->pos + (size_t)i));
-      if (h < 0) {
-        lx_error(l, bs_loc, "invalid \\%c escape: expected %d hex digits", c, n);
-        return false;
-      }
-      v = v * 16 + (uint32_t)h;
-    }
-    l->pos += (size_t)n + 1;
-    if (c == 'x') {
-      NN_PUSH(l->arena, *out, (char)v);
-    } else if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-      lx_error(l, bs_loc, "invalid \\%c escape: not a code point", c);
-      return false;
-    } else {
-      put_utf8(l, out, v);
-    }
-    return true;
-  }
-  default:
-    if (c >= '0' && c <= '7') {
-      unsigned v = 0;
-      for (int i = 0; i < 3 && lx_at(l, l->pos) >= '0' && lx_at(l, l->pos) <= '7'; i++)
-        v = v * 8 + (unsigned)(l->src[l->pos++] - '0');
-      if (v > 0xFF) {
-        lx_error(l, bs_loc, "octal escape out of range");
-        return false;
-      }
-      NN_PUSH(l->arena, *out, (char)v);
-      return true;
-    }
-    if (c == 'N') {
-      lx_error(l, bs_loc, "unsupported escape '\\N'");
-      return false;
-    }
-    /* Unknown escape (or end of input): keep the backslash, as Python does;
-     * the loop then sees the next byte normally. */
-    NN_PUSH(l->arena, *out, '\\');
-    return true;
-  }
-}
-
-/* Lexes a string starting at pos (after any prefix letters). */
-static void lx_string(lexer *l, size_t start, nn_loc loc, bool raw) {
-  char q = l->src[l->pos];
-  bool triple = lx_at(l, l->pos + 1) == q && lx_at(l, l->pos + 2) == q;
-  l->pos += triple ? 3 : 1;
-  char_vec out = {0};
-  for (;;) {
-    int c = lx_at(l, l->pos);
-    if (c < 0 || (!triple && is_newline(c))) {
-      lx_error(l, loc, triple ? "unterminated triple-quoted string" : "unterminated string");
-      return;
-    }
-    if (c == q && (!triple || (lx_at(l, l->pos + 1) == q && lx_at(l, l->pos + 2) == q))) {
-      l->pos += triple ? 3 : 1;
-      break;
-    }
-    if (is_newline(c)) { /* inside a triple-quoted string */
-      lx_newline(l);
-      NN_PUSH(l->arena, out, '\n');
-      continue;
-    }
-    if (c == '\\') {
-      nn_loc bs = lx_loc(l, l->pos);
-      l->pos++;
-      if (raw) {
-        NN_PUSH(l->arena, out, '\\');
-        int d = lx_at(l, l->pos);
-        if (d == q || d == '\\') {
-          NN_PUSH(l->arena, out, (char)d);
-          l->pos++;
-        }
-        continue;
-      }
-      if (!lx_escape(l, &out, bs)) return;
-      continue;
-    }
-    NN_PUSH(l->arena, out, (char)c);
-    l->pos++;
-  }
-  token *t = lx_push(l, TK_STR, loc, start, l->pos);
-  char *s = nn_alloc(l->arena, (size_t)out.len + 1);
-  if (out.len) memcpy(s, out.data, (size_t)out.len);
-  t->s = s;
-  t->slen = (size_t)out.len;
-}
-
-/* Lexes a number literal at pos. */
-static void lx_number(lexer *l) {
-  size_t start = l->pos;
-  nn_loc loc = lx_loc(l, start);
-  int c = lx_at(l, l->pos), c1 = lx_at(l, l->pos + 1);
-  bool is_float = false, too_large = false;
-  uint64_t u = 0;
-  const uint64_t limit = (uint64_t)1 << 63;
-  if (c == '0' && c1 > 0 && strchr("xXoObB", c1)) {
-    int base = (c1 == 'x' || c1 == 'X') ? 16 : (c1 == 'o' || c1 == 'O') ? 8 : 2;
-    l->pos += 2;
-    size_t digits = 0;
-    for (;;) {
-      int h = hex_value(lx_at(l, l->pos));
-      if (h < 0 || h >= base) break;
-      if (u > (UINT64_MAX - (uint64_t)h) / (uint64_t)base) too_large = true;
-      u = u * (uint64_t)base + (uint64_t)h;
-      l->pos++;
-      digits++;
-    }
-    if (digits == 0 || is_ident_char(lx_at(l, l->pos))) {
-      lx_error(l, loc, "invalid number literal");
-      return;
-    }
-  } else {
-    while (is_digit(lx_at(l, l->pos))) l->pos++;
-    if (lx_at(l, l->pos) == '.') {
-      is_float = true;
-      l->pos++;
-      while (is_digit(lx_at(l, l->pos))) l->pos++;
-    }
-    int e = lx_at(l, l->pos);
-    if (e == 'e' || e == 'E') {
-      size_t k = l->pos + 1;
-      if (lx_at(l, k) == '+' || lx_at(l, k) == '-') k++;
-      if (!is_digit(lx_at(l, k))) {
-        lx_error(l, loc, "invalid number literal: missing exponent digits");
-        return;
-      }
-      is_float = true;
-      l->pos = k;
-      while (is_digit(lx_at(l, l->pos))) l->pos++;
-    }
-    if (is_ident_char(lx_at(l, l->pos))) {
-      lx_error(l, loc, "invalid number literal");
-      return;
-    }
-    if (!is_float) {
-      bool nonzero = false;
-      for (size_t i = start; i < l->pos; i++) {
-        uint64_t d = (uint64_t)(l->src[i] - '0');
-        if (d) nonzero = true;
-        if (u > (UINT64_MAX - d) / 10) too_large = true;
-        u = u * 10 + d;
-      }
-      if (l->src[start] == '0' && nonzero) {
-        lx_error(l, loc, "invalid number literal: leading zeros");
-        return;
-      }
-    }
-  }
-  if (is_float) {
-    token *t = lx_push(l, TK_FLOAT, loc, start, l->pos);
-    t->f = strtod(nn_strndup(l->arena, l->src + start, l->pos - start), NULL);
-    return;
-  }
-  if (too_large || u > limit) {
-    l->pos = start;
-    lx_error(l, loc, "integer literal too large");
-    return;
-  }
-  token *t = lx_push(l, TK_INT, loc, start, l->pos);
-  t->u = u;
-}
-
-/* Measures the indentation of the line starting at pos and emits INDENT or
- * DEDENT tokens. Returns false when the line is blank or a comment (it is
- * then consumed) or on error. */
-static bool lx_indent(lexer *l) {
-  size_t p = l->pos;
-  int width = 0;
-  size_t tab = (size_t)-1;
-  for (;; p++) {
-    int c = lx_at(l, p);
-    if (c == ' ')
-      width++;
-    else if (c == '\f')
-      width = 0;
-    else if (c == '\t') {
-      if (tab == (size_t)-1) tab = p;
-    } else
-      break;
-  }
-  int c = lx_at(l, p);
-  if (c < 0) { /* trailing whitespace at end of file */
-    l->pos = p;
-    return false;
-  }
-  if (c == '#' || is_newline(c)) {
-    while (lx_at(l, p) >= 0 && !is_newline(lx_at(l, p))) p++;
-    l->pos = p;
-    if (p < l->len) lx_newline(l);
-    return false;
-  }
-  if (tab != (size_t)-1) {
-    l->pos = tab;
-    lx_error(l, lx_loc(l, tab), "tab character in indentation");
-    return false;
-  }
-  l->pos = p;
-  nn_loc loc = lx_loc(l, p);
-  int top = l->indents.data[l->indents.len - 1];
-  if (width > top) {
-    NN_PUSH(l->arena, l->indents, width);
-    lx_push(l, TK_INDENT, loc, p, p);
-  } else if (width < top) {
-    while (l->indents.len > 1 && l->indents.data[l->indents.len - 1] > width) {
-      l->indents.len--;
-      lx_push(l, TK_DEDENT, loc, p, p);
-    }
-    if (l->indents.data[l->indents.len - 1] != width) {
-      lx_error(l, loc, "inconsistent dedent");
-      return false;
-    }
-  }
-  return true;
-}
-
-static void lx_all(lexer *l) {
-  NN_PUSH(l->arena, l->indents, 0);
-  bool line_start = true;
-  while (!l->failed) {
-    if (nn_arena_bytes(l->arena) > TS_ARENA_LIMIT) {
-      lx_error(l, lx_loc(l, l->pos), "code too large: reading it would take more than %zu MiB",
-               TS_ARENA_LIMIT >> 20);
-      break;
-    }
-    if (line_start && l->brackets == 0) {
-      if (!lx_indent(l)) {
-        if (l->failed || l->pos >= l->len) break;
-        continue;
-      }
-      line_start = false;
-    }
-    int c = lx_at(l, l->pos);
-    if (c == ' ' || c == '\t' || c == '\f') {
-      l->pos++;
-      continue;
-    }
-    if (c < 0) break;
-    size_t start = l->pos;
-    nn_loc loc = lx_loc(l, start);
-    if (c == '#') {
-      while (lx_at(l, l->pos) >= 0 && !is_newline(lx_at(l, l->pos))) l->pos++;
-      continue;
-    }
-    if (is_newline(c)) {
-      if (l->brackets == 0) {
-        lx_push(l, TK_NEWLINE, loc, start, start);
-        line_start = true;
-      }
-      lx_newline(l);
-      continue;
-    }
-    if (c == '\\') {
-      if (is_newline(lx_at(l, l->pos + 1))) {
-        l->pos++;
-        lx_newline(l);
-        continue;
-      }
-      lx_error(l, loc, "unexpected '\\' (a line continuation must end the line)");
-      break;
-    }
-    if (is_ident_start(c)) {
-      while (is_ident_char(lx_at(l, l->pos))) l->pos++;
-      size_t n = l->pos - start;
-      int q = lx_at(l, l->pos);
-      if (n <= 2 && (q == '"' || q == '\'') && strspn(l->src + start, "rRbBuU") >= n) {
-        bool raw = memchr(l->src + start, 'r', n) || memchr(l->src + start, 'R', n);
-        lx_string(l, start, loc, raw);
-        continue;
-      }
-      const char *text = nn_strndup(l->arena, l->src + start, n);
-      tkind kind = TK_NAME;
-      for (int i = 0; i < NN_ARRAY_LEN(ts_keywords); i++)
-        if (strcmp(text, ts_keywords[i]) == 0) kind = TK_KW;
-      lx_push(l, kind, loc, start, l->pos)->text = text;
-      continue;
-    }
-    if (is_digit(c) || (c == '.' && is_digit(lx_at(l, l->pos + 1)))) {
-      lx_number(l);
-      continue;
-    }
-    if (c == '"' || c == '\'') {
-      lx_string(l, start, loc, false);
-      continue;
-    }
-    const char *op = NULL;
-    for (int i = 0; i < NN_ARRAY_LEN(ts_ops) && !op; i++) {
-      size_t n = strlen(ts_ops[i]);
-      if (l->len - l->pos >= n && memcmp(l->src + l->pos, ts_ops[i], n) == 0) op = ts_ops[i];
-    }
-    if (!op) {
-      if (c > 32 && c < 127)
-        lx_error(l, loc, "unexpected character '%c'", c);
-      else
-        lx_error(l, loc, "unexpected byte 0x%02x", (unsigned)c);
-      break;
-    }
-    l->pos += strlen(op);
-    if (strchr("([{", op[0]) && op[1] == 0 && ++l->brackets > TS_MAX_DEPTH) {
-      /* The parser would stop here too; stopping now keeps a file of a
-       * million '(' from becoming a million tokens first. */
-      lx_error(l, loc, "nesting too deep (more than %d levels)", TS_MAX_DEPTH);
-      break;
-    }
-    if (strchr(")]}", op[0]) && op[1] == 0 && l->brackets > 0) l->brackets--;
-    lx_push(l, TK_OP, loc, start, l->pos)->text = op;
-  }
-  nn_loc end = lx_loc(l, l->pos);
-  if (!l->failed && l->brackets == 0) {
-    if (l->toks.len > 0 && l->toks.data[l->toks.len - 1].kind != TK_NEWLINE &&
-        l->toks.data[l->toks.len - 1].kind != TK_DEDENT)
-      lx_push(l, TK_NEWLINE, end, l->pos, l->pos);
-    for (; l->indents.len > 1; l->indents.len--) lx_push(l, TK_DEDENT, end, l->pos, l->pos);
-  }
-  lx_push(l, TK_EOF, end, l->pos, l->pos);
-}
-
 /* ====================================================================== */
 /* Parser                                                                 */
 /* ====================================================================== */
 
+typedef NN_VEC(char) char_vec;
+
 typedef struct parser {
-  const token *t; /* tokens, ending in EOF (maybe after an ERR) */
-  int n;          /* number of tokens */
-  int i;          /* next token */
-  nn_arena *a;    /* where the AST goes */
-  nn_diag *d;     /* where the error goes */
-  int depth;      /* current nesting, capped at TS_MAX_DEPTH */
-  jmp_buf fail;   /* where the first error unwinds to */
+  const fe_token *t; /* tokens, ending in EOF (maybe after an ERR) */
+  int n;             /* number of tokens */
+  int i;             /* next fe_token */
+  nn_arena *a;       /* where the AST goes */
+  nn_diag *d;        /* where the error goes */
+  int depth;         /* current nesting, capped at FE_TS_MAX_DEPTH */
+  jmp_buf fail;      /* where the first error unwinds to */
 } parser;
 
 typedef struct stmt_vec {
@@ -571,28 +63,30 @@ typedef struct expr_vec {
   int len, cap;
 } expr_vec;
 
-static const token *peek(const parser *p) { return &p->t[p->i]; }
-static const token *peek2(const parser *p) { return &p->t[p->i + 1 < p->n ? p->i + 1 : p->n - 1]; }
-static const token *next(parser *p) {
-  const token *t = &p->t[p->i];
-  if (t->kind != TK_EOF && t->kind != TK_ERR) p->i++;
+static const fe_token *peek(const parser *p) { return &p->t[p->i]; }
+static const fe_token *peek2(const parser *p) {
+  return &p->t[p->i + 1 < p->n ? p->i + 1 : p->n - 1];
+}
+static const fe_token *next(parser *p) {
+  const fe_token *t = &p->t[p->i];
+  if (t->kind != FE_TK_EOF && t->kind != FE_TK_ERR) p->i++;
   return t;
 }
-static bool is_op(const token *t, const char *op) {
-  return t->kind == TK_OP && strcmp(t->text, op) == 0;
+static bool is_op(const fe_token *t, const char *op) {
+  return t->kind == FE_TK_OP && strcmp(t->text, op) == 0;
 }
-static bool is_kw(const token *t, const char *kw) {
-  return t->kind == TK_KW && strcmp(t->text, kw) == 0;
+static bool is_kw(const fe_token *t, const char *kw) {
+  return t->kind == FE_TK_KW && strcmp(t->text, kw) == 0;
 }
 
-/* How a token reads in "but found ..." messages. */
-static const char *tok_desc(parser *p, const token *t) {
+/* How a fe_token reads in "but found ..." messages. */
+static const char *tok_desc(parser *p, const fe_token *t) {
   switch (t->kind) {
-  case TK_EOF: return "end of file";
-  case TK_NEWLINE: return "end of line";
-  case TK_INDENT: return "indent";
-  case TK_DEDENT: return "dedent";
-  case TK_STR: return "a string literal";
+  case FE_TK_EOF: return "end of file";
+  case FE_TK_NEWLINE: return "end of line";
+  case FE_TK_INDENT: return "indent";
+  case FE_TK_DEDENT: return "dedent";
+  case FE_TK_STR: return "a string literal";
   default: {
     int n = t->srclen > 40 ? 40 : (int)t->srclen;
     return nn_sprintf(p->a, "'%.*s%s'", n, t->src, t->srclen > 40 ? "..." : "");
@@ -614,8 +108,8 @@ static _Noreturn void fail_at(parser *p, nn_loc loc, const char *fmt, ...) {
 
 /* Reports "<what> but found <t>" at t and unwinds; when t is a lexing
  * error, reports that error instead. */
-static _Noreturn void fail_tok(parser *p, const token *t, const char *what) {
-  if (t->kind == TK_ERR) fail_at(p, t->loc, "%s", t->text);
+static _Noreturn void fail_tok(parser *p, const fe_token *t, const char *what) {
+  if (t->kind == FE_TK_ERR) fail_at(p, t->loc, "%s", t->text);
   fail_at(p, t->loc, "%s but found %s", what, tok_desc(p, t));
 }
 
@@ -637,16 +131,16 @@ static void expect_kw(parser *p, const char *kw, const char *context) {
 }
 
 static const char *expect_name(parser *p, const char *what) {
-  const token *t = peek(p);
-  if (t->kind != TK_NAME) fail_tok(p, t, what);
+  const fe_token *t = peek(p);
+  if (t->kind != FE_TK_NAME) fail_tok(p, t, what);
   next(p);
   return t->text;
 }
 
 /* One more level of nesting at t; callers restore p->depth when done. */
-static void enter(parser *p, const token *t) {
-  if (++p->depth > TS_MAX_DEPTH)
-    fail_at(p, t->loc, "nesting too deep (more than %d levels)", TS_MAX_DEPTH);
+static void enter(parser *p, const fe_token *t) {
+  if (++p->depth > FE_TS_MAX_DEPTH)
+    fail_at(p, t->loc, "nesting too deep (more than %d levels)", FE_TS_MAX_DEPTH);
 }
 
 static fe_expr *new_expr(parser *p, fe_ekind kind, nn_loc loc) {
@@ -665,14 +159,15 @@ static fe_expr *new_binary(parser *p, const char *op, fe_expr *a, fe_expr *b, nn
 }
 
 /* True when t can begin an expression (used after a trailing comma). */
-static bool starts_expr(const token *t) {
+static bool starts_expr(const fe_token *t) {
   switch (t->kind) {
-  case TK_NAME:
-  case TK_INT:
-  case TK_FLOAT:
-  case TK_STR: return true;
-  case TK_KW: return is_kw(t, "True") || is_kw(t, "False") || is_kw(t, "None") || is_kw(t, "not");
-  case TK_OP:
+  case FE_TK_NAME:
+  case FE_TK_INT:
+  case FE_TK_FLOAT:
+  case FE_TK_STR: return true;
+  case FE_TK_KW:
+    return is_kw(t, "True") || is_kw(t, "False") || is_kw(t, "None") || is_kw(t, "not");
+  case FE_TK_OP:
     return is_op(t, "(") || is_op(t, "[") || is_op(t, "{") || is_op(t, "-") || is_op(t, "+") ||
            is_op(t, "~");
   default: return false;
@@ -701,31 +196,31 @@ static expr_vec parse_items(parser *p, const char *close, bool *trailing) {
 }
 
 static fe_expr *parse_atom(parser *p) {
-  const token *t = peek(p);
+  const fe_token *t = peek(p);
   fe_expr *e;
   switch (t->kind) {
-  case TK_NAME:
+  case FE_TK_NAME:
     next(p);
     e = new_expr(p, FE_E_NAME, t->loc);
     e->u.name = t->text;
     return e;
-  case TK_INT:
+  case FE_TK_INT:
     if (t->u > (uint64_t)INT64_MAX) fail_at(p, t->loc, "integer literal too large");
     next(p);
     e = new_expr(p, FE_E_INT, t->loc);
     e->u.i = (int64_t)t->u;
     return e;
-  case TK_FLOAT:
+  case FE_TK_FLOAT:
     next(p);
     e = new_expr(p, FE_E_FLOAT, t->loc);
     e->u.f = t->f;
     return e;
-  case TK_STR: {
+  case FE_TK_STR: {
     size_t total = 0;
     int k = p->i;
-    for (; p->t[k].kind == TK_STR; k++) total += p->t[k].slen;
+    for (; p->t[k].kind == FE_TK_STR; k++) total += p->t[k].slen;
     char *s = nn_alloc(p->a, total + 1), *w = s;
-    for (; peek(p)->kind == TK_STR; next(p)) {
+    for (; peek(p)->kind == FE_TK_STR; next(p)) {
       if (peek(p)->slen) memcpy(w, peek(p)->s, peek(p)->slen);
       w += peek(p)->slen;
     }
@@ -734,7 +229,7 @@ static fe_expr *parse_atom(parser *p) {
     e->u.str.len = total;
     return e;
   }
-  case TK_KW:
+  case FE_TK_KW:
     if (is_kw(t, "True") || is_kw(t, "False") || is_kw(t, "None")) {
       next(p);
       return new_expr(p,
@@ -744,7 +239,7 @@ static fe_expr *parse_atom(parser *p) {
                       t->loc);
     }
     break;
-  case TK_OP:
+  case FE_TK_OP:
     if (is_op(t, "(")) {
       next(p);
       if (is_op(peek(p), ")")) {
@@ -800,7 +295,7 @@ static fe_expr *parse_atom(parser *p) {
 
 /* One subscript item: an expression or a slice lo:hi:step. */
 static fe_expr *parse_subscript_item(parser *p) {
-  const token *start = peek(p);
+  const fe_token *start = peek(p);
   fe_expr *lo = NULL;
   if (!is_op(start, ":")) {
     lo = parse_test(p);
@@ -809,7 +304,7 @@ static fe_expr *parse_subscript_item(parser *p) {
   next(p); /* ':' */
   fe_expr *e = new_expr(p, FE_E_SLICE, start->loc);
   e->u.slice.lo = lo;
-  const token *t = peek(p);
+  const fe_token *t = peek(p);
   if (!is_op(t, ":") && !is_op(t, ",") && !is_op(t, "]")) e->u.slice.hi = parse_test(p);
   if (is_op(peek(p), ":")) {
     next(p);
@@ -824,8 +319,8 @@ static void parse_call_args(parser *p, fe_expr *call) {
   expr_vec args = {0}, kwargs = {0};
   NN_VEC(const char *) kwnames = {0};
   while (!is_op(peek(p), ")")) {
-    const token *t = peek(p);
-    if (t->kind == TK_NAME && is_op(peek2(p), "=")) {
+    const fe_token *t = peek(p);
+    if (t->kind == FE_TK_NAME && is_op(peek2(p), "=")) {
       next(p);
       next(p);
       NN_PUSH(p->a, kwnames, t->text);
@@ -850,12 +345,12 @@ static fe_expr *parse_postfix(parser *p) {
   nn_loc start = peek(p)->loc;
   fe_expr *e = parse_atom(p);
   for (;;) {
-    const token *t = peek(p);
+    const fe_token *t = peek(p);
     if (is_op(t, ".")) {
       enter(p, t);
       next(p);
-      const token *n = peek(p);
-      if (n->kind != TK_NAME && n->kind != TK_KW)
+      const fe_token *n = peek(p);
+      if (n->kind != FE_TK_NAME && n->kind != FE_TK_KW)
         fail_tok(p, n, "expected attribute name after '.'");
       next(p);
       fe_expr *a = new_expr(p, FE_E_ATTR, start);
@@ -906,19 +401,19 @@ static fe_expr *parse_power(parser *p) {
 
 /* Unary -, +, ~; a minus right before a number literal folds into it. */
 static fe_expr *parse_factor(parser *p) {
-  const token *t = peek(p);
+  const fe_token *t = peek(p);
   const char *op = is_op(t, "-") ? "-" : is_op(t, "+") ? "+" : is_op(t, "~") ? "~" : NULL;
   if (!op) return parse_power(p);
   int saved = p->depth;
   enter(p, t);
   next(p);
-  const token *lit = peek(p), *after = peek2(p);
+  const fe_token *lit = peek(p), *after = peek2(p);
   /* (-0 as an int would lose its minus sign in print; keep it unary.) */
-  if (op[0] == '-' && ((lit->kind == TK_INT && lit->u != 0) || lit->kind == TK_FLOAT) &&
+  if (op[0] == '-' && ((lit->kind == FE_TK_INT && lit->u != 0) || lit->kind == FE_TK_FLOAT) &&
       !is_op(after, "**") && !is_op(after, "(") && !is_op(after, "[") && !is_op(after, ".")) {
     next(p);
     fe_expr *e;
-    if (lit->kind == TK_INT) {
+    if (lit->kind == FE_TK_INT) {
       e = new_expr(p, FE_E_INT, t->loc);
       e->u.i = lit->u == (uint64_t)1 << 63 ? INT64_MIN : -(int64_t)lit->u;
     } else {
@@ -958,10 +453,10 @@ static fe_expr *parse_binlevel(parser *p, int level) {
   return a;
 }
 
-/* The comparison operator at the next token(s), or NULL; *ntok gets how
+/* The comparison operator at the next fe_token(s), or NULL; *ntok gets how
  * many tokens it spans. */
 static const char *cmp_op(const parser *p, int *ntok) {
-  const token *t = peek(p), *t2 = peek2(p);
+  const fe_token *t = peek(p), *t2 = peek2(p);
   static const char *const ops[] = {"==", "!=", "<", "<=", ">", ">="};
   *ntok = 1;
   for (int i = 0; i < NN_ARRAY_LEN(ops); i++)
@@ -997,7 +492,7 @@ static fe_expr *parse_comparison(parser *p) {
 }
 
 static fe_expr *parse_not(parser *p) {
-  const token *t = peek(p);
+  const fe_token *t = peek(p);
   if (!is_kw(t, "not")) return parse_comparison(p);
   int saved = p->depth;
   enter(p, t);
@@ -1025,7 +520,7 @@ static fe_expr *parse_and_or(parser *p, bool is_or) {
 
 /* test: or_test ['if' or_test 'else' test] */
 static fe_expr *parse_test(parser *p) {
-  const token *t = peek(p);
+  const fe_token *t = peek(p);
   int saved = p->depth;
   enter(p, t);
   fe_expr *e = parse_and_or(p, true);
@@ -1105,9 +600,9 @@ static const char *const ts_augops[] = {"+=", "-=", "*=", "/=",  "//=", "%=", "*
 
 /* Expression statement or assignment of any form. */
 static fe_stmt *parse_expr_stmt(parser *p) {
-  const token *start = peek(p);
+  const fe_token *start = peek(p);
   fe_expr *e = parse_exprlist(p, false);
-  const token *t = peek(p);
+  const fe_token *t = peek(p);
   if (is_op(t, ":")) {
     if (e->kind != FE_E_NAME && e->kind != FE_E_ATTR && e->kind != FE_E_SUBSCRIPT)
       fail_at(p, e->loc, "illegal target for annotation");
@@ -1187,7 +682,7 @@ static void parse_as_name(parser *p, char_vec *v) {
 }
 
 static fe_stmt *parse_import(parser *p) {
-  const token *t = next(p);
+  const fe_token *t = next(p);
   fe_stmt *s = new_stmt(p, FE_S_IMPORT, t->loc);
   char_vec v = {0};
   if (is_kw(t, "import")) {
@@ -1227,8 +722,8 @@ static fe_stmt *parse_import(parser *p) {
 
 /* One small statement (no compound, no trailing newline). */
 static fe_stmt *parse_small(parser *p) {
-  const token *t = peek(p);
-  if (t->kind == TK_KW) {
+  const fe_token *t = peek(p);
+  if (t->kind == FE_TK_KW) {
     static const struct {
       const char *kw;
       fe_skind kind;
@@ -1283,9 +778,9 @@ static void parse_simple_line(parser *p, stmt_vec *out) {
     NN_PUSH(p->a, *out, parse_small(p));
     if (!is_op(peek(p), ";")) break;
     next(p);
-    if (peek(p)->kind == TK_NEWLINE) break;
+    if (peek(p)->kind == FE_TK_NEWLINE) break;
   }
-  if (peek(p)->kind != TK_NEWLINE) fail_tok(p, peek(p), "expected end of line");
+  if (peek(p)->kind != FE_TK_NEWLINE) fail_tok(p, peek(p), "expected end of line");
   next(p);
 }
 
@@ -1296,11 +791,11 @@ static fe_block parse_suite(parser *p) {
   stmt_vec v = {0};
   int saved = p->depth;
   enter(p, peek(p));
-  if (peek(p)->kind == TK_NEWLINE) {
+  if (peek(p)->kind == FE_TK_NEWLINE) {
     next(p);
-    if (peek(p)->kind != TK_INDENT) fail_tok(p, peek(p), "expected an indented block");
+    if (peek(p)->kind != FE_TK_INDENT) fail_tok(p, peek(p), "expected an indented block");
     next(p);
-    while (peek(p)->kind != TK_DEDENT && peek(p)->kind != TK_EOF) parse_stmt(p, &v);
+    while (peek(p)->kind != FE_TK_DEDENT && peek(p)->kind != FE_TK_EOF) parse_stmt(p, &v);
     next(p);
   } else {
     parse_simple_line(p, &v);
@@ -1310,9 +805,9 @@ static fe_block parse_suite(parser *p) {
   return b;
 }
 
-/* if / elif: the keyword is the next token. */
+/* if / elif: the keyword is the next fe_token. */
 static fe_stmt *parse_if(parser *p) {
-  const token *t = next(p);
+  const fe_token *t = next(p);
   int saved = p->depth;
   enter(p, t);
   fe_stmt *s = new_stmt(p, FE_S_IF, t->loc);
@@ -1333,7 +828,7 @@ static fe_stmt *parse_if(parser *p) {
 }
 
 static fe_stmt *parse_def(parser *p) {
-  const token *t = next(p);
+  const fe_token *t = next(p);
   fe_stmt *s = new_stmt(p, FE_S_DEF, t->loc);
   s->u.def.name = expect_name(p, "expected function name after 'def'");
   expect_op(p, "(", "after function name");
@@ -1367,7 +862,7 @@ static fe_stmt *parse_def(parser *p) {
 }
 
 static fe_stmt *parse_class(parser *p) {
-  const token *t = next(p);
+  const fe_token *t = next(p);
   fe_stmt *s = new_stmt(p, FE_S_CLASS, t->loc);
   s->u.class_.name = expect_name(p, "expected class name after 'class'");
   if (is_op(peek(p), "(")) {
@@ -1383,9 +878,9 @@ static fe_stmt *parse_class(parser *p) {
 }
 
 static void parse_stmt(parser *p, stmt_vec *out) {
-  const token *t = peek(p);
-  if (t->kind == TK_INDENT) fail_at(p, t->loc, "unexpected indent");
-  if (t->kind == TK_NEWLINE) { /* only after an ERR-free ';' edge; skip */
+  const fe_token *t = peek(p);
+  if (t->kind == FE_TK_INDENT) fail_at(p, t->loc, "unexpected indent");
+  if (t->kind == FE_TK_NEWLINE) { /* only after an ERR-free ';' edge; skip */
     next(p);
     return;
   }
@@ -1393,14 +888,15 @@ static void parse_stmt(parser *p, stmt_vec *out) {
     while (is_op(peek(p), "@")) { /* decorators: parsed and dropped */
       next(p);
       parse_test(p);
-      if (peek(p)->kind != TK_NEWLINE) fail_tok(p, peek(p), "expected end of line after decorator");
+      if (peek(p)->kind != FE_TK_NEWLINE)
+        fail_tok(p, peek(p), "expected end of line after decorator");
       next(p);
     }
     if (!is_kw(peek(p), "def") && !is_kw(peek(p), "class"))
       fail_tok(p, peek(p), "expected 'def' or 'class' after decorator");
     t = peek(p);
   }
-  if (t->kind == TK_KW) {
+  if (t->kind == FE_TK_KW) {
     fe_stmt *s = NULL;
     if (is_kw(t, "if")) {
       s = parse_if(p);
@@ -1436,24 +932,16 @@ static void parse_stmt(parser *p, stmt_vec *out) {
 
 fe_block fe_parse(const char *src, size_t len, const char *file, nn_arena *arena, nn_diag *d) {
   fe_block empty = {NULL, 0};
-  lexer l = {0};
-  l.src = src ? src : "";
-  l.len = src ? len : 0;
-  l.line = 1;
-  l.file = nn_strdup(arena, file ? file : "<input>");
-  l.arena = arena;
-  lx_all(&l);
-
+  bool failed;
   parser p = {0};
-  p.t = l.toks.data;
-  p.n = l.toks.len;
+  p.t = fe_lex(src, len, file, arena, &p.n, &failed);
   p.a = arena;
   p.d = d;
   stmt_vec v = {0};
   if (setjmp(p.fail)) return empty;
-  while (peek(&p)->kind != TK_EOF) parse_stmt(&p, &v);
-  if (l.failed) /* the parser stops at ERR only through fail_tok */
-    fail_tok(&p, &l.toks.data[l.toks.len - 2], "unexpected input");
+  while (peek(&p)->kind != FE_TK_EOF) parse_stmt(&p, &v);
+  if (failed) /* the parser stops at ERR only through fail_tok */
+    fail_tok(&p, &p.t[p.n - 2], "unexpected input");
   fe_block b = {v.data, v.len};
   return b;
 }

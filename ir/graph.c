@@ -64,6 +64,37 @@ int32_t ir_add_weight(ir_graph *g, const ir_weight *w) {
   return g->weights.len - 1;
 }
 
+int64_t ir_weight_numel(const ir_weight *w) {
+  int64_t n = 1;
+  for (int i = 0; i < w->rank; i++) n *= w->sizes[i];
+  return n;
+}
+
+bool ir_weight_read(const ir_weight *w, void *out) {
+  int64_t n = ir_weight_numel(w);
+  size_t es = nn_dtype_size(w->dtype);
+  int64_t idx[64] = {0}, stride[64] = {0}, s = 1;
+  for (int i = (w->rank < 64 ? w->rank : 64) - 1; i >= 0; i--) {
+    stride[i] = w->strides ? w->strides[i] : s;
+    s *= w->sizes[i];
+  }
+  bool ok = true;
+  for (int64_t e = 0; e < n; e++) {
+    int64_t off = w->offset;
+    for (int i = 0; i < w->rank && i < 64; i++) off += idx[i] * stride[i];
+    if (w->data && off >= 0 && (uint64_t)(off + 1) * es <= w->nbytes)
+      memcpy((unsigned char *)out + (size_t)e * es,
+             (const unsigned char *)w->data + (size_t)off * es, es);
+    else
+      ok = false;
+    for (int i = w->rank - 1; i >= 0; i--) {
+      if (++idx[i] < w->sizes[i]) break;
+      idx[i] = 0;
+    }
+  }
+  return ok;
+}
+
 /* ---- nodes ------------------------------------------------------------ */
 
 /* Creates the node and its results; does not touch `order`. */

@@ -43,26 +43,34 @@ typedef enum ir_fusion {
 
 /* Op flags. */
 enum {
-  IR_PURE = 1 << 0,     /* no side effects: may be removed if unused, CSE'd */
-  IR_IDENTITY = 1 << 1, /* in eval mode returns operand 0 unchanged (dropout,
+  IR_PURE = 1 << 0,       /* no side effects: may be removed if unused, CSE'd */
+  IR_IDENTITY = 1 << 1,   /* in eval mode returns operand 0 unchanged (dropout,
                            contiguous, detach, clone) */
-  IR_CREATES = 1 << 2,  /* creates a tensor from scalars (ones, zeros, arange) */
+  IR_CREATES = 1 << 2,    /* creates a tensor from scalars (ones, zeros, arange) */
+  IR_KEEPS_RANK = 1 << 3, /* the result has operand 0's rank, and its dtype
+                             unless IR_FLOAT_ONLY promotes it (activations,
+                             unary math, pad, clamp, identities) */
+  IR_FLOAT_ONLY = 1 << 4, /* floating-only math: an integral operand gives
+                             an f32 result (exp, sigmoid, sqrt, ...) */
 };
 
 typedef enum ir_op {
-#define OP(id, name, nin, nout, fusion, flags, doc) NN_OP_##id,
+#define OP(id, name, nin, nout, fusion, flags, shape, lower, doc) NN_OP_##id,
 #include "ops.def"
 #undef OP
   NN_OP_COUNT
 } ir_op;
 
 typedef struct ir_opinfo {
-  const char *name; /* textual name, e.g. "convolution" */
-  int nin;          /* operand count, -1 = variadic */
-  int nout;         /* result count, -1 = variadic */
-  ir_fusion fusion; /* fusion class */
-  unsigned flags;   /* IR_PURE | ... */
-  const char *doc;  /* one-line semantics (docs/IR.md is generated from it) */
+  const char *name;  /* textual name, e.g. "convolution" */
+  int nin;           /* operand count, -1 = variadic */
+  int nout;          /* result count, -1 = variadic */
+  ir_fusion fusion;  /* fusion class */
+  unsigned flags;    /* IR_PURE | ... */
+  const char *shape; /* its shape rule's name (sh_r_<shape>) */
+  const char *lower; /* its lowering's name (kl_lower_<lower>), "none" or
+                        "removed" */
+  const char *doc;   /* one-line semantics (docs/IR.md is generated from it) */
 } ir_opinfo;
 
 extern const ir_opinfo ir_ops[NN_OP_COUNT];
@@ -265,6 +273,14 @@ ir_graph *ir_graph_new(nn_arena *arena, const char *name);
 ir_value ir_add_input(ir_graph *g, const char *name, const ir_type *t);
 void ir_add_output(ir_graph *g, ir_value v);
 int32_t ir_add_weight(ir_graph *g, const ir_weight *w); /* copied */
+/* The number of elements of w (the product of its sizes). */
+int64_t ir_weight_numel(const ir_weight *w);
+/* Copies w's elements in row-major order into out (numel elements of
+ * nn_dtype_size(w->dtype) bytes), walking its strides from its offset: a
+ * pickled tensor may be a view into a larger storage. An element outside
+ * the storage (or with no data) is left as out holds it and makes the
+ * result false. */
+bool ir_weight_read(const ir_weight *w, void *out);
 
 /* Appends a node at the end of the program order with nin operands and nout
  * fresh results of unknown type. Returns its id; the node pointer is valid

@@ -11,8 +11,8 @@
 #include <string.h>
 
 const ir_opinfo ir_ops[NN_OP_COUNT] = {
-#define OP(id, name, nin, nout, fusion, flags, doc) \
-  [NN_OP_##id] = {name, nin, nout, fusion, flags, doc},
+#define OP(id, name, nin, nout, fusion, flags, shape, lower, doc) \
+  [NN_OP_##id] = {name, nin, nout, fusion, flags, #shape, #lower, doc},
 #include "ops.def"
 #undef OP
 };

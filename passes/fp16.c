@@ -16,7 +16,7 @@
  * The deny list (stays in f32) is one table, f32_ops[], plus the rule that
  * every REDUCTION-class op stays f32 (softmax, log_softmax, layer_norm,
  * group_norm, sum, mean, norm, cumsum, ...). Gemm-like ops are 16-bit: the
- * CPU GEMM reads 16-bit operands and accumulates in f32 (kernel_gemm.c). A
+ * CPU GEMM reads 16-bit operands and accumulates in f32 (lower/gemm.c). A
  * weight read by 16-bit ops is converted whoever else reads it (f32
  * readers get a cast); one read only by f32 ops stays f32.
  *

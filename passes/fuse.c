@@ -1,6 +1,6 @@
 /* fuse.c — which nodes share one kernel.
  *
- * The pass sets ir_node.group; the backend (kernel_fuse.c) turns each group
+ * The pass sets ir_node.group; the backend (lower/fuse.c) turns each group
  * into one loop nest (or one GEMM with an epilogue) that writes only the
  * group's last result. Decisions read the op table's fusion class, never
  * op names:

@@ -166,72 +166,10 @@ static void merge(dem *acc, const dem *u) {
 
 static dem demand(inf *f, ir_value v);
 
-static bool is_unary(ir_op op) {
-  if (ir_ops[op].flags & IR_IDENTITY) return true;
-  switch (op) {
-  case NN_OP_RELU:
-  case NN_OP_RELU6:
-  case NN_OP_LEAKY_RELU:
-  case NN_OP_ELU:
-  case NN_OP_THRESHOLD:
-  case NN_OP_HARDTANH:
-  case NN_OP_SIGMOID:
-  case NN_OP_TANH:
-  case NN_OP_GELU:
-  case NN_OP_SILU:
-  case NN_OP_MISH:
-  case NN_OP_HARDSWISH:
-  case NN_OP_HARDSIGMOID:
-  case NN_OP_SOFTPLUS:
-  case NN_OP_NEG:
-  case NN_OP_EXP:
-  case NN_OP_LOG:
-  case NN_OP_LOG1P:
-  case NN_OP_SQRT:
-  case NN_OP_RSQRT:
-  case NN_OP_ABS:
-  case NN_OP_ERF:
-  case NN_OP_RECIPROCAL:
-  case NN_OP_FLOOR:
-  case NN_OP_CEIL:
-  case NN_OP_ROUND:
-  case NN_OP_SIN:
-  case NN_OP_COS:
-  case NN_OP_TRIL:
-  case NN_OP_TRIU:
-  case NN_OP_FLIP:
-  case NN_OP_ROLL:
-  case NN_OP_CLAMP:
-  case NN_OP_PAD: return true;
-  default: return false;
-  }
-}
+/* An op whose result keeps operand 0's rank (ops.def: IR_KEEPS_RANK). */
+static bool is_unary(ir_op op) { return ir_ops[op].flags & IR_KEEPS_RANK; }
 
-static bool is_broadcast(ir_op op) {
-  switch (op) {
-  case NN_OP_ADD:
-  case NN_OP_SUB:
-  case NN_OP_RSUB:
-  case NN_OP_MUL:
-  case NN_OP_DIV:
-  case NN_OP_FLOOR_DIVIDE:
-  case NN_OP_REMAINDER:
-  case NN_OP_POW:
-  case NN_OP_MAXIMUM:
-  case NN_OP_MINIMUM:
-  case NN_OP_EQ:
-  case NN_OP_NE:
-  case NN_OP_LT:
-  case NN_OP_LE:
-  case NN_OP_GT:
-  case NN_OP_GE:
-  case NN_OP_LOGICAL_AND:
-  case NN_OP_LOGICAL_OR:
-  case NN_OP_WHERE:
-  case NN_OP_MASKED_FILL: return true;
-  default: return false;
-  }
-}
+static bool is_broadcast(ir_op op) { return ir_ops[op].fusion == IR_FUSE_BROADCAST; }
 
 static bool is_compare(ir_op op) {
   return (op >= NN_OP_EQ && op <= NN_OP_GE) || op == NN_OP_LOGICAL_AND || op == NN_OP_LOGICAL_OR ||

@@ -58,6 +58,8 @@ void pass_dce(ir_graph *g);
  * two different ranges is an error); reports shape errors at the node's
  * location. */
 int pass_shapes(ir_graph *g, const pass_input_spec *specs, int nspecs, nn_diag *d);
+/* Whether op has a shape rule (its ops.def row names one). */
+bool pass_shapes_has_rule(ir_op op);
 /* What input inference needs from a run of the shapes pass. */
 typedef struct pass_shapes_hooks {
   bool partial; /* a trial run: inputs without a spec stay unknown; nothing

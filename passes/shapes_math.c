@@ -14,31 +14,6 @@
 
 /* ---- rules: elementwise ----------------------------------------------- */
 
-/* Ops whose integral inputs give f32 results (floating-only math). */
-static bool floating_only(ir_op op) {
-  switch (op) {
-  case NN_OP_SIGMOID:
-  case NN_OP_TANH:
-  case NN_OP_GELU:
-  case NN_OP_SILU:
-  case NN_OP_MISH:
-  case NN_OP_HARDSWISH:
-  case NN_OP_HARDSIGMOID:
-  case NN_OP_SOFTPLUS:
-  case NN_OP_ELU:
-  case NN_OP_EXP:
-  case NN_OP_LOG:
-  case NN_OP_LOG1P:
-  case NN_OP_SQRT:
-  case NN_OP_RSQRT:
-  case NN_OP_ERF:
-  case NN_OP_RECIPROCAL:
-  case NN_OP_SIN:
-  case NN_OP_COS: return true;
-  default: return false;
-  }
-}
-
 /* One tensor in, the same shape out: activations, unary math, eval-mode
  * identities, tril/triu/flip/roll, scatter. */
 void sh_r_unary(sh *s) {
@@ -46,7 +21,8 @@ void sh_r_unary(sh *s) {
   if (!t) return;
   ir_op op = N(s)->op;
   nn_dtype dt = t->dtype;
-  if (floating_only(op) && dt != NN_DT_UNKNOWN && !nn_dtype_is_float(dt)) dt = NN_DT_F32;
+  if ((ir_ops[op].flags & IR_FLOAT_ONLY) && dt != NN_DT_UNKNOWN && !nn_dtype_is_float(dt))
+    dt = NN_DT_F32;
   if (op == NN_OP_LOGICAL_NOT) dt = NN_DT_BOOL;
   set(s, 0, tensor(s, dt, t->rank, t->dims));
   kval *k = KI(s, 0);

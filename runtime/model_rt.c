@@ -42,8 +42,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "abi.h"
-#include "plan.h"
+#include "../abi/abi.h"
+#include "../abi/plan.h"
 
 /* Defined by the generated code and the data object of the same .so. */
 extern int nncc_graph_run(void *const *inputs, void *const *outputs, unsigned char *workspace,

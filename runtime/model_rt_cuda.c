@@ -2,7 +2,7 @@
  *
  * A model compiled with --target cuda carries, besides the usual model
  * runtime (model_rt.c: metadata, sessions, symbolic dims), a launch table
- * and device images (runtime/cuda/cuda_table.h) and a generated
+ * and device images (abi/cuda_table.h) and a generated
  * nncc_graph_run that calls nncc_cu_run below. This file is compiled once
  * when nncc is built and embedded in nncc (runtime/CMakeLists.txt); the
  * CUDA artifact step links it into the model.
@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/cuda_table.h"
+#include "../abi/cuda_table.h"
 
 #define RT_HIDDEN __attribute__((visibility("hidden")))
 

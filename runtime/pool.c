@@ -70,7 +70,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "abi.h"
+#include "../abi/abi.h"
 
 #define RT_SPIN_NS 200000      /* busy-wait this long before sleeping */
 #define RT_INLINE_NS 6000.0    /* kernels estimated cheaper run inline */

@@ -6,7 +6,7 @@
 
 #include <stdbool.h>
 
-#include "abi.h"
+#include "../abi/abi.h"
 #include "include/nncc.h"
 
 /* An open model: the dlopen handle and the model's descriptor. */

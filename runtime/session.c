@@ -11,7 +11,7 @@
  *
  * Device memory (NNCC_TENSOR_DEVICE) is accepted for models compiled with
  * --target cuda only; their runs get the tensors' flags after the input
- * pointers (NNCC_CU_IO_TAG, runtime/cuda/cuda_table.h), so the model uses
+ * pointers (NNCC_CU_IO_TAG, abi/cuda_table.h), so the model uses
  * those pointers on the device as they are.
  *
  * Profiling (nncc.h "profiling"): the session owns one nanosecond counter
@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cuda/cuda_table.h"
+#include "../abi/cuda_table.h"
 #include "rt.h"
 
 struct nncc_session {

@@ -211,7 +211,7 @@ def literal_ok(v):
 
 OP_ROW = re.compile(
     r'^OP\(\s*(\w+)\s*,\s*"([^"]*)"\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\w+)'
-    r'\s*,\s*([^,]+?)\s*,\s*"((?:[^"\\]|\\.)*)"\s*\)\s*$')
+    r'\s*,\s*([^,]+?)\s*,\s*(\w+)\s*,\s*(\w+)\s*,\s*"((?:[^"\\]|\\.)*)"\s*\)\s*$')
 
 
 def doc_operands(doc):
@@ -247,7 +247,7 @@ def parse_ops(path):
       m = OP_ROW.match(line.strip())
       if not m:
         sys.exit("%s:%d: cannot parse OP row" % (path, ln))
-      ident, _name, nin, _nout, _fuse, _flags, doc = m.groups()
+      ident, _name, nin, _nout, _fuse, _flags, _shape, _lower, doc = m.groups()
       ops[ident] = {"nin": int(nin), "operands": doc_operands(c_unescape(doc))}
       order.append(ident)
   if not ops:

@@ -100,7 +100,7 @@ if [ -n "$cc" ]; then
   cat > "$tmp/xmacro.c" <<EOF
 #include <stdio.h>
 enum {
-#define OP(id, name, nin, nout, fusion, flags, doc) NN_OP_##id,
+#define OP(id, name, nin, nout, fusion, flags, shape, lower, doc) NN_OP_##id,
 #include "$ops"
 #undef OP
   NN_OP_COUNT_

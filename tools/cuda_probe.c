@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../backends/cuda/cuda.h"
+#include "../backends/backend.h"
 
 typedef int (*nvrtc_version_fn)(int *major, int *minor);
 

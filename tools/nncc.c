@@ -14,8 +14,8 @@
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
+#include "lower/lower.h"
 #include "backends/backend.h"
-#include "backends/cuda/cuda.h"
 #include "nncc_run.h"
 #include "progress.h"
 #include "cuda_probe.h"
@@ -302,7 +302,7 @@ static const char *precision_name(nn_dtype p) {
 /* --target cuda (and --emit=cuda / cuda-emucheck): CUDA C from the
  * scheduled program; printed, checked in emulation against the reference
  * interpreter (tests), or compiled with NVRTC and linked into OUT.so. */
-static int emit_cuda(const options *o, be_program *p, const char *kind, nn_arena *arena, nn_diag *d,
+static int emit_cuda(const options *o, kp_program *p, const char *kind, nn_arena *arena, nn_diag *d,
                      stats *st) {
   cuda_module m;
   if (cuda_emit(p, &m, d)) return EXIT_MODEL;
@@ -366,7 +366,11 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stat
     return w ? EXIT_MODEL : EXIT_OK;
   }
   bool cuda = o->target_cuda || !strcmp(kind, "cuda") || !strcmp(kind, "cuda-emucheck");
-  be_program *p = be_schedule_for(g, arena, cuda ? BE_TARGET_CUDA : BE_TARGET_CPU, d);
+  llvm_opts lo = {.opt_level = o->opt_level,
+                  .mcpu = o->mcpu,
+                  .progress = prog_llvm,
+                  .progress_ctx = st->pg};
+  kp_program *p = kl_schedule(g, arena, cuda ? tg_cuda() : llvm_target(&lo), d);
   if (!p) return EXIT_MODEL;
   phase_end(st, "schedule");
   st->scheduled = true;
@@ -376,17 +380,12 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stat
   st->naive_bytes = p->naive_bytes;
   st->weights_bytes = (uint64_t)p->weights.len;
   if (!strcmp(kind, "kernels")) {
-    be_program_print(&b, p);
+    kp_print(&b, p);
     w = write_output(o, b.data ? b.data : "", b.len, d);
     nn_buf_free(&b);
     return w ? EXIT_MODEL : EXIT_OK;
   }
-  if (o->target_cuda || !strcmp(kind, "cuda") || !strcmp(kind, "cuda-emucheck"))
-    return emit_cuda(o, p, kind, arena, d, st);
-  llvm_opts lo = {.opt_level = o->opt_level,
-                  .mcpu = o->mcpu,
-                  .progress = prog_llvm,
-                  .progress_ctx = st->pg};
+  if (cuda) return emit_cuda(o, p, kind, arena, d, st);
   llvm_result r = {0};
   if (llvm_compile(p, &lo, !strcmp(kind, "llvm"), &r, d)) return EXIT_MODEL;
   phase_end(st, "codegen");

@@ -1,4 +1,4 @@
-/* cuda_emucheck.c — the emulation check of the CUDA backend (cuda.h).
+/* cuda_emucheck.c — the emulation check of the CUDA backend (backend.h).
  *
  * Without a GPU, the generated CUDA C is proven by running it on the CPU:
  * tests/cuda.sh compiles the emitted source as host C++ together with
@@ -16,7 +16,7 @@
  * then cancels, such as a residual add, one f16 ulp of a large value
  * would be compared against a small result.)
  */
-#include "cuda.h"
+#include "../backend.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -78,20 +78,20 @@ typedef struct world {
   void **outputs;    /* by output index */
 } world;
 
-static void *slot_ptr(const be_program *p, const world *w, void *const *inputs, be_bufid id,
+static void *slot_ptr(const kp_program *p, const world *w, void *const *inputs, kp_bufid id,
                       int64_t *dims) {
-  const be_buf *b = &p->bufs.data[id];
+  const kp_buf *b = &p->bufs.data[id];
   switch (b->kind) {
-  case BE_BUF_INPUT: return inputs[b->index];
-  case BE_BUF_OUTPUT: return w->outputs[b->index];
-  case BE_BUF_WEIGHT: return (void *)(p->weights.data + b->offset);
-  case BE_BUF_WORKSPACE: return w->ws + b->offset;
-  case BE_BUF_DIMS: return dims;
+  case KP_BUF_INPUT: return inputs[b->index];
+  case KP_BUF_OUTPUT: return w->outputs[b->index];
+  case KP_BUF_WEIGHT: return (void *)(p->weights.data + b->offset);
+  case KP_BUF_WORKSPACE: return w->ws + b->offset;
+  case KP_BUF_DIMS: return dims;
   }
   return NULL;
 }
 
-int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, double tol,
+int cuda_emucheck(const kp_program *p, const cuda_module *m, const char *lib, double tol,
                   unsigned seed, FILE *out, nn_diag *d) {
   if (p->dynamic || p->syms.len > 0) {
     nn_error(d, no_loc, "the CUDA emulation check needs a program with static shapes");
@@ -124,7 +124,7 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
   world w[2] = {{0}, {0}};
   int64_t dims[1] = {0};
   for (int i = 0; i < ni; i++) {
-    const be_io *io = &p->inputs.data[i];
+    const kp_io *io = &p->inputs.data[i];
     int64_t n = 1;
     for (int k = 0; k < io->rank; k++) n *= io->dims[k];
     inputs[i] = calloc((size_t)n * nn_dtype_size(io->dtype) + 64, 1);
@@ -134,7 +134,7 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
     w[j].ws = calloc(p->workspace_bytes + 64, 1);
     w[j].outputs = calloc((size_t)no + 1, sizeof(void *));
     for (int i = 0; i < no && w[j].outputs; i++) {
-      const be_io *io = &p->outputs.data[i];
+      const kp_io *io = &p->outputs.data[i];
       int64_t n = 1;
       for (int k = 0; k < io->rank; k++) n *= io->dims[k];
       w[j].outputs[i] = calloc((size_t)n * nn_dtype_size(io->dtype) + 64, 1);
@@ -153,7 +153,7 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
     ntc += i < m->tc.len && m->tc.data[i];
   }
   for (int si = 0; si < p->steps.len; si++) {
-    const be_step *s = &p->steps.data[si];
+    const kp_step *s = &p->steps.data[si];
     const nncc_cu_step *cs = &m->table.steps[si];
     void *ref[NNCC_CU_MAX_SLOTS];
     nncc_cu_args args;
@@ -174,7 +174,7 @@ int cuda_emucheck(const be_program *p, const cuda_module *m, const char *lib, do
     }
     for (int k = 0; k < s->k->bufs.len; k++) {
       if (!s->k->bufs.data[k].written) continue;
-      const be_buf *b = &p->bufs.data[s->slots[k]];
+      const kp_buf *b = &p->bufs.data[s->slots[k]];
       int64_t first = -1, nbad = 0;
       double fr = 0, fe = 0;
       for (int64_t e = 0; e < b->elems; e++) {

@@ -1,4 +1,4 @@
-/* cuda_nvrtc.c — compiling the emitted CUDA C with NVRTC (cuda.h).
+/* cuda_nvrtc.c — compiling the emitted CUDA C with NVRTC (backend.h).
  *
  * NVRTC is loaded with dlopen when --target cuda is used, never linked, so
  * nncc builds and runs on machines without CUDA. Where we look, in order,
@@ -23,7 +23,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr */
 #endif
-#include "cuda.h"
+#include "../backend.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* llvm_codegen.c — a be_program as one LLVM module, optimized, as an object.
+/* llvm_codegen.c — a kp_program as one LLVM module, optimized, as an object.
  *
  * llvm_compile() checks the program's bindings, translates every kernel once
  * (in order of first use, so the output is deterministic), adds
@@ -13,7 +13,7 @@
  * parallel loop's symbolic trip count is computed from `dims` before the
  * call. A static program ignores both. When the model runtime's
  * nncc_rt_profiling is set on entry, nncc_rt_prof_mark(s) is called
- * before each step s and with the step count at the end (runtime/abi.h).
+ * before each step s and with the step count at the end (abi/abi.h).
  * then runs LLVM's -O<n> pipeline tuned for the target machine and emits a
  * position-independent object into memory.
  *
@@ -28,7 +28,7 @@
  * Kernels containing KS_GEMM are copied into scratch memory, then either
  * prepared for the native microkernels (llvm_gemm.c) or, when some GEMM
  * has no native form, expanded into loops by k_expand_gemms()
- * (kernel_gemm.c); the program itself is never modified. A convolution's
+ * (lower/gemm.c); the program itself is never modified. A convolution's
  * im2col kernel (kernel.im2col_b) is not called when the next step's
  * GEMMs are native: they pack B from the image (ks_gemm.im2col).
  */
@@ -58,112 +58,21 @@ static char *xstrdup(const char *s) {
 /* ---- checking the program ------------------------------------------------ */
 
 /* Byte size of buffer b's elements, saturating instead of overflowing. */
-static uint64_t buf_bytes(const be_buf *b) {
+static uint64_t buf_bytes(const kp_buf *b) {
   uint64_t es = nn_dtype_size(b->dtype);
   if (b->elems <= 0 || es == 0) return 0;
   if ((uint64_t)b->elems > UINT64_MAX / es) return UINT64_MAX;
   return (uint64_t)b->elems * es;
 }
 
-static bool fits(uint64_t off, uint64_t size, uint64_t limit) {
-  return off <= limit && size <= limit - off;
-}
-
-/* Checks that every buffer lies inside its storage and every step binds
- * each slot of its kernel to a buffer of the slot's dtype and size. */
-static bool check_program(const be_program *p, nn_diag *d) {
-  nn_loc none = {0};
-  for (int i = 0; i < p->bufs.len; i++) {
-    const be_buf *b = &p->bufs.data[i];
-    if (nn_dtype_size(b->dtype) == 0 || (b->elems < 0 && !p->dynamic)) {
-      nn_error(d, none, "buffer b%d has an invalid dtype or size", i);
-      return false;
-    }
-    if (b->elems < 0 && b->kind != BE_BUF_WORKSPACE && b->kind != BE_BUF_INPUT &&
-        b->kind != BE_BUF_OUTPUT) {
-      nn_error(d, none, "buffer b%d: only activations may have symbolic sizes", i);
-      return false;
-    }
-    switch (b->kind) {
-    case BE_BUF_INPUT:
-    case BE_BUF_OUTPUT: {
-      int n = b->kind == BE_BUF_INPUT ? p->inputs.len : p->outputs.len;
-      if (b->index < 0 || b->index >= n) {
-        nn_error(d, none, "buffer b%d names graph %s %d of %d", i,
-                 b->kind == BE_BUF_INPUT ? "input" : "output", b->index, n);
-        return false;
-      }
-      break;
-    }
-    case BE_BUF_DIMS:
-      if (b->elems != p->syms.len || b->dtype != NN_DT_I64) {
-        nn_error(d, none, "buffer b%d: the dims buffer must hold one i64 per symbol", i);
-        return false;
-      }
-      break;
-    case BE_BUF_WEIGHT:
-    case BE_BUF_WORKSPACE: {
-      if (p->dynamic && b->kind == BE_BUF_WORKSPACE) break; /* placed at run time */
-      uint64_t limit = b->kind == BE_BUF_WEIGHT ? (uint64_t)p->weights.len : p->workspace_bytes;
-      if (!fits(b->offset, buf_bytes(b), limit)) {
-        nn_error(d, none,
-                 "buffer b%d (%" PRIu64 " bytes at %" PRIu64 ") lies outside the %s (%" PRIu64
-                 " bytes)",
-                 i, buf_bytes(b), b->offset, b->kind == BE_BUF_WEIGHT ? "weights" : "workspace",
-                 limit);
-        return false;
-      }
-      break;
-    }
-    default: nn_error(d, none, "buffer b%d has unknown kind %d", i, (int)b->kind); return false;
-    }
-  }
-  for (int s = 0; s < p->steps.len; s++) {
-    const be_step *st = &p->steps.data[s];
-    const kernel *k = st->k;
-    if (!k || !k->name || !k->name[0]) {
-      nn_error(d, none, "step %d has no kernel", s);
-      return false;
-    }
-    if (k->bufs.len > 0 && !st->slots) {
-      nn_error(d, k->loc, "step %d (%s) has no slot bindings", s, k->name);
-      return false;
-    }
-    for (int i = 0; i < k->bufs.len; i++) {
-      be_bufid id = st->slots[i];
-      const kbuf *kb = &k->bufs.data[i];
-      if (id < 0 || id >= p->bufs.len) {
-        nn_error(d, k->loc, "step %d (%s): slot %d is bound to no buffer", s, k->name, i);
-        return false;
-      }
-      const be_buf *b = &p->bufs.data[id];
-      bool size_ok = kb->elems < 0 ? b->elems < 0 || p->dynamic
-                                   : b->elems < 0 || kb->elems <= b->elems;
-      if (b->dtype != kb->dtype || !size_ok) {
-        nn_error(d, k->loc,
-                 "step %d (%s): slot %d (%s[%" PRId64 "]) does not fit buffer b%d (%s[%" PRId64
-                 "])",
-                 s, k->name, i, nn_dtype_name(kb->dtype), kb->elems, id, nn_dtype_name(b->dtype),
-                 b->elems);
-        return false;
-      }
-      if (kb->written && (b->kind == BE_BUF_INPUT || b->kind == BE_BUF_WEIGHT)) {
-        nn_error(d, k->loc, "step %d (%s): slot %d writes read-only buffer b%d", s, k->name, i, id);
-        return false;
-      }
-    }
-  }
-  return true;
-}
-
 /* Whether buffers x and y may share bytes. */
-static bool may_overlap(const be_program *p, be_bufid x, be_bufid y) {
+static bool may_overlap(const kp_program *p, kp_bufid x, kp_bufid y) {
   if (x == y) return true;
-  const be_buf *a = &p->bufs.data[x], *b = &p->bufs.data[y];
-  if (a->kind != b->kind || a->kind == BE_BUF_DIMS) return false;
-  if (a->kind == BE_BUF_INPUT || a->kind == BE_BUF_OUTPUT) return a->index == b->index;
+  const kp_buf *a = &p->bufs.data[x], *b = &p->bufs.data[y];
+  if (a->kind != b->kind || a->kind == KP_BUF_DIMS) return false;
+  if (a->kind == KP_BUF_INPUT || a->kind == KP_BUF_OUTPUT) return a->index == b->index;
   /* a dynamic plan never lets two buffers bound by one step share bytes */
-  if (a->kind == BE_BUF_WORKSPACE && p->dynamic) return false;
+  if (a->kind == KP_BUF_WORKSPACE && p->dynamic) return false;
   uint64_t na = buf_bytes(a), nb = buf_bytes(b);
   if (na == 0 || nb == 0) return false;
   return a->offset < b->offset + nb && b->offset < a->offset + na;
@@ -202,40 +111,31 @@ static bool has_gemm(const kernel *k) {
   return false;
 }
 
-/* Whether every GEMM of k names f32 slots and i64 offsets that exist, so
- * that k_expand_gemms can rely on them. */
-static bool gemms_valid(const kernel *k, nn_diag *d) {
+/* Whether every GEMM of k is over f32 slots: this backend's microkernels
+ * and its expansion take nothing else (lowering expands 16-bit GEMMs for a
+ * target without a native 16-bit form). The rest of the form k_verify has
+ * checked. */
+static bool gemms_f32(const kernel *k, nn_diag *d) {
   for (int i = 0; i < k->stmts.len; i++) {
     const ks *s = &k->stmts.data[i];
     if (s->kind != KS_GEMM) continue;
     const ks_gemm *g = &s->gemm;
     int32_t slots[4] = {g->a, g->b, g->c, g->bias};
-    kx_id offs[4] = {g->a_off, g->b_off, g->c_off, g->bias >= 0 ? g->bias_off : 0};
-    kx_id sizes[10] = {g->m,
-                       g->n,
-                       g->k,
-                       g->a_rs,
-                       g->a_cs,
-                       g->b_rs,
-                       g->b_cs,
-                       g->ldc,
-                       g->bias >= 0 ? g->bias_rs : g->m,
-                       g->bias >= 0 ? g->bias_cs : g->m};
-    bool ok = true;
-    for (int j = 0; j < 10 && ok; j++)
-      ok = sizes[j] >= 0 && sizes[j] < k->exprs.len && k->exprs.data[sizes[j]].dtype == NN_DT_I64;
-    for (int j = 0; j < 4 && ok; j++) {
-      if (j == 3 && g->bias < 0) continue;
-      ok = slots[j] >= 0 && slots[j] < k->bufs.len && k->bufs.data[slots[j]].dtype == NN_DT_F32 &&
-           offs[j] >= 0 && offs[j] < k->exprs.len && k->exprs.data[offs[j]].dtype == NN_DT_I64;
-    }
-    if (!ok) {
-      nn_error(d, k->loc, "kernel %s: statement %d: malformed GEMM", k->name, i);
-      return false;
-    }
+    for (int j = 0; j < 4; j++)
+      if ((j < 3 || g->bias >= 0) && k->bufs.data[slots[j]].dtype != NN_DT_F32) {
+        nn_error(d, k->loc, "kernel %s: statement %d: GEMM operands must be f32 slots", k->name, i);
+        return false;
+      }
   }
   return true;
 }
+
+/* Index ranges are checked (k_verify) in debug builds; the form always. */
+#ifdef NDEBUG
+enum { VERIFY_RANGES = 0 };
+#else
+enum { VERIFY_RANGES = 1 };
+#endif
 
 #define COPY_VEC(a, dst, src)                                                               \
   do {                                                                                      \
@@ -276,7 +176,7 @@ static kernel *copy_kernel(nn_arena *a, const kernel *k) {
 
 /* Translates every distinct kernel of the program, in step order. Fills
  * *out (one entry per distinct kernel) and step_fun[s] (index into it). */
-static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out, int *nout, int *step_fun) {
+static bool emit_kernels(llvm_mod *lm, const kp_program *p, kfun **out, int *nout, int *step_fun) {
   kfun *fs = nn_alloc(lm->arena, sizeof(kfun) * (size_t)(p->steps.len + 1));
   int nf = 0;
   for (int s = 0; s < p->steps.len; s++) {
@@ -291,7 +191,7 @@ static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out, int *nou
       nf++;
     }
     /* drop noalias on slots that may overlap a written slot in this step */
-    const be_bufid *sl = p->steps.data[s].slots;
+    const kp_bufid *sl = p->steps.data[s].slots;
     for (int i = 0; i < k->bufs.len; i++)
       for (int j = i + 1; j < k->bufs.len; j++)
         if ((k->bufs.data[i].written || k->bufs.data[j].written) && may_overlap(p, sl[i], sl[j]))
@@ -299,15 +199,19 @@ static bool emit_kernels(llvm_mod *lm, const be_program *p, kfun **out, int *nou
   }
   for (int f = 0; f < nf; f++) {
     const kernel *k = fs[f].k;
-    if (has_gemm(k) && k->open.len == 0) {
-      if (!gemms_valid(k, lm->d)) return false;
+    if (k_verify(k, lm->target->max_slots, VERIFY_RANGES, lm->d)) return false;
+    if (has_gemm(k)) {
+      if (!gemms_f32(k, lm->d)) return false;
       /* native microkernels (llvm_gemm.c) when every GEMM has one, else
        * the portable loop nest */
       kernel *x = copy_kernel(lm->arena, k);
       if (llvm_gemm_prepare(lm, x))
         fs[f].packs_b = all_im2col(x);
       else
-        k_expand_gemms(x);
+        k_expand_gemms(x, &lm->target->expand);
+#ifndef NDEBUG /* the rewrite keeps the form */
+      if (k_verify(x, lm->target->max_slots, true, lm->d)) return false;
+#endif
       if (!fs[f].packs_b) /* B read in place (its im2col kernel runs) */
         for (int i = 0; i < x->stmts.len; i++)
           if (x->stmts.data[i].kind == KS_GEMM) x->stmts.data[i].gemm.im2col = NULL;
@@ -367,7 +271,7 @@ static LLVMValueRef graph_expr(llvm_mod *lm, const kernel *k, kx_id e, LLVMValue
   return LLVMBuildSelect(b, rz, zero, v, "");
 }
 
-/* The profiling hooks (runtime/abi.h): `if (on) nncc_rt_prof_mark(step);`
+/* The profiling hooks (abi/abi.h): `if (on) nncc_rt_prof_mark(step);`
  * where `on` was read from nncc_rt_profiling once, on entry. */
 typedef struct prof_hook {
   LLVMValueRef fn;   /* the graph function */
@@ -406,7 +310,7 @@ static void prof_mark(llvm_mod *lm, const prof_hook *h, int step) {
   LLVMPositionBuilderAtEnd(lm->b, next);
 }
 
-static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs, const int *step_fun) {
+static void emit_graph(llvm_mod *lm, const kp_program *p, const kfun *fs, const int *step_fun) {
   LLVMBuilderRef b = lm->b;
   LLVMTypeRef ps[7] = {lm->t_pptr,
                        lm->t_pptr,
@@ -443,22 +347,22 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs, const 
   prof_hook prof = prof_hook_new(lm, fn);
 
   for (int s = 0; s < p->steps.len; s++) {
-    const be_step *st = &p->steps.data[s];
+    const kp_step *st = &p->steps.data[s];
     const kfun *f = &fs[step_fun[s]];
     prof_mark(lm, &prof, s);
     if (st->k->im2col_b && s + 1 < p->steps.len && fs[step_fun[s + 1]].packs_b)
       continue; /* the next step packs B from the image itself */
     for (int i = 0; i < st->k->bufs.len; i++) {
-      const be_buf *bb = &p->bufs.data[st->slots[i]];
+      const kp_buf *bb = &p->bufs.data[st->slots[i]];
       LLVMValueRef ptr;
-      if (bb->kind == BE_BUF_INPUT || bb->kind == BE_BUF_OUTPUT) {
+      if (bb->kind == KP_BUF_INPUT || bb->kind == KP_BUF_OUTPUT) {
         LLVMValueRef idx = LLVMConstInt(lm->t_i64, (unsigned long long)bb->index, 0);
-        LLVMValueRef base = bb->kind == BE_BUF_INPUT ? inputs : outputs;
+        LLVMValueRef base = bb->kind == KP_BUF_INPUT ? inputs : outputs;
         ptr = LLVMBuildLoad2(b, lm->t_ptr, LLVMBuildInBoundsGEP2(b, lm->t_ptr, base, &idx, 1, ""),
                              "");
-      } else if (bb->kind == BE_BUF_DIMS) {
+      } else if (bb->kind == KP_BUF_DIMS) {
         ptr = LLVMBuildBitCast(b, dims, lm->t_ptr, "");
-      } else if (bb->kind == BE_BUF_WORKSPACE && p->dynamic) {
+      } else if (bb->kind == KP_BUF_WORKSPACE && p->dynamic) {
         LLVMValueRef bi = LLVMConstInt(lm->t_i64, (unsigned long long)st->slots[i], 0);
         LLVMValueRef off = LLVMBuildLoad2(b, lm->t_i64,
                                           LLVMBuildInBoundsGEP2(b, lm->t_i64, offsets, &bi, 1, ""),
@@ -466,7 +370,7 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs, const 
         ptr = LLVMBuildInBoundsGEP2(b, lm->t_i8, workspace, &off, 1, "");
       } else {
         LLVMValueRef off = LLVMConstInt(lm->t_i64, bb->offset, 0);
-        ptr = LLVMBuildInBoundsGEP2(b, lm->t_i8, bb->kind == BE_BUF_WEIGHT ? weights : workspace,
+        ptr = LLVMBuildInBoundsGEP2(b, lm->t_i8, bb->kind == KP_BUF_WEIGHT ? weights : workspace,
                                     &off, 1, "");
       }
       LLVMValueRef idx = LLVMConstInt(lm->t_i64, (unsigned long long)i, 0);
@@ -491,6 +395,60 @@ static void emit_graph(llvm_mod *lm, const be_program *p, const kfun *fs, const 
 
 /* ---- target and pipeline ------------------------------------------------- */
 
+/* The triple code is generated for under o (malloc'd), and whether it is
+ * the host's. */
+static char *resolve_triple(const llvm_opts *o, bool *is_host) {
+  char *host = LLVMGetDefaultTargetTriple();
+  char *triple;
+  *is_host = true;
+  if (o->triple && o->triple[0]) {
+    char *want = LLVMNormalizeTargetTriple(o->triple);
+    char *have = LLVMNormalizeTargetTriple(host);
+    *is_host = strcmp(want, have) == 0;
+    LLVMDisposeMessage(have);
+    LLVMDisposeMessage(want);
+    triple = xstrdup(o->triple);
+  } else {
+    triple = xstrdup(host);
+  }
+  LLVMDisposeMessage(host);
+  return triple;
+}
+
+/* The cpu and its feature list under o (malloc'd): the host's for
+ * "native" or none on the host, "generic" elsewhere, or the named cpu
+ * (its features implied by the name). */
+static void resolve_cpu(const llvm_opts *o, bool is_host, char **cpu, char **features) {
+  if (!o->mcpu || !o->mcpu[0] || strcmp(o->mcpu, "native") == 0) {
+    if (is_host) {
+      char *c = LLVMGetHostCPUName(), *f = LLVMGetHostCPUFeatures();
+      *cpu = xstrdup(c);
+      *features = xstrdup(f);
+      LLVMDisposeMessage(c);
+      LLVMDisposeMessage(f);
+    } else {
+      *cpu = xstrdup("generic");
+      *features = xstrdup("");
+    }
+  } else {
+    *cpu = xstrdup(o->mcpu);
+    *features = xstrdup("");
+  }
+}
+
+const tg_target *llvm_target(const llvm_opts *o) {
+  llvm_opts defaults = {.opt_level = 2};
+  if (!o) o = &defaults;
+  bool is_host;
+  char *triple = resolve_triple(o, &is_host), *cpu, *features;
+  resolve_cpu(o, is_host, &cpu, &features);
+  const tg_target *t = tg_for_cpu(triple, cpu, features);
+  free(triple);
+  free(cpu);
+  free(features);
+  return t;
+}
+
 /* Creates the target machine for o; fills r->cpu and r->features. */
 static LLVMTargetMachineRef
 make_target(const llvm_opts *o, llvm_result *r, char **triple_out, nn_diag *d) {
@@ -501,27 +459,15 @@ make_target(const llvm_opts *o, llvm_result *r, char **triple_out, nn_diag *d) {
     LLVMInitializeNativeAsmPrinter();
     native_ready = true;
   }
-  char *host = LLVMGetDefaultTargetTriple();
-  char *triple;
-  bool is_host = true;
-  if (o->triple && o->triple[0]) {
-    char *want = LLVMNormalizeTargetTriple(o->triple);
-    char *have = LLVMNormalizeTargetTriple(host);
-    is_host = strcmp(want, have) == 0;
-    LLVMDisposeMessage(have);
-    LLVMDisposeMessage(want);
-    triple = xstrdup(o->triple);
-    if (!is_host && !all_ready) {
-      LLVMInitializeAllTargetInfos();
-      LLVMInitializeAllTargets();
-      LLVMInitializeAllTargetMCs();
-      LLVMInitializeAllAsmPrinters();
-      all_ready = true;
-    }
-  } else {
-    triple = xstrdup(host);
+  bool is_host;
+  char *triple = resolve_triple(o, &is_host);
+  if (!is_host && !all_ready) {
+    LLVMInitializeAllTargetInfos();
+    LLVMInitializeAllTargets();
+    LLVMInitializeAllTargetMCs();
+    LLVMInitializeAllAsmPrinters();
+    all_ready = true;
   }
-  LLVMDisposeMessage(host);
 
   LLVMTargetRef target;
   char *err = NULL;
@@ -531,21 +477,7 @@ make_target(const llvm_opts *o, llvm_result *r, char **triple_out, nn_diag *d) {
     free(triple);
     return NULL;
   }
-  if (!o->mcpu || !o->mcpu[0] || strcmp(o->mcpu, "native") == 0) {
-    if (is_host) {
-      char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
-      r->cpu = xstrdup(cpu);
-      r->features = xstrdup(feat);
-      LLVMDisposeMessage(cpu);
-      LLVMDisposeMessage(feat);
-    } else {
-      r->cpu = xstrdup("generic");
-      r->features = xstrdup("");
-    }
-  } else {
-    r->cpu = xstrdup(o->mcpu);
-    r->features = xstrdup("");
-  }
+  resolve_cpu(o, is_host, &r->cpu, &r->features);
   static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
                                                 LLVMCodeGenLevelDefault,
                                                 LLVMCodeGenLevelAggressive};
@@ -617,7 +549,7 @@ static void on_llvm_diag(LLVMDiagnosticInfoRef di, void *ctx) {
 
 /* ---- entry points -------------------------------------------------------- */
 
-int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir, llvm_result *r,
+int llvm_compile(const kp_program *p, const llvm_opts *o, bool want_ir, llvm_result *r,
                  nn_diag *d) {
   nn_loc none = {0};
   memset(r, 0, sizeof *r);
@@ -627,7 +559,7 @@ int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir, llvm_res
     nn_error(d, none, "optimization level %d is not in 0..3", o->opt_level);
     return -1;
   }
-  if (!check_program(p, d)) return -1;
+  if (kp_verify_bindings(p, d)) return -1;
 
   char *triple = NULL;
   LLVMTargetMachineRef tm = make_target(o, r, &triple, d);
@@ -636,7 +568,16 @@ int llvm_compile(const be_program *p, const llvm_opts *o, bool want_ir, llvm_res
     return -1;
   }
 
-  llvm_mod lm = {.d = d, .arena = nn_arena_new(), .cpu = r->cpu, .features = r->features};
+  /* the program's target (what it was lowered for), else the cpu's */
+  const tg_target *t = p->target ? p->target : tg_for_cpu(triple, r->cpu, r->features);
+  if (t->kind != TG_CPU) {
+    nn_error(d, none, "the program was lowered for '%s', not for a CPU", t->name);
+    LLVMDisposeTargetMachine(tm);
+    free(triple);
+    llvm_result_free(r);
+    return -1;
+  }
+  llvm_mod lm = {.d = d, .arena = nn_arena_new(), .target = t};
   lm.ctx = LLVMContextCreate();
   char *llvm_error = NULL;
   LLVMContextSetDiagnosticHandler(lm.ctx, on_llvm_diag, &llvm_error);

@@ -10,12 +10,14 @@
  *                   metadata on every access)
  *   llvm_numeric.c  scalar building blocks: dtype → LLVM types, f16/bf16
  *                   conversions, intrinsic and libm calls, inline f32 math
- *   llvm_gemm.c     KS_GEMM as register-tiled microkernels (parallel macro
- *                   tiles, K blocks, vector tiles sized to the target)
+ *   llvm_gemm.c     KS_GEMM on register-tiled microkernels: which GEMMs are
+ *                   native, parallel macro tiles, the K-block driver
+ *   llvm_ukernel.c  the microkernels and B's packing function, sized by the
+ *                   target descriptor
  *   llvm_codegen.c  the program: kernels in step order, nncc_graph_run, the
  *                   target machine, the optimization pipeline, the object
  *
- * Numeric conventions of the generated code (those of kernel_interp.c):
+ * Numeric conventions of the generated code (those of kernel/interp.c):
  *   - registers hold f16 and bf16 values as `float` that are exactly
  *     representable in the narrow type; every operation producing f16/bf16
  *     rounds its float result to nearest-even in the narrow type. Memory
@@ -47,13 +49,11 @@ typedef struct llvm_mod {
   nn_diag *d;         /* where errors go */
   nn_arena *arena;    /* scratch memory of this compilation */
   LLVMTypeRef t_void, t_i1, t_i8, t_i16, t_i32, t_i64, t_f32, t_f64;
-  LLVMTypeRef t_ptr;  /* i8*, the generic pointer */
-  LLVMTypeRef t_pptr; /* i8**, the slot array */
-  LLVMTypeRef t_kfn;  /* void (i8**, i64, i64), a kernel entry */
-  /* the target the module is compiled for (llvm_gemm.c picks its register
-   * tile from them): LLVM's cpu name and feature list ("+avx2,..."; empty
-   * when implied by the cpu) */
-  const char *cpu, *features;
+  LLVMTypeRef t_ptr;       /* i8*, the generic pointer */
+  LLVMTypeRef t_pptr;      /* i8**, the slot array */
+  LLVMTypeRef t_kfn;       /* void (i8**, i64, i64), a kernel entry */
+  const tg_target *target; /* what the module is compiled for: the register
+                              tiles and packed panels (llvm_gemm.c) */
 } llvm_mod;
 
 /* The translation state of one kernel (llvm_kernel.c). */
@@ -124,6 +124,108 @@ bool llvm_kernel_parallel(const kernel *k, int64_t *n, kx_id *hi);
  * (internal linkage), or NULL after reporting an error at k->loc.
  * noalias[i] says slot i may be marked noalias (see llvm_codegen.c). */
 LLVMValueRef llvm_kernel_emit(llvm_mod *lm, const kernel *k, const bool *noalias);
+
+/* ---- llvm_gemm.c, llvm_ukernel.c: GEMMs -------------------------------------- */
+
+enum {
+  LLVM_GEMM_MAX_NV = 4, /* vectors per row of a register tile, at most */
+  LLVM_GEMM_XT_MAX = 4, /* columns past the last full column tile that its
+                           microkernels compute too (A in panels of pa) */
+};
+
+/* The register tile and blocking for the module's target (its descriptor:
+ * the numbers are the target's, never repeated here). */
+typedef struct gcfg {
+  int w;        /* floats per vector */
+  int mr;       /* rows of a register tile */
+  int nv;       /* vectors per row: NR = nv * w columns */
+  int kc;       /* K block depth */
+  int pa;       /* rows per panel of a packed A: the narrow microkernel and the
+             fused tail hold one column of a panel in one pa-wide vector */
+  int mb_align; /* macro tile rows: a multiple of MR and of the A panel
+                   height (so a tile starts at a whole panel) */
+  int nb_align; /* macro tile columns: a multiple of NR and of the B panel
+                   width */
+} gcfg;
+
+/* The register tile and blocking of the module's target. */
+gcfg llvm_gemm_cfg(const llvm_mod *lm);
+
+/* llvm_ukernel.c: small IR helpers the driver shares */
+LLVMValueRef llvm_ci64(llvm_mod *lm, int64_t v);                      /* i64 constant */
+LLVMValueRef llvm_gep(llvm_mod *lm, LLVMValueRef p, LLVMValueRef i);  /* &p[i], floats */
+LLVMValueRef llvm_smin(llvm_mod *lm, LLVMValueRef a, LLVMValueRef b); /* signed i64 min */
+
+/* Parameters of a microkernel, in order; then nv B pointers. */
+enum {
+  UK_A,      /* float*: A[m0, k0] */
+  UK_A_RS,   /* i64: A's row stride (elements) */
+  UK_A_CS,   /* i64: A's k stride */
+  UK_B_RS,   /* i64: the k stride of every B pointer */
+  UK_KC,     /* i64: k steps */
+  UK_C,      /* float*: C[m0, n0] */
+  UK_LDC,    /* i64 */
+  UK_ALPHA,  /* float */
+  UK_LOAD_C, /* i1: add to C (else store) */
+  UK_NLAST,  /* i64: valid lanes of the last vector (masked kernels) */
+  UK_A_PF,   /* i64: elements from A to the A of the next row tile, whose
+                lines the k loop prefetches (prefetching kernels) */
+  UK_B0,     /* float*: B[k0, n0 + j*W], j < nv */
+};
+
+/* Parameters of a narrow microkernel (a few columns, A in panels of pa). */
+enum {
+  NK_A,      /* float*: panel p0 of A at k0 (pa rows, contiguous per k) */
+  NK_PS,     /* i64: elements from one panel to the next (pa*K) */
+  NK_B,      /* float*: B[k0, n0] */
+  NK_B_RS,   /* i64 */
+  NK_KC,     /* i64 */
+  NK_C,      /* float*: C[pa*p0, n0] */
+  NK_LDC,    /* i64 */
+  NK_ALPHA,  /* float */
+  NK_LOAD_C, /* i1 */
+  NK_ROWS,   /* i64: rows of C to store (<= pa*np) */
+  NK_COUNT,
+};
+
+/* Parameters of a packing function, in order. */
+enum {
+  PK_DST, /* float*: the packed block, kc rows of PK_LD floats */
+  PK_LD,  /* i64: its row stride (NR) */
+  PK_X,   /* float*: the image's first input channel of the group */
+  PK_H,   /* i64: input height */
+  PK_W,   /* i64: input width */
+  PK_WO,  /* i64: output width */
+  PK_K0,  /* i64: the block's first row of B */
+  PK_KC,  /* i64: its rows */
+  PK_N0,  /* i64: output position of the block's first column */
+  PK_NR,  /* i64: its columns (<= PK_LD; the rest are zeros) */
+  PK_COUNT
+};
+
+/* A packed block is PK_TILES column tiles wide (longer runs of each image
+ * row per packing call) and PK_BLOCK_KC rows deep, so that it stays as
+ * small as one column tile of a full K block (it lives on the stack); a
+ * GEMM of at most one column tile (N <= NR) packs one tile PK_TILES times
+ * as deep instead (its K blocks as long as without packing). Its columns
+ * cross at most MAX_PK_SEG output rows. */
+enum {
+  PK_TILES = 4,
+  PK_BLOCK_KC = 64,
+  MAX_PK_SEG = PK_TILES * LLVM_GEMM_MAX_NV * 16 + 1,
+};
+
+/* The microkernel for an mr x (nv vectors) tile (its parameters: UK_*);
+ * `masked`: the last vector is partial (UK_NLAST lanes) in C, and in B too
+ * when `bmask`; `pf`: each k step also prefetches the next row tile's A;
+ * xt > 0 (rows in whole panels of cf->pa): also xt extra columns. */
+LLVMValueRef llvm_gemm_ukernel(llvm_mod *lm, const gcfg *cf, int mr, int nv, bool masked,
+                               bool bmask, bool pf, int xt);
+/* The narrow microkernel: np panels of pa rows of A x nt columns (NK_*). */
+LLVMValueRef llvm_gemm_nkernel(llvm_mod *lm, int pa, int np, int nt);
+/* The function packing a block of B from image ic with w-wide vectors
+ * (PK_*). */
+LLVMValueRef llvm_gemm_pack_fn(llvm_mod *lm, int w, const ks_im2col *ic);
 
 /* ---- llvm_gemm.c: native GEMM --------------------------------------------- */
 

@@ -26,6 +26,10 @@
  * vectorizable loop over each finished column tile built here, the
  * epilogue's variables bound to the element and its index.
  *
+ * The kernel's form has been checked (k_verify, llvm_codegen.c) before it
+ * gets here, so the translation only reports what this backend lacks (a
+ * dtype without a register type, a GEMM with no native form).
+ *
  * Expressions are translated recursively, memoized per statement (an
  * expression DAG shared within one statement is emitted once; the cache is
  * dropped at every statement, so no value is used outside the block that
@@ -298,15 +302,6 @@ static nn_dtype op_dtype(kctx *c, kx_id id) {
   return c->k->exprs.data[id].dtype;
 }
 
-/* Checks that operand `which` of expression `id` has dtype t. */
-static bool want(kctx *c, kx_id id, char which, kx_id opnd, nn_dtype t) {
-  nn_dtype have = op_dtype(c, opnd);
-  if (have == t) return true;
-  fail(c, "expression %d: operand %c is %s, expected %s", id, which,
-       have == NN_DT_UNKNOWN ? "missing" : nn_dtype_name(have), nn_dtype_name(t));
-  return false;
-}
-
 static LLVMValueRef load_slot(kctx *c, int32_t buf, LLVMValueRef idx) {
   nn_dtype t = c->k->bufs.data[buf].dtype;
   LLVMTypeRef mt = llvm_mem_type(c->lm, t);
@@ -345,30 +340,15 @@ static LLVMValueRef expr_uncached(kctx *c, kx_id id) {
     if (t == NN_DT_BOOL) return LLVMConstInt(ty, e->i != 0, 0);
     return LLVMConstInt(ty, (unsigned long long)e->i, 1);
   case KX_VAR:
-    if (e->var < 0 || e->var >= k->vars.len)
-      return fail(c, "expression %d: no variable %d", id, e->var);
-    if (k->vars.data[e->var] != t)
-      return fail(c, "expression %d: variable v%d is %s, not %s", id, e->var,
-                  nn_dtype_name(k->vars.data[e->var]), nn_dtype_name(t));
     if (c->var_loop[e->var]) return c->var_loop[e->var];
     return LLVMBuildLoad2(c->b, ty, c->var_mem[e->var], "");
   case KX_LOAD: {
-    if (e->buf < 0 || e->buf >= k->bufs.len)
-      return fail(c, "expression %d: no buffer slot %d", id, e->buf);
-    if (k->bufs.data[e->buf].dtype != t)
-      return fail(c, "expression %d: loads %s from a %s buffer", id, nn_dtype_name(t),
-                  nn_dtype_name(k->bufs.data[e->buf].dtype));
-    if (!want(c, id, 'a', e->a, NN_DT_I64)) return NULL;
     LLVMValueRef idx = expr(c, e->a);
     return idx ? load_slot(c, e->buf, idx) : NULL;
   }
   case KX_NOT: { /* logical: a == 0, for any operand dtype */
-    nn_dtype ta = op_dtype(c, e->a);
-    if (t != NN_DT_BOOL) return fail(c, "expression %d: not must be bool", id);
-    if (!llvm_reg_type(c->lm, ta))
-      return fail(c, "expression %d: not of a missing or unsupported operand", id);
     LLVMValueRef a = expr(c, e->a);
-    return a ? LLVMBuildNot(c->b, to_bool(c, ta, a), "") : NULL;
+    return a ? LLVMBuildNot(c->b, to_bool(c, op_dtype(c, e->a), a), "") : NULL;
   }
   case KX_NEG:
   case KX_ABS:
@@ -384,14 +364,11 @@ static LLVMValueRef expr_uncached(kctx *c, kx_id id) {
   case KX_FLOOR:
   case KX_CEIL:
   case KX_ROUND: {
-    if (!want(c, id, 'a', e->a, t)) return NULL;
     LLVMValueRef a = expr(c, e->a);
     return a ? expr_unary(c, e, a) : NULL;
   }
   case KX_CAST: {
     nn_dtype from = op_dtype(c, e->a);
-    if (!llvm_reg_type(c->lm, from))
-      return fail(c, "expression %d: cast of a missing or unsupported operand", id);
     LLVMValueRef a = expr(c, e->a);
     return a ? convert(c, a, from, t) : NULL;
   }
@@ -404,7 +381,6 @@ static LLVMValueRef expr_uncached(kctx *c, kx_id id) {
   case KX_MIN:
   case KX_MAX:
   case KX_POW: {
-    if (!want(c, id, 'a', e->a, t) || !want(c, id, 'b', e->b, t)) return NULL;
     LLVMValueRef a = expr(c, e->a), d = a ? expr(c, e->b) : NULL;
     return d ? expr_binary(c, e, a, d) : NULL;
   }
@@ -415,19 +391,12 @@ static LLVMValueRef expr_uncached(kctx *c, kx_id id) {
   case KX_GT:
   case KX_GE: {
     nn_dtype ot = op_dtype(c, e->a);
-    if (t != NN_DT_BOOL) return fail(c, "expression %d: a comparison must be bool", id);
-    if (!llvm_reg_type(c->lm, ot))
-      return fail(c, "expression %d: comparison of a missing or unsupported operand", id);
-    if (!want(c, id, 'b', e->b, ot)) return NULL;
     LLVMValueRef a = expr(c, e->a), d = a ? expr(c, e->b) : NULL;
     return d ? expr_compare(c, e, ot, a, d) : NULL;
   }
   case KX_AND:
   case KX_OR: {
     nn_dtype ta = op_dtype(c, e->a), tb = op_dtype(c, e->b);
-    if (t != NN_DT_BOOL) return fail(c, "expression %d: and/or must be bool", id);
-    if (!llvm_reg_type(c->lm, ta) || !llvm_reg_type(c->lm, tb))
-      return fail(c, "expression %d: and/or of a missing or unsupported operand", id);
     LLVMValueRef a = expr(c, e->a), d = a ? expr(c, e->b) : NULL;
     if (!d) return NULL;
     a = to_bool(c, ta, a);
@@ -436,22 +405,20 @@ static LLVMValueRef expr_uncached(kctx *c, kx_id id) {
   }
   case KX_SELECT: {
     nn_dtype tc = op_dtype(c, e->a);
-    if (!llvm_reg_type(c->lm, tc))
-      return fail(c, "expression %d: select with a missing condition", id);
-    if (!want(c, id, 'b', e->b, t) || !want(c, id, 'c', e->c, t)) return NULL;
     LLVMValueRef q = expr(c, e->a), x = q ? expr(c, e->b) : NULL, y = x ? expr(c, e->c) : NULL;
     return y ? LLVMBuildSelect(c->b, to_bool(c, tc, q), x, y, "") : NULL;
   }
-  default: return fail(c, "expression %d: unknown operation %d", id, (int)e->op);
+  default: NN_UNREACHABLE(); /* k_verify knows every operation */
   }
 }
 
 /* The value of expression id in the current block, or NULL after an error. */
 static LLVMValueRef expr(kctx *c, kx_id id) {
   if (c->failed) return NULL;
-  if (id < 0 || id >= c->k->exprs.len) return fail(c, "reference to missing expression %d", id);
+  NN_ASSERT(id >= 0 && id < c->k->exprs.len); /* k_verify */
   if (c->cache_epoch[id] == c->epoch) return c->cache[id];
-  if (++c->depth > MAX_EXPR_DEPTH) return fail(c, "expression %d nests too deeply", id);
+  c->depth++;
+  NN_ASSERT(c->depth <= MAX_EXPR_DEPTH);
   LLVMValueRef v = expr_uncached(c, id);
   c->depth--;
   if (v) {
@@ -496,23 +463,11 @@ static void stmt_for(kctx *c, ks_id id, const ks *s, int depth) {
   const kernel *k = c->k;
   LLVMBuilderRef b = c->b;
   LLVMContextRef ctx = c->lm->ctx;
-  if (s->var < 0 || s->var >= k->vars.len || k->vars.data[s->var] != NN_DT_I64) {
-    fail(c, "statement %d: loop variable v%d is not an i64 variable", id, s->var);
-    return;
-  }
-  if (c->var_loop[s->var]) {
-    fail(c,
-         "statement %d: loop variable v%d is already in use by an enclosing "
-         "loop",
-         id, s->var);
-    return;
-  }
   LLVMValueRef lo, hi;
   if (id == c->par_root) {
     lo = c->begin;
     hi = c->end;
   } else {
-    if (!want(c, id, 'l', s->lo, NN_DT_I64) || !want(c, id, 'h', s->hi, NN_DT_I64)) return;
     lo = expr(c, s->lo);
     hi = lo ? expr(c, s->hi) : NULL;
     if (!hi) return;
@@ -609,28 +564,17 @@ static void stmt_gemm(kctx *c, ks_id id, const ks_gemm *g) {
     fail(c, "statement %d: GEMM operands must be f32 slots (C written)", id);
     return;
   }
-  if (g->epilogue &&
-      (g->ep_acc < 0 || g->ep_acc >= k->vars.len || g->ep_idx < 0 || g->ep_idx >= k->vars.len ||
-       k->vars.data[g->ep_acc] != NN_DT_F32 || k->vars.data[g->ep_idx] != NN_DT_I64 ||
-       c->var_loop[g->ep_acc] || c->var_loop[g->ep_idx] || op_dtype(c, g->ep) != NN_DT_F32)) {
-    fail(c, "statement %d: malformed GEMM epilogue", id);
-    return;
-  }
   const kx_id ids[] = {g->a_off, g->b_off, g->c_off, g->m,    g->n,
                        g->k,     g->a_rs,  g->a_cs,  g->b_rs, g->ldc};
   LLVMValueRef val[10];
-  for (int i = 0; i < 10; i++) {
-    if (!want(c, id, 'g', ids[i], NN_DT_I64)) return;
+  for (int i = 0; i < 10; i++)
     if (!(val[i] = expr(c, ids[i]))) return;
-  }
   gpost p = {.g = g, .c_off = val[2], .ldc = val[9]};
   if (g->bias >= 0) {
     const kx_id bids[3] = {g->bias_off, g->bias_rs, g->bias_cs};
     LLVMValueRef *dst[3] = {&p.bias_off, &p.bias_rs, &p.bias_cs};
-    for (int i = 0; i < 3; i++) {
-      if (!want(c, id, 'g', bids[i], NN_DT_I64)) return;
+    for (int i = 0; i < 3; i++)
       if (!(*dst[i] = expr(c, bids[i]))) return;
-    }
   }
   llvm_gemm_vals v = {.a = c->slot[g->a],
                       .b = c->slot[g->b],
@@ -649,14 +593,8 @@ static void stmt_gemm(kctx *c, ks_id id, const ks_gemm *g) {
     const ks_im2col *ic = g->im2col;
     const kx_id xids[5] = {ic->x_off, ic->h, ic->w, ic->wout, ic->n0};
     LLVMValueRef xv[5];
-    if (!f32_slot(c, ic->x)) {
-      fail(c, "statement %d: the GEMM's image must be an f32 slot", id);
-      return;
-    }
-    for (int i = 0; i < 5; i++) {
-      if (!want(c, id, 'g', xids[i], NN_DT_I64)) return;
+    for (int i = 0; i < 5; i++)
       if (!(xv[i] = expr(c, xids[i]))) return;
-    }
     v.x = LLVMBuildInBoundsGEP2(c->b, c->lm->t_f32, c->slot[ic->x], &xv[0], 1, "");
     v.x_h = xv[1];
     v.x_w = xv[2];
@@ -671,53 +609,22 @@ static void stmt_gemm(kctx *c, ks_id id, const ks_gemm *g) {
 static void stmt(kctx *c, ks_id id, int depth) {
   const kernel *k = c->k;
   if (c->failed) return;
-  if (id < 0 || id >= k->stmts.len) {
-    fail(c, "reference to missing statement %d", id);
-    return;
-  }
-  if (depth > MAX_STMT_DEPTH) {
-    fail(c, "statement %d nests too deeply", id);
-    return;
-  }
+  NN_ASSERT(id >= 0 && id < k->stmts.len && depth <= MAX_STMT_DEPTH); /* k_verify */
   const ks *s = &k->stmts.data[id];
   c->epoch++; /* values of earlier statements may not dominate this one */
   switch (s->kind) {
   case KS_LET: {
-    if (s->var < 0 || s->var >= k->vars.len) {
-      fail(c, "statement %d: no variable %d", id, s->var);
-      return;
-    }
-    if (c->var_loop[s->var]) {
-      fail(c, "statement %d: assigns loop variable v%d inside its loop", id, s->var);
-      return;
-    }
-    if (!want(c, id, 'v', s->val, k->vars.data[s->var])) return;
     LLVMValueRef v = expr(c, s->val);
     if (v) LLVMBuildStore(c->b, v, c->var_mem[s->var]);
     return;
   }
   case KS_STORE: {
-    if (s->buf < 0 || s->buf >= k->bufs.len) {
-      fail(c, "statement %d: no buffer slot %d", id, s->buf);
-      return;
-    }
-    if (!k->bufs.data[s->buf].written) {
-      fail(c, "statement %d: stores into slot %d, which is not marked written", id, s->buf);
-      return;
-    }
-    if (!want(c, id, 'i', s->idx, NN_DT_I64) ||
-        !want(c, id, 'v', s->val, k->bufs.data[s->buf].dtype))
-      return;
     LLVMValueRef idx = expr(c, s->idx), v = idx ? expr(c, s->val) : NULL;
     if (v) store_slot(c, s->buf, idx, v);
     return;
   }
   case KS_IF: {
     nn_dtype ct = op_dtype(c, s->cond);
-    if (!llvm_reg_type(c->lm, ct)) {
-      fail(c, "statement %d: missing or unsupported condition", id);
-      return;
-    }
     LLVMValueRef cond = expr(c, s->cond);
     if (!cond) return;
     LLVMContextRef ctx = c->lm->ctx;
@@ -738,15 +645,11 @@ static void stmt(kctx *c, ks_id id, int depth) {
   }
   case KS_FOR: stmt_for(c, id, s, depth); return;
   case KS_GEMM: stmt_gemm(c, id, &s->gemm); return;
-  default: fail(c, "statement %d: unknown kind %d", id, (int)s->kind); return;
+  default: NN_UNREACHABLE(); /* k_verify knows every kind */
   }
 }
 
 static void stmts(kctx *c, const ks_id *ids, int n, int depth) {
-  if (n > 0 && !ids) {
-    fail(c, "a block of %d statements has no statement list", n);
-    return;
-  }
   for (int i = 0; i < n && !c->failed; i++) stmt(c, ids[i], depth);
 }
 

@@ -2,7 +2,7 @@
  *
  *   nncc_test_link_model OUT.so OBJ.o [FEATURES [CPU]]
  *
- * Builds the be_program that tests/runtime/tiny_model.c implements (input
+ * Builds the kp_program that tests/runtime/tiny_model.c implements (input
  * x f32[64,256], weights w f32[256], outputs output_0 f32[64,256] and
  * row_sum f32[64]) and calls artifact_link with OBJ.o's bytes as the
  * generated object. $CC picks the linker driver. Exit 0 or 1.
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "lower/lower.h"
 
 static const int64_t x_dims[] = {64, 256}, sum_dims[] = {64};
 
@@ -30,11 +31,11 @@ int main(int argc, char **argv) {
   fclose(f);
 
   nn_arena *a = nn_arena_new();
-  be_program *p = nn_alloc(a, sizeof *p);
+  kp_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
-  be_io x = {"x", NN_DT_F32, 2, x_dims, NULL};
-  be_io y = {"output_0", NN_DT_F32, 2, x_dims, NULL};
-  be_io s = {"row_sum", NN_DT_F32, 1, sum_dims, NULL};
+  kp_io x = {"x", NN_DT_F32, 2, x_dims, NULL};
+  kp_io y = {"output_0", NN_DT_F32, 2, x_dims, NULL};
+  kp_io s = {"row_sum", NN_DT_F32, 1, sum_dims, NULL};
   NN_PUSH(a, p->inputs, x);
   NN_PUSH(a, p->outputs, y);
   NN_PUSH(a, p->outputs, s);

@@ -2,7 +2,7 @@
  * used by tests/runtime.sh to exercise linking (backends/artifact.c), the
  * model runtime and the runtime library without the LLVM backend.
  *
- * It follows the generated code's contract (runtime/abi.h): one input x
+ * It follows the generated code's contract (abi/abi.h): one input x
  * f32[64,256]; weights w f32[256] at offset 0 of the blob; a workspace of
  * 64 floats; outputs output_0 f32[64,256] = x[i,j] * w[j] + rowsum(x[i])
  * and row_sum f32[64] = rowsum(x[i]). Rows are split across the pool.

@@ -13,6 +13,7 @@
 #define NNCC_LLVMTEST_H
 
 #include "../../backends/backend.h"
+#include "../../lower/lower.h"
 #include "unit.h"
 
 #include <dlfcn.h>
@@ -108,14 +109,14 @@ static inline void *lt_load_object(const llvm_result *r, graph_fn *fn) {
 
 /* Adds a buffer to p: a new graph input or output of `elems` elements
  * (1-d, named "t"), or a weight or workspace buffer at `offset`. */
-static inline be_bufid lt_add_buf(be_program *p, be_bufkind kind, nn_dtype dt, int64_t elems,
+static inline kp_bufid lt_add_buf(kp_program *p, kp_bufkind kind, nn_dtype dt, int64_t elems,
                                   uint64_t offset) {
-  be_buf b = {.kind = kind, .dtype = dt, .elems = elems, .offset = offset};
-  be_io io = {.name = "t", .dtype = dt, .rank = 1, .dims = NULL};
-  if (kind == BE_BUF_INPUT) {
+  kp_buf b = {.kind = kind, .dtype = dt, .elems = elems, .offset = offset};
+  kp_io io = {.name = "t", .dtype = dt, .rank = 1, .dims = NULL};
+  if (kind == KP_BUF_INPUT) {
     b.index = p->inputs.len;
     NN_PUSH(p->arena, p->inputs, io);
-  } else if (kind == BE_BUF_OUTPUT) {
+  } else if (kind == KP_BUF_OUTPUT) {
     b.index = p->outputs.len;
     NN_PUSH(p->arena, p->outputs, io);
   }

@@ -5,7 +5,7 @@
  * ("x:f32[b,3,h,w]"). compare_lowerings() shapes and schedules it once with
  * the names and once per value set ("b=2;h=9") with the names replaced by
  * numbers, feeds both programs the same deterministic input data, runs them
- * with the reference interpreter (be_interp_dims / be_interp) and requires
+ * with the reference interpreter (kp_interp_dims / kp_interp) and requires
  * bit-identical outputs. expect_symbolic_error() checks that a lowering
  * which needs a number reports the symbolic dim instead of crashing.
  * Everything is static: each test includes this header once.
@@ -14,6 +14,7 @@
 #define NNCC_SYMTEST_H
 
 #include "backends/backend.h"
+#include "lower/lower.h"
 #include "passes/passes.h"
 #include "unit.h"
 
@@ -116,7 +117,7 @@ static inline int parse_specs(const char *text, nn_arena *a, pass_input_spec *ou
 
 /* Parses ir, attaches weight data, shapes it for specs, fuses it (when
  * asked) and schedules it; NULL after reporting into d. */
-static inline be_program *compile(const char *ir, const char *specs, bool fuse, nn_arena *a,
+static inline kp_program *compile(const char *ir, const char *specs, bool fuse, nn_arena *a,
                                   nn_diag *d) {
   ir_graph *g = ir_parse(ir, strlen(ir), "t.nnir", a, d);
   if (!g) return NULL;
@@ -125,20 +126,20 @@ static inline be_program *compile(const char *ir, const char *specs, bool fuse, 
   int n = parse_specs(specs, a, sp);
   if (n < 0 || pass_shapes(g, sp, n, d) != 0) return NULL;
   if (fuse && pass_fuse(g, d) != 0) return NULL;
-  return be_schedule(g, a, d);
+  return kl_schedule(g, a, tg_host(), d);
 }
 
 /* Dim i of io, a symbolic one evaluated for dims (NULL: none); -1 when it
  * cannot be evaluated. */
-static inline int64_t io_dim(const be_program *p, const be_io *io, int i, const int64_t *dims) {
+static inline int64_t io_dim(const kp_program *p, const kp_io *io, int i, const int64_t *dims) {
   if (io->dims[i] >= 0) return io->dims[i];
   bool ok = true;
-  int64_t v = be_dim_eval(p, io->dims_d[i], dims, &ok);
+  int64_t v = kp_dim_eval(p, io->dims_d[i], dims, &ok);
   return ok ? v : -1;
 }
 
 /* Elements of io for dims (see io_dim); every dim must evaluate. */
-static inline int64_t io_elems(const be_program *p, const be_io *io, const int64_t *dims) {
+static inline int64_t io_elems(const kp_program *p, const kp_io *io, const int64_t *dims) {
   int64_t n = 1;
   for (int i = 0; i < io->rank; i++) {
     int64_t v = io_dim(p, io, i, dims);
@@ -150,11 +151,11 @@ static inline int64_t io_elems(const be_program *p, const be_io *io, const int64
 
 /* Checks that the inputs and outputs of sym (evaluated for dims) and of
  * the static program st have the same dtypes and shapes; false if not. */
-static inline bool same_io(const be_program *sym, const int64_t *dims, const be_program *st) {
+static inline bool same_io(const kp_program *sym, const int64_t *dims, const kp_program *st) {
   bool same = true;
   for (int side = 0; side < 2; side++) {
-    const be_io *a = side ? sym->outputs.data : sym->inputs.data;
-    const be_io *b = side ? st->outputs.data : st->inputs.data;
+    const kp_io *a = side ? sym->outputs.data : sym->inputs.data;
+    const kp_io *b = side ? st->outputs.data : st->inputs.data;
     int na = side ? sym->outputs.len : sym->inputs.len;
     int nb = side ? st->outputs.len : st->inputs.len;
     CHECK_INT(na, nb);
@@ -174,22 +175,22 @@ static inline bool same_io(const be_program *sym, const int64_t *dims, const be_
 }
 
 /* True when any kernel of p reads the dims buffer. */
-static inline bool uses_dims(const be_program *p) {
+static inline bool uses_dims(const kp_program *p) {
   for (int i = 0; i < p->steps.len; i++)
     if (p->steps.data[i].k->dims_slot >= 0) return true;
   return false;
 }
 
 /* Expands every GEMM step of p into plain loops. */
-static inline void expand_all(be_program *p) {
-  for (int i = 0; i < p->steps.len; i++) k_expand_gemms(p->steps.data[i].k);
+static inline void expand_all(kp_program *p) {
+  for (int i = 0; i < p->steps.len; i++) k_expand_gemms(p->steps.data[i].k, &tg_host()->expand);
 }
 
 /* Allocates and fills the inputs of p (at most 8), sized for dims: f32 and
  * f16 get rand_val, i64 gets ints in [0, 4). Free each in[i]. */
-static inline void make_inputs(const be_program *p, const int64_t *dims, void **in) {
+static inline void make_inputs(const kp_program *p, const int64_t *dims, void **in) {
   for (int i = 0; i < p->inputs.len && i < 8; i++) {
-    const be_io *io = &p->inputs.data[i];
+    const kp_io *io = &p->inputs.data[i];
     int64_t n = io_elems(p, io, dims);
     size_t es = nn_dtype_size(io->dtype);
     in[i] = calloc((size_t)(n ? n : 1), es);
@@ -213,15 +214,15 @@ typedef struct run_out {
 } run_out;
 
 /* Runs p (dims NULL: static) on in into o; the interpreter's status. */
-static inline int run(const be_program *p, const int64_t *dims, void **in, run_out *o) {
+static inline int run(const kp_program *p, const int64_t *dims, void **in, run_out *o) {
   o->n = p->outputs.len < 8 ? p->outputs.len : 8;
   for (int i = 0; i < o->n; i++) {
-    const be_io *io = &p->outputs.data[i];
+    const kp_io *io = &p->outputs.data[i];
     o->bytes[i] = io_elems(p, io, dims) * (int64_t)nn_dtype_size(io->dtype);
     o->data[i] = malloc((size_t)o->bytes[i] + 8);
     memset(o->data[i], 0x5a, (size_t)o->bytes[i]);
   }
-  return dims ? be_interp_dims(p, dims, in, o->data) : be_interp(p, in, o->data);
+  return dims ? kp_interp_dims(p, dims, in, o->data) : kp_interp(p, in, o->data);
 }
 
 static inline void free_out(run_out *o) {
@@ -252,7 +253,7 @@ static inline void compare_lowerings(const sym_case *c, const char *const *vals,
     nn_arena *a = nn_arena_new();
     nn_diag d;
     nn_diag_init(&d, stderr);
-    be_program *sym = compile(c->ir, c->specs, c->fuse, a, &d);
+    kp_program *sym = compile(c->ir, c->specs, c->fuse, a, &d);
     CHECK(sym != NULL);
     if (!sym) {
       fprintf(stderr, "  case %s: symbolic lowering failed\n", c->name);
@@ -278,7 +279,7 @@ static inline void compare_lowerings(const sym_case *c, const char *const *vals,
         dims[i] = dim_value(vals[v], sn, strlen(sn));
       }
       nn_arena *sa = nn_arena_new();
-      be_program *st = compile(c->ir, static_specs(c->specs, vals[v], sa), c->fuse, sa, &d);
+      kp_program *st = compile(c->ir, static_specs(c->specs, vals[v], sa), c->fuse, sa, &d);
       CHECK(st != NULL);
       if (!st) {
         fprintf(stderr, "  case %s [%s]: static lowering failed\n", c->name, vals[v]);
@@ -333,7 +334,7 @@ static inline void expect_symbolic_error(const char *ir, const char *specs, cons
   FILE *f = open_memstream(&text, &len);
   nn_diag d;
   nn_diag_init(&d, f ? f : stderr);
-  be_program *p = compile(ir, specs, false, a, &d);
+  kp_program *p = compile(ir, specs, false, a, &d);
   if (f) fclose(f);
   CHECK(p == NULL);
   CHECK_INT(d.errors, 1);

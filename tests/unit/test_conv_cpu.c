@@ -8,12 +8,12 @@
  * each result must equal the reference exactly, whatever the order of the
  * sums. The graph is shaped either for fixed sizes or with named dims
  * ("x:f32[b,C,h,w]", then run for given values), scheduled, and run twice:
- * with the reference interpreter (be_interp / be_interp_dims), and
+ * with the reference interpreter (kp_interp / kp_interp_dims), and
  * compiled with llvm_compile for the host, linked with a serial
  * parallel_for that splits every parallel loop unevenly, and called
  * through nncc_graph_run.
  *
- * The cases cover the direct depthwise kernel (kernel_gemm.c): stride 1
+ * The cases cover the direct depthwise kernel (lower/gemm.c): stride 1
  * and 2, padding 0, 1 and 2, dilation, rows narrower and wider than the
  * flat form's limit, odd widths, planes with no interior at all, bias or
  * none, the epilogue, and a long 1-d filter that takes the tap-by-tap
@@ -158,7 +158,7 @@ static const char rt_source[] =
  * buffer. `pack`: the GEMM must pack B from the image (the im2col kernel is
  * then never called); the backend does so for symbolic sizes, and for
  * fixed ones from 144 output positions on (3 column tiles of 48). */
-static void run_llvm(const be_program *p, const int64_t *dims, void **in, void **out, bool pack) {
+static void run_llvm(const kp_program *p, const int64_t *dims, void **in, void **out, bool pack) {
   nn_diag d;
   nn_diag_init(&d, stderr);
   llvm_opts o = {.opt_level = 2};
@@ -174,10 +174,10 @@ static void run_llvm(const be_program *p, const int64_t *dims, void **in, void *
     if (p->dynamic) {
       bytes = 0;
       for (int i = 0; i < p->bufs.len; i++) {
-        const be_buf *b = &p->bufs.data[i];
-        if (b->kind != BE_BUF_WORKSPACE) continue;
+        const kp_buf *b = &p->bufs.data[i];
+        if (b->kind != KP_BUF_WORKSPACE) continue;
         bool ok = true;
-        int64_t n = be_dim_eval(p, b->elems_d, dims, &ok);
+        int64_t n = kp_dim_eval(p, b->elems_d, dims, &ok);
         CHECK(ok);
         offsets[i] = (int64_t)bytes;
         bytes += ((uint64_t)(n > 0 ? n : 0) * nn_dtype_size(b->dtype) + 63) & ~(uint64_t)63;
@@ -193,7 +193,7 @@ static void run_llvm(const be_program *p, const int64_t *dims, void **in, void *
 }
 
 /* The kernel names of p's steps ("conv_depthwise_hardtanh,..."). */
-static void step_names(const be_program *p, char *buf, size_t n) {
+static void step_names(const kp_program *p, char *buf, size_t n) {
   buf[0] = 0;
   for (int i = 0; i < p->steps.len; i++) {
     const char *nm = strchr(p->steps.data[i].k->name, '_');
@@ -219,7 +219,7 @@ static void run_case(const ccase *t) {
   nn_arena *a = nn_arena_new();
   nn_diag d;
   nn_diag_init(&d, stderr);
-  be_program *p = compile(case_ir(t, a), case_spec(t, a), true, a, &d);
+  kp_program *p = compile(case_ir(t, a), case_spec(t, a), true, a, &d);
   CHECK(p != NULL);
   if (!p) {
     nn_arena_free(a);
@@ -249,7 +249,7 @@ static void run_case(const ccase *t) {
   for (int pass = 0; pass < 2; pass++) {
     for (int64_t i = 0; i < n; i++) got[i] = NAN;
     if (pass == 0)
-      CHECK_INT(dp ? be_interp_dims(p, dp, in, out) : be_interp(p, in, out), 0);
+      CHECK_INT(dp ? kp_interp_dims(p, dp, in, out) : kp_interp(p, in, out), 0);
     else
       run_llvm(p, dp, in, out, strstr(t->kernels, "im2col") && (t->sym || ho * wo >= 144));
     double worst;

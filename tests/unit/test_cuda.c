@@ -1,14 +1,15 @@
 /* test_cuda.c — the CUDA backend without a GPU (backends/cuda/,
- * runtime/cuda/cuda_table.h): arch lists, the launch table's postfix
+ * abi/cuda_table.h): arch lists, the launch table's postfix
  * programs and grids, the emitted source and table for small graphs (IR
- * text → pass_shapes → be_schedule → cuda_emit), the tensor-core GEMM
+ * text → pass_shapes → kl_schedule → cuda_emit), the tensor-core GEMM
  * form (emitted, compiled by NVRTC, emulated), the emulation's warp
  * semantics, NVRTC's search when it is hidden, and, when NVRTC is present,
  * a real compile whose cubin is a CUDA ELF of the requested arch and whose
  * PTX has the kernel's entry. Emulation parts need g++ and NNCC_TEST_TMP.
  * The emulation check over the op table and the zoo is tests/cuda.sh.
  */
-#include "backends/cuda/cuda.h"
+#include "backends/backend.h"
+#include "lower/lower.h"
 #include "passes/passes.h"
 #include "unit.h"
 
@@ -72,8 +73,8 @@ static void test_eval_and_grid(void) {
 }
 
 /* Parses, shapes and schedules IR text for target t; NULL on failure. */
-static be_program *schedule_for(nn_arena *a, const char *ir, const char *const *specs, int nspecs,
-                                be_target t) {
+static kp_program *schedule_for(nn_arena *a, const char *ir, const char *const *specs, int nspecs,
+                                const tg_target *t) {
   nn_diag d;
   nn_diag_init(&d, stderr);
   ir_graph *g = ir_parse(ir, strlen(ir), "t.nnir", a, &d);
@@ -82,19 +83,19 @@ static be_program *schedule_for(nn_arena *a, const char *ir, const char *const *
   for (int i = 0; i < nspecs; i++)
     if (pass_parse_input_spec(specs[i], a, &sp[i], err, sizeof err)) return NULL;
   if (!g || pass_shapes(g, sp, nspecs, &d)) return NULL;
-  return be_schedule_for(g, a, t, &d);
+  return kl_schedule(g, a, t, &d);
 }
 
-/* The same for the CPU target (what be_schedule does). */
-static be_program *schedule(nn_arena *a, const char *ir, const char *const *specs, int nspecs) {
-  return schedule_for(a, ir, specs, nspecs, BE_TARGET_CPU);
+/* The same for the CPU target (the host's level). */
+static kp_program *schedule(nn_arena *a, const char *ir, const char *const *specs, int nspecs) {
+  return schedule_for(a, ir, specs, nspecs, tg_host());
 }
 
 /* Schedules IR text and emits it into m, checking that this succeeds and
  * gives one kernel; false when there is no program. */
 static bool emit_one(nn_arena *a, const char *ir, const char *const *specs, int nspecs,
                      cuda_module *m) {
-  be_program *p = schedule(a, ir, specs, nspecs);
+  kp_program *p = schedule(a, ir, specs, nspecs);
   CHECK(p != NULL);
   if (!p) return false;
   nn_diag d;
@@ -288,7 +289,7 @@ static void test_emu_lanes(void) {
 static void test_emit_wmma(void) {
   nn_arena *a = nn_arena_new();
   const char *specs[] = {"x:f32[20,40]", "w:f32[40,24]"};
-  be_program *p = schedule(a,
+  kp_program *p = schedule(a,
                            "graph forward(%0 x: unknown, %1 w: unknown) -> (unknown) {\n"
                            "  %2 = matmul(%0, %1) : unknown\n  return %2\n}\n",
                            specs, 2);
@@ -309,9 +310,9 @@ static void test_emit_wmma(void) {
   int32_t ops[2] = {g->a, g->b};
   for (int j = 0; j < 2; j++) {
     k->bufs.data[ops[j]].dtype = NN_DT_F16;
-    be_buf *pb = &p->bufs.data[p->steps.data[0].slots[ops[j]]];
+    kp_buf *pb = &p->bufs.data[p->steps.data[0].slots[ops[j]]];
     pb->dtype = NN_DT_F16;
-    CHECK_INT(pb->kind, BE_BUF_INPUT);
+    CHECK_INT(pb->kind, KP_BUF_INPUT);
     p->inputs.data[pb->index].dtype = NN_DT_F16;
   }
   nn_diag d;
@@ -372,9 +373,9 @@ static void test_f16_gemm_target(void) {
   for (int ci = 0; ci < 2; ci++) {
     nn_arena *a = nn_arena_new();
     int ngemm[2] = {0, 0};
-    be_program *pt[2];
+    kp_program *pt[2];
     for (int t = 0; t < 2; t++) {
-      pt[t] = schedule_for(a, ir, cases[ci].specs, 3, t ? BE_TARGET_CUDA : BE_TARGET_CPU);
+      pt[t] = schedule_for(a, ir, cases[ci].specs, 3, t ? tg_cuda() : tg_host());
       CHECK(pt[t] != NULL);
       for (int i = 0; pt[t] && i < pt[t]->steps.len; i++) {
         const kernel *k = pt[t]->steps.data[i].k;
@@ -383,7 +384,7 @@ static void test_f16_gemm_target(void) {
     }
     CHECK_INT(ngemm[0], 0);
     CHECK_INT(ngemm[1], 1);
-    be_program *p = pt[1];
+    kp_program *p = pt[1];
     if (!p || !pt[0]) {
       nn_arena_free(a);
       continue;
@@ -440,7 +441,7 @@ static void test_f16_gemm_target(void) {
     double worst = 0;
     for (int t = 0; t < 2; t++) {
       void *in[3] = {x, w, bias}, *o[1] = {out[t]};
-      CHECK_INT(be_interp(pt[t], in, o), 0);
+      CHECK_INT(kp_interp(pt[t], in, o), 0);
     }
     for (int j = 0; j < 20 * 24; j++) {
       double r = f16 ? nn_f16_to_f32(out[0][j]) : nn_bf16_to_f32(out[0][j]);
@@ -505,7 +506,7 @@ static void test_nvrtc(void) {
   dlclose(h);
   nn_arena *a = nn_arena_new();
   const char *specs[] = {"x:f16[4,5]"};
-  be_program *p = schedule(a,
+  kp_program *p = schedule(a,
                            "graph forward(%0 x: unknown) -> (unknown) {\n"
                            "  %1 = tanh(%0) : unknown\n  return %1\n}\n",
                            specs, 1);

@@ -11,6 +11,7 @@
  * Last, the verifier's group rules on broken graphs.
  */
 #include "../../backends/backend.h"
+#include "../../lower/lower.h"
 #include "../../passes/passes.h"
 #include "unit.h"
 
@@ -73,13 +74,13 @@ static bool compile_run(const char *text, const char *passes, bool expand, float
   ir_print(&b, g, 0);
   snprintf(r->ir, sizeof r->ir, "%s", b.data ? b.data : "");
   nn_buf_free(&b);
-  be_program *p = be_schedule(g, a, &d);
+  kp_program *p = kl_schedule(g, a, tg_host(), &d);
   if (!p) goto done;
   for (int i = 0; i < p->steps.len; i++) {
     const char *nm = strchr(p->steps.data[i].k->name, '_');
     size_t l = strlen(r->kernels);
     snprintf(r->kernels + l, sizeof r->kernels - l, "%s%s", i ? "," : "", nm ? nm + 1 : "?");
-    if (expand) k_expand_gemms(p->steps.data[i].k);
+    if (expand) k_expand_gemms(p->steps.data[i].k, &tg_host()->expand);
   }
   r->nout = p->outputs.len < 4 ? p->outputs.len : 4;
   void *outs[4] = {0};
@@ -90,7 +91,7 @@ static bool compile_run(const char *text, const char *passes, bool expand, float
     r->out[j] = calloc((size_t)n + 1, sizeof(float));
     outs[j] = r->out[j];
   }
-  ok = be_interp(p, (void *const *)inputs, outs) == 0;
+  ok = kp_interp(p, (void *const *)inputs, outs) == 0;
 done:
   nn_arena_free(a);
   return ok && d.errors == 0;

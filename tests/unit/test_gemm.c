@@ -1,4 +1,4 @@
-/* test_gemm.c — tests for the gemm-like ops (backends/kernel_gemm.c).
+/* test_gemm.c — tests for the gemm-like ops (lower/gemm.c, conv*.c).
  *
  * Part 1, the expansion: small kernels holding one KS_GEMM (at the root, or
  * inside a batch loop whose variable moves the offsets) are run with the
@@ -17,10 +17,11 @@
  * Part 2, whole-node lowering: IR text for linear, matmul (1-d to 4-d with
  * broadcasting), mm, bmm, addmm, baddbmm and convolutions (stride,
  * padding, dilation, groups, depthwise, 1x1, 1-d) is shaped, scheduled and
- * run with be_interp, against references computed here — with and
+ * run with kp_interp, against references computed here — with and
  * without the expansion applied to every kernel.
  */
 #include "backends/backend.h"
+#include "lower/lower.h"
 #include "passes/passes.h"
 #include "unit.h"
 #include "llvmtest.h"
@@ -230,7 +231,7 @@ static void run_case(const gcase *t) {
   CHECK_INT(k_interp(k, bufs), 0);
   double d1 = rel_diff(got, ref, z.ce);
 
-  k_expand_gemms(k);
+  k_expand_gemms(k, &tg_host()->expand);
   kstats st = {.vector_innermost = true};
   walk(k, k->root.data, k->root.len, &st);
   CHECK_INT(st.gemms, 0);
@@ -270,7 +271,7 @@ static void run_sym(const gcase *t, const int64_t (*mnk)[3], int n) {
   nn_arena *a = nn_arena_new();
   kernel *k = case_kernel(a, t);
   kernel *x = case_kernel(a, t);
-  k_expand_gemms(x);
+  k_expand_gemms(x, &tg_host()->expand);
   kstats st = {.vector_innermost = true};
   walk(x, x->root.data, x->root.len, &st);
   CHECK_INT(st.gemms, 0);
@@ -576,7 +577,7 @@ static float *gb_run(gb *g, const char *op, const int *args, int nargs, int64_t 
       nn_buf_free(&sp);
     }
     if (pass_shapes(ir, specs, nin, &d) == 0) {
-      be_program *p = be_schedule(ir, a, &d);
+      kp_program *p = kl_schedule(ir, a, tg_host(), &d);
       if (p) {
         last_kernels[0] = 0;
         for (int i = 0; i < p->steps.len; i++) {
@@ -586,7 +587,8 @@ static float *gb_run(gb *g, const char *op, const int *args, int nargs, int64_t 
                    nm ? nm + 1 : "?");
         }
         if (expand)
-          for (int i = 0; i < p->steps.len; i++) k_expand_gemms(p->steps.data[i].k);
+          for (int i = 0; i < p->steps.len; i++)
+            k_expand_gemms(p->steps.data[i].k, &tg_host()->expand);
         void *ins[8];
         for (int i = 0; i < nin; i++) ins[i] = g->in[i]->data;
         out = calloc((size_t)elems + 1, sizeof(float));
@@ -597,7 +599,7 @@ static float *gb_run(gb *g, const char *op, const int *args, int nargs, int64_t 
           for (int i = 0; i < p->outputs.data[0].rank; i++) n *= p->outputs.data[0].dims[i];
           CHECK_INT(n, elems);
         }
-        if (be_interp(p, ins, outs) != 0) {
+        if (kp_interp(p, ins, outs) != 0) {
           free(out);
           out = NULL;
         }

@@ -1,9 +1,10 @@
-/* test_kernel.c — the kernel layer: builders and k_print (backends/kernel.c),
- * the reference interpreter's semantics (kernel_interp.c), and lowering of
- * IR ops to kernels (kernel_ops.c) run end to end: IR text → pass_shapes →
- * be_schedule → be_interp, compared with values worked out here.
+/* test_kernel.c — the kernel layer: builders and k_print (kernel/build.c and kernel/print.c),
+ * the reference interpreter's semantics (kernel/interp.c), and lowering of
+ * IR ops to kernels (lower/) run end to end: IR text → pass_shapes →
+ * kl_schedule → kp_interp, compared with values worked out here.
  */
 #include "backends/backend.h"
+#include "lower/lower.h"
 #include "passes/passes.h"
 #include "unit.h"
 
@@ -395,14 +396,14 @@ static int run_ir(const char *ir, const char *specs, void *const *in, void *cons
   pass_input_spec sp[8];
   int n = make_specs(specs, a, sp);
   if (g && pass_shapes(g, sp, n, &d) == 0) {
-    be_program *p = be_schedule(g, a, &d);
+    kp_program *p = kl_schedule(g, a, tg_host(), &d);
     if (p) {
       if (print) {
         nn_buf b = {0};
         for (int i = 0; i < p->steps.len; i++) k_print(&b, p->steps.data[i].k);
         *print = b.data;
       }
-      rc = be_interp(p, in, out);
+      rc = kp_interp(p, in, out);
     }
   }
   nn_arena_free(a);

@@ -11,6 +11,7 @@
  * reductions). A few results are also checked against known numbers.
  */
 #include "../../backends/backend.h"
+#include "../../lower/lower.h"
 #include "unit.h"
 #include "llvmtest.h"
 
@@ -20,32 +21,32 @@ enum { N = 1000 }; /* elements per elementwise test vector */
 
 /* ---- building programs --------------------------------------------------- */
 
-static be_program *new_prog(nn_arena *a) {
-  be_program *p = nn_alloc(a, sizeof *p);
+static kp_program *new_prog(nn_arena *a) {
+  kp_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
   return p;
 }
 
-static void add_step(be_program *p, kernel *k, const be_bufid *slots) {
-  be_step s = {.k = k, .node = 0};
-  s.slots = nn_alloc(p->arena, sizeof(be_bufid) * (size_t)(k->bufs.len + 1));
-  memcpy(s.slots, slots, sizeof(be_bufid) * (size_t)k->bufs.len);
+static void add_step(kp_program *p, kernel *k, const kp_bufid *slots) {
+  kp_step s = {.k = k, .node = 0};
+  s.slots = nn_alloc(p->arena, sizeof(kp_bufid) * (size_t)(k->bufs.len + 1));
+  memcpy(s.slots, slots, sizeof(kp_bufid) * (size_t)k->bufs.len);
   NN_PUSH(p->arena, p->steps, s);
 }
 
 /* ---- running programs ---------------------------------------------------- */
 
 /* Slot pointers of step s, as nncc_graph_run computes them. */
-static void step_slots(const be_program *p, const be_step *s, void *const *in, void *const *out,
+static void step_slots(const kp_program *p, const kp_step *s, void *const *in, void *const *out,
                        unsigned char *ws, void **slots) {
   for (int i = 0; i < s->k->bufs.len; i++) {
-    const be_buf *b = &p->bufs.data[s->slots[i]];
+    const kp_buf *b = &p->bufs.data[s->slots[i]];
     switch (b->kind) {
-    case BE_BUF_INPUT: slots[i] = in[b->index]; break;
-    case BE_BUF_OUTPUT: slots[i] = out[b->index]; break;
-    case BE_BUF_WEIGHT: slots[i] = p->weights.data + b->offset; break;
-    case BE_BUF_WORKSPACE: slots[i] = ws + b->offset; break;
-    case BE_BUF_DIMS:
+    case KP_BUF_INPUT: slots[i] = in[b->index]; break;
+    case KP_BUF_OUTPUT: slots[i] = out[b->index]; break;
+    case KP_BUF_WEIGHT: slots[i] = p->weights.data + b->offset; break;
+    case KP_BUF_WORKSPACE: slots[i] = ws + b->offset; break;
+    case KP_BUF_DIMS:
       slots[i] = NULL; /* static programs only */
       break;
     }
@@ -53,7 +54,7 @@ static void step_slots(const be_program *p, const be_step *s, void *const *in, v
 }
 
 /* The reference: every step through k_interp. */
-static int run_interp(const be_program *p, void *const *in, void *const *out, unsigned char *ws) {
+static int run_interp(const kp_program *p, void *const *in, void *const *out, unsigned char *ws) {
   for (int s = 0; s < p->steps.len; s++) {
     void *slots[64];
     step_slots(p, &p->steps.data[s], in, out, ws, slots);
@@ -200,18 +201,18 @@ enum { NDT = NN_ARRAY_LEN(all_dtypes) };
  * compared with the interpreter. */
 static void test_all_ops(int opt_level) {
   nn_arena *a = nn_arena_new();
-  be_program *p = new_prog(a);
+  kp_program *p = new_prog(a);
   void *inputs[2 * NDT + 1];
-  be_bufid xin[NDT], yin[NDT];
+  kp_bufid xin[NDT], yin[NDT];
   for (int d = 0; d < NDT; d++) {
-    xin[d] = lt_add_buf(p, BE_BUF_INPUT, all_dtypes[d], N, 0);
-    yin[d] = lt_add_buf(p, BE_BUF_INPUT, all_dtypes[d], N, 0);
+    xin[d] = lt_add_buf(p, KP_BUF_INPUT, all_dtypes[d], N, 0);
+    yin[d] = lt_add_buf(p, KP_BUF_INPUT, all_dtypes[d], N, 0);
     inputs[2 * d] = nn_alloc(a, 8 * N);
     inputs[2 * d + 1] = nn_alloc(a, 8 * N);
     fill(inputs[2 * d], all_dtypes[d], N, false);
     fill(inputs[2 * d + 1], all_dtypes[d], N, true);
   }
-  be_bufid cin = lt_add_buf(p, BE_BUF_INPUT, NN_DT_BOOL, N, 0);
+  kp_bufid cin = lt_add_buf(p, KP_BUF_INPUT, NN_DT_BOOL, N, 0);
   inputs[2 * NDT] = nn_alloc(a, N);
   fill(inputs[2 * NDT], NN_DT_BOOL, N, false);
 
@@ -225,8 +226,8 @@ static void test_all_ops(int opt_level) {
         char *name = nn_sprintf(a, "k%d_op%d_%s_%s", p->steps.len, op, nn_dtype_name(dt),
                                 nn_dtype_name(to));
         kernel *k = elementwise(a, name, (kx_op)op, dt, to);
-        be_bufid out = lt_add_buf(p, BE_BUF_OUTPUT, k->bufs.data[3].dtype, N, 0);
-        be_bufid sl[4] = {xin[d], yin[d], cin, out};
+        kp_bufid out = lt_add_buf(p, KP_BUF_OUTPUT, k->bufs.data[3].dtype, N, 0);
+        kp_bufid sl[4] = {xin[d], yin[d], cin, out};
         add_step(p, k, sl);
       }
     }
@@ -343,11 +344,11 @@ static kernel *reduction(nn_arena *a, int64_t rows, int64_t K) {
 
 static void test_reduction_parallel(void) {
   nn_arena *a = nn_arena_new();
-  be_program *p = new_prog(a);
+  kp_program *p = new_prog(a);
   const int64_t rows = 64, K = 1000;
   kernel *k = reduction(a, rows, K);
-  be_bufid sl[2] = {lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, rows * K, 0),
-                    lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, rows, 0)};
+  kp_bufid sl[2] = {lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, rows * K, 0),
+                    lt_add_buf(p, KP_BUF_OUTPUT, NN_DT_F32, rows, 0)};
   add_step(p, k, sl);
   float *x = nn_alloc(a, sizeof(float) * (size_t)(rows * K));
   for (int64_t i = 0; i < rows * K; i++) x[i] = (float)uniform(0, 1);
@@ -383,7 +384,7 @@ out:
  *                                              of an inner loop over 10) */
 static void test_steps_if_weights(void) {
   nn_arena *a = nn_arena_new();
-  be_program *p = new_prog(a);
+  kp_program *p = new_prog(a);
   float wv[16];
   for (int i = 0; i < 16; i++) wv[i] = (float)(i + 1) * 0.25f;
   for (int i = 0; i < 64 + 16 * 4; i++) {
@@ -392,10 +393,10 @@ static void test_steps_if_weights(void) {
   }
   memcpy(p->weights.data + 64, wv, sizeof wv);
   p->workspace_bytes = 128;
-  be_bufid bx = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, 10, 0);
-  be_bufid bw = lt_add_buf(p, BE_BUF_WEIGHT, NN_DT_F32, 16, 64);
-  be_bufid bws = lt_add_buf(p, BE_BUF_WORKSPACE, NN_DT_F32, 10, 64);
-  be_bufid bo = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 10, 0);
+  kp_bufid bx = lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, 10, 0);
+  kp_bufid bw = lt_add_buf(p, KP_BUF_WEIGHT, NN_DT_F32, 16, 64);
+  kp_bufid bws = lt_add_buf(p, KP_BUF_WORKSPACE, NN_DT_F32, 10, 64);
+  kp_bufid bo = lt_add_buf(p, KP_BUF_OUTPUT, NN_DT_F32, 10, 0);
 
   kernel *k1 = k_new(a, "k_if");
   int32_t x = k_buf(k1, NN_DT_F32, 10, false, "x"), w = k_buf(k1, NN_DT_F32, 16, false, "w");
@@ -408,7 +409,7 @@ static void test_steps_if_weights(void) {
   k_store(k1, t, k_varref(k1, i), k_const_f(k1, NN_DT_F32, -1));
   k_if_end(k1);
   k_for_end(k1);
-  be_bufid s1[3] = {bx, bw, bws};
+  kp_bufid s1[3] = {bx, bw, bws};
   add_step(p, k1, s1);
 
   kernel *k2 = k_new(a, "k_par1");
@@ -422,7 +423,7 @@ static void test_steps_if_weights(void) {
                 k_bin(k2, KX_MUL, wj, k_const_f(k2, NN_DT_F32, 2))));
   k_for_end(k2);
   k_for_end(k2);
-  be_bufid s2[3] = {bws, bw, bo};
+  kp_bufid s2[3] = {bws, bw, bo};
   add_step(p, k2, s2);
 
   float xv[10] = {1, -2, 3, 0, 5, -6, 7, 8, -9, 10}, got[10], want[10];
@@ -456,17 +457,17 @@ out:
  * only holds if the slots were not marked noalias. */
 static void test_overlap(void) {
   nn_arena *a = nn_arena_new();
-  be_program *p = new_prog(a);
+  kp_program *p = new_prog(a);
   p->workspace_bytes = 4 * 256;
-  be_bufid bx = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, 256, 0);
-  be_bufid bws = lt_add_buf(p, BE_BUF_WORKSPACE, NN_DT_F32, 256, 0);
-  be_bufid bo = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 256, 0);
+  kp_bufid bx = lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, 256, 0);
+  kp_bufid bws = lt_add_buf(p, KP_BUF_WORKSPACE, NN_DT_F32, 256, 0);
+  kp_bufid bo = lt_add_buf(p, KP_BUF_OUTPUT, NN_DT_F32, 256, 0);
   kernel *k0 = k_new(a, "k_copy_in");
   int32_t s = k_buf(k0, NN_DT_F32, 256, false, "x"), t = k_buf(k0, NN_DT_F32, 256, true, "t");
   int32_t i = k_for_begin(k0, k_i64(k0, 0), k_i64(k0, 256), KS_VECTOR);
   k_store(k0, t, k_varref(k0, i), k_load(k0, s, k_varref(k0, i)));
   k_for_end(k0);
-  be_bufid s0[2] = {bx, bws};
+  kp_bufid s0[2] = {bx, bws};
   add_step(p, k0, s0);
   kernel *k1 = k_new(a, "k_shift");
   int32_t in = k_buf(k1, NN_DT_F32, 256, false, "in"), out = k_buf(k1, NN_DT_F32, 256, true, "out");
@@ -474,9 +475,9 @@ static void test_overlap(void) {
   k_store(k1, out, k_bin(k1, KX_ADD, k_varref(k1, i), k_i64(k1, 1)),
           k_load(k1, in, k_varref(k1, i)));
   k_for_end(k1);
-  be_bufid s1[2] = {bws, bws};
+  kp_bufid s1[2] = {bws, bws};
   add_step(p, k1, s1);
-  add_step(p, k0, (be_bufid[]){bws, bo}); /* the same kernel again: one function */
+  add_step(p, k0, (kp_bufid[]){bws, bo}); /* the same kernel again: one function */
 
   float xv[256], got[256], want[256];
   for (int j = 0; j < 256; j++) xv[j] = (float)j;
@@ -507,7 +508,7 @@ out:
 /* A GEMM statement (native microkernels, llvm_gemm.c) with a bias. */
 static void test_gemm(void) {
   nn_arena *a = nn_arena_new();
-  be_program *p = new_prog(a);
+  kp_program *p = new_prog(a);
   const int64_t M = 5, Nn = 37, K = 19;
   kernel *k = k_new(a, "k_gemm");
   int32_t A = k_buf(k, NN_DT_F32, M * K, false, "a"), B = k_buf(k, NN_DT_F32, K * Nn, false, "b");
@@ -533,10 +534,10 @@ static void test_gemm(void) {
                .bias_cs = k_i64(k, 1),
                .beta = 1.0f};
   k_gemm(k, &g);
-  be_bufid sl[4] = {lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, M * K, 0),
-                    lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, K * Nn, 0),
-                    lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, Nn, 0),
-                    lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, M * Nn, 0)};
+  kp_bufid sl[4] = {lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, M * K, 0),
+                    lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, K * Nn, 0),
+                    lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, Nn, 0),
+                    lt_add_buf(p, KP_BUF_OUTPUT, NN_DT_F32, M * Nn, 0)};
   add_step(p, k, sl);
   float *av = nn_alloc(a, 4 * (size_t)(M * K)), *bv = nn_alloc(a, 4 * (size_t)(K * Nn)),
         *cv = nn_alloc(a, 4 * (size_t)Nn);
@@ -568,10 +569,10 @@ out:
 
 static void test_determinism(void) {
   nn_arena *a = nn_arena_new();
-  be_program *p = new_prog(a);
+  kp_program *p = new_prog(a);
   kernel *k = reduction(a, 8, 100);
-  be_bufid sl[2] = {lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, 800, 0),
-                    lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, 8, 0)};
+  kp_bufid sl[2] = {lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, 800, 0),
+                    lt_add_buf(p, KP_BUF_OUTPUT, NN_DT_F32, 8, 0)};
   add_step(p, k, sl);
   for (int lvl = 0; lvl <= 3; lvl++) {
     nn_diag d;
@@ -615,7 +616,7 @@ static void test_determinism(void) {
 }
 
 /* Compiles p expecting one error whose text contains `want`. */
-static void expect_error(const be_program *p, const llvm_opts *o, const char *want) {
+static void expect_error(const kp_program *p, const llvm_opts *o, const char *want) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
@@ -633,14 +634,14 @@ static void expect_error(const be_program *p, const llvm_opts *o, const char *wa
 
 static void test_errors(void) {
   nn_arena *a = nn_arena_new();
-  be_program *p = new_prog(a);
-  be_bufid xin = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, N, 0),
-           yin = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, N, 0);
-  be_bufid cin = lt_add_buf(p, BE_BUF_INPUT, NN_DT_BOOL, N, 0),
-           out = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, N, 0);
+  kp_program *p = new_prog(a);
+  kp_bufid xin = lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, N, 0),
+           yin = lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, N, 0);
+  kp_bufid cin = lt_add_buf(p, KP_BUF_INPUT, NN_DT_BOOL, N, 0),
+           out = lt_add_buf(p, KP_BUF_OUTPUT, NN_DT_F32, N, 0);
   kernel *k = elementwise(a, "k_bad", KX_ADD, NN_DT_F32, NN_DT_F32);
   k->loc = (nn_loc){.file = "code/m.py", .line = 3, .col = 5};
-  be_bufid sl[4] = {xin, yin, cin, out};
+  kp_bufid sl[4] = {xin, yin, cin, out};
   add_step(p, k, sl);
   const ks *st = &k->stmts.data[k->stmts.data[k->root.data[0]].body[0]];
   kx *add = &k->exprs.data[st->val];
@@ -650,7 +651,7 @@ static void test_errors(void) {
   expect_error(p, &opts_o2, "unknown operation");
   add->op = KX_ADD;
   kx_id b = add->b;
-  add->b = st->idx; /* an i64 operand */
+  add->b = k->exprs.data[add->a].a; /* an i64 operand: the load's index */
   expect_error(p, &opts_o2, "operand b is i64, expected f32");
   add->b = 100000;
   expect_error(p, &opts_o2, "operand b is missing");

@@ -18,6 +18,7 @@
  * form (B's columns strided) must still be right through the expansion.
  */
 #include "../../backends/backend.h"
+#include "../../lower/lower.h"
 #include "unit.h"
 #include "llvmtest.h"
 
@@ -166,7 +167,7 @@ static double rel_err(const float *got, const float *want, int64_t n) {
  * of that many floats per vector; 0: it must hold none. */
 static void run_cases(const tcase *t, int n, const char *mcpu, int width) {
   nn_arena *a = nn_arena_new();
-  be_program *p = nn_alloc(a, sizeof *p);
+  kp_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
   tbufs *z = calloc((size_t)n, sizeof *z);
   void **in = calloc((size_t)n * 5 + 1, sizeof(void *));
@@ -174,14 +175,14 @@ static void run_cases(const tcase *t, int n, const char *mcpu, int width) {
   for (int i = 0; i < n; i++) {
     case_bufs(&t[i], &z[i]);
     kernel *k = case_kernel(a, &t[i], &z[i], i);
-    be_step s = {.k = k, .node = 0};
-    s.slots = nn_alloc(a, sizeof(be_bufid) * S_COUNT);
-    s.slots[S_A] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].ae, 0);
-    s.slots[S_B] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].be, 0);
-    s.slots[S_BIAS] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].biase, 0);
-    s.slots[S_E] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_F32, z[i].ce, 0);
-    s.slots[S_SIZES] = lt_add_buf(p, BE_BUF_INPUT, NN_DT_I64, 3, 0);
-    s.slots[S_C] = lt_add_buf(p, BE_BUF_OUTPUT, NN_DT_F32, z[i].ce, 0);
+    kp_step s = {.k = k, .node = 0};
+    s.slots = nn_alloc(a, sizeof(kp_bufid) * S_COUNT);
+    s.slots[S_A] = lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, z[i].ae, 0);
+    s.slots[S_B] = lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, z[i].be, 0);
+    s.slots[S_BIAS] = lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, z[i].biase, 0);
+    s.slots[S_E] = lt_add_buf(p, KP_BUF_INPUT, NN_DT_F32, z[i].ce, 0);
+    s.slots[S_SIZES] = lt_add_buf(p, KP_BUF_INPUT, NN_DT_I64, 3, 0);
+    s.slots[S_C] = lt_add_buf(p, KP_BUF_OUTPUT, NN_DT_F32, z[i].ce, 0);
     NN_PUSH(a, p->steps, s);
     in[5 * i + 0] = z[i].a;
     in[5 * i + 1] = z[i].b;

@@ -1,14 +1,16 @@
-/* test_memplan.c — workspace planning (backends/memplan.c).
+/* test_memplan.c — workspace planning (lower/memplan.c).
  *
  * Hand-made live ranges with known optimal plans: exact offsets, the lower
  * bound and the arena; a pattern plain greedy-by-size misses (a long-lived
  * buffer over runs of large short-lived ones) that the repair pass fixes;
- * and a hand-built four-step program planned by be_memplan, checked for its
- * exact offsets and sizes, for be_memplan_ok (and that it catches a bad
+ * and a hand-built four-step program planned by kl_memplan, checked for its
+ * exact offsets and sizes, for kl_memplan_ok (and that it catches a bad
  * offset), and run through the reference interpreter so that reused bytes
  * still give the right answer.
  */
 #include "../../backends/backend.h"
+#include "../../lower/lower.h"
+#include "../../abi/plan.h"
 #include "unit.h"
 
 /* No two blocks live at the same step share a byte; all are 64-aligned. */
@@ -104,8 +106,8 @@ static void test_many(void) {
 
 /* ---- a program ---------------------------------------------------------- */
 
-static be_bufid add(be_program *p, be_bufkind kind, int64_t elems, int32_t index) {
-  be_buf b = {.kind = kind,
+static kp_bufid add(kp_program *p, kp_bufkind kind, int64_t elems, int32_t index) {
+  kp_buf b = {.kind = kind,
               .dtype = NN_DT_F32,
               .elems = elems,
               .index = index,
@@ -115,7 +117,7 @@ static be_bufid add(be_program *p, be_bufkind kind, int64_t elems, int32_t index
 }
 
 /* out[i] = in[i % in_n + off] * mul + add over i < out_n, as one step. */
-static void step(be_program *p, be_bufid out, int64_t out_n, be_bufid in, int64_t in_n, int64_t off,
+static void step(kp_program *p, kp_bufid out, int64_t out_n, kp_bufid in, int64_t in_n, int64_t off,
                  double mul, double addend) {
   kernel *k = k_new(p->arena, nn_sprintf(p->arena, "k%d", p->steps.len));
   int32_t o = k_buf(k, NN_DT_F32, out_n, true, "out");
@@ -126,27 +128,27 @@ static void step(be_program *p, be_bufid out, int64_t out_n, be_bufid in, int64_
   kx_id v = k_bin(k, KX_MUL, k_load(k, x, idx), k_const_f(k, NN_DT_F32, mul));
   k_store(k, o, k_varref(k, i), k_bin(k, KX_ADD, v, k_const_f(k, NN_DT_F32, addend)));
   k_for_end(k);
-  be_bufid *slots = nn_alloc(p->arena, sizeof(be_bufid) * 2);
+  kp_bufid *slots = nn_alloc(p->arena, sizeof(kp_bufid) * 2);
   slots[o] = out;
   slots[x] = in;
-  be_step s = {.k = k, .slots = slots, .node = -1};
+  kp_step s = {.k = k, .slots = slots, .node = -1};
   NN_PUSH(p->arena, p->steps, s);
 }
 
 static void test_program(nn_arena *a) {
-  be_program *p = nn_alloc(a, sizeof *p);
+  kp_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
-  be_bufid x = add(p, BE_BUF_INPUT, 16, 0);
-  be_bufid t1 = add(p, BE_BUF_WORKSPACE, 16, -1);    /* steps 0..1, 64 B */
-  be_bufid t2 = add(p, BE_BUF_WORKSPACE, 32, -1);    /* steps 1..2, 128 B */
-  be_bufid t3 = add(p, BE_BUF_WORKSPACE, 16, -1);    /* steps 2..3, 64 B */
-  be_bufid unused = add(p, BE_BUF_WORKSPACE, 8, -1); /* bound by no step */
-  be_bufid out = add(p, BE_BUF_OUTPUT, 16, 0);
+  kp_bufid x = add(p, KP_BUF_INPUT, 16, 0);
+  kp_bufid t1 = add(p, KP_BUF_WORKSPACE, 16, -1);    /* steps 0..1, 64 B */
+  kp_bufid t2 = add(p, KP_BUF_WORKSPACE, 32, -1);    /* steps 1..2, 128 B */
+  kp_bufid t3 = add(p, KP_BUF_WORKSPACE, 16, -1);    /* steps 2..3, 64 B */
+  kp_bufid unused = add(p, KP_BUF_WORKSPACE, 8, -1); /* bound by no step */
+  kp_bufid out = add(p, KP_BUF_OUTPUT, 16, 0);
   step(p, t1, 16, x, 16, 0, 1, 1);   /* t1 = x + 1 */
   step(p, t2, 32, t1, 16, 0, 2, 0);  /* t2[j] = 2 * t1[j % 16] */
   step(p, t3, 16, t2, 32, 16, 2, 0); /* t3[i] = 2 * t2[16 + i] */
   step(p, out, 16, t3, 16, 0, 1, 1); /* out = t3 + 1 */
-  be_memplan(p);
+  kl_memplan(p);
   /* largest first: t2 at 0; t1 beside it; t3 meets only t2, so it takes
    * t1's bytes */
   CHECK_INT(p->bufs.data[t2].offset, 0);
@@ -156,25 +158,25 @@ static void test_program(nn_arena *a) {
   CHECK_INT(p->workspace_bytes, 192);
   CHECK_INT(p->arena_lower_bound_bytes, 192);
   CHECK_INT(p->naive_bytes, 64 + 128 + 64 + 64);
-  CHECK(be_memplan_ok(p));
+  CHECK(kl_memplan_ok(p));
 
   float xin[16], res[16];
   for (int i = 0; i < 16; i++) xin[i] = (float)i;
   void *ins[] = {xin}, *outs[] = {res};
-  CHECK_INT(be_interp(p, ins, outs), 0);
+  CHECK_INT(kp_interp(p, ins, outs), 0);
   for (int i = 0; i < 16; i++) CHECK_INT((int)res[i], 4 * i + 5);
 
   nn_buf b = {0};
-  be_program_print(&b, p);
+  kp_print(&b, p);
   const char *last = strstr(b.data, "memory: ");
   CHECK_STR(last, "memory: arena 192 bytes, lower bound 192, naive 320\n");
 
   /* the checker notices buffers that meet in time and in memory */
   p->bufs.data[t3].offset = 64;
-  CHECK(!be_memplan_ok(p));
+  CHECK(!kl_memplan_ok(p));
   p->bufs.data[t3].offset = 128;
   p->bufs.data[t1].offset = 192; /* past the workspace */
-  CHECK(!be_memplan_ok(p));
+  CHECK(!kl_memplan_ok(p));
   nn_buf_free(&b);
 }
 

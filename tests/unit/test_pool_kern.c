@@ -1,4 +1,4 @@
-/* test_pool_kern.c — fixed-window pooling kernels (kernel_ops.c) against
+/* test_pool_kern.c — fixed-window pooling kernels (lower/pool.c) against
  * values worked out here. Each case lowers a small graph of max_pool,
  * max_pool_with_indices and avg_pool (count_include_pad on and off, a
  * divisor_override) for one window geometry — kernel, stride, padding,
@@ -90,7 +90,7 @@ static void check_pool(const pcase *c) {
   nn_arena *a = nn_arena_new();
   nn_diag d;
   nn_diag_init(&d, stderr);
-  be_program *p = compile(ir, spec, false, a, &d);
+  kp_program *p = compile(ir, spec, false, a, &d);
   CHECK(p != NULL && p->inputs.len == 1);
   if (!p || p->inputs.len != 1) {
     nn_arena_free(a);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "lower/lower.h"
 #include "runtime/rt.h"
 #include "unit.h"
 
@@ -329,11 +330,11 @@ static const char *many_kernels_src =
 static int link_test_model(const char *out, void *obj, size_t size, const char *features,
                            const char *ccmd) {
   nn_arena *a = nn_arena_new();
-  be_program *p = nn_alloc(a, sizeof *p);
+  kp_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
-  NN_PUSH(a, p->inputs, ((be_io){"x", NN_DT_F32, 2, x_dims, NULL}));
-  NN_PUSH(a, p->outputs, ((be_io){"output_0", NN_DT_F32, 2, x_dims, NULL}));
-  NN_PUSH(a, p->outputs, ((be_io){"runs", NN_DT_I64, 1, one_dims, NULL}));
+  NN_PUSH(a, p->inputs, ((kp_io){"x", NN_DT_F32, 2, x_dims, NULL}));
+  NN_PUSH(a, p->outputs, ((kp_io){"output_0", NN_DT_F32, 2, x_dims, NULL}));
+  NN_PUSH(a, p->outputs, ((kp_io){"runs", NN_DT_I64, 1, one_dims, NULL}));
   p->workspace_bytes = 8;
   const float w[3] = {0.5f, -1.0f, 100.0f};
   unsigned char wb[sizeof w];

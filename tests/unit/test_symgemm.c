@@ -1,5 +1,5 @@
-/* test_symgemm.c — gemm-like ops (backends/kernel_gemm.c) and fused groups
- * (kernel_fuse.c) lowered with symbolic dims.
+/* test_symgemm.c — gemm-like ops (lower/gemm.c, conv*.c) and fused groups
+ * (lower/fuse.c) lowered with symbolic dims.
  *
  * Each case is a small IR graph whose inputs have named dims
  * ("x:f32[b,3,h,w]") and whose weights have numbers. It is shaped,

@@ -1,4 +1,4 @@
-/* test_symkern_ops.c — kernel_ops.c with symbolic dims: each case is a
+/* test_symkern_ops.c — the lowering families of lower/ with symbolic dims: each case is a
  * small IR graph whose inputs have named dims ("x:f32[b,3,h,w]"). It is
  * lowered once symbolically and run by the reference interpreter with
  * several values of the dims, and lowered again statically with those

@@ -22,6 +22,7 @@
  * is denser: memory is 24 bytes per input, 101 takes about 1 GiB).
  */
 #include "../../backends/backend.h"
+#include "../../lower/lower.h"
 #include "unit.h"
 #include "llvmtest.h"
 
@@ -48,7 +49,7 @@ static const char rt_source[] = "#include <stdint.h>\n" LT_RT_PARALLEL_FOR "  fn
 
 /* Adds the kernel `out[i] = op(x[i])` in dtype dt over n elements, reading
  * graph input `in` and writing a new graph output. */
-static void add_kernel(be_program *p, kx_op op, nn_dtype dt, int64_t n) {
+static void add_kernel(kp_program *p, kx_op op, nn_dtype dt, int64_t n) {
   nn_arena *a = p->arena;
   kernel *k = k_new(a, nn_sprintf(a, "k%d", p->steps.len));
   int32_t x = k_buf(k, dt, n, false, "x"), out = k_buf(k, dt, n, true, "out");
@@ -56,28 +57,28 @@ static void add_kernel(be_program *p, kx_op op, nn_dtype dt, int64_t n) {
   k_store(k, out, k_varref(k, i), k_un(k, op, k_load(k, x, k_varref(k, i))));
   k_for_end(k);
 
-  be_io io = {.name = "t", .dtype = dt, .rank = 1, .dims = NULL};
-  be_bufid in = -1;
+  kp_io io = {.name = "t", .dtype = dt, .rank = 1, .dims = NULL};
+  kp_bufid in = -1;
   for (int b = 0; b < p->bufs.len; b++)
-    if (p->bufs.data[b].kind == BE_BUF_INPUT && p->bufs.data[b].dtype == dt) in = b;
+    if (p->bufs.data[b].kind == KP_BUF_INPUT && p->bufs.data[b].dtype == dt) in = b;
   if (in < 0) {
     NN_PUSH(a, p->inputs, io);
-    be_buf bi = {.kind = BE_BUF_INPUT, .dtype = dt, .elems = n, .index = p->inputs.len - 1};
+    kp_buf bi = {.kind = KP_BUF_INPUT, .dtype = dt, .elems = n, .index = p->inputs.len - 1};
     NN_PUSH(a, p->bufs, bi);
     in = p->bufs.len - 1;
   }
   NN_PUSH(a, p->outputs, io);
-  be_buf bo = {.kind = BE_BUF_OUTPUT, .dtype = dt, .elems = n, .index = p->outputs.len - 1};
+  kp_buf bo = {.kind = KP_BUF_OUTPUT, .dtype = dt, .elems = n, .index = p->outputs.len - 1};
   NN_PUSH(a, p->bufs, bo);
-  be_step s = {.k = k, .node = 0};
-  s.slots = nn_alloc(a, sizeof(be_bufid) * 2);
+  kp_step s = {.k = k, .node = 0};
+  s.slots = nn_alloc(a, sizeof(kp_bufid) * 2);
   s.slots[0] = in;
   s.slots[1] = p->bufs.len - 1;
   NN_PUSH(a, p->steps, s);
 }
 
 /* Compiles p, links and loads it; NULL on failure. *ir gets the IR text. */
-static void *build(const be_program *p, graph_fn *fn, char **ir) {
+static void *build(const kp_program *p, graph_fn *fn, char **ir) {
   nn_diag d;
   nn_diag_init(&d, stderr);
   llvm_result r;
@@ -158,7 +159,7 @@ static float f16_to_float(uint16_t h) {
 
 static void test_narrow(void) {
   nn_arena *a = nn_arena_new();
-  be_program *p = nn_alloc(a, sizeof *p);
+  kp_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
   enum { N16 = 65536 };
   for (int f = 0; f < NF; f++) {
@@ -208,7 +209,7 @@ static void test_f32(uint32_t stride) {
   float *x;
   int64_t n = make_inputs(&x, stride);
   nn_arena *a = nn_arena_new();
-  be_program *p = nn_alloc(a, sizeof *p);
+  kp_program *p = nn_alloc(a, sizeof *p);
   p->arena = a;
   for (int f = 0; f < NF; f++) add_kernel(p, funcs[f].op, NN_DT_F32, n);
   graph_fn fn;

@@ -1,4 +1,4 @@
-/* kernel_fuse.c — a fused group of IR nodes → kernels.
+/* fuse.c — a fused group of IR nodes → kernels.
  *
  * passes/fuse.c marks groups (ir_node.group): runs of nodes in program order
  * whose members' results, except the last one's, are used inside the group
@@ -9,18 +9,17 @@
  *    result's shape (outermost PARALLEL, innermost VECTOR; a single flat
  *    loop when every operand has that shape or one element), where each
  *    operand from outside the group is loaded at its broadcast index and
- *    every member is computed in order by kl_scalar_op() (kernel_ops.c),
+ *    every member is computed in order by kl_scalar_op() (elementwise.c),
  *    the same scalar code its standalone kernel uses, so fusing never
  *    changes a result bit.
- *  - A group headed by a gemm-like op is lowered by kernel_gemm.c with the
- *    rest of the group as the epilogue of each kernel writing the product
- *    (kl_lower_gemm_ep): the epilogue builder below computes the members
+ *  - A group headed by a gemm-like op is lowered by its own lowering with
+ *    the rest of the group as the epilogue of each kernel writing the
+ *    product (kl_lower_node_ep, gemm.c and conv*.c): the epilogue builder below computes the members
  *    from the product's element and the flat index of that element.
  *  - A group headed by a concatenation of listed tensors is one kernel
  *    over the rows of the result that reads each row from the input it
- *    comes from (lower_cat_group); other injective heads, and gemm-like
- *    ops kernel_gemm.c does not know, are lowered on their own and the
- *    rest of the group is fused without them.
+ *    comes from (lower_cat_group); other injective heads are lowered on
+ *    their own and the rest of the group is fused without them.
  *
  * The members all have the result's shape (the fusion pass groups only
  * such nodes), so an operand's broadcast index follows from the result's
@@ -33,12 +32,14 @@
  * through kl_lower_node, which gives every member's result storage again:
  * slower, never wrong.
  */
-#include "kernel.h"
+#include "lower.h"
 
 #include <string.h>
 
-#define MAXR 16     /* ranks supported (kl_shape's limit) */
-#define MAXSLOTS 48 /* distinct external operands per group kernel */
+#define MAXSLOTS 48 /* distinct external operands per group kernel, at most */
+/* Slots a group kernel keeps for its own besides the external operands:
+ * its output, the dims, a GEMM's A, B, C, bias and image. */
+#define OWN_SLOTS 16
 
 /* A group being lowered. */
 typedef struct grp {
@@ -50,9 +51,9 @@ typedef struct grp {
                              by its own code, the rest is fused onto it */
   bool gemm;              /* nodes[0] is gemm-like */
   int rank;               /* the result's shape */
-  ir_dim od[MAXR];
-  ir_dim ost[MAXR]; /* its contiguous strides */
-  bool flat;        /* every operand has the result's shape or one
+  ir_dim od[KL_MAXR];
+  ir_dim ost[KL_MAXR]; /* its contiguous strides */
+  bool flat;           /* every operand has the result's shape or one
                        element: one flat loop, no index math */
   /* while building one kernel: */
   kernel *k;
@@ -63,18 +64,6 @@ typedef struct grp {
   int nslots;
 } grp;
 
-static ir_dim numel(grp *G, int rank, const ir_dim *d) {
-  ir_dim n = ir_dim_const(G->g, 1);
-  for (int i = 0; i < rank; i++) n = ir_dim_mul(G->g, n, d[i]);
-  return n;
-}
-
-/* d is the number v */
-static bool dim_is(grp *G, ir_dim d, int64_t v) {
-  int64_t x;
-  return ir_dim_is_const(G->g, d, &x) && x == v;
-}
-
 static bool same_dims(int r, const ir_dim *a, const ir_dim *b) {
   return !memcmp(a, b, sizeof *a * (size_t)r);
 }
@@ -84,24 +73,12 @@ static bool same_dims(int r, const ir_dim *a, const ir_dim *b) {
 static int operand_shape(grp *G, ir_value v, ir_dim *dims) {
   const ir_type *t = ir_vtype(G->g, v);
   if (t->kind == IR_T_INT || t->kind == IR_T_FLOAT || t->kind == IR_T_BOOL) return 0;
-  if (t->kind != IR_T_TENSOR || t->rank < 0 || t->rank > MAXR) return -1;
+  if (t->kind != IR_T_TENSOR || t->rank < 0 || t->rank > KL_MAXR) return -1;
   for (int i = 0; i < t->rank; i++) {
     if (t->dims[i] == IR_DIM_UNKNOWN) return -1;
     dims[i] = t->dims[i];
   }
   return t->rank;
-}
-
-/* Element dtype of a value's storage (as the schedule stores it). */
-static nn_dtype storage_dtype(grp *G, ir_value v) {
-  const ir_type *t = ir_vtype(G->g, v);
-  switch (t->kind) {
-  case IR_T_TENSOR: return t->dtype;
-  case IR_T_INT:
-  case IR_T_BOOL: return NN_DT_I64;
-  case IR_T_FLOAT: return NN_DT_F64;
-  default: return NN_DT_UNKNOWN;
-  }
 }
 
 /* Whether v (a member of a gemm group) has the dtype of the gemm's result,
@@ -118,6 +95,12 @@ static int member_of(grp *G, ir_value v, int before) {
   for (int i = 0; i < before; i++)
     if (G->nodes[i] == def) return i;
   return -1;
+}
+
+/* External operands a group kernel may have on the target. */
+static int max_external(grp *G) {
+  int n = kl_tg(G->c)->max_slots - OWN_SLOTS;
+  return n < MAXSLOTS ? n : MAXSLOTS;
 }
 
 /* Whether the group can be lowered fused; fills the result shape and
@@ -142,10 +125,10 @@ static bool check(grp *G) {
     int which[4];
     int nops = kl_scalar_operands(G->c, id, which);
     if (nops < 0) return false;
-    ir_dim d[MAXR];
+    ir_dim d[KL_MAXR];
     if (operand_shape(G, n->out[0], d) != G->rank || !same_dims(G->rank, d, G->od)) return false;
     /* a gemm epilogue stores into the gemm's output: every member has the
-     * gemm's float dtype (16-bit C is rounded from f32, kernel_gemm.c) */
+     * gemm's float dtype (16-bit C is rounded from f32, gemm.c) */
     if (G->gemm && !gemm_dtype(G, n->out[0])) return false;
     for (int i = 0; i < nops; i++) {
       int j = which[i];
@@ -160,18 +143,18 @@ static bool check(grp *G) {
         continue;
       }
       int r = operand_shape(G, v, d);
-      if (r < 0 || r > G->rank || storage_dtype(G, v) == NN_DT_UNKNOWN) return false;
+      if (r < 0 || r > G->rank || kl_vdtype(G->c, v) == NN_DT_UNKNOWN) return false;
       for (int k = 0; k < r; k++) /* right-aligned broadcast */
-        if (!dim_is(G, d[k], 1) && d[k] != G->od[G->rank - r + k]) return false;
-      if (!dim_is(G, numel(G, r, d), 1) && !(r == G->rank && same_dims(r, d, G->od)))
+        if (!kl_dis(G->c, d[k], 1) && d[k] != G->od[G->rank - r + k]) return false;
+      if (!kl_dis(G->c, kl_numel(G->c, r, d), 1) && !(r == G->rank && same_dims(r, d, G->od)))
         G->flat = false;
-      if (++external > MAXSLOTS) return false;
+      if (++external > max_external(G)) return false;
     }
   }
   if (G->head) { /* the head's result has the group's shape, so its flat
                     index (C's, for a gemm) is the result's */
     const ir_node *h = ir_node_get(G->g, G->nodes[0]);
-    ir_dim d[MAXR];
+    ir_dim d[KL_MAXR];
     if (h->nout != 1 || (G->gemm && !gemm_dtype(G, h->out[0])) ||
         operand_shape(G, h->out[0], d) != G->rank || !same_dims(G->rank, d, G->od))
       return false;
@@ -185,9 +168,9 @@ static bool check(grp *G) {
  * from the loop variables, or divided out of the flat index). */
 static kx_id operand_index(grp *G, int r, const ir_dim *d) {
   kernel *k = G->k;
-  if (dim_is(G, numel(G, r, d), 1)) return k_i64(k, 0);
+  if (kl_dis(G->c, kl_numel(G->c, r, d), 1)) return k_i64(k, 0);
   if (r == G->rank && same_dims(r, d, G->od)) return G->flat_idx;
-  ir_dim cs[MAXR], s = ir_dim_const(G->g, 1);
+  ir_dim cs[KL_MAXR], s = ir_dim_const(G->g, 1);
   for (int i = r - 1; i >= 0; i--) {
     cs[i] = s;
     s = ir_dim_mul(G->g, s, d[i]);
@@ -195,7 +178,7 @@ static kx_id operand_index(grp *G, int r, const ir_dim *d) {
   kx_id e = k_i64(k, 0);
   for (int i = 0; i < G->rank; i++) {
     int j = i - (G->rank - r);
-    if (j < 0 || dim_is(G, d[j], 1)) continue; /* broadcast: stride 0 */
+    if (j < 0 || kl_dis(G->c, d[j], 1)) continue; /* broadcast: stride 0 */
     kx_id coord = G->iv
                       ? G->iv[i]
                       : k_bin(k, KX_MOD, k_bin(k, KX_DIV, G->flat_idx, kl_dimx(G->c, k, G->ost[i])),
@@ -205,17 +188,11 @@ static kx_id operand_index(grp *G, int r, const ir_dim *d) {
   return e;
 }
 
-/* An element count for k_buf: the number, or -1 when symbolic. */
-static int64_t kelems(grp *G, ir_dim d) {
-  int64_t v;
-  return ir_dim_is_const(G->g, d, &v) ? v : -1;
-}
-
 /* The element of external operand v at the current element (a slot bound
  * on first use). */
 static kx_id load_external(grp *G, ir_value v) {
   kernel *k = G->k;
-  ir_dim d[MAXR];
+  ir_dim d[KL_MAXR];
   int r = operand_shape(G, v, d);
   NN_ASSERT(r >= 0); /* check() */
   int32_t slot = -1;
@@ -223,11 +200,11 @@ static kx_id load_external(grp *G, ir_value v) {
     if (G->slot_val[i] == v) slot = G->slot[i];
   if (slot < 0) {
     NN_ASSERT(G->nslots < MAXSLOTS);
-    /* "a", "b", ... as kernel_ops names operands; "e0", "e1", ... in a
+    /* "a", "b", ... as elementwise.c names operands; "e0", "e1", ... in a
      * gemm epilogue, whose kernel already has an "a" and a "b" */
     const char *name = G->gemm ? nn_sprintf(kl_arena(G->c), "e%d", G->nslots)
                                : nn_sprintf(kl_arena(G->c), "%c", 'a' + G->nslots % 26);
-    slot = k_buf(k, storage_dtype(G, v), kelems(G, numel(G, r, d)), false, name);
+    slot = k_buf(k, kl_vdtype(G->c, v), kl_elems(G->c, kl_numel(G->c, r, d)), false, name);
     kl_bind(G->c, k, slot, kl_value_buf(G->c, v));
     G->slot_val[G->nslots] = v;
     G->slot[G->nslots++] = slot;
@@ -282,15 +259,15 @@ static const char *group_name(grp *G, int from) {
 static int lower_elementwise(grp *G) {
   ir_value out = ir_node_get(G->g, G->nodes[G->n - 1])->out[0];
   kernel *k = G->k = kl_kernel(G->c, group_name(G, 0));
-  nn_dtype odt = storage_dtype(G, out);
-  ir_dim total = numel(G, G->rank, G->od);
-  bool one = dim_is(G, total, 1);
-  int32_t os = k_buf(k, odt, kelems(G, total), true, "out");
+  nn_dtype odt = kl_vdtype(G->c, out);
+  ir_dim total = kl_numel(G->c, G->rank, G->od);
+  bool one = kl_dis(G->c, total, 1);
+  int32_t os = k_buf(k, odt, kl_elems(G->c, total), true, "out");
   kl_bind(G->c, k, os, kl_value_buf(G->c, out));
   /* loops: flat, or one per dim that is not the number 1 (first PARALLEL,
    * last VECTOR) */
   int nl = 0;
-  kx_id iv[MAXR];
+  kx_id iv[KL_MAXR];
   if (G->flat) {
     G->iv = NULL;
     G->flat_idx = one ? k_i64(k, 0)
@@ -300,13 +277,13 @@ static int lower_elementwise(grp *G) {
   } else {
     int first = -1, last = -1;
     for (int i = 0; i < G->rank; i++)
-      if (!dim_is(G, G->od[i], 1)) {
+      if (!kl_dis(G->c, G->od[i], 1)) {
         if (first < 0) first = i;
         last = i;
       }
     kx_id idx = k_i64(k, 0);
     for (int i = 0; i < G->rank; i++) {
-      if (dim_is(G, G->od[i], 1)) {
+      if (kl_dis(G->c, G->od[i], 1)) {
         iv[i] = k_i64(k, 0);
         continue;
       }
@@ -340,15 +317,14 @@ static kx_id build_epilogue(void *ctx, kernel *k, kx_id acc, kx_id idx) {
   return r < 0 ? -1 : k_cast(k, NN_DT_F32, r);
 }
 
-/* 1 done, 0 when kernel_gemm.c does not know the op (nothing emitted), -1
- * after reporting. */
+/* 1 done, -1 after reporting. */
 static int lower_gemm_group(grp *G) {
   ir_value out = ir_node_get(G->g, G->nodes[G->n - 1])->out[0];
   kl_epilogue ep = {.out = kl_value_buf(G->c, out),
                     .name = group_name(G, 1),
                     .build = build_epilogue,
                     .ctx = G};
-  return kl_lower_gemm_ep(G->c, G->nodes[0], &ep);
+  return kl_lower_node_ep(G->c, G->nodes[0], &ep) < 0 ? -1 : 1;
 }
 
 /* ---- concatenation groups ---------------------------------------------------- */
@@ -367,7 +343,7 @@ static int lower_cat_group(grp *G) {
   ir_nodeid ldef = G->g->values.data[h->in[0]].def;
   const ir_node *ln = ldef >= 0 ? ir_node_get(G->g, ldef) : NULL;
   const ir_const *dc;
-  if (!ln || ln->op != NN_OP_LIST_CONSTRUCT || ln->nin < 1 || ln->nin > MAXSLOTS ||
+  if (!ln || ln->op != NN_OP_LIST_CONSTRUCT || ln->nin < 1 || ln->nin > max_external(G) ||
       !ir_value_const(G->g, h->in[1], &dc) || dc->kind != IR_C_INT)
     return 0;
   int64_t dim = dc->i < 0 ? dc->i + G->rank : dc->i;
@@ -377,7 +353,7 @@ static int lower_cat_group(grp *G) {
   ir_dim off[MAXSLOTS + 1]; /* start of each input along d */
   off[0] = ir_dim_const(G->g, 0);
   for (int i = 0; i < ln->nin; i++) {
-    ir_dim pd[MAXR];
+    ir_dim pd[KL_MAXR];
     ir_value v = ln->in[i];
     if (operand_shape(G, v, pd) != G->rank || ir_vtype(G->g, v)->kind != IR_T_TENSOR ||
         ir_vtype(G->g, v)->dtype != odt)
@@ -387,31 +363,32 @@ static int lower_cat_group(grp *G) {
     off[i + 1] = ir_dim_add(G->g, off[i], pd[d]);
   }
   if (off[ln->nin] != G->od[d] || off[ln->nin] == IR_DIM_UNKNOWN) return 0;
-  ir_dim pre = numel(G, d, G->od), C = G->od[d], post = numel(G, G->rank - d - 1, G->od + d + 1);
-  ir_dim total = numel(G, G->rank, G->od);
+  ir_dim pre = kl_numel(G->c, d, G->od), C = G->od[d],
+         post = kl_numel(G->c, G->rank - d - 1, G->od + d + 1);
+  ir_dim total = kl_numel(G->c, G->rank, G->od);
   if (pre == IR_DIM_UNKNOWN || post == IR_DIM_UNKNOWN || total == IR_DIM_UNKNOWN) return 0;
 
   ir_value out = ir_node_get(G->g, G->nodes[G->n - 1])->out[0];
-  nn_dtype rdt = storage_dtype(G, out);
+  nn_dtype rdt = kl_vdtype(G->c, out);
   kernel *k = G->k = kl_kernel(G->c, nn_sprintf(kl_arena(G->c), "cat_%s", group_name(G, 1)));
   G->nslots = 0;
-  int32_t os = k_buf(k, rdt, kelems(G, total), true, "out");
+  int32_t os = k_buf(k, rdt, kl_elems(G->c, total), true, "out");
   kl_bind(G->c, k, os, kl_value_buf(G->c, out));
   int32_t xs[MAXSLOTS];
   for (int i = 0; i < ln->nin; i++) {
     ir_dim ci = ir_dim_sub(G->g, off[i + 1], off[i]);
-    xs[i] = k_buf(k, odt, kelems(G, ir_dim_mul(G->g, ir_dim_mul(G->g, ci, pre), post)), false,
+    xs[i] = k_buf(k, odt, kl_elems(G->c, ir_dim_mul(G->g, ir_dim_mul(G->g, ci, pre), post)), false,
                   nn_sprintf(kl_arena(G->c), "x%d", i));
     kl_bind(G->c, k, xs[i], kl_value_buf(G->c, ln->in[i]));
   }
-  if (dim_is(G, total, 0)) return 1;
+  if (kl_dis(G->c, total, 0)) return 1;
 #define DX(dd) kl_dimx(G->c, k, (dd))
   kx_id r = k_varref(k, k_for_begin(k, k_i64(k, 0), DX(ir_dim_mul(G->g, pre, C)), KS_PARALLEL));
   kx_id p = k_bin(k, KX_DIV, r, DX(C)), c = k_bin(k, KX_MOD, r, DX(C));
   int nif = 0;
   for (int i = 0; i < ln->nin; i++) {
     ir_dim ci = ir_dim_sub(G->g, off[i + 1], off[i]);
-    if (dim_is(G, ci, 0)) continue;
+    if (kl_dis(G->c, ci, 0)) continue;
     bool last = off[i + 1] == C;
     if (!last) {
       k_if_begin(k, k_bin(k, KX_LT, c, DX(off[i + 1])));
@@ -419,7 +396,7 @@ static int lower_cat_group(grp *G) {
     }
     kx_id q = k_varref(k, k_for_begin(k, k_i64(k, 0), DX(post), KS_VECTOR));
     /* coordinates of the element: dims before d from p, d is c, after from q */
-    kx_id iv[MAXR];
+    kx_id iv[KL_MAXR];
     ir_dim inner = ir_dim_const(G->g, 1);
     for (int j = d - 1; j >= 0; j--) {
       iv[j] = k_bin(k, KX_MOD, k_bin(k, KX_DIV, p, DX(inner)), DX(G->od[j]));

@@ -1,6 +1,6 @@
 /* cuda_table.h — the launch table of a CUDA model (backends/cuda/).
  *
- * The CUDA emitter turns a be_program into CUDA C source (one __global__
+ * The CUDA emitter turns a kp_program into CUDA C source (one __global__
  * function per distinct kernel) plus this table, which says how to run
  * the program: which kernel each step launches, which program buffer each
  * of its slots is bound to, and how to size the grid. Every kernel takes one

@@ -1,4 +1,4 @@
-/* kernel_interp.c — the reference interpreter for kernels (kernel.h).
+/* interp.c — the reference interpreter for kernels and programs.
  *
  * k_interp walks a kernel's statements and evaluates expressions
  * recursively. It is the executable definition of the kernel form: the
@@ -40,8 +40,14 @@
  *    products summed in order over k in float); its sizes and strides are
  *    evaluated once, when the statement starts; an epilogue is evaluated
  *    per element of C just before its store.
+ *
+ * kp_interp runs a program's steps in order over buffers it allocates: the
+ * caller's inputs and outputs, the weights blob, one workspace (for a
+ * dynamic program, planned for the given dim values with the model
+ * runtime's own planner, abi/plan.c) and the dims buffer.
  */
 #include "kernel.h"
+#include "../abi/plan.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -68,18 +74,6 @@ static double rnd(nn_dtype dt, double x) {
   case NN_DT_F16: return nn_f16_to_f32(nn_f32_to_f16((float)x));
   case NN_DT_BF16: return nn_bf16_to_f32(nn_f32_to_bf16((float)x));
   default: return x;
-  }
-}
-
-/* Wraps an int64 to an integer dtype's width (bool: 0/1). */
-static int64_t wrap(nn_dtype dt, int64_t v) {
-  switch (dt) {
-  case NN_DT_I32: return (int32_t)(uint32_t)(uint64_t)v;
-  case NN_DT_I16: return (int16_t)(uint16_t)(uint64_t)v;
-  case NN_DT_I8: return (int8_t)(uint8_t)(uint64_t)v;
-  case NN_DT_U8: return (uint8_t)(uint64_t)v;
-  case NN_DT_BOOL: return v != 0;
-  default: return v;
   }
 }
 
@@ -254,7 +248,7 @@ static kval ev(ist *s, kx_id id) {
     else if (fl)
       r.f = rnd(e->dtype, ffl ? a.f : (double)a.i);
     else
-      r.i = wrap(e->dtype, ffl ? f_to_i(a.f) : a.i);
+      r.i = k_wrap_int(e->dtype, ffl ? f_to_i(a.f) : a.i);
     return r;
   }
   case KX_NOT: {
@@ -294,13 +288,13 @@ static kval ev(ist *s, kx_id id) {
     if (fl) {
       r.f = rnd(e->dtype, f_unary(e->op, e->dtype, a.f));
     } else if (e->op == KX_NEG) {
-      r.i = wrap(e->dtype, (int64_t)(0 - (uint64_t)a.i));
+      r.i = k_wrap_int(e->dtype, (int64_t)(0 - (uint64_t)a.i));
     } else if (e->op == KX_ABS) {
-      r.i = wrap(e->dtype, a.i < 0 ? (int64_t)(0 - (uint64_t)a.i) : a.i);
+      r.i = k_wrap_int(e->dtype, a.i < 0 ? (int64_t)(0 - (uint64_t)a.i) : a.i);
     } else if (e->op == KX_FLOOR || e->op == KX_CEIL || e->op == KX_ROUND) {
       r.i = a.i;
     } else { /* transcendental on an int: through double, truncated */
-      r.i = wrap(e->dtype, f_to_i(f_unary(e->op, NN_DT_F64, (double)a.i)));
+      r.i = k_wrap_int(e->dtype, f_to_i(f_unary(e->op, NN_DT_F64, (double)a.i)));
     }
     return r;
   }
@@ -309,7 +303,7 @@ static kval ev(ist *s, kx_id id) {
   if (fl)
     r.f = rnd(e->dtype, f_binary(e->op, e->dtype, a.f, b.f));
   else
-    r.i = wrap(e->dtype, i_binary(e->op, a.i, b.i));
+    r.i = k_wrap_int(e->dtype, i_binary(e->op, a.i, b.i));
   return r;
 }
 
@@ -411,4 +405,108 @@ int k_interp_sized(const kernel *k, void *const *bufs, const int64_t *elems) {
   run_block(&s, k->root.data, k->root.len);
   free(s.vars);
   return s.err ? -1 : 0;
+}
+
+/* ---- programs ------------------------------------------------------------ */
+
+int64_t kp_dim_eval(const kp_program *p, ir_dim d, const int64_t *dims, bool *ok) {
+  int64_t v;
+  if (ir_dim_is_const(p->g, d, &v)) return v;
+  const ir_dimexpr *e = ir_dim_get(p->g, d);
+  if (e->kind == IR_DK_SYM) {
+    for (int i = 0; i < p->syms.len; i++)
+      if (p->syms.data[i].dim == d) return dims[i];
+    *ok = false;
+    return 0;
+  }
+  if (e->kind == IR_DK_UNKNOWN || e->kind == IR_DK_CONST) {
+    *ok = false;
+    return 0;
+  }
+  int64_t x = kp_dim_eval(p, e->a, dims, ok), y = kp_dim_eval(p, e->b, dims, ok), r;
+  switch (e->kind) {
+  case IR_DK_ADD: return (int64_t)((uint64_t)x + (uint64_t)y);
+  case IR_DK_MUL: return (int64_t)((uint64_t)x * (uint64_t)y);
+  case IR_DK_DIV: return y == 0 || (x == INT64_MIN && y == -1) ? 0 : x / y;
+  case IR_DK_FLOORDIV:
+    if (y == 0 || (x == INT64_MIN && y == -1)) return 0;
+    r = x / y;
+    return (x % y != 0 && ((x < 0) != (y < 0))) ? r - 1 : r;
+  case IR_DK_MOD:
+    if (y == 0 || y == -1) return 0;
+    r = x % y;
+    return r != 0 && ((r < 0) != (y < 0)) ? r + y : r;
+  default: *ok = false; return 0;
+  }
+}
+
+/* Interprets p with workspace ws, buffer byte offsets offs (by buffer id)
+ * and element counts elems (by buffer id). */
+static int interp_steps(const kp_program *p, unsigned char *ws, const uint64_t *offs,
+                        const int64_t *elems, const int64_t *dims, void *const *inputs,
+                        void *const *outputs) {
+  int rc = 0;
+  for (int i = 0; i < p->steps.len && !rc; i++) {
+    const kp_step *s = &p->steps.data[i];
+    void *slots[K_MAX_SLOTS];
+    int64_t sizes[K_MAX_SLOTS];
+    for (int k = 0; k < s->k->bufs.len; k++) {
+      const kp_buf *b = &p->bufs.data[s->slots[k]];
+      sizes[k] = elems[s->slots[k]];
+      switch (b->kind) {
+      case KP_BUF_INPUT: slots[k] = inputs[b->index]; break;
+      case KP_BUF_OUTPUT: slots[k] = outputs[b->index]; break;
+      case KP_BUF_WEIGHT: slots[k] = (void *)(p->weights.data + b->offset); break;
+      case KP_BUF_WORKSPACE: slots[k] = ws + offs[s->slots[k]]; break;
+      case KP_BUF_DIMS: slots[k] = (void *)dims; break;
+      }
+    }
+    rc = k_interp_sized(s->k, slots, sizes);
+  }
+  return rc;
+}
+
+int kp_interp_dims(const kp_program *p, const int64_t *dims, void *const *inputs,
+                   void *const *outputs) {
+  int nb = p->bufs.len, n = p->dynblocks.len;
+  int64_t *elems = calloc((size_t)nb + 1, sizeof *elems);
+  uint64_t *offs = calloc((size_t)nb + 1, sizeof *offs);
+  mp_block *blk = calloc((size_t)n + 1, sizeof *blk);
+  int rc = -1;
+  unsigned char *ws = NULL;
+  if (!elems || !offs || !blk) goto out;
+  bool ok = true;
+  for (int i = 0; i < nb; i++) {
+    const kp_buf *b = &p->bufs.data[i];
+    elems[i] = b->elems >= 0 ? b->elems : kp_dim_eval(p, b->elems_d, dims, &ok);
+    if (elems[i] < 0) ok = false;
+    offs[i] = b->offset;
+  }
+  if (!ok) goto out;
+  uint64_t arena = p->workspace_bytes;
+  if (p->dynamic) {
+    for (int j = 0; j < n; j++) {
+      const kp_buf *b = &p->bufs.data[p->dynblocks.data[j].buf];
+      uint64_t bytes = (uint64_t)elems[p->dynblocks.data[j].buf] * nn_dtype_size(b->dtype);
+      blk[j] = (mp_block){.size = (bytes + 63) & ~(uint64_t)63,
+                          .first = p->dynblocks.data[j].first,
+                          .last = p->dynblocks.data[j].last};
+    }
+    arena = mp_assign(blk, n);
+    for (int j = 0; j < n; j++) offs[p->dynblocks.data[j].buf] = blk[j].offset;
+  }
+  ws = calloc(1, arena + 64);
+  if (!ws) goto out;
+  rc = interp_steps(p, ws, offs, elems, dims, inputs, outputs);
+out:
+  free(ws);
+  free(blk);
+  free(offs);
+  free(elems);
+  return rc;
+}
+
+int kp_interp(const kp_program *p, void *const *inputs, void *const *outputs) {
+  if (p->dynamic || p->syms.len > 0) return -1; /* needs dim values */
+  return kp_interp_dims(p, NULL, inputs, outputs);
 }

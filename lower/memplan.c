@@ -10,8 +10,8 @@
  *    buffer is bound only by its own node's steps, so it dies with the node.
  *    Views already share their input's buffer id, so one range covers the
  *    value and all its views. Graph inputs and outputs are the caller's
- *    memory (BE_BUF_INPUT/OUTPUT) and take no workspace.
- *  - Placement: mp_assign (runtime/plan.c, shared with the model
+ *    memory (KP_BUF_INPUT/OUTPUT) and take no workspace.
+ *  - Placement: mp_assign (abi/plan.c, shared with the model
  *    runtime, which plans models with symbolic dims per input shape).
  *  - Bounds. At any step the live buffers need their summed sizes, so the
  *    maximum of that over steps is a lower bound on every plan; the naive
@@ -22,8 +22,8 @@
  * output gets bytes disjoint from every input it reads).
  * Every size and offset is a multiple of 64 bytes.
  */
-#include "backend.h"
-#include "../runtime/plan.h"
+#include "lower.h"
+#include "../abi/plan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +32,17 @@ static uint64_t round64(uint64_t n) { return (n + 63) & ~(uint64_t)63; }
 
 /* ---- programs ----------------------------------------------------------- */
 
-static uint64_t buf_bytes(const be_buf *x) {
+static uint64_t buf_bytes(const kp_buf *x) {
   return round64((uint64_t)x->elems * nn_dtype_size(x->dtype));
 }
 
 /* first[b] / last[b]: the step range binding buffer b, -1 when unbound. */
-static void live_ranges(const be_program *p, int32_t *first, int32_t *last) {
+static void live_ranges(const kp_program *p, int32_t *first, int32_t *last) {
   for (int i = 0; i < p->bufs.len; i++) first[i] = last[i] = -1;
   for (int s = 0; s < p->steps.len; s++) {
-    const be_step *st = &p->steps.data[s];
+    const kp_step *st = &p->steps.data[s];
     for (int k = 0; k < st->k->bufs.len; k++) {
-      be_bufid id = st->slots[k];
+      kp_bufid id = st->slots[k];
       NN_ASSERT(id >= 0 && id < p->bufs.len);
       if (first[id] < 0) first[id] = s;
       last[id] = s;
@@ -51,21 +51,21 @@ static void live_ranges(const be_program *p, int32_t *first, int32_t *last) {
 }
 
 /* A dynamic program: the sizes are known only at run time, so only the
- * live ranges are recorded here; the model runtime (and be_interp_dims)
+ * live ranges are recorded here; the model runtime (and kp_interp_dims)
  * calls mp_assign once per distinct shape. */
-static void plan_dynamic(be_program *p, const int32_t *first, const int32_t *last) {
+static void plan_dynamic(kp_program *p, const int32_t *first, const int32_t *last) {
   for (int i = 0; i < p->bufs.len; i++) {
-    be_buf *x = &p->bufs.data[i];
-    if (x->kind != BE_BUF_WORKSPACE) continue;
+    kp_buf *x = &p->bufs.data[i];
+    if (x->kind != KP_BUF_WORKSPACE) continue;
     x->offset = 0;
     if (first[i] < 0) continue;
-    be_dynblock b = {.buf = i, .first = first[i], .last = last[i]};
+    kp_dynblock b = {.buf = i, .first = first[i], .last = last[i]};
     NN_PUSH(p->arena, p->dynblocks, b);
   }
   p->workspace_bytes = p->arena_lower_bound_bytes = p->naive_bytes = 0;
 }
 
-void be_memplan(be_program *p) {
+void kl_memplan(kp_program *p) {
   int nb = p->bufs.len;
   int32_t *first = nn_alloc(p->arena, sizeof *first * (size_t)(nb + 1));
   int32_t *last = nn_alloc(p->arena, sizeof *last * (size_t)(nb + 1));
@@ -81,9 +81,9 @@ void be_memplan(be_program *p) {
   int n = 0;
   uint64_t naive = 0, unbound = 0;
   for (int i = 0; i < nb; i++) {
-    be_buf *x = &p->bufs.data[i];
+    kp_buf *x = &p->bufs.data[i];
     blk[i] = -1;
-    if (x->kind != BE_BUF_WORKSPACE) continue;
+    if (x->kind != KP_BUF_WORKSPACE) continue;
     uint64_t size = buf_bytes(x);
     naive += size;
     x->offset = 0;
@@ -102,10 +102,10 @@ void be_memplan(be_program *p) {
   p->arena_lower_bound_bytes = mp_lower_bound(b, n);
   p->workspace_bytes = arena > unbound ? arena : unbound;
   p->naive_bytes = naive;
-  NN_ASSERT(be_memplan_ok(p));
+  NN_ASSERT(kl_memplan_ok(p));
 }
 
-bool be_memplan_ok(const be_program *p) {
+bool kl_memplan_ok(const kp_program *p) {
   if (p->dynamic) return true; /* planned per shape at run time */
   int nb = p->bufs.len;
   int32_t *first = nn_alloc(p->arena, sizeof *first * (size_t)(nb + 1));
@@ -113,16 +113,16 @@ bool be_memplan_ok(const be_program *p) {
   live_ranges(p, first, last);
   bool ok = true;
   for (int i = 0; ok && i < nb; i++) {
-    const be_buf *x = &p->bufs.data[i];
-    if (x->kind != BE_BUF_WORKSPACE) continue;
+    const kp_buf *x = &p->bufs.data[i];
+    if (x->kind != KP_BUF_WORKSPACE) continue;
     uint64_t xs = buf_bytes(x);
     if (x->offset % 64 || x->offset + xs > p->workspace_bytes || x->offset + xs < x->offset)
       ok = false;
     if (first[i] < 0 || xs == 0) continue;
     for (int j = i + 1; ok && j < nb; j++) {
-      const be_buf *y = &p->bufs.data[j];
+      const kp_buf *y = &p->bufs.data[j];
       uint64_t ys = buf_bytes(y);
-      if (y->kind != BE_BUF_WORKSPACE || first[j] < 0 || ys == 0) continue;
+      if (y->kind != KP_BUF_WORKSPACE || first[j] < 0 || ys == 0) continue;
       bool together = first[i] <= last[j] && first[j] <= last[i];
       bool overlap = x->offset < y->offset + ys && y->offset < x->offset + xs;
       if (together && overlap) ok = false;

@@ -1,7 +1,7 @@
 /* plan.h — packing buffers with known live ranges into one arena.
  *
  * The placement core shared by the compiler's memory planner
- * (backends/memplan.c, for static shapes) and the model runtime
+ * (lower/memplan.c, for static shapes) and the model runtime
  * (runtime/model_rt.c, which plans a model with symbolic dims once per
  * distinct input shape). It needs only libc.
  */
