@@ -179,6 +179,143 @@ typedef struct nncc_model_desc {
 
 typedef const nncc_model_desc *(*nncc_model_entry_fn)(void);
 
+/* ---- meta.c: the metadata blob, parsed ------------------------------------
+ * Shared by the model runtime in every model.so and by the runtime library
+ * (which describes a model.so from its bytes, without loading it). */
+
+/* One dim expression. */
+typedef struct ab_expr {
+  const char *text; /* as printed by nncc */
+  uint8_t kind;     /* 0 const, 1 symbol, 2 add, 3 mul, 4 div, 5 floordiv, 6 mod */
+  int64_t c;        /* const: the value; symbol: its index */
+  uint32_t a, b;    /* operands (earlier expressions) */
+} ab_expr;
+
+/* A workspace buffer planned per shape. */
+typedef struct ab_block {
+  uint32_t buf, esize, elems, first, last;
+} ab_block;
+
+/* A parsed blob: the descriptor's data fields (its functions are the
+ * reader's to fill) and what the descriptor doesn't hold. */
+typedef struct ab_meta {
+  nncc_model_desc desc;
+  nncc_model_sym *syms;
+  ab_expr *exprs;
+  uint32_t nexprs;
+  uint32_t *checks; /* expressions that must be >= 1 */
+  uint32_t nchecks;
+  uint32_t *guards;       /* pairs of expressions that must be equal */
+  const char **guard_loc; /* where each was assumed */
+  uint32_t nguards;
+  uint32_t nbufs;
+  ab_block *blocks;
+  uint32_t nblocks;
+  const int64_t *dims_base; /* the descriptor's io dims array */
+  int64_t *enc;             /* the io dims as written (same layout) */
+  int32_t nio_dims;         /* entries of both */
+  void *block;              /* the one allocation behind it all */
+} ab_meta;
+
+/* Parses blob[0..len); 0, or -1 (malformed, or out of memory) with *m
+ * zeroed. Free with ab_meta_free. */
+int ab_meta_parse(const unsigned char *blob, size_t len, ab_meta *m);
+void ab_meta_free(ab_meta *m);
+/* Every expression's value for these symbol values (floor semantics for
+ * // and %, 0 for a zero divisor, wrapping arithmetic: checks catch
+ * nonsense) into out[0..nexprs). */
+void ab_meta_eval(const ab_meta *m, const int64_t *values, int64_t *out);
+/* The descriptor's bind, io_dims, dim_text (see nncc_model_desc). */
+int ab_meta_bind(const ab_meta *m, const int64_t *const *input_dims, int64_t *values, char *msg,
+                 size_t cap);
+void ab_meta_io_dims(const ab_meta *m, int outputs, int32_t i, const int64_t *values,
+                     int64_t *dims);
+const char *ab_meta_dim_text(const ab_meta *m, int outputs, int32_t i, int32_t d);
+/* Plans the workspace for these values: offs[buf] for every planned buffer
+ * (offs may be NULL). Returns the arena bytes, UINT64_MAX when a size
+ * overflows or memory is short. */
+uint64_t ab_meta_plan(const ab_meta *m, const int64_t *values, int64_t *offs);
+
+/* ---- cpu.c: the CPU check ------------------------------------------------ */
+
+/* 0 when the running CPU has every feature of `features` (LLVM's list,
+ * "+avx2,+fma,...") that can be tested; otherwise -1 with "this CPU lacks
+ * avx512f, avx512bw (the model was compiled for CPU 'cpu')" in msg. */
+int ab_cpu_check(const char *features, const char *cpu, char *msg, size_t cap);
+
+/* ---- seal.c: checking a model.so before anything maps it executable -------
+ *
+ * nncc appends an integrity record (the seal) to every model.so it links,
+ * and records the file's final size in an ELF note near its start:
+ *
+ *   ELF note (section .note.nncc, in the first loadable segment):
+ *     name "NNCC", type NNCC_NOTE_SEAL, desc: u64 the file's total size
+ *     (trailer included), u64 zero
+ *   trailer (the last NNCC_SEAL_BYTES bytes, all little-endian):
+ *     char[8] "NNCCSEAL", u32 version (1), u32 trailer bytes (64),
+ *     u64 body bytes (the file before the trailer), u64 ab_hash_image of
+ *     the body, u64 file offset of the metadata blob, u64 its bytes,
+ *     u64 zero, u64 ab_hash of the trailer's first 56 bytes
+ *
+ * The note survives most truncations (it sits in the first 4 KiB), so a
+ * cut file says how long it should be; the trailer's own hash tells a
+ * damaged trailer from a file without one. ELF loaders ignore bytes past
+ * the last section, so a sealed file is an ordinary shared object. Files
+ * made before the seal existed have neither and are checked structurally
+ * only. */
+#define NNCC_SEAL_MAGIC "NNCCSEAL"
+#define NNCC_SEAL_VERSION 1
+#define NNCC_SEAL_BYTES 64
+#define NNCC_NOTE_NAME "NNCC"
+#define NNCC_NOTE_SEAL 1
+
+/* A 64-bit hash of p[0..n) (not cryptographic: it detects damage, not
+ * tampering). The same value on every machine. */
+uint64_t ab_hash(const void *p, size_t n, uint64_t seed);
+/* Tests only (not thread-safe): makes ab_hash use one code path,
+ * "portable", "sse2" or "avx2" (NULL: the best this CPU runs). -1 when
+ * this build or CPU lacks it. */
+int ab_hash_use(const char *impl);
+/* The hash a seal records: ab_hash over 4 MiB chunks, combined, computed
+ * on up to `threads` threads (<= 1: the caller's only). */
+uint64_t ab_hash_image(const unsigned char *p, size_t n, int threads);
+
+typedef enum ab_verdict {
+  AB_OK = 0,
+  AB_NOT_ELF,   /* not a 64-bit little-endian ELF shared object */
+  AB_FOREIGN,   /* an ELF shared object for another machine */
+  AB_TRUNCATED, /* shorter than it says it is */
+  AB_CORRUPTED, /* the seal doesn't match, or the ELF structure is broken */
+} ab_verdict;
+
+/* What ab_image_check learned about a file. */
+typedef struct ab_image {
+  int sealed;        /* it has a valid seal (checked, unless AB_SKIP_HASH) */
+  uint64_t body;     /* bytes of the ELF part (the file without its trailer) */
+  uint64_t meta_off; /* file range of the metadata blob (the seal's record, */
+  uint64_t meta_len; /* or the nncc_meta symbols of .symtab); 0, 0 if unknown */
+  uint16_t machine;  /* e_machine */
+} ab_image;
+
+enum {
+  AB_SKIP_HASH = 1 << 0,   /* don't hash the body (the caller verifies elsewhere) */
+  AB_ANY_MACHINE = 1 << 1, /* accept an ELF for another machine (describing) */
+};
+
+/* Checks file bytes p[0..size) as nncc_model_open must before dlopen: an
+ * ELF shared object for this machine whose headers, segments and sections
+ * lie within the file, and, when it is sealed, whose size and hash match
+ * the seal. Reads nothing outside p[0..size). AB_OK, or the verdict with
+ * a sentence in msg ("truncated (expected 946176 bytes, found 1024)"). */
+ab_verdict ab_image_check(const unsigned char *p, size_t size, unsigned flags, ab_image *img,
+                          char *msg, size_t cap);
+/* 0 when ELF machine `machine` is this one; else -1 and "compiled for
+ * aarch64; this machine is x86-64" in msg. */
+int ab_machine_check(uint16_t machine, char *msg, size_t cap);
+/* Seals the linked model.so open (read-write) as fd: writes the size into
+ * its note, appends the trailer and syncs it to disk. 0, or -1 with msg. */
+int ab_seal_fd(int fd, char *msg, size_t cap);
+
 /* ---- inside model.so: the generated code's view of the runtime ----------- */
 
 /* A kernel: processes iterations [begin, end) of its parallel loop. */

@@ -11,10 +11,14 @@
  *   data.s       assembler: the two blobs in read-only sections, the
  *                weights 64-byte aligned (no giant LLVM constant)
  *   exports.map  a version script exporting nncc_model_v1 only
+ *   note.ld      a linker script fragment placing the seal's size note
  * then run `$CC -c data.s` and
  *   $CC -shared -o OUT.tmp-PID model.o data.o model_rt.o -Wl,--version-script=...
- *       -Wl,--build-id=none -Wl,--no-undefined -Wl,-z,noexecstack -lm -lpthread
- * and rename OUT.tmp-PID to OUT, so a failure never leaves OUT behind.
+ *       -Wl,-T,note.ld -Wl,--build-id=none -Wl,--no-undefined -Wl,-z,noexecstack -lm -lpthread
+ * seal the result (ab_seal_fd: the size in the .note.nncc note data.s
+ * reserves, the integrity trailer, fsync), and rename OUT.tmp-PID to OUT,
+ * so a failure never leaves OUT behind and OUT is never a partial file:
+ * a model replaced this way is either the old file or the whole new one.
  *
  * Determinism: the same inputs give the same bytes. Nothing variable goes
  * in: no build id, data.s names itself with a fixed `.file` so the temporary
@@ -368,6 +372,16 @@ static const char *data_asm =
     "nncc_meta:\n"
     "\t.incbin\t\"%s/meta.bin\"\n"
     "nncc_meta_end:\n"
+    /* The seal's size note (abi.h "seal.c"), filled in by ab_seal_fd. */
+    "\t.section\t.note.nncc,\"a\",\"note\"\n"
+    "\t.balign\t4\n"
+    "\t.long\t5\n"
+    "\t.long\t16\n"
+    "\t.long\t1\n"
+    "\t.asciz\t\"NNCC\"\n"
+    "\t.balign\t4\n"
+    "\t.quad\t0\n"
+    "\t.quad\t0\n"
     "\t.section\t.note.GNU-stack,\"\",\"progbits\"\n";
 
 /* ---- linking ------------------------------------------------------------------- */
@@ -386,8 +400,8 @@ int artifact_link(const kp_program *p, const llvm_result *r, const artifact_opts
     nn_error(d, no_loc, "can't create a temporary directory in '%s': %s", tmproot, strerror(errno));
     return -1;
   }
-  static const char *const files[] = {"model.o", "model_rt.o", "weights.bin", "meta.bin",
-                                      "data.s",  "data.o",     "exports.map", "cc.log"};
+  static const char *const files[] = {"model.o", "model_rt.o",  "weights.bin", "meta.bin", "data.s",
+                                      "data.o",  "exports.map", "note.ld",     "cc.log"};
 #define TMP(name) nn_sprintf(a, "%s/%s", dir, name)
   char *out_tmp = nn_sprintf(a, "%s.tmp-%ld", o->out, (long)getpid());
   int rc = -1;
@@ -401,6 +415,11 @@ int artifact_link(const kp_program *p, const llvm_result *r, const artifact_opts
   if (be_write_file(TMP("data.s"), s, strlen(s), d)) goto done;
   s = "{\n  global: " NNCC_ENTRY_SYMBOL ";\n  local: *;\n};\n";
   if (be_write_file(TMP("exports.map"), s, strlen(s), d)) goto done;
+  /* The size note goes before .dynsym, into the file's first page, where a
+   * cut file still has it (ld would put an orphan note after the weights).
+   * INSERT keeps the linker's own script (GNU ld and lld). */
+  s = "SECTIONS { .note.nncc : { KEEP(*(.note.nncc)) } } INSERT BEFORE .dynsym;\n";
+  if (be_write_file(TMP("note.ld"), s, strlen(s), d)) goto done;
 
   const char *cc = o->cc && *o->cc ? o->cc : "cc";
   char *argv[64];
@@ -425,6 +444,7 @@ int artifact_link(const kp_program *p, const llvm_result *r, const artifact_opts
   argv[n++] = TMP("data.o");
   argv[n++] = TMP("model_rt.o");
   argv[n++] = nn_sprintf(a, "-Wl,--version-script=%s/exports.map", dir);
+  argv[n++] = nn_sprintf(a, "-Wl,-T,%s/note.ld", dir);
   argv[n++] = "-Wl,--build-id=none";
   argv[n++] = "-Wl,--no-undefined";
   argv[n++] = "-Wl,-z,noexecstack";
@@ -437,6 +457,17 @@ int artifact_link(const kp_program *p, const llvm_result *r, const artifact_opts
     unlink(out_tmp);
     goto done;
   }
+  /* The seal (abi.h "seal.c"): the size note, the trailer, then fsync, so
+   * the rename below never publishes a file that isn't all on disk. */
+  int fd = open(out_tmp, O_RDWR | O_CLOEXEC);
+  char why[256];
+  if (fd < 0 || ab_seal_fd(fd, why, sizeof why) != 0) {
+    nn_error(d, no_loc, "%s", fd < 0 ? "can't reopen the linked model to seal it" : why);
+    if (fd >= 0) close(fd);
+    unlink(out_tmp);
+    goto done;
+  }
+  close(fd);
   if (rename(out_tmp, o->out) != 0) {
     nn_error(d, no_loc, "can't rename '%s' to '%s': %s", out_tmp, o->out, strerror(errno));
     unlink(out_tmp);

@@ -9,9 +9,18 @@
 #include "../abi/abi.h"
 #include "include/nncc.h"
 
-/* An open model: the dlopen handle and the model's descriptor. */
+/* An open model: the dlopen handle and the model's descriptor; or, for a
+ * model only described (nncc_model_describe), the metadata parsed from the
+ * file and a descriptor without functions. */
 struct nncc_model {
-  void *dl;                 /* dlopen handle; NULL for rt_model_from_desc */
+  void *dl;                 /* dlopen handle; NULL for rt_model_from_desc
+                               and for a described model */
+  ab_meta *meta;            /* a described model's parsed metadata (the
+                               descriptor's strings point into it); NULL
+                               for a loaded one */
+  int refs;                 /* 1 for the open handle + 1 per live session
+                               (atomic): closing a model with live sessions
+                               frees it when the last one is destroyed */
   const nncc_model_desc *d; /* &full: the model's descriptor as this
                                runtime knows it */
   nncc_model_desc full;     /* a copy of the model's descriptor; fields a
@@ -34,5 +43,17 @@ nncc_status rt_model_from_desc(const nncc_model_desc *d, void *dl, nncc_model **
  * the reason is kept in model->unusable and sessions are refused. */
 nncc_status rt_model_from_desc_ex(const nncc_model_desc *d, void *dl, bool describe_only,
                                   nncc_model **model, char **err);
+
+/* Drops one reference (nncc_model_close, nncc_session_destroy); the last
+ * frees the model. */
+void rt_model_unref(nncc_model *m);
+
+/* The descriptor's symbolic-dim functions, for a loaded model or from the
+ * parsed metadata of a described one. */
+int rt_bind(const nncc_model *m, const int64_t *const *input_dims, int64_t *values, char *msg,
+            size_t cap);
+void rt_io_dims(const nncc_model *m, int outputs, int32_t i, const int64_t *values, int64_t *dims);
+const char *rt_dim_text(const nncc_model *m, int outputs, int32_t i, int32_t d);
+uint64_t rt_workspace_for(const nncc_model *m, const int64_t *values);
 
 #endif

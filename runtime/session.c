@@ -46,6 +46,8 @@ struct nncc_session {
   uint64_t prof_run_ns;    /* their wall time in the model's code */
   bool profiling;          /* runs are timed now */
   bool prof_env;           /* profiling came from NNCC_PROFILE: report at destroy */
+  int busy;                /* a call is using the session (atomic) */
+  bool counted;            /* holds a reference to the model */
 };
 
 static uint64_t now_ns(void) {
@@ -67,6 +69,10 @@ nncc_status nncc_session_create(const nncc_model *model, int nthreads, nncc_sess
   *session = NULL;
   if (!model) return rt_fail(err, NNCC_ERR_INVALID_ARG, "model is NULL");
   if (model->unusable) return rt_fail(err, NNCC_ERR_UNSUPPORTED_CPU, "%s", model->unusable);
+  if (model->meta)
+    return rt_fail(err, NNCC_ERR_INVALID_ARG,
+                   "the model was opened with nncc_model_describe, which never loads its code; "
+                   "open it with nncc_model_open to run it");
   if (nthreads <= 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     nthreads = n < 1 ? 1 : n > 256 ? 256 : (int)n;
@@ -91,6 +97,10 @@ nncc_status nncc_session_create(const nncc_model *model, int nthreads, nncc_sess
                    "can't create a session (%llu bytes of workspace, %d threads)",
                    (unsigned long long)d->workspace_bytes, nthreads);
   }
+  /* The model lives until its last session is gone (nncc_model_close
+   * before that only drops the handle's reference). */
+  __atomic_add_fetch(&((nncc_model *)model)->refs, 1, __ATOMIC_RELAXED);
+  s->counted = true;
   if (profile_env() && nncc_session_set_profiling(s, 1, NULL) == NNCC_OK) s->prof_env = true;
   *session = s;
   return NNCC_OK;
@@ -110,6 +120,7 @@ void nncc_session_destroy(nncc_session *s) {
   free(s->out);
   free(s->values);
   free(s->in_dims);
+  if (s->counted) rt_model_unref((nncc_model *)s->m);
   free(s);
 }
 
@@ -118,14 +129,15 @@ int nncc_session_threads(const nncc_session *s) { return s ? s->nthreads : 0; }
 /* Writes "[d0,d1,...]" into buf; a dim of -1 is written as text(k) when
  * that is given (a symbolic dim's name or expression). */
 static void rt_dims_str(char *buf, size_t cap, int32_t rank, const int64_t *dims,
-                        const nncc_model_desc *d, int outputs, int32_t io) {
+                        const nncc_model *m, int outputs, int32_t io) {
   size_t used = 0;
   buf[0] = 0;
   /* every caller passes rank dims (a descriptor's or a tensor's, checked) */
   // NOLINTBEGIN(clang-analyzer-core.NullDereference)
   for (int32_t k = 0; k <= rank && used < cap; k++) {
-    const char *txt = k < rank && dims[k] < 0 && d && d->nsyms > 0 ? d->dim_text(outputs, io, k)
-                                                                   : NULL;
+    const char *txt = k < rank && dims[k] < 0 && m && m->d->nsyms > 0
+                          ? rt_dim_text(m, outputs, io, k)
+                          : NULL;
     int w = k == rank ? snprintf(buf + used, cap - used, "]")
             : txt     ? snprintf(buf + used, cap - used, "%s%s", k ? "," : "[", txt)
                   : snprintf(buf + used, cap - used, "%s%lld", k ? "," : "[", (long long)dims[k]);
@@ -157,13 +169,14 @@ static bool rt_tensor_ok(const nncc_tensor *t, const nncc_model_io *io, const in
 
 /* Checks tensor t against io with dims `dims` (NULL: any dims, they are
  * checked by binding); `what` is "input" or "output". */
-static nncc_status rt_check_tensor(const nncc_model_desc *d, const nncc_tensor *t,
+static nncc_status rt_check_tensor(const nncc_model *m, const nncc_tensor *t,
                                    const nncc_model_io *io, const int64_t *dims, bool need_data,
                                    const char *what, size_t i, char **err) {
+  const nncc_model_desc *d = m->d;
   bool cuda = t->flags != NNCC_TENSOR_HOST && rt_is_cuda(d); /* host tensors: no compare */
   if (rt_tensor_ok(t, io, dims, need_data, cuda)) return NNCC_OK;
   char want[256];
-  rt_dims_str(want, sizeof want, io->rank, dims ? dims : io->dims, d, what[0] == 'o', (int32_t)i);
+  rt_dims_str(want, sizeof want, io->rank, dims ? dims : io->dims, m, what[0] == 'o', (int32_t)i);
   if (t->flags & ~(uint32_t)NNCC_TENSOR_DEVICE)
     return rt_fail(err, NNCC_ERR_INVALID_ARG,
                    "%s %zu ('%s'): flags 0x%x has unknown bits 0x%x (known: "
@@ -198,9 +211,10 @@ static nncc_status rt_check_tensor(const nncc_model_desc *d, const nncc_tensor *
 /* Checks the inputs (dtype, rank; dims for a fixed model) and, for a
  * symbolic model, binds its symbols into values (in_dims: scratch for
  * ninputs pointers). */
-static nncc_status rt_check_inputs(const nncc_model_desc *d, const nncc_tensor *inputs,
-                                   size_t ninputs, bool need_data, int64_t *values,
-                                   const int64_t **in_dims, char **err) {
+static nncc_status rt_check_inputs(const nncc_model *m, const nncc_tensor *inputs, size_t ninputs,
+                                   bool need_data, int64_t *values, const int64_t **in_dims,
+                                   char **err) {
+  const nncc_model_desc *d = m->d;
   if (ninputs != (size_t)d->ninputs)
     return rt_fail(err, NNCC_ERR_ARITY, "%zu input%s given, the model has %d", ninputs,
                    ninputs == 1 ? "" : "s", (int)d->ninputs);
@@ -208,14 +222,14 @@ static nncc_status rt_check_inputs(const nncc_model_desc *d, const nncc_tensor *
   nncc_status st;
   bool sym = d->nsyms > 0;
   for (size_t i = 0; i < ninputs; i++) {
-    if ((st = rt_check_tensor(d, &inputs[i], &d->inputs[i], sym ? NULL : d->inputs[i].dims,
+    if ((st = rt_check_tensor(m, &inputs[i], &d->inputs[i], sym ? NULL : d->inputs[i].dims,
                               need_data, "input", i, err)))
       return st;
     in_dims[i] = inputs[i].dims;
   }
   if (!sym) return NNCC_OK;
   char msg[512];
-  if (d->bind(in_dims, values, msg, sizeof msg) != 0)
+  if (rt_bind(m, in_dims, values, msg, sizeof msg) != 0)
     return rt_fail(err, NNCC_ERR_SHAPE, "%s", msg);
   return NNCC_OK;
 }
@@ -249,10 +263,10 @@ nncc_status nncc_model_output_dims(const nncc_model *m, const nncc_tensor *input
   rt_scratch sc;
   nncc_status st = rt_scratch_new(d, &sc, err);
   if (st) return st;
-  st = rt_check_inputs(d, inputs, ninputs, false, sc.values, sc.in_dims, err);
+  st = rt_check_inputs(m, inputs, ninputs, false, sc.values, sc.in_dims, err);
   if (!st) {
     if (d->nsyms > 0)
-      d->io_dims(1, o, sc.values, dims);
+      rt_io_dims(m, 1, o, sc.values, dims);
     else
       memcpy(dims, d->outputs[o].dims, sizeof *dims * (size_t)d->outputs[o].rank);
   }
@@ -269,9 +283,9 @@ nncc_status nncc_model_workspace_size(const nncc_model *m, const nncc_tensor *in
   rt_scratch sc;
   nncc_status st = rt_scratch_new(d, &sc, err);
   if (st) return st;
-  st = rt_check_inputs(d, inputs, ninputs, false, sc.values, sc.in_dims, err);
+  st = rt_check_inputs(m, inputs, ninputs, false, sc.values, sc.in_dims, err);
   if (!st) {
-    *bytes = d->nsyms > 0 ? d->workspace_for(sc.values) : d->workspace_bytes;
+    *bytes = d->nsyms > 0 ? rt_workspace_for(m, sc.values) : d->workspace_bytes;
     if (*bytes == UINT64_MAX)
       st = rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "the workspace for these shapes is too large");
   }
@@ -279,6 +293,16 @@ nncc_status nncc_model_workspace_size(const nncc_model *m, const nncc_tensor *in
   free(sc.in_dims);
   return st;
 }
+
+/* Takes the session for one call; false when another thread has it. */
+static bool rt_enter(nncc_session *s) {
+  return !__atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE);
+}
+static void rt_leave(nncc_session *s) { __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE); }
+
+#define RT_BUSY(err)          \
+  rt_fail(err, NNCC_ERR_BUSY, \
+          "the session is in use by another thread (use one session per thread)")
 
 nncc_status nncc_session_set_workspace(nncc_session *s, void *mem, uint64_t bytes, char **err) {
   if (err) *err = NULL;
@@ -288,15 +312,36 @@ nncc_status nncc_session_set_workspace(nncc_session *s, void *mem, uint64_t byte
   if (mem && bytes < s->m->d->workspace_bytes)
     return rt_fail(err, NNCC_ERR_INVALID_ARG, "the workspace has %llu bytes; the model needs %llu",
                    (unsigned long long)bytes, (unsigned long long)s->m->d->workspace_bytes);
-  if (s->m->d->set_workspace(s->impl, mem, bytes) != 0)
-    return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "can't switch the workspace");
+  if (!rt_enter(s)) return RT_BUSY(err);
+  int rc = s->m->d->set_workspace(s->impl, mem, bytes);
+  rt_leave(s);
+  if (rc != 0) return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "can't switch the workspace");
   return NNCC_OK;
 }
 
-nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t ninputs,
-                             const nncc_tensor *outputs, size_t noutputs, char **err) {
-  if (err) *err = NULL;
-  if (!s) return rt_fail(err, NNCC_ERR_INVALID_ARG, "session is NULL");
+/* Bytes of tensor t's data (0 when its dims make no sense: checked later). */
+static uint64_t rt_tensor_bytes(const nncc_tensor *t) {
+  uint64_t n = nncc_dtype_size(t->dtype);
+  for (int32_t k = 0; k < t->rank && t->dims; k++) {
+    if (t->dims[k] < 0) return 0;
+    if (t->dims[k] && n > UINT64_MAX / (uint64_t)t->dims[k]) return UINT64_MAX;
+    n *= (uint64_t)t->dims[k];
+  }
+  return n;
+}
+
+/* Whether the data of tensors a and b share a byte (host memory only: two
+ * device pointers are compared the same way, which is right for one
+ * device's address space). */
+static bool rt_overlap(const nncc_tensor *a, const nncc_tensor *b) {
+  uint64_t na = rt_tensor_bytes(a), nb = rt_tensor_bytes(b);
+  uintptr_t pa = (uintptr_t)a->data, pb = (uintptr_t)b->data;
+  if (!na || !nb || a->flags != b->flags) return false;
+  return pa < pb ? pb - pa < na : pa - pb < nb;
+}
+
+static nncc_status run_checked(nncc_session *s, const nncc_tensor *inputs, size_t ninputs,
+                               const nncc_tensor *outputs, size_t noutputs, char **err) {
   const nncc_model_desc *d = s->m->d;
   if (ninputs != (size_t)d->ninputs)
     return rt_fail(err, NNCC_ERR_ARITY, "%zu input%s given, the model has %d", ninputs,
@@ -307,7 +352,7 @@ nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t 
   if ((ninputs && !inputs) || (noutputs && !outputs))
     return rt_fail(err, NNCC_ERR_INVALID_ARG, "%s array is NULL",
                    ninputs && !inputs ? "input" : "output");
-  nncc_status st = rt_check_inputs(d, inputs, ninputs, true, s->values, s->in_dims, err);
+  nncc_status st = rt_check_inputs(s->m, inputs, ninputs, true, s->values, s->in_dims, err);
   if (st) return st;
   bool device = false;
   for (size_t i = 0; i < ninputs; i++) {
@@ -319,12 +364,28 @@ nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t 
   for (size_t i = 0; i < noutputs; i++) {
     int64_t want[NNCC_MAX_RANK] = {0};
     if (sym) d->io_dims(1, (int32_t)i, s->values, want);
-    if ((st = rt_check_tensor(d, &outputs[i], &d->outputs[i], sym ? want : d->outputs[i].dims, true,
-                              "output", i, err)))
+    if ((st = rt_check_tensor(s->m, &outputs[i], &d->outputs[i], sym ? want : d->outputs[i].dims,
+                              true, "output", i, err)))
       return st;
     s->out[i] = outputs[i].data;
     s->flags[ninputs + i] = outputs[i].flags;
     device |= outputs[i].flags != NNCC_TENSOR_HOST;
+  }
+  /* The generated code reads inputs while it writes outputs: memory shared
+   * between them would give wrong results, not an error. */
+  for (size_t i = 0; i < noutputs; i++) {
+    for (size_t j = 0; j < ninputs; j++)
+      if (rt_overlap(&outputs[i], &inputs[j]))
+        return rt_fail(err, NNCC_ERR_INVALID_ARG,
+                       "output %zu ('%s') and input %zu ('%s') share memory; outputs need "
+                       "memory of their own",
+                       i, d->outputs[i].name, j, d->inputs[j].name);
+    for (size_t j = 0; j < i; j++)
+      if (rt_overlap(&outputs[i], &outputs[j]))
+        return rt_fail(err, NNCC_ERR_INVALID_ARG,
+                       "outputs %zu ('%s') and %zu ('%s') share memory; outputs need memory "
+                       "of their own",
+                       j, d->outputs[j].name, i, d->outputs[i].name);
   }
   /* checked above: only a CUDA model gets here with device tensors */
   s->in[ninputs] = device ? NNCC_CU_IO_TAG : NULL;
@@ -343,6 +404,16 @@ nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t 
   return NNCC_OK;
 }
 
+nncc_status nncc_session_run(nncc_session *s, const nncc_tensor *inputs, size_t ninputs,
+                             const nncc_tensor *outputs, size_t noutputs, char **err) {
+  if (err) *err = NULL;
+  if (!s) return rt_fail(err, NNCC_ERR_INVALID_ARG, "session is NULL");
+  if (!rt_enter(s)) return RT_BUSY(err);
+  nncc_status st = run_checked(s, inputs, ninputs, outputs, noutputs, err);
+  rt_leave(s);
+  return st;
+}
+
 /* ---- profiling ----------------------------------------------------------------- */
 
 nncc_status nncc_session_set_profiling(nncc_session *s, int on, char **err) {
@@ -353,10 +424,14 @@ nncc_status nncc_session_set_profiling(nncc_session *s, int on, char **err) {
     return rt_fail(err, NNCC_ERR_INVALID_ARG,
                    "the model has no profiling support (compiled by %s); compile it again",
                    d->compiler);
-  if (on && !s->prof_ns && !(s->prof_ns = calloc((size_t)d->nsteps + 1, sizeof *s->prof_ns)))
+  if (!rt_enter(s)) return RT_BUSY(err);
+  if (on && !s->prof_ns && !(s->prof_ns = calloc((size_t)d->nsteps + 1, sizeof *s->prof_ns))) {
+    rt_leave(s);
     return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY, "out of memory");
+  }
   d->set_profile(s->impl, on ? s->prof_ns : NULL);
   s->profiling = on != 0;
+  rt_leave(s);
   return NNCC_OK;
 }
 

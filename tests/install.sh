@@ -28,8 +28,10 @@ pass() { echo "ok: $*"; }
 
 # A sanitized build's libraries need the sanitizer runtime in the program.
 san=""
-grep -q '^NNCC_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2> /dev/null &&
-  san="-fsanitize=address,undefined"
+case $(sed -n 's/^NNCC_SANITIZE:[A-Z]*=//p' "$build/CMakeCache.txt" 2> /dev/null) in
+  ON) san="-fsanitize=address,undefined" ;;
+  thread) san="-fsanitize=thread" ;;
+esac
 
 prefix="$tmp/prefix"
 "$cmake" --install "$build" --prefix "$prefix" > "$tmp/install.log" 2>&1 ||

@@ -43,9 +43,12 @@ enum { RUN_OK = 0, RUN_BAD_INPUT = 1, RUN_USAGE = 2 };
 static void run_usage(FILE *f) {
   fprintf(f, "usage: nncc run MODEL.so [NAME=FILE.npy | FILE.npy]... [--out-dir DIR]\n"
              "                [--threads N] [--bench N] [--profile] [--device cpu|cuda]\n"
+             "                [--no-verify]\n"
              "Runs a compiled model on .npy inputs and writes DIR/<output>.npy per output.\n"
              "--bench N times N runs after a warm-up; --profile prints the time of every\n"
-             "step (kernel, IR ops, layer, source line), sorted, with its share.\n");
+             "step (kernel, IR ops, layer, source line), sorted, with its share.\n"
+             "--no-verify skips the model's checksum (its size and structure are still\n"
+             "checked).\n");
 }
 
 static int run_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -195,7 +198,7 @@ static int write_outputs(run_state *s, const char *dir) {
 static int run_main(run_state *s, int argc, char **argv) {
   const char *model_path = NULL, *out_dir = ".";
   int threads = 0, bench = -1, missing = 0;
-  bool profile = false, device_cuda = false;
+  bool profile = false, device_cuda = false, no_verify = false;
   char **args = calloc((size_t)argc + 1, sizeof *args);
   int nargs = 0;
   if (!args) return run_error(RUN_BAD_INPUT, "out of memory");
@@ -224,6 +227,8 @@ static int run_main(run_state *s, int argc, char **argv) {
       }
     } else if (!strcmp(a, "--profile")) {
       profile = true;
+    } else if (!strcmp(a, "--no-verify")) {
+      no_verify = true;
     } else if ((v = opt_value(argc, argv, &i, "--device", &missing))) {
       if (strcmp(v, "cpu") && strcmp(v, "cuda")) {
         free(args);
@@ -249,7 +254,8 @@ static int run_main(run_state *s, int argc, char **argv) {
   }
 
   char *err = NULL;
-  nncc_status st = nncc_model_open(model_path, &s->model, &err);
+  nncc_status st = nncc_model_open_ex(model_path, no_verify ? NNCC_OPEN_NO_VERIFY : 0, &s->model,
+                                      &err);
   if (st != NNCC_OK) {
     run_error(RUN_BAD_INPUT, "%s", err ? err : nncc_status_string(st));
     nncc_free_message(err);

@@ -27,7 +27,9 @@
  * Threads: an nncc_model is immutable after nncc_model_open and may be used
  * from any number of threads at once. An nncc_session owns its workspace and
  * thread pool and is used by one thread at a time; run as many sessions
- * concurrently as you like (one per thread is the usual pattern).
+ * concurrently as you like (one per thread is the usual pattern). A call on
+ * a session that another thread is using fails at once with NNCC_ERR_BUSY
+ * (nothing is corrupted, nothing waits).
  *
  * Link with libnncc_runtime (and -ldl -lpthread on older C libraries).
  */
@@ -57,6 +59,11 @@ typedef enum nncc_status {
   NNCC_ERR_OUT_OF_MEMORY = 9,   /* an allocation or a thread creation failed */
   NNCC_ERR_RUNTIME = 10,        /* the model's code reported a failure */
   NNCC_ERR_FORMAT = 11,         /* a malformed or unsupported file (.npy) */
+  NNCC_ERR_BUSY = 12,           /* the session is in use by another thread */
+  NNCC_ERR_INPUT_VALUE = 13,    /* an input's values are invalid where PyTorch
+                                   raises: an index out of range, a size that
+                                   doesn't divide, ... (the message names the
+                                   op, its source line and the value) */
 } nncc_status;
 
 /* "ok", "invalid argument", ...; never NULL (unknown codes give "unknown
@@ -133,21 +140,59 @@ typedef struct nncc_io_info {
 } nncc_io_info;
 
 /* Loads a compiled model. On success *model is a new handle (close it with
- * nncc_model_close). Fails cleanly with NNCC_ERR_LOAD (no such file, not a
- * shared object, not an nncc model, malformed description), NNCC_ERR_ABI
- * (built for another ABI version) or NNCC_ERR_UNSUPPORTED_CPU (the message
- * names the missing CPU features). */
+ * nncc_model_close).
+ *
+ * Before anything of the file is mapped executable, the file is checked
+ * from a read-only mapping: an ELF shared object for this machine whose
+ * segments and sections all lie within the file, and, for a model made by
+ * an nncc that seals its output (every current one), whose size and
+ * checksum match the record nncc appended. A cut, padded or altered file
+ * fails with NNCC_ERR_LOAD and a message that says so: "can't load
+ * 'm.so': truncated (expected 946176 bytes, found 20480)" or "... corrupted
+ * (its contents don't match the checksum ...)". The checksum reads the
+ * whole file once (about 8 ms per 100 MB on one core, split over up to 8
+ * threads); NNCC_OPEN_NO_VERIFY skips it.
+ *
+ * Other failures: NNCC_ERR_LOAD (no such file, not a shared object, not an
+ * nncc model, malformed description), NNCC_ERR_ABI (built for another ABI
+ * version) or NNCC_ERR_UNSUPPORTED_CPU (the message names the missing CPU
+ * features).
+ *
+ * Replacing a deployed model: write the new file next to the old one and
+ * rename() it over the old one (`mv`, `install`; nncc itself writes its
+ * output that way). Processes that have the old file open keep it; new
+ * opens get the new one. Never overwrite a model.so in place (`cp new.so
+ * model.so`, a download into the same path): a process that has it loaded
+ * can die of SIGBUS when its pages change or disappear under it. */
 nncc_status nncc_model_open(const char *path, nncc_model **model, char **err);
-/* Opens a model only to describe it (nncc inspect): like nncc_model_open,
- * but a model this machine can't run (missing CPU features, no CUDA GPU)
- * still opens; nncc_model_unusable then says why, and creating a session
- * fails with NNCC_ERR_UNSUPPORTED_CPU. */
+/* Opens a model only to describe it (nncc inspect): the same checks, then
+ * the description is read from the file's metadata blob, bounds-checked;
+ * the file is never loaded, mapped executable or run (nothing of its
+ * code, constructors included, executes). A model this machine can't run
+ * (missing CPU features, no CUDA GPU, another architecture) still opens;
+ * nncc_model_unusable says why. Sessions can't be created from it
+ * (NNCC_ERR_UNSUPPORTED_CPU when it is unusable, else
+ * NNCC_ERR_INVALID_ARG); the other accessors work as for an opened model.
+ * Models made before nncc sealed its output are found through their
+ * symbol table (a stripped one can't be described). */
 nncc_status nncc_model_describe(const char *path, nncc_model **model, char **err);
+
+/* nncc_model_open_ex flags */
+enum {
+  NNCC_OPEN_DESCRIBE = 1 << 0,  /* nncc_model_describe */
+  NNCC_OPEN_NO_VERIFY = 1 << 1, /* skip the checksum (for files verified
+                                   elsewhere); the size and ELF structure
+                                   are still checked */
+};
+/* nncc_model_open (flags 0) or nncc_model_describe (NNCC_OPEN_DESCRIBE),
+ * with flags. Unknown flag bits give NNCC_ERR_INVALID_ARG. */
+nncc_status nncc_model_open_ex(const char *path, uint32_t flags, nncc_model **model, char **err);
 /* Why this machine can't run the model (opened by nncc_model_describe), or
  * NULL when it can. Owned by the model. */
 const char *nncc_model_unusable(const nncc_model *model);
-/* Unloads a model. Every session of it must have been destroyed first.
- * NULL is fine. */
+/* Closes the handle. The model is unloaded when its last session is
+ * destroyed (at once when it has none); the handle must not be used after
+ * this call. NULL is fine. */
 void nncc_model_close(nncc_model *model);
 
 /* Counts of inputs and outputs (0 for a NULL model). */
@@ -218,11 +263,15 @@ nncc_status nncc_model_workspace_size(const nncc_model *model, const nncc_tensor
 typedef struct nncc_session nncc_session;
 
 /* Creates a session: a workspace and a pool of nthreads threads (the calling
- * thread counts as one; nthreads <= 0 means one per online CPU). The model
- * must outlive the session. */
+ * thread counts as one; nthreads <= 0 means one per online CPU). The
+ * session keeps the model loaded until it is destroyed, even past
+ * nncc_model_close. A model opened with nncc_model_describe has no code to
+ * run: NNCC_ERR_INVALID_ARG (NNCC_ERR_UNSUPPORTED_CPU when it is unusable
+ * here). */
 nncc_status nncc_session_create(const nncc_model *model, int nthreads, nncc_session **session,
                                 char **err);
-/* Frees a session (NULL is fine). Not while a run is in progress. */
+/* Frees a session (NULL is fine). Not while a call on it is in progress
+ * (the one use of a session from two threads that is not caught). */
 void nncc_session_destroy(nncc_session *session);
 /* The number of threads the session runs with (>= 1; 0 for NULL). */
 int nncc_session_threads(const nncc_session *session);
@@ -241,8 +290,20 @@ nncc_status nncc_session_set_workspace(nncc_session *session, void *mem, uint64_
  * bind the symbols and the outputs must have the dims that follows
  * (nncc_model_output_dims). A session plans its workspace once per
  * distinct input shape and reuses it while the shape repeats. Output
- * memory is written, input memory only read; they must not overlap. Use a
- * session from one thread at a time. */
+ * memory is written, input memory only read: an output that shares memory
+ * with an input or another output is refused (NNCC_ERR_INVALID_ARG).
+ *
+ * Where PyTorch raises on the values of the inputs (an index out of range
+ * in embedding, gather, index_select, indexing, scatter or one_hot; a
+ * reshape or a broadcast that the run's sizes don't allow), the run fails
+ * with NNCC_ERR_INPUT_VALUE and a message naming the input, the value, the
+ * op and its source line: "input_ids: index 1000000000 out of range
+ * [-21128, 21128) in embedding (model.py:42)". Outputs are then
+ * unspecified. Negative indices wrap exactly where PyTorch wraps them.
+ *
+ * Use a session from one thread at a time: a run, set_workspace or
+ * set_profiling on a session that another thread is in returns
+ * NNCC_ERR_BUSY at once. */
 nncc_status nncc_session_run(nncc_session *session, const nncc_tensor *inputs, size_t ninputs,
                              const nncc_tensor *outputs, size_t noutputs, char **err);
 
