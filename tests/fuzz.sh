@@ -2,7 +2,8 @@
 # fuzz.sh — runs the standalone fuzz drivers (tests/fuzz/fuzz_*.c built with
 # NNCC_FUZZ_STANDALONE) over seed files and deterministic mutations of them.
 # Seeds: the bundled example archive, its pickles and code files, the golden
-# IR files, and the real archives in ../shared/fixtures/real when present.
+# IR files, the real archives in ../shared/fixtures/real when present, and
+# the example compiled to model.so files (fuzz_modelso).
 # Under the ASan+UBSan build any memory error fails the run.
 set -u
 : "${NNCC_BUILD:?}" "${NNCC_SRC:?}"
@@ -51,5 +52,13 @@ run fuzz_tsparse "$work/py"
 run fuzz_irparse "$work/ir"
 run fuzz_import "$work/zip"
 if ls "$work/json"/* >/dev/null 2>&1; then run fuzz_modeljson "$work/json"; fi
+# compiled models: the example, static and symbolic
+mkdir -p "$work/so"
+if "$NNCC_BUILD/nncc" "$NNCC_SRC/examples/model_jit.pt" -o "$work/so/static.so" --input 'x:f32[1,1,28,28]' &&
+   "$NNCC_BUILD/nncc" "$NNCC_SRC/examples/model_jit.pt" -o "$work/so/sym.so"; then
+  run fuzz_modelso "$work/so"
+else
+  fail=$((fail+1)); echo "FAIL fuzz_modelso: compiling the seeds failed"
+fi
 echo "fuzz: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -36,9 +36,9 @@ fi
 flags=(-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -I"$NNCC_SRC"
        -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
        -DNNCC_VERSION='"fuzz"' -DNNCC_LLVM_VERSION='"none"')
-libs=(-lzip -lcjson -lm)
+libs=(-lzip -lcjson -lm -lpthread)
 objs=()
-for src in "$NNCC_SRC"/common/*.c "$NNCC_SRC"/ir/*.c "$NNCC_SRC"/frontend/*.c; do
+for src in "$NNCC_SRC"/common/*.c "$NNCC_SRC"/ir/*.c "$NNCC_SRC"/frontend/*.c "$NNCC_SRC"/abi/*.c; do
   rel=${src#"$NNCC_SRC"/}
   obj="$build/obj/${rel//\//_}.o"
   if [ ! -e "$obj" ] || [ -n "$(find "$src" "$NNCC_SRC"/*/*.h "$NNCC_SRC"/*/*.def -newer "$obj" 2>/dev/null | head -1)" ]; then
@@ -104,6 +104,12 @@ if [ -d "$work/seed/fuzz_modeljson" ]; then
   cat >"$work/seed/fuzz_modeljson/min.json" <<'JSON'
 {"protoVersion":"3","mainModule":{"torchscriptArena":{"key":"code/m.py"},"name":"m","parameters":[{"name":"w","tensorId":"0","isBuffer":false}]},"producerName":"pytorch","producerVersion":"1.0","tensors":[{"dims":["2","3"],"offset":"0","strides":["3","1"],"requiresGrad":false,"dataType":"FLOAT","data":{"key":"tensors/0"},"device":"cpu"}]}
 JSON
+fi
+# model.so files for fuzz_modelso, when the nncc under test is at hand
+if [ -d "$work/seed/fuzz_modelso" ] && [ -x "${NNCC:-}" ]; then
+  "$NNCC" "$NNCC_SRC/examples/model_jit.pt" -o "$work/seed/fuzz_modelso/static.so" \
+    --input 'x:f32[1,1,28,28]' >/dev/null 2>&1
+  "$NNCC" "$NNCC_SRC/examples/model_jit.pt" -o "$work/seed/fuzz_modelso/sym.so" >/dev/null 2>&1
 fi
 for t in "${targets[@]}"; do
   [ -n "$(ls "$work/seed/$t")" ] || printf 'x' >"$work/seed/$t/empty"
