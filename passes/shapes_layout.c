@@ -101,8 +101,14 @@ void sh_r_view(sh *s) {
     for (int j = 0; j < n; j++)
       if (j != infer) kd[nk++] = o[j];
     o[infer] = consts ? ir_dim_div(s->g, total, known) : quotient(s, x->rank, x->dims, nk, kd);
+    /* PyTorch raises when the element count is not a multiple of the
+     * known sizes: at run time a guard checks it (nothing is added when it
+     * always is: the remainder folds to 0) */
+    if (!consts) sh_assume_equal(s, ir_dim_mod(s->g, total, known), D(s, 0));
   } else if (consts && ct != ck) {
     goto bad;
+  } else if (!consts) {
+    sh_assume_equal(s, total, known); /* the sizes must hold every element */
   }
   set(s, 0, tensor(s, x->dtype, n, o));
   return;
