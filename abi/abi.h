@@ -5,14 +5,18 @@
  *        int nncc_graph_run(void *const *inputs, void *const *outputs,
  *                           unsigned char *workspace,
  *                           const unsigned char *weights, void *pool,
- *                           const int64_t *dims, const int64_t *offsets);
+ *                           const int64_t *dims, const int64_t *offsets,
+ *                           int64_t *status);
  *      which returns 0 on success, and calling nncc_rt_parallel_for below;
  *      before each step s it calls nncc_rt_prof_mark(s), and once more
  *      with the step count before returning, but only when
  *      nncc_rt_profiling (read once per call) is not zero;
  *      dims (one value per symbol) and offsets (workspace byte offset of
  *      each program buffer, planned per shape) are read only by models
- *      with symbolic dims, and may be NULL for the others;
+ *      with symbolic dims, and may be NULL for the others; status is the
+ *      run's status block (kernel.h KP_STATUS_WORDS int64, zeroed by the
+ *      caller), where run-time checks record the first failure (read only
+ *      by models with checks: the metadata lists them);
  *   2. a data object: the weights blob (symbol nncc_weights, 64-byte
  *      aligned, read only) and the metadata blob (nncc_meta .. nncc_meta_end,
  *      format below);
@@ -73,6 +77,13 @@
  *   str      precision       "f32", "f16" or "bf16": --precision
  *   u32      number of distinct compiled kernels (CPU functions or CUDA
  *            kernels; steps may share one)
+ *   (format version 5 and later; version 4 blobs end here)
+ *   u32      number of run-time checks, then per check (kernel.h kp_check;
+ *            a failed one is reported by its position): u8 kind (0: an
+ *            index valid in [0, n), 1: in [-n, n), 2: a class value valid in
+ *            [0, n)), i32 the dim indexed (-1 when unsaid), str the op
+ *            ("embedding"), str the tensor checked ("input_ids"), str the
+ *            op's module scope, str its source location ("ENTRY:LINE")
  * where io = str name, u32 dtype (nncc_dtype numbering), u32 rank (<= 16),
  * then rank × i64 dims: a dim >= 0 is that number, a dim < 0 is the
  * expression -1 - dim.
@@ -85,7 +96,7 @@
 
 #define NNCC_ABI_VERSION 1
 #define NNCC_META_MAGIC "NNCCMETA"
-#define NNCC_META_VERSION 4
+#define NNCC_META_VERSION 5
 #define NNCC_META_MAX_RANK 16
 #define NNCC_ENTRY_SYMBOL "nncc_model_v1"
 
@@ -175,7 +186,19 @@ typedef struct nncc_model_desc {
   /* ---- metadata version 4 (absent from older models: struct_size) ---- */
   const char *precision; /* "f32", "f16", "bf16"; NULL when unknown */
   int32_t nkernels;      /* distinct compiled kernels; 0 unknown */
+  /* ---- run-time checks (metadata version 5; absent before: struct_size) */
+  int32_t nrtchecks; /* checks the code makes where PyTorch raises */
+  /* After run or run_dims returned NNCC_RT_CHECK_FAILED: what failed, as
+   * "input_ids: index 7 out of range [0, 5) in embedding at emb
+   * (model.py:3)", into msg[0..cap). */
+  void (*check_message)(void *session, char *msg, size_t cap);
 } nncc_model_desc;
+
+/* What run and run_dims return when a run-time check failed (the outputs
+ * are then unspecified). */
+#define NNCC_RT_CHECK_FAILED (-3)
+/* int64 words of a run's status block (= kernel.h KP_STATUS_WORDS). */
+#define NNCC_STATUS_WORDS 8
 
 typedef const nncc_model_desc *(*nncc_model_entry_fn)(void);
 
@@ -196,6 +219,16 @@ typedef struct ab_block {
   uint32_t buf, esize, elems, first, last;
 } ab_block;
 
+/* A run-time check (format version 5). */
+typedef struct ab_rtcheck {
+  uint8_t kind;      /* 0 index [0, n), 1 index [-n, n), 2 class [0, n) */
+  int32_t dim;       /* -1 when unsaid */
+  const char *op;    /* "embedding" */
+  const char *what;  /* "input_ids" */
+  const char *scope; /* "" at the root */
+  const char *loc;   /* "ENTRY:LINE", "" when unknown */
+} ab_rtcheck;
+
 /* A parsed blob: the descriptor's data fields (its functions are the
  * reader's to fill) and what the descriptor doesn't hold. */
 typedef struct ab_meta {
@@ -214,7 +247,9 @@ typedef struct ab_meta {
   const int64_t *dims_base; /* the descriptor's io dims array */
   int64_t *enc;             /* the io dims as written (same layout) */
   int32_t nio_dims;         /* entries of both */
-  void *block;              /* the one allocation behind it all */
+  ab_rtcheck *rtchecks;     /* run-time checks, by position */
+  uint32_t nrtchecks;
+  void *block; /* the one allocation behind it all */
 } ab_meta;
 
 /* Parses blob[0..len); 0, or -1 (malformed, or out of memory) with *m
@@ -231,6 +266,12 @@ int ab_meta_bind(const ab_meta *m, const int64_t *const *input_dims, int64_t *va
 void ab_meta_io_dims(const ab_meta *m, int outputs, int32_t i, const int64_t *values,
                      int64_t *dims);
 const char *ab_meta_dim_text(const ab_meta *m, int outputs, int32_t i, int32_t d);
+/* The message of a failed run-time check from a run's status block (kernel.h
+ * KP_STATUS_WORDS: [0] check + 1, [1] value, [2] size): "input_ids: index
+ * 1000000000 out of range [0, 21128) in embedding at bert.embeddings
+ * (bert/code/__torch__.py:42)". 0, or -1 (and a generic message) when the
+ * check isn't in the table. */
+int ab_meta_check_message(const ab_meta *m, const int64_t *status, char *msg, size_t cap);
 /* Plans the workspace for these values: offs[buf] for every planned buffer
  * (offs may be NULL). Returns the arena bytes, UINT64_MAX when a size
  * overflows or memory is short. */
@@ -271,7 +312,7 @@ int ab_cpu_check(const char *features, const char *cpu, char *msg, size_t cap);
 
 /* A 64-bit hash of p[0..n) (not cryptographic: it detects damage, not
  * tampering). The same value on every machine. */
-uint64_t ab_hash(const void *p, size_t n, uint64_t seed);
+uint64_t ab_hash(const void *data, size_t n, uint64_t seed);
 /* Tests only (not thread-safe): makes ab_hash use one code path,
  * "portable", "sse2" or "avx2" (NULL: the best this CPU runs). -1 when
  * this build or CPU lacks it. */
@@ -307,7 +348,7 @@ enum {
  * lie within the file, and, when it is sealed, whose size and hash match
  * the seal. Reads nothing outside p[0..size). AB_OK, or the verdict with
  * a sentence in msg ("truncated (expected 946176 bytes, found 1024)"). */
-ab_verdict ab_image_check(const unsigned char *p, size_t size, unsigned flags, ab_image *img,
+ab_verdict ab_image_check(const unsigned char *p, size_t size, unsigned flags, ab_image *out,
                           char *msg, size_t cap);
 /* 0 when ELF machine `machine` is this one; else -1 and "compiled for
  * aarch64; this machine is x86-64" in msg. */

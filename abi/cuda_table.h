@@ -72,7 +72,9 @@ enum {
  * vec = PAR: iterations per thread (4 with float4 accesses, else 1). nncc_cu_buf: kind =
  * NNCC_CU_INPUT..DIMS; index = which input/output; offset = WEIGHT/
  * WORKSPACE byte offset (static programs); elems = element count
- * (program); esize = bytes per element. nncc_cu_step: kernel index; its
+ * (program); esize = bytes per element; NNCC_CU_STATUS is the run's status
+ * block of checks (kernel.h KP_BUF_STATUS), zeroed before a run and read
+ * after it. nncc_cu_step: kernel index; its
  * slots are slots[slot0 .. slot0 + nslots). nncc_cu_table: the arrays,
  * nsyms = dim values a run gives, dynamic = workspace offsets come per
  * run. nncc_cu_model: what a CUDA model.so hands to its runtime: the
@@ -81,49 +83,56 @@ enum {
 /* The table types as one macro, so the CUDA artifact step can write the
  * same definitions into the C file it generates (NNCC_CU_TYPES_TEXT). The
  * fields are documented above in the comments of each member. */
-#define NNCC_CU_TYPES                                                                          \
-  typedef struct nncc_cu_kernel {                                                              \
-    const char *name;                                                                          \
-    int32_t form;                                                                              \
-    int32_t sync;                                                                              \
-    int32_t trip;                                                                              \
-    int32_t m, n;                                                                              \
-    int32_t threads;                                                                           \
-    int32_t vec;                                                                               \
-  } nncc_cu_kernel;                                                                            \
-  enum { NNCC_CU_INPUT = 0, NNCC_CU_OUTPUT, NNCC_CU_WEIGHT, NNCC_CU_WORKSPACE, NNCC_CU_DIMS }; \
-  typedef struct nncc_cu_buf {                                                                 \
-    int32_t kind;                                                                              \
-    int32_t index;                                                                             \
-    uint64_t offset;                                                                           \
-    int32_t elems;                                                                             \
-    uint32_t esize;                                                                            \
-  } nncc_cu_buf;                                                                               \
-  typedef struct nncc_cu_step {                                                                \
-    int32_t kernel;                                                                            \
-    int32_t slot0;                                                                             \
-    int32_t nslots;                                                                            \
-  } nncc_cu_step;                                                                              \
-  typedef struct nncc_cu_table {                                                               \
-    int32_t nkernels, nsteps, nbufs, nslots, nprog;                                            \
-    const nncc_cu_kernel *kernels;                                                             \
-    const nncc_cu_step *steps;                                                                 \
-    const nncc_cu_buf *bufs;                                                                   \
-    const int32_t *slots;                                                                      \
-    const int64_t *prog;                                                                       \
-    int32_t nsyms;                                                                             \
-    int32_t dynamic;                                                                           \
-    uint64_t workspace_bytes;                                                                  \
-    uint64_t weights_bytes;                                                                    \
-  } nncc_cu_table;                                                                             \
-  typedef struct nncc_cu_model {                                                               \
-    const nncc_cu_table *table;                                                                \
-    int32_t narchs;                                                                            \
-    const int32_t *archs;                                                                      \
-    const unsigned char *const *cubins;                                                        \
-    const uint64_t *cubin_sizes;                                                               \
-    const char *ptx;                                                                           \
-    int32_t ninputs, noutputs;                                                                 \
+#define NNCC_CU_TYPES                               \
+  typedef struct nncc_cu_kernel {                   \
+    const char *name;                               \
+    int32_t form;                                   \
+    int32_t sync;                                   \
+    int32_t trip;                                   \
+    int32_t m, n;                                   \
+    int32_t threads;                                \
+    int32_t vec;                                    \
+  } nncc_cu_kernel;                                 \
+  enum {                                            \
+    NNCC_CU_INPUT = 0,                              \
+    NNCC_CU_OUTPUT,                                 \
+    NNCC_CU_WEIGHT,                                 \
+    NNCC_CU_WORKSPACE,                              \
+    NNCC_CU_DIMS,                                   \
+    NNCC_CU_STATUS                                  \
+  };                                                \
+  typedef struct nncc_cu_buf {                      \
+    int32_t kind;                                   \
+    int32_t index;                                  \
+    uint64_t offset;                                \
+    int32_t elems;                                  \
+    uint32_t esize;                                 \
+  } nncc_cu_buf;                                    \
+  typedef struct nncc_cu_step {                     \
+    int32_t kernel;                                 \
+    int32_t slot0;                                  \
+    int32_t nslots;                                 \
+  } nncc_cu_step;                                   \
+  typedef struct nncc_cu_table {                    \
+    int32_t nkernels, nsteps, nbufs, nslots, nprog; \
+    const nncc_cu_kernel *kernels;                  \
+    const nncc_cu_step *steps;                      \
+    const nncc_cu_buf *bufs;                        \
+    const int32_t *slots;                           \
+    const int64_t *prog;                            \
+    int32_t nsyms;                                  \
+    int32_t dynamic;                                \
+    uint64_t workspace_bytes;                       \
+    uint64_t weights_bytes;                         \
+  } nncc_cu_table;                                  \
+  typedef struct nncc_cu_model {                    \
+    const nncc_cu_table *table;                     \
+    int32_t narchs;                                 \
+    const int32_t *archs;                           \
+    const unsigned char *const *cubins;             \
+    const uint64_t *cubin_sizes;                    \
+    const char *ptx;                                \
+    int32_t ninputs, noutputs;                      \
   } nncc_cu_model;
 NNCC_CU_TYPES
 /* Device-memory tensors (nncc.h NNCC_TENSOR_DEVICE). The session runtime

@@ -95,8 +95,8 @@ int ab_meta_parse(const unsigned char *blob, size_t len, ab_meta *m) {
   r.end = blob + total;
 
   size_t max_ios = len / 12 + 1;
-  size_t bytes =
-      max_ios * sizeof(nncc_model_io) + len * sizeof(int64_t) + 8 * len + 256 + sizeof(int64_t);
+  size_t bytes = max_ios * sizeof(nncc_model_io) + len * sizeof(int64_t) + 8 * len + 256 +
+                 sizeof(int64_t);
   unsigned char *block = calloc(1, bytes);
   if (!block) return -1;
   nncc_model_desc *d = &m->desc;
@@ -205,6 +205,22 @@ int ab_meta_parse(const unsigned char *blob, size_t len, ab_meta *m) {
     if (nkernels > nsteps) r.bad = true;
     d->nkernels = (int32_t)nkernels;
   }
+  uint64_t nrt = version >= 5 ? rd_le(&r, 4) : 0;
+  if (r.bad || nrt > len / 21) goto bad;
+  m->rtchecks = bump(&heap, heap_end, sizeof *m->rtchecks * (size_t)(nrt + 1));
+  if (!m->rtchecks) goto bad;
+  for (uint64_t i = 0; i < nrt && !r.bad; i++) {
+    ab_rtcheck *c = &m->rtchecks[i];
+    c->kind = (uint8_t)rd_le(&r, 1);
+    c->dim = (int32_t)rd_le(&r, 4);
+    c->op = rd_str(&r, &heap, heap_end);
+    c->what = rd_str(&r, &heap, heap_end);
+    c->scope = rd_str(&r, &heap, heap_end);
+    c->loc = rd_str(&r, &heap, heap_end);
+    if (c->kind > 2 || c->dim < -1 || c->dim >= NNCC_META_MAX_RANK) r.bad = true;
+  }
+  m->nrtchecks = (uint32_t)nrt;
+  d->nrtchecks = (int32_t)nrt;
   if (r.bad || (nsyms == 0 && (m->nbufs || nblocks))) goto bad;
   /* symbolic io dims read as -1 in the descriptor; their expressions are
    * kept apart, by position, in m->enc */
@@ -231,6 +247,33 @@ bad:
 void ab_meta_free(ab_meta *m) {
   free(m->block);
   memset(m, 0, sizeof *m);
+}
+
+/* ---- run-time checks ----------------------------------------------------------- */
+
+int ab_meta_check_message(const ab_meta *m, const int64_t *status, char *msg, size_t cap) {
+  if (!cap) return -1;
+  msg[0] = 0;
+  if (status[0] <= 0 || (uint64_t)status[0] > m->nrtchecks) {
+    snprintf(msg, cap, "a run-time check of the model failed (check %lld of %u)",
+             (long long)status[0] - 1, m->nrtchecks);
+    return -1;
+  }
+  const ab_rtcheck *c = &m->rtchecks[status[0] - 1];
+  long long v = (long long)status[1], n = (long long)status[2];
+  int w;
+  if (c->kind == 2)
+    w = snprintf(msg, cap, "%s: class %lld out of range [0, %lld) in %s", c->what, v, n, c->op);
+  else if (c->dim >= 0)
+    w = snprintf(msg, cap, "%s: index %lld out of range [%lld, %lld) for dim %d in %s", c->what, v,
+                 c->kind == 1 ? -n : 0, n, (int)c->dim, c->op);
+  else
+    w = snprintf(msg, cap, "%s: index %lld out of range [%lld, %lld) in %s", c->what, v,
+                 c->kind == 1 ? -n : 0, n, c->op);
+  size_t used = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
+  if (*c->scope && used < cap) used += (size_t)snprintf(msg + used, cap - used, " at %s", c->scope);
+  if (used < cap && *c->loc) snprintf(msg + used, cap - used, " (%s)", c->loc);
+  return 0;
 }
 
 /* ---- symbolic dims --------------------------------------------------------- */

@@ -173,6 +173,24 @@ static void put_steps(nn_arena *a, bytevec *v, const kp_program *p) {
   }
 }
 
+/* The run-time check table (abi.h, version 5): what a failed check names. */
+static void put_checks(nn_arena *a, bytevec *v, const kp_program *p) {
+  _Static_assert(KP_STATUS_WORDS == NNCC_STATUS_WORDS, "one status block layout");
+  put_le(a, v, (uint64_t)p->checks.len, 4);
+  for (int i = 0; i < p->checks.len; i++) {
+    const kp_check *c = &p->checks.data[i];
+    nn_buf where = {0};
+    if (c->loc.file && c->loc.line > 0) nn_buf_printf(&where, "%s:%d", c->loc.file, c->loc.line);
+    put_le(a, v, c->kind == KP_CHECK_INDEX ? 0 : c->kind == KP_CHECK_INDEX_WRAP ? 1 : 2, 1);
+    put_le(a, v, (uint64_t)(int64_t)c->dim, 4);
+    put_str(a, v, c->op);
+    put_str(a, v, c->what);
+    put_str(a, v, c->scope);
+    put_str(a, v, where.data ? where.data : "");
+    nn_buf_free(&where);
+  }
+}
+
 /* The precision recorded when the driver names none: bf16 or f16 when a
  * weight or workspace buffer holds that type (the fp16 pass ran), else f32.
  * Inputs and outputs are left out: they keep the model's own dtypes. */
@@ -285,6 +303,7 @@ static bytevec build_meta(const kp_program *p, const llvm_result *r, const artif
   put_steps(a, &v, p);
   put_str(a, &v, o->precision ? o->precision : program_precision(p));
   put_le(a, &v, (uint64_t)count_kernels(p), 4);
+  put_checks(a, &v, p);
   for (int i = 0; i < 4; i++) v.data[12 + i] = (unsigned char)((unsigned)v.len >> (8 * i));
   return v;
 }

@@ -180,8 +180,12 @@ int cuda_artifact_link(const kp_program *p, const cuda_module *m, const cuda_ima
  * wrote: |x - ref| <= tol * max(1, |ref|) for floats, equality otherwise;
  * then the emulated run takes the reference's values of those buffers, so
  * every step starts from the reference's operands.
+ * A program with run-time checks (kernel.h KS_CHECK) is then run a second
+ * time with element 0 of every integer input set to 1000000007, so that
+ * checks fail: the status blocks are compared like any written buffer.
  * Prints one line per mismatching step and a summary to out (kernels by
- * form, the tensor-core GEMMs counted apart). Static programs only.
+ * form, the tensor-core GEMMs counted apart, the checks' second run's
+ * status). Static programs only.
  * Returns 0 when everything matches, 1 on a mismatch, -1 after reporting
  * an error. */
 int cuda_emucheck(const kp_program *p, const cuda_module *m, const char *lib, double tol,

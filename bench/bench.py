@@ -168,6 +168,18 @@ def compile_and_check(args, mdir, name):
          "size": os.path.getsize(so) if os.path.isfile(so) else None,
          "runnable": res["stage"] == "compare",
          "note": "" if res["ok"] else "%s: %s" % (res["stage"], res["why"])}
+  # The same model without run-time checks: timed too when its code differs
+  # (the model has checks), to measure what they cost.
+  row["so_nocheck"] = None
+  if row["runnable"]:
+    nc = os.path.join(work, name + "_nocheck.so")
+    flags = ["--input=" + i["flag"] for i in info["inputs"]]
+    r = subprocess.run([args.nncc, os.path.join(mdir, name + ".pt"), "-o", nc,
+                        "--no-runtime-checks"] + flags, capture_output=True)
+    if r.returncode == 0:
+      with open(so, "rb") as a, open(nc, "rb") as b:
+        if a.read() != b.read():
+          row["so_nocheck"] = nc
   return info, inputs, row
 
 
@@ -202,7 +214,8 @@ def bench_model(args, mdir, name, runs_default):
   row.update({"name": name, "runs": runs, "by_threads": {}})
   for threads in args.threads:
     env = thread_env(threads, args.node_path)
-    peers = {"libtorch": Timing(), "ORT": Timing(), "nncc": Timing()}
+    peers = {"libtorch": Timing(), "ORT": Timing(), "nncc": Timing(),
+             "nncc_nocheck": Timing()}
     cmds = {
       "libtorch": [args.timer, pt] + inputs + [
           "--runs", str(runs), "--warmup", str(warm), "--threads",
@@ -212,11 +225,16 @@ def bench_model(args, mdir, name, runs_default):
           str(threads), "--times", "--ref",
           os.path.join(mdir, name + ".out0.npy")],
       "nncc": nncc_cmd(args, row["so"], inputs, runs, warm, threads),
+      "nncc_nocheck": (nncc_cmd(args, row["so_nocheck"], inputs, runs, warm,
+                                threads) if row["so_nocheck"] else None),
     }
+    if not cmds["nncc_nocheck"]:
+      del cmds["nncc_nocheck"]
     if not args.ort_timer:
       del cmds["ORT"]
     if not row["runnable"]:
       del cmds["nncc"]
+      cmds.pop("nncc_nocheck", None)
     for _ in range(args.rounds):
       for peer, cmd in cmds.items():
         if peers[peer].error is None:
@@ -445,6 +463,26 @@ def render(args, rows, gemm_rows, started, elapsed):
     add("Peak RSS is the timer process's (libtorch: the C++ timer with the "
         "TorchScript module; ORT: Node with the session; nncc: the C "
         "timer with the .so); the `tiny` row is each runtime's floor.")
+    add("")
+    checked = [r for r in rows if r.get("so_nocheck")]
+    add("## Run-time checks: their cost")
+    add("")
+    if checked:
+      add("Models whose code checks index values (embedding, gather, "
+          "index, ... where PyTorch raises), timed in the same rounds "
+          "compiled with and without `--no-runtime-checks`; every other "
+          "model's code has no check (its two builds are byte-identical).")
+      add("")
+      add("| model | thr | nncc ms | no checks ms | checks cost |")
+      add("|---|---|---|---|---|")
+      for row in checked:
+        for threads, peers in sorted(row["by_threads"].items()):
+          a, b = peers["nncc"].median(), peers["nncc_nocheck"].median()
+          add("| %s | %d | %s | %s | %s |" % (
+              row["name"], threads, fmt_ms(a), fmt_ms(b),
+              "%+.1f%%" % ((a / b - 1) * 100) if a and b else "-"))
+    else:
+      add("No model of this run has run-time checks in its code.")
     add("")
     tiny = [r for r in rows if r["name"] == "tiny"]
     if tiny:

@@ -17,6 +17,7 @@ kernel *k_new(nn_arena *a, const char *name) {
   k->arena = a;
   k->name = nn_strdup(a, name ? name : "kernel");
   k->dims_slot = -1;
+  k->status_slot = -1;
   return k;
 }
 
@@ -293,6 +294,21 @@ void k_gemm(kernel *k, const ks_gemm *g) {
           .idx = -1,
           .val = -1,
           .gemm = *g};
+  append(k, push_stmt(k, s));
+}
+
+void k_check(kernel *k, kx_id ok, kx_id val, kx_id size, int32_t status, int32_t check) {
+  NN_ASSERT(status >= 0 && status < k->bufs.len && k->bufs.data[status].dtype == NN_DT_I64);
+  NN_ASSERT(ok >= 0 && ok < k->exprs.len && is_i64(k, val) && is_i64(k, size) && check >= 0);
+  k->bufs.data[status].written = true;
+  ks s = {.kind = KS_CHECK,
+          .var = check,
+          .lo = -1,
+          .hi = -1,
+          .cond = ok,
+          .buf = status,
+          .idx = size,
+          .val = val};
   append(k, push_stmt(k, s));
 }
 

@@ -389,6 +389,23 @@ static void run_stmt(ist *s, ks_id id) {
       run_block(s, st->els, st->nels);
     return;
   case KS_GEMM: run_gemm(s, &st->gemm); return;
+  case KS_CHECK: {
+    kval ok = ev(s, st->cond), val = ev(s, st->val), size = ev(s, st->idx);
+    if (s->err || ok.i) return;
+    int64_t *status = s->bufs[st->buf];
+    if (!status) {
+      s->err = true;
+      return;
+    }
+    int64_t none = 0;
+    /* the first failure wins, whichever thread it is on */
+    if (__atomic_compare_exchange_n(&status[0], &none, (int64_t)st->var + 1, false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      status[1] = val.i;
+      status[2] = size.i;
+    }
+    return;
+  }
   }
 }
 
@@ -444,7 +461,7 @@ int64_t kp_dim_eval(const kp_program *p, ir_dim d, const int64_t *dims, bool *ok
  * and element counts elems (by buffer id). */
 static int interp_steps(const kp_program *p, unsigned char *ws, const uint64_t *offs,
                         const int64_t *elems, const int64_t *dims, void *const *inputs,
-                        void *const *outputs) {
+                        void *const *outputs, int64_t *status) {
   int rc = 0;
   for (int i = 0; i < p->steps.len && !rc; i++) {
     const kp_step *s = &p->steps.data[i];
@@ -459,6 +476,7 @@ static int interp_steps(const kp_program *p, unsigned char *ws, const uint64_t *
       case KP_BUF_WEIGHT: slots[k] = (void *)(p->weights.data + b->offset); break;
       case KP_BUF_WORKSPACE: slots[k] = ws + offs[s->slots[k]]; break;
       case KP_BUF_DIMS: slots[k] = (void *)dims; break;
+      case KP_BUF_STATUS: slots[k] = status; break;
       }
     }
     rc = k_interp_sized(s->k, slots, sizes);
@@ -466,8 +484,11 @@ static int interp_steps(const kp_program *p, unsigned char *ws, const uint64_t *
   return rc;
 }
 
-int kp_interp_dims(const kp_program *p, const int64_t *dims, void *const *inputs,
-                   void *const *outputs) {
+int kp_interp_status(const kp_program *p, const int64_t *dims, void *const *inputs,
+                     void *const *outputs, int64_t *status) {
+  int64_t own[KP_STATUS_WORDS];
+  if (!status) status = own;
+  memset(status, 0, sizeof(int64_t) * KP_STATUS_WORDS);
   int nb = p->bufs.len, n = p->dynblocks.len;
   int64_t *elems = calloc((size_t)nb + 1, sizeof *elems);
   uint64_t *offs = calloc((size_t)nb + 1, sizeof *offs);
@@ -497,13 +518,19 @@ int kp_interp_dims(const kp_program *p, const int64_t *dims, void *const *inputs
   }
   ws = calloc(1, arena + 64);
   if (!ws) goto out;
-  rc = interp_steps(p, ws, offs, elems, dims, inputs, outputs);
+  rc = interp_steps(p, ws, offs, elems, dims, inputs, outputs, status);
+  if (rc == 0 && status[0] != 0) rc = 1;
 out:
   free(ws);
   free(blk);
   free(offs);
   free(elems);
   return rc;
+}
+
+int kp_interp_dims(const kp_program *p, const int64_t *dims, void *const *inputs,
+                   void *const *outputs) {
+  return kp_interp_status(p, dims, inputs, outputs, NULL);
 }
 
 int kp_interp(const kp_program *p, void *const *inputs, void *const *outputs) {

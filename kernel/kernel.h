@@ -112,6 +112,15 @@ typedef enum ks_kind {
   KS_STORE, /* buf[idx] = val */
   KS_IF,    /* if cond: body (else: els) */
   KS_GEMM,  /* see ks_gemm */
+  KS_CHECK, /* a run-time check (where PyTorch raises): when cond (BOOL) is
+               false, the run fails with check `var` (kp_program.checks),
+               naming the I64 values val (the offending value, e.g. an
+               index) and idx (the size it was checked against). buf is the
+               kernel's status slot (kernel.status_slot): the first failure
+               of a run, of any thread, is recorded there atomically as
+               [0] = check + 1, [1] = val, [2] = idx; later ones are
+               dropped. Execution goes on: the code after a check must be
+               safe for any value (indices stay clamped) */
 } ks_kind;
 
 /* FOR flags. */
@@ -225,12 +234,15 @@ typedef struct kernel {
   NN_VEC(nn_dtype) vars; /* variable types (loop vars are I64) */
   NN_VEC(kx) exprs;
   NN_VEC(ks) stmts;
-  NN_VEC(ks_id) root; /* top-level statements, in order */
-  nn_loc loc;         /* source of the op, for profiling and errors */
-  int32_t dims_slot;  /* the slot bound to the run's dim values (an I64
+  NN_VEC(ks_id) root;  /* top-level statements, in order */
+  nn_loc loc;          /* source of the op, for profiling and errors */
+  int32_t dims_slot;   /* the slot bound to the run's dim values (an I64
                          buffer, one element per symbol; kl_dimx creates
                          it on first use), -1 when the kernel has none */
-  bool im2col_b;      /* the kernel only writes the im2col buffer that the
+  int32_t status_slot; /* the slot bound to the run's status block (KS_CHECK
+                          writes it; kl_check creates it on first use), -1
+                          when the kernel has no check */
+  bool im2col_b;       /* the kernel only writes the im2col buffer that the
                          GEMMs of the next step read as B, and those GEMMs
                          carry ks_gemm.im2col: a backend that packs B from
                          the image may skip this kernel */
@@ -263,7 +275,32 @@ typedef enum kp_bufkind {
   KP_BUF_WORKSPACE, /* `offset` bytes into the session's workspace */
   KP_BUF_DIMS,      /* the run's dim values: one int64 per program symbol
                        (kp_program.syms), read only */
+  KP_BUF_STATUS,    /* the run's status block: KP_STATUS_WORDS int64, zero
+                       before the run, written by KS_CHECK */
 } kp_bufkind;
+
+/* Words of the status block: [0] failed check + 1 (0: none), [1] the
+ * offending value, [2] the size it was checked against; the rest pad it
+ * to a cache line. */
+#define KP_STATUS_WORDS 8
+
+/* What a check tests (kp_check.kind), and so how its failure reads. */
+typedef enum kp_check_kind {
+  KP_CHECK_INDEX,      /* an index into a dim of size n must lie in [0, n) */
+  KP_CHECK_INDEX_WRAP, /* ... in [-n, n) (negative ones count from the end) */
+  KP_CHECK_CLASS,      /* a class value (one_hot) must lie in [0, n) */
+} kp_check_kind;
+
+/* A run-time check of the program (KS_CHECK names it by position). */
+typedef struct kp_check {
+  kp_check_kind kind;
+  const char *op;    /* the IR op, "embedding" */
+  const char *what;  /* the tensor holding the checked values: the graph
+                        input's name, else the value's name, else "index" */
+  int32_t dim;       /* the dim indexed, -1 when it goes unsaid */
+  nn_loc loc;        /* the op's source */
+  const char *scope; /* the op's module path, "" at the root */
+} kp_check;
 
 typedef struct kp_buf {
   kp_bufkind kind;
@@ -315,6 +352,8 @@ typedef struct kp_program {
   NN_VEC(kp_io) outputs;    /* graph outputs */
   NN_VEC(kp_sym) syms;      /* symbolic dims, in dims-buffer order */
   kp_bufid dims_buf;        /* the KP_BUF_DIMS buffer, -1 if no symbol */
+  kp_bufid status_buf;      /* the KP_BUF_STATUS buffer, -1 if no check */
+  NN_VEC(kp_check) checks;  /* the run-time checks (KS_CHECK) */
   uint64_t workspace_bytes; /* session workspace size (the arena); 0
                                for a dynamic program */
   bool dynamic;             /* some dim is symbolic: workspace offsets
@@ -351,6 +390,9 @@ void k_if_end(kernel *k);
 void k_let(kernel *k, int32_t var, kx_id val);
 void k_store(kernel *k, int32_t buf, kx_id idx, kx_id val);
 void k_gemm(kernel *k, const ks_gemm *g);
+/* A KS_CHECK: when ok is false, check `check` fails with the I64 values
+ * val and size, recorded in status slot `status`. */
+void k_check(kernel *k, kx_id ok, kx_id val, kx_id size, int32_t status, int32_t check);
 /* The class of op (KXC_INVALID for a value that is no kx_op). */
 kx_class k_op_class(kx_op op);
 /* True and *v set when e is an I64 constant of k. */
@@ -424,13 +466,19 @@ void k_expand_gemms(kernel *k, const tg_expand *t);
 int k_interp(const kernel *k, void *const *bufs);
 int k_interp_sized(const kernel *k, void *const *bufs, const int64_t *elems);
 /* Runs a static program: inputs/outputs are contiguous arrays in graph
- * order. Returns 0 or -1. */
+ * order. Returns 0, -1 (an access out of bounds) or 1 (a run-time check
+ * failed). */
 int kp_interp(const kp_program *p, void *const *inputs, void *const *outputs);
 /* The same for a dynamic program, with dims[i] the value of p->syms[i]
  * (the caller checks them against the inputs): plans the workspace for
  * these values, then interprets with bounds checks. */
 int kp_interp_dims(const kp_program *p, const int64_t *dims, void *const *inputs,
                    void *const *outputs);
+/* kp_interp_dims with the run's status block (KP_STATUS_WORDS words,
+ * zeroed first; may be NULL): on 1, status[0] - 1 is the failed check of
+ * p->checks, status[1] the offending value, status[2] the size. */
+int kp_interp_status(const kp_program *p, const int64_t *dims, void *const *inputs,
+                     void *const *outputs, int64_t *status);
 /* The value of dim d of p's graph when p->syms[i] is dims[i] (floor
  * semantics for // and %; 0 for division by zero); *ok false when d is
  * unknown or names no program symbol. */

@@ -187,6 +187,15 @@ static void print_stmt(nn_buf *b, const kernel *k, ks_id id, int depth, bool *de
     print_expr(b, k, s->val);
     nn_buf_printf(b, "\n");
     return;
+  case KS_CHECK:
+    nn_buf_printf(b, "check #%d ", s->var);
+    print_expr(b, k, s->cond);
+    nn_buf_printf(b, " else fail(");
+    print_expr(b, k, s->val);
+    nn_buf_printf(b, ", ");
+    print_expr(b, k, s->idx);
+    nn_buf_printf(b, ") -> %s\n", k->bufs.data[s->buf].name);
+    return;
   case KS_IF:
     nn_buf_printf(b, "if ");
     print_expr(b, k, s->cond);
@@ -277,6 +286,7 @@ static const char *kind_name(kp_bufkind k) {
   case KP_BUF_WEIGHT: return "weight";
   case KP_BUF_WORKSPACE: return "workspace";
   case KP_BUF_DIMS: return "dims";
+  case KP_BUF_STATUS: return "status";
   }
   return "?";
 }

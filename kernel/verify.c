@@ -429,6 +429,25 @@ static void stmt(vst *v, ks_id id, int depth, bool guarded) {
     expr(v, s->val, guarded);
     access(v, id, s->buf, s->idx, guarded, "statement");
     return;
+  case KS_CHECK:
+    if (s->buf < 0 || s->buf >= k->bufs.len || s->buf != k->status_slot ||
+        k->bufs.data[s->buf].dtype != NN_DT_I64 || !k->bufs.data[s->buf].written ||
+        (k->bufs.data[s->buf].elems >= 0 && k->bufs.data[s->buf].elems < KP_STATUS_WORDS)) {
+      bad(v, "statement %d: a check must record into the kernel's status slot", id);
+      return;
+    }
+    if (s->var < 0) {
+      bad(v, "statement %d: check %d does not exist", id, s->var);
+      return;
+    }
+    if (!operand(v, -id - 1, 'c', s->cond, NN_DT_BOOL) ||
+        !operand(v, -id - 1, 'v', s->val, NN_DT_I64) ||
+        !operand(v, -id - 1, 'i', s->idx, NN_DT_I64))
+      return;
+    expr(v, s->cond, guarded);
+    expr(v, s->val, guarded);
+    expr(v, s->idx, guarded);
+    return;
   case KS_IF:
     if (!operand(v, -id - 1, 'c', s->cond, NN_DT_UNKNOWN)) return;
     expr(v, s->cond, guarded);
@@ -454,6 +473,7 @@ int k_verify(const kernel *k, int max_slots, bool ranges, nn_diag *d) {
   if (k->bufs.len > max_slots)
     bad(&v, "%d slots, more than the %d the target allows", k->bufs.len, max_slots);
   if (k->dims_slot >= k->bufs.len) bad(&v, "the dims slot %d is not a slot", k->dims_slot);
+  if (k->status_slot >= k->bufs.len) bad(&v, "the status slot %d is not a slot", k->status_slot);
   for (int i = 0; i < k->bufs.len && !v.failed; i++)
     if (nn_dtype_size(k->bufs.data[i].dtype) == 0) bad(&v, "slot %d has no dtype", i);
   if (v.failed) return -1;
@@ -513,6 +533,13 @@ int kp_verify_bindings(const kp_program *p, nn_diag *d) {
     case KP_BUF_DIMS:
       if (b->elems != p->syms.len || b->dtype != NN_DT_I64) {
         nn_error(d, none, "buffer b%d: the dims buffer must hold one i64 per symbol", i);
+        return -1;
+      }
+      break;
+    case KP_BUF_STATUS:
+      if (b->elems != KP_STATUS_WORDS || b->dtype != NN_DT_I64 || i != p->status_buf) {
+        nn_error(d, none, "buffer b%d: the status buffer must be the program's, %d i64", i,
+                 KP_STATUS_WORDS);
         return -1;
       }
       break;

@@ -6,7 +6,10 @@
  * flip, roll, pad, pixel_shuffle, upsample, tril/triu, embedding, index,
  * gather, index_select, one_hot, scatter. Padding and data-dependent
  * indices never read out of bounds: indices are clamped and the value
- * chosen with SELECT. cat/stack write one kernel per input into its
+ * chosen with SELECT. Where PyTorch raises on an index's value (out of
+ * range; negative, except for advanced indexing, which wraps it) the
+ * kernel checks it too (kl_index, kl_check): the run then fails naming
+ * the value, and the clamped index keeps the access in bounds meanwhile. cat/stack write one kernel per input into its
  * region; chunk/split/unbind are written per piece through
  * kl_lower_piece() where the list is unpacked.
  */
@@ -35,6 +38,53 @@ static kx_id start_at(kl_ctx *c, kernel *k, int64_t v, ir_dim size, bool clamp) 
   if (v >= 0) return k_i64(k, v);
   kx_id s = kl_x(c, k, kl_daddi(c, size, v));
   return clamp ? k_bin(k, KX_MAX, s, k_i64(k, 0)) : s;
+}
+
+/* embedding and one_hot: per element of the index tensor (a loop nest over
+ * its dims), the index is loaded and checked once (PyTorch raises for one
+ * outside [0, n)), then an inner loop over the output's last dim writes a
+ * row: the weight row it selects, or the one-hot row. */
+static int lower_rows(kl_ctx *c) {
+  const ir_node *n = kl_cur(c);
+  bool emb = n->op == NN_OP_EMBEDDING;
+  ir_value idx = emb ? n->in[1] : n->in[0];
+  ir_dim od[KL_MAXR], xd[KL_MAXR], idims[KL_MAXR];
+  int orank = kl_vshape(c, n->out[0], od), xr = kl_vshape(c, n->in[0], xd);
+  int ir_ = kl_vshape(c, idx, idims);
+  if (orank < 1 || ir_ < 0 || ir_ != orank - 1 || (emb && xr != 2)) return kl_unsupported(c);
+  nn_dtype odt = kl_vdtype(c, n->out[0]);
+  kernel *k = kl_kernel(c, ir_ops[n->op].name);
+  int32_t os = kl_wslot(c, k, odt, kl_numel(c, orank, od), kl_value_buf(c, n->out[0]), "out");
+  int32_t ws = emb ? kl_vslot(c, k, n->in[0], "w") : -1;
+  int32_t is = kl_vslot(c, k, idx, emb ? "idx" : "x");
+  kx_id iv[KL_MAXR] = {0};
+  int nl = kl_nest(c, k, ir_, idims, iv, true, false, 0);
+  ir_dim ist[KL_MAXR];
+  kl_cstrides(c, ir_, idims, ist);
+  kx_id flat = k_hoist(k, kl_lin(c, k, ir_, iv, ist)); /* the index element */
+  kx_id raw = k_hoist(k, k_cast(k, NN_DT_I64, k_load(k, is, flat)));
+  ir_dim width = od[orank - 1];
+  kx_id wx = kl_x(c, k, width);
+  kx_id row;
+  if (emb) {
+    row = kl_index(c, k, raw, xd[0], false, idx, -1);
+  } else {
+    kl_check(c, k, k_bin(k, KX_AND, k_bin(k, KX_GE, raw, k_i64(k, 0)), k_bin(k, KX_LT, raw, wx)),
+             raw, wx, KP_CHECK_CLASS, idx, -1);
+    row = raw;
+  }
+  row = k_hoist(k, row);
+  kx_id base = k_hoist(k, k_bin(k, KX_MUL, flat, wx));
+  int32_t j = k_for_begin(k, k_i64(k, 0), wx, KS_VECTOR);
+  kx_id jv = k_varref(k, j), val;
+  if (emb)
+    val = k_load(k, ws, k_bin(k, KX_ADD, k_bin(k, KX_MUL, row, kl_x(c, k, xd[1])), jv));
+  else
+    val = k_cast(k, NN_DT_I64, k_bin(k, KX_EQ, row, jv));
+  k_store(k, os, k_bin(k, KX_ADD, base, jv), k_cast(k, odt, val));
+  k_for_end(k);
+  kl_nest_end(k, nl);
+  return 1;
 }
 
 /* Kernels with one output loop nest where each element is computed from
@@ -84,6 +134,8 @@ static int lower_inj(kl_ctx *c) {
     i1 = 0;
     if (!kl_is_none(c, 2) && !kl_cint(c, 2, &i1)) return kl_unsupported(c);
     break;
+  case NN_OP_EMBEDDING:
+  case NN_OP_ONE_HOT: return lower_rows(c);
   default: break;
   }
   kernel *k = kl_kernel(c, ir_ops[op].name);
@@ -241,18 +293,6 @@ static int lower_inj(kl_ctx *c) {
     val = k_select(k, keep, k_load(k, xs, kl_lin(c, k, orank, iv, ost)), k_const_i(k, xdt, 0));
     break;
   }
-  case NN_OP_EMBEDDING: {
-    ir_dim idims[KL_MAXR];
-    int ir_ = kl_vshape(c, n->in[1], idims);
-    if (xr != 2 || ir_ < 0) return kl_unsupported(c);
-    int32_t is = kl_vslot(c, k, n->in[1], "idx");
-    ir_dim ist[KL_MAXR];
-    kl_cstrides(c, ir_, idims, ist);
-    kx_id row = k_cast(k, NN_DT_I64, k_load(k, is, kl_lin(c, k, ir_, iv, ist)));
-    row = kl_clampd(c, k, row, 0, kl_daddi(c, xd[0], -1));
-    val = k_load(k, xs, k_bin(k, KX_ADD, k_bin(k, KX_MUL, row, kl_x(c, k, xd[1])), iv[orank - 1]));
-    break;
-  }
   case NN_OP_GATHER:
   case NN_OP_INDEX_SELECT: {
     int d = kl_wrapdim(i0, xr);
@@ -270,15 +310,9 @@ static int lower_inj(kl_ctx *c) {
     }
     kx_id co = k_cast(k, NN_DT_I64, k_load(k, is, ie));
     for (int i = 0; i < xr; i++) xc[i] = iv[i];
-    xc[d] = kl_clampd(c, k, co, 0, kl_daddi(c, xd[d], -1));
+    /* PyTorch: an index outside [0, size) raises, negative ones too */
+    xc[d] = kl_index(c, k, co, xd[d], false, n->in[2], op == NN_OP_GATHER ? d : -1);
     val = at(c, k, xs, xr, xd, xc);
-    break;
-  }
-  case NN_OP_ONE_HOT: {
-    ir_dim ist[KL_MAXR];
-    kl_cstrides(c, xr, xd, ist);
-    kx_id co = k_cast(k, NN_DT_I64, k_load(k, xs, kl_lin(c, k, xr, iv, ist)));
-    val = k_cast(k, NN_DT_I64, k_bin(k, KX_EQ, co, iv[orank - 1]));
     break;
   }
   default: NN_UNREACHABLE();
@@ -291,7 +325,7 @@ static int lower_inj(kl_ctx *c) {
 /* index(x, indices): advanced indexing with integer index tensors (none
  * entries keep their dim); the broadcast index shape replaces the indexed
  * dims where they are adjacent, else it leads (shapes.c's rule). Negative
- * indices count from the end; indices are clamped into range. */
+ * indices count from the end; ones outside [-size, size) fail the run. */
 static int lower_index(kl_ctx *c) {
   const ir_node *n = kl_cur(c);
   ir_nodeid def = kl_graph(c)->values.data[n->in[1]].def;
@@ -351,8 +385,9 @@ static int lower_index(kl_ctx *c) {
     snprintf(name, sizeof name, "i%d", i);
     int32_t is = kl_vslot(c, k, ln->in[i], name);
     kx_id co = k_cast(k, NN_DT_I64, k_load(k, is, kl_lin(c, k, br, bc, st)));
-    co = k_select(k, k_bin(k, KX_LT, co, k_i64(k, 0)), k_bin(k, KX_ADD, co, kl_x(c, k, xd[i])), co);
-    xc[i] = kl_clampd(c, k, co, 0, kl_daddi(c, xd[i], -1));
+    /* PyTorch: negative indices count from the end; outside [-size, size)
+     * raises */
+    xc[i] = kl_index(c, k, co, xd[i], true, ln->in[i], i);
   }
   ir_dim ost[KL_MAXR];
   kl_cstrides(c, orank, od, ost);
@@ -395,8 +430,9 @@ static int lower_scatter(kl_ctx *c) {
   kl_cstrides(c, ir_, id, ist);
   kx_id xc[KL_MAXR];
   for (int i = 0; i < xr; i++) xc[i] = iv[i];
-  xc[d] = kl_clampd(c, k, k_cast(k, NN_DT_I64, k_load(k, is, kl_lin(c, k, ir_, iv, ist))), 0,
-                    kl_daddi(c, xd[d], -1));
+  /* PyTorch: an index outside [0, size) raises, negative ones too */
+  xc[d] = kl_index(c, k, k_cast(k, NN_DT_I64, k_load(k, is, kl_lin(c, k, ir_, iv, ist))), xd[d],
+                   false, n->in[2], d);
   kx_id val;
   if (vc)
     val = vc->kind == IR_C_FLOAT ? k_const_f(k, odt, vc->f) : k_const_i(k, odt, vc->i);

@@ -56,6 +56,15 @@
  * (e.g. an op with no code generation yet, listing every such node). */
 kp_program *kl_schedule(ir_graph *g, nn_arena *arena, const tg_target *t, nn_diag *d);
 
+/* Choices of a schedule beyond the target; a zeroed struct is the default. */
+typedef struct kl_opts {
+  bool no_checks; /* emit no run-time checks (kl_check): out-of-range indices
+                     then read clamped elements instead of failing the run */
+} kl_opts;
+/* kl_schedule with options (o may be NULL). */
+kp_program *kl_schedule_ex(ir_graph *g, nn_arena *arena, const tg_target *t, const kl_opts *o,
+                           nn_diag *d);
+
 /* ====================================================================== */
 /* The lowering context and its services (services.c)                     */
 /* ====================================================================== */
@@ -76,6 +85,7 @@ typedef struct kl_ctx {
   const void **vdata; /* contiguous weight data by value, when made */
   bool *needed;       /* by value: some kernel (or a graph output) reads it */
   int nkernels;       /* kernels created so far (for unique names) */
+  bool checks;        /* emit run-time checks (kl_check) */
 } kl_ctx;
 
 /* A gemm-like node lowered with an epilogue (the rest of a fused group). */
@@ -215,6 +225,24 @@ kx_id kl_lin(kl_ctx *c, kernel *k, int rank, const kx_id *iv, const ir_dim *st);
 kx_id kl_clampd(kl_ctx *c, kernel *k, kx_id e, int64_t lo, ir_dim hi);
 /* The lowest value of dt (-inf for floats), or the highest. */
 kx_id kl_extreme(kernel *k, nn_dtype dt, bool highest);
+
+/* ---- run-time checks --------------------------------------------------------- */
+
+/* Where PyTorch raises on the values of a tensor (an index out of range),
+ * the program checks at run time: when the BOOL expression ok is false,
+ * the run fails naming the I64 value val, the I64 size it was checked
+ * against, the tensor `what` the values came from (its name), the dim
+ * indexed (-1: unsaid) and the node being lowered (op, source, scope).
+ * Adds a KS_CHECK to k (its status slot made on first use), or nothing
+ * when the schedule has checks off. The code around must stay safe for any
+ * value: a check does not stop the kernel. */
+void kl_check(kl_ctx *c, kernel *k, kx_id ok, kx_id val, kx_id size, kp_check_kind kind,
+              ir_value what, int32_t dim);
+/* An index e (I64) into a dim of size n made safe to load with, after the
+ * check PyTorch makes: with `wrap`, negative indices count from the end
+ * and [-n, n) is valid, else [0, n); an invalid one fails the run (kl_check,
+ * KP_CHECK_INDEX or _WRAP) and is clamped into [0, n - 1]. */
+kx_id kl_index(kl_ctx *c, kernel *k, kx_id e, ir_dim n, bool wrap, ir_value what, int32_t dim);
 
 /* ---- errors (at the node being lowered) ----------------------------------- */
 

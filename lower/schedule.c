@@ -273,11 +273,18 @@ static void share_kernels(kp_program *p) {
 }
 
 kp_program *kl_schedule(ir_graph *g, nn_arena *arena, const tg_target *t, nn_diag *d) {
+  return kl_schedule_ex(g, arena, t, NULL, d);
+}
+
+kp_program *kl_schedule_ex(ir_graph *g, nn_arena *arena, const tg_target *t, const kl_opts *o,
+                           nn_diag *d) {
   kp_program *p = nn_alloc(arena, sizeof *p);
   p->arena = arena;
   p->g = g;
   p->target = t;
-  kl_ctx c = {.p = p, .g = g, .d = d, .t = t, .node = -1, .owner = -1};
+  p->status_buf = -1;
+  kl_ctx c =
+      {.p = p, .g = g, .d = d, .t = t, .node = -1, .owner = -1, .checks = !(o && o->no_checks)};
   c.vbuf = nn_alloc(arena, sizeof(kp_bufid) * (size_t)(g->values.len + 1));
   for (int i = 0; i < g->values.len; i++) c.vbuf[i] = -1;
   c.vdata = nn_alloc(arena, sizeof(void *) * (size_t)(g->values.len + 1));

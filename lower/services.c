@@ -528,6 +528,61 @@ void kl_bstrides(kl_ctx *c, int r, const ir_dim *d, int R, const ir_dim *od, ir_
   }
 }
 
+/* ---- run-time checks --------------------------------------------------------- */
+
+/* How the checked tensor is named in a failure: the graph input it is, the
+ * name the source gave it, or "index". */
+static const char *value_name(kl_ctx *c, ir_value v) {
+  const ir_graph *g = c->g;
+  for (int i = 0; i < g->inputs.len; i++)
+    if (g->inputs.data[i] == v) return g->input_names.data[i];
+  const char *n = v >= 0 && v < g->values.len ? g->values.data[v].name : NULL;
+  return n && *n ? n : "index";
+}
+
+void kl_check(kl_ctx *c, kernel *k, kx_id ok, kx_id val, kx_id size, kp_check_kind kind,
+              ir_value what, int32_t dim) {
+  if (!c->checks) return;
+  kp_program *p = c->p;
+  if (p->status_buf < 0)
+    p->status_buf = kl_add_buf(p, KP_BUF_STATUS, NN_DT_I64, ir_dim_const(c->g, KP_STATUS_WORDS));
+  if (k->status_slot < 0) {
+    k->status_slot = k_buf(k, NN_DT_I64, KP_STATUS_WORDS, true, "status");
+    kl_bind(c, k, k->status_slot, p->status_buf);
+  }
+  const ir_node *n = kl_cur(c);
+  kp_check ck = {.kind = kind,
+                 .op = ir_ops[n->op].name,
+                 .what = value_name(c, what),
+                 .dim = dim,
+                 .loc = n->loc,
+                 .scope = n->scope ? n->scope : ""};
+  int32_t id = 0;
+  while (id < p->checks.len) {
+    const kp_check *o = &p->checks.data[id];
+    if (o->kind == ck.kind && o->dim == ck.dim && !strcmp(o->op, ck.op) &&
+        !strcmp(o->what, ck.what) && !strcmp(o->scope, ck.scope) && o->loc.line == ck.loc.line &&
+        o->loc.col == ck.loc.col &&
+        (o->loc.file == ck.loc.file ||
+         (o->loc.file && ck.loc.file && !strcmp(o->loc.file, ck.loc.file))))
+      break;
+    id++;
+  }
+  if (id == p->checks.len) NN_PUSH(p->arena, p->checks, ck);
+  k_check(k, ok, val, size, k->status_slot, id);
+}
+
+kx_id kl_index(kl_ctx *c, kernel *k, kx_id e, ir_dim n, bool wrap, ir_value what, int32_t dim) {
+  kx_id size = kl_x(c, k, n), zero = k_i64(k, 0);
+  /* a variable: the value is read once (the check and the index share it) */
+  if (k->exprs.data[e].op != KX_VAR) e = k_hoist(k, e);
+  kx_id lo = wrap ? k_bin(k, KX_SUB, zero, size) : zero;
+  kx_id ok = k_bin(k, KX_AND, k_bin(k, KX_GE, e, lo), k_bin(k, KX_LT, e, size));
+  kl_check(c, k, ok, e, size, wrap ? KP_CHECK_INDEX_WRAP : KP_CHECK_INDEX, what, dim);
+  if (wrap) e = k_select(k, k_bin(k, KX_LT, e, zero), k_bin(k, KX_ADD, e, size), e);
+  return kl_clampd(c, k, e, 0, kl_dis(c, n, 0) ? kl_d(c, 0) : kl_daddi(c, n, -1));
+}
+
 /* e clamped into [lo, hi]. */
 kx_id kl_clampd(kl_ctx *c, kernel *k, kx_id e, int64_t lo, ir_dim hi) {
   kx_id lx = k_i64(k, lo);

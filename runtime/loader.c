@@ -115,12 +115,12 @@ static const char *bad_desc(const nncc_model_desc *d, bool fns, char *buf, size_
       !d->cpu || !d->target || !d->model_name || d->ninputs < 0 || d->noutputs < 0 ||
       (d->ninputs && !d->inputs) || (d->noutputs && !d->outputs) || d->nsyms < 0 ||
       (d->nsyms > 0 && !d->syms) || d->nsteps < 0 || (d->nsteps > 0 && !d->steps) ||
-      d->nkernels < 0)
+      d->nrtchecks < 0 || d->nkernels < 0)
     return "the model's description is malformed";
   if (fns && (!d->check_cpu || !d->session_new || !d->session_free || !d->run ||
               (d->nsyms > 0 && (!d->bind || !d->io_dims || !d->dim_text || !d->workspace_for ||
                                 !d->run_dims || !d->set_workspace)) ||
-              (d->nsteps > 0 && !d->set_profile)))
+              (d->nsteps > 0 && !d->set_profile) || (d->nrtchecks > 0 && !d->check_message)))
     return "the model's description is malformed";
   for (int32_t i = 0; i < d->ninputs + d->noutputs; i++) {
     bool in = i < d->ninputs;
@@ -439,6 +439,7 @@ const char *nncc_model_precision(const nncc_model *m) {
   return m && m->d->precision ? m->d->precision : "";
 }
 int32_t nncc_model_num_kernels(const nncc_model *m) { return m ? m->d->nkernels : 0; }
+int32_t nncc_model_num_checks(const nncc_model *m) { return m ? m->d->nrtchecks : 0; }
 uint64_t nncc_model_workspace_bytes(const nncc_model *m) { return m ? m->d->workspace_bytes : 0; }
 uint64_t nncc_model_weights_bytes(const nncc_model *m) { return m ? m->d->weights_bytes : 0; }
 

@@ -49,7 +49,7 @@
 /* Defined by the generated code and the data object of the same .so. */
 extern int nncc_graph_run(void *const *inputs, void *const *outputs, unsigned char *workspace,
                           const unsigned char *weights, void *pool, const int64_t *dims,
-                          const int64_t *offsets);
+                          const int64_t *offsets, int64_t *status);
 extern const unsigned char nncc_weights[];
 extern const unsigned char nncc_meta[];
 extern const unsigned char nncc_meta_end[];
@@ -69,6 +69,7 @@ static int rt_run(void *s, void *const *inputs, void *const *outputs);
 static int rt_run_dims(void *s, const int64_t *values, void *const *inputs, void *const *outputs);
 static int rt_set_workspace(void *s, void *mem, uint64_t bytes);
 static void rt_set_profile(void *s, uint64_t *ns);
+static void rt_check_message(void *s, char *msg, size_t cap);
 
 static int rt_bind(const int64_t *const *input_dims, int64_t *values, char *msg, size_t cap) {
   return ab_meta_bind(&rt, input_dims, values, msg, cap);
@@ -95,6 +96,7 @@ static void rt_parse(void) {
   d->run_dims = rt_run_dims;
   d->set_workspace = rt_set_workspace;
   d->set_profile = rt_set_profile;
+  d->check_message = rt_check_message;
   rt_prof_key_ok = pthread_key_create(&rt_prof_key, NULL) == 0;
   rt_desc = d;
 }
@@ -137,6 +139,10 @@ typedef struct rt_session {
   uint64_t *prof;  /* per-step nanoseconds (caller memory) while
                       profiling, else NULL */
   uint64_t prof_t; /* when the running step started */
+  /* the run's status block (its own cache line: the generated code's
+   * checks write it from any pool thread), and the last failure */
+  int64_t status[NNCC_STATUS_WORDS] __attribute__((aligned(64)));
+  int64_t failed[NNCC_STATUS_WORDS];
 } rt_session;
 
 /* ---- profiling ------------------------------------------------------------ */
@@ -164,15 +170,32 @@ static void rt_set_profile(void *session, uint64_t *ns) {
   s->prof = ns;
 }
 
-/* Runs the graph function, timing its steps when the session profiles. */
+/* Runs the graph function, timing its steps when the session profiles;
+ * NNCC_RT_CHECK_FAILED when a run-time check failed (s->failed says
+ * which). */
 static int rt_graph_run(rt_session *s, void *const *inputs, void *const *outputs,
                         const int64_t *values, const int64_t *offs) {
-  if (!s->prof || !rt_prof_key_ok)
-    return nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, values, offs);
-  pthread_setspecific(rt_prof_key, s);
-  int rc = nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, values, offs);
-  pthread_setspecific(rt_prof_key, NULL);
+  int rc;
+  memset(s->status, 0, sizeof s->status);
+  if (!s->prof || !rt_prof_key_ok) {
+    rc = nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, values, offs,
+                        s->status);
+  } else {
+    pthread_setspecific(rt_prof_key, s);
+    rc = nncc_graph_run(inputs, outputs, s->workspace, nncc_weights, s->pool, values, offs,
+                        s->status);
+    pthread_setspecific(rt_prof_key, NULL);
+  }
+  if (rc == 0 && s->status[0] != 0) {
+    memcpy(s->failed, s->status, sizeof s->failed);
+    return NNCC_RT_CHECK_FAILED;
+  }
   return rc;
+}
+
+static void rt_check_message(void *session, char *msg, size_t cap) {
+  rt_session *s = session;
+  ab_meta_check_message(&rt, s->failed, msg, cap);
 }
 
 /* Zeroed workspace memory of `bytes` (a multiple of 64): 64-byte
@@ -200,8 +223,9 @@ static void *rt_ws_alloc(uint64_t bytes) {
 
 static void *rt_session_new(int nthreads) {
   if (!rt_desc) return NULL;
-  rt_session *s = calloc(1, sizeof *s);
+  rt_session *s = aligned_alloc(64, (sizeof(rt_session) + 63) / 64 * 64);
   if (!s) return NULL;
+  memset(s, 0, sizeof *s);
   uint64_t ws = (rt_desc->workspace_bytes + 63) / 64 * 64;
   if (ws == 0) ws = 64;
   s->cap = ws;

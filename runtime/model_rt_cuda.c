@@ -212,8 +212,8 @@ static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 
 /* Runs the model (see abi.h nncc_graph_run). Returns 0 or a CU_ERR_*. */
 RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *const *outputs,
-                          const unsigned char *weights, const int64_t *dims,
-                          const int64_t *offsets) {
+                          const unsigned char *weights, const int64_t *dims, const int64_t *offsets,
+                          int64_t *status) {
   const nncc_cu_table *t = m->table;
   /* the session runtime's device flags, when it gives any */
   const uint32_t *dev = inputs && inputs[m->ninputs] == NNCC_CU_IO_TAG
@@ -246,7 +246,8 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
       uint64_t end = (uint64_t)offsets[i] + bytes[i];
       if (end > ws) ws = end;
     }
-    if (b->kind == NNCC_CU_INPUT || b->kind == NNCC_CU_OUTPUT || b->kind == NNCC_CU_DIMS) {
+    if (b->kind == NNCC_CU_INPUT || b->kind == NNCC_CU_OUTPUT || b->kind == NNCC_CU_DIMS ||
+        b->kind == NNCC_CU_STATUS) {
       at[i] = iob;
       iob += align64(bytes[i] ? bytes[i] : 1);
     }
@@ -260,6 +261,8 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
       r = G.cuMemcpyHtoDAsync(G.io + at[i], inputs[b->index], bytes[i], G.stream);
     if (b->kind == NNCC_CU_DIMS && bytes[i])
       r = G.cuMemcpyHtoDAsync(G.io + at[i], dims, bytes[i], G.stream);
+    if (b->kind == NNCC_CU_STATUS && bytes[i] && status) /* zeroed by the caller */
+      r = G.cuMemcpyHtoDAsync(G.io + at[i], status, bytes[i], G.stream);
   }
   for (int s = 0; s < t->nsteps && !r; s++) {
     const nncc_cu_step *st = &t->steps[s];
@@ -280,7 +283,8 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
       case NNCC_CU_OUTPUT:
         p = OUT_DEV(b->index) ? (CUdeviceptr)(uintptr_t)outputs[b->index] : G.io + at[id];
         break;
-      case NNCC_CU_DIMS: p = G.io + at[id]; break;
+      case NNCC_CU_DIMS:
+      case NNCC_CU_STATUS: p = G.io + at[id]; break;
       case NNCC_CU_WEIGHT: p = G.weights + b->offset; break;
       default: p = G.ws + (t->dynamic && offsets ? (uint64_t)offsets[id] : b->offset); break;
       }
@@ -296,6 +300,8 @@ RT_HIDDEN int nncc_cu_run(const nncc_cu_model *m, void *const *inputs, void *con
     const nncc_cu_buf *b = &t->bufs[i];
     if (b->kind == NNCC_CU_OUTPUT && bytes[i] && !OUT_DEV(b->index))
       r = G.cuMemcpyDtoHAsync(outputs[b->index], G.io + at[i], bytes[i], G.stream);
+    if (b->kind == NNCC_CU_STATUS && bytes[i] && status)
+      r = G.cuMemcpyDtoHAsync(status, G.io + at[i], bytes[i], G.stream);
   }
   if (!r) r = G.cuStreamSynchronize(G.stream);
   if (r) rc = fail(CU_ERR_LAUNCH, "a CUDA launch or copy failed: %s%s", cu_err(r), NULL);

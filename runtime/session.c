@@ -396,6 +396,11 @@ static nncc_status run_checked(nncc_session *s, const nncc_tensor *inputs, size_
     s->prof_run_ns += now_ns() - t0;
     s->prof_runs++;
   }
+  if (rc == NNCC_RT_CHECK_FAILED && d->check_message) {
+    char msg[512];
+    d->check_message(s->impl, msg, sizeof msg);
+    return rt_fail(err, NNCC_ERR_INPUT_VALUE, "%s", msg);
+  }
   if (sym && rc == -2)
     return rt_fail(err, NNCC_ERR_OUT_OF_MEMORY,
                    "can't get the workspace for these shapes (%llu bytes)",

@@ -96,6 +96,7 @@ static void print_text(const char *path, const nncc_model *m, int32_t nsteps) {
   else
     printf("kernels: (not recorded)\n");
   printf("steps: %d\n", nsteps);
+  printf("run-time checks: %d\n", nncc_model_num_checks(m));
   if (nncc_model_num_symbols(m) > 0)
     printf("workspace (arena): planned per input shape\n");
   else
@@ -191,7 +192,8 @@ static void print_json(const char *path, const nncc_model *m, int32_t nsteps) {
     printf(",\n  \"kernels\": %d", nncc_model_num_kernels(m));
   else
     printf(",\n  \"kernels\": null");
-  printf(",\n  \"steps\": %d,\n  \"arena_bytes\": ", nsteps);
+  printf(",\n  \"steps\": %d,\n  \"runtime_checks\": %d,\n  \"arena_bytes\": ", nsteps,
+         nncc_model_num_checks(m));
   if (nncc_model_num_symbols(m) > 0)
     printf("null");
   else

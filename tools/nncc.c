@@ -106,6 +106,9 @@ static void usage(FILE *f) {
         "                             in 16 bits; softmax, norms, reductions, exp/log/pow\n"
         "                             and the GEMM accumulation stay f32\n"
         "  --mcpu=NAME                target CPU for code generation (default: this host)\n"
+        "  --no-runtime-checks        don't check index values at run time (by default a\n"
+        "                             run fails where PyTorch raises: an index out of\n"
+        "                             range in embedding, gather, index, scatter, ...)\n"
         "  --target=T                 cpu (default) or cuda (kernels for NVIDIA GPUs,\n"
         "                             compiled with NVRTC; --emit=cuda prints them)\n"
         "  --cuda-arch=LIST           GPU archs for --target cuda (default sm_80,sm_90):\n"
@@ -160,6 +163,7 @@ typedef struct options {
   int cuda_archs[CUDA_MAX_ARCHS]; /* --cuda-arch, ascending */
   int ncuda_archs;
   const char *cuda_emu_lib; /* --cuda-emu-lib (for --emit=cuda-emucheck) */
+  bool no_runtime_checks;   /* --no-runtime-checks */
 } options;
 
 /* Matches "--name=value" or "--name value"; advances *i for the latter. */
@@ -370,7 +374,8 @@ static int emit(const options *o, ir_graph *g, nn_arena *arena, nn_diag *d, stat
                   .mcpu = o->mcpu,
                   .progress = prog_llvm,
                   .progress_ctx = st->pg};
-  kp_program *p = kl_schedule(g, arena, cuda ? tg_cuda() : llvm_target(&lo), d);
+  kl_opts ko = {.no_checks = o->no_runtime_checks};
+  kp_program *p = kl_schedule_ex(g, arena, cuda ? tg_cuda() : llvm_target(&lo), &ko, d);
   if (!p) return EXIT_MODEL;
   phase_end(st, "schedule");
   st->scheduled = true;
@@ -620,6 +625,8 @@ static int cmd_compile(int argc, char **argv, nn_arena *arena) {
       o.weights_key = v;
     } else if (!strcmp(a, "--no-strict")) {
       o.no_strict = true;
+    } else if (!strcmp(a, "--no-runtime-checks")) {
+      o.no_runtime_checks = true;
     } else if (!strcmp(a, "--print-after-all")) {
       o.po.print_after_all = true;
     } else if ((v = opt_value(argc, argv, &i, "--stop-after"))) {

@@ -77,12 +77,13 @@ static void gen_c(nn_buf *b, const kp_program *p, const cuda_module *m, const cu
   nn_buf_printf(
       b,
       "int nncc_cu_run(const nncc_cu_model *m, void *const *in, void *const *out,\n"
-      "                const unsigned char *weights, const int64_t *dims, const int64_t *offs) H;\n"
+      "                const unsigned char *weights, const int64_t *dims, const int64_t *offs,\n"
+      "                int64_t *status) H;\n"
       "H int nncc_graph_run(void *const *inputs, void *const *outputs, unsigned char *workspace,\n"
       "                     const unsigned char *weights, void *pool, const int64_t *dims,\n"
-      "                     const int64_t *offsets) {\n"
+      "                     const int64_t *offsets, int64_t *status) {\n"
       "  (void)workspace; (void)pool;\n"
-      "  return nncc_cu_run(&M, inputs, outputs, weights, dims, offsets);\n"
+      "  return nncc_cu_run(&M, inputs, outputs, weights, dims, offsets, status);\n"
       "}\n");
 }
 

@@ -506,6 +506,16 @@ static void stmt(em *e, ks_id id, int depth) {
     nn_buf_printf(e->b, "}\n");
     return;
   case KS_GEMM: gemm_loops(e, &s->gemm, depth); return;
+  case KS_CHECK:
+    indent(e, depth);
+    nn_buf_printf(e->b, "if (!(");
+    ex(e, s->cond);
+    nn_buf_printf(e->b, ")) nn_check_fail(s%d, %d, ", s->buf, s->var);
+    ex(e, s->val);
+    nn_buf_printf(e->b, ", ");
+    ex(e, s->idx);
+    nn_buf_printf(e->b, ");\n");
+    return;
   }
 }
 
@@ -922,6 +932,7 @@ static bool row_ok(em *e, const ks_id *ids, int n, int *nred, int64_t *most) {
     rednest r;
     switch (s->kind) {
     case KS_LET:
+    case KS_CHECK: /* every thread checks; the first failure is kept */
     case KS_STORE: break;
     case KS_GEMM: return false;
     case KS_IF:
@@ -1018,7 +1029,8 @@ static void row_stmt(em *e, ks_id id, int depth) {
   nn_buf *b = e->b;
   rednest r;
   switch (s->kind) {
-  case KS_LET: stmt(e, id, depth); return;
+  case KS_LET:
+  case KS_CHECK: stmt(e, id, depth); return;
   case KS_STORE:
     indent(e, depth);
     nn_buf_printf(b, "if (threadIdx.x == 0) {\n");

@@ -74,11 +74,12 @@ static double get(const void *data, nn_dtype dt, int64_t i) {
 }
 
 typedef struct world {
-  unsigned char *ws; /* workspace */
-  void **outputs;    /* by output index */
+  unsigned char *ws;               /* workspace */
+  void **outputs;                  /* by output index */
+  int64_t status[KP_STATUS_WORDS]; /* the run's status block (checks) */
 } world;
 
-static void *slot_ptr(const kp_program *p, const world *w, void *const *inputs, kp_bufid id,
+static void *slot_ptr(const kp_program *p, world *w, void *const *inputs, kp_bufid id,
                       int64_t *dims) {
   const kp_buf *b = &p->bufs.data[id];
   switch (b->kind) {
@@ -87,71 +88,21 @@ static void *slot_ptr(const kp_program *p, const world *w, void *const *inputs, 
   case KP_BUF_WEIGHT: return (void *)(p->weights.data + b->offset);
   case KP_BUF_WORKSPACE: return w->ws + b->offset;
   case KP_BUF_DIMS: return dims;
+  case KP_BUF_STATUS: return w->status;
   }
   return NULL;
 }
 
-int cuda_emucheck(const kp_program *p, const cuda_module *m, const char *lib, double tol,
-                  unsigned seed, FILE *out, nn_diag *d) {
-  if (p->dynamic || p->syms.len > 0) {
-    nn_error(d, no_loc, "the CUDA emulation check needs a program with static shapes");
-    return -1;
-  }
-  void *dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-  if (!dl) {
-    nn_error(d, no_loc, "can't load the emulation library: %s", dlerror());
-    return -1;
-  }
-  emu_launch_fn launch = (emu_launch_fn)dlsym(dl, "nncc_emu_launch");
-  void (**fns)(nncc_cu_args) = calloc((size_t)m->table.nkernels + 1, sizeof *fns);
-  int rc = -1;
-  if (!launch || !fns) {
-    nn_error(d, no_loc, "the emulation library %s has no nncc_emu_launch", lib);
-    goto done_dl;
-  }
-  for (int i = 0; i < m->table.nkernels; i++) {
-    *(void **)&fns[i] = dlsym(dl, m->table.kernels[i].name);
-    if (!fns[i]) {
-      nn_error(d, no_loc, "the emulation library %s lacks kernel %s", lib,
-               m->table.kernels[i].name);
-      goto done_dl;
-    }
-  }
-  /* inputs, and the two worlds */
-  uint64_t rng = 0x9e3779b97f4a7c15ull ^ seed;
-  int ni = p->inputs.len, no = p->outputs.len;
-  void **inputs = calloc((size_t)ni + 1, sizeof *inputs);
-  world w[2] = {{0}, {0}};
-  int64_t dims[1] = {0};
-  for (int i = 0; i < ni; i++) {
-    const kp_io *io = &p->inputs.data[i];
-    int64_t n = 1;
-    for (int k = 0; k < io->rank; k++) n *= io->dims[k];
-    inputs[i] = calloc((size_t)n * nn_dtype_size(io->dtype) + 64, 1);
-    if (inputs[i]) fill(inputs[i], io->dtype, n, &rng);
-  }
-  for (int j = 0; j < 2; j++) {
-    w[j].ws = calloc(p->workspace_bytes + 64, 1);
-    w[j].outputs = calloc((size_t)no + 1, sizeof(void *));
-    for (int i = 0; i < no && w[j].outputs; i++) {
-      const kp_io *io = &p->outputs.data[i];
-      int64_t n = 1;
-      for (int k = 0; k < io->rank; k++) n *= io->dims[k];
-      w[j].outputs[i] = calloc((size_t)n * nn_dtype_size(io->dtype) + 64, 1);
-    }
-  }
-  if (!inputs || !w[0].ws || !w[1].ws || !w[0].outputs || !w[1].outputs) {
-    nn_error(d, no_loc, "out of memory for the emulation check");
-    goto done;
-  }
-  int bad_steps = 0, forms[NNCC_CU_NFORMS] = {0}, nvec = 0, ntc = 0;
-  double worst = 0;
+/* Runs every step in both worlds (the reference interpreter in w[0], the
+ * emulated CUDA kernels in w[1]) and compares what each step wrote;
+ * returns the number of mismatching steps, or -1 when the reference
+ * itself failed. */
+static int run_pass(const kp_program *p, const cuda_module *m, emu_launch_fn launch,
+                    void (**fns)(nncc_cu_args), void *const *inputs, world *w, int64_t *dims,
+                    double tol, FILE *out, int64_t *compared_out, double *worst_out, nn_diag *d) {
+  int bad_steps = 0;
   int64_t compared = 0;
-  for (int i = 0; i < m->table.nkernels; i++) {
-    forms[m->table.kernels[i].form]++;
-    nvec += m->table.kernels[i].vec > 1;
-    ntc += i < m->tc.len && m->tc.data[i];
-  }
+  double worst = 0;
   for (int si = 0; si < p->steps.len; si++) {
     const kp_step *s = &p->steps.data[si];
     const nncc_cu_step *cs = &m->table.steps[si];
@@ -164,7 +115,7 @@ int cuda_emucheck(const kp_program *p, const cuda_module *m, const char *lib, do
     }
     if (k_interp(s->k, ref)) {
       nn_error(d, no_loc, "the reference interpreter failed at step %d (%s)", si, s->k->name);
-      goto done;
+      return -1;
     }
     unsigned grid[3], block[3];
     nncc_cu_grid(&m->table, cs->kernel, NULL, 64, grid, block);
@@ -204,12 +155,103 @@ int cuda_emucheck(const kp_program *p, const cuda_module *m, const char *lib, do
         memcpy(args.p[k], ref[k], (size_t)b->elems * nn_dtype_size(b->dtype));
     }
   }
+  *compared_out += compared;
+  if (worst > *worst_out || worst != worst) *worst_out = worst;
+  return bad_steps;
+}
+
+int cuda_emucheck(const kp_program *p, const cuda_module *m, const char *lib, double tol,
+                  unsigned seed, FILE *out, nn_diag *d) {
+  if (p->dynamic || p->syms.len > 0) {
+    nn_error(d, no_loc, "the CUDA emulation check needs a program with static shapes");
+    return -1;
+  }
+  void *dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    nn_error(d, no_loc, "can't load the emulation library: %s", dlerror());
+    return -1;
+  }
+  emu_launch_fn launch = (emu_launch_fn)dlsym(dl, "nncc_emu_launch");
+  void (**fns)(nncc_cu_args) = calloc((size_t)m->table.nkernels + 1, sizeof *fns);
+  int rc = -1;
+  if (!launch || !fns) {
+    nn_error(d, no_loc, "the emulation library %s has no nncc_emu_launch", lib);
+    goto done_dl;
+  }
+  for (int i = 0; i < m->table.nkernels; i++) {
+    *(void **)&fns[i] = dlsym(dl, m->table.kernels[i].name);
+    if (!fns[i]) {
+      nn_error(d, no_loc, "the emulation library %s lacks kernel %s", lib,
+               m->table.kernels[i].name);
+      goto done_dl;
+    }
+  }
+  /* inputs, and the two worlds */
+  uint64_t rng = 0x9e3779b97f4a7c15ull ^ seed;
+  int ni = p->inputs.len, no = p->outputs.len;
+  void **inputs = calloc((size_t)ni + 1, sizeof *inputs);
+  world w[2];
+  memset(w, 0, sizeof w);
+  int64_t dims[1] = {0};
+  for (int i = 0; i < ni; i++) {
+    const kp_io *io = &p->inputs.data[i];
+    int64_t n = 1;
+    for (int k = 0; k < io->rank; k++) n *= io->dims[k];
+    inputs[i] = calloc((size_t)n * nn_dtype_size(io->dtype) + 64, 1);
+    if (inputs[i]) fill(inputs[i], io->dtype, n, &rng);
+  }
+  for (int j = 0; j < 2; j++) {
+    w[j].ws = calloc(p->workspace_bytes + 64, 1);
+    w[j].outputs = calloc((size_t)no + 1, sizeof(void *));
+    for (int i = 0; i < no && w[j].outputs; i++) {
+      const kp_io *io = &p->outputs.data[i];
+      int64_t n = 1;
+      for (int k = 0; k < io->rank; k++) n *= io->dims[k];
+      w[j].outputs[i] = calloc((size_t)n * nn_dtype_size(io->dtype) + 64, 1);
+    }
+  }
+  if (!inputs || !w[0].ws || !w[1].ws || !w[0].outputs || !w[1].outputs) {
+    nn_error(d, no_loc, "out of memory for the emulation check");
+    goto done;
+  }
+  int forms[NNCC_CU_NFORMS] = {0}, nvec = 0, ntc = 0;
+  double worst = 0;
+  int64_t compared = 0;
+  for (int i = 0; i < m->table.nkernels; i++) {
+    forms[m->table.kernels[i].form]++;
+    nvec += m->table.kernels[i].vec > 1;
+    ntc += i < m->tc.len && m->tc.data[i];
+  }
+  int bad_steps = run_pass(p, m, launch, fns, inputs, w, dims, tol, out, &compared, &worst, d);
+  if (bad_steps < 0) goto done;
+  if (p->checks.len > 0) {
+    /* Once more with one index out of every range: element 0 of each
+     * integer input set to 1000000007, so the run-time checks fail; their
+     * status blocks (written buffers) are compared like any other. */
+    for (int i = 0; i < ni; i++) {
+      const kp_io *io = &p->inputs.data[i];
+      int64_t n = 1;
+      for (int k = 0; k < io->rank; k++) n *= io->dims[k];
+      if (n < 1 || nn_dtype_is_float(io->dtype) || io->dtype == NN_DT_BOOL) continue;
+      if (io->dtype == NN_DT_I64) ((int64_t *)inputs[i])[0] = 1000000007;
+      if (io->dtype == NN_DT_I32) ((int32_t *)inputs[i])[0] = 1000000007;
+    }
+    for (int j = 0; j < 2; j++) memset(w[j].status, 0, sizeof w[j].status);
+    int bad2 = run_pass(p, m, launch, fns, inputs, w, dims, tol, out, &compared, &worst, d);
+    if (bad2 < 0) goto done;
+    bad_steps += bad2;
+  }
   fprintf(out,
           "emucheck: %d steps, %d kernels (par %d (float4 %d), gemm %d (wmma %d), "
           "serial %d, row %d), %lld values compared, max rel err %.3g, %d mismatching "
-          "steps\n",
+          "steps",
           p->steps.len, m->table.nkernels, forms[NNCC_CU_PAR], nvec, forms[NNCC_CU_GEMM], ntc,
           forms[NNCC_CU_SERIAL], forms[NNCC_CU_ROW], (long long)compared, worst, bad_steps);
+  if (p->checks.len > 0) /* the second run: which check failed, on what */
+    fprintf(out, "; %d run-time checks, with an index of 1000000007: status [%lld, %lld, %lld]",
+            p->checks.len, (long long)w[0].status[0], (long long)w[0].status[1],
+            (long long)w[0].status[2]);
+  fprintf(out, "\n");
   rc = bad_steps ? 1 : 0;
 done:
   for (int i = 0; inputs && i < ni; i++) free(inputs[i]);

@@ -55,6 +55,10 @@ static const char prelude[] =
     "NN_D float nn_rh(float x) { return nn_h2f(nn_f2h(x)); }\n"
     "NN_D float nn_rb(float x) { return nn_b2f(nn_f2b(x)); }\n"
     "NN_D i64 nn_add(i64 a, i64 b) { return (i64)((u64)a + (u64)b); }\n"
+    /* a failed run-time check (KS_CHECK): the first of the run is kept */
+    "__device__ static __noinline__ void nn_check_fail(i64 *st, i64 id, i64 v, i64 n) {\n"
+    "  if (atomicCAS((u64 *)st, (u64)0, (u64)(id + 1)) == (u64)0) { st[1] = v; st[2] = n; }\n"
+    "}\n"
     "NN_D i64 nn_sub(i64 a, i64 b) { return (i64)((u64)a - (u64)b); }\n"
     "NN_D i64 nn_mul(i64 a, i64 b) { return (i64)((u64)a * (u64)b); }\n"
     "NN_D i64 nn_neg(i64 a) { return (i64)(0 - (u64)a); }\n"

@@ -69,7 +69,7 @@ static uint64_t buf_bytes(const kp_buf *b) {
 static bool may_overlap(const kp_program *p, kp_bufid x, kp_bufid y) {
   if (x == y) return true;
   const kp_buf *a = &p->bufs.data[x], *b = &p->bufs.data[y];
-  if (a->kind != b->kind || a->kind == KP_BUF_DIMS) return false;
+  if (a->kind != b->kind || a->kind == KP_BUF_DIMS || a->kind == KP_BUF_STATUS) return false;
   if (a->kind == KP_BUF_INPUT || a->kind == KP_BUF_OUTPUT) return a->index == b->index;
   /* a dynamic plan never lets two buffers bound by one step share bytes */
   if (a->kind == KP_BUF_WORKSPACE && p->dynamic) return false;
@@ -312,22 +312,23 @@ static void prof_mark(llvm_mod *lm, const prof_hook *h, int step) {
 
 static void emit_graph(llvm_mod *lm, const kp_program *p, const kfun *fs, const int *step_fun) {
   LLVMBuilderRef b = lm->b;
-  LLVMTypeRef ps[7] = {lm->t_pptr,
+  LLVMTypeRef ps[8] = {lm->t_pptr,
                        lm->t_pptr,
                        lm->t_ptr,
                        lm->t_ptr,
                        lm->t_ptr,
                        LLVMPointerType(lm->t_i64, 0),
+                       LLVMPointerType(lm->t_i64, 0),
                        LLVMPointerType(lm->t_i64, 0)};
   LLVMValueRef fn = LLVMAddFunction(lm->mod, "nncc_graph_run",
-                                    LLVMFunctionType(lm->t_i32, ps, 7, 0));
+                                    LLVMFunctionType(lm->t_i32, ps, 8, 0));
   unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
                           LLVMCreateEnumAttribute(lm->ctx, nounwind, 0));
   LLVMValueRef inputs = LLVMGetParam(fn, 0), outputs = LLVMGetParam(fn, 1);
   LLVMValueRef workspace = LLVMGetParam(fn, 2), weights = LLVMGetParam(fn, 3),
                pool = LLVMGetParam(fn, 4), dims = LLVMGetParam(fn, 5),
-               offsets = LLVMGetParam(fn, 6);
+               offsets = LLVMGetParam(fn, 6), status = LLVMGetParam(fn, 7);
 
   /* void nncc_rt_parallel_for(void *pool, void (*fn)(...), void *const *slots,
    * int64_t n) */
@@ -362,6 +363,8 @@ static void emit_graph(llvm_mod *lm, const kp_program *p, const kfun *fs, const 
                              "");
       } else if (bb->kind == KP_BUF_DIMS) {
         ptr = LLVMBuildBitCast(b, dims, lm->t_ptr, "");
+      } else if (bb->kind == KP_BUF_STATUS) {
+        ptr = LLVMBuildBitCast(b, status, lm->t_ptr, "");
       } else if (bb->kind == KP_BUF_WORKSPACE && p->dynamic) {
         LLVMValueRef bi = LLVMConstInt(lm->t_i64, (unsigned long long)st->slots[i], 0);
         LLVMValueRef off = LLVMBuildLoad2(b, lm->t_i64,

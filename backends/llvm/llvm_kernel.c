@@ -606,6 +606,37 @@ static void stmt_gemm(kctx *c, ks_id id, const ks_gemm *g) {
   c->epoch++;
 }
 
+/* A run-time check: a branch that is expected to pass; the failing side,
+ * out of the loop's way, records the first failure of the run in the
+ * status block (a compare-and-swap on word 0, then the value and size). */
+static void stmt_check(kctx *c, const ks *s) {
+  LLVMValueRef ok = expr(c, s->cond);
+  if (!ok) return;
+  LLVMContextRef ctx = c->lm->ctx;
+  LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(ctx, c->fn, "check.fail");
+  LLVMBasicBlockRef rec = LLVMAppendBasicBlockInContext(ctx, c->fn, "check.record");
+  LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(ctx, c->fn, "check.ok");
+  LLVMValueRef br = LLVMBuildCondBr(c->b, ok, cont, bad);
+  LLVMMetadataRef w[3] = {LLVMMDStringInContext2(ctx, "branch_weights", 14),
+                          LLVMValueAsMetadata(LLVMConstInt(c->lm->t_i32, 1u << 20, 0)),
+                          LLVMValueAsMetadata(LLVMConstInt(c->lm->t_i32, 1, 0))};
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(ctx, "prof", 4),
+                  LLVMMetadataAsValue(ctx, LLVMMDNodeInContext2(ctx, w, 3)));
+  LLVMPositionBuilderAtEnd(c->b, bad);
+  LLVMValueRef val = expr(c, s->val), size = val ? expr(c, s->idx) : NULL;
+  if (!size) return;
+  LLVMValueRef x =
+      LLVMBuildAtomicCmpXchg(c->b, c->slot[s->buf], LLVMConstInt(c->lm->t_i64, 0, 0),
+                             LLVMConstInt(c->lm->t_i64, (unsigned long long)s->var + 1, 0),
+                             LLVMAtomicOrderingMonotonic, LLVMAtomicOrderingMonotonic, 0);
+  LLVMBuildCondBr(c->b, LLVMBuildExtractValue(c->b, x, 1, ""), rec, cont);
+  LLVMPositionBuilderAtEnd(c->b, rec);
+  store_slot(c, s->buf, LLVMConstInt(c->lm->t_i64, 1, 0), val);
+  store_slot(c, s->buf, LLVMConstInt(c->lm->t_i64, 2, 0), size);
+  LLVMBuildBr(c->b, cont);
+  LLVMPositionBuilderAtEnd(c->b, cont);
+}
+
 static void stmt(kctx *c, ks_id id, int depth) {
   const kernel *k = c->k;
   if (c->failed) return;
@@ -645,6 +676,7 @@ static void stmt(kctx *c, ks_id id, int depth) {
   }
   case KS_FOR: stmt_for(c, id, s, depth); return;
   case KS_GEMM: stmt_gemm(c, id, &s->gemm); return;
+  case KS_CHECK: stmt_check(c, s); return;
   default: NN_UNREACHABLE(); /* k_verify knows every kind */
   }
 }

@@ -213,6 +213,11 @@ const char *nncc_model_precision(const nncc_model *model); /* "f32", "f16", "bf1
 /* Distinct compiled kernels (CPU functions or CUDA kernels) of the model;
  * 0 for a NULL model. */
 int32_t nncc_model_num_kernels(const nncc_model *model);
+/* Run-time checks the model's code makes where PyTorch raises on the
+ * values of a tensor (an index out of range: see nncc_session_run); 0 for
+ * a model compiled with --no-runtime-checks, by an nncc without them, or
+ * a NULL model. */
+int32_t nncc_model_num_checks(const nncc_model *model);
 /* Bytes of workspace each session allocates; bytes of embedded weights. */
 uint64_t nncc_model_workspace_bytes(const nncc_model *model);
 uint64_t nncc_model_weights_bytes(const nncc_model *model);

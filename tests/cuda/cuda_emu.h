@@ -17,7 +17,7 @@
  * __syncwarp and the warp shuffles (__shfl_sync, __shfl_xor_sync,
  * __shfl_down_sync) in lockstep over the 32 lanes of a warp: each lane
  * publishes its value, waits at a barrier of its warp, reads the source
- * lane's value of the same call, and waits again; atomicAdd/atomicMax/atomicMin (plain updates:
+ * lane's value of the same call, and waits again; atomicAdd/atomicMax/atomicMin/atomicCAS (plain updates:
  * no thread is preempted between barriers); __float_as_uint and friends;
  * float4; __half/__nv_bfloat16 as 16-bit storage with float conversions; and
  * 16x16x16 wmma fragments (load, mma with f32 accumulation, store) for
@@ -120,6 +120,12 @@ template <class T> static inline T atomicMin(T *p, T v) {
   *p = o < v ? o : v;
   return o;
 }
+template <class T> static inline T atomicCAS(T *p, T cmp, T v) {
+  T o = *p;
+  if (o == cmp) *p = v;
+  return o;
+}
+#define __noinline__ __attribute__((noinline))
 
 static inline float __uint_as_float(unsigned x) {
   float f;

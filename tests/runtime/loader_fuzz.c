@@ -254,7 +254,7 @@ int main(int argc, char **argv) {
   int i = 1;
   for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
     if (!strcmp(argv[i], "-n"))
-      n = atol(argv[i + 1]);
+      n = strtol(argv[i + 1], NULL, 10);
     else if (!strcmp(argv[i], "-s"))
       rng = strtoull(argv[i + 1], NULL, 0) | 1;
   }

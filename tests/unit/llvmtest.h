@@ -22,7 +22,7 @@
 /* nncc_graph_run of a compiled program. */
 typedef int (*graph_fn)(void *const *inputs, void *const *outputs, unsigned char *workspace,
                         const unsigned char *weights, void *pool, const int64_t *dims,
-                        const int64_t *offsets);
+                        const int64_t *offsets, int64_t *status);
 
 /* The opening of nncc_rt_parallel_for, for a test's runtime stub: a
  * serial stand-in for the model runtime's thread pool, calling

@@ -184,7 +184,7 @@ static void run_llvm(const kp_program *p, const int64_t *dims, void **in, void *
       }
     }
     unsigned char *ws = aligned_alloc(64, (size_t)bytes + 64);
-    CHECK_INT(fn(in, out, ws, p->weights.data, NULL, dims, offsets), 0);
+    CHECK_INT(fn(in, out, ws, p->weights.data, NULL, dims, offsets, NULL), 0);
     free(ws);
     free(offsets);
     dlclose(h);

@@ -47,7 +47,8 @@ static void step_slots(const kp_program *p, const kp_step *s, void *const *in, v
     case KP_BUF_WEIGHT: slots[i] = p->weights.data + b->offset; break;
     case KP_BUF_WORKSPACE: slots[i] = ws + b->offset; break;
     case KP_BUF_DIMS:
-      slots[i] = NULL; /* static programs only */
+    case KP_BUF_STATUS:
+      slots[i] = NULL; /* static programs without checks only */
       break;
     }
   }
@@ -258,7 +259,7 @@ static void test_all_ops(int opt_level) {
   graph_fn fn;
   void *h = lt_load_object(&r, &fn);
   if (h) {
-    CHECK_INT(fn(inputs, got, NULL, NULL, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(inputs, got, NULL, NULL, NULL, NULL, NULL, NULL), 0);
     int bad_kernels = 0;
     for (int s = 0; s < p->steps.len; s++) {
       const kernel *k = p->steps.data[s].k;
@@ -367,7 +368,7 @@ static void test_reduction_parallel(void) {
   void *h = lt_load_object(&r, &fn);
   if (h) {
     int *calls = dlsym(h, "nncc_test_calls");
-    CHECK_INT(fn(in, og, NULL, NULL, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(in, og, NULL, NULL, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("sum", NN_DT_F32, got, want, (int)rows, 1e-5), 0);
     CHECK(calls && *calls == 1);
     dlclose(h);
@@ -440,7 +441,7 @@ static void test_steps_if_weights(void) {
   void *h = lt_load_object(&r, &fn);
   if (h) {
     int *calls = dlsym(h, "nncc_test_calls");
-    CHECK_INT(fn(in, og, ws2, p->weights.data, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(in, og, ws2, p->weights.data, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("if", NN_DT_F32, got, want, 10, 0), 0);
     /* x[0]=1 → 1*0.25 + 0.25*2; x[1]=-2 → -1 + 0.5*2 */
     CHECK(got[0] == 0.75f && got[1] == 0.0f && got[3] == -1.0f + 2.0f);
@@ -496,7 +497,7 @@ static void test_overlap(void) {
   graph_fn fn;
   void *h = lt_load_object(&r, &fn);
   if (h) {
-    CHECK_INT(fn(vin, og, ws2, NULL, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(vin, og, ws2, NULL, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("shift", NN_DT_F32, got, want, 256, 0), 0);
     dlclose(h);
   }
@@ -556,7 +557,7 @@ static void test_gemm(void) {
   graph_fn fn;
   void *h = lt_load_object(&r, &fn);
   if (h) {
-    CHECK_INT(fn(in, og, NULL, NULL, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(in, og, NULL, NULL, NULL, NULL, NULL, NULL), 0);
     CHECK_INT(compare("gemm", NN_DT_F32, got, want, (int)(M * Nn), 1e-5), 0);
     dlclose(h);
   }

@@ -217,7 +217,7 @@ static void run_cases(const tcase *t, int n, const char *mcpu, int width) {
   graph_fn fn;
   void *h = lt_load_object(&r, &fn);
   if (h) {
-    CHECK_INT(fn(in, out, NULL, NULL, NULL, NULL, NULL), 0);
+    CHECK_INT(fn(in, out, NULL, NULL, NULL, NULL, NULL, NULL), 0);
     for (int i = 0; i < n; i++) {
       double err = rel_err(z[i].got, z[i].want, z[i].ce);
       double tol = 1e-6 * (10 + (double)t[i].k);

@@ -267,8 +267,8 @@ static const char *model_src =
     "}\n"
     "int nncc_graph_run(void *const *in, void *const *out, unsigned char *ws,\n"
     "                   const unsigned char *weights, void *pool, const int64_t *dims,\n"
-    "                   const int64_t *offs) {\n"
-    "  (void)dims; (void)offs;\n"
+    "                   const int64_t *offs, int64_t *status) {\n"
+    "  (void)dims; (void)offs; (void)status;\n"
     "  void *s[] = {in[0], (void *)weights, out[0]};\n"
     "  nncc_rt_parallel_for(pool, k, s, 2);\n"
     "  int64_t *count = (int64_t *)ws; *count += 1;\n"
@@ -314,8 +314,8 @@ static const char *many_kernels_src =
     "  T10(24) T10(25) T10(26) T10(27) T10(28) T10(29)};\n"
     "int nncc_graph_run(void *const *in, void *const *out, unsigned char *ws,\n"
     "                   const unsigned char *weights, void *pool, const int64_t *dims,\n"
-    "                   const int64_t *offs) {\n"
-    "  (void)ws; (void)weights; (void)dims; (void)offs;\n"
+    "                   const int64_t *offs, int64_t *status) {\n"
+    "  (void)ws; (void)weights; (void)dims; (void)offs; (void)status;\n"
     "  memcpy(out[0], in[0], 6 * sizeof(float));\n"
     "  memset(calls, 0, sizeof calls);\n"
     "  int n = (int)(sizeof ks / sizeof *ks);\n"
@@ -591,7 +591,9 @@ static void test_loader_refusals(void *obj, size_t size) {
        NULL,
        NULL,
        "bf16",
-       3};
+       3,
+       0,
+       NULL};
   CHECK_INT(rt_model_from_desc(&d, NULL, &m, &err), NNCC_ERR_UNSUPPORTED_CPU);
   CHECK_STR(err, "this CPU lacks made-up-feature");
   nncc_free_message(err);
@@ -652,11 +654,12 @@ static void test_link_failures(void *obj, size_t size) {
   CHECK_INT(access(tmp_path("fail.so"), F_OK), -1);
   /* An object with an undefined symbol fails at link time, not at load. */
   size_t n;
-  void *o = compile_obj("extern int nowhere(void);\n"
-                        "int nncc_graph_run(void *const *i, void *const *o, unsigned char *w,\n"
-                        "  const unsigned char *b, void *p, const long *d, const long *f) { return "
-                        "nowhere(); }\n",
-                        "undef", &n);
+  void *o = compile_obj(
+      "extern int nowhere(void);\n"
+      "int nncc_graph_run(void *const *i, void *const *o, unsigned char *w,\n"
+      "  const unsigned char *b, void *p, const long *d, const long *f, long *s) { return "
+      "nowhere(); }\n",
+      "undef", &n);
   CHECK(o != NULL);
   if (o) {
     CHECK_INT(link_test_model(tmp_path("fail.so"), o, n, "", cc()), -1);

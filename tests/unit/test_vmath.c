@@ -180,7 +180,7 @@ static void test_narrow(void) {
   for (int i = 0; i < N16; i++) in[i] = (uint16_t)i;
   void *ins[2] = {in, in}, *outs[2 * NF];
   for (int i = 0; i < 2 * NF; i++) outs[i] = out + (size_t)i * N16;
-  CHECK_INT(fn(ins, outs, NULL, NULL, NULL, NULL, NULL), 0);
+  CHECK_INT(fn(ins, outs, NULL, NULL, NULL, NULL, NULL, NULL), 0);
   for (int f = 0; f < NF; f++) {
     double worst[2] = {0, 0};
     for (int t = 0; t < 2; t++) {
@@ -236,7 +236,7 @@ static void test_f32(uint32_t stride) {
   NN_ASSERT(out);
   void *ins[1] = {x}, *outs[NF];
   for (int f = 0; f < NF; f++) outs[f] = out + (size_t)f * (size_t)n;
-  CHECK_INT(fn(ins, outs, NULL, NULL, NULL, NULL, NULL), 0);
+  CHECK_INT(fn(ins, outs, NULL, NULL, NULL, NULL, NULL, NULL), 0);
   for (int f = 0; f < NF; f++) {
     const float *o = out + (size_t)f * (size_t)n;
     double worst = 0;
