@@ -643,7 +643,11 @@ static bool same_dims(const pass_input_spec *a, const pass_input_spec *b) {
   return true;
 }
 
-static void example_note(ir_graph *g, pass_input_spec *all, const bool *ok, nn_loc at, nn_diag *d) {
+/* The flags to pass, built from what is known: an input whose rank is
+ * unknown shows DIMS (never a made-up shape), with a note per such input
+ * giving the bounds its uses put on the rank. */
+static void example_note(ir_graph *g, pass_input_spec *all, const bool *ok, const dem *u, nn_loc at,
+                         nn_diag *d) {
   nn_buf ex = {0};
   for (int i = 0; i < g->inputs.len; i++) {
     const pass_input_spec *sp = &all[i];
@@ -657,7 +661,8 @@ static void example_note(ir_graph *g, pass_input_spec *all, const bool *ok, nn_l
       if (e.dtype == NN_DT_UNKNOWN) e.dtype = NN_DT_F32;
       nn_buf_printf(&ex, " --input %s", pass_input_spec_str(&e, g->arena));
     } else {
-      nn_buf_printf(&ex, " --input %s:f32[1,3,224,224]", sp->name);
+      nn_dtype dt = u[i].dt == NN_DT_UNKNOWN ? NN_DT_F32 : u[i].dt;
+      nn_buf_printf(&ex, " --input %s:%s[DIMS]", sp->name, nn_dtype_name(dt));
     }
   }
   if (at.file)
@@ -665,6 +670,25 @@ static void example_note(ir_graph *g, pass_input_spec *all, const bool *ok, nn_l
   else
     nn_note(d, (nn_loc){0}, "for example:%s", ex.data ? ex.data : "");
   nn_buf_free(&ex);
+  for (int i = 0; i < g->inputs.len; i++) {
+    if (ok[i] || all[i].kind != IR_T_TENSOR || all[i].rank >= 0) continue;
+    const char *nm = all[i].name;
+    if (u[i].lo > 0 && u[i].hi != INT_MAX)
+      nn_note(d, (nn_loc){0},
+              "DIMS of '%s': its uses allow rank %d to %d; give the dims you traced "
+              "it with, naming those that vary (%s:f32[b,16])",
+              nm, u[i].lo, u[i].hi, nm);
+    else if (u[i].lo > 0)
+      nn_note(d, (nn_loc){0},
+              "DIMS of '%s': its uses need rank %d or more; give the dims you "
+              "traced it with, naming those that vary (%s:f32[b,16])",
+              nm, u[i].lo, nm);
+    else
+      nn_note(d, (nn_loc){0},
+              "DIMS of '%s': nothing in the model fixes its rank; give the dims "
+              "you traced it with, naming those that vary (%s:f32[b,16])",
+              nm, nm);
+  }
 }
 
 int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs, nn_loc at,
@@ -762,7 +786,12 @@ int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs, nn_
     errors++;
   }
   if (errors) {
-    example_note(g, all, ok, at, d);
+    dem *u = nn_alloc(A, sizeof *u * (size_t)(nin + 1));
+    for (int i = 0; i < nin; i++) {
+      memset(f.state, 0, (size_t)nv);
+      u[i] = done[i] ? (dem){.dt = NN_DT_UNKNOWN} : demand(&f, g->inputs.data[i]);
+    }
+    example_note(g, all, ok, u, at, d);
     return errors;
   }
   /* the user's specs (also those naming no input: pass_shapes reports

@@ -147,7 +147,9 @@ static void test_errors(void) {
         "nncc: error: m.pt: cannot infer the rank of input 'x' from its uses; "
         "pass --input x:DTYPE[DIMS]\n"
         "nncc: note: for example: nncc m.pt --emit=ir --input "
-        "x:f32[1,3,224,224] --input n:int\n");
+        "x:f32[DIMS] --input n:int\n"
+        "nncc: note: DIMS of 'x': nothing in the model fixes its rank; give the dims you traced "
+        "it with, naming those that vary (x:f32[b,16])\n");
 }
 
 /* The shapes pass records declared ranges; two ranges for one symbol are
