@@ -167,6 +167,20 @@ static kx_id k_trunc(kernel *k, kx_id x) {
   return k_select(k, k_bin(k, KX_LT, x, zero), k_un(k, KX_CEIL, x), k_un(k, KX_FLOOR, x));
 }
 
+/* e^x - 1 for a float x, accurate near 0: with u = e^x rounded,
+ * (u - 1) * x / ln u cancels u's rounding error (Kahan); u == 1 gives x,
+ * and past x = 50 (u - 1 == u in any float type here) u itself, so that
+ * an infinite u does not become inf/inf. */
+static kx_id k_expm1(kernel *k, kx_id x) {
+  nn_dtype t = k->exprs.data[x].dtype;
+  kx_id u = k_un(k, KX_EXP, x), one = k_const_f(k, t, 1);
+  kx_id um1 = k_bin(k, KX_SUB, u, one);
+  kx_id kahan = k_bin(k, KX_DIV, k_bin(k, KX_MUL, um1, x), k_un(k, KX_LOG, u));
+  kx_id mid = k_select(k, k_bin(k, KX_EQ, um1, k_const_f(k, t, -1)), k_const_f(k, t, -1), kahan);
+  kx_id small = k_select(k, k_bin(k, KX_EQ, u, one), x, mid);
+  return k_select(k, k_bin(k, KX_GT, x, k_const_f(k, t, 50)), u, small);
+}
+
 /* The operands lower_map reads as elements: fills which[] (node operand
  * indices, at most 4) and returns their count. */
 static int map_operands(const ir_node *n, int *which) {
@@ -233,6 +247,7 @@ static kx_id map_scalar(kl_ctx *c, kernel *k, const kx_id *v) {
   const char *approx = op == NN_OP_GELU ? kl_cstr(c, 1) : NULL;
   bool cmp = op >= NN_OP_EQ && op <= NN_OP_GE;
   if (cmp) cd = kl_compute_dt(result_type(c, 2, which));
+  if (op == NN_OP_ISNAN || op == NN_OP_ISINF) cd = kl_compute_dt(result_type(c, 1, which));
 #define C(x) k_const_f(k, cd, (x))
 #define A(i) k_cast(k, cd, v[i])
 #define BIN(o, a, b) k_bin(k, o, a, b)
@@ -304,6 +319,37 @@ static kx_id map_scalar(kl_ctx *c, kernel *k, const kx_id *v) {
   case NN_OP_SIN: r = UN(KX_SIN, x); break;
   case NN_OP_COS: r = UN(KX_COS, x); break;
   case NN_OP_LOGICAL_NOT: r = UN(KX_NOT, v[0]); break;
+  case NN_OP_EXPM1: r = k_expm1(k, x); break;
+  case NN_OP_EXP2: r = UN(KX_EXP, BIN(KX_MUL, x, C(0.69314718055994531))); break;
+  case NN_OP_LOG2: r = BIN(KX_MUL, UN(KX_LOG, x), C(1.4426950408889634)); break;
+  case NN_OP_LOG10: r = BIN(KX_MUL, UN(KX_LOG, x), C(0.43429448190325183)); break;
+  case NN_OP_TAN: r = BIN(KX_DIV, UN(KX_SIN, x), UN(KX_COS, x)); break;
+  case NN_OP_SINH: /* halves of expm1: no cancellation near 0 */
+    r = BIN(KX_MUL, BIN(KX_SUB, k_expm1(k, x), k_expm1(k, UN(KX_NEG, x))), C(0.5));
+    break;
+  case NN_OP_COSH:
+    r = BIN(KX_MUL, BIN(KX_ADD, UN(KX_EXP, x), UN(KX_EXP, UN(KX_NEG, x))), C(0.5));
+    break;
+  case NN_OP_DEG2RAD: r = BIN(KX_MUL, x, C(0.017453292519943295)); break;
+  case NN_OP_RAD2DEG: r = BIN(KX_MUL, x, C(57.295779513082323)); break;
+  case NN_OP_TRUNC: r = nn_dtype_is_float(cd) ? k_trunc(k, x) : x; break;
+  case NN_OP_FRAC: r = nn_dtype_is_float(cd) ? BIN(KX_SUB, x, k_trunc(k, x)) : C(0); break;
+  case NN_OP_SIGN: /* NaN compares false both ways: 0, as PyTorch gives */
+    if (cd == NN_DT_BOOL)
+      r = x;
+    else
+      r = k_select(k, BIN(KX_GT, x, C(0)), C(1), k_select(k, BIN(KX_LT, x, C(0)), C(-1), C(0)));
+    break;
+  case NN_OP_ISNAN:
+    r = nn_dtype_is_float(cd) ? BIN(KX_NE, x, x) : k_const_f(k, NN_DT_BOOL, 0);
+    break;
+  case NN_OP_ISINF:
+    r = nn_dtype_is_float(cd) ? BIN(KX_EQ, UN(KX_ABS, x), C(INFINITY))
+                              : k_const_f(k, NN_DT_BOOL, 0);
+    break;
+  case NN_OP_BITWISE_NOT: /* two's complement: ~x = -x - 1 */
+    r = cd == NN_DT_BOOL ? UN(KX_NOT, v[0]) : BIN(KX_SUB, UN(KX_NEG, x), C(1));
+    break;
   case NN_OP_CLAMP:
     r = x;
     if (v[1] >= 0) r = BIN(KX_MAX, r, A(1));
@@ -344,6 +390,28 @@ static kx_id map_scalar(kl_ctx *c, kernel *k, const kx_id *v) {
     r = BIN(op == NN_OP_LOGICAL_AND ? KX_AND : KX_OR, k_cast(k, NN_DT_BOOL, v[0]),
             k_cast(k, NN_DT_BOOL, v[1]));
     break;
+  case NN_OP_BITWISE_AND:
+  case NN_OP_BITWISE_OR:
+  case NN_OP_BITWISE_XOR: /* on bools: the logical ops */
+    if (cd != NN_DT_BOOL)
+      return kl_fail(c, "%s of %s tensors is not supported yet (only of bool tensors)",
+                     ir_ops[op].name, nn_dtype_name(cd));
+    r = BIN(op == NN_OP_BITWISE_AND ? KX_AND : op == NN_OP_BITWISE_OR ? KX_OR : KX_NE, A(0), A(1));
+    break;
+  case NN_OP_LOGICAL_XOR:
+    r = BIN(KX_NE, k_cast(k, NN_DT_BOOL, v[0]), k_cast(k, NN_DT_BOOL, v[1]));
+    break;
+  case NN_OP_FMOD: { /* integers: KX_DIV truncates, so this is C's % */
+    kx_id q = BIN(KX_DIV, x, A(1));
+    r = BIN(KX_SUB, x, BIN(KX_MUL, nn_dtype_is_float(cd) ? k_trunc(k, q) : q, A(1)));
+    break;
+  }
+  case NN_OP_HYPOT: r = UN(KX_SQRT, BIN(KX_ADD, BIN(KX_MUL, x, x), BIN(KX_MUL, A(1), A(1)))); break;
+  case NN_OP_XLOGY: { /* 0 where x == 0, unless y is NaN */
+    kx_id zero = BIN(KX_AND, BIN(KX_EQ, x, C(0)), BIN(KX_EQ, A(1), A(1)));
+    r = k_select(k, zero, C(0), BIN(KX_MUL, x, UN(KX_LOG, A(1))));
+    break;
+  }
   case NN_OP_WHERE: r = k_select(k, k_cast(k, NN_DT_BOOL, v[0]), A(1), A(2)); break;
   case NN_OP_MASKED_FILL: r = k_select(k, k_cast(k, NN_DT_BOOL, v[1]), A(2), x); break;
   default: NN_UNREACHABLE();

@@ -108,6 +108,7 @@ static int lower_inj(kl_ctx *c) {
   case NN_OP_PERMUTE:
   case NN_OP_FLIP:
   case NN_OP_REPEAT:
+  case NN_OP_TILE:
   case NN_OP_PAD:
     if (!kl_clist(c, 1, &lv, &ln)) return kl_unsupported(c);
     break;
@@ -177,6 +178,7 @@ static int lower_inj(kl_ctx *c) {
     break;
   }
   case NN_OP_REPEAT:
+  case NN_OP_TILE: /* dims shorter than the rank leave the leading dims (shapes pass) */
     for (int i = 0; i < xr; i++) {
       int j = i + (orank - xr);
       xc[i] = k_bin(k, KX_MOD, iv[j], kl_x(c, k, xd[i]));

@@ -173,7 +173,7 @@ static bool is_broadcast(ir_op op) { return ir_ops[op].fusion == IR_FUSE_BROADCA
 
 static bool is_compare(ir_op op) {
   return (op >= NN_OP_EQ && op <= NN_OP_GE) || op == NN_OP_LOGICAL_AND || op == NN_OP_LOGICAL_OR ||
-         op == NN_OP_WHERE;
+         op == NN_OP_LOGICAL_XOR || op == NN_OP_WHERE;
 }
 
 /* Operand i of a broadcasting op: the result's rank when every other
@@ -416,6 +416,7 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_RESHAPE:
   case NN_OP_SQUEEZE:
   case NN_OP_REPEAT:
+  case NN_OP_TILE:
     if (i == 0) u.dt = o.dt;
     return u;
   case NN_OP_EXPAND:

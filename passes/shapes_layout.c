@@ -211,13 +211,19 @@ void sh_r_expand_as(sh *s) {
   set(s, 0, tensor(s, x->dtype, o->rank, o->dims));
 }
 
-/* repeat(x, repeats): len(repeats) >= rank; x is padded with leading 1s. */
+/* repeat(x, repeats): len(repeats) >= rank; x is padded with leading 1s.
+ * tile(x, dims): the same, with dims padded with leading 1s to the rank. */
 void sh_r_repeat(sh *s) {
   const ir_type *x = sh_tens(s, 0);
   if (!x) return;
   int64_t *v;
   int n;
-  if (!sh_oplist(s, 1, "repeats", &v, &n)) return;
+  if (!sh_oplist(s, 1, N(s)->op == NN_OP_TILE ? "dims" : "repeats", &v, &n)) return;
+  if (n < x->rank && N(s)->op == NN_OP_TILE) {
+    int64_t *p = nn_alloc(s->a, sizeof *p * (size_t)x->rank);
+    for (int j = 0; j < x->rank; j++) p[j] = j < x->rank - n ? 1 : v[j - (x->rank - n)];
+    v = p, n = x->rank;
+  }
   if (n < x->rank) {
     sh_err(s, "repeats has %d elements, fewer than the rank of %s", n, sh_tstr(s, x));
     return;

@@ -23,7 +23,11 @@ void sh_r_unary(sh *s) {
   nn_dtype dt = t->dtype;
   if ((ir_ops[op].flags & IR_FLOAT_ONLY) && dt != NN_DT_UNKNOWN && !nn_dtype_is_float(dt))
     dt = NN_DT_F32;
-  if (op == NN_OP_LOGICAL_NOT) dt = NN_DT_BOOL;
+  if (op == NN_OP_LOGICAL_NOT || op == NN_OP_ISNAN || op == NN_OP_ISINF) dt = NN_DT_BOOL;
+  if (op == NN_OP_BITWISE_NOT && nn_dtype_is_float(dt)) {
+    sh_err(s, "expects an integral or bool tensor, got %s", sh_tstr(s, t));
+    return;
+  }
   set(s, 0, tensor(s, dt, t->rank, t->dims));
   kval *k = KI(s, 0);
   if (ir_ops[op].flags & IR_IDENTITY) {
@@ -140,9 +144,10 @@ void sh_r_binary(sh *s) {
   sh_prom_operand(s, &p, IN(s, ia));
   sh_prom_operand(s, &p, IN(s, ib));
   nn_dtype dt = sh_prom_result(&p);
-  if (sh_is_bool_result(ar))
+  if (sh_is_bool_result(ar) || op == NN_OP_LOGICAL_XOR)
     dt = NN_DT_BOOL;
-  else if (true_div && dt != NN_DT_UNKNOWN && !nn_dtype_is_float(dt))
+  else if ((true_div || op == NN_OP_HYPOT || op == NN_OP_XLOGY) && dt != NN_DT_UNKNOWN &&
+           !nn_dtype_is_float(dt))
     dt = NN_DT_F32;
   set(s, 0, tensor(s, dt, rr, dd));
   if (rr == 0 && dt != NN_DT_UNKNOWN)
