@@ -59,6 +59,11 @@ static int emap_begin(kl_ctx *c, emap *m, ir_value out, int nops, const int *whi
     e->v = kl_cur(c)->in[j];
     e->rank = kl_vshape(c, e->v, e->dims);
     if (e->rank < 0) return kl_unsupported(c);
+    if (kl_cur(c)->op == NN_OP_PRELU && j == 1 && e->rank == 1 && orank >= 2) {
+      /* prelu's weight runs along dim 1, the channels: [C] reads as [C,1,...] */
+      for (int r = 1; r < orank - 1; r++) e->dims[r] = kl_d(c, 1);
+      e->rank = orank - 1;
+    }
     if (!kl_dis(c, kl_numel(c, e->rank, e->dims), 1) &&
         !(e->rank == orank && memcmp(e->dims, od, sizeof *od * (size_t)orank) == 0))
       flat = false;
@@ -270,6 +275,31 @@ static kx_id map_scalar(kl_ctx *c, kernel *k, const kx_id *v) {
   case NN_OP_RELU6: r = BIN(KX_MIN, BIN(KX_MAX, x, C(0)), C(6)); break;
   case NN_OP_HARDTANH: r = BIN(KX_MIN, BIN(KX_MAX, x, A(1)), A(2)); break;
   case NN_OP_LEAKY_RELU: r = k_select(k, BIN(KX_GT, x, C(0)), x, BIN(KX_MUL, x, A(1))); break;
+  case NN_OP_PRELU: r = k_select(k, BIN(KX_GT, x, C(0)), x, BIN(KX_MUL, x, A(1))); break;
+  case NN_OP_CELU: {
+    kx_id neg = BIN(KX_MUL, A(1), BIN(KX_SUB, UN(KX_EXP, BIN(KX_DIV, x, A(1))), C(1)));
+    r = k_select(k, BIN(KX_GT, x, C(0)), x, neg);
+    break;
+  }
+  case NN_OP_RRELU: {
+    bool training = false;
+    const ir_const *tc = kl_cst(c, 3);
+    training = tc && tc->kind == IR_C_BOOL && tc->i;
+    if (training) return kl_fail(c, "rrelu in training mode draws random slopes: not supported");
+    kx_id slope = BIN(KX_MUL, BIN(KX_ADD, A(1), A(2)), C(0.5));
+    r = k_select(k, BIN(KX_GE, x, C(0)), x, BIN(KX_MUL, x, slope));
+    break;
+  }
+  case NN_OP_HARDSHRINK: /* NaN is outside [-lambd, lambd]: kept */
+    r = k_select(k, BIN(KX_AND, BIN(KX_GE, x, UN(KX_NEG, A(1))), BIN(KX_LE, x, A(1))), C(0), x);
+    break;
+  case NN_OP_SOFTSHRINK: /* NaN fails both tests: 0, as PyTorch gives */
+    r = k_select(k, BIN(KX_GT, x, A(1)), BIN(KX_SUB, x, A(1)),
+                 k_select(k, BIN(KX_LT, x, UN(KX_NEG, A(1))), BIN(KX_ADD, x, A(1)), C(0)));
+    break;
+  case NN_OP_LOG_SIGMOID: /* min(x, 0) - log1p(e^-|x|): no overflow either way */
+    r = BIN(KX_SUB, BIN(KX_MIN, x, C(0)), UN(KX_LOG1P, UN(KX_EXP, UN(KX_NEG, UN(KX_ABS, x)))));
+    break;
   case NN_OP_ELU: {
     kx_id neg = BIN(KX_MUL, BIN(KX_SUB, UN(KX_EXP, BIN(KX_MUL, x, A(3))), C(1)),
                     BIN(KX_MUL, A(1), A(2)));

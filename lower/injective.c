@@ -24,6 +24,36 @@ static kx_id at(kl_ctx *c, kernel *k, int32_t slot, int xr, const ir_dim *xd, co
   return k_load(k, slot, kl_lin(c, k, xr, xc, st));
 }
 
+/* The element a reflect, replicate or circular pad reads: per padded dim,
+ * the coordinate co = out - left is brought into [0, n): reflected about
+ * the edges (-1 reads 1), clamped to them, or wrapped. PyTorch requires
+ * pads smaller than the dim (reflect) or at most the dim (circular), so
+ * one reflection or wrap suffices. */
+static kx_id pad_mode(kl_ctx *c, kernel *k, int32_t xs, int xr, const ir_dim *xd, const kx_id *iv,
+                      const int64_t *lv, int ln, const char *mode) {
+  kx_id xc[KL_MAXR];
+  for (int i = 0; i < xr; i++) xc[i] = iv[i];
+  for (int j = 0; j < ln / 2; j++) {
+    int d = xr - 1 - j;
+    if (d < 0) return kl_unsupported(c);
+    kx_id co = k_bin(k, KX_SUB, iv[d], k_i64(k, lv[2 * j]));
+    kx_id n = kl_x(c, k, xd[d]), last = kl_x(c, k, kl_daddi(c, xd[d], -1));
+    if (strcmp(mode, "reflect") == 0) {
+      co = k_un(k, KX_ABS, co);                                                 /* the left edge */
+      co = k_bin(k, KX_SUB, last, k_un(k, KX_ABS, k_bin(k, KX_SUB, last, co))); /* the right */
+    } else if (strcmp(mode, "replicate") == 0) {
+      co = k_bin(k, KX_MIN, k_bin(k, KX_MAX, co, k_i64(k, 0)), last);
+    } else if (strcmp(mode, "circular") == 0) {
+      co = k_bin(k, KX_MOD, co, n); /* floor mod: into [0, n) */
+    } else {
+      return kl_fail(c, "pad: mode \"%s\" is not one of constant, reflect, replicate, circular",
+                     mode);
+    }
+    xc[d] = co;
+  }
+  return at(c, k, xs, xr, xd, xc);
+}
+
 /* A start offset along a dim of size `size` as an expression: v, counted
  * from the end when negative; with `clamp`, clamped into [0, size] like
  * slice's start (a start past a symbolic end needs no clamp: the slice is
@@ -110,6 +140,7 @@ static int lower_inj(kl_ctx *c) {
   case NN_OP_REPEAT:
   case NN_OP_TILE:
   case NN_OP_PAD:
+  case NN_OP_PAD_MODE:
     if (!kl_clist(c, 1, &lv, &ln)) return kl_unsupported(c);
     break;
   case NN_OP_ROLL:
@@ -122,6 +153,8 @@ static int lower_inj(kl_ctx *c) {
   case NN_OP_TRIL:
   case NN_OP_TRIU:
   case NN_OP_PIXEL_SHUFFLE:
+  case NN_OP_PIXEL_UNSHUFFLE:
+  case NN_OP_CHANNEL_SHUFFLE:
   case NN_OP_GATHER:
   case NN_OP_INDEX_SELECT:
     if (!kl_cint(c, 1, &i0) || (op == NN_OP_SELECT && !kl_cint(c, 2, &i1)))
@@ -230,7 +263,15 @@ static int lower_inj(kl_ctx *c) {
     }
     val = at(c, k, xs, xr, xd, xc);
     break;
-  case NN_OP_PAD: {
+  case NN_OP_PAD:
+  case NN_OP_PAD_MODE: {
+    const char *mode = op == NN_OP_PAD_MODE ? kl_cstr(c, 2) : "constant";
+    if (!mode) return kl_unsupported(c);
+    if (strcmp(mode, "constant") != 0) {
+      val = pad_mode(c, k, xs, xr, xd, iv, lv, ln, mode);
+      if (val < 0) return -1;
+      break;
+    }
     kx_id ok = k_const_i(k, NN_DT_BOOL, 1);
     for (int i = 0; i < xr; i++) xc[i] = iv[i];
     for (int j = 0; j < ln / 2; j++) {
@@ -243,7 +284,8 @@ static int lower_inj(kl_ctx *c) {
       xc[d] = kl_clampd(c, k, co, 0, kl_dis(c, xd[d], 0) ? kl_d(c, 0) : kl_daddi(c, xd[d], -1));
     }
     double fill = 0;
-    if (!kl_is_none(c, 2) && !kl_cnum(c, 2, &fill)) return kl_unsupported(c);
+    int vi = op == NN_OP_PAD_MODE ? 3 : 2;
+    if (!kl_is_none(c, vi) && !kl_cnum(c, vi, &fill)) return kl_unsupported(c);
     if (kl_dis(c, kl_numel(c, xr, xd), 0))
       val = k_const_f(k, xdt, fill);
     else
@@ -284,6 +326,29 @@ static int lower_inj(kl_ctx *c) {
       xc[d] = k_cast(k, NN_DT_I64, k_un(k, KX_FLOOR, fpos));
       xc[d] = k_bin(k, KX_MIN, xc[d], kl_x(c, k, kl_daddi(c, xd[d], -1)));
     }
+    val = at(c, k, xs, xr, xd, xc);
+    break;
+  }
+  case NN_OP_PIXEL_UNSHUFFLE: {
+    /* out[.., c*f*f + i*f + j, h, w] = x[.., c, h*f + i, w*f + j] */
+    int64_t f = i0;
+    if (xr < 3 || f <= 0) return kl_unsupported(c);
+    for (int i = 0; i < xr - 3; i++) xc[i] = iv[i];
+    kx_id oc = iv[xr - 3], rf = k_i64(k, f), ff = k_i64(k, f * f);
+    kx_id rem = k_bin(k, KX_MOD, oc, ff);
+    xc[xr - 3] = k_bin(k, KX_FLOORDIV, oc, ff);
+    xc[xr - 2] = k_bin(k, KX_ADD, k_bin(k, KX_MUL, iv[xr - 2], rf), k_bin(k, KX_FLOORDIV, rem, rf));
+    xc[xr - 1] = k_bin(k, KX_ADD, k_bin(k, KX_MUL, iv[xr - 1], rf), k_bin(k, KX_MOD, rem, rf));
+    val = at(c, k, xs, xr, xd, xc);
+    break;
+  }
+  case NN_OP_CHANNEL_SHUFFLE: {
+    /* output channel a*g + b reads input channel b*(C/g) + a */
+    if (xr < 2 || i0 <= 0) return kl_unsupported(c);
+    for (int i = 0; i < xr; i++) xc[i] = iv[i];
+    kx_id g = k_i64(k, i0), per = k_bin(k, KX_FLOORDIV, kl_x(c, k, xd[1]), g);
+    xc[1] = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_bin(k, KX_MOD, iv[1], g), per),
+                  k_bin(k, KX_FLOORDIV, iv[1], g));
     val = at(c, k, xs, xr, xd, xc);
     break;
   }

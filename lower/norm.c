@@ -1,10 +1,11 @@
-/* norm.c — batch, layer and group normalization.
+/* norm.c — batch, instance, layer and group normalization.
  *
  * Eval-mode batch norm is a per-channel scale and shift (a batch_norm the
  * fold pass could not fold into a convolution). Layer and group norm
  * compute each row's moments in one pass over the row, then normalize it
  * with the affine parameters in a second; one kernel with a parallel loop
- * over rows, f16/bf16 computed in f32.
+ * over rows, f16/bf16 computed in f32. Instance norm is group norm with a
+ * group per channel (or, with running statistics, batch norm).
  */
 #include "lower.h"
 
@@ -54,7 +55,8 @@ static int lower_norm(kl_ctx *c) {
   int xr = kl_vshape(c, n->in[0], xd);
   double eps;
   nn_dtype odt = kl_vdtype(c, n->out[0]), cd = kl_compute_dt(odt);
-  if (xr < 0 || !kl_cnum(c, op == NN_OP_BATCH_NORM ? 7 : 4, &eps)) return kl_unsupported(c);
+  bool bn_layout = op == NN_OP_BATCH_NORM || op == NN_OP_INSTANCE_NORM;
+  if (xr < 0 || !kl_cnum(c, bn_layout ? 7 : 4, &eps)) return kl_unsupported(c);
   ir_dim tot = kl_numel(c, xr, xd);
   kp_bufid ob = kl_value_buf(c, n->out[0]);
   if (op == NN_OP_LAYER_NORM) {
@@ -128,9 +130,35 @@ static int lower_norm(kl_ctx *c) {
     k_for_end(k);
     return 1;
   }
-  /* batch_norm, eval mode */
   int64_t training;
   if (!kl_cint(c, 5, &training)) return kl_unsupported(c);
+  if (op == NN_OP_INSTANCE_NORM && training) {
+    /* use_input_stats: the moments of each (sample, channel) row */
+    kernel *k = kl_kernel(c, "instance_norm");
+    int32_t os = kl_wslot(c, k, odt, tot, ob, "out");
+    int32_t xs = kl_vslot(c, k, n->in[0], "x");
+    int32_t ws = opt_slot(c, k, 1, "w"), bs = opt_slot(c, k, 2, "b");
+    kx_id nc = k_varref(k, k_for_begin(k, k_i64(k, 0), kl_x(c, k, NC), KS_PARALLEL));
+    kx_id Sx = kl_x(c, k, S);
+    kx_id base = k_bin(k, KX_MUL, nc, Sx);
+    int32_t mean, rstd;
+    moments(c, k, xs, base, S, cd, eps, &mean, &rstd);
+    kx_id ch = k_bin(k, KX_MOD, nc, kl_x(c, k, C));
+    int32_t sc = k_var(k, cd), sh = k_var(k, cd);
+    k_let(k, sc, k_bin(k, KX_MUL, k_varref(k, rstd), param(k, ws, ch, cd, 1)));
+    k_let(k, sh,
+          k_bin(k, KX_SUB, param(k, bs, ch, cd, 0),
+                k_bin(k, KX_MUL, k_varref(k, mean), k_varref(k, sc))));
+    kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), Sx, KS_VECTOR));
+    kx_id idx = k_bin(k, KX_ADD, base, s);
+    kx_id y = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_cast(k, cd, k_load(k, xs, idx)), k_varref(k, sc)),
+                    k_varref(k, sh));
+    k_store(k, os, idx, k_cast(k, odt, y));
+    k_for_end(k);
+    k_for_end(k);
+    return 1;
+  }
+  /* batch_norm in eval mode, and instance_norm with running statistics */
   if (training) return kl_fail(c, "batch_norm in training mode is not supported");
   if (kl_is_none(c, 3) || kl_is_none(c, 4))
     return kl_fail(c, "batch_norm without running statistics is not supported");

@@ -243,7 +243,8 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   int64_t d;
   const int64_t *ints;
   int nints;
-  if (is_unary(op) && i == 0) return pass_on(&o, 0, true);
+  if (is_unary(op) && i == 0 && op != NN_OP_RESIZE && op != NN_OP_PRELU)
+    return pass_on(&o, 0, true); /* (those two know more: below) */
   if (is_broadcast(op) && i <= 2) return broadcast_operand(f, n, i, &o);
   switch (op) {
   case NN_OP_TO:
@@ -256,16 +257,36 @@ static dem use_demand(inf *f, ir_node *n, int i) {
     dim_bound(f, &u, n->in[1]);
     return u;
   case NN_OP_BATCH_NORM:
+  case NN_OP_INSTANCE_NORM:
   case NN_OP_LAYER_NORM:
   case NN_OP_GROUP_NORM: {
     if (i != 0) return u;
     u = pass_on(&o, 0, true);
-    int wi = op == NN_OP_BATCH_NORM ? 1 : 2;
+    int wi = op == NN_OP_BATCH_NORM || op == NN_OP_INSTANCE_NORM ? 1 : 2;
     if ((w = known(f, n->in[wi]))) u.dt = w->dtype;
     at_least(&u, op == NN_OP_LAYER_NORM ? 1 : 2);
     if (op == NN_OP_LAYER_NORM && const_list(f, n->in[1], &ints, &nints)) at_least(&u, nints);
     return u;
   }
+  case NN_OP_RESIZE: { /* the list's length is the count of resized dims */
+    if (i != 0) return u;
+    u.dt = o.dt;
+    const ir_const *lc;
+    if (const_list(f, n->in[1], &ints, &nints) && nints >= 1)
+      exact(&u, nints + 2, R_NONE);
+    else if (ir_value_const(f->g, n->in[2], &lc) && lc->kind == IR_C_FLOATLIST && lc->n >= 1)
+      exact(&u, lc->n + 2, R_NONE);
+    return u;
+  }
+  case NN_OP_PRELU: /* the weight's dtype; a weight per channel needs dim 1 */
+    if (i != 0) return u;
+    u = pass_on(&o, 0, true);
+    if ((w = known(f, n->in[1]))) {
+      int64_t c;
+      u.dt = w->dtype;
+      if (w->rank == 1 && !(ir_dim_is_const(f->g, w->dims[0], &c) && c == 1)) at_least(&u, 2);
+    }
+    return u;
   case NN_OP_CONVOLUTION:
     if (i == 0 && (w = known(f, n->in[1])) && w->rank >= 3) {
       exact(&u, w->rank, R_CONV);
@@ -368,6 +389,7 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_ADAPTIVE_MAX_POOL2D:
   case NN_OP_UPSAMPLE_NEAREST2D:
   case NN_OP_PIXEL_SHUFFLE:
+  case NN_OP_PIXEL_UNSHUFFLE:
     if (i != 0) return u;
     u = pass_on(&o, 0, true);
     conventional(&u, 4, R_NONE);
@@ -406,6 +428,11 @@ static dem use_demand(inf *f, ir_node *n, int i) {
     dim_bound(f, &u, n->in[1]);
     return u;
   }
+  case NN_OP_UNFLATTEN:
+    if (i != 0) return u;
+    u.dt = o.dt;
+    dim_bound(f, &u, n->in[1]);
+    return u;
   case NN_OP_FLATTEN:
     if (i != 0) return u;
     u.dt = o.dt;

@@ -168,6 +168,7 @@ bool sh_bshape(const ir_type *t, int *r, const ir_dim **d);
 /* shapes_math.c */
 void sh_r_unary(sh *s);
 void sh_r_norm(sh *s);
+void sh_r_prelu(sh *s);
 void sh_r_binary(sh *s);
 void sh_r_where(sh *s);
 void sh_r_masked_fill(sh *s);
@@ -186,11 +187,13 @@ void sh_r_softmax(sh *s);
 /* shapes_layout.c */
 void sh_r_view(sh *s);
 void sh_r_flatten(sh *s);
+void sh_r_unflatten(sh *s);
 void sh_r_squeeze(sh *s);
 void sh_r_unsqueeze(sh *s);
 void sh_r_expand(sh *s);
 void sh_r_expand_as(sh *s);
 void sh_r_repeat(sh *s);
+void sh_r_resize(sh *s);
 void sh_r_permute(sh *s);
 void sh_r_transpose(sh *s);
 void sh_r_slice(sh *s);

@@ -139,6 +139,60 @@ void sh_r_flatten(sh *s) {
   set(s, 0, tensor(s, x->dtype, r, o));
 }
 
+/* unflatten(x, dim, sizes): dim becomes len(sizes) dims; one size may be
+ * -1 (inferred), and their product must be the dim's size. */
+void sh_r_unflatten(sh *s) {
+  const ir_type *x = sh_tens(s, 0);
+  if (!x) return;
+  int d;
+  int64_t *v;
+  int n;
+  if (!sh_opdim(s, 1, x->rank, 0, &d) || !sh_oplist(s, 2, "sizes", &v, &n)) return;
+  if (x->rank == 0 || n < 1 || x->rank - 1 + n > 64) {
+    sh_err(s, "cannot unflatten %s into %d dims", sh_tstr(s, x), n);
+    return;
+  }
+  int infer = -1;
+  int64_t known = 1;
+  for (int j = 0; j < n; j++) {
+    if (v[j] == -1 && infer < 0) {
+      infer = j;
+    } else if (v[j] < 0 || (v[j] && known > INT64_MAX / v[j])) {
+      sh_err(s, "bad sizes %s", sh_shape_str(s, n, v, NULL));
+      return;
+    } else {
+      known *= v[j];
+    }
+  }
+  int r = x->rank - 1 + n;
+  ir_dim *o = dims_new(s, r);
+  memcpy(o, x->dims, sizeof *o * (size_t)d);
+  for (int j = 0; j < n; j++) o[d + j] = D(s, v[j]);
+  ir_dim dd = x->dims[d];
+  int64_t c;
+  if (infer >= 0) {
+    if (known == 0) {
+      sh_err(s, "cannot infer a -1 size next to a 0 in %s", sh_shape_str(s, n, v, NULL));
+      return;
+    }
+    if (dc(s, dd, &c) && c % known) {
+      sh_err(s, "sizes %s do not divide dim %d of %s", sh_shape_str(s, n, v, NULL), d,
+             sh_tstr(s, x));
+      return;
+    }
+    o[d + infer] = ir_dim_div(s->g, dd, D(s, known));
+    sh_assume_equal(s, ir_dim_mod(s->g, dd, D(s, known)), D(s, 0));
+  } else if (dc(s, dd, &c) && c != known) {
+    sh_err(s, "sizes %s do not multiply to dim %d of %s", sh_shape_str(s, n, v, NULL), d,
+           sh_tstr(s, x));
+    return;
+  } else {
+    sh_assume_equal(s, dd, D(s, known));
+  }
+  memcpy(o + d + n, x->dims + d + 1, sizeof *o * (size_t)(x->rank - d - 1));
+  set(s, 0, tensor(s, x->dtype, r, o));
+}
+
 /* squeeze(x, dim?): removes size-1 dims (only the named one when given;
  * a dim of another size is left alone). */
 void sh_r_squeeze(sh *s) {
@@ -238,6 +292,62 @@ void sh_r_repeat(sh *s) {
     o[j] = ir_dim_mul(s->g, i >= 0 ? x->dims[i] : D(s, 1), D(s, v[j]));
   }
   set(s, 0, tensor(s, x->dtype, n, o));
+}
+
+/* upsample(x, output_size?, scale_factors?, mode, align_corners?): the
+ * last k dims (k: the length of whichever list is given) become
+ * output_size, or floor(size * scale). */
+void sh_r_resize(sh *s) {
+  const ir_type *x = sh_tens(s, 0);
+  if (!x) return;
+  int r = x->rank;
+  ir_dim *o = dims_new(s, r);
+  memcpy(o, x->dims, sizeof *o * (size_t)r);
+  int n;
+  if (!sh_is_none(s, 1)) {
+    int64_t *v;
+    ir_dim *y;
+    if (!sh_opshape(s, 1, "output_size", false, &v, &y, &n)) return;
+    if (n < 1 || n > 3 || n > r - 2) {
+      sh_err(s, "output_size has %d elements for %s (1 to 3, leaving batch and channels)", n,
+             sh_tstr(s, x));
+      return;
+    }
+    for (int j = 0; j < n; j++) o[r - n + j] = sh_shape_dim(s, v, y, j);
+  } else {
+    kval *k = KI(s, 2);
+    if (!k->known || k->c.kind != IR_C_FLOATLIST) {
+      if (!sh_is_unknown(s, 2)) sh_err(s, "needs output_size or constant scale_factors");
+      return;
+    }
+    n = k->c.n;
+    if (n < 1 || n > 3 || n > r - 2) {
+      sh_err(s, "scale_factors has %d elements for %s (1 to 3, leaving batch and channels)", n,
+             sh_tstr(s, x));
+      return;
+    }
+    for (int j = 0; j < n; j++) {
+      double f = k->c.floats[j];
+      ir_dim in = x->dims[r - n + j];
+      int64_t c;
+      if (!(f > 0 && f < 1e9)) {
+        sh_err(s, "scale factor %g is out of range", f);
+        return;
+      }
+      if (dc(s, in, &c) && (double)c * f < 1e15)
+        o[r - n + j] = D(s, (int64_t)floor((double)c * f));
+      else if (dc(s, in, &c)) {
+        sh_err(s, "the output size is out of range");
+        return;
+      } else if (f == floor(f))
+        o[r - n + j] = ir_dim_mul(s->g, in, D(s, (int64_t)f));
+      else {
+        sh_err(s, "a fractional scale of a symbolic size is not supported");
+        return;
+      }
+    }
+  }
+  set(s, 0, tensor(s, x->dtype, r, o));
 }
 
 /* permute(x, dims). */
@@ -585,13 +695,48 @@ void sh_r_pad(sh *s) {
   set(s, 0, tensor(s, x->dtype, x->rank, o));
 }
 
-/* pixel_shuffle(x, r): [..., C*r*r, H, W] -> [..., C, H*r, W*r]. */
+/* pixel_shuffle(x, r): [..., C*r*r, H, W] -> [..., C, H*r, W*r];
+ * pixel_unshuffle(x, r) the inverse; channel_shuffle(x, g): x's shape, C
+ * a multiple of g. */
 void sh_r_pixel_shuffle(sh *s) {
   const ir_type *x = sh_tens(s, 0);
   if (!x) return;
   int64_t r, c;
-  if (!sh_need_int(s, 1, "upscale_factor", &r)) return;
+  ir_op op = N(s)->op;
+  if (!sh_need_int(s, 1,
+                   op == NN_OP_CHANNEL_SHUFFLE ? "groups"
+                   : op == NN_OP_PIXEL_SHUFFLE ? "upscale_factor"
+                                               : "downscale_factor",
+                   &r))
+    return;
   int k = x->rank;
+  if (op == NN_OP_CHANNEL_SHUFFLE) {
+    if (k < 3 || r <= 0 || (dc(s, x->dims[1], &c) && c % r != 0)) {
+      sh_err(s, "cannot shuffle the channels of %s in %lld groups", sh_tstr(s, x), (long long)r);
+      return;
+    }
+    if (!dc(s, x->dims[1], &c)) sh_assume_equal(s, ir_dim_mod(s->g, x->dims[1], D(s, r)), D(s, 0));
+    set(s, 0, tensor(s, x->dtype, k, x->dims));
+    return;
+  }
+  if (op == NN_OP_PIXEL_UNSHUFFLE) {
+    int64_t h, w;
+    if (k < 3 || r <= 0 || r > (1 << 20) || (dc(s, x->dims[k - 2], &h) && h % r) ||
+        (dc(s, x->dims[k - 1], &w) && w % r)) {
+      sh_err(s, "cannot unshuffle %s by %lld", sh_tstr(s, x), (long long)r);
+      return;
+    }
+    ir_dim *o = dims_new(s, k);
+    memcpy(o, x->dims, sizeof *o * (size_t)k);
+    o[k - 3] = ir_dim_mul(s->g, x->dims[k - 3], D(s, r * r));
+    for (int j = 1; j <= 2; j++) {
+      o[k - j] = ir_dim_div(s->g, x->dims[k - j], D(s, r));
+      if (!dc(s, x->dims[k - j], &h))
+        sh_assume_equal(s, ir_dim_mod(s->g, x->dims[k - j], D(s, r)), D(s, 0));
+    }
+    set(s, 0, tensor(s, x->dtype, k, o));
+    return;
+  }
   if (k < 3 || r <= 0 || r > (1 << 20) || (dc(s, x->dims[k - 3], &c) && c % (r * r) != 0)) {
     sh_err(s, "cannot shuffle %s by %lld", sh_tstr(s, x), (long long)r);
     return;

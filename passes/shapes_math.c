@@ -38,12 +38,34 @@ void sh_r_unary(sh *s) {
   }
 }
 
+/* prelu(x, weight): x's type; the weight has one element, or one per
+ * channel (dim 1 of x, which must then have rank >= 2). */
+void sh_r_prelu(sh *s) {
+  const ir_type *x = sh_tens(s, 0), *w = sh_tens(s, 1);
+  if (!x || !w) return;
+  if (w->rank > 1) {
+    sh_err(s, "weight %s must be 1-d", sh_tstr(s, w));
+    return;
+  }
+  int64_t n = 1;
+  bool one = w->rank == 0 || (dc(s, w->dims[0], &n) && n == 1);
+  if (!one) {
+    if (x->rank < 2) {
+      sh_err(s, "weight %s has several elements: the input %s needs a channel dim", sh_tstr(s, w),
+             sh_tstr(s, x));
+      return;
+    }
+    sh_assume_equal(s, w->dims[0], x->dims[1]);
+  }
+  set(s, 0, tensor(s, x->dtype, x->rank, x->dims));
+}
+
 /* Normalizations keep the input's type; their parameters are checked. */
 void sh_r_norm(sh *s) {
   const ir_type *t = sh_tens(s, 0);
   if (!t) return;
   ir_op op = N(s)->op;
-  if (op == NN_OP_BATCH_NORM && t->rank < 2) {
+  if ((op == NN_OP_BATCH_NORM || op == NN_OP_INSTANCE_NORM) && t->rank < 2) {
     sh_err(s, "expects a tensor of rank >= 2, got %s", sh_tstr(s, t));
     return;
   }
