@@ -274,8 +274,10 @@ static kx_id map_scalar(kl_ctx *c, kernel *k, const kx_id *v) {
   case NN_OP_RELU: r = BIN(KX_MAX, x, C(0)); break;
   case NN_OP_RELU6: r = BIN(KX_MIN, BIN(KX_MAX, x, C(0)), C(6)); break;
   case NN_OP_HARDTANH: r = BIN(KX_MIN, BIN(KX_MAX, x, A(1)), A(2)); break;
-  case NN_OP_LEAKY_RELU: r = k_select(k, BIN(KX_GT, x, C(0)), x, BIN(KX_MUL, x, A(1))); break;
-  case NN_OP_PRELU: r = k_select(k, BIN(KX_GT, x, C(0)), x, BIN(KX_MUL, x, A(1))); break;
+  case NN_OP_LEAKY_RELU:
+  case NN_OP_PRELU: /* its weight's element for this channel (emap_begin) */
+    r = k_select(k, BIN(KX_GT, x, C(0)), x, BIN(KX_MUL, x, A(1)));
+    break;
   case NN_OP_CELU: {
     kx_id neg = BIN(KX_MUL, A(1), BIN(KX_SUB, UN(KX_EXP, BIN(KX_DIV, x, A(1))), C(1)));
     r = k_select(k, BIN(KX_GT, x, C(0)), x, neg);

@@ -817,7 +817,7 @@ int pass_infer_inputs(ir_graph *g, const pass_input_spec *specs, int nspecs, nn_
     dem *u = nn_alloc(A, sizeof *u * (size_t)(nin + 1));
     for (int i = 0; i < nin; i++) {
       memset(f.state, 0, (size_t)nv);
-      u[i] = done[i] ? (dem){.dt = NN_DT_UNKNOWN} : demand(&f, g->inputs.data[i]);
+      u[i] = done[i] ? dem_none : demand(&f, g->inputs.data[i]);
     }
     example_note(g, all, ok, u, at, d);
     return errors;
