@@ -1,4 +1,4 @@
-/* pool.c — max, average and adaptive pooling (1-d and 2-d).
+/* pool.c — max, average and adaptive pooling (1-d, 2-d and 3-d).
  *
  * Never a padded copy. Fixed windows without an indices output run as
  * passes over each output row whose innermost loop is a KS_VECTOR loop
@@ -259,95 +259,124 @@ static void pool_rows(kl_ctx *c, kernel *k, bool avg, ir_dim P, ir_dim H, ir_dim
 static int lower_pool(kl_ctx *c) {
   const ir_node *n = kl_cur(c);
   ir_op op = n->op;
-  bool one = op == NN_OP_MAX_POOL1D || op == NN_OP_AVG_POOL1D || op == NN_OP_ADAPTIVE_AVG_POOL1D;
-  bool avg = op == NN_OP_AVG_POOL2D || op == NN_OP_AVG_POOL1D || op == NN_OP_ADAPTIVE_AVG_POOL2D ||
-             op == NN_OP_ADAPTIVE_AVG_POOL1D;
-  bool adaptive = op == NN_OP_ADAPTIVE_AVG_POOL2D || op == NN_OP_ADAPTIVE_MAX_POOL2D ||
-                  op == NN_OP_ADAPTIVE_AVG_POOL1D;
-  int nsp = one ? 1 : 2;
+  int nsp = op == NN_OP_MAX_POOL1D || op == NN_OP_AVG_POOL1D || op == NN_OP_ADAPTIVE_AVG_POOL1D ||
+                    op == NN_OP_ADAPTIVE_MAX_POOL1D
+                ? 1
+            : op == NN_OP_MAX_POOL3D || op == NN_OP_MAX_POOL3D_INDICES || op == NN_OP_AVG_POOL3D ||
+                    op == NN_OP_ADAPTIVE_AVG_POOL3D || op == NN_OP_ADAPTIVE_MAX_POOL3D
+                ? 3
+                : 2;
+  bool avg = op == NN_OP_AVG_POOL2D || op == NN_OP_AVG_POOL1D || op == NN_OP_AVG_POOL3D ||
+             op == NN_OP_ADAPTIVE_AVG_POOL2D || op == NN_OP_ADAPTIVE_AVG_POOL1D ||
+             op == NN_OP_ADAPTIVE_AVG_POOL3D;
+  bool adaptive = op == NN_OP_ADAPTIVE_AVG_POOL1D || op == NN_OP_ADAPTIVE_MAX_POOL1D ||
+                  op == NN_OP_ADAPTIVE_AVG_POOL2D || op == NN_OP_ADAPTIVE_MAX_POOL2D ||
+                  op == NN_OP_ADAPTIVE_AVG_POOL3D || op == NN_OP_ADAPTIVE_MAX_POOL3D;
   ir_dim xd[KL_MAXR], od[KL_MAXR];
   int xr = kl_vshape(c, n->in[0], xd), orank = kl_vshape(c, n->out[0], od);
   if (xr < nsp + 1 || orank != xr) return kl_unsupported(c);
-  /* as 2-d: [P, H, W] -> [P, OH, OW] */
-  ir_dim H = one ? kl_d(c, 1) : xd[xr - 2], W = xd[xr - 1];
-  ir_dim OH = one ? kl_d(c, 1) : od[xr - 2], OW = od[xr - 1];
+  /* nd window dims: 1-d and 2-d pool as 2-d ([P, H, W] -> [P, OH, OW],
+   * H = 1 for 1-d), 3-d as [P, D, H, W] */
+  int nd = nsp == 3 ? 3 : 2;
+  ir_dim S[3] = {0}, O[3] = {0};
+  for (int j = 0; j < nd; j++) {
+    int a = xr - nd + j;
+    bool absent = j < nd - nsp; /* the 1 of a 1-d pool */
+    S[j] = absent ? kl_d(c, 1) : xd[a];
+    O[j] = absent ? kl_d(c, 1) : od[a];
+  }
   ir_dim P = kl_numel(c, xr - nsp, xd);
-  int64_t ks[2] = {1, 1}, st[2] = {1, 1}, pd[2] = {0, 0}, dl[2] = {1, 1};
+  int64_t ks[3] = {1, 1, 1}, st[3] = {1, 1, 1}, pd[3] = {0, 0, 0}, dl[3] = {1, 1, 1};
   int64_t ceil_mode = 0, cip = 1, divisor = 0;
   if (!adaptive) {
-    int64_t t[2], s[2], p[2], d[2] = {1, 1};
-    if (!spatial(c, 1, nsp, NULL, t) || !spatial(c, 2, nsp, t, s) || !spatial(c, 3, nsp, NULL, p) ||
-        (!avg && !spatial(c, 4, nsp, NULL, d)))
+    int64_t t[3], sv[3], p[3], d[3] = {1, 1, 1};
+    if (!spatial(c, 1, nsp, NULL, t) || !spatial(c, 2, nsp, t, sv) ||
+        !spatial(c, 3, nsp, NULL, p) || (!avg && !spatial(c, 4, nsp, NULL, d)))
       return kl_unsupported(c);
     for (int i = 0; i < nsp; i++) {
-      int j = i + 2 - nsp;
-      ks[j] = t[i], st[j] = s[i], pd[j] = p[i], dl[j] = d[i];
+      int j = i + nd - nsp;
+      ks[j] = t[i], st[j] = sv[i], pd[j] = p[i], dl[j] = d[i];
     }
     if (!kl_cint(c, avg ? 4 : 5, &ceil_mode)) return kl_unsupported(c);
     if (avg && !kl_cint(c, 5, &cip)) return kl_unsupported(c);
-    if (op == NN_OP_AVG_POOL2D && !kl_is_none(c, 6) && !kl_cint(c, 6, &divisor))
+    if ((op == NN_OP_AVG_POOL2D || op == NN_OP_AVG_POOL3D) && !kl_is_none(c, 6) &&
+        !kl_cint(c, 6, &divisor))
       return kl_unsupported(c);
   }
   nn_dtype odt = kl_vdtype(c, n->out[0]), cd = kl_compute_dt(odt);
   kernel *k = kl_kernel(c, ir_ops[op].name);
-  ir_dim on = kl_dmul(c, kl_dmul(c, P, OH), OW);
+  ir_dim on = P;
+  for (int j = 0; j < nd; j++) on = kl_dmul(c, on, O[j]);
   int32_t os = kl_wslot(c, k, odt, on, kl_value_buf(c, n->out[0]), "out");
   int32_t is = -1;
   if (n->nout == 2) is = kl_wslot(c, k, NN_DT_I64, on, kl_value_buf(c, n->out[1]), "idx");
   int32_t xs = kl_vslot(c, k, n->in[0], "x");
-  if (!adaptive && is < 0 && (!avg || odt == cd) && ks[1] <= 64) {
-    pool_rows(c, k, avg, P, H, W, OH, OW, ks, st, pd, dl, cip, divisor, odt, cd, os, xs);
+  if (nd == 2 && !adaptive && is < 0 && (!avg || odt == cd) && ks[1] <= 64) {
+    pool_rows(c, k, avg, P, S[0], S[1], O[0], O[1], ks, st, pd, dl, cip, divisor, odt, cd, os, xs);
     return 1;
   }
-  ir_dim dims[3] = {P, OH, OW};
-  kx_id v[3];
-  int nl = kl_nest(c, k, 3, dims, v, true, false, 0);
-  kx_id p = v[0], oh = v[1], ow = v[2];
-  kx_id Hx = kl_x(c, k, H), Wx = kl_x(c, k, W);
-  /* window bounds per dim: [hs, he) of input rows, clamped */
-  kx_id hs, he, ws, we, div = -1;
+  ir_dim dims[4] = {P, O[0], O[1], O[2]};
+  kx_id v[4];
+  int nl = kl_nest(c, k, nd + 1, dims, v, true, false, 0);
+  kx_id p = v[0], Sx[3] = {-1, -1, -1};
+  for (int j = 0; j < nd; j++) Sx[j] = kl_x(c, k, S[j]);
+  /* window bounds per dim: [lo, hi) of input positions, clamped */
+  kx_id ws[3], we[3], div = -1;
   if (adaptive) {
-    adaptive_window(c, k, oh, H, OH, &hs, &he);
-    adaptive_window(c, k, ow, W, OW, &ws, &we);
-    if (avg) div = k_bin(k, KX_MUL, k_bin(k, KX_SUB, he, hs), k_bin(k, KX_SUB, we, ws));
-  } else {
-    /* first row of the window (may be negative: padding) */
-    hs = k_bin(k, KX_SUB, k_bin(k, KX_MUL, oh, k_i64(k, st[0])), k_i64(k, pd[0]));
-    ws = k_bin(k, KX_SUB, k_bin(k, KX_MUL, ow, k_i64(k, st[1])), k_i64(k, pd[1]));
-    he = we = -1;
+    for (int j = 0; j < nd; j++) adaptive_window(c, k, v[1 + j], S[j], O[j], &ws[j], &we[j]);
     if (avg) {
-      kx_id hend = k_bin(k, KX_MIN, k_bin(k, KX_ADD, hs, k_i64(k, ks[0])),
-                         kl_x(c, k, kl_daddi(c, H, pd[0])));
-      kx_id wend = k_bin(k, KX_MIN, k_bin(k, KX_ADD, ws, k_i64(k, ks[1])),
-                         kl_x(c, k, kl_daddi(c, W, pd[1])));
-      kx_id size = k_bin(k, KX_MUL, k_bin(k, KX_SUB, hend, hs), k_bin(k, KX_SUB, wend, ws));
-      kx_id h0 = k_bin(k, KX_MAX, hs, k_i64(k, 0)), w0 = k_bin(k, KX_MAX, ws, k_i64(k, 0));
-      kx_id h1 = k_bin(k, KX_MIN, hend, Hx), w1 = k_bin(k, KX_MIN, wend, Wx);
-      kx_id valid = k_bin(k, KX_MUL, k_bin(k, KX_SUB, h1, h0), k_bin(k, KX_SUB, w1, w0));
+      div = k_bin(k, KX_SUB, we[0], ws[0]);
+      for (int j = 1; j < nd; j++) div = k_bin(k, KX_MUL, div, k_bin(k, KX_SUB, we[j], ws[j]));
+    }
+  } else {
+    /* first position of the window (may be negative: padding) */
+    for (int j = 0; j < nd; j++)
+      ws[j] = k_bin(k, KX_SUB, k_bin(k, KX_MUL, v[1 + j], k_i64(k, st[j])), k_i64(k, pd[j]));
+    if (avg) {
+      kx_id end[3], lo[3], hi[3], size = -1, valid = -1;
+      for (int j = 0; j < nd; j++)
+        end[j] = k_bin(k, KX_MIN, k_bin(k, KX_ADD, ws[j], k_i64(k, ks[j])),
+                       kl_x(c, k, kl_daddi(c, S[j], pd[j])));
+      for (int j = 0; j < nd; j++) {
+        kx_id e = k_bin(k, KX_SUB, end[j], ws[j]);
+        size = j ? k_bin(k, KX_MUL, size, e) : e;
+      }
+      for (int j = 0; j < nd; j++) lo[j] = k_bin(k, KX_MAX, ws[j], k_i64(k, 0));
+      for (int j = 0; j < nd; j++) hi[j] = k_bin(k, KX_MIN, end[j], Sx[j]);
+      for (int j = 0; j < nd; j++) {
+        kx_id e = k_bin(k, KX_SUB, hi[j], lo[j]);
+        valid = j ? k_bin(k, KX_MUL, valid, e) : e;
+      }
       div = divisor ? k_i64(k, divisor) : cip ? size : valid;
     }
   }
   int32_t acc = k_var(k, cd), ai = k_var(k, NN_DT_I64);
   k_let(k, acc, avg ? k_const_i(k, cd, 0) : kl_extreme(k, cd, false));
   k_let(k, ai, k_i64(k, -1));
-  kx_id ih, iw;
+  kx_id ix[3];
   if (adaptive) {
-    ih = k_varref(k, k_for_begin(k, hs, he, KS_REDUCE));
-    iw = k_varref(k, k_for_begin(k, ws, we, KS_REDUCE));
+    for (int j = 0; j < nd; j++) ix[j] = k_varref(k, k_for_begin(k, ws[j], we[j], KS_REDUCE));
   } else {
-    kx_id i = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, ks[0]), KS_REDUCE));
-    ih = k_bin(k, KX_ADD, hs, k_bin(k, KX_MUL, i, k_i64(k, dl[0])));
-    kx_id j = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, ks[1]), KS_REDUCE));
-    iw = k_bin(k, KX_ADD, ws, k_bin(k, KX_MUL, j, k_i64(k, dl[1])));
-    kx_id ok = k_bin(k, KX_AND,
-                     k_bin(k, KX_AND, k_bin(k, KX_GE, ih, k_i64(k, 0)), k_bin(k, KX_LT, ih, Hx)),
-                     k_bin(k, KX_AND, k_bin(k, KX_GE, iw, k_i64(k, 0)), k_bin(k, KX_LT, iw, Wx)));
+    for (int j = 0; j < nd; j++) {
+      kx_id t = k_varref(k, k_for_begin(k, k_i64(k, 0), k_i64(k, ks[j]), KS_REDUCE));
+      ix[j] = k_bin(k, KX_ADD, ws[j], k_bin(k, KX_MUL, t, k_i64(k, dl[j])));
+    }
+    kx_id ok = -1;
+    for (int j = 0; j < nd; j++) {
+      kx_id in = k_bin(k, KX_AND, k_bin(k, KX_GE, ix[j], k_i64(k, 0)),
+                       k_bin(k, KX_LT, ix[j], Sx[j]));
+      ok = j ? k_bin(k, KX_AND, ok, in) : in;
+    }
     k_if_begin(k, ok);
   }
-  kx_id plane = k_bin(k, KX_ADD, k_bin(k, KX_MUL, ih, Wx), iw);
-  kx_id x = k_cast(k, cd,
-                   k_load(k, xs,
-                          k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, k_bin(k, KX_MUL, Hx, Wx)), plane)));
+  /* the position within the spatial volume (max pooling's index), and the
+   * volume's size */
+  kx_id plane = ix[0], vol = Sx[0];
+  for (int j = 1; j < nd; j++) {
+    plane = k_bin(k, KX_ADD, k_bin(k, KX_MUL, plane, Sx[j]), ix[j]);
+    vol = k_bin(k, KX_MUL, vol, Sx[j]);
+  }
+  kx_id x = k_cast(k, cd, k_load(k, xs, k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, vol), plane)));
   if (avg) {
     k_let(k, acc, k_bin(k, KX_ADD, k_varref(k, acc), x));
   } else {
@@ -363,14 +392,12 @@ static int lower_pool(kl_ctx *c) {
     k_if_end(k);
   }
   if (!adaptive) k_if_end(k);
-  k_for_end(k);
-  k_for_end(k);
+  for (int j = 0; j < nd; j++) k_for_end(k);
   kx_id res = k_varref(k, acc);
   if (avg) res = k_bin(k, KX_DIV, res, k_cast(k, cd, div));
-  kx_id OWx = kl_x(c, k, OW);
-  kx_id plane_out = k_bin(k, KX_MUL, kl_x(c, k, OH), OWx);
-  kx_id oidx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, p, plane_out),
-                     k_bin(k, KX_ADD, k_bin(k, KX_MUL, oh, OWx), ow));
+  kx_id oidx = p;
+  for (int j = 0; j < nd; j++)
+    oidx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, oidx, kl_x(c, k, O[j])), v[1 + j]);
   k_store(k, os, oidx, k_cast(k, odt, res));
   if (is >= 0) k_store(k, is, oidx, k_varref(k, ai));
   kl_nest_end(k, nl);

@@ -398,10 +398,21 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_MAX_POOL1D:
   case NN_OP_AVG_POOL1D:
   case NN_OP_ADAPTIVE_AVG_POOL1D:
+  case NN_OP_ADAPTIVE_MAX_POOL1D:
     if (i != 0) return u;
     u = pass_on(&o, 0, true);
     conventional(&u, 3, R_NONE);
     at_least(&u, 2);
+    return u;
+  case NN_OP_MAX_POOL3D:
+  case NN_OP_MAX_POOL3D_INDICES:
+  case NN_OP_AVG_POOL3D:
+  case NN_OP_ADAPTIVE_AVG_POOL3D:
+  case NN_OP_ADAPTIVE_MAX_POOL3D:
+    if (i != 0) return u;
+    u = pass_on(&o, 0, true);
+    conventional(&u, 5, R_NONE);
+    at_least(&u, 4);
     return u;
   case NN_OP_SUM:
   case NN_OP_MEAN:

@@ -443,13 +443,16 @@ void sh_r_pool(sh *s) {
   const ir_type *x = sh_tens(s, 0);
   if (!x) return;
   ir_op op = N(s)->op;
-  int nsp = (op == NN_OP_MAX_POOL1D || op == NN_OP_AVG_POOL1D) ? 1 : 2;
-  bool avg = op == NN_OP_AVG_POOL2D || op == NN_OP_AVG_POOL1D;
+  int nsp = (op == NN_OP_MAX_POOL1D || op == NN_OP_AVG_POOL1D) ? 1
+            : (op == NN_OP_MAX_POOL3D || op == NN_OP_MAX_POOL3D_INDICES || op == NN_OP_AVG_POOL3D)
+                ? 3
+                : 2;
+  bool avg = op == NN_OP_AVG_POOL2D || op == NN_OP_AVG_POOL1D || op == NN_OP_AVG_POOL3D;
   if (x->rank != nsp + 1 && x->rank != nsp + 2) {
     sh_err(s, "expects a %d-d or %d-d input, got %s", nsp + 1, nsp + 2, sh_tstr(s, x));
     return;
   }
-  int64_t k[2], st[2], pad[2], dil[2] = {1, 1}, ceil_mode;
+  int64_t k[3], st[3], pad[3], dil[3] = {1, 1, 1}, ceil_mode;
   if (!spatial(s, 1, "kernel_size", nsp, NULL, 1, k) || !spatial(s, 2, "stride", nsp, k, 1, st) ||
       !spatial(s, 3, "padding", nsp, NULL, 0, pad) ||
       (!avg && !spatial(s, 4, "dilation", nsp, NULL, 1, dil)) ||
@@ -471,12 +474,16 @@ void sh_r_pool(sh *s) {
   if (N(s)->nout == 2) set(s, 1, tensor(s, NN_DT_I64, x->rank, o));
 }
 
-/* adaptive_{avg,max}_pool{1,2}d(x, output_size): the spatial dims become
+/* adaptive_{avg,max}_pool{1,2,3}d(x, output_size): the spatial dims become
  * output_size (none keeps the input's). */
 void sh_r_adaptive(sh *s) {
   const ir_type *x = sh_tens(s, 0);
   if (!x) return;
-  int nsp = N(s)->op == NN_OP_ADAPTIVE_AVG_POOL1D ? 1 : 2;
+  ir_op op = N(s)->op;
+  int nsp = op == NN_OP_ADAPTIVE_AVG_POOL1D || op == NN_OP_ADAPTIVE_MAX_POOL1D ? 1
+            : op == NN_OP_ADAPTIVE_AVG_POOL3D || op == NN_OP_ADAPTIVE_MAX_POOL3D
+                ? 3
+                : 2;
   if (x->rank != nsp + 1 && x->rank != nsp + 2) {
     sh_err(s, "expects a %d-d or %d-d input, got %s", nsp + 1, nsp + 2, sh_tstr(s, x));
     return;
