@@ -48,6 +48,19 @@ static void moments(kl_ctx *c, kernel *k, int32_t xs, kx_id base, ir_dim count, 
                    k_const_f(k, cd, eps))));
 }
 
+/* The second pass over a row of the normalized dims: out[base + s] =
+ * x[base + s] * sc + sh for s < Sx, one KS_VECTOR loop (sc, sh: LET
+ * variables of the compute type cd). */
+static void scale_shift_row(kernel *k, int32_t xs, int32_t os, kx_id base, kx_id Sx, int32_t sc,
+                            int32_t sh, nn_dtype cd, nn_dtype odt) {
+  kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), Sx, KS_VECTOR));
+  kx_id idx = k_bin(k, KX_ADD, base, s);
+  kx_id y = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_cast(k, cd, k_load(k, xs, idx)), k_varref(k, sc)),
+                  k_varref(k, sh));
+  k_store(k, os, idx, k_cast(k, odt, y));
+  k_for_end(k);
+}
+
 static int lower_norm(kl_ctx *c) {
   const ir_node *n = kl_cur(c);
   ir_op op = n->op;
@@ -120,12 +133,8 @@ static int lower_norm(kl_ctx *c) {
           k_bin(k, KX_SUB, param(k, bs, ch, cd, 0),
                 k_bin(k, KX_MUL, k_varref(k, mean), k_varref(k, sc))));
     kx_id Sx = kl_x(c, k, S);
-    kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), Sx, KS_VECTOR));
-    kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_ADD, base, k_bin(k, KX_MUL, cc, Sx)), s);
-    kx_id y = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_cast(k, cd, k_load(k, xs, idx)), k_varref(k, sc)),
-                    k_varref(k, sh));
-    k_store(k, os, idx, k_cast(k, odt, y));
-    k_for_end(k);
+    scale_shift_row(k, xs, os, k_bin(k, KX_ADD, base, k_bin(k, KX_MUL, cc, Sx)), Sx, sc, sh, cd,
+                    odt);
     k_for_end(k);
     k_for_end(k);
     return 1;
@@ -149,12 +158,7 @@ static int lower_norm(kl_ctx *c) {
     k_let(k, sh,
           k_bin(k, KX_SUB, param(k, bs, ch, cd, 0),
                 k_bin(k, KX_MUL, k_varref(k, mean), k_varref(k, sc))));
-    kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), Sx, KS_VECTOR));
-    kx_id idx = k_bin(k, KX_ADD, base, s);
-    kx_id y = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_cast(k, cd, k_load(k, xs, idx)), k_varref(k, sc)),
-                    k_varref(k, sh));
-    k_store(k, os, idx, k_cast(k, odt, y));
-    k_for_end(k);
+    scale_shift_row(k, xs, os, base, Sx, sc, sh, cd, odt);
     k_for_end(k);
     return 1;
   }
@@ -177,12 +181,7 @@ static int lower_norm(kl_ctx *c) {
         k_bin(k, KX_SUB, param(k, bs, ch, cd, 0),
               k_bin(k, KX_MUL, param(k, ms, ch, cd, 0), k_varref(k, sc))));
   kx_id Sx = kl_x(c, k, S);
-  kx_id s = k_varref(k, k_for_begin(k, k_i64(k, 0), Sx, KS_VECTOR));
-  kx_id idx = k_bin(k, KX_ADD, k_bin(k, KX_MUL, nc, Sx), s);
-  kx_id y = k_bin(k, KX_ADD, k_bin(k, KX_MUL, k_cast(k, cd, k_load(k, xs, idx)), k_varref(k, sc)),
-                  k_varref(k, sh));
-  k_store(k, os, idx, k_cast(k, odt, y));
-  k_for_end(k);
+  scale_shift_row(k, xs, os, k_bin(k, KX_MUL, nc, Sx), Sx, sc, sh, cd, odt);
   k_for_end(k);
   return 1;
 }
