@@ -548,6 +548,11 @@ const char *fe_model_source_line(void *model, const char *file, int line, size_t
  * files and one synthetic class per module with methods (FORMATS.md §5).
  * Returns 0, or -1 after reporting errors. */
 int fe_import_legacy(fe_model *m, nn_arena *arena, nn_diag *d);
+/* import.c: reads the archive's `version` entry `e` (a decimal format version,
+ * blanks around it allowed) into *out; returns 0, or -1 after reporting an
+ * unreadable entry or one that is not a non-negative number. */
+int fe_read_version_entry(fe_archive *a, const fe_entry *e, nn_arena *arena, nn_diag *d,
+                          int64_t *out);
 
 /* ====================================================================== */
 /* debuginfo.c — the user's own source lines, from code/FILE.py.debug_pkl    */

@@ -125,21 +125,27 @@ static int read_code(fe_model *m, nn_arena *arena, nn_diag *d) {
   return 0;
 }
 
-static int64_t read_version(fe_model *m, nn_arena *arena, nn_diag *d) {
-  const fe_entry *e = fe_archive_find(m->archive, "version");
-  if (!e) e = fe_archive_find(m->archive, ".data/version");
-  if (!e) return -1;
+int fe_read_version_entry(fe_archive *a, const fe_entry *e, nn_arena *arena, nn_diag *d,
+                          int64_t *out) {
   const void *data;
   size_t size;
-  if (fe_archive_read(m->archive, e, arena, &data, &size, d)) return -2;
-  char *end;
-  long long v = strtoll(data, &end, 10);
-  while (*end == '\n' || *end == '\r' || *end == ' ') end++;
-  if (end == (const char *)data || *end) {
-    nn_error(d, (nn_loc){e->name, 0, 0}, "the version entry is not a number");
-    return -2;
+  if (fe_archive_read(a, e, arena, &data, &size, d)) return -1;
+  const char *s = data, *end = s + size;
+  while (s < end && (*s == ' ' || *s == '\n' || *s == '\r')) s++;
+  while (end > s && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r')) end--;
+  int64_t v = 0;
+  bool ok = s < end && end - s <= 18;
+  for (const char *p = s; ok && p < end; p++) {
+    if (*p < '0' || *p > '9') ok = false;
+    else v = v * 10 + (*p - '0');
   }
-  return v;
+  if (!ok) {
+    nn_error(d, (nn_loc){e->name, 0, 0},
+             "the version entry is not a format version (a non-negative decimal number)");
+    return -1;
+  }
+  *out = v;
+  return 0;
 }
 
 /* Newer writers record the storage byte order (`byteorder`: "little" or
@@ -196,8 +202,10 @@ fe_model *fe_import(const char *path, nn_arena *arena, nn_diag *d) {
     goto fail;
   }
   m->format = FE_FMT_TORCHSCRIPT;
-  m->version = read_version(m, arena, d);
-  if (m->version == -2) goto fail;
+  m->version = -1;
+  const fe_entry *ve = fe_archive_find(a, "version");
+  if (!ve) ve = fe_archive_find(a, ".data/version");
+  if (ve && fe_read_version_entry(a, ve, arena, d, &m->version)) goto fail;
   if (check_byteorder(m, arena, d)) goto fail;
   int before = d->errors;
   m->root = read_pickle(m, "data.pkl", "data/", arena, d);

@@ -660,20 +660,7 @@ static fe_pval *read_module(legacy *L, const cJSON *md, const char *p, const cha
 static bool read_version_entry(legacy *L) {
   const fe_entry *e = fe_archive_find(L->m->archive, "version");
   L->m->version = -1;
-  if (!e) return true;
-  const void *data;
-  size_t size;
-  if (fe_archive_read(L->m->archive, e, L->arena, &data, &size, L->d)) return false;
-  char *end;
-  errno = 0;
-  long long v = strtoll(data, &end, 10);
-  while (*end == '\n' || *end == '\r' || *end == ' ') end++;
-  if (end == (const char *)data || *end || errno) {
-    nn_error(L->d, (nn_loc){e->name, 0, 0}, "the version entry is not a number");
-    return false;
-  }
-  L->m->version = v;
-  return true;
+  return !e || fe_read_version_entry(L->m->archive, e, L->arena, L->d, &L->m->version) == 0;
 }
 
 static bool read_model(legacy *L, const cJSON *root) {

@@ -3,7 +3,7 @@
 # PyTorch releases write (format versions 1-10, .data/version, op_version_set
 # headers, classes all named Module, pre-1.7 op spellings, zip64 records):
 # each must compile and compute exactly what the original computes. A
-# big-endian archive is refused. Needs python3 (stdlib) and numpy.
+# big-endian archive and one with a negative version are refused. Needs python3 (stdlib) and numpy.
 set -u
 : "${NNCC:?}" "${NNCC_SRC:?}"
 py=""
@@ -34,5 +34,8 @@ done
 "$NNCC" big_endian.pt -o be.so --input "$flag" 2>be.err
 if [ $? = 1 ] && [ ! -e be.so ] && grep -qx "nncc: error: model_jit/byteorder: the archive's tensors are stored big-endian; nncc reads only little-endian archives" be.err; then
   pass=$((pass+1)); echo "PASS big_endian"; else fail=$((fail+1)); echo "FAIL big_endian"; cat be.err; fi
+"$NNCC" bad_version.pt -o bv.so --input "$flag" 2>bv.err
+if [ $? = 1 ] && [ ! -e bv.so ] && grep -qx "nncc: error: model_jit/version: the version entry is not a format version (a non-negative decimal number)" bv.err; then
+  pass=$((pass+1)); echo "PASS bad_version"; else fail=$((fail+1)); echo "FAIL bad_version"; cat bv.err; fi
 echo "generations: $pass passed, $fail failed"
 [ "$fail" = 0 ]

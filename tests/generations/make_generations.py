@@ -17,6 +17,7 @@ on it must equal nncc's output on the original:
   zip64          entries stored with zip64 extra fields forced
 And two that must be refused:
   big_endian     byteorder "big"
+  bad_version    a `version` of -2 (refused with a located error)
   v99            a version with no known meaning (accepted: entries decide)
 """
 import os
@@ -53,6 +54,7 @@ def main():
             extra={".data/version": b"3\n", ".data/serialization_id": b"1234567890\n",
                    "byteorder": b"little"})
     rewrite(src, p("big_endian"), lambda n, d: d, extra={"byteorder": b"big"})
+    rewrite(src, p("bad_version"), lambda n, d: b"-2\n" if n == "version" else d)
 
     def ovs(n, d):
         if n.startswith("code/") and n.endswith(".py"):
