@@ -374,6 +374,9 @@ lval *lw_call_op(lower *L, const char *qualname, const callargs *a, nn_loc loc) 
   }
   lval *folded = fold_scalar_op(L, s, slots);
   if (folded) return folded;
+  if (s->op == NN_OP_LSTM || s->op == NN_OP_GRU || s->op == NN_OP_RNN_TANH ||
+      s->op == NN_OP_RNN_RELU)
+    return lw_expand_rnn(L, s->op, slots, loc);
   int nin = s->nmap;
   ir_value *in = nn_alloc(L->arena, sizeof(ir_value) * (size_t)(nin + 1));
   for (int i = 0; i < nin; i++) {

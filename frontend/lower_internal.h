@@ -119,6 +119,13 @@ lval *lw_inline_call(lower *L, const fe_stmt *fn, const lval *self, const char *
  * overload that accepts the arguments builds the canonical op. */
 lval *lw_call_op(lower *L, const char *qualname, const callargs *a, nn_loc loc);
 
+/* ---- lower_rnn.c --------------------------------------------------------- */
+
+/* aten::lstm / gru / rnn_tanh / rnn_relu (op) with its schema's arguments
+ * bound in slots, expanded into linear, rnn_scan, cat and stack nodes (see
+ * the file); returns the op's result tuple, or a poison after reporting. */
+lval *lw_expand_rnn(lower *L, ir_op op, lval **slots, nn_loc loc);
+
 /* ---- lower_expr.c -------------------------------------------------------- */
 
 /* An expression's value. */

@@ -34,7 +34,9 @@
  * REDUCTION-class op (softmax, log_softmax, layer_norm, group_norm, sum,
  * mean, norm, cumsum, ...), which stays f32 by the rule in stays_f32().
  * Weights read only by these ops stay f32. */
-static const ir_op f32_ops[] = {NN_OP_EXP, NN_OP_LOG, NN_OP_LOG1P, NN_OP_POW};
+static const ir_op f32_ops[] = {NN_OP_EXP, NN_OP_LOG, NN_OP_LOG1P, NN_OP_POW,
+                                /* a recurrence carries its state through every step */
+                                NN_OP_RNN_SCAN};
 
 /* Whether op must see f32 operands and produce f32 results. */
 static bool stays_f32(ir_op op) {

@@ -287,6 +287,12 @@ static dem use_demand(inf *f, ir_node *n, int i) {
       if (w->rank == 1 && !(ir_dim_is_const(f->g, w->dims[0], &c) && c == 1)) at_least(&u, 2);
     }
     return u;
+  case NN_OP_RNN_SCAN: /* xp[T, B, G*H]; the rest are weights and states */
+    if (i == 0) {
+      exact(&u, 3, R_NONE);
+      u.dt = NN_DT_F32;
+    }
+    return u;
   case NN_OP_CONVOLUTION:
     if (i == 0 && (w = known(f, n->in[1])) && w->rank >= 3) {
       exact(&u, w->rank, R_CONV);

@@ -176,6 +176,8 @@ void sh_r_clamp(sh *s);
 void sh_r_to(sh *s);
 void sh_r_matmul(sh *s);
 void sh_r_linear(sh *s);
+void sh_r_composite(sh *s);
+void sh_r_rnn_scan(sh *s);
 void sh_r_conv(sh *s);
 void sh_r_pool(sh *s);
 void sh_r_adaptive(sh *s);

@@ -313,6 +313,90 @@ void sh_r_linear(sh *s) {
   set(s, 0, tensor(s, sh_promote2(x->dtype, w->dtype), rr, dd));
 }
 
+/* The ATen recurrent layers: the frontend expands them (frontend/lower_rnn.c),
+ * so only a graph written by hand can hold one here. */
+void sh_r_composite(sh *s) {
+  sh_err(s, "is expanded by the frontend as it reads the model; an IR file must spell out "
+            "its linear and rnn_scan nodes");
+}
+
+static bool rank_is(sh *s, const ir_type *t, int rank, const char *what) {
+  if (t->rank == rank) return true;
+  sh_err(s, "%s must be %d-d, got %s", what, rank, sh_tstr(s, t));
+  return false;
+}
+
+void sh_r_rnn_scan(sh *s) {
+  const ir_type *xp = sh_tens(s, 0), *h0 = sh_tens(s, 1), *w = sh_tens(s, 3);
+  if (!xp || !h0 || !w) return;
+  const kval *km = KI(s, 6);
+  if (!km->known || km->c.kind != IR_C_STR) {
+    sh_err(s, "mode must be a known string");
+    return;
+  }
+  const char *m = km->c.s;
+  int64_t gates = !strcmp(m, "lstm") ? 4 : !strcmp(m, "gru") ? 3
+                  : !strcmp(m, "rnn_tanh") || !strcmp(m, "rnn_relu") ? 1
+                                                                     : 0;
+  if (!gates) {
+    sh_err(s, "unknown mode '%s' (lstm, gru, rnn_tanh, rnn_relu)", m);
+    return;
+  }
+  if (!rank_is(s, xp, 3, "xp") || !rank_is(s, h0, 2, "h0") || !rank_is(s, w, 2, "w_hh")) return;
+  if (!nn_dtype_is_float(xp->dtype)) {
+    sh_err(s, "expects floating-point tensors, got %s", sh_tstr(s, xp));
+    return;
+  }
+  int64_t gh;
+  if (!dc(s, w->dims[0], &gh) || gh % gates) {
+    sh_err(s, "w_hh %s must have a known multiple of %lld rows", sh_tstr(s, w), (long long)gates);
+    return;
+  }
+  ir_dim H = D(s, gh / gates), P = w->dims[1], B = h0->dims[0], T = xp->dims[0];
+  if (!sh_may_equal(s, xp->dims[2], w->dims[0]) || !sh_may_equal(s, xp->dims[1], B) ||
+      !sh_may_equal(s, h0->dims[1], P)) {
+    sh_err(s, "xp %s, h0 %s and w_hh %s do not agree (xp[T, B, G*H], h0[B, P], w_hh[G*H, P])",
+           sh_tstr(s, xp), sh_tstr(s, h0), sh_tstr(s, w));
+    return;
+  }
+  if (!sh_is_none(s, 5)) {
+    const ir_type *wr = sh_tens(s, 5);
+    if (!wr || !rank_is(s, wr, 2, "w_hr")) return;
+    if (gates != 4 || !sh_may_equal(s, wr->dims[0], P) || !sh_may_equal(s, wr->dims[1], H)) {
+      sh_err(s, "w_hr %s must be [%s, H] and belongs to an lstm", sh_tstr(s, wr),
+             sh_tstr(s, h0));
+      return;
+    }
+  } else if (!sh_may_equal(s, P, H)) {
+    sh_err(s, "w_hh %s must be square without a projection", sh_tstr(s, w));
+    return;
+  }
+  if (!sh_is_none(s, 2)) {
+    const ir_type *c0 = sh_tens(s, 2);
+    if (!c0 || !rank_is(s, c0, 2, "c0")) return;
+    if (!sh_may_equal(s, c0->dims[0], B) || !sh_may_equal(s, c0->dims[1], H)) {
+      sh_err(s, "c0 %s must be [B, H]", sh_tstr(s, c0));
+      return;
+    }
+  } else if (gates == 4) {
+    sh_err(s, "an lstm needs c0");
+    return;
+  }
+  if (!sh_is_none(s, 4)) {
+    const ir_type *b = sh_tens(s, 4);
+    if (!b) return;
+    if (b->rank != 1 || !sh_may_equal(s, b->dims[0], w->dims[0])) {
+      sh_err(s, "b_hh %s must have the %lld elements of w_hh's rows", sh_tstr(s, b),
+             (long long)gh);
+      return;
+    }
+  }
+  set(s, 0, tensor(s, xp->dtype, 3, (ir_dim[]){T, B, P}));
+  set(s, 1, tensor(s, xp->dtype, 2, (ir_dim[]){B, P}));
+  ir_dim cd[2] = {B, gates == 4 ? H : P};
+  set(s, 2, tensor(s, xp->dtype, 2, cd));
+}
+
 /* A per-spatial-dim parameter list: one element applies to every dim;
  * an empty list gives `dflt` (NULL: an error). */
 static bool spatial(sh *s, int i, const char *what, int nsp, const int64_t *dflt, int64_t lo,
