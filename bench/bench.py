@@ -70,6 +70,8 @@ MODELS = [
   ("bert_1x8", 300, ("ORT", 0.8),
    "BERT-style classifier (L=2, H=128), batch 1 x seq 8"),
   ("bert_8x128", 25, ("ORT", 0.8), "the same, batch 8 x seq 128"),
+  ("lstm_8x64", 20, ("ORT", 1.0),
+   "text classifier: embedding 128, 2 bidirectional LSTM layers of 256, i64[8,64]"),
   ("mlp", 1000, ("libtorch", 0.5), "MLP 64-128-64-10, f32[4,64]"),
   ("tiny", 3000, None, "x + y on f32[4]: per-call overhead"),
 ]

@@ -53,6 +53,21 @@ class Tiny(nn.Module):
     return x + y
 
 
+class LstmClassifier(nn.Module):
+  """A text classifier: embedding, two bidirectional LSTM layers of 256,
+  a linear head on the last step's features."""
+
+  def __init__(self):
+    super().__init__()
+    self.emb = nn.Embedding(1000, 128)
+    self.lstm = nn.LSTM(128, 256, num_layers=2, bidirectional=True, batch_first=True)
+    self.fc = nn.Linear(512, 4)
+
+  def forward(self, ids):
+    y, _ = self.lstm(self.emb(ids))
+    return self.fc(y[:, -1])
+
+
 def bert(batch, seq):
   return (lambda: make_zoo.BertClassifier(BenchBertConfig),
           [("i64", [batch, seq])] * 3)
@@ -65,6 +80,7 @@ MODELS = {
   "convnet": (make_zoo.ConvNet, [("f32", [1, 1, 28, 28])]),
   "bert_1x8": bert(1, 8),
   "bert_8x128": bert(8, 128),
+  "lstm_8x64": (LstmClassifier, [("i64", [8, 64])]),
   "mobilenet_v2": (make_zoo.tv("mobilenet_v2"), [("f32", [1, 3, 224, 224])]),
   "resnet18": (make_zoo.tv("resnet18"), [("f32", [1, 3, 224, 224])]),
   "resnet50": (make_zoo.tv("resnet50"), [("f32", [1, 3, 224, 224])]),

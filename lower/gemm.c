@@ -354,8 +354,7 @@ kl_gspec kl_gspec_new(const kl_gop *l) {
  * A weight is transposed at compile time; anything else by a kernel into a
  * scratch buffer. Sets bbuf, belems, b_rs, b_cs, b_is_weight. Returns 0,
  * or -1 after reporting. */
-static int transposed_b(const kl_gop *l, ir_value w, ir_dim N, ir_dim K, kl_gspec *s) {
-  kl_ctx *c = l->c;
+int kl_gspec_wt(kl_ctx *c, ir_value w, ir_dim N, ir_dim K, kl_gspec *s) {
   s->belems = kl_dmul(c, N, K);
   s->b_rs = N;
   s->b_cs = kl_d(c, 1);
@@ -368,8 +367,8 @@ static int transposed_b(const kl_gop *l, ir_value w, ir_dim N, ir_dim K, kl_gspe
   size_t es = nn_dtype_size(s->dt);
   if (wd) {
     int64_t Nv, Kv;
-    if (!kl_dim_const(c, N, &Nv)) return kl_gop_sym_error(l, N);
-    if (!kl_dim_const(c, K, &Kv)) return kl_gop_sym_error(l, K);
+    if (!kl_dim_const(c, N, &Nv)) return kl_symbolic(c, N);
+    if (!kl_dim_const(c, K, &Kv)) return kl_symbolic(c, K);
     s->b_is_weight = true;
     if (s->dt == NN_DT_F32) {
       /* panels of PACK_B columns (ks_gemm.b_panel): w row n becomes
@@ -432,7 +431,7 @@ static int lower_linear(const kl_gop *l) {
   s.aelems = kl_dmul(c, M, K);
   s.a_rs = K;
   s.a_cs = kl_d(c, 1);
-  if (transposed_b(l, w, N, K, &s) < 0) return -1;
+  if (kl_gspec_wt(c, w, N, K, &s) < 0) return -1;
   s.cbuf = kl_gop_result(l);
   s.celems = kl_dmul(c, M, N);
   s.ldc = N;

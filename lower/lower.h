@@ -381,6 +381,12 @@ kl_gop kl_gop_of(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep);
 kl_gspec kl_gspec_new(const kl_gop *l);
 /* Whether s's shapes are consistent (else reported, with l's node). */
 bool kl_gspec_ok(const kl_gop *l, const kl_gspec *s);
+/* B of s as w^T, for w[N, K] row-major (linear's weight; N and K known
+ * when w is a weight): a weight is packed at compile time (f32: the
+ * target's column panels, ks_gemm.b_panel; 16-bit: transposed), any other
+ * value transposed by a kernel emitted now. Sets bbuf, belems, b_rs, b_cs,
+ * b_panel and b_is_weight; 0, or -1 after reporting a symbolic size. */
+int kl_gspec_wt(kl_ctx *c, ir_value w, ir_dim N, ir_dim K, kl_gspec *s);
 /* Emits the kernel(s) of s, named `what`; returns 0, or -1 when the
  * epilogue failed (reported). Products are accumulated in f32: A, B and
  * the bias are widened as they are loaded; a 16-bit C is accumulated in an

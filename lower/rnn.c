@@ -29,9 +29,17 @@ static kx_id sigmoid(kernel *k, kx_id x) {
   return k_bin(k, KX_DIV, cf(k, 1), k_add(k, cf(k, 1), k_un(k, KX_EXP, k_un(k, KX_NEG, x))));
 }
 
-/* C[m, n] = sum_k A[m, k] * W[n, k] (+ bias[n]) over f32 slots: W row-major
- * [N, K], read transposed through its strides. */
-static void gemm_wt(kl_ctx *c, kernel *k, int32_t a, int32_t w, ir_value wv, int32_t out,
+/* w[N, K] as a GEMM's B operand w^T (packed at compile time when it is a
+ * weight: kl_gspec_wt); call before the kernel reading it is made. */
+static int pack_wt(kl_ctx *c, ir_value w, int64_t N, int64_t K, kl_gspec *s) {
+  memset(s, 0, sizeof *s);
+  s->dt = NN_DT_F32;
+  return kl_gspec_wt(c, w, kl_d(c, N), kl_d(c, K), s);
+}
+
+/* C[m, n] = sum_k A[m, k] * B[k, n] (+ bias[n]) over f32 slots, B as pack_wt
+ * made it (slot w bound to its buffer). */
+static void gemm_wt(kl_ctx *c, kernel *k, int32_t a, int32_t w, const kl_gspec *ws, int32_t out,
                     int32_t bias, ir_dim M, int64_t N, int64_t K) {
   ks_gemm g;
   memset(&g, 0, sizeof g);
@@ -44,8 +52,10 @@ static void gemm_wt(kl_ctx *c, kernel *k, int32_t a, int32_t w, ir_value wv, int
   g.k = k_i64(k, K);
   g.a_rs = k_i64(k, K);
   g.a_cs = k_i64(k, 1);
-  g.b_rs = k_i64(k, 1);
-  g.b_cs = k_i64(k, K);
+  g.b_rs = kl_dimx(c, k, ws->b_rs);
+  g.b_cs = kl_dimx(c, k, ws->b_cs);
+  g.b_panel = ws->b_panel;
+  g.b_is_weight = ws->b_is_weight;
   g.ldc = k_i64(k, N);
   g.alpha = 1;
   g.bias = bias;
@@ -57,7 +67,6 @@ static void gemm_wt(kl_ctx *c, kernel *k, int32_t a, int32_t w, ir_value wv, int
   } else {
     g.bias_off = -1;
   }
-  g.b_is_weight = kl_weight_data(c, wv) != NULL;
   k_gemm(k, &g);
 }
 
@@ -94,17 +103,20 @@ int kl_lower_rnn(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   ir_dim T = xd[0], B = hd[0];
   bool proj = !kl_is_none(c, 5), bias = !kl_is_none(c, 4);
 
+  kl_gspec whh, whr;
+  if (pack_wt(c, n->in[3], GH, P, &whh) < 0 || (proj && pack_wt(c, n->in[5], P, H, &whr) < 0))
+    return -1;
   kernel *k = kl_kernel(c, lstm ? "lstm_scan" : gru ? "gru_scan" : "rnn_scan");
   int32_t sx = kl_vslot(c, k, n->in[0], "xp");
   int32_t sh0 = kl_vslot(c, k, n->in[1], "h0");
   int32_t sc0 = lstm ? kl_vslot(c, k, n->in[2], "c0") : -1;
-  int32_t sw = k_buf(k, NN_DT_F32, GH * P, false, "w_hh");
-  kl_bind(c, k, sw, kl_value_buf(c, n->in[3]));
+  int32_t sw = k_buf(k, NN_DT_F32, kl_elems(c, whh.belems), false, "w_hh");
+  kl_bind(c, k, sw, whh.bbuf);
   int32_t sb = bias ? kl_vslot(c, k, n->in[4], "b_hh") : -1;
   int32_t swr = -1;
   if (proj) {
-    swr = k_buf(k, NN_DT_F32, P * H, false, "w_hr");
-    kl_bind(c, k, swr, kl_value_buf(c, n->in[5]));
+    swr = k_buf(k, NN_DT_F32, kl_elems(c, whr.belems), false, "w_hr");
+    kl_bind(c, k, swr, whr.bbuf);
   }
   ir_dim BP = kl_dmuli(c, B, P), BH = kl_dmuli(c, B, H);
   int32_t sy = kl_wslot(c, k, NN_DT_F32, kl_dmul(c, T, BP), kl_value_buf(c, n->out[0]), "y");
@@ -124,7 +136,7 @@ int kl_lower_rnn(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   kx_id tt = k_varref(k, t);
   if (rev) tt = k_sub(k, k_sub(k, kl_dimx(c, k, T), k_i64(k, 1)), tt);
   tt = k_varref(k, k_let_i64(k, tt));
-  gemm_wt(c, k, sh, sw, n->in[3], sg, sb, B, GH, P);
+  gemm_wt(c, k, sh, sw, &whh, sg, sb, B, GH, P);
   int32_t b = k_for_begin(k, k_i64(k, 0), kl_dimx(c, k, B), 0);
   int32_t j = k_for_begin(k, k_i64(k, 0), k_i64(k, H), KS_VECTOR);
   kx_id bv = k_varref(k, b), jv = k_varref(k, j);
@@ -170,7 +182,7 @@ int kl_lower_rnn(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   k_for_end(k);
   k_for_end(k);
   if (proj) {
-    gemm_wt(c, k, shf, swr, n->in[5], sh, -1, B, P, H);
+    gemm_wt(c, k, shf, swr, &whr, sh, -1, B, P, H);
     int32_t b2 = k_for_begin(k, k_i64(k, 0), kl_dimx(c, k, B), 0);
     int32_t j2 = k_for_begin(k, k_i64(k, 0), k_i64(k, P), KS_VECTOR);
     kx_id hi = k_add(k, k_muli(k, k_varref(k, b2), P), k_varref(k, j2));
