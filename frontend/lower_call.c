@@ -281,6 +281,7 @@ static void type_results(lower *L, const ir_node *n) {
   }
   case NN_OP_CHUNK:
   case NN_OP_SPLIT:
+  case NN_OP_BROADCAST_TENSORS:
   case NN_OP_UNBIND: t = ir_type_list(g, lw_tensor_unknown(L)); break;
   default: break;
   }

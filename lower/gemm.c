@@ -317,6 +317,14 @@ static void bcast_strides(kl_ctx *c, const ir_dim *dims, int rank, int trank, ir
   }
 }
 
+/* Whether element counts a and b are equal: the same dim, or, when shape
+ * inference assumed dims of different inputs equal (guards, checked before
+ * every run), taken on its word: a product of such dims is a different
+ * expression of the same number. */
+static bool same_count(kl_ctx *c, ir_dim a, ir_dim b) {
+  return a == b || kl_graph(c)->guards.len > 0;
+}
+
 /* Checks that dims[rank] broadcasts to target[trank] (each dim the number
  * 1 or the target's dim itself). */
 static bool broadcasts_to(kl_ctx *c, const ir_dim *dims, int rank, const ir_dim *target,
@@ -324,7 +332,7 @@ static bool broadcasts_to(kl_ctx *c, const ir_dim *dims, int rank, const ir_dim 
   if (rank > trank) return false;
   for (int i = 0; i < rank; i++) {
     ir_dim d = dims[i], t = target[trank - rank + i];
-    if (!kl_dis(c, d, 1) && d != t) return false;
+    if (!kl_dis(c, d, 1) && !kl_dims_agree(c, d, t)) return false;
   }
   return true;
 }
@@ -421,7 +429,7 @@ static int lower_linear(const kl_gop *l) {
   if (xr < 1 || wr != 2 || !kl_dims_agree(c, wd[1], xd[xr - 1]))
     return kl_gop_shape_error(l, "expects x[..., K] and w[N, K]");
   ir_dim K = wd[1], N = wd[0], M = kl_numel(c, xr - 1, xd);
-  if (kl_numel(c, orank, od) != kl_dmul(c, M, N))
+  if (!same_count(c, kl_numel(c, orank, od), kl_dmul(c, M, N)))
     return kl_gop_shape_error(l, "result shape does not match");
   kl_gspec s = kl_gspec_new(l);
   s.m = M;
@@ -561,7 +569,7 @@ static int lower_matmul(const kl_gop *l) {
   } else {
     if (batched_product(l, a, ad, ar, b, bd, br, &s) < 0) return -1;
   }
-  if (kl_numel(c, orank, od) != s.celems)
+  if (!same_count(c, kl_numel(c, orank, od), s.celems))
     return kl_gop_shape_error(l, "result shape does not match");
   if (addend) {
     double beta, alpha;

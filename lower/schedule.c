@@ -147,8 +147,10 @@ static void copy_kernel(kl_ctx *c, kp_bufid dst, kp_bufid src, ir_dim elems) {
 }
 
 /* needed[v]: a kernel reads value v, or it is a graph output. Walks the
- * program backwards: a node that becomes kernels reads all its operands; a
- * META node (numbers, lists) reads its operands when its result is needed. */
+ * program backwards: a node that becomes kernels reads all its operands
+ * but lists of ints (sizes, dims: their values are in the result's type,
+ * which is what lowerings read); a META node (numbers, lists) reads its
+ * operands when its result is needed. */
 static void mark_needed(kl_ctx *c) {
   ir_graph *g = c->g;
   for (int j = 0; j < g->outputs.len; j++) c->needed[g->outputs.data[j]] = true;
@@ -164,7 +166,11 @@ static void mark_needed(kl_ctx *c) {
       reads = !alias;
       if (alias && n->nin > 0) c->needed[n->in[0]] |= c->needed[n->out[0]];
     }
-    for (int i = 0; reads && i < n->nin; i++) c->needed[n->in[i]] = true;
+    for (int i = 0; reads && i < n->nin; i++) {
+      const ir_type *t = ir_vtype(g, n->in[i]);
+      bool int_list = t->kind == IR_T_LIST && t->elems && t->elems[0]->kind == IR_T_INT;
+      if (!int_list || ir_ops[n->op].fusion == IR_FUSE_META) c->needed[n->in[i]] = true;
+    }
   }
 }
 

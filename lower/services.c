@@ -120,10 +120,22 @@ kx_id kl_dimx(kl_ctx *c, kernel *k, ir_dim d) {
 
 bool kl_dims_agree(kl_ctx *c, ir_dim a, ir_dim b) {
   if (a == b) return true;
-  for (int i = 0; i < c->g->guards.len; i++) {
-    const ir_guard *g = &c->g->guards.data[i];
-    if ((g->a == a && g->b == b) || (g->a == b && g->b == a)) return true;
-  }
+  /* the guards' closure: a chain of assumed equalities joins a to b */
+  int n = c->g->guards.len;
+  if (n == 0) return false;
+  ir_dim *seen = nn_alloc(c->p->arena, sizeof(ir_dim) * (size_t)(n + 1));
+  int nseen = 0;
+  seen[nseen++] = a;
+  for (int k = 0; k < nseen; k++)
+    for (int i = 0; i < n; i++) {
+      const ir_guard *g = &c->g->guards.data[i];
+      ir_dim other = g->a == seen[k] ? g->b : g->b == seen[k] ? g->a : IR_DIM_UNKNOWN;
+      if (other == IR_DIM_UNKNOWN) continue;
+      if (other == b) return true;
+      bool dup = false;
+      for (int j = 0; j < nseen && !dup; j++) dup = seen[j] == other;
+      if (!dup && nseen <= n) seen[nseen++] = other;
+    }
   return false;
 }
 

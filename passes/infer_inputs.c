@@ -230,6 +230,16 @@ static dem broadcast_operand(inf *f, ir_node *n, int i, const dem *o) {
   return u;
 }
 
+/* The highest known rank among operands [0, n) of node nd but i, or -1. */
+static int partner_rank(inf *f, const ir_node *nd, int n, int i) {
+  int r = -1;
+  for (int j = 0; j < n && j < nd->nin; j++) {
+    const ir_type *t = j != i ? known(f, nd->in[j]) : NULL;
+    if (t && t->rank > r) r = t->rank;
+  }
+  return r;
+}
+
 /* What one use (operand i of node n) demands of its operand. */
 static dem use_demand(inf *f, ir_node *n, int i) {
   ir_op op = n->op;
@@ -287,6 +297,49 @@ static dem use_demand(inf *f, ir_node *n, int i) {
       if (w->rank == 1 && !(ir_dim_is_const(f->g, w->dims[0], &c) && c == 1)) at_least(&u, 2);
     }
     return u;
+  /* losses and distances (expanded later, passes/expand.c): the operands
+   * they compare have one shape, 2-d when nothing says otherwise; class
+   * targets are i64 of one dim less than the scores */
+  case NN_OP_NLL_LOSS:
+  case NN_OP_CROSS_ENTROPY_LOSS:
+  case NN_OP_MULTI_MARGIN_LOSS:
+    if (i == 0) {
+      if (op == NN_OP_MULTI_MARGIN_LOSS) exact(&u, 2, R_NONE);
+      conventional(&u, 2, R_NONE);
+      at_least(&u, 1);
+      u.dt = NN_DT_F32;
+    } else if (i == 1) {
+      if ((w = known(f, n->in[0])) && w->rank >= 1) exact(&u, w->rank - 1, R_NONE);
+      conventional(&u, 1, R_NONE);
+      u.dt = NN_DT_I64;
+    }
+    return u;
+  case NN_OP_MSE_LOSS:
+  case NN_OP_L1_LOSS:
+  case NN_OP_SMOOTH_L1_LOSS:
+  case NN_OP_HUBER_LOSS:
+  case NN_OP_BINARY_CROSS_ENTROPY:
+  case NN_OP_BCE_WITH_LOGITS:
+  case NN_OP_KL_DIV:
+  case NN_OP_SOFT_MARGIN_LOSS:
+  case NN_OP_POISSON_NLL_LOSS:
+  case NN_OP_HINGE_EMBEDDING_LOSS:
+  case NN_OP_MARGIN_RANKING_LOSS:
+  case NN_OP_TRIPLET_MARGIN_LOSS:
+  case NN_OP_PAIRWISE_DISTANCE:
+  case NN_OP_COSINE_SIMILARITY:
+  case NN_OP_COSINE_EMBEDDING_LOSS:
+  case NN_OP_BILINEAR: {
+    int compared = op == NN_OP_MARGIN_RANKING_LOSS || op == NN_OP_TRIPLET_MARGIN_LOSS ? 3 : 2;
+    bool target_less = op == NN_OP_COSINE_EMBEDDING_LOSS && i == 2;
+    if (i >= compared && !target_less) return u;
+    int r = partner_rank(f, n, 2, target_less ? -1 : i);
+    if (r >= 0) exact(&u, target_less ? r - 1 : r, R_NONE);
+    conventional(&u, target_less ? 1 : 2, R_NONE);
+    if (op == NN_OP_BILINEAR) conventional(&u, 2, R_LINEAR);
+    u.dt = NN_DT_F32;
+    return u;
+  }
   case NN_OP_RNN_SCAN: /* xp[T, B, G*H]; the rest are weights and states */
     if (i == 0) {
       exact(&u, 3, R_NONE);
@@ -490,6 +543,13 @@ static dem use_demand(inf *f, ir_node *n, int i) {
       } else if (m->op == NN_OP_INDEX && f->use_op[k] == 1) {
         conventional(&e, 1, R_NONE);
         e.dt = NN_DT_I64;
+      } else if (m->op == NN_OP_BROADCAST_TENSORS) {
+        /* the losses' broadcast of input and target: one rank for all, what
+         * the elements' results demand, else the known partner's, else 2 */
+        int r = partner_rank(f, n, n->nin, i);
+        if (r >= 0) exact(&e, r, R_NONE);
+        conventional(&e, 2, R_NONE);
+        e.dt = NN_DT_F32;
       }
       merge(&u, &e);
     }

@@ -91,6 +91,14 @@ const char *pass_input_spec_str(const pass_input_spec *sp, nn_arena *arena);
  * weights). Needs shapes. Never fails (returns 0); what does not qualify
  * stays. */
 int pass_fold(ir_graph *g, nn_diag *d);
+
+/* expand.c: replaces every composite node (losses, distances, bilinear,
+ * broadcast_tensors: the ops.def rows whose shape rule is `composite`)
+ * whose operands are typed by the ops it stands for, untyped, inserted in
+ * its place. Returns how many it expanded (run the shapes pass again when
+ * > 0), or -1 after reporting errors, among them a composite left when
+ * none could be expanded. */
+int pass_expand(ir_graph *g, nn_diag *d);
 /* fp16.c: with precision F16 or BF16, f32 tensors computed by ops off the
  * deny list (see the file) become 16-bit, f32 weights become 16-bit
  * weights (data converted into the arena), and `to` casts join the two;

@@ -1,6 +1,8 @@
 /* pipeline.c — the pass pipeline, readable top to bottom, and the parser
  * for --input specs. The shapes step infers the inputs that no --input
- * names (infer_inputs.c) before it runs.
+ * names (infer_inputs.c) before it runs, and, once the graph is typed,
+ * expands the composite ops (losses, distances, bilinear: expand.c) and
+ * types the graph again.
  *
  * The default pipeline is: canonicalize, shapes, fold (batch_norm into the
  * convolution before it; it needs the shapes of the weights), cleanup
@@ -27,7 +29,8 @@ static int run_canonicalize(ir_graph *g, const pass_opts *o, nn_diag *d) {
   return pass_canonicalize(g, d);
 }
 
-/* Inputs without an --input spec are inferred first (infer_inputs.c). */
+/* Inputs without an --input spec are inferred first (infer_inputs.c);
+ * composites are expanded once typed (expand.c). */
 static int run_shapes(ir_graph *g, const pass_opts *o, nn_diag *d) {
   bool missing = false;
   for (int i = 0; i < g->inputs.len && !missing; i++) {
@@ -37,11 +40,24 @@ static int run_shapes(ir_graph *g, const pass_opts *o, nn_diag *d) {
       have = o->inputs[j].name && !strcmp(o->inputs[j].name, name);
     missing = !have;
   }
-  if (!missing) return pass_shapes(g, o->inputs, o->ninputs, d);
-  pass_input_spec *all;
-  int n;
-  int errors = pass_infer_inputs(g, o->inputs, o->ninputs, o->inputs_loc, &all, &n, d);
-  return errors ? errors : pass_shapes(g, all, n, d);
+  const pass_input_spec *specs = o->inputs;
+  int n = o->ninputs;
+  if (missing) {
+    pass_input_spec *all;
+    int errors = pass_infer_inputs(g, o->inputs, o->ninputs, o->inputs_loc, &all, &n, d);
+    if (errors) return errors;
+    specs = all;
+  }
+  int errors = pass_shapes(g, specs, n, d);
+  /* composites (expand.c) are expanded once typed, and the graph typed
+   * again; a composite fed by another waits for the next round */
+  for (int round = 0; !errors && round < 16; round++) {
+    int r = pass_expand(g, d);
+    if (r < 0) return 1;
+    if (r == 0) break;
+    errors = pass_shapes(g, specs, n, d);
+  }
+  return errors;
 }
 
 static int run_fold(ir_graph *g, const pass_opts *o, nn_diag *d) {

@@ -239,9 +239,21 @@ void sh_r_weight(sh *s) {
 /* size(x, dim), sizes(x), dim(x), sh_numel(x). */
 void sh_r_size(sh *s) {
   ir_op op = N(s)->op;
-  set(s, 0, op == NN_OP_SIZES ? ir_type_list(s->g, scalar(s, IR_T_INT)) : scalar(s, IR_T_INT));
+  bool list = op == NN_OP_SIZES || op == NN_OP_BROADCAST_SIZES;
+  set(s, 0, list ? ir_type_list(s->g, scalar(s, IR_T_INT)) : scalar(s, IR_T_INT));
   const ir_type *x = sh_tens(s, 0);
   if (!x) return;
+  if (op == NN_OP_BROADCAST_SIZES) { /* the broadcast of every operand, as a tensor's */
+    int r = x->rank;
+    const ir_dim *d = x->dims;
+    for (int i = 1; i < N(s)->nin; i++) {
+      const ir_type *y = sh_tens(s, i);
+      ir_dim *o;
+      if (!y || !sh_bcast(s, r, d, y->rank, y->dims, &r, &o)) return;
+      d = o;
+    }
+    x = tensor(s, x->dtype, r, d);
+  }
   switch (op) {
   case NN_OP_SIZE: {
     int d;

@@ -30,6 +30,7 @@ FUSION_TEXT = {
     "reduction": "reduction",
     "gemm": "gemm-like (fusable epilogue)",
     "opaque": "own kernel",
+    "composite": "expanded into other ops (no kernel)",
 }
 
 

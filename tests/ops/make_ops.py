@@ -10,9 +10,16 @@ example inputs and saved as OUTDIR/<case>.pt. Next to it go
   <case>.in<i>.npy    the example inputs, in forward() order
   <case>.out<j>.npy   what the traced module computes for them (tuples
                       flattened in order)
+  <case>.alt<k>.in<i>.npy, <case>.alt<k>.out<j>.npy
+                      up to two input sets at other shapes (batch and/or
+                      last dim grown) on which the trace still computes
+                      what eager mode does, with its outputs: the symbolic
+                      check (check_ops.py --symbolic) runs on them
   <case>.json         name, covers (what the case exercises), inputs (name,
                       dtype, shape, flag: the ready-made --input value),
-                      outputs (dtype, shape) and tol, the relative
+                      outputs (dtype, shape), alts (how many alternate
+                      input sets), symbolic_gap (SYMBOLIC_GAPS' reason,
+                      when listed) and tol, the relative
                       tolerance check_ops.py applies to floating outputs
 
 Cases are generated from the CASES table at the bottom. Each one seeds
@@ -338,6 +345,88 @@ CASES = [
   ("rnn_relu", m(lambda: nn.RNN(8, 6, nonlinearity="relu", num_layers=2, bidirectional=True)),
    ["f32[5,3,8]"], "RNN (relu), two bidirectional layers"),
 
+  # losses and distances (expanded after shape inference)
+  ("mse_loss", m(lambda: nn.MSELoss()), ["f32[4,5]", "f32[4,5]"], "MSELoss, mean"),
+  ("mse_loss_sum_bcast", f(lambda s, x, y: F.mse_loss(x, y.expand_as(x), reduction="sum")),
+   ["f32[3,4,5]", "f32[4,5]"], "mse_loss, sum, target expanded"),
+  ("l1_loss_none", m(lambda: nn.L1Loss(reduction="none")), ["f32[3,6]", "f32[3,6]"],
+   "L1Loss, no reduction"),
+  ("smooth_l1_beta", m(lambda: nn.SmoothL1Loss(beta=0.5)), ["f32[4,9]", "f32[4,9]"],
+   "SmoothL1Loss, beta 0.5"),
+  ("smooth_l1_beta0", m(lambda: nn.SmoothL1Loss(beta=0.0, reduction="sum")),
+   ["f32[4,9]", "f32[4,9]"], "SmoothL1Loss, beta 0 (L1), sum"),
+  ("huber_loss", m(lambda: nn.HuberLoss(delta=2.0, reduction="none")), ["f32[5,3]", "f32[5,3]"],
+   "HuberLoss, delta 2, no reduction"),
+  ("bce", f(lambda s, x, y: F.binary_cross_entropy(torch.sigmoid(x), torch.sigmoid(y))),
+   ["f32[4,6]", "f32[4,6]"], "binary_cross_entropy of probabilities, mean"),
+  ("bce_hard_sum", f(lambda s, x, y: F.binary_cross_entropy(torch.sigmoid(x * 30), (y > 0).float(),
+                                                            reduction="sum")),
+   ["f32[4,6]", "f32[4,6]"], "binary_cross_entropy, hard targets, saturated logs (the -100 clamp), sum"),
+  ("bce_logits", m(lambda: nn.BCEWithLogitsLoss()), ["f32[4,6]", "f32[4,6]"],
+   "BCEWithLogitsLoss (soft targets), mean"),
+  ("bce_logits_pos_weight",
+   f(lambda s, x, y, w: F.binary_cross_entropy_with_logits(x * 4, torch.sigmoid(y), pos_weight=w,
+                                                           reduction="none")),
+   ["f32[4,6]", "f32[4,6]", "pos[6]"], "binary_cross_entropy_with_logits, pos_weight, none"),
+  ("cross_entropy", m(lambda: nn.CrossEntropyLoss()), ["f32[4,7]", "i64<7[4]"],
+   "CrossEntropyLoss, class indices, mean"),
+  ("cross_entropy_weight_ignore",
+   f(lambda s, x, t, w: F.cross_entropy(x, t, weight=w, ignore_index=2)),
+   ["f32[8,5]", "i64<5[8]", "pos[5]"], "cross_entropy with class weights and ignore_index"),
+  ("cross_entropy_smooth", m(lambda: nn.CrossEntropyLoss(label_smoothing=0.1, reduction="sum")),
+   ["f32[6,4]", "i64<4[6]"], "CrossEntropyLoss, label smoothing 0.1, sum"),
+  ("cross_entropy_smooth_weight",
+   f(lambda s, x, t, w: F.cross_entropy(x, t, weight=w, label_smoothing=0.2, ignore_index=1)),
+   ["f32[9,4]", "i64<4[9]", "pos[4]"], "cross_entropy: label smoothing, weights, ignore_index"),
+  ("cross_entropy_nd", m(lambda: nn.CrossEntropyLoss(reduction="none")),
+   ["f32[2,5,3,4]", "i64<5[2,3,4]"], "CrossEntropyLoss on a 2-d map of classes, no reduction"),
+  ("cross_entropy_probs", f(lambda s, x, y: F.cross_entropy(x, torch.softmax(y, 1),
+                                                           label_smoothing=0.05)),
+   ["f32[4,7]", "f32[4,7]"], "cross_entropy with probabilities as target, label smoothing"),
+  ("cross_entropy_unbatched", m(lambda: nn.CrossEntropyLoss()), ["f32[7]", "i64<7[]"],
+   "CrossEntropyLoss of one sample (class dim 0)"),
+  ("nll_loss", f(lambda s, x, t: F.nll_loss(torch.log_softmax(x, 1), t)), ["f32[5,6]", "i64<6[5]"],
+   "nll_loss of log_softmax, mean"),
+  ("nll_loss_weight_none",
+   f(lambda s, x, t, w: F.nll_loss(x, t, weight=w, ignore_index=0, reduction="none")),
+   ["f32[6,3]", "i64<3[6]", "pos[3]"], "nll_loss, weights, ignore_index, no reduction"),
+  ("nll_loss_2d", m(lambda: nn.NLLLoss(reduction="sum")), ["f32[2,4,3,5]", "i64<4[2,3,5]"],
+   "NLLLoss on a 2-d map (nll_loss2d), sum"),
+  ("kl_div_batchmean", f(lambda s, x, y: F.kl_div(torch.log_softmax(x, 1), torch.softmax(y, 1),
+                                                  reduction="batchmean")),
+   ["f32[4,6]", "f32[4,6]"], "kl_div, batchmean"),
+  ("kl_div_log_target", m(lambda: nn.KLDivLoss(reduction="none", log_target=True)),
+   ["f32[3,5]", "f32[3,5]"], "KLDivLoss with log_target, no reduction"),
+  ("soft_margin", f(lambda s, x, y: F.soft_margin_loss(x, torch.sign(y))),
+   ["f32[4,6]", "f32[4,6]"], "soft_margin_loss"),
+  ("cosine_embedding", f(lambda s, a, b, y: F.cosine_embedding_loss(a, b, (y > 0).float() * 2 - 1,
+                                                                     margin=0.2)),
+   ["f32[5,8]", "f32[5,8]", "f32[5]"], "cosine_embedding_loss, margin 0.2"),
+  ("margin_ranking", f(lambda s, a, b, y: F.margin_ranking_loss(a, b, torch.sign(y), margin=0.3,
+                                                                reduction="none")),
+   ["f32[7]", "f32[7]", "f32[7]"], "margin_ranking_loss, no reduction"),
+  ("hinge_embedding", f(lambda s, x, y: F.hinge_embedding_loss(x, (y > 0).float() * 2 - 1,
+                                                               margin=0.5)),
+   ["f32[4,6]", "f32[4,6]"], "hinge_embedding_loss, margin 0.5"),
+  ("triplet_margin", m(lambda: nn.TripletMarginLoss(margin=0.5, p=1, swap=True)),
+   ["f32[5,8]", "f32[5,8]", "f32[5,8]"], "TripletMarginLoss, p 1, swap"),
+  ("pairwise_distance", m(lambda: nn.PairwiseDistance(p=3, keepdim=True)),
+   ["f32[4,9]", "f32[4,9]"], "PairwiseDistance, p 3, keepdim"),
+  ("cosine_similarity", m(lambda: nn.CosineSimilarity(dim=-1)), ["f32[3,4,5]", "f32[4,5]"],
+   "CosineSimilarity over the last dim, broadcasting"),
+  ("cosine_similarity_dim1", f(lambda s, x, y: F.cosine_similarity(x, y)), ["f32[2,6,3]", "f32[2,6,3]"],
+   "cosine_similarity over dim 1"),
+  ("poisson_nll", m(lambda: nn.PoissonNLLLoss()), ["f32[4,5]", "pos[4,5]"], "PoissonNLLLoss"),
+  ("poisson_nll_full", m(lambda: nn.PoissonNLLLoss(log_input=False, full=True, reduction="sum")),
+   ["pos[4,5]", "pos[4,5]"], "PoissonNLLLoss, rates, Stirling term, sum"),
+  ("multi_margin", m(lambda: nn.MultiMarginLoss()), ["f32[4,6]", "i64<6[4]"], "MultiMarginLoss"),
+  ("multi_margin_p2_weight",
+   f(lambda s, x, t, w: F.multi_margin_loss(x, t, p=2, margin=0.5, weight=w, reduction="none")),
+   ["f32[5,3]", "i64<3[5]", "pos[3]"], "multi_margin_loss, p 2, margin, weights, no reduction"),
+  ("bilinear", m(lambda: nn.Bilinear(6, 4, 5)), ["f32[3,6]", "f32[3,4]"], "Bilinear"),
+  ("bilinear_nobias_3d", m(lambda: nn.Bilinear(3, 5, 2, bias=False)), ["f32[2,4,3]", "f32[2,4,5]"],
+   "Bilinear without bias, leading dims"),
+
   # elementwise arithmetic
   ("add", f(lambda s, x, y: x + y), [X, X], "add, same shapes"),
   ("add_bcast", f(lambda s, x, y: x + y), ["f32[3,1,7]", "f32[5,1]"],
@@ -628,6 +717,21 @@ CASES = [
 ]
 
 
+# Cases whose symbolic check (check_ops.py --symbolic) fails for a reason
+# nncc does not handle yet, with the reason; such a case must keep failing
+# there (one that passes is reported, so the list cannot go stale).
+SYMBOLIC_GAPS = {
+  "addmm": "the added vector's symbolic dim is not unified with the product's columns",
+  "addmm_alpha_beta": "the added matrix's symbolic dims are not unified with the product's",
+  "chunk_2": "chunk of a symbolic dim (ceil-sized pieces) is not supported",
+  "chunk_3": "chunk of a symbolic dim (ceil-sized pieces) is not supported",
+  "up_bilinear_frac": "a fractional scale factor on a symbolic size (floor of a double product)",
+  "up_linear": "a fractional scale factor on a symbolic size (floor of a double product)",
+  "up_nearest_exact": "a fractional scale factor on a symbolic size (floor of a double product)",
+  "up_nearest_frac": "a fractional scale factor on a symbolic size (floor of a double product)",
+}
+
+
 # ---------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------
@@ -676,6 +780,59 @@ def fmt_type(dt, shape):
   return "%s[%s]" % (dt, ",".join(str(d) for d in shape))
 
 
+def alt_specs(specs):
+  """Candidate input specs at other shapes, for the symbolic check: the
+  batch (dim 0) one larger in every input sharing input 0's, the last dim
+  two larger in every input sharing input 0's, and both. Dims of 1 stay 1
+  (they broadcast; the symbolic check keeps them fixed)."""
+  parsed = []
+  for sp in specs:
+    mt = SPEC_RE.match(sp)
+    parsed.append((sp[:sp.index("[")], [int(d) for d in mt.group(3).split(",") if d]))
+  if not parsed[0][1]:
+    return []
+  b0, l0 = parsed[0][1][0], parsed[0][1][-1]
+
+  def grow(first, last):
+    out = []
+    for kind, dims in parsed:
+      d = list(dims)
+      if first and d and d[0] == b0 and b0 != 1:
+        d[0] += 1
+      if last and d and d[-1] == l0 and l0 != 1 and not (first and len(d) == 1 and dims[0] == b0):
+        d[-1] += 2
+      out.append("%s[%s]" % (kind, ",".join(str(v) for v in d)))
+    return out
+  return [grow(True, False), grow(False, True), grow(True, True)]
+
+
+def alternates(module, traced, specs, seed):
+  """Up to two input sets at other shapes on which the trace still computes
+  what eager mode does (a trace that baked a size in does not), with the
+  outputs: the symbolic check runs the compiled model on them."""
+  found = []
+  for k, alt in enumerate(alt_specs(specs)):
+    if len(found) == 2:
+      break
+    gen = torch.Generator().manual_seed(seed + 1 + k)
+    try:
+      ins = [make_input(sp, gen) for sp in alt]
+      with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = flatten_outputs(traced(*[t.clone() for t in ins]))
+        want = flatten_outputs(module(*[t.clone() for t in ins]))
+    except Exception:  # the op does not take these shapes
+      continue
+    same = len(got) == len(want) and all(
+        a.shape == b.shape and a.dtype == b.dtype and
+        (torch.equal(a, b) or (a.is_floating_point() and
+                               torch.allclose(a, b, equal_nan=True)))
+        for a, b in zip(got, want))
+    if same:
+      found.append((ins, got))
+  return found
+
+
 def build(case, outdir):
   name, body, specs, covers = case[:4]
   tol = case[4] if len(case) > 4 else DEFAULT_TOL
@@ -706,6 +863,12 @@ def build(case, outdir):
   torch.jit.save(traced, os.path.join(outdir, name + ".pt"))
   for i, t in enumerate(inputs):
     np.save(os.path.join(outdir, "%s.in%d.npy" % (name, i)), t.numpy())
+  alts = alternates(module, traced, specs, seed)
+  for k, (ins, outs_k) in enumerate(alts):
+    for i, t in enumerate(ins):
+      np.save(os.path.join(outdir, "%s.alt%d.in%d.npy" % (name, k, i)), t.numpy())
+    for j, t in enumerate(outs_k):
+      np.save(os.path.join(outdir, "%s.alt%d.out%d.npy" % (name, k, j)), t.numpy())
   for j, t in enumerate(outs):
     np.save(os.path.join(outdir, "%s.out%d.npy" % (name, j)), t.numpy())
   info = {
@@ -718,7 +881,10 @@ def build(case, outdir):
     "outputs": [{"dtype": DTYPE_NAMES[o.dtype], "shape": list(o.shape)}
                 for o in outs],
     "tol": tol,
+    "alts": len(alts),
   }
+  if name in SYMBOLIC_GAPS:
+    info["symbolic_gap"] = SYMBOLIC_GAPS[name]
   path = os.path.join(outdir, name + ".json")
   with open(path + ".tmp", "w") as fp:
     fp.write("{\n%s\n}\n" % ",\n".join(

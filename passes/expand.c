@@ -1,0 +1,526 @@
+/* expand.c — ATen ops expanded into the canonical ops once their operands
+ * are typed: the losses, the distances, bilinear and broadcast_tensors.
+ *
+ * Each has its own row in ir/ops.def (shape rule `composite`, which leaves
+ * the results untyped; lowering `removed`), so the schema table binds its
+ * arguments like any op's and an IR file may name one. After the shapes
+ * pass has typed the graph, pass_expand() replaces every such node whose
+ * operands are typed by the formula PyTorch computes (its native
+ * implementation, op by op) from elementwise math, reductions, gather and
+ * where, inserted where the node was; the pipeline then types the graph
+ * again (passes/pipeline.c), and repeats while a composite fed by another
+ * one is left. The formulas need the operands' types: whether a
+ * cross-entropy target holds class indices or probabilities, the class
+ * count, a weight's shape. reduction is PyTorch's enum: 0 none, 1 mean,
+ * 2 sum.
+ *
+ * The recurrent layers (lstm, gru, rnn_tanh, rnn_relu) are composite rows
+ * too, but the frontend expands them as it reads them
+ * (frontend/lower_rnn.c); one met here comes from an IR file and is
+ * refused.
+ */
+#include "passes.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { MAXR = 16 }; /* ranks a weights view is built for */
+
+typedef struct bld {
+  ir_graph *g;
+  ir_nodeid at; /* the node being expanded: new nodes go before it */
+  nn_loc loc;
+  nn_diag *d;
+  ir_value in[8]; /* its operands */
+  const char *op;
+  bool bad; /* an argument was refused (reported) */
+} bld;
+
+static ir_value E(bld *b, ir_op op, int n, ...) {
+  ir_value in[8];
+  va_list ap;
+  va_start(ap, n);
+  for (int i = 0; i < n; i++) in[i] = va_arg(ap, ir_value);
+  va_end(ap);
+  ir_nodeid id = ir_insert_before(b->g, b->at, op, n, in, 1, b->loc);
+  return ir_node_get(b->g, id)->out[0]; /* typed by the next shapes run */
+}
+
+static ir_value K(bld *b, ir_const c) {
+  if (c.kind == IR_C_INTLIST) {
+    int64_t *v = nn_alloc(b->g->arena, sizeof(int64_t) * (size_t)(c.n ? c.n : 1));
+    if (c.n) memcpy(v, c.ints, sizeof(int64_t) * (size_t)c.n);
+    c.ints = v;
+  }
+  ir_nodeid id = ir_insert_before(b->g, b->at, NN_OP_CONSTANT, 0, NULL, 1, b->loc);
+  ir_node *n = ir_node_get(b->g, id);
+  n->c = c;
+  ir_set_type(b->g, n->out[0], ir_const_type(b->g, &c));
+  return n->out[0];
+}
+static ir_value I(bld *b, int64_t i) { return K(b, (ir_const){.kind = IR_C_INT, .i = i}); }
+static ir_value F(bld *b, double f) { return K(b, (ir_const){.kind = IR_C_FLOAT, .f = f}); }
+static ir_value Bo(bld *b, bool v) { return K(b, (ir_const){.kind = IR_C_BOOL, .i = v}); }
+static ir_value NONE(bld *b) { return K(b, (ir_const){.kind = IR_C_NONE}); }
+static ir_value DIMS(bld *b, int n, const int64_t *d) {
+  return K(b, (ir_const){.kind = IR_C_INTLIST, .n = n, .ints = (int64_t *)d});
+}
+static ir_value DIM1(bld *b, int64_t d) { return DIMS(b, 1, &d); }
+
+static void fail(bld *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(bld *b, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (!b->bad) nn_error(b->d, b->loc, "'%s': %s", b->op, msg);
+  b->bad = true;
+}
+
+/* ---- arguments ------------------------------------------------------------- */
+
+/* Tensor operand i. */
+static ir_value T(bld *b, int i) { return b->in[i]; }
+
+static const ir_type *TYP(bld *b, ir_value v) { return ir_vtype(b->g, v); }
+
+/* Optional tensor operand i: IR_NOVAL when none. */
+static ir_value OT(bld *b, int i) {
+  return TYP(b, b->in[i])->kind == IR_T_NONE ? IR_NOVAL : b->in[i];
+}
+
+/* A number operand known at compile time. */
+static double NUM(bld *b, int i, const char *what, double dflt) {
+  const ir_const *c;
+  if (ir_value_const(b->g, b->in[i], &c) &&
+      (c->kind == IR_C_INT || c->kind == IR_C_FLOAT || c->kind == IR_C_BOOL))
+    return c->kind == IR_C_FLOAT ? c->f : (double)c->i;
+  fail(b, "%s must be known when the model is compiled", what);
+  return dflt;
+}
+
+static int64_t INT(bld *b, int i, const char *what, int64_t dflt) {
+  return (int64_t)NUM(b, i, what, (double)dflt);
+}
+
+/* The rank of a tensor value, -1 when unknown. */
+static int rank_of(bld *b, ir_value v) {
+  const ir_type *t = TYP(b, v);
+  return t->kind == IR_T_TENSOR ? t->rank : -1;
+}
+
+/* ---- formulas ------------------------------------------------------------ */
+
+static ir_value add(bld *b, ir_value x, ir_value y) { return E(b, NN_OP_ADD, 3, x, y, I(b, 1)); }
+static ir_value sub(bld *b, ir_value x, ir_value y) { return E(b, NN_OP_SUB, 3, x, y, I(b, 1)); }
+static ir_value mul(bld *b, ir_value x, ir_value y) { return E(b, NN_OP_MUL, 2, x, y); }
+static ir_value dvd(bld *b, ir_value x, ir_value y) { return E(b, NN_OP_DIV, 3, x, y, NONE(b)); }
+static ir_value un(bld *b, ir_op op, ir_value x) { return E(b, op, 1, x); }
+static ir_value clamp_min(bld *b, ir_value x, double lo) {
+  return E(b, NN_OP_CLAMP, 3, x, F(b, lo), NONE(b));
+}
+static ir_value where(bld *b, ir_value c, ir_value x, ir_value y) {
+  return E(b, NN_OP_WHERE, 3, c, x, y);
+}
+static ir_value sum_dim(bld *b, ir_value x, int64_t d, bool keep) {
+  return E(b, NN_OP_SUM, 4, x, DIM1(b, d), Bo(b, keep), NONE(b));
+}
+static ir_value sum_all(bld *b, ir_value x) {
+  return E(b, NN_OP_SUM, 4, x, NONE(b), Bo(b, false), NONE(b));
+}
+
+/* The loss reduced as `reduction` says. */
+static ir_value reduce(bld *b, ir_value x, int64_t r) {
+  if (r == 0) return x;
+  return E(b, r == 1 ? NN_OP_MEAN : NN_OP_SUM, 4, x, NONE(b), Bo(b, false), NONE(b));
+}
+
+static int64_t reduction(bld *b, int i) {
+  int64_t r = INT(b, i, "reduction", 1);
+  if (r < 0 || r > 2) {
+    fail(b, "reduction %lld is not none (0), mean (1) or sum (2)", (long long)r);
+  }
+  return r;
+}
+
+/* p-norm of x over its last dim (pairwise_distance). */
+static ir_value norm_last(bld *b, ir_value x, double p, bool keep) {
+  return E(b, NN_OP_NORM, 4, x, F(b, p), DIM1(b, -1), Bo(b, keep));
+}
+
+static ir_value pairwise(bld *b, ir_value x1, ir_value x2, double p, double eps, bool keep) {
+  return norm_last(b, E(b, NN_OP_ADD, 3, sub(b, x1, x2), F(b, eps), I(b, 1)), p, keep);
+}
+
+/* -w[t] * x[t] along the class dim cd of log-probabilities x, 0 where t is
+ * ignore_index; *wsum gets sum(w[t]) over the rest (the mean's divisor). */
+static ir_value nll_terms(bld *b, ir_value x, ir_value t, ir_value w, int64_t ignore, int cd,
+                          ir_value *wsum) {
+  ir_value valid = E(b, NN_OP_NE, 2, t, I(b, ignore));
+  ir_value ts = where(b, valid, t, I(b, 0)); /* ignored targets index class 0 */
+  ir_value picked =
+      E(b, NN_OP_SQUEEZE, 2,
+        E(b, NN_OP_GATHER, 4, x, I(b, cd), E(b, NN_OP_UNSQUEEZE, 2, ts, I(b, cd)), Bo(b, false)),
+        I(b, cd));
+  ir_value wt = w != IR_NOVAL ? E(b, NN_OP_EMBEDDING, 5, E(b, NN_OP_UNSQUEEZE, 2, w, I(b, 1)), ts,
+                                  I(b, -1), Bo(b, false), Bo(b, false))
+                              : IR_NOVAL;
+  if (wt != IR_NOVAL) wt = E(b, NN_OP_SQUEEZE, 2, wt, I(b, -1));
+  ir_value validf = E(b, NN_OP_TO, 2, valid, I(b, 6)); /* float32 */
+  ir_value wv = wt != IR_NOVAL ? mul(b, wt, validf) : validf;
+  *wsum = sum_all(b, wv);
+  return un(b, NN_OP_NEG, mul(b, picked, wv));
+}
+
+static ir_value nll(bld *b, ir_value x, ir_value t, ir_value w, int64_t r, int64_t ignore,
+                    int cd) {
+  ir_value wsum;
+  ir_value terms = nll_terms(b, x, t, w, ignore, cd, &wsum);
+  if (r == 0) return terms;
+  ir_value s = sum_all(b, terms);
+  return r == 2 ? s : dvd(b, s, wsum);
+}
+
+/* The class dim of an input: 0 when unbatched (1-d), else 1. */
+static int class_dim(bld *b, ir_value x) { return rank_of(b, x) == 1 ? 0 : 1; }
+
+/* ---- the ops ----------------------------------------------------------------- */
+
+static ir_value expand_op(bld *b, ir_op op) {
+  switch (op) {
+  case NN_OP_BROADCAST_TENSORS: {
+    ir_nodeid def = b->g->values.data[b->in[0]].def;
+    const ir_node *ln = def >= 0 ? ir_node_get(b->g, def) : NULL;
+    if (!ln || ln->op != NN_OP_LIST_CONSTRUCT || ln->nin < 1) {
+      fail(b, "needs its tensors as a list written out");
+      return IR_NOVAL;
+    }
+    int n = ln->nin;
+    ir_value *vs = nn_alloc(b->g->arena, sizeof(ir_value) * (size_t)n);
+    memcpy(vs, ln->in, sizeof(ir_value) * (size_t)n);
+    ir_nodeid sid = ir_insert_before(b->g, b->at, NN_OP_BROADCAST_SIZES, n, vs, 1, b->loc);
+    ir_value sizes = ir_node_get(b->g, sid)->out[0];
+    ir_value *ex = nn_alloc(b->g->arena, sizeof(ir_value) * (size_t)n);
+    for (int i = 0; i < n; i++) ex[i] = E(b, NN_OP_EXPAND, 3, vs[i], sizes, Bo(b, false));
+    ir_nodeid lid = ir_insert_before(b->g, b->at, NN_OP_LIST_CONSTRUCT, n, ex, 1, b->loc);
+    return ir_node_get(b->g, lid)->out[0];
+  }
+  case NN_OP_MSE_LOSS: {
+    ir_value d = sub(b, T(b, 0), T(b, 1));
+    return (reduce(b, mul(b, d, d), reduction(b, 2)));
+  }
+  case NN_OP_L1_LOSS:
+    return (reduce(b, un(b, NN_OP_ABS, sub(b, T(b, 0), T(b, 1))), reduction(b, 2)));
+  case NN_OP_SMOOTH_L1_LOSS:
+  case NN_OP_HUBER_LOSS: {
+    bool huber = op == NN_OP_HUBER_LOSS;
+    double beta = NUM(b, 3, huber ? "delta" : "beta", 1.0);
+    ir_value d = un(b, NN_OP_ABS, sub(b, T(b, 0), T(b, 1)));
+    ir_value l;
+    if (!huber && beta == 0) {
+      l = d;
+    } else {
+      ir_value quad = mul(b, mul(b, d, d), F(b, huber ? 0.5 : 0.5 / beta));
+      ir_value lin = sub(b, d, F(b, 0.5 * beta));
+      if (huber) lin = mul(b, lin, F(b, beta));
+      l = where(b, E(b, NN_OP_LT, 2, d, F(b, beta)), quad, lin);
+    }
+    return (reduce(b, l, reduction(b, 2)));
+  }
+  case NN_OP_BINARY_CROSS_ENTROPY: {
+    ir_value x = T(b, 0), t = T(b, 1), w = OT(b, 2);
+    ir_value lx = clamp_min(b, un(b, NN_OP_LOG, x), -100);
+    ir_value l1x = clamp_min(b, un(b, NN_OP_LOG, E(b, NN_OP_RSUB, 3, x, F(b, 1), I(b, 1))), -100);
+    ir_value l = un(b, NN_OP_NEG, add(b, mul(b, t, lx),
+                                      mul(b, E(b, NN_OP_RSUB, 3, t, F(b, 1), I(b, 1)), l1x)));
+    if (w != IR_NOVAL) l = mul(b, l, w);
+    return (reduce(b, l, reduction(b, 3)));
+  }
+  case NN_OP_BCE_WITH_LOGITS: {
+    ir_value x = T(b, 0), t = T(b, 1), w = OT(b, 2), pw = OT(b, 3);
+    /* log(1 + exp(-x)) computed stably */
+    ir_value sp = add(b, un(b, NN_OP_LOG1P, un(b, NN_OP_EXP, un(b, NN_OP_NEG, un(b, NN_OP_ABS, x)))),
+                      clamp_min(b, un(b, NN_OP_NEG, x), 0));
+    if (pw != IR_NOVAL) /* (pos_weight - 1) * t + 1 scales it */
+      sp = mul(b, add(b, mul(b, sub(b, pw, F(b, 1)), t), F(b, 1)), sp);
+    ir_value l = add(b, mul(b, E(b, NN_OP_RSUB, 3, t, F(b, 1), I(b, 1)), x), sp);
+    if (w != IR_NOVAL) l = mul(b, l, w);
+    return (reduce(b, l, reduction(b, 4)));
+  }
+  case NN_OP_NLL_LOSS: {
+    ir_value x = T(b, 0);
+    return (nll(b, x, T(b, 1), OT(b, 2), reduction(b, 3), INT(b, 4, "ignore_index", -100),
+                           class_dim(b, x)));
+  }
+  case NN_OP_CROSS_ENTROPY_LOSS: {
+    ir_value x = T(b, 0), t = T(b, 1), w = OT(b, 2);
+    int64_t r = reduction(b, 3), ignore = INT(b, 4, "ignore_index", -100);
+    double eps = NUM(b, 5, "label_smoothing", 0.0);
+    int cd = class_dim(b, x);
+    ir_value ls = E(b, NN_OP_LOG_SOFTMAX, 3, x, I(b, cd), NONE(b));
+    const ir_type *tt = ir_vtype(b->g, t), *xt = ir_vtype(b->g, x);
+    bool probs = tt->kind == IR_T_TENSOR && nn_dtype_is_float(tt->dtype);
+    if (tt->kind == IR_T_TENSOR && tt->dtype == NN_DT_UNKNOWN) {
+      fail(b, "the target's dtype must be known (class indices or probabilities)");
+      return IR_NOVAL;
+    }
+    ir_value C = E(b, NN_OP_SIZE, 2, x, I(b, cd)); /* the class count */
+    /* the class weights broadcast over the class dim */
+    ir_value wc = IR_NOVAL;
+    if (w != IR_NOVAL) {
+      int64_t shape[MAXR];
+      int rk = xt->kind == IR_T_TENSOR ? xt->rank : -1;
+      if (rk < 1 || rk > MAXR) {
+        fail(b, "the input's rank must be known with weights");
+        return IR_NOVAL;
+      }
+      for (int i = 0; i < rk; i++) shape[i] = i == cd ? -1 : 1;
+      wc = E(b, NN_OP_VIEW, 2, w, DIMS(b, rk, shape));
+    }
+    if (probs) {
+      ir_value tp = eps > 0 ? add(b, mul(b, t, F(b, 1 - eps)), E(b, NN_OP_SCALAR_DIV, 2, F(b, eps), C)) : t;
+      ir_value prod = mul(b, ls, tp);
+      if (wc != IR_NOVAL) prod = mul(b, prod, wc);
+      ir_value per = un(b, NN_OP_NEG, sum_dim(b, prod, cd, false));
+      if (r == 0) return (per);
+      ir_value s = sum_all(b, per);
+      if (r == 2) return (s);
+      /* mean: over input.numel() / C */
+      ir_value n = E(b, NN_OP_NUMEL, 1, x);
+      return (dvd(b, mul(b, s, C), n));
+    }
+    ir_value wsum;
+    ir_value terms = nll_terms(b, ls, t, w, ignore, cd, &wsum);
+    ir_value out;
+    if (r == 0)
+      out = terms;
+    else if (r == 2)
+      out = sum_all(b, terms);
+    else
+      out = dvd(b, sum_all(b, terms), wsum);
+    if (eps > 0) {
+      ir_value sm = wc != IR_NOVAL ? mul(b, ls, wc) : ls;
+      ir_value smooth = un(b, NN_OP_NEG, sum_dim(b, sm, cd, false));
+      ir_value valid = E(b, NN_OP_NE, 2, t, I(b, ignore));
+      smooth = where(b, valid, smooth, F(b, 0));
+      ir_value sr;
+      if (r == 0) {
+        sr = smooth;
+      } else if (r == 2) {
+        sr = sum_all(b, smooth);
+      } else {
+        ir_value den = sum_all(b, E(b, NN_OP_TO, 2, valid, I(b, 6)));
+        if (w != IR_NOVAL) den = wsum;
+        sr = dvd(b, sum_all(b, smooth), den);
+      }
+      out = add(b, mul(b, out, F(b, 1 - eps)), dvd(b, mul(b, sr, F(b, eps)), C));
+    }
+    return (out);
+  }
+  case NN_OP_KL_DIV: {
+    ir_value x = T(b, 0), t = T(b, 1);
+    bool log_target = NUM(b, 3, "log_target", 0) != 0;
+    ir_value l = log_target ? mul(b, un(b, NN_OP_EXP, t), sub(b, t, x))
+                            : sub(b, E(b, NN_OP_XLOGY, 2, t, t), mul(b, t, x));
+    return (reduce(b, l, reduction(b, 2)));
+  }
+  case NN_OP_SOFT_MARGIN_LOSS: {
+    ir_value l = un(b, NN_OP_LOG1P, un(b, NN_OP_EXP, un(b, NN_OP_NEG, mul(b, T(b, 1), T(b, 0)))));
+    return (reduce(b, l, reduction(b, 2)));
+  }
+  case NN_OP_MARGIN_RANKING_LOSS: {
+    double margin = NUM(b, 3, "margin", 0);
+    ir_value d = un(b, NN_OP_NEG, mul(b, T(b, 2), sub(b, T(b, 0), T(b, 1))));
+    return (reduce(b, clamp_min(b, add(b, d, F(b, margin)), 0), reduction(b, 4)));
+  }
+  case NN_OP_HINGE_EMBEDDING_LOSS: {
+    ir_value x = T(b, 0), t = T(b, 1);
+    double margin = NUM(b, 2, "margin", 1);
+    ir_value m = clamp_min(b, E(b, NN_OP_RSUB, 3, x, F(b, margin), I(b, 1)), 0);
+    ir_value om = where(b, E(b, NN_OP_NE, 2, t, I(b, 1)), m, F(b, 0));
+    ir_value os = where(b, E(b, NN_OP_NE, 2, t, I(b, -1)), x, F(b, 0));
+    return (reduce(b, add(b, om, os), reduction(b, 3)));
+  }
+  case NN_OP_COSINE_EMBEDDING_LOSS: {
+    ir_value x1 = T(b, 0), x2 = T(b, 1), t = T(b, 2);
+    double margin = NUM(b, 3, "margin", 0);
+    const double EPS = 1e-12;
+    ir_value prod = sum_dim(b, mul(b, x1, x2), -1, false);
+    ir_value m1 = add(b, sum_dim(b, mul(b, x1, x1), -1, false), F(b, EPS));
+    ir_value m2 = add(b, sum_dim(b, mul(b, x2, x2), -1, false), F(b, EPS));
+    ir_value cs = dvd(b, prod, un(b, NN_OP_SQRT, mul(b, m1, m2)));
+    ir_value pos = E(b, NN_OP_RSUB, 3, cs, F(b, 1), I(b, 1));
+    ir_value neg = clamp_min(b, sub(b, cs, F(b, margin)), 0);
+    ir_value l = add(b, where(b, E(b, NN_OP_EQ, 2, t, I(b, 1)), pos, F(b, 0)),
+                     where(b, E(b, NN_OP_EQ, 2, t, I(b, -1)), neg, F(b, 0)));
+    return (reduce(b, l, reduction(b, 4)));
+  }
+  case NN_OP_TRIPLET_MARGIN_LOSS: {
+    ir_value a = T(b, 0), p = T(b, 1), n = T(b, 2);
+    double margin = NUM(b, 3, "margin", 1), pn = NUM(b, 4, "p", 2), eps = NUM(b, 5, "eps", 1e-6);
+    bool swap = NUM(b, 6, "swap", 0) != 0;
+    ir_value dp = pairwise(b, a, p, pn, eps, false), dn = pairwise(b, a, n, pn, eps, false);
+    if (swap) dn = E(b, NN_OP_MINIMUM, 2, dn, pairwise(b, p, n, pn, eps, false));
+    ir_value l = clamp_min(b, add(b, sub(b, dp, dn), F(b, margin)), 0);
+    return (reduce(b, l, reduction(b, 7)));
+  }
+  case NN_OP_PAIRWISE_DISTANCE:
+    return (pairwise(b, T(b, 0), T(b, 1), NUM(b, 2, "p", 2), NUM(b, 3, "eps", 1e-6),
+                                NUM(b, 4, "keepdim", 0) != 0));
+  case NN_OP_COSINE_SIMILARITY: {
+    ir_value x1 = T(b, 0), x2 = T(b, 1);
+    int64_t d = INT(b, 2, "dim", 1);
+    double eps = NUM(b, 3, "eps", 1e-8);
+    ir_value w12 = sum_dim(b, mul(b, x1, x2), d, false);
+    ir_value w1 = sum_dim(b, mul(b, x1, x1), d, false);
+    ir_value w2 = sum_dim(b, mul(b, x2, x2), d, false);
+    ir_value n12 = un(b, NN_OP_SQRT, clamp_min(b, mul(b, w1, w2), eps * eps));
+    return (dvd(b, w12, n12));
+  }
+  case NN_OP_POISSON_NLL_LOSS: {
+    ir_value x = T(b, 0), t = T(b, 1);
+    bool log_input = NUM(b, 2, "log_input", 1) != 0, full = NUM(b, 3, "full", 0) != 0;
+    double eps = NUM(b, 4, "eps", 1e-8);
+    ir_value l = log_input ? sub(b, un(b, NN_OP_EXP, x), mul(b, t, x))
+                           : sub(b, x, mul(b, t, un(b, NN_OP_LOG, add(b, x, F(b, eps)))));
+    if (full) { /* Stirling's term t log t - t + log(2 pi t)/2 where t > 1 */
+      ir_value st = add(b, sub(b, mul(b, t, un(b, NN_OP_LOG, t)), t),
+                        mul(b, un(b, NN_OP_LOG, mul(b, t, F(b, 6.283185307179586))), F(b, 0.5)));
+      l = add(b, l, where(b, E(b, NN_OP_GT, 2, t, F(b, 1)), st, F(b, 0)));
+    }
+    return (reduce(b, l, reduction(b, 5)));
+  }
+  case NN_OP_MULTI_MARGIN_LOSS: {
+    ir_value x = T(b, 0), t = T(b, 1), w = OT(b, 4);
+    int64_t p = INT(b, 2, "p", 1);
+    double margin = NUM(b, 3, "margin", 1);
+    int64_t r = reduction(b, 5);
+    if (rank_of(b, x) != 2 || (p != 1 && p != 2)) {
+      fail(b, "supported on a 2-d input, p 1 or 2");
+      return IR_NOVAL;
+    }
+    ir_value C = E(b, NN_OP_SIZE, 2, x, I(b, 1));
+    ir_value tu = E(b, NN_OP_UNSQUEEZE, 2, t, I(b, 1));
+    ir_value xy = E(b, NN_OP_GATHER, 4, x, I(b, 1), tu, Bo(b, false));
+    ir_value z = clamp_min(b, add(b, sub(b, x, xy), F(b, margin)), 0);
+    if (p == 2) z = mul(b, z, z);
+    if (w != IR_NOVAL)
+      z = mul(b, z,
+              E(b, NN_OP_EMBEDDING, 5, E(b, NN_OP_UNSQUEEZE, 2, w, I(b, 1)), t, I(b, -1),
+                Bo(b, false), Bo(b, false)));
+    ir_value cls = E(b, NN_OP_ARANGE, 4, I(b, 0), C, I(b, 1), NONE(b));
+    z = where(b, E(b, NN_OP_EQ, 2, cls, tu), F(b, 0), z);
+    ir_value per = dvd(b, sum_dim(b, z, 1, false), C);
+    return (reduce(b, per, r));
+  }
+  case NN_OP_BILINEAR: {
+    /* y[..., o] = sum_ij x1[..., i] W[o, i, j] x2[..., j] + b[o]:
+     * t = x1 @ W' (W' [I1, O*I2]), then (t viewed [..., O, I2] * x2[..., 1, I2]).sum(-1) */
+    ir_value x1 = T(b, 0), x2 = T(b, 1), w = T(b, 2), bias = OT(b, 3);
+    const ir_type *wt = ir_vtype(b->g, w);
+    int64_t O, I1, I2;
+    if (wt->kind != IR_T_TENSOR || wt->rank != 3 || !ir_dim_is_const(b->g, wt->dims[0], &O) ||
+        !ir_dim_is_const(b->g, wt->dims[1], &I1) || !ir_dim_is_const(b->g, wt->dims[2], &I2)) {
+      fail(b, "the weight's shape [out, in1, in2] must be known");
+      return IR_NOVAL;
+    }
+    ir_value wp = E(b, NN_OP_RESHAPE, 2, E(b, NN_OP_PERMUTE, 2, w, DIMS(b, 3, (int64_t[]){0, 2, 1})),
+                    DIMS(b, 2, (int64_t[]){O * I2, I1}));
+    ir_value tproj = E(b, NN_OP_LINEAR, 3, x1, wp, NONE(b));
+    ir_value tv = E(b, NN_OP_UNFLATTEN, 3, tproj, I(b, -1), DIMS(b, 2, (int64_t[]){O, I2}));
+    ir_value y = sum_dim(b, mul(b, tv, E(b, NN_OP_UNSQUEEZE, 2, x2, I(b, -2))), -1, false);
+    if (bias != IR_NOVAL) y = add(b, y, bias);
+    return (y);
+  }
+  default: return IR_NOVAL;
+  }
+}
+
+/* Whether op is expanded here or by the frontend (its shape rule is
+ * `composite`). */
+static bool composite(ir_op op) { return !strcmp(ir_ops[op].shape, "composite"); }
+
+static bool frontend_only(ir_op op) {
+  return op == NN_OP_LSTM || op == NN_OP_GRU || op == NN_OP_RNN_TANH || op == NN_OP_RNN_RELU;
+}
+
+/* Whether every tensor operand of n is typed (a list's elements too). */
+static bool typed(ir_graph *g, const ir_node *n) {
+  for (int i = 0; i < n->nin; i++) {
+    const ir_type *t = ir_vtype(g, n->in[i]);
+    if (t->kind == IR_T_UNKNOWN || (t->kind == IR_T_TENSOR && (t->rank < 0 || !t->dims)))
+      return false;
+    if (t->kind == IR_T_LIST) {
+      ir_nodeid def = g->values.data[n->in[i]].def;
+      const ir_node *ln = def >= 0 ? ir_node_get(g, def) : NULL;
+      if (ln && ln->op == NN_OP_LIST_CONSTRUCT && !typed(g, ln)) return false;
+    }
+  }
+  return true;
+}
+
+/* When v is a list_construct, its list_unpack users (broadcast_tensors'
+ * result unpacked into names) read the elements straight away. */
+static void unpack_list(ir_graph *g, ir_value v) {
+  ir_nodeid def = g->values.data[v].def;
+  const ir_node *ln = def >= 0 ? ir_node_get(g, def) : NULL;
+  if (!ln || ln->op != NN_OP_LIST_CONSTRUCT) return;
+  for (int k = 0; k < g->order.len; k++) {
+    ir_nodeid id = g->order.data[k];
+    ir_node *u = ir_node_get(g, id);
+    if (u->op != NN_OP_LIST_UNPACK || u->in[0] != v || u->nout != ln->nin) continue;
+    for (int i = 0; i < u->nout; i++) ir_replace_uses(g, u->out[i], ln->in[i]);
+    ir_kill(g, id);
+    k--; /* the order lost this node */
+  }
+}
+
+int pass_expand(ir_graph *g, nn_diag *d) {
+  int expanded = 0, errors = 0, waiting = 0;
+  ir_nodeid first_waiting = -1;
+  int n = g->order.len;
+  ir_nodeid *order = nn_alloc(g->arena, sizeof *order * (size_t)(n + 1));
+  if (n) memcpy(order, g->order.data, sizeof *order * (size_t)n);
+  for (int k = 0; k < n; k++) {
+    ir_node *node = ir_node_get(g, order[k]);
+    if ((node->flags & IR_NF_DEAD) || !composite(node->op)) continue;
+    if (frontend_only(node->op)) {
+      nn_error(d, node->loc,
+               "'%s' is expanded by the frontend as it reads a model; an IR file spells out its "
+               "linear and rnn_scan nodes",
+               ir_ops[node->op].name);
+      errors++;
+      continue;
+    }
+    if (!typed(g, node)) {
+      if (first_waiting < 0) first_waiting = order[k];
+      waiting++;
+      continue;
+    }
+    bld b = {.g = g, .at = order[k], .loc = node->loc, .d = d, .op = ir_ops[node->op].name};
+    NN_ASSERT(node->nin <= 8 && node->nout == 1);
+    memcpy(b.in, node->in, sizeof(ir_value) * (size_t)node->nin);
+    ir_op op = node->op;
+    ir_value out = node->out[0];
+    ir_value r = expand_op(&b, op);
+    if (b.bad || r == IR_NOVAL) {
+      if (!b.bad) nn_error(d, b.loc, "'%s' cannot be expanded here", b.op);
+      errors++;
+      continue;
+    }
+    ir_replace_uses(g, out, r);
+    ir_kill(g, order[k]);
+    unpack_list(g, r);
+    expanded++;
+  }
+  if (errors) return -1;
+  if (!expanded && waiting) {
+    const ir_node *w = ir_node_get(g, first_waiting);
+    nn_error(d, w->loc, "'%s': the types of its operands are not known, so it cannot be expanded",
+             ir_ops[w->op].name);
+    return -1;
+  }
+  return expanded;
+}
