@@ -136,8 +136,10 @@ int fe_read_version_entry(fe_archive *a, const fe_entry *e, nn_arena *arena, nn_
   int64_t v = 0;
   bool ok = s < end && end - s <= 18;
   for (const char *p = s; ok && p < end; p++) {
-    if (*p < '0' || *p > '9') ok = false;
-    else v = v * 10 + (*p - '0');
+    if (*p < '0' || *p > '9')
+      ok = false;
+    else
+      v = v * 10 + (*p - '0');
   }
   if (!ok) {
     nn_error(d, (nn_loc){e->name, 0, 0},

@@ -90,15 +90,16 @@ lval *lw_expand_rnn(lower *L, ir_op op, lval **slots, nn_loc loc) {
   int64_t per = layers > 0 && np % (layers * dirs) == 0 ? np / (layers * dirs) : -1;
   bool proj = per == base + 1 && op == NN_OP_LSTM;
   if (layers < 1 || (per != base && !proj)) {
-    nn_error(L->d, loc,
-             "'%s': %d parameter tensors do not fit %lld layer(s), %lld direction(s)%s", name, np,
-             (long long)layers, (long long)dirs, hb.i ? " with biases" : " without biases");
+    nn_error(L->d, loc, "'%s': %d parameter tensors do not fit %lld layer(s), %lld direction(s)%s",
+             name, np, (long long)layers, (long long)dirs,
+             hb.i ? " with biases" : " without biases");
     return lv_poison(L);
   }
   ir_value none = cst(L, (ir_const){.kind = IR_C_NONE}, loc);
   ir_value modev = cst(L, (ir_const){.kind = IR_C_STR, .s = mode}, loc);
   ir_value x = slots[0]->kind == LV_VALUE ? slots[0]->v : lw_materialize(L, slots[0], loc);
-  if (bf.i) x = node1(L, NN_OP_TRANSPOSE, 3, (ir_value[]){x, cint(L, 0, loc), cint(L, 1, loc)}, loc);
+  if (bf.i)
+    x = node1(L, NN_OP_TRANSPOSE, 3, (ir_value[]){x, cint(L, 0, loc), cint(L, 1, loc)}, loc);
   lval *hs = lv_new(L, LV_TUPLE), *cs = lv_new(L, LV_TUPLE);
   int nstates = (int)(layers * dirs);
   hs->items = nn_alloc(L->arena, sizeof(lval *) * (size_t)nstates);
@@ -114,8 +115,8 @@ lval *lw_expand_rnn(lower *L, ir_op op, lval **slots, nn_loc loc) {
       ir_value xp = node1(L, NN_OP_LINEAR, 3, (ir_value[]){x, p[0], b_ih}, loc);
       ir_value at = cint(L, idx, loc), zero = cint(L, 0, loc);
       ir_value h0 = node1(L, NN_OP_SELECT, 3, (ir_value[]){hx[0], zero, at}, loc);
-      ir_value c0 =
-          op == NN_OP_LSTM ? node1(L, NN_OP_SELECT, 3, (ir_value[]){hx[1], zero, at}, loc) : none;
+      ir_value c0 = op == NN_OP_LSTM ? node1(L, NN_OP_SELECT, 3, (ir_value[]){hx[1], zero, at}, loc)
+                                     : none;
       ir_value rev = cst(L, (ir_const){.kind = IR_C_BOOL, .i = d == 1}, loc);
       ir_value in[8] = {xp, h0, c0, p[1], b_hh, w_hr, modev, rev};
       ir_nodeid sid = lw_append(L, NN_OP_RNN_SCAN, 8, in, 3, loc);
@@ -127,18 +128,20 @@ lval *lw_expand_rnn(lower *L, ir_op op, lval **slots, nn_loc loc) {
       cs->items[cs->n++] = lv_value(L, cn);
     }
     x = dirs == 1 ? ys->items[0]->v
-                  : node1(L, NN_OP_CAT, 2, (ir_value[]){lw_materialize(L, ys, loc), cint(L, 2, loc)},
-                          loc);
+                  : node1(L, NN_OP_CAT, 2,
+                          (ir_value[]){lw_materialize(L, ys, loc), cint(L, 2, loc)}, loc);
   }
-  if (bf.i) x = node1(L, NN_OP_TRANSPOSE, 3, (ir_value[]){x, cint(L, 0, loc), cint(L, 1, loc)}, loc);
+  if (bf.i)
+    x = node1(L, NN_OP_TRANSPOSE, 3, (ir_value[]){x, cint(L, 0, loc), cint(L, 1, loc)}, loc);
   lval *t = lv_new(L, LV_TUPLE);
   t->n = ir_ops[op].nout;
   t->items = nn_alloc(L->arena, sizeof(lval *) * 3);
   t->items[0] = lv_value(L, x);
-  t->items[1] = lv_value(
-      L, node1(L, NN_OP_STACK, 2, (ir_value[]){lw_materialize(L, hs, loc), cint(L, 0, loc)}, loc));
+  t->items[1] = lv_value(L, node1(L, NN_OP_STACK, 2,
+                                  (ir_value[]){lw_materialize(L, hs, loc), cint(L, 0, loc)}, loc));
   if (op == NN_OP_LSTM)
-    t->items[2] = lv_value(
-        L, node1(L, NN_OP_STACK, 2, (ir_value[]){lw_materialize(L, cs, loc), cint(L, 0, loc)}, loc));
+    t->items[2] = lv_value(L,
+                           node1(L, NN_OP_STACK, 2,
+                                 (ir_value[]){lw_materialize(L, cs, loc), cint(L, 0, loc)}, loc));
   return t;
 }

@@ -127,8 +127,7 @@ int kl_lower_rnn(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   int32_t sg = kl_wslot(c, k, NN_DT_F32, kl_dmuli(c, B, GH),
                         kl_scratch_d(c, NN_DT_F32, kl_dmuli(c, B, GH)), "gates");
   int32_t scs = lstm ? kl_wslot(c, k, NN_DT_F32, BH, kl_scratch_d(c, NN_DT_F32, BH), "c") : -1;
-  int32_t shf = proj ? kl_wslot(c, k, NN_DT_F32, BH, kl_scratch_d(c, NN_DT_F32, BH), "h_full")
-                     : -1;
+  int32_t shf = proj ? kl_wslot(c, k, NN_DT_F32, BH, kl_scratch_d(c, NN_DT_F32, BH), "h_full") : -1;
 
   copy_rows(c, k, sh, sh0, B, P);
   if (lstm) copy_rows(c, k, scs, sc0, B, H);
@@ -143,8 +142,8 @@ int kl_lower_rnn(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   kx_id xo = k_add(k, k_muli(k, k_add(k, k_mul(k, tt, kl_dimx(c, k, B)), bv), GH), jv);
   kx_id go = k_add(k, k_muli(k, bv, GH), jv);
   /* gate q's pre-activation parts: xp and the recurrent product */
-#define XP(q) k_load(k, sx, k_add(k, xo, k_i64(k, (q) * H)))
-#define RG(q) k_load(k, sg, k_add(k, go, k_i64(k, (q) * H)))
+#define XP(q) k_load(k, sx, k_add(k, xo, k_i64(k, (q)*H)))
+#define RG(q) k_load(k, sg, k_add(k, go, k_i64(k, (q)*H)))
   kx_id hv;
   if (lstm) {
     kx_id ig = sigmoid(k, k_add(k, XP(0), RG(0)));
@@ -176,7 +175,8 @@ int kl_lower_rnn(kl_ctx *c, ir_nodeid id, const kl_epilogue *ep) {
   } else {
     kx_id hi = k_add(k, k_muli(k, bv, P), jv);
     k_store(k, sh, hi, k_varref(k, hvar));
-    k_store(k, sy, k_add(k, k_mul(k, k_add(k, k_mul(k, tt, kl_dimx(c, k, B)), bv), k_i64(k, P)), jv),
+    k_store(k, sy,
+            k_add(k, k_mul(k, k_add(k, k_mul(k, tt, kl_dimx(c, k, B)), bv), k_i64(k, P)), jv),
             k_varref(k, hvar));
   }
   k_for_end(k);

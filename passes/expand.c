@@ -160,10 +160,10 @@ static ir_value nll_terms(bld *b, ir_value x, ir_value t, ir_value w, int64_t ig
                           ir_value *wsum) {
   ir_value valid = E(b, NN_OP_NE, 2, t, I(b, ignore));
   ir_value ts = where(b, valid, t, I(b, 0)); /* ignored targets index class 0 */
-  ir_value picked =
-      E(b, NN_OP_SQUEEZE, 2,
-        E(b, NN_OP_GATHER, 4, x, I(b, cd), E(b, NN_OP_UNSQUEEZE, 2, ts, I(b, cd)), Bo(b, false)),
-        I(b, cd));
+  ir_value picked = E(b, NN_OP_SQUEEZE, 2,
+                      E(b, NN_OP_GATHER, 4, x, I(b, cd), E(b, NN_OP_UNSQUEEZE, 2, ts, I(b, cd)),
+                        Bo(b, false)),
+                      I(b, cd));
   ir_value wt = w != IR_NOVAL ? E(b, NN_OP_EMBEDDING, 5, E(b, NN_OP_UNSQUEEZE, 2, w, I(b, 1)), ts,
                                   I(b, -1), Bo(b, false), Bo(b, false))
                               : IR_NOVAL;
@@ -174,8 +174,7 @@ static ir_value nll_terms(bld *b, ir_value x, ir_value t, ir_value w, int64_t ig
   return un(b, NN_OP_NEG, mul(b, picked, wv));
 }
 
-static ir_value nll(bld *b, ir_value x, ir_value t, ir_value w, int64_t r, int64_t ignore,
-                    int cd) {
+static ir_value nll(bld *b, ir_value x, ir_value t, ir_value w, int64_t r, int64_t ignore, int cd) {
   ir_value wsum;
   ir_value terms = nll_terms(b, x, t, w, ignore, cd, &wsum);
   if (r == 0) return terms;
@@ -233,15 +232,16 @@ static ir_value expand_op(bld *b, ir_op op) {
     ir_value x = T(b, 0), t = T(b, 1), w = OT(b, 2);
     ir_value lx = clamp_min(b, un(b, NN_OP_LOG, x), -100);
     ir_value l1x = clamp_min(b, un(b, NN_OP_LOG, E(b, NN_OP_RSUB, 3, x, F(b, 1), I(b, 1))), -100);
-    ir_value l = un(b, NN_OP_NEG, add(b, mul(b, t, lx),
-                                      mul(b, E(b, NN_OP_RSUB, 3, t, F(b, 1), I(b, 1)), l1x)));
+    ir_value l = un(b, NN_OP_NEG,
+                    add(b, mul(b, t, lx), mul(b, E(b, NN_OP_RSUB, 3, t, F(b, 1), I(b, 1)), l1x)));
     if (w != IR_NOVAL) l = mul(b, l, w);
     return (reduce(b, l, reduction(b, 3)));
   }
   case NN_OP_BCE_WITH_LOGITS: {
     ir_value x = T(b, 0), t = T(b, 1), w = OT(b, 2), pw = OT(b, 3);
     /* log(1 + exp(-x)) computed stably */
-    ir_value sp = add(b, un(b, NN_OP_LOG1P, un(b, NN_OP_EXP, un(b, NN_OP_NEG, un(b, NN_OP_ABS, x)))),
+    ir_value sp = add(b,
+                      un(b, NN_OP_LOG1P, un(b, NN_OP_EXP, un(b, NN_OP_NEG, un(b, NN_OP_ABS, x)))),
                       clamp_min(b, un(b, NN_OP_NEG, x), 0));
     if (pw != IR_NOVAL) /* (pos_weight - 1) * t + 1 scales it */
       sp = mul(b, add(b, mul(b, sub(b, pw, F(b, 1)), t), F(b, 1)), sp);
@@ -252,7 +252,7 @@ static ir_value expand_op(bld *b, ir_op op) {
   case NN_OP_NLL_LOSS: {
     ir_value x = T(b, 0);
     return (nll(b, x, T(b, 1), OT(b, 2), reduction(b, 3), INT(b, 4, "ignore_index", -100),
-                           class_dim(b, x)));
+                class_dim(b, x)));
   }
   case NN_OP_CROSS_ENTROPY_LOSS: {
     ir_value x = T(b, 0), t = T(b, 1), w = OT(b, 2);
@@ -280,7 +280,9 @@ static ir_value expand_op(bld *b, ir_op op) {
       wc = E(b, NN_OP_VIEW, 2, w, DIMS(b, rk, shape));
     }
     if (probs) {
-      ir_value tp = eps > 0 ? add(b, mul(b, t, F(b, 1 - eps)), E(b, NN_OP_SCALAR_DIV, 2, F(b, eps), C)) : t;
+      ir_value tp = eps > 0
+                        ? add(b, mul(b, t, F(b, 1 - eps)), E(b, NN_OP_SCALAR_DIV, 2, F(b, eps), C))
+                        : t;
       ir_value prod = mul(b, ls, tp);
       if (wc != IR_NOVAL) prod = mul(b, prod, wc);
       ir_value per = un(b, NN_OP_NEG, sum_dim(b, prod, cd, false));
@@ -368,7 +370,7 @@ static ir_value expand_op(bld *b, ir_op op) {
   }
   case NN_OP_PAIRWISE_DISTANCE:
     return (pairwise(b, T(b, 0), T(b, 1), NUM(b, 2, "p", 2), NUM(b, 3, "eps", 1e-6),
-                                NUM(b, 4, "keepdim", 0) != 0));
+                     NUM(b, 4, "keepdim", 0) != 0));
   case NN_OP_COSINE_SIMILARITY: {
     ir_value x1 = T(b, 0), x2 = T(b, 1);
     int64_t d = INT(b, 2, "dim", 1);
@@ -426,7 +428,8 @@ static ir_value expand_op(bld *b, ir_op op) {
       fail(b, "the weight's shape [out, in1, in2] must be known");
       return IR_NOVAL;
     }
-    ir_value wp = E(b, NN_OP_RESHAPE, 2, E(b, NN_OP_PERMUTE, 2, w, DIMS(b, 3, (int64_t[]){0, 2, 1})),
+    ir_value wp = E(b, NN_OP_RESHAPE, 2,
+                    E(b, NN_OP_PERMUTE, 2, w, DIMS(b, 3, (int64_t[]){0, 2, 1})),
                     DIMS(b, 2, (int64_t[]){O * I2, I1}));
     ir_value tproj = E(b, NN_OP_LINEAR, 3, x1, wp, NONE(b));
     ir_value tv = E(b, NN_OP_UNFLATTEN, 3, tproj, I(b, -1), DIMS(b, 2, (int64_t[]){O, I2}));

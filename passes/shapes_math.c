@@ -332,9 +332,11 @@ void sh_r_rnn_scan(sh *s) {
     return;
   }
   const char *m = km->c.s;
-  int64_t gates = !strcmp(m, "lstm") ? 4 : !strcmp(m, "gru") ? 3
-                  : !strcmp(m, "rnn_tanh") || !strcmp(m, "rnn_relu") ? 1
-                                                                     : 0;
+  int64_t gates = !strcmp(m, "lstm")  ? 4
+                  : !strcmp(m, "gru") ? 3
+                  : !strcmp(m, "rnn_tanh") || !strcmp(m, "rnn_relu")
+                      ? 1
+                      : 0;
   if (!gates) {
     sh_err(s, "unknown mode '%s' (lstm, gru, rnn_tanh, rnn_relu)", m);
     return;
@@ -360,8 +362,7 @@ void sh_r_rnn_scan(sh *s) {
     const ir_type *wr = sh_tens(s, 5);
     if (!wr || !rank_is(s, wr, 2, "w_hr")) return;
     if (gates != 4 || !sh_may_equal(s, wr->dims[0], P) || !sh_may_equal(s, wr->dims[1], H)) {
-      sh_err(s, "w_hr %s must be [%s, H] and belongs to an lstm", sh_tstr(s, wr),
-             sh_tstr(s, h0));
+      sh_err(s, "w_hr %s must be [%s, H] and belongs to an lstm", sh_tstr(s, wr), sh_tstr(s, h0));
       return;
     }
   } else if (!sh_may_equal(s, P, H)) {
@@ -383,8 +384,7 @@ void sh_r_rnn_scan(sh *s) {
     const ir_type *b = sh_tens(s, 4);
     if (!b) return;
     if (b->rank != 1 || !sh_may_equal(s, b->dims[0], w->dims[0])) {
-      sh_err(s, "b_hh %s must have the %lld elements of w_hh's rows", sh_tstr(s, b),
-             (long long)gh);
+      sh_err(s, "b_hh %s must have the %lld elements of w_hh's rows", sh_tstr(s, b), (long long)gh);
       return;
     }
   }

@@ -203,8 +203,8 @@ static int list_aten(void) {
  * into others before lowering), what it computes. */
 static int list_ops(void) {
   for (int i = 0; i < NN_OP_COUNT; i++) {
-    const char *cls =
-        !strcmp(ir_ops[i].shape, "composite") ? "composite" : ir_fusion_name(ir_ops[i].fusion);
+    const char *cls = !strcmp(ir_ops[i].shape, "composite") ? "composite"
+                                                            : ir_fusion_name(ir_ops[i].fusion);
     printf("%-24s %-12s %s\n", ir_ops[i].name, cls, ir_ops[i].doc);
   }
   return EXIT_OK;
