@@ -21,6 +21,7 @@
  */
 #include "passes.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +33,8 @@ typedef struct bld {
   ir_nodeid at; /* the node being expanded: new nodes go before it */
   nn_loc loc;
   nn_diag *d;
-  ir_value in[8]; /* its operands */
+  ir_value in[24];  /* its operands */
+  ir_value more[2]; /* results after the first (multi-result ops) */
   const char *op;
   bool bad; /* an argument was refused (reported) */
 } bld;
@@ -184,6 +186,67 @@ static ir_value nll(bld *b, ir_value x, ir_value t, ir_value w, int64_t r, int64
 
 /* The class dim of an input: 0 when unbatched (1-d), else 1. */
 static int class_dim(bld *b, ir_value x) { return rank_of(b, x) == 1 ? 0 : 1; }
+
+/* ---- attention ----------------------------------------------------------- */
+
+static ir_value linear(bld *b, ir_value x, ir_value w, ir_value bias) {
+  return E(b, NN_OP_LINEAR, 3, x, w, bias == IR_NOVAL ? NONE(b) : bias);
+}
+
+/* rows [k*E, (k+1)*E) of a packed in-projection weight or bias */
+static ir_value third(bld *b, ir_value w, int64_t k, int64_t e) {
+  return E(b, NN_OP_SLICE, 5, w, I(b, 0), I(b, k * e), I(b, (k + 1) * e), I(b, 1));
+}
+
+/* [B, T, E] -> [B, H, T, E/H] */
+static ir_value heads(bld *b, ir_value x, int64_t h, int64_t dh) {
+  int64_t hd[2] = {h, dh}, perm[4] = {0, 2, 1, 3};
+  return E(b, NN_OP_PERMUTE, 2, E(b, NN_OP_UNFLATTEN, 3, x, I(b, -1), DIMS(b, 2, hd)),
+           DIMS(b, 4, perm));
+}
+
+/* PyTorch's native multi-head attention (the eval-mode fast path): the
+ * in-projection (q scaled by 1/sqrt(E/H) after its bias), softmax of
+ * q k^T with the mask, the heads' outputs concatenated and projected.
+ * *weights gets the attention weights, averaged over the heads when asked. */
+static ir_value mha(bld *b, ir_value q, ir_value k, ir_value v, int64_t e, int64_t h, ir_value w_in,
+                    ir_value b_in, ir_value w_out, ir_value b_out, ir_value mask, int64_t mask_type,
+                    bool average, ir_value *weights) {
+  if (h < 1 || e % h) {
+    fail(b, "embed_dim %lld is not a multiple of num_heads %lld", (long long)e, (long long)h);
+    return IR_NOVAL;
+  }
+  if (rank_of(b, q) != 3 || rank_of(b, k) != 3 || rank_of(b, v) != 3) {
+    fail(b, "expects batched [B, T, E] query, key and value");
+    return IR_NOVAL;
+  }
+  int64_t dh = e / h;
+  ir_value qp = linear(b, q, third(b, w_in, 0, e), third(b, b_in, 0, e));
+  ir_value kp = linear(b, k, third(b, w_in, 1, e), third(b, b_in, 1, e));
+  ir_value vp = linear(b, v, third(b, w_in, 2, e), third(b, b_in, 2, e));
+  qp = mul(b, heads(b, qp, h, dh), F(b, 1.0 / sqrt((double)dh)));
+  ir_value scores = E(b, NN_OP_MATMUL, 2, qp,
+                      E(b, NN_OP_TRANSPOSE, 3, heads(b, kp, h, dh), I(b, -1), I(b, -2)));
+  if (mask != IR_NOVAL) {
+    const ir_type *mt = TYP(b, mask);
+    ir_value m = mask;
+    if (mask_type == 1 && mt->rank == 2) /* key padding [B, S] -> [B, 1, 1, S] */
+      m = E(b, NN_OP_UNSQUEEZE, 2, E(b, NN_OP_UNSQUEEZE, 2, m, I(b, 1)), I(b, 1));
+    scores = mt->dtype == NN_DT_BOOL ? E(b, NN_OP_MASKED_FILL, 3, scores, m, F(b, -INFINITY))
+                                     : add(b, scores, m);
+  }
+  ir_value attn = E(b, NN_OP_SOFTMAX, 3, scores, I(b, -1), NONE(b));
+  int64_t perm[4] = {0, 2, 1, 3};
+  ir_value ctx = E(b, NN_OP_PERMUTE, 2, E(b, NN_OP_MATMUL, 2, attn, heads(b, vp, h, dh)),
+                   DIMS(b, 4, perm));
+  ctx = E(b, NN_OP_FLATTEN, 3, ctx, I(b, 2), I(b, 3));
+  *weights = average ? E(b, NN_OP_MEAN, 4, attn, DIM1(b, 1), Bo(b, false), NONE(b)) : attn;
+  return linear(b, ctx, w_out, b_out);
+}
+
+static ir_value layer_norm(bld *b, ir_value x, int64_t e, ir_value w, ir_value bias, double eps) {
+  return E(b, NN_OP_LAYER_NORM, 6, x, DIM1(b, e), w, bias, F(b, eps), Bo(b, true));
+}
 
 /* ---- the ops ----------------------------------------------------------------- */
 
@@ -437,6 +500,37 @@ static ir_value expand_op(bld *b, ir_op op) {
     if (bias != IR_NOVAL) y = add(b, y, bias);
     return (y);
   }
+  case NN_OP_NATIVE_MHA: {
+    int64_t mt = TYP(b, b->in[12])->kind == IR_T_NONE ? -1 : INT(b, 12, "mask_type", -1);
+    ir_value w;
+    ir_value out = mha(b, T(b, 0), T(b, 1), T(b, 2), INT(b, 3, "embed_dim", 0),
+                       INT(b, 4, "num_head", 0), T(b, 5), T(b, 6), T(b, 7), T(b, 8), OT(b, 9), mt,
+                       NUM(b, 11, "average_attn_weights", 1) != 0, &w);
+    b->more[0] = w;
+    return out;
+  }
+  case NN_OP_TRANSFORMER_ENCODER_LAYER: {
+    ir_value src = T(b, 0);
+    int64_t e = INT(b, 1, "embed_dim", 0), h = INT(b, 2, "num_heads", 0);
+    bool gelu = NUM(b, 7, "use_gelu", 0) != 0, norm_first = NUM(b, 8, "norm_first", 0) != 0;
+    double eps = NUM(b, 9, "eps", 1e-5);
+    int64_t mt = TYP(b, b->in[19])->kind == IR_T_NONE ? -1 : INT(b, 19, "mask_type", -1);
+    if (b->bad) return IR_NOVAL;
+    ir_value x = norm_first ? layer_norm(b, src, e, T(b, 10), T(b, 11), eps) : src;
+    ir_value w;
+    x = mha(b, x, x, x, e, h, T(b, 3), T(b, 4), T(b, 5), T(b, 6), OT(b, 18), mt, false, &w);
+    if (x == IR_NOVAL) return IR_NOVAL;
+    x = add(b, x, src);
+    if (!norm_first) x = layer_norm(b, x, e, T(b, 10), T(b, 11), eps);
+    ir_value res = x;
+    if (norm_first) x = layer_norm(b, x, e, T(b, 12), T(b, 13), eps);
+    x = linear(b, x, T(b, 14), T(b, 15));
+    x = gelu ? E(b, NN_OP_GELU, 2, x, K(b, (ir_const){.kind = IR_C_STR, .s = "none"}))
+             : un(b, NN_OP_RELU, x);
+    x = add(b, linear(b, x, T(b, 16), T(b, 17)), res);
+    if (!norm_first) x = layer_norm(b, x, e, T(b, 12), T(b, 13), eps);
+    return x;
+  }
   default: return IR_NOVAL;
   }
 }
@@ -503,17 +597,20 @@ int pass_expand(ir_graph *g, nn_diag *d) {
       continue;
     }
     bld b = {.g = g, .at = order[k], .loc = node->loc, .d = d, .op = ir_ops[node->op].name};
-    NN_ASSERT(node->nin <= 8 && node->nout == 1);
+    NN_ASSERT(node->nin <= 24 && node->nout <= 3);
     memcpy(b.in, node->in, sizeof(ir_value) * (size_t)node->nin);
     ir_op op = node->op;
-    ir_value out = node->out[0];
+    int nout = node->nout;
+    ir_value outs[3];
+    memcpy(outs, node->out, sizeof(ir_value) * (size_t)nout);
     ir_value r = expand_op(&b, op);
     if (b.bad || r == IR_NOVAL) {
       if (!b.bad) nn_error(d, b.loc, "'%s' cannot be expanded here", b.op);
       errors++;
       continue;
     }
-    ir_replace_uses(g, out, r);
+    ir_replace_uses(g, outs[0], r);
+    for (int i = 1; i < nout; i++) ir_replace_uses(g, outs[i], b.more[i - 1]);
     ir_kill(g, order[k]);
     unpack_list(g, r);
     expanded++;

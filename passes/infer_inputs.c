@@ -340,6 +340,13 @@ static dem use_demand(inf *f, ir_node *n, int i) {
     u.dt = NN_DT_F32;
     return u;
   }
+  case NN_OP_NATIVE_MHA: /* batched [B, T, E] query, key and value */
+  case NN_OP_TRANSFORMER_ENCODER_LAYER:
+    if (i <= (op == NN_OP_NATIVE_MHA ? 2 : 0)) {
+      exact(&u, 3, R_NONE);
+      u.dt = NN_DT_F32;
+    }
+    return u;
   case NN_OP_RNN_SCAN: /* xp[T, B, G*H]; the rest are weights and states */
     if (i == 0) {
       exact(&u, 3, R_NONE);

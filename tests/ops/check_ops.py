@@ -190,19 +190,23 @@ def check_symbolic(nncc, pt, info, sets, work, tol, timeout):
   """Compiles pt with symbolic dims: as a user would first, with no
   --input (dtypes, ranks and the dims weights fix inferred), and when that
   fails or guesses another rank than the case's (an elementwise op alone
-  says nothing of its input's rank: 2 is the convention) with --input
-  NAME:DTYPE[NAME_0,1,...] (dtype and rank given, every dim symbolic but
-  those of 1, which broadcast); runs it on each (inputs, refs) set: the
+  says nothing of its input's rank: 2 is the convention) as nncc then asks,
+  with --input NAME:DTYPE[NAME_0,5,...]: the dims the shape sets vary
+  symbolic, the others as traced. Runs it on each (inputs, refs) set: the
   case's own and its alternates at other shapes. Returns a dict like
   check_model's."""
   res = {"ok": False, "stage": "compile", "why": "", "err": None,
          "compile_s": None}
   os.makedirs(work, exist_ok=True)
   so = os.path.join(work, info["name"] + ".sym.so")
+  # the dims the shape sets vary are symbolic, the others as traced
+  shapes = [[np.load(path, mmap_mode="r").shape for path in inputs] for inputs, _ in sets]
   flags = []
-  for i in info["inputs"]:
-    dims = ",".join("1" if n == 1 else "%s_%d" % (i["name"], d)
-                    for d, n in enumerate(i["shape"]))
+  for j, i in enumerate(info["inputs"]):
+    vary = [any(len(sh[j]) > d and sh[j][d] != n for sh in shapes)
+            for d, n in enumerate(i["shape"])]
+    dims = ",".join("%s_%d" % (i["name"], d) if v else str(n)
+                    for d, (n, v) in enumerate(zip(i["shape"], vary)))
     flags += ["--input", "%s:%s[%s]" % (i["name"], i["dtype"], dims)]
   t0 = time.time()
   rc, out = run_cmd([nncc, pt, "-o", so], timeout)

@@ -345,6 +345,40 @@ CASES = [
   ("rnn_relu", m(lambda: nn.RNN(8, 6, nonlinearity="relu", num_layers=2, bidirectional=True)),
    ["f32[5,3,8]"], "RNN (relu), two bidirectional layers"),
 
+  # attention: the eval-mode fast paths traced under no_grad, and the rest
+  ("mha_fast", f(lambda s, x: s.a(x, x, x, need_weights=False)[0],
+                 a=nn.MultiheadAttention(8, 2, batch_first=True)),
+   ["f32[2,5,8]"], "MultiheadAttention fast path (_native_multi_head_attention)"),
+  ("mha_fast_padding", f(lambda s, x, m: s.a(x, x, x, key_padding_mask=m < 1, need_weights=False)[0],
+                         a=nn.MultiheadAttention(12, 3, batch_first=True)),
+   ["f32[3,6,12]", "i64<4[3,6]"], "MultiheadAttention fast path with a key padding mask"),
+  ("mha_weights", f(lambda s, q, k: s.a(q, k, k), a=nn.MultiheadAttention(8, 4, batch_first=True)),
+   ["f32[2,5,8]", "f32[2,7,8]"], "MultiheadAttention, cross attention, averaged weights"),
+  ("mha_weights_per_head", f(lambda s, x: s.a(x, x, x, average_attn_weights=False),
+                             a=nn.MultiheadAttention(8, 2)),
+   ["f32[5,2,8]"], "MultiheadAttention, sequence first, weights per head"),
+  ("mha_kdim_vdim", f(lambda s, q, k, v: s.a(q, k, v)[0],
+                      a=nn.MultiheadAttention(8, 2, kdim=6, vdim=4, batch_first=True)),
+   ["f32[2,5,8]", "f32[2,3,6]", "f32[2,3,4]"], "MultiheadAttention with kdim and vdim"),
+  ("encoder_layer_fast", m(lambda: nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)),
+   ["f32[2,5,8]"], "TransformerEncoderLayer fast path (_transformer_encoder_layer_fwd)"),
+  ("encoder_layer_fast_gelu_pre",
+   m(lambda: nn.TransformerEncoderLayer(12, 3, 20, activation="gelu", norm_first=True,
+                                        batch_first=True)),
+   ["f32[3,4,12]"], "TransformerEncoderLayer fast path, gelu, norm_first"),
+  ("encoder_layer_fast_padding",
+   f(lambda s, x, m: s.l(x, src_key_padding_mask=m < 1),
+     l=nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)),
+   ["f32[2,5,8]", "i64<4[2,5]"], "TransformerEncoderLayer fast path with a padding mask"),
+  ("encoder_stack", m(lambda: nn.TransformerEncoder(
+      nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2, enable_nested_tensor=False)),
+   ["f32[2,5,8]"], "TransformerEncoder of two fast-path layers"),
+  ("encoder_layer_seq_first", m(lambda: nn.TransformerEncoderLayer(8, 2, 16)), ["f32[5,2,8]"],
+   "TransformerEncoderLayer, sequence first (no fast path)"),
+  ("transformer", f(lambda s, a, b: s.t(a, b), t=nn.Transformer(
+      8, 2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=16, batch_first=True)),
+   ["f32[2,5,8]", "f32[2,4,8]"], "nn.Transformer, one encoder and one decoder layer"),
+
   # losses and distances (expanded after shape inference)
   ("mse_loss", m(lambda: nn.MSELoss()), ["f32[4,5]", "f32[4,5]"], "MSELoss, mean"),
   ("mse_loss_sum_bcast", f(lambda s, x, y: F.mse_loss(x, y.expand_as(x), reduction="sum")),
@@ -723,7 +757,6 @@ CASES = [
 SYMBOLIC_GAPS = {
   "addmm": "the added vector's symbolic dim is not unified with the product's columns",
   "addmm_alpha_beta": "the added matrix's symbolic dims are not unified with the product's",
-  "chunk_2": "chunk of a symbolic dim (ceil-sized pieces) is not supported",
   "chunk_3": "chunk of a symbolic dim (ceil-sized pieces) is not supported",
   "up_bilinear_frac": "a fractional scale factor on a symbolic size (floor of a double product)",
   "up_linear": "a fractional scale factor on a symbolic size (floor of a double product)",
