@@ -14,6 +14,9 @@
  * count, a weight's shape. reduction is PyTorch's enum: 0 none, 1 mean,
  * 2 sum.
  *
+ * Convolutions the lowering has no kernel for are rewritten here too: a
+ * transposed one into a direct one, a 3-d one into 2-d ones.
+ *
  * The recurrent layers (lstm, gru, rnn_tanh, rnn_relu) are composite rows
  * too, but the frontend expands them as it reads them
  * (frontend/lower_rnn.c); one met here comes from an IR file and is
@@ -531,8 +534,193 @@ static ir_value expand_op(bld *b, ir_op op) {
     if (!norm_first) x = layer_norm(b, x, e, T(b, 12), T(b, 13), eps);
     return x;
   }
+  case NN_OP_GLU: {
+    ir_value x = T(b, 0);
+    int64_t d = INT(b, 1, "dim", -1);
+    ir_value n = E(b, NN_OP_SIZE, 2, x, I(b, d));
+    ir_value half = E(b, NN_OP_SCALAR_FLOORDIV, 2, n, I(b, 2));
+    ir_value a = E(b, NN_OP_SLICE, 5, x, I(b, d), I(b, 0), half, I(b, 1));
+    ir_value g = E(b, NN_OP_SLICE, 5, x, I(b, d), half, n, I(b, 1));
+    return mul(b, a, un(b, NN_OP_SIGMOID, g));
+  }
+  case NN_OP_MAX_POOL1D_INDICES: { /* over [.., C, 1, L] as 2-d pooling */
+    const ir_const *kc, *sc, *pc, *dc;
+    if (!ir_value_const(b->g, b->in[1], &kc) || !ir_value_const(b->g, b->in[2], &sc) ||
+        !ir_value_const(b->g, b->in[3], &pc) || !ir_value_const(b->g, b->in[4], &dc) ||
+        kc->kind != IR_C_INTLIST || kc->n != 1 || sc->kind != IR_C_INTLIST || sc->n > 1 ||
+        pc->kind != IR_C_INTLIST || pc->n != 1 || dc->kind != IR_C_INTLIST || dc->n != 1) {
+      fail(b, "kernel, stride, padding and dilation must be known one-element lists");
+      return IR_NOVAL;
+    }
+    int64_t k2[2] = {1, kc->ints[0]}, s2[2] = {1, sc->n ? sc->ints[0] : kc->ints[0]};
+    int64_t p2[2] = {0, pc->ints[0]}, d2[2] = {1, dc->ints[0]};
+    ir_value x4 = E(b, NN_OP_UNSQUEEZE, 2, T(b, 0), I(b, -2));
+    ir_value in[6] = {x4, DIMS(b, 2, k2), DIMS(b, 2, s2), DIMS(b, 2, p2), DIMS(b, 2, d2), b->in[5]};
+    ir_nodeid id = ir_insert_before(b->g, b->at, NN_OP_MAX_POOL2D_INDICES, 6, in, 2, b->loc);
+    ir_value v = ir_node_get(b->g, id)->out[0], ix = ir_node_get(b->g, id)->out[1];
+    b->more[0] = E(b, NN_OP_SQUEEZE, 2, ix, I(b, -2));
+    return E(b, NN_OP_SQUEEZE, 2, v, I(b, -2));
+  }
   default: return IR_NOVAL;
   }
+}
+
+/* ---- 3-d convolution as 2-d ones ---------------------------------------------
+ * y[n, :, o] = sum_j conv2d(x[n, :, o*sd + j*dd], w[:, :, j]) over the kernel
+ * depth j: per j, the depth slice of (depth-padded) x read with the
+ * depth stride, with the output depths folded into the batch, one 2-d
+ * convolution (the fast path: im2col + GEMM, Winograd, depthwise), then the
+ * kd results summed and unfolded. */
+static bool conv3d_node(ir_graph *g, const ir_node *n) {
+  const ir_const *tr;
+  if (n->op != NN_OP_CONVOLUTION || n->nin != 9) return false;
+  const ir_type *x = ir_vtype(g, n->in[0]);
+  return x->kind == IR_T_TENSOR && x->rank == 5 && ir_value_const(g, n->in[6], &tr) &&
+         tr->kind == IR_C_BOOL && !tr->i;
+}
+
+static bool list3(bld *b, int i, int64_t *v) {
+  const ir_const *c;
+  if (!ir_value_const(b->g, b->in[i], &c) || c->kind != IR_C_INTLIST || (c->n != 1 && c->n != 3))
+    return false;
+  for (int k = 0; k < 3; k++) v[k] = c->ints[c->n == 1 ? 0 : k];
+  return true;
+}
+
+static ir_value conv3d(bld *b) {
+  ir_value x = T(b, 0), w = T(b, 1), bias = OT(b, 2);
+  int64_t st[3], pd[3], dl[3], groups = INT(b, 8, "groups", 1);
+  const ir_type *xt = TYP(b, x), *wt = TYP(b, w);
+  int64_t kd, D, N;
+  if (!list3(b, 3, st) || !list3(b, 4, pd) || !list3(b, 5, dl) || wt->kind != IR_T_TENSOR ||
+      wt->rank != 5 || !ir_dim_is_const(b->g, wt->dims[2], &kd)) {
+    fail(b, "3-d convolution needs known stride, padding and dilation and a 5-d weight");
+    return IR_NOVAL;
+  }
+  bool dknown = ir_dim_is_const(b->g, xt->dims[2], &D);
+  bool nknown = ir_dim_is_const(b->g, xt->dims[0], &N);
+  int64_t Do = dknown ? (D + 2 * pd[0] - dl[0] * (kd - 1) - 1) / st[0] + 1 : -1;
+  if (!dknown && !nknown) {
+    fail(b, "3-d convolution with both the batch and the depth symbolic is not supported yet");
+    return IR_NOVAL;
+  }
+  if (dknown && Do < 1) {
+    fail(b, "the kernel does not fit the padded depth");
+    return IR_NOVAL;
+  }
+  ir_value xp = x;
+  if (pd[0] > 0) {
+    int64_t pads[6] = {0, 0, 0, 0, pd[0], pd[0]};
+    xp = E(b, NN_OP_PAD, 3, x, DIMS(b, 6, pads), F(b, 0));
+  }
+  int64_t perm[5] = {0, 2, 1, 3, 4};
+  int64_t s2[2] = {st[1], st[2]}, p2[2] = {pd[1], pd[2]}, d2[2] = {dl[1], dl[2]}, op2[2] = {0, 0};
+  ir_value y = IR_NOVAL;
+  for (int64_t j = 0; j < kd; j++) {
+    int64_t back = dl[0] * (kd - 1) - j * dl[0]; /* depths the kernel's rest needs */
+    ir_value xj = E(b, NN_OP_SLICE, 5, xp, I(b, 2), I(b, j * dl[0]), I(b, back ? -back : INT64_MAX),
+                    I(b, st[0]));
+    xj = E(b, NN_OP_FLATTEN, 3, E(b, NN_OP_PERMUTE, 2, xj, DIMS(b, 5, perm)), I(b, 0), I(b, 1));
+    ir_value wj = E(b, NN_OP_SELECT, 3, w, I(b, 2), I(b, j));
+    ir_value cin[9] = {xj,
+                       wj,
+                       j == 0 && bias != IR_NOVAL ? bias : NONE(b),
+                       DIMS(b, 2, s2),
+                       DIMS(b, 2, p2),
+                       DIMS(b, 2, d2),
+                       Bo(b, false),
+                       DIMS(b, 2, op2),
+                       I(b, groups)};
+    ir_nodeid id = ir_insert_before(b->g, b->at, NN_OP_CONVOLUTION, 9, cin, 1, b->loc);
+    ir_value yj = ir_node_get(b->g, id)->out[0];
+    y = y == IR_NOVAL ? yj : add(b, y, yj);
+  }
+  int64_t split[2] = {dknown ? -1 : N, dknown ? Do : -1};
+  y = E(b, NN_OP_UNFLATTEN, 3, y, I(b, 0), DIMS(b, 2, split));
+  return E(b, NN_OP_PERMUTE, 2, y, DIMS(b, 5, perm));
+}
+
+/* ---- transposed convolution as a direct one ----------------------------------
+ * conv_transpose(x, w, stride s, padding p, output_padding q, dilation d,
+ * groups g) is the stride-1 convolution, dilation d, of x with s-1 zeros
+ * between its elements and d(k-1)-p zeros around (q more at the end), by
+ * w flipped in space with its in and out channels swapped per group. */
+static bool conv_t_node(ir_graph *g, const ir_node *n) {
+  const ir_const *tr;
+  if (n->op != NN_OP_CONVOLUTION || n->nin != 9) return false;
+  const ir_type *x = ir_vtype(g, n->in[0]);
+  return x->kind == IR_T_TENSOR && x->rank >= 3 && x->rank <= 5 &&
+         ir_value_const(g, n->in[6], &tr) && tr->kind == IR_C_BOOL && tr->i;
+}
+
+static bool listn(bld *b, int i, int n, int64_t *v) {
+  const ir_const *c;
+  if (!ir_value_const(b->g, b->in[i], &c) || c->kind != IR_C_INTLIST || (c->n != 1 && c->n != n))
+    return false;
+  for (int k = 0; k < n; k++) v[k] = c->ints[c->n == 1 ? 0 : k];
+  return true;
+}
+
+static ir_value conv_transposed(bld *b) {
+  ir_value x = T(b, 0), w = T(b, 1), bias = OT(b, 2);
+  const ir_type *xt = TYP(b, x), *wt = TYP(b, w);
+  int ns = xt->rank - 2;
+  int64_t st[3], pd[3], dl[3], op[3], k[3], groups = INT(b, 8, "groups", 1), cin, coutg;
+  bool ok = listn(b, 3, ns, st) && listn(b, 4, ns, pd) && listn(b, 5, ns, dl) &&
+            listn(b, 7, ns, op) && wt->kind == IR_T_TENSOR && wt->rank == xt->rank &&
+            ir_dim_is_const(b->g, wt->dims[0], &cin) && ir_dim_is_const(b->g, wt->dims[1], &coutg);
+  for (int i = 0; ok && i < ns; i++) ok = ir_dim_is_const(b->g, wt->dims[2 + i], &k[i]);
+  if (!ok || groups < 1 || cin % groups) {
+    fail(b, "transposed convolution needs known stride, padding, dilation, output_padding and "
+            "weight shape");
+    return IR_NOVAL;
+  }
+  for (int i = 0; i < ns; i++) {
+    int dim = 2 + i;
+    if (st[i] > 1) { /* s-1 zeros after every element, the last ones dropped */
+      ir_value u = E(b, NN_OP_UNSQUEEZE, 2, x, I(b, dim + 1));
+      ir_value z = E(b, NN_OP_ZEROS_LIKE, 2, u, NONE(b));
+      ir_value parts[4] = {u, z, z, z};
+      ir_value *items = nn_alloc(b->g->arena, sizeof(ir_value) * (size_t)st[i]);
+      for (int64_t j = 0; j < st[i]; j++) items[j] = parts[j ? 1 : 0];
+      ir_nodeid lid = ir_insert_before(b->g, b->at, NN_OP_LIST_CONSTRUCT, (int)st[i], items, 1,
+                                       b->loc);
+      x = E(b, NN_OP_CAT, 2, ir_node_get(b->g, lid)->out[0], I(b, dim + 1));
+      x = E(b, NN_OP_FLATTEN, 3, x, I(b, dim), I(b, dim + 1));
+      x = E(b, NN_OP_SLICE, 5, x, I(b, dim), I(b, 0), I(b, -(st[i] - 1)), I(b, 1));
+    }
+    int64_t lo = dl[i] * (k[i] - 1) - pd[i], hi = lo + op[i];
+    if (lo < 0 || hi < 0) {                                      /* crop first */
+      int64_t a = lo < 0 ? -lo : 0, e = hi < 0 ? hi : INT64_MAX; /* from the end */
+      x = E(b, NN_OP_SLICE, 5, x, I(b, dim), I(b, a), I(b, e), I(b, 1));
+    }
+    if (lo > 0 || hi > 0) {
+      int64_t pads[6] = {0};
+      int at = 2 * (ns - 1 - i);
+      pads[at] = lo > 0 ? lo : 0;
+      pads[at + 1] = hi > 0 ? hi : 0;
+      x = E(b, NN_OP_PAD, 3, x, DIMS(b, 2 * ns, pads), F(b, 0));
+    }
+  }
+  /* w [Cin, Cout/g, k...] -> flipped, [g, Cin/g, Cout/g, k...] -> [Cout, Cin/g, k...] */
+  int64_t sp[3] = {2, 3, 4}, gs[2] = {groups, cin / groups};
+  ir_value wf = E(b, NN_OP_FLIP, 2, w, DIMS(b, ns, sp));
+  wf = E(b, NN_OP_UNFLATTEN, 3, wf, I(b, 0), DIMS(b, 2, gs));
+  wf = E(b, NN_OP_TRANSPOSE, 3, wf, I(b, 1), I(b, 2));
+  wf = E(b, NN_OP_FLATTEN, 3, wf, I(b, 0), I(b, 1));
+  int64_t one[3] = {1, 1, 1}, zero[3] = {0, 0, 0};
+  ir_value cin9[9] = {x,
+                      wf,
+                      bias != IR_NOVAL ? bias : NONE(b),
+                      DIMS(b, ns, one),
+                      DIMS(b, ns, zero),
+                      DIMS(b, ns, dl),
+                      Bo(b, false),
+                      DIMS(b, ns, zero),
+                      I(b, groups)};
+  ir_nodeid id = ir_insert_before(b->g, b->at, NN_OP_CONVOLUTION, 9, cin9, 1, b->loc);
+  (void)coutg;
+  return ir_node_get(b->g, id)->out[0];
 }
 
 /* Whether op is expanded here or by the frontend (its shape rule is
@@ -582,7 +770,9 @@ int pass_expand(ir_graph *g, nn_diag *d) {
   if (n) memcpy(order, g->order.data, sizeof *order * (size_t)n);
   for (int k = 0; k < n; k++) {
     ir_node *node = ir_node_get(g, order[k]);
-    if ((node->flags & IR_NF_DEAD) || !composite(node->op)) continue;
+    bool c3 = !(node->flags & IR_NF_DEAD) && conv3d_node(g, node);
+    bool ct = !(node->flags & IR_NF_DEAD) && conv_t_node(g, node);
+    if ((node->flags & IR_NF_DEAD) || (!composite(node->op) && !c3 && !ct)) continue;
     if (frontend_only(node->op)) {
       nn_error(d, node->loc,
                "'%s' is expanded by the frontend as it reads a model; an IR file spells out its "
@@ -603,7 +793,7 @@ int pass_expand(ir_graph *g, nn_diag *d) {
     int nout = node->nout;
     ir_value outs[3];
     memcpy(outs, node->out, sizeof(ir_value) * (size_t)nout);
-    ir_value r = expand_op(&b, op);
+    ir_value r = ct ? conv_transposed(&b) : c3 ? conv3d(&b) : expand_op(&b, op);
     if (b.bad || r == IR_NOVAL) {
       if (!b.bad) nn_error(d, b.loc, "'%s' cannot be expanded here", b.op);
       errors++;

@@ -10,6 +10,11 @@
 # folder). Without a python that imports torch and numpy the test is
 # skipped (77).
 #
+# Every case is checked with fixed shapes, then with symbolic dims at other
+# shapes (check_ops.py --symbolic); then tests/ops/coverage.py checks that
+# every torch.nn class and torch.nn.functional function is covered by a
+# case, out of scope or a listed gap, and that docs/COVERAGE.md is current.
+#
 # By hand:  NNCC=build/nncc NNCC_BUILD=build bash tests/ops.sh [SUBSTR]
 set -u
 
@@ -55,4 +60,11 @@ sel=()
 static=$?
 "$py" "$src/tests/ops/check_ops.py" --nncc "$NNCC" --dir "$ops" "${sel[@]}" --symbolic
 symbolic=$?
-[ "$static" = 0 ] && [ "$symbolic" = 0 ]
+# the coverage table of torch.nn (docs/COVERAGE.md must be current); the
+# known gaps are allowed and counted
+coverage=0
+if [ -z "$only" ]; then
+  "$py" "$src/tests/ops/coverage.py" "$ops" --allow-gaps --check "$src/docs/COVERAGE.md"
+  coverage=$?
+fi
+[ "$static" = 0 ] && [ "$symbolic" = 0 ] && [ "$coverage" = 0 ]

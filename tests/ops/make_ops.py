@@ -19,7 +19,11 @@ example inputs and saved as OUTDIR/<case>.pt. Next to it go
                       dtype, shape, flag: the ready-made --input value),
                       outputs (dtype, shape), alts (how many alternate
                       input sets), symbolic_gap (SYMBOLIC_GAPS' reason,
-                      when listed) and tol, the relative
+                      when listed), modules, functions and aten (the
+                      torch.nn classes in it, the torch.nn.functional
+                      functions its trace called, the ATen ops of the
+                      traced graph: tests/ops/coverage.py reads them) and
+                      tol, the relative
                       tolerance check_ops.py applies to floating outputs
 
 Cases are generated from the CASES table at the bottom. Each one seeds
@@ -344,6 +348,128 @@ CASES = [
   ("rnn_tanh", m(lambda: nn.RNN(8, 6)), ["f32[5,3,8]"], "RNN (tanh)"),
   ("rnn_relu", m(lambda: nn.RNN(8, 6, nonlinearity="relu", num_layers=2, bidirectional=True)),
    ["f32[5,3,8]"], "RNN (relu), two bidirectional layers"),
+
+  # every torch.nn class and torch.nn.functional function once more as such
+  # (tests/ops/coverage.py counts which a case uses)
+  ("nn_identity", m(lambda: nn.Identity()), ["f32[3,5]"], "nn.Identity"),
+  ("nn_flatten", m(lambda: nn.Flatten()), ["f32[2,3,4,5]"], "nn.Flatten"),
+  ("nn_conv1d", m(lambda: nn.Conv1d(4, 6, 3, stride=2, padding=1)), ["f32[2,4,11]"],
+   "nn.Conv1d, stride 2, padding 1"),
+  ("nn_conv3d", m(lambda: nn.Conv3d(3, 4, 3, padding=1)), ["f32[1,3,5,6,7]"], "nn.Conv3d"),
+  ("nn_conv_transpose1d", m(lambda: nn.ConvTranspose1d(4, 6, 3, stride=2)), ["f32[2,4,9]"],
+   "nn.ConvTranspose1d, stride 2"),
+  ("nn_conv_transpose2d", m(lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1,
+                                                       output_padding=1)),
+   ["f32[2,4,5,6]"], "nn.ConvTranspose2d, stride 2, output_padding 1"),
+  ("nn_conv_transpose3d", m(lambda: nn.ConvTranspose3d(3, 2, 3)), ["f32[1,3,4,5,5]"],
+   "nn.ConvTranspose3d"),
+  ("conv_t2d_groups_dil", m(lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=2, dilation=2,
+                                                      groups=2, output_padding=1)),
+   ["f32[2,4,5,4]"], "ConvTranspose2d with groups, dilation, output_padding"),
+  ("conv_t1d_crop", m(lambda: nn.ConvTranspose1d(3, 2, 3, stride=3, padding=3, bias=False)),
+   ["f32[2,3,6]"], "ConvTranspose1d whose padding crops (padding > dilation*(k-1))"),
+  ("conv3d_strided_groups", m(lambda: nn.Conv3d(4, 4, 3, stride=(2, 1, 2), padding=(1, 0, 1),
+                                                dilation=(2, 1, 1), groups=2, bias=False)),
+   ["f32[2,4,7,5,6]"], "Conv3d with per-dim stride, padding, dilation, groups"),
+  ("nn_activations", f(lambda s, x: s.a(x) + s.b(x) + s.c(x) + s.d(x) + s.e(x) + s.g(x),
+                       a=nn.ReLU(), b=nn.ReLU6(), c=nn.Sigmoid(), d=nn.Tanh(), e=nn.Hardtanh(-2, 2),
+                       g=nn.Threshold(0.1, 20.0)),
+   ["f32[3,7]"], "nn.ReLU, ReLU6, Sigmoid, Tanh, Hardtanh, Threshold"),
+  ("nn_activations2", f(lambda s, x: s.a(x) + s.b(x) + s.c(x) + s.d(x) + s.e(x) + s.g(x),
+                        a=nn.ELU(0.5), b=nn.GELU("tanh"), c=nn.LeakyReLU(0.2), d=nn.LogSigmoid(),
+                        e=nn.Softplus(2, 5), g=nn.Softsign()),
+   ["f32[3,7]"], "nn.ELU, GELU (tanh), LeakyReLU, LogSigmoid, Softplus, Softsign"),
+  ("nn_activations3", f(lambda s, x: s.a(x) + s.b(x) + s.c(x) + s.d(x) + s.e(x),
+                        a=nn.Tanhshrink(), b=nn.Hardsigmoid(), c=nn.Hardswish(), d=nn.SiLU(),
+                        e=nn.Mish()),
+   ["f32[3,7]"], "nn.Tanhshrink, Hardsigmoid, Hardswish, SiLU, Mish"),
+  ("nn_softmaxes", f(lambda s, x: (s.a(x), s.b(x), s.c(x), s.d(x)), a=nn.Softmax(1),
+                     b=nn.LogSoftmax(-1), c=nn.Softmin(1), d=nn.Softmax2d()),
+   ["f32[2,3,4,5]"], "nn.Softmax, LogSoftmax, Softmin, Softmax2d"),
+  ("nn_glu", m(lambda: nn.GLU(1)), ["f32[3,8,5]"], "nn.GLU over dim 1"),
+  ("F_activations", f(lambda s, x: F.sigmoid(x) + F.tanh(x) + F.softsign(x) + F.tanhshrink(x)
+                      + F.mish(x) + F.elu(x) + F.leaky_relu(x, 0.3) + F.threshold(x, 0.2, -1.0)),
+   ["f32[3,7]"], "F.sigmoid, tanh, softsign, tanhshrink, mish, elu, leaky_relu, threshold"),
+  ("F_glu", f(lambda s, x: F.glu(x, 1)), ["f32[3,8,5]"], "F.glu over dim 1"),
+  ("F_softmin", f(lambda s, x: F.softmin(x, dim=-1)), ["f32[3,7]"], "F.softmin"),
+  ("F_inplace", f(lambda s, x: F.relu_(x * 1) + F.elu_(x * 1) + F.celu_(x * 1) +
+                  F.leaky_relu_(x * 1, 0.1) + F.hardtanh_(x * 1) + F.selu_(x * 1) +
+                  F.threshold_(x * 1, 0.5, 2.0) + F.rrelu_(x * 1, training=False)),
+   ["f32[3,7]"], "the in-place forms: relu_, elu_, celu_, leaky_relu_, hardtanh_, selu_, threshold_, rrelu_"),
+  ("nn_pool1d", f(lambda s, x: (s.a(x), s.b(x), s.c(x), s.d(x)), a=nn.AvgPool1d(3, 2, 1),
+                  b=nn.MaxPool1d(3, 2, ceil_mode=True), c=nn.AdaptiveAvgPool1d(4),
+                  d=nn.AdaptiveMaxPool1d(3)),
+   ["f32[2,3,11]"], "nn.AvgPool1d, MaxPool1d (ceil_mode), AdaptiveAvgPool1d, AdaptiveMaxPool1d"),
+  ("nn_pool2d", f(lambda s, x: (s.a(x), s.b(x), s.c(x), s.d(x)), a=nn.AvgPool2d(3, 2, 1),
+                  b=nn.MaxPool2d(3, 2, dilation=2), c=nn.AdaptiveAvgPool2d((3, 2)),
+                  d=nn.AdaptiveMaxPool2d(3)),
+   ["f32[2,3,11,10]"], "nn.AvgPool2d, MaxPool2d (dilation), AdaptiveAvgPool2d, AdaptiveMaxPool2d"),
+  ("nn_pool3d", f(lambda s, x: (s.a(x), s.b(x)), a=nn.AdaptiveMaxPool3d(2),
+                  b=nn.AdaptiveAvgPool3d((1, 2, 3))),
+   ["f32[1,2,5,6,7]"], "nn.AdaptiveMaxPool3d, AdaptiveAvgPool3d"),
+  ("F_pool_indices", f(lambda s, x: (F.max_pool1d_with_indices(x.flatten(2), 3)[0],
+                                     F.max_pool2d_with_indices(x, 2)[1],
+                                     F.adaptive_max_pool2d(x, 3),
+                                     F.adaptive_max_pool2d_with_indices(x, 2)[1],
+                                     F.adaptive_max_pool1d_with_indices(x.flatten(2), 5)[1],
+                                     F.max_pool1d(x.flatten(2), 4))),
+   ["f32[2,3,6,7]"], "max_pool1d/2d_with_indices, adaptive_max_pool1d/2d (with indices), max_pool1d"),
+  ("F_pool3d_indices", f(lambda s, x: (F.max_pool3d_with_indices(x, 2)[1],
+                                       F.adaptive_max_pool3d_with_indices(x, 2)[1])),
+   ["f32[1,2,4,5,6]"], "max_pool3d_with_indices, adaptive_max_pool3d_with_indices"),
+  ("nn_batchnorm3d", m(lambda: nn.BatchNorm3d(3).eval(), random_bn), ["f32[2,3,4,5,3]"],
+   "nn.BatchNorm3d in eval mode"),
+  ("nn_groupnorm", m(lambda: nn.GroupNorm(2, 6), random_ln), ["f32[2,6,5,4]"], "nn.GroupNorm"),
+  ("F_group_norm", f(lambda s, x: F.group_norm(x, 3)), ["f32[2,6,7]"], "F.group_norm, no affine"),
+  ("nn_dropouts", f(lambda s, x: s.a(x.flatten(2)).unflatten(2, (4, 5)) + s.b(x) +
+                    s.c(x.unsqueeze(0)).squeeze(0) + s.d(x) + s.e(x) + s.g(x),
+                    a=nn.Dropout1d(), b=nn.Dropout2d(), c=nn.Dropout3d(), d=nn.AlphaDropout(),
+                    e=nn.FeatureAlphaDropout(), g=nn.Dropout()),
+   ["f32[2,3,4,5]"], "the dropouts in eval mode (identity)"),
+  ("F_dropouts", f(lambda s, x: F.dropout1d(x.flatten(2), training=False).unflatten(2, (4, 5))
+                   + F.dropout2d(x, training=False)
+                   + F.dropout3d(x.unsqueeze(0), training=False).squeeze(0) + F.alpha_dropout(x)
+                   + F.feature_alpha_dropout(x) + F.dropout(x, training=False)),
+   ["f32[2,3,4,5]"], "F.dropout* with training off (identity)"),
+  ("nn_pixel_shuffle", m(lambda: nn.PixelShuffle(2)), ["f32[2,8,3,4]"], "nn.PixelShuffle"),
+  ("nn_upsampling", f(lambda s, x: (s.a(x), s.b(x)), a=nn.UpsamplingNearest2d(scale_factor=2),
+                      b=nn.UpsamplingBilinear2d(size=(5, 7))),
+   ["f32[1,2,3,4]"], "nn.UpsamplingNearest2d, UpsamplingBilinear2d (align_corners)"),
+  ("F_upsample", f(lambda s, x: (F.upsample(x, scale_factor=2), F.upsample_nearest(x, size=(4, 6)),
+                                 F.upsample_bilinear(x, scale_factor=2))),
+   ["f32[1,2,3,4]"], "the deprecated F.upsample, upsample_nearest, upsample_bilinear"),
+  ("nn_constant_pad1d", m(lambda: nn.ConstantPad1d((2, 1), 3.5)), ["f32[2,3,5]"],
+   "nn.ConstantPad1d"),
+  ("nn_rnn_cell", m(lambda: nn.RNNCell(8, 6)), ["f32[3,8]"], "nn.RNNCell, zero state"),
+  ("nn_lp_pool", f(lambda s, x: (s.a(x), s.b(x.flatten(2))), a=nn.LPPool2d(2, 2),
+                   b=nn.LPPool1d(3, 3)),
+   ["pos[2,3,6,7]"], "nn.LPPool2d (p 2), LPPool1d (p 3)"),
+  ("F_normalize", f(lambda s, x: (F.normalize(x), F.normalize(x, p=1, dim=-1))), ["f32[3,7,2]"],
+   "F.normalize, p 2 over dim 1 and p 1 over the last"),
+  ("nn_gaussian_nll", m(lambda: nn.GaussianNLLLoss()), ["f32[4,5]", "f32[4,5]", "pos[4,5]"],
+   "nn.GaussianNLLLoss"),
+  ("nn_multilabel_soft_margin", m(lambda: nn.MultiLabelSoftMarginLoss()), ["f32[4,5]", "i64<2[4,5]"],
+   "nn.MultiLabelSoftMarginLoss"),
+  ("nn_bce_loss", f(lambda s, x, y: s.l(torch.sigmoid(x), torch.sigmoid(y)), l=nn.BCELoss()),
+   ["f32[4,6]", "f32[4,6]"], "nn.BCELoss"),
+  ("nn_soft_margin", f(lambda s, x, y: s.l(x, torch.sign(y)), l=nn.SoftMarginLoss()),
+   ["f32[4,6]", "f32[4,6]"], "nn.SoftMarginLoss"),
+  ("nn_hinge_embedding", f(lambda s, x, y: s.l(x, (y > 0).float() * 2 - 1),
+                           l=nn.HingeEmbeddingLoss()),
+   ["f32[4,6]", "f32[4,6]"], "nn.HingeEmbeddingLoss"),
+  ("nn_margin_ranking", f(lambda s, a, b, y: s.l(a, b, torch.sign(y)), l=nn.MarginRankingLoss(0.1)),
+   ["f32[7]", "f32[7]", "f32[7]"], "nn.MarginRankingLoss"),
+  ("nn_cosine_embedding", f(lambda s, a, b, y: s.l(a, b, (y > 0).float() * 2 - 1),
+                            l=nn.CosineEmbeddingLoss()),
+   ["f32[5,8]", "f32[5,8]", "f32[5]"], "nn.CosineEmbeddingLoss"),
+  ("nn_nll_loss2d", m(lambda: nn.NLLLoss2d()), ["f32[2,4,3,5]", "i64<4[2,3,5]"], "nn.NLLLoss2d"),
+  ("nn_triplet_distance", m(lambda: nn.TripletMarginWithDistanceLoss()),
+   ["f32[5,8]", "f32[5,8]", "f32[5,8]"], "nn.TripletMarginWithDistanceLoss, default distance"),
+  ("nn_sequential", m(lambda: nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))),
+   ["f32[3,4]"], "nn.Sequential of Linear, ReLU, Linear"),
+  ("nn_module_list", f(lambda s, x: s.l[1](s.l[0](x)), l=nn.ModuleList([nn.Linear(4, 5),
+                                                                          nn.ReLU()])),
+   ["f32[3,4]"], "nn.ModuleList holding a Linear and a ReLU"),
 
   # attention: the eval-mode fast paths traced under no_grad, and the rest
   ("mha_fast", f(lambda s, x: s.a(x, x, x, need_weights=False)[0],
@@ -866,6 +992,35 @@ def alternates(module, traced, specs, seed):
   return found
 
 
+class Recorder:
+  """While active, notes the name of every torch.nn.functional function
+  called (the case's own calls and those of the modules it uses), by
+  wrapping each public one; the coverage check reads the names."""
+
+  def __init__(self):
+    self.called = set()
+    self.saved = {}
+
+  def __enter__(self):
+    for name in dir(F):
+      fn = getattr(F, name)
+      if name.startswith("_") or not callable(fn) or isinstance(fn, type) or \
+         getattr(fn, "__module__", "") != F.__name__:
+        continue
+      self.saved[name] = fn
+
+      def wrapper(*a, _name=name, _fn=fn, **k):
+        self.called.add(_name)
+        return _fn(*a, **k)
+      setattr(F, name, wrapper)
+    return self
+
+  def __exit__(self, *exc):
+    for name, fn in self.saved.items():
+      setattr(F, name, fn)
+    return False
+
+
 def build(case, outdir):
   name, body, specs, covers = case[:4]
   tol = case[4] if len(case) > 4 else DEFAULT_TOL
@@ -880,9 +1035,11 @@ def build(case, outdir):
   module = module.eval()
   gen = torch.Generator().manual_seed(seed)
   inputs = [make_input(s, gen) for s in specs]
-  with torch.no_grad(), warnings.catch_warnings():
+  with torch.no_grad(), warnings.catch_warnings(), Recorder() as rec:
     warnings.simplefilter("ignore")
     traced = torch.jit.trace(module, tuple(inputs), check_trace=False)
+  with torch.no_grad(), warnings.catch_warnings():
+    warnings.simplefilter("ignore")
     outs = flatten_outputs(traced(*[t.clone() for t in inputs]))
     expect = flatten_outputs(module(*[t.clone() for t in inputs]))
   for a, b in zip(outs, expect):
@@ -915,6 +1072,12 @@ def build(case, outdir):
                 for o in outs],
     "tol": tol,
     "alts": len(alts),
+    # what the case exercises, for the coverage table (tests/ops/coverage.py)
+    "modules": sorted({type(mm).__name__ for mm in module.modules()
+                       if type(mm).__module__.startswith("torch.nn.modules")}),
+    "functions": sorted(rec.called),
+    "aten": sorted({n.kind() for n in traced.inlined_graph.nodes()
+                    if n.kind().startswith("aten::")}),
   }
   if name in SYMBOLIC_GAPS:
     info["symbolic_gap"] = SYMBOLIC_GAPS[name]
