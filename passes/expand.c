@@ -37,7 +37,7 @@ typedef struct bld {
   nn_loc loc;
   nn_diag *d;
   ir_value in[24];  /* its operands */
-  ir_value more[2]; /* results after the first (multi-result ops) */
+  ir_value more[3]; /* results after the first (multi-result ops) */
   const char *op;
   bool bad; /* an argument was refused (reported) */
 } bld;
@@ -505,7 +505,7 @@ static ir_value expand_op(bld *b, ir_op op) {
   }
   case NN_OP_NATIVE_MHA: {
     int64_t mt = TYP(b, b->in[12])->kind == IR_T_NONE ? -1 : INT(b, 12, "mask_type", -1);
-    ir_value w;
+    ir_value w = IR_NOVAL;
     ir_value out = mha(b, T(b, 0), T(b, 1), T(b, 2), INT(b, 3, "embed_dim", 0),
                        INT(b, 4, "num_head", 0), T(b, 5), T(b, 6), T(b, 7), T(b, 8), OT(b, 9), mt,
                        NUM(b, 11, "average_attn_weights", 1) != 0, &w);
@@ -520,7 +520,7 @@ static ir_value expand_op(bld *b, ir_op op) {
     int64_t mt = TYP(b, b->in[19])->kind == IR_T_NONE ? -1 : INT(b, 19, "mask_type", -1);
     if (b->bad) return IR_NOVAL;
     ir_value x = norm_first ? layer_norm(b, src, e, T(b, 10), T(b, 11), eps) : src;
-    ir_value w;
+    ir_value w = IR_NOVAL;
     x = mha(b, x, x, x, e, h, T(b, 3), T(b, 4), T(b, 5), T(b, 6), OT(b, 18), mt, false, &w);
     if (x == IR_NOVAL) return IR_NOVAL;
     x = add(b, x, src);
@@ -560,6 +560,56 @@ static ir_value expand_op(bld *b, ir_op op) {
     ir_value v = ir_node_get(b->g, id)->out[0], ix = ir_node_get(b->g, id)->out[1];
     b->more[0] = E(b, NN_OP_SQUEEZE, 2, ix, I(b, -2));
     return E(b, NN_OP_SQUEEZE, 2, v, I(b, -2));
+  }
+  case NN_OP_EMBEDDING_BAG: {
+    /* a [B, L] mask of which indices each bag holds, then a product with
+     * the rows (sum, mean) or a masked max */
+    ir_value w = T(b, 0), idx = T(b, 1), off = T(b, 2), psw = OT(b, 6);
+    int64_t mode = INT(b, 4, "mode", 0);
+    bool last = NUM(b, 7, "include_last_offset", 0) != 0;
+    if (rank_of(b, idx) != 1 || rank_of(b, off) != 1 || mode < 0 || mode > 2) {
+      fail(b, "expects 1-d indices and offsets and mode 0, 1 or 2");
+      return IR_NOVAL;
+    }
+    for (int i = 1; i < 4; i++)
+      if (ir_use_count(b->g, ir_node_get(b->g, b->at)->out[i]) > 0) {
+        fail(b, "only its first result (the bags) is supported");
+        return IR_NOVAL;
+      }
+    ir_value L = E(b, NN_OP_SIZE, 2, idx, I(b, 0));
+    ir_value starts = off, ends;
+    if (last) {
+      starts = E(b, NN_OP_SLICE, 5, off, I(b, 0), I(b, 0), I(b, -1), I(b, 1));
+      ends = E(b, NN_OP_SLICE, 5, off, I(b, 0), I(b, 1), I(b, INT64_MAX), I(b, 1));
+    } else {
+      ir_value lt = E(b, NN_OP_UNSQUEEZE, 2, E(b, NN_OP_NUM_TO_TENSOR, 1, L), I(b, 0));
+      ir_value parts[2] = {E(b, NN_OP_SLICE, 5, off, I(b, 0), I(b, 1), I(b, INT64_MAX), I(b, 1)),
+                           lt};
+      ir_nodeid lid = ir_insert_before(b->g, b->at, NN_OP_LIST_CONSTRUCT, 2, parts, 1, b->loc);
+      ends = E(b, NN_OP_CAT, 2, ir_node_get(b->g, lid)->out[0], I(b, 0));
+    }
+    ir_value pos = E(b, NN_OP_UNSQUEEZE, 2, E(b, NN_OP_ARANGE, 4, I(b, 0), L, I(b, 1), NONE(b)),
+                     I(b, 0));
+    ir_value in_bag = E(b, NN_OP_LOGICAL_AND, 2,
+                        E(b, NN_OP_GE, 2, pos, E(b, NN_OP_UNSQUEEZE, 2, starts, I(b, 1))),
+                        E(b, NN_OP_LT, 2, pos, E(b, NN_OP_UNSQUEEZE, 2, ends, I(b, 1))));
+    if (TYP(b, b->in[8])->kind != IR_T_NONE) { /* padding_idx rows count nowhere */
+      int64_t pad = INT(b, 8, "padding_idx", -1);
+      ir_value keep = E(b, NN_OP_NE, 2, idx, I(b, pad));
+      in_bag = E(b, NN_OP_LOGICAL_AND, 2, in_bag, E(b, NN_OP_UNSQUEEZE, 2, keep, I(b, 0)));
+    }
+    ir_value rows = E(b, NN_OP_EMBEDDING, 5, w, idx, I(b, -1), Bo(b, false), Bo(b, false));
+    if (psw != IR_NOVAL) rows = mul(b, rows, E(b, NN_OP_UNSQUEEZE, 2, psw, I(b, 1)));
+    ir_value maskf = E(b, NN_OP_TO, 2, in_bag, I(b, 6));
+    ir_value count = sum_dim(b, maskf, 1, true); /* [B, 1] */
+    if (mode == 2) {
+      ir_value all = where(b, E(b, NN_OP_UNSQUEEZE, 2, in_bag, I(b, 2)),
+                           E(b, NN_OP_UNSQUEEZE, 2, rows, I(b, 0)), F(b, -INFINITY));
+      ir_value mx = E(b, NN_OP_AMAX, 3, all, DIM1(b, 1), Bo(b, false));
+      return where(b, E(b, NN_OP_GT, 2, count, F(b, 0)), mx, F(b, 0));
+    }
+    ir_value out = E(b, NN_OP_MATMUL, 2, maskf, rows);
+    return mode == 1 ? dvd(b, out, clamp_min(b, count, 1)) : out;
   }
   default: return IR_NOVAL;
   }
@@ -787,11 +837,11 @@ int pass_expand(ir_graph *g, nn_diag *d) {
       continue;
     }
     bld b = {.g = g, .at = order[k], .loc = node->loc, .d = d, .op = ir_ops[node->op].name};
-    NN_ASSERT(node->nin <= 24 && node->nout <= 3);
+    NN_ASSERT(node->nin <= 24 && node->nout <= 4);
     memcpy(b.in, node->in, sizeof(ir_value) * (size_t)node->nin);
     ir_op op = node->op;
     int nout = node->nout;
-    ir_value outs[3];
+    ir_value outs[4];
     memcpy(outs, node->out, sizeof(ir_value) * (size_t)nout);
     ir_value r = ct ? conv_transposed(&b) : c3 ? conv3d(&b) : expand_op(&b, op);
     if (b.bad || r == IR_NOVAL) {

@@ -1098,12 +1098,15 @@ static void row_stmts(em *e, const ks_id *ids, int n, int depth) {
 /* ---- float4 elementwise loops ---------------------------------------------------- */
 
 /* Whether PAR root loop r can run 4 iterations per thread with float4
- * loads and stores: a VECTOR loop whose body is LETs and STOREs into f32
- * buffers at exactly the loop variable, none of them also loaded. Marks the
+ * loads and stores: a VECTOR loop (of 4 iterations or more, or a count
+ * known only at run time) whose body is LETs and STOREs into f32 buffers at
+ * exactly the loop variable, none of them also loaded. Marks the
  * f32 buffers loaded at the loop variable in e->vec_load. */
 static bool vec_ok(em *e, const ks *r) {
   const kernel *k = e->k;
   if (!(r->flags & KS_VECTOR) || r->nbody == 0) return false;
+  int64_t lo, hi; /* fewer than 4 iterations known: no float4 form to take */
+  if (k_const_i64(k, r->lo, &lo) && k_const_i64(k, r->hi, &hi) && hi - lo < 4) return false;
   bool stored[NNCC_CU_MAX_SLOTS] = {0};
   int nstores = 0;
   for (int i = 0; i < r->nbody; i++) {

@@ -75,8 +75,6 @@ GAPS = {
   "max_unpool1d": "aten::max_unpool2d is not supported",
   "max_unpool2d": "aten::max_unpool2d is not supported",
   "max_unpool3d": "aten::max_unpool3d is not supported",
-  "EmbeddingBag": "aten::embedding_bag (bags by offsets) is not supported",
-  "embedding_bag": "aten::embedding_bag is not supported",
   "Unfold": "aten::im2col is not supported",
   "unfold": "aten::im2col is not supported",
   "Fold": "aten::col2im is not supported",

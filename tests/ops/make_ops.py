@@ -471,6 +471,20 @@ CASES = [
                                                                           nn.ReLU()])),
    ["f32[3,4]"], "nn.ModuleList holding a Linear and a ReLU"),
 
+  ("embedding_bag_mean", m(lambda: nn.EmbeddingBag(10, 4, mode="mean")), ["i64<10[3,5]"],
+   "EmbeddingBag, mean of 2-d bags"),
+  ("embedding_bag_sum_offsets", f(lambda s, i: s.e(i, torch.tensor([0, 2, 2, 5])),
+                                  e=nn.EmbeddingBag(10, 4, mode="sum")),
+   ["i64<10[8]"], "EmbeddingBag, sum over bags by offsets, one bag empty"),
+  ("embedding_bag_max", m(lambda: nn.EmbeddingBag(10, 4, mode="max")), ["i64<10[3,5]"],
+   "EmbeddingBag, max of 2-d bags"),
+  ("embedding_bag_pad", f(lambda s, i: s.e(i, torch.tensor([0, 3, 6])),
+                          e=nn.EmbeddingBag(10, 4, mode="mean", padding_idx=0)),
+   ["i64<3[8]"], "EmbeddingBag, mean, padding_idx (rows left out of the count)"),
+  ("embedding_bag_weighted", f(lambda s, i, w: s.e(i, torch.tensor([0, 4]), per_sample_weights=w),
+                               e=nn.EmbeddingBag(10, 4, mode="sum")),
+   ["i64<10[8]", "f32[8]"], "EmbeddingBag, sum with per_sample_weights"),
+
   # attention: the eval-mode fast paths traced under no_grad, and the rest
   ("mha_fast", f(lambda s, x: s.a(x, x, x, need_weights=False)[0],
                  a=nn.MultiheadAttention(8, 2, batch_first=True)),
@@ -884,6 +898,10 @@ SYMBOLIC_GAPS = {
   "addmm": "the added vector's symbolic dim is not unified with the product's columns",
   "addmm_alpha_beta": "the added matrix's symbolic dims are not unified with the product's",
   "chunk_3": "chunk of a symbolic dim (ceil-sized pieces) is not supported",
+  "embedding_bag_mean": "arange up to a symbolic numel() passed through NumToTensor "
+                        "(EmbeddingBag's offsets of a 2-d input)",
+  "embedding_bag_max": "arange up to a symbolic numel() passed through NumToTensor "
+                       "(EmbeddingBag's offsets of a 2-d input)",
   "up_bilinear_frac": "a fractional scale factor on a symbolic size (floor of a double product)",
   "up_linear": "a fractional scale factor on a symbolic size (floor of a double product)",
   "up_nearest_exact": "a fractional scale factor on a symbolic size (floor of a double product)",
