@@ -145,6 +145,6 @@ int pass_fuse(ir_graph *g, nn_diag *d) {
     held.len = keep;
   }
   NN_ASSERT(w == g->order.len && held.len == 0);
-  memcpy(g->order.data, order, sizeof *order * (size_t)w);
+  if (w) memcpy(g->order.data, order, sizeof *order * (size_t)w); /* none: no array */
   return 0;
 }
