@@ -230,6 +230,22 @@ static dem broadcast_operand(inf *f, ir_node *n, int i, const dem *o) {
   return u;
 }
 
+/* Spatial dims of a pooling op's input (after [batch,] channels). */
+static int spatial_dims(ir_op op) {
+  switch (op) {
+  case NN_OP_MAX_POOL1D:
+  case NN_OP_AVG_POOL1D:
+  case NN_OP_ADAPTIVE_AVG_POOL1D:
+  case NN_OP_ADAPTIVE_MAX_POOL1D: return 1;
+  case NN_OP_MAX_POOL3D:
+  case NN_OP_MAX_POOL3D_INDICES:
+  case NN_OP_AVG_POOL3D:
+  case NN_OP_ADAPTIVE_AVG_POOL3D:
+  case NN_OP_ADAPTIVE_MAX_POOL3D: return 3;
+  default: return 2;
+  }
+}
+
 /* The highest known rank among operands [0, n) of node nd but i, or -1. */
 static int partner_rank(inf *f, const ir_node *nd, int n, int i) {
   int r = -1;
@@ -456,30 +472,23 @@ static dem use_demand(inf *f, ir_node *n, int i) {
   case NN_OP_UPSAMPLE_NEAREST2D:
   case NN_OP_PIXEL_SHUFFLE:
   case NN_OP_PIXEL_UNSHUFFLE:
-    if (i != 0) return u;
-    u = pass_on(&o, 0, true);
-    conventional(&u, 4, R_NONE);
-    at_least(&u, 3);
-    return u;
   case NN_OP_MAX_POOL1D:
   case NN_OP_AVG_POOL1D:
   case NN_OP_ADAPTIVE_AVG_POOL1D:
   case NN_OP_ADAPTIVE_MAX_POOL1D:
-    if (i != 0) return u;
-    u = pass_on(&o, 0, true);
-    conventional(&u, 3, R_NONE);
-    at_least(&u, 2);
-    return u;
   case NN_OP_MAX_POOL3D:
   case NN_OP_MAX_POOL3D_INDICES:
   case NN_OP_AVG_POOL3D:
   case NN_OP_ADAPTIVE_AVG_POOL3D:
-  case NN_OP_ADAPTIVE_MAX_POOL3D:
+  case NN_OP_ADAPTIVE_MAX_POOL3D: {
+    /* [batch,] channels, then 1, 2 or 3 spatial dims: batched by convention */
     if (i != 0) return u;
+    int nsp = spatial_dims(op);
     u = pass_on(&o, 0, true);
-    conventional(&u, 5, R_NONE);
-    at_least(&u, 4);
+    conventional(&u, nsp + 2, R_NONE);
+    at_least(&u, nsp + 1);
     return u;
+  }
   case NN_OP_SUM:
   case NN_OP_MEAN:
   case NN_OP_AMAX:
